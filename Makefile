@@ -1,0 +1,33 @@
+# The two commands that matter: `make demo` and `make test` (README.md).
+# Both create .venv from pyproject.toml (pinned by constraints.txt) on first use.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo bench vectors lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Schakel needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/schakel demo
+
+bench: $(STAMP)
+	@if [ -d bench ] && ls bench/*.py >/dev/null 2>&1; then \
+		for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done; \
+	else echo "no benchmarks yet (they arrive with the server: issue 3)"; fi
+
+# Rebuild protocol/vectors/*.json from the deterministic generators (review the diff!).
+vectors: $(STAMP)
+	SCHAKEL_WRITE_VECTORS=1 $(BIN)/python -m pytest -q tests -k vectors
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

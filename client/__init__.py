@@ -1,0 +1,1 @@
+"""Schakel client: the partner library and the `schakel` command line."""

@@ -1,0 +1,1 @@
+"""Schakel protocol core: pure, sans-I/O (docs/protocol.md)."""
