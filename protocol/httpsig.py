@@ -18,7 +18,6 @@ Two layers (docs/parts/httpsig.md):
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,12 +27,13 @@ from urllib.parse import urlsplit
 
 from protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey, constant_time_equal, sha256
 from protocol.encoding import b64d
-from protocol.errors import DigestMismatchError, MalformedError, SignatureError, StaleRequestError
+from protocol.errors import DigestMismatchError, SignatureError, StaleRequestError
+from protocol.sfv import (  # re-exported: parse_dictionary, Token
+    MAX_INT, MAX_SF_LENGTH, SF_KEY, Token, malformed, parse_dictionary, serialize_param_value,
+)
 
 # --------------------------------------------------------------------------- limits
 
-MAX_SF_LENGTH = 4096          #: bytes in one Signature/Signature-Input/Content-Digest value
-MAX_SF_MEMBERS = 16           #: dictionary members, inner-list items, parameters
 MAX_FIELDS = 200              #: header fields in one message
 MAX_FIELD_VALUE = 8192        #: characters in one header field value
 MAX_URL = 8192                #: characters in a target URI
@@ -57,184 +57,13 @@ _VISIBLE = re.compile(r"[\x21-\x7e]+")
 _ACTING_USER = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
 _METHOD = re.compile(r"[A-Z]{1,16}")
 _HOST = re.compile(r"[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\]")
-_SF_KEY = re.compile(r"[a-z*][a-z0-9_.*-]{0,63}")                     # RFC 8941 §3.1.2
-_SF_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+.^_`|~0-9A-Za-z:/-]*")     # RFC 8941 §3.3.4
-_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_SF_INT = re.compile(r"-?[0-9]{1,15}")
-_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
-_SF_BYTES = re.compile(r":([^:]*):")
-_SF_BOOL = re.compile(r"\?[01]")
 _DERIVED = frozenset({"@method", "@target-uri", "@authority", "@scheme", "@request-target",
                       "@path", "@query"})
 _PARAM_TYPES: dict[str, type] = {"created": int, "expires": int, "keyid": str, "nonce": str,
                                  "alg": str, "tag": str}                 # RFC 9421 §2.3
-_MAX_INT = 999_999_999_999_999
 
 Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 ParamValue = Union[int, str]
-
-
-class Token(str):
-    """An RFC 8941 sf-token, kept apart from an sf-string (``keyid="x"`` is not ``keyid=x``)."""
-
-
-BareItem = Union[int, str, bytes, bool]
-Params = dict[str, BareItem]
-Item = tuple[BareItem, Params]
-Member = tuple[Union[BareItem, tuple[Item, ...]], Params]
-
-
-def _malformed(what: str) -> MalformedError:
-    return MalformedError(what, details={"component": "httpsig"})
-
-
-# --------------------------------------------------------------------------- RFC 8941 subset
-
-
-class _Parser:
-    """RFC 8941 §4.2 parsing, restricted to dictionaries of items and inner lists with
-    integer, string, token, byte-sequence and boolean bare items (no decimals).
-    Stricter than RFC 8941 on purpose: a repeated dictionary key or parameter is an
-    error instead of "last one wins", so one header can never mean two things."""
-
-    def __init__(self, text: object, what: str) -> None:
-        if not isinstance(text, str):
-            raise _malformed(f"{what}: expected a string")
-        if len(text) > MAX_SF_LENGTH:
-            raise _malformed(f"{what}: longer than {MAX_SF_LENGTH} characters")
-        if not _FIELD_VALUE.fullmatch(text):
-            raise _malformed(f"{what}: non-ASCII or control characters")
-        self.s, self.i, self.what = text.strip(" "), 0, what
-
-    def fail(self, why: str) -> MalformedError:
-        return _malformed(f"{self.what}: {why} at offset {self.i}")
-
-    def peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def skip(self, chars: str) -> None:
-        while self.i < len(self.s) and self.s[self.i] in chars:
-            self.i += 1
-
-    def match(self, pattern: re.Pattern[str], why: str) -> str:
-        m = pattern.match(self.s, self.i)
-        if not m or not m.group():
-            raise self.fail(why)
-        self.i = m.end()
-        return m.group()
-
-    def dictionary(self) -> dict[str, Member]:
-        out: dict[str, Member] = {}
-        while self.i < len(self.s):
-            key = self.match(_SF_KEY, "expected a key")
-            if key in out:
-                raise self.fail(f"duplicate key {key!r}")
-            if len(out) >= MAX_SF_MEMBERS:
-                raise self.fail("too many members")
-            if self.peek() == "=":
-                self.i += 1
-                out[key] = self.item_or_inner_list()
-            else:
-                out[key] = (True, self.params())
-            self.skip(" \t")
-            if self.i == len(self.s):
-                break
-            if self.peek() != ",":
-                raise self.fail("expected ','")
-            self.i += 1
-            self.skip(" \t")
-            if self.i == len(self.s):
-                raise self.fail("trailing ','")
-        return out
-
-    def item_or_inner_list(self) -> Member:
-        if self.peek() != "(":
-            return self.bare(), self.params()
-        self.i += 1
-        items: list[Item] = []
-        while True:
-            self.skip(" ")
-            if self.peek() == ")":
-                self.i += 1
-                return tuple(items), self.params()
-            if len(items) >= MAX_SF_MEMBERS * 2:
-                raise self.fail("inner list too long")
-            items.append((self.bare(), self.params()))
-            if self.peek() not in (" ", ")"):
-                raise self.fail("expected ' ' or ')'")
-
-    def params(self) -> Params:
-        out: Params = {}
-        while self.peek() == ";":
-            self.i += 1
-            self.skip(" ")
-            key = self.match(_SF_KEY, "expected a parameter key")
-            if key in out or len(out) >= MAX_SF_MEMBERS:
-                raise self.fail(f"duplicate or too many parameters ({key!r})")
-            value: BareItem = True
-            if self.peek() == "=":
-                self.i += 1
-                value = self.bare()
-            out[key] = value
-        return out
-
-    def bare(self) -> BareItem:
-        c = self.peek()
-        if c == "-" or c.isdigit():
-            text = self.match(_SF_INT, "expected an integer")
-            if self.peek() == "." or self.peek().isdigit():
-                raise self.fail("decimals and integers over 15 digits are not supported")
-            return int(text)
-        if c == '"':
-            m = _SF_STRING.match(self.s, self.i)
-            if not m:
-                raise self.fail("bad string")
-            self.i = m.end()
-            return re.sub(r'\\(["\\])', r"\1", m.group(1))
-        if c == ":":
-            m = _SF_BYTES.match(self.s, self.i)
-            if not m or not _B64.fullmatch(m.group(1)):
-                raise self.fail("bad byte sequence")
-            self.i = m.end()
-            return _b64std_decode(m.group(1), self.fail)
-        if c == "?":
-            text = self.match(_SF_BOOL, "bad boolean")
-            return text == "?1"
-        if c.isalpha() or c == "*":
-            return Token(self.match(_SF_TOKEN, "bad token"))
-        raise self.fail("expected an item")
-
-
-def _b64std_decode(text: str, fail: Callable[[str], MalformedError]) -> bytes:
-    """Standard, padded, canonical base64 (RFC 8941 §3.3.5 byte sequences)."""
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise fail("bad base64") from None
-    if base64.b64encode(data).decode("ascii") != text:
-        raise fail("non-canonical base64")
-    return data
-
-
-def parse_dictionary(value: object, what: str = "structured field") -> dict[str, Member]:
-    """Parse an RFC 8941 §3.2 dictionary (bounded subset); raises only :class:`MalformedError`."""
-    return _Parser(value, what).dictionary()
-
-
-def _sf_string(value: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[\x20-\x7e]*", value):
-        raise _malformed("parameter strings must be printable ASCII")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _sf_param_value(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _malformed("signature parameters must be integers or strings")
-    if isinstance(value, int):
-        if not -_MAX_INT <= value <= _MAX_INT:
-            raise _malformed("integer parameter out of range")
-        return str(value)
-    return _sf_string(value)
 
 
 # --------------------------------------------------------------------------- message parts
@@ -249,18 +78,18 @@ def _fields(headers: Headers) -> dict[str, list[str]]:
     count = 0
     for pair in pairs:
         if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise _malformed("headers must be name/value pairs")
+            raise malformed("headers must be name/value pairs")
         name, value = pair
         count += 1
         if count > MAX_FIELDS:
-            raise _malformed(f"more than {MAX_FIELDS} header fields")
+            raise malformed(f"more than {MAX_FIELDS} header fields")
         if not isinstance(name, str) or not isinstance(value, str):
-            raise _malformed("header names and values must be strings")
+            raise malformed("header names and values must be strings")
         lname = name.lower()
         if not _FIELD_NAME.fullmatch(lname):
-            raise _malformed(f"invalid header name {name[:64]!r}")
+            raise malformed(f"invalid header name {name[:64]!r}")
         if len(value) > MAX_FIELD_VALUE:
-            raise _malformed(f"header {lname}: longer than {MAX_FIELD_VALUE} characters")
+            raise malformed(f"header {lname}: longer than {MAX_FIELD_VALUE} characters")
         out.setdefault(lname, []).append(value.strip(" \t"))
     return out
 
@@ -274,7 +103,7 @@ def _single(fields: dict[str, list[str]], name: str) -> str | None:
     if values is None:
         return None
     if len(values) != 1:
-        raise _malformed(f"header {name} must occur exactly once")
+        raise malformed(f"header {name} must occur exactly once")
     return values[0]
 
 
@@ -289,28 +118,28 @@ class _Target:
 def _target(uri: object) -> _Target:
     """Split an absolute http(s) target URI (RFC 9421 §2.2.2-§2.2.7)."""
     if not isinstance(uri, str) or len(uri) > MAX_URL or not _VISIBLE.fullmatch(uri):
-        raise _malformed("target URI must be visible ASCII without spaces")
+        raise malformed("target URI must be visible ASCII without spaces")
     if "#" in uri:
-        raise _malformed("target URI must not carry a fragment")
+        raise malformed("target URI must not carry a fragment")
     try:
         parts = urlsplit(uri)
     except ValueError:
-        raise _malformed("target URI does not parse") from None
+        raise malformed("target URI does not parse") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
-        raise _malformed("target URI must be http(s)://host[:port]/path, without userinfo")
+        raise malformed("target URI must be http(s)://host[:port]/path, without userinfo")
     try:
         port = parts.port
     except ValueError:
-        raise _malformed("target URI has an invalid port") from None
+        raise malformed("target URI has an invalid port") from None
     host = parts.hostname.lower()
     host = f"[{host}]" if ":" in host else host
     if not _HOST.fullmatch(host):
-        raise _malformed("target URI has an invalid host")
+        raise malformed("target URI has an invalid host")
     default = 443 if scheme == "https" else 80
     authority = host if port in (None, default) else f"{host}:{port}"
     if parts.path and not parts.path.startswith("/"):
-        raise _malformed("target URI path must be absolute")
+        raise malformed("target URI path must be absolute")
     return _Target(scheme, authority, parts.path or "/", parts.query if "?" in uri else None)
 
 
@@ -330,30 +159,30 @@ def _derived(name: str, method: str, t: _Target) -> str:
 
 def _check_covered(covered: object) -> tuple[str, ...]:
     if isinstance(covered, (str, bytes)) or not isinstance(covered, Sequence):
-        raise _malformed("covered components must be a sequence of identifiers")
+        raise malformed("covered components must be a sequence of identifiers")
     if len(covered) > MAX_COVERED:
-        raise _malformed(f"more than {MAX_COVERED} covered components")
+        raise malformed(f"more than {MAX_COVERED} covered components")
     out: list[str] = []
     for c in covered:
         if not isinstance(c, str) or not (c in _DERIVED or _FIELD_NAME.fullmatch(c)):
-            raise _malformed(f"unsupported component identifier {str(c)[:64]!r}")
+            raise malformed(f"unsupported component identifier {str(c)[:64]!r}")
         if c in out:
-            raise _malformed(f"component {c!r} covered twice")           # RFC 9421 §2.5
+            raise malformed(f"component {c!r} covered twice")           # RFC 9421 §2.5
         out.append(c)
     return tuple(out)
 
 
 def _check_params(params: object) -> dict[str, ParamValue]:
     if not isinstance(params, Mapping):
-        raise _malformed("signature parameters must be a mapping")
+        raise malformed("signature parameters must be a mapping")
     out: dict[str, ParamValue] = {}
     for name, value in params.items():
         expected = _PARAM_TYPES.get(name) if isinstance(name, str) else None
         if expected is None:
-            raise _malformed(f"unknown signature parameter {str(name)[:32]!r}")
+            raise malformed(f"unknown signature parameter {str(name)[:32]!r}")
         if isinstance(value, bool) or not isinstance(value, expected):
-            raise _malformed(f"signature parameter {name} must be {expected.__name__}")
-        _sf_param_value(value)
+            raise malformed(f"signature parameter {name} must be {expected.__name__}")
+        serialize_param_value(value)
         out[name] = value
     return out
 
@@ -362,7 +191,7 @@ def signature_params(covered: Sequence[str], params: Mapping[str, ParamValue]) -
     """The ``@signature-params`` value (RFC 9421 §2.3): the inner list of covered
     component identifiers followed by the parameters in the order given."""
     ids = " ".join(f'"{c}"' for c in _check_covered(covered))
-    return f"({ids})" + "".join(f";{k}={_sf_param_value(v)}" for k, v in _check_params(params).items())
+    return f"({ids})" + "".join(f";{k}={serialize_param_value(v)}" for k, v in _check_params(params).items())
 
 
 def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequence[str],
@@ -376,7 +205,7 @@ def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequ
     :class:`SignatureError`; anything unparseable raises :class:`MalformedError`.
     """
     if not isinstance(method, str) or not _TOKEN.fullmatch(method) or len(method) > 32:
-        raise _malformed("method must be an HTTP token")
+        raise malformed("method must be an HTTP token")
     target, fields = _target(target_uri), _fields(headers)
     ids = _check_covered(covered)
     lines = []
@@ -386,7 +215,7 @@ def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequ
         elif c in fields:
             value = ", ".join(fields[c])
             if not _FIELD_VALUE.fullmatch(value):
-                raise _malformed(f"covered header {c}: non-ASCII or control characters")
+                raise malformed(f"covered header {c}: non-ASCII or control characters")
         else:
             raise SignatureError(f"covered header {c} is absent", details={"component": c})
         lines.append(f'"{c}": {value}')
@@ -395,8 +224,8 @@ def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequ
 
 
 def _check_label(label: object) -> str:
-    if not isinstance(label, str) or not _SF_KEY.fullmatch(label):
-        raise _malformed("signature label must be an RFC 8941 key")
+    if not isinstance(label, str) or not SF_KEY.fullmatch(label):
+        raise malformed("signature label must be an RFC 8941 key")
     return label
 
 
@@ -428,20 +257,20 @@ def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
         raise SignatureError(f"no signature labelled {label!r}", details={"label": label})
     items, sf_params = inputs[label]
     if not isinstance(items, tuple):
-        raise _malformed("Signature-Input member must be an inner list")
+        raise malformed("Signature-Input member must be an inner list")
     covered = []
     for value, item_params in items:
         if type(value) is not str or item_params:
-            raise _malformed("covered components must be plain strings without parameters")
+            raise malformed("covered components must be plain strings without parameters")
         covered.append(value)
     params: dict[str, ParamValue] = {}
     for k, v in sf_params.items():
         if isinstance(v, (Token, bytes, bool)):
-            raise _malformed(f"signature parameter {k} has the wrong type")
+            raise malformed(f"signature parameter {k} has the wrong type")
         params[k] = v  # type: ignore[assignment]
     sig, sig_params = sigs[label]
     if not isinstance(sig, bytes) or sig_params:
-        raise _malformed("Signature member must be a byte sequence")
+        raise malformed("Signature member must be a byte sequence")
     if len(sig) != SIGNATURE_BYTES:
         raise SignatureError("an ed25519 signature is 64 bytes")
     return _Parsed(_check_covered(covered), _check_params(params), sig)
@@ -470,7 +299,7 @@ def verify(method: str, target_uri: str, headers: Headers, key: VerifyKey, *,
 def content_digest(body: bytes) -> str:
     """The ``Content-Digest`` value Schakel sends (RFC 9530 §2): ``sha-256=:<base64>:``."""
     if not isinstance(body, (bytes, bytearray)):
-        raise _malformed("body must be bytes")
+        raise malformed("body must be bytes")
     return "sha-256=:" + base64.b64encode(sha256(bytes(body))).decode("ascii") + ":"
 
 
@@ -482,15 +311,15 @@ def verify_content_digest(body: bytes, header_value: str) -> None:
     A digest that differs raises :class:`DigestMismatchError`.
     """
     if not isinstance(body, (bytes, bytearray)):
-        raise _malformed("body must be bytes")
+        raise malformed("body must be bytes")
     members = parse_dictionary(header_value, "Content-Digest")
     if "sha-256" not in members:
-        raise _malformed("Content-Digest must contain sha-256")
+        raise malformed("Content-Digest must contain sha-256")
     for alg, fn, size in (("sha-256", hashlib.sha256, 32), ("sha-512", hashlib.sha512, 64)):
         if alg in members:
             value = members[alg][0]
             if not isinstance(value, bytes) or len(value) != size:
-                raise _malformed(f"Content-Digest {alg} must be a {size}-byte byte sequence")
+                raise malformed(f"Content-Digest {alg} must be a {size}-byte byte sequence")
             if not constant_time_equal(value, fn(bytes(body)).digest()):
                 raise DigestMismatchError("Content-Digest does not match the body",
                                           details={"algorithm": alg})
@@ -530,30 +359,30 @@ def replay_key(verified: VerifiedRequest) -> ReplayKey:
 
 
 def _int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT:
-        raise _malformed(f"{what} must be a non-negative integer (UNIX seconds)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise malformed(f"{what} must be a non-negative integer (UNIX seconds)")
     return value
 
 
 def _check_nonce(nonce: object) -> str:
     if not isinstance(nonce, str):
-        raise _malformed("nonce must be a string")
+        raise malformed("nonce must be a string")
     raw = b64d(nonce, max_length=NONCE_MAX_BYTES, what="nonce")
     if len(raw) < NONCE_MIN_BYTES:
-        raise _malformed(f"nonce must carry at least {NONCE_MIN_BYTES} random bytes")
+        raise malformed(f"nonce must carry at least {NONCE_MIN_BYTES} random bytes")
     return nonce
 
 
 def _check_acting_user(value: object) -> str:
     if not isinstance(value, str) or not _ACTING_USER.fullmatch(value):
-        raise _malformed("acting user must be 1..128 printable ASCII characters, "
+        raise malformed("acting user must be 1..128 printable ASCII characters, "
                          "without leading or trailing spaces")
     return value
 
 
 def _check_method(method: object) -> str:
     if not isinstance(method, str) or not _METHOD.fullmatch(method):
-        raise _malformed("Schakel methods are upper-case letters only")
+        raise malformed("Schakel methods are upper-case letters only")
     return method
 
 
@@ -568,7 +397,7 @@ def sign_request(method: str, url: str, headers: Headers, body: bytes, signer: S
     fields = _fields(headers)
     clash = {"content-digest", "schakel-acting-user", "signature", "signature-input"} & set(fields)
     if clash:
-        raise _malformed(f"headers already contain {sorted(clash)}")
+        raise malformed(f"headers already contain {sorted(clash)}")
     added = {"Content-Digest": content_digest(body),
              ACTING_USER_HEADER: _check_acting_user(acting_user)}
     params: dict[str, ParamValue] = {"created": _int(created, "created"),
@@ -590,9 +419,9 @@ def verify_request(method: str, url: str, headers: Headers, body: bytes, *,
     """
     method, now = _check_method(method), _int(now, "now")
     if isinstance(max_skew, bool) or not isinstance(max_skew, int) or not 0 < max_skew <= 3600:
-        raise _malformed("max_skew must be 1..3600 seconds")
+        raise malformed("max_skew must be 1..3600 seconds")
     if not isinstance(body, (bytes, bytearray)):
-        raise _malformed("body must be bytes")
+        raise malformed("body must be bytes")
     fields = _fields(headers)
     digest, acting_user = _single(fields, "content-digest"), _single(fields, "schakel-acting-user")
     p = _parse_signature(fields, LABEL)
@@ -607,7 +436,7 @@ def verify_request(method: str, url: str, headers: Headers, body: bytes, *,
     created, keyid = _int(p.params["created"], "created"), str(p.params["keyid"])
     nonce = _check_nonce(p.params["nonce"])
     if not 0 < len(keyid) <= 128:
-        raise _malformed("keyid must be 1..128 characters")
+        raise malformed("keyid must be 1..128 characters")
     if abs(now - created) > max_skew:
         raise StaleRequestError("request created outside the allowed clock skew",
                                 details={"max_skew": max_skew})
