@@ -105,6 +105,15 @@ class PolicyViolation(ProtocolError):
     status_hint = 403
 
 
+class NodeStoreError(ProtocolError):
+    """The node store behind a ``protocol.merkle.MerkleLog`` lacks a node it must
+    hold, or returned something that is not a hash: the store and the log size
+    disagree.  A server fault, never caused by a client's input."""
+
+    code = "internal_error"
+    status_hint = 500
+
+
 class KeystoreError(ProtocolError):
     """A keystore that cannot be opened: wrong passphrase or damaged file."""
 
@@ -124,5 +133,6 @@ __all__ = [
     "ReplayError",
     "UntrustedKeyError",
     "PolicyViolation",
+    "NodeStoreError",
     "KeystoreError",
 ]
