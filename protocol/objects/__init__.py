@@ -1,0 +1,1 @@
+"""Wire objects of the Schakel protocol (docs/protocol.md §4)."""

@@ -1,0 +1,163 @@
+"""JSON Schema validation of every wire object (docs/protocol.md §4).
+
+Schemas live in ``protocol/schemas/<type>.json`` (JSON Schema draft 2020-12),
+one per object type, sharing ``common.json``.  They are package data, loaded
+once through :mod:`importlib.resources`; no network references are resolved.
+
+Error messages name the JSON path and the rule that failed but never echo the
+offending value: a value may be ciphertext or, through a client's mistake,
+identity data, and error messages end up in logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema import validators
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from protocol.errors import MalformedError
+
+BASE_URI = "https://schakel.invalid/v1/"
+#: Maximum number of schema violations reported in one error's details.
+MAX_REPORTED = 5
+
+
+# --- stricter-than-default JSON Schema semantics -------------------------------------
+# (1) A pattern anchored with "$" must match the whole string: Python's "$" also
+#     matches before a final newline, which would let "<id>\n" through.
+# (2) "integer" means a JSON integer, never 1.0 (draft 2020-12 accepts 1.0).
+# (3) "format": "date-time" is asserted, and means Schakel's timestamp: RFC 3339 UTC
+#     with whole seconds and a real calendar date (the pattern alone accepts Feb 31).
+
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if not isinstance(instance, str):
+        return
+    match = re.search(pattern, instance)
+    if match is None or (pattern.endswith("$") and match.end() != len(instance)):
+        yield jsonschema.ValidationError("pattern")
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_timestamp(instance: object) -> bool:
+    if not isinstance(instance, str):
+        return True
+    if not _TIMESTAMP.fullmatch(instance):
+        return False
+    datetime.strptime(instance, "%Y-%m-%dT%H:%M:%SZ")  # ValueError for Feb 31 and the like
+    return True
+
+
+_StrictValidator = validators.extend(
+    jsonschema.Draft202012Validator,
+    validators={"pattern": _pattern},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+@cache
+def _load() -> tuple[dict[str, dict[str, Any]], Registry]:
+    schemas: dict[str, dict[str, Any]] = {}
+    for entry in resources.files("protocol.schemas").iterdir():
+        if entry.name.endswith(".json"):
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            expected = BASE_URI + entry.name
+            if schema.get("$id") != expected:
+                raise RuntimeError(f"schema {entry.name} must have $id {expected}")
+            schemas[entry.name[: -len(".json")]] = schema
+    registry: Registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s, default_specification=DRAFT202012))
+        for s in schemas.values())
+    return schemas, registry
+
+
+@cache
+def _validator(obj_type: str) -> Any:
+    schemas, registry = _load()
+    if obj_type not in schemas or obj_type == "common":
+        raise MalformedError(f"unknown object type {obj_type!r}")
+    schema = schemas[obj_type]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return _StrictValidator(schema, registry=registry, format_checker=_FORMATS)
+
+
+def known_types() -> list[str]:
+    """Every object type that has a schema."""
+    return sorted(t for t in _load()[0] if t != "common")
+
+
+def schema_of(obj_type: str) -> dict[str, Any]:
+    """The JSON Schema document of ``obj_type`` (for the OpenAPI document)."""
+    _validator(obj_type)
+    return _load()[0][obj_type]
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(root)"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    rule = err.validator
+    value = err.validator_value
+    if rule == "required":
+        missing = [k for k in value if isinstance(err.instance, Mapping) and k not in err.instance]
+        return f"missing required field(s) {missing}"
+    if rule == "additionalProperties":
+        known = set(err.schema.get("properties", {}))
+        patterns = [re.compile(p) for p in err.schema.get("patternProperties", {})]
+        extra = sorted(k[:40] for k in err.instance
+                       if k not in known and not any(p.search(k) for p in patterns)
+                       ) if isinstance(err.instance, Mapping) else []
+        return f"unknown field(s) {extra[:5]}"
+    if rule == "format":
+        return f"is not a valid {value}"
+    if rule == "type":
+        return f"must be of type {value}"
+    if rule in ("enum", "const"):
+        return f"must be one of {value if rule == 'enum' else [value]}"
+    if rule in ("maxLength", "minLength", "maxItems", "minItems", "maximum", "minimum",
+                "maxProperties", "minProperties"):
+        return f"violates {rule} {value}"
+    if rule == "pattern":
+        return "has the wrong format"
+    return f"violates {rule}"
+
+
+def validate(obj_type: str, value: Any) -> None:
+    """Validate ``value`` against the schema of ``obj_type``; raise :class:`MalformedError`."""
+    validator = _validator(obj_type)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = [f"{_path(e.absolute_path)}: {_describe(e)}" for e in errors[:MAX_REPORTED]]
+        raise MalformedError(f"invalid {obj_type}: {problems[0]}",
+                             details={"type": obj_type, "problems": problems})
+
+
+def validate_envelope(obj_type: str, envelope: Any) -> None:
+    """Validate a signed envelope's shape and its ``signed`` part against ``obj_type``."""
+    validate("envelope", envelope)
+    validate(obj_type, envelope["signed"])
+
+
+__all__ = ["validate", "validate_envelope", "known_types", "schema_of", "BASE_URI"]
