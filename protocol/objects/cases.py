@@ -1,0 +1,260 @@
+"""Case objects: header, events, sealed identity, gated envelopes, blind-index
+tokens (docs/parts/objects-cases.md §C.1–§C.5).
+
+What the server sees of a case is exactly what these objects carry in clear: ids,
+key ids, acting users, timestamps, key and identity versions, the names of the
+disclosure classes present, the event sequence and an open/closed status.
+Everything about the person is inside ``wrapped_case_key``-protected events or
+class-key-protected identity records; the AEAD context (associated data) that
+binds each ciphertext to its case is built in ``protocol/envelopes.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from protocol import schema, signing
+from protocol.canonical import canonical_json
+from protocol.crypto import VerifyKey, sha256
+from protocol.encoding import b64e
+from protocol.errors import ContextMismatchError, SignatureError
+from protocol.objects.base import WireObject, alias, nested
+from protocol.objects.plaintext import (
+    AEAD_OVERHEAD,
+    AnonymousEvent,
+    FrozenWireObject,
+    StatusChange,
+    check_b64,
+    invalid,
+    thaw,
+)
+
+T = TypeVar("T", bound=WireObject)
+
+#: Domain separation of the event hash chain (objects-cases.md §C.3).
+EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
+
+# Decoded size bounds of the binary fields (objects-cases.md §C); the schemas
+# carry the matching base64url lengths.
+SEAL_OVERHEAD = 48               # crypto_box_seal
+TOKEN_MIN_BYTES, TOKEN_MAX_BYTES = 4, 16
+WRAPPED_KEY_MAX_BYTES = 128     # protocol.envelopes.unwrap_case_key; a wrap is 72
+EVENT_CIPHERTEXT_MAX_BYTES = 64 * 1024
+IDENTITY_CIPHERTEXT_MAX_BYTES = 16 * 1024
+GATED_BLOB_MAX_BYTES = 1024
+MAX_TOKENS = 4
+
+
+def verified_signers(envelope: Mapping[str, Any], keys: Iterable[VerifyKey]) -> set[str]:
+    """Key ids among ``keys`` that signed ``envelope``.  Only meaningful after
+    ``signing.verify`` succeeded with the same keys: it raises when a counted
+    key's signature fails, so every claimed signer among ``keys`` is verified."""
+    return set(signing.signers_of(envelope)) & {k.key_id for k in keys}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlindIndexToken(FrozenWireObject):
+    """A truncated Argon2id blind index (design §4.8); matches are hints only."""
+
+    TYPE = "blind-index-token"
+
+    kind: str
+    token: str
+
+    def check(self) -> None:
+        check_b64(self.TYPE, "token", self.token,
+                  min_bytes=TOKEN_MIN_BYTES, max_bytes=TOKEN_MAX_BYTES)
+
+    @property
+    def raw(self) -> bytes:
+        return check_b64(self.TYPE, "token", self.token,
+                         min_bytes=TOKEN_MIN_BYTES, max_bytes=TOKEN_MAX_BYTES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseHeader(FrozenWireObject):
+    """The cleartext header of a case or consult, signed by the owning partner.
+
+    A consult (``kind == "consult"``) is anonymous: no ``identity_version``,
+    ``classes`` or ``tokens``.  A case has an ``identity_version``.
+    """
+
+    TYPE = "case-header"
+    SIGNED = True
+
+    network: str
+    case: str
+    owner: str
+    acting_user: str
+    kind: str
+    created: str
+    epoch: int
+    case_key_version: int
+    wrapped_case_key: str
+    identity_version: int | None = None
+    classes: tuple[str, ...] | None = None
+    tokens: tuple[BlindIndexToken, ...] | None = nested(BlindIndexToken, many=True, default=None)
+
+    def check(self) -> None:
+        check_b64(self.TYPE, "wrapped_case_key", self.wrapped_case_key,
+                  min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
+        if self.kind == "consult":
+            # design §4.2: a consult carries no identity, so no trace of one either.
+            for name in ("identity_version", "classes", "tokens"):
+                if getattr(self, name) is not None:
+                    raise invalid(self.TYPE, name, "must be absent on a consult")
+        elif self.identity_version is None:
+            raise invalid(self.TYPE, "identity_version", "is required on a case")
+
+    @property
+    def is_consult(self) -> bool:
+        return self.kind == "consult"
+
+    @classmethod
+    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> T:
+        """Verify, build, and require that ``owner`` is among the verified signers."""
+        keys = list(keys)
+        header = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
+        if header.owner not in verified_signers(envelope, keys):
+            raise SignatureError("case-header is not signed by its owner")
+        return header  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event(FrozenWireObject):
+    """One encrypted entry of a case's anonymous layer, signed by its author.
+
+    ``seq`` and ``prev`` chain the events: ``prev`` is :func:`event_hash` of the
+    previous event's envelope and is absent exactly when ``seq == 1``.
+    """
+
+    TYPE = "event"
+    SIGNED = True
+
+    network: str
+    case: str
+    event: str
+    author: str
+    acting_user: str
+    seq: int
+    created: str
+    case_key_version: int
+    ciphertext: str
+    prev: str | None = None
+    status: str | None = None
+
+    def check(self) -> None:
+        if self.seq == 1 and self.prev is not None:
+            raise invalid(self.TYPE, "prev", "must be absent on the first event (seq 1)")
+        if self.seq != 1 and self.prev is None:
+            raise invalid(self.TYPE, "prev", "is required when seq > 1")
+        check_b64(self.TYPE, "ciphertext", self.ciphertext,
+                  min_bytes=AEAD_OVERHEAD, max_bytes=EVENT_CIPHERTEXT_MAX_BYTES)
+
+    @classmethod
+    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> T:
+        """Verify, build, and require exactly one signature, by ``author``.
+
+        One signature keeps :func:`event_hash` of an event unique: nobody can
+        change the hash that the next event's ``prev`` commits to by adding a
+        signature entry to the envelope.
+        """
+        keys = list(keys)
+        schema.validate("envelope", envelope)
+        if len(envelope["signatures"]) != 1:
+            raise SignatureError("an event carries exactly one signature, its author's")
+        event = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
+        if event.author not in verified_signers(envelope, keys):
+            raise SignatureError("event is not signed by its author")
+        return event  # type: ignore[no-any-return]
+
+
+def event_hash(envelope: Mapping[str, Any]) -> bytes:
+    """SHA-256(b"schakel/v1/event-hash" || canonical_json(envelope)): the value the
+    next event's ``prev`` carries (objects-cases.md §C.3).  Hashes the envelope
+    exactly as signed and stored, signatures included."""
+    plain = thaw(envelope)
+    schema.validate_envelope("event", plain)
+    return sha256(EVENT_HASH_DOMAIN + canonical_json(plain))
+
+
+def check_link(previous: Mapping[str, Any] | None, event: Event) -> None:
+    """Check that ``event`` directly follows the event envelope ``previous``
+    (``None``: ``event`` must be the first).  Raises
+    :class:`ContextMismatchError` for a dropped, reordered, replayed or
+    transplanted event.  Signatures are the caller's job."""
+    if previous is None:
+        if event.seq != 1:
+            raise ContextMismatchError("event does not start the chain (seq must be 1)")
+        return
+    prev = thaw(previous)
+    schema.validate_envelope("event", prev)
+    signed = prev["signed"]
+    if signed["network"] != event.network or signed["case"] != event.case:
+        raise ContextMismatchError("event belongs to another case than its predecessor")
+    if event.seq != signed["seq"] + 1:
+        raise ContextMismatchError("event sequence number does not follow its predecessor")
+    if event.prev != b64e(event_hash(prev)):
+        raise ContextMismatchError("event does not commit to its predecessor")
+
+
+def check_event_status(event: Event, plaintext: AnonymousEvent) -> None:
+    """The cleartext ``status`` of ``event`` must agree with its decrypted
+    ``plaintext``: present exactly for a ``status`` event with status ``open`` or
+    ``closed``, with the same value (objects-cases.md §C.3).  Otherwise the author
+    told the server something else than the members: ContextMismatchError."""
+    expected = None
+    if isinstance(plaintext, StatusChange) and plaintext.status in ("open", "closed"):
+        expected = plaintext.status
+    if event.status != expected:
+        raise ContextMismatchError("event's cleartext status does not match its content")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityRecord(FrozenWireObject):
+    """One sealed disclosure class of a case, signed by the case owner."""
+
+    TYPE = "identity-record"
+    SIGNED = True
+
+    network: str
+    case: str
+    class_: str = alias("class")
+    version: int
+    ciphertext: str
+
+    def check(self) -> None:
+        check_b64(self.TYPE, "ciphertext", self.ciphertext,
+                  min_bytes=AEAD_OVERHEAD, max_bytes=IDENTITY_CIPHERTEXT_MAX_BYTES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatedEnvelope(FrozenWireObject):
+    """A class key sealed to a member and then to the server's gate key.
+
+    Unsigned: it is uploaded by the owner in an HTTP-signed request, and the inner
+    plaintext repeats ``{case, class, version}`` for the recipient to check.
+    """
+
+    TYPE = "gated-envelope"
+
+    network: str
+    case: str
+    class_: str = alias("class")
+    version: int
+    recipient: str
+    blob: str
+
+    def check(self) -> None:
+        check_b64(self.TYPE, "blob", self.blob,
+                  min_bytes=2 * SEAL_OVERHEAD, max_bytes=GATED_BLOB_MAX_BYTES)
+
+
+__all__ = [
+    "BlindIndexToken", "CaseHeader", "Event", "IdentityRecord", "GatedEnvelope",
+    "event_hash", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
+]
