@@ -1,0 +1,150 @@
+"""Audit log objects and the wire error (docs/parts/objects-network.md §A).
+
+An :class:`AuditEntry` is never signed itself: the log commits to it.  The
+leaf of the RFC 6962 tree is :func:`entry_commitment` of the entry — a salted
+hash — so an entry's *body* can be erased after its retention period while
+every inclusion and consistency proof still verifies against the stored
+commitment, and the random ``salt`` stops anyone from recovering an erased
+body by hashing guesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.canonical import canonical_json
+from protocol.crypto import random_bytes, sha256
+from protocol.encoding import b64e
+from protocol.errors import MalformedError, ProtocolError
+from protocol.objects.base import nested
+from protocol.objects.network import FrozenMap, Part, SchakelObject, Timestamp
+
+#: Domain separation of audit-entry commitments (design §3: a prefix per hashed object).
+COMMITMENT_PREFIX = b"schakel/v1/audit-entry"
+SALT_BYTES = 16
+ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
+           "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
+           "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
+           "purge-ack", "membership", "membership-revoke")
+ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
+BASES = ("consent", "bemoeizorg", "policy", "none")
+
+
+def new_salt() -> str:
+    """A fresh random ``salt`` for an audit entry."""
+    return b64e(random_bytes(SALT_BYTES))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditActor(Part):
+    """Who acted (NEN 7513): partner key id, acting user, role and organisation."""
+
+    TYPE = "audit-entry"
+    DEF = "actor"
+
+    partner: str
+    acting_user: str
+    role: str
+    organisation: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry(SchakelObject):
+    """One record of a network's audit log.  It never contains identity: the case
+    is named by its id (the pseudonym) and ``reason`` is a code or short text."""
+
+    TYPE = "audit-entry"
+
+    network: str
+    index: int
+    salt: str
+    time: Timestamp
+    actor: AuditActor = nested(AuditActor)
+    case: str | None = None
+    action: str
+    classes: tuple[str, ...] | None = None
+    basis: str
+    ref: str | None = None
+    outcome: str
+    reason: str
+    review_required: bool
+    emergency: bool
+
+    def check(self) -> None:
+        if self.basis == "bemoeizorg" and not self.emergency:
+            raise self._fail("emergency", "must be true when the basis is bemoeizorg")
+        if self.action == "deny" and self.outcome != "deny":
+            raise self._fail("outcome", "must be deny for a deny action")
+
+    @property
+    def commitment(self) -> bytes:
+        return entry_commitment(self)
+
+
+def entry_commitment(entry: AuditEntry) -> bytes:
+    """SHA-256(b"schakel/v1/audit-entry" || canonical_json(entry)): the leaf bytes
+    of the RFC 6962 log (``protocol.merkle.leaf_hash`` hashes them once more with
+    the 0x00 leaf prefix)."""
+    if not isinstance(entry, AuditEntry):
+        raise MalformedError("entry_commitment needs an AuditEntry")
+    return sha256(COMMITMENT_PREFIX + canonical_json(entry.to_json()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreeHead(SchakelObject):
+    """The size and root of a network's audit log, signed by the server's log key."""
+
+    TYPE = "tree-head"
+    SIGNED = True
+
+    network: str
+    size: int
+    root: str
+    time: Timestamp
+
+
+# --------------------------------------------------------------------------- errors
+
+_MESSAGE_MAX = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorBody(Part):
+    """``{code, message, details}`` of an error response."""
+
+    TYPE = "error"
+    DEF = "body"
+
+    code: str
+    message: str
+    details: FrozenMap[Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorResponse(SchakelObject):
+    """The JSON body of every error response (design §6): ``{"error": {...}}``."""
+
+    TYPE = "error"
+
+    error: ErrorBody = nested(ErrorBody)
+
+    @classmethod
+    def of(cls, code: str, message: str, details: dict[str, Any] | None = None) -> "ErrorResponse":
+        return cls(error=ErrorBody(code=code, message=message, details=details or {}))
+
+    @classmethod
+    def from_protocol_error(cls, exc: ProtocolError) -> "ErrorResponse":
+        """The wire form of ``exc``: message cut to 500 characters, control characters
+        replaced, and details dropped if they do not fit the schema."""
+        message = "".join(c if c.isprintable() else " " for c in exc.message)[:_MESSAGE_MAX]
+        try:
+            return cls.of(exc.code, message, exc.details)
+        except MalformedError:
+            return cls.of(exc.code, message)
+
+
+__all__ = [
+    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
+    "AuditActor", "AuditEntry", "entry_commitment", "TreeHead", "ErrorBody", "ErrorResponse",
+]

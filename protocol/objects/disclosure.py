@@ -1,0 +1,326 @@
+"""Disclosure objects: consent, grants, bemoeizorg, reviews, shares, referrals
+and purges (docs/parts/objects-network.md §D).
+
+Objects are data plus structural checks.  Whether a release is allowed is
+decided by ``protocol/policy.py``; who must have signed each object is listed
+in the spec section and checked by whoever verifies the envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.crypto import KEY_BYTES, SEAL_OVERHEAD, BoxPublicKey, BoxSecretKey, CaseKey
+from protocol.encoding import b64d, b64e
+from protocol.errors import DecryptionError, MalformedError
+from protocol.objects.base import nested
+from protocol.objects.network import Part, SchakelObject, Timestamp
+
+PARTIES = ("formal", "informal")
+PURGE_REASONS = ("consent-revoked", "bemoeizorg-expired", "membership-removed", "retention")
+#: A bemoeizorg justification is UTF-8 text of at most this many bytes before sealing.
+JUSTIFICATION_MAX_BYTES = 12000
+
+
+# --------------------------------------------------------------------------- consent
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grantees(Part):
+    """Who a consent covers: named partners (key ids) and/or whole party types."""
+
+    TYPE = "consent"
+    DEF = "grantees"
+
+    partners: tuple[str, ...] = ()
+    parties: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if not self.partners and not self.parties:
+            raise self._fail("grantees", "must name at least one partner or party")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Consent(SchakelObject):
+    """The person's consent to disclose ``classes`` of ``case`` to ``grantees`` for
+    ``purpose`` between ``valid_from`` and ``valid_until``.  Signed by the case
+    owner or the coordinator.  ``evidence`` is the SHA-256 of the signed consent
+    form, which stays with the partner."""
+
+    TYPE = "consent"
+    SIGNED = True
+    MULTILINE = frozenset({"purpose"})
+
+    network: str
+    consent: str
+    case: str
+    classes: tuple[str, ...]
+    grantees: Grantees = nested(Grantees)
+    purpose: str
+    valid_from: Timestamp
+    valid_until: Timestamp
+    evidence: str
+    acting_user: str
+    at: Timestamp
+
+    def check(self) -> None:
+        # Canonical timestamps compare chronologically as strings.
+        if self.valid_until <= self.valid_from:
+            raise self._fail("valid_until", "must be later than valid_from")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsentRevocation(SchakelObject):
+    """Withdraws consent ``consent``; signed by the case owner or the coordinator."""
+
+    TYPE = "consent-revocation"
+    SIGNED = True
+
+    network: str
+    consent: str
+    case: str
+    acting_user: str
+    at: Timestamp
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantBasis(Part):
+    """The basis of a grant: always a consent."""
+
+    TYPE = "grant"
+    DEF = "basis"
+
+    kind: str = "consent"
+    consent: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grant(SchakelObject):
+    """The coordinator grants ``grantee`` the ``classes`` of ``case`` under a consent."""
+
+    TYPE = "grant"
+    SIGNED = True
+
+    network: str
+    grant: str
+    case: str
+    grantee: str
+    classes: tuple[str, ...]
+    basis: GrantBasis = nested(GrantBasis)
+    acting_user: str
+    at: Timestamp
+    reason: str
+
+
+# --------------------------------------------------------------------------- bemoeizorg
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealedJustification(Part):
+    """The written justification sealed to one auditor's box key."""
+
+    TYPE = "bemoeizorg-invocation"
+    DEF = "sealed_justification"
+
+    auditor: str
+    sealed: str
+
+    def check(self) -> None:
+        self._binary("sealed")
+
+    @classmethod
+    def seal(cls, auditor: str, auditor_box: BoxPublicKey, text: str) -> "SealedJustification":
+        """Seal ``text`` (UTF-8, at most 12000 bytes) to an auditor."""
+        data = text.encode("utf-8")
+        if not data or len(data) > JUSTIFICATION_MAX_BYTES:
+            raise MalformedError(f"justification must be 1..{JUSTIFICATION_MAX_BYTES} bytes",
+                                 details={"field": "justification"})
+        return cls(auditor=auditor, sealed=b64e(auditor_box.seal(data)))
+
+    def open(self, box_secret: BoxSecretKey) -> str:
+        """The justification text; DecryptionError for anyone but the auditor."""
+        data = box_secret.unseal(b64d(self.sealed, what="sealed"))
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecryptionError("cannot decrypt") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BemoeizorgInvocation(SchakelObject):
+    """A bemoeizorg role-holder invokes the exception on ``case`` (oggz only),
+    with a ground from the policy and a justification sealed to the auditors.
+    Signed by the invoking role-holder."""
+
+    TYPE = "bemoeizorg-invocation"
+    SIGNED = True
+
+    network: str
+    invocation: str
+    case: str
+    classes: tuple[str, ...]
+    ground: str
+    justification: tuple[SealedJustification, ...] = nested(SealedJustification, many=True)
+    acting_user: str
+    at: Timestamp
+
+    def check(self) -> None:
+        auditors = [j.auditor for j in self.justification]
+        if len(set(auditors)) != len(auditors):
+            raise self._fail("justification", "names an auditor twice")
+
+    def justification_for(self, auditor: str) -> SealedJustification | None:
+        for j in self.justification:
+            if j.auditor == auditor:
+                return j
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BemoeizorgCosign(SchakelObject):
+    """A second role-holder co-signs an invocation (four eyes)."""
+
+    TYPE = "bemoeizorg-cosign"
+    SIGNED = True
+
+    network: str
+    invocation: str
+    case: str
+    acting_user: str
+    at: Timestamp
+
+
+@dataclass(frozen=True, kw_only=True)
+class Review(SchakelObject):
+    """An auditor's review of a bemoeizorg invocation **or** of an audit entry."""
+
+    TYPE = "review"
+    SIGNED = True
+    MULTILINE = frozenset({"note"})
+
+    network: str
+    invocation: str | None = None
+    entry: int | None = None
+    outcome: str
+    note: str
+    acting_user: str
+    at: Timestamp
+
+    def check(self) -> None:
+        if (self.invocation is None) == (self.entry is None):
+            raise self._fail("invocation", "exactly one of invocation and entry must be given")
+
+
+# --------------------------------------------------------------------------- shares & referrals
+
+
+@dataclass(frozen=True, kw_only=True)
+class Share(SchakelObject):
+    """The coordinator shares ``case``'s anonymous layer with ``partner``: the case
+    key (version ``case_key_version``) sealed to the partner's box key."""
+
+    TYPE = "share"
+    SIGNED = True
+
+    network: str
+    case: str
+    partner: str
+    case_key_version: int
+    sealed_case_key: str
+    acting_user: str
+    at: Timestamp
+    reason: str
+
+    def check(self) -> None:
+        self._binary("sealed_case_key", length=KEY_BYTES + SEAL_OVERHEAD)
+
+    @staticmethod
+    def seal_case_key(case_key: CaseKey, partner_box: BoxPublicKey) -> str:
+        """The ``sealed_case_key`` value for ``partner_box``."""
+        return b64e(partner_box.seal(case_key.export()))
+
+    def open_case_key(self, box_secret: BoxSecretKey) -> CaseKey:
+        """The case key; DecryptionError for anyone but the partner."""
+        raw = box_secret.unseal(b64d(self.sealed_case_key, what="sealed_case_key"))
+        if len(raw) != KEY_BYTES:
+            raise DecryptionError("cannot decrypt")
+        return CaseKey(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferralBasis(Part):
+    """The basis of a referral: a consent or a bemoeizorg invocation."""
+
+    TYPE = "referral"
+    DEF = "basis"
+
+    kind: str
+    ref: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Referral(SchakelObject):
+    """Hands ``case`` over to ``to_network`` as ``new_case``; signed by the sending
+    coordinator."""
+
+    TYPE = "referral"
+    SIGNED = True
+
+    network: str
+    to_network: str
+    case: str
+    new_case: str
+    basis: ReferralBasis = nested(ReferralBasis)
+    acting_user: str
+    at: Timestamp
+    reason: str
+
+    def check(self) -> None:
+        if self.to_network == self.network:
+            raise self._fail("to_network", "must be another network")
+        if self.new_case == self.case:
+            raise self._fail("new_case", "must be a fresh case id")
+
+
+# --------------------------------------------------------------------------- purges
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeInstruction(SchakelObject):
+    """Tells ``recipient`` to destroy the released keys of ``classes`` of ``case``;
+    signed by the server's log key."""
+
+    TYPE = "purge-instruction"
+    SIGNED = True
+
+    network: str
+    instruction: str
+    case: str
+    recipient: str
+    classes: tuple[str, ...]
+    reason: str
+    ref: str | None = None
+    at: Timestamp
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeAck(SchakelObject):
+    """The recipient confirms it executed purge instruction ``instruction``."""
+
+    TYPE = "purge-ack"
+    SIGNED = True
+
+    network: str
+    instruction: str
+    case: str
+    acting_user: str
+    at: Timestamp
+
+
+__all__ = [
+    "PARTIES", "PURGE_REASONS", "JUSTIFICATION_MAX_BYTES",
+    "Grantees", "Consent", "ConsentRevocation", "GrantBasis", "Grant",
+    "SealedJustification", "BemoeizorgInvocation", "BemoeizorgCosign", "Review",
+    "Share", "ReferralBasis", "Referral", "PurgeInstruction", "PurgeAck",
+]
