@@ -1,9 +1,11 @@
 """The coordinator's side of the chain: build and sign ``network-genesis``,
 ``membership`` and ``membership-revocation`` envelopes (docs/parts/keys.md §6).
 
-Each builder checks its input with the same rules the verifiers in
-``keys/chain.py`` apply, so a coordinator cannot issue an object its own
-members would refuse.  Timestamps are floored to whole seconds.
+Each builder builds the object with its class from ``protocol/objects/network.py``
+(schema and structural checks) and, for a membership, applies the same trust
+rules the verifier in ``keys/chain.py`` applies (:func:`keys.chain.check_grants`),
+so a coordinator cannot issue an object its own members would refuse.
+Timestamps are floored to whole seconds.
 """
 
 from __future__ import annotations
@@ -12,32 +14,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from protocol import signing
 from protocol.crypto import BoxPublicKey, VerifyKey, random_bytes
 from protocol.encoding import b64e
-from protocol.errors import MalformedError, UntrustedKeyError
+from protocol.errors import MalformedError
+from protocol.objects.base import format_timestamp
+from protocol.objects.network import (
+    Membership, MembershipRevocation, NetworkGenesis, Policy, ServerKeys,
+)
 
-from keys._fields import (
-    ID_BYTES,
-    format_timestamp,
-    require_enum,
-    require_id,
-    require_key_id,
-    require_mapping,
-    require_serial,
-    require_text,
-    whole_seconds,
-)
-from keys.chain import (
-    COVENANT_HASH_BYTES,
-    GENESIS,
-    KINDS,
-    MAX_MEMBERSHIP_VALIDITY,
-    MEMBERSHIP,
-    REVOCATION,
-    check_roles,
-)
+from keys.chain import check_grants
 from keys.partner import PartnerKeys, PublicKeys
+
+#: Object ids are 16 random bytes (conventions: Identifiers).
+ID_BYTES = 16
 
 
 def new_network_id() -> str:
@@ -47,31 +36,30 @@ def new_network_id() -> str:
 
 def make_genesis(coordinator: PartnerKeys, *, network: str, name: str, kind: str,
                  created: datetime, server_log: VerifyKey, server_gate: BoxPublicKey,
-                 covenant: bytes, policy: Mapping[str, Any]) -> dict[str, Any]:
+                 covenant: bytes, policy: Policy | Mapping[str, Any]) -> dict[str, Any]:
     """A ``network-genesis`` envelope signed by the coordinator.
 
     ``covenant`` is the SHA-256 of the covenant text; ``policy`` the network
-    policy object (validated by the policy module, not here).
+    policy (a :class:`Policy` or its JSON), checked like every genesis policy.
     """
-    require_id(network, "network")
-    require_text(name, "name")
-    require_enum(kind, "kind", KINDS)
     if not isinstance(server_log, VerifyKey) or not isinstance(server_gate, BoxPublicKey):
         raise MalformedError("server_log must be a VerifyKey and server_gate a BoxPublicKey")
-    if not isinstance(covenant, bytes) or len(covenant) != COVENANT_HASH_BYTES:
+    if not isinstance(covenant, bytes):
         raise MalformedError("covenant must be the 32-byte SHA-256 of the covenant text")
-    signed = {
-        "type": GENESIS,
-        "network": network,
-        "name": name,
-        "kind": kind,
-        "created": format_timestamp(created, "created"),
-        "coordinator": coordinator.public.to_json(),
-        "server": {"log": server_log.b64(), "gate": server_gate.b64()},
-        "covenant": b64e(covenant),
-        "policy": dict(require_mapping(policy, "policy")),
-    }
-    return signing.sign(GENESIS, signed, coordinator.signer)
+    genesis = NetworkGenesis(
+        network=network, name=name, kind=kind, created=format_timestamp(created, "created"),
+        coordinator=coordinator.public.to_json(),
+        server=ServerKeys(log=server_log.b64(), gate=server_gate.b64()),
+        covenant=b64e(covenant), policy=policy)
+    return genesis.sign(coordinator.signer)
+
+
+def _sorted(values: Iterable[str]) -> Any:
+    """Roles are written sorted; what cannot be sorted is left for the schema to refuse."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return values
 
 
 def issue_membership(coordinator: PartnerKeys, *, network: str, kind: str, member: PublicKeys,
@@ -82,43 +70,22 @@ def issue_membership(coordinator: PartnerKeys, *, network: str, kind: str, membe
     ``kind`` is the network's kind (from its genesis): it decides whether the
     ``bemoeizorg`` role may be granted.  Roles are written sorted.
     """
-    require_id(network, "network")
-    require_text(name, "name")
-    require_serial(serial, "serial")
-    role_set = check_roles(kind=kind, ring=ring, party=party, roles=list(roles))
-    start, end = whole_seconds(valid_from, "valid_from"), whole_seconds(valid_until, "valid_until")
-    if end <= start:
-        raise MalformedError("valid_until must be after valid_from")
-    if end - start > MAX_MEMBERSHIP_VALIDITY:
-        raise UntrustedKeyError(f"a membership is valid for at most "
-                                f"{MAX_MEMBERSHIP_VALIDITY.days} days")
-    signed = {
-        "type": MEMBERSHIP,
-        "network": network,
-        "member": member.key_id,
-        "name": name,
-        **member.to_json(),
-        "ring": ring,
-        "party": party,
-        "roles": sorted(role_set),
-        "serial": serial,
-        "valid_from": format_timestamp(start),
-        "valid_until": format_timestamp(end),
-    }
-    return signing.sign(MEMBERSHIP, signed, coordinator.signer)
+    membership = Membership(
+        network=network, member=member.key_id, name=name, sign_key=member.sign.b64(),
+        box_key=member.box.b64(), ring=ring, party=party, roles=_sorted(roles), serial=serial,
+        valid_from=format_timestamp(valid_from, "valid_from"),
+        valid_until=format_timestamp(valid_until, "valid_until"))
+    check_grants(membership, kind=kind)
+    return membership.sign(coordinator.signer)
 
 
 def revoke_membership(coordinator: PartnerKeys, *, network: str, member: str, serial: int,
                       at: datetime, reason: str) -> dict[str, Any]:
     """A ``membership-revocation``: ``member``'s memberships with serial <=
     ``serial`` end at ``at``."""
-    require_id(network, "network")
-    require_key_id(member, "member")
-    require_serial(serial, "serial")
-    require_text(reason, "reason")
-    signed = {"type": REVOCATION, "network": network, "member": member, "serial": serial,
-              "at": format_timestamp(at, "at"), "reason": reason}
-    return signing.sign(REVOCATION, signed, coordinator.signer)
+    revocation = MembershipRevocation(network=network, member=member, serial=serial,
+                                      at=format_timestamp(at, "at"), reason=reason)
+    return revocation.sign(coordinator.signer)
 
 
 __all__ = ["new_network_id", "make_genesis", "issue_membership", "revoke_membership"]

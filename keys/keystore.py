@@ -24,6 +24,9 @@ parameters were swapped is detected.  KDF parameters below libsodium's
 INTERACTIVE level are refused before any work is done (no downgrade), and so
 are parameters above SENSITIVE (no memory exhaustion by a planted file).
 
+The document's shape is ``protocol/schemas/keystore.json`` (its ``$defs/payload``
+is the encrypted payload); this module adds the KDF bounds and the cryptography.
+
 The byte-level functions (:func:`encrypt_keystore`, :func:`decrypt_keystore`,
 :func:`parse_keystore_info`) are pure; :func:`save_keystore`,
 :func:`load_keystore` and :func:`read_keystore_info` add the file I/O: atomic
@@ -43,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from protocol import schema
 from protocol.canonical import canonical_json, parse_json
 from protocol.crypto import (
     ARGON2ID_MEMLIMIT_INTERACTIVE,
@@ -62,7 +66,6 @@ from protocol.crypto import (
 from protocol.encoding import b64d, b64e
 from protocol.errors import DecryptionError, KeystoreError, MalformedError
 
-from keys._fields import require_enum, require_fields, require_key_id, require_text
 from keys.fingerprint import Fingerprint
 from keys.partner import PartnerKeys, PublicKeys
 
@@ -79,10 +82,6 @@ MIN_PASSPHRASE_CHARS = 8
 MAX_OPSLIMIT = 16
 MAX_MEMLIMIT = 1 << 30  # 1 GiB
 
-_FILE_FIELDS = frozenset({"format", "name", "key_id", "public", "kdf", "secret"})
-_KDF_FIELDS = frozenset({"alg", "opslimit", "memlimit", "salt"})
-_SECRET_FIELDS = frozenset({"alg", "box"})
-_PAYLOAD_FIELDS = frozenset({"header", "sign_seed", "box_secret"})
 #: secretbox overhead: 24-byte nonce + 16-byte Poly1305 tag.
 _BOX_OVERHEAD = SECRETBOX_NONCE_BYTES + 16
 
@@ -177,7 +176,10 @@ def encrypt_keystore(keys: PartnerKeys, passphrase: str | bytes, *, name: str,
     """
     if not isinstance(keys, PartnerKeys):
         raise TypeError("encrypt_keystore needs PartnerKeys")
-    require_text(name, "name")
+    try:
+        schema.validate_def("common", "printable_text", name)
+    except MalformedError as exc:
+        raise MalformedError(f"name: {exc.message}", details={"field": "name"}) from None
     kdf.check()
     secret = _passphrase_bytes(passphrase)
     chars = len(unicodedata.normalize("NFC", passphrase)) if isinstance(passphrase, str) \
@@ -210,19 +212,14 @@ def _parse(data: bytes) -> tuple[KeystoreInfo, dict[str, Any], bytes]:
         raise KeystoreError(f"not a Schakel keystore: format tag must be {FORMAT!r}, got {got!r}",
                             details={"field": "format"})
     try:
-        require_fields(doc, "keystore", _FILE_FIELDS)
-        name = require_text(doc["name"], "name")
-        claimed_id = require_key_id(doc["key_id"], "key_id")
-        public = PublicKeys.from_json(doc["public"], "public")
-        kdf_doc = require_fields(doc["kdf"], "kdf", _KDF_FIELDS)
-        require_enum(kdf_doc["alg"], "kdf.alg", (KDF_ALG,))
-        salt = b64d(kdf_doc["salt"], length=ARGON2ID_SALT_BYTES, what="kdf.salt")
-        secret_doc = require_fields(doc["secret"], "secret", _SECRET_FIELDS)
-        require_enum(secret_doc["alg"], "secret.alg", (SECRET_ALG,))
-        box = b64d(secret_doc["box"], max_length=MAX_FILE_BYTES, what="secret.box")
+        schema.validate("keystore", doc)
+        public = PublicKeys.from_json(doc["public"])
+        salt = b64d(doc["kdf"]["salt"], length=ARGON2ID_SALT_BYTES, what="kdf.salt")
+        box = b64d(doc["secret"]["box"], max_length=MAX_FILE_BYTES, what="secret.box")
     except MalformedError as exc:
         raise KeystoreError(f"damaged keystore: {exc.message}", details=exc.details) from None
-    kdf = KdfParams(kdf_doc["opslimit"], kdf_doc["memlimit"])
+    name, claimed_id = doc["name"], doc["key_id"]
+    kdf = KdfParams(doc["kdf"]["opslimit"], doc["kdf"]["memlimit"])
     kdf.check()
     if claimed_id != public.key_id:
         raise KeystoreError("damaged keystore: key_id does not match the public signing key",
@@ -254,8 +251,8 @@ def decrypt_keystore(data: bytes, passphrase: str | bytes) -> PartnerKeys:
     except DecryptionError:
         raise KeystoreError("wrong passphrase or damaged keystore") from None
     try:
-        payload = require_fields(parse_json(plaintext, max_bytes=MAX_FILE_BYTES),
-                                 "secret payload", _PAYLOAD_FIELDS)
+        payload = parse_json(plaintext, max_bytes=MAX_FILE_BYTES)
+        schema.validate_def("keystore", "payload", payload)
         sign_seed = b64d(payload["sign_seed"], length=KEY_BYTES, what="sign_seed")
         box_secret = b64d(payload["box_secret"], length=KEY_BYTES, what="box_secret")
         header_hash = b64d(payload["header"], length=KEY_BYTES, what="header")

@@ -9,15 +9,10 @@ public half that travels on the wire as ``{"sign": b64url, "box": b64url}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
-
-from keys._fields import require_box_key, require_fields, require_verify_key
-
-_PUBLIC_FIELDS = frozenset({"sign", "box"})
+from protocol.objects import network
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,11 +40,15 @@ class PublicKeys:
         return {"sign": self.sign.b64(), "box": self.box.b64()}
 
     @classmethod
-    def from_json(cls, obj: object, what: str = "keys") -> "PublicKeys":
-        """Parse ``{"sign", "box"}`` strictly (no other fields, 32-byte keys)."""
-        fields: Mapping[str, Any] = require_fields(obj, what, _PUBLIC_FIELDS)
-        return cls(sign=require_verify_key(fields["sign"], f"{what}.sign"),
-                   box=require_box_key(fields["box"], f"{what}.box"))
+    def from_json(cls, obj: object) -> "PublicKeys":
+        """Parse ``{"sign", "box"}`` strictly: ``common.json#/$defs/public_keys`` through
+        :class:`protocol.objects.network.PublicKeys` (no other fields, 32-byte keys)."""
+        return cls.of(network.PublicKeys.from_json(obj))
+
+    @classmethod
+    def of(cls, wire: network.PublicKeys) -> "PublicKeys":
+        """The typed keys of a validated wire ``{sign, box}`` part."""
+        return cls(sign=wire.verify_key, box=wire.box_public_key)
 
 
 class PartnerKeys:

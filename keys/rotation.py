@@ -6,9 +6,11 @@ holder authorises the change) **and** the new one (proof of possession: nobody
 can rotate *to* a key they do not hold, or claim someone else's key).  The
 envelope carries exactly these two signatures.
 
-A partner's rotation is followed by a new membership from the coordinator; a
-coordinator's rotations form the chain ``keys/chain.py`` follows from the
-genesis key.
+The object, its schema and its signature rule are
+:class:`protocol.objects.network.KeyRotation`; this module adds the trust checks
+(which key is being rotated) and the typed result.  A partner's rotation is
+followed by a new membership from the coordinator; a coordinator's rotations
+form the chain ``keys/chain.py`` follows from the genesis key.
 """
 
 from __future__ import annotations
@@ -20,20 +22,13 @@ from typing import Any
 
 from protocol import signing
 from protocol.crypto import VerifyKey
-from protocol.errors import MalformedError, SignatureError, UntrustedKeyError
+from protocol.errors import UntrustedKeyError
+from protocol.objects.base import format_timestamp, parse_timestamp
+from protocol.objects.network import KeyRotation
 
-from keys._fields import (
-    format_timestamp,
-    parse_timestamp,
-    require_fields,
-    require_key_id,
-    require_mapping,
-    require_text,
-)
 from keys.partner import PartnerKeys, PublicKeys
 
-TYPE = "key-rotation"
-_FIELDS = frozenset({"type", "old", "new", "at", "reason"})
+TYPE = KeyRotation.TYPE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,16 +46,13 @@ def rotate(old: PartnerKeys, *, at: datetime, reason: str,
     """Replace ``old`` by fresh keys (or by ``new``, for test vectors).
 
     Returns the new keys and the ``key-rotation`` envelope signed by the old
-    key and then the new key.  ``at`` is floored to whole seconds.
+    key and then the new key.  ``at`` is floored to whole seconds; a rotation to
+    the same signing key is a :class:`MalformedError`.
     """
-    require_text(reason, "reason")
     new = PartnerKeys.generate() if new is None else new
-    if new.key_id == old.key_id:
-        raise MalformedError("a rotation must change the signing key")
-    signed = {"type": TYPE, "old": old.key_id, "new": new.public.to_json(),
-              "at": format_timestamp(at, "at"), "reason": reason}
-    envelope = signing.add_signature(signing.sign(TYPE, signed, old.signer), new.signer)
-    return new, envelope
+    rotation = KeyRotation(old=old.key_id, new=new.public.to_json(),
+                           at=format_timestamp(at, "at"), reason=reason)
+    return new, signing.add_signature(rotation.sign(old.signer), new.signer)
 
 
 def verify_rotation_record(envelope: Mapping[str, Any], old_key: VerifyKey) -> Rotation:
@@ -71,31 +63,16 @@ def verify_rotation_record(envelope: Mapping[str, Any], old_key: VerifyKey) -> R
     same key, and :class:`SignatureError` unless it carries exactly two valid
     signatures: by ``old_key`` and by the new signing key.
     """
-    env = require_mapping(envelope, "key-rotation envelope")
-    signed = require_mapping(env.get("signed"), "key-rotation.signed")
-    if signed.get("type") != TYPE:
-        raise SignatureError(f"expected a {TYPE!r} object, got {signed.get('type')!r}")
-    require_fields(signed, "key-rotation", _FIELDS)
-    old_id = require_key_id(signed["old"], "key-rotation.old")
-    new = PublicKeys.from_json(signed["new"], "key-rotation.new")
-    at = parse_timestamp(signed["at"], "key-rotation.at")
-    reason = require_text(signed["reason"], "key-rotation.reason")
-    if old_id != old_key.key_id:
+    signed = KeyRotation.peek(envelope)
+    if signed["old"] != old_key.key_id:
         raise UntrustedKeyError(
-            f"key-rotation replaces key {old_id}, not the expected key {old_key.key_id}",
-            details={"expected": old_key.key_id, "old": old_id})
-    if new.key_id == old_id:
+            f"key-rotation replaces key {signed['old']}, not the expected key {old_key.key_id}",
+            details={"expected": old_key.key_id, "old": signed["old"]})
+    if PublicKeys.from_json(signed["new"]).key_id == old_key.key_id:
         raise UntrustedKeyError("key-rotation does not change the signing key")
-    claimed = signing.signers_of(env)
-    if old_id not in claimed:
-        raise SignatureError("key-rotation is not signed by the old key")
-    if new.key_id not in claimed:
-        raise SignatureError("key-rotation is not signed by the new key (no proof of possession)")
-    if len(claimed) != 2:
-        raise SignatureError("key-rotation must carry exactly the old and the new key's "
-                             "signatures")
-    signing.verify(env, TYPE, [old_key, new.sign], threshold=2)
-    return Rotation(old=old_id, new=new, at=at, reason=reason)
+    rotation = KeyRotation.from_envelope_with_old_key(envelope, old_key)
+    return Rotation(old=rotation.old, new=PublicKeys.of(rotation.new),
+                    at=parse_timestamp(rotation.at), reason=rotation.reason)
 
 
 def verify_rotation(envelope: Mapping[str, Any], old_key: VerifyKey) -> PublicKeys:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from protocol import schema
 from protocol.canonical import canonical_json, parse_json
 from protocol.crypto import (
     KEY_BYTES, BoxPublicKey, BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey,
@@ -34,8 +35,13 @@ from protocol.errors import ContextMismatchError, DecryptionError, MalformedErro
 AEAD_DOMAIN = b"schakel/v1/aead"
 Layer = Literal["anonymous", "identity", "case-key"]
 _LAYERS = ("anonymous", "identity", "case-key")
-#: Upper bound on any sealed payload's plaintext (keys and a little context).
+#: Upper bound on a sealed payload's plaintext (keys and a little context).
 MAX_SEALED_PAYLOAD = 4096
+#: A bemoeizorg justification is UTF-8 text of at most this many bytes before sealing.
+JUSTIFICATION_MAX_BYTES = 12000
+#: Upper bound on a sealed justification payload (context + text): its sealed box fits
+#: the 16384 base64url characters of bemoeizorg-invocation.json (12288 bytes - 48).
+MAX_JUSTIFICATION_PAYLOAD = 12240
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,26 +133,30 @@ def identity_context(network: str, case: str, cls: str, *, version: int) -> Aead
 # --------------------------------------------------------------------------- sealed payloads
 
 
-def seal_json(recipient: BoxPublicKey, payload_type: str, fields: Mapping[str, Any]) -> str:
+def seal_json(recipient: BoxPublicKey, payload_type: str, fields: Mapping[str, Any], *,
+              max_bytes: int = MAX_SEALED_PAYLOAD) -> str:
     """Seal ``{"type": payload_type, **fields}`` to ``recipient``; base64url for the wire."""
     payload = {"type": payload_type, **fields}
     data = canonical_json(payload)
-    if len(data) > MAX_SEALED_PAYLOAD:
+    if len(data) > max_bytes:
         raise MalformedError("sealed payload too large")
     return b64e(recipient.seal(data))
 
 
 def open_json(secret: BoxSecretKey, sealed: str, payload_type: str,
-              expect: Mapping[str, Any]) -> dict[str, Any]:
+              expect: Mapping[str, Any], *, max_bytes: int = MAX_SEALED_PAYLOAD) -> dict[str, Any]:
     """Open a sealed payload and check it is the ``payload_type`` it should be and
     that every field in ``expect`` has exactly the expected value.
 
     A payload that does not open raises :class:`DecryptionError`; one that opens
-    but was made for another context raises :class:`ContextMismatchError`.
+    but is not a JSON object with a ``type`` raises :class:`MalformedError`; one
+    made for another type or context raises :class:`ContextMismatchError`.
     """
-    blob = b64d(sealed, max_length=MAX_SEALED_PAYLOAD + 64, what="sealed")
-    plain = parse_json(secret.unseal(blob), max_bytes=MAX_SEALED_PAYLOAD)
-    if not isinstance(plain, dict) or plain.get("type") != payload_type:
+    blob = b64d(sealed, max_length=max_bytes + 64, what="sealed")
+    plain = parse_json(secret.unseal(blob), max_bytes=max_bytes)
+    if not isinstance(plain, dict) or not isinstance(plain.get("type"), str):
+        raise MalformedError("sealed payload is not a JSON object with a type")
+    if plain["type"] != payload_type:
         raise ContextMismatchError(f"sealed payload is not a {payload_type}")
     for name, value in expect.items():
         if plain.get(name) != value:
@@ -176,17 +186,49 @@ def open_case_key(secret: BoxSecretKey, sealed: str, *, network: str, case: str,
 
 def seal_epoch_keys(recipient: BoxPublicKey, epoch_key: EpochKey, match_key: MatchKey, *,
                     network: str, epoch: int, recipient_id: str) -> str:
-    """The sealed entry of an ``epoch-key-distribution`` for one core member."""
-    return seal_json(recipient, "epoch-key-payload", {
-        "network": network, "epoch": epoch, "recipient": recipient_id,
-        "epoch_key": b64e(epoch_key.export()), "match_key": b64e(match_key.export())})
+    """The sealed entry of an ``epoch-key-distribution`` for one core member: an
+    ``epoch-key-payload`` (schema ``epoch-key-payload.json``, checked before sealing)."""
+    fields = {"network": network, "epoch": epoch, "recipient": recipient_id,
+              "epoch_key": b64e(epoch_key.export()), "match_key": b64e(match_key.export())}
+    schema.validate("epoch-key-payload", {"type": "epoch-key-payload", **fields})
+    return seal_json(recipient, "epoch-key-payload", fields)
 
 
 def open_epoch_keys(secret: BoxSecretKey, sealed: str, *, network: str, epoch: int,
                     recipient_id: str) -> tuple[EpochKey, MatchKey]:
+    """The keys of a sealed ``epoch-key-payload`` made for this network, epoch and
+    recipient; the payload must fit ``epoch-key-payload.json`` (MalformedError)."""
     plain = open_json(secret, sealed, "epoch-key-payload",
                       {"network": network, "epoch": epoch, "recipient": recipient_id})
+    schema.validate("epoch-key-payload", plain)
     return _key_from(plain, EpochKey, "epoch_key"), _key_from(plain, MatchKey, "match_key")
+
+
+def seal_justification(recipient: BoxPublicKey, text: str, *, network: str, invocation: str,
+                       case: str, auditor: str) -> str:
+    """A bemoeizorg justification (UTF-8, 1..12000 bytes) sealed to one auditor, bound
+    to its network, invocation, case and auditor (design §4.5)."""
+    size = len(text.encode("utf-8")) if isinstance(text, str) else 0
+    if not 1 <= size <= JUSTIFICATION_MAX_BYTES:
+        raise MalformedError(f"justification must be 1..{JUSTIFICATION_MAX_BYTES} bytes of text",
+                             details={"field": "justification"})
+    fields = {"network": network, "invocation": invocation, "case": case, "auditor": auditor,
+              "text": text}
+    return seal_json(recipient, "bemoeizorg-justification", fields,
+                     max_bytes=MAX_JUSTIFICATION_PAYLOAD)
+
+
+def open_justification(secret: BoxSecretKey, sealed: str, *, network: str, invocation: str,
+                       case: str, auditor: str) -> str:
+    """The text of a sealed justification made for exactly this context."""
+    plain = open_json(secret, sealed, "bemoeizorg-justification",
+                      {"network": network, "invocation": invocation, "case": case,
+                       "auditor": auditor}, max_bytes=MAX_JUSTIFICATION_PAYLOAD)
+    text = plain.get("text")
+    if not isinstance(text, str) or set(plain) != {"type", "network", "invocation", "case",
+                                                   "auditor", "text"}:
+        raise MalformedError("sealed justification is malformed")
+    return text
 
 
 # --------------------------------------------------------------------------- gated envelopes
@@ -273,6 +315,7 @@ __all__ = [
     "AEAD_DOMAIN", "AeadContext", "encrypt", "decrypt", "encrypt_json", "decrypt_json",
     "case_key_context", "wrap_case_key", "unwrap_case_key", "event_context", "identity_context",
     "seal_json", "open_json", "seal_case_key", "open_case_key", "seal_epoch_keys",
-    "open_epoch_keys", "GateContext", "make_gated", "open_gate", "open_class_key",
+    "open_epoch_keys", "seal_justification", "open_justification", "JUSTIFICATION_MAX_BYTES",
+    "GateContext", "make_gated", "open_gate", "open_class_key",
     "normalise_bsn", "normalise_name", "blind_index", "DecryptionError",
 ]

@@ -37,6 +37,9 @@ MAX_REPORTED = 5
 # (2) "integer" means a JSON integer, never 1.0 (draft 2020-12 accepts 1.0).
 # (3) "format": "date-time" is asserted, and means Schakel's timestamp: RFC 3339 UTC
 #     with whole seconds and a real calendar date (the pattern alone accepts Feb 31).
+# (4) "format": "printable" (a Schakel format, common.json#/$defs/printable_text) is
+#     asserted: Python's str.isprintable, so no control, format or separator
+#     character other than the space.  Names and reasons people read use it.
 
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
@@ -64,6 +67,11 @@ def _is_timestamp(instance: object) -> bool:
         return False
     datetime.strptime(instance, "%Y-%m-%dT%H:%M:%SZ")  # ValueError for Feb 31 and the like
     return True
+
+
+@_FORMATS.checks("printable")
+def _is_printable(instance: object) -> bool:
+    return not isinstance(instance, str) or instance.isprintable()
 
 
 _StrictValidator = validators.extend(
@@ -110,7 +118,8 @@ def schema_of(obj_type: str) -> dict[str, Any]:
     return _load()[0][obj_type]
 
 
-def _path(parts: Any) -> str:
+def json_path(parts: Any) -> str:
+    """``a.b[0].c`` for a JSON path given as keys and indexes; ``(root)`` when empty."""
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -122,7 +131,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
     value = err.validator_value
     if rule == "required":
         missing = [k for k in value if isinstance(err.instance, Mapping) and k not in err.instance]
-        return f"missing required field(s) {missing}"
+        return f"missing field(s) {missing}"
     if rule == "additionalProperties":
         known = set(err.schema.get("properties", {}))
         patterns = [re.compile(p) for p in err.schema.get("patternProperties", {})]
@@ -131,7 +140,8 @@ def _describe(err: jsonschema.ValidationError) -> str:
                        ) if isinstance(err.instance, Mapping) else []
         return f"unknown field(s) {extra[:5]}"
     if rule == "format":
-        return f"is not a valid {value}"
+        return "contains non-printable characters" if value == "printable" \
+            else f"is not a valid {value}"
     if rule == "type":
         return f"must be of type {value}"
     if rule in ("enum", "const"):
@@ -144,14 +154,35 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return f"violates {rule}"
 
 
-def validate(obj_type: str, value: Any) -> None:
-    """Validate ``value`` against the schema of ``obj_type``; raise :class:`MalformedError`."""
-    validator = _validator(obj_type)
+def _report(validator: Any, value: Any, where: str, details: dict[str, Any]) -> None:
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
-        problems = [f"{_path(e.absolute_path)}: {_describe(e)}" for e in errors[:MAX_REPORTED]]
-        raise MalformedError(f"invalid {obj_type}: {problems[0]}",
-                             details={"type": obj_type, "problems": problems})
+        problems = [f"{json_path(e.absolute_path)}: {_describe(e)}" for e in errors[:MAX_REPORTED]]
+        raise MalformedError(f"invalid {where}: {problems[0]}",
+                             details={**details, "problems": problems})
+
+
+def validate(obj_type: str, value: Any) -> None:
+    """Validate ``value`` against the schema of ``obj_type``; raise :class:`MalformedError`."""
+    _report(_validator(obj_type), value, obj_type, {"type": obj_type})
+
+
+@cache
+def _def_validator(obj_type: str, def_name: str) -> Any:
+    schemas, registry = _load()
+    if def_name not in schemas.get(obj_type, {}).get("$defs", {}):
+        raise MalformedError(f"unknown schema definition {obj_type}#/$defs/{def_name}")
+    jsonschema.Draft202012Validator.check_schema(schemas[obj_type])
+    ref = {"$ref": f"{BASE_URI}{obj_type}.json#/$defs/{def_name}"}
+    return _StrictValidator(ref, registry=registry, format_checker=_FORMATS)
+
+
+def validate_def(obj_type: str, def_name: str, value: Any) -> None:
+    """Validate ``value`` against ``<obj_type>.json#/$defs/<def_name>`` (a nested part,
+    e.g. ``common``/``public_keys``), with the same strict semantics as :func:`validate`.
+    The error names ``"<obj_type> <def_name>"``."""
+    _report(_def_validator(obj_type, def_name), value, f"{obj_type} {def_name}",
+            {"type": obj_type, "def": def_name})
 
 
 def validate_envelope(obj_type: str, envelope: Any) -> None:
@@ -160,4 +191,5 @@ def validate_envelope(obj_type: str, envelope: Any) -> None:
     validate(obj_type, envelope["signed"])
 
 
-__all__ = ["validate", "validate_envelope", "known_types", "schema_of", "BASE_URI"]
+__all__ = ["validate", "validate_def", "validate_envelope", "known_types", "schema_of",
+           "json_path", "BASE_URI"]

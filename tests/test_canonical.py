@@ -6,7 +6,7 @@ import json
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json

@@ -17,6 +17,7 @@ from keys.rotation import rotate
 from protocol import signing
 from protocol.crypto import BoxSecretKey, Signer, sha256
 from protocol.errors import MalformedError, SignatureError, UntrustedKeyError
+from protocol.objects.network import default_policy
 
 CREATED = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 ROTATED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -38,7 +39,7 @@ def genesis_envelope(coordinator: PartnerKeys = COORDINATOR, *, kind: str = "ogg
                      network: str = NETWORK) -> dict[str, Any]:
     return make_genesis(coordinator, network=network, name="Netwerk Noord", kind=kind,
                         created=CREATED, server_log=SERVER_LOG, server_gate=SERVER_GATE,
-                        covenant=sha256(b"convenant"), policy={"version": 1})
+                        covenant=sha256(b"convenant"), policy=default_policy(kind).to_json())
 
 
 def genesis(kind: str = "oggz", rotations: tuple[dict[str, Any], ...] = ()) -> VerifiedGenesis:
@@ -79,7 +80,7 @@ def test_genesis_chains_to_anchor() -> None:
     assert g.network == NETWORK and g.kind == "oggz" and g.created == CREATED
     assert g.coordinator == COORDINATOR.public == g.genesis_coordinator
     assert g.server_log == SERVER_LOG and g.server_gate == SERVER_GATE
-    assert g.covenant == sha256(b"convenant") and g.policy == {"version": 1}
+    assert g.covenant == sha256(b"convenant") and g.policy == default_policy("oggz")
     assert g.anchor == ANCHOR
 
 
@@ -117,6 +118,27 @@ def test_genesis_unknown_kind_refused() -> None:
     env = resigned(genesis_envelope(), COORDINATOR.signer, kind="wijk")
     with pytest.raises(MalformedError, match="kind"):
         verify_genesis(env, ANCHOR)
+
+
+def test_genesis_policy_is_checked() -> None:
+    """verify_genesis builds the policy (keys.md §6.2): a client gets the policy rules."""
+    bad = default_policy("oggz").to_json()
+    bad["retention"]["anonymous_days"] = 1  # shorter than identity_days
+    env = resigned(genesis_envelope(), COORDINATOR.signer, policy=bad)
+    with pytest.raises(MalformedError, match="anonymous_days"):
+        verify_genesis(env, ANCHOR)
+    env = resigned(genesis_envelope(), COORDINATOR.signer, policy={"version": 1})
+    with pytest.raises(MalformedError, match="policy"):
+        verify_genesis(env, ANCHOR)
+    # bemoeizorg only in oggz networks: an oggz policy in a neighbourhood genesis
+    env = resigned(genesis_envelope(kind="neighbourhood"), COORDINATOR.signer,
+                   policy=default_policy("oggz").to_json())
+    with pytest.raises(MalformedError, match="bemoeizorg"):
+        verify_genesis(env, ANCHOR)
+    with pytest.raises(MalformedError, match="bemoeizorg"):
+        make_genesis(COORDINATOR, network=NETWORK, name="n", kind="neighbourhood",
+                     created=CREATED, server_log=SERVER_LOG, server_gate=SERVER_GATE,
+                     covenant=sha256(b"c"), policy=default_policy("oggz"))
 
 
 def test_other_object_type_is_not_a_genesis() -> None:
@@ -265,7 +287,8 @@ def test_membership_member_not_key_id_of_sign_refused() -> None:
 @pytest.mark.parametrize("changes", [
     {"roles": ["superuser"]}, {"roles": ["auditor", "auditor"]}, {"roles": "auditor"},
     {"ring": "middle"}, {"party": "volunteer"}, {"serial": 0}, {"serial": True},
-    {"serial": "2"}, {"name": ""}, {"name": "a\nb"}, {"valid_from": "2026-01-10T00:00:00+01:00"},
+    {"serial": "2"}, {"name": ""}, {"name": "a\nb"}, {"name": "a\u2028b"}, {"name": "a\u200fb"},
+    {"valid_from": "2026-01-10T00:00:00+01:00"},
     {"valid_from": "2026-02-30T00:00:00Z"}, {"valid_until": "2026-12-31T00:00:00.5Z"},
     {"sign": "AAAA"}, {"network": "short"}, {"extra": 1}, {"box": None},
 ])

@@ -127,11 +127,43 @@ def test_case_key_sealed_to_shell_partner_opens_only_for_its_context() -> None:
 
 
 def test_epoch_keys_round_trip_and_bind_epoch() -> None:
-    epoch, match = EpochKey(bytes([1]) * 32), MatchKey(bytes([2]) * 32)
-    sealed = env.seal_epoch_keys(MEMBER.public_key, epoch, match, network=NET, epoch=4, recipient_id="a")
-    assert env.open_epoch_keys(MEMBER, sealed, network=NET, epoch=4, recipient_id="a") == (epoch, match)
+    # The payload is an epoch-key-payload (schema): the recipient is a key id.
+    epoch, match, a = EpochKey(bytes([1]) * 32), MatchKey(bytes([2]) * 32), "a" * 42 + "A"
+    sealed = env.seal_epoch_keys(MEMBER.public_key, epoch, match, network=NET, epoch=4, recipient_id=a)
+    assert env.open_epoch_keys(MEMBER, sealed, network=NET, epoch=4, recipient_id=a) == (epoch, match)
     with pytest.raises(ContextMismatchError):
-        env.open_epoch_keys(MEMBER, sealed, network=NET, epoch=5, recipient_id="a")
+        env.open_epoch_keys(MEMBER, sealed, network=NET, epoch=5, recipient_id=a)
+
+
+def test_epoch_key_payload_is_checked_against_its_schema_on_both_sides() -> None:
+    epoch, match = EpochKey(bytes([1]) * 32), MatchKey(bytes([2]) * 32)
+    with pytest.raises(MalformedError, match="recipient"):
+        env.seal_epoch_keys(MEMBER.public_key, epoch, match, network=NET, epoch=4, recipient_id="a")
+    forged = env.seal_json(MEMBER.public_key, "epoch-key-payload", {
+        "network": NET, "epoch": 4, "recipient": "a", "epoch_key": b64e(bytes(32)),
+        "match_key": b64e(bytes(32)), "extra": 1})
+    with pytest.raises(MalformedError):
+        env.open_epoch_keys(MEMBER, forged, network=NET, epoch=4, recipient_id="a")
+
+
+def test_sealed_payload_that_is_not_a_typed_object_is_malformed() -> None:
+    for plain in (b"[1]", b'{"network": "x"}', b'{"type": 1}'):
+        with pytest.raises(MalformedError):
+            env.open_json(MEMBER, b64e(MEMBER.public_key.seal(plain)), "case-key", {})
+
+
+def test_justification_round_trip_and_context() -> None:
+    ctx = dict(network=NET, invocation="i" * 21 + "A", case=CASE, auditor="auditor-1")
+    sealed = env.seal_justification(MEMBER.public_key, "Grond: vervuiling.\nZie dossier.", **ctx)
+    assert env.open_justification(MEMBER, sealed, **ctx) == "Grond: vervuiling.\nZie dossier."
+    for field, value in (("invocation", "j" * 21 + "A"), ("case", OTHER_CASE), ("auditor", "x")):
+        with pytest.raises(ContextMismatchError):
+            env.open_justification(MEMBER, sealed, **{**ctx, field: value})
+    with pytest.raises(DecryptionError):
+        env.open_justification(OTHER_MEMBER, sealed, **ctx)
+    for text in ("", "x" * 12001):
+        with pytest.raises(MalformedError):
+            env.seal_justification(MEMBER.public_key, text, **ctx)
 
 
 def test_sealed_payload_of_other_type_is_refused() -> None:

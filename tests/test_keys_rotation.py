@@ -89,7 +89,8 @@ def test_rotation_tampered_box_key_refused() -> None:
         verify_rotation(env, OLD.public.sign)
 
 
-@pytest.mark.parametrize("changes", [{"reason": ""}, {"at": "yesterday"}, {"old": "x"},
+@pytest.mark.parametrize("changes", [{"reason": ""}, {"reason": "a\x85b"}, {"at": "yesterday"},
+                                     {"old": "x"},
                                      {"new": {"sign": "x"}}, {"extra": True}])
 def test_malformed_rotation_refused(changes: dict[str, Any]) -> None:
     signed = {**rotation()["signed"], **changes}

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol import envelopes, schema
 from protocol.canonical import canonical_json, parse_json
 from protocol.crypto import BoxSecretKey, CaseKey, Signer, sha256
 from protocol.encoding import b64e
-from protocol.errors import DecryptionError, MalformedError, SignatureError
+from protocol.errors import ContextMismatchError, DecryptionError, MalformedError, SignatureError
 from protocol.objects.disclosure import (
     BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, GrantBasis, Grantees,
     PurgeAck, PurgeInstruction, Referral, ReferralBasis, Review, SealedJustification, Share,
@@ -60,18 +61,29 @@ def consent(**kw: Any) -> Consent:
     return Consent(**base)
 
 
+def sealed_justification(auditor: Signer, box: BoxSecretKey, text: str = JUSTIFICATION, *,
+                         invocation: str = INVOCATION, case: str = CASE) -> SealedJustification:
+    return SealedJustification.seal(text, box.public_key, network=NET, invocation=invocation,
+                                    case=case, auditor=auditor.key_id)
+
+
 def invocation() -> BemoeizorgInvocation:
     return BemoeizorgInvocation(
         network=NET, invocation=INVOCATION, case=CASE, classes=("name", "address", "official"),
         ground="housing-pollution",
-        justification=[SealedJustification.seal(AUDITOR.key_id, AUDITOR_BOX.public_key, JUSTIFICATION),
-                       SealedJustification.seal(AUDITOR2.key_id, AUDITOR2_BOX.public_key, JUSTIFICATION)],
+        justification=[sealed_justification(AUDITOR, AUDITOR_BOX),
+                       sealed_justification(AUDITOR2, AUDITOR2_BOX)],
         acting_user="gz-007", at=T0)
+
+
+def sealed_case_key(version: int = 1, case: str = CASE) -> str:
+    return envelopes.seal_case_key(GRANTEE_BOX.public_key, CASE_KEY, network=NET, case=case,
+                                   version=version, recipient_id=GRANTEE.key_id)
 
 
 def share() -> Share:
     return Share(network=NET, case=CASE, partner=GRANTEE.key_id, case_key_version=1,
-                 sealed_case_key=Share.seal_case_key(CASE_KEY, GRANTEE_BOX.public_key),
+                 sealed_case_key=sealed_case_key(),
                  acting_user="regie-1", at=T0, reason="asked to help with daytime activities")
 
 
@@ -327,15 +339,33 @@ def test_justification_sealed_to_each_auditor() -> None:
     inv = invocation()
     sealed = inv.justification_for(AUDITOR.key_id)
     assert sealed is not None and inv.justification_for(OTHER.key_id) is None
-    assert sealed.open(AUDITOR_BOX) == JUSTIFICATION
-    assert inv.justification_for(AUDITOR2.key_id).open(AUDITOR2_BOX) == JUSTIFICATION  # type: ignore[union-attr]
+    assert inv.open_justification(AUDITOR.key_id, AUDITOR_BOX) == JUSTIFICATION
+    assert inv.open_justification(AUDITOR2.key_id, AUDITOR2_BOX) == JUSTIFICATION
+    assert sealed.open(AUDITOR_BOX, network=NET, invocation=INVOCATION, case=CASE) == JUSTIFICATION
     with pytest.raises(DecryptionError):
-        sealed.open(GRANTEE_BOX)
+        inv.open_justification(AUDITOR.key_id, GRANTEE_BOX)
+    with pytest.raises(ContextMismatchError):
+        inv.open_justification(OTHER.key_id, AUDITOR_BOX)
     with pytest.raises(MalformedError):
-        SealedJustification.seal(AUDITOR.key_id, AUDITOR_BOX.public_key, "")
+        sealed_justification(AUDITOR, AUDITOR_BOX, "")
     with pytest.raises(MalformedError):
-        SealedJustification.seal(AUDITOR.key_id, AUDITOR_BOX.public_key, "x" * 12001)
-    SealedJustification.seal(AUDITOR.key_id, AUDITOR_BOX.public_key, "x" * 12000)
+        sealed_justification(AUDITOR, AUDITOR_BOX, "x" * 12001)
+    sealed_justification(AUDITOR, AUDITOR_BOX, "x" * 12000)
+
+
+def test_justification_is_bound_to_its_invocation_case_and_auditor() -> None:
+    inv = invocation()
+    for moved in (sealed_justification(AUDITOR, AUDITOR_BOX, invocation=CONSENT),
+                  sealed_justification(AUDITOR, AUDITOR_BOX, case=CASE2)):
+        with pytest.raises(ContextMismatchError):
+            dataclasses.replace(inv, justification=[moved]).open_justification(
+                AUDITOR.key_id, AUDITOR_BOX)
+    # auditor 2's box sealed under auditor 1's name does not open as auditor 2's
+    swapped = SealedJustification(auditor=AUDITOR2.key_id,
+                                  sealed=sealed_justification(AUDITOR, AUDITOR2_BOX).sealed)
+    with pytest.raises(ContextMismatchError):
+        dataclasses.replace(inv, justification=[swapped]).open_justification(
+            AUDITOR2.key_id, AUDITOR2_BOX)
 
 
 def test_share_case_key() -> None:
@@ -345,6 +375,23 @@ def test_share_case_key() -> None:
         s.open_case_key(AUDITOR_BOX)
     with pytest.raises(MalformedError, match="sealed_case_key"):
         dataclasses.replace(s, sealed_case_key=b64e(GRANTEE_BOX.public_key.seal(bytes(31))))
+
+
+def test_share_case_key_is_bound_to_its_share() -> None:
+    s = share()
+    for moved in (dataclasses.replace(s, case_key_version=2),
+                  dataclasses.replace(s, sealed_case_key=sealed_case_key(case=CASE2)),
+                  dataclasses.replace(s, sealed_case_key=sealed_case_key(version=2))):
+        with pytest.raises(ContextMismatchError):
+            moved.open_case_key(GRANTEE_BOX)
+
+
+@pytest.mark.parametrize("version", [1, 1_000_000])
+def test_share_schema_bounds_fit_what_envelopes_seals(version: int) -> None:
+    bounds = schema.schema_of("share")["properties"]["sealed_case_key"]
+    sealed = sealed_case_key(version=version)
+    assert len(sealed) == (bounds["minLength"] if version == 1 else bounds["maxLength"])
+    Share.from_json({**share().to_json(), "case_key_version": version, "sealed_case_key": sealed})
 
 
 # --------------------------------------------------------------------------- property tests

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import merkle, schema, signing
+from protocol import envelopes, merkle, schema, signing
 from protocol.canonical import canonical_json, parse_json
 from protocol.crypto import BoxSecretKey, EpochKey, MatchKey, Signer, sha256
-from protocol.encoding import b64e
+from protocol.encoding import b64d, b64e
 from protocol.errors import (
     ContextMismatchError, DecryptionError, MalformedError, ProtocolError, SignatureError,
 )
@@ -137,7 +137,7 @@ def test_round_trip(example: Any) -> None:
     again = cls.from_json(parse_json(text))
     assert again == example
     assert canonical_json(again.to_json()) == text
-    if example.SIGNED:
+    if example.SIGNED or example.TYPED:  # TYPED: a sealed payload names its type too
         assert wire["type"] == cls.TYPE
     else:
         assert "type" not in wire
@@ -243,7 +243,8 @@ MALFORMED = [
     ("epoch-key-distribution", "keys.0.sealed", "A" * 98 + "B", "sealed"),
     ("epoch-key-distribution", "keys.1.recipient", COORD.key_id, "keys"),
     ("epoch-key-payload", "epoch_key", b64e(bytes(16)), "epoch_key"),
-    ("epoch-key-payload", "type", "epoch-key-payload", "type"),
+    ("epoch-key-payload", "type", "case-key", "type"),
+    ("epoch-key-payload", "type", _DELETE, "type"),
     ("audit-entry", "index", -1, "index"),
     ("audit-entry", "salt", b64e(bytes(8)), "salt"),
     ("audit-entry", "action", "view", "action"),
@@ -396,6 +397,23 @@ def test_schema_alone_refuses_trailing_newline_float_and_bad_date() -> None:
             schema.validate("membership", {**wire, key: bad})
 
 
+def test_parts_get_the_same_strict_schema_semantics() -> None:
+    """protocol.schema.validate_def (nested parts) is as strict as validate (objects)."""
+    keys = PublicKeys.of(MEMBER.verify_key, MEMBER_BOX.public_key).to_json()
+    retention = default_policy("oggz").retention.to_json()
+    for obj_type, def_name, bad, field in (
+            ("common", "public_keys", {**keys, "sign": keys["sign"] + "\n"}, "sign"),
+            ("policy", "retention", {**retention, "audit_days": 1826.0}, "audit_days"),
+            ("policy", "bemoeizorg", {**default_policy("oggz").bemoeizorg.to_json(),
+                                      "enabled": 1}, "enabled"),
+            ("common", "timestamp", "2026-02-31T00:00:00Z", "(root)"),
+            ("common", "printable_text", "Buurtteam\u2028Noord", "(root)")):
+        with pytest.raises(MalformedError, match=rf"invalid {obj_type} {def_name}: .*{field}"):
+            schema.validate_def(obj_type, def_name, bad)
+    with pytest.raises(MalformedError, match="unknown schema definition"):
+        schema.validate_def("policy", "nonexistent", {})
+
+
 # --------------------------------------------------------------------------- signatures
 
 
@@ -497,6 +515,18 @@ def test_epoch_key_payload_seal_open() -> None:
     garbage = b64e(MEMBER_BOX.public_key.seal(b'{"not": "a payload"}'))
     with pytest.raises(MalformedError):
         EpochKeyPayload.open(garbage, MEMBER_BOX, network=NET, epoch=1, recipient=MEMBER.key_id)
+
+
+def test_epoch_key_payload_is_what_envelopes_seals() -> None:
+    sealed = payload().seal(MEMBER_BOX.public_key).sealed
+    assert parse_json(MEMBER_BOX.unseal(b64d(sealed))) == payload().to_json()
+    bounds = schema.schema_of("epoch-key-distribution")["$defs"]["sealed_key"]["properties"]["sealed"]
+    for epoch, bound in ((1, "minLength"), (1_000_000, "maxLength")):
+        big = dataclasses.replace(payload(), epoch=epoch).seal(MEMBER_BOX.public_key)
+        assert len(big.sealed) == bounds[bound]
+    other_type = envelopes.seal_json(MEMBER_BOX.public_key, "case-key", {"network": NET})
+    with pytest.raises(ContextMismatchError):
+        EpochKeyPayload.open(other_type, MEMBER_BOX, network=NET, epoch=1, recipient=MEMBER.key_id)
 
 
 def test_secrets_stay_out_of_repr() -> None:

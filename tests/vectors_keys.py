@@ -32,7 +32,8 @@ KEYSTORE_PASSPHRASE = "correct horse battery staple"
 
 
 #: The default oggz policy written out literally (docs/parts: policy), so the genesis
-#: vector is a valid wire object without keys/ depending on the policy code.
+#: vector does not silently follow a change to ``default_policy``; verify_genesis builds
+#: it with the policy class, so it must stay a valid policy.
 POLICY: dict[str, Any] = {
     "classes": {
         "name": {"fields": ["given_names", "family_name"]},

@@ -17,8 +17,7 @@ from protocol.canonical import canonical_json
 from protocol.crypto import random_bytes, sha256
 from protocol.encoding import b64e
 from protocol.errors import MalformedError, ProtocolError
-from protocol.objects.base import nested
-from protocol.objects.network import FrozenMap, Part, SchakelObject, Timestamp
+from protocol.objects.base import FrozenMap, Part, Timestamp, WireObject, nested
 
 #: Domain separation of audit-entry commitments (design §3: a prefix per hashed object).
 COMMITMENT_PREFIX = b"schakel/v1/audit-entry"
@@ -50,7 +49,7 @@ class AuditActor(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuditEntry(SchakelObject):
+class AuditEntry(WireObject):
     """One record of a network's audit log.  It never contains identity: the case
     is named by its id (the pseudonym) and ``reason`` is a code or short text."""
 
@@ -92,7 +91,7 @@ def entry_commitment(entry: AuditEntry) -> bytes:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TreeHead(SchakelObject):
+class TreeHead(WireObject):
     """The size and root of a network's audit log, signed by the server's log key."""
 
     TYPE = "tree-head"
@@ -122,7 +121,7 @@ class ErrorBody(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ErrorResponse(SchakelObject):
+class ErrorResponse(WireObject):
     """The JSON body of every error response (design §6): ``{"error": {...}}``."""
 
     TYPE = "error"

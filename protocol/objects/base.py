@@ -1,83 +1,276 @@
-"""Base class for wire objects: frozen, keyword-only dataclasses that validate
+"""The one base for wire objects: frozen, keyword-only dataclasses that validate
 when built (style.md: an invalid object cannot exist).
 
-A subclass sets ``TYPE`` (its schema name, ``protocol/schemas/<TYPE>.json``) and
-declares fields named like the JSON keys.  A JSON key that is a Python keyword is
-declared with ``field(metadata={"json": "class"})``.  Nested wire objects and
-tuples of them convert automatically.  Construction validates the JSON form
-against the schema and then runs ``check()`` for rules a schema cannot express
-(for example ``valid_until`` after ``valid_from``).
+A subclass of :class:`WireObject` sets ``TYPE`` (its schema,
+``protocol/schemas/<TYPE>.json``) and declares fields named like the JSON keys; a
+JSON key that is a Python keyword or would shadow a method is declared with
+:func:`alias`.  A nested part of an object (``coordinator``, ``policy.retention``,
+``consent.grantees``...) is a :class:`Part`, validated against a ``$defs`` entry
+(``<TYPE>.json#/$defs/<DEF>``) with :func:`protocol.schema.validate_def`; a field
+holding one (or a tuple of them) is declared with :func:`nested`.
 
-Signed objects are carried in envelopes (``protocol.signing``); ``from_envelope``
-verifies first and only then builds the object ("verify before you believe").
+Building an object, from Python or from JSON, does in this order:
+
+1. lists become tuples and JSON objects :class:`FrozenMap`, so a built object cannot
+   be changed through a list it holds and ``from_json(to_json(x)) == x``;
+2. the JSON form is validated against the schema.  ``protocol.schema`` asserts that
+   anchored patterns match the whole string, that an integer is not ``1.0`` and that
+   a timestamp is a real calendar time, for objects and parts alike;
+3. nested parts given as plain JSON are built into their :class:`Part` class (which
+   runs its own checks), then ``_normalise()`` converts other values (subclasses);
+4. no string or key contains a control character (U+0000..U+001F, U+007F), except
+   tab, CR and LF in the multi-line free-text fields a class names in ``MULTILINE``;
+5. ``check()``: rules a schema cannot express (cross-field rules, decoded sizes).
+
+Every refusal is a :class:`~protocol.errors.MalformedError` naming the object (or
+part) and the JSON path, never the value.  Signed objects travel in envelopes
+(``protocol.signing``); ``from_envelope`` verifies first and only then builds the
+object ("verify before you believe").
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from protocol import schema, signing
 from protocol.crypto import Signer, VerifyKey
+from protocol.encoding import b64d
+from protocol.errors import MalformedError, SignatureError
 
 T = TypeVar("T", bound="WireObject")
+_V = TypeVar("_V")
+
+#: A ``str`` field holding an RFC 3339 UTC timestamp (``common.json#/$defs/timestamp``).
+Timestamp = str
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, WireObject):
-        return value.to_json()
-    if isinstance(value, (tuple, list)):
-        return [_to_json(v) for v in value]
+# --------------------------------------------------------------------------- values
+
+
+class FrozenMap(Mapping[str, _V]):
+    """An immutable, hashable ``str -> value`` mapping (policy classes, error details,
+    identity maps, embedded envelopes)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, _V] | Iterable[tuple[str, _V]] = ()) -> None:
+        self._data: dict[str, _V] = dict(data)
+
+    def __getitem__(self, key: str) -> _V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with lists as tuples and JSON objects as :class:`FrozenMap`, deeply."""
+    if isinstance(value, (WireObject, FrozenMap)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
     if isinstance(value, Mapping):
-        return {k: _to_json(v) for k, v in value.items()}
+        return FrozenMap((k, freeze(v)) for k, v in value.items())
     return value
 
 
+def thaw(value: Any) -> Any:
+    """Plain JSON (dicts and lists) from a frozen value or wire object, e.g. to hand an
+    embedded envelope to ``protocol.signing``."""
+    if isinstance(value, WireObject):
+        return value.to_json()
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    return value
+
+
+def invalid(obj_type: str, field: str, problem: str, *, where: str | None = None) -> MalformedError:
+    """A :class:`MalformedError` naming the object (``where``, default ``obj_type``) and
+    the field, never the value; the same shape as ``protocol.schema``'s errors."""
+    text = f"{field}: {problem}"
+    return MalformedError(f"invalid {where or obj_type}: {text}",
+                          details={"type": obj_type, "field": field, "problems": [text]})
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def utc(moment: object, what: str = "timestamp") -> datetime:
+    """``moment`` as an aware UTC datetime; a naive one is refused (the protocol never
+    guesses a time zone)."""
+    if not isinstance(moment, datetime):
+        raise MalformedError(f"{what}: expected a datetime, got {type(moment).__name__}",
+                             details={"field": what})
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise MalformedError(f"{what}: datetime must be timezone-aware (UTC)",
+                             details={"field": what})
+    return moment.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime, what: str = "timestamp") -> Timestamp:
+    """An aware datetime in wire form, floored to whole seconds."""
+    m = utc(moment, what)
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
+            f"T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z")
+
+
+def parse_timestamp(text: Timestamp) -> datetime:
+    """A validated timestamp field as an aware UTC datetime."""
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- objects
+
+
 class WireObject:
-    """Mixin for ``@dataclass(frozen=True, kw_only=True)`` wire objects."""
+    """Mixin for ``@dataclass(frozen=True, kw_only=True)`` wire objects (module docstring)."""
 
     TYPE: ClassVar[str]
-    #: Set on signed object types: the value of ``signed.type`` (equals TYPE).
+    #: Signed object types: ``to_json`` carries ``"type": TYPE`` and ``sign`` works.
     SIGNED: ClassVar[bool] = False
+    #: Unsigned objects that still carry ``"type": TYPE`` (sealed payloads).
+    TYPED: ClassVar[bool] = False
+    #: JSON keys (at any depth) whose strings may contain tab, CR and LF.
+    MULTILINE: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
-        schema.validate(self.TYPE, self.to_json())
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            frozen = freeze(value)
+            if frozen is not value:
+                object.__setattr__(self, f.name, frozen)
+        self._validate_json(self.to_json())
+        self._build_nested()
+        self._normalise()
+        self._no_control(self.to_json(), [], False)
         self.check()
 
+    # hooks --------------------------------------------------------------------
+
+    @classmethod
+    def _where(cls) -> str:
+        """How errors name this object."""
+        return cls.TYPE
+
+    @classmethod
+    def _validate_json(cls, value: Any) -> None:
+        schema.validate(cls.TYPE, value)
+
+    def _normalise(self) -> None:
+        """Convert validated raw values into their typed form (subclasses)."""
+
+    def _is_multiline(self, key: str) -> bool:
+        return key in self.MULTILINE
+
     def check(self) -> None:
-        """Semantic rules beyond the schema; raise MalformedError.  Default: none."""
+        """Semantic rules beyond the schema; raise :meth:`_fail`.  Default: none."""
+
+    # helpers for checks ---------------------------------------------------------
+
+    def _fail(self, field: str, problem: str) -> MalformedError:
+        return invalid(self.TYPE, field, problem, where=self._where())
+
+    def _binary(self, name: str, *, length: int | None = None, min_bytes: int = 0,
+                max_bytes: int | None = None) -> bytes:
+        """Field ``name`` decoded as canonical unpadded base64url, of exactly ``length``
+        or ``min_bytes..max_bytes`` bytes."""
+        try:
+            data = b64d(getattr(self, name), length=length, max_length=max_bytes, what=name)
+        except MalformedError as exc:
+            raise self._fail(name, exc.message.split(": ", 1)[-1]) from None
+        if len(data) < min_bytes:
+            raise self._fail(name, f"shorter than {min_bytes} bytes")
+        return data
+
+    # building -------------------------------------------------------------------
+
+    def _build_nested(self) -> None:
+        """Nested parts given as plain JSON become their wire objects (and run their checks)."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            kind = f.metadata.get("wire")
+            value = getattr(self, f.name)
+            if kind is None or value is None:
+                continue
+            if f.metadata.get("many"):
+                if any(not isinstance(v, kind) for v in value):
+                    built = tuple(v if isinstance(v, kind) else kind.from_json(thaw(v)) for v in value)
+                    object.__setattr__(self, f.name, built)
+            elif not isinstance(value, kind):
+                object.__setattr__(self, f.name, kind.from_json(thaw(value)))
+
+    def _no_control(self, value: Any, path: list[Any], multiline: bool) -> None:
+        if isinstance(value, str):
+            if (_CONTROL_BUT_LINES if multiline else _CONTROL).search(value):
+                raise self._fail(schema.json_path(path), "contains control characters")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._no_control(item, [*path, i], multiline)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str) or _CONTROL.search(key):
+                    raise self._fail(schema.json_path(path), "has a field name that is not "
+                                     "a string without control characters")
+                self._no_control(item, [*path, key], self._is_multiline(key))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.SIGNED:
+        if self.SIGNED or self.TYPED:
             out["type"] = self.TYPE
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if value is None and f.metadata.get("omit_none", True):
+            if value is None:
                 continue
-            out[f.metadata.get("json", f.name)] = _to_json(value)
+            out[f.metadata.get("json", f.name)] = thaw(value)
         return out
 
     @classmethod
     def from_json(cls: type[T], value: Any) -> T:
         """Validate ``value`` against the schema, then build the object."""
-        schema.validate(cls.TYPE, value)
+        cls._validate_json(value)
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             key = f.metadata.get("json", f.name)
-            if key not in value:
-                continue
-            kwargs[f.name] = _from_json(f, value[key])
+            if key in value:
+                kwargs[f.name] = _from_json(f, value[key])
         return cls(**kwargs)
 
-    # -- signed objects ---------------------------------------------------------
+    # signed objects ---------------------------------------------------------------
 
     def sign(self, signer: Signer) -> dict[str, Any]:
         """An envelope of this object signed by ``signer``."""
         if not self.SIGNED:
             raise TypeError(f"{self.TYPE} is not a signed object")
         return signing.sign(self.TYPE, self.to_json(), signer)
+
+    @classmethod
+    def peek(cls, envelope: Any) -> dict[str, Any]:
+        """The ``signed`` part of ``envelope``, schema-valid but **not verified**: only to
+        find the key that must verify it, then :meth:`from_envelope`.  Another object
+        type is a :class:`SignatureError`, as in :func:`protocol.signing.verify`."""
+        schema.validate("envelope", envelope)
+        signed = envelope["signed"]
+        if signed.get("type") != cls.TYPE:
+            raise SignatureError(f"expected a {cls.TYPE!r} object, got {signed.get('type')!r}")
+        cls._validate_json(signed)
+        return dict(signed)
 
     @classmethod
     def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
@@ -88,10 +281,25 @@ class WireObject:
         return cls.from_json(signed)
 
 
+class Part(WireObject):
+    """A nested part of a wire object, validated against ``<TYPE>.json#/$defs/<DEF>``;
+    its errors name ``"<TYPE> <DEF>"``."""
+
+    DEF: ClassVar[str]
+
+    @classmethod
+    def _where(cls) -> str:
+        return f"{cls.TYPE} {cls.DEF}"
+
+    @classmethod
+    def _validate_json(cls, value: Any) -> None:
+        schema.validate_def(cls.TYPE, cls.DEF, value)
+
+
 def _from_json(f: dataclasses.Field[Any], raw: Any) -> Any:
     kind = f.metadata.get("wire")
     if kind is None:
-        return tuple(raw) if isinstance(raw, list) else raw
+        return raw
     if f.metadata.get("many"):
         return tuple(kind.from_json(v) for v in raw)
     return kind.from_json(raw)
@@ -111,4 +319,7 @@ def alias(json: str, *, default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(metadata={"json": json}, default=default)
 
 
-__all__ = ["WireObject", "nested", "alias"]
+__all__ = [
+    "WireObject", "Part", "FrozenMap", "Timestamp", "TIMESTAMP_FORMAT",
+    "freeze", "thaw", "invalid", "utc", "format_timestamp", "parse_timestamp", "nested", "alias",
+]

@@ -13,25 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from protocol import schema, signing
 from protocol.canonical import canonical_json
 from protocol.crypto import VerifyKey, sha256
 from protocol.encoding import b64e
 from protocol.errors import ContextMismatchError, SignatureError
-from protocol.objects.base import WireObject, alias, nested
-from protocol.objects.plaintext import (
-    AEAD_OVERHEAD,
-    AnonymousEvent,
-    FrozenWireObject,
-    StatusChange,
-    check_b64,
-    invalid,
-    thaw,
-)
-
-T = TypeVar("T", bound=WireObject)
+from protocol.objects.base import T, WireObject, alias, nested, thaw
+from protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
 #: Domain separation of the event hash chain (objects-cases.md §C.3).
 EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
@@ -55,7 +45,7 @@ def verified_signers(envelope: Mapping[str, Any], keys: Iterable[VerifyKey]) -> 
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlindIndexToken(FrozenWireObject):
+class BlindIndexToken(WireObject):
     """A truncated Argon2id blind index (design §4.8); matches are hints only."""
 
     TYPE = "blind-index-token"
@@ -64,17 +54,15 @@ class BlindIndexToken(FrozenWireObject):
     token: str
 
     def check(self) -> None:
-        check_b64(self.TYPE, "token", self.token,
-                  min_bytes=TOKEN_MIN_BYTES, max_bytes=TOKEN_MAX_BYTES)
+        self.raw  # decoding checks the form and length of the token
 
     @property
     def raw(self) -> bytes:
-        return check_b64(self.TYPE, "token", self.token,
-                         min_bytes=TOKEN_MIN_BYTES, max_bytes=TOKEN_MAX_BYTES)
+        return self._binary("token", min_bytes=TOKEN_MIN_BYTES, max_bytes=TOKEN_MAX_BYTES)
 
 
 @dataclass(frozen=True, kw_only=True)
-class CaseHeader(FrozenWireObject):
+class CaseHeader(WireObject):
     """The cleartext header of a case or consult, signed by the owning partner.
 
     A consult (``kind == "consult"``) is anonymous: no ``identity_version``,
@@ -98,15 +86,14 @@ class CaseHeader(FrozenWireObject):
     tokens: tuple[BlindIndexToken, ...] | None = nested(BlindIndexToken, many=True, default=None)
 
     def check(self) -> None:
-        check_b64(self.TYPE, "wrapped_case_key", self.wrapped_case_key,
-                  min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
+        self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
         if self.kind == "consult":
             # design §4.2: a consult carries no identity, so no trace of one either.
             for name in ("identity_version", "classes", "tokens"):
                 if getattr(self, name) is not None:
-                    raise invalid(self.TYPE, name, "must be absent on a consult")
+                    raise self._fail(name, "must be absent on a consult")
         elif self.identity_version is None:
-            raise invalid(self.TYPE, "identity_version", "is required on a case")
+            raise self._fail("identity_version", "is required on a case")
 
     @property
     def is_consult(self) -> bool:
@@ -124,7 +111,7 @@ class CaseHeader(FrozenWireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Event(FrozenWireObject):
+class Event(WireObject):
     """One encrypted entry of a case's anonymous layer, signed by its author.
 
     ``seq`` and ``prev`` chain the events: ``prev`` is :func:`event_hash` of the
@@ -148,11 +135,10 @@ class Event(FrozenWireObject):
 
     def check(self) -> None:
         if self.seq == 1 and self.prev is not None:
-            raise invalid(self.TYPE, "prev", "must be absent on the first event (seq 1)")
+            raise self._fail("prev", "must be absent on the first event (seq 1)")
         if self.seq != 1 and self.prev is None:
-            raise invalid(self.TYPE, "prev", "is required when seq > 1")
-        check_b64(self.TYPE, "ciphertext", self.ciphertext,
-                  min_bytes=AEAD_OVERHEAD, max_bytes=EVENT_CIPHERTEXT_MAX_BYTES)
+            raise self._fail("prev", "is required when seq > 1")
+        self._binary("ciphertext", min_bytes=AEAD_OVERHEAD, max_bytes=EVENT_CIPHERTEXT_MAX_BYTES)
 
     @classmethod
     def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
@@ -215,7 +201,7 @@ def check_event_status(event: Event, plaintext: AnonymousEvent) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class IdentityRecord(FrozenWireObject):
+class IdentityRecord(WireObject):
     """One sealed disclosure class of a case, signed by the case owner."""
 
     TYPE = "identity-record"
@@ -228,12 +214,11 @@ class IdentityRecord(FrozenWireObject):
     ciphertext: str
 
     def check(self) -> None:
-        check_b64(self.TYPE, "ciphertext", self.ciphertext,
-                  min_bytes=AEAD_OVERHEAD, max_bytes=IDENTITY_CIPHERTEXT_MAX_BYTES)
+        self._binary("ciphertext", min_bytes=AEAD_OVERHEAD, max_bytes=IDENTITY_CIPHERTEXT_MAX_BYTES)
 
 
 @dataclass(frozen=True, kw_only=True)
-class GatedEnvelope(FrozenWireObject):
+class GatedEnvelope(WireObject):
     """A class key sealed to a member and then to the server's gate key.
 
     Unsigned: it is uploaded by the owner in an HTTP-signed request, and the inner
@@ -250,8 +235,7 @@ class GatedEnvelope(FrozenWireObject):
     blob: str
 
     def check(self) -> None:
-        check_b64(self.TYPE, "blob", self.blob,
-                  min_bytes=2 * SEAL_OVERHEAD, max_bytes=GATED_BLOB_MAX_BYTES)
+        self._binary("blob", min_bytes=2 * SEAL_OVERHEAD, max_bytes=GATED_BLOB_MAX_BYTES)
 
 
 __all__ = [

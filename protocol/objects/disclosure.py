@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.crypto import KEY_BYTES, SEAL_OVERHEAD, BoxPublicKey, BoxSecretKey, CaseKey
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, MalformedError
-from protocol.objects.base import nested
-from protocol.objects.network import Part, SchakelObject, Timestamp
+from protocol import envelopes
+from protocol.crypto import BoxPublicKey, BoxSecretKey, CaseKey
+from protocol.envelopes import JUSTIFICATION_MAX_BYTES
+from protocol.errors import ContextMismatchError
+from protocol.objects.base import Part, Timestamp, WireObject, nested
 
 PARTIES = ("formal", "informal")
 PURGE_REASONS = ("consent-revoked", "bemoeizorg-expired", "membership-removed", "retention")
-#: A bemoeizorg justification is UTF-8 text of at most this many bytes before sealing.
-JUSTIFICATION_MAX_BYTES = 12000
 
 
 # --------------------------------------------------------------------------- consent
@@ -41,7 +39,7 @@ class Grantees(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Consent(SchakelObject):
+class Consent(WireObject):
     """The person's consent to disclose ``classes`` of ``case`` to ``grantees`` for
     ``purpose`` between ``valid_from`` and ``valid_until``.  Signed by the case
     owner or the coordinator.  ``evidence`` is the SHA-256 of the signed consent
@@ -66,11 +64,11 @@ class Consent(SchakelObject):
     def check(self) -> None:
         # Canonical timestamps compare chronologically as strings.
         if self.valid_until <= self.valid_from:
-            raise self._fail("valid_until", "must be later than valid_from")
+            raise self._fail("valid_until", "must be after valid_from")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConsentRevocation(SchakelObject):
+class ConsentRevocation(WireObject):
     """Withdraws consent ``consent``; signed by the case owner or the coordinator."""
 
     TYPE = "consent-revocation"
@@ -96,7 +94,7 @@ class GrantBasis(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Grant(SchakelObject):
+class Grant(WireObject):
     """The coordinator grants ``grantee`` the ``classes`` of ``case`` under a consent."""
 
     TYPE = "grant"
@@ -118,7 +116,8 @@ class Grant(SchakelObject):
 
 @dataclass(frozen=True, kw_only=True)
 class SealedJustification(Part):
-    """The written justification sealed to one auditor's box key."""
+    """The written justification sealed to one auditor's box key
+    (``envelopes.seal_justification``: bound to network, invocation, case and auditor)."""
 
     TYPE = "bemoeizorg-invocation"
     DEF = "sealed_justification"
@@ -130,25 +129,24 @@ class SealedJustification(Part):
         self._binary("sealed")
 
     @classmethod
-    def seal(cls, auditor: str, auditor_box: BoxPublicKey, text: str) -> "SealedJustification":
-        """Seal ``text`` (UTF-8, at most 12000 bytes) to an auditor."""
-        data = text.encode("utf-8")
-        if not data or len(data) > JUSTIFICATION_MAX_BYTES:
-            raise MalformedError(f"justification must be 1..{JUSTIFICATION_MAX_BYTES} bytes",
-                                 details={"field": "justification"})
-        return cls(auditor=auditor, sealed=b64e(auditor_box.seal(data)))
+    def seal(cls, text: str, auditor_box: BoxPublicKey, *, network: str, invocation: str,
+             case: str, auditor: str) -> "SealedJustification":
+        """Seal ``text`` (UTF-8, 1..12000 bytes) to ``auditor`` for this invocation."""
+        return cls(auditor=auditor, sealed=envelopes.seal_justification(
+            auditor_box, text, network=network, invocation=invocation, case=case,
+            auditor=auditor))
 
-    def open(self, box_secret: BoxSecretKey) -> str:
-        """The justification text; DecryptionError for anyone but the auditor."""
-        data = box_secret.unseal(b64d(self.sealed, what="sealed"))
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DecryptionError("cannot decrypt") from None
+    def open(self, box_secret: BoxSecretKey, *, network: str, invocation: str,
+             case: str) -> str:
+        """The text; DecryptionError for anyone but the auditor, ContextMismatchError
+        if it was sealed for another network, invocation, case or auditor."""
+        return envelopes.open_justification(box_secret, self.sealed, network=network,
+                                            invocation=invocation, case=case,
+                                            auditor=self.auditor)
 
 
 @dataclass(frozen=True, kw_only=True)
-class BemoeizorgInvocation(SchakelObject):
+class BemoeizorgInvocation(WireObject):
     """A bemoeizorg role-holder invokes the exception on ``case`` (oggz only),
     with a ground from the policy and a justification sealed to the auditors.
     Signed by the invoking role-holder."""
@@ -176,9 +174,19 @@ class BemoeizorgInvocation(SchakelObject):
                 return j
         return None
 
+    def open_justification(self, auditor: str, box_secret: BoxSecretKey) -> str:
+        """The justification sealed to ``auditor`` in this invocation (checked against
+        this invocation's network, id and case); ContextMismatchError if there is none."""
+        sealed = self.justification_for(auditor)
+        if sealed is None:
+            raise ContextMismatchError("the invocation has no justification for this auditor",
+                                       details={"field": "justification"})
+        return sealed.open(box_secret, network=self.network, invocation=self.invocation,
+                           case=self.case)
+
 
 @dataclass(frozen=True, kw_only=True)
-class BemoeizorgCosign(SchakelObject):
+class BemoeizorgCosign(WireObject):
     """A second role-holder co-signs an invocation (four eyes)."""
 
     TYPE = "bemoeizorg-cosign"
@@ -192,7 +200,7 @@ class BemoeizorgCosign(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Review(SchakelObject):
+class Review(WireObject):
     """An auditor's review of a bemoeizorg invocation **or** of an audit entry."""
 
     TYPE = "review"
@@ -216,9 +224,10 @@ class Review(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Share(SchakelObject):
+class Share(WireObject):
     """The coordinator shares ``case``'s anonymous layer with ``partner``: the case
-    key (version ``case_key_version``) sealed to the partner's box key."""
+    key (version ``case_key_version``) sealed to the partner's box key with
+    ``envelopes.seal_case_key`` (recipient: the partner's key id)."""
 
     TYPE = "share"
     SIGNED = True
@@ -233,19 +242,15 @@ class Share(SchakelObject):
     reason: str
 
     def check(self) -> None:
-        self._binary("sealed_case_key", length=KEY_BYTES + SEAL_OVERHEAD)
-
-    @staticmethod
-    def seal_case_key(case_key: CaseKey, partner_box: BoxPublicKey) -> str:
-        """The ``sealed_case_key`` value for ``partner_box``."""
-        return b64e(partner_box.seal(case_key.export()))
+        self._binary("sealed_case_key")
 
     def open_case_key(self, box_secret: BoxSecretKey) -> CaseKey:
-        """The case key; DecryptionError for anyone but the partner."""
-        raw = box_secret.unseal(b64d(self.sealed_case_key, what="sealed_case_key"))
-        if len(raw) != KEY_BYTES:
-            raise DecryptionError("cannot decrypt")
-        return CaseKey(raw)
+        """The case key; DecryptionError for anyone but the partner,
+        ContextMismatchError if it was sealed for another network, case, version or
+        partner than this share names."""
+        return envelopes.open_case_key(box_secret, self.sealed_case_key, network=self.network,
+                                       case=self.case, version=self.case_key_version,
+                                       recipient_id=self.partner)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +265,7 @@ class ReferralBasis(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Referral(SchakelObject):
+class Referral(WireObject):
     """Hands ``case`` over to ``to_network`` as ``new_case``; signed by the sending
     coordinator."""
 
@@ -287,7 +292,7 @@ class Referral(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PurgeInstruction(SchakelObject):
+class PurgeInstruction(WireObject):
     """Tells ``recipient`` to destroy the released keys of ``classes`` of ``case``;
     signed by the server's log key."""
 
@@ -305,7 +310,7 @@ class PurgeInstruction(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PurgeAck(SchakelObject):
+class PurgeAck(WireObject):
     """The recipient confirms it executed purge instruction ``instruction``."""
 
     TYPE = "purge-ack"

@@ -1,24 +1,13 @@
 """Network objects: trust anchor, policy, membership and key distribution
 (docs/parts/objects-network.md §N).
 
-Every class here is a frozen, keyword-only dataclass that validates against
-``protocol/schemas/<type>.json`` when built (style.md: an invalid object cannot
-exist).  Besides the :class:`~protocol.objects.base.WireObject` contract this
-module adds, for all Schakel objects (:class:`SchakelObject`):
-
-* lists become tuples and JSON objects become :class:`FrozenMap`, so a built
-  object cannot be changed through a list it holds;
-* nested parts given as plain JSON objects are built into their :class:`Part`
-  class (and run its checks);
-* integer fields hold real ``int`` values and timestamp fields real calendar
-  times — ``protocol.schema`` asserts both too; the repeat here also covers
-  :class:`Part` objects, which are validated against a ``$defs`` entry;
-* no string holds a control character, except the multi-line free-text
-  fields a class names in ``MULTILINE``: no newline in an id, a name or a
-  reason, whatever a schema pattern allows.
-
-Nested parts of an object (``coordinator``, ``policy.retention``...) are
-:class:`Part` objects validated against a ``$defs`` entry of their parent's schema.
+Every class here is a frozen, keyword-only dataclass built on
+:class:`~protocol.objects.base.WireObject` (or :class:`~protocol.objects.base.Part`
+for nested parts): it validates against ``protocol/schemas/<type>.json`` when built
+(style.md: an invalid object cannot exist).  ``keys/`` builds and parses the
+identity objects (genesis, membership, revocation, rotation, key bundle) with these
+classes and adds only what is about trust (fingerprints, key chains, validity at
+``now``).
 
 Release decisions are not made here: objects are data plus structural checks;
 ``protocol/policy.py`` decides.
@@ -26,262 +15,21 @@ Release decisions are not made here: objects are data plus structural checks;
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import cache
-from importlib import resources
-from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
+from typing import Any
 
-import jsonschema
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
-from referencing.jsonschema import DRAFT202012
-
-from protocol import schema
-from protocol.canonical import canonical_json, parse_json
+from protocol import envelopes, signing
 from protocol.crypto import (
-    KEY_BYTES, BoxPublicKey, BoxSecretKey, EpochKey, MatchKey, VerifyKey, key_id,
+    KEY_BYTES, BoxPublicKey, BoxSecretKey, EpochKey, MatchKey, VerifyKey,
 )
 from protocol.encoding import b64d, b64e
-from protocol.errors import ContextMismatchError, MalformedError
-from protocol.objects.base import WireObject, _from_json, alias, nested
-
-#: Marks a ``str`` field that holds an RFC 3339 UTC timestamp (conventions: Encodings).
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-Timestamp = Annotated[str, "schakel-timestamp"]
+from protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from protocol.objects.base import (
+    FrozenMap, Part, Timestamp, WireObject, alias, invalid, nested, thaw,
+)
 
 KINDS = ("oggz", "neighbourhood")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_S = TypeVar("_S", bound="SchakelObject")
-_V = TypeVar("_V")
-
-
-# --------------------------------------------------------------------------- infrastructure
-
-
-class FrozenMap(Mapping[str, _V]):
-    """An immutable, hashable ``str -> value`` mapping (policy classes, error details)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, _V] | Iterable[tuple[str, _V]] = ()) -> None:
-        self._data: dict[str, _V] = dict(data)
-
-    def __getitem__(self, key: str) -> _V:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._data.items()))
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, WireObject):
-        return value
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
-        return FrozenMap((k, _freeze(v)) for k, v in value.items())
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    """The plain JSON form of a (frozen) value."""
-    if isinstance(value, WireObject):
-        return value.to_json()
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
-
-
-@cache
-def _field_kinds(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(integer fields, timestamp fields) of a dataclass, from its annotations."""
-    hints = get_type_hints(cls, include_extras=True)
-    ints, stamps = [], []
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        if hint in (int, int | None):
-            ints.append(f.name)
-        elif hint == Timestamp:
-            stamps.append(f.name)
-    return tuple(ints), tuple(stamps)
-
-
-def _json_path(parts: Iterable[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(root)"
-
-
-class SchakelObject(WireObject):
-    """WireObject plus the strictness rules listed in the module docstring."""
-
-    #: JSON keys (at any depth) whose strings may contain tab, CR and LF.
-    MULTILINE: ClassVar[frozenset[str]] = frozenset()
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            frozen = _freeze(value)
-            if frozen is not value:
-                object.__setattr__(self, f.name, frozen)
-        self._validate_schema()
-        self._build_nested()
-        self._normalise()
-        self._strict()
-        self.check()
-
-    # hooks ----------------------------------------------------------------------
-
-    @classmethod
-    def _where(cls) -> str:
-        return cls.TYPE
-
-    def _validate_schema(self) -> None:
-        schema.validate(self.TYPE, self.to_json())
-
-    def _build_nested(self) -> None:
-        """Nested parts given as plain JSON become their wire objects (and run their checks)."""
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            kind = f.metadata.get("wire")
-            value = getattr(self, f.name)
-            if kind is None or value is None:
-                continue
-            if f.metadata.get("many"):
-                if any(not isinstance(v, kind) for v in value):
-                    built = tuple(v if isinstance(v, kind) else kind.from_json(_thaw(v)) for v in value)
-                    object.__setattr__(self, f.name, built)
-            elif not isinstance(value, kind):
-                object.__setattr__(self, f.name, kind.from_json(_thaw(value)))
-
-    def _normalise(self) -> None:
-        """Convert validated raw values into their typed form (subclasses)."""
-
-    def _fail(self, path: str, problem: str) -> MalformedError:
-        return MalformedError(f"invalid {self._where()}: {path}: {problem}",
-                              details={"type": self.TYPE, "field": path})
-
-    def _binary(self, name: str, *, length: int | None = None) -> bytes:
-        """Field ``name`` decoded as canonical unpadded base64url (exactly ``length`` bytes)."""
-        try:
-            return b64d(getattr(self, name), length=length, what=name)
-        except MalformedError:
-            raise self._fail(name, "is not canonical base64url of the right length") from None
-
-    # strictness -----------------------------------------------------------------
-
-    def _strict(self) -> None:
-        ints, stamps = _field_kinds(type(self))
-        for name in ints:
-            value = getattr(self, name)
-            if value is not None and type(value) is not int:
-                raise self._fail(name, "must be an integer")
-        for name in stamps:
-            try:
-                datetime.strptime(getattr(self, name), TIMESTAMP_FORMAT)
-            except (TypeError, ValueError):
-                raise self._fail(name, "is not a valid UTC calendar time") from None
-        self._no_control(self.to_json(), [], False)
-
-    def _no_control(self, value: Any, path: list[Any], multiline: bool) -> None:
-        if isinstance(value, str):
-            bad = _CONTROL_BUT_LINES if multiline else _CONTROL
-            if bad.search(value):
-                raise self._fail(_json_path(path), "contains control characters")
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                self._no_control(item, [*path, i], multiline)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if _CONTROL.search(key):
-                    raise self._fail(_json_path(path), "has a field name with control characters")
-                self._no_control(item, [*path, key], key in self.MULTILINE)
-
-
-# -- parts ----------------------------------------------------------------------------
-
-_SCHEMA_FILES = resources.files("protocol.schemas")
-
-
-@cache
-def _retrieve(uri: str) -> Resource[Any]:
-    name = uri[len(schema.BASE_URI):] if uri.startswith(schema.BASE_URI) else ""
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,63}\.json", name):
-        raise NoSuchResource(ref=uri)
-    try:
-        contents = json.loads(_SCHEMA_FILES.joinpath(name).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NoSuchResource(ref=uri) from None
-    return Resource.from_contents(contents, default_specification=DRAFT202012)
-
-
-@cache
-def _part_validator(parent: str, name: str) -> jsonschema.Draft202012Validator:
-    ref = {"$ref": f"{schema.BASE_URI}{parent}.json#/$defs/{name}"}
-    return jsonschema.Draft202012Validator(ref, registry=Registry(retrieve=_retrieve))  # type: ignore[call-arg]
-
-
-def _describe(err: jsonschema.ValidationError) -> str:
-    """What rule failed, never the offending value (it may be identity or ciphertext)."""
-    rule, value = err.validator, err.validator_value
-    if rule == "required" and isinstance(err.instance, Mapping):
-        return f"missing required field(s) {[k for k in value if k not in err.instance]}"
-    if rule == "additionalProperties" and isinstance(err.instance, Mapping):
-        known = set(err.schema.get("properties", {}))
-        return f"unknown field(s) {sorted(k for k in err.instance if k not in known)[:5]}"
-    if rule in ("type", "enum", "const", "maxLength", "minLength", "maxItems", "minItems",
-                "maximum", "minimum", "maxProperties", "minProperties"):
-        return f"violates {rule} {value}"
-    if rule == "pattern":
-        return "has the wrong format"
-    return f"violates {rule}"
-
-
-class Part(SchakelObject):
-    """A nested part of a wire object, validated against ``<TYPE>.json#/$defs/<DEF>``."""
-
-    DEF: ClassVar[str]
-
-    @classmethod
-    def _where(cls) -> str:
-        return f"{cls.TYPE} {cls.DEF}"
-
-    @classmethod
-    def _validate_part(cls, value: Any) -> None:
-        errors = sorted(_part_validator(cls.TYPE, cls.DEF).iter_errors(value),
-                        key=lambda e: list(e.absolute_path))
-        if errors:
-            problems = [f"{_json_path(e.absolute_path)}: {_describe(e)}" for e in errors[:5]]
-            raise MalformedError(f"invalid {cls._where()}: {problems[0]}",
-                                 details={"type": cls.TYPE, "problems": problems})
-
-    def _validate_schema(self) -> None:
-        self._validate_part(self.to_json())
-
-    @classmethod
-    def from_json(cls: type[_S], value: Any) -> _S:
-        cls._validate_part(value)  # type: ignore[attr-defined]
-        kwargs = {f.name: _from_json(f, value[f.metadata.get("json", f.name)])
-                  for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                  if f.metadata.get("json", f.name) in value}
-        return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------- keys
@@ -308,7 +56,7 @@ class PublicKeys(Part):
     @property
     def key_id(self) -> str:
         """The key id of ``sign``: how the holder is named on the wire."""
-        return key_id(b64d(self.sign, length=KEY_BYTES, what="sign"))
+        return self.verify_key.key_id
 
     @classmethod
     def of(cls, sign: VerifyKey, box: BoxPublicKey) -> "PublicKeys":
@@ -408,7 +156,7 @@ class BlindIndexSettings(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Policy(SchakelObject):
+class Policy(WireObject):
     """A network's policy (not signed on its own: embedded in genesis and network-policy)."""
 
     TYPE = "policy"
@@ -425,7 +173,7 @@ class Policy(SchakelObject):
 
     def _normalise(self) -> None:
         classes = FrozenMap(
-            (name, v if isinstance(v, ClassFields) else ClassFields.from_json(_thaw(v)))
+            (name, v if isinstance(v, ClassFields) else ClassFields.from_json(thaw(v)))
             for name, v in self.classes.items())
         object.__setattr__(self, "classes", classes)
 
@@ -484,16 +232,15 @@ def default_policy(kind: str) -> Policy:
 def check_policy_for_kind(kind: str, policy: Policy, *, where: str = "network-genesis") -> None:
     """A policy may enable bemoeizorg only in an oggz network (design §1, §5)."""
     if policy.bemoeizorg.enabled and kind != "oggz":
-        raise MalformedError(f"invalid {where}: policy.bemoeizorg.enabled: the bemoeizorg "
-                             "exception exists only in oggz networks",
-                             details={"type": where, "field": "policy.bemoeizorg.enabled"})
+        raise invalid(where, "policy.bemoeizorg.enabled",
+                      "the bemoeizorg exception exists only in oggz networks")
 
 
 # --------------------------------------------------------------------------- genesis & policy
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkGenesis(SchakelObject):
+class NetworkGenesis(WireObject):
     """The trust anchor of a network, signed by the coordinator's signing key."""
 
     TYPE = "network-genesis"
@@ -513,7 +260,7 @@ class NetworkGenesis(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkPolicy(SchakelObject):
+class NetworkPolicy(WireObject):
     """A new policy version (≥ 2; the genesis holds version 1), signed by the coordinator."""
 
     TYPE = "network-policy"
@@ -536,7 +283,7 @@ class NetworkPolicy(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Membership(SchakelObject):
+class Membership(WireObject):
     """A partner's certificate in one network, signed by the coordinator."""
 
     TYPE = "membership"
@@ -556,10 +303,10 @@ class Membership(SchakelObject):
     valid_until: Timestamp
 
     def check(self) -> None:
-        if key_id(b64d(self.sign_key, length=KEY_BYTES, what="sign")) != self.member:
+        if self.keys.key_id != self.member:
             raise self._fail("member", "must be the key id of sign")
         if self.valid_until <= self.valid_from:
-            raise self._fail("valid_until", "must be later than valid_from")
+            raise self._fail("valid_until", "must be after valid_from")
 
     @property
     def keys(self) -> PublicKeys:
@@ -570,7 +317,7 @@ class Membership(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MembershipRevocation(SchakelObject):
+class MembershipRevocation(WireObject):
     """Ends membership ``serial`` of ``member``, signed by the coordinator."""
 
     TYPE = "membership-revocation"
@@ -584,7 +331,7 @@ class MembershipRevocation(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class KeyRotation(SchakelObject):
+class KeyRotation(WireObject):
     """Replaces signing key ``old`` by ``new``; signed by the old **and** the new key."""
 
     TYPE = "key-rotation"
@@ -601,9 +348,20 @@ class KeyRotation(SchakelObject):
 
     @classmethod
     def from_envelope_with_old_key(cls, envelope: Any, old_key: VerifyKey) -> "KeyRotation":
-        """Verify a rotation away from ``old_key``: both signatures must verify."""
-        schema.validate_envelope(cls.TYPE, envelope)
-        new_key = VerifyKey.from_b64(envelope["signed"]["new"]["sign"], "new.sign")
+        """Verify a rotation away from ``old_key``.  The envelope carries exactly two
+        signatures, both valid: by ``old_key`` (the holder authorises the change) and by
+        ``new.sign`` (proof of possession); otherwise :class:`SignatureError`.  A
+        rotation of another key is a :class:`ContextMismatchError`."""
+        new_key = VerifyKey.from_b64(cls.peek(envelope)["new"]["sign"], "new.sign")
+        claimed = signing.signers_of(envelope)
+        if old_key.key_id not in claimed:
+            raise SignatureError("key-rotation is not signed by the old key")
+        if new_key.key_id not in claimed:
+            raise SignatureError("key-rotation is not signed by the new key (no proof of "
+                                 "possession)")
+        if len(claimed) != 2:
+            raise SignatureError("key-rotation must carry exactly the old and the new key's "
+                                 "signatures")
         rotation = cls.from_envelope(envelope, [old_key, new_key], threshold=2)
         if rotation.old != old_key.key_id:
             raise ContextMismatchError("key-rotation is for another key", details={"field": "old"})
@@ -611,7 +369,7 @@ class KeyRotation(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class KeyBundle(SchakelObject):
+class KeyBundle(WireObject):
     """A partner's public keys, self-signed (proof of possession), for the covenant ceremony."""
 
     TYPE = "key-bundle"
@@ -635,12 +393,12 @@ class KeyBundle(SchakelObject):
     def from_self_signed(cls, envelope: Any) -> "KeyBundle":
         """Verify the bundle with the signing key it carries.  This proves possession
         of that key, not who holds it: the coordinator compares fingerprints in person."""
-        schema.validate_envelope(cls.TYPE, envelope)
-        return cls.from_envelope(envelope, [VerifyKey.from_b64(envelope["signed"]["sign"], "sign")])
+        key = VerifyKey.from_b64(cls.peek(envelope)["sign"], "sign")
+        return cls.from_envelope(envelope, [key])
 
 
 @dataclass(frozen=True, kw_only=True)
-class CovenantAcceptance(SchakelObject):
+class CovenantAcceptance(WireObject):
     """A partner accepts the covenant with hash ``covenant``; signed by that partner."""
 
     TYPE = "covenant-acceptance"
@@ -654,9 +412,6 @@ class CovenantAcceptance(SchakelObject):
 
 
 # --------------------------------------------------------------------------- epoch keys
-
-#: Upper bound for the canonical JSON of an epoch-key-payload (it is ~230 bytes).
-_PAYLOAD_MAX_BYTES = 720
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -674,7 +429,7 @@ class SealedEpochKey(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EpochKeyDistribution(SchakelObject):
+class EpochKeyDistribution(WireObject):
     """Epoch ``epoch``'s keys sealed to each core member, signed by the coordinator.
 
     Sealed boxes are anonymous: authenticity comes from the coordinator's
@@ -702,12 +457,13 @@ class EpochKeyDistribution(SchakelObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EpochKeyPayload(SchakelObject):
-    """The plaintext inside one sealed entry of an epoch-key-distribution.
-
-    Holds secrets: they are left out of ``repr``."""
+class EpochKeyPayload(WireObject):
+    """The plaintext inside one sealed entry of an epoch-key-distribution: exactly what
+    :func:`protocol.envelopes.seal_epoch_keys` seals (it carries ``"type"`` like every
+    sealed payload).  Holds secrets: they are left out of ``repr``."""
 
     TYPE = "epoch-key-payload"
+    TYPED = True
 
     network: str
     epoch: int
@@ -722,25 +478,25 @@ class EpochKeyPayload(SchakelObject):
                    epoch_key=b64e(epoch_key.export()), match_key=b64e(match_key.export()))
 
     def seal(self, recipient_box: BoxPublicKey) -> SealedEpochKey:
-        """Seal this payload to its recipient's box key."""
-        sealed = recipient_box.seal(canonical_json(self.to_json()))
-        return SealedEpochKey(recipient=self.recipient, sealed=b64e(sealed))
+        """Seal this payload to its recipient's box key (``envelopes.seal_epoch_keys``)."""
+        sealed = envelopes.seal_epoch_keys(recipient_box, self.epoch_secret(), self.match_secret(),
+                                           network=self.network, epoch=self.epoch,
+                                           recipient_id=self.recipient)
+        return SealedEpochKey(recipient=self.recipient, sealed=sealed)
 
     @classmethod
     def open(cls, sealed: str, box_secret: BoxSecretKey, *, network: str, epoch: int,
              recipient: str) -> "EpochKeyPayload":
-        """Open a sealed payload and check it is for this network, epoch and recipient.
+        """Open a sealed payload (``envelopes.open_epoch_keys``) made for this network,
+        epoch and recipient.
 
         Raises DecryptionError if it does not open, ContextMismatchError if it
-        opened but names another network, epoch or recipient."""
-        plaintext = box_secret.unseal(b64d(sealed, max_length=_PAYLOAD_MAX_BYTES + 48,
-                                           what="sealed"))
-        payload = cls.from_json(parse_json(plaintext, max_bytes=_PAYLOAD_MAX_BYTES, max_depth=2))
-        for name, expected in (("network", network), ("epoch", epoch), ("recipient", recipient)):
-            if getattr(payload, name) != expected:
-                raise ContextMismatchError(f"epoch-key-payload is for another {name}",
-                                           details={"field": name})
-        return payload
+        opened but names another network, epoch or recipient, MalformedError if it
+        is not an epoch-key-payload."""
+        epoch_key, match_key = envelopes.open_epoch_keys(
+            box_secret, sealed, network=network, epoch=epoch, recipient_id=recipient)
+        return cls.create(network=network, epoch=epoch, recipient=recipient,
+                          epoch_key=epoch_key, match_key=match_key)
 
     def epoch_secret(self) -> EpochKey:
         return EpochKey(b64d(self.epoch_key, length=KEY_BYTES, what="epoch_key"))
@@ -750,7 +506,7 @@ class EpochKeyPayload(SchakelObject):
 
 
 __all__ = [
-    "TIMESTAMP_FORMAT", "Timestamp", "KINDS", "FrozenMap", "SchakelObject", "Part",
+    "KINDS",
     "PublicKeys", "ServerKeys",
     "DEFAULT_CLASSES", "DEFAULT_INFORMAL_CLASSES", "DEFAULT_RESTRICTED", "DEFAULT_BEMOEIZORG_GROUNDS",
     "ClassFields", "BemoeizorgSettings", "RetentionSettings", "BlindIndexSettings", "Policy",

@@ -14,52 +14,23 @@
 
 Neither is signed: a plaintext travels only inside an AEAD ciphertext whose
 associated data binds it to its case (protocol/envelopes.py), and inside the
-signed event or identity record carrying that ciphertext.
-
-This module also holds two small helpers the other object modules share
-(:class:`FrozenWireObject`, :func:`invalid`, :func:`check_b64`).
+signed event or identity record carrying that ciphertext.  Both are
+:class:`~protocol.objects.base.WireObject` classes; each also checks that its
+canonical JSON fits the ciphertext that carries it (:func:`check_plaintext_size`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from protocol import schema
 from protocol.canonical import canonical_json
-from protocol.encoding import b64d
 from protocol.errors import MalformedError
-from protocol.objects.base import WireObject
-
-T = TypeVar("T", bound="WireObject")
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def invalid(obj_type: str, field: str, problem: str) -> MalformedError:
-    """A :class:`MalformedError` naming the object type and field, never the value.
-
-    Same shape as ``protocol.schema.validate``'s errors, plus ``details.field``.
-    """
-    text = f"{field}: {problem}"
-    return MalformedError(f"invalid {obj_type}: {text}",
-                          details={"type": obj_type, "field": field, "problems": [text]})
-
-
-def check_b64(obj_type: str, field: str, text: Any, *, min_bytes: int, max_bytes: int) -> bytes:
-    """Decode a base64url field strictly (canonical form) and bound its decoded length."""
-    try:
-        data = b64d(text, max_length=max_bytes, what=field)
-    except MalformedError as exc:
-        raise invalid(obj_type, field, exc.message.split(": ", 1)[-1]) from None
-    if len(data) < min_bytes:
-        raise invalid(obj_type, field, f"shorter than {min_bytes} bytes")
-    return data
+from protocol.objects.base import FrozenMap, T, WireObject, invalid
 
 
 def check_plaintext_size(obj_type: str, value: Any, limit: int) -> None:
@@ -72,96 +43,6 @@ def check_plaintext_size(obj_type: str, value: Any, limit: int) -> None:
         raise invalid(obj_type, "(root)", "is not representable as canonical JSON") from None
     if size > limit:
         raise invalid(obj_type, "(root)", f"canonical JSON is larger than {limit} bytes")
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, WireObject):
-        return value
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """Plain JSON (dicts and lists) from a frozen value, e.g. to hand an embedded
-    envelope to ``protocol.signing``."""
-    if isinstance(value, WireObject):
-        return value.to_json()
-    if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    return value
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-#: JSON keys (at any depth) of multi-line free text: tab, CR and LF allowed.
-MULTILINE_FIELDS = frozenset({"summary", "text", "description", "informal_not_possible",
-                              "reason", "concern"})
-#: JSON keys that hold timestamps in the objects of this section.
-TIMESTAMP_FIELDS = frozenset({"created", "at", "updated"})
-
-
-def _json_path(parts: list[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(root)"
-
-
-def check_strict(obj_type: str, value: Any, path: list[Any] | None = None,
-                 multiline: bool = False) -> None:
-    """Rules a JSON Schema does not express (the same as protocol/objects/network.py):
-
-    * no control characters in strings or keys, except tab/CR/LF in the
-      ``MULTILINE_FIELDS`` (Python's ``re`` lets a pattern's ``$`` match before a
-      trailing newline, so the schema alone would accept ``"<id>\\n"``);
-    * no floats: JSON Schema counts ``1.0`` as an integer, we do not;
-    * timestamps (``TIMESTAMP_FIELDS`` at the top level) are real calendar times.
-    """
-    path = path or []
-    if isinstance(value, str):
-        if (_CONTROL_BUT_LINES if multiline else _CONTROL).search(value):
-            raise invalid(obj_type, _json_path(path), "contains control characters")
-    elif isinstance(value, float):
-        raise invalid(obj_type, _json_path(path), "must be an integer")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            check_strict(obj_type, item, [*path, i], multiline)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            if _CONTROL.search(key):
-                raise invalid(obj_type, _json_path(path), "has a field name with control characters")
-            if not path and key in TIMESTAMP_FIELDS and isinstance(item, str):
-                try:
-                    datetime.datetime.strptime(item, TIMESTAMP_FORMAT)
-                except ValueError:
-                    raise invalid(obj_type, key, "is not a valid UTC calendar time") from None
-            check_strict(obj_type, item, [*path, key], key in MULTILINE_FIELDS)
-
-
-class FrozenWireObject(WireObject):
-    """A :class:`WireObject` that is deeply immutable and strict.
-
-    Lists become tuples and JSON objects read-only mappings before validation,
-    so a validated object cannot be changed afterwards and
-    ``from_json(to_json(x)) == x`` holds even when ``x`` was built with lists.
-    After the schema, :func:`check_strict` runs, then ``check()``.
-    """
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if isinstance(value, (list, tuple, Mapping)) and not isinstance(value, WireObject):
-                object.__setattr__(self, f.name, _freeze(value))
-        as_json = self.to_json()
-        schema.validate(self.TYPE, as_json)
-        check_strict(self.TYPE, as_json)
-        self.check()
 
 
 #: XChaCha20-Poly1305 nonce + tag: what an AEAD ciphertext adds to its plaintext.
@@ -194,7 +75,7 @@ AGE_BANDS: tuple[str, ...] = ("0-17", "18-29", "30-44", "45-54", "55-64", "65-74
 # --------------------------------------------------------------------------- anonymous layer
 
 
-class AnonymousEvent(FrozenWireObject):
+class AnonymousEvent(WireObject):
     """Base of the anonymous-event variants; ``KIND`` is the ``kind`` discriminator.
 
     ``AnonymousEvent.from_json`` dispatches on ``kind``; a variant's ``from_json``
@@ -239,6 +120,7 @@ class Intake(AnonymousEvent):
 
     KIND = "intake"
     FREE_TEXT = ("neighbourhood", "summary")
+    MULTILINE = frozenset({"summary"})
 
     age_band: str
     neighbourhood: str
@@ -256,6 +138,7 @@ class Analysis(AnonymousEvent):
 
     KIND = "analysis"
     FREE_TEXT = ("text",)
+    MULTILINE = frozenset(FREE_TEXT)
 
     text: str
     domains: tuple[str, ...] | None = None
@@ -269,6 +152,7 @@ class Action(AnonymousEvent):
 
     KIND = "action"
     FREE_TEXT = ("description", "informal_not_possible")
+    MULTILINE = frozenset(FREE_TEXT)
 
     description: str
     help_type: str
@@ -282,8 +166,7 @@ class Action(AnonymousEvent):
         # makes sense for formal or combined help.  Whether it is *required* is
         # the network policy's decision (protocol.policy), not the object's.
         if self.help_type == "informal" and self.informal_not_possible is not None:
-            raise invalid(self.TYPE, "informal_not_possible",
-                          "must be absent when help_type is informal")
+            raise self._fail("informal_not_possible", "must be absent when help_type is informal")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,6 +175,7 @@ class Feedback(AnonymousEvent):
 
     KIND = "feedback"
     FREE_TEXT = ("text",)
+    MULTILINE = frozenset(FREE_TEXT)
 
     text: str
     outcome: str
@@ -301,6 +185,7 @@ class Feedback(AnonymousEvent):
 class Note(AnonymousEvent):
     KIND = "note"
     FREE_TEXT = ("text",)
+    MULTILINE = frozenset(FREE_TEXT)
 
     text: str
 
@@ -311,12 +196,13 @@ class StatusChange(AnonymousEvent):
 
     KIND = "status"
     FREE_TEXT = ("reason",)
+    MULTILINE = frozenset(FREE_TEXT)
 
     status: str
     reason: str
 
 
-ANONYMOUS_EVENT_KINDS: Mapping[str, type[AnonymousEvent]] = MappingProxyType(
+ANONYMOUS_EVENT_KINDS: Mapping[str, type[AnonymousEvent]] = FrozenMap(
     {c.KIND: c for c in (Intake, Analysis, Action, Feedback, Note, StatusChange)})
 
 
@@ -330,7 +216,7 @@ def parse_anonymous_event(value: Any) -> AnonymousEvent:
 # --------------------------------------------------------------------------- sealed identity
 
 
-class IdentityPlaintext(FrozenWireObject):
+class IdentityPlaintext(WireObject):
     """Base of the identity plaintexts; ``CLASS`` is the default disclosure class.
 
     The ``repr`` names the fields present, never their values, so a plaintext
@@ -404,12 +290,12 @@ class IdentityOfficial(IdentityPlaintext):
 
     def check(self) -> None:
         if self.bsn is not None and not bsn_valid(self.bsn):
-            raise invalid(self.TYPE, "bsn", "fails the 11-proef")
+            raise self._fail("bsn", "fails the 11-proef")
         if self.date_of_birth is not None:
             try:
                 datetime.date.fromisoformat(self.date_of_birth)
             except ValueError:
-                raise invalid(self.TYPE, "date_of_birth", "is not a calendar date") from None
+                raise self._fail("date_of_birth", "is not a calendar date") from None
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -425,9 +311,8 @@ class IdentityCare(IdentityPlaintext):
     contacts: tuple[Mapping[str, str], ...] | None = None
 
 
-_OTHER_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _CLASS_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
-#: Bounds of :class:`IdentityOther` (mirrors identity-record.json#/$defs/other_plaintext).
+#: Bounds of :class:`IdentityOther` (identity-record.json#/$defs/other_plaintext).
 OTHER_MAX_FIELDS = 20
 OTHER_MAX_CHARS = 500
 
@@ -435,45 +320,31 @@ OTHER_MAX_CHARS = 500
 @dataclass(frozen=True, kw_only=True, repr=False)
 class IdentityOther(IdentityPlaintext):
     """Plaintext of a disclosure class a network policy adds beyond the defaults:
-    1..20 string fields, names ``[a-z][a-z0-9_]{0,31}``, values 1..500 characters.
-
-    Validated here rather than by a schema file of its own; the same rule is
-    ``identity-record.json#/$defs/other_plaintext``.
-    """
+    1..20 string fields, names ``[a-z][a-z0-9_]{0,31}``, values 1..500 characters
+    that may span lines.  Its JSON is the flat ``fields`` map, validated against
+    ``identity-record.json#/$defs/other_plaintext``."""
 
     TYPE = "identity-other"
 
     fields: Mapping[str, str]
 
-    def __post_init__(self) -> None:
-        value = self.fields
-        if not isinstance(value, Mapping):
-            raise invalid(self.TYPE, "(root)", "must be of type object")
-        if not 1 <= len(value) <= OTHER_MAX_FIELDS:
-            raise invalid(self.TYPE, "(root)", f"must have 1..{OTHER_MAX_FIELDS} fields")
-        for key, item in value.items():
-            if not isinstance(key, str) or not _OTHER_KEY.fullmatch(key):
-                raise invalid(self.TYPE, "(root)", "a field name has the wrong format")
-            if not isinstance(item, str):
-                raise invalid(self.TYPE, key, "must be of type string")
-            if not 1 <= len(item) <= OTHER_MAX_CHARS:
-                raise invalid(self.TYPE, key, f"must be 1..{OTHER_MAX_CHARS} characters")
-            if _CONTROL_BUT_LINES.search(item):
-                raise invalid(self.TYPE, key, "contains control characters")
-        object.__setattr__(self, "fields", MappingProxyType(dict(value)))
-        check_plaintext_size(self.TYPE, self.to_json(), self.MAX_BYTES)
+    @classmethod
+    def _validate_json(cls, value: Any) -> None:
+        schema.validate_def("identity-record", "other_plaintext", value)
+
+    def _is_multiline(self, key: str) -> bool:
+        return True
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.fields)
+        return dict(self.fields) if isinstance(self.fields, Mapping) else self.fields
 
     @classmethod
     def from_json(cls: type[T], value: Any) -> T:
-        if not isinstance(value, Mapping):
-            raise invalid("identity-other", "(root)", "must be of type object")
+        cls._validate_json(value)
         return cls(fields=value)  # type: ignore[call-arg]
 
 
-IDENTITY_CLASSES: Mapping[str, type[IdentityPlaintext]] = MappingProxyType(
+IDENTITY_CLASSES: Mapping[str, type[IdentityPlaintext]] = FrozenMap(
     {c.CLASS: c for c in (IdentityName, IdentityAddress, IdentityContact,  # type: ignore[misc]
                           IdentityOfficial, IdentityCare)})
 
@@ -500,7 +371,5 @@ __all__ = [
     "ANONYMOUS_EVENT_KINDS", "parse_anonymous_event",
     "IdentityPlaintext", "IdentityName", "IdentityAddress", "IdentityContact",
     "IdentityOfficial", "IdentityCare", "IdentityOther", "IDENTITY_CLASSES",
-    "identity_plaintext_for", "bsn_valid",
-    "FrozenWireObject", "invalid", "check_b64", "check_plaintext_size", "check_strict", "thaw",
-    "AEAD_OVERHEAD", "MULTILINE_FIELDS", "TIMESTAMP_FIELDS",
+    "identity_plaintext_for", "bsn_valid", "check_plaintext_size", "AEAD_OVERHEAD",
 ]

@@ -13,25 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from protocol.canonical import canonical_json
 from protocol.crypto import VerifyKey
 from protocol.errors import ContextMismatchError, MalformedError, SignatureError
-from protocol.objects.base import WireObject, nested
+from protocol.objects.base import FrozenMap, T, WireObject, invalid, nested, thaw
 from protocol.objects.cases import MAX_TOKENS, SEAL_OVERHEAD, BlindIndexToken
 from protocol.objects.plaintext import (
-    FrozenWireObject,
     IdentityPlaintext,
-    check_b64,
     check_plaintext_size,
     identity_plaintext_for,
-    invalid,
-    thaw,
 )
-
-T = TypeVar("T", bound=WireObject)
 
 SEALED_MAX_BYTES = 32 * 1024
 MESSAGE_MAX_BYTES = 8 * 1024
@@ -43,7 +36,7 @@ __all__ = ["Signal", "SignalContent", "SignalFeedback", "SignalStatus",
 
 
 @dataclass(frozen=True, kw_only=True)
-class Signal(FrozenWireObject):
+class Signal(WireObject):
     """What the intake stores.  ``source == "shell"``: signed by the shell partner,
     ``acting_user`` required.  ``source == "anonymous"``: bare, no ``acting_user``."""
 
@@ -61,11 +54,10 @@ class Signal(FrozenWireObject):
 
     def check(self) -> None:
         if self.source == "shell" and self.acting_user is None:
-            raise invalid(self.TYPE, "acting_user", "is required when source is shell")
+            raise self._fail("acting_user", "is required when source is shell")
         if self.source == "anonymous" and self.acting_user is not None:
-            raise invalid(self.TYPE, "acting_user", "must be absent when source is anonymous")
-        check_b64(self.TYPE, "sealed", self.sealed,
-                  min_bytes=SEAL_OVERHEAD, max_bytes=SEALED_MAX_BYTES)
+            raise self._fail("acting_user", "must be absent when source is anonymous")
+        self._binary("sealed", min_bytes=SEAL_OVERHEAD, max_bytes=SEALED_MAX_BYTES)
 
     @classmethod
     def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
@@ -90,7 +82,7 @@ class Signal(FrozenWireObject):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
-class SignalContent(FrozenWireObject):
+class SignalContent(WireObject):
     """The plaintext inside ``Signal.sealed`` (canonical JSON), read only by the
     coordinator.  ``network``, ``signal`` and ``reply_key`` repeat the outer
     signal's so the server cannot move a sealed content to another signal or
@@ -109,13 +101,17 @@ class SignalContent(FrozenWireObject):
     domains: tuple[str, ...] | None = None
     identity: Mapping[str, IdentityPlaintext] | None = None
 
-    def __post_init__(self) -> None:
-        super().__post_init__()  # schema-validates identity as plain JSON first
+    MULTILINE = frozenset({"concern"})
+
+    def _normalise(self) -> None:
+        # The schema validated identity as plain JSON; now each class is typed.
         if self.identity is not None:
-            parsed = {name: value if isinstance(value, IdentityPlaintext)
-                      else identity_plaintext_for(name, thaw(value))
-                      for name, value in self.identity.items()}
-            object.__setattr__(self, "identity", MappingProxyType(parsed))
+            object.__setattr__(self, "identity", FrozenMap(
+                (name, value if isinstance(value, IdentityPlaintext)
+                 else identity_plaintext_for(name, thaw(value)))
+                for name, value in self.identity.items()))
+
+    def check(self) -> None:
         # It must fit the sealed box of its signal.
         check_plaintext_size(self.TYPE, self.to_json(), SEALED_MAX_BYTES - SEAL_OVERHEAD)
 
@@ -137,7 +133,7 @@ class SignalContent(FrozenWireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SignalFeedback(FrozenWireObject):
+class SignalFeedback(WireObject):
     """The coordinator's signed answer to a signal; ``message`` is sealed to the
     signal's ``reply_key``."""
 
@@ -152,12 +148,11 @@ class SignalFeedback(FrozenWireObject):
 
     def check(self) -> None:
         if self.message is not None:
-            check_b64(self.TYPE, "message", self.message,
-                      min_bytes=SEAL_OVERHEAD, max_bytes=MESSAGE_MAX_BYTES)
+            self._binary("message", min_bytes=SEAL_OVERHEAD, max_bytes=MESSAGE_MAX_BYTES)
 
 
 @dataclass(frozen=True, kw_only=True)
-class SignalStatus(FrozenWireObject):
+class SignalStatus(WireObject):
     """The server's (unsigned) answer to a receipt token, with the coordinator's
     signed feedback envelopes, oldest first."""
 
