@@ -47,8 +47,6 @@ def header_json(**over: Any) -> dict[str, Any]:
         "acting_user": "mw-0042", "kind": "case", "created": T0, "epoch": 1,
         "case_key_version": 1, "wrapped_case_key": b64e(b"w" * 72), "identity_version": 1,
         "classes": ["name", "address"],
-        "tokens": [{"kind": "bsn", "token": b64e(b"t" * 8)},
-                   {"kind": "name-dob", "token": b64e(b"u" * 8)}],
     }
     value.update(over)
     return value
@@ -156,7 +154,7 @@ def test_valid_example_round_trips(name: str) -> None:
 
 def test_consult_round_trips_without_identity() -> None:
     value = header_json(kind="consult")
-    for k in ("identity_version", "classes", "tokens"):
+    for k in ("identity_version", "classes"):
         del value[k]
     obj = CaseHeader.from_json(value)
     assert obj.is_consult and obj.to_json() == value
@@ -166,7 +164,7 @@ def test_objects_built_with_lists_equal_parsed_ones() -> None:
     built = CaseHeader(network=NETWORK, case=CASE, owner=OWNER.key_id, acting_user="u",
                        kind="case", created=T0, epoch=1, case_key_version=1,
                        wrapped_case_key=b64e(b"w" * 72), identity_version=1,
-                       classes=["name"], tokens=[BlindIndexToken(kind="bsn", token=b64e(b"t" * 8))])
+                       classes=["name"])
     assert CaseHeader.from_json(built.to_json()) == built
     assert isinstance(built.classes, tuple)
 
@@ -212,10 +210,6 @@ BAD: list[tuple[str, str, Any]] = [
     ("case-header", "classes", ["SENTINEL-Upper"]),
     ("case-header", "classes", ["name", "name"]),
     ("case-header", "classes", []),
-    ("case-header", "tokens", [{"kind": "bsn", "token": b64e(bytes([i]) * 8)} for i in range(5)]),
-    ("case-header", "tokens.0.kind", "SENTINEL-token-kind"),
-    ("case-header", "tokens.0.token", "SENTINEL" * 4),
-    ("case-header", "tokens.0.token", "SENTINELAB"),
     ("blind-index-token", "token", b64e(b"abc")),
     ("blind-index-token", "token", "SENTINEL!"),
     ("event", "event", "SENTINEL-event-id-xxxxxx"),
@@ -298,7 +292,7 @@ def test_malformed_field_is_refused_without_echo(name: str, path: str, bad: Any)
     assert_malformed(lambda: cls.from_json(_set(make(), path, bad)), _field_name(path), bad)
 
 
-OPTIONAL = {"case-header": {"classes", "tokens"}, "signal": {"type", "tokens"},
+OPTIONAL = {"case-header": {"classes"}, "signal": {"type", "tokens"},
             "signal-content": {"domains", "identity"}, "signal-feedback": {"message"}}
 
 
@@ -328,10 +322,17 @@ def test_constructor_validates_too() -> None:
 # --------------------------------------------------------------------------- semantic rules
 
 
-@pytest.mark.parametrize("field", ["identity_version", "classes", "tokens"])
+def test_case_header_carries_no_blind_index_tokens() -> None:
+    # ADR 0004: members sync headers and hold the match key; tokens in the header
+    # would let any member test whether a person it knows is a case.
+    value = header_json(tokens=[{"kind": "bsn", "token": b64e(b"t" * 4)}])
+    assert_malformed(lambda: CaseHeader.from_json(value), "tokens", None)
+
+
+@pytest.mark.parametrize("field", ["identity_version", "classes"])
 def test_consult_with_identity_is_refused(field: str) -> None:
     value = header_json(kind="consult")
-    for k in ("identity_version", "classes", "tokens"):
+    for k in ("identity_version", "classes"):
         if k != field:
             del value[k]
     exc = assert_malformed(lambda: CaseHeader.from_json(value), field, None)

@@ -20,7 +20,7 @@ from protocol.canonical import canonical_json
 from protocol.crypto import VerifyKey, sha256
 from protocol.encoding import b64e
 from protocol.errors import ContextMismatchError, SignatureError
-from protocol.objects.base import T, WireObject, alias, nested, thaw
+from protocol.objects.base import T, WireObject, alias, thaw
 from protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
 #: Domain separation of the event hash chain (objects-cases.md §C.3).
@@ -65,8 +65,11 @@ class BlindIndexToken(WireObject):
 class CaseHeader(WireObject):
     """The cleartext header of a case or consult, signed by the owning partner.
 
-    A consult (``kind == "consult"``) is anonymous: no ``identity_version``,
-    ``classes`` or ``tokens``.  A case has an ``identity_version``.
+    A consult (``kind == "consult"``) is anonymous: no ``identity_version`` or
+    ``classes``.  A case has an ``identity_version``.  Blind-index tokens are
+    never part of the header: every core member syncs headers and holds the
+    match key, so tokens there would let any member test whether a person it
+    knows is a case (ADR 0004).  They travel beside the header, to the server only.
     """
 
     TYPE = "case-header"
@@ -83,13 +86,12 @@ class CaseHeader(WireObject):
     wrapped_case_key: str
     identity_version: int | None = None
     classes: tuple[str, ...] | None = None
-    tokens: tuple[BlindIndexToken, ...] | None = nested(BlindIndexToken, many=True, default=None)
 
     def check(self) -> None:
         self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
         if self.kind == "consult":
             # design §4.2: a consult carries no identity, so no trace of one either.
-            for name in ("identity_version", "classes", "tokens"):
+            for name in ("identity_version", "classes"):
                 if getattr(self, name) is not None:
                     raise self._fail(name, "must be absent on a consult")
         elif self.identity_version is None:
