@@ -1,4 +1,4 @@
-"""Key management for Schakel partners and coordinators (docs/parts/keys.md).
+"""Key management for Schakel partners and coordinators (docs/protocol.md §4).
 
 * :mod:`keys.partner`     -- :class:`PartnerKeys` (signer + box key), :class:`PublicKeys`
 * :mod:`keys.keystore`    -- the encrypted keystore file ``schakel-keystore/v1``

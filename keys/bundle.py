@@ -1,5 +1,5 @@
 """The self-signed ``key-bundle`` a partner hands the coordinator at the covenant
-ceremony (docs/parts/keys.md §4).
+ceremony (docs/protocol.md §4.4).
 
 ``signed`` = ``{"type": "key-bundle", "sign", "box", "name", "created"}``, signed
 by ``sign`` itself.  The self-signature proves possession of the signing key

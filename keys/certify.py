@@ -1,5 +1,5 @@
 """The coordinator's side of the chain: build and sign ``network-genesis``,
-``membership`` and ``membership-revocation`` envelopes (docs/parts/keys.md §6).
+``membership`` and ``membership-revocation`` envelopes (docs/protocol.md §4.6).
 
 Each builder builds the object with its class from ``protocol/objects/network.py``
 (schema and structural checks) and, for a membership, applies the same trust

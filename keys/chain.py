@@ -1,5 +1,5 @@
 """Trust chain verification: fingerprint -> genesis -> rotations -> memberships
-(docs/parts/keys.md §6, design §2: "clients refuse to encrypt to a key that does
+(docs/protocol.md §4.6, design §2: "clients refuse to encrypt to a key that does
 not chain to" the coordinator).
 
 * :func:`verify_genesis` checks a ``network-genesis`` against the configured
@@ -10,7 +10,7 @@ not chain to" the coordinator).
   caller knows of.
 * :func:`verify_revocation` checks a ``membership-revocation``.
 
-Which coordinator key may sign what (keys.md §6.3): the current (latest) key
+Which coordinator key may sign what (protocol.md §4.6.3): the current (latest) key
 signs anything; a retired key only signs objects *dated before its
 retirement* -- a membership's ``valid_from``, a revocation's ``at``.  Memberships
 are valid for at most :data:`MAX_MEMBERSHIP_VALIDITY`, which bounds what a
@@ -48,7 +48,7 @@ from keys.rotation import verify_rotation_record
 GENESIS = NetworkGenesis.TYPE
 MEMBERSHIP = Membership.TYPE
 REVOCATION = MembershipRevocation.TYPE
-#: Longest validity period of one membership certificate (keys.md §6.4).
+#: Longest validity period of one membership certificate (protocol.md §4.6.4).
 MAX_MEMBERSHIP_VALIDITY = timedelta(days=400)
 #: Most coordinator key rotations a genesis chain may have.
 MAX_ROTATIONS = 256
@@ -68,7 +68,7 @@ class CoordinatorKey:
     until: datetime | None
 
     def may_sign_dated(self, when: datetime) -> bool:
-        """keys.md §6.3: the current key signs anything; a retired key only
+        """protocol.md §4.6.3: the current key signs anything; a retired key only
         objects dated before its retirement."""
         return self.until is None or when < self.until
 
@@ -147,7 +147,7 @@ class Revocation:
 
 
 def check_grants(membership: Membership, *, kind: str) -> None:
-    """What a membership may grant in a network of ``kind`` (keys.md §6.4 steps 5-6),
+    """What a membership may grant in a network of ``kind`` (protocol.md §4.6.4 steps 5-6),
     for the coordinator's builder and the verifier alike; :class:`UntrustedKeyError`.
 
     ``coordinator`` only in the core, ``bemoeizorg`` only in ``oggz`` networks
@@ -183,7 +183,7 @@ def verify_genesis(genesis_envelope: Mapping[str, Any], anchor: Fingerprint,
                    rotations: Sequence[Mapping[str, Any]] = ()) -> VerifiedGenesis:
     """Verify a network's genesis against the configured coordinator fingerprint.
 
-    Steps (keys.md §6.2): (1) the envelope fits the ``network-genesis`` schema;
+    Steps (protocol.md §4.6.2): (1) the envelope fits the ``network-genesis`` schema;
     (2) ``coordinator.sign`` has fingerprint ``anchor``; (3) the genesis is signed
     by that key, and is then built as a :class:`NetworkGenesis` (policy checks
     included); (4) each rotation in ``rotations``, in order, is a valid
@@ -246,7 +246,7 @@ def verify_genesis(genesis_envelope: Mapping[str, Any], anchor: Fingerprint,
 def _verify_coordinator_signature(envelope: Mapping[str, Any], obj_type: str,
                                   genesis: VerifiedGenesis, dated: datetime, what: str) -> str:
     """Verify ``envelope`` is signed by a coordinator key allowed to sign an
-    object dated ``dated`` (keys.md §6.3); return that key's id."""
+    object dated ``dated`` (protocol.md §4.6.3); return that key's id."""
     by_id = {link.keys.key_id: link for link in genesis.coordinator_keys}
     signing_links = [by_id[k] for k in signing.signers_of(envelope) if k in by_id]
     if not signing_links:
@@ -280,7 +280,7 @@ def verify_revocation(envelope: Mapping[str, Any], genesis: VerifiedGenesis) -> 
     """Verify a ``membership-revocation`` of ``genesis``'s network.
 
     It must name this network and be signed by a coordinator key allowed to
-    sign at its ``at`` (keys.md §6.3).
+    sign at its ``at`` (protocol.md §4.6.3).
     """
     signed = MembershipRevocation.peek(envelope)
     _same_network(signed, genesis)
@@ -299,7 +299,7 @@ def verify_membership(membership_envelope: Mapping[str, Any], genesis: VerifiedG
                       now: datetime, revocations: Iterable[Mapping[str, Any]] = ()) -> Member:
     """Verify a ``membership`` certificate at ``now``.
 
-    Steps (keys.md §6.4): it fits the ``membership`` schema; it is signed by a
+    Steps (protocol.md §4.6.4): it fits the ``membership`` schema; it is signed by a
     coordinator key that may sign an object dated ``valid_from``; ``network`` is
     the genesis network; ``member`` is the key id of ``sign``; it builds as a
     :class:`Membership` (``valid_from < valid_until``); :func:`check_grants`;

@@ -1,5 +1,5 @@
 """Human fingerprints of signing keys, compared aloud at the covenant ceremony
-(docs/parts/keys.md §3).
+(docs/protocol.md §4.3).
 
 Derivation::
 

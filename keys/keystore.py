@@ -1,4 +1,4 @@
-"""The encrypted keystore file ``schakel-keystore/v1`` (docs/parts/keys.md §2).
+"""The encrypted keystore file ``schakel-keystore/v1`` (docs/protocol.md §4.2).
 
 A keystore is one JSON document::
 

@@ -1,4 +1,4 @@
-"""A partner's key pair: Ed25519 signer + X25519 box key (docs/parts/keys.md §1).
+"""A partner's key pair: Ed25519 signer + X25519 box key (docs/protocol.md §4.1).
 
 :class:`PartnerKeys` holds the two secret keys as the role-named objects of
 :mod:`protocol.crypto` and hands out *signers*, never raw private keys (style:

@@ -1,4 +1,4 @@
-"""Key rotation: the ``key-rotation`` object (docs/parts/keys.md §5).
+"""Key rotation: the ``key-rotation`` object (docs/protocol.md §4.5).
 
 ``signed`` = ``{"type": "key-rotation", "old": <key id>, "new": {"sign", "box"},
 "at": <timestamp>, "reason": <text>}``, signed by the old signing key (the

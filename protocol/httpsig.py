@@ -3,7 +3,7 @@
 Sans-I/O: strings and bytes in, header values or one :mod:`protocol.errors`
 exception out; ``now`` is an ``int`` UNIX time passed by the caller.
 
-Two layers (docs/parts/httpsig.md):
+Two layers (docs/protocol.md §10):
 
 * the generic RFC 9421 machinery: :func:`signature_base`, :func:`sign`,
   :func:`verify`, a bounded RFC 8941 structured-field subset
@@ -45,7 +45,7 @@ LABEL = "sig1"
 ALG = "ed25519"
 TAG = "schakel/v1"
 ACTING_USER_HEADER = "Schakel-Acting-User"
-#: Covered by every Schakel request, in this order (docs/parts/httpsig.md §Covered components).
+#: Covered by every Schakel request, in this order (docs/protocol.md §10 (Covered components)).
 COMPONENTS = ("@method", "@authority", "@path", "@query", "content-digest", "schakel-acting-user")
 DEFAULT_MAX_SKEW = 300
 NONCE_MIN_BYTES, NONCE_MAX_BYTES = 16, 64
@@ -353,7 +353,7 @@ class ReplayKey:
 
 
 def replay_key(verified: VerifiedRequest) -> ReplayKey:
-    """The replay-cache entry for a verified request (docs/parts/httpsig.md §Replay)."""
+    """The replay-cache entry for a verified request (docs/protocol.md §10 (Replay))."""
     return ReplayKey(keyid=verified.keyid, nonce=verified.nonce,
                      remember_until=verified.created + verified.max_skew)
 
@@ -410,7 +410,7 @@ def sign_request(method: str, url: str, headers: Headers, body: bytes, signer: S
 def verify_request(method: str, url: str, headers: Headers, body: bytes, *,
                    resolve_key: Callable[[str], VerifyKey], now: int,
                    max_skew: int = DEFAULT_MAX_SKEW) -> VerifiedRequest:
-    """Verify a Schakel request (docs/parts/httpsig.md §Verification) or raise.
+    """Verify a Schakel request (docs/protocol.md §10 (Verification)) or raise.
 
     ``url`` is the target URI as the *server* knows it (its public origin plus the
     raw path and query); ``now`` is UNIX seconds; ``resolve_key`` maps a keyid to the

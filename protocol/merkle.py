@@ -1,4 +1,4 @@
-"""RFC 6962 / RFC 9162 Merkle tree for the audit log (docs/parts/merkle.md).
+"""RFC 6962 / RFC 9162 Merkle tree for the audit log (docs/protocol.md §9).
 
 Hashing is RFC 9162 §2.1.1 with SHA-256: a leaf is ``SHA-256(0x00 || entry)``,
 an interior node ``SHA-256(0x01 || left || right)`` and the empty tree

@@ -1,4 +1,4 @@
-"""The PII guard for the anonymous layer (docs/parts/pii.md).
+"""The PII guard for the anonymous layer (docs/protocol.md §8).
 
 A case's anonymous layer is readable by volunteers and other informal helpers, so
 identity (name, address, contact, BSN, date of birth) may only travel in sealed
@@ -28,7 +28,7 @@ MAX_DEPTH = 64
 #: Findings listed in a :class:`PolicyViolation` message / its ``details``.
 MAX_MESSAGE_FINDINGS = 5
 MAX_DETAIL_FINDINGS = 100
-#: Years a full date must fall in to count as a possible date of birth (pii.md §5.6).
+#: Years a full date must fall in to count as a possible date of birth (protocol.md §8.5.6).
 BIRTH_YEAR_MIN, BIRTH_YEAR_MAX = 1900, 2029
 
 
@@ -48,7 +48,7 @@ _LABELS = {
     Kind.POSTCODE_HOUSE_NUMBER: "postcode with house number", Kind.IBAN: "IBAN",
     Kind.BIRTH_DATE: "full date (possible date of birth)",
 }
-# pii.md §4: of two overlapping candidates the longer wins; on equal length, this order.
+# protocol.md §8.4: of two overlapping candidates the longer wins; on equal length, this order.
 _PRIORITY = {k: i for i, k in enumerate((Kind.IBAN, Kind.EMAIL, Kind.PHONE, Kind.BSN,
                                           Kind.POSTCODE_HOUSE_NUMBER, Kind.BIRTH_DATE))}
 
@@ -192,7 +192,7 @@ def _postcode_house_number(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _is_date(year: int, month: int, day: int) -> bool:
-    """A real calendar date with a year in the birth-year range (pii.md §5.6)."""
+    """A real calendar date with a year in the birth-year range (protocol.md §8.5.6)."""
     if not BIRTH_YEAR_MIN <= year <= BIRTH_YEAR_MAX:
         return False
     try:
@@ -252,7 +252,7 @@ _DETECTORS = ((Kind.BSN, _bsn), (Kind.PHONE, _phone), (Kind.EMAIL, _email),
 # --- scanning ----------------------------------------------------------------------
 
 def _resolve(cands: list[tuple[int, int, Kind]]) -> list[Finding]:
-    """pii.md §4: of overlapping candidates keep the longest (ties: _PRIORITY)."""
+    """protocol.md §8.4: of overlapping candidates keep the longest (ties: _PRIORITY)."""
     cands.sort()
     out: list[Finding] = []
     i = 0
@@ -285,7 +285,7 @@ def scan(text: str) -> list[Finding]:
             shadows.append((s, e))
     for kind, detect in _DETECTORS:
         cands.extend((s, e, kind) for s, e in detect(text))
-    if shadows:   # pii.md §5.5: digits inside an invalid IBAN-shaped token are not judged
+    if shadows:   # protocol.md §8.5.5: digits inside an invalid IBAN-shaped token are not judged
         shadows.sort()
         starts = [s for s, _ in shadows]
         reach, acc = [], 0

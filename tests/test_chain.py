@@ -1,5 +1,5 @@
 """keys/chain.py + keys/certify.py: fingerprint -> genesis -> rotations -> membership
-(docs/parts/keys.md §6).  One test per rule or attack."""
+(docs/protocol.md §4.6).  One test per rule or attack."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def test_genesis_unknown_kind_refused() -> None:
 
 
 def test_genesis_policy_is_checked() -> None:
-    """verify_genesis builds the policy (keys.md §6.2): a client gets the policy rules."""
+    """verify_genesis builds the policy (protocol.md §4.6.2): a client gets the policy rules."""
     bad = default_policy("oggz").to_json()
     bad["retention"]["anonymous_days"] = 1  # shorter than identity_days
     env = resigned(genesis_envelope(), COORDINATOR.signer, policy=bad)

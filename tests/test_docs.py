@@ -111,3 +111,39 @@ def test_threat_model_has_a_section_per_adversary(adversary: str) -> None:
     assert re.search(r"^\|.*\bStatus\b.*\|\s*$", body, re.MULTILINE), (
         f"the {adversary} section has no threat table with a Status column")
     assert CITATION.search(body), f"the {adversary} section cites no test"
+
+
+# --- docs/protocol.md covers what the code defines --------------------------------------
+
+PROTOCOL_MD = ROOT / "docs" / "protocol.md"
+
+
+def test_protocol_md_names_every_wire_object_type() -> None:
+    from protocol.schema import known_types
+
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    missing = [t for t in known_types() if f"`{t}`" not in text]
+    assert not missing, f"docs/protocol.md does not describe {missing}"
+
+
+def test_protocol_md_lists_every_error_code() -> None:
+    import protocol.errors as errors
+
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    codes = {cls.code for cls in vars(errors).values()
+             if isinstance(cls, type) and issubclass(cls, errors.ProtocolError)}
+    missing = sorted(c for c in codes if f"`{c}`" not in text)
+    assert not missing, f"docs/protocol.md §12 does not list {missing}"
+
+
+def test_protocol_md_lists_every_policy_reason_code() -> None:
+    import ast as _ast
+
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    tree = _ast.parse((ROOT / "protocol" / "policy.py").read_text(encoding="utf-8"))
+    reasons = {node.args[0].value for node in _ast.walk(tree)
+               if isinstance(node, _ast.Call) and getattr(node.func, "id", None) == "_deny"
+               and isinstance(node.args[0], _ast.Constant)}
+    assert len(reasons) >= 20
+    missing = sorted(r for r in reasons if f"`{r}`" not in text)
+    assert not missing, f"docs/protocol.md §7 does not list {missing}"

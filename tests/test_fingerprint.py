@@ -1,4 +1,4 @@
-"""keys/fingerprint.py: derivation, display, parsing, matching (docs/parts/keys.md §3)."""
+"""keys/fingerprint.py: derivation, display, parsing, matching (docs/protocol.md §4.3)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ raw_keys = st.binary(min_size=32, max_size=32)
 
 
 def _independent(raw: bytes) -> str:
-    """The derivation of keys.md §3, written out with hashlib (not protocol.crypto)."""
+    """The derivation of protocol.md §4.3, written out with hashlib (not protocol.crypto)."""
     digest = hashlib.blake2b(raw, digest_size=40, key=b"schakel/v1/fingerprint").digest()
     return " ".join(f"{int.from_bytes(digest[i:i + 5], 'big') % 100000:05d}"
                     for i in range(0, 40, 5))

@@ -656,7 +656,7 @@ def build_vectors() -> dict[str, Any]:
         cases.append({**case, "signature_base": base.decode(), "added_headers": added,
                       "verify_at": case["created"]})
     return {
-        "description": "Schakel request-signing profile (docs/parts/httpsig.md): RFC 9421 "
+        "description": "Schakel request-signing profile (docs/protocol.md §10): RFC 9421 "
                        "ed25519 over a fixed component list, RFC 9530 Content-Digest. "
                        "Deterministic test key; never use it for anything real.",
         "seed_hex": SEED.hex(), "public_key": SIGNER.verify_key.b64(), "keyid": SIGNER.key_id,
@@ -687,7 +687,7 @@ def test_vector_file_verifies_on_its_own() -> None:
 
 
 def test_spec_example_matches_vector_file() -> None:
-    spec = (ROOT / "docs" / "parts" / "httpsig.md").read_text(encoding="utf-8")
+    spec = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
     case = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))["cases"][0]
     assert case["signature_base"] in spec
     for name, value in case["added_headers"].items():

@@ -1,4 +1,4 @@
-"""keys/bundle.py: the self-signed key-bundle of the covenant ceremony (docs/parts/keys.md §4)."""
+"""keys/bundle.py: the self-signed key-bundle of the covenant ceremony (docs/protocol.md §4.4)."""
 
 from __future__ import annotations
 

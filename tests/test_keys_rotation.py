@@ -1,4 +1,4 @@
-"""keys/rotation.py: key-rotation signed by the old and the new key (docs/parts/keys.md §5)."""
+"""keys/rotation.py: key-rotation signed by the old and the new key (docs/protocol.md §4.5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """protocol/vectors/keys.json: rebuilt from tests/vectors_keys.py and re-verified
-(docs/parts/keys.md §8).  Fails if code and vectors drift apart."""
+(docs/protocol.md §4.8).  Fails if code and vectors drift apart."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""keys/keystore.py and keys/passphrase.py (docs/parts/keys.md §2).
+"""keys/keystore.py and keys/passphrase.py (docs/protocol.md §4.2).
 
 Tests use Argon2id INTERACTIVE (about 70 ms per derivation) and share one
 encrypted document where they can.

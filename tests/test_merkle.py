@@ -1,4 +1,4 @@
-"""Tests for protocol/merkle.py (docs/parts/merkle.md).
+"""Tests for protocol/merkle.py (docs/protocol.md §9).
 
 The module is checked against an independent reference written straight from the
 recursive definitions of RFC 6962 §2.1 (MTH, PATH, SUBPROOF) over list slices,
@@ -91,7 +91,7 @@ def ref_subproof(m: int, d: tuple[bytes, ...], b: bool) -> list[bytes]:
 
 
 def ref_proof(m: int, d: tuple[bytes, ...]) -> list[bytes]:
-    """PROOF(m, D[n]); empty for m == 0 and m == n (docs/parts/merkle.md)."""
+    """PROOF(m, D[n]); empty for m == 0 and m == n (docs/protocol.md §9)."""
     return [] if m in (0, len(d)) else ref_subproof(m, d, True)
 
 
@@ -247,7 +247,7 @@ def test_proof_length_bounds_are_reached() -> None:
     assert len(ref_proof(3, ENTRIES[:8])) == max_consistency_len(3, 8) == 4
 
 
-# --- edge cases of RFC 9162 §2.1.4.2 as decided in docs/parts/merkle.md ------
+# --- edge cases of RFC 9162 §2.1.4.2 as decided in docs/protocol.md §9 ------
 
 R3, R5 = ref_mth(ENTRIES[:3]), ref_mth(ENTRIES[:5])
 
@@ -411,7 +411,7 @@ def test_inclusion_wrong_tree_size(case: Any, data: st.DataObject) -> None:
         expected: type[Exception] | None = MalformedError
     elif ref_directions(index, size) == ref_directions(index, n):
         # The same path shape yields the same root: the root does not commit to
-        # tree_size on its own (docs/parts/merkle.md, "Binding the size").
+        # tree_size on its own (docs/protocol.md §9, "Binding the size").
         expected = None
     else:
         expected = ProofError
@@ -708,6 +708,6 @@ def test_vector_file_invalid_cases() -> None:
 
 
 def test_docs_cover_public_api() -> None:
-    text = (REPO / "docs" / "parts" / "merkle.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "protocol.md").read_text(encoding="utf-8")
     for name in merkle.__all__:
         assert f"`{name}" in text, name

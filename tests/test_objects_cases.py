@@ -1,5 +1,5 @@
 """Case, event, identity-record, gated-envelope and signal objects
-(docs/parts/objects-cases.md §C.1–§C.8)."""
+(docs/protocol.md §C.1–§C.8)."""
 
 from __future__ import annotations
 

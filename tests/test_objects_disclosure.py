@@ -1,4 +1,4 @@
-"""Disclosure objects (docs/parts/objects-network.md §D): consent, revocation,
+"""Disclosure objects (docs/protocol.md §D): consent, revocation,
 grant, bemoeizorg invocation and co-sign, review, share, referral, purge
 instruction and acknowledgement — round trips, malformed tables, signatures,
 structural rules and a property test that only MalformedError escapes."""

@@ -1,4 +1,4 @@
-"""Network, audit and error objects (docs/parts/objects-network.md §N, §A):
+"""Network, audit and error objects (docs/protocol.md §N, §A):
 round trips, a table of malformed inputs per object, signatures, the
 structural rules, and a property test that only MalformedError escapes."""
 

@@ -1,4 +1,4 @@
-"""Anonymous-layer and identity plaintexts (docs/parts/objects-cases.md §C.9, §C.10)."""
+"""Anonymous-layer and identity plaintexts (docs/protocol.md §C.9, §C.10)."""
 
 from __future__ import annotations
 

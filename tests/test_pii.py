@@ -1,4 +1,4 @@
-"""Tests for the anonymous-layer PII guard (protocol/pii.py, docs/parts/pii.md)."""
+"""Tests for the anonymous-layer PII guard (protocol/pii.py, docs/protocol.md §8)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ PATH = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "keys.j
 KEYSTORE_PASSPHRASE = "correct horse battery staple"
 
 
-#: The default oggz policy written out literally (docs/parts: policy), so the genesis
+#: The default oggz policy written out literally (docs/protocol.md §5 N.2), so the genesis
 #: vector does not silently follow a change to ``default_policy``; verify_genesis builds
 #: it with the policy class, so it must stay a valid policy.
 POLICY: dict[str, Any] = {
@@ -110,7 +110,7 @@ def build() -> dict[str, Any]:
                                 kdf=KdfParams.INTERACTIVE, salt=secret("keystore/salt")[:16],
                                 nonce=secret("keystore/nonce")[:24])
     return {
-        "description": "Schakel keys/ known-answer vectors (docs/parts/keys.md). Secrets are "
+        "description": "Schakel keys/ known-answer vectors (docs/protocol.md §4). Secrets are "
                        "SHA-256('schakel test vector/' + label); regenerate with "
                        "`python -m tests.vectors_keys --write`.",
         "keys": [_key_entry(label) for label in ("coordinator", "coordinator-2", "partner")],

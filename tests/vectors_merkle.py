@@ -1,4 +1,4 @@
-"""Generator for protocol/vectors/merkle.json (docs/parts/merkle.md).
+"""Generator for protocol/vectors/merkle.json (docs/protocol.md §9).
 
 Run ``python tests/vectors_merkle.py`` to rewrite the file after a deliberate
 change; ``tests/test_merkle.py`` recomputes it and fails when the committed file
@@ -76,7 +76,7 @@ def build() -> dict[str, Any]:
     n = len(LEAVES)
     return {
         "title": "Schakel Merkle tree test vectors: RFC 9162 section 2.1 with SHA-256",
-        "spec": "docs/parts/merkle.md",
+        "spec": "docs/protocol.md §9",
         "generator": "tests/vectors_merkle.py",
         "sources": "leaves and the roots of sizes 1..8 are those of transparency-dev/merkle "
                    "proof/verify_test.go (RFC 6962 test data); every value is cross-checked "

@@ -1,4 +1,4 @@
-"""Audit log objects and the wire error (docs/parts/objects-network.md §A).
+"""Audit log objects and the wire error (docs/protocol.md §A).
 
 An :class:`AuditEntry` is never signed itself: the log commits to it.  The
 leaf of the RFC 6962 tree is :func:`entry_commitment` of the entry — a salted

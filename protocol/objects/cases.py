@@ -1,5 +1,5 @@
 """Case objects: header, events, sealed identity, gated envelopes, blind-index
-tokens (docs/parts/objects-cases.md §C.1–§C.5).
+tokens (docs/protocol.md §C.1–§C.5).
 
 What the server sees of a case is exactly what these objects carry in clear: ids,
 key ids, acting users, timestamps, key and identity versions, the names of the
@@ -23,10 +23,10 @@ from protocol.errors import ContextMismatchError, SignatureError
 from protocol.objects.base import T, WireObject, alias, thaw
 from protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
-#: Domain separation of the event hash chain (objects-cases.md §C.3).
+#: Domain separation of the event hash chain (protocol.md §C.3).
 EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
 
-# Decoded size bounds of the binary fields (objects-cases.md §C); the schemas
+# Decoded size bounds of the binary fields (protocol.md §C); the schemas
 # carry the matching base64url lengths.
 SEAL_OVERHEAD = 48               # crypto_box_seal
 TOKEN_MIN_BYTES, TOKEN_MAX_BYTES = 4, 16
@@ -163,7 +163,7 @@ class Event(WireObject):
 
 def event_hash(envelope: Mapping[str, Any]) -> bytes:
     """SHA-256(b"schakel/v1/event-hash" || canonical_json(envelope)): the value the
-    next event's ``prev`` carries (objects-cases.md §C.3).  Hashes the envelope
+    next event's ``prev`` carries (protocol.md §C.3).  Hashes the envelope
     exactly as signed and stored, signatures included."""
     plain = thaw(envelope)
     schema.validate_envelope("event", plain)
@@ -193,7 +193,7 @@ def check_link(previous: Mapping[str, Any] | None, event: Event) -> None:
 def check_event_status(event: Event, plaintext: AnonymousEvent) -> None:
     """The cleartext ``status`` of ``event`` must agree with its decrypted
     ``plaintext``: present exactly for a ``status`` event with status ``open`` or
-    ``closed``, with the same value (objects-cases.md §C.3).  Otherwise the author
+    ``closed``, with the same value (protocol.md §C.3).  Otherwise the author
     told the server something else than the members: ContextMismatchError."""
     expected = None
     if isinstance(plaintext, StatusChange) and plaintext.status in ("open", "closed"):

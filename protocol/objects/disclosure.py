@@ -1,5 +1,5 @@
 """Disclosure objects: consent, grants, bemoeizorg, reviews, shares, referrals
-and purges (docs/parts/objects-network.md §D).
+and purges (docs/protocol.md §D).
 
 Objects are data plus structural checks.  Whether a release is allowed is
 decided by ``protocol/policy.py``; who must have signed each object is listed

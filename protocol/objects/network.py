@@ -1,5 +1,5 @@
 """Network objects: trust anchor, policy, membership and key distribution
-(docs/parts/objects-network.md §N).
+(docs/protocol.md §N).
 
 Every class here is a frozen, keyword-only dataclass built on
 :class:`~protocol.objects.base.WireObject` (or :class:`~protocol.objects.base.Part`

@@ -1,4 +1,4 @@
-"""Plaintexts of a case's encrypted layers (docs/parts/objects-cases.md §C.9, §C.10).
+"""Plaintexts of a case's encrypted layers (docs/protocol.md §C.9, §C.10).
 
 * The **anonymous layer**: one plaintext per event, a tagged union on ``kind``
   (:class:`Intake`, :class:`Analysis`, :class:`Action`, :class:`Feedback`,
@@ -50,7 +50,7 @@ AEAD_OVERHEAD = 24 + 16
 
 # --------------------------------------------------------------------------- vocabulary
 
-#: Problem domains (objects-cases.md §C.10.1), after the report's description of
+#: Problem domains (protocol.md §C.10.1), after the report's description of
 #: the target group "sociaal kwetsbare burgers" (§4.1) and of OGGZ problems (§4.2.1).
 PROBLEM_DOMAINS: tuple[str, ...] = (
     "physical-disability",      # lichamelijke beperking
@@ -162,7 +162,7 @@ class Action(AnonymousEvent):
     supporting_professional: str | None = None
 
     def check(self) -> None:
-        # objects-cases.md §C.10: the reason informal help was impossible only
+        # protocol.md §C.10: the reason informal help was impossible only
         # makes sense for formal or combined help.  Whether it is *required* is
         # the network policy's decision (protocol.policy), not the object's.
         if self.help_type == "informal" and self.informal_not_possible is not None:

@@ -1,5 +1,5 @@
 """Signals from outside the core and the feedback to their senders
-(docs/parts/objects-cases.md §C.6–§C.8; design §4.3, report §4.5.2).
+(docs/protocol.md §C.6–§C.8; design §4.3, report §4.5.2).
 
 A signal is sealed to the network's coordinator, so the server stores and
 rate-limits it without reading it.  A shell partner signs its signals (and names
