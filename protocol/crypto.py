@@ -94,18 +94,22 @@ def key_id(public_key: bytes) -> str:
 # --------------------------------------------------------------------------- signatures
 
 
+_P = TypeVar("_P", bound="_PublicKey")
+
+
 @dataclass(frozen=True, slots=True)
-class VerifyKey:
-    """An Ed25519 public key.  ``verify`` returns None or raises :class:`SignatureError`."""
+class _PublicKey:
+    """32 raw bytes of a public key, with its wire form and key id."""
 
     raw: bytes
+    KIND: ClassVar[str] = "public key"
 
     def __post_init__(self) -> None:
-        _require_bytes(self.raw, "Ed25519 public key", KEY_BYTES)
+        _require_bytes(self.raw, self.KIND, KEY_BYTES)
 
     @classmethod
-    def from_b64(cls, text: object, what: str = "Ed25519 public key") -> "VerifyKey":
-        return cls(b64d(text, length=KEY_BYTES, what=what))
+    def from_b64(cls: type[_P], text: object, what: str | None = None) -> _P:
+        return cls(b64d(text, length=KEY_BYTES, what=what or cls.KIND))
 
     def b64(self) -> str:
         return b64e(self.raw)
@@ -113,6 +117,13 @@ class VerifyKey:
     @property
     def key_id(self) -> str:
         return key_id(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyKey(_PublicKey):
+    """An Ed25519 public key.  ``verify`` returns None or raises :class:`SignatureError`."""
+
+    KIND: ClassVar[str] = "Ed25519 public key"
 
     def verify(self, message: bytes, signature: bytes) -> None:
         message = _require_bytes(message, "message")
@@ -160,24 +171,10 @@ class Signer:
 
 
 @dataclass(frozen=True, slots=True)
-class BoxPublicKey:
+class BoxPublicKey(_PublicKey):
     """An X25519 public key; anyone may ``seal`` to it (crypto_box_seal)."""
 
-    raw: bytes
-
-    def __post_init__(self) -> None:
-        _require_bytes(self.raw, "X25519 public key", KEY_BYTES)
-
-    @classmethod
-    def from_b64(cls, text: object, what: str = "X25519 public key") -> "BoxPublicKey":
-        return cls(b64d(text, length=KEY_BYTES, what=what))
-
-    def b64(self) -> str:
-        return b64e(self.raw)
-
-    @property
-    def key_id(self) -> str:
-        return key_id(self.raw)
+    KIND: ClassVar[str] = "X25519 public key"
 
     def seal(self, plaintext: bytes) -> bytes:
         """Anonymous public-key encryption: ephemeral X25519 + XSalsa20-Poly1305."""

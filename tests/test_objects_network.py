@@ -14,6 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import JSON, json_paths
+
 from protocol import envelopes, merkle, schema, signing
 from protocol.canonical import canonical_json, parse_json
 from protocol.crypto import BoxSecretKey, EpochKey, MatchKey, Signer, sha256
@@ -624,24 +626,8 @@ def test_schema_is_closed_and_bounded(name: str) -> None:
 
 # --------------------------------------------------------------------------- property test
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12)
 CLASSES = sorted({type(f()) for f in EXAMPLES.values()}, key=lambda c: c.__name__)
 WIRES = {name: f().to_json() for name, f in EXAMPLES.items()}
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
 
 
 @st.composite
@@ -649,7 +635,7 @@ def mutated(draw: st.DrawFn) -> tuple[type, Any]:
     name = draw(st.sampled_from(sorted(WIRES)))
     wire = copy.deepcopy(WIRES[name])
     cls = type(EXAMPLES[name]())
-    path = draw(st.sampled_from(_paths(wire)))
+    path = draw(st.sampled_from(json_paths(wire)))
     target = wire
     for p in path[:-1]:
         target = target[p]
