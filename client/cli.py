@@ -20,6 +20,7 @@ import click
 
 from client.commands.demo import demo
 from client.commands.keys import keys
+from client.commands.serve import serve, server
 from protocol.errors import KeystoreError, ProtocolError, SignatureError, UntrustedKeyError
 
 EXIT_REFUSED, EXIT_KEYSTORE, EXIT_UNTRUSTED = 1, 3, 4
@@ -83,6 +84,8 @@ def main() -> None:
 
 main.add_command(keys)
 main.add_command(demo)
+main.add_command(serve)
+main.add_command(server)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.crypto import VerifyKey, constant_time_equal, keyed_hash
+from protocol.crypto import BoxPublicKey, VerifyKey, constant_time_equal, keyed_hash
 from protocol.errors import MalformedError, UntrustedKeyError
 
 #: BLAKE2b key separating fingerprints from every other keyed hash.
@@ -53,10 +53,12 @@ class Fingerprint:
         raise AttributeError("Fingerprint is immutable")
 
     @classmethod
-    def of(cls, verify_key: VerifyKey) -> "Fingerprint":
-        """The fingerprint of ``verify_key`` (same as :func:`fingerprint`)."""
-        if not isinstance(verify_key, VerifyKey):
-            raise MalformedError("a fingerprint is taken of an Ed25519 VerifyKey")
+    def of(cls, verify_key: VerifyKey | BoxPublicKey) -> "Fingerprint":
+        """The fingerprint of ``verify_key`` (same as :func:`fingerprint`).  A server's
+        X25519 gate key is read aloud too, so a :class:`BoxPublicKey` is accepted: the
+        derivation is over the raw 32 bytes either way (protocol.md §4.3)."""
+        if not isinstance(verify_key, (VerifyKey, BoxPublicKey)):
+            raise MalformedError("a fingerprint is taken of an Ed25519 or X25519 public key")
         digest = keyed_hash(FINGERPRINT_DOMAIN, verify_key.raw, size=GROUPS * GROUP_BYTES)
         groups = (int.from_bytes(digest[i:i + GROUP_BYTES], "big") % 10**GROUP_DIGITS
                   for i in range(0, len(digest), GROUP_BYTES))

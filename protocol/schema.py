@@ -11,6 +11,7 @@ identity data, and error messages end up in logs.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -118,6 +119,13 @@ def schema_of(obj_type: str) -> dict[str, Any]:
     return _load()[0][obj_type]
 
 
+def schema_documents() -> dict[str, dict[str, Any]]:
+    """A copy of every schema document by name, ``common`` (the shared definitions)
+    included: the components of the server's OpenAPI document, where each keeps its
+    ``$id`` so that its relative ``$ref``s resolve inside the document."""
+    return copy.deepcopy(_load()[0])
+
+
 def json_path(parts: Any) -> str:
     """``a.b[0].c`` for a JSON path given as keys and indexes; ``(root)`` when empty."""
     out = ""
@@ -192,4 +200,5 @@ def validate_envelope(obj_type: str, envelope: Any) -> None:
 
 
 __all__ = ["validate", "validate_def", "validate_envelope", "known_types", "schema_of",
+           "schema_documents",
            "json_path", "BASE_URI"]

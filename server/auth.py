@@ -1,0 +1,148 @@
+"""Authentication and per-network authorization (docs/protocol.md §14, "Authentication";
+protocol.md §10).
+
+1. :func:`authenticate` verifies the RFC 9421 signature with
+   ``protocol.httpsig.verify_request`` against the server's public origin plus the raw
+   path and query, at the server's clock, resolving ``keyid`` through the in-memory
+   member directory (unknown key: 401 ``untrusted_key``);
+2. :class:`ReplayCache` refuses a ``(keyid, nonce)`` seen within the skew window, and --
+   because it lives in memory -- every request signed before the server started
+   (``stale_request``), so nothing seen before a restart can be replayed after it;
+3. :func:`require_member` checks that the caller holds a current membership of the
+   network in the path (or is that network's coordinator key), with the ring and roles
+   the route needs.  A member of another network gets 403 ``forbidden``; a membership
+   that expired or was revoked 403 ``untrusted_key``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from keys import Member
+from protocol import httpsig
+from protocol.crypto import VerifyKey
+from protocol.errors import ReplayError, StaleRequestError, UntrustedKeyError
+from server.directory import NetworkState
+from server.errors import Forbidden
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+VERIFIED: web.RequestKey[httpsig.VerifiedRequest] = web.RequestKey(
+    "schakel.verified", httpsig.VerifiedRequest)
+
+
+class ReplayCache:
+    """``(keyid, nonce)`` of every accepted request until ``created + max_skew``
+    (``protocol.httpsig.replay_key``), and the start-time rule."""
+
+    def __init__(self, *, started_at: int) -> None:
+        self.started_at = started_at
+        self._seen: set[tuple[str, str]] = set()
+        self._expiry: list[tuple[int, str, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check(self, verified: httpsig.VerifiedRequest, now: int) -> None:
+        """Refuse a replay or a request older than the server; else remember it."""
+        if verified.created < self.started_at:
+            raise StaleRequestError("request was signed before the server started; sign it "
+                                    "again", details={"max_skew": verified.max_skew})
+        while self._expiry and self._expiry[0][0] < now:
+            _, keyid, nonce = heapq.heappop(self._expiry)
+            self._seen.discard((keyid, nonce))
+        entry = httpsig.replay_key(verified)
+        if (entry.keyid, entry.nonce) in self._seen:
+            raise ReplayError("this request was already received (nonce seen before)")
+        self._seen.add((entry.keyid, entry.nonce))
+        heapq.heappush(self._expiry, (entry.remember_until, entry.keyid, entry.nonce))
+
+
+def is_signed(request: web.Request) -> bool:
+    """Whether the request carries signature fields (for routes where signing is optional)."""
+    return "Signature" in request.headers or "Signature-Input" in request.headers
+
+
+async def authenticate(request: web.Request, ctx: "AppContext", *,
+                       resolve: Callable[[str], VerifyKey] | None = None
+                       ) -> httpsig.VerifiedRequest:
+    """Verify the request's signature, digest and freshness (protocol.md §10 steps 1-8);
+    the result is also kept as ``request[VERIFIED]``."""
+    body = await request.read()                       # bounded by client_max_size (413)
+    now = int(ctx.clock().timestamp())
+    verified = httpsig.verify_request(
+        request.method, ctx.config.public_origin + request.raw_path,
+        list(request.headers.items()), body, resolve_key=resolve or ctx.directory.resolve,
+        now=now, max_skew=ctx.config.limits.max_skew)
+    ctx.replay.check(verified, now)
+    request[VERIFIED] = verified
+    return verified
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller in one network."""
+
+    keyid: str
+    acting_user: str
+    network: NetworkState
+    member: Member | None      #: None: the coordinator key acting without a membership
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.network.is_coordinator_key(self.keyid) or (
+            self.member is not None and self.member.has_role("coordinator"))
+
+    @property
+    def ring(self) -> str:
+        """The coordinator key without a membership acts in the core (it runs the network)."""
+        return self.member.ring if self.member is not None else "core"
+
+    @property
+    def roles(self) -> frozenset[str]:
+        roles = self.member.roles if self.member is not None else frozenset()
+        return roles | ({"coordinator"} if self.is_coordinator else set())
+
+    @property
+    def key(self) -> VerifyKey:
+        return self.member.sign if self.member is not None else self.network.coordinator_key
+
+
+def require_member(request: web.Request, ctx: "AppContext", network: str, *,
+                   ring: str | None = None, roles: Iterable[str] = (),
+                   coordinator: bool = False, membership: bool = False) -> Caller:
+    """The authenticated caller as a member of ``network``, or a refusal.
+
+    ``ring``: the caller must be in that ring; ``roles``: it must hold all of them;
+    ``coordinator``: it must be the coordinator (the genesis key, or a member with the
+    ``coordinator`` role); ``membership``: the coordinator key alone is not enough (the
+    route's objects must be verifiable by members, e.g. a case owner or event author).
+    """
+    verified = request[VERIFIED]
+    state = ctx.directory.member_or_forbidden(network, verified.keyid)
+    try:
+        member = state.current(verified.keyid, ctx.now())
+    except UntrustedKeyError:
+        if not state.is_coordinator_key(verified.keyid):
+            raise
+        member = None
+    caller = Caller(verified.keyid, verified.acting_user, state, member)
+    if membership and member is None:
+        raise Forbidden("this needs a current membership of the network")
+    if ring is not None and caller.ring != ring:
+        raise Forbidden(f"only {ring} members may do this", details={"ring": caller.ring})
+    missing = sorted(set(roles) - caller.roles)
+    if missing:
+        raise Forbidden("the caller lacks a role this needs", details={"roles": missing})
+    if coordinator and not caller.is_coordinator:
+        raise Forbidden("only the network's coordinator may do this")
+    return caller
+
+
+__all__ = ["VERIFIED", "ReplayCache", "is_signed", "authenticate", "Caller", "require_member"]

@@ -1,0 +1,153 @@
+"""Checks of cases, events and shares (protocol.md §C.1-§C.5, §D.7; flow 2 and 6).
+
+* a header is signed by its owner, who is the caller, a core member;
+* each event is signed by its author, who is the caller, and the first events of a new
+  case form a chain (``seq`` 1.., ``prev`` = ``event_hash`` of the previous envelope);
+* identity records are the owner's, for the header's classes and identity version;
+* a consult carries no identity, gated envelopes or tokens (403 ``policy_violation``,
+  design §4.2);
+* a share is signed by the coordinator and goes to a current shell partner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
+from protocol.objects.cases import (
+    BlindIndexToken, CaseHeader, Event, GatedEnvelope, IdentityRecord, check_link, event_hash,
+)
+from protocol.objects.disclosure import Share
+from server.auth import Caller
+from server.checks import canonical, same
+from server.data.cases import NewCase, NewEvent, NewShare
+from server.data.signals import Token
+from server.directory import NetworkState
+from server.errors import Forbidden
+
+
+def check_tokens(values: list[Any], state: NetworkState) -> tuple[Token, ...]:
+    """Blind-index tokens of the policy's length, without repeats."""
+    size = state.genesis.policy.blind_index.token_bytes
+    out: list[Token] = []
+    for value in values:
+        token = BlindIndexToken.from_json(value)
+        if len(token.raw) != size:
+            raise MalformedError(f"blind-index tokens of this network are {size} bytes",
+                                 details={"field": "tokens"})
+        if (token.kind, token.raw) not in out:
+            out.append((token.kind, token.raw))
+    return tuple(out)
+
+
+def _authored(cls: type[CaseHeader] | type[Event], field: str, envelope: Any, caller: Caller) -> Any:
+    """``cls`` from ``envelope``, signed by the caller, who must be its ``field`` (owner or
+    author): 403 ``forbidden`` for an object made out in another partner's name."""
+    if cls.peek(envelope)[field] != caller.keyid:
+        raise Forbidden(f"the {cls.TYPE}'s {field} must be the caller", details={"field": field})
+    return cls.from_envelope(envelope, [caller.key])
+
+
+def new_event(envelope: Any, event: Event, *, received: str, acting_user: str) -> NewEvent:
+    text, digest = canonical(envelope)
+    return NewEvent(network=event.network, case=event.case, event=event.event, seq=event.seq,
+                    prev=event.prev, author=event.author, status=event.status, envelope=text,
+                    digest=digest, hash=event_hash(envelope), received=received,
+                    acting_user=acting_user)
+
+
+def check_event(envelope: Any, caller: Caller, case: str, *, received: str) -> NewEvent:
+    """An event appended to ``case`` of the caller's network, authored by the caller."""
+    event: Event = _authored(Event, "author", envelope, caller)
+    same("network", event.network, caller.network.network)
+    same("case", event.case, case)
+    return new_event(envelope, event, received=received, acting_user=caller.acting_user)
+
+
+def check_case(body: Mapping[str, Any], caller: Caller, *, received: str) -> NewCase:
+    """A case creation request (docs/protocol.md §14, ``POST .../cases``)."""
+    state = caller.network
+    header: CaseHeader = _authored(CaseHeader, "owner", body["header"], caller)
+    same("network", header.network, state.network)
+    identity, gated, tokens = body.get("identity", []), body.get("gated", []), body.get("tokens", [])
+    if header.is_consult and (identity or gated or tokens):
+        raise PolicyViolation("a consult is anonymous: no identity records, gated envelopes "
+                              "or tokens", details={"reason": "consult-has-no-identity"})
+    events: list[NewEvent] = []
+    previous: Any = None
+    for envelope in body["events"]:
+        event: Event = _authored(Event, "author", envelope, caller)
+        same("network", event.network, header.network)
+        same("case", event.case, header.case)
+        check_link(previous, event)        # seq 1.., prev = event_hash(previous envelope)
+        events.append(new_event(envelope, event, received=received,
+                                acting_user=caller.acting_user))
+        previous = envelope
+    if len({e.event for e in events}) != len(events):
+        raise MalformedError("two events of the case have the same id", details={"field": "events"})
+    classes = set(header.classes or ())
+    if not classes <= set(state.genesis.policy.classes):
+        raise PolicyViolation("the header lists a disclosure class the network's policy does "
+                              "not define", details={"reason": "class-not-in-policy"})
+    records: dict[str, tuple[str, int, str]] = {}
+    for envelope in identity:
+        record = IdentityRecord.from_envelope(envelope, [caller.key])
+        _for_header(record.network, record.case, record.class_, record.version, header, classes)
+        if record.class_ in records:
+            raise MalformedError("two identity records of one class", details={"field": "identity"})
+        records[record.class_] = (record.class_, record.version, canonical(envelope)[0])
+    wrapped: dict[tuple[str, int, str], tuple[str, int, str, str]] = {}
+    for value in gated:
+        g = GatedEnvelope.from_json(value)
+        _for_header(g.network, g.case, g.class_, g.version, header, classes)
+        if g.recipient not in state.memberships:
+            raise PolicyViolation("gated envelopes are for members of the network",
+                                  details={"reason": "recipient-not-member"})
+        key = (g.class_, g.version, g.recipient)
+        if key in wrapped:
+            raise MalformedError("two gated envelopes for one class and recipient",
+                                 details={"field": "gated"})
+        wrapped[key] = (g.class_, g.version, g.recipient, g.blob)
+    _, digest = canonical(dict(body))
+    return NewCase(network=state.network, case=header.case, owner=header.owner, kind=header.kind,
+                   case_key_version=header.case_key_version, header=canonical(body["header"])[0],
+                   digest=digest, events=tuple(events), identity=tuple(records.values()),
+                   gated=tuple(wrapped.values()), tokens=check_tokens(tokens, state),
+                   received=received, acting_user=caller.acting_user)
+
+
+def _for_header(network: str, case: str, cls: str, version: int, header: CaseHeader,
+                classes: set[str]) -> None:
+    """An identity record or gated envelope must belong to the header's case, one of its
+    classes and its identity version."""
+    same("network", network, header.network)
+    same("case", case, header.case)
+    if cls not in classes:
+        raise MalformedError("identity for a class the header does not list",
+                             details={"field": "class"})
+    if version != header.identity_version:
+        raise MalformedError("identity of another version than the header's identity_version",
+                             details={"field": "version"})
+
+
+def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: str,
+                acting_user: str) -> NewShare:
+    """A coordinator's share of a case with a current shell partner (flow 6)."""
+    share = Share.from_envelope(envelope, [state.coordinator_key])
+    same("network", share.network, state.network)
+    try:
+        partner = state.current(share.partner, now)
+    except UntrustedKeyError:
+        partner = None
+    if partner is None or partner.ring != "shell":
+        raise PolicyViolation("a case is shared with a current shell partner (core members "
+                              "read every case already)", details={"reason": "partner-not-shell"})
+    text, digest = canonical(envelope)
+    return NewShare(network=share.network, case=share.case, partner=share.partner,
+                    case_key_version=share.case_key_version, envelope=text, digest=digest,
+                    received=received, acting_user=acting_user)
+
+
+__all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_share"]

@@ -1,0 +1,75 @@
+"""Checks of a network's trust objects (protocol.md §4.6, §N.1, §N.4, §N.5, §N.8, §N.9).
+
+The server verifies with ``keys.chain`` and the genesis it registered as the anchor: a
+membership or revocation must be signed by the coordinator key, a covenant acceptance by
+the member itself, an epoch distribution by the coordinator and addressed to core members
+only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from keys import Member, Revocation, VerifiedGenesis
+from keys.chain import verify_membership, verify_revocation
+from protocol.encoding import b64e
+from protocol.errors import ContextMismatchError, PolicyViolation, UntrustedKeyError
+from protocol.objects.network import CovenantAcceptance, EpochKeyDistribution
+from server.auth import Caller
+from server.checks import same
+from server.directory import NetworkState, verify_registered_genesis
+from server.errors import Forbidden
+from server.serverkeys import ServerKeys
+
+
+def check_genesis(envelope: Any, keys: ServerKeys) -> VerifiedGenesis:
+    """A genesis signed by its own coordinator key (the anchor the server trusts from now
+    on) that names this server's log and gate keys."""
+    genesis = verify_registered_genesis(envelope)
+    if genesis.server_log != keys.log or genesis.server_gate != keys.gate:
+        raise ContextMismatchError("the genesis names another server's log or gate key; "
+                                   "take them from GET /v1/server", details={"field": "server"})
+    return genesis
+
+
+def check_membership(envelope: Any, state: NetworkState, now: datetime) -> Member:
+    """protocol.md §4.6.4 at the server's clock, against the revocations it holds."""
+    member = verify_membership(envelope, state.genesis, now=now)
+    if state.revoked(member, now):
+        raise UntrustedKeyError(f"membership {member.serial} of {member.member} is revoked",
+                                details={"member": member.member, "serial": member.serial})
+    return member
+
+
+def check_revocation(envelope: Any, state: NetworkState) -> Revocation:
+    return verify_revocation(envelope, state.genesis)
+
+
+def check_acceptance(envelope: Any, state: NetworkState, caller: Caller) -> CovenantAcceptance:
+    """Signed by the accepting member, who is the caller, for this network's covenant."""
+    if CovenantAcceptance.peek(envelope)["member"] != caller.keyid:
+        raise Forbidden("a member accepts the covenant for itself only")
+    acceptance = CovenantAcceptance.from_envelope(envelope, [caller.key])
+    same("network", acceptance.network, state.network)
+    if acceptance.covenant != b64e(state.genesis.covenant):
+        raise ContextMismatchError("the accepted covenant is not this network's covenant",
+                                   details={"field": "covenant"})
+    return acceptance
+
+
+def check_distribution(envelope: Any, state: NetworkState, now: datetime) -> EpochKeyDistribution:
+    """Signed by the coordinator; every recipient a current core member (design §3:
+    epoch keys are for the core only)."""
+    distribution = EpochKeyDistribution.from_envelope(envelope, [state.coordinator_key])
+    same("network", distribution.network, state.network)
+    core = {k for k, m in state.current_members(now).items() if m.ring == "core"}
+    outside = sorted(k.recipient for k in distribution.keys if k.recipient not in core)
+    if outside:
+        raise PolicyViolation("epoch keys go to current core members only",
+                              details={"reason": "recipient-not-core", "recipients": outside[:20]})
+    return distribution
+
+
+__all__ = ["check_genesis", "check_membership", "check_revocation",
+           "check_acceptance", "check_distribution"]

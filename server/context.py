@@ -1,0 +1,81 @@
+"""The application context: every dependency of the handlers, passed explicitly
+(style.md, "Explicit dependencies") and kept in the aiohttp app under :data:`CTX`.
+
+Tests build one with a fake clock and in-memory server keys; ``schakel serve`` builds one
+from the data directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from protocol.objects.base import format_timestamp
+from server.auth import ReplayCache
+from server.config import ServerConfig
+from server.directory import MemberDirectory
+from server.metrics import Metrics
+from server.notifier import Notifier
+from server.ratelimit import IntakeLimiter
+from server.serverkeys import ServerKeys
+from server.storage import Store
+
+#: The server's clock: an aware UTC datetime.  Tests pass a fake one.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False, kw_only=True)
+class AppContext:
+    config: ServerConfig
+    store: Store
+    keys: ServerKeys
+    clock: Clock
+    directory: MemberDirectory
+    notifier: Notifier
+    metrics: Metrics
+    replay: ReplayCache
+    intake: IntakeLimiter
+    log: Any
+
+    @classmethod
+    def create(cls, config: ServerConfig, keys: ServerKeys, *, clock: Clock = utc_now,
+               log: Any = None) -> "AppContext":
+        """A context whose store is not yet started (``make_app`` starts it).  The replay
+        cache's start time is now: requests signed earlier are refused (protocol.md §14)."""
+        notifier = Notifier()
+        limits = config.limits
+        store = Store(config.database, readers=limits.readers, batch=limits.write_batch,
+                      on_commit=notifier.wake)
+        started = int(clock().timestamp())
+        return cls(config=config, store=store, keys=keys, clock=clock,
+                   directory=MemberDirectory(), notifier=notifier, metrics=Metrics(),
+                   replay=ReplayCache(started_at=started),
+                   intake=IntakeLimiter(lambda: clock().timestamp(),
+                                        max_buckets=limits.intake_buckets),
+                   log=log if log is not None else structlog.get_logger("schakel"))
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def timestamp(self) -> str:
+        """The server's time in wire form (whole seconds, UTC)."""
+        return format_timestamp(self.clock())
+
+
+CTX: web.AppKey[AppContext] = web.AppKey("schakel", AppContext)
+
+
+def context_of(request: web.Request) -> AppContext:
+    return request.app[CTX]
+
+
+__all__ = ["Clock", "utc_now", "AppContext", "CTX", "context_of"]

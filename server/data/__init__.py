@@ -1,0 +1,67 @@
+"""The server's queries: plain functions ``fn(db, ...)`` that :class:`server.storage.Store`
+runs on its reader threads (reads) or its writer thread (``*_txn`` writes, each inside its
+own savepoint of a group-commit transaction).  They raise the server's errors
+(:mod:`server.errors`) for conflicts and missing rows; they never commit.
+
+Idempotency (docs/protocol.md §14): every write is keyed by a client-chosen id (or, for
+objects without one, by the digest of the object).  A retry with the same content gets
+the first answer with ``created=False`` (HTTP 200); the same id with other content is a
+:class:`~server.errors.Conflict` (HTTP 409).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from server.errors import Conflict
+from server.storage import Db
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of an idempotent write: whether it was new, and the answer to give."""
+
+    created: bool
+    answer: dict[str, Any]
+
+
+def insert(db: Db, table: str, row: Mapping[str, Any]) -> int:
+    """Insert ``row`` (column names are this package's constants, never input); returns
+    the rowid."""
+    columns = ", ".join(f"[{c}]" for c in row)
+    marks = ", ".join("?" for _ in row)
+    cursor = db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def insert_once(db: Db, table: str, key: Mapping[str, Any], row: Mapping[str, Any], *,
+                what: str) -> tuple[bool, int]:
+    """Insert ``row`` unless a row matching ``key`` exists.  An existing row with the same
+    ``digest`` is the same write again: ``(False, its rowid)``; another digest is a
+    :class:`Conflict`.  A new row: ``(True, rowid)``."""
+    where = " AND ".join(f"[{k}] = ?" for k in key)
+    found = db.execute(f"SELECT rowid, digest FROM {table} WHERE {where}",
+                       tuple(key.values())).fetchone()
+    if found is not None:
+        if found["digest"] != row["digest"]:
+            raise Conflict(f"{what} already exists with other content")
+        return False, int(found[0])
+    return True, insert(db, table, {**key, **row})
+
+
+def cursor_text(value: int) -> str:
+    """Cursors are the server's row ids as decimal strings (docs/protocol.md §14)."""
+    return str(value)
+
+
+
+
+def ping(db: Db) -> bool:
+    """A read that touches the database (``/healthz``)."""
+    return db.execute("SELECT 1").fetchone()[0] == 1
+
+
+__all__ = ["Written", "insert", "insert_once", "cursor_text", "ping"]

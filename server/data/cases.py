@@ -1,0 +1,211 @@
+"""Queries for cases, events, shares and the sync feed (docs/protocol.md §14; protocol.md §C).
+
+The **feed** is the sync stream: one row per header, event and share, in commit order;
+its row id is the cursor.  A core member reads its network's whole feed; a shell partner
+reads only the rows of cases shared with it, and only its own shares.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.encoding import b64e
+from protocol.errors import ContextMismatchError
+from server.data import Written, cursor_text, insert
+from server.data.signals import Token, record_tokens
+from server.errors import Conflict, NotFound
+from server.storage import Db
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewEvent:
+    network: str
+    case: str
+    event: str
+    seq: int
+    prev: str | None
+    author: str
+    status: str | None
+    envelope: str          #: canonical JSON of the envelope, as hashed by the next ``prev``
+    digest: bytes
+    hash: bytes            #: protocol.objects.cases.event_hash of the envelope
+    received: str
+    acting_user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewCase:
+    network: str
+    case: str
+    owner: str
+    kind: str
+    case_key_version: int
+    header: str
+    digest: bytes          #: of the whole create request: an identical retry is the same write
+    events: tuple[NewEvent, ...]
+    identity: tuple[tuple[str, int, str], ...]            #: (class, version, envelope)
+    gated: tuple[tuple[str, int, str, str], ...]          #: (class, version, recipient, blob)
+    tokens: tuple[Token, ...]
+    received: str
+    acting_user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewShare:
+    network: str
+    case: str
+    partner: str
+    case_key_version: int
+    envelope: str
+    digest: bytes
+    received: str
+    acting_user: str
+
+
+def _feed(db: Db, network: str, case: str, kind: str, envelope: str,
+          partner: str | None = None) -> int:
+    return insert(db, "feed", {"network": network, "case": case, "kind": kind,
+                               "partner": partner, "envelope": envelope})
+
+
+def _store_event(db: Db, e: NewEvent) -> int:
+    cursor = _feed(db, e.network, e.case, "event", e.envelope)
+    insert(db, "events", {"network": e.network, "case": e.case, "event": e.event, "seq": e.seq,
+                          "author": e.author, "digest": e.digest, "cursor": cursor,
+                          "received": e.received, "acting_user": e.acting_user})
+    return cursor
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def create_case_txn(db: Db, c: NewCase, *, hint_limit: int) -> Written:
+    """Store a new case with its first events, identity records, gated envelopes and
+    tokens (compared with the network's known tokens: duplicate hints)."""
+    found = db.execute("SELECT digest, answer FROM cases WHERE network = ? AND [case] = ?",
+                       (c.network, c.case)).fetchone()
+    if found is not None:
+        if found["digest"] != c.digest:
+            raise Conflict("a case with this id already exists with other content")
+        return Written(False, json.loads(found["answer"]))
+    header_cursor = _feed(db, c.network, c.case, "header", c.header)
+    cursor, status = header_cursor, "open"
+    for event in c.events:
+        cursor = _store_event(db, event)
+        status = event.status or status
+    for cls, version, envelope in c.identity:
+        insert(db, "identity", {"network": c.network, "case": c.case, "class": cls,
+                                "version": version, "envelope": envelope})
+    for cls, version, recipient, blob in c.gated:
+        insert(db, "gated", {"network": c.network, "case": c.case, "class": cls,
+                             "version": version, "recipient": recipient, "blob": blob})
+    record_tokens(db, c.network, "case", c.case, c.tokens, at=c.received, limit=hint_limit)
+    answer = {"case": c.case, "cursor": cursor_text(cursor)}
+    last = c.events[-1]
+    insert(db, "cases", {"network": c.network, "case": c.case, "owner": c.owner, "kind": c.kind,
+                         "status": status, "last_seq": last.seq, "last_hash": last.hash,
+                         "case_key_version": c.case_key_version, "header": header_cursor,
+                         "digest": c.digest, "answer": json.dumps(answer),
+                         "received": c.received, "acting_user": c.acting_user})
+    return Written(True, answer)
+
+
+def append_event_txn(db: Db, e: NewEvent) -> Written:
+    """Append an event: idempotent by event id; ``seq``/``prev`` must follow the case's
+    last event (protocol.md §C.3); a closed case takes only an event that reopens it."""
+    case = db.execute("SELECT status, last_seq, last_hash FROM cases"
+                      " WHERE network = ? AND [case] = ?", (e.network, e.case)).fetchone()
+    if case is None:
+        raise NotFound("no such case in this network")
+    found = db.execute("SELECT digest, seq, cursor FROM events WHERE network = ? AND [case] = ?"
+                       " AND event = ?", (e.network, e.case, e.event)).fetchone()
+    if found is not None:
+        if found["digest"] != e.digest:
+            raise Conflict("an event with this id already exists with other content")
+        return Written(False, {"event": e.event, "seq": found["seq"],
+                               "cursor": cursor_text(found["cursor"])})
+    if case["status"] == "closed" and e.status != "open":
+        raise Conflict("the case is closed; only an event with status open reopens it",
+                       details={"last_seq": case["last_seq"]})
+    if e.seq != case["last_seq"] + 1 or e.prev != b64e(case["last_hash"]):
+        raise Conflict("the event does not follow the case's last event (seq/prev)",
+                       details={"last_seq": case["last_seq"]})
+    cursor = _store_event(db, e)
+    db.execute("UPDATE cases SET last_seq = ?, last_hash = ?, status = ?"
+               " WHERE network = ? AND [case] = ?",
+               (e.seq, e.hash, e.status or case["status"], e.network, e.case))
+    return Written(True, {"event": e.event, "seq": e.seq, "cursor": cursor_text(cursor)})
+
+
+def add_share_txn(db: Db, s: NewShare) -> Written:
+    """Share a case with a shell partner; it must carry the case's key version."""
+    case = db.execute("SELECT case_key_version FROM cases WHERE network = ? AND [case] = ?",
+                      (s.network, s.case)).fetchone()
+    if case is None:
+        raise NotFound("no such case in this network")
+    if case["case_key_version"] != s.case_key_version:
+        raise ContextMismatchError("share carries another case key version than the case",
+                                   details={"case_key_version": case["case_key_version"]})
+    found = db.execute("SELECT digest, cursor FROM shares WHERE network = ? AND digest = ?",
+                       (s.network, s.digest)).fetchone()
+    if found is not None:
+        return Written(False, {"case": s.case, "partner": s.partner,
+                               "cursor": cursor_text(found["cursor"])})
+    cursor = _feed(db, s.network, s.case, "share", s.envelope, partner=s.partner)
+    insert(db, "shares", {"network": s.network, "digest": s.digest, "case": s.case,
+                          "partner": s.partner, "cursor": cursor, "received": s.received,
+                          "acting_user": s.acting_user})
+    return Written(True, {"case": s.case, "partner": s.partner, "cursor": cursor_text(cursor)})
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def case_facts(db: Db, network: str, case: str, partner: str) -> tuple[str, bool] | None:
+    """``(owner, shared with partner)`` of a case, or None if it does not exist."""
+    row = db.execute("SELECT owner FROM cases WHERE network = ? AND [case] = ?",
+                     (network, case)).fetchone()
+    if row is None:
+        return None
+    shared = db.execute("SELECT 1 FROM shares WHERE network = ? AND partner = ? AND [case] = ?"
+                        " LIMIT 1", (network, partner, case)).fetchone() is not None
+    return row["owner"], shared
+
+
+def case_documents(db: Db, network: str, case: str, *, with_identity: bool) -> dict[str, Any]:
+    """Header, events in ``seq`` order and (for the owner) identity records."""
+    header = db.execute("SELECT f.envelope FROM cases c JOIN feed f ON f.id = c.header"
+                        " WHERE c.network = ? AND c.[case] = ?", (network, case)).fetchone()
+    if header is None:
+        raise NotFound("no such case in this network")
+    events = [json.loads(r["envelope"]) for r in db.execute(
+        "SELECT f.envelope FROM events e JOIN feed f ON f.id = e.cursor"
+        " WHERE e.network = ? AND e.[case] = ? ORDER BY e.seq", (network, case))]
+    identity = [json.loads(r["envelope"]) for r in db.execute(
+        "SELECT envelope FROM identity WHERE network = ? AND [case] = ? ORDER BY class",
+        (network, case))] if with_identity else []
+    return {"header": json.loads(header["envelope"]), "events": events, "identity": identity}
+
+
+def sync_page(db: Db, network: str, after: int, limit: int,
+              shell_partner: str | None) -> list[dict[str, Any]]:
+    """Feed items after ``after``: all of the network's for a core member; for a shell
+    partner only those of cases shared with it, and of the shares only its own."""
+    if shell_partner is None:
+        result = db.execute("SELECT id, kind, [case], envelope FROM feed"
+                            " WHERE network = ? AND id > ? ORDER BY id LIMIT ?",
+                            (network, after, limit))
+    else:
+        result = db.execute(
+            "SELECT id, kind, [case], envelope FROM feed WHERE network = ? AND id > ?"
+            " AND [case] IN (SELECT [case] FROM shares WHERE network = ? AND partner = ?)"
+            " AND (kind != 'share' OR partner = ?) ORDER BY id LIMIT ?",
+            (network, after, network, shell_partner, shell_partner, limit))
+    return [{"cursor": cursor_text(r["id"]), "kind": r["kind"], "case": r["case"],
+             "envelope": json.loads(r["envelope"])} for r in result]
+
+
+__all__ = ["NewEvent", "NewCase", "NewShare", "create_case_txn", "append_event_txn",
+           "add_share_txn", "case_facts", "case_documents", "sync_page"]

@@ -1,0 +1,118 @@
+"""Queries for networks and their trust objects: genesis, memberships, revocations,
+covenant acceptances and epoch-key distributions (docs/protocol.md §14; protocol.md §N)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from server.data import Written, insert, insert_once
+from server.storage import Db
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stored:
+    """A verified signed object ready to store: its canonical JSON and digest, with the
+    server's receive time and the acting user of the request that brought it."""
+
+    network: str
+    envelope: str
+    digest: bytes
+    received: str
+    acting_user: str
+
+    def row(self) -> dict[str, Any]:
+        return {"envelope": self.envelope, "digest": self.digest, "received": self.received,
+                "acting_user": self.acting_user}
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def register_network_txn(db: Db, obj: Stored, *, coordinator: str, kind: str) -> Written:
+    """Register a network from its genesis; the same genesis again answers the same."""
+    created, _ = insert_once(db, "networks", {"network": obj.network},
+                             {"genesis": obj.envelope, "digest": obj.digest,
+                              "coordinator": coordinator, "kind": kind,
+                              "received": obj.received, "acting_user": obj.acting_user},
+                             what="network")
+    return Written(created, {"network": obj.network})
+
+
+def add_membership_txn(db: Db, obj: Stored, *, member: str, serial: int) -> Written:
+    created, _ = insert_once(db, "memberships",
+                             {"network": obj.network, "member": member, "serial": serial},
+                             obj.row(), what="membership with this serial")
+    return Written(created, {"member": member, "serial": serial})
+
+
+def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int) -> Written:
+    created, _ = insert_once(db, "revocations", {"network": obj.network, "digest": obj.digest},
+                             {**obj.row(), "member": member, "serial": serial},
+                             what="revocation")
+    return Written(created, {"member": member, "serial": serial})
+
+
+def add_acceptance_txn(db: Db, obj: Stored, *, member: str, covenant: str) -> Written:
+    created, _ = insert_once(db, "acceptances", {"network": obj.network, "digest": obj.digest},
+                             {**obj.row(), "member": member, "covenant": covenant},
+                             what="covenant acceptance")
+    return Written(created, {"member": member, "covenant": covenant})
+
+
+def add_epoch_txn(db: Db, obj: Stored, *, epoch: int,
+                  entries: Sequence[tuple[str, str]]) -> Written:
+    """Store an epoch-key distribution and index its entries by recipient."""
+    created, rowid = insert_once(db, "epochs", {"network": obj.network, "epoch": epoch},
+                                 obj.row(), what=f"epoch {epoch}")
+    if created:
+        for recipient, sealed in entries:
+            insert(db, "epoch_keys", {"network": obj.network, "recipient": recipient,
+                                      "epoch": epoch, "sealed": sealed, "distribution": rowid})
+    return Written(created, {"epoch": epoch})
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    """What the member directory is built from at start-up."""
+
+    network: str
+    genesis: dict[str, Any]
+    memberships: list[dict[str, Any]]
+    revocations: list[dict[str, Any]]
+
+
+def _envelopes(db: Db, table: str, network: str) -> list[dict[str, Any]]:
+    return [json.loads(r["envelope"]) for r in
+            db.execute(f"SELECT envelope FROM {table} WHERE network = ? ORDER BY id", (network,))]
+
+
+def all_networks(db: Db) -> list[NetworkRecord]:
+    return [NetworkRecord(network=r["network"], genesis=json.loads(r["genesis"]),
+                          memberships=_envelopes(db, "memberships", r["network"]),
+                          revocations=_envelopes(db, "revocations", r["network"]))
+            for r in db.execute("SELECT network, genesis FROM networks ORDER BY rowid")]
+
+
+def member_documents(db: Db, network: str) -> dict[str, list[dict[str, Any]]]:
+    return {name: _envelopes(db, name, network)
+            for name in ("memberships", "revocations", "acceptances")}
+
+
+def epoch_entries(db: Db, network: str, recipient: str) -> list[dict[str, Any]]:
+    """The caller's sealed epoch keys, each with the signed distribution it came from."""
+    return [{"epoch": r["epoch"], "sealed": r["sealed"], "distribution": json.loads(r["envelope"])}
+            for r in db.execute(
+                "SELECT k.epoch, k.sealed, e.envelope FROM epoch_keys k"
+                " JOIN epochs e ON e.id = k.distribution"
+                " WHERE k.network = ? AND k.recipient = ? ORDER BY k.epoch", (network, recipient))]
+
+
+__all__ = ["Stored", "NetworkRecord", "register_network_txn", "add_membership_txn",
+           "add_revocation_txn", "add_acceptance_txn", "add_epoch_txn", "all_networks",
+           "member_documents", "epoch_entries"]

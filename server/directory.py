@@ -1,0 +1,169 @@
+"""The member directory: every registered network's verified genesis, memberships and
+revocations, in memory (docs/protocol.md §14, Authentication step 3; ADR 0006).
+
+Objects enter it only after ``keys.chain`` verified them against the genesis the server
+registered, with the genesis coordinator key as the anchor
+(``keys.fingerprint(genesis coordinator key)``).  Whether a membership is *current* is
+then a pure time check at the server's clock: ``valid_from <= now < valid_until`` and no
+revocation of its member with ``serial >=`` its serial and ``at <= now``
+(protocol.md §4.6.4 steps 7-8), without verifying signatures again per request.
+
+It is rebuilt from the database at start-up (:func:`load_directory`) and updated by the
+handlers right after each trust object is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from keys import Member, Revocation, VerifiedGenesis, fingerprint
+from keys.chain import verify_genesis, verify_membership, verify_revocation
+from protocol.crypto import VerifyKey
+from protocol.errors import UntrustedKeyError
+from protocol.objects.base import parse_timestamp
+from protocol.objects.network import NetworkGenesis
+from server.data.networks import all_networks
+from server.errors import Forbidden, NotFound, UnknownKey
+from server.storage import Store
+
+
+def genesis_key(envelope: Any) -> VerifyKey:
+    """The coordinator key a genesis names (schema-checked, not yet verified): the key
+    that must sign the genesis and the request registering it."""
+    signed = NetworkGenesis.peek(envelope)
+    return VerifyKey.from_b64(signed["coordinator"]["sign"], "coordinator.sign")
+
+
+def verify_registered_genesis(envelope: Any) -> VerifiedGenesis:
+    """``keys.chain.verify_genesis`` with the genesis's own coordinator key as the anchor
+    (``keys.fingerprint`` of it): the server trusts the genesis it registers, and every
+    membership it accepts must chain to that key."""
+    return verify_genesis(envelope, fingerprint(genesis_key(envelope)))
+
+
+@dataclass
+class NetworkState:
+    """One network as the server knows it."""
+
+    genesis: VerifiedGenesis
+    envelope: dict[str, Any]
+    memberships: dict[str, dict[int, Member]] = field(default_factory=dict)
+    revocations: dict[str, list[Revocation]] = field(default_factory=dict)
+
+    @property
+    def network(self) -> str:
+        return self.genesis.network
+
+    @property
+    def coordinator_key(self) -> VerifyKey:
+        """The coordinator's current signing key: it signs memberships, revocations,
+        shares, epoch distributions and signal feedback."""
+        return self.genesis.coordinator.sign
+
+    def is_coordinator_key(self, keyid: str) -> bool:
+        return keyid == self.genesis.coordinator.key_id
+
+    def revoked(self, member: Member, now: datetime) -> bool:
+        return any(r.serial >= member.serial and r.at <= now
+                   for r in self.revocations.get(member.member, ()))
+
+    def knows(self, keyid: str) -> bool:
+        return keyid in self.memberships or self.is_coordinator_key(keyid)
+
+    def current(self, keyid: str, now: datetime) -> Member | None:
+        """The caller's current membership (the highest serial in force), or None if it
+        holds none.  Memberships that all expired or were revoked are
+        :class:`UntrustedKeyError` (403 untrusted_key, protocol.md §12)."""
+        held = self.memberships.get(keyid)
+        if not held:
+            return None
+        for serial in sorted(held, reverse=True):
+            m = held[serial]
+            if m.valid_from <= now < m.valid_until and not self.revoked(m, now):
+                return m
+        raise UntrustedKeyError(f"the membership of {keyid} in network {self.network} is "
+                                f"expired, revoked or not yet valid",
+                                details={"member": keyid})
+
+    def current_members(self, now: datetime) -> dict[str, Member]:
+        out: dict[str, Member] = {}
+        for keyid in self.memberships:
+            try:
+                m = self.current(keyid, now)
+            except UntrustedKeyError:
+                continue
+            if m is not None:
+                out[keyid] = m
+        return out
+
+
+class MemberDirectory:
+    """Networks by id and every known signing key by key id (across networks)."""
+
+    def __init__(self) -> None:
+        self._networks: dict[str, NetworkState] = {}
+        self._keys: dict[str, VerifyKey] = {}
+
+    def resolve(self, keyid: str) -> VerifyKey:
+        """The key resolver of ``protocol.httpsig.verify_request``: sign keys of all
+        registered memberships and coordinator keys of registered geneses.  An unknown
+        key is :class:`UnknownKey` (401 untrusted_key)."""
+        key = self._keys.get(keyid)
+        if key is None:
+            raise UnknownKey("the request is signed by a key this server does not know")
+        return key
+
+    def network(self, network: str) -> NetworkState:
+        state = self._networks.get(network)
+        if state is None:
+            raise NotFound("no such network")
+        return state
+
+    def member_or_forbidden(self, network: str, keyid: str) -> NetworkState:
+        """The network, if ``keyid`` has any standing in it; else 403 forbidden (a valid
+        signature by a member of another network)."""
+        state = self.network(network)
+        if not state.knows(keyid):
+            raise Forbidden("the caller is not a member of this network")
+        return state
+
+    # updates (after the object is committed) ----------------------------------------
+
+    def add_network(self, genesis: VerifiedGenesis, envelope: dict[str, Any]) -> NetworkState:
+        state = self._networks.get(genesis.network)
+        if state is None:
+            state = self._networks[genesis.network] = NetworkState(genesis, envelope)
+            key = genesis.coordinator.sign
+            self._keys[key.key_id] = key
+        return state
+
+    def add_member(self, member: Member) -> None:
+        state = self.network(member.network)
+        state.memberships.setdefault(member.member, {})[member.serial] = member
+        self._keys[member.member] = member.sign
+
+    def add_revocation(self, revocation: Revocation) -> None:
+        state = self.network(revocation.network)
+        known = state.revocations.setdefault(revocation.member, [])
+        if revocation not in known:
+            known.append(revocation)
+
+
+async def load_directory(store: Store, directory: MemberDirectory) -> None:
+    """Fill ``directory`` from the database.  Every stored object is verified again
+    (signatures and structure); a membership is checked at its own ``valid_from``, since
+    whether it is current is decided per request."""
+    for record in await store.read(all_networks):
+        genesis = verify_registered_genesis(record.genesis)
+        directory.add_network(genesis, record.genesis)
+        for envelope in record.revocations:
+            directory.add_revocation(verify_revocation(envelope, genesis))
+        for envelope in record.memberships:
+            at = parse_timestamp(envelope["signed"]["valid_from"])
+            directory.add_member(verify_membership(envelope, genesis, now=at))
+
+
+__all__ = ["genesis_key", "verify_registered_genesis", "NetworkState", "MemberDirectory",
+           "load_directory"]

@@ -1,0 +1,84 @@
+"""Refusals that only the server makes (docs/protocol.md §14): the HTTP-level codes beside the
+protocol's error tree.  Each is a :class:`~protocol.errors.ProtocolError` with a stable
+``code`` and a ``status_hint``, so the one error middleware maps them all alike."""
+
+from __future__ import annotations
+
+from protocol.errors import ProtocolError, UntrustedKeyError
+
+
+class NotFound(ProtocolError):
+    """No such network, case or signal (or none the caller may know of)."""
+
+    code = "not_found"
+    status_hint = 404
+
+
+class Forbidden(ProtocolError):
+    """Authenticated, but this caller may not do this (another network, wrong ring or role)."""
+
+    code = "forbidden"
+    status_hint = 403
+
+
+class Conflict(ProtocolError):
+    """An id reused with different content, a ``prev`` that is not the case's last event,
+    a write to a closed case."""
+
+    code = "conflict"
+    status_hint = 409
+
+
+class MethodNotAllowed(ProtocolError):
+    code = "method_not_allowed"
+    status_hint = 405
+
+
+class TooLarge(ProtocolError):
+    code = "too_large"
+    status_hint = 413
+
+
+class UnsupportedMediaType(ProtocolError):
+    code = "unsupported_media_type"
+    status_hint = 415
+
+
+class RateLimited(ProtocolError):
+    code = "rate_limited"
+    status_hint = 429
+
+
+class UnknownKey(UntrustedKeyError):
+    """A request signed by a key the server does not know at all: not authenticated,
+    so 401 (docs/protocol.md §14, Authentication step 3), with the protocol's code."""
+
+    status_hint = 401
+
+
+class InternalError(ProtocolError):
+    """A server fault.  The message is fixed: no detail ever leaves the server."""
+
+    code = "internal_error"
+    status_hint = 500
+
+    def __init__(self) -> None:
+        super().__init__("internal server error")
+
+
+class Unavailable(ProtocolError):
+    """The server is shutting down and takes no more writes."""
+
+    code = "unavailable"
+    status_hint = 503
+
+
+#: Every server-side code, for the OpenAPI document.
+SERVER_ERRORS: tuple[type[ProtocolError], ...] = (
+    NotFound, Forbidden, Conflict, MethodNotAllowed, TooLarge, UnsupportedMediaType,
+    RateLimited, InternalError, Unavailable,
+)
+
+__all__ = ["NotFound", "Forbidden", "Conflict", "MethodNotAllowed", "TooLarge",
+           "UnsupportedMediaType", "RateLimited", "UnknownKey", "InternalError", "Unavailable",
+           "SERVER_ERRORS"]

@@ -1,0 +1,38 @@
+"""Prometheus metrics at ``/metrics`` (issue 3 item 6), in the server's own
+:class:`~prometheus_client.CollectorRegistry` so two servers in one process (tests) never
+share counters.  Labels are route templates, never paths: no id reaches a metric."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("schakel_http_requests", "HTTP requests answered",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("schakel_http_request_seconds", "Time to answer a request",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.events_stored = Counter("schakel_events_stored", "Case events stored",
+                                     registry=self.registry)
+        self.signals_stored = Counter("schakel_signals_stored", "Signals stored",
+                                      registry=self.registry)
+        self.sync_waiters = Gauge("schakel_sync_waiters", "Sync requests waiting (long-poll)",
+                                  registry=self.registry)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+__all__ = ["Metrics"]

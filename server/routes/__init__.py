@@ -1,0 +1,13 @@
+"""The HTTP routes, one module per resource; each module's ``routes`` table declares its
+routes next to their thin handlers (``server/registry.py``)."""
+
+from __future__ import annotations
+
+from server.registry import RouteTable
+from server.routes import cases, members, networks, ops, signals, sync
+
+#: Every route table, in the order the OpenAPI document lists them.
+TABLES: tuple[RouteTable, ...] = (ops.routes, networks.routes, members.routes, cases.routes,
+                                  sync.routes, signals.routes)
+
+__all__ = ["TABLES"]

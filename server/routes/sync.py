@@ -1,0 +1,59 @@
+"""Sync: the feed of headers, events and shares a member may see, with long-poll
+(flow 2 step 4; docs/protocol.md §14)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from server.data.cases import sync_page
+from server.registry import CURSOR, ID, Call, Query, RouteTable, array, obj, ref
+
+routes = RouteTable("sync")
+
+ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
+           kind={"enum": ["header", "event", "share"]}, case=ID, envelope=ref("envelope"))
+
+
+@routes.route("GET", "/v1/networks/{network}/sync", auth="signed",
+              who="core members: every case of the network; shell partners: shared cases",
+              query=(Query("after", "return items after this cursor", kind="cursor"),
+                     Query("limit", "most items to return", low=1, high=500, default=100),
+                     Query("wait", "seconds to hold the request while nothing is new",
+                           low=0, high=30, default=0)),
+              response=obj(["items", "cursor"], items=array(ITEM, 500), cursor=CURSOR))
+async def sync(call: Call) -> web.Response:
+    """Items after ``after`` in commit order: for core members every header, event and
+    share of the network; for a shell partner those of the cases shared with it and its
+    own shares.  With ``wait`` and nothing new, the request is held until a commit in the
+    network brings an item for the caller or ``wait`` seconds pass (no polling: the
+    writer wakes the waiters after its commit).  ``cursor`` is the last item's, or
+    ``after`` when there is none.
+
+    Example::
+
+        GET /v1/networks/{network}/sync?after=17&limit=100&wait=25
+        200 {"items": [{"cursor": "18", "kind": "event", "case": "<id>",
+                        "envelope": {...}}], "cursor": "18"}
+    """
+    network = call.id("network")
+    caller = call.member(network)
+    q = call.query()
+    limit = min(q["limit"], call.ctx.config.limits.max_page)
+    wait = min(q["wait"], call.ctx.config.limits.max_wait)
+    shell = caller.keyid if caller.ring == "shell" else None
+    ctx, loop = call.ctx, asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        ticket = ctx.notifier.ticket(network)       # taken before the read: no lost wake-up
+        items = await ctx.store.read(sync_page, network, q["after"], limit, shell)
+        remaining = deadline - loop.time()
+        if items or remaining <= 0 or ctx.notifier.closed:
+            break
+        with ctx.metrics.sync_waiters.track_inprogress():
+            await ctx.notifier.wait(ticket, remaining)
+    return call.json({"items": items, "cursor": items[-1]["cursor"] if items else str(q["after"])})
+
+
+__all__ = ["routes"]

@@ -1,0 +1,336 @@
+"""The one module that owns SQLite (style.md, "Server and storage"; ADR 0006).
+
+* **Schema** through ``sqlite_utils``, versioned with ``PRAGMA user_version``
+  (:data:`MIGRATIONS`).  The database runs in WAL mode.
+* **Reads** (:meth:`Store.read`) run a plain function ``fn(db, *args)`` on a small thread
+  pool; each reader thread has its own read-only connection, and each read runs in one
+  transaction, so it sees one consistent snapshot.
+* **Writes** (:meth:`Store.write`) go through **one writer thread**.  The writer takes a
+  queued write function, drains up to ``batch - 1`` more that are already waiting, runs
+  them all in one ``BEGIN IMMEDIATE`` transaction -- each inside its own ``SAVEPOINT``, so
+  a function that raises rolls back only its own changes and fails only its own future --
+  and commits with ``synchronous=FULL``.  Only after the commit returned are the futures
+  resolved and the long-poll waiters of the touched networks woken (``on_commit``): a
+  write is acknowledged only once it is durable, and a group of concurrent writers pays
+  for one fsync.
+
+Write functions are named ``*_txn`` (Synapse) and live in ``server/data/``; they receive
+the writer's connection and must not commit or roll back themselves.  Nothing else in the
+server imports ``sqlite3`` or ``sqlite_utils``: the data modules type their connection
+as :data:`Db` from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+import structlog
+
+from server.errors import Unavailable
+
+#: What a query function receives: a connection whose rows are ``sqlite3.Row``.
+Db = sqlite3.Connection
+T = TypeVar("T")
+OnCommit = Callable[[frozenset[str]], None]
+
+_log = structlog.get_logger("schakel.storage")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    """Networks, members, cases, the sync feed, signals and hints (docs/protocol.md §14)."""
+    text, integer, blob = str, int, bytes
+    db["networks"].create({"network": text, "genesis": text, "digest": blob, "coordinator": text,
+                           "kind": text, "received": text, "acting_user": text},
+                          pk="network", not_null=["genesis", "digest", "coordinator"])
+    for name, extra in (("memberships", {"member": text, "serial": integer}),
+                        ("revocations", {"member": text, "serial": integer}),
+                        ("acceptances", {"member": text, "covenant": text}),
+                        ("epochs", {"epoch": integer})):
+        db[name].create({"id": integer, "network": text, **extra, "envelope": text,
+                         "digest": blob, "received": text, "acting_user": text},
+                        pk="id", not_null=["network", "envelope", "digest"])
+    db["memberships"].create_index(["network", "member", "serial"], unique=True)
+    db["revocations"].create_index(["network", "digest"], unique=True)
+    db["acceptances"].create_index(["network", "digest"], unique=True)
+    db["epochs"].create_index(["network", "epoch"], unique=True)
+    db["epoch_keys"].create({"network": text, "recipient": text, "epoch": integer,
+                             "sealed": text, "distribution": integer},
+                            pk=("network", "recipient", "epoch"))
+    # Cursor tables: AUTOINCREMENT so a cursor is never handed out twice, even after
+    # retention deletes the newest rows (sqlite_utils cannot declare it).
+    db.execute("CREATE TABLE feed (id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL,"
+               " [case] TEXT NOT NULL, kind TEXT NOT NULL, partner TEXT, envelope TEXT NOT NULL)")
+    db["feed"].create_index(["network", "id"])
+    db["cases"].create({"network": text, "case": text, "owner": text, "kind": text,
+                        "status": text, "last_seq": integer, "last_hash": blob,
+                        "case_key_version": integer, "header": integer, "digest": blob,
+                        "answer": text, "received": text, "acting_user": text},
+                       pk=("network", "case"))
+    db["events"].create({"network": text, "case": text, "event": text, "seq": integer,
+                         "author": text, "digest": blob, "cursor": integer, "received": text,
+                         "acting_user": text}, pk=("network", "case", "event"))
+    db["events"].create_index(["network", "case", "seq"], unique=True)
+    db["identity"].create({"network": text, "case": text, "class": text, "version": integer,
+                           "envelope": text}, pk=("network", "case", "class"))
+    db["gated"].create({"network": text, "case": text, "class": text, "version": integer,
+                        "recipient": text, "blob": text},
+                       pk=("network", "case", "class", "version", "recipient"))
+    db["shares"].create({"id": integer, "network": text, "case": text, "partner": text,
+                         "digest": blob, "cursor": integer, "received": text,
+                         "acting_user": text}, pk="id")
+    db["shares"].create_index(["network", "digest"], unique=True)
+    db["shares"].create_index(["network", "partner", "case"])
+    db["tokens"].create({"id": integer, "network": text, "kind": text, "token": blob,
+                         "subject_kind": text, "subject": text, "at": text}, pk="id")
+    db["tokens"].create_index(["network", "kind", "token"])
+    db.execute("CREATE TABLE hints (id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL,"
+               " token_kind TEXT NOT NULL, subject_kind TEXT NOT NULL, subject TEXT NOT NULL,"
+               " may_concern TEXT NOT NULL, at TEXT NOT NULL)")
+    db["hints"].create_index(["network", "id"])
+    db.execute("CREATE TABLE signals (id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL,"
+               " signal TEXT NOT NULL, source TEXT NOT NULL, sender TEXT, acting_user TEXT,"
+               " submission TEXT NOT NULL, digest BLOB NOT NULL, received TEXT NOT NULL,"
+               " status TEXT NOT NULL, updated TEXT NOT NULL)")
+    db["signals"].create_index(["network", "signal"], unique=True)
+    db["signals"].create_index(["network", "id"])
+    db["receipts"].create({"hash": blob, "signal": integer}, pk="hash", not_null=["signal"])
+    db["feedback"].create({"id": integer, "signal": integer, "envelope": text, "digest": blob,
+                           "status": text, "at": text, "received": text, "acting_user": text},
+                          pk="id")
+    db["feedback"].create_index(["signal", "digest"], unique=True)
+
+
+#: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+
+
+def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:
+    # isolation_level=None: the connection never opens transactions behind our back;
+    # the writer and readers issue BEGIN/COMMIT themselves.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if writer:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    else:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the schema version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+@dataclass(eq=False)
+class _Write:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    notify: str | None
+
+
+_STOP = object()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting request was cancelled; the write still happened
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Store:
+    """The server's database: async :meth:`read` and :meth:`write` of plain functions."""
+
+    def __init__(self, path: Path, *, readers: int = 4, batch: int = 64,
+                 on_commit: OnCommit | None = None) -> None:
+        if readers < 1 or batch < 1:
+            raise ValueError("readers and batch must be positive")
+        self.path = path
+        self._batch = batch
+        self._n_readers = readers
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closing = False
+        #: Transactions committed by the writer (one per group of writes).
+        self.commits = 0
+
+    # lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the database (creating or migrating its schema) and start the threads."""
+        if self._writer is not None:
+            raise RuntimeError("store already started")
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._writer = threading.Thread(target=self._writer_main, args=(ready,),
+                                        name="schakel-writer", daemon=True)
+        self._writer.start()
+        await asyncio.wrap_future(ready)
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self._n_readers, thread_name_prefix="schakel-reader",
+            initializer=self._open_reader)
+
+    async def close(self) -> None:
+        """Refuse new writes, let queued writes commit, then close every connection."""
+        if self._closing:
+            return
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await loop.run_in_executor(None, self._writer.join)
+        if self._readers is not None:
+            await loop.run_in_executor(None, self._readers.shutdown)
+        with self._lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    # reads --------------------------------------------------------------------------
+
+    def _open_reader(self) -> None:
+        conn = _connect(self.path, writer=False)
+        self._local.conn = conn
+        with self._lock:
+            self._reader_conns.append(conn)
+
+    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        conn: sqlite3.Connection = self._local.conn
+        conn.execute("BEGIN")
+        try:
+            return fn(conn, *args, **kwargs)
+        finally:
+            conn.execute("ROLLBACK")
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(db, *args, **kwargs)`` on a reader thread, in one read transaction."""
+        if self._readers is None or self._closing:
+            raise Unavailable("the server is shutting down")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._run_read, fn, args, kwargs)
+
+    # writes -------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any, notify: str | None = None,
+                    **kwargs: Any) -> T:
+        """Run ``fn(db, *args, **kwargs)`` on the writer thread; returns its result once
+        the transaction holding it has committed.  ``notify`` names a network whose
+        long-poll waiters are woken after that commit."""
+        if self._writer is None or self._closing:
+            raise Unavailable("the server is shutting down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Write(fn, args, kwargs, future, loop, notify))
+        return await future
+
+    def _writer_main(self, ready: concurrent.futures.Future[None]) -> None:
+        try:
+            conn = _connect(self.path, writer=True)
+            migrate(conn)
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        try:
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                batch = [first]
+                while len(batch) < self._batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                outcomes.append(self._run_one(conn, item))
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # the transaction itself failed: nothing of it is durable
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            _log.error("write batch failed", size=len(batch), error=type(exc).__name__)
+            outcomes = [(item, None, exc) for item in batch]
+        touched: dict[asyncio.AbstractEventLoop, set[str]] = {}
+        for item, _, error in outcomes:
+            if error is None and item.notify is not None:
+                touched.setdefault(item.loop, set()).add(item.notify)
+        for loop, networks in touched.items():
+            if self.on_commit is not None:
+                self._call(loop, self.on_commit, frozenset(networks))
+        for item, result, error in outcomes:
+            self._call(item.loop, _settle, item.future, result, error)
+
+    @staticmethod
+    def _run_one(conn: sqlite3.Connection, item: _Write) -> tuple[_Write, Any, BaseException | None]:
+        conn.execute("SAVEPOINT write")
+        try:
+            result = item.fn(conn, *item.args, **item.kwargs)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # the error ended the whole transaction: fail the batch
+            conn.execute("ROLLBACK TO write")
+            conn.execute("RELEASE write")
+            return item, None, exc
+        conn.execute("RELEASE write")
+        return item, result, None
+
+    @staticmethod
+    def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+
+__all__ = ["Db", "MIGRATIONS", "Store", "migrate"]
