@@ -1,0 +1,324 @@
+"""The authorization matrix of the HTTP API (docs/protocol.md §14; issue 3, "Done when").
+
+Every route × every kind of caller → the exact status, and the error code of every
+denial, as ONE table (:data:`TABLE`) checked by one parametrized test.  The callers:
+
+* actors: core-formal, core-informal, shell (no share), shell-shared (a share of the main
+  case), coordinator, auditor (role ``auditor``, shell ring), other-network (a core member
+  of network B), unknown-key (a key with no membership anywhere);
+* request attacks, each made from the route's legitimate request (:attr:`Route.legit`):
+  replayed (the same signed request sent twice; the *second* answer is checked), stale
+  ``created`` (301 s old, the skew is ±300 s), wrong ``Content-Digest`` (signed over other
+  bytes than the body), anonymous (no signature at all).
+
+Unsigned routes ignore signatures ("unsigned routes need no signature"), so every caller
+gets 200 there.  A second test fails when the server's OpenAPI document has a route that
+the table does not cover, so a new route cannot ship without its matrix rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.server_harness import (
+    MISSING, Actor, FakeClock, InProcessServer, Network, Reply, World, assert_status,
+    build_world, create_case, enrol, error_shape_problems,
+)
+
+#: The matrix shares one server and one world (module-scoped loop).
+shared_loop = pytest.mark.asyncio(loop_scope="module")
+
+CALLERS = ("core-formal", "core-informal", "shell", "shell-shared", "coordinator", "auditor",
+           "other-network", "unknown-key", "replayed", "stale-created", "wrong-digest", "anonymous")
+ATTACKS = ("replayed", "stale-created", "wrong-digest", "anonymous")
+
+# ------------------------------------------------------------------ expected outcomes
+
+OK, NEW = 200, 201
+F = (403, "forbidden")            # authenticated, not allowed (or a member of another network)
+U = (401, "untrusted_key")        # protocol.md §14: unknown key -> 401 untrusted_key
+B = (401, "bad_signature")        # no signature on a signed route (protocol.md §10)
+R = (401, "replayed_request")
+S = (401, "stale_request")
+D = (400, "digest_mismatch")
+SIGNED = (R, S, D, B)             # the four request attacks against a signed route
+UNSIGNED = (OK, OK, OK, OK)       # ... against an unsigned route: the signature is not read
+
+Expected = int | tuple[int, str]
+
+#: route -> the expected answer per caller, in the order of CALLERS.
+#:                       core-f core-i shell shell+ coord audit other unknown | replay stale digest anon
+TABLE: dict[str, tuple[Expected, ...]] = {
+    "GET healthz":          (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET metrics":          (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET openapi":          (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET server":           (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "POST networks":        (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "GET network":          (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "POST members":         (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "GET members":          (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "POST revocations":     (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST covenant":        (NEW, NEW, NEW, NEW, NEW, NEW, F,   U,   *SIGNED),
+    "POST epochs":          (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "GET epochs/mine":      (OK,  OK,  F,   F,   OK,  F,   F,   U,   *SIGNED),
+    "POST cases":           (NEW, NEW, F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST events":          (NEW, NEW, F,   NEW, NEW, F,   F,   U,   *SIGNED),
+    "GET case":             (OK,  OK,  F,   OK,  OK,  F,   F,   U,   *SIGNED),
+    "GET sync":             (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "POST shares":          (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    # optional signature: shell partners sign; anyone may send a bare anonymous signal
+    # when the policy allows it (network A's does).
+    "POST signals":         (F,   F,   NEW, NEW, F,   NEW, F,   U,   R, S, D, NEW),
+    "GET signals/status":   (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET signals":          (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+    "POST feedback":        (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "GET hints":            (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+}
+
+
+# ------------------------------------------------------------------ how each route is called
+
+
+@dataclass(frozen=True)
+class Req:
+    """The request one row sends: who signs it (None: unsigned), path, body, headers, and
+    what the harness learns when the server accepts it."""
+
+    signer: Actor | None
+    path: str
+    json: Any = MISSING
+    headers: tuple[tuple[str, str], ...] = ()
+    on_success: Callable[[], None] | None = None
+
+
+Builder = Callable[[World, str, Actor], Awaitable[Req]]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    template: str          # the path as in docs/protocol.md §14 / the OpenAPI document
+    legit: str             # the caller whose request the four request attacks start from
+    build: Builder
+
+
+_spares = itertools.count(1)
+
+
+def get(path: Callable[[World], str], headers: Callable[[World], tuple[tuple[str, str], ...]]
+        = lambda w: ()) -> Builder:
+    async def build(w: World, kind: str, actor: Actor) -> Req:
+        return Req(actor, path(w), headers=headers(w))
+    return build
+
+
+async def post_networks(w: World, kind: str, actor: Actor) -> Req:
+    net = Network(w.server, w.clock)
+    if kind == "coordinator" or kind in ATTACKS:
+        # The genesis's own coordinator registers it: the bootstrap of a new network.
+        return Req(net.coordinator, "/v1/networks", {"genesis": net.genesis})
+    # Everyone else uploads a genesis that names somebody else as coordinator.
+    return Req(actor, "/v1/networks", {"genesis": net.genesis})
+
+
+async def post_members(w: World, kind: str, actor: Actor) -> Req:
+    newcomer = w.a.actor(f"newcomer-{next(_spares)}", ring="core", party="informal")
+    return Req(actor, w.a.path("/members"), {"membership": w.a.membership(newcomer)})
+
+
+async def post_revocations(w: World, kind: str, actor: Actor) -> Req:
+    spare = await enrol(w.caller, w.a, f"spare-{next(_spares)}", ring="shell")
+    return Req(actor, w.a.path("/revocations"), {"revocation": w.a.revocation(spare)})
+
+
+async def post_covenant(w: World, kind: str, actor: Actor) -> Req:
+    if kind in ATTACKS:
+        actor = await enrol(w.caller, w.a, f"spare-{next(_spares)}", ring="shell")
+    else:
+        # Every member accepted at bootstrap; this is a second employee accepting again.
+        actor = dataclasses.replace(actor, acting_user=f"{actor.label[:20]}-user-2")
+    return Req(actor, w.a.path("/covenant"), {"acceptance": w.a.acceptance(actor)})
+
+
+async def post_epochs(w: World, kind: str, actor: Actor) -> Req:
+    dist = w.a.distribution()
+    return Req(actor, w.a.path("/epochs"), {"distribution": dist},
+               on_success=lambda: w.a.commit_epoch(dist))
+
+
+async def post_cases(w: World, kind: str, actor: Actor) -> Req:
+    body, state = w.a.new_case(actor)
+    return Req(actor, w.a.path("/cases"), body,
+               on_success=lambda: w.a.cases.__setitem__(state.case, state))
+
+
+async def post_events(w: World, kind: str, actor: Actor) -> Req:
+    envelope = w.a.event(w.case, actor)
+    return Req(actor, w.a.path(f"/cases/{w.case.case}/events"), {"event": envelope},
+               on_success=lambda: w.case.commit(envelope))
+
+
+async def post_shares(w: World, kind: str, actor: Actor) -> Req:
+    state = await create_case(w.caller, w.a, w["core-formal"])
+    return Req(actor, w.a.path("/shares"), {"share": w.a.share(state, w["shell-shared"])})
+
+
+async def post_signals(w: World, kind: str, actor: Actor) -> Req:
+    sender = None if kind == "anonymous" else actor
+    return Req(sender, w.a.path("/signals"), w.a.signal(sender).body)
+
+
+async def post_feedback(w: World, kind: str, actor: Actor) -> Req:
+    return Req(actor, w.a.path(f"/signals/{w.shell_signal.signal}/feedback"),
+               {"feedback": w.a.feedback(w.shell_signal)})
+
+
+ROUTES = [
+    Route("GET healthz", "GET", "/healthz", "core-formal", get(lambda w: "/healthz")),
+    Route("GET metrics", "GET", "/metrics", "core-formal", get(lambda w: "/metrics")),
+    Route("GET openapi", "GET", "/v1/openapi.json", "core-formal",
+          get(lambda w: "/v1/openapi.json")),
+    Route("GET server", "GET", "/v1/server", "core-formal", get(lambda w: "/v1/server")),
+    Route("POST networks", "POST", "/v1/networks", "coordinator", post_networks),
+    Route("GET network", "GET", "/v1/networks/{network}", "core-formal",
+          get(lambda w: w.a.path())),
+    Route("POST members", "POST", "/v1/networks/{network}/members", "coordinator", post_members),
+    Route("GET members", "GET", "/v1/networks/{network}/members", "core-formal",
+          get(lambda w: w.a.path("/members"))),
+    Route("POST revocations", "POST", "/v1/networks/{network}/revocations", "coordinator",
+          post_revocations),
+    Route("POST covenant", "POST", "/v1/networks/{network}/covenant", "core-formal",
+          post_covenant),
+    Route("POST epochs", "POST", "/v1/networks/{network}/epochs", "coordinator", post_epochs),
+    Route("GET epochs/mine", "GET", "/v1/networks/{network}/epochs/mine", "core-formal",
+          get(lambda w: w.a.path("/epochs/mine"))),
+    Route("POST cases", "POST", "/v1/networks/{network}/cases", "core-formal", post_cases),
+    Route("POST events", "POST", "/v1/networks/{network}/cases/{case}/events", "core-formal",
+          post_events),
+    Route("GET case", "GET", "/v1/networks/{network}/cases/{case}", "core-formal",
+          get(lambda w: w.a.path(f"/cases/{w.case.case}"))),
+    Route("GET sync", "GET", "/v1/networks/{network}/sync", "core-formal",
+          get(lambda w: w.a.path("/sync?after=0&limit=500&wait=0"))),
+    Route("POST shares", "POST", "/v1/networks/{network}/shares", "coordinator", post_shares),
+    Route("POST signals", "POST", "/v1/networks/{network}/signals", "shell", post_signals),
+    Route("GET signals/status", "GET", "/v1/signals/status", "core-formal",
+          get(lambda w: "/v1/signals/status",
+              lambda w: (("Schakel-Receipt", w.anonymous_signal.receipt or ""),))),
+    Route("GET signals", "GET", "/v1/networks/{network}/signals", "coordinator",
+          get(lambda w: w.a.path("/signals?after=0&limit=100"))),
+    Route("POST feedback", "POST", "/v1/networks/{network}/signals/{signal}/feedback",
+          "coordinator", post_feedback),
+    Route("GET hints", "GET", "/v1/networks/{network}/hints", "coordinator",
+          get(lambda w: w.a.path("/hints?after=0"))),
+]
+BY_NAME = {r.name: r for r in ROUTES}
+ROWS = [(route, kind, TABLE[route.name][i]) for route in ROUTES for i, kind in enumerate(CALLERS)]
+
+
+def test_table_is_complete() -> None:
+    """Every route has exactly one expectation per caller kind, and no row is orphaned."""
+    assert set(TABLE) == set(BY_NAME)
+    assert all(len(row) == len(CALLERS) for row in TABLE.values())
+
+
+# ------------------------------------------------------------------ the world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server = InProcessServer(tmp_path_factory.mktemp("matrix"), FakeClock())
+    caller = await server.start()
+    try:
+        yield await build_world(caller)
+    finally:
+        await server.stop()
+
+
+def _check(reply: Reply, expected: Expected, where: str) -> None:
+    if isinstance(expected, int):
+        assert reply.status == expected, f"{where}: want {expected}, got {reply!r}"
+        return
+    status, code = expected
+    assert reply.status == status and reply.code == code, (
+        f"{where}: want {status} {code}, got {reply!r}")
+    problems = error_shape_problems(reply)
+    assert not problems, f"{where}: {problems}"
+
+
+@shared_loop
+@pytest.mark.parametrize(("route", "kind", "expected"), ROWS,
+                         ids=[f"{r.name} | {k}" for r, k, _ in ROWS])
+async def test_authorization_matrix(world: World, route: Route, kind: str,
+                                   expected: Expected) -> None:
+    caller = world.caller
+    actor = world[route.legit if kind in ATTACKS else kind]
+    req = await route.build(world, kind, actor)
+    signer = None if kind == "anonymous" else req.signer
+    options: dict[str, Any] = {"json": req.json, "headers": req.headers}
+    if kind == "stale-created":
+        prepared = caller.stale(route.method, req.path, signer, **options)  # type: ignore[arg-type]
+    elif kind == "wrong-digest":
+        prepared = caller.wrong_digest(route.method, req.path, signer, **options)  # type: ignore[arg-type]
+    else:
+        prepared = caller.prepare(route.method, req.path, signer, **options)
+    reply = await caller.send(prepared)
+    if kind == "replayed":
+        # The original must be accepted, or the replay proves nothing.
+        assert reply.ok, f"{route.name}: the original of the replay was refused: {reply!r}"
+        if req.on_success:
+            req.on_success()
+        reply = await caller.send(prepared)
+    elif reply.ok and req.on_success:
+        req.on_success()
+    _check(reply, expected, f"{route.name} | {kind}")
+
+
+@shared_loop
+async def test_denied_writes_left_no_trace(world: World) -> None:
+    """After the whole matrix, the main case holds exactly the events the harness saw
+    acknowledged: no refused append was stored, no accepted one was lost."""
+    case = assert_status(await world.caller.get(world.a.path(f"/cases/{world.case.case}"),
+                                                world["core-formal"]), 200)
+    assert case["events"] == world.case.events
+    assert case["header"] == world.case.header
+
+
+# ------------------------------------------------------------------ the table covers the API
+
+
+def _normalise(template: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", template)
+
+
+async def _documented(world: World) -> set[tuple[str, str]]:
+    doc = assert_status(await world.caller.get("/v1/openapi.json"), 200)
+    assert str(doc.get("openapi", "")).startswith("3.1"), "not an OpenAPI 3.1 document"
+    methods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    return {(method.upper(), _normalise(path)) for path, item in doc["paths"].items()
+            for method in item if method in methods}
+
+
+@shared_loop
+async def test_matrix_covers_every_openapi_route(world: World) -> None:
+    """A route in the OpenAPI document without rows in TABLE fails here."""
+    covered = {(r.method, _normalise(r.template)) for r in ROUTES}
+    missing = sorted(await _documented(world) - covered)
+    assert not missing, f"routes without authorization-matrix rows: {missing}"
+
+
+@shared_loop
+async def test_openapi_documents_every_route_of_the_contract(world: World) -> None:
+    """And the other way round: the OpenAPI document lists every route of protocol.md §14."""
+    documented = await _documented(world)
+    missing = sorted((r.method, r.template) for r in ROUTES
+                     if (r.method, _normalise(r.template)) not in documented)
+    assert not missing, f"contract routes missing from /v1/openapi.json: {missing}"
