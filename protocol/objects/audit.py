@@ -61,6 +61,7 @@ class AuditEntry(WireObject):
     time: Timestamp
     actor: AuditActor = nested(AuditActor)
     case: str | None = None
+    subject: str | None = None
     action: str
     classes: tuple[str, ...] | None = None
     basis: str
