@@ -816,3 +816,38 @@ async def test_feedback_not_signed_by_the_coordinator_is_refused(world: World) -
     status = await w.caller.get("/v1/signals/status",
                                 headers=(("Schakel-Receipt", w.shell_signal.receipt or ""),))
     assert assert_status(status, 200)["feedback"] == []
+
+
+# ============================================================ who may close, who may receive
+
+
+async def test_only_owner_or_coordinator_closes_a_case(world: World) -> None:
+    """Closing starts the retention clock (flow 9), so another core member, even one
+    that may append events, cannot close or reopen a case it does not own."""
+    w, owner, other = world, world["core-formal"], world["core-informal"]
+    body, state = w.a.new_case(owner)
+    assert_status(await w.caller.post(w.a.path("/cases"), owner, body), 201)
+    closing = w.a.event(state, other, status="closed")
+    assert_error(await w.caller.post(events_path(w, state), other, {"event": closing}),
+                 403, "forbidden")
+    assert await case_events(w, state) == state.events
+    by_coordinator = w.a.event(state, w.a.coordinator, status="closed")
+    assert_status(await w.caller.post(events_path(w, state), w.a.coordinator,
+                                      {"event": by_coordinator}), 201)
+    state.commit(by_coordinator)
+    reopening = w.a.event(state, other, status="open")
+    assert_error(await w.caller.post(events_path(w, state), other, {"event": reopening}),
+                 403, "forbidden")
+
+
+async def test_gated_envelope_for_revoked_member_is_refused(world: World) -> None:
+    """An owner must not leave a gated envelope for a member who has left: a later
+    release could otherwise hand it identity."""
+    w, owner, leaver = world, world["core-formal"], world["core-informal"]
+    assert_status(await w.caller.post(w.a.path("/revocations"), w.a.coordinator,
+                                      {"revocation": w.a.revocation(leaver)}), 201)
+    body, state = w.a.new_case(owner, recipients=[owner, leaver])
+    answer = await w.caller.post(w.a.path("/cases"), owner, body)
+    assert_error(answer, 403, "policy_violation")
+    assert answer.json["error"]["details"]["reason"] == "recipient-not-member"
+    assert_error(await w.caller.get(w.a.path(f"/cases/{state.case}"), owner), 404, "not_found")

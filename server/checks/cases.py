@@ -66,7 +66,7 @@ def check_event(envelope: Any, caller: Caller, case: str, *, received: str) -> N
     return new_event(envelope, event, received=received, acting_user=caller.acting_user)
 
 
-def check_case(body: Mapping[str, Any], caller: Caller, *, received: str) -> NewCase:
+def check_case(body: Mapping[str, Any], caller: Caller, *, received: str, now: datetime) -> NewCase:
     """A case creation request (docs/protocol.md §14, ``POST .../cases``)."""
     state = caller.network
     header: CaseHeader = _authored(CaseHeader, "owner", body["header"], caller)
@@ -99,11 +99,13 @@ def check_case(body: Mapping[str, Any], caller: Caller, *, received: str) -> New
             raise MalformedError("two identity records of one class", details={"field": "identity"})
         records[record.class_] = (record.class_, record.version, canonical(envelope)[0])
     wrapped: dict[tuple[str, int, str], tuple[str, int, str, str]] = {}
+    current = state.current_members(now) if gated else {}
     for value in gated:
         g = GatedEnvelope.from_json(value)
         _for_header(g.network, g.case, g.class_, g.version, header, classes)
-        if g.recipient not in state.memberships:
-            raise PolicyViolation("gated envelopes are for members of the network",
+        if g.recipient not in current:
+            # A revoked or expired member must not get envelopes it could later have released.
+            raise PolicyViolation("gated envelopes are for current members of the network",
                                   details={"reason": "recipient-not-member"})
         key = (g.class_, g.version, g.recipient)
         if key in wrapped:

@@ -61,7 +61,7 @@ async def create_case(call: Call) -> web.Response:
     network = call.id("network")
     caller = call.member(network, ring="core", membership=True)
     body = await call.body()
-    new = check_case(body, caller, received=call.ctx.timestamp())
+    new = check_case(body, caller, received=call.ctx.timestamp(), now=call.ctx.now())
     limits = call.ctx.config.limits
     written = await call.ctx.store.write(create_case_txn, new, hint_limit=limits.max_hints_per_token,
                                          notify=network)
@@ -88,9 +88,12 @@ async def append_event(call: Call) -> web.Response:
     """
     network, case = call.id("network"), call.id("case")
     caller = call.member(network, membership=True)
-    await _case_access(call, caller, case)
+    owner = await _case_access(call, caller, case)
     body = await call.body()
     new = check_event(body["event"], caller, case, received=call.ctx.timestamp())
+    if new.status is not None and caller.keyid != owner and not caller.is_coordinator:
+        # Closing starts the retention clock (flow 9): only the owner or the coordinator.
+        raise Forbidden("only the case's owner or the coordinator closes or reopens a case")
     written = await call.ctx.store.write(append_event_txn, new, notify=network)
     if written.created:
         call.ctx.metrics.events_stored.inc()
