@@ -15,7 +15,7 @@ from typing import Any
 import protocol.errors as protocol_errors
 from protocol.schema import schema_documents
 from server.errors import SERVER_ERRORS, UnknownKey
-from server.registry import ID, Route, RouteTable, ref
+from server.registry import ID, INT_PATH_PARAMS, Route, RouteTable, ref
 
 VERSION = "1.0.0"
 SECURITY_SCHEME = "schakelSignature"
@@ -69,9 +69,10 @@ def _responses(route: Route) -> dict[str, Any]:
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": ID} for name in route.path_params]
-    params += [{"name": q.name, "in": "query", "required": False, "description": q.description,
-                "schema": q.schema()} for q in route.query]
+        {"name": name, "in": "path", "required": True, "schema": INT_PATH_PARAMS.get(name, ID)}
+        for name in route.path_params]
+    params += [{"name": q.name, "in": "query", "required": q.required,
+                "description": q.description, "schema": q.schema()} for q in route.query]
     params += [{"name": name, "in": "header", "required": True, "description": text,
                 "schema": {"type": "string"}} for name, text in route.headers]
     if route.auth != "unsigned":

@@ -65,6 +65,11 @@ KEYID = def_ref("common", "keyid")
 TIMESTAMP = def_ref("common", "timestamp")
 CURSOR = {"type": "string", "pattern": "^[0-9]{1,16}$",
           "description": "opaque to clients (the server's row id as a decimal string)"}
+#: Largest integer on the wire (JSON numbers are exact up to 2^53 - 1).
+MAX_INT = 9007199254740991
+#: Path parameters that are integers (all others are protocol ids), with their schema.
+INT_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "size": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}
 
 
 # --------------------------------------------------------------------------- declarations
@@ -73,8 +78,9 @@ CURSOR = {"type": "string", "pattern": "^[0-9]{1,16}$",
 @dataclass(frozen=True)
 class Field:
     """One member of a JSON request body: a JSON object (an envelope or a bare object),
-    or with ``many`` a bounded list of them.  The object itself is checked by its
-    protocol class in the handler; here only the body's shape."""
+    or with ``many`` a bounded list of them, or with ``scalar`` a string (an id).  The
+    value itself is checked by its protocol class in the handler; here only the body's
+    shape."""
 
     name: str
     schema: dict[str, Any]
@@ -82,6 +88,7 @@ class Field:
     many: bool = False
     max_items: int = 1
     min_items: int = 0
+    scalar: bool = False
 
     def document(self) -> dict[str, Any]:
         return array(self.schema, self.max_items, self.min_items) if self.many else self.schema
@@ -115,14 +122,18 @@ class Body:
                            or not f.min_items <= len(items) <= f.max_items):
                 raise MalformedError(f"{f.name} must be a list of {f.min_items}..{f.max_items}",
                                      details={"field": f.name})
-            if not all(isinstance(item, dict) for item in items):
+            if f.scalar:
+                if not isinstance(value[f.name], str):
+                    raise MalformedError(f"{f.name} must be a string", details={"field": f.name})
+            elif not all(isinstance(item, dict) for item in items):
                 raise MalformedError(f"{f.name} must hold JSON objects", details={"field": f.name})
         return value
 
 
 @dataclass(frozen=True)
 class Query:
-    """A query parameter: a cursor, or an integer in ``low..high`` (default ``default``)."""
+    """A query parameter: a cursor, or an integer in ``low..high`` (default ``default``,
+    or none: ``required``)."""
 
     name: str
     description: str
@@ -130,12 +141,13 @@ class Query:
     low: int = 0
     high: int = 0
     default: int = 0
+    required: bool = False
 
     def schema(self) -> dict[str, Any]:
         if self.kind == "cursor":
             return {**CURSOR, "default": "0"}
-        return {"type": "integer", "minimum": self.low, "maximum": self.high,
-                "default": self.default}
+        schema: dict[str, Any] = {"type": "integer", "minimum": self.low, "maximum": self.high}
+        return schema if self.required else {**schema, "default": self.default}
 
     def parse(self, text: str) -> int:
         if self.kind == "cursor":
@@ -143,7 +155,7 @@ class Query:
                 raise MalformedError(f"{self.name} must be a cursor (decimal digits)",
                                      details={"field": self.name})
             return int(text)
-        if not re.fullmatch(r"[0-9]{1,6}", text) or not self.low <= int(text) <= self.high:
+        if not re.fullmatch(r"[0-9]{1,16}", text) or not self.low <= int(text) <= self.high:
             raise MalformedError(f"{self.name} must be an integer {self.low}..{self.high}",
                                  details={"field": self.name})
         return int(text)
@@ -225,6 +237,16 @@ class Call:
                                  ) from None
         return value
 
+    def integer(self, name: str) -> int:
+        """A path parameter that must be a decimal integer (:data:`INT_PATH_PARAMS`)."""
+        text, declared = self.request.match_info[name], INT_PATH_PARAMS[name]
+        if not re.fullmatch(r"[0-9]{1,16}", text) or not (
+                declared["minimum"] <= int(text) <= declared["maximum"]):
+            raise MalformedError(f"{name} in the path is not an integer "
+                                 f"{declared['minimum']}..{declared['maximum']}",
+                                 details={"field": name})
+        return int(text)
+
     def query(self) -> dict[str, int]:
         declared = {q.name: q for q in self.route.query}
         given = self.request.query
@@ -237,6 +259,8 @@ class Call:
             values = given.getall(name, [])
             if len(values) > 1:
                 raise MalformedError(f"query parameter {name} given twice", details={"field": name})
+            if not values and q.required:
+                raise MalformedError(f"query parameter {name} is required", details={"field": name})
             out[name] = q.parse(values[0]) if values else q.default
         return out
 
@@ -262,4 +286,4 @@ class Call:
 
 
 __all__ = ["AuthMode", "Handler", "ref", "def_ref", "envelope_of", "obj", "array", "ID", "KEYID",
-           "TIMESTAMP", "CURSOR", "Field", "Body", "Query", "Route", "RouteTable", "Call"]
+           "TIMESTAMP", "CURSOR", "MAX_INT", "INT_PATH_PARAMS", "Field", "Body", "Query", "Route", "RouteTable", "Call"]

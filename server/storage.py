@@ -112,8 +112,77 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["feedback"].create_index(["signal", "digest"], unique=True)
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """The audit log (docs/disclosure-api.md §15.1; server/audit.py): entries with their
+    commitments, the Merkle nodes (``protocol.merkle.MerkleLog``'s node store: every perfect
+    subtree, never updated) and every signed tree head.  Raw SQL: ``WITHOUT ROWID`` keeps
+    node and head rows in their primary-key B-tree, so a read is one B-tree lookup."""
+    db.execute("CREATE TABLE audit_entries (network TEXT NOT NULL, idx INTEGER NOT NULL,"
+               " body TEXT, commitment BLOB NOT NULL, partner TEXT NOT NULL, subject TEXT,"
+               " [case] TEXT, PRIMARY KEY (network, idx))")
+    db.execute("CREATE INDEX audit_entries_partner ON audit_entries (network, partner, idx)")
+    db.execute("CREATE INDEX audit_entries_subject ON audit_entries (network, subject, idx)")
+    db.execute("CREATE INDEX audit_entries_case ON audit_entries (network, [case], idx)")
+    db.execute("CREATE TABLE audit_nodes (network TEXT NOT NULL, level INTEGER NOT NULL,"
+               " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (network, level, idx))"
+               " WITHOUT ROWID")
+    db.execute("CREATE TABLE tree_heads (network TEXT NOT NULL, size INTEGER NOT NULL,"
+               " root BLOB NOT NULL, time TEXT NOT NULL, envelope TEXT NOT NULL,"
+               " PRIMARY KEY (network, size)) WITHOUT ROWID")
+
+
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Disclosure (docs/disclosure-api.md §15.2; server/disclosure/): consents with their
+    revocation, grants, releases (with the answer, for a retry under the same release id),
+    bemoeizorg invocations, co-signs, reviews, purge instructions with their
+    acknowledgement, and the coordinator's notifications.  ``audit_index`` is the entry
+    that recorded each row."""
+    text, integer, blob = str, int, bytes
+    signed = {"envelope": text, "digest": blob, "audit_index": integer, "answer": text,
+              "received": text}
+    db["consents"].create({"network": text, "consent": text, "case": text, "classes": text,
+                           "partners": text, "parties": text, "valid_from": text,
+                           "valid_until": text, **signed, "acting_user": text,
+                           "revoked": text, "revocation": text, "revocation_digest": blob,
+                           "revocation_answer": text}, pk=("network", "consent"))
+    db["grants"].create({"network": text, "grant": text, "case": text, "grantee": text,
+                         "consent": text, "classes": text, **signed, "acting_user": text},
+                        pk=("network", "grant"))
+    db.execute("CREATE TABLE releases (id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL,"
+               " [release] TEXT NOT NULL, [case] TEXT NOT NULL, grantee TEXT NOT NULL,"
+               " acting_user TEXT NOT NULL, basis TEXT NOT NULL, ref TEXT NOT NULL, consent TEXT,"
+               " classes TEXT NOT NULL, audit_index INTEGER NOT NULL, answer TEXT NOT NULL,"
+               " received TEXT NOT NULL)")
+    db["releases"].create_index(["network", "release"], unique=True)
+    db["releases"].create_index(["network", "consent"])
+    db["invocations"].create({"network": text, "invocation": text, "case": text,
+                              "invoker": text, "acting_user": text, "classes": text,
+                              "ground": text, "justified": integer, "at": text, **signed},
+                             pk=("network", "invocation"))
+    db["invocations"].create_index(["network", "invoker", "acting_user", "received"])
+    for table, extra in (("cosigns", {"invocation": text, "partner": text, "acting_user": text,
+                                      "roles": text}),
+                         ("reviews", {"invocation": text, "entry": integer, "auditor": text,
+                                      "outcome": text})):
+        db[table].create({"id": integer, "network": text, **extra, **signed}, pk="id")
+        db[table].create_index(["network", "digest"], unique=True)
+        db[table].create_index(["network", "invocation"])
+    db.execute("CREATE TABLE purge_instructions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, instruction TEXT NOT NULL, [case] TEXT NOT NULL,"
+               " recipient TEXT NOT NULL, classes TEXT NOT NULL, envelope TEXT NOT NULL,"
+               " audit_index INTEGER NOT NULL, ack TEXT, ack_digest BLOB, ack_answer TEXT,"
+               " acked TEXT)")
+    db["purge_instructions"].create_index(["network", "instruction"], unique=True)
+    db["purge_instructions"].create_index(["network", "recipient", "id"])
+    db.execute("CREATE TABLE notifications (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, kind TEXT NOT NULL, invocation TEXT NOT NULL,"
+               " [case] TEXT NOT NULL, at TEXT NOT NULL)")
+    db["notifications"].create_index(["network", "id"])
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2,
+                                                                   _migration_3)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 from protocol.crypto import random_bytes
 from protocol.encoding import b64e
+from protocol.objects.disclosure import PurgeAck
+from tests import disclosure_harness as dh
 from tests.server_harness import (
     Actor, FakeClock, InProcessServer, Network, Reply, World, append, assert_status,
     build_world, error_shape_problems,
@@ -86,6 +88,10 @@ def _norm(template: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", template)
 
 
+#: An id that names nothing (16 zero bytes).
+UNKNOWN_ID = b64e(bytes(16))
+
+
 def fill(w: World, template: str) -> str:
     """A concrete path for an OpenAPI path template (ids of the world's network A)."""
     def value(match: re.Match[str]) -> str:
@@ -96,6 +102,10 @@ def fill(w: World, template: str) -> str:
             return w.case.case
         if "signal" in name:
             return w.shell_signal.signal
+        if name == "size":
+            return "1"
+        if name in ("consent", "invocation"):
+            return UNKNOWN_ID        # garbage is refused before anything is looked up
         raise AssertionError(f"the garbage walker does not know path parameter {name!r}")
     return re.sub(r"\{([^}]+)\}", value, template)
 
@@ -136,13 +146,40 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return a.coordinator, {"feedback": a.feedback(w.shell_signal)}, ("feedback",)
     if t.endswith("/signals"):
         return w["shell"], a.signal(w["shell"]).body, ("signal",)
+    disclosure = disclosure_body(w, t)
+    if disclosure is not None:
+        return disclosure
     raise AssertionError(f"the garbage walker has no legitimate body for POST {template}")
+
+
+def disclosure_body(w: World, t: str) -> tuple[Actor, dict[str, Any], tuple[str, ...]] | None:
+    """Legitimate bodies of the disclosure routes (docs/disclosure-api.md §15.2)."""
+    a, owner, auditor = w.a, w["core-formal"], w["auditor"]
+    inv = dh.invocation(a, w.case, owner, auditors=[auditor])
+    bodies: dict[str, tuple[Actor, dict[str, Any], tuple[str, ...]]] = {
+        "/consents": (owner, {"consent": dh.consent(a, w.case, owner, classes=["name"],
+                                                    parties=["formal"])}, ("consent",)),
+        "/revocation": (owner, {"revocation": dh.revocation(a, w.case, UNKNOWN_ID, owner)},
+                        ("revocation",)),
+        "/grants": (a.coordinator, {"grant": dh.grant(a, w.case, owner, ["name"], UNKNOWN_ID)},
+                    ("grant",)),
+        "/releases": (owner, {"grant": UNKNOWN_ID, "release": UNKNOWN_ID}, ("grant", "release")),
+        "/bemoeizorg": (owner, {"invocation": inv}, ("invocation",)),
+        "/cosign": (owner, {"cosign": dh.cosign(a, inv, owner)}, ("cosign",)),
+        "/release": (owner, {"release": UNKNOWN_ID}, ("release",)),
+        "/reviews": (auditor, {"review": dh.review(a, auditor, entry=0)}, ("review",)),
+        "/purge-acks": (owner, {"ack": PurgeAck(network=a.id, instruction=UNKNOWN_ID,
+                                                case=w.case.case, acting_user=owner.acting_user,
+                                                at=a.stamp()).sign(owner.signer)}, ("ack",)),
+    }
+    return next((body for suffix, body in bodies.items() if t.endswith(suffix)), None)
 
 
 def signer_for(w: World, template: str) -> Actor:
     """A member the route admits, so a refusal is about the input, not the caller."""
     t = _norm(template)
-    if any(t.endswith(s) for s in ("/signals", "/hints", "/feedback")) or t == "/v1/networks":
+    if any(t.endswith(s) for s in ("/signals", "/hints", "/feedback", "/notifications",
+                                   "/access-report", "/bemoeizorg/{}")) or t == "/v1/networks":
         return w.a.coordinator
     return w["core-formal"]
 
@@ -338,6 +375,10 @@ QUERY_GARBAGE = {
     "after": ("abc", "-1", "1.5", "", "9" * 40, "0x10"),
     "limit": ("0", "501", "-1", "abc", "1e3", ""),
     "wait": ("31", "-1", "abc", "0.5", "99999999999"),
+    "index": ("abc", "-1", "1.5", "", "9" * 40),
+    "size": ("0", "-1", "abc", "", "9" * 17),
+    "old": ("abc", "-1", "1.5", "", "9" * 40),
+    "new": ("0", "-1", "abc", "", "9" * 17),
 }
 
 

@@ -6,6 +6,8 @@ denial, as ONE table (:data:`TABLE`) checked by one parametrized test.  The call
 * actors: core-formal, core-informal, shell (no share), shell-shared (a share of the main
   case), coordinator, auditor (role ``auditor``, shell ring), other-network (a core member
   of network B), unknown-key (a key with no membership anywhere);
+* for the disclosure routes' request attacks only, bemoeizorg role-holders and an auditor
+  of network B (oggz): b-invoker, b-second, b-auditor;
 * request attacks, each made from the route's legitimate request (:attr:`Route.legit`):
   replayed (the same signed request sent twice; the *second* answer is checked), stale
   ``created`` (301 s old, the skew is ±300 s), wrong ``Content-Digest`` (signed over other
@@ -28,9 +30,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests import disclosure_harness as dh
 from tests.server_harness import (
     MISSING, Actor, FakeClock, InProcessServer, Network, Reply, World, assert_status,
-    build_world, create_case, enrol, error_shape_problems,
+    build_world, create_case, enrol, error_shape_problems, new_id,
 )
 
 #: The matrix shares one server and one world (module-scoped loop).
@@ -49,6 +52,8 @@ B = (401, "bad_signature")        # no signature on a signed route (protocol.md 
 R = (401, "replayed_request")
 S = (401, "stale_request")
 D = (400, "digest_mismatch")
+P = (403, "policy_violation")     # an audited policy denial (docs/disclosure-api.md §15.2)
+N = (404, "not_found")
 SIGNED = (R, S, D, B)             # the four request attacks against a signed route
 UNSIGNED = (OK, OK, OK, OK)       # ... against an unsigned route: the signature is not read
 
@@ -81,6 +86,28 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET signals":          (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
     "POST feedback":        (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "GET hints":            (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+    # the audit log: every member reads heads and proofs, and the entries it may see
+    "GET audit/head":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET audit/heads":      (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET audit/entries":    (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET audit/inclusion":  (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET audit/consistency": (OK, OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    # disclosure (§15.2).  Network A is a neighbourhood network: every bemoeizorg
+    # invocation there is an audited denial, and no invocation exists to co-sign or
+    # release (404).  The request attacks start from role-holders of the oggz network B.
+    "POST consents":        (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST revocation":      (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST grants":          (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST releases":        (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
+    "POST bemoeizorg":      (P,   P,   P,   P,   P,   P,   F,   U,   *SIGNED),
+    "GET bemoeizorg":       (F,   F,   F,   F,   N,   N,   F,   U,   *SIGNED),
+    "POST cosign":          (N,   N,   N,   N,   N,   N,   F,   U,   *SIGNED),
+    "POST bemoeizorg/release": (N, N,  N,   N,   N,   N,   F,   U,   *SIGNED),
+    "GET notifications":    (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+    "POST reviews":         (F,   F,   F,   F,   F,   NEW, F,   U,   *SIGNED),
+    "GET purge/mine":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "POST purge-acks":      (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
+    "GET access-report":    (F,   F,   F,   F,   OK,  OK,  F,   U,   *SIGNED),
 }
 
 
@@ -182,6 +209,117 @@ async def post_feedback(w: World, kind: str, actor: Actor) -> Req:
                {"feedback": w.a.feedback(w.shell_signal)})
 
 
+# disclosure (docs/disclosure-api.md §15.2) ---------------------------------------
+
+
+def b_case(w: World) -> Any:
+    """The case of network B's bemoeizorg cast (the world fixture's ``staff_oggz``)."""
+    return next(iter(w.b.cases.values()))
+
+
+async def b_invocation(w: World, *, cosigned: bool = False) -> tuple[Actor, dict[str, Any]]:
+    """An accepted invocation in network B by a fresh person of the invoker partner (the
+    rate limit counts persons), optionally co-signed."""
+    invoker = dataclasses.replace(w["b-invoker"], acting_user=f"b-arts-{next(_spares)}")
+    inv = dh.invocation(w.b, b_case(w), invoker, auditors=[w["b-auditor"]])
+    await dh.post_ok(w.caller, w.b, "/bemoeizorg", invoker, {"invocation": inv})
+    if cosigned:
+        await dh.post_ok(w.caller, w.b, f"/bemoeizorg/{inv['signed']['invocation']}/cosign",
+                         w["b-second"], {"cosign": dh.cosign(w.b, inv, w["b-second"])})
+    return invoker, inv
+
+
+async def post_consents(w: World, kind: str, actor: Actor) -> Req:
+    c = dh.consent(w.a, w.case, actor, classes=["name"], parties=["formal"])
+    return Req(actor, w.a.path("/consents"), {"consent": c})
+
+
+async def post_revocation(w: World, kind: str, actor: Actor) -> Req:
+    c = dh.consent(w.a, w.case, w.a.coordinator, classes=["name"], parties=["formal"])
+    await dh.post_ok(w.caller, w.a, "/consents", w.a.coordinator, {"consent": c})
+    consent = c["signed"]["consent"]
+    return Req(actor, w.a.path(f"/consents/{consent}/revocation"),
+               {"revocation": dh.revocation(w.a, w.case, consent, actor)})
+
+
+async def post_grants(w: World, kind: str, actor: Actor) -> Req:
+    c = dh.consent(w.a, w.case, w.a.coordinator, classes=["name"], partners=[w["core-formal"]])
+    await dh.post_ok(w.caller, w.a, "/consents", w.a.coordinator, {"consent": c})
+    return Req(actor, w.a.path("/grants"), {"grant": dh.grant(
+        w.a, w.case, w["core-formal"], ["name"], c["signed"]["consent"], signer=actor)})
+
+
+async def core_formal_grant(w: World) -> str:
+    """A grant of ``name`` of the main case to core-formal (its gated envelope exists)."""
+    _, grant = await dh.consent_and_grant(w.caller, w.a, w.case, w["core-formal"], ["name"])
+    return grant
+
+
+async def post_releases(w: World, kind: str, actor: Actor) -> Req:
+    return Req(actor, w.a.path("/releases"), {"grant": await core_formal_grant(w),
+                                              "release": new_id()})
+
+
+async def post_bemoeizorg(w: World, kind: str, actor: Actor) -> Req:
+    if kind in ATTACKS:
+        invoker = dataclasses.replace(actor, acting_user=f"b-arts-{next(_spares)}")
+        inv = dh.invocation(w.b, b_case(w), invoker, auditors=[w["b-auditor"]])
+        return Req(invoker, w.b.path("/bemoeizorg"), {"invocation": inv})
+    inv = dh.invocation(w.a, w.case, actor, auditors=[w["auditor"]])
+    return Req(actor, w.a.path("/bemoeizorg"), {"invocation": inv})
+
+
+async def get_bemoeizorg(w: World, kind: str, actor: Actor) -> Req:
+    if kind in ATTACKS:
+        _, inv = await b_invocation(w)
+        return Req(actor, w.b.path(f"/bemoeizorg/{inv['signed']['invocation']}"))
+    return Req(actor, w.a.path(f"/bemoeizorg/{new_id()}"))
+
+
+async def post_cosign(w: World, kind: str, actor: Actor) -> Req:
+    if kind in ATTACKS:
+        _, inv = await b_invocation(w)
+        net = w.b
+    else:  # an invocation of network A cannot exist (neighbourhood): 404 for every member
+        net, inv = w.a, dh.invocation(w.a, w.case, actor, auditors=[w["auditor"]])
+    return Req(actor, net.path(f"/bemoeizorg/{inv['signed']['invocation']}/cosign"),
+               {"cosign": dh.cosign(net, inv, actor)})
+
+
+async def post_bemoeizorg_release(w: World, kind: str, actor: Actor) -> Req:
+    if kind in ATTACKS:
+        invoker, inv = await b_invocation(w, cosigned=True)
+        return Req(invoker, w.b.path(f"/bemoeizorg/{inv['signed']['invocation']}/release"),
+                   {"release": new_id()})
+    return Req(actor, w.a.path(f"/bemoeizorg/{new_id()}/release"), {"release": new_id()})
+
+
+async def post_reviews(w: World, kind: str, actor: Actor) -> Req:
+    await record_a_consent(w)                           # the log has an entry to review
+    return Req(actor, w.a.path("/reviews"), {"review": dh.review(
+        w.a, actor, entry=0, note=f"steekproef {next(_spares)}")})
+
+
+async def record_a_consent(w: World) -> None:
+    c = dh.consent(w.a, w.case, w.a.coordinator, classes=["name"], parties=["formal"])
+    await dh.post_ok(w.caller, w.a, "/consents", w.a.coordinator, {"consent": c})
+
+
+async def post_purge_acks(w: World, kind: str, actor: Actor) -> Req:
+    """core-formal received ``name`` under a consent that was then revoked: it holds a
+    purge instruction, which only it may acknowledge."""
+    c, a, grantee = w.caller, w.a, w["core-formal"]
+    consent, grant = await dh.consent_and_grant(c, a, w.case, grantee, ["name"])
+    assert_status(await dh.release(c, a, grantee, grant), 201)
+    revoked = await dh.post_ok(c, a, f"/consents/{consent}/revocation", a.coordinator,
+                               {"revocation": dh.revocation(a, w.case, consent, a.coordinator)})
+    feed = assert_status(await c.get(a.path("/purge-instructions/mine?after=0&limit=500"),
+                                     grantee), 200)
+    [instruction] = [i["instruction"] for i in feed["items"]
+                     if i["instruction"]["signed"]["instruction"] in revoked["purge_instructions"]]
+    return Req(actor, a.path("/purge-acks"), {"ack": dh.purge_ack(a, instruction, actor)})
+
+
 ROUTES = [
     Route("GET healthz", "GET", "/healthz", "core-formal", get(lambda w: "/healthz")),
     Route("GET metrics", "GET", "/metrics", "core-formal", get(lambda w: "/metrics")),
@@ -219,6 +357,41 @@ ROUTES = [
           "coordinator", post_feedback),
     Route("GET hints", "GET", "/v1/networks/{network}/hints", "coordinator",
           get(lambda w: w.a.path("/hints?after=0"))),
+    Route("GET audit/head", "GET", "/v1/networks/{network}/audit/head", "core-formal",
+          get(lambda w: w.a.path("/audit/head"))),
+    Route("GET audit/heads", "GET", "/v1/networks/{network}/audit/heads/{size}", "core-formal",
+          get(lambda w: w.a.path("/audit/heads/1"))),
+    Route("GET audit/entries", "GET", "/v1/networks/{network}/audit/entries", "core-formal",
+          get(lambda w: w.a.path("/audit/entries?after=0&limit=100"))),
+    Route("GET audit/inclusion", "GET", "/v1/networks/{network}/audit/proof/inclusion",
+          "core-formal", get(lambda w: w.a.path("/audit/proof/inclusion?index=0&size=2"))),
+    Route("GET audit/consistency", "GET", "/v1/networks/{network}/audit/proof/consistency",
+          "core-formal", get(lambda w: w.a.path("/audit/proof/consistency?old=1&new=2"))),
+    Route("POST consents", "POST", "/v1/networks/{network}/consents", "core-formal",
+          post_consents),
+    Route("POST revocation", "POST", "/v1/networks/{network}/consents/{consent}/revocation",
+          "core-formal", post_revocation),
+    Route("POST grants", "POST", "/v1/networks/{network}/grants", "coordinator", post_grants),
+    Route("POST releases", "POST", "/v1/networks/{network}/releases", "core-formal",
+          post_releases),
+    Route("POST bemoeizorg", "POST", "/v1/networks/{network}/bemoeizorg", "b-invoker",
+          post_bemoeizorg),
+    Route("GET bemoeizorg", "GET", "/v1/networks/{network}/bemoeizorg/{invocation}",
+          "b-auditor", get_bemoeizorg),
+    Route("POST cosign", "POST", "/v1/networks/{network}/bemoeizorg/{invocation}/cosign",
+          "b-second", post_cosign),
+    Route("POST bemoeizorg/release", "POST",
+          "/v1/networks/{network}/bemoeizorg/{invocation}/release", "b-invoker",
+          post_bemoeizorg_release),
+    Route("GET notifications", "GET", "/v1/networks/{network}/notifications", "coordinator",
+          get(lambda w: w.a.path("/notifications?after=0"))),
+    Route("POST reviews", "POST", "/v1/networks/{network}/reviews", "auditor", post_reviews),
+    Route("GET purge/mine", "GET", "/v1/networks/{network}/purge-instructions/mine",
+          "core-formal", get(lambda w: w.a.path("/purge-instructions/mine?after=0"))),
+    Route("POST purge-acks", "POST", "/v1/networks/{network}/purge-acks", "core-formal",
+          post_purge_acks),
+    Route("GET access-report", "GET", "/v1/networks/{network}/cases/{case}/access-report",
+          "coordinator", get(lambda w: w.a.path(f"/cases/{w.case.case}/access-report"))),
 ]
 BY_NAME = {r.name: r for r in ROUTES}
 ROWS = [(route, kind, TABLE[route.name][i]) for route in ROUTES for i, kind in enumerate(CALLERS)]
@@ -238,7 +411,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server = InProcessServer(tmp_path_factory.mktemp("matrix"), FakeClock())
     caller = await server.start()
     try:
-        yield await build_world(caller)
+        w = await build_world(caller)
+        # The bemoeizorg cast of network B (oggz), for the disclosure rows' request attacks.
+        cast = await dh.staff_oggz(caller, w.b, prefix="b-")
+        w.actors.update({"b-invoker": cast.invoker, "b-second": cast.second,
+                         "b-auditor": cast.auditor})
+        yield w
     finally:
         await server.stop()
 

@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
+from datetime import UTC, datetime
+
+from protocol.crypto import Signer
+from protocol.objects.audit import AuditActor
+from server.audit import AuditNote, entry_count
 from server.data import Written
 from server.data.networks import Stored, add_membership_txn, register_network_txn
 from server.errors import Conflict, Unavailable
-from server.storage import Db, Store, migrate
+from server.storage import MIGRATIONS, Db, Store, migrate
 
 
 def put_txn(db: Db, key: str, value: str) -> str:
@@ -109,23 +114,36 @@ async def test_on_commit_names_the_networks_after_the_commit(tmp_path: Path) -> 
         await s.close()
 
 
+NET = "N" * 21 + "A"
+
+
 def _stored(digest: bytes) -> Stored:
-    return Stored(network="N" * 22, envelope="{}", digest=digest, received="2026-01-01T00:00:00Z",
+    return Stored(network=NET, envelope="{}", digest=digest, received="2026-01-01T00:00:00Z",
                   acting_user="u")
+
+
+def _audit() -> AuditNote:
+    key = Signer.generate()
+    return AuditNote(network=NET, log_key=key, now=datetime.now(UTC), action="membership",
+                     basis="none", reason="test", actor=AuditActor(
+                         partner=key.key_id, acting_user="u", role="coordinator",
+                         organisation="test"))
 
 
 async def test_identical_retry_is_the_same_write_and_other_content_conflicts(store: Store) -> None:
     first = await store.write(register_network_txn, _stored(b"1"), coordinator="c", kind="oggz")
     again = await store.write(register_network_txn, _stored(b"1"), coordinator="c", kind="oggz")
-    assert first == Written(True, {"network": "N" * 22})
-    assert again == Written(False, {"network": "N" * 22})
+    assert first == Written(True, {"network": NET})
+    assert again == Written(False, {"network": NET})
     with pytest.raises(Conflict):
         await store.write(register_network_txn, _stored(b"2"), coordinator="c", kind="oggz")
-    m1 = await store.write(add_membership_txn, _stored(b"m"), member="k", serial=1)
-    m2 = await store.write(add_membership_txn, _stored(b"m"), member="k", serial=1)
+    m1 = await store.write(add_membership_txn, _stored(b"m"), member="k", serial=1, audit=_audit())
+    m2 = await store.write(add_membership_txn, _stored(b"m"), member="k", serial=1, audit=_audit())
     assert (m1.created, m2.created) == (True, False)
     with pytest.raises(Conflict):
-        await store.write(add_membership_txn, _stored(b"other"), member="k", serial=1)
+        await store.write(add_membership_txn, _stored(b"other"), member="k", serial=1,
+                          audit=_audit())
+    assert await store.read(entry_count, NET) == 1      # only the new membership is audited
 
 
 async def test_close_commits_queued_writes_and_refuses_new_ones(tmp_path: Path) -> None:
@@ -151,8 +169,8 @@ async def test_schema_is_versioned_and_migration_is_idempotent(store: Store) -> 
 
     conn = sqlite3.connect(store.path, isolation_level=None)
     try:
-        assert migrate(conn) == 1
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert migrate(conn) == len(MIGRATIONS) == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 from protocol.encoding import b64e
 from protocol.errors import ContextMismatchError
+from server.audit import AuditNote
 from server.data import Written, cursor_text, insert
 from server.data.signals import Token, record_tokens
 from server.errors import Conflict, NotFound
@@ -139,8 +140,9 @@ def append_event_txn(db: Db, e: NewEvent) -> Written:
     return Written(True, {"event": e.event, "seq": e.seq, "cursor": cursor_text(cursor)})
 
 
-def add_share_txn(db: Db, s: NewShare) -> Written:
-    """Share a case with a shell partner; it must carry the case's key version."""
+def add_share_txn(db: Db, s: NewShare, *, audit: AuditNote) -> Written:
+    """Share a case with a shell partner; it must carry the case's key version.  A new
+    share is audited (``share``, subject = the partner) in the same savepoint."""
     case = db.execute("SELECT case_key_version FROM cases WHERE network = ? AND [case] = ?",
                       (s.network, s.case)).fetchone()
     if case is None:
@@ -157,6 +159,7 @@ def add_share_txn(db: Db, s: NewShare) -> Written:
     insert(db, "shares", {"network": s.network, "digest": s.digest, "case": s.case,
                           "partner": s.partner, "cursor": cursor, "received": s.received,
                           "acting_user": s.acting_user})
+    audit.append_txn(db)
     return Written(True, {"case": s.case, "partner": s.partner, "cursor": cursor_text(cursor)})
 
 
@@ -189,8 +192,19 @@ def case_documents(db: Db, network: str, case: str, *, with_identity: bool) -> d
     return {"header": json.loads(header["envelope"]), "events": events, "identity": identity}
 
 
-def sync_page(db: Db, network: str, after: int, limit: int,
-              shell_partner: str | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One sync item as stored: its cursor, kind, case and the envelope's canonical JSON
+    text (stored by the write that brought it, so it is always one valid JSON value)."""
+
+    cursor: int
+    kind: str
+    case: str
+    envelope: str
+
+
+def sync_rows(db: Db, network: str, after: int, limit: int,
+              shell_partner: str | None) -> list[FeedRow]:
     """Feed items after ``after``: all of the network's for a core member; for a shell
     partner only those of cases shared with it, and of the shares only its own."""
     if shell_partner is None:
@@ -203,9 +217,16 @@ def sync_page(db: Db, network: str, after: int, limit: int,
             " AND [case] IN (SELECT [case] FROM shares WHERE network = ? AND partner = ?)"
             " AND (kind != 'share' OR partner = ?) ORDER BY id LIMIT ?",
             (network, after, network, shell_partner, shell_partner, limit))
-    return [{"cursor": cursor_text(r["id"]), "kind": r["kind"], "case": r["case"],
-             "envelope": json.loads(r["envelope"])} for r in result]
+    return [FeedRow(r[0], r[1], r[2], r[3]) for r in result]
+
+
+def sync_page(db: Db, network: str, after: int, limit: int,
+              shell_partner: str | None) -> list[dict[str, Any]]:
+    """:func:`sync_rows` as JSON values (the envelopes parsed)."""
+    return [{"cursor": cursor_text(r.cursor), "kind": r.kind, "case": r.case,
+             "envelope": json.loads(r.envelope)}
+            for r in sync_rows(db, network, after, limit, shell_partner)]
 
 
 __all__ = ["NewEvent", "NewCase", "NewShare", "create_case_txn", "append_event_txn",
-           "add_share_txn", "case_facts", "case_documents", "sync_page"]
+           "add_share_txn", "case_facts", "case_documents", "FeedRow", "sync_rows", "sync_page"]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from server.audit import AuditNote
 from server.data import Written, insert, insert_once
 from server.storage import Db
 
@@ -41,17 +42,25 @@ def register_network_txn(db: Db, obj: Stored, *, coordinator: str, kind: str) ->
     return Written(created, {"network": obj.network})
 
 
-def add_membership_txn(db: Db, obj: Stored, *, member: str, serial: int) -> Written:
+def add_membership_txn(db: Db, obj: Stored, *, member: str, serial: int,
+                       audit: AuditNote) -> Written:
+    """Register a membership; a new one is audited (``membership``) in the same savepoint."""
     created, _ = insert_once(db, "memberships",
                              {"network": obj.network, "member": member, "serial": serial},
                              obj.row(), what="membership with this serial")
+    if created:
+        audit.append_txn(db)
     return Written(created, {"member": member, "serial": serial})
 
 
-def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int) -> Written:
+def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int,
+                       audit: AuditNote) -> Written:
+    """Register a revocation; a new one is audited (``membership-revoke``)."""
     created, _ = insert_once(db, "revocations", {"network": obj.network, "digest": obj.digest},
                              {**obj.row(), "member": member, "serial": serial},
                              what="revocation")
+    if created:
+        audit.append_txn(db)
     return Written(created, {"member": member, "serial": serial})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.audit import share_note
 from server.auth import Caller
 from server.checks.cases import check_case, check_event, check_share
 from server.data.cases import (
@@ -141,7 +142,8 @@ async def share_case(call: Call) -> web.Response:
     body = await call.body()
     new = check_share(body["share"], caller.network, call.ctx.now(),
                       received=call.ctx.timestamp(), acting_user=caller.acting_user)
-    written = await call.ctx.store.write(add_share_txn, new, notify=network)
+    written = await call.ctx.store.write(add_share_txn, new,
+                                         audit=share_note(call.ctx, caller, new), notify=network)
     return call.written(written.created, written.answer)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.audit import membership_note, revocation_note
 from server.checks import stored
 from server.checks.network import check_acceptance, check_membership, check_revocation
 from server.data.networks import (
@@ -41,7 +42,8 @@ async def add_member(call: Call) -> web.Response:
     written = await call.ctx.store.write(
         add_membership_txn, stored(network, body["membership"], received=call.ctx.timestamp(),
                                    acting_user=caller.acting_user),
-        member=member.member, serial=member.serial)
+        member=member.member, serial=member.serial,
+        audit=membership_note(call.ctx, caller, member))
     call.ctx.directory.add_member(member)
     return call.written(written.created, written.answer)
 
@@ -86,7 +88,8 @@ async def revoke_member(call: Call) -> web.Response:
     written = await call.ctx.store.write(
         add_revocation_txn, stored(network, body["revocation"], received=call.ctx.timestamp(),
                                    acting_user=caller.acting_user),
-        member=revocation.member, serial=revocation.serial)
+        member=revocation.member, serial=revocation.serial,
+        audit=revocation_note(call.ctx, caller, revocation))
     call.ctx.directory.add_revocation(revocation)
     return call.written(written.created, written.answer)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from protocol.crypto import VerifyKey
+from server.audit import latest_head
 from server.auth import authenticate
 from server.checks import stored
 from server.checks.network import check_distribution, check_genesis
@@ -55,18 +56,22 @@ async def register_network(call: Call) -> web.Response:
               response=obj(["genesis", "policies", "tree_head"],
                            genesis=envelope_of("network-genesis"),
                            policies=array(envelope_of("network-policy"), 1000),
-                           tree_head={"type": "null"}))
+                           tree_head={"anyOf": [envelope_of("tree-head"), {"type": "null"}]}))
 async def get_network(call: Call) -> web.Response:
-    """The network's genesis.  Policy updates and the audit tree head are not served by
-    this version (``policies`` is empty, ``tree_head`` null).
+    """The network's genesis and the latest signed tree head of its audit log (null while
+    the log is empty; ``GET .../audit/head``).  Policy updates are not served by this
+    version (``policies`` is empty).
 
     Example::
 
         GET /v1/networks/q5dH3n1Nf0e8iS6vVx0cYA
-        200 {"genesis": {...}, "policies": [], "tree_head": null}
+        200 {"genesis": {...}, "policies": [], "tree_head": {"signed": {"type":
+             "tree-head", "size": 7, ...}, "signatures": [...]}}
     """
-    caller = call.member(call.id("network"))
-    return call.json({"genesis": caller.network.envelope, "policies": [], "tree_head": None})
+    network = call.id("network")
+    caller = call.member(network)
+    head = await call.ctx.store.read(latest_head, network)
+    return call.json({"genesis": caller.network.envelope, "policies": [], "tree_head": head})
 
 
 @routes.route("POST", "/v1/networks/{network}/epochs", auth="signed", who="coordinator",

@@ -1,0 +1,291 @@
+"""Each network's verifiable audit log (docs/disclosure-api.md §15.1; protocol.md §9, §A.1,
+§A.2; issue 4 item 1).
+
+An entry is an ``audit-entry`` (NEN 7513 fields, never identity); its leaf in the RFC 6962
+tree is ``leaf_hash(entry_commitment(entry))``.  The tree lives in ``audit_nodes`` as the
+node store of a :class:`protocol.merkle.MerkleLog` -- the hash of every perfect subtree,
+so an append writes the leaf and the subtrees it completes (O(log n), amortised O(1)) and
+a root or proof for any size reads O(log n) rows.  Every append signs a ``tree-head`` for
+the new size with the server's log key and keeps it in ``tree_heads``: a client can ask
+for any head the server ever signed and a consistency proof between any two of them.
+
+:func:`append_txn` is the one write entry point.  It runs inside the caller's ``*_txn``
+(so the entry commits or rolls back with the change it records) and computes the size from
+the stored rows each time: no in-memory state can drift from the database when a savepoint
+rolls an append back.  The read functions below are ``fn(db, ...)`` for ``Store.read``.
+
+Visibility (§15.1): the network's auditors and coordinator read every entry; any other
+member the entries whose ``actor.partner`` or ``subject`` is its key id (``reader``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from protocol.canonical import canonical_json
+from protocol.crypto import Signer, sha256
+from protocol.encoding import b64e
+from protocol.errors import MalformedError
+from protocol.merkle import MerkleLog, leaf_hash
+from protocol.objects.audit import COMMITMENT_PREFIX, AuditActor, AuditEntry, TreeHead, new_salt
+from protocol.objects.base import format_timestamp
+from server.errors import NotFound
+from server.storage import Db
+
+if TYPE_CHECKING:
+    from keys import Member, Revocation
+    from server.auth import Caller
+    from server.context import AppContext
+    from server.data.cases import NewShare
+
+
+# --------------------------------------------------------------------------- the node store
+
+
+class SqliteNodeStore:
+    """:class:`protocol.merkle.NodeStore` over ``audit_nodes`` for one network, on the
+    connection it is given (the writer's inside a transaction, or a reader's).  Nodes are
+    only ever inserted: a second put of one node is an integrity error, never an update."""
+
+    __slots__ = ("_db", "_network")
+
+    def __init__(self, db: Db, network: str) -> None:
+        self._db = db
+        self._network = network
+
+    def get(self, level: int, index: int) -> bytes:
+        row = self._db.execute("SELECT hash FROM audit_nodes WHERE network = ? AND level = ?"
+                               " AND idx = ?", (self._network, level, index)).fetchone()
+        if row is None:
+            raise LookupError((level, index))
+        return bytes(row[0])
+
+    def put(self, level: int, index: int, node: bytes) -> None:
+        self._db.execute("INSERT INTO audit_nodes (network, level, idx, hash) VALUES (?, ?, ?, ?)",
+                         (self._network, level, index, node))
+
+
+def entry_count(db: Db, network: str) -> int:
+    """The number of entries stored for ``network`` (indexes are 0..n-1, never erased as
+    rows: retention erases a body, not its row)."""
+    row = db.execute("SELECT idx FROM audit_entries WHERE network = ? ORDER BY idx DESC LIMIT 1",
+                     (network,)).fetchone()
+    return 0 if row is None else int(row[0]) + 1
+
+
+def signed_size(db: Db, network: str) -> int:
+    """The size of the latest signed tree head (0 while the log is empty)."""
+    row = db.execute("SELECT size FROM tree_heads WHERE network = ? ORDER BY size DESC LIMIT 1",
+                     (network,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+# --------------------------------------------------------------------------- appending
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an append returns: the entry, its index, its inclusion proof in the tree of
+    size ``index + 1`` and the signed head of that tree (§15.1)."""
+
+    entry: AuditEntry
+    index: int
+    proof: tuple[bytes, ...]
+    tree_head: dict[str, Any]
+
+    @property
+    def size(self) -> int:
+        return self.index + 1
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"entry", "index", "proof": [b64…], "tree_head": envelope}``; a client checks it
+        with ``merkle.verify_inclusion(entry_commitment(entry), index, size, proof, root)``
+        taking size and root from the head after verifying its signature by the log key."""
+        return {"entry": self.entry.to_json(), "index": self.index,
+                "proof": [b64e(p) for p in self.proof], "tree_head": self.tree_head}
+
+
+def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: AuditActor,
+               action: str, basis: str, outcome: str, reason: str, case: str | None = None,
+               subject: str | None = None, classes: Sequence[str] | None = None,
+               ref: str | None = None, review_required: bool = False,
+               emergency: bool = False) -> Receipt:
+    """Append one entry to ``network``'s log inside the caller's write transaction: build
+    the entry (index = current size, fresh salt, ``time`` = ``now``), append its leaf to
+    the tree, store the entry and the tree head for the new size signed by ``log_key``.
+    Raises ``MalformedError`` for an entry that breaks the audit-entry rules; the caller's
+    savepoint then rolls back its own change as well."""
+    index = entry_count(db, network)
+    entry = AuditEntry(network=network, index=index, salt=new_salt(), time=format_timestamp(now),
+                       actor=actor, case=case, subject=subject, action=action,
+                       classes=tuple(classes) if classes is not None else None, basis=basis,
+                       ref=ref, outcome=outcome, reason=reason, review_required=review_required,
+                       emergency=emergency)
+    body = canonical_json(entry.to_json())
+    commitment = sha256(COMMITMENT_PREFIX + body)      # entry_commitment(entry), body hashed once
+    log = MerkleLog(SqliteNodeStore(db, network), size=index)
+    log.append(leaf_hash(commitment))
+    db.execute("INSERT INTO audit_entries (network, idx, body, commitment, partner, subject,"
+               " [case]) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (network, index, body.decode("utf-8"), commitment, actor.partner, subject, case))
+    root = log.root()
+    head = TreeHead(network=network, size=index + 1, root=b64e(root),
+                    time=entry.time).sign(log_key)
+    db.execute("INSERT INTO tree_heads (network, size, root, time, envelope) VALUES (?, ?, ?, ?, ?)",
+               (network, index + 1, root, entry.time, json.dumps(head, separators=(",", ":"))))
+    return Receipt(entry=entry, index=index, proof=tuple(log.inclusion_proof(index)),
+                   tree_head=head)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditNote:
+    """The arguments of one :func:`append_txn`, prepared on the event loop and handed to a
+    ``*_txn`` that appends it when (and only when) it makes its change."""
+
+    network: str
+    log_key: Signer
+    now: datetime
+    actor: AuditActor
+    action: str
+    basis: str
+    outcome: str = "allow"
+    reason: str
+    case: str | None = None
+    subject: str | None = None
+    classes: Sequence[str] | None = None
+    ref: str | None = None
+    review_required: bool = False
+    emergency: bool = False
+
+    def append_txn(self, db: Db) -> Receipt:
+        return append_txn(db, **{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+def actor_of(caller: "Caller", role: str, *, organisation: str | None = None) -> AuditActor:
+    """The audit actor for an authenticated caller: its key id, acting user, ``role`` and
+    organisation -- the name in its membership; for the coordinator key acting without a
+    current membership, the name of any membership it holds, else ``organisation``, else
+    "coordinator of <network name>"."""
+    if caller.member is not None:
+        name = caller.member.name
+    else:
+        held = caller.network.memberships.get(caller.keyid)
+        name = (max(held.items())[1].name if held else
+                organisation or f"coordinator of {caller.network.genesis.name}"[:200])
+    return AuditActor(partner=caller.keyid, acting_user=caller.acting_user, role=role,
+                      organisation=name)
+
+
+def note(ctx: "AppContext", caller: "Caller", *, role: str, action: str, basis: str,
+         reason: str, organisation: str | None = None, **optional: Any) -> AuditNote:
+    """An :class:`AuditNote` for ``caller`` at the server's time, signed later with the
+    server's log key; ``optional`` are the optional entry fields (case, subject, ...).  A
+    ``subject`` equal to the actor is dropped (the field names another partner)."""
+    if optional.get("subject") == caller.keyid:
+        optional.pop("subject")
+    return AuditNote(network=caller.network.network, log_key=ctx.keys.log_signer, now=ctx.now(),
+                     actor=actor_of(caller, role, organisation=organisation), action=action,
+                     basis=basis, reason=reason, **optional)
+
+
+# The entries of the trust and sharing routes (§14): the coordinator acts; the partner
+# concerned is the subject; the reason is built from the verified object's fields, never
+# copied from its free text.
+
+
+def membership_note(ctx: "AppContext", caller: "Caller", member: "Member") -> AuditNote:
+    roles = ",".join(sorted(member.roles)) or "none"
+    return note(ctx, caller, role="coordinator", action="membership", basis="none",
+                subject=member.member,
+                organisation=member.name if member.member == caller.keyid else None,
+                reason=f"membership serial {member.serial}: {member.ring} ring, "
+                       f"{member.party} party, roles {roles}")
+
+
+def revocation_note(ctx: "AppContext", caller: "Caller", revocation: "Revocation") -> AuditNote:
+    return note(ctx, caller, role="coordinator", action="membership-revoke", basis="none",
+                subject=revocation.member,
+                reason=f"memberships up to serial {revocation.serial} revoked from "
+                       f"{format_timestamp(revocation.at)}")
+
+
+def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditNote:
+    return note(ctx, caller, role="coordinator", action="share", basis="policy",
+                case=share.case, subject=share.partner,
+                reason=f"anonymous layer shared (case key version {share.case_key_version})")
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def latest_head(db: Db, network: str) -> dict[str, Any] | None:
+    """The latest signed tree head, or None while the log is empty."""
+    row = db.execute("SELECT envelope FROM tree_heads WHERE network = ? ORDER BY size DESC"
+                     " LIMIT 1", (network,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def head_at(db: Db, network: str, size: int) -> dict[str, Any]:
+    """The tree head the server signed for ``size`` (404 if it never signed one)."""
+    row = db.execute("SELECT envelope FROM tree_heads WHERE network = ? AND size = ?",
+                     (network, size)).fetchone()
+    if row is None:
+        raise NotFound("the log has no signed tree head of this size", details={"size": size})
+    return json.loads(row[0])
+
+
+def entries_page(db: Db, network: str, after: int, limit: int,
+                 reader: str | None) -> list[dict[str, Any]]:
+    """Entries with index >= ``after`` in index order, at most ``limit``: every entry for
+    ``reader=None`` (auditors, coordinator), else those whose actor or subject is
+    ``reader``.  Each item is ``{"index", "entry" (null once erased), "commitment"}``."""
+    if reader is None:
+        rows = db.execute("SELECT idx, body, commitment FROM audit_entries WHERE network = ?"
+                          " AND idx >= ? ORDER BY idx LIMIT ?", (network, after, limit))
+    else:
+        rows = db.execute("SELECT idx, body, commitment FROM audit_entries WHERE network = ?"
+                          " AND idx >= ? AND (partner = ? OR subject = ?) ORDER BY idx LIMIT ?",
+                          (network, after, reader, reader, limit))
+    return [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1]),
+             "commitment": b64e(r[2])} for r in rows]
+
+
+def case_entries(db: Db, network: str, case: str) -> list[dict[str, Any]]:
+    """Every entry about ``case`` in index order (for the subject access report)."""
+    return [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1])}
+            for r in db.execute("SELECT idx, body FROM audit_entries WHERE network = ?"
+                                " AND [case] = ? ORDER BY idx", (network, case))]
+
+
+def _signed_log(db: Db, network: str, size: int) -> MerkleLog:
+    current = signed_size(db, network)
+    if size > current:
+        raise NotFound("the log has no signed tree head of this size",
+                       details={"size": size, "latest": current})
+    return MerkleLog(SqliteNodeStore(db, network), size=current)
+
+
+def inclusion_proof(db: Db, network: str, index: int, size: int) -> list[bytes]:
+    """The inclusion proof of entry ``index`` in the tree of ``size`` entries, a size the
+    server signed (404 otherwise; ``index >= size`` is malformed)."""
+    if index >= size:
+        raise MalformedError("index must be below size", details={"field": "index"})
+    return _signed_log(db, network, size).inclusion_proof(index, size)
+
+
+def consistency_proof(db: Db, network: str, old: int, new: int) -> list[bytes]:
+    """The consistency proof from size ``old`` to size ``new`` (``0 <= old <= new``, ``new``
+    a size the server signed; empty when ``old`` is 0 or ``new``)."""
+    if old > new:
+        raise MalformedError("old must not exceed new", details={"field": "old"})
+    return _signed_log(db, network, new).consistency_proof(old, new)
+
+
+__all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "append_txn",
+           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "share_note",
+           "latest_head", "head_at", "entries_page",
+           "case_entries", "inclusion_proof", "consistency_proof"]

@@ -1,0 +1,161 @@
+"""What the server verifies of disclosure objects before a ``*_txn`` decides on them
+(protocol.md §D.1-§D.6, §D.10; docs/disclosure-api.md §15.2).
+
+Each object must be signed by the caller (the request's key), name the network of the path
+(400 ``context_mismatch`` otherwise) and be made out by someone allowed to make it (403
+``forbidden``): a consent or revocation by the case's owner or the coordinator, a grant by
+the coordinator, a review by an auditor.  Whether a *release* may happen is not decided
+here but by ``protocol.policy.decide`` inside the write transaction, where a denial is
+audited.  Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from protocol import schema
+from protocol.errors import MalformedError, PolicyViolation
+from protocol.objects.disclosure import (
+    BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, PurgeAck, Review,
+)
+from protocol.policy import Person
+from server.audit import actor_of
+from server.auth import Caller
+from server.checks import canonical, same
+from server.disclosure.bemoeizorg import NewCosign, NewInvocation, NewReview
+from server.disclosure.data import (
+    NewAck, NewConsent, NewGrant, NewRelease, NewRevocation, Signed,
+)
+from server.disclosure.facts import grantee_of
+from server.errors import Forbidden
+
+
+def signed(envelope: Any, caller: Caller, role: str) -> Signed:
+    """A verified envelope as stored, with the caller as the audit actor in ``role``."""
+    text, digest = canonical(envelope)
+    return Signed(envelope=text, digest=digest, actor=actor_of(caller, role))
+
+
+def case_of_consent(envelope: Any) -> str:
+    """The case a consent names (schema-checked, not yet verified): to look up its owner,
+    who may be the one that must have signed it."""
+    return str(Consent.peek(envelope)["case"])
+
+
+def case_of_revocation(envelope: Any) -> str:
+    return str(ConsentRevocation.peek(envelope)["case"])
+
+
+def _recorder_role(caller: Caller, owner: str) -> str:
+    """Consents are recorded and revoked by the case's owner or the coordinator (§D.1)."""
+    if caller.keyid == owner:
+        return "member"
+    if caller.is_coordinator:
+        return "coordinator"
+    raise Forbidden("only the case's owner or the coordinator records or revokes a consent")
+
+
+def check_consent(envelope: Any, caller: Caller, owner: str) -> NewConsent:
+    """A consent signed by the case owner or the coordinator (the caller), for classes of
+    the network's policy (protocol.md §D.1)."""
+    role = _recorder_role(caller, owner)
+    consent = Consent.from_envelope(envelope, [caller.key])
+    same("network", consent.network, caller.network.network)
+    unknown = sorted(set(consent.classes) - set(caller.network.genesis.policy.classes))
+    if unknown:
+        raise PolicyViolation("the consent names a class the network's policy does not define",
+                              details={"reason": "class-not-in-policy", "classes": unknown})
+    return NewConsent(network=consent.network, consent=consent.consent, case=consent.case,
+                      classes=tuple(sorted(consent.classes)),
+                      partners=tuple(sorted(consent.grantees.partners)),
+                      parties=tuple(sorted(consent.grantees.parties)),
+                      valid_from=consent.valid_from, valid_until=consent.valid_until,
+                      signed=signed(envelope, caller, role))
+
+
+def check_revocation(envelope: Any, caller: Caller, owner: str, consent: str) -> NewRevocation:
+    """A revocation of the path's consent, signed by the case owner or the coordinator."""
+    role = _recorder_role(caller, owner)
+    revocation = ConsentRevocation.from_envelope(envelope, [caller.key])
+    same("network", revocation.network, caller.network.network)
+    same("consent", revocation.consent, consent)
+    return NewRevocation(network=revocation.network, consent=revocation.consent,
+                         case=revocation.case, signed=signed(envelope, caller, role))
+
+
+def check_grant(envelope: Any, caller: Caller) -> NewGrant:
+    """A grant signed by the coordinator (the caller; protocol.md §D.3)."""
+    grant = Grant.from_envelope(envelope, [caller.key])
+    same("network", grant.network, caller.network.network)
+    return NewGrant(network=grant.network, grant=grant.grant, case=grant.case,
+                    grantee=grant.grantee, consent=grant.basis.consent,
+                    classes=tuple(sorted(grant.classes)),
+                    signed=signed(envelope, caller, "coordinator"))
+
+
+def object_id(value: Any, field: str) -> str:
+    """A protocol id given in a request body (400 ``malformed`` otherwise)."""
+    try:
+        schema.validate_def("common", "id", value)
+    except MalformedError:
+        raise MalformedError(f"{field} must be an id", details={"field": field}) from None
+    return str(value)
+
+
+def new_release(caller: Caller, ref: str, release: str, role: str,
+                now: datetime) -> NewRelease:
+    """The caller asks for a release under ``ref`` (grant or invocation)."""
+    return NewRelease(network=caller.network.network, release=release, ref=ref,
+                      actor=actor_of(caller, role),
+                      grantee=grantee_of(caller.network, caller.keyid, now))
+
+
+def bemoeizorg_role(caller: Caller) -> str:
+    return "bemoeizorg" if "bemoeizorg" in caller.roles else "member"
+
+
+def check_invocation(envelope: Any, caller: Caller) -> NewInvocation:
+    """A bemoeizorg invocation signed by the caller (protocol.md §D.4); whether it is
+    allowed (oggz, role, ground, justification, rate) is decided in the transaction."""
+    invocation = BemoeizorgInvocation.from_envelope(envelope, [caller.key])
+    same("network", invocation.network, caller.network.network)
+    return NewInvocation(network=invocation.network, invocation=invocation.invocation,
+                         case=invocation.case, classes=tuple(sorted(invocation.classes)),
+                         ground=invocation.ground,
+                         auditors=frozenset(j.auditor for j in invocation.justification),
+                         person=Person(partner=caller.keyid, acting_user=invocation.acting_user),
+                         at=invocation.at, signed=signed(envelope, caller, bemoeizorg_role(caller)))
+
+
+def check_cosign(envelope: Any, caller: Caller, invocation: str) -> NewCosign:
+    """A co-sign of the path's invocation, signed by the caller (protocol.md §D.5)."""
+    cosign = BemoeizorgCosign.from_envelope(envelope, [caller.key])
+    same("network", cosign.network, caller.network.network)
+    same("invocation", cosign.invocation, invocation)
+    return NewCosign(network=cosign.network, invocation=cosign.invocation, case=cosign.case,
+                     person=Person(partner=caller.keyid, acting_user=cosign.acting_user),
+                     roles=caller.roles, at=cosign.at,
+                     signed=signed(envelope, caller, bemoeizorg_role(caller)))
+
+
+def check_review(envelope: Any, caller: Caller) -> NewReview:
+    """A review signed by an auditor (the caller; protocol.md §D.6)."""
+    review = Review.from_envelope(envelope, [caller.key])
+    same("network", review.network, caller.network.network)
+    return NewReview(network=review.network, invocation=review.invocation, entry=review.entry,
+                     outcome=review.outcome, signed=signed(envelope, caller, "auditor"))
+
+
+def check_purge_ack(envelope: Any, caller: Caller) -> NewAck:
+    """An acknowledgement signed by the caller; that it is the instruction's recipient is
+    checked against the stored instruction (protocol.md §D.10)."""
+    ack = PurgeAck.from_envelope(envelope, [caller.key])
+    same("network", ack.network, caller.network.network)
+    return NewAck(network=ack.network, instruction=ack.instruction, case=ack.case,
+                  signed=signed(envelope, caller, "member"))
+
+
+__all__ = ["signed", "case_of_consent", "case_of_revocation", "check_consent", "check_revocation", "check_grant",
+           "object_id", "new_release", "bemoeizorg_role", "check_invocation",
+           "check_cosign", "check_review", "check_purge_ack"]

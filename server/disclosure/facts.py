@@ -1,0 +1,76 @@
+"""The facts ``protocol.policy.decide`` needs that the server holds in memory: the
+network's rules (its verified genesis policy), the would-be grantee's current membership
+(the member directory) and the network's auditors, plus the server itself as the actor of
+the audit entries it writes on its own (``server.audit.actor_of`` makes a caller's).  The
+facts that live in the database (consent, revocation, share, invocations, co-signs) are
+read inside the write transaction by ``server/disclosure/data.py`` and ``bemoeizorg.py``,
+so a decision and the change it allows see one state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from keys import Member
+from protocol.errors import UntrustedKeyError
+from protocol.objects.audit import AuditActor
+from protocol.policy import Grantee, Rules
+from server.directory import NetworkState
+from server.serverkeys import ServerKeys
+
+SERVER_USER = "schakel-server"
+SERVER_ORGANISATION = "Schakel server"
+
+
+def rules_of(state: NetworkState) -> Rules:
+    """The release rules of the network's policy (protocol.md §N.2, §7)."""
+    policy = state.genesis.policy
+    b = policy.bemoeizorg
+    kind = "oggz" if state.genesis.kind == "oggz" else "neighbourhood"
+    return Rules(network_kind=kind, classes=frozenset(policy.classes),
+                 informal_classes=frozenset(policy.informal_classes),
+                 restricted=dict(policy.restricted), bemoeizorg_enabled=b.enabled,
+                 bemoeizorg_grounds=frozenset(b.grounds), four_eyes=b.four_eyes,
+                 max_per_user_per_day=b.max_per_user_per_day, access_hours=b.access_hours,
+                 formal_action_reason=policy.formal_action_reason)
+
+
+def current_member(state: NetworkState, keyid: str, now: datetime) -> Member | None:
+    """The partner's membership in force now, or None (none, expired or revoked)."""
+    try:
+        return state.current(keyid, now)
+    except UntrustedKeyError:
+        return None
+
+
+def grantee_of(state: NetworkState, keyid: str, now: datetime) -> Grantee:
+    """Row R2's facts: the partner's current membership.  The coordinator key without a
+    membership counts as a formal core member; anyone else without a current membership
+    is not active (``not-a-member``)."""
+    member = current_member(state, keyid, now)
+    if member is not None:
+        return Grantee(partner=keyid, network=state.network,
+                       ring="core" if member.ring == "core" else "shell",
+                       party="formal" if member.party == "formal" else "informal",
+                       roles=member.roles)
+    if state.is_coordinator_key(keyid):
+        return Grantee(partner=keyid, network=state.network, ring="core", party="formal",
+                       roles=frozenset({"coordinator"}))
+    return Grantee(partner=keyid, network=state.network, ring="shell", party="informal",
+                   active=False)
+
+
+def auditors(state: NetworkState, now: datetime) -> frozenset[str]:
+    """Key ids of the current members holding the ``auditor`` role (a bemoeizorg
+    justification is sealed to each of them: protocol.md §D.4)."""
+    return frozenset(k for k, m in state.current_members(now).items() if m.has_role("auditor"))
+
+
+def server_actor(keys: ServerKeys) -> AuditActor:
+    """The server itself (purge instructions, alerts): its log key id (protocol.md §A.1)."""
+    return AuditActor(partner=keys.log.key_id, acting_user=SERVER_USER, role="server",
+                      organisation=SERVER_ORGANISATION)
+
+
+__all__ = ["SERVER_USER", "SERVER_ORGANISATION", "rules_of", "current_member", "grantee_of",
+           "auditors", "server_actor"]

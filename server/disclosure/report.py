@@ -1,0 +1,83 @@
+"""The subject access report (design flow 10; docs/disclosure-api.md §15.2): for one case,
+every release of its identity and every refused attempt -- who, when, which classes, on
+what basis -- as JSON and as a readable Dutch/English text.
+
+It is built from the audit log only (``server.audit.case_entries``): a release the log did
+not record does not exist (protocol.md §7), and the log never holds identity, so neither
+does the report.  Entries whose body was erased after retention are counted, not listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from server.audit import case_entries
+from server.storage import Db
+
+RELEASE_ACTIONS = ("release", "bemoeizorg-release")
+BASIS_TEXT = {"consent": "toestemming / consent",
+              "bemoeizorg": "bemoeizorg (noodprocedure / emergency procedure)",
+              "policy": "beleid / policy", "none": "geen / none"}
+
+
+def _item(index: int, entry: dict[str, Any], *, reason: bool) -> dict[str, Any]:
+    actor = entry["actor"]
+    item = {"index": index, "time": entry["time"], "partner": actor["partner"],
+            "organisation": actor["organisation"], "acting_user": actor["acting_user"],
+            "classes": list(entry.get("classes", [])), "basis": entry["basis"],
+            "ref": entry.get("ref")}
+    if reason:
+        item["action"] = entry["action"]
+        item["reason"] = entry["reason"]
+    return item
+
+
+def _lines(title: str, items: list[dict[str, Any]], *, denials: bool) -> Iterable[str]:
+    yield f"{title}: {len(items)}"
+    if not items:
+        yield "  geen / none"
+    for n, item in enumerate(items, start=1):
+        classes = ", ".join(item["classes"]) or "-"
+        yield (f"  {n}. {item['time']}  {item['organisation']} ({item['partner']}), "
+               f"medewerker / user {item['acting_user']}")
+        yield (f"     klassen / classes: {classes}; grondslag / basis: "
+               f"{BASIS_TEXT.get(item['basis'], item['basis'])}"
+               + (f" ({item['ref']})" if item["ref"] else "") + f"; logregel / entry #{item['index']}")
+        if denials:
+            yield f"     geweigerd / refused: {item['reason']}"
+
+
+def access_report(db: Db, network: str, case: str, *, network_name: str,
+                  produced: str) -> dict[str, Any]:
+    """The report of ``case``: ``{"case", "releases", "denials", "erased", "text"}``."""
+    releases: list[dict[str, Any]] = []
+    denials: list[dict[str, Any]] = []
+    erased = 0
+    entries = case_entries(db, network, case)
+    for row in entries:
+        entry = row["entry"]
+        if entry is None:
+            erased += 1
+        elif entry["action"] in RELEASE_ACTIONS and entry["outcome"] == "allow":
+            releases.append(_item(row["index"], entry, reason=False))
+        elif entry["action"] == "deny":
+            denials.append(_item(row["index"], entry, reason=True))
+    text = "\n".join([
+        "Inzageverslag / subject access report",
+        f"Netwerk / network: {network_name} ({network})",
+        f"Casus (pseudoniem) / case (pseudonym): {case}",
+        f"Opgesteld / produced: {produced}, uit het auditlog / from the audit log "
+        f"({len(entries)} regels / entries over deze casus / about this case"
+        + (f", waarvan {erased} gewist na de bewaartermijn / {erased} erased after retention"
+           if erased else "") + ")",
+        "",
+        *_lines("Verstrekkingen / releases", releases, denials=False),
+        "",
+        *_lines("Weigeringen / refused requests", denials, denials=True),
+    ]) + "\n"
+    return {"case": case, "releases": releases, "denials": denials, "erased": erased,
+            "text": text}
+
+
+__all__ = ["RELEASE_ACTIONS", "access_report"]
