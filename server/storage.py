@@ -180,9 +180,24 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["notifications"].create_index(["network", "id"])
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Referrals between networks (docs/disclosure-api.md §15.5): one row per referral,
+    keyed by the sending network and the referral id; ``to_network``/``new_case`` find
+    it when the receiving side closes the case (a ``referral-closed`` notification)."""
+    db.execute("CREATE TABLE referrals (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, referral TEXT NOT NULL, [case] TEXT NOT NULL,"
+               " to_network TEXT NOT NULL, new_case TEXT NOT NULL, basis TEXT NOT NULL,"
+               " basis_ref TEXT NOT NULL, envelope TEXT NOT NULL, digest BLOB NOT NULL,"
+               " out_index INTEGER NOT NULL, in_index INTEGER NOT NULL, answer TEXT NOT NULL,"
+               " received TEXT NOT NULL, closed TEXT)")
+    db["referrals"].create_index(["network", "referral"], unique=True)
+    db["referrals"].create_index(["to_network", "new_case"], unique=True)
+    db["referrals"].create_index(["to_network", "id"])
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2,
-                                                                   _migration_3)
+                                                                   _migration_3, _migration_4)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from protocol.crypto import random_bytes
 from protocol.encoding import b64e
-from protocol.objects.disclosure import PurgeAck
+from protocol.objects.disclosure import PurgeAck, Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
     Actor, FakeClock, InProcessServer, Network, Reply, World, append, assert_status,
@@ -171,6 +171,11 @@ def disclosure_body(w: World, t: str) -> tuple[Actor, dict[str, Any], tuple[str,
         "/purge-acks": (owner, {"ack": PurgeAck(network=a.id, instruction=UNKNOWN_ID,
                                                 case=w.case.case, acting_user=owner.acting_user,
                                                 at=a.stamp()).sign(owner.signer)}, ("ack",)),
+        "/referrals": (a.coordinator, {"referral": Referral(
+            network=a.id, to_network=w.b.id, case=w.case.case, new_case=UNKNOWN_ID,
+            basis=ReferralBasis(kind="consent", ref=UNKNOWN_ID),
+            acting_user=a.coordinator.acting_user, at=a.stamp(),
+            reason="verhuisd").sign(a.coordinator.signer)}, ("referral",)),
     }
     return next((body for suffix, body in bodies.items() if t.endswith(suffix)), None)
 
@@ -179,7 +184,8 @@ def signer_for(w: World, template: str) -> Actor:
     """A member the route admits, so a refusal is about the input, not the caller."""
     t = _norm(template)
     if any(t.endswith(s) for s in ("/signals", "/hints", "/feedback", "/notifications",
-                                   "/access-report", "/bemoeizorg/{}")) or t == "/v1/networks":
+                                   "/access-report", "/bemoeizorg/{}", "/referrals")) \
+            or t == "/v1/networks":
         return w.a.coordinator
     return w["core-formal"]
 

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from protocol.objects.disclosure import Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
     MISSING, Actor, FakeClock, InProcessServer, Network, Reply, World, assert_status,
@@ -108,6 +109,9 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET purge/mine":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "POST purge-acks":      (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
     "GET access-report":    (F,   F,   F,   F,   OK,  OK,  F,   U,   *SIGNED),
+    # referrals (§15.5): the coordinator of the sending network only
+    "POST referrals":       (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "GET referrals":        (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
 }
 
 
@@ -207,6 +211,23 @@ async def post_signals(w: World, kind: str, actor: Actor) -> Req:
 async def post_feedback(w: World, kind: str, actor: Actor) -> Req:
     return Req(actor, w.a.path(f"/signals/{w.shell_signal.signal}/feedback"),
                {"feedback": w.a.feedback(w.shell_signal)})
+
+
+# referrals (docs/disclosure-api.md §15.5) ----------------------------------------
+
+
+async def post_referrals(w: World, kind: str, actor: Actor) -> Req:
+    """A's main case referred to a fresh case of B (created by B's core member) under a
+    consent of A naming B's coordinator; signed by ``actor``."""
+    c = dh.consent(w.a, w.case, w.a.coordinator, classes=["name"], partners=[w.b.coordinator])
+    await dh.post_ok(w.caller, w.a, "/consents", w.a.coordinator, {"consent": c})
+    new = await create_case(w.caller, w.b, w["other-network"])
+    referral = Referral(network=w.a.id, to_network=w.b.id, case=w.case.case,
+                        new_case=new.case,
+                        basis=ReferralBasis(kind="consent", ref=c["signed"]["consent"]),
+                        acting_user=actor.acting_user, at=w.a.stamp(),
+                        reason="verhuisd").sign(actor.signer)
+    return Req(actor, w.a.path("/referrals"), {"referral": referral})
 
 
 # disclosure (docs/disclosure-api.md §15.2) ---------------------------------------
@@ -392,6 +413,10 @@ ROUTES = [
           post_purge_acks),
     Route("GET access-report", "GET", "/v1/networks/{network}/cases/{case}/access-report",
           "coordinator", get(lambda w: w.a.path(f"/cases/{w.case.case}/access-report"))),
+    Route("POST referrals", "POST", "/v1/networks/{network}/referrals", "coordinator",
+          post_referrals),
+    Route("GET referrals", "GET", "/v1/networks/{network}/referrals", "coordinator",
+          get(lambda w: w.a.path("/referrals?after=0"))),
 ]
 BY_NAME = {r.name: r for r in ROUTES}
 ROWS = [(route, kind, TABLE[route.name][i]) for route in ROUTES for i, kind in enumerate(CALLERS)]

@@ -17,6 +17,7 @@ from server.audit import AuditNote
 from server.data import Written, cursor_text, insert
 from server.data.signals import Token, record_tokens
 from server.errors import Conflict, NotFound
+from server.referrals.data import referral_closed_txn
 from server.storage import Db
 
 
@@ -137,6 +138,8 @@ def append_event_txn(db: Db, e: NewEvent) -> Written:
     db.execute("UPDATE cases SET last_seq = ?, last_hash = ?, status = ?"
                " WHERE network = ? AND [case] = ?",
                (e.seq, e.hash, e.status or case["status"], e.network, e.case))
+    if e.status == "closed" and case["status"] != "closed":
+        referral_closed_txn(db, e.network, e.case, e.received)  # tells a referring network
     return Written(True, {"event": e.event, "seq": e.seq, "cursor": cursor_text(cursor)})
 
 

@@ -281,7 +281,9 @@ def invocation_documents(db: Db, network: str, invocation: str) -> dict[str, Any
 
 
 def notifications_page(db: Db, network: str, after: int, limit: int) -> list[dict[str, Any]]:
-    return [{"cursor": cursor_text(r["id"]), "kind": r["kind"], "invocation": r["invocation"],
+    # A ``referral-closed`` row keeps the referral id in the ``invocation`` column.
+    return [{"cursor": cursor_text(r["id"]), "kind": r["kind"],
+             "referral" if r["kind"] == "referral-closed" else "invocation": r["invocation"],
              "case": r["case"], "at": r["at"]}
             for r in db.execute("SELECT id, kind, invocation, [case], at FROM notifications"
                                 " WHERE network = ? AND id > ? ORDER BY id LIMIT ?",

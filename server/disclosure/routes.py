@@ -294,12 +294,15 @@ async def release_bemoeizorg(call: Call) -> web.Response:
 @routes.route("GET", "/v1/networks/{network}/notifications", auth="signed", who="coordinator",
               query=PAGE,
               response=obj(["items", "cursor"], cursor=CURSOR, items=array(obj(
-                  ["cursor", "kind", "invocation", "case", "at"], cursor=CURSOR,
-                  kind={"enum": ["bemoeizorg", "bemoeizorg-release", "bemoeizorg-alert"]},
-                  invocation=ID, case=ID, at=TIMESTAMP), 500)))
+                  ["cursor", "kind", "case", "at"], cursor=CURSOR,
+                  kind={"enum": ["bemoeizorg", "bemoeizorg-release", "bemoeizorg-alert",
+                                 "referral-closed"]},
+                  invocation=ID, referral=ID, case=ID, at=TIMESTAMP), 500)))
 async def notifications(call: Call) -> web.Response:
     """The coordinator's notifications: each bemoeizorg invocation, release and rate-limit
-    alert, in order (``invocation`` is the id the invoker gave, also for a refused one).
+    alert, in order (``invocation`` is the id the invoker gave, also for a refused one),
+    and each ``referral-closed``: a case this network referred was closed by the receiving
+    network (``referral`` and this network's ``case``; docs/disclosure-api.md §15.5).
 
     Example::
 

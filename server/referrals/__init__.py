@@ -1,0 +1,9 @@
+"""Referrals between networks on one server (issue 4 item 5; protocol.md §D.8, flow 7;
+docs/disclosure-api.md §15.5).
+
+``checks`` (verifying the referral envelope against the caller and the directory),
+``data`` (the one write transaction that stores the referral and appends ``referral-out``
+to the sending log and ``referral-in`` to the receiving log; the ``referral-closed``
+notification when the receiving case closes; the coordinator's page) and ``routes``
+(thin handlers).
+"""
