@@ -2,7 +2,9 @@
 registry, the two middlewares and the lifecycle; :func:`serve` runs it.
 
 Lifecycle: on start-up the store opens (schema, writer and reader threads) and the member
-directory is rebuilt from it.  On SIGTERM or SIGINT aiohttp stops accepting connections
+directory is rebuilt from it. A background task runs a retention pass
+(server/retention.py) every ``limits.retention_interval`` seconds; it is cancelled
+before the store closes.  On SIGTERM or SIGINT aiohttp stops accepting connections
 and runs ``on_shutdown`` (long-poll waiters are released at once), gives in-flight
 requests ``shutdown_timeout`` seconds to finish, then runs the cleanup, which closes the
 store: the writer commits every write already queued before it stops.
@@ -10,6 +12,8 @@ store: the writer commits every write already queued before it stops.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,6 +24,7 @@ from server.directory import load_directory
 from server.middleware import errors, observe
 from server.openapi import build_openapi
 from server.registry import Route
+from server.retention import retention_task
 from server.routes import TABLES
 from server.routes.ops import OPENAPI
 
@@ -34,10 +39,17 @@ def _handler(route: Route) -> Callable[[web.Request], Any]:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[CTX]
     await ctx.store.start()
+    retention: asyncio.Task[None] | None = None
     try:
         await load_directory(ctx.store, ctx.directory)
+        retention = asyncio.create_task(
+            retention_task(ctx, ctx.config.limits.retention_interval), name="retention")
         yield
     finally:
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         await ctx.store.close()
         ctx.log.info("stopped", commits=ctx.store.commits)
 

@@ -35,6 +35,7 @@ class Limits:
     readers: int = 4                   #: reader threads (own SQLite connections)
     intake_buckets: int = 100_000      #: source addresses the intake limiter remembers
     shutdown_timeout: float = 30.0     #: seconds in-flight requests get on SIGTERM
+    retention_interval: float = 300.0  #: seconds between retention passes (server/retention.py)
 
     def __post_init__(self) -> None:
         for f in fields(self):

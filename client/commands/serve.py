@@ -4,6 +4,7 @@ network genesis (docs/protocol.md §14, "Data directory")."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import click
@@ -66,6 +67,33 @@ def init(data_dir: Path, as_json: bool) -> None:
         ("keystore", str(data_dir / serverkeys.KEYSTORE_FILE)),
         ("passphrase", _passphrase_note(data_dir)),
     ])
+
+
+@server.command("retention")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path), help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print the steps taken as JSON")
+def retention(data_dir: Path, as_json: bool) -> None:
+    """Run one retention pass now and print what it did.
+
+    Crypto-shreds the identity of cases closed longer than the policy's
+    retention.identity_days, deletes the anonymous layer after anonymous_days, and
+    issues the purge instructions of expired bemoeizorg access (each step audited;
+    the running server does the same every limits.retention_interval seconds).
+    """
+    from server.retention import run_once
+
+    if not (data_dir / serverkeys.KEYSTORE_FILE).exists():
+        raise click.UsageError(f"{data_dir} holds no server keys (schakel server init)")
+    config = _config(data_dir, None, None, None)
+    keys, _ = serverkeys.load_or_create(data_dir)
+    done = asyncio.run(run_once(AppContext.create(config, keys)))
+    if as_json:
+        emit({"steps": done}, as_json=True)
+        return
+    for step in done:
+        click.echo(" ".join(f"{k}={v}" for k, v in step.items()))
+    click.echo(f"{len(done)} retention step(s) taken")
 
 
 @click.command()

@@ -1,0 +1,364 @@
+"""Retention and bemoeizorg expiry (issue 4 items 4 and 5; protocol.md §11 flow 9, §D.9;
+docs/disclosure-api.md §15.4).
+
+Three kinds of step, all taken by the server on its own (actor: the server, its log key):
+
+* **shred-identity** -- a case closed longer than the policy's ``retention.identity_days``:
+  its identity records, gated envelopes and blind-index tokens are deleted, the released
+  envelopes kept for retries are emptied, every partner that received a release for the
+  case gets a ``purge-instruction`` (reason ``retention``) and ``shred-identity`` is
+  appended (basis ``policy``).  Without the class keys nothing released stays readable:
+  crypto-shredding.
+* **shred-anonymous** -- closed longer than ``retention.anonymous_days``: the case row, its
+  header, events, shares, feed items and duplicate hints are deleted; ``shred-anonymous``.
+* **bemoeizorg-expired** -- an invocation whose ``access_hours`` (from the moment the
+  server accepted it) have passed: one ``purge-instruction`` (reason
+  ``bemoeizorg-expired``, ref = the invocation) to the invoker, audited.
+
+The time a case was closed is the ``received`` time of its closing event: a closed case
+takes only an event that reopens it (server/data/cases.py), so the closing event is the
+case's last event.  No table is added: a step is due while what it destroys is still
+there (identity material; the case row; no earlier expiry instruction for the
+invocation), so running a pass twice does nothing the second time.  The audit entries
+stay (they never hold identity) and the log still verifies.
+
+:func:`plan` is pure (the facts, the policy, ``now`` -> the steps due); :func:`facts`
+reads the facts; each ``*_txn`` checks its step is still due inside its own write
+transaction, then takes it.  :func:`run_pass` does one pass for the app's background task
+(:func:`retention_task`) and for ``schakel server retention``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from protocol.objects.audit import AuditActor
+from protocol.objects.base import format_timestamp, parse_timestamp
+from protocol.objects.disclosure import PurgeInstruction
+from server.data import insert
+from server.disclosure.data import Log, new_object_id
+from server.disclosure.facts import server_actor
+from server.storage import Db
+
+if TYPE_CHECKING:
+    from server.context import AppContext
+
+StepKind = Literal["shred-identity", "shred-anonymous", "bemoeizorg-expired"]
+
+
+# --------------------------------------------------------------------------- the plan (pure)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Periods:
+    """A network's periods (policy ``retention`` and ``bemoeizorg.access_hours``)."""
+
+    identity_days: int
+    anonymous_days: int
+    access_hours: int | None          #: None when the network has no bemoeizorg
+
+    @classmethod
+    def of_policy(cls, policy: dict[str, Any]) -> "Periods":
+        retention = policy["retention"]
+        bemoeizorg = policy.get("bemoeizorg") or {}
+        hours = bemoeizorg.get("access_hours") if bemoeizorg.get("enabled") else None
+        return cls(identity_days=int(retention["identity_days"]),
+                   anonymous_days=int(retention["anonymous_days"]),
+                   access_hours=None if hours is None else int(hours))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseFacts:
+    case: str
+    closed_at: datetime | None        #: the closing event's received time; None if open
+    identity_held: bool               #: identity records, gated envelopes or tokens remain
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvocationFacts:
+    invocation: str
+    case: str
+    invoker: str
+    classes: tuple[str, ...]
+    accepted_at: datetime             #: the server's time of the invocation (R13)
+    purged: bool                      #: an expiry purge instruction was already issued
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    network: str
+    kind: StepKind
+    case: str
+    invocation: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"network": self.network, "step": self.kind, "case": self.case}
+        if self.invocation is not None:
+            out["invocation"] = self.invocation
+        return out
+
+
+def case_steps(network: str, periods: Periods, case: CaseFacts, now: datetime) -> list[Step]:
+    """The retention steps due for one case at ``now`` (identity before anonymous)."""
+    if case.closed_at is None:
+        return []
+    closed_for = now - case.closed_at
+    steps = []
+    if case.identity_held and closed_for >= timedelta(days=periods.identity_days):
+        steps.append(Step(network=network, kind="shred-identity", case=case.case))
+    if closed_for >= timedelta(days=periods.anonymous_days):
+        steps.append(Step(network=network, kind="shred-anonymous", case=case.case))
+    return steps
+
+
+def invocation_due(periods: Periods, inv: InvocationFacts, now: datetime) -> bool:
+    return (periods.access_hours is not None and not inv.purged
+            and now >= inv.accepted_at + timedelta(hours=periods.access_hours))
+
+
+def plan(network: str, periods: Periods, cases: Iterable[CaseFacts],
+         invocations: Iterable[InvocationFacts], now: datetime) -> list[Step]:
+    """Every step due in ``network`` at ``now``: expiries first, then per case."""
+    steps = [Step(network=network, kind="bemoeizorg-expired", case=i.case,
+                  invocation=i.invocation)
+             for i in invocations if invocation_due(periods, i, now)]
+    for case in cases:
+        steps += case_steps(network, periods, case, now)
+    return steps
+
+
+# --------------------------------------------------------------------------- facts (reads)
+
+
+def network_periods(db: Db) -> list[tuple[str, Periods]]:
+    return [(r["network"], Periods.of_policy(json.loads(r["genesis"])["signed"]["policy"]))
+            for r in db.execute("SELECT network, genesis FROM networks ORDER BY rowid")]
+
+
+def _closed_at(db: Db, network: str, case: str) -> datetime | None:
+    row = db.execute("SELECT c.status, e.received FROM cases c LEFT JOIN events e"
+                     " ON e.network = c.network AND e.[case] = c.[case] AND e.seq = c.last_seq"
+                     " WHERE c.network = ? AND c.[case] = ?", (network, case)).fetchone()
+    if row is None or row["status"] != "closed" or row["received"] is None:
+        return None
+    return parse_timestamp(row["received"])
+
+
+def _identity_held(db: Db, network: str, case: str) -> bool:
+    return any(db.execute(query, (network, case)).fetchone() is not None for query in (
+        "SELECT 1 FROM identity WHERE network = ? AND [case] = ? LIMIT 1",
+        "SELECT 1 FROM gated WHERE network = ? AND [case] = ? LIMIT 1",
+        "SELECT 1 FROM tokens WHERE network = ? AND subject_kind = 'case' AND subject = ?"
+        " LIMIT 1"))
+
+
+def case_facts(db: Db, network: str, case: str) -> CaseFacts | None:
+    """The facts of one case, or None once its anonymous layer is gone."""
+    if db.execute("SELECT 1 FROM cases WHERE network = ? AND [case] = ?",
+                  (network, case)).fetchone() is None:
+        return None
+    return CaseFacts(case=case, closed_at=_closed_at(db, network, case),
+                     identity_held=_identity_held(db, network, case))
+
+
+def _expiry_issued(db: Db, network: str, invocation: str, invoker: str) -> bool:
+    return db.execute(
+        "SELECT 1 FROM purge_instructions WHERE network = ? AND recipient = ?"
+        " AND json_extract(envelope, '$.signed.reason') = 'bemoeizorg-expired'"
+        " AND json_extract(envelope, '$.signed.ref') = ? LIMIT 1",
+        (network, invoker, invocation)).fetchone() is not None
+
+
+def _invocation_facts(db: Db, network: str, row: Any) -> InvocationFacts:
+    return InvocationFacts(invocation=row["invocation"], case=row["case"],
+                           invoker=row["invoker"], classes=tuple(json.loads(row["classes"])),
+                           accepted_at=parse_timestamp(row["received"]),
+                           purged=_expiry_issued(db, network, row["invocation"], row["invoker"]))
+
+
+def facts(db: Db, network: str, periods: Periods,
+          now: datetime) -> tuple[list[CaseFacts], list[InvocationFacts]]:
+    """The closed cases and the invocations whose window may have ended at ``now``."""
+    cases = [CaseFacts(case=r["case"], closed_at=parse_timestamp(r["received"]),
+                       identity_held=_identity_held(db, network, r["case"]))
+             for r in db.execute(
+                 "SELECT c.[case], e.received FROM cases c JOIN events e"
+                 " ON e.network = c.network AND e.[case] = c.[case] AND e.seq = c.last_seq"
+                 " WHERE c.network = ? AND c.status = 'closed' ORDER BY c.rowid", (network,))]
+    invocations: list[InvocationFacts] = []
+    if periods.access_hours is not None:
+        until = format_timestamp(now - timedelta(hours=periods.access_hours))
+        invocations = [_invocation_facts(db, network, r) for r in db.execute(
+            "SELECT invocation, [case], invoker, classes, received FROM invocations"
+            " WHERE network = ? AND received <= ? ORDER BY rowid", (network, until))]
+    return cases, invocations
+
+
+def due(db: Db, now: datetime) -> list[tuple[Step, Periods]]:
+    """Every step due at ``now`` in every network (a read: ``Store.read``)."""
+    out = []
+    for network, periods in network_periods(db):
+        cases, invocations = facts(db, network, periods, now)
+        out += [(step, periods) for step in plan(network, periods, cases, invocations, now)]
+    return out
+
+
+# --------------------------------------------------------------------------- the steps (writes)
+
+
+def _purge(db: Db, log: Log, server: AuditActor, *, case: str, recipient: str,
+           classes: Sequence[str], reason: str, ref: str | None, basis: str) -> str:
+    """Sign (log key), audit and store one purge instruction (protocol.md §D.9)."""
+    instruction = new_object_id()
+    fields: dict[str, Any] = dict(network=log.network, instruction=instruction, case=case,
+                                  recipient=recipient, classes=tuple(classes), reason=reason,
+                                  at=log.stamp)
+    if ref is not None:
+        fields["ref"] = ref
+    envelope = PurgeInstruction(**fields).sign(log.log_key)
+    receipt = log.append(db, actor=server, action="purge-instruction", basis=basis,
+                         reason=reason, case=case, subject=recipient, classes=classes,
+                         ref=instruction, emergency=basis == "bemoeizorg")
+    insert(db, "purge_instructions", {
+        "network": log.network, "instruction": instruction, "case": case,
+        "recipient": recipient, "classes": json.dumps(list(classes)),
+        "envelope": json.dumps(envelope), "audit_index": receipt["index"]})
+    return instruction
+
+
+def _recipients(db: Db, network: str, case: str) -> dict[str, tuple[str, ...]]:
+    """Every partner that received a release for ``case`` (any basis), with its classes."""
+    out: dict[str, set[str]] = {}
+    for row in db.execute("SELECT grantee, classes FROM releases WHERE network = ?"
+                          " AND [case] = ? ORDER BY id", (network, case)):
+        out.setdefault(row["grantee"], set()).update(json.loads(row["classes"]))
+    return {k: tuple(sorted(v)) for k, v in sorted(out.items())}
+
+
+def _empty_release_answers(db: Db, network: str, case: str) -> None:
+    """A release's stored answer (for retries) holds the released envelopes: empty them."""
+    for row in db.execute("SELECT id, answer FROM releases WHERE network = ? AND [case] = ?",
+                          (network, case)).fetchall():
+        answer = json.loads(row["answer"])
+        answer["envelopes"] = []
+        db.execute("UPDATE releases SET answer = ? WHERE id = ?", (json.dumps(answer), row["id"]))
+
+
+def shred_identity_txn(db: Db, step: Step, periods: Periods, log: Log,
+                       server: AuditActor) -> dict[str, Any] | None:
+    """Crypto-shred a case's identity if still due (else None)."""
+    found = case_facts(db, step.network, step.case)
+    if found is None or step not in case_steps(step.network, periods, found, log.now):
+        return None
+    net, case = step.network, step.case
+    classes = sorted({r[0] for r in db.execute(
+        "SELECT class FROM identity WHERE network = ? AND [case] = ? UNION"
+        " SELECT class FROM gated WHERE network = ? AND [case] = ?", (net, case, net, case))})
+    instructions = [
+        _purge(db, log, server, case=case, recipient=recipient, classes=released,
+               reason="retention", ref=None, basis="policy")
+        for recipient, released in _recipients(db, net, case).items()]
+    receipt = log.append(db, actor=server, action="shred-identity", basis="policy",
+                         reason=f"retention: closed more than {periods.identity_days} days",
+                         case=case, classes=classes or None)
+    for table in ("identity", "gated"):
+        db.execute(f"DELETE FROM {table} WHERE network = ? AND [case] = ?", (net, case))
+    db.execute("DELETE FROM tokens WHERE network = ? AND subject_kind = 'case' AND subject = ?",
+               (net, case))
+    _empty_release_answers(db, net, case)
+    return {**step.to_json(), "audit_index": receipt["index"],
+            "purge_instructions": instructions}
+
+
+def shred_anonymous_txn(db: Db, step: Step, periods: Periods, log: Log,
+                        server: AuditActor) -> dict[str, Any] | None:
+    """Delete a case's anonymous layer if still due (else None)."""
+    found = case_facts(db, step.network, step.case)
+    if found is None or step not in case_steps(step.network, periods, found, log.now):
+        return None
+    net, case = step.network, step.case
+    receipt = log.append(db, actor=server, action="shred-anonymous", basis="policy",
+                         reason=f"retention: closed more than {periods.anonymous_days} days",
+                         case=case)
+    for table in ("feed", "events", "shares", "cases"):
+        db.execute(f"DELETE FROM {table} WHERE network = ? AND [case] = ?", (net, case))
+    db.execute("DELETE FROM hints WHERE network = ? AND ((subject_kind = 'case'"
+               " AND subject = ?) OR may_concern = ?)", (net, case, case))
+    return {**step.to_json(), "audit_index": receipt["index"]}
+
+
+def expire_invocation_txn(db: Db, step: Step, periods: Periods, log: Log,
+                          server: AuditActor) -> dict[str, Any] | None:
+    """The expiry purge instruction of an invocation, once (else None)."""
+    row = db.execute("SELECT invocation, [case], invoker, classes, received FROM invocations"
+                     " WHERE network = ? AND invocation = ?",
+                     (step.network, step.invocation)).fetchone()
+    if row is None:
+        return None
+    inv = _invocation_facts(db, step.network, row)
+    if not invocation_due(periods, inv, log.now):
+        return None
+    instruction = _purge(db, log, server, case=inv.case, recipient=inv.invoker,
+                         classes=inv.classes, reason="bemoeizorg-expired",
+                         ref=inv.invocation, basis="bemoeizorg")
+    return {**step.to_json(), "purge_instructions": [instruction]}
+
+
+STEP_TXN = {"shred-identity": shred_identity_txn, "shred-anonymous": shred_anonymous_txn,
+            "bemoeizorg-expired": expire_invocation_txn}
+
+
+# --------------------------------------------------------------------------- one pass
+
+
+async def run_pass(ctx: "AppContext") -> list[dict[str, Any]]:
+    """One retention pass at the server's time: what is due, then each step in its own
+    write transaction (re-checked there).  Returns what was done."""
+    now = ctx.now()
+    server = server_actor(ctx.keys)
+    done = []
+    for step, periods in await ctx.store.read(due, now):
+        log = Log(network=step.network, log_key=ctx.keys.log_signer, now=now)
+        result = await ctx.store.write(STEP_TXN[step.kind], step, periods, log, server,
+                                       notify=step.network)
+        if result is not None:
+            done.append(result)
+    return done
+
+
+async def run_once(ctx: "AppContext") -> list[dict[str, Any]]:
+    """One pass on a store that is not running (``schakel server retention``)."""
+    await ctx.store.start()
+    try:
+        return await run_pass(ctx)
+    finally:
+        await ctx.store.close()
+
+
+async def retention_task(ctx: "AppContext", interval: float) -> None:
+    """Run :func:`run_pass` every ``interval`` seconds until cancelled; a failing pass is
+    logged and the next one runs as usual (it never stops the server)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            done = await run_pass(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            ctx.log.exception("retention pass failed")
+        else:
+            if done:
+                ctx.log.info("retention", steps=len(done),
+                             shredded=[d["case"] for d in done if d["step"] != "bemoeizorg-expired"],
+                             expired=[d["invocation"] for d in done if "invocation" in d])
+
+
+__all__ = ["StepKind", "Periods", "CaseFacts", "InvocationFacts", "Step", "case_steps",
+           "invocation_due", "plan", "network_periods", "case_facts", "facts", "due",
+           "shred_identity_txn", "shred_anonymous_txn", "expire_invocation_txn", "run_pass",
+           "run_once", "retention_task"]

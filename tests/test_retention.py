@@ -1,0 +1,252 @@
+"""Retention and bemoeizorg expiry (issue 4 items 4 and 5; protocol.md §11 flow 9, §D.9;
+docs/disclosure-api.md §15.4; server/retention.py).
+
+The real application on a real SQLite file with the server's fake clock, moved forward
+past the policy's periods; each pass is :func:`server.retention.run_pass` on the running
+app's context (what the background task runs), and one test runs the background task
+itself.  The grantee's side is real: it fetches its purge instructions and verifies them
+against the server's log key; the coordinator's monitor verifies the log after shredding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from protocol.objects.disclosure import PurgeInstruction
+from server import retention
+from server.context import CTX, AppContext
+from tests.disclosure_harness import (
+    audit_log, consent_and_grant, cosign, invocation, oggz_network, open_release, post_ok,
+    release,
+)
+from tests.server_harness import (
+    Actor, Caller, FakeClock, InProcessServer, Network, World, append, assert_status,
+    build_world, create_case, network_policy,
+)
+from tests.test_audit_log import Monitor
+
+shared_loop = pytest.mark.asyncio(loop_scope="module")
+pytestmark = shared_loop
+
+IDENTITY_DAYS, ANONYMOUS_DAYS = 2, 5
+DAY = 24 * 3600
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def setup(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server = InProcessServer(tmp_path_factory.mktemp("retention"), FakeClock())
+    caller = await server.start()
+    policy = network_policy(retention={"identity_days": IDENTITY_DAYS,
+                                       "anonymous_days": ANONYMOUS_DAYS, "audit_days": 3650})
+    try:
+        world = await build_world(caller, a_policy=policy)
+        yield world, server.client.app[CTX]
+    finally:
+        await server.stop()
+
+
+def advance(world: World, seconds: float) -> None:
+    clock = world.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(seconds)
+
+
+async def count(ctx: AppContext, table: str, network: str, case: str) -> int:
+    def read(db: Any) -> int:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table} WHERE network = ? AND [case] = ?",
+                              (network, case)).fetchone()[0])
+    return await ctx.store.read(read)
+
+
+async def purges(caller: Caller, net: Network, actor: Actor, server: Any,
+                 ids: list[str]) -> list[PurgeInstruction]:
+    feed = assert_status(await caller.get(net.path("/purge-instructions/mine?after=0"), actor), 200)
+    return [PurgeInstruction.from_envelope(i["instruction"], [server.log])
+            for i in feed["items"] if i["instruction"]["signed"]["instruction"] in ids]
+
+
+def steps_for(done: list[dict[str, Any]], case: str) -> list[str]:
+    return [d["step"] for d in done if d["case"] == case]
+
+
+async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any) -> None:
+    world, ctx = setup
+    c, net = world.caller, world.a
+    owner, grantee = world["core-formal"], world["core-informal"]
+    state = await create_case(c, net, owner)
+    _, grant_id = await consent_and_grant(c, net, state, grantee, ["name"],
+                                          recorder=owner)
+    released = assert_status(await release(c, net, grantee, grant_id), 201)
+    assert "name" in open_release(released, grantee, net, state, world.server)
+    still_open = await create_case(c, net, owner)
+
+    monitor = Monitor(c, net, net.coordinator, world.server.log)
+    await monitor.update()
+    await append(c, net, state, owner, status="closed")
+    assert await count(ctx, "identity", net.id, state.case) > 0
+
+    # one second before identity_days: nothing happens to the case
+    advance(world, IDENTITY_DAYS * DAY - 1)
+    assert steps_for(await retention.run_pass(ctx), state.case) == []
+    assert await count(ctx, "identity", net.id, state.case) > 0
+    assert await count(ctx, "gated", net.id, state.case) > 0
+
+    advance(world, 1)
+    done = await retention.run_pass(ctx)
+    [step] = [d for d in done if d["case"] == state.case]
+    assert step["step"] == "shred-identity"
+    assert await count(ctx, "identity", net.id, state.case) == 0
+    assert await count(ctx, "gated", net.id, state.case) == 0
+    assert await count(ctx, "events", net.id, state.case) == 2       # anonymous layer stays
+    # the release recipient gets a purge instruction signed by the server's log key
+    [purge] = await purges(c, net, grantee, world.server, step["purge_instructions"])
+    assert (purge.recipient, purge.case, purge.reason, purge.ref) == (
+        grantee.key_id, state.case, "retention", None)
+    assert list(purge.classes) == ["name"]
+    log = await audit_log(c, net)
+    [shred] = [e for e in log if e["action"] == "shred-identity" and e.get("case") == state.case]
+    assert shred["index"] == step["audit_index"]
+    assert (shred["basis"], shred["actor"]["role"], shred["actor"]["partner"]) == (
+        "policy", "server", world.server.log.key_id)
+    issued = [e for e in log if e["action"] == "purge-instruction" and e.get("case") == state.case]
+    assert [(e["subject"], e["reason"], e["ref"]) for e in issued] == [
+        (grantee.key_id, "retention", purge.instruction)]
+    # a retry of the release no longer hands out the envelopes
+    again = assert_status(await release(c, net, grantee, grant_id,
+                                        release_id=released["release"]), 200)
+    assert again["envelopes"] == []
+
+    # a second pass does nothing more for this case
+    assert steps_for(await retention.run_pass(ctx), state.case) == []
+
+    advance(world, (ANONYMOUS_DAYS - IDENTITY_DAYS) * DAY - 1)
+    assert steps_for(await retention.run_pass(ctx), state.case) == []
+    advance(world, 1)
+    done = await retention.run_pass(ctx)
+    assert steps_for(done, state.case) == ["shred-anonymous"]
+    for table in ("cases", "events", "feed", "shares"):
+        assert await count(ctx, table, net.id, state.case) == 0, table
+    assert_status(await c.get(net.path(f"/cases/{state.case}"), owner), 404)
+    log = await audit_log(c, net)
+    assert [e["action"] for e in log if e.get("case") == state.case][-1] == "shred-anonymous"
+    assert steps_for(await retention.run_pass(ctx), state.case) == []
+
+    # cases that were never closed are never shredded
+    for open_case in (still_open, world.case, world.consult):
+        assert await count(ctx, "cases", net.id, open_case.case) == 1
+    assert await count(ctx, "identity", net.id, still_open.case) > 0
+    assert await count(ctx, "identity", net.id, world.case.case) > 0
+
+    # the log still verifies: consistent with the head held before, every entry included
+    await monitor.update()
+    entries = await monitor.audit(complete=True)
+    assert {"shred-identity", "shred-anonymous"} <= {e.action for e in entries}
+
+
+async def test_bemoeizorg_expiry_purge_is_issued_once(setup: Any) -> None:
+    world, ctx = setup
+    c = world.caller
+    oggz = await oggz_network(c, world.server, world.clock)
+    net = oggz.net
+    inv = invocation(net, oggz.case, oggz.invoker, auditors=[oggz.auditor])
+    inv_id = inv["signed"]["invocation"]
+    await post_ok(c, net, "/bemoeizorg", oggz.invoker, {"invocation": inv})
+    await post_ok(c, net, f"/bemoeizorg/{inv_id}/cosign", oggz.second,
+                  {"cosign": cosign(net, inv, oggz.second)})
+    await post_ok(c, net, f"/bemoeizorg/{inv_id}/release", oggz.invoker, {"release": inv_id})
+    hours = net.policy["bemoeizorg"]["access_hours"]
+
+    advance(world, hours * 3600 - 1)
+    assert [d for d in await retention.run_pass(ctx) if d.get("invocation") == inv_id] == []
+    advance(world, 1)
+    [step] = [d for d in await retention.run_pass(ctx) if d.get("invocation") == inv_id]
+    assert step["step"] == "bemoeizorg-expired"
+    [purge] = await purges(c, net, oggz.invoker, world.server, step["purge_instructions"])
+    assert (purge.recipient, purge.case, purge.reason, purge.ref) == (
+        oggz.invoker.key_id, oggz.case.case, "bemoeizorg-expired", inv_id)
+    assert sorted(purge.classes) == ["address", "name"]
+    log = await audit_log(c, net)
+    [entry] = [e for e in log if e["action"] == "purge-instruction"
+               and e["ref"] == purge.instruction]
+    assert (entry["basis"], entry["subject"], entry["emergency"]) == (
+        "bemoeizorg", oggz.invoker.key_id, True)
+    # once: later passes issue nothing more for this invocation
+    advance(world, 3600)
+    assert [d for d in await retention.run_pass(ctx) if d.get("invocation") == inv_id] == []
+    feed = assert_status(await c.get(net.path("/purge-instructions/mine?after=0"),
+                                     oggz.invoker), 200)
+    assert [i["instruction"]["signed"]["ref"] for i in feed["items"]].count(inv_id) == 1
+
+
+async def test_background_task_runs_passes_and_survives_a_failure(
+        setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    world, ctx = setup
+    c, net, owner = world.caller, world.a, world["core-formal"]
+    state = await create_case(c, net, owner)
+    await append(c, net, state, owner, status="closed")
+    advance(world, IDENTITY_DAYS * DAY)
+    real_pass, calls = retention.run_pass, []
+
+    async def flaky(ctx: AppContext) -> list[dict[str, Any]]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("disk on fire")
+        return await real_pass(ctx)
+    monkeypatch.setattr(retention, "run_pass", flaky)
+    task = asyncio.create_task(retention.retention_task(ctx, 0.01))
+    try:
+        for _ in range(500):
+            if await count(ctx, "identity", net.id, state.case) == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await count(ctx, "identity", net.id, state.case) == 0
+        assert len(calls) >= 2 and not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_plan_is_pure_and_exact() -> None:
+    from datetime import UTC, datetime
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    periods = retention.Periods(identity_days=2, anonymous_days=5, access_hours=72)
+    closed = retention.CaseFacts(case="c", closed_at=now - timedelta(days=2),
+                                 identity_held=True)
+    assert [s.kind for s in retention.plan("n", periods, [closed], [], now)] == [
+        "shred-identity"]
+    assert retention.plan("n", periods, [closed], [], now - timedelta(seconds=1)) == []
+    assert [s.kind for s in retention.plan("n", periods, [closed], [],
+                                           now + timedelta(days=3))] == [
+        "shred-identity", "shred-anonymous"]
+    never = retention.CaseFacts(case="o", closed_at=None, identity_held=True)
+    assert retention.plan("n", periods, [never], [], now + timedelta(days=999)) == []
+    inv = retention.InvocationFacts(invocation="i", case="c", invoker="p", classes=("name",),
+                                    accepted_at=now - timedelta(hours=72), purged=False)
+    assert [s.kind for s in retention.plan("n", periods, [], [inv], now)] == [
+        "bemoeizorg-expired"]
+    assert retention.plan("n", periods, [], [inv], now - timedelta(seconds=1)) == []
+    import dataclasses
+    assert retention.plan("n", periods, [], [dataclasses.replace(inv, purged=True)], now) == []
+
+
+async def test_cli_runs_one_pass(tmp_path: Any) -> None:
+    """`schakel server retention --data DIR`: one pass on the data directory, printed."""
+    from keys.keystore import KdfParams
+    from server import serverkeys
+    from tests.test_cli_serve import schakel
+
+    data = tmp_path / "server"
+    missing = schakel("server", "retention", "--data", str(tmp_path))
+    assert missing.returncode != 0 and "no server keys" in missing.stderr
+    serverkeys.load_or_create(data, environ={serverkeys.PASSPHRASE_ENV: "geheim-wachtwoord"},
+                              kdf=KdfParams.INTERACTIVE)      # fast, as `server init` does
+    ran = schakel("server", "retention", "--data", str(data), "--json", passphrase="geheim-wachtwoord")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"steps": []}
