@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, TypeVar
 
 import nacl.bindings as _b
@@ -88,7 +89,14 @@ def keyed_hash(key: bytes, data: bytes, *, size: int = 32) -> bytes:
 def key_id(public_key: bytes) -> str:
     """The identifier of a public key on the wire: unpadded base64url of
     BLAKE2b-256(key="schakel/v1/key-id", data=raw public key) — docs/protocol.md §2.3."""
-    return b64e(keyed_hash(_KEY_ID_DOMAIN, _require_bytes(public_key, "public key", KEY_BYTES)))
+    return _key_id(_require_bytes(public_key, "public key", KEY_BYTES))
+
+
+@lru_cache(maxsize=4096)
+def _key_id(public_key: bytes) -> str:
+    # Remembered: a server resolves and compares the same few thousand keys' ids on every
+    # request (a pure function of 32 public bytes; nothing secret is kept).
+    return b64e(keyed_hash(_KEY_ID_DOMAIN, public_key))
 
 
 # --------------------------------------------------------------------------- signatures
@@ -243,7 +251,9 @@ class SymmetricKey:
                 and constant_time_equal(self._raw, other._raw))  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self), key_id(self._raw)))
+        # Not key_id(): that one is memoised for public keys, and a secret must never be
+        # kept as a cache key.
+        return hash((type(self), keyed_hash(_KEY_ID_DOMAIN, self._raw, size=16)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(<secret>)"

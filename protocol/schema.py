@@ -14,11 +14,14 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urldefrag, urljoin
 
 import jsonschema
 from jsonschema import validators
@@ -98,6 +101,81 @@ def _load() -> tuple[dict[str, dict[str, Any]], Registry]:
     return schemas, registry
 
 
+# --- references resolved once ----------------------------------------------------------
+# jsonschema resolves every "$ref" again on every validation (URI joins and registry
+# look-ups: most of the time a validation takes).  The schemas have no recursive
+# references, so each validator gets a *bundled* copy of its schema instead, in which every
+# "$ref" is replaced by the schema it names: a node that is only a "$ref" becomes that
+# schema, a "$ref" beside other keywords becomes "allOf": [that schema] in the same place
+# (draft 2020-12 applies a "$ref" beside its siblings exactly like an allOf of one).  The
+# same keywords apply to the same places in the same order, so the verdicts and reported
+# problems are those of the registry; a schema that cannot be bundled (a reference cycle)
+# keeps the registry.  One difference, on purpose: a referenced whole document loses its
+# "$schema", so the strict rules above hold inside it too -- through the registry,
+# jsonschema validated such a part ("policy.json", "signal-feedback.json") with the stock
+# draft 2020-12 class its "$schema" names.  tests/test_schema.py checks all of this.
+
+#: Keywords whose value is one subschema, a list of them, or a map of names to them.
+_SUBSCHEMA = frozenset({"additionalProperties", "items", "contains", "not", "if", "then", "else",
+                        "propertyNames", "unevaluatedItems", "unevaluatedProperties"})
+_SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SUBSCHEMA_MAP = frozenset({"properties", "patternProperties", "dependentSchemas", "$defs"})
+
+
+class _Cycle(Exception):
+    pass
+
+
+def _pointer(document: Any, fragment: str) -> Any:
+    node = document
+    for part in fragment.lstrip("/").split("/") if fragment.strip("/") else ():
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _bundle(node: Any, base: str, documents: Mapping[str, Any], seen: tuple[str, ...]) -> Any:
+    """``node`` (a schema in the document ``base``) with every reference replaced."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref":
+            target = urljoin(base, value)
+            document, fragment = urldefrag(target)
+            if target in seen or document not in documents:
+                raise _Cycle(target)
+            resolved = _bundle(_pointer(documents[document], fragment), document, documents,
+                               (*seen, target))
+            resolved = {k: v for k, v in resolved.items() if k not in ("$id", "$schema")}
+            if len(node) == 1:
+                return resolved
+            if "allOf" in node:
+                raise _Cycle(target)        # not used by the schemas; keep the registry
+            out["allOf"] = [resolved]
+        elif key in ("$dynamicRef", "$recursiveRef", "$anchor", "$dynamicAnchor"):
+            raise _Cycle(key)
+        elif key in _SUBSCHEMA:
+            out[key] = _bundle(value, base, documents, seen)
+        elif key in _SUBSCHEMA_LIST:
+            out[key] = [_bundle(v, base, documents, seen) for v in value]
+        elif key in _SUBSCHEMA_MAP:
+            out[key] = {k: _bundle(v, base, documents, seen) for k, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _strict(schema: dict[str, Any], base: str) -> Any:
+    """A strict validator of ``schema`` (whose references are relative to ``base``),
+    bundled when it can be."""
+    schemas, registry = _load()
+    try:
+        schema = _bundle(schema, base, {s["$id"]: s for s in schemas.values()}, ())
+    except (_Cycle, KeyError, TypeError):
+        pass
+    return _StrictValidator(schema, registry=registry, format_checker=_FORMATS)
+
+
 @cache
 def _validator(obj_type: str) -> Any:
     schemas, registry = _load()
@@ -105,7 +183,7 @@ def _validator(obj_type: str) -> Any:
         raise MalformedError(f"unknown object type {obj_type!r}")
     schema = schemas[obj_type]
     jsonschema.Draft202012Validator.check_schema(schema)
-    return _StrictValidator(schema, registry=registry, format_checker=_FORMATS)
+    return _strict(schema, schema["$id"])
 
 
 def known_types() -> list[str]:
@@ -170,9 +248,43 @@ def _report(validator: Any, value: Any, where: str, details: dict[str, Any]) -> 
                              details={**details, "problems": problems})
 
 
+# --- one check per value ------------------------------------------------------------------
+# Building one verified object validates the same value several times (an event's envelope
+# and signed part in ``peek``, ``from_envelope``, ``from_json``, the built object's own
+# ``to_json`` and ``event_hash``).  Validation is a pure function of the value, so the
+# values most recently found valid are remembered -- by schema and by ``repr``, which
+# tells every JSON type apart (a list from a tuple, 1 from 1.0 and True, a dict from any
+# other mapping) -- and not checked again.  Only verdicts of "valid" are kept, only for JSON
+# objects and strings of a bounded size, and only a bounded number of them.
+
+_MEMO_ENTRIES = 512
+_MEMO_CHARS = 16_384
+_valid: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+_valid_lock = threading.Lock()
+
+
+def _check(schema_key: tuple[str, str], validator: Any, value: Any, where: str,
+           details: dict[str, Any]) -> None:
+    key = None
+    if type(value) is dict or type(value) is str:
+        text = repr(value)
+        if len(text) <= _MEMO_CHARS:
+            key = (*schema_key, text)
+            with _valid_lock:
+                if key in _valid:
+                    _valid.move_to_end(key)
+                    return
+    _report(validator, value, where, details)
+    if key is not None:
+        with _valid_lock:
+            _valid[key] = None
+            if len(_valid) > _MEMO_ENTRIES:
+                _valid.popitem(last=False)
+
+
 def validate(obj_type: str, value: Any) -> None:
     """Validate ``value`` against the schema of ``obj_type``; raise :class:`MalformedError`."""
-    _report(_validator(obj_type), value, obj_type, {"type": obj_type})
+    _check((obj_type, ""), _validator(obj_type), value, obj_type, {"type": obj_type})
 
 
 @cache
@@ -182,15 +294,15 @@ def _def_validator(obj_type: str, def_name: str) -> Any:
         raise MalformedError(f"unknown schema definition {obj_type}#/$defs/{def_name}")
     jsonschema.Draft202012Validator.check_schema(schemas[obj_type])
     ref = {"$ref": f"{BASE_URI}{obj_type}.json#/$defs/{def_name}"}
-    return _StrictValidator(ref, registry=registry, format_checker=_FORMATS)
+    return _strict(ref, BASE_URI)
 
 
 def validate_def(obj_type: str, def_name: str, value: Any) -> None:
     """Validate ``value`` against ``<obj_type>.json#/$defs/<def_name>`` (a nested part,
     e.g. ``common``/``public_keys``), with the same strict semantics as :func:`validate`.
     The error names ``"<obj_type> <def_name>"``."""
-    _report(_def_validator(obj_type, def_name), value, f"{obj_type} {def_name}",
-            {"type": obj_type, "def": def_name})
+    _check((obj_type, def_name), _def_validator(obj_type, def_name), value,
+           f"{obj_type} {def_name}", {"type": obj_type, "def": def_name})
 
 
 def validate_envelope(obj_type: str, envelope: Any) -> None:
