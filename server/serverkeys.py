@@ -87,15 +87,23 @@ def _passphrase(data_dir: Path, environ: Mapping[str, str], *, create: bool) -> 
 
 
 def load_or_create(data_dir: Path, *, environ: Mapping[str, str] | None = None,
-                   kdf: KdfParams = KdfParams.MODERATE) -> tuple[ServerKeys, bool]:
+                   kdf: KdfParams | None = None) -> tuple[ServerKeys, bool]:
     """The server keys of ``data_dir``; generated (and saved) on first use.  Returns the
-    keys and whether they were created now."""
+    keys and whether they were created now.
+
+    The keystore's Argon2id cost defaults to MODERATE (256 MiB) for an operator's
+    passphrase from ``SCHAKEL_SERVER_PASSPHRASE``, and to INTERACTIVE (64 MiB, the floor)
+    for a passphrase the server generated itself: 256 random bits cannot be guessed, so a
+    higher work factor would protect nothing and only raise the server's start-up memory.
+    """
     environ = os.environ if environ is None else environ
     path = data_dir / KEYSTORE_FILE
     if path.exists():
         return ServerKeys(load_keystore(path, _passphrase(data_dir, environ, create=False))), False
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = PartnerKeys.generate()
+    if kdf is None:
+        kdf = KdfParams.MODERATE if environ.get(PASSPHRASE_ENV) else KdfParams.INTERACTIVE
     save_keystore(path, keys, _passphrase(data_dir, environ, create=True), name=KEYSTORE_NAME,
                   kdf=kdf)
     return ServerKeys(keys), True
