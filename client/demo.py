@@ -5,8 +5,8 @@ with real keys and real cryptography in one process, and narrates what each
 party can and cannot see.  Every step is a check: the demo exits non-zero if
 any of them does not hold.  The server's part (storing ciphertext, removing
 gate seals after the audit entry, signing tree heads) is played by the same
-protocol functions the server will call; the networked demo arrives with the
-server (issue 3) and the client library (issue 5).
+protocol functions the server calls; the networked demo against `schakel serve`
+arrives with the client library (issue 5).
 """
 
 from __future__ import annotations

@@ -27,4 +27,5 @@ def demo() -> None:
             click.echo(f"  - {what}", err=True)
         sys.exit(1)
     click.echo(f"All {narrator.checks} checks held. This demo runs the protocol in one process; "
-               "the server arrives with issue 3.")
+               "the networked demo against `schakel serve` arrives with the client library "
+               "(issue 5).")
