@@ -1,4 +1,4 @@
-"""Each network's verifiable audit log (docs/disclosure-api.md §15.1; protocol.md §9, §A.1,
+"""Each network's verifiable audit log (docs/protocol.md §15 §15.1; protocol.md §9, §A.1,
 §A.2; issue 4 item 1).
 
 An entry is an ``audit-entry`` (NEN 7513 fields, never identity); its leaf in the RFC 6962

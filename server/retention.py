@@ -1,5 +1,5 @@
 """Retention and bemoeizorg expiry (issue 4 items 4 and 5; protocol.md §11 flow 9, §D.9;
-docs/disclosure-api.md §15.4).
+docs/protocol.md §15 §15.4).
 
 Three kinds of step, all taken by the server on its own (actor: the server, its log key):
 

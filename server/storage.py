@@ -113,7 +113,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
-    """The audit log (docs/disclosure-api.md §15.1; server/audit.py): entries with their
+    """The audit log (docs/protocol.md §15 §15.1; server/audit.py): entries with their
     commitments, the Merkle nodes (``protocol.merkle.MerkleLog``'s node store: every perfect
     subtree, never updated) and every signed tree head.  Raw SQL: ``WITHOUT ROWID`` keeps
     node and head rows in their primary-key B-tree, so a read is one B-tree lookup."""
@@ -132,7 +132,7 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 
 
 def _migration_3(db: sqlite_utils.Database) -> None:
-    """Disclosure (docs/disclosure-api.md §15.2; server/disclosure/): consents with their
+    """Disclosure (docs/protocol.md §15 §15.2; server/disclosure/): consents with their
     revocation, grants, releases (with the answer, for a retry under the same release id),
     bemoeizorg invocations, co-signs, reviews, purge instructions with their
     acknowledgement, and the coordinator's notifications.  ``audit_index`` is the entry
@@ -181,7 +181,7 @@ def _migration_3(db: sqlite_utils.Database) -> None:
 
 
 def _migration_4(db: sqlite_utils.Database) -> None:
-    """Referrals between networks (docs/disclosure-api.md §15.5): one row per referral,
+    """Referrals between networks (docs/protocol.md §15 §15.5): one row per referral,
     keyed by the sending network and the referral id; ``to_network``/``new_case`` find
     it when the receiving side closes the case (a ``referral-closed`` notification)."""
     db.execute("CREATE TABLE referrals (id INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -1,4 +1,4 @@
-"""Disclosure objects and checks for the tests (docs/disclosure-api.md §15.2; protocol.md §D).
+"""Disclosure objects and checks for the tests (docs/protocol.md §15 §15.2; protocol.md §D).
 
 Builds on :mod:`tests.server_harness`: real keys, real signed objects, a real server.
 What a grantee's client does with a release is here too, for real: verify the inclusion

@@ -1,4 +1,4 @@
-"""The audit log (server/audit.py; docs/disclosure-api.md §15.1; protocol.md §9, §A.1, §A.2;
+"""The audit log (server/audit.py; docs/protocol.md §15 §15.1; protocol.md §9, §A.1, §A.2;
 issue 4 item 1 and "Done when": consistency between any two signed heads, tampering detected).
 
 The server side is real: the application over HTTP (tests/server_harness.py) on a real

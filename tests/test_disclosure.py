@@ -1,4 +1,4 @@
-"""The disclosure engine end to end (issue 4, "Done when"; docs/disclosure-api.md §15.2;
+"""The disclosure engine end to end (issue 4, "Done when"; docs/protocol.md §15 §15.2;
 protocol.md §7, §D; flows 4, 5 and 10).
 
 The real application on a real SQLite file, real keys and real signed objects

@@ -1,4 +1,4 @@
-"""The release path has no way around the log (docs/disclosure-api.md §15.3; issue 4,
+"""The release path has no way around the log (docs/protocol.md §15 §15.3; issue 4,
 "Done when"; protocol.md §7: "a release the audit log did not record does not exist").
 
 A release is ONE write transaction: decide → ``append_txn`` (the ``release`` entry) →

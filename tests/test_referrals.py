@@ -1,5 +1,5 @@
 """Referrals between networks (issue 4 item 5; protocol.md §D.8, flow 7;
-docs/disclosure-api.md §15.5).
+docs/protocol.md §15 §15.5).
 
 The real application on a real SQLite file with two networks on one server (the world of
 :mod:`tests.server_harness`: A is a neighbourhood network, B an oggz network).  A's

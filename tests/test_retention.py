@@ -1,5 +1,5 @@
 """Retention and bemoeizorg expiry (issue 4 items 4 and 5; protocol.md §11 flow 9, §D.9;
-docs/disclosure-api.md §15.4; server/retention.py).
+docs/protocol.md §15 §15.4; server/retention.py).
 
 The real application on a real SQLite file with the server's fake clock, moved forward
 past the policy's periods; each pass is :func:`server.retention.run_pass` on the running

@@ -153,7 +153,7 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
 
 
 def disclosure_body(w: World, t: str) -> tuple[Actor, dict[str, Any], tuple[str, ...]] | None:
-    """Legitimate bodies of the disclosure routes (docs/disclosure-api.md §15.2)."""
+    """Legitimate bodies of the disclosure routes (docs/protocol.md §15 §15.2)."""
     a, owner, auditor = w.a, w["core-formal"], w["auditor"]
     inv = dh.invocation(a, w.case, owner, auditors=[auditor])
     bodies: dict[str, tuple[Actor, dict[str, Any], tuple[str, ...]]] = {

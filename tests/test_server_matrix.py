@@ -53,7 +53,7 @@ B = (401, "bad_signature")        # no signature on a signed route (protocol.md 
 R = (401, "replayed_request")
 S = (401, "stale_request")
 D = (400, "digest_mismatch")
-P = (403, "policy_violation")     # an audited policy denial (docs/disclosure-api.md §15.2)
+P = (403, "policy_violation")     # an audited policy denial (docs/protocol.md §15 §15.2)
 N = (404, "not_found")
 SIGNED = (R, S, D, B)             # the four request attacks against a signed route
 UNSIGNED = (OK, OK, OK, OK)       # ... against an unsigned route: the signature is not read
@@ -213,7 +213,7 @@ async def post_feedback(w: World, kind: str, actor: Actor) -> Req:
                {"feedback": w.a.feedback(w.shell_signal)})
 
 
-# referrals (docs/disclosure-api.md §15.5) ----------------------------------------
+# referrals (docs/protocol.md §15 §15.5) ----------------------------------------
 
 
 async def post_referrals(w: World, kind: str, actor: Actor) -> Req:
@@ -230,7 +230,7 @@ async def post_referrals(w: World, kind: str, actor: Actor) -> Req:
     return Req(actor, w.a.path("/referrals"), {"referral": referral})
 
 
-# disclosure (docs/disclosure-api.md §15.2) ---------------------------------------
+# disclosure (docs/protocol.md §15 §15.2) ---------------------------------------
 
 
 def b_case(w: World) -> Any:

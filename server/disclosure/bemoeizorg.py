@@ -1,5 +1,5 @@
 """Bemoeizorg, reviews and the coordinator's notifications in the database
-(docs/disclosure-api.md §15.2; protocol.md §D.4-§D.6, §7 rows R8-R13; flow 5).
+(docs/protocol.md §15 §15.2; protocol.md §D.4-§D.6, §7 rows R8-R13; flow 5).
 
 As in :mod:`server.disclosure.data`, every fact ``decide`` reads from storage is read
 inside the write transaction: the invocation, its co-signs and the person's invocations of

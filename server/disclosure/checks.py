@@ -1,5 +1,5 @@
 """What the server verifies of disclosure objects before a ``*_txn`` decides on them
-(protocol.md §D.1-§D.6, §D.10; docs/disclosure-api.md §15.2).
+(protocol.md §D.1-§D.6, §D.10; docs/protocol.md §15 §15.2).
 
 Each object must be signed by the caller (the request's key), name the network of the path
 (400 ``context_mismatch`` otherwise) and be made out by someone allowed to make it (403

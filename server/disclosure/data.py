@@ -1,4 +1,4 @@
-"""Consents, grants, releases and purges in the database (docs/disclosure-api.md §15.2,
+"""Consents, grants, releases and purges in the database (docs/protocol.md §15 §15.2,
 §15.3; protocol.md §D.1-§D.3, §D.9, §D.10; flow 4).
 
 Every write here is one ``*_txn`` on the writer thread.  The policy facts that live in the

@@ -1,4 +1,4 @@
-"""The subject access report (design flow 10; docs/disclosure-api.md §15.2): for one case,
+"""The subject access report (design flow 10; docs/protocol.md §15 §15.2): for one case,
 every release of its identity and every refused attempt -- who, when, which classes, on
 what basis -- as JSON and as a readable Dutch/English text.
 

@@ -1,5 +1,5 @@
 """Disclosure routes: consent, grants, releases, bemoeizorg, reviews, purges, the
-coordinator's notifications and the subject access report (docs/disclosure-api.md §15.2;
+coordinator's notifications and the subject access report (docs/protocol.md §15 §15.2;
 protocol.md §D; flows 4, 5 and 10).
 
 Thin handlers: authorise the caller, verify the object (``checks``), hand one ``*_txn`` to
@@ -302,7 +302,7 @@ async def notifications(call: Call) -> web.Response:
     """The coordinator's notifications: each bemoeizorg invocation, release and rate-limit
     alert, in order (``invocation`` is the id the invoker gave, also for a refused one),
     and each ``referral-closed``: a case this network referred was closed by the receiving
-    network (``referral`` and this network's ``case``; docs/disclosure-api.md §15.5).
+    network (``referral`` and this network's ``case``; docs/protocol.md §15 §15.5).
 
     Example::
 

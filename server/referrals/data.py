@@ -1,4 +1,4 @@
-"""Referrals in the database (protocol.md §D.8, flow 7; docs/disclosure-api.md §15.5).
+"""Referrals in the database (protocol.md §D.8, flow 7; docs/protocol.md §15 §15.5).
 
 :func:`refer_txn` is ONE write transaction: it checks the case, the receiving case and the
 basis, stores the referral, appends ``referral-out`` to the sending network's log and

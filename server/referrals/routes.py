@@ -1,4 +1,4 @@
-"""Referral routes (docs/disclosure-api.md §15.5; protocol.md §D.8, flow 7): thin
+"""Referral routes (docs/protocol.md §15 §15.5; protocol.md §D.8, flow 7): thin
 handlers — authorise the coordinator, verify the referral (``checks``), hand
 ``refer_txn`` to the writer, answer."""
 

@@ -1,5 +1,5 @@
 """The audit log: signed tree heads, entries, inclusion and consistency proofs
-(docs/disclosure-api.md §15.1; protocol.md §9, §A.1, §A.2; design flow 10)."""
+(docs/protocol.md §15 §15.1; protocol.md §9, §A.1, §A.2; design flow 10)."""
 
 from __future__ import annotations
 
