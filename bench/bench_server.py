@@ -75,7 +75,6 @@ LEVELS = (1, 16, 128)
 PARTNERS = 128                   # core members with their own key and case
 WAITERS = 100                    # long-poll waiters
 PAGE = 500                       # sync page size
-PASSPHRASE = "benchmark passphrase, not secret"
 
 
 def _dumps(value: Any) -> bytes:
@@ -219,9 +218,10 @@ async def run(tmp: Path, plan: dict[int, int], sync_plan: dict[int, int], rounds
     args = ([str(ROOT / "bench" / "profile_serve.py"), str(profile.resolve()), *serve]
             if profile is not None else ["-m", "client.cli", *serve])
     out: dict[str, Any] = {"ceiling": {}, "append": {}, "sync": {}}
+    # No operator passphrase (empty): the server generates its own, as it does by default.
     with server_process(ceiling.args(tmp / "ceiling", ceiling_port), ceiling_port,
                         log=tmp / "ceiling.log") as ceiling_proc, \
-            server_process(args, port, env={"SCHAKEL_SERVER_PASSPHRASE": PASSPHRASE},
+            server_process(args, port, env={"SCHAKEL_SERVER_PASSPHRASE": ""},
                            log=tmp / "schakel.log") as proc:
         connector = aiohttp.TCPConnector(limit=WAITERS + 16)
         async with aiohttp.ClientSession(connector=connector) as session:
