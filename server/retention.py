@@ -285,7 +285,7 @@ def shred_anonymous_txn(db: Db, step: Step, periods: Periods, log: Log,
     receipt = log.append(db, actor=server, action="shred-anonymous", basis="policy",
                          reason=f"retention: closed more than {periods.anonymous_days} days",
                          case=case)
-    for table in ("feed", "events", "shares", "cases"):
+    for table in ("feed", "events", "shares", "case_rekeys", "cases"):
         db.execute(f"DELETE FROM {table} WHERE network = ? AND [case] = ?", (net, case))
     db.execute("DELETE FROM hints WHERE network = ? AND ((subject_kind = 'case'"
                " AND subject = ?) OR may_concern = ?)", (net, case, case))

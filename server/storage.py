@@ -195,9 +195,23 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db["referrals"].create_index(["to_network", "id"])
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Case-key rotations (ADR 0007; docs/protocol.md §14.3, ``POST .../rekeys``): one row
+    per accepted ``case-rekey``, keyed by (network, case, version); ``digest`` makes an
+    identical retry the same write.  The case's current version stays in
+    ``cases.case_key_version`` (migration 1), which a rekey raises; ``cursor`` is the
+    rekey's feed row, whose envelope ``GET .../cases/{case}`` serves."""
+    db.execute("CREATE TABLE case_rekeys (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, [case] TEXT NOT NULL, version INTEGER NOT NULL,"
+               " epoch INTEGER NOT NULL, digest BLOB NOT NULL, cursor INTEGER NOT NULL,"
+               " received TEXT NOT NULL, acting_user TEXT NOT NULL)")
+    db["case_rekeys"].create_index(["network", "case", "version"], unique=True)
+    db["case_rekeys"].create_index(["network", "digest"], unique=True)
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2,
-                                                                   _migration_3, _migration_4)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -50,7 +50,9 @@ from protocol.encoding import b64e
 from protocol.errors import MalformedError
 from protocol.httpsig import DEFAULT_MAX_SKEW, sign_request
 from protocol.objects.base import format_timestamp
-from protocol.objects.cases import CaseHeader, Event, GatedEnvelope, IdentityRecord, event_hash
+from protocol.objects.cases import (
+    CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord, event_hash,
+)
 from protocol.objects.disclosure import Share
 from protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
@@ -200,10 +202,28 @@ class CaseState:
     tokens: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
+    #: Every case key version the owner holds (``case_key`` is the current one).
+    case_keys: dict[int, CaseKey] = field(default_factory=dict)
+    case_key_version: int = 1
+    #: Accepted ``case-rekey`` envelopes, in version order.
+    rekeys: list[dict[str, Any]] = field(default_factory=list)
+    #: New keys of rekeys built but not yet acknowledged, by version.
+    pending_keys: dict[int, CaseKey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.case_keys.setdefault(self.case_key_version, self.case_key)
 
     @property
     def last_seq(self) -> int:
         return len(self.events)
+
+    def commit_rekey(self, envelope: dict[str, Any]) -> None:
+        """Record a rekey the server acknowledged: its key becomes the current one."""
+        version = envelope["signed"]["case_key_version"]
+        assert version == self.case_key_version + 1, "harness key versions out of step"
+        self.case_key = self.case_keys[version] = self.pending_keys.pop(version)
+        self.case_key_version = version
+        self.rekeys.append(envelope)
 
     def commit(self, envelope: dict[str, Any]) -> None:
         """Record an event the server acknowledged as the new end of the chain."""
@@ -407,10 +427,12 @@ class Network:
     def event(self, state: CaseState, author: Actor, *, status: str | None = None,
               seq: int | None = None, prev: str | None | bool = True, event: str | None = None,
               plaintext: Mapping[str, Any] | None = None, signer: Actor | None = None,
+              case_key_version: int | None = None,
               _pending: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The next event of ``state`` by ``author`` (linked to the last accepted event).
-        ``seq``/``prev``/``signer`` override the honest values to build broken chains
-        and forged authors (``prev=True``: the honest link)."""
+        """The next event of ``state`` by ``author`` (linked to the last accepted event),
+        under the case's current key version.  ``seq``/``prev``/``signer`` override the
+        honest values to build broken chains and forged authors (``prev=True``: the
+        honest link); ``case_key_version`` encrypts under an older key the state holds."""
         chain = state.events if _pending is None else _pending
         seq = seq if seq is not None else len(chain) + 1
         if prev is True:  # the honest link: the hash of the event before this one
@@ -425,12 +447,13 @@ class Network:
             plaintext = INTAKE if seq == 1 else (
                 {"kind": "status", "status": status, "reason": "afgerond"} if status
                 else {"kind": "note", "text": f"Overleg {seq}: huisbezoek gepland."})
+        version = case_key_version or state.case_key_version
         ciphertext = envelopes.encrypt_json(
-            state.case_key, dict(plaintext),
-            envelopes.event_context(self.id, state.case, event, version=1))
+            state.case_keys[version], dict(plaintext),
+            envelopes.event_context(self.id, state.case, event, version=version))
         fields: dict[str, Any] = dict(network=self.id, case=state.case, event=event,
                                       author=author.key_id, acting_user=author.acting_user,
-                                      seq=seq, created=self.stamp(), case_key_version=1,
+                                      seq=seq, created=self.stamp(), case_key_version=version,
                                       ciphertext=ciphertext)
         if prev:
             fields["prev"] = prev
@@ -438,13 +461,52 @@ class Network:
             fields["status"] = status
         return Event(**fields).sign((signer or author).signer)
 
-    def share(self, state: CaseState, partner: Actor) -> dict[str, Any]:
-        sealed = envelopes.seal_case_key(partner.box, state.case_key, network=self.id,
-                                         case=state.case, version=1, recipient_id=partner.key_id)
-        return Share(network=self.id, case=state.case, partner=partner.key_id, case_key_version=1,
-                     sealed_case_key=sealed, acting_user=self.coordinator.acting_user,
-                     at=self.stamp(), reason="vraagt hulp bij de administratie").sign(
-                         self.coordinator.signer)
+    def share(self, state: CaseState, partner: Actor, *, version: int | None = None,
+              key: CaseKey | None = None) -> dict[str, Any]:
+        """The coordinator's share of ``state``'s case key ``version`` (default: the
+        current one) with ``partner``; ``key`` seals another key under that version."""
+        version = version or state.case_key_version
+        key = key or state.case_keys.get(version) or CaseKey.generate()
+        sealed = envelopes.seal_case_key(partner.box, key, network=self.id,
+                                         case=state.case, version=version,
+                                         recipient_id=partner.key_id)
+        return Share(network=self.id, case=state.case, partner=partner.key_id,
+                     case_key_version=version, sealed_case_key=sealed,
+                     acting_user=self.coordinator.acting_user, at=self.stamp(),
+                     reason="vraagt hulp bij de administratie").sign(self.coordinator.signer)
+
+    def rekey(self, state: CaseState, *, signer: Actor | None = None, version: int | None = None,
+              epoch: int | None = None, reason: str = "member removed") -> dict[str, Any]:
+        """A ``case-rekey`` of ``state`` (ADR 0007): a fresh case key, version current + 1
+        (or ``version``), wrapped under the key of ``epoch`` (default: the network's latest
+        committed epoch), signed by ``signer`` (default: the owner).  The new key is held
+        as pending until :meth:`CaseState.commit_rekey`."""
+        version = version or state.case_key_version + 1
+        epoch = epoch or self.epoch
+        if epoch not in self.epoch_keys:
+            self.epoch_keys[epoch] = (EpochKey.generate(), MatchKey.generate())
+        key = state.pending_keys.setdefault(version, CaseKey.generate())
+        signer = signer or state.owner
+        return CaseRekey(network=self.id, case=state.case, case_key_version=version, epoch=epoch,
+                         wrapped_case_key=envelopes.wrap_case_key(
+                             self.epoch_keys[epoch][0], key, network=self.id, case=state.case,
+                             epoch=epoch, version=version),
+                         acting_user=signer.acting_user, at=self.stamp(),
+                         reason=reason).sign(signer.signer)
+
+    def gated(self, state: CaseState, recipients: Iterable[Actor],
+              classes: Iterable[str] | None = None, *, version: int = 1) -> list[dict[str, Any]]:
+        """Gated envelopes of ``state``'s class keys (all classes, or ``classes``) for
+        ``recipients``: what an owner backfills for members who joined later."""
+        return [GatedEnvelope(network=self.id, case=state.case, class_=cls, version=version,
+                              recipient=m.key_id,
+                              blob=envelopes.make_gated(
+                                  self.server.gate, m.box, state.class_keys[cls],
+                                  envelopes.GateContext(network=self.id, case=state.case,
+                                                        cls=cls, version=version,
+                                                        recipient=m.key_id))).to_json()
+                for m in recipients for cls in (sorted(state.class_keys) if classes is None
+                                                else classes)]
 
     # --------------------------------------------------------------------- signals
 
@@ -807,6 +869,26 @@ async def append(caller: Caller, net: Network, state: CaseState, author: Actor,
     return answer
 
 
+async def rekey(caller: Caller, net: Network, state: CaseState, signer: Actor | None = None,
+                **kwargs: Any) -> dict[str, Any]:
+    """Rotate ``state``'s case key over HTTP (``POST .../rekeys``) and commit it."""
+    envelope = net.rekey(state, signer=signer, **kwargs)
+    answer = assert_status(await caller.post(net.path(f"/cases/{state.case}/rekeys"),
+                                             signer or state.owner, {"rekey": envelope}), 201)
+    state.commit_rekey(envelope)
+    return answer
+
+
+async def new_epoch(caller: Caller, net: Network,
+                    recipients: Iterable[Actor] | None = None) -> int:
+    """Distribute the next epoch (default: to the core) over HTTP and commit it."""
+    dist = net.distribution(recipients=recipients)
+    assert_status(await caller.post(net.path("/epochs"), net.coordinator,
+                                    {"distribution": dist}), 201)
+    net.commit_epoch(dist)
+    return net.epoch
+
+
 async def send_signal(caller: Caller, draft: SignalDraft, sender: Actor | None,
                       path: str) -> SignalDraft:
     answer = assert_status(await caller.post(path, sender, draft.body), 201)
@@ -914,7 +996,8 @@ __all__ = [
     "MISSING", "ORIGIN", "STALE_BY", "FakeClock", "RealClock", "Actor", "ServerKeys", "CaseState",
     "SignalDraft", "Network", "Prepared", "Reply", "Caller", "TestClientTransport",
     "SessionTransport", "InProcessServer", "World", "ACTOR_KINDS", "build_app", "build_world",
-    "register", "enrol", "create_case", "append", "send_signal", "server_keys", "sync_all",
+    "register", "enrol", "create_case", "append", "rekey", "new_epoch", "send_signal",
+    "server_keys", "sync_all",
     "assert_error", "assert_status", "error_shape_problems", "network_policy", "new_id", "ts",
     "wait_until",
 ]

@@ -17,6 +17,7 @@ from protocol.errors import ContextMismatchError, MalformedError, SignatureError
 from protocol.objects.cases import (
     BlindIndexToken,
     CaseHeader,
+    CaseRekey,
     Event,
     GatedEnvelope,
     IdentityRecord,
@@ -76,6 +77,14 @@ def gated_json(**over: Any) -> dict[str, Any]:
     return value
 
 
+def rekey_json(**over: Any) -> dict[str, Any]:
+    value = {"type": "case-rekey", "network": NETWORK, "case": CASE, "case_key_version": 2,
+             "epoch": 3, "wrapped_case_key": b64e(b"w" * 72), "acting_user": "regie-01",
+             "at": T0, "reason": "member removed"}
+    value.update(over)
+    return value
+
+
 def signal_json(**over: Any) -> dict[str, Any]:
     value = {"type": "signal", "network": NETWORK, "signal": SIGNAL, "source": "shell",
              "created": T0, "sealed": b64e(b"s" * 400), "reply_key": REPLY,
@@ -118,6 +127,7 @@ EXAMPLES = {
     "event": (Event, event_json),
     "identity-record": (IdentityRecord, record_json),
     "gated-envelope": (GatedEnvelope, gated_json),
+    "case-rekey": (CaseRekey, rekey_json),
     "signal": (Signal, signal_json),
     "signal-content": (SignalContent, content_json),
     "signal-feedback": (SignalFeedback, feedback_json),
@@ -231,6 +241,14 @@ BAD: list[tuple[str, str, Any]] = [
     ("gated-envelope", "blob", "SENTINEL" * 180),
     ("gated-envelope", "blob", b64e(b"g" * 50)),
     ("gated-envelope", "class", ["SENTINEL"]),
+    ("case-rekey", "case_key_version", 1),
+    ("case-rekey", "case_key_version", 31415926),
+    ("case-rekey", "epoch", 0),
+    ("case-rekey", "wrapped_case_key", NONCANONICAL_B64),
+    ("case-rekey", "wrapped_case_key", b64e(b"x" * 10)),
+    ("case-rekey", "wrapped_case_key", "SENTINEL" * 60),
+    ("case-rekey", "reason", ""),
+    ("case-rekey", "at", "SENTINEL-at"),
     ("signal", "source", "SENTINEL-source"),
     ("signal", "reply_key", "SENTINEL-reply-key"),
     ("signal", "reply_key", b64e(b"k" * 31)),
@@ -368,6 +386,7 @@ SIGNED = {
     "case-header": (CaseHeader, header_json, OWNER, {"epoch": 2}),
     "event": (Event, event_json, OWNER, {"status": "closed"}),
     "identity-record": (IdentityRecord, record_json, OWNER, {"class": "name"}),
+    "case-rekey": (CaseRekey, rekey_json, COORD, {"epoch": 4}),
     "signal": (Signal, signal_json, OTHER, {"acting_user": "iemand-anders"}),
     "signal-feedback": (SignalFeedback, feedback_json, COORD, {"status": "closed"}),
 }
@@ -572,6 +591,27 @@ def test_objects_carry_what_protocol_envelopes_produces() -> None:
     gated = GatedEnvelope(network=NETWORK, case=CASE, class_="official", version=1,
                           recipient=OTHER.key_id, blob=blob)
     assert gated.to_json()["class"] == "official"
+
+
+def test_rekey_carries_what_protocol_envelopes_wraps() -> None:
+    """A case-rekey's key opens with the epoch key under its own context only: the
+    server cannot relabel its version or epoch, or move it to another case."""
+    from protocol import envelopes
+    from protocol.crypto import CaseKey, EpochKey
+    from protocol.errors import DecryptionError
+
+    epoch_key, case_key = EpochKey.generate(), CaseKey.generate()
+    wrapped = envelopes.wrap_case_key(epoch_key, case_key, network=NETWORK, case=CASE,
+                                      epoch=3, version=2)
+    rekey = CaseRekey.from_json(rekey_json(wrapped_case_key=wrapped))
+    assert rekey.unwrap(epoch_key) == case_key
+    for moved in (rekey_json(wrapped_case_key=wrapped, case_key_version=3),
+                  rekey_json(wrapped_case_key=wrapped, epoch=4),
+                  rekey_json(wrapped_case_key=wrapped, case=b64e(b"D" * 16))):
+        with pytest.raises(DecryptionError):
+            CaseRekey.from_json(moved).unwrap(epoch_key)
+    with pytest.raises(DecryptionError):
+        rekey.unwrap(EpochKey.generate())
 
 
 def test_cleartext_status_must_match_the_content() -> None:

@@ -478,13 +478,14 @@ async def test_shell_partner_without_share_cannot_sync_case(world: World) -> Non
     assert {w.case.case, w.consult.case} <= {i["case"] for i in core}
 
 
-async def test_share_with_a_core_member_is_refused(world: World) -> None:
-    """Shares are for the shell: core members read every case already."""
+async def test_share_with_an_outsider_is_refused(world: World) -> None:
+    """Shares go to current members only (a shell partner, or a core member's history
+    re-share, ADR 0007): a case key sealed to a member of another network is refused."""
     w = world
     answer = await w.caller.post(w.a.path("/shares"), w.a.coordinator,
-                                 {"share": w.a.share(w.consult, w["core-informal"])})
-    assert 400 <= answer.status < 500, answer
-    assert_error(answer, answer.status)
+                                 {"share": w.a.share(w.consult, w["other-network"])})
+    assert_error(answer, 403, "policy_violation")
+    assert answer.json["error"]["details"]["reason"] == "partner-not-member"
 
 
 async def test_sync_waiter_is_woken_by_new_event(world: World) -> None:

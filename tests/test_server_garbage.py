@@ -142,6 +142,10 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return w["core-formal"], {"event": a.event(w.case, w["core-formal"])}, ("event",)
     if t.endswith("/shares"):
         return a.coordinator, {"share": a.share(w.case, w["shell"])}, ("share",)
+    if t.endswith("/rekeys"):
+        return w["core-formal"], {"rekey": a.rekey(w.case)}, ("rekey",)
+    if t.endswith("/gated"):
+        return w["core-formal"], {"gated": a.gated(w.case, [w["shell"]])}, ("gated",)
     if t.endswith("/feedback"):
         return a.coordinator, {"feedback": a.feedback(w.shell_signal)}, ("feedback",)
     if t.endswith("/signals"):

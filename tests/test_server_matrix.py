@@ -80,6 +80,10 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET case":             (OK,  OK,  F,   OK,  OK,  F,   F,   U,   *SIGNED),
     "GET sync":             (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "POST shares":          (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    # ADR 0007: a case's owner (core-formal, of a fresh case) or the coordinator rotates
+    # its key; only the owner backfills its gated envelopes.
+    "POST rekeys":          (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST gated":           (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
     # optional signature: shell partners sign; anyone may send a bare anonymous signal
     # when the policy allows it (network A's does).
     "POST signals":         (F,   F,   NEW, NEW, F,   NEW, F,   U,   R, S, D, NEW),
@@ -201,6 +205,21 @@ async def post_events(w: World, kind: str, actor: Actor) -> Req:
 async def post_shares(w: World, kind: str, actor: Actor) -> Req:
     state = await create_case(w.caller, w.a, w["core-formal"])
     return Req(actor, w.a.path("/shares"), {"share": w.a.share(state, w["shell-shared"])})
+
+
+async def post_rekeys(w: World, kind: str, actor: Actor) -> Req:
+    """A rotation of a fresh case owned by core-formal, signed by ``actor``."""
+    state = await create_case(w.caller, w.a, w["core-formal"])
+    envelope = w.a.rekey(state, signer=actor)
+    return Req(actor, w.a.path(f"/cases/{state.case}/rekeys"), {"rekey": envelope},
+               on_success=lambda: state.commit_rekey(envelope))
+
+
+async def post_gated(w: World, kind: str, actor: Actor) -> Req:
+    """Gated envelopes of a fresh case owned by core-formal for the auditor, who had none."""
+    state = await create_case(w.caller, w.a, w["core-formal"])
+    return Req(actor, w.a.path(f"/cases/{state.case}/gated"),
+               {"gated": w.a.gated(state, [w["auditor"]])})
 
 
 async def post_signals(w: World, kind: str, actor: Actor) -> Req:
@@ -368,6 +387,10 @@ ROUTES = [
     Route("GET sync", "GET", "/v1/networks/{network}/sync", "core-formal",
           get(lambda w: w.a.path("/sync?after=0&limit=500&wait=0"))),
     Route("POST shares", "POST", "/v1/networks/{network}/shares", "coordinator", post_shares),
+    Route("POST rekeys", "POST", "/v1/networks/{network}/cases/{case}/rekeys", "core-formal",
+          post_rekeys),
+    Route("POST gated", "POST", "/v1/networks/{network}/cases/{case}/gated", "core-formal",
+          post_gated),
     Route("POST signals", "POST", "/v1/networks/{network}/signals", "shell", post_signals),
     Route("GET signals/status", "GET", "/v1/signals/status", "core-formal",
           get(lambda w: "/v1/signals/status",

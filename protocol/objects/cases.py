@@ -1,5 +1,5 @@
 """Case objects: header, events, sealed identity, gated envelopes, blind-index
-tokens (docs/protocol.md §C.1–§C.5).
+tokens and case-key rotations (docs/protocol.md §C.1–§C.5, §C.11).
 
 What the server sees of a case is exactly what these objects carry in clear: ids,
 key ids, acting users, timestamps, key and identity versions, the names of the
@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import schema, signing
+from protocol import envelopes, schema, signing
 from protocol.canonical import canonical_json
-from protocol.crypto import VerifyKey, sha256
+from protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
 from protocol.encoding import b64e
 from protocol.errors import ContextMismatchError, SignatureError
-from protocol.objects.base import T, WireObject, alias, thaw
+from protocol.objects.base import T, Timestamp, WireObject, alias, thaw
 from protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
 #: Domain separation of the event hash chain (protocol.md §C.3).
@@ -240,7 +240,48 @@ class GatedEnvelope(WireObject):
         self._binary("blob", min_bytes=2 * SEAL_OVERHEAD, max_bytes=GATED_BLOB_MAX_BYTES)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CaseRekey(WireObject):
+    """A new version of a case's anonymous key, wrapped under the network's latest
+    epoch key (protocol.md §C.11; ADR 0007).  Signed by the case owner or the
+    coordinator.
+
+    Why it exists: a removed member keeps the epoch keys it was sent, and so every case
+    key wrapped under them.  After the coordinator distributed a new epoch to the
+    remaining core, each open case gets a rekey; events written afterwards use the new
+    version, which the removed member cannot unwrap.  The object names no signer: the
+    verifier passes the owner's key (from the verified header) and the coordinator's
+    keys, and accepts a signature by any of them.
+    """
+
+    TYPE = "case-rekey"
+    SIGNED = True
+
+    network: str
+    case: str
+    case_key_version: int
+    epoch: int
+    wrapped_case_key: str
+    acting_user: str
+    at: Timestamp
+    reason: str
+
+    def check(self) -> None:
+        # Version 1 is the header's own case key: a rotation always makes version >= 2.
+        if self.case_key_version < 2:
+            raise self._fail("case_key_version", "must be at least 2 (version 1 is the header's)")
+        self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
+
+    def unwrap(self, epoch_key: EpochKey) -> CaseKey:
+        """The new case key, opened with the epoch key of ``epoch`` under the context
+        ``{layer: case-key, version: case_key_version, object: epoch-<epoch>}``:
+        DecryptionError for a wrong key or a wrap moved from another case or version."""
+        return envelopes.unwrap_case_key(epoch_key, self.wrapped_case_key, network=self.network,
+                                         case=self.case, epoch=self.epoch,
+                                         version=self.case_key_version)
+
+
 __all__ = [
-    "BlindIndexToken", "CaseHeader", "Event", "IdentityRecord", "GatedEnvelope",
+    "BlindIndexToken", "CaseHeader", "Event", "IdentityRecord", "GatedEnvelope", "CaseRekey",
     "event_hash", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
 ]

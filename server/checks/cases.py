@@ -6,7 +6,12 @@
 * identity records are the owner's, for the header's classes and identity version;
 * a consult carries no identity, gated envelopes or tokens (403 ``policy_violation``,
   design §4.2);
-* a share is signed by the coordinator and goes to a current shell partner.
+* the first events of a case use the header's case key version (409 otherwise, ADR 0007);
+* a share is signed by the coordinator and goes to a current member of either ring;
+* a rekey is signed by the caller (the case owner or the coordinator, which the route
+  checks) and names the path's network and case;
+* backfilled gated envelopes are for the case's classes at its identity version, each
+  for a current member (ADR 0007).
 """
 
 from __future__ import annotations
@@ -17,15 +22,16 @@ from typing import Any
 
 from protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
 from protocol.objects.cases import (
-    BlindIndexToken, CaseHeader, Event, GatedEnvelope, IdentityRecord, check_link, event_hash,
+    BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord, check_link,
+    event_hash,
 )
 from protocol.objects.disclosure import Share
 from server.auth import Caller
 from server.checks import canonical, same
-from server.data.cases import NewCase, NewEvent, NewShare
+from server.data.cases import NewCase, NewEvent, NewGated, NewRekey, NewShare
 from server.data.signals import Token
 from server.directory import NetworkState
-from server.errors import Forbidden
+from server.errors import Conflict, Forbidden
 
 
 def check_tokens(values: list[Any], state: NetworkState) -> tuple[Token, ...]:
@@ -53,7 +59,8 @@ def _authored(cls: type[CaseHeader] | type[Event], field: str, envelope: Any, ca
 def new_event(envelope: Any, event: Event, *, received: str, acting_user: str) -> NewEvent:
     text, digest = canonical(envelope)
     return NewEvent(network=event.network, case=event.case, event=event.event, seq=event.seq,
-                    prev=event.prev, author=event.author, status=event.status, envelope=text,
+                    prev=event.prev, author=event.author, case_key_version=event.case_key_version,
+                    status=event.status, envelope=text,
                     digest=digest, hash=event_hash(envelope), received=received,
                     acting_user=acting_user)
 
@@ -82,6 +89,9 @@ def check_case(body: Mapping[str, Any], caller: Caller, *, received: str, now: d
         same("network", event.network, header.network)
         same("case", event.case, header.case)
         check_link(previous, event)        # seq 1.., prev = event_hash(previous envelope)
+        if event.case_key_version != header.case_key_version:
+            raise Conflict("an event is not encrypted under the header's case key version",
+                           details={"case_key_version": header.case_key_version})
         events.append(new_event(envelope, event, received=received,
                                 acting_user=caller.acting_user))
         previous = envelope
@@ -98,25 +108,12 @@ def check_case(body: Mapping[str, Any], caller: Caller, *, received: str, now: d
         if record.class_ in records:
             raise MalformedError("two identity records of one class", details={"field": "identity"})
         records[record.class_] = (record.class_, record.version, canonical(envelope)[0])
-    wrapped: dict[tuple[str, int, str], tuple[str, int, str, str]] = {}
-    current = state.current_members(now) if gated else {}
-    for value in gated:
-        g = GatedEnvelope.from_json(value)
-        _for_header(g.network, g.case, g.class_, g.version, header, classes)
-        if g.recipient not in current:
-            # A revoked or expired member must not get envelopes it could later have released.
-            raise PolicyViolation("gated envelopes are for current members of the network",
-                                  details={"reason": "recipient-not-member"})
-        key = (g.class_, g.version, g.recipient)
-        if key in wrapped:
-            raise MalformedError("two gated envelopes for one class and recipient",
-                                 details={"field": "gated"})
-        wrapped[key] = (g.class_, g.version, g.recipient, g.blob)
+    wrapped = _gated(gated, header, classes, state, now)
     _, digest = canonical(dict(body))
     return NewCase(network=state.network, case=header.case, owner=header.owner, kind=header.kind,
                    case_key_version=header.case_key_version, header=canonical(body["header"])[0],
                    digest=digest, events=tuple(events), identity=tuple(records.values()),
-                   gated=tuple(wrapped.values()), tokens=check_tokens(tokens, state),
+                   gated=wrapped, tokens=check_tokens(tokens, state),
                    received=received, acting_user=caller.acting_user)
 
 
@@ -134,22 +131,72 @@ def _for_header(network: str, case: str, cls: str, version: int, header: CaseHea
                              details={"field": "version"})
 
 
+def _gated(values: list[Any], header: CaseHeader, classes: set[str], state: NetworkState,
+           now: datetime) -> tuple[tuple[str, int, str, str], ...]:
+    """Gated envelopes of ``header``'s case: its classes at its identity version, one per
+    (class, version, recipient), each for a current member of the network."""
+    wrapped: dict[tuple[str, int, str], tuple[str, int, str, str]] = {}
+    current = state.current_members(now) if values else {}
+    for value in values:
+        g = GatedEnvelope.from_json(value)
+        _for_header(g.network, g.case, g.class_, g.version, header, classes)
+        if g.recipient not in current:
+            # A revoked or expired member must not get envelopes it could later have released.
+            raise PolicyViolation("gated envelopes are for current members of the network",
+                                  details={"reason": "recipient-not-member"})
+        key = (g.class_, g.version, g.recipient)
+        if key in wrapped:
+            raise MalformedError("two gated envelopes for one class and recipient",
+                                 details={"field": "gated"})
+        wrapped[key] = (g.class_, g.version, g.recipient, g.blob)
+    return tuple(wrapped.values())
+
+
+def check_gated(body: Mapping[str, Any], header_envelope: Any, state: NetworkState,
+                now: datetime) -> NewGated:
+    """Gated envelopes the owner backfills for members who joined after the case was
+    created (ADR 0007), checked against the case's stored header: a consult has no
+    identity (403 ``policy_violation``, ``consult-has-no-identity``); otherwise the same
+    rules as at creation."""
+    header = CaseHeader.from_json(header_envelope["signed"])  # verified when it was stored
+    if header.is_consult:
+        raise PolicyViolation("a consult is anonymous: no gated envelopes",
+                              details={"reason": "consult-has-no-identity"})
+    gated = _gated(body["gated"], header, set(header.classes or ()), state, now)
+    return NewGated(network=header.network, case=header.case, gated=gated)
+
+
+def check_rekey(envelope: Any, caller: Caller, case: str, *, received: str) -> NewRekey:
+    """A case-key rotation signed by the caller (the route has checked that the caller is
+    the case's owner or the coordinator), for the path's network and case."""
+    rekey = CaseRekey.from_envelope(envelope, [caller.key])
+    same("network", rekey.network, caller.network.network)
+    same("case", rekey.case, case)
+    text, digest = canonical(envelope)
+    return NewRekey(network=rekey.network, case=rekey.case,
+                    case_key_version=rekey.case_key_version, epoch=rekey.epoch, envelope=text,
+                    digest=digest, received=received, acting_user=caller.acting_user)
+
+
 def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: str,
                 acting_user: str) -> NewShare:
-    """A coordinator's share of a case with a current shell partner (flow 6)."""
+    """A coordinator's share of a case with a current member: a shell partner asked to
+    help (flow 6), or a core member that joined after the case was rekeyed, to read its
+    history (a re-share of an earlier version, ADR 0007)."""
     share = Share.from_envelope(envelope, [state.coordinator_key])
     same("network", share.network, state.network)
     try:
         partner = state.current(share.partner, now)
     except UntrustedKeyError:
         partner = None
-    if partner is None or partner.ring != "shell":
-        raise PolicyViolation("a case is shared with a current shell partner (core members "
-                              "read every case already)", details={"reason": "partner-not-shell"})
+    if partner is None:
+        raise PolicyViolation("a case is shared with a current member of the network",
+                              details={"reason": "partner-not-member"})
     text, digest = canonical(envelope)
     return NewShare(network=share.network, case=share.case, partner=share.partner,
                     case_key_version=share.case_key_version, envelope=text, digest=digest,
                     received=received, acting_user=acting_user)
 
 
-__all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_share"]
+__all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_gated",
+           "check_rekey", "check_share"]

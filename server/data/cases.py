@@ -1,7 +1,8 @@
-"""Queries for cases, events, shares and the sync feed (docs/protocol.md §14; protocol.md §C).
+"""Queries for cases, events, shares, case-key rotations, backfilled gated envelopes and
+the sync feed (docs/protocol.md §14; protocol.md §C; ADR 0007).
 
-The **feed** is the sync stream: one row per header, event and share, in commit order;
-its row id is the cursor.  A core member reads its network's whole feed; a shell partner
+The **feed** is the sync stream: one row per header, event, share and rekey, in commit
+order; its row id is the cursor.  A core member reads its network's whole feed; a shell partner
 reads only the rows of cases shared with it, and only its own shares.
 """
 
@@ -29,6 +30,7 @@ class NewEvent:
     seq: int
     prev: str | None
     author: str
+    case_key_version: int  #: must be the case's current version (ADR 0007)
     status: str | None
     envelope: str          #: canonical JSON of the envelope, as hashed by the next ``prev``
     digest: bytes
@@ -52,6 +54,27 @@ class NewCase:
     tokens: tuple[Token, ...]
     received: str
     acting_user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewRekey:
+    network: str
+    case: str
+    case_key_version: int
+    epoch: int
+    envelope: str
+    digest: bytes
+    received: str
+    acting_user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewGated:
+    """Gated envelopes backfilled by a case's owner (ADR 0007)."""
+
+    network: str
+    case: str
+    gated: tuple[tuple[str, int, str, str], ...]          #: (class, version, recipient, blob)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,9 +138,10 @@ def create_case_txn(db: Db, c: NewCase, *, hint_limit: int) -> Written:
 
 
 def append_event_txn(db: Db, e: NewEvent) -> Written:
-    """Append an event: idempotent by event id; ``seq``/``prev`` must follow the case's
-    last event (protocol.md §C.3); a closed case takes only an event that reopens it."""
-    case = db.execute("SELECT status, last_seq, last_hash FROM cases"
+    """Append an event: idempotent by event id; a closed case takes only an event that
+    reopens it; the event must use the case's current case key version (ADR 0007); and
+    ``seq``/``prev`` must follow the case's last event (protocol.md §C.3)."""
+    case = db.execute("SELECT status, last_seq, last_hash, case_key_version FROM cases"
                       " WHERE network = ? AND [case] = ?", (e.network, e.case)).fetchone()
     if case is None:
         raise NotFound("no such case in this network")
@@ -131,6 +155,12 @@ def append_event_txn(db: Db, e: NewEvent) -> Written:
     if case["status"] == "closed" and e.status != "open":
         raise Conflict("the case is closed; only an event with status open reopens it",
                        details={"last_seq": case["last_seq"]})
+    if e.case_key_version != case["case_key_version"]:
+        # ADR 0007: after a rekey, new events use the new key, which a removed member
+        # cannot unwrap; an event under an older key would still be readable to it.
+        raise Conflict("the event is not encrypted under the case's current case key version",
+                       details={"case_key_version": case["case_key_version"],
+                                "last_seq": case["last_seq"]})
     if e.seq != case["last_seq"] + 1 or e.prev != b64e(case["last_hash"]):
         raise Conflict("the event does not follow the case's last event (seq/prev)",
                        details={"last_seq": case["last_seq"]})
@@ -144,14 +174,16 @@ def append_event_txn(db: Db, e: NewEvent) -> Written:
 
 
 def add_share_txn(db: Db, s: NewShare, *, audit: AuditNote) -> Written:
-    """Share a case with a shell partner; it must carry the case's key version.  A new
-    share is audited (``share``, subject = the partner) in the same savepoint."""
+    """Share a case with a member: a shell partner (to work on it) or a core member (a
+    re-share of history, ADR 0007).  The share may carry any version the case has had,
+    1..current.  A new share is audited (``share``, subject = the partner) in the same
+    savepoint."""
     case = db.execute("SELECT case_key_version FROM cases WHERE network = ? AND [case] = ?",
                       (s.network, s.case)).fetchone()
     if case is None:
         raise NotFound("no such case in this network")
-    if case["case_key_version"] != s.case_key_version:
-        raise ContextMismatchError("share carries another case key version than the case",
+    if not 1 <= s.case_key_version <= case["case_key_version"]:
+        raise ContextMismatchError("share carries a case key version the case never had",
                                    details={"case_key_version": case["case_key_version"]})
     found = db.execute("SELECT digest, cursor FROM shares WHERE network = ? AND digest = ?",
                        (s.network, s.digest)).fetchone()
@@ -164,6 +196,79 @@ def add_share_txn(db: Db, s: NewShare, *, audit: AuditNote) -> Written:
                           "acting_user": s.acting_user})
     audit.append_txn(db)
     return Written(True, {"case": s.case, "partner": s.partner, "cursor": cursor_text(cursor)})
+
+
+def latest_epoch(db: Db, network: str) -> int | None:
+    """The highest epoch distributed in ``network`` (None before the first)."""
+    row = db.execute("SELECT MAX(epoch) FROM epochs WHERE network = ?", (network,)).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def add_rekey_txn(db: Db, r: NewRekey) -> Written:
+    """Rotate a case's key (ADR 0007): idempotent by the envelope's digest; the version
+    must be the case's current + 1 (409 with ``details.case_key_version``) and the epoch
+    the network's latest (409 with ``details.epoch``).  Closed cases may be rekeyed too: a
+    removed member must not read them either.  Raises the case's current version, so
+    later events must use it, and adds a ``rekey`` feed item."""
+    case = db.execute("SELECT case_key_version FROM cases WHERE network = ? AND [case] = ?",
+                      (r.network, r.case)).fetchone()
+    if case is None:
+        raise NotFound("no such case in this network")
+    found = db.execute("SELECT [case], version, cursor FROM case_rekeys"
+                       " WHERE network = ? AND digest = ?", (r.network, r.digest)).fetchone()
+    if found is not None:
+        return Written(False, {"case": found["case"], "case_key_version": found["version"],
+                               "cursor": cursor_text(found["cursor"])})
+    current = int(case["case_key_version"])
+    if r.case_key_version != current + 1:
+        raise Conflict("a rekey must raise the case key version by exactly one",
+                       details={"case_key_version": current})
+    latest = latest_epoch(db, r.network)
+    if r.epoch != latest:
+        raise Conflict("a rekey must wrap the new case key under the network's latest epoch",
+                       details={"epoch": latest})
+    cursor = _feed(db, r.network, r.case, "rekey", r.envelope)
+    insert(db, "case_rekeys", {"network": r.network, "case": r.case,
+                               "version": r.case_key_version, "epoch": r.epoch,
+                               "digest": r.digest, "cursor": cursor, "received": r.received,
+                               "acting_user": r.acting_user})
+    db.execute("UPDATE cases SET case_key_version = ? WHERE network = ? AND [case] = ?",
+               (r.case_key_version, r.network, r.case))
+    return Written(True, {"case": r.case, "case_key_version": r.case_key_version,
+                          "cursor": cursor_text(cursor)})
+
+
+def add_gated_txn(db: Db, g: NewGated) -> Written:
+    """Store gated envelopes the owner backfilled, in the table releases read (the same
+    rows as those stored at creation).  An envelope already held for the same (class,
+    version, recipient) with the same blob is a no-op; with another blob 409 (the server
+    never swaps a key a recipient may already have been released).  A class without an
+    identity record (none sealed, or shredded after retention) is 409 with
+    ``details.classes``: an envelope for it could never be released."""
+    classes = sorted({cls for cls, _, _, _ in g.gated})
+    held = {r["class"] for r in db.execute(
+        f"SELECT class FROM identity WHERE network = ? AND [case] = ? AND class IN"
+        f" ({', '.join('?' for _ in classes)})", (g.network, g.case, *classes))}
+    missing = [cls for cls in classes if cls not in held]
+    if missing:
+        raise Conflict("the case holds no identity record of these classes",
+                       details={"classes": missing})
+    created = False
+    for cls, version, recipient, blob in g.gated:
+        found = db.execute("SELECT blob FROM gated WHERE network = ? AND [case] = ? AND class = ?"
+                           " AND version = ? AND recipient = ?",
+                           (g.network, g.case, cls, version, recipient)).fetchone()
+        if found is not None:
+            if found["blob"] != blob:
+                raise Conflict("a gated envelope for this class, version and recipient is "
+                               "already stored with another blob",
+                               details={"class": cls, "version": version,
+                                        "recipient": recipient})
+            continue
+        insert(db, "gated", {"network": g.network, "case": g.case, "class": cls,
+                             "version": version, "recipient": recipient, "blob": blob})
+        created = True
+    return Written(created, {"case": g.case, "stored": len(g.gated)})
 
 
 # --------------------------------------------------------------------------- reads
@@ -181,7 +286,8 @@ def case_facts(db: Db, network: str, case: str, partner: str) -> tuple[str, bool
 
 
 def case_documents(db: Db, network: str, case: str, *, with_identity: bool) -> dict[str, Any]:
-    """Header, events in ``seq`` order and (for the owner) identity records."""
+    """Header, events in ``seq`` order, (for the owner) identity records, and the case's
+    rekeys in version order."""
     header = db.execute("SELECT f.envelope FROM cases c JOIN feed f ON f.id = c.header"
                         " WHERE c.network = ? AND c.[case] = ?", (network, case)).fetchone()
     if header is None:
@@ -192,7 +298,20 @@ def case_documents(db: Db, network: str, case: str, *, with_identity: bool) -> d
     identity = [json.loads(r["envelope"]) for r in db.execute(
         "SELECT envelope FROM identity WHERE network = ? AND [case] = ? ORDER BY class",
         (network, case))] if with_identity else []
-    return {"header": json.loads(header["envelope"]), "events": events, "identity": identity}
+    rekeys = [json.loads(r["envelope"]) for r in db.execute(
+        "SELECT f.envelope FROM case_rekeys k JOIN feed f ON f.id = k.cursor"
+        " WHERE k.network = ? AND k.[case] = ? ORDER BY k.version", (network, case))]
+    return {"header": json.loads(header["envelope"]), "events": events, "identity": identity,
+            "rekeys": rekeys}
+
+
+def case_header(db: Db, network: str, case: str) -> dict[str, Any]:
+    """The case's header envelope as stored (404 if there is no such case)."""
+    row = db.execute("SELECT f.envelope FROM cases c JOIN feed f ON f.id = c.header"
+                     " WHERE c.network = ? AND c.[case] = ?", (network, case)).fetchone()
+    if row is None:
+        raise NotFound("no such case in this network")
+    return json.loads(row["envelope"])  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,5 +350,6 @@ def sync_page(db: Db, network: str, after: int, limit: int,
             for r in sync_rows(db, network, after, limit, shell_partner)]
 
 
-__all__ = ["NewEvent", "NewCase", "NewShare", "create_case_txn", "append_event_txn",
-           "add_share_txn", "case_facts", "case_documents", "FeedRow", "sync_rows", "sync_page"]
+__all__ = ["NewEvent", "NewCase", "NewShare", "NewRekey", "NewGated", "create_case_txn",
+           "append_event_txn", "add_share_txn", "latest_epoch", "add_rekey_txn", "add_gated_txn",
+           "case_facts", "case_documents", "case_header", "FeedRow", "sync_rows", "sync_page"]

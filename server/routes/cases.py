@@ -1,4 +1,5 @@
-"""Cases, events and shares (flow 2 and 6; protocol.md §C.1-§C.5, §D.7)."""
+"""Cases, events, shares, case-key rotations and backfilled gated envelopes (flow 2 and 6;
+protocol.md §C.1-§C.5, §C.11, §D.7; ADR 0007)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from aiohttp import web
 
 from server.audit import share_note
 from server.auth import Caller
-from server.checks.cases import check_case, check_event, check_share
+from server.checks.cases import check_case, check_event, check_gated, check_rekey, check_share
 from server.data.cases import (
-    add_share_txn, append_event_txn, case_documents, case_facts, create_case_txn,
+    add_gated_txn, add_rekey_txn, add_share_txn, append_event_txn, case_documents, case_facts,
+    case_header, create_case_txn,
 )
 from server.errors import Forbidden, NotFound
 from server.registry import (
@@ -19,6 +21,7 @@ routes = RouteTable("cases")
 
 EVENT_ANSWER = obj(["event", "seq", "cursor"], event=ID, seq={"type": "integer", "minimum": 1},
                    cursor=CURSOR)
+VERSION = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
 
 
 async def _case_access(call: Call, caller: Caller, case: str) -> str:
@@ -76,10 +79,12 @@ async def create_case(call: Call) -> web.Response:
               status=201, body=Body((Field("event", envelope_of("event")),)),
               response=EVENT_ANSWER, errors=("conflict", "context_mismatch"))
 async def append_event(call: Call) -> web.Response:
-    """Append an event signed by its author (the caller).  ``seq`` must be the case's last
-    ``seq`` + 1 and ``prev`` the ``event_hash`` of its last event, else 409 with
-    ``details.last_seq``; a closed case takes only an event with ``status: open``.  The same
-    event id with the same body answers 200 with the first answer; with another body 409.
+    """Append an event signed by its author (the caller).  Its ``case_key_version`` must be
+    the case's current version, else 409 with ``details.case_key_version`` (ADR 0007: after
+    a rekey only the new key may be used); ``seq`` must be the case's last ``seq`` + 1 and
+    ``prev`` the ``event_hash`` of its last event, else 409 with ``details.last_seq``; a
+    closed case takes only an event with ``status: open``.  The same event id with the same
+    body answers 200 with the first answer; with another body 409.
 
     Example::
 
@@ -103,17 +108,21 @@ async def append_event(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/networks/{network}/cases/{case}", auth="signed",
               who="core members; shell partners the case is shared with",
-              response=obj(["header", "events", "identity"], header=envelope_of("case-header"),
+              response=obj(["header", "events", "identity", "rekeys"],
+                           header=envelope_of("case-header"),
                            events=array(envelope_of("event"), 1_000_000_000),
-                           identity=array(envelope_of("identity-record"), 16)))
+                           identity=array(envelope_of("identity-record"), 16),
+                           rekeys=array(envelope_of("case-rekey"), 1_000_000)))
 async def get_case(call: Call) -> web.Response:
-    """A case's header and events in ``seq`` order; its identity records for the owner only
-    (empty for everyone else).
+    """A case's header, events in ``seq`` order, its identity records for the owner only
+    (empty for everyone else) and its rekeys in version order (everyone who may read the
+    case: a shell partner needs them to follow the key it was shared).
 
     Example::
 
         GET /v1/networks/{network}/cases/{case}
-        200 {"header": {...}, "events": [{...}, {...}], "identity": []}
+        200 {"header": {...}, "events": [{...}, {...}], "identity": [],
+             "rekeys": [{"signed": {"type": "case-rekey", "case_key_version": 2, ...}, ...}]}
     """
     network, case = call.id("network"), call.id("case")
     caller = call.member(network)
@@ -127,9 +136,13 @@ async def get_case(call: Call) -> web.Response:
               response=obj(["case", "partner", "cursor"], case=ID, partner=KEYID, cursor=CURSOR),
               errors=("context_mismatch", "policy_violation"))
 async def share_case(call: Call) -> web.Response:
-    """Share a case's anonymous layer with a current shell partner (the case key sealed to
-    it, signed by the coordinator key, for the case's current key version).  The partner
-    then syncs the case; its earlier history is read with ``GET .../cases/{case}``.
+    """Share a case's anonymous layer with a current member (the case key sealed to it,
+    signed by the coordinator key).  A shell partner gets the share that lets it work on
+    the case (with the current version, so that it can write); a core member gets a
+    re-share of history, an earlier version (ADR 0007).  ``case_key_version`` may be any
+    version the case has had, 1..current (else 400 ``context_mismatch``); a partner that is
+    not a current member is 403 ``policy_violation`` ``partner-not-member``.  A shell
+    partner then syncs the case; its earlier history is read with ``GET .../cases/{case}``.
 
     Example::
 
@@ -144,6 +157,76 @@ async def share_case(call: Call) -> web.Response:
                       received=call.ctx.timestamp(), acting_user=caller.acting_user)
     written = await call.ctx.store.write(add_share_txn, new,
                                          audit=share_note(call.ctx, caller, new), notify=network)
+    return call.written(written.created, written.answer)
+
+
+@routes.route("POST", "/v1/networks/{network}/cases/{case}/rekeys", auth="signed",
+              who="the case's owner or the coordinator (a core member; the rekey is signed by "
+                  "the caller)",
+              status=201, body=Body((Field("rekey", envelope_of("case-rekey")),)),
+              response=obj(["case", "case_key_version", "cursor"], case=ID,
+                           case_key_version=VERSION, cursor=CURSOR),
+              errors=("conflict", "context_mismatch"))
+async def rekey_case(call: Call) -> web.Response:
+    """Rotate a case's anonymous key (ADR 0007): a ``case-rekey`` signed by the caller, the
+    case's owner or the coordinator.  ``case_key_version`` must be the case's current
+    version + 1, else 409 with ``details.case_key_version`` = the current version; ``epoch``
+    must be the network's latest distributed epoch, else 409 with ``details.epoch``.  Closed
+    cases may be rekeyed too.  The rekey becomes a sync item of kind ``rekey``; events must
+    then use the new version.  Idempotent by the envelope's digest: an identical retry
+    answers 200 with the first answer.
+
+    Example::
+
+        POST /v1/networks/{network}/cases/{case}/rekeys  {"rekey": {"signed": {"type":
+              "case-rekey", "case_key_version": 2, "epoch": 3, ...}, "signatures": [...]}}
+        201 {"case": "<id>", "case_key_version": 2, "cursor": "41"}
+    """
+    network, case = call.id("network"), call.id("case")
+    caller = call.member(network, ring="core")
+    owner = await _case_access(call, caller, case)
+    if caller.keyid != owner and not caller.is_coordinator:
+        raise Forbidden("only the case's owner or the coordinator rotates its key")
+    body = await call.body()
+    new = check_rekey(body["rekey"], caller, case, received=call.ctx.timestamp())
+    written = await call.ctx.store.write(add_rekey_txn, new, notify=network)
+    return call.written(written.created, written.answer)
+
+
+@routes.route("POST", "/v1/networks/{network}/cases/{case}/gated", auth="signed",
+              who="the case's owner", status=201,
+              body=Body((Field("gated", ref("gated-envelope"), many=True, min_items=1,
+                               max_items=64),)),
+              response=obj(["case", "stored"], case=ID,
+                           stored={"type": "integer", "minimum": 1, "maximum": 64}),
+              errors=("conflict", "context_mismatch", "policy_violation"))
+async def backfill_gated(call: Call) -> web.Response:
+    """Store gated envelopes for members who joined after the case was created (ADR 0007),
+    in the same table as those uploaded with the case, so releases find them.  Each is for
+    one of the case's classes at its identity version (400 otherwise) and for a current
+    member (403 ``policy_violation`` ``recipient-not-member``); a consult is 403
+    ``policy_violation`` ``consult-has-no-identity``.  An envelope already stored for the
+    same (class, version, recipient) with the same blob is a no-op; with another blob 409;
+    a class without an identity record 409 with ``details.classes``.  ``stored`` is the
+    number of the request's envelopes the server now holds; 201 when at least one was new,
+    200 when all were held already (an identical retry).
+
+    Example::
+
+        POST /v1/networks/{network}/cases/{case}/gated  {"gated": [{"network": "<id>",
+              "case": "<id>", "class": "name", "version": 1, "recipient": "<keyid>",
+              "blob": "..."}]}
+        201 {"case": "<id>", "stored": 1}
+    """
+    network, case = call.id("network"), call.id("case")
+    caller = call.member(network, ring="core", membership=True)
+    owner = await _case_access(call, caller, case)
+    if caller.keyid != owner:
+        raise Forbidden("only the case's owner backfills its gated envelopes")
+    body = await call.body()
+    header = await call.ctx.store.read(case_header, network, case)
+    new = check_gated(body, header, caller.network, call.ctx.now())
+    written = await call.ctx.store.write(add_gated_txn, new)
     return call.written(written.created, written.answer)
 
 

@@ -1,4 +1,4 @@
-"""Sync: the feed of headers, events and shares a member may see, with long-poll
+"""Sync: the feed of headers, events, shares and rekeys a member may see, with long-poll
 (flow 2 step 4; docs/protocol.md §14)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from server.registry import CURSOR, ID, Call, Query, RouteTable, array, obj, ref
 routes = RouteTable("sync")
 
 ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
-           kind={"enum": ["header", "event", "share"]}, case=ID, envelope=ref("envelope"))
+           kind={"enum": ["header", "event", "share", "rekey"]}, case=ID, envelope=ref("envelope"))
 
 
 @routes.route("GET", "/v1/networks/{network}/sync", auth="signed",
@@ -26,9 +26,9 @@ ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
                            low=0, high=30, default=0)),
               response=obj(["items", "cursor"], items=array(ITEM, 500), cursor=CURSOR))
 async def sync(call: Call) -> web.Response:
-    """Items after ``after`` in commit order: for core members every header, event and
-    share of the network; for a shell partner those of the cases shared with it and its
-    own shares.  With ``wait`` and nothing new, the request is held until a commit in the
+    """Items after ``after`` in commit order: for core members every header, event, share
+    and rekey of the network; for a shell partner those of the cases shared with it and
+    its own shares.  With ``wait`` and nothing new, the request is held until a commit in the
     network brings an item for the caller or ``wait`` seconds pass (no polling: the
     writer wakes the waiters after its commit).  ``cursor`` is the last item's, or
     ``after`` when there is none.
