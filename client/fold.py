@@ -1,0 +1,600 @@
+"""Verify what the server hands over, store it, and fold it into case views
+(docs/protocol.md §11 flow 2 step 4; ADR 0007 "Verification").
+
+Nothing from the sync feed, ``GET .../cases/{case}`` or ``GET .../epochs/mine`` is stored
+before it verified:
+
+* **epoch keys** -- the distribution is signed by the coordinator, names this network
+  and epoch, and its sealed entry for this partner opens (recipient = self);
+* **headers** -- signed by their owner, who held a verified *core* membership when the
+  case was created; the wrapped case key opens under the epoch key it names;
+* **events** -- signed by their author, a verified member when it wrote the event (a
+  shell partner only on a case shared with it); ``network``/``case`` are the item's;
+  ``seq``/``prev`` continue the chain this partner holds (``event-replayed``,
+  ``event-reordered``, ``event-missing``); the ciphertext opens under the event's own
+  AEAD context with its case-key version (``ciphertext-swapped``); the cleartext status
+  agrees with the content;
+* **shares** -- signed by the coordinator; the sealed case key opens only for its
+  recipient;
+* **rekeys** -- signed by the case owner or the coordinator; the new version follows the
+  last one and its wrap opens under the epoch it names.
+
+A ciphertext whose key this partner does not hold yet (a late member's history, a
+shell partner before its share) is stored with its signature and chain verified; it is
+decrypted -- and a swap caught -- as soon as the key arrives (:func:`_check_version`).
+
+Every failure is recorded and raised through ``misbehaving`` as a
+:class:`~client.errors.ServerMisbehaviour` naming ``what``.
+
+Local documents (all public on the server too):
+``header`` (n, case); ``event`` (n, case, seq:010); ``event-id`` (n, event);
+``rekey`` (n, case, version:06); ``share`` (n, case, partner, version:06);
+``case`` (n, case) a summary (kind, owner, status, last seq and hash, current version and
+its epoch); ``epoch`` (n, epoch:06).  Secrets: ``epoch``/``match`` (n, epoch),
+``case-key`` (n, case, version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from protocol import envelopes
+from protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, VerifyKey
+from protocol.encoding import b64e
+from protocol.errors import (
+    ContextMismatchError, DecryptionError, MalformedError, ProtocolError, SignatureError,
+)
+from protocol.objects.base import parse_timestamp
+from protocol.objects.cases import (
+    CaseHeader, CaseRekey, Event, check_event_status, check_link, event_hash,
+)
+from protocol.objects.disclosure import Share
+from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
+from protocol.objects.plaintext import parse_anonymous_event
+
+from client.errors import ServerMisbehaviour
+from client.state import LocalState
+from client.trust import TrustView
+from client.views import CaseView, EventView
+
+
+def seq_ref(seq: int) -> str:
+    return f"{seq:010d}"
+
+
+def version_ref(version: int) -> str:
+    return f"{version:06d}"
+
+
+# =========================================================================== keys held
+
+
+def epoch_keys(state: LocalState, network: str, epoch: int) -> tuple[EpochKey, MatchKey] | None:
+    raw = state.get_secret("epoch", (network, str(epoch)))
+    match = state.get_secret("match", (network, str(epoch)))
+    if raw is None or match is None:
+        return None
+    return EpochKey(raw), MatchKey(match)
+
+
+def epochs_held(state: LocalState, network: str) -> list[int]:
+    return sorted(int(ref[1]) for ref in state.secret_refs("epoch", (network,)))
+
+
+def store_epoch(state: LocalState, network: str, epoch: int, keys: tuple[EpochKey, MatchKey],
+                created: str) -> None:
+    state.put_secret("epoch", (network, str(epoch)), keys[0].export())
+    state.put_secret("match", (network, str(epoch)), keys[1].export())
+    state.put_doc("epoch", (network, version_ref(epoch)), {"epoch": epoch, "created": created})
+
+
+def latest_epoch(state: LocalState, network: str) -> int:
+    """The newest epoch whose keys this partner holds (0: none)."""
+    held = epochs_held(state, network)
+    return held[-1] if held else 0
+
+
+def case_key(state: LocalState, network: str, case: str, version: int) -> CaseKey | None:
+    raw = state.get_secret("case-key", (network, case, str(version)))
+    return None if raw is None else CaseKey(raw)
+
+
+def summary(state: LocalState, network: str, case: str) -> dict[str, Any] | None:
+    value: dict[str, Any] | None = state.get_doc("case", (network, case))
+    return value
+
+
+def versions(state: LocalState, network: str, case: str) -> dict[int, int]:
+    """Case-key version -> the epoch wrapping it (the header's version 1 and every rekey)."""
+    out: dict[int, int] = {}
+    header = state.get_doc("header", (network, case))
+    if header is not None:
+        out[int(header["signed"]["case_key_version"])] = int(header["signed"]["epoch"])
+    for _, env in state.docs("rekey", (network, case)):
+        out[int(env["signed"]["case_key_version"])] = int(env["signed"]["epoch"])
+    return out
+
+
+# =========================================================================== verifier
+
+
+@dataclass
+class Verifier:
+    """Verifies and stores the objects of one network for one partner (module
+    docstring).  ``fetch_case(case)`` answers ``GET .../cases/{case}``;
+    ``fetch_epochs()`` re-reads ``GET .../epochs/mine`` (a rekey may name an epoch
+    distributed after the last read)."""
+
+    network: str
+    tv: TrustView
+    state: LocalState
+    me: str
+    box: BoxSecretKey
+    misbehaving: Callable[..., ServerMisbehaviour]
+    fetch_case: Callable[[str], Awaitable[Any]]
+    fetch_epochs: Callable[[], Awaitable[list[int]]]
+    touched: set[str] = field(default_factory=set)
+    new_epochs: list[int] = field(default_factory=list)
+    _fetching: set[str] = field(default_factory=set)
+    _epochs_refetched: bool = False
+    #: The sync page being verified (for telling a reordered event from a missing one).
+    page: list[Any] = field(default_factory=list)
+
+    def fail(self, what: str, message: str, **details: Any) -> ServerMisbehaviour:
+        return self.misbehaving(self.network, what, message, **details)
+
+    # ------------------------------------------------------------------ epochs
+
+    def open_epochs(self, entries: Any) -> list[int]:
+        """Open the entries of ``GET .../epochs/mine`` this partner does not hold yet."""
+        new: list[int] = []
+        if not isinstance(entries, list):
+            raise self.fail("context-mismatch", "epochs/mine did not answer a list")
+        coordinator = self.tv.coordinator_keys()
+        for entry in entries:
+            try:
+                epoch = int(entry["epoch"])
+                envelope, sealed = entry["distribution"], entry["sealed"]
+            except (KeyError, TypeError, ValueError):
+                raise self.fail("context-mismatch", "a malformed epoch entry") from None
+            if epoch_keys(self.state, self.network, epoch) is not None:
+                continue
+            try:
+                dist = EpochKeyDistribution.from_envelope(envelope, coordinator)
+            except (SignatureError, MalformedError) as exc:
+                raise self.fail("bad-signature", f"epoch {epoch}'s distribution is not signed "
+                                f"by the coordinator ({exc.code})", epoch=epoch) from None
+            if dist.network != self.network or dist.epoch != epoch or \
+                    dist.sealed_for(self.me) != sealed:
+                raise self.fail("context-mismatch", f"epoch {epoch}'s entry belongs to another "
+                                f"network, epoch or recipient", epoch=epoch)
+            try:
+                payload = EpochKeyPayload.open(sealed, self.box, network=self.network,
+                                               epoch=epoch, recipient=self.me)
+            except DecryptionError:
+                raise self.fail("ciphertext-swapped", f"epoch {epoch}'s sealed keys do not "
+                                f"open with this partner's box key", epoch=epoch) from None
+            except (ContextMismatchError, MalformedError):
+                raise self.fail("context-mismatch", f"epoch {epoch}'s sealed keys were made "
+                                f"for another network, epoch or recipient", epoch=epoch) from None
+            store_epoch(self.state, self.network, epoch,
+                        (payload.epoch_secret(), payload.match_secret()), dist.created)
+            new.append(epoch)
+            self.new_epochs.append(epoch)
+        if new:
+            # Rekeys stored before this epoch arrived can be opened now.
+            for _, env in self.state.docs("rekey", (self.network,)):
+                if env["signed"]["epoch"] in new:
+                    self._unwrap_rekey(CaseRekey.from_json(env["signed"]))
+            for _, env in self.state.docs("header", (self.network,)):
+                if env["signed"]["epoch"] in new:
+                    self._unwrap_header(CaseHeader.from_json(env["signed"]))
+        return new
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def item(self, item: Any) -> None:
+        """One sync item (``{"cursor", "kind", "case", "envelope"}``)."""
+        try:
+            kind, case, envelope = item["kind"], item["case"], item["envelope"]
+        except (KeyError, TypeError):
+            raise self.fail("context-mismatch", "a malformed sync item") from None
+        if kind == "header":
+            await self.header(envelope, case)
+        elif kind == "event":
+            await self.event(envelope, case, item.get("cursor"))
+        elif kind == "share":
+            await self.share(envelope, case)
+        elif kind == "rekey":
+            await self.rekey(envelope, case)
+        else:
+            raise self.fail("context-mismatch", f"a sync item of unknown kind {kind!r}")
+        self.touched.add(case)
+
+    def _context(self, signed: Any, case: str, what: str) -> None:
+        if signed.get("network") != self.network or signed.get("case") != case:
+            raise self.fail("context-mismatch", f"a {what} names another network or case "
+                            f"than the item carrying it", case=case)
+
+    def _peek(self, kind: type[Any], envelope: Any, what: str) -> dict[str, Any]:
+        try:
+            signed: dict[str, Any] = kind.peek(envelope)
+            return signed
+        except (MalformedError, SignatureError) as exc:
+            raise self.fail("bad-signature", f"a {what} that is not a valid {kind.TYPE} "
+                            f"envelope ({exc.code})") from None
+
+    async def ensure_case(self, case: str) -> None:
+        """Fetch a case's header, rekeys and events when the header is not held yet (a
+        shell partner's history from before its share)."""
+        if self.state.get_doc("header", (self.network, case)) is not None or \
+                case in self._fetching:
+            return
+        self._fetching.add(case)
+        try:
+            answer = await self.fetch_case(case)
+            await self.case_answer(answer, case)
+        finally:
+            self._fetching.discard(case)
+
+    async def case_answer(self, answer: Any, case: str) -> None:
+        """Ingest a ``GET .../cases/{case}`` answer: header, rekeys, events."""
+        if not isinstance(answer, dict) or "header" not in answer:
+            raise self.fail("context-mismatch", "a case answer without a header", case=case)
+        await self.header(answer["header"], case)
+        rekeys = answer.get("rekeys") or []
+        for env in sorted(rekeys, key=lambda e: _int_field(e, "case_key_version")):
+            await self.rekey(env, case)
+        for env in answer.get("events") or []:
+            await self.event(env, case)
+        self.touched.add(case)
+
+    # ------------------------------------------------------------------ headers
+
+    async def header(self, envelope: Any, case: str) -> None:
+        signed = self._peek(CaseHeader, envelope, "case header")
+        self._context(signed, case, "case header")
+        held = self.state.get_doc("header", (self.network, case))
+        if held is not None:
+            if held == envelope:
+                return
+            raise self.fail("context-mismatch", "the server answered another header for a "
+                            "case this partner holds", case=case)
+        when = parse_timestamp(signed["created"])
+        owner = self.tv.member_at(signed["owner"], when) or self.tv.member(signed["owner"])
+        if owner is None or owner.ring != "core":
+            raise self.fail("bad-signature", "a case header whose owner is not a verified core "
+                            "member", case=case)
+        try:
+            header = CaseHeader.from_envelope(envelope, [owner.sign])
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"a case header that does not verify against its "
+                            f"owner's membership ({exc.code})", case=case) from None
+        self.state.put_doc("header", (self.network, case), envelope)
+        self.state.put_doc("case", (self.network, case), {
+            "kind": header.kind, "owner": header.owner, "created": header.created,
+            "status": "open", "last_seq": 0, "last_hash": None,
+            "version": header.case_key_version, "epoch": header.epoch})
+        self._unwrap_header(header)
+
+    def _unwrap_header(self, header: CaseHeader) -> None:
+        keys = epoch_keys(self.state, self.network, header.epoch)
+        if keys is None or case_key(self.state, self.network, header.case,
+                                    header.case_key_version) is not None:
+            return
+        try:
+            key = envelopes.unwrap_case_key(keys[0], header.wrapped_case_key,
+                                            network=self.network, case=header.case,
+                                            epoch=header.epoch, version=header.case_key_version)
+        except (DecryptionError, MalformedError):
+            raise self.fail("ciphertext-swapped", "a case header's wrapped case key does not "
+                            "open under its epoch key", case=header.case) from None
+        self._got_key(header.case, header.case_key_version, key)
+
+    # ------------------------------------------------------------------ events
+
+    def _page_event(self, case: str, seq: int) -> bool:
+        """Whether the page being verified holds an event of ``case`` with ``seq``."""
+        return any(it.get("kind") == "event" and it.get("case") == case
+                   and isinstance(it.get("envelope"), dict)
+                   and isinstance(it["envelope"].get("signed"), dict)
+                   and it["envelope"]["signed"].get("seq") == seq for it in self.page)
+
+    async def event(self, envelope: Any, case: str, cursor: str | None = None) -> None:
+        signed = self._peek(Event, envelope, "event")
+        self._context(signed, case, "event")
+        await self.ensure_case(case)
+        if self.state.get_doc("header", (self.network, case)) is None:
+            raise self.fail("event-missing", "an event of a case whose header the server "
+                            "does not answer", case=case)
+        seq, event_id = int(signed["seq"]), signed["event"]
+        held = self.state.get_doc("event", (self.network, case, seq_ref(seq)))
+        seen = self.state.get_doc("event-id", (self.network, event_id))
+        if held is not None and held == envelope:
+            # The same event again.  Honest only when it was first fetched with its case's
+            # history (GET .../cases/{case}: no feed cursor) and now comes in the feed once.
+            # The server never gives one event two feed cursors, so a second feed delivery
+            # is a replay.
+            if cursor is None or seen is None:
+                return
+            if seen.get("cursor") is None:
+                self.state.put_doc("event-id", (self.network, event_id), {**seen, "cursor": cursor})
+                return
+            if seen["cursor"] == cursor:
+                return                                # the very item again (a retried page)
+            raise self.fail("event-replayed", "an event this partner already holds, delivered "
+                            "again under another feed position", case=case, seq=seq)
+        if seen is not None or held is not None:
+            raise self.fail("event-replayed", "an event with a seq or id this partner already "
+                            "holds", case=case, seq=seq)
+        author = self._author(signed, case)
+        try:
+            event = Event.from_envelope(envelope, [author.sign])
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"an event that does not verify against its "
+                            f"author's membership ({exc.code})", case=case, seq=seq) from None
+        info = summary(self.state, self.network, case) or {}
+        last_seq = int(info.get("last_seq", 0))
+        if seq > last_seq + 1:
+            if any(self._page_event(case, missing) for missing in range(last_seq + 1, seq)):
+                raise self.fail("event-reordered", f"event {seq} comes before event "
+                                f"{last_seq + 1} of the same case", case=case, seq=seq)
+            raise self.fail("event-missing", f"event {seq} follows event {last_seq}: events "
+                            f"are missing", case=case, seq=seq)
+        previous = (self.state.get_doc("event", (self.network, case, seq_ref(last_seq)))
+                    if last_seq else None)
+        try:
+            check_link(previous, event)
+        except ContextMismatchError:
+            raise self.fail("event-reordered", "an event's prev is not the hash of the event "
+                            "before it", case=case, seq=seq) from None
+        key = case_key(self.state, self.network, case, event.case_key_version)
+        if key is not None:
+            self._decrypt(event, key)
+        self.state.put_doc("event", (self.network, case, seq_ref(seq)), envelope)
+        self.state.put_doc("event-id", (self.network, event_id),
+                           {"case": case, "seq": seq, "cursor": cursor})
+        info.update(last_seq=seq, last_hash=b64e(event_hash(envelope)))
+        if event.status in ("open", "closed"):
+            info["status"] = event.status
+        self.state.put_doc("case", (self.network, case), info)
+
+    def _author(self, signed: dict[str, Any], case: str) -> Any:
+        try:
+            when = parse_timestamp(signed["created"])
+        except (MalformedError, KeyError):
+            raise self.fail("bad-signature", "an event without a valid time", case=case) from None
+        author = self.tv.member_at(signed["author"], when)
+        if author is None:
+            raise self.fail("bad-signature", "an event whose author held no verified "
+                            "membership when it was written", case=case)
+        if author.ring == "shell" and author.key_id != self.me:
+            me = self.tv.member(self.me)
+            i_am_core = (me is not None and me.ring == "core") or \
+                self.tv.is_coordinator(self.me)
+            # A core reader sees every share, so it checks the shell author had one; a
+            # shell reader sees only its own shares and cannot check another's.
+            if i_am_core and not self.state.docs("share", (self.network, case,
+                                                           author.key_id)):
+                raise self.fail("bad-signature", "an event by a shell partner on a case not "
+                                "shared with it", case=case)
+        return author
+
+    def _decrypt(self, event: Event, key: CaseKey) -> dict[str, Any]:
+        ctx = envelopes.event_context(self.network, event.case, event.event,
+                                      version=event.case_key_version)
+        try:
+            plain = envelopes.decrypt_json(key, event.ciphertext, ctx)
+        except (DecryptionError, MalformedError):
+            raise self.fail("ciphertext-swapped", "an event's ciphertext does not open under "
+                            "its own context", case=event.case, seq=event.seq) from None
+        try:
+            check_event_status(event, parse_anonymous_event(plain))
+        except (MalformedError, ContextMismatchError):
+            raise self.fail("context-mismatch", "an event's content does not fit its "
+                            "cleartext header (kind or status)", case=event.case,
+                            seq=event.seq) from None
+        value: dict[str, Any] = plain
+        return value
+
+    def _check_version(self, case: str, version: int, key: CaseKey) -> None:
+        """A key arrived: decrypt the events stored under it before it (verification
+        deferred until now)."""
+        for _, env in self.state.docs("event", (self.network, case)):
+            if env["signed"]["case_key_version"] == version:
+                self._decrypt(Event.from_json(env["signed"]), key)
+
+    def _got_key(self, case: str, version: int, key: CaseKey) -> None:
+        self._check_version(case, version, key)
+        self.state.put_secret("case-key", (self.network, case, str(version)), key.export())
+
+    # ------------------------------------------------------------------ shares
+
+    async def share(self, envelope: Any, case: str) -> None:
+        signed = self._peek(Share, envelope, "share")
+        self._context(signed, case, "share")
+        ref = (self.network, case, str(signed["partner"]),
+               version_ref(_int_field(envelope, "case_key_version")))
+        held = self.state.get_doc("share", ref)
+        if held is not None and held == envelope:
+            return
+        try:
+            share = Share.from_envelope(envelope, self.tv.coordinator_keys())
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"a share that is not signed by the coordinator "
+                            f"({exc.code})", case=case) from None
+        if share.partner == self.me:
+            await self.ensure_case(case)
+            try:
+                key = share.open_case_key(self.box)
+            except DecryptionError:
+                raise self.fail("ciphertext-swapped", "a share's sealed case key does not open "
+                                "with this partner's box key", case=case) from None
+            except (ContextMismatchError, MalformedError):
+                raise self.fail("context-mismatch", "a share's sealed case key was made for "
+                                "another case, version or partner", case=case) from None
+            if case_key(self.state, self.network, case, share.case_key_version) is None:
+                self._got_key(case, share.case_key_version, key)
+        self.state.put_doc("share", ref, envelope)
+
+    # ------------------------------------------------------------------ rekeys
+
+    async def rekey(self, envelope: Any, case: str) -> None:
+        signed = self._peek(CaseRekey, envelope, "case rekey")
+        self._context(signed, case, "case rekey")
+        await self.ensure_case(case)
+        header = self.state.get_doc("header", (self.network, case))
+        if header is None:
+            raise self.fail("event-missing", "a rekey of a case whose header the server does "
+                            "not answer", case=case)
+        version = int(signed["case_key_version"])
+        held = self.state.get_doc("rekey", (self.network, case, version_ref(version)))
+        if held is not None:
+            if held == envelope:
+                return
+            raise self.fail("event-replayed", "another rekey for a case-key version this "
+                            "partner holds", case=case, version=version)
+        owner = self.tv.member(header["signed"]["owner"])
+        keys: list[VerifyKey] = self.tv.coordinator_keys()
+        if owner is not None:
+            keys.append(owner.sign)
+        try:
+            rekey = CaseRekey.from_envelope(envelope, keys)
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"a rekey not signed by the case owner or the "
+                            f"coordinator ({exc.code})", case=case) from None
+        current = max(versions(self.state, self.network, case), default=1)
+        if version != current + 1:
+            raise self.fail("event-missing", f"rekey to version {version} follows version "
+                            f"{current}", case=case, version=version)
+        self.state.put_doc("rekey", (self.network, case, version_ref(version)), envelope)
+        info = summary(self.state, self.network, case) or {}
+        info.update(version=version, epoch=rekey.epoch)
+        self.state.put_doc("case", (self.network, case), info)
+        if epoch_keys(self.state, self.network, rekey.epoch) is None and \
+                not self._epochs_refetched and self._core():
+            self._epochs_refetched = True
+            await self.fetch_epochs()            # opens it (and this rekey) if it is ours
+        self._unwrap_rekey(rekey)
+
+    def _core(self) -> bool:
+        me = self.tv.member(self.me)
+        return (me is not None and me.current and me.ring == "core") or \
+            self.tv.is_coordinator(self.me)
+
+    def _unwrap_rekey(self, rekey: CaseRekey) -> None:
+        keys = epoch_keys(self.state, self.network, rekey.epoch)
+        if keys is None or case_key(self.state, self.network, rekey.case,
+                                    rekey.case_key_version) is not None:
+            return
+        try:
+            key = rekey.unwrap(keys[0])
+        except (DecryptionError, MalformedError):
+            raise self.fail("ciphertext-swapped", "a rekey's wrapped case key does not open "
+                            "under its epoch key", case=rekey.case) from None
+        self._got_key(rekey.case, rekey.case_key_version, key)
+
+
+def _int_field(envelope: Any, name: str) -> int:
+    try:
+        return int(envelope["signed"][name])
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+# =========================================================================== folding
+
+INTAKE_FIELDS = ("age_band", "neighbourhood", "domains", "severity", "care_status", "source",
+                 "complex", "summary")
+
+
+def empty_state() -> dict[str, Any]:
+    return {"analysis": [], "actions": [], "feedback": [], "notes": [], "statuses": []}
+
+
+def fold_event(state: dict[str, Any], view: EventView) -> None:
+    """Fold one readable event into the anonymous state (design §3 "Case record")."""
+    plain = view.plaintext
+    if plain is None:
+        return
+    kind = plain.get("kind")
+    meta = {"seq": view.seq, "author": view.author, "created": view.created}
+    body = {k: v for k, v in plain.items() if k != "kind"}
+    if kind == "intake":
+        for name in INTAKE_FIELDS:
+            if name in plain:
+                state[name] = plain[name]
+    elif kind == "analysis":
+        state["analysis"].append({**meta, **body})
+        for name in ("domains", "severity"):
+            if name in plain:
+                state[name] = plain[name]
+    elif kind == "action":
+        state["actions"].append({**meta, **body})
+    elif kind == "feedback":
+        state["feedback"].append({**meta, **body})
+    elif kind == "note":
+        state["notes"].append({**meta, **body})
+    elif kind == "status":
+        state["statuses"].append({**meta, **body})
+        if plain.get("status") == "referred":
+            state["referred"] = True
+
+
+def names(state: LocalState, network: str) -> dict[str, str]:
+    """Key id -> organisation name, from the verified memberships held."""
+    out: dict[str, str] = {}
+    for _, env in state.docs("membership", (network,)):
+        out[env["signed"]["member"]] = env["signed"]["name"]
+    return out
+
+
+def case_view(state: LocalState, network: str, case: str,
+              member_names: dict[str, str] | None = None) -> CaseView | None:
+    """The case as this partner verified it; events decrypted with the keys it holds."""
+    header = state.get_doc("header", (network, case))
+    info = summary(state, network, case)
+    if header is None or info is None:
+        return None
+    member_names = names(state, network) if member_names is None else member_names
+    signed = header["signed"]
+    keys: dict[int, CaseKey | None] = {}
+    folded = empty_state()
+    events: list[EventView] = []
+    for _, env in state.docs("event", (network, case)):
+        ev = env["signed"]
+        version = int(ev["case_key_version"])
+        if version not in keys:
+            keys[version] = case_key(state, network, case, version)
+        key = keys[version]
+        plaintext = None
+        if key is not None:
+            try:
+                plaintext = envelopes.decrypt_json(
+                    key, ev["ciphertext"],
+                    envelopes.event_context(network, case, ev["event"], version=version))
+            except ProtocolError:
+                plaintext = None          # verified at sync; a local file changed since
+        view = EventView(seq=int(ev["seq"]), event=ev["event"], author=ev["author"],
+                         author_name=member_names.get(ev["author"], ev["author"]),
+                         created=ev["created"], plaintext=plaintext,
+                         case_key_version=version, status=ev.get("status"))
+        fold_event(folded, view)
+        events.append(view)
+    current = int(info.get("version", signed["case_key_version"]))
+    return CaseView(network=network, case=case, kind=signed["kind"], owner=signed["owner"],
+                    status=str(info.get("status", "open")), created=signed["created"],
+                    readable=case_key(state, network, case, current) is not None,
+                    state=folded, events=events, case_key_version=current,
+                    epoch=int(info.get("epoch", signed["epoch"])))
+
+
+def when(value: str) -> datetime:
+    return parse_timestamp(value)
+
+
+__all__ = ["Verifier", "case_view", "fold_event", "epoch_keys", "epochs_held", "store_epoch",
+           "latest_epoch", "case_key", "summary", "versions", "seq_ref", "version_ref", "names"]

@@ -1,0 +1,147 @@
+"""Referral of a case to another network (docs/protocol.md §D.8, §15.5; flow 7).
+
+Networks are walls: a neighbourhood network and an oggz network each hold their own
+keys, and a case does not cross unless someone carries it (the seed names these walls as
+a cause of people falling through).  The coordinator of the sending network, who is also
+a core member of the receiving one, carries it:
+
+1. it creates a new case in the receiving network whose intake is the *folded anonymous
+   state* of the source case, encrypted under the receiving network's keys (a new case
+   key under its epoch), plus one note summarising the analysis and the actions so far —
+   all through ``create_case`` / ``add_event``, so the PII guard runs before anything is
+   sent.  No identity crosses here: identity reaches the receiving network only through
+   its own basis (consent or bemoeizorg) and release;
+2. it posts the signed referral (basis: the consent naming the receiving coordinator,
+   or an accepted bemoeizorg invocation), and checks that the two audit entries the
+   server says it wrote — ``referral-out`` in the sending log, ``referral-in`` in the
+   receiving log — are in the verified logs and say what happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from client.disclosure import FlowBase
+from protocol.canonical import canonical_json
+from protocol.crypto import sha256
+from protocol.encoding import b64e
+from protocol.errors import ContextMismatchError, MalformedError
+from protocol.objects.disclosure import Referral
+
+INTAKE_FIELDS = ("age_band", "neighbourhood", "domains", "severity", "care_status", "source",
+                 "complex", "summary")
+NOTE_MAX = 8000
+
+
+def referral_id(envelope: dict[str, Any]) -> str:
+    """The referral's id: the first 16 bytes of the SHA-256 of its canonical envelope
+    (§15.5; the object has no id field)."""
+    return b64e(sha256(canonical_json(envelope))[:16])
+
+
+def intake_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The intake plaintext of the receiving case from a folded anonymous state."""
+    missing = [f for f in INTAKE_FIELDS if state.get(f) is None]
+    if missing:
+        raise MalformedError(f"the source case's anonymous state lacks {missing}: "
+                             "it cannot be re-created in the receiving network",
+                             details={"field": missing[0]})
+    intake: dict[str, Any] = {"kind": "intake"}
+    for name in INTAKE_FIELDS:
+        value = state[name]
+        intake[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return intake
+
+
+def summary_note(state: dict[str, Any], *, network_name: str, reason: str) -> str:
+    """One note that carries the work done so far (analysis, actions) across."""
+    lines = [f"Doorverwezen vanuit {network_name}: {reason}"]
+    for item in state.get("analysis") or ():
+        text = item.get("text") if isinstance(item, dict) else None
+        if text:
+            lines.append(f"Analyse: {text}")
+    for item in state.get("actions") or ():
+        if isinstance(item, dict) and item.get("description"):
+            lines.append(f"Actie ({item.get('help_type', '?')}): {item['description']}")
+    text = "\n".join(lines)
+    return text if len(text) <= NOTE_MAX else text[:NOTE_MAX - 1] + "…"
+
+
+class ReferralOps(FlowBase):
+    """Referral between networks (a mixin of ``Partner``)."""
+
+    async def refer(self, network: str, case: str, to_network: str, *,
+                    consent: str | None = None, invocation: str | None = None,
+                    reason: str) -> str:
+        """Refer ``case`` of ``network`` to ``to_network`` (module docstring); the id of
+        the new case in ``to_network``.  The caller is the coordinator of ``network``
+        and a core member of ``to_network``."""
+        if (consent is None) == (invocation is None):
+            raise MalformedError("a referral rests on exactly one basis: consent or invocation",
+                                 details={"field": "basis"})
+        if to_network == network:
+            raise MalformedError("a referral goes to another network",
+                                 details={"field": "to_network"})
+        self._refuse_pii({"reason": reason})
+        source = await self._trusted(network)
+        if not source.is_coordinator(self.key_id):
+            raise MalformedError("only the sending network's coordinator refers a case",
+                                 details={"field": "network"})
+        view = self.case(network, case)
+        if view.kind != "case":
+            raise MalformedError("a consult is not referred: it has no person behind it",
+                                 details={"field": "case"})
+        intake = intake_of(view.state)
+        note = summary_note(view.state, network_name=source.name, reason=reason)
+        # The PII guard runs on both before anything reaches the receiving network.
+        self._refuse_pii(intake)
+        self._refuse_pii({"kind": "note", "text": note})
+        new_case = await self.create_case(to_network, intake)
+        await self.add_event(to_network, new_case, {"kind": "note", "text": note})
+        basis = ({"kind": "consent", "ref": consent} if consent is not None
+                 else {"kind": "bemoeizorg", "ref": invocation})
+        envelope = Referral(network=network, to_network=to_network, case=case,
+                            new_case=new_case, basis=basis, acting_user=self.acting_user,
+                            at=self._stamp(), reason=reason).sign(self.keys.signer)
+        expected = referral_id(envelope)
+        answer = await self.conn.post(self._network_path(network, "/referrals"),
+                                      {"referral": envelope})
+        with self._verifying(network, referral=expected):
+            if answer["referral"] != expected:
+                raise ContextMismatchError("the server acknowledged another referral")
+            out_index, in_index = int(answer["audit_index"]), int(answer["receiving_audit_index"])
+        await self._check_referral_entry(network, out_index, action="referral-out", case=case,
+                                         referral=expected)
+        await self._check_referral_entry(to_network, in_index, action="referral-in",
+                                         case=new_case, referral=expected)
+        self.state.put_doc("referral", (network, expected), {
+            "envelope": envelope, "new_case": new_case, "to_network": to_network,
+            "audit_index": out_index, "receiving_audit_index": in_index})
+        return new_case
+
+    async def _check_referral_entry(self, network: str, index: int, *, action: str,
+                                    case: str, referral: str) -> None:
+        """The entry the server named is in the signed log and records this referral.
+        The index works as a receipt: the entry, its inclusion proof and the latest
+        head are fetched and checked like a release receipt (head signed by the log key
+        and consistent with the heads held, entry included), so a missing or different
+        entry is ``receipt-invalid``."""
+        path = self._network_path(network, "/audit")
+        with self._verifying(network, malformed="receipt-invalid", index=index):
+            head = (await self.conn.get(f"{path}/head"))["tree_head"]
+            size = int(head["signed"]["size"])
+            page = await self.conn.get(f"{path}/entries", params={"after": index, "limit": 1})
+            items = [i for i in page["items"] if int(i["index"]) == index]
+            proof = (await self.conn.get(f"{path}/proof/inclusion",
+                                         params={"index": index, "size": size}))["proof"]
+        entry = await self._audit(network).check_receipt({
+            "entry": items[0]["entry"] if items else None, "index": index, "proof": proof,
+            "tree_head": head})
+        if (entry.action, entry.case, entry.ref, entry.outcome, entry.actor.partner) != (
+                action, case, referral, "allow", self.key_id):
+            raise self._misbehaving(network, "receipt-invalid",
+                                    f"audit entry {index} is not this referral's {action}",
+                                    index=index)
+
+
+__all__ = ["ReferralOps", "referral_id", "intake_of", "summary_note"]

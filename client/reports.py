@@ -1,0 +1,193 @@
+"""Audit and reports from the partner's side (docs/protocol.md §15.1, §15.2; flows 10
+and 11).
+
+* :meth:`ReportOps.verify_audit` and :meth:`ReportOps.audit_entries` delegate to the
+  network's :class:`~client.audit.AuditMonitor`: every entry recomputed and proven
+  included under a signed head consistent with the heads held.
+* :meth:`ReportOps.access_report` is the subject access report the network's single
+  contact point answers a person with (Besluit gegevensverwerking door
+  samenwerkingsverbanden, design flow 10).  The server builds it from its log; the
+  client believes it only after matching it, both ways, against the *verified* log:
+  every release and denial it lists is a verified entry saying the same thing, and
+  every verified release or denial of the case is listed.  A server that leaves a
+  release out of a person's report is caught, not just one that invents one.
+* :meth:`ReportOps.aggregate_report` gives municipalities their figures (flow 11) from
+  the anonymous layers this partner folded locally — no server, no case ids, and every
+  cell smaller than ``min_cell`` suppressed, with complementary suppression where a
+  suppressed cell could be recomputed from a total.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from client.disclosure import FlowBase
+from protocol.objects.base import parse_timestamp
+
+RELEASE_ACTIONS = ("release", "bemoeizorg-release")
+HELP_TYPES = ("informal", "formal", "combined")
+
+
+class ReportOps(FlowBase):
+    """Audit verification, access reports and aggregate figures (a mixin of ``Partner``)."""
+
+    # ------------------------------------------------------------------ audit
+
+    async def verify_audit(self, network: str, *, progress: Callable[[int], Any] | None = None
+                           ) -> Any:
+        """Verify every audit entry this partner may read against the latest signed
+        head, which must be consistent with the heads held (``AuditVerification``)."""
+        return await self._audit(network).verify_all(progress=progress)
+
+    async def audit_entries(self, network: str) -> list[dict[str, Any]]:
+        """The audit entries this partner may read, each verified (commitment and
+        inclusion): ``{"index", "entry"}`` in log order."""
+        return list(await self._audit(network).entries())
+
+    async def access_report(self, network: str, case: str) -> dict[str, Any]:
+        """The subject access report of ``case`` (coordinator or auditor), checked
+        against the verified audit log (module docstring).  A report that disagrees
+        with the log is recorded server misbehaviour (``audit-entry-rewritten``)."""
+        report = await self.conn.get(self._network_path(network, f"/cases/{case}/access-report"))
+        verified = {e["index"]: e["entry"] for e in await self.audit_entries(network)}
+        about = {i: e for i, e in verified.items() if e.get("case") == case}
+        with self._verifying(network, malformed="audit-entry-rewritten", case=case):
+            if report["case"] != case:
+                raise KeyError("case")
+            listed_releases = {int(item["index"]): item for item in report["releases"]}
+            listed_denials = {int(item["index"]): item for item in report["denials"]}
+        problems: list[str] = []
+        for index, item in listed_releases.items():
+            problems += _mismatch(index, item, about.get(index), RELEASE_ACTIONS)
+        for index, item in listed_denials.items():
+            problems += _mismatch(index, item, about.get(index), ("deny",))
+        for index, entry in about.items():
+            if entry.get("action") in RELEASE_ACTIONS and index not in listed_releases:
+                problems.append(f"release entry {index} is missing from the report")
+            if entry.get("action") == "deny" and index not in listed_denials:
+                problems.append(f"denial entry {index} is missing from the report")
+        if problems:
+            raise self._misbehaving(network, "audit-entry-rewritten",
+                                    "the access report does not match the verified audit log: "
+                                    + "; ".join(problems[:5]), case=case, count=len(problems))
+        return {**report, "verified": {"entries": len(listed_releases) + len(listed_denials),
+                                       "log_entries": len(verified)}}
+
+    # ------------------------------------------------------------------ aggregates
+
+    def aggregate_report(self, network: str, *, min_cell: int = 5) -> dict[str, Any]:
+        """Figures for the municipality from the cases this partner folded (flow 11):
+        cases by problem domain, neighbourhood, source and help type (informal, formal,
+        combined, none yet), and the median days from a case's creation to its first
+        action.  Every count below ``min_cell`` is shown as ``"<min_cell>"``; where one
+        suppressed cell of a breakdown that sums to the published total could be
+        recomputed, the next smallest cell is suppressed too.  No case ids, no free
+        text."""
+        if min_cell < 1:
+            raise ValueError("min_cell is at least 1")
+        folded = self.cases(network)
+        views = [v for v in folded if v.kind == "case" and v.state.get("age_band")]
+        consults = [v for v in folded if v.kind == "consult"]
+        total = len(views)
+        domains: Counter[str] = Counter()
+        for v in views:
+            domains.update(set(v.state.get("domains") or ()))
+        by_neighbourhood = Counter(str(v.state.get("neighbourhood")) for v in views)
+        by_source = Counter(str(v.state.get("source")) for v in views)
+        by_status = Counter(str(v.status) for v in views)
+        by_help = Counter(_help_type(v.state.get("actions") or ()) for v in views)
+        days = [d for d in (_days_to_first_action(v) for v in views) if d is not None]
+        cell = _cell(min_cell)
+        return {
+            "network": network,
+            "min_cell": min_cell,
+            "cases": cell(total),
+            "consults": cell(len(consults)),
+            # A case counts once in every domain it has: no total, no complement.
+            "by_domain": {k: cell(n) for k, n in sorted(domains.items())},
+            "by_neighbourhood": _suppress(by_neighbourhood, min_cell, total),
+            "by_source": _suppress(by_source, min_cell, total),
+            "by_status": _suppress(by_status, min_cell, total),
+            "by_help_type": _suppress(by_help, min_cell, total),
+            "cases_with_action": cell(len(days)),
+            "median_days_to_first_action": (round(statistics.median(days), 1)
+                                            if len(days) >= min_cell else f"<{min_cell}"),
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _mismatch(index: int, item: Mapping[str, Any], entry: Mapping[str, Any] | None,
+              actions: Iterable[str]) -> list[str]:
+    """What a report line claims that the verified entry at its index does not say."""
+    if entry is None:
+        return [f"entry {index} is not a verified entry of this case"]
+    if entry.get("action") not in tuple(actions):
+        return [f"entry {index} is a {entry.get('action')}, not what the report lists"]
+    actor = entry.get("actor") or {}
+    claims = {"partner": actor.get("partner"), "acting_user": actor.get("acting_user"),
+              "organisation": actor.get("organisation"), "time": entry.get("time"),
+              "basis": entry.get("basis"), "ref": entry.get("ref"),
+              "classes": sorted(entry.get("classes") or [])}
+    wrong = []
+    for name, value in claims.items():
+        stated = item.get(name)
+        if name == "classes":
+            stated = sorted(stated or [])
+        if name in item and stated != value:
+            wrong.append(name)
+    if "reason" in item and item["reason"] != entry.get("reason"):
+        wrong.append("reason")
+    return [f"entry {index}: {', '.join(wrong)} differ"] if wrong else []
+
+
+def _cell(min_cell: int) -> Callable[[int], int | str]:
+    def cell(n: int) -> int | str:
+        return n if n >= min_cell else f"<{min_cell}"
+    return cell
+
+
+def _suppress(counts: Mapping[str, int], min_cell: int, total: int) -> dict[str, int | str]:
+    """Primary suppression of cells below ``min_cell`` and complementary suppression:
+    a breakdown of ``total`` (each case in exactly one cell) with a single suppressed
+    cell would give it away by subtraction from the published total, so the smallest
+    published cell is suppressed as well."""
+    out: dict[str, int | str] = {}
+    hidden = {k for k, n in counts.items() if n < min_cell}
+    shown = sorted((n, k) for k, n in counts.items() if k not in hidden)
+    if len(hidden) == 1 and shown and total >= min_cell:
+        hidden.add(shown[0][1])
+    for k in sorted(counts):
+        out[k] = f"<{min_cell}" if k in hidden else counts[k]
+    return out
+
+
+def _help_type(actions: Iterable[Mapping[str, Any]]) -> str:
+    """The case's help so far: only informal, only formal, combined (a combined action,
+    or both kinds), or none."""
+    kinds = {a.get("help_type") for a in actions if isinstance(a, Mapping)}
+    kinds &= set(HELP_TYPES)
+    if not kinds:
+        return "none"
+    if "combined" in kinds or kinds == {"informal", "formal"}:
+        return "combined"
+    return kinds.pop()
+
+
+def _days_to_first_action(view: Any) -> float | None:
+    """Days from the case's creation to its first action event (by the author's
+    ``created`` time), or None without actions."""
+    times = [e.created for e in view.events
+             if isinstance(e.plaintext, Mapping) and e.plaintext.get("kind") == "action"]
+    if not times:
+        return None
+    start = parse_timestamp(view.created)
+    first = min(parse_timestamp(t) for t in times)
+    return max(0.0, (first - start).total_seconds() / 86400)
+
+
+__all__ = ["ReportOps"]

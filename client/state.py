@@ -1,0 +1,272 @@
+"""A partner's local state: one SQLite file (``state.db``) through sqlite-utils (ADR 0007).
+
+Two kinds of rows:
+
+* **Secrets** -- epoch and match keys, case keys, class keys, identity this partner
+  owns or was released, signal reply keys.  Each value is encrypted with
+  XChaCha20-Poly1305 under a random 32-byte **state key**, with associated data
+  ``schakel/v1/local-state/<kind>/<ref...>``: a ciphertext copied to another row (another
+  case, class or version) does not open.  The state key itself is stored sealed to the
+  partner's own box key (``crypto_box_seal``), so ``state.db`` is useless without the
+  keystore and its passphrase.
+* **Documents** -- verified envelopes, headers, heads, tickets: canonical JSON, not
+  secret (the server holds the same objects).
+
+Refs are tuples of strings (ids, class names, decimal versions).  A ref component may
+not contain ``/`` (it would make the associated data ambiguous) or control characters.
+``secret_refs``/``docs`` select by a ref prefix and answer in ref order; pad numbers that
+must sort (``f"{seq:010d}"``).
+
+Writes commit at once unless inside :meth:`LocalState.transaction` (one commit for a
+whole sync page).  The file is opened by one process at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from protocol.canonical import canonical_json, parse_json
+from protocol.crypto import (
+    BoxSecretKey, SymmetricKey, aead_decrypt, aead_encrypt,
+)
+from protocol.encoding import b64d, b64e
+from protocol.errors import DecryptionError, MalformedError
+from protocol.objects.base import format_timestamp
+
+#: Associated-data prefix of every local secret (ADR 0007).
+AD_PREFIX = b"schakel/v1/local-state/"
+#: Separator of ref components inside the ``ref`` column (sorts before every printable).
+_SEP = "\x1f"
+SCHEMA_VERSION = 1
+
+
+class StateKey(SymmetricKey):
+    """The random key every local secret is encrypted under."""
+
+    role = "local-state"
+
+
+def _check_part(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise MalformedError(f"local state {what} must be a non-empty string of at most 256 chars")
+    if "/" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in value):
+        raise MalformedError(f"local state {what} contains '/' or a control character")
+    return value
+
+
+def _ref(ref: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if isinstance(ref, str) or not isinstance(ref, (tuple, list)):
+        raise MalformedError("local state ref must be a tuple of strings")
+    return tuple(_check_part(part, "ref component") for part in ref)
+
+
+def _row(ref: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The ref of one row: at least one component."""
+    out = _ref(ref)
+    if not out:
+        raise MalformedError("local state ref must have at least one component")
+    return out
+
+
+def associated_data(kind: str, ref: tuple[str, ...]) -> bytes:
+    """``schakel/v1/local-state/<kind>/<ref...>``: binds a secret to its row."""
+    return AD_PREFIX + "/".join((_check_part(kind, "kind"), *_row(ref))).encode("utf-8")
+
+
+class LocalState:
+    """The state of one partner (module docstring).  Open with :meth:`open`."""
+
+    def __init__(self, path: Path, db: sqlite_utils.Database, key: StateKey) -> None:
+        self.path, self._db, self._key = path, db, key
+        self._depth = 0
+        self._pending_misbehaviour: list[tuple[str, tuple[Any, ...]]] = []
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], box_secret: BoxSecretKey, *,
+             create: bool = False) -> "LocalState":
+        """Open (``create``: make) the state file.  The state key is unsealed with
+        ``box_secret``; a file sealed to another partner's key is refused."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise MalformedError(f"no local state at {path}")
+        if create and path.exists():
+            raise MalformedError(f"a local state already exists at {path}")
+        if create:
+            # The file holds only ciphertext and public objects, but it is this partner's
+            # record of what it saw: owner-only, like the keystore.
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        db = sqlite_utils.Database(conn)
+        try:
+            if create:
+                cls._create_schema(db)
+                key = StateKey.generate()
+                sealed = box_secret.public_key.seal(key.export())
+                conn.execute("INSERT INTO meta(name, value) VALUES (?, ?), (?, ?)",
+                             ("state_key", b64e(sealed), "schema", str(SCHEMA_VERSION)))
+            else:
+                row = conn.execute("SELECT value FROM meta WHERE name = 'state_key'").fetchone()
+                if row is None:
+                    raise MalformedError(f"{path} is not a Schakel client state")
+                try:
+                    key = StateKey(box_secret.unseal(b64d(row[0], max_length=256)))
+                except DecryptionError:
+                    raise DecryptionError("the local state was made for another partner's "
+                                          "keys") from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, db, key)
+
+    @staticmethod
+    def _create_schema(db: sqlite_utils.Database) -> None:
+        db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
+        db["secrets"].create({"kind": str, "ref": str, "value": bytes}, pk=("kind", "ref"),
+                             if_not_exists=True)
+        db["docs"].create({"kind": str, "ref": str, "value": str}, pk=("kind", "ref"),
+                          if_not_exists=True)
+        db["cursors"].create({"network": str, "feed": str, "cursor": str},
+                             pk=("network", "feed"), if_not_exists=True)
+        db["misbehaviours"].create({"id": int, "network": str, "what": str, "message": str,
+                                    "details": str, "at": str}, pk="id", if_not_exists=True)
+
+    def close(self) -> None:
+        self._db.conn.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for everything inside (nested calls join the outer one); on an
+        exception nothing inside is kept -- except misbehaviour records, which are
+        written after the transaction ends, whatever its outcome."""
+        conn = self._db.conn
+        if self._depth == 0:
+            conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                conn.execute("COMMIT" if ok else "ROLLBACK")
+                self._flush_misbehaviours()
+
+    # ------------------------------------------------------------------ secrets
+
+    def put_secret(self, kind: str, ref: tuple[str, ...], value: bytes) -> None:
+        if not isinstance(value, bytes):
+            raise MalformedError("a local secret is bytes")
+        ref = _row(ref)
+        blob = aead_encrypt(self._key, value, associated_data(kind, ref))
+        self._db.conn.execute("INSERT OR REPLACE INTO secrets(kind, ref, value) VALUES (?, ?, ?)",
+                              (kind, _SEP.join(ref), blob))
+
+    def get_secret(self, kind: str, ref: tuple[str, ...]) -> bytes | None:
+        """The secret, or None.  A row that does not open under its own kind and ref
+        (moved, altered) raises :class:`DecryptionError`."""
+        ref = _row(ref)
+        row = self._db.conn.execute("SELECT value FROM secrets WHERE kind = ? AND ref = ?",
+                                    (_check_part(kind, "kind"), _SEP.join(ref))).fetchone()
+        if row is None:
+            return None
+        return aead_decrypt(self._key, bytes(row[0]), associated_data(kind, ref))
+
+    def delete_secret(self, kind: str, ref: tuple[str, ...]) -> None:
+        self._db.conn.execute("DELETE FROM secrets WHERE kind = ? AND ref = ?",
+                              (_check_part(kind, "kind"), _SEP.join(_row(ref))))
+
+    def secret_refs(self, kind: str, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        return [tuple(r[0].split(_SEP)) for r in self._select("secrets", "ref", kind, prefix)]
+
+    # ------------------------------------------------------------------ documents
+
+    def put_doc(self, kind: str, ref: tuple[str, ...], value: Any) -> None:
+        text = canonical_json(value).decode("utf-8")
+        self._db.conn.execute("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
+                              (_check_part(kind, "kind"), _SEP.join(_row(ref)), text))
+
+    def get_doc(self, kind: str, ref: tuple[str, ...]) -> Any | None:
+        row = self._db.conn.execute("SELECT value FROM docs WHERE kind = ? AND ref = ?",
+                                    (_check_part(kind, "kind"), _SEP.join(_row(ref)))).fetchone()
+        return None if row is None else parse_json(row[0], max_bytes=64 << 20)
+
+    def docs(self, kind: str, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+        return [(tuple(r[0].split(_SEP)), parse_json(r[1], max_bytes=64 << 20))
+                for r in self._select("docs", "ref, value", kind, prefix)]
+
+    def delete_doc(self, kind: str, ref: tuple[str, ...]) -> None:
+        self._db.conn.execute("DELETE FROM docs WHERE kind = ? AND ref = ?",
+                              (_check_part(kind, "kind"), _SEP.join(_row(ref))))
+
+    def _select(self, table: str, columns: str, kind: str,
+                prefix: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        kind = _check_part(kind, "kind")
+        prefix = _ref(prefix)
+        if not prefix:
+            return self._db.conn.execute(
+                f"SELECT {columns} FROM {table} WHERE kind = ? ORDER BY ref", (kind,)).fetchall()
+        # Every ref that starts with the prefix components lies in [p + SEP, p + SEP + 1).
+        low = _SEP.join(prefix) + _SEP
+        high = low[:-1] + chr(ord(_SEP) + 1)
+        exact = _SEP.join(prefix)
+        return self._db.conn.execute(
+            f"SELECT {columns} FROM {table} WHERE kind = ? AND (ref = ? OR (ref >= ? AND ref < ?)) "
+            f"ORDER BY ref", (kind, exact, low, high)).fetchall()
+
+    # ------------------------------------------------------------------ cursors
+
+    def cursor(self, network: str, feed: str) -> str:
+        row = self._db.conn.execute("SELECT cursor FROM cursors WHERE network = ? AND feed = ?",
+                                    (network, feed)).fetchone()
+        return "0" if row is None else str(row[0])
+
+    def set_cursor(self, network: str, feed: str, cursor: str) -> None:
+        self._db.conn.execute("INSERT OR REPLACE INTO cursors(network, feed, cursor) "
+                              "VALUES (?, ?, ?)", (network, feed, str(cursor)))
+
+    # ------------------------------------------------------------------ misbehaviour
+
+    def record_misbehaviour(self, network: str, what: str, message: str,
+                            details: dict[str, Any] | None = None) -> None:
+        """Kept even when the surrounding transaction rolls back: the evidence must
+        outlive the refusal (written on its own connection when inside one)."""
+        row = (network, what, message, canonical_json(details or {}).decode("utf-8"),
+               format_timestamp(datetime.now(UTC)))
+        sql = ("INSERT INTO misbehaviours(network, what, message, details, at) "
+               "VALUES (?, ?, ?, ?, ?)")
+        if self._depth == 0:
+            self._db.conn.execute(sql, row)
+            return
+        # Inside a transaction the write lock is ours: keep the row in memory and write
+        # it once the transaction ends, whatever its outcome.
+        self._pending_misbehaviour.append((sql, row))
+
+    def _flush_misbehaviours(self) -> None:
+        pending, self._pending_misbehaviour = self._pending_misbehaviour, []
+        for sql, row in pending:
+            self._db.conn.execute(sql, row)
+
+    def misbehaviours(self) -> list[dict[str, Any]]:
+        rows = self._db.conn.execute("SELECT id, network, what, message, details, at FROM "
+                                     "misbehaviours ORDER BY id").fetchall()
+        return [{"id": r[0], "network": r[1], "what": r[2], "message": r[3],
+                 "details": parse_json(r[4]), "at": r[5]} for r in rows]
+
+
+__all__ = ["LocalState", "StateKey", "associated_data", "AD_PREFIX"]

@@ -1,0 +1,311 @@
+"""What this partner believes about a network, and why (design §2; protocol.md §4.6).
+
+:func:`load_trust` fetches ``GET /v1/networks/{n}`` and ``GET .../members`` and believes
+nothing it cannot chain to the coordinator fingerprint configured at the covenant
+ceremony:
+
+* the genesis must verify against the anchor (``keys.chain.verify_genesis``) and be the
+  same genesis this partner saw before -- else ``genesis-untrusted``;
+* every revocation and every membership must verify against the genesis's coordinator
+  key chain (``keys.chain.verify_revocation`` / ``verify_membership``), and a
+  membership must be the same object this partner saw before for that (member, serial)
+  -- else ``member-key-substituted``.
+
+Verified objects are kept in the local state and *unioned* with what the server serves
+next time: a server that stops serving a revocation cannot make the client encrypt to
+the removed member again.  Whether a member is **current** is decided at the client's
+own clock (valid now, not revoked by a revocation in effect now; the highest current
+serial counts).  Callers seal only to :class:`MemberInfo` keys from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from keys.chain import Member, Revocation, VerifiedGenesis, verify_genesis, verify_membership
+from keys.chain import verify_revocation
+from keys.fingerprint import Fingerprint
+from protocol.canonical import canonical_json
+from protocol.crypto import BoxPublicKey, VerifyKey, sha256
+from protocol.encoding import b64e
+from protocol.errors import ProtocolError
+from protocol.objects.base import parse_timestamp
+from protocol.objects.network import CovenantAcceptance
+
+from client.errors import ServerMisbehaviour
+from client.state import LocalState
+
+Misbehaving = Callable[..., ServerMisbehaviour]
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """A verified member as this partner sees it now (one per key id: its highest
+    current membership, else its highest membership)."""
+
+    key_id: str
+    name: str
+    ring: str
+    party: str
+    roles: tuple[str, ...]
+    sign: VerifyKey
+    box: BoxPublicKey
+    current: bool
+    serial: int
+    valid_from: datetime
+    valid_until: datetime
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "name": self.name, "ring": self.ring,
+                "party": self.party, "roles": list(self.roles), "current": self.current,
+                "serial": self.serial}
+
+
+def _digest(envelope: Any) -> str:
+    return b64e(sha256(canonical_json(envelope)))[:22]
+
+
+@dataclass
+class TrustView:
+    """One network, verified.  Built by :func:`load_trust`."""
+
+    network: str
+    kind: str
+    name: str
+    policy: dict[str, Any]
+    genesis: dict[str, Any]
+    verified: VerifiedGenesis
+    now: datetime
+    tree_head: dict[str, Any] | None = None
+    _memberships: dict[str, list[tuple[Member, dict[str, Any]]]] = field(default_factory=dict)
+    _revocations: list[Revocation] = field(default_factory=list)
+    acceptances: dict[str, list[str]] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- genesis facts
+
+    @property
+    def coordinator_key_id(self) -> str:
+        return self.verified.coordinator.key_id
+
+    @property
+    def server_log(self) -> VerifyKey:
+        return self.verified.server_log
+
+    @property
+    def server_gate(self) -> BoxPublicKey:
+        return self.verified.server_gate
+
+    @property
+    def covenant(self) -> bytes:
+        return self.verified.covenant
+
+    # ---------------------------------------------------------------- membership rules
+
+    def _revoked(self, m: Member, when: datetime) -> bool:
+        return any(r.member == m.member and r.serial >= m.serial and r.at <= when
+                   for r in self._revocations)
+
+    def _valid_at(self, m: Member, when: datetime) -> bool:
+        return m.valid_from <= when < m.valid_until and not self._revoked(m, when)
+
+    def _info(self, key_id: str, when: datetime | None = None) -> MemberInfo | None:
+        entries = self._memberships.get(key_id)
+        if not entries:
+            return None
+        when = when or self.now
+        valid = [m for m, _ in entries if self._valid_at(m, when)]
+        m = max(valid or [m for m, _ in entries], key=lambda x: x.serial)
+        return MemberInfo(key_id=m.member, name=m.name, ring=m.ring, party=m.party,
+                          roles=tuple(sorted(m.roles)), sign=m.sign, box=m.box,
+                          current=bool(valid), serial=m.serial, valid_from=m.valid_from,
+                          valid_until=m.valid_until)
+
+    def member(self, key_id: str) -> MemberInfo | None:
+        """The member now (``current`` says whether it may act), or None if unknown."""
+        return self._info(key_id)
+
+    def member_at(self, key_id: str, when: datetime) -> MemberInfo | None:
+        """The member if it held a valid, unrevoked membership at ``when`` (an event's
+        author when it wrote it), else None."""
+        info = self._info(key_id, when)
+        return info if info is not None and info.current else None
+
+    def members(self, current_only: bool = True) -> list[MemberInfo]:
+        out = [self._info(k) for k in sorted(self._memberships)]
+        return [m for m in out if m is not None and (m.current or not current_only)]
+
+    def core(self) -> list[MemberInfo]:
+        return [m for m in self.members() if m.ring == "core"]
+
+    def auditors(self) -> list[MemberInfo]:
+        return [m for m in self.members() if m.has_role("auditor")]
+
+    def is_coordinator(self, key_id: str) -> bool:
+        """The genesis's (current) coordinator key, or a current member with the role."""
+        if key_id == self.coordinator_key_id:
+            return True
+        info = self.member(key_id)
+        return info is not None and info.current and info.has_role("coordinator")
+
+    def coordinator_keys(self) -> list[VerifyKey]:
+        """Every key whose signature counts as the coordinator's: the genesis key chain
+        and members that were ever given the coordinator role (objects they signed
+        while they held it stay valid)."""
+        keys = {link.keys.key_id: link.keys.sign for link in self.verified.coordinator_keys}
+        for entries in self._memberships.values():
+            for m, _ in entries:
+                if "coordinator" in m.roles:
+                    keys[m.member] = m.sign
+        return list(keys.values())
+
+    def membership_envelope(self, key_id: str) -> dict[str, Any] | None:
+        """The verified membership envelope behind :meth:`member` (for policy facts)."""
+        info = self._info(key_id)
+        if info is None:
+            return None
+        for m, env in self._memberships[key_id]:
+            if m.serial == info.serial:
+                return env
+        return None
+
+    def next_serial(self, key_id: str) -> int:
+        """A serial above every membership and revocation of ``key_id`` (re-admission
+        after a revocation needs a higher serial than the revocation's)."""
+        serials = [m.serial for m, _ in self._memberships.get(key_id, [])]
+        serials += [r.serial for r in self._revocations if r.member == key_id]
+        return max(serials, default=0) + 1
+
+    def revocations(self) -> list[Revocation]:
+        return list(self._revocations)
+
+
+async def load_trust(*, network: str, anchor: str, get: Callable[[str], Awaitable[Any]],
+                     state: LocalState, now: datetime, misbehaving: Misbehaving) -> TrustView:
+    """Fetch and verify a network (module docstring).  ``anchor`` is the configured
+    coordinator fingerprint; ``misbehaving(network, what, message, **details)`` records
+    and returns the :class:`ServerMisbehaviour` this raises."""
+    answer = await get(f"/v1/networks/{network}")
+    if not isinstance(answer, dict):
+        raise misbehaving(network, "genesis-untrusted", "the network answer is not an object")
+    served = await get(f"/v1/networks/{network}/members")
+    return build_view(network=network, anchor=anchor, genesis=answer.get("genesis"),
+                      served=served if isinstance(served, dict) else {}, state=state, now=now,
+                      misbehaving=misbehaving, tree_head=answer.get("tree_head"))
+
+
+def local_view(*, network: str, anchor: str, state: LocalState, now: datetime,
+               misbehaving: Misbehaving) -> TrustView | None:
+    """The view from what this partner verified and kept, without asking the server
+    (None if it never fetched the network).  Verified again: signatures are cheap."""
+    genesis = state.get_doc("genesis", (network,))
+    if genesis is None:
+        return None
+    return build_view(network=network, anchor=anchor, genesis=genesis, served={}, state=state,
+                      now=now, misbehaving=misbehaving, tree_head=None)
+
+
+def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any],
+               state: LocalState, now: datetime, misbehaving: Misbehaving,
+               tree_head: Any) -> TrustView:
+    """Verify ``genesis`` and the served ``memberships``/``revocations``/``acceptances``
+    (united with those held) and keep the new ones."""
+    envelope = genesis
+    try:
+        verified = verify_genesis(envelope, Fingerprint.parse(anchor))  # type: ignore[arg-type]
+    except ProtocolError as exc:
+        raise misbehaving(network, "genesis-untrusted",
+                          f"the network's genesis does not chain to the configured "
+                          f"coordinator fingerprint ({exc.code})") from None
+    if verified.network != network:
+        raise misbehaving(network, "genesis-untrusted",
+                          "the server answered the genesis of another network")
+    held = state.get_doc("genesis", (network,))
+    if held is not None and held != envelope:
+        raise misbehaving(network, "genesis-untrusted",
+                          "the server answered another genesis than the one verified before")
+    if held is None:
+        state.put_doc("genesis", (network,), envelope)
+    assert envelope is not None
+    view = TrustView(network=network, kind=verified.kind, name=verified.name,
+                     policy=verified.policy.to_json(), genesis=envelope, verified=verified,
+                     now=now, tree_head=tree_head)
+
+    revocations, new_revocations = _union(state, network, "revocation",
+                                          served.get("revocations", []))
+    memberships, new_memberships = _union(state, network, "membership",
+                                          served.get("memberships", []), key=_membership_key,
+                                          misbehaving=misbehaving)
+    for env in revocations.values():
+        try:
+            view._revocations.append(verify_revocation(env, verified))
+        except ProtocolError as exc:
+            raise misbehaving(network, "member-key-substituted",
+                              f"a membership revocation does not verify against the "
+                              f"coordinator ({exc.code})") from None
+    for env in memberships.values():
+        try:
+            # Verified at its own valid_from: signature, chain, network and grants;
+            # whether it is in force is decided below at the client's clock.
+            valid_from = parse_timestamp(env["signed"]["valid_from"])
+            member = verify_membership(env, verified, now=valid_from)
+        except (ProtocolError, KeyError, TypeError) as exc:
+            code = exc.code if isinstance(exc, ProtocolError) else "malformed"
+            raise misbehaving(network, "member-key-substituted",
+                              f"a membership does not verify against the coordinator "
+                              f"({code})") from None
+        view._memberships.setdefault(member.member, []).append((member, env))
+    for env in served.get("acceptances", []):
+        try:
+            signer = CovenantAcceptance.peek(env)["member"]
+            info = view.member(signer)
+            if info is None:
+                continue
+            acceptance = CovenantAcceptance.from_envelope(env, [info.sign])
+        except ProtocolError:
+            continue          # an acceptance that does not verify counts for nothing
+        view.acceptances.setdefault(acceptance.member, []).append(acceptance.covenant)
+    # Only now, with every object verified, are the new ones kept.
+    for kind, new in (("revocation", new_revocations), ("membership", new_memberships)):
+        for ref, env in new.items():
+            state.put_doc(kind, (network, *ref), env)
+    return view
+
+
+def _membership_key(env: Any) -> tuple[str, ...] | None:
+    try:
+        signed = env["signed"]
+        return (str(signed["member"]), f"{int(signed['serial']):016d}")
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _union(state: LocalState, network: str, kind: str, served: Iterable[Any], *,
+           key: Callable[[Any], tuple[str, ...] | None] | None = None,
+           misbehaving: Misbehaving | None = None,
+           ) -> tuple[dict[tuple[str, ...], Any], dict[tuple[str, ...], Any]]:
+    """(the objects held before plus the ones served now, the new ones), by ``key``
+    (default: a digest).  The caller verifies all of them and stores the new ones only
+    then, so only verified objects are ever held."""
+    held = {ref[1:]: env for ref, env in state.docs(kind, (network,))}
+    out = dict(held)
+    for env in served if isinstance(served, list) else []:
+        ref = key(env) if key else (_digest(env),)
+        if ref is None:
+            ref = (_digest(env),)
+        if ref in held and held[ref] != env:
+            assert misbehaving is not None
+            raise misbehaving(network, "member-key-substituted",
+                              "the server answered another membership than the one verified "
+                              "before for the same member and serial",
+                              member=ref[0])
+        out[ref] = env
+    return out, {r: e for r, e in out.items() if r not in held}
+
+
+__all__ = ["MemberInfo", "TrustView", "load_trust", "local_view", "build_view"]

@@ -1,0 +1,175 @@
+"""What the client library hands back: plain dataclasses, no behaviour.
+
+They hold what this partner *verified and could read*; nothing in them came from the
+server unchecked.  Every view has ``to_json()`` for the command line's ``--json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.repr}
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    return value
+
+
+class _View:
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (fields marked ``repr=False`` -- secrets -- are left out)."""
+        out: dict[str, Any] = _json(self)
+        return out
+
+
+@dataclass
+class EventView(_View):
+    """One event of a case as this partner verified it.  ``plaintext`` is None when
+    the partner does not hold the case-key version the event was written under
+    (history before it joined, or a case it was never given)."""
+
+    seq: int
+    event: str
+    author: str
+    author_name: str
+    created: str
+    plaintext: dict[str, Any] | None
+    case_key_version: int = 1
+    status: str | None = None
+
+
+@dataclass
+class CaseView(_View):
+    """A case (or consult) folded from its verified events.
+
+    ``state`` is the anonymous layer: the intake fields (``age_band``,
+    ``neighbourhood``, ``domains``, ``severity``, ``care_status``, ``source``,
+    ``complex``, ``summary``) and the lists ``analysis``, ``actions``, ``feedback``
+    and ``notes``, each entry with its ``seq``, ``author`` and ``created``.
+    ``readable``: this partner holds the case's current case key (it reads new
+    events and may write)."""
+
+    network: str
+    case: str
+    kind: str
+    owner: str
+    status: str
+    created: str
+    readable: bool
+    state: dict[str, Any]
+    events: list[EventView]
+    case_key_version: int
+    epoch: int = 1
+
+
+@dataclass
+class SignalTicket(_View):
+    """What a signaller keeps to read the status of its signal later.  The receipt
+    token is shown once by the server; ``reply_secret`` is the one-time box key the
+    coordinator's messages are sealed to (only for a signaller without a home; a
+    partner keeps it in its state as secret ``signal-reply``)."""
+
+    network: str
+    signal: str
+    receipt: str = field(repr=False)
+    server: str
+    sent: str
+    anonymous: bool = False
+    reply_secret: str | None = field(default=None, repr=False)
+
+    def to_file(self) -> dict[str, Any]:
+        """Everything, secrets included, for a ticket file the signaller keeps."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_file(cls, value: dict[str, Any]) -> "SignalTicket":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in names})
+
+
+@dataclass
+class SignalStatus(_View):
+    """The status a signaller reads with its receipt (flow 3 step 4); ``messages``
+    are the coordinator's messages opened with the reply key."""
+
+    status: str
+    updated: str
+    messages: list[str] = field(default_factory=list)
+    network: str | None = None
+    signal: str | None = None
+
+
+@dataclass
+class ReceivedSignal(_View):
+    """A signal as the coordinator opened it (content checked against the signal)."""
+
+    network: str
+    signal: str
+    source: str
+    received: str
+    status: str
+    content: dict[str, Any]
+    sender: str | None = None
+    hints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Released(_View):
+    """Identity released to this partner: class -> identity fields.  Only after the
+    inclusion receipt (``receipt_index``, the audit entry) verified."""
+
+    network: str
+    case: str
+    classes: dict[str, dict[str, Any]]
+    receipt_index: int
+
+
+@dataclass
+class DutyReport(_View):
+    """What :meth:`client.partner.Partner.duties` did.  Lists of ids (cases,
+    ``case:member`` pairs, instructions, invocations)."""
+
+    network: str
+    backfilled: list[str] = field(default_factory=list)
+    rekeyed: list[str] = field(default_factory=list)
+    reshared: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncResult(_View):
+    """One :meth:`Partner.sync`: ``items`` feed items verified and stored, the new
+    ``cursor``, the ``cases`` touched, the ``epochs`` newly received."""
+
+    network: str
+    items: int
+    cursor: str
+    cases: list[str] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    duties: DutyReport | None = None
+
+
+@dataclass
+class AuditVerification(_View):
+    """The audit log as verified up to the latest head: ``size`` entries under
+    ``root`` (base64url), ``checked`` entries recomputed and proven included,
+    ``erased`` entries whose body was erased after retention (commitment proven)."""
+
+    network: str
+    size: int
+    root: str
+    checked: int
+    erased: int
+    head_time: str | None
+
+
+__all__ = ["EventView", "CaseView", "SignalTicket", "SignalStatus", "ReceivedSignal",
+           "Released", "DutyReport", "SyncResult", "AuditVerification"]

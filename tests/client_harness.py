@@ -1,0 +1,133 @@
+"""A real server and real partners for the client library's tests (ADR 0007).
+
+* :func:`running_server` -- the real application (``server.app.make_app``, assembled by
+  ``tests.server_harness.build_app``) served in-process by ``aiohttp.test_utils.TestServer``
+  on a **real loopback socket** with the **real clock**.  In-process because it starts
+  in milliseconds and fails with a traceback; a real socket and clock because the client
+  is the thing under test: it opens its own ``aiohttp.ClientSession`` to the URL, signs
+  for it, and its requests pass the server's skew and replay checks exactly as in
+  production.  The socket is bound before the app is built so that the server's public
+  origin (what it verifies signatures against) is the URL the clients use.
+* :func:`make_partner` -- a partner with a fresh home directory (Argon2id INTERACTIVE:
+  the cheapest level the keystore accepts; passphrase :data:`PASSPHRASE`).
+* :func:`standard_network` -- the usual cast built only through the public ``Partner``
+  API: a coordinator, a formal and an informal core member, a shell partner and an
+  auditor, in a neighbourhood network with a cheap blind index.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keys import KdfParams
+from tests.server_harness import INTAKE, IDENTITY, RealClock, build_app, network_policy
+
+from client.partner import Partner
+
+PASSPHRASE = "test passphrase"
+COVENANT = "Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is."
+
+__all__ = ["PASSPHRASE", "COVENANT", "INTAKE", "IDENTITY", "running_server", "make_partner",
+           "Cast", "standard_network", "network_policy"]
+
+
+@asynccontextmanager
+async def running_server(tmp_path: Path, *, data: str = "server",
+                         keys: Any = None) -> AsyncIterator[str]:
+    """Serve the real application on 127.0.0.1 (a free port) until the block ends;
+    yields the base URL, which is also the server's public origin."""
+    from aiohttp.test_utils import TestServer
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    app = build_app(tmp_path / data, RealClock(), origin=url, keys=keys)
+    server = TestServer(app, host="127.0.0.1", port=port,
+                        socket_factory=lambda host, port, family: sock)
+    await server.start_server()
+    try:
+        yield url
+    finally:
+        await server.close()
+
+
+async def make_partner(tmp_path: Path, url: str, label: str, name: str | None = None,
+                       acting_user: str | None = None) -> Partner:
+    """A new partner in ``tmp_path/label`` talking to ``url``."""
+    return await Partner.create(tmp_path / label, PASSPHRASE, name=name or f"Partner {label}",
+                                server=url, acting_user=acting_user or f"{label[:20]}-user-1",
+                                kdf=KdfParams.INTERACTIVE)
+
+
+@dataclass
+class Cast:
+    """A network and its partners (all opened; :meth:`close` closes them)."""
+
+    network: str
+    coordinator: Partner
+    formal: Partner
+    informal: Partner
+    shell: Partner
+    auditor: Partner
+    extra: dict[str, Partner] = field(default_factory=dict)
+
+    @property
+    def partners(self) -> list[Partner]:
+        return [self.coordinator, self.formal, self.informal, self.shell, self.auditor,
+                *self.extra.values()]
+
+    async def join(self, tmp_path: Path, url: str, label: str, *, ring: str = "core",
+                   party: str = "formal", roles: tuple[str, ...] = ()) -> Partner:
+        """One more partner, admitted by the coordinator, trusting it, covenant signed."""
+        partner = await make_partner(tmp_path, url, label)
+        await admit(self.coordinator, self.network, partner, ring=ring, party=party, roles=roles)
+        self.extra[label] = partner
+        return partner
+
+    async def close(self) -> None:
+        for p in self.partners:
+            await p.close()
+
+
+async def admit(coordinator: Partner, network: str, partner: Partner, *, ring: str,
+                party: str, roles: tuple[str, ...] = ()) -> str:
+    """The covenant ceremony: the partner trusts the coordinator's fingerprint, the
+    coordinator checks the partner's bundle against the partner's fingerprint and
+    admits it, the partner accepts the covenant."""
+    partner.trust(network, coordinator.fingerprint)
+    key = await coordinator.admit(network, partner.bundle(), ring=ring, party=party,
+                                  roles=roles, fingerprint=partner.fingerprint)
+    await partner.accept_covenant(network, COVENANT)
+    return key
+
+
+async def standard_network(tmp_path: Path, url: str, *, kind: str = "neighbourhood",
+                           **policy: Any) -> Cast:
+    """Coordinator + core formal (professional secrecy) + core informal + shell + auditor
+    (shell ring, auditor role), everyone synced once."""
+    coordinator = await make_partner(tmp_path, url, "coordinator",
+                                     name="Welzijn Amersfoort (regie)")
+    network = await coordinator.create_network(
+        name="Buurtnetwerk Soesterkwartier", kind=kind, covenant=COVENANT,
+        policy=network_policy(kind, **policy))
+    formal = await make_partner(tmp_path, url, "core-formal", name="Wijkteam Noord")
+    informal = await make_partner(tmp_path, url, "core-informal", name="Buurtvrijwilligers")
+    shell = await make_partner(tmp_path, url, "shell", name="Huisartsenpraktijk")
+    auditor = await make_partner(tmp_path, url, "auditor", name="Privacy-auditor")
+    await admit(coordinator, network, formal, ring="core", party="formal",
+                roles=("professional-secrecy",))
+    await admit(coordinator, network, informal, ring="core", party="informal")
+    await admit(coordinator, network, shell, ring="shell", party="formal")
+    await admit(coordinator, network, auditor, ring="shell", party="formal", roles=("auditor",))
+    cast = Cast(network=network, coordinator=coordinator, formal=formal, informal=informal,
+                shell=shell, auditor=auditor)
+    for p in cast.partners:
+        await p.sync(network)
+    return cast

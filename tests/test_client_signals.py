@@ -1,0 +1,151 @@
+"""Signals through the client library, end to end against the real server (flow 3;
+docs/protocol.md §C.6–§C.8; client/signals.py).
+
+Each test is one rule, named after it.  Real keys, real server on a loopback socket
+(tests/client_harness.py); the forged-feedback test puts the tamper proxy
+(tests/tamper_proxy.py) between the signaller and the real server, which is exactly what
+a lying server can do to the status it serves.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from client import ServerMisbehaviour
+from client.signals import anonymous_signal, anonymous_status
+from protocol import signing
+from protocol.crypto import Signer
+from protocol.errors import SignatureError
+from tests.client_harness import admit, make_partner, running_server, standard_network
+from tests.tamper_proxy import tampered_server
+
+
+async def test_anonymous_signal_feedback_is_read_by_the_signaller(tmp_path: Path) -> None:
+    """A resident without keys sends a bare signal sealed to the coordinator's box key;
+    the coordinator opens it and answers; the resident reads the signed status and the
+    message sealed to its one-time reply key, with nothing but its ticket."""
+    async with running_server(tmp_path) as url:
+        cast = await standard_network(tmp_path, url)
+        try:
+            coordinator, network = cast.coordinator, cast.network
+            box = coordinator.keys.box_secret.public_key.b64()       # from the leaflet
+            sign = coordinator.keys.signer.verify_key.b64()
+            ticket = await anonymous_signal(url, network, box,
+                                            "Mijn buurvrouw haalt haar post niet meer op.")
+            assert ticket.anonymous and ticket.reply_secret
+
+            before = await anonymous_status(url, ticket, sign)
+            assert (before.status, before.messages) == ("received", [])
+
+            received = {s.signal: s for s in await coordinator.signals(network)}
+            got = received[ticket.signal]
+            assert got.source == "anonymous" and got.sender is None
+            assert got.content["concern"] == "Mijn buurvrouw haalt haar post niet meer op."
+            assert got.content["signaller_kind"] == "resident"
+
+            await coordinator.feedback(network, ticket.signal, "taken-up",
+                                       "Dank u, we gaan deze week langs.")
+            after = await anonymous_status(url, ticket, sign)
+            assert after.status == "taken-up"
+            assert after.messages == ["Dank u, we gaan deze week langs."]
+            assert {s.signal: s for s in await coordinator.signals(network)}[
+                ticket.signal].status == "taken-up"
+
+            # A partner can send anonymously too; it reads the answer with the reply key
+            # kept in its own state.
+            mine = await cast.informal.send_signal(network, "Meneer op nummer 3 valt vaak.",
+                                                   anonymous=True, signaller_kind="volunteer")
+            await coordinator.feedback(network, mine.signal, "referred", "Doorgezet naar GGD.")
+            status = await cast.informal.signal_status(mine)
+            assert (status.status, status.messages) == ("referred", ["Doorgezet naar GGD."])
+        finally:
+            await cast.close()
+
+
+async def test_shell_signal_is_signed_and_verified_against_the_senders_membership(
+        tmp_path: Path) -> None:
+    """A shell partner's signal travels signed in a signed request; the coordinator sees
+    it as a shell signal from that partner (verified against its membership), and the
+    shell partner reads the feedback with the reply key it kept."""
+    async with running_server(tmp_path) as url:
+        cast = await standard_network(tmp_path, url)
+        try:
+            coordinator, shell, network = cast.coordinator, cast.shell, cast.network
+            ticket = await shell.send_signal(network, "Patiënt komt niet meer op controle.",
+                                             urgency="high")
+            assert not ticket.anonymous
+            assert shell.state.get_doc("ticket", (network, ticket.signal))["signal"] == ticket.signal
+            assert shell.state.get_secret("signal-reply", (network, ticket.signal)) is not None
+
+            got = {s.signal: s for s in await coordinator.signals(network)}[ticket.signal]
+            assert (got.source, got.sender) == ("shell", shell.key_id)
+            assert got.content["urgency"] == "high"
+            assert got.content["signaller_kind"] == "shell-partner"
+
+            await coordinator.feedback(network, ticket.signal, "received")
+            await coordinator.feedback(network, ticket.signal, "taken-up", "Wijkteam belt u.")
+            status = await shell.signal_status(ticket)
+            assert status.status == "taken-up" and status.messages == ["Wijkteam belt u."]
+
+            # A core member may not send a shell signal: the server refuses, nothing shown.
+            with pytest.raises(Exception) as refused:
+                await cast.formal.send_signal(network, "Dit mag niet als kernlid.")
+            assert getattr(refused.value, "code", None) == "forbidden"
+        finally:
+            await cast.close()
+
+
+async def test_forged_feedback_signature_is_detected(tmp_path: Path) -> None:
+    """The server serves the coordinator's feedback with the status and message changed
+    and re-signed by a key of its own: the signaller's client refuses it as
+    ``bad-signature`` server misbehaviour, records it, and shows no forged status."""
+    async with tampered_server(tmp_path) as srv:
+        url = srv.url
+        coordinator = await make_partner(tmp_path, url, "coordinator")
+        shell = await make_partner(tmp_path, url, "shell")
+        try:
+            network = await coordinator.create_network(
+                name="Buurtnetwerk", kind="neighbourhood",
+                covenant="Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is.")
+            await admit(coordinator, network, shell, ring="shell", party="formal")
+            ticket = await shell.send_signal(network, "Zorgen om mevrouw op de hoek.")
+            await coordinator.signals(network)
+            await coordinator.feedback(network, ticket.signal, "not-taken-up", "Geen zorgen nodig.")
+            assert (await shell.signal_status(ticket)).status == "not-taken-up"
+
+            server_key = Signer.generate()
+
+            def forge(body: dict) -> dict:
+                for i, envelope in enumerate(body["feedback"]):
+                    signed = dict(envelope["signed"])
+                    signed["status"] = "closed"
+                    signed.pop("message", None)
+                    body["feedback"][i] = signing.sign("signal-feedback", signed, server_key)
+                body["status"] = "closed"
+                return body
+
+            srv.proxy.on("GET", re.escape("/v1/signals/status"), forge)
+            with pytest.raises(ServerMisbehaviour) as caught:
+                await shell.signal_status(ticket)
+            assert caught.value.what == "bad-signature"
+            assert srv.proxy.hits() >= 1
+            recorded = [m for m in shell.misbehaviours() if m["what"] == "bad-signature"]
+            assert recorded and recorded[-1]["network"] == network
+
+            # The same forgery against a resident's ticket: refused as well.
+            ticket2 = await anonymous_signal(url, network,
+                                             coordinator.keys.box_secret.public_key.b64(),
+                                             "Anoniem: er brandt al dagen licht.")
+            await coordinator.signals(network)
+            await coordinator.feedback(network, ticket2.signal, "taken-up", "We kijken.")
+            with pytest.raises(SignatureError):
+                await anonymous_status(url, ticket2, coordinator.keys.signer.verify_key.b64())
+
+            srv.proxy.clear()
+            assert (await shell.signal_status(ticket)).status == "not-taken-up"
+        finally:
+            await coordinator.close()
+            await shell.close()
