@@ -119,9 +119,11 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
 
     @classmethod
     async def open(cls, home: str | os.PathLike[str], passphrase: str, *,
-                   server: str | None = None) -> "Partner":
+                   server: str | None = None, acting_user: str | None = None) -> "Partner":
         """Unlock ``home`` (KeystoreError on a wrong passphrase).  ``server`` overrides
-        the configured URL for this session."""
+        the configured URL for this session; ``acting_user`` the configured employee
+        (NEN 7513 wants the person who acts: a partner's system that serves several
+        employees opens one session per person)."""
         h = Home(home)
         config = h.read_config()
         keys = load_keystore(h.keystore, passphrase)
@@ -129,7 +131,10 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
             raise UntrustedKeyError(f"{h.config_file} belongs to another keystore")
         state = LocalState.open(h.state_file, keys.box_secret)
         url = origin_of(server) if server else config.server
-        return cls(h, keys, config, state, Connection(url, keys, config.acting_user))
+        person = acting_user or config.acting_user    # for this session; not written back
+        partner = cls(h, keys, config, state, Connection(url, keys, person))
+        partner.acting_user = person
+        return partner
 
     async def close(self) -> None:
         await self.conn.close()
@@ -332,6 +337,21 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     def members(self, network: str) -> list[dict[str, Any]]:
         """The verified members (from what this partner verified and kept)."""
         return [m.to_json() for m in self._local_trust(network).members(current_only=False)]
+
+    async def notifications(self, network: str, *, after: str = "0") -> list[dict[str, Any]]:
+        """The coordinator's notifications (docs/protocol.md §15.2): bemoeizorg
+        invocations, releases and rate-limit alerts, and closed referrals, oldest first.
+        They are pointers, not evidence: what they name is checked in the audit log."""
+        items: list[dict[str, Any]] = []
+        cursor = after
+        while True:
+            page = await self.conn.get(self._path(network, "/notifications"),
+                                       {"after": cursor, "limit": PAGE})
+            batch, cursor_next = _page(page)
+            items.extend(batch)
+            if len(batch) < PAGE or cursor_next is None:
+                return items
+            cursor = cursor_next
 
     def misbehaviours(self) -> list[dict[str, Any]]:
         return self.state.misbehaviours()

@@ -604,3 +604,35 @@ async def test_audit_monitor_catches_a_rollback_and_a_fork(tmp_path: Path) -> No
 def b64_root(raw: bytes) -> str:
     from protocol.encoding import b64e
     return b64e(raw)
+
+
+# =========================================================================== sessions
+
+
+async def test_a_session_may_name_another_acting_user_without_changing_the_home(
+        world: Any) -> None:
+    """NEN 7513 wants the person: a partner's system opens a session per employee.  The
+    events that session writes carry that person; the home's configured person stays."""
+    from tests.client_harness import PASSPHRASE
+    cast, _, _ = world
+    n = cast.network
+    case = await cast.formal.create_case(n, INTAKE, identity=IDENTITY)
+    configured = cast.formal.acting_user
+    async with await Partner.open(cast.formal.home.path, PASSPHRASE,
+                                  acting_user="wijk-collega-2") as colleague:
+        await colleague.sync(n)
+        await colleague.add_event(n, case, NOTE)
+    await cast.informal.sync(n)
+    written = cast.informal.state.get_doc("event", (n, case, f"{2:010d}"))
+    assert written["signed"]["acting_user"] == "wijk-collega-2"
+    async with await Partner.open(cast.formal.home.path, PASSPHRASE) as again:
+        assert again.acting_user == configured
+
+
+async def test_notifications_are_the_coordinators_only(world: Any) -> None:
+    cast, _, _ = world
+    n = cast.network
+    assert await cast.coordinator.notifications(n) == []
+    with pytest.raises(ServerRefused) as refused:
+        await cast.informal.notifications(n)
+    assert refused.value.status == 403
