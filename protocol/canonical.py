@@ -30,10 +30,59 @@ def canonical_json(value: Any) -> bytes:
     Raises :class:`MalformedError` for values JCS cannot represent (non-string
     keys, NaN, integers beyond 2**53, lone surrogates, other Python types).
     """
+    if _plain(value, 0):
+        try:
+            return _dumps(value).encode("utf-8")
+        except (UnicodeEncodeError, ValueError, TypeError, RecursionError):
+            pass                        # lone surrogates and the like: rfc8785 words it
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError, UnicodeEncodeError) as exc:
         raise MalformedError(f"cannot canonicalise value: {exc}") from None
+
+
+# The fast path.  For a value built only of dicts with ASCII string keys, lists, strings,
+# integers within the I-JSON range, booleans and None (exactly these types, not
+# subclasses) -- every protocol object, which carries no floats -- RFC 8785 and the C
+# encoder of the standard library write the same bytes: integers in decimal; strings with
+# only '"', '\\' and U+0000..U+001F escaped, \b \f \n \r \t short and the others as
+# lower-case \u00xx, everything else as UTF-8; members sorted by key, and for ASCII keys
+# UTF-16 code-unit order (RFC 8785 §3.2.3) is code-point order.  Anything else (floats,
+# tuples, subclasses, non-ASCII keys, deep nesting) takes rfc8785 itself.
+# tests/test_canonical_fast.py compares both on arbitrary JSON and every code point.
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                          check_circular=False, allow_nan=False).encode
+_PLAIN_DEPTH = 32
+
+
+def _plain(value: Any, depth: int) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if depth >= _PLAIN_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    return False
 
 
 def _reject_constant(name: str) -> Any:
@@ -52,6 +101,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _check(value: Any, depth: int, max_depth: int) -> None:
     if depth > max_depth:
         raise MalformedError(f"JSON nested deeper than {max_depth} levels")
+    kind = type(value)
+    if (kind is dict or kind is list) and depth < max_depth:
+        # The same walk, in the same order, with the common members (strings, booleans,
+        # null, integers in range) checked here instead of by a call each.
+        for item in (value.values() if kind is dict else value):
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            _check(item, depth + 1, max_depth)
+        return
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):

@@ -22,6 +22,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Union
 from urllib.parse import urlsplit
 
@@ -85,13 +86,23 @@ def _fields(headers: Headers) -> dict[str, list[str]]:
             raise malformed(f"more than {MAX_FIELDS} header fields")
         if not isinstance(name, str) or not isinstance(value, str):
             raise malformed("header names and values must be strings")
-        lname = name.lower()
-        if not _FIELD_NAME.fullmatch(lname):
-            raise malformed(f"invalid header name {name[:64]!r}")
+        lname = _field_name(name) if type(name) is str else None
+        if lname is None:
+            lname = name.lower()
+            if not _FIELD_NAME.fullmatch(lname):
+                raise malformed(f"invalid header name {name[:64]!r}")
         if len(value) > MAX_FIELD_VALUE:
             raise malformed(f"header {lname}: longer than {MAX_FIELD_VALUE} characters")
         out.setdefault(lname, []).append(value.strip(" \t"))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _field_name(name: str) -> str | None:
+    """``name`` lower-cased if it is a valid field name, else None (the caller words the
+    refusal).  Remembered: a server sees the same few header names on every request."""
+    lname = name.lower()
+    return lname if _FIELD_NAME.fullmatch(lname) else None
 
 
 def _pairs(fields: dict[str, list[str]]) -> list[tuple[str, str]]:
@@ -119,6 +130,12 @@ def _target(uri: object) -> _Target:
     """Split an absolute http(s) target URI (RFC 9421 §2.2.2-§2.2.7)."""
     if not isinstance(uri, str) or len(uri) > MAX_URL or not _VISIBLE.fullmatch(uri):
         raise malformed("target URI must be visible ASCII without spaces")
+    # A pure function of the string: a server sees the same few paths again and again.
+    return _split_target(str(uri))
+
+
+@lru_cache(maxsize=2048)
+def _split_target(uri: str) -> _Target:
     if "#" in uri:
         raise malformed("target URI must not carry a fragment")
     try:
@@ -145,16 +162,22 @@ def _target(uri: object) -> _Target:
 
 def _derived(name: str, method: str, t: _Target) -> str:
     """Derived component values, RFC 9421 §2.2."""
+    if name == "@method":
+        return method                                                 # §2.2.1, no case change
+    if name == "@authority":
+        return t.authority                                            # §2.2.3
+    if name == "@path":
+        return t.path                                                 # §2.2.6
     query = "" if t.query is None else "?" + t.query
-    return {
-        "@method": method,                                            # §2.2.1, no case change
-        "@target-uri": f"{t.scheme}://{t.authority}{t.path}{query}",   # §2.2.2
-        "@authority": t.authority,                                    # §2.2.3
-        "@scheme": t.scheme,                                          # §2.2.4
-        "@request-target": t.path + query,                            # §2.2.5
-        "@path": t.path,                                              # §2.2.6
-        "@query": query or "?",                                       # §2.2.7
-    }[name]
+    if name == "@query":
+        return query or "?"                                           # §2.2.7
+    if name == "@target-uri":
+        return f"{t.scheme}://{t.authority}{t.path}{query}"           # §2.2.2
+    if name == "@scheme":
+        return t.scheme                                               # §2.2.4
+    if name == "@request-target":
+        return t.path + query                                         # §2.2.5
+    raise KeyError(name)
 
 
 def _check_covered(covered: object) -> tuple[str, ...]:
@@ -204,13 +227,24 @@ def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequ
     joined with ``", "`` (§2.1).  A covered field that is absent raises
     :class:`SignatureError`; anything unparseable raises :class:`MalformedError`.
     """
-    if not isinstance(method, str) or not _TOKEN.fullmatch(method) or len(method) > 32:
-        raise malformed("method must be an HTTP token")
+    _check_method_token(method)
     target, fields = _target(target_uri), _fields(headers)
     ids = _check_covered(covered)
+    return _base(method, target, fields, ids, params, checked=False)
+
+
+def _check_method_token(method: object) -> None:
+    if not isinstance(method, str) or not _TOKEN.fullmatch(method) or len(method) > 32:
+        raise malformed("method must be an HTTP token")
+
+
+def _base(method: str, target: _Target, fields: dict[str, list[str]], ids: tuple[str, ...],
+          params: Mapping[str, ParamValue], *, checked: bool) -> bytes:
+    """The signature base from parsed parts; ``checked``: ``ids`` and ``params`` already
+    passed :func:`_check_covered` and :func:`_check_params` (a parsed signature)."""
     lines = []
     for c in ids:
-        if c.startswith("@"):
+        if c[0] == "@":
             value = _derived(c, method, target)
         elif c in fields:
             value = ", ".join(fields[c])
@@ -219,7 +253,12 @@ def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequ
         else:
             raise SignatureError(f"covered header {c} is absent", details={"component": c})
         lines.append(f'"{c}": {value}')
-    lines.append(f'"@signature-params": {signature_params(ids, params)}')
+    if checked:
+        text = "(" + " ".join(f'"{c}"' for c in ids) + ")" + "".join(
+            f";{k}={serialize_param_value(v)}" for k, v in params.items())
+    else:
+        text = signature_params(ids, params)
+    lines.append(f'"@signature-params": {text}')
     return "\n".join(lines).encode("ascii")
 
 
@@ -276,11 +315,14 @@ def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
     return _Parsed(_check_covered(covered), _check_params(params), sig)
 
 
-def _verify_parsed(method: str, target_uri: str, headers: Headers, p: _Parsed,
+def _verify_parsed(method: str, target_uri: str, fields: dict[str, list[str]], p: _Parsed,
                    key: VerifyKey) -> None:
+    """Verify a parsed signature over the message's header ``fields`` (from :func:`_fields`)."""
     if p.params.get("alg", ALG) != ALG:                                 # RFC 9421 §3.2 step 6
         raise SignatureError("signature algorithm is not ed25519")
-    key.verify(signature_base(method, target_uri, headers, p.covered, p.params), p.signature)
+    _check_method_token(method)
+    target = _target(target_uri)
+    key.verify(_base(method, target, fields, p.covered, p.params, checked=True), p.signature)
 
 
 def verify(method: str, target_uri: str, headers: Headers, key: VerifyKey, *,
@@ -290,7 +332,7 @@ def verify(method: str, target_uri: str, headers: Headers, key: VerifyKey, *,
     components and parameters it requires (the Schakel profile: :func:`verify_request`)."""
     fields = _fields(headers)
     parsed = _parse_signature(fields, _check_label(label))
-    _verify_parsed(method, target_uri, _pairs(fields), parsed, key)
+    _verify_parsed(method, target_uri, fields, parsed, key)
 
 
 # --------------------------------------------------------------------------- RFC 9530
@@ -445,7 +487,7 @@ def verify_request(method: str, url: str, headers: Headers, body: bytes, *,
     key = resolve_key(keyid)
     if not isinstance(key, VerifyKey) or key.key_id != keyid:
         raise SignatureError("keyid does not name the resolved key")
-    _verify_parsed(method, url, _pairs(fields), p, key)
+    _verify_parsed(method, url, fields, p, key)
     # Covered (hence present) and signed; now the body (RFC 9530) and the acting user's form.
     if digest is None or acting_user is None:
         raise SignatureError("covered header missing")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import copy
 import json
+import numbers
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -25,6 +26,8 @@ from urllib.parse import urldefrag, urljoin
 
 import jsonschema
 from jsonschema import validators
+from jsonschema._utils import equal as _equal
+from jsonschema._utils import uniq as _uniq
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -69,7 +72,11 @@ def _is_timestamp(instance: object) -> bool:
         return True
     if not _TIMESTAMP.fullmatch(instance):
         return False
-    datetime.strptime(instance, "%Y-%m-%dT%H:%M:%SZ")  # ValueError for Feb 31 and the like
+    # ValueError for Feb 31 and the like: the datetime constructor checks what
+    # strptime("%Y-%m-%dT%H:%M:%SZ") checks of these fixed-width digits (years 1..9999,
+    # months 1..12, the month's days, hours 0..23, minutes and seconds 0..59).
+    datetime(int(instance[0:4]), int(instance[5:7]), int(instance[8:10]),
+             int(instance[11:13]), int(instance[14:16]), int(instance[17:19]))
     return True
 
 
@@ -248,6 +255,265 @@ def _report(validator: Any, value: Any, where: str, details: dict[str, Any]) -> 
                              details={**details, "problems": problems})
 
 
+# --- compiled verdicts ---------------------------------------------------------------------
+# Even bundled, jsonschema builds a validator object per subschema visited and walks each
+# keyword through generic dispatch: most of the time an append spent on its envelope and
+# event.  Each bundled schema is therefore also compiled, once, into one plain Python
+# function that answers only "valid or not": straight-line checks, keyword by keyword, with
+# exactly jsonschema's semantics (each keyword passes values of the types it does not
+# apply to; "object" is a dict and "array" a list, as jsonschema's type checker says) and
+# the strict rules above (the same pattern rule, integer type and format checks).  Only a
+# refusal then goes to jsonschema, which finds and words the problems, so error messages
+# are the reference validator's and stay value-free.  A schema with a keyword the compiler
+# does not know (or a reference left unbundled) is not compiled and keeps the jsonschema
+# path.  tests/test_schema_compiled.py checks the verdicts against jsonschema on every
+# example object, thousands of broken variants and arbitrary JSON.
+
+_Verdict = Callable[[Any], bool]
+
+#: Keywords without an assertion (annotations, and the containers of definitions).
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description",
+                          "examples", "default", "deprecated", "readOnly", "writeOnly"})
+_COMPILED_KEYWORDS = frozenset({
+    "type", "const", "enum", "minLength", "maxLength", "pattern", "format", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "minItems", "maxItems",
+    "uniqueItems", "properties", "patternProperties", "additionalProperties", "required",
+    "propertyNames", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not", "if",
+    "then", "else"}) | _ANNOTATIONS
+_TYPE_TESTS = {
+    "object": "isinstance({v}, dict)", "array": "isinstance({v}, list)",
+    "string": "isinstance({v}, str)", "boolean": "isinstance({v}, bool)", "null": "{v} is None",
+    "integer": "(isinstance({v}, int) and not isinstance({v}, bool))",
+    "number": "(isinstance({v}, _Number) and not isinstance({v}, bool))",
+}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _timestamp_conforms(value: str) -> bool:
+    """``_FORMATS.conforms(value, "date-time")`` for a string."""
+    try:
+        return _is_timestamp(value)
+    except ValueError:
+        return False
+
+
+class _Generator:
+    """Python source of one verdict function; every failed check is ``return False``."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {"_Number": numbers.Number, "_equal": _equal,
+                                      "_uniq": _uniq, "_timestamp": _timestamp_conforms,
+                                      "_conforms": _FORMATS.conforms}
+        self.count = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def constant(self, value: Any) -> str:
+        name = self.fresh("k")
+        self.names[name] = value
+        return name
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def fail_unless(self, depth: int, condition: str) -> None:
+        self.emit(depth, f"if not ({condition}): return False")
+
+    def node(self, schema: Any, v: str, depth: int) -> None:
+        if schema is True:
+            return
+        if schema is False:
+            self.emit(depth, "return False")
+            return
+        if not isinstance(schema, dict):
+            raise _Unsupported("schema is not an object or a boolean")
+        unknown = set(schema) - _COMPILED_KEYWORDS
+        if unknown:
+            raise _Unsupported(f"keywords {sorted(unknown)}")
+        known = None            # the one JSON type "type" asserts, if it asserts one
+        if "type" in schema:
+            names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            if not names or any(n not in _TYPE_TESTS for n in names):
+                raise _Unsupported("type")
+            self.fail_unless(depth, " or ".join(_TYPE_TESTS[n].format(v=v) for n in names))
+            if len(names) == 1:
+                known = names[0]
+        if "const" in schema:
+            const = schema["const"]
+            k = self.constant(const)
+            self.fail_unless(depth, f"isinstance({v}, str) and {v} == {k}"
+                             if isinstance(const, str) else f"_equal({v}, {k})")
+        if "enum" in schema:
+            enum = schema["enum"]
+            if isinstance(enum, list) and enum and all(isinstance(e, str) for e in enum):
+                k = self.constant(frozenset(enum))
+                self.fail_unless(depth, f"isinstance({v}, str) and {v} in {k}")
+            else:
+                k = self.constant(tuple(enum))
+                self.fail_unless(depth, f"any(_equal(e, {v}) for e in {k})")
+        # A keyword group applies to one JSON type and passes every other value (jsonschema):
+        # after "type" asserted a type, the other groups are skipped and the group of that
+        # type runs unguarded ("integer" values are numbers).
+        for group, kinds in ((self.string, ("string",)), (self.number, ("number", "integer")),
+                             (self.array, ("array",)), (self.object, ("object",))):
+            if known is None or known in kinds:
+                group(schema, v, depth, guarded=known is None)
+        for sub in schema.get("allOf", ()):
+            self.node(sub, v, depth)
+        if "anyOf" in schema:
+            subs = [self.constant(_compile(s)) for s in schema["anyOf"]]
+            self.fail_unless(depth, " or ".join(f"{s}({v})" for s in subs))
+        if "oneOf" in schema:
+            subs = [self.constant(_compile(s)) for s in schema["oneOf"]]
+            self.fail_unless(depth, " + ".join(f"bool({s}({v}))" for s in subs) + " == 1")
+        if "not" in schema:
+            self.fail_unless(depth, f"not {self.constant(_compile(schema['not']))}({v})")
+        if "if" in schema:
+            cond = self.constant(_compile(schema["if"]))
+            self.emit(depth, f"if {cond}({v}):")
+            self.node(schema.get("then", True), v, depth + 1)
+            self.emit(depth + 1, "pass")
+            self.emit(depth, "else:")
+            self.node(schema.get("else", True), v, depth + 1)
+            self.emit(depth + 1, "pass")
+
+    def guard(self, depth: int, condition: str, guarded: bool) -> int:
+        """Open ``if condition:`` when ``guarded``; the depth of the group's checks."""
+        if not guarded:
+            return depth
+        self.emit(depth, f"if {condition}:")
+        self.emit(depth + 1, "pass")
+        return depth + 1
+
+    def string(self, schema: dict[str, Any], v: str, depth: int, guarded: bool) -> None:
+        if not any(k in schema for k in ("minLength", "maxLength", "pattern", "format")):
+            return
+        d = self.guard(depth, f"isinstance({v}, str)", guarded)
+        if "minLength" in schema:
+            self.fail_unless(d, f"len({v}) >= {int(schema['minLength'])}")
+        if "maxLength" in schema:
+            self.fail_unless(d, f"len({v}) <= {int(schema['maxLength'])}")
+        if "pattern" in schema:
+            pattern = schema["pattern"]
+            search = self.constant(re.compile(pattern).search)
+            m = self.fresh("m")
+            self.emit(d, f"{m} = {search}({v})")
+            self.emit(d, f"if {m} is None: return False")
+            if pattern.endswith("$"):                  # the strict rule (1) of _pattern
+                self.emit(d, f"if {m}.end() != len({v}): return False")
+        if "format" in schema:
+            fmt = schema["format"]
+            if fmt == "date-time":
+                self.fail_unless(d, f"_timestamp({v})")
+            elif fmt == "printable":
+                self.fail_unless(d, f"{v}.isprintable()")
+            else:
+                self.fail_unless(d, f"_conforms({v}, {self.constant(fmt)})")
+
+    def number(self, schema: dict[str, Any], v: str, depth: int, guarded: bool) -> None:
+        ops = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+               "exclusiveMaximum": "<"}
+        present = [k for k in ops if k in schema]
+        if not present:
+            return
+        d = self.guard(depth, _TYPE_TESTS["number"].format(v=v), guarded)
+        for key in present:
+            self.fail_unless(d, f"{v} {ops[key]} {self.constant(schema[key])}")
+
+    def array(self, schema: dict[str, Any], v: str, depth: int, guarded: bool) -> None:
+        if not any(k in schema for k in ("items", "minItems", "maxItems", "uniqueItems")):
+            return
+        d = self.guard(depth, f"isinstance({v}, list)", guarded)
+        if "minItems" in schema:
+            self.fail_unless(d, f"len({v}) >= {int(schema['minItems'])}")
+        if "maxItems" in schema:
+            self.fail_unless(d, f"len({v}) <= {int(schema['maxItems'])}")
+        if "items" in schema and schema["items"] is not True:
+            x = self.fresh("x")
+            self.emit(d, f"for {x} in {v}:")
+            self.node(schema["items"], x, d + 1)
+            self.emit(d + 1, "pass")
+        if schema.get("uniqueItems") is True:
+            self.fail_unless(d, f"_uniq({v})")
+
+    def object(self, schema: dict[str, Any], v: str, depth: int, guarded: bool) -> None:
+        keys = ("properties", "patternProperties", "additionalProperties", "required",
+                "propertyNames", "minProperties", "maxProperties")
+        if not any(k in schema for k in keys):
+            return
+        d = self.guard(depth, f"isinstance({v}, dict)", guarded)
+        if schema.get("required"):
+            self.fail_unless(d, f"{v}.keys() >= {self.constant(frozenset(schema['required']))}")
+        if "minProperties" in schema:
+            self.fail_unless(d, f"len({v}) >= {int(schema['minProperties'])}")
+        if "maxProperties" in schema:
+            self.fail_unless(d, f"len({v}) <= {int(schema['maxProperties'])}")
+        properties = schema.get("properties", {})
+        for name, sub in properties.items():
+            if sub is True:
+                continue
+            x = self.fresh("x")
+            self.emit(d, f"if {name!r} in {v}:")
+            self.emit(d + 1, f"{x} = {v}[{name!r}]")
+            self.node(sub, x, d + 1)
+        for pattern, sub in schema.get("patternProperties", {}).items():
+            search = self.constant(re.compile(pattern).search)
+            k, x = self.fresh("n"), self.fresh("x")
+            self.emit(d, f"for {k}, {x} in {v}.items():")
+            self.emit(d + 1, f"if {search}({k}):")
+            self.node(sub, x, d + 2)
+            self.emit(d + 2, "pass")
+        extra = schema.get("additionalProperties", True)
+        if extra is not True:
+            known = self.constant(frozenset(properties))
+            joined = "|".join(schema.get("patternProperties", {}))
+            if extra is False and not joined:
+                self.fail_unless(d, f"{v}.keys() <= {known}")
+            else:
+                k = self.fresh("n")
+                self.emit(d, f"for {k} in {v}:")
+                condition = f"{k} not in {known}"
+                if joined:
+                    condition += f" and not {self.constant(re.compile(joined).search)}({k})"
+                self.emit(d + 1, f"if {condition}:")
+                self.node(extra, f"{v}[{k}]", d + 2)
+                self.emit(d + 2, "pass")
+        if "propertyNames" in schema:
+            k = self.fresh("n")
+            self.emit(d, f"for {k} in {v}:")
+            self.node(schema["propertyNames"], k, d + 1)
+            self.emit(d + 1, "pass")
+
+
+def _compile(schema: Any) -> _Verdict:
+    """A function equal to ``_StrictValidator(schema).is_valid`` (for a bundled ``schema``)."""
+    gen = _Generator()
+    gen.node(schema, "v0", 1)
+    source = "def verdict(v0):\n" + "\n".join(gen.lines) + "\n    return True\n"
+    namespace = dict(gen.names)
+    exec(compile(source, "<protocol.schema compiled verdict>", "exec"), namespace)  # noqa: S102
+    verdict: _Verdict = namespace["verdict"]
+    verdict.source = source  # type: ignore[attr-defined]
+    return verdict
+
+
+@cache
+def _compiled(obj_type: str, def_name: str) -> _Verdict | None:
+    """The compiled verdict of a type's (or definition's) bundled schema, or None when it
+    cannot be compiled (the caller then validates with jsonschema alone)."""
+    validator = _def_validator(obj_type, def_name) if def_name else _validator(obj_type)
+    try:
+        return _compile(validator.schema)
+    except (_Unsupported, re.error, TypeError, ValueError, SyntaxError):
+        return None
+
+
 # --- one check per value ------------------------------------------------------------------
 # Building one verified object validates the same value several times (an event's envelope
 # and signed part in ``peek``, ``from_envelope``, ``from_json``, the built object's own
@@ -255,7 +521,9 @@ def _report(validator: Any, value: Any, where: str, details: dict[str, Any]) -> 
 # values most recently found valid are remembered -- by schema and by ``repr``, which
 # tells every JSON type apart (a list from a tuple, 1 from 1.0 and True, a dict from any
 # other mapping) -- and not checked again.  Only verdicts of "valid" are kept, only for JSON
-# objects and strings of a bounded size, and only a bounded number of them.
+# objects and strings of a bounded size, and only a bounded number of them.  A schema with a
+# compiled verdict skips this memory: its verdict costs less than the ``repr`` a look-up
+# needs, and nothing is remembered.
 
 _MEMO_ENTRIES = 512
 _MEMO_CHARS = 16_384
@@ -265,6 +533,13 @@ _valid_lock = threading.Lock()
 
 def _check(schema_key: tuple[str, str], validator: Any, value: Any, where: str,
            details: dict[str, Any]) -> None:
+    fast = _compiled(*schema_key)
+    if fast is not None:
+        # The compiled verdict decides "valid"; a refusal is reported by jsonschema itself,
+        # so the problems (and their wording) are exactly the reference validator's.
+        if not fast(value):
+            _report(validator, value, where, details)
+        return
     key = None
     if type(value) is dict or type(value) is str:
         text = repr(value)

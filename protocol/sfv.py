@@ -172,11 +172,65 @@ def b64std_decode(text: str, fail: Callable[[str], MalformedError]) -> bytes:
 
 def parse_dictionary(value: object, what: str = "structured field") -> dict[str, Member]:
     """Parse an RFC 8941 §3.2 dictionary (bounded subset); raises only :class:`MalformedError`."""
+    if type(value) is str and len(value) <= MAX_SF_LENGTH:
+        fast = _fast_dictionary(value)
+        if fast is not None:
+            return fast
     return _Parser(value, what).dictionary()
 
 
+# --- a fast path for the shapes every signed request carries ------------------------------
+# One dictionary member that is either a byte sequence (``Signature``, ``Content-Digest``:
+# ``sig1=:<base64>:``) or an inner list of plain strings with integer or escape-free string
+# parameters (``Signature-Input``).  A value matched by these expressions -- exactly this
+# grammar, nothing around it -- parses to the same result as :class:`_Parser`; a value the
+# fast path is not sure about (not matched, too many items or parameters, a repeated
+# parameter, non-canonical base64) goes to :class:`_Parser`, which parses it or words the
+# refusal.  tests/test_sfv_fast.py compares both.
+
+_KEY = r"[a-z*][a-z0-9_.*-]{0,63}"
+_PLAIN_STRING = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+_FAST_BYTES = re.compile(rf"({_KEY})=:([A-Za-z0-9+/]*={{0,2}}):")
+_FAST_INNER = re.compile(
+    rf"({_KEY})=\(((?:{_PLAIN_STRING}(?: {_PLAIN_STRING})*)?)\)"
+    rf"((?:;{_KEY}=(?:-?[0-9]{{1,15}}|{_PLAIN_STRING}))*)")
+_FAST_ITEM = re.compile(r'"([^"]*)"')
+_FAST_PARAM = re.compile(rf';({_KEY})=(?:(-?[0-9]{{1,15}})|"([^"]*)")')
+
+
+def _fast_dictionary(text: str) -> dict[str, Member] | None:
+    m = _FAST_BYTES.fullmatch(text)
+    if m is not None:
+        encoded = m.group(2)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if base64.b64encode(data).decode("ascii") != encoded:
+            return None
+        return {m.group(1): (data, {})}
+    m = _FAST_INNER.fullmatch(text)
+    if m is None:
+        return None
+    inner = m.group(2)
+    items: tuple[Item, ...] = tuple((s, {}) for s in _FAST_ITEM.findall(inner))
+    if len(items) > MAX_SF_MEMBERS * 2:
+        return None
+    params: Params = {}
+    for p in _FAST_PARAM.finditer(m.group(3)):
+        key = p.group(1)
+        if key in params or len(params) >= MAX_SF_MEMBERS:
+            return None
+        number = p.group(2)
+        params[key] = int(number) if number is not None else p.group(3)
+    return {m.group(1): (items, params)}
+
+
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+
 def serialize_string(value: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[\x20-\x7e]*", value):
+    if not isinstance(value, str) or not _PRINTABLE_ASCII.fullmatch(value):
         raise malformed("parameter strings must be printable ASCII")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -40,7 +40,7 @@ def _check_type(obj_type: object) -> str:
 def signing_input(obj_type: str, signed: Mapping[str, Any]) -> bytes:
     """The exact bytes every signature over a ``obj_type`` object covers."""
     _check_type(obj_type)
-    if not isinstance(signed, Mapping):
+    if type(signed) is not dict and not isinstance(signed, Mapping):
         raise MalformedError("signed part must be a JSON object", details={"field": "signed"})
     if signed.get("type") != obj_type:
         raise MalformedError(f"signed.type must be {obj_type!r}", details={"field": "signed.type"})
@@ -65,21 +65,21 @@ def add_signature(envelope: Mapping[str, Any], signer: Signer) -> dict[str, Any]
 
 
 def _split(envelope: object) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    if not isinstance(envelope, Mapping):
+    if type(envelope) is not dict and not isinstance(envelope, Mapping):
         raise MalformedError("envelope must be a JSON object")
     extra = set(envelope) - {"signed", "signatures"}
     if extra:
         raise MalformedError(f"unknown envelope fields: {sorted(extra)}")
     signed = envelope.get("signed")
     signatures = envelope.get("signatures")
-    if not isinstance(signed, Mapping):
+    if type(signed) is not dict and not isinstance(signed, Mapping):
         raise MalformedError("envelope.signed must be a JSON object", details={"field": "signed"})
     if not isinstance(signatures, list) or not 1 <= len(signatures) <= MAX_SIGNATURES:
         raise MalformedError(f"envelope.signatures must be a list of 1..{MAX_SIGNATURES}",
                              details={"field": "signatures"})
     seen: set[str] = set()
     for i, s in enumerate(signatures):
-        if not isinstance(s, Mapping) or set(s) != {"keyid", "sig"}:
+        if (type(s) is not dict and not isinstance(s, Mapping)) or set(s) != {"keyid", "sig"}:
             raise MalformedError("a signature is {keyid, sig}", details={"field": f"signatures[{i}]"})
         if not isinstance(s["keyid"], str) or s["keyid"] in seen:
             raise MalformedError("signature keyids must be distinct strings",

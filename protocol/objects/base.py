@@ -79,8 +79,15 @@ class FrozenMap(Mapping[str, _V]):
         return f"FrozenMap({self._data!r})"
 
 
+#: Leaf types that freeze and thaw return unchanged (checked by exact type first: the
+#: isinstance checks against the Mapping ABC below are the slow part of both).
+_LEAVES = frozenset({str, int, bool, float, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """``value`` with lists as tuples and JSON objects as :class:`FrozenMap`, deeply."""
+    if type(value) in _LEAVES:
+        return value
     if isinstance(value, (WireObject, FrozenMap)):
         return value
     if isinstance(value, (list, tuple)):
@@ -93,6 +100,13 @@ def freeze(value: Any) -> Any:
 def thaw(value: Any) -> Any:
     """Plain JSON (dicts and lists) from a frozen value or wire object, e.g. to hand an
     embedded envelope to ``protocol.signing``."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is dict or kind is FrozenMap:
+        return {k: v if type(v) in _LEAVES else thaw(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _LEAVES else thaw(v) for v in value]
     if isinstance(value, WireObject):
         return value.to_json()
     if isinstance(value, (list, tuple)):
@@ -152,15 +166,22 @@ class WireObject:
     MULTILINE: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in _fields(type(self)):
             value = getattr(self, f.name)
+            if type(value) in _LEAVES:
+                continue
             frozen = freeze(value)
             if frozen is not value:
                 object.__setattr__(self, f.name, frozen)
-        self._validate_json(self.to_json())
-        self._build_nested()
-        self._normalise()
-        self._no_control(self.to_json(), [], False)
+        plain = self.to_json()
+        self._validate_json(plain)
+        if not _is_flat(type(self)):
+            self._build_nested()
+            self._normalise()
+            plain = self.to_json()
+        # A flat class (no nested parts, no _normalise) has nothing that could change its
+        # JSON form between the two steps: the JSON just validated is the JSON to check.
+        self._no_control(plain, [], False)
         self.check()
 
     # hooks --------------------------------------------------------------------
@@ -204,7 +225,7 @@ class WireObject:
 
     def _build_nested(self) -> None:
         """Nested parts given as plain JSON become their wire objects (and run their checks)."""
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in _fields(type(self)):
             kind = f.metadata.get("wire")
             value = getattr(self, f.name)
             if kind is None or value is None:
@@ -228,17 +249,26 @@ class WireObject:
                 if not isinstance(key, str) or _CONTROL.search(key):
                     raise self._fail(schema.json_path(path), "has a field name that is not "
                                      "a string without control characters")
+                kind = type(item)
+                if kind is int or kind is bool or item is None:
+                    continue                    # nothing to check (as the call below)
+                if kind is str:                 # the call below, inline
+                    if (_CONTROL_BUT_LINES if self._is_multiline(key) else _CONTROL
+                            ).search(item):
+                        raise self._fail(schema.json_path([*path, key]),
+                                         "contains control characters")
+                    continue
                 self._no_control(item, [*path, key], self._is_multiline(key))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.SIGNED or self.TYPED:
             out["type"] = self.TYPE
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
+        for name, key in _json_names(type(self)):
+            value = getattr(self, name)
             if value is None:
                 continue
-            out[f.metadata.get("json", f.name)] = thaw(value)
+            out[key] = value if type(value) in _LEAVES else thaw(value)
         return out
 
     @classmethod
@@ -246,7 +276,7 @@ class WireObject:
         """Validate ``value`` against the schema, then build the object."""
         cls._validate_json(value)
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        for f in _fields(cls):
             key = f.metadata.get("json", f.name)
             if key in value:
                 kwargs[f.name] = _from_json(f, value[key])
@@ -279,6 +309,40 @@ class WireObject:
         schema.validate("envelope", envelope)
         signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
         return cls.from_json(signed)
+
+
+# Per-class facts, computed once: dataclasses.fields() builds a new tuple on every call.
+_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
+_JSON_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+_FLAT: dict[type, bool] = {}
+
+
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    out = _FIELDS.get(cls)
+    if out is None:
+        out = _FIELDS[cls] = dataclasses.fields(cls)
+    return out
+
+
+def _json_names(cls: type) -> tuple[tuple[str, str], ...]:
+    """(Python name, JSON key) of every field of ``cls``."""
+    out = _JSON_NAMES.get(cls)
+    if out is None:
+        out = _JSON_NAMES[cls] = tuple((f.name, f.metadata.get("json", f.name))
+                                       for f in _fields(cls))
+    return out
+
+
+def _is_flat(cls: type) -> bool:
+    """Whether ``cls`` has no nested-part fields and does not override ``_normalise`` or
+    ``_build_nested`` (its values are then never changed after they were frozen)."""
+    out = _FLAT.get(cls)
+    if out is None:
+        out = _FLAT[cls] = (
+            not any(f.metadata.get("wire") is not None for f in _fields(cls))
+            and getattr(cls, "_normalise") is WireObject._normalise
+            and getattr(cls, "_build_nested") is WireObject._build_nested)
+    return out
 
 
 class Part(WireObject):
