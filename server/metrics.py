@@ -4,6 +4,8 @@ share counters.  Labels are route templates, never paths: no id reaches a metric
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -24,12 +26,22 @@ class Metrics:
                                      registry=self.registry)
         self.signals_stored = Counter("schakel_signals_stored", "Signals stored",
                                       registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.sync_waiters = Gauge("schakel_sync_waiters", "Sync requests waiting (long-poll)",
                                   registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        # The labelled children, looked up once per label set (``labels()`` parses its
+        # keywords and takes a lock on every call).  Routes are templates and methods and
+        # statuses few, so this stays small; children are never removed from the registry.
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route=route, method=method, status=str(status)),
+                self.latency.labels(route=route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

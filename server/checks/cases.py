@@ -21,9 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
+from protocol.canonical import canonical_json
+from protocol.crypto import sha256
 from protocol.objects.cases import (
-    BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord, check_link,
-    event_hash,
+    EVENT_HASH_DOMAIN, BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope,
+    IdentityRecord, check_link,
 )
 from protocol.objects.disclosure import Share
 from server.auth import Caller
@@ -57,11 +59,14 @@ def _authored(cls: type[CaseHeader] | type[Event], field: str, envelope: Any, ca
 
 
 def new_event(envelope: Any, event: Event, *, received: str, acting_user: str) -> NewEvent:
-    text, digest = canonical(envelope)
+    # The envelope was validated by Event.from_envelope, so its canonical bytes are encoded
+    # once and give the stored text, the idempotency digest and the event hash (the same
+    # bytes event_hash() would encode again).
+    data = canonical_json(envelope)
     return NewEvent(network=event.network, case=event.case, event=event.event, seq=event.seq,
                     prev=event.prev, author=event.author, case_key_version=event.case_key_version,
-                    status=event.status, envelope=text,
-                    digest=digest, hash=event_hash(envelope), received=received,
+                    status=event.status, envelope=data.decode("utf-8"),
+                    digest=sha256(data), hash=sha256(EVENT_HASH_DOMAIN + data), received=received,
                     acting_user=acting_user)
 
 
