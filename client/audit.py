@@ -130,6 +130,19 @@ class AuditMonitor:
                 return None
             raise
         envelope = answer.get("tree_head") if isinstance(answer, dict) else None
+        return await self.observe(envelope)
+
+    async def observe(self, envelope: Any) -> TreeHead | None:
+        """A head the server served as its latest (``GET .../audit/head``, or the
+        ``tree_head`` of ``GET /v1/networks/{n}`` that every sync reads): verified, no
+        smaller than the latest held, consistent with the held heads, and kept.  None
+        (an empty log) is a rollback once a head is held."""
+        latest = self.latest
+        if envelope is None:
+            if latest is not None:
+                raise self.fail("audit-rollback", f"the server says the log is empty; this "
+                                f"partner holds a head of {latest.size} entries")
+            return None
         head = await self._verify_head(envelope, "audit-fork")
         if latest is not None and head.size < latest.size:
             raise self.fail("audit-rollback", f"the server's head has {head.size} entries; "

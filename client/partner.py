@@ -279,6 +279,9 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         and fold; then run :meth:`duties`.  ``wait`` (0..30 s) long-polls when nothing is
         new; ``progress(items so far)`` is called after each page."""
         tv = await self._trusted(network)
+        # The audit log's latest head comes with the network: every sync checks that the
+        # log only grew since this partner last looked (docs/protocol.md §16.5).
+        await self._audit(network).observe(tv.tree_head)
         result = await self._pull(network, tv, wait=wait, progress=progress)
         result.duties = await self._duties(network, tv)
         return result

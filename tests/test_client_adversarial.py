@@ -386,6 +386,26 @@ async def test_audit_log_rolled_back(world: World) -> None:
     assert (again.size, again.root) == (newer.size, newer.root)
 
 
+async def test_audit_log_rolled_back_is_caught_by_sync(world: World) -> None:
+    """Every sync reads the log's latest head with the network: a partner that never
+    runs an audit still notices a log that shrank since it last looked."""
+    w, c, net = world, world.coord, world.network
+    await c.sync(net)
+    older = c._audit(net).latest
+    assert older is not None
+    late = await new_partner(w.tmp_path, w.env.url, "late2")
+    try:
+        await c.admit(net, late.bundle(), ring="shell", party="formal",
+                      fingerprint=late.fingerprint)
+    finally:
+        await late.close()
+    await c.sync(net)
+    assert c._audit(net).latest.size > older.size
+    roll_back_head(w.proxy, w.env.db_path, net, older.size)
+    exc = await misbehaviour(w.proxy, c.sync(net))
+    assert_caught(c, exc, "audit-rollback", w.proxy)
+
+
 # =========================================================================== releases
 
 
