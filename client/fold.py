@@ -5,7 +5,9 @@ Nothing from the sync feed, ``GET .../cases/{case}`` or ``GET .../epochs/mine`` 
 before it verified:
 
 * **epoch keys** -- the distribution is signed by the coordinator, names this network
-  and epoch, and its sealed entry for this partner opens (recipient = self);
+  and epoch, and its sealed entry for this partner opens (recipient = self); an entry
+  for an epoch this partner holds is verified the same way and must open to the keys it
+  holds (``context-mismatch`` otherwise): a held epoch key is never replaced (§N.9);
 * **headers** -- signed by their owner, who held a verified *core* membership when the
   case was created; the wrapped case key opens under the epoch key it names;
 * **events** -- signed by their author, a verified member when it wrote the event (a
@@ -149,7 +151,10 @@ class Verifier:
     # ------------------------------------------------------------------ epochs
 
     def open_epochs(self, entries: Any) -> list[int]:
-        """Open the entries of ``GET .../epochs/mine`` this partner does not hold yet."""
+        """Open the entries of ``GET .../epochs/mine`` this partner does not hold yet, and
+        check the ones it holds against the held keys (threat model LS-12: the honest
+        server refuses a second distribution for an epoch, so other keys for a held epoch
+        are a lie, which used to be skipped without a word)."""
         new: list[int] = []
         if not isinstance(entries, list):
             raise self.fail("context-mismatch", "epochs/mine did not answer a list")
@@ -160,8 +165,7 @@ class Verifier:
                 envelope, sealed = entry["distribution"], entry["sealed"]
             except (KeyError, TypeError, ValueError):
                 raise self.fail("context-mismatch", "a malformed epoch entry") from None
-            if epoch_keys(self.state, self.network, epoch) is not None:
-                continue
+            held = epoch_keys(self.state, self.network, epoch)
             try:
                 dist = EpochKeyDistribution.from_envelope(envelope, coordinator)
             except (SignatureError, MalformedError) as exc:
@@ -180,6 +184,16 @@ class Verifier:
             except (ContextMismatchError, MalformedError):
                 raise self.fail("context-mismatch", f"epoch {epoch}'s sealed keys were made "
                                 f"for another network, epoch or recipient", epoch=epoch) from None
+            if held is not None:
+                # A held epoch key is never replaced (§N.9; threat model LS-12): the
+                # honest server refuses a second distribution for an epoch, so an entry
+                # for a held epoch that opens to other keys is the server's doing.  It is
+                # verified like a new one and then only compared, never stored.
+                if (held[0].export(), held[1].export()) != (
+                        payload.epoch_secret().export(), payload.match_secret().export()):
+                    raise self.fail("context-mismatch", f"the server answered other keys for "
+                                    f"epoch {epoch}, which this partner holds", epoch=epoch)
+                continue
             store_epoch(self.state, self.network, epoch,
                         (payload.epoch_secret(), payload.match_secret()), dist.created)
             new.append(epoch)
