@@ -404,6 +404,7 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         case re-keyed to it; shell: the cases shared with it re-keyed.  The shell
         partners that keep a share get the new version (so the removed member's old keys
         open nothing written afterwards)."""
+        self._refuse_pii({"reason": reason})
         tv = await self._trusted(network)
         info = tv.member(member)
         if info is None:
@@ -774,7 +775,9 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     # ------------------------------------------------------------------ shares
 
     async def share(self, network: str, case: str, partner: str, *, reason: str) -> None:
-        """Share the case's current case key with ``partner`` (coordinator; flow 6)."""
+        """Share the case's current case key with ``partner`` (coordinator; flow 6).
+        The reason is cleartext the server stores: the PII guard runs on it first."""
+        self._refuse_pii({"reason": reason})
         tv = await self._trusted(network)
         member = self._recipient(tv, partner)
         if summary(self.state, network, case) is None or \
@@ -790,6 +793,7 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
                               reason: str) -> None:
         """Share every earlier case-key version this partner holds with ``member`` (a
         core member that joined after the case was created reads its history)."""
+        self._refuse_pii({"reason": reason})
         tv = await self._trusted(network)
         recipient = self._recipient(tv, member)
         await self._pull(network, tv)

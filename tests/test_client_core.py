@@ -164,6 +164,25 @@ async def test_pii_in_an_intake_is_refused_before_any_request_is_sent(world: Any
     assert len(cast.formal.cases(n)) == 1
 
 
+async def test_pii_in_a_cleartext_reason_is_refused_before_any_request_is_sent(
+        world: Any) -> None:
+    """Share and removal reasons travel in cleartext objects the server stores (threat
+    model CS-11): the guard runs on them as on the anonymous layer."""
+    cast, url, _ = world
+    n = cast.network
+    case = await cast.formal.create_case(n, INTAKE, identity=IDENTITY)
+    await cast.coordinator.sync(n)
+    before = await requests_served(url)
+    with pytest.raises(PolicyViolation):
+        await cast.coordinator.share(n, case, cast.shell.key_id,
+                                     reason="meneer bereikbaar op 06-12345678")
+    with pytest.raises(PolicyViolation):
+        await cast.coordinator.remove(n, cast.shell.key_id, reason="BSN 111222333")
+    assert await requests_served(url) == before
+    assert cast.coordinator.members(n) and all(
+        m["current"] for m in cast.coordinator.members(n) if m["key_id"] == cast.shell.key_id)
+
+
 async def test_consult_has_no_identity(world: Any) -> None:
     cast, _, _ = world
     n = cast.network
