@@ -1,0 +1,225 @@
+"""``schakel network …`` and ``schakel sync``: found a network, trust and join one,
+and bring this home up to date with the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from client.commands.common import (
+    json_option, partner_options, progress_bar, progress_option, read_object_file,
+    read_text_file, sync_option, with_partner,
+)
+from client.commands.output import cell, emit, plain, table
+from keys import Fingerprint
+
+if TYPE_CHECKING:
+    from client.partner import Partner
+
+KINDS = ("neighbourhood", "oggz")
+
+
+@click.group()
+def network() -> None:
+    """Networks (netwerken): found one, trust and join one, look at one.
+
+    A neighbourhood network (buurtnetwerk) shares cases between welfare, care and
+    volunteer organisations; an OGGZ network handles public mental health,
+    where bemoeizorg is possible.
+    """
+
+
+@network.command("create")
+@partner_options
+@click.option("--name", required=True, help='e.g. "Buurtnetwerk 55+ Soesterkwartier".')
+@click.option("--kind", type=click.Choice(KINDS), required=True,
+              help="neighbourhood (buurtnetwerk) or oggz (bemoeizorg possible).")
+@click.option("--covenant-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The covenant (convenant) text every partner accepts; its hash "
+                                  "goes into the network's genesis.")
+@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON network policy; default: the standard policy of --kind.")
+@json_option
+def create(home: Path, server: str | None, name: str, kind: str, covenant_file: Path,
+           policy_file: Path | None, as_json: bool) -> None:
+    """Found a network with you as coordinator (regisseur).
+
+    Signs the genesis with your key, registers it on the server, trusts it and
+    admits you as a core member. Read the printed fingerprint aloud to every
+    partner: they pass it to `schakel network trust`.
+    """
+    covenant = read_text_file(covenant_file, "covenant")
+    policy = read_object_file(policy_file, "network policy") if policy_file else None
+
+    async def found(partner: "Partner") -> dict[str, Any]:
+        network_id = await partner.create_network(name=name, kind=kind, covenant=covenant,
+                                                  policy=policy)
+        return {"network": network_id, "name": name, "kind": kind,
+                "coordinator": partner.key_id, "fingerprint": str(partner.fingerprint)}
+
+    info = with_partner(home, server, found)
+    emit(info, as_json=as_json, rows=[
+        ("network", info["network"]), ("name", name), ("kind", kind),
+        ("coordinator", info["coordinator"]), ("fingerprint", info["fingerprint"]),
+        ("next", "partners run `schakel network trust NETWORK --fingerprint \"…\"`; you add them "
+                 "with `schakel member add NETWORK BUNDLE_FILE`"),
+    ])
+
+
+@network.command("trust")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.option("--fingerprint", required=True,
+              help="The coordinator's fingerprint, as read aloud at the covenant ceremony "
+                   '(eight groups of five digits, e.g. "12345 67890 …").')
+@json_option
+def trust(home: Path, server: str | None, network_id: str, fingerprint: str, as_json: bool) -> None:
+    """Trust a network: anchor it to its coordinator's spoken fingerprint.
+
+    Everything this home later accepts from the server about the network must
+    chain to this key; anything else is refused as untrusted (exit 4).
+    """
+    Fingerprint.parse(fingerprint)   # a misheard digit count is refused before the passphrase
+
+    async def anchor(partner: "Partner") -> dict[str, Any]:
+        partner.trust(network_id, fingerprint)
+        return {"network": network_id, "fingerprint": str(Fingerprint.parse(fingerprint))}
+
+    info = with_partner(home, server, anchor)
+    emit(info, as_json=as_json, rows=[
+        ("network", info["network"]), ("trusted coordinator", info["fingerprint"]),
+        ("next", "once the coordinator added you: `schakel network join NETWORK --covenant-file F`"),
+    ])
+
+
+@network.command("join")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.option("--covenant-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The covenant text you received; it must be the exact text "
+                                  "whose hash is in the genesis.")
+@json_option
+def join(home: Path, server: str | None, network_id: str, covenant_file: Path, as_json: bool) -> None:
+    """Accept the network's covenant (convenant) as a member, then sync.
+
+    Run it after `schakel network trust` and after the coordinator added you.
+    A covenant that differs from the one in the genesis is refused.
+    """
+    covenant = read_text_file(covenant_file, "covenant")
+
+    async def accept(partner: "Partner") -> dict[str, Any]:
+        await partner.accept_covenant(network_id, covenant)
+        result = await partner.sync(network_id)
+        return {"network": network_id, "accepted": True, "sync": plain(result)}
+
+    info = with_partner(home, server, accept)
+    emit(info, as_json=as_json, rows=[("network", network_id), ("covenant", "accepted"),
+                                      ("synced", "yes")])
+
+
+@network.command("list")
+@partner_options
+@json_option
+def list_networks(home: Path, server: str | None, as_json: bool) -> None:
+    """List the networks this home trusts."""
+    async def look(partner: "Partner") -> list[str]:
+        return list(partner.networks())
+
+    networks = with_partner(home, server, look)
+    if as_json:
+        emit({"networks": networks}, as_json=True)
+        return
+    table([{"network": n} for n in networks], [("network", "network")],
+          empty="no networks yet: `schakel network trust` or `schakel network create`")
+
+
+@network.command("show")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@sync_option
+@json_option
+def show(home: Path, server: str | None, network_id: str, offline: bool, as_json: bool) -> None:
+    """Show a network: name, kind, policy, its members (verified) and how many
+    cases this home holds.
+
+    JSON keys: network, name, kind, policy, members, cases, open_cases.
+    """
+    async def look(partner: "Partner") -> dict[str, Any]:
+        if not offline:
+            await partner.sync(network_id)
+        cases = partner.cases(network_id)
+        # TrustView is the library's verified view of the genesis (name, kind, policy).
+        view = partner._local_trust(network_id)  # noqa: SLF001 -- no public accessor yet
+        return {"network": network_id, "name": view.name, "kind": view.kind,
+                "policy": plain(view.policy), "members": plain(partner.members(network_id)),
+                "cases": len(cases), "open_cases": sum(1 for c in cases if c.status == "open")}
+
+    info = with_partner(home, server, look)
+    if as_json:
+        emit(info, as_json=True)
+        return
+    policy = info["policy"] or {}
+    bemoeizorg = (policy.get("bemoeizorg") or {}).get("enabled")
+    emit({}, as_json=False, rows=[
+        ("network", network_id), ("name", info["name"]), ("kind", info["kind"]),
+        ("informal classes", cell(policy.get("informal_classes"))),
+        ("anonymous signals", cell(policy.get("anonymous_signals"))),
+        ("bemoeizorg", "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
+         if bemoeizorg else "not enabled"),
+        ("cases", f"{info['cases']} ({info['open_cases']} open)"),
+    ])
+    click.echo("")
+    table(info["members"], MEMBER_COLUMNS, empty="no members yet")
+
+
+MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring"),
+                  ("party", "party"), ("roles", "roles"), ("current", "current")]
+
+
+@click.command()
+@partner_options
+@click.argument("network_id", metavar="[NETWORK]", required=False)
+@click.option("--wait", type=click.FloatRange(0, 30), default=0, show_default=True,
+              help="Wait up to this many seconds for something new when nothing is.")
+@progress_option
+@json_option
+def sync(home: Path, server: str | None, network_id: str | None, wait: float,
+         progress: bool | None, as_json: bool) -> None:
+    """Fetch, verify and decrypt what is new (bijwerken), then do this home's duties.
+
+    Without NETWORK: every trusted network. Everything is checked against the
+    coordinator's key before it is believed; a server that sends something that
+    does not verify is recorded and refused (exit 4).
+    """
+    async def update(partner: "Partner") -> list[dict[str, Any]]:
+        networks = [network_id] if network_id else list(partner.networks())
+        results = []
+        for name in networks:
+            with progress_bar(f"sync {name[:8]}", progress) as bar:
+                result = await partner.sync(name, wait=wait, progress=bar)
+            results.append({"network": name, **plain(result)})
+        return results
+
+    results = with_partner(home, server, update)
+    if as_json:
+        emit({"networks": results}, as_json=True)
+        return
+    if not results:
+        click.echo("no networks to sync yet: `schakel network trust` or `schakel network create`")
+    for result in results:
+        emit({}, as_json=False, rows=[
+            ("network", result["network"]),
+            ("new items", str(result.get("items", 0))),
+            ("cases updated", str(len(result.get("cases") or []))),
+            ("new key epochs", ", ".join(map(str, result.get("epochs") or [])) or "-"),
+            ("duties", duty_summary(result.get("duties"))),
+        ])
+
+
+def duty_summary(duties: dict[str, Any] | None) -> str:
+    """"rekeyed 2, backfilled 1", or "nothing to do": what a sync or `duties` did."""
+    done = [f"{name} {len(ids)}" for name, ids in (duties or {}).items()
+            if isinstance(ids, list) and ids]
+    return ", ".join(done) or "nothing to do"

@@ -1,0 +1,143 @@
+"""Running the ``schakel`` command line as a coordinator would, against a real
+``schakel serve`` subprocess (tests/test_cli_flows.py).
+
+* :class:`LiveServer` -- ``python -m client.cli serve --data DIR --port P`` on a free
+  loopback port, waited for on ``/healthz``; its output goes to a file shown when it
+  fails to start.
+* :func:`schakel` -- one CLI run in a subprocess with a clean environment: no
+  ``SCHAKEL_*`` variable leaks in from the developer's shell; the passphrase is passed
+  in ``SCHAKEL_PASSPHRASE`` unless the test wants the prompt.
+* :class:`Org` -- one organisation's home directory, with a ``run`` that passes
+  ``--home``, and ``ok`` / ``json`` helpers that assert the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSPHRASE = "correct horse battery staple"
+TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    if passphrase is not None:
+        env["SCHAKEL_PASSPHRASE"] = passphrase
+    env.update(extra or {})
+    return env
+
+
+def schakel(*args: str, cwd: Path, passphrase: str | None = PASSPHRASE, stdin: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One ``schakel`` run, exactly as a user types it (``python -m client.cli``)."""
+    return subprocess.run([sys.executable, "-m", "client.cli", *args], cwd=cwd,
+                          env=_env(passphrase, env), text=True, capture_output=True,
+                          input=stdin if stdin is not None else "", timeout=TIMEOUT,
+                          start_new_session=True)   # no controlling terminal: a prompt reads stdin
+
+
+class LiveServer:
+    """``schakel serve`` as a child process on a free loopback port."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.log = data.parent / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "client.cli", "serve", "--data", str(self.data),
+                 "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                env=_env(None, {"SCHAKEL_SERVER_PASSPHRASE": "cli test server, not secret"}),
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"schakel serve exited with {self.proc.returncode}:\n"
+                                     f"{self.output()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"schakel serve did not answer /healthz:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@dataclass
+class Org:
+    """One organisation: its home directory and what `schakel init` printed."""
+
+    label: str
+    home: Path
+    key_id: str = ""
+    fingerprint: str = ""
+
+    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """``schakel ARGS --home HOME`` (the option goes last, as a user might type it)."""
+        return schakel(*args, "--home", str(self.home), cwd=self.home.parent, **kwargs)
+
+    def ok(self, *args: str, **kwargs: Any) -> str:
+        """Run, assert exit 0 and no traceback; the standard output."""
+        result = self.run(*args, **kwargs)
+        assert result.returncode == 0, (
+            f"{self.label}: schakel {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.stdout
+
+    def json(self, *args: str, **kwargs: Any) -> Any:
+        """Run with --json, assert exit 0; the parsed answer."""
+        return json.loads(self.ok(*args, "--json", **kwargs))
+
+    def refused(self, code: int, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run, assert exit ``code`` and a readable message instead of a traceback."""
+        result = self.run(*args, **kwargs)
+        assert result.returncode == code, (
+            f"{self.label}: schakel {' '.join(args)} exited {result.returncode}, not {code}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("schakel: "), result.stderr
+        return result
+
+
+__all__ = ["PASSPHRASE", "LiveServer", "Org", "free_port", "schakel"]
