@@ -355,8 +355,7 @@ def _client_logging() -> None:
                     structlog.processors.TimeStamper(fmt="iso", utc=True),
                     structlog.processors.JSONRenderer(sort_keys=True)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True)
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
 
 
 keys.add_command(keys_bundle)
