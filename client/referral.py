@@ -22,10 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from client.disclosure import FlowBase
+from client.errors import ServerRefused
 from protocol.canonical import canonical_json
 from protocol.crypto import sha256
 from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, MalformedError
+from protocol.errors import ContextMismatchError, MalformedError, PolicyViolation
+from protocol.objects.base import parse_timestamp
 from protocol.objects.disclosure import Referral
 
 INTAKE_FIELDS = ("age_band", "neighbourhood", "domains", "severity", "care_status", "source",
@@ -96,6 +98,9 @@ class ReferralOps(FlowBase):
         # The PII guard runs on both before anything reaches the receiving network.
         self._refuse_pii(intake)
         self._refuse_pii({"kind": "note", "text": note})
+        if consent is not None:
+            self._refuse_referral_early(network, case, consent,
+                                        (await self._trusted(to_network)).coordinator_key_id)
         new_case = await self.create_case(to_network, intake)
         await self.add_event(to_network, new_case, {"kind": "note", "text": note})
         basis = ({"kind": "consent", "ref": consent} if consent is not None
@@ -104,8 +109,15 @@ class ReferralOps(FlowBase):
                             new_case=new_case, basis=basis, acting_user=self.acting_user,
                             at=self._stamp(), reason=reason).sign(self.keys.signer)
         expected = referral_id(envelope)
-        answer = await self.conn.post(self._network_path(network, "/referrals"),
-                                      {"referral": envelope})
+        try:
+            answer = await self.conn.post(self._network_path(network, "/referrals"),
+                                          {"referral": envelope})
+        except ServerRefused:
+            # The receiving case exists already (it must, for the server to check the
+            # referral).  A refused referral closes it, so no open case without a
+            # referral behind it is left in the receiving network.
+            await self.close_case(to_network, new_case, reason="verwijzing geweigerd")
+            raise
         with self._verifying(network, referral=expected):
             if answer["referral"] != expected:
                 raise ContextMismatchError("the server acknowledged another referral")
@@ -118,6 +130,28 @@ class ReferralOps(FlowBase):
             "envelope": envelope, "new_case": new_case, "to_network": to_network,
             "audit_index": out_index, "receiving_audit_index": in_index})
         return new_case
+
+    def _refuse_referral_early(self, network: str, case: str, consent: str,
+                               receiver: str) -> None:
+        """What the server checks of a consent basis (docs/protocol.md §15.5), judged on
+        the consent this client recorded, before a case is made in the receiving
+        network.  A consent recorded elsewhere is left to the server."""
+        doc = self.state.get_doc("consent", (network, consent))
+        if doc is None:
+            return
+        signed = doc["envelope"]["signed"]
+        now = self._now()
+        if signed["case"] != case:
+            raise ContextMismatchError("the consent is for another case",
+                                       details={"field": "consent"})
+        if doc.get("revoked"):
+            raise PolicyViolation("the consent was revoked", details={"reason": "consent-revoked"})
+        if not parse_timestamp(signed["valid_from"]) <= now < parse_timestamp(signed["valid_until"]):
+            raise PolicyViolation("the consent is not in force now",
+                                  details={"reason": "consent-not-in-force"})
+        if receiver not in signed["grantees"].get("partners", ()):
+            raise PolicyViolation("the person's consent does not name the receiving "
+                                  "network's coordinator", details={"reason": "consent-not-for-receiver"})
 
     async def _check_referral_entry(self, network: str, index: int, *, action: str,
                                     case: str, referral: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from client import ServerMisbehaviour
+from client import ServerMisbehaviour, ServerRefused
 from client.disclosure import new_id
 from client.partner import Partner
 from protocol.errors import PolicyViolation
@@ -278,5 +278,43 @@ async def test_referral_creates_the_receiving_case(tmp_path: Path) -> None:
             assert [(e["case"], e["basis"]) for e in out] == [(case, "consent")]
             assert [e["case"] for e in into] == [new_case]
             assert out[0]["ref"] == into[0]["ref"]
+        finally:
+            await cast.close()
+
+
+async def test_a_referral_the_consent_does_not_cover_leaves_no_open_case_behind(
+        tmp_path: Path) -> None:
+    """The receiving case must exist before the server can check a referral.  A consent
+    this client recorded that does not name the receiver is refused before any case is
+    made; one recorded elsewhere is refused by the server, and the client then closes
+    the case it made, so no open case without a referral stays in the other network."""
+    async with running_server(tmp_path) as url:
+        cast = await standard_network(tmp_path, url)
+        try:
+            network, coordinator, owner = cast.network, cast.coordinator, cast.formal
+            oggz = await coordinator.create_network(name="OGGZ-netwerk Eemland", kind="oggz",
+                                                    covenant=COVENANT,
+                                                    policy=network_policy("oggz"))
+            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
+            own = await coordinator.record_consent(
+                network, case, classes=["name"], partners=[owner.key_id],
+                purpose="Alleen voor het wijkteam.", evidence=EVIDENCE)
+            await coordinator.sync(network)
+            with pytest.raises(PolicyViolation) as early:
+                await coordinator.refer(network, case, oggz, consent=own, reason="nazorg")
+            assert early.value.details["reason"] == "consent-not-for-receiver"
+            await coordinator.sync(oggz)
+            assert coordinator.cases(oggz) == []
+
+            elsewhere = await owner.record_consent(
+                network, case, classes=["name"], partners=[owner.key_id],
+                purpose="Alleen voor het wijkteam.", evidence=EVIDENCE)
+            with pytest.raises(ServerRefused) as refused:
+                await coordinator.refer(network, case, oggz, consent=elsewhere,
+                                        reason="nazorg")
+            assert refused.value.details.get("reason") == "consent-not-for-receiver"
+            await coordinator.sync(oggz)
+            left = coordinator.cases(oggz)
+            assert len(left) == 1 and left[0].status == "closed"
         finally:
             await cast.close()
