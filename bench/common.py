@@ -94,6 +94,13 @@ def loop_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a whole process, every thread (for the Schakel server: the event
+    loop, the writer with SQLite, the readers)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM (peak resident set) of a live process, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

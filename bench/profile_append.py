@@ -40,11 +40,12 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 
 from bench import bench_server  # noqa: E402
-from bench.common import closed_loop_workers, free_port, loop_cpu_seconds, server_process  # noqa: E402
+from bench.common import (closed_loop_workers, free_port, loop_cpu_seconds,  # noqa: E402
+                          process_cpu_seconds, server_process)  # noqa: E402
 
 
 async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
-               spy: Path | None = None) -> tuple[int, float]:
+               spy: Path | None = None) -> tuple[int, float, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
@@ -74,10 +75,11 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
                      "--rate", "500", "--format", "raw", "--threads", "--nonblocking",
                      "--output", str(spy)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(1.0)
-            loop0 = loop_cpu_seconds(proc.pid)
+            loop0, all0 = loop_cpu_seconds(proc.pid), process_cpu_seconds(proc.pid)
             r = await closed_loop_workers(b.append, concurrency=partners, per_worker=appends,
                                           server_pid=proc.pid)
             loop_cpu = loop_cpu_seconds(proc.pid) - loop0
+            all_cpu = process_cpu_seconds(proc.pid) - all0
             if sampler is not None:
                 sampler.send_signal(signal.SIGINT)
                 sampler.wait(timeout=30)
@@ -87,7 +89,7 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
             assert r.errors == 0, r
         proc.terminate()
         proc.wait(timeout=30)
-    return r.requests, loop_cpu
+    return r.requests, loop_cpu, all_cpu
 
 
 def main() -> None:
@@ -104,11 +106,12 @@ def main() -> None:
                              "CPU per append (/proc)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp:
-        n, loop_cpu = asyncio.run(_run(Path(tmp), None if args.no_profile else args.out,
-                                       args.partners, args.appends,
-                                       args.spy if args.no_profile else None))
+        n, loop_cpu, all_cpu = asyncio.run(_run(
+            Path(tmp), None if args.no_profile else args.out, args.partners, args.appends,
+            args.spy if args.no_profile else None))
     if args.no_profile:
-        print(f"appends {n}; loop thread CPU ms/append {loop_cpu / n * 1000:.3f} (no profiler)")
+        print(f"appends {n}; loop thread CPU ms/append {loop_cpu / n * 1000:.3f}; "
+              f"server process CPU ms/append {all_cpu / n * 1000:.3f} (no profiler)")
         return
     for _ in range(50):
         if args.out.exists():
@@ -122,7 +125,8 @@ def main() -> None:
     stats.sort_stats("tottime").print_stats(args.top)
     print(f"appends {n}; profile total {total:.3f} s, waiting in poll {waiting:.3f} s; "
           f"profile ms/append {(total - waiting) / n * 1000:.3f}; "
-          f"loop thread CPU ms/append {loop_cpu / n * 1000:.3f}")
+          f"loop thread CPU ms/append {loop_cpu / n * 1000:.3f}; "
+          f"server process CPU ms/append {all_cpu / n * 1000:.3f}")
 
 
 if __name__ == "__main__":

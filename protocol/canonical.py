@@ -90,12 +90,15 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, val in pairs:
-        if key in out:
+    out = dict(pairs)
+    if len(out) == len(pairs):                  # no key twice (the common case, in C)
+        return out
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
             raise MalformedError(f"duplicate JSON key {key!r}", details={"field": key})
-        out[key] = val
-    return out
+        seen.add(key)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check(value: Any, depth: int, max_depth: int) -> None:

@@ -8,7 +8,7 @@ from the data directory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,10 @@ class AppContext:
     replay: ReplayCache
     intake: IntakeLimiter
     log: Any
+    #: ``(network, case) -> owner`` of cases a core member appended to: the append route's
+    #: access check without a read on every event (``server/routes/cases.py``).  A hint
+    #: only: ``append_event_txn`` re-checks the owner in the writing transaction.
+    case_owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, config: ServerConfig, keys: ServerKeys, *, clock: Clock = utc_now,

@@ -5,11 +5,12 @@
 * **Reads** (:meth:`Store.read`) run a plain function ``fn(db, *args)`` on a small thread
   pool; each reader thread has its own read-only connection, and each read runs in one
   transaction, so it sees one consistent snapshot.
-* **Writes** (:meth:`Store.write`) go through **one writer thread**.  The writer takes a
-  queued write function, drains up to ``batch - 1`` more that are already waiting, runs
-  them all in one ``BEGIN IMMEDIATE`` transaction -- each inside its own ``SAVEPOINT``, so
-  a function that raises rolls back only its own changes and fails only its own future --
-  and commits with ``synchronous=FULL``.  Only after the commit returned are the futures
+* **Writes** (:meth:`Store.write`) go through **one writer thread**.  The writes queued
+  during one pass of the event loop are handed to it together at the end of that pass.
+  The writer takes what was handed off, drains more that is already waiting, up to
+  ``batch`` writes, runs them all in one ``BEGIN IMMEDIATE`` transaction -- each inside
+  its own ``SAVEPOINT``, so a function that raises rolls back only its own changes and
+  fails only its own future -- and commits with ``synchronous=FULL``.  Only after the commit returned are the futures
   resolved and the long-poll waiters of the touched networks woken (``on_commit``): a
   write is acknowledged only once it is durable, and a group of concurrent writers pays
   for one fsync.
@@ -280,7 +281,10 @@ class Store:
         self._batch = batch
         self._n_readers = readers
         self.on_commit = on_commit
+        #: Lists of writes (one per event-loop pass, :meth:`_hand_off`), then ``_STOP``.
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        #: Writes queued during the current pass of an event loop, not yet handed off.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         self._writer: threading.Thread | None = None
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -312,6 +316,8 @@ class Store:
         self._closing = True
         loop = asyncio.get_running_loop()
         if self._writer is not None:
+            for pending in list(self._pending):
+                self._hand_off(pending)
             self._queue.put(_STOP)
             await loop.run_in_executor(None, self._writer.join)
         if self._readers is not None:
@@ -355,8 +361,22 @@ class Store:
             raise Unavailable("the server is shutting down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Write(fn, args, kwargs, future, loop, notify))
+        item = _Write(fn, args, kwargs, future, loop, notify)
+        pending = self._pending.get(loop)
+        if pending is None:
+            # The writes of one pass of the loop go to the writer together, at the end of
+            # the pass: one wake-up of the writer thread (and so, when it is idle, one
+            # transaction) for all of them instead of one each.
+            self._pending[loop] = [item]
+            loop.call_soon(self._hand_off, loop)
+        else:
+            pending.append(item)
         return await future
+
+    def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
+        pending = self._pending.pop(loop, None)
+        if pending:
+            self._queue.put(pending)
 
     def _writer_main(self, ready: concurrent.futures.Future[None]) -> None:
         try:
@@ -368,20 +388,23 @@ class Store:
         ready.set_result(None)
         try:
             stop = False
-            while not stop:
-                first = self._queue.get()
-                if first is _STOP:
-                    break
-                batch = [first]
-                while len(batch) < self._batch:
+            waiting: list[_Write] = []          # handed off, beyond the last batch's size
+            while not stop or waiting:
+                if not waiting:
+                    first = self._queue.get()
+                    if first is _STOP:
+                        break
+                    waiting = first
+                while len(waiting) < self._batch and not stop:
                     try:
-                        item = self._queue.get_nowait()
+                        more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if item is _STOP:
+                    if more is _STOP:
                         stop = True
-                        break
-                    batch.append(item)
+                    else:
+                        waiting.extend(more)
+                batch, waiting = waiting[:self._batch], waiting[self._batch:]
                 self._run_batch(conn, batch)
         finally:
             conn.close()
@@ -399,15 +422,26 @@ class Store:
                 conn.execute("ROLLBACK")
             _log.error("write batch failed", size=len(batch), error=type(exc).__name__)
             outcomes = [(item, None, exc) for item in batch]
-        touched: dict[asyncio.AbstractEventLoop, set[str]] = {}
-        for item, _, error in outcomes:
-            if error is None and item.notify is not None:
-                touched.setdefault(item.loop, set()).add(item.notify)
-        for loop, networks in touched.items():
+        # One hand-off per event loop for the whole batch (not one per write): each
+        # call_soon_threadsafe writes to the loop's self-pipe and wakes it.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Write, Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, settled in by_loop.items():
+            self._call(loop, self._after_commit, settled)
+
+    def _after_commit(self, settled: list[tuple[_Write, Any, BaseException | None]]) -> None:
+        """On the event loop, after the commit: wake the long-poll waiters of the networks
+        the batch's successful writes touched, then resolve each write's future."""
+        try:
             if self.on_commit is not None:
-                self._call(loop, self.on_commit, frozenset(networks))
-        for item, result, error in outcomes:
-            self._call(item.loop, _settle, item.future, result, error)
+                networks = frozenset(item.notify for item, _, error in settled
+                                     if error is None and item.notify is not None)
+                if networks:
+                    self.on_commit(networks)
+        finally:
+            for item, result, error in settled:
+                _settle(item.future, result, error)
 
     @staticmethod
     def _run_one(conn: sqlite3.Connection, item: _Write) -> tuple[_Write, Any, BaseException | None]:

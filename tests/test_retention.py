@@ -26,7 +26,7 @@ from tests.disclosure_harness import (
     release,
 )
 from tests.server_harness import (
-    Actor, Caller, FakeClock, InProcessServer, Network, World, append, assert_status,
+    Actor, Caller, FakeClock, InProcessServer, Network, World, append, assert_error, assert_status,
     build_world, create_case, network_policy,
 )
 from tests.test_audit_log import Monitor
@@ -133,6 +133,11 @@ async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any) -
     for table in ("cases", "events", "feed", "shares"):
         assert await count(ctx, table, net.id, state.case) == 0, table
     assert_status(await c.get(net.path(f"/cases/{state.case}"), owner), 404)
+    # the server remembers case owners for appends: a shredded case is not one of them
+    reopen = net.event(state, owner, status="open",
+                       plaintext={"kind": "status", "status": "open", "reason": "heropend"})
+    assert_error(await c.post(net.path(f"/cases/{state.case}/events"), owner,
+                              {"event": reopen}), 404, "not_found")
     log = await audit_log(c, net)
     assert [e["action"] for e in log if e.get("case") == state.case][-1] == "shred-anonymous"
     assert steps_for(await retention.run_pass(ctx), state.case) == []

@@ -137,21 +137,25 @@ def create_case_txn(db: Db, c: NewCase, *, hint_limit: int) -> Written:
     return Written(True, answer)
 
 
-def append_event_txn(db: Db, e: NewEvent) -> Written:
+def append_event_txn(db: Db, e: NewEvent, *, owner: str | None = None) -> Written:
     """Append an event: idempotent by event id; a closed case takes only an event that
     reopens it; the event must use the case's current case key version (ADR 0007); and
-    ``seq``/``prev`` must follow the case's last event (protocol.md §C.3)."""
-    case = db.execute("SELECT status, last_seq, last_hash, case_key_version FROM cases"
-                      " WHERE network = ? AND [case] = ?", (e.network, e.case)).fetchone()
-    if case is None:
+    ``seq``/``prev`` must follow the case's last event (protocol.md §C.3).  ``owner``: the
+    owner the route authorized against (from its cache); another owner here means that
+    case is gone (404), whatever now holds its id."""
+    # The case and an event already stored under this id, in one statement.
+    case = db.execute("SELECT c.status, c.last_seq, c.last_hash, c.case_key_version, c.owner,"
+                      " e.event AS found, e.digest, e.seq, e.cursor FROM cases c"
+                      " LEFT JOIN events e ON e.network = c.network AND e.[case] = c.[case]"
+                      " AND e.event = ? WHERE c.network = ? AND c.[case] = ?",
+                      (e.event, e.network, e.case)).fetchone()
+    if case is None or (owner is not None and case["owner"] != owner):
         raise NotFound("no such case in this network")
-    found = db.execute("SELECT digest, seq, cursor FROM events WHERE network = ? AND [case] = ?"
-                       " AND event = ?", (e.network, e.case, e.event)).fetchone()
-    if found is not None:
-        if found["digest"] != e.digest:
+    if case["found"] is not None:
+        if case["digest"] != e.digest:
             raise Conflict("an event with this id already exists with other content")
-        return Written(False, {"event": e.event, "seq": found["seq"],
-                               "cursor": cursor_text(found["cursor"])})
+        return Written(False, {"event": e.event, "seq": case["seq"],
+                               "cursor": cursor_text(case["cursor"])})
     if case["status"] == "closed" and e.status != "open":
         raise Conflict("the case is closed; only an event with status open reopens it",
                        details={"last_seq": case["last_seq"]})

@@ -22,6 +22,8 @@ routes = RouteTable("cases")
 EVENT_ANSWER = obj(["event", "seq", "cursor"], event=ID, seq={"type": "integer", "minimum": 1},
                    cursor=CURSOR)
 VERSION = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+#: Most case owners the append route keeps (``AppContext.case_owners``); then it starts over.
+_OWNER_CACHE = 100_000
 
 
 async def _case_access(call: Call, caller: Caller, case: str) -> str:
@@ -94,13 +96,27 @@ async def append_event(call: Call) -> web.Response:
     """
     network, case = call.id("network"), call.id("case")
     caller = call.member(network, membership=True)
-    owner = await _case_access(call, caller, case)
+    owners = call.ctx.case_owners
+    # A core member sees every case of its network, so the case's owner is all the access
+    # check needs: kept after the first read, and re-checked by the writing transaction
+    # (a case shredded meanwhile is 404 there, and leaves the cache).
+    owner = owners.get((network, case)) if caller.ring == "core" else None
+    if owner is None:
+        owner = await _case_access(call, caller, case)
+        if caller.ring == "core":
+            if len(owners) >= _OWNER_CACHE:
+                owners.clear()
+            owners[(network, case)] = owner
     body = await call.body()
     new = check_event(body["event"], caller, case, received=call.ctx.timestamp())
     if new.status is not None and caller.keyid != owner and not caller.is_coordinator:
         # Closing starts the retention clock (flow 9): only the owner or the coordinator.
         raise Forbidden("only the case's owner or the coordinator closes or reopens a case")
-    written = await call.ctx.store.write(append_event_txn, new, notify=network)
+    try:
+        written = await call.ctx.store.write(append_event_txn, new, owner=owner, notify=network)
+    except NotFound:
+        owners.pop((network, case), None)
+        raise
     if written.created:
         call.ctx.metrics.events_stored.inc()
     return call.written(written.created, written.answer)
