@@ -2,8 +2,8 @@
 ``schakel serve`` subprocess (tests/test_cli_flows.py).
 
 * :class:`LiveServer` -- ``python -m client.cli serve --data DIR --port P`` on a free
-  loopback port, waited for on ``/healthz``; its output goes to a file shown when it
-  fails to start.
+  loopback port, waited for on ``/healthz`` (the demo's runner); its output goes to a
+  file shown when it fails to start.
 * :func:`schakel` -- one CLI run in a subprocess with a clean environment: no
   ``SCHAKEL_*`` variable leaks in from the developer's shell; the passphrase is passed
   in ``SCHAKEL_PASSPHRASE`` unless the test wants the prompt.
@@ -13,27 +13,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client.demo import DemoServer, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -55,52 +48,26 @@ def schakel(*args: str, cwd: Path, passphrase: str | None = PASSPHRASE, stdin: s
 
 
 class LiveServer:
-    """``schakel serve`` as a child process on a free loopback port."""
+    """``schakel serve`` as a child process on a free loopback port: the demo's own
+    runner (:class:`client.demo.DemoServer`, which waits for ``/healthz`` and retries once
+    if the port was taken), driven from synchronous test code."""
 
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.port = free_port()
-        self.log = data.parent / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._server = DemoServer(data, data.parent / "server.log")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.url
 
-    def start(self, timeout: float = 30.0) -> None:
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "client.cli", "serve", "--data", str(self.data),
-                 "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                env=_env(None, {"SCHAKEL_SERVER_PASSPHRASE": "cli test server, not secret"}),
-                start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"schakel serve exited with {self.proc.returncode}:\n"
-                                     f"{self.output()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"schakel serve did not answer /healthz:\n{self.output()}")
+    def start(self) -> None:
+        asyncio.run(self._server.start())
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+        return self._server.tail(4000)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        self._server.stop()
 
 
 @dataclass
