@@ -63,6 +63,8 @@ _DERIVED = frozenset({"@method", "@target-uri", "@authority", "@scheme", "@reque
 _PARAM_TYPES: dict[str, type] = {"created": int, "expires": int, "keyid": str, "nonce": str,
                                  "alg": str, "tag": str}                 # RFC 9421 §2.3
 
+_COMPONENTS_LIST = '(' + " ".join(f'"{c}"' for c in COMPONENTS) + ')'
+
 Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 ParamValue = Union[int, str]
 
@@ -78,23 +80,46 @@ def _fields(headers: Headers) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     count = 0
     for pair in pairs:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise malformed("headers must be name/value pairs")
-        name, value = pair
+        if type(pair) is tuple and len(pair) == 2:
+            name, value = pair
+            count += 1
+            if count > MAX_FIELDS:
+                raise malformed(f"more than {MAX_FIELDS} header fields")
+            # The common case, checked with exact types and the remembered names (a header
+            # name may be a str subclass, e.g. aiohttp's istr: its plain string is looked up).
+            if type(value) is str and len(value) <= MAX_FIELD_VALUE and isinstance(name, str):
+                lname = _field_name(name if type(name) is str else str.__str__(name))
+                if lname is not None:
+                    values = out.get(lname)
+                    if values is None:
+                        out[lname] = [value.strip(" \t")]
+                    else:
+                        values.append(value.strip(" \t"))
+                    continue
+            count -= 1
+        lname, value = _checked_pair(pair, count + 1)
         count += 1
-        if count > MAX_FIELDS:
-            raise malformed(f"more than {MAX_FIELDS} header fields")
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise malformed("header names and values must be strings")
-        lname = _field_name(name) if type(name) is str else None
-        if lname is None:
-            lname = name.lower()
-            if not _FIELD_NAME.fullmatch(lname):
-                raise malformed(f"invalid header name {name[:64]!r}")
-        if len(value) > MAX_FIELD_VALUE:
-            raise malformed(f"header {lname}: longer than {MAX_FIELD_VALUE} characters")
         out.setdefault(lname, []).append(value.strip(" \t"))
     return out
+
+
+def _checked_pair(pair: object, count: int) -> tuple[str, str]:
+    """One header field line, checked and worded (the slow path of :func:`_fields`)."""
+    if not (isinstance(pair, tuple) and len(pair) == 2):
+        raise malformed("headers must be name/value pairs")
+    name, value = pair
+    if count > MAX_FIELDS:
+        raise malformed(f"more than {MAX_FIELDS} header fields")
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise malformed("header names and values must be strings")
+    lname = _field_name(name) if type(name) is str else None
+    if lname is None:
+        lname = name.lower()
+        if not _FIELD_NAME.fullmatch(lname):
+            raise malformed(f"invalid header name {name[:64]!r}")
+    if len(value) > MAX_FIELD_VALUE:
+        raise malformed(f"header {lname}: longer than {MAX_FIELD_VALUE} characters")
+    return lname, value
 
 
 @lru_cache(maxsize=1024)
@@ -196,25 +221,34 @@ def _check_covered(covered: object) -> tuple[str, ...]:
 
 
 def _check_params(params: object) -> dict[str, ParamValue]:
+    return _checked_params(params)[0]
+
+
+def _checked_params(params: object) -> tuple[dict[str, ParamValue], str]:
+    """The checked parameters and their serialisation (``;name=value``...), made once."""
     if not isinstance(params, Mapping):
         raise malformed("signature parameters must be a mapping")
     out: dict[str, ParamValue] = {}
+    text = []
     for name, value in params.items():
         expected = _PARAM_TYPES.get(name) if isinstance(name, str) else None
         if expected is None:
             raise malformed(f"unknown signature parameter {str(name)[:32]!r}")
         if isinstance(value, bool) or not isinstance(value, expected):
             raise malformed(f"signature parameter {name} must be {expected.__name__}")
-        serialize_param_value(value)
+        text.append(f";{name}={serialize_param_value(value)}")
         out[name] = value
-    return out
+    return out, "".join(text)
+
+
+def _inner_list(ids: tuple[str, ...]) -> str:
+    return "(" + " ".join(f'"{c}"' for c in ids) + ")"
 
 
 def signature_params(covered: Sequence[str], params: Mapping[str, ParamValue]) -> str:
     """The ``@signature-params`` value (RFC 9421 §2.3): the inner list of covered
     component identifiers followed by the parameters in the order given."""
-    ids = " ".join(f'"{c}"' for c in _check_covered(covered))
-    return f"({ids})" + "".join(f";{k}={serialize_param_value(v)}" for k, v in _check_params(params).items())
+    return _inner_list(_check_covered(covered)) + _checked_params(params)[1]
 
 
 def signature_base(method: str, target_uri: str, headers: Headers, covered: Sequence[str],
@@ -239,9 +273,10 @@ def _check_method_token(method: object) -> None:
 
 
 def _base(method: str, target: _Target, fields: dict[str, list[str]], ids: tuple[str, ...],
-          params: Mapping[str, ParamValue], *, checked: bool) -> bytes:
+          params: Mapping[str, ParamValue], *, checked: bool, text: str | None = None) -> bytes:
     """The signature base from parsed parts; ``checked``: ``ids`` and ``params`` already
-    passed :func:`_check_covered` and :func:`_check_params` (a parsed signature)."""
+    passed :func:`_check_covered` and :func:`_check_params` (a parsed signature); ``text``:
+    their ``@signature-params`` value, when already made from them."""
     lines = []
     for c in ids:
         if c[0] == "@":
@@ -253,10 +288,10 @@ def _base(method: str, target: _Target, fields: dict[str, list[str]], ids: tuple
         else:
             raise SignatureError(f"covered header {c} is absent", details={"component": c})
         lines.append(f'"{c}": {value}')
-    if checked:
-        text = "(" + " ".join(f'"{c}"' for c in ids) + ")" + "".join(
+    if text is None and checked:
+        text = _inner_list(ids) + "".join(
             f";{k}={serialize_param_value(v)}" for k, v in params.items())
-    else:
+    elif text is None:
         text = signature_params(ids, params)
     lines.append(f'"@signature-params": {text}')
     return "\n".join(lines).encode("ascii")
@@ -283,6 +318,7 @@ class _Parsed:
     covered: tuple[str, ...]
     params: dict[str, ParamValue]
     signature: bytes
+    text: str                     #: the ``@signature-params`` value of covered and params
 
 
 def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
@@ -312,7 +348,9 @@ def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
         raise malformed("Signature member must be a byte sequence")
     if len(sig) != SIGNATURE_BYTES:
         raise SignatureError("an ed25519 signature is 64 bytes")
-    return _Parsed(_check_covered(covered), _check_params(params), sig)
+    ids = _check_covered(covered)
+    checked, text = _checked_params(params)
+    return _Parsed(ids, checked, sig, _inner_list(ids) + text)
 
 
 def _verify_parsed(method: str, target_uri: str, fields: dict[str, list[str]], p: _Parsed,
@@ -322,7 +360,8 @@ def _verify_parsed(method: str, target_uri: str, fields: dict[str, list[str]], p
         raise SignatureError("signature algorithm is not ed25519")
     _check_method_token(method)
     target = _target(target_uri)
-    key.verify(_base(method, target, fields, p.covered, p.params, checked=True), p.signature)
+    key.verify(_base(method, target, fields, p.covered, p.params, checked=True, text=p.text),
+               p.signature)
 
 
 def verify(method: str, target_uri: str, headers: Headers, key: VerifyKey, *,
@@ -354,6 +393,9 @@ def verify_content_digest(body: bytes, header_value: str) -> None:
     """
     if not isinstance(body, (bytes, bytearray)):
         raise malformed("body must be bytes")
+    digest = sha256(bytes(body))
+    if header_value == "sha-256=:" + base64.b64encode(digest).decode("ascii") + ":":
+        return        # exactly what content_digest sends: parses to one matching sha-256 member
     members = parse_dictionary(header_value, "Content-Digest")
     if "sha-256" not in members:
         raise malformed("Content-Digest must contain sha-256")
@@ -362,7 +404,8 @@ def verify_content_digest(body: bytes, header_value: str) -> None:
             value = members[alg][0]
             if not isinstance(value, bytes) or len(value) != size:
                 raise malformed(f"Content-Digest {alg} must be a {size}-byte byte sequence")
-            if not constant_time_equal(value, fn(bytes(body)).digest()):
+            computed = digest if alg == "sha-256" else fn(bytes(body)).digest()
+            if not constant_time_equal(value, computed):
                 raise DigestMismatchError("Content-Digest does not match the body",
                                           details={"algorithm": alg})
 
@@ -445,8 +488,20 @@ def sign_request(method: str, url: str, headers: Headers, body: bytes, signer: S
     params: dict[str, ParamValue] = {"created": _int(created, "created"),
                                      "nonce": _check_nonce(nonce), "keyid": signer.key_id,
                                      "alg": ALG, "tag": TAG}
-    all_headers = _pairs(fields) + list(added.items())
-    return {**added, **sign(_check_method(method), url, all_headers, COMPONENTS, params, signer)}
+    # As sign(method, url, _pairs(fields) + added, COMPONENTS, params, signer), with the
+    # headers parsed and the parameters checked and serialised once.
+    if sum(map(len, fields.values())) + len(added) > MAX_FIELDS:
+        raise malformed(f"more than {MAX_FIELDS} header fields")
+    fields["content-digest"] = [added["Content-Digest"]]
+    fields["schakel-acting-user"] = [added[ACTING_USER_HEADER]]
+    method = _check_method(method)
+    _check_method_token(method)
+    checked, text = _checked_params(params)
+    text = _COMPONENTS_LIST + text
+    sig = signer.sign(_base(method, _target(url), fields, COMPONENTS, checked, checked=True,
+                            text=text))
+    return {**added, "Signature-Input": f"{LABEL}={text}",
+            "Signature": f"{LABEL}=:{base64.b64encode(sig).decode('ascii')}:"}
 
 
 def verify_request(method: str, url: str, headers: Headers, body: bytes, *,

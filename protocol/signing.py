@@ -65,6 +65,12 @@ def add_signature(envelope: Mapping[str, Any], signer: Signer) -> dict[str, Any]
 
 
 def _split(envelope: object) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    signed, signatures, _ = _split_decoded(envelope)
+    return signed, signatures
+
+
+def _split_decoded(envelope: object) -> tuple[dict[str, Any], list[dict[str, str]], list[bytes]]:
+    """:func:`_split`, with each signature's decoded bytes (decoded once, to check them)."""
     if type(envelope) is not dict and not isinstance(envelope, Mapping):
         raise MalformedError("envelope must be a JSON object")
     extra = set(envelope) - {"signed", "signatures"}
@@ -78,6 +84,7 @@ def _split(envelope: object) -> tuple[dict[str, Any], list[dict[str, str]]]:
         raise MalformedError(f"envelope.signatures must be a list of 1..{MAX_SIGNATURES}",
                              details={"field": "signatures"})
     seen: set[str] = set()
+    raw: list[bytes] = []
     for i, s in enumerate(signatures):
         if (type(s) is not dict and not isinstance(s, Mapping)) or set(s) != {"keyid", "sig"}:
             raise MalformedError("a signature is {keyid, sig}", details={"field": f"signatures[{i}]"})
@@ -85,8 +92,8 @@ def _split(envelope: object) -> tuple[dict[str, Any], list[dict[str, str]]]:
             raise MalformedError("signature keyids must be distinct strings",
                                  details={"field": f"signatures[{i}].keyid"})
         seen.add(s["keyid"])
-        b64d(s["sig"], length=SIGNATURE_BYTES, what=f"signatures[{i}].sig")
-    return dict(signed), [dict(s) for s in signatures]
+        raw.append(b64d(s["sig"], length=SIGNATURE_BYTES, what=f"signatures[{i}].sig"))
+    return dict(signed), [dict(s) for s in signatures], raw
 
 
 def signers_of(envelope: Mapping[str, Any]) -> list[str]:
@@ -104,7 +111,7 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
     something to skip (a forged co-signature is an attack worth reporting).
     """
     _check_type(obj_type)
-    signed, signatures = _split(envelope)
+    signed, signatures, raw = _split_decoded(envelope)
     if signed.get("type") != obj_type:
         raise SignatureError(f"expected a {obj_type!r} object, got {signed.get('type')!r}")
     by_id = {k.key_id: k for k in keys}
@@ -112,11 +119,11 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
         raise MalformedError("threshold must be between 1 and the number of keys")
     message = signing_input(obj_type, signed)
     valid = 0
-    for s in signatures:
+    for s, sig in zip(signatures, raw):
         key = by_id.get(s["keyid"])
         if key is None:
             continue
-        key.verify(message, b64d(s["sig"], length=SIGNATURE_BYTES, what="sig"))
+        key.verify(message, sig)
         valid += 1
     if valid < threshold:
         raise SignatureError(f"{obj_type} needs {threshold} valid signature(s) from the "

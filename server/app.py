@@ -1,5 +1,6 @@
 """The aiohttp application (issue 3): :func:`make_app` installs every route of the
-registry, the two middlewares and the lifecycle; :func:`serve` runs it.
+registry, the middleware (``observe``, which maps errors too) and the lifecycle;
+:func:`serve` runs it.
 
 Lifecycle: on start-up the store opens (schema, writer and reader threads) and the member
 directory is rebuilt from it. A background task runs a retention pass
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from server.context import CTX, AppContext
 from server.directory import load_directory
-from server.middleware import errors, observe
+from server.middleware import observe
 from server.openapi import build_openapi
 from server.registry import Route
 from server.retention import retention_task
@@ -61,7 +62,7 @@ async def _release_waiters(app: web.Application) -> None:
 def make_app(ctx: AppContext) -> web.Application:
     """The application for ``ctx`` (its store is started by the app's lifecycle)."""
     app = web.Application(client_max_size=ctx.config.limits.max_body,
-                          middlewares=[observe, errors])
+                          middlewares=[observe])        # observe maps errors too
     app[CTX] = ctx
     for table in TABLES:
         for route in table.routes:

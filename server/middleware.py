@@ -1,10 +1,11 @@
 """The two middlewares (style.md: "one error middleware mapping ProtocolError.status_hint").
 
-* :func:`observe` (outermost): a request id (``X-Request-Id`` echoed when well-formed,
-  else generated), one structlog access-log line per request -- request id, method,
-  route template, network, status, error code, latency, key id and acting user; never a
-  body, a ciphertext, a receipt token, a signature or a case id -- and the Prometheus
-  metrics.
+* :func:`observe` (outermost, and the only one the app installs: it runs the error mapping
+  of :func:`errors` itself, one middleware layer less per request): a request id
+  (``X-Request-Id`` echoed when well-formed, else generated), one structlog access-log line
+  per request -- request id, method, route template, network, status, error code, latency,
+  key id and acting user; never a body, a ciphertext, a receipt token, a signature or a
+  case id -- and the Prometheus metrics.
 * :func:`errors`: a :class:`ProtocolError` becomes its status hint and the error JSON of
   design §6; an aiohttp ``HTTPException`` (404, 405, 413, ...) the same JSON with a fitting
   code; anything else 500 ``internal_error`` with no detail, logged with its traceback.
@@ -84,7 +85,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 499                                    # the client went away (cancelled)
     try:
-        response = await handler(request)
+        response = await _answer(request, handler)
         status = response.status
         response.headers["X-Request-Id"] = request_id
         return response
@@ -103,6 +104,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The error mapping alone, as a middleware (:func:`observe` maps errors itself)."""
+    return await _answer(request, handler)
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, or its refusal as a response (what :func:`errors` does).
+    :func:`observe` calls it directly: one middleware layer less per request."""
     try:
         return await handler(request)
     except ProtocolError as exc:

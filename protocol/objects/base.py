@@ -307,6 +307,12 @@ class WireObject:
                       *, threshold: int = 1) -> T:
         """Verify ``envelope`` with ``keys`` and only then build the object."""
         schema.validate("envelope", envelope)
+        return cls._from_valid_envelope(envelope, keys, threshold)
+
+    @classmethod
+    def _from_valid_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                             threshold: int) -> T:
+        """:meth:`from_envelope` of an envelope that already passed the envelope schema."""
         signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
         return cls.from_json(signed)
 

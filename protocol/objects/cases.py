@@ -155,8 +155,10 @@ class Event(WireObject):
         schema.validate("envelope", envelope)
         if len(envelope["signatures"]) != 1:
             raise SignatureError("an event carries exactly one signature, its author's")
-        event = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
-        if event.author not in verified_signers(envelope, keys):
+        event: Any = cls._from_valid_envelope(envelope, keys, threshold)
+        # verified_signers(envelope, keys), without taking the verified envelope apart again.
+        if event.author not in ({s["keyid"] for s in envelope["signatures"]}
+                                & {k.key_id for k in keys}):
             raise SignatureError("event is not signed by its author")
         return event  # type: ignore[no-any-return]
 
