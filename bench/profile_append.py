@@ -45,7 +45,7 @@ from bench.common import (closed_loop_workers, free_port, loop_cpu_seconds,  # n
 
 
 async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
-               spy: Path | None = None) -> tuple[int, float, float]:
+               spy: Path | None = None) -> tuple[int, float, float, str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
@@ -89,7 +89,9 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
             assert r.errors == 0, r
         proc.terminate()
         proc.wait(timeout=30)
-    return r.requests, loop_cpu, all_cpu
+    rate = (f"{r.per_second:.0f} appends/s; server {all_cpu / r.seconds:.2f} cores, "
+            f"client {r.client_cpu_ms_per_request * r.per_second / 1000:.2f} cores")
+    return r.requests, loop_cpu, all_cpu, rate
 
 
 def main() -> None:
@@ -106,12 +108,12 @@ def main() -> None:
                              "CPU per append (/proc)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp:
-        n, loop_cpu, all_cpu = asyncio.run(_run(
+        n, loop_cpu, all_cpu, rate = asyncio.run(_run(
             Path(tmp), None if args.no_profile else args.out, args.partners, args.appends,
             args.spy if args.no_profile else None))
     if args.no_profile:
         print(f"appends {n}; loop thread CPU ms/append {loop_cpu / n * 1000:.3f}; "
-              f"server process CPU ms/append {all_cpu / n * 1000:.3f} (no profiler)")
+              f"server process CPU ms/append {all_cpu / n * 1000:.3f} (no profiler); {rate}")
         return
     for _ in range(50):
         if args.out.exists():

@@ -62,7 +62,11 @@ async def sync(call: Call) -> web.Response:
         if items or remaining <= 0 or ctx.notifier.closed:
             break
         with ctx.metrics.sync_waiters.track_inprogress():
-            woken = await ctx.notifier.wait(ticket, remaining)
+            ctx.active -= 1                         # a parked wait is not work in hand
+            try:
+                woken = await ctx.notifier.wait(ticket, remaining)
+            finally:
+                ctx.active += 1
     return web.Response(text=page_json(items, q["after"]), status=call.route.status,
                         content_type="application/json")
 
