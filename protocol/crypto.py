@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, TypeVar
 
 import nacl.bindings as _b
 import nacl.exceptions
@@ -144,57 +143,6 @@ class VerifyKey(_PublicKey):
             _b.crypto_sign_open(bytes(signature) + message, self.raw)
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError):
             raise SignatureError("signature does not verify") from None
-
-
-class SignatureCheck:
-    """One Ed25519 verification still to make: :meth:`run` verifies or raises
-    :class:`SignatureError`, and records that it held.
-
-    Lets a caller that must not block (the server's event loop) make the check somewhere
-    else -- libsodium releases the GIL while it verifies -- while the value the check
-    guards stays locked in a :class:`Pending` until every check of it held.
-    """
-
-    __slots__ = ("key", "message", "signature", "held")
-
-    def __init__(self, key: VerifyKey, message: bytes, signature: bytes) -> None:
-        self.key, self.message, self.signature = key, message, signature
-        self.held = False
-
-    def run(self) -> None:
-        self.key.verify(self.message, self.signature)
-        self.held = True
-
-
-_V = TypeVar("_V")
-_W = TypeVar("_W")
-
-
-class Pending(Generic[_V]):
-    """A value that is handed out only after its signature checks held (verify before you
-    believe, in two steps): ``run()`` makes the checks here and returns the value;
-    ``result()`` returns it after somebody else ran them, and refuses if one did not run
-    or did not hold.  Whatever is checked after the signatures (a digest, a threshold, a
-    schema) runs inside ``result()``, in the order a one-step verification keeps."""
-
-    __slots__ = ("checks", "_build")
-
-    def __init__(self, checks: tuple[SignatureCheck, ...], build: Callable[[], _V]) -> None:
-        self.checks, self._build = checks, build
-
-    def run(self) -> _V:
-        for check in self.checks:
-            check.run()
-        return self.result()
-
-    def result(self) -> _V:
-        if not all(check.held for check in self.checks):
-            raise RuntimeError("a signature check of this value has not been made")
-        return self._build()
-
-    def then(self, fn: Callable[[_V], _W]) -> "Pending[_W]":
-        """The same checks guarding ``fn`` of this value."""
-        return Pending(self.checks, lambda: fn(self.result()))
 
 
 class Signer:
@@ -411,7 +359,7 @@ def secretbox_decrypt(key: bytes, blob: bytes) -> bytes:
 __all__ = [
     "KEY_BYTES", "SIGNATURE_BYTES", "AEAD_NONCE_BYTES", "AEAD_TAG_BYTES", "SEAL_OVERHEAD",
     "random_bytes", "constant_time_equal", "sha256", "keyed_hash", "key_id",
-    "VerifyKey", "SignatureCheck", "Pending", "Signer", "BoxPublicKey", "BoxSecretKey",
+    "VerifyKey", "Signer", "BoxPublicKey", "BoxSecretKey",
     "SymmetricKey", "EpochKey", "CaseKey", "ClassKey", "MatchKey",
     "aead_encrypt", "aead_decrypt", "argon2id", "secretbox_encrypt", "secretbox_decrypt",
 ]

@@ -26,8 +26,7 @@ from functools import lru_cache
 from typing import Union
 from urllib.parse import urlsplit
 
-from protocol.crypto import (SIGNATURE_BYTES, Pending, SignatureCheck, Signer, VerifyKey,
-                             constant_time_equal, sha256)
+from protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey, constant_time_equal, sha256
 from protocol.encoding import b64d
 from protocol.errors import DigestMismatchError, SignatureError, StaleRequestError
 from protocol.sfv import (  # re-exported: parse_dictionary, Token
@@ -357,19 +356,12 @@ def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
 def _verify_parsed(method: str, target_uri: str, fields: dict[str, list[str]], p: _Parsed,
                    key: VerifyKey) -> None:
     """Verify a parsed signature over the message's header ``fields`` (from :func:`_fields`)."""
-    _parsed_check(method, target_uri, fields, p, key).run()
-
-
-def _parsed_check(method: str, target_uri: str, fields: dict[str, list[str]], p: _Parsed,
-                  key: VerifyKey) -> SignatureCheck:
-    """The Ed25519 check of a parsed signature, still to be made."""
     if p.params.get("alg", ALG) != ALG:                                 # RFC 9421 §3.2 step 6
         raise SignatureError("signature algorithm is not ed25519")
     _check_method_token(method)
     target = _target(target_uri)
-    return SignatureCheck(
-        key, _base(method, target, fields, p.covered, p.params, checked=True, text=p.text),
-        p.signature)
+    key.verify(_base(method, target, fields, p.covered, p.params, checked=True, text=p.text),
+               p.signature)
 
 
 def verify(method: str, target_uri: str, headers: Headers, key: VerifyKey, *,
@@ -522,16 +514,6 @@ def verify_request(method: str, url: str, headers: Headers, body: bytes, *,
     partner's :class:`VerifyKey` or raises.  The replay check is the caller's: look up
     :func:`replay_key` of the result and raise ``ReplayError`` on a hit.
     """
-    return prepare_request(method, url, headers, body, resolve_key=resolve_key, now=now,
-                           max_skew=max_skew).run()
-
-
-def prepare_request(method: str, url: str, headers: Headers, body: bytes, *,
-                    resolve_key: Callable[[str], VerifyKey], now: int,
-                    max_skew: int = DEFAULT_MAX_SKEW) -> Pending[VerifiedRequest]:
-    """:func:`verify_request` in two steps: steps 1-6 now (form, covered components,
-    parameters, time window, key), the Ed25519 check as the result's check, and the
-    content digest and acting user when the result is taken, after the check held."""
     method, now = _check_method(method), _int(now, "now")
     if isinstance(max_skew, bool) or not isinstance(max_skew, int) or not 0 < max_skew <= 3600:
         raise malformed("max_skew must be 1..3600 seconds")
@@ -560,19 +542,14 @@ def prepare_request(method: str, url: str, headers: Headers, body: bytes, *,
     key = resolve_key(keyid)
     if not isinstance(key, VerifyKey) or key.key_id != keyid:
         raise SignatureError("keyid does not name the resolved key")
-    check = _parsed_check(method, url, fields, p, key)
-
-    def signed() -> VerifiedRequest:
-        # Covered (hence present) and signed; now the body (RFC 9530) and the acting
-        # user's form.
-        if digest is None or acting_user is None:
-            raise SignatureError("covered header missing")
-        verify_content_digest(body, digest)
-        return VerifiedRequest(keyid=keyid, created=created, nonce=nonce,
-                               acting_user=_check_acting_user(acting_user), label=LABEL,
-                               covered=p.covered, max_skew=max_skew)
-
-    return Pending((check,), signed)
+    _verify_parsed(method, url, fields, p, key)
+    # Covered (hence present) and signed; now the body (RFC 9530) and the acting user's form.
+    if digest is None or acting_user is None:
+        raise SignatureError("covered header missing")
+    verify_content_digest(body, digest)
+    return VerifiedRequest(keyid=keyid, created=created, nonce=nonce,
+                           acting_user=_check_acting_user(acting_user), label=LABEL,
+                           covered=p.covered, max_skew=max_skew)
 
 
 __all__ = [
@@ -581,5 +558,4 @@ __all__ = [
     "Token", "parse_dictionary", "signature_params", "signature_base", "sign", "verify",
     "content_digest", "verify_content_digest",
     "VerifiedRequest", "ReplayKey", "replay_key", "sign_request", "verify_request",
-    "prepare_request",
 ]

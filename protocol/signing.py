@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from protocol.canonical import canonical_json
-from protocol.crypto import SIGNATURE_BYTES, Pending, SignatureCheck, Signer, VerifyKey
+from protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey
 from protocol.encoding import b64d, b64e
 from protocol.errors import MalformedError, SignatureError
 
@@ -110,14 +110,6 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
     ignored; a signature by a counted key that does not verify is an error, not
     something to skip (a forged co-signature is an attack worth reporting).
     """
-    return pending(envelope, obj_type, keys, threshold=threshold).run()
-
-
-def pending(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey],
-            *, threshold: int = 1) -> Pending[dict[str, Any]]:
-    """:func:`verify` in two steps: the envelope's form is checked now, its signatures
-    by counted keys are the returned value's checks, and the threshold is checked
-    when the value is taken (after the checks held)."""
     _check_type(obj_type)
     signed, signatures, raw = _split_decoded(envelope)
     if signed.get("type") != obj_type:
@@ -126,17 +118,18 @@ def pending(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey
     if threshold < 1 or threshold > len(by_id):
         raise MalformedError("threshold must be between 1 and the number of keys")
     message = signing_input(obj_type, signed)
-    checks = tuple(SignatureCheck(by_id[s["keyid"]], message, sig)
-                   for s, sig in zip(signatures, raw) if s["keyid"] in by_id)
-
-    def counted() -> dict[str, Any]:
-        if len(checks) < threshold:
-            raise SignatureError(f"{obj_type} needs {threshold} valid signature(s) from the "
-                                 f"expected keys, found {len(checks)}")
-        return signed
-
-    return Pending(checks, counted)
+    valid = 0
+    for s, sig in zip(signatures, raw):
+        key = by_id.get(s["keyid"])
+        if key is None:
+            continue
+        key.verify(message, sig)
+        valid += 1
+    if valid < threshold:
+        raise SignatureError(f"{obj_type} needs {threshold} valid signature(s) from the "
+                             f"expected keys, found {valid}")
+    return signed
 
 
 __all__ = ["DOMAIN_PREFIX", "MAX_SIGNATURES", "signing_input", "sign", "add_signature",
-           "signers_of", "verify", "pending"]
+           "signers_of", "verify"]

@@ -2,8 +2,8 @@
 registry, the middleware (``observe``, which maps errors too) and the lifecycle;
 :func:`serve` runs it.
 
-Lifecycle: on start-up the store opens (schema, writer and reader threads), the signature
-checkers start (server/verifier.py) and the member directory is rebuilt from the store. A background task runs a retention pass
+Lifecycle: on start-up the store opens (schema, writer and reader threads) and the member
+directory is rebuilt from it. A background task runs a retention pass
 (server/retention.py) every ``limits.retention_interval`` seconds; it is cancelled
 before the store closes.  On SIGTERM or SIGINT aiohttp stops accepting connections
 and runs ``on_shutdown`` (long-poll waiters are released at once), gives in-flight
@@ -40,7 +40,6 @@ def _handler(route: Route) -> Callable[[web.Request], Any]:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[CTX]
     await ctx.store.start()
-    ctx.verifier.start()
     retention: asyncio.Task[None] | None = None
     try:
         await load_directory(ctx.store, ctx.directory)
@@ -53,7 +52,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
         await ctx.store.close()
-        await asyncio.get_running_loop().run_in_executor(None, ctx.verifier.stop)
         ctx.log.info("stopped", commits=ctx.store.commits)
 
 

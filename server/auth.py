@@ -76,12 +76,10 @@ async def authenticate(request: web.Request, ctx: "AppContext", *,
     the result is also kept as ``request[VERIFIED]``."""
     body = await request.read()                       # bounded by client_max_size (413)
     now = int(ctx.clock().timestamp())
-    pending = httpsig.prepare_request(
+    verified = httpsig.verify_request(
         request.method, ctx.config.public_origin + request.raw_path,
         list(request.headers.items()), body, resolve_key=resolve or ctx.directory.resolve,
         now=now, max_skew=ctx.config.limits.max_skew)
-    # The Ed25519 check: off the loop when other requests are waiting (server/verifier.py).
-    verified = await ctx.verifier.result(pending)
     ctx.replay.check(verified, now)
     request[VERIFIED] = verified
     return verified

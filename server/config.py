@@ -33,7 +33,6 @@ class Limits:
     max_hints_per_token: int = 20      #: cases one new token is compared against
     write_batch: int = 64              #: writes committed together (group commit)
     readers: int = 4                   #: reader threads (own SQLite connections)
-    verifiers: int = 2                 #: threads making signature checks (server/verifier.py)
     intake_buckets: int = 100_000      #: source addresses the intake limiter remembers
     shutdown_timeout: float = 30.0     #: seconds in-flight requests get on SIGTERM
     retention_interval: float = 300.0  #: seconds between retention passes (server/retention.py)

@@ -24,7 +24,6 @@ from server.notifier import Notifier
 from server.ratelimit import IntakeLimiter
 from server.serverkeys import ServerKeys
 from server.storage import Store
-from server.verifier import Verifier
 
 #: The server's clock: an aware UTC datetime.  Tests pass a fake one.
 Clock = Callable[[], datetime]
@@ -50,14 +49,6 @@ class AppContext:
     #: access check without a read on every event (``server/routes/cases.py``).  A hint
     #: only: ``append_event_txn`` re-checks the owner in the writing transaction.
     case_owners: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: Requests being handled now, long-poll waits not counted (``server/middleware.py``,
-    #: ``server/routes/sync.py``): whether a signature check is worth a hand-off.
-    active: int = 0
-    verifier: Verifier = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.verifier = Verifier(threads=self.config.limits.verifiers,
-                                 busy=lambda: self.active > 1)
 
     @classmethod
     def create(cls, config: ServerConfig, keys: ServerKeys, *, clock: Clock = utc_now,

@@ -84,14 +84,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 499                                    # the client went away (cancelled)
-    ctx.active += 1
     try:
         response = await _answer(request, handler)
         status = response.status
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
-        ctx.active -= 1
         elapsed = time.perf_counter() - started
         route = route_of(request)
         ctx.metrics.observe(route, request.method, status, elapsed)

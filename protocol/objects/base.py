@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from protocol import schema, signing
-from protocol.crypto import Pending, Signer, VerifyKey
+from protocol.crypto import Signer, VerifyKey
 from protocol.encoding import b64d
 from protocol.errors import MalformedError, SignatureError
 
@@ -306,23 +306,15 @@ class WireObject:
     def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
                       *, threshold: int = 1) -> T:
         """Verify ``envelope`` with ``keys`` and only then build the object."""
-        return cls.prepare_envelope(envelope, keys, threshold=threshold).run()
-
-    @classmethod
-    def prepare_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                         *, threshold: int = 1) -> Pending[T]:
-        """:meth:`from_envelope` in two steps: the envelope's form is checked now; the
-        object is built by the result's ``result()`` once its signature checks held
-        (``run()`` makes them at once)."""
         schema.validate("envelope", envelope)
-        return cls._prepare_valid(envelope, keys, threshold)
+        return cls._from_valid_envelope(envelope, keys, threshold)
 
     @classmethod
-    def _prepare_valid(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                       threshold: int) -> Pending[T]:
-        """:meth:`prepare_envelope` of an envelope that already passed the envelope schema."""
-        return signing.pending(envelope, cls.TYPE, keys, threshold=threshold).then(
-            cls.from_json)
+    def _from_valid_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                             threshold: int) -> T:
+        """:meth:`from_envelope` of an envelope that already passed the envelope schema."""
+        signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
+        return cls.from_json(signed)
 
 
 # Per-class facts, computed once: dataclasses.fields() builds a new tuple on every call.

@@ -17,7 +17,7 @@ from typing import Any
 
 from protocol import envelopes, schema, signing
 from protocol.canonical import canonical_json
-from protocol.crypto import CaseKey, EpochKey, Pending, VerifyKey, sha256
+from protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
 from protocol.encoding import b64e
 from protocol.errors import ContextMismatchError, SignatureError
 from protocol.objects.base import T, Timestamp, WireObject, alias, thaw
@@ -102,18 +102,14 @@ class CaseHeader(WireObject):
         return self.kind == "consult"
 
     @classmethod
-    def prepare_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                         *, threshold: int = 1) -> Pending[T]:
+    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> T:
         """Verify, build, and require that ``owner`` is among the verified signers."""
         keys = list(keys)
-
-        def by_owner(header: Any) -> T:
-            if header.owner not in verified_signers(envelope, keys):
-                raise SignatureError("case-header is not signed by its owner")
-            return header  # type: ignore[no-any-return]
-
-        return super().prepare_envelope(  # type: ignore[misc, no-any-return]
-            envelope, keys, threshold=threshold).then(by_owner)
+        header = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
+        if header.owner not in verified_signers(envelope, keys):
+            raise SignatureError("case-header is not signed by its owner")
+        return header  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,8 +143,8 @@ class Event(WireObject):
         self._binary("ciphertext", min_bytes=AEAD_OVERHEAD, max_bytes=EVENT_CIPHERTEXT_MAX_BYTES)
 
     @classmethod
-    def prepare_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                         *, threshold: int = 1) -> Pending[T]:
+    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> T:
         """Verify, build, and require exactly one signature, by ``author``.
 
         One signature keeps :func:`event_hash` of an event unique: nobody can
@@ -159,16 +155,12 @@ class Event(WireObject):
         schema.validate("envelope", envelope)
         if len(envelope["signatures"]) != 1:
             raise SignatureError("an event carries exactly one signature, its author's")
-
-        def by_author(event: Any) -> T:
-            # verified_signers(envelope, keys), without taking the verified envelope apart
-            # again.
-            if event.author not in ({s["keyid"] for s in envelope["signatures"]}
-                                    & {k.key_id for k in keys}):
-                raise SignatureError("event is not signed by its author")
-            return event  # type: ignore[no-any-return]
-
-        return cls._prepare_valid(envelope, keys, threshold).then(by_author)  # type: ignore[attr-defined, no-any-return]
+        event: Any = cls._from_valid_envelope(envelope, keys, threshold)
+        # verified_signers(envelope, keys), without taking the verified envelope apart again.
+        if event.author not in ({s["keyid"] for s in envelope["signatures"]}
+                                & {k.key_id for k in keys}):
+            raise SignatureError("event is not signed by its author")
+        return event  # type: ignore[no-any-return]
 
 
 def event_hash(envelope: Mapping[str, Any]) -> bytes:

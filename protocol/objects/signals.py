@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.canonical import canonical_json
-from protocol.crypto import Pending, VerifyKey
+from protocol.crypto import VerifyKey
 from protocol.errors import ContextMismatchError, MalformedError, SignatureError
 from protocol.objects.base import FrozenMap, T, WireObject, invalid, nested, thaw
 from protocol.objects.cases import MAX_TOKENS, SEAL_OVERHEAD, BlindIndexToken
@@ -60,16 +60,13 @@ class Signal(WireObject):
         self._binary("sealed", min_bytes=SEAL_OVERHEAD, max_bytes=SEALED_MAX_BYTES)
 
     @classmethod
-    def prepare_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                         *, threshold: int = 1) -> Pending[T]:
+    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> T:
         """A signed signal: verified, and necessarily from a shell partner."""
-        def from_shell(sig: Any) -> T:
-            if sig.source != "shell":
-                raise invalid(cls.TYPE, "source", "a signed signal must have source shell")  # type: ignore[attr-defined]
-            return sig  # type: ignore[no-any-return]
-
-        return super().prepare_envelope(  # type: ignore[misc, no-any-return]
-            envelope, keys, threshold=threshold).then(from_shell)
+        sig = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
+        if sig.source != "shell":
+            raise invalid(cls.TYPE, "source", "a signed signal must have source shell")  # type: ignore[attr-defined]
+        return sig  # type: ignore[no-any-return]
 
     @classmethod
     def from_submission(cls, value: Any, shell_keys: Iterable[VerifyKey]) -> "Signal":

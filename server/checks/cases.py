@@ -22,7 +22,7 @@ from typing import Any
 
 from protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
 from protocol.canonical import canonical_json
-from protocol.crypto import Pending, sha256
+from protocol.crypto import sha256
 from protocol.objects.cases import (
     EVENT_HASH_DOMAIN, BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope,
     IdentityRecord, check_link,
@@ -53,15 +53,9 @@ def check_tokens(values: list[Any], state: NetworkState) -> tuple[Token, ...]:
 def _authored(cls: type[CaseHeader] | type[Event], field: str, envelope: Any, caller: Caller) -> Any:
     """``cls`` from ``envelope``, signed by the caller, who must be its ``field`` (owner or
     author): 403 ``forbidden`` for an object made out in another partner's name."""
-    return _authored_pending(cls, field, envelope, caller).run()
-
-
-def _authored_pending(cls: type[CaseHeader] | type[Event], field: str, envelope: Any,
-                      caller: Caller) -> Pending[Any]:
-    """:func:`_authored` with the signature check still to make."""
     if cls.peek(envelope)[field] != caller.keyid:
         raise Forbidden(f"the {cls.TYPE}'s {field} must be the caller", details={"field": field})
-    return cls.prepare_envelope(envelope, [caller.key])
+    return cls.from_envelope(envelope, [caller.key])
 
 
 def new_event(envelope: Any, event: Event, *, received: str, acting_user: str) -> NewEvent:
@@ -76,16 +70,9 @@ def new_event(envelope: Any, event: Event, *, received: str, acting_user: str) -
                     acting_user=acting_user)
 
 
-def event_by_caller(envelope: Any, caller: Caller) -> Pending[Event]:
-    """The event in ``envelope``, authored by the caller (403 otherwise) and to be verified
-    with the caller's key: :func:`check_event` takes it once that check held."""
-    return _authored_pending(Event, "author", envelope, caller)
-
-
-def check_event(envelope: Any, event: Event, caller: Caller, case: str, *,
-                received: str) -> NewEvent:
-    """An event appended to ``case`` of the caller's network: ``event`` is ``envelope``
-    verified (:func:`event_by_caller`)."""
+def check_event(envelope: Any, caller: Caller, case: str, *, received: str) -> NewEvent:
+    """An event appended to ``case`` of the caller's network, authored by the caller."""
+    event: Event = _authored(Event, "author", envelope, caller)
     same("network", event.network, caller.network.network)
     same("case", event.case, case)
     return new_event(envelope, event, received=received, acting_user=caller.acting_user)
@@ -216,5 +203,5 @@ def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: 
                     received=received, acting_user=acting_user)
 
 
-__all__ = ["check_tokens", "new_event", "event_by_caller", "check_event", "check_case", "check_gated",
+__all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_gated",
            "check_rekey", "check_share"]

@@ -62,11 +62,7 @@ async def sync(call: Call) -> web.Response:
         if items or remaining <= 0 or ctx.notifier.closed:
             break
         with ctx.metrics.sync_waiters.track_inprogress():
-            ctx.active -= 1                         # a parked wait is not work in hand
-            try:
-                woken = await ctx.notifier.wait(ticket, remaining)
-            finally:
-                ctx.active += 1
+            woken = await ctx.notifier.wait(ticket, remaining)
     return web.Response(text=page_json(items, q["after"]), status=call.route.status,
                         content_type="application/json")
 
