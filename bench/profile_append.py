@@ -11,7 +11,8 @@ profile).  It prints the profile's top functions and, per append:
   the loop spent waiting in ``select``/``epoll``, divided by the appends;
 * ``loop thread CPU ms/append``: the event loop thread's CPU time from ``/proc`` over the
   profiled phase (inflated by the profiler itself; ``--no-profile`` runs the server without
-  it and prints only this figure).
+  it and prints only this figure, the whole process's, the rate and the cores each side
+  used: a server process at about one core is bound by the GIL, see bench/README.md).
 
 ``SCHAKEL_PROFILE_TIMER=cpu`` (the default here) makes cProfile count the loop thread's CPU
 time (``time.thread_time``) instead of wall time, so other processes on a shared machine do
@@ -45,7 +46,7 @@ from bench.common import (closed_loop_workers, free_port, loop_cpu_seconds,  # n
 
 
 async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
-               spy: Path | None = None) -> tuple[int, float, float, str]:
+               spy: Path | None = None, gil: bool = False) -> tuple[int, float, float, str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
@@ -73,6 +74,7 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
                 sampler = subprocess.Popen(
                     [os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(proc.pid),
                      "--rate", "500", "--format", "raw", "--threads", "--nonblocking",
+                     *(["--gil"] if gil else []),
                      "--output", str(spy)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(1.0)
             loop0, all0 = loop_cpu_seconds(proc.pid), process_cpu_seconds(proc.pid)
@@ -103,6 +105,9 @@ def main() -> None:
     parser.add_argument("--spy", type=Path, default=None,
                         help="with --no-profile: sample the server with py-spy (PY_SPY names the "
                              "binary) into this file (collapsed stacks, per thread)")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --spy: only samples that hold the GIL (the server's Python "
+                             "work on every thread, which is what bounds it)")
     parser.add_argument("--no-profile", action="store_true",
                         help="run the server without cProfile; print only the loop thread's "
                              "CPU per append (/proc)")
@@ -110,7 +115,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp:
         n, loop_cpu, all_cpu, rate = asyncio.run(_run(
             Path(tmp), None if args.no_profile else args.out, args.partners, args.appends,
-            args.spy if args.no_profile else None))
+            args.spy if args.no_profile else None, args.gil))
     if args.no_profile:
         print(f"appends {n}; loop thread CPU ms/append {loop_cpu / n * 1000:.3f}; "
               f"server process CPU ms/append {all_cpu / n * 1000:.3f} (no profiler); {rate}")
