@@ -109,8 +109,9 @@ def main() -> None:
                         help="with --spy: only samples that hold the GIL (the server's Python "
                              "work on every thread, which is what bounds it)")
     parser.add_argument("--no-profile", action="store_true",
-                        help="run the server without cProfile; print only the loop thread's "
-                             "CPU per append (/proc)")
+                        help="run the server without cProfile; print the loop thread's and the "
+                             "whole process's CPU per append (/proc), the rate and the cores "
+                             "each side used")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp:
         n, loop_cpu, all_cpu, rate = asyncio.run(_run(
