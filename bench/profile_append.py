@@ -46,7 +46,8 @@ from bench.common import (closed_loop_workers, free_port, loop_cpu_seconds,  # n
 
 
 async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
-               spy: Path | None = None, gil: bool = False) -> tuple[int, float, float, str]:
+               spy: Path | None = None, gil: bool = False,
+               idle: bool = False) -> tuple[int, float, float, str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
@@ -74,7 +75,7 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
                 sampler = subprocess.Popen(
                     [os.environ.get("PY_SPY", "py-spy"), "record", "--pid", str(proc.pid),
                      "--rate", "500", "--format", "raw", "--threads", "--nonblocking",
-                     *(["--gil"] if gil else []),
+                     *(["--gil"] if gil else []), *(["--idle"] if idle else []),
                      "--output", str(spy)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(1.0)
             loop0, all0 = loop_cpu_seconds(proc.pid), process_cpu_seconds(proc.pid)
@@ -108,6 +109,11 @@ def main() -> None:
     parser.add_argument("--gil", action="store_true",
                         help="with --spy: only samples that hold the GIL (the server's Python "
                              "work on every thread, which is what bounds it)")
+    parser.add_argument("--idle", action="store_true",
+                        help="with --spy: keep the samples of threads that wait (the loop in "
+                             "epoll, the writer on its queue), to see how much of the time each "
+                             "thread is busy; they include about a second before the load "
+                             "starts, while py-spy attaches")
     parser.add_argument("--no-profile", action="store_true",
                         help="run the server without cProfile; print the loop thread's and the "
                              "whole process's CPU per append (/proc), the rate and the cores "
@@ -116,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp:
         n, loop_cpu, all_cpu, rate = asyncio.run(_run(
             Path(tmp), None if args.no_profile else args.out, args.partners, args.appends,
-            args.spy if args.no_profile else None, args.gil))
+            args.spy if args.no_profile else None, args.gil, args.idle))
     if args.no_profile:
         print(f"appends {n}; loop thread CPU ms/append {loop_cpu / n * 1000:.3f}; "
               f"server process CPU ms/append {all_cpu / n * 1000:.3f} (no profiler); {rate}")
