@@ -65,24 +65,21 @@ def _plain(value: Any, depth: int) -> bool:
     if depth >= _PLAIN_DEPTH:
         return False
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or not key.isascii():
                 return False
-            kind = type(item)
-            if kind is str or kind is bool or item is None:
-                continue
-            if not _plain(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        for item in value:
-            kind = type(item)
-            if kind is str or kind is bool or item is None:
-                continue
-            if not _plain(item, depth + 1):
-                return False
-        return True
-    return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if not _plain(item, depth + 1):
+            return False
+    return True
 
 
 def _reject_constant(name: str) -> Any:
