@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -23,4 +24,14 @@ def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
     elif isinstance(value, list):
         for i, v in enumerate(value):
             out += json_paths(v, (*prefix, i))
+    return out
+
+
+def set_at(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    """A deep copy of ``value`` with the member or item at ``path`` replaced by ``new``."""
+    out = copy.deepcopy(value)
+    node = out
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = new
     return out

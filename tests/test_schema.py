@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from protocol import schema
 from protocol.crypto import Signer, key_id
 from protocol.errors import MalformedError
-from tests.strategies import JSON, json_paths
+from tests.strategies import JSON, json_paths, set_at
 from tests.vectors_objects import VECTOR_PATH
 
 #: Values a member is replaced by in the broken variants.
@@ -80,15 +80,6 @@ def _problems(validator: Any, value: Any) -> list[str]:
     return [f"{schema.json_path(e.absolute_path)}: {schema._describe(e)}" for e in errors]
 
 
-def _set(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    out = copy.deepcopy(value)
-    node = out
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = new
-    return out
-
-
 def _delete(value: Any, path: tuple[Any, ...]) -> Any:
     out = copy.deepcopy(value)
     node = out
@@ -103,14 +94,14 @@ def variants(value: Any) -> Iterator[Any]:
     yield value
     for path in json_paths(value):
         for new in REPLACEMENTS:
-            yield _set(value, path, new)
+            yield set_at(value, path, new)
         yield _delete(value, path)
     for path in [(), *json_paths(value)]:
         node = value
         for step in path:
             node = node[step]
         if isinstance(node, dict):
-            yield _set(value, (*path, "extra_member"), "x") if path else {**value, "extra_member": "x"}
+            yield set_at(value, (*path, "extra_member"), "x") if path else {**value, "extra_member": "x"}
 
 
 def test_every_schema_is_bundled() -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from protocol import schema
 from protocol.errors import MalformedError
-from tests.strategies import JSON, json_paths
+from tests.strategies import JSON, json_paths, set_at
 from tests.test_schema import EXAMPLES, REPLACEMENTS, variants
 
 TYPES = sorted({t for t, _ in EXAMPLES})
@@ -63,7 +63,7 @@ def test_compiled_verdicts_on_examples_and_their_variants(obj_type: str) -> None
             seen += 1
         for path in json_paths(value):
             for new in TRICKY:
-                variant = _set(value, path, new)
+                variant = set_at(value, path, new)
                 assert _verdicts(obj_type, variant)[0] == _verdicts(obj_type, variant)[1], variant
     assert seen > 10
 
@@ -85,15 +85,6 @@ def test_compiled_verdicts_on_arbitrary_json(obj_type: str, value: Any) -> None:
     assert fast == reference
 
 
-def _set(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    out = copy.deepcopy(value)
-    node = out
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = new
-    return out
-
-
 @settings(max_examples=400, deadline=None)
 @given(data=st.data())
 def test_compiled_verdicts_on_json_planted_in_valid_objects(data: st.DataObject) -> None:
@@ -102,7 +93,7 @@ def test_compiled_verdicts_on_json_planted_in_valid_objects(data: st.DataObject)
     if not paths:
         return
     path = data.draw(st.sampled_from(paths))
-    variant = _set(value, path, data.draw(JSON | st.sampled_from(TRICKY)))
+    variant = set_at(value, path, data.draw(JSON | st.sampled_from(TRICKY)))
     fast, reference = _verdicts(obj_type, variant)
     assert fast == reference, variant
 
