@@ -27,15 +27,8 @@ from click.testing import CliRunner
 from client.cli import main
 from protocol.objects.network import default_policy
 from tests.cli_harness import PASSPHRASE, LiveServer, Org, free_port, schakel
+from tests.server_harness import IDENTITY, INTAKE
 
-INTAKE = {"kind": "intake", "age_band": "75-84", "neighbourhood": "Soesterkwartier",
-          "domains": ["loneliness", "self-care"], "severity": "medium",
-          "care_status": "avoids-care", "source": "partner", "complex": False,
-          "summary": "Woont alleen, komt de deur nauwelijks uit."}
-IDENTITY = {"name": {"given_names": "Hendrik", "family_name": "de Vries"},
-            "address": {"street": "Soesterweg", "house_number": "12", "postcode": "3812 AB",
-                        "city": "Amersfoort"},
-            "official": {"bsn": "111222333", "date_of_birth": "1946-05-04"}}
 COVENANT = "Convenant Buurtnetwerk 55+ Soesterkwartier: wij delen alleen wat nodig is.\n"
 
 
