@@ -4,13 +4,13 @@ OGGZ network without consent, under four-eyes and auditor review."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from client.commands.common import json_option, partner_options, with_partner
-from client.commands.grant import print_release
-from client.commands.output import emit, plain
+from client.commands.grant import receive_release
+from client.commands.output import emit
 
 if TYPE_CHECKING:
     from client.partner import Partner
@@ -119,12 +119,6 @@ def release(home: Path, server: str | None, network_id: str, invocation: str, as
     from this home by `schakel duties` (or the next sync).
     JSON: {"network", "case", "classes": {class: fields}, "receipt_index"}.
     """
-    async def receive(partner: "Partner") -> dict[str, Any]:
-        await partner.sync(network_id)     # the case's header must be known to open it
-        return plain(await partner.bemoeizorg_release(network_id, invocation))
-
-    released = with_partner(home, server, receive)
-    if as_json:
-        emit(released, as_json=True)
-        return
-    print_release(released)
+    receive_release(home, server, network_id,
+                    lambda partner: partner.bemoeizorg_release(network_id, invocation),
+                    as_json=as_json)

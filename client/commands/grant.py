@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,18 @@ def create(home: Path, server: str | None, network_id: str, case_id: str, consen
     ])
 
 
-def print_release(released: dict[str, Any]) -> None:
+def receive_release(home: Path, server: str | None, network_id: str,
+                    fetch: Callable[["Partner"], Awaitable[Any]], *, as_json: bool) -> None:
+    """Sync ``network_id`` (the case's header must be known to open it), take the release
+    ``fetch`` asks for, and print it: the case, the verified audit entry and the identity."""
+    async def receive(partner: "Partner") -> dict[str, Any]:
+        await partner.sync(network_id)
+        return plain(await fetch(partner))
+
+    released = with_partner(home, server, receive)
+    if as_json:
+        emit(released, as_json=True)
+        return
     emit({}, as_json=False, rows=[
         ("case", released["case"]),
         ("audit entry", f"#{released['receipt_index']} (receipt verified)"),
@@ -78,12 +90,5 @@ def release(home: Path, server: str | None, network_id: str, grant_id: str, as_j
     audit log before the identity is opened and kept in this home.
     JSON: {"network", "case", "classes": {class: fields}, "receipt_index"}.
     """
-    async def receive(partner: "Partner") -> dict[str, Any]:
-        await partner.sync(network_id)     # the case's header must be known to open it
-        return plain(await partner.release(network_id, grant_id))
-
-    released = with_partner(home, server, receive)
-    if as_json:
-        emit(released, as_json=True)
-        return
-    print_release(released)
+    receive_release(home, server, network_id,
+                    lambda partner: partner.release(network_id, grant_id), as_json=as_json)
