@@ -362,12 +362,17 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     # =================================================================== onboarding
 
     async def create_network(self, *, name: str, kind: str, covenant: str,
+                             server_fingerprint: str,
                              policy: Mapping[str, Any] | None = None) -> str:
         """Genesis (with the server's log and gate keys), trust in itself, its own
-        core membership with the coordinator role, covenant acceptance, epoch 1."""
-        served = await self.conn.get_unsigned("/v1/server")
-        log_key = VerifyKey.from_b64(served["log"], "log")
-        gate_key = BoxPublicKey.from_b64(served["gate"], "gate")
+        core membership with the coordinator role, covenant acceptance, epoch 1.
+
+        ``server_fingerprint`` is the one the server's operator printed with ``schakel
+        server init`` and gave this coordinator out of band: the keys ``GET /v1/server``
+        answers (unsigned) go into the genesis only if they have it
+        (``UntrustedKeyError`` otherwise, before anything is sent; protocol.md §4.3)."""
+        expected = Fingerprint.parse(server_fingerprint)
+        log_key, gate_key = await self._server_keys(expected)
         network = new_network_id()
         genesis = make_genesis(self.keys, network=network, name=name, kind=kind,
                                created=self._now(), server_log=log_key, server_gate=gate_key,
@@ -379,6 +384,24 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
                          roles=("coordinator",))
         await self.accept_covenant(network, covenant)
         return network
+
+    async def _server_keys(self, expected: Fingerprint) -> tuple[VerifyKey, BoxPublicKey]:
+        """The server's log and gate keys, believed only with the ``expected`` server
+        fingerprint (flow 1 step 1)."""
+        served = await self.conn.get_unsigned("/v1/server")
+        if not isinstance(served, dict):
+            raise MalformedError("GET /v1/server did not answer an object")
+        log_key = VerifyKey.from_b64(served.get("log"), "log")
+        gate_key = BoxPublicKey.from_b64(served.get("gate"), "gate")
+        try:
+            expected.matches_server(log_key, gate_key)
+        except UntrustedKeyError as exc:
+            raise UntrustedKeyError(
+                f"the server at {self.server} answers keys whose server fingerprint is not "
+                f"the one you were given; nothing was sent. Ask the server's operator to read "
+                f"`schakel server fingerprint` aloud again, and check the server address",
+                details={**exc.details, "server": self.server}) from None
+        return log_key, gate_key
 
     async def admit(self, network: str, bundle: Mapping[str, Any], *, ring: str, party: str,
                     roles: Iterable[str] = (), days: int = 365,

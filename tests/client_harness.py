@@ -18,13 +18,14 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from keys import KdfParams
+from server.serverkeys import ServerKeys
 from tests.server_harness import INTAKE, IDENTITY, RealClock, build_app, network_policy
 
 from client.partner import Partner
@@ -33,16 +34,40 @@ PASSPHRASE = "test passphrase"
 COVENANT = "Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is."
 
 __all__ = ["PASSPHRASE", "COVENANT", "INTAKE", "IDENTITY", "running_server", "make_partner",
-           "Cast", "standard_network", "network_policy"]
+           "Cast", "standard_network", "network_policy", "server_fingerprint", "announced"]
+
+#: The server fingerprint of each server a test runs, by the URL its clients use: what the
+#: operator printed with `schakel server init` and gave the coordinator out of band
+#: (docs/protocol.md §4.3).  Filled only while the server runs (:func:`announced`).
+_ANNOUNCED: dict[str, str] = {}
+
+
+@contextmanager
+def announced(url: str, keys: ServerKeys) -> Iterator[None]:
+    """While the block runs, :func:`server_fingerprint` answers ``keys``' fingerprint for
+    ``url`` (the operator's out-of-band channel, for the tests)."""
+    _ANNOUNCED[url] = str(keys.fingerprint)
+    try:
+        yield
+    finally:
+        _ANNOUNCED.pop(url, None)
+
+
+def server_fingerprint(url: str) -> str:
+    """The server fingerprint the operator of the server at ``url`` gave out, taken from
+    the keys the test started it with, never from what the server answers."""
+    return _ANNOUNCED[url]
 
 
 @asynccontextmanager
 async def running_server(tmp_path: Path, *, data: str = "server",
-                         keys: Any = None) -> AsyncIterator[str]:
+                         keys: ServerKeys | None = None) -> AsyncIterator[str]:
     """Serve the real application on 127.0.0.1 (a free port) until the block ends;
-    yields the base URL, which is also the server's public origin."""
+    yields the base URL, which is also the server's public origin.  Its fingerprint is
+    :func:`server_fingerprint` of the URL."""
     from aiohttp.test_utils import TestServer
 
+    keys = keys or ServerKeys.generate()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -53,7 +78,8 @@ async def running_server(tmp_path: Path, *, data: str = "server",
                         socket_factory=lambda host, port, family: sock)
     await server.start_server()
     try:
-        yield url
+        with announced(url, keys):
+            yield url
     finally:
         await server.close()
 
@@ -116,7 +142,7 @@ async def standard_network(tmp_path: Path, url: str, *, kind: str = "neighbourho
                                      name="Welzijn Amersfoort (regie)")
     network = await coordinator.create_network(
         name="Buurtnetwerk Soesterkwartier", kind=kind, covenant=COVENANT,
-        policy=network_policy(kind, **policy))
+        server_fingerprint=server_fingerprint(url), policy=network_policy(kind, **policy))
     formal = await make_partner(tmp_path, url, "core-formal", name="Wijkteam Noord")
     informal = await make_partner(tmp_path, url, "core-informal", name="Buurtvrijwilligers")
     shell = await make_partner(tmp_path, url, "shell", name="Huisartsenpraktijk")

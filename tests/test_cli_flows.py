@@ -99,8 +99,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         created = w.coord.json("network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
                                "--kind", "neighbourhood",
                                "--covenant-file", w.file("covenant.txt", COVENANT),
+                               "--server-fingerprint", server.fingerprint,
                                "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")))
         assert created["fingerprint"] == w.coord.fingerprint
+        assert created["server_fingerprint"] == server.fingerprint
         w.network = created["network"]
         admit(w, w.social, "--ring", "core", "--party", "formal", "--role", "professional-secrecy")
         admit(w, w.visit, "--ring", "core", "--party", "informal")
@@ -187,6 +189,32 @@ def test_network_list_and_show(world: World) -> None:
 def test_trust_refuses_a_misheard_fingerprint_before_anything_else(world: World) -> None:
     result = world.visit.run("network", "trust", world.network, "--fingerprint", "12345 67890")
     assert result.returncode in (1, 4) and "Traceback" not in result.stderr
+
+
+def test_network_create_refuses_a_wrong_server_fingerprint(world: World) -> None:
+    """A server fingerprint that is not the server's (misheard by one digit, or another
+    server's) is refused as untrusted (exit 4) and no network is founded."""
+    digits = world.server.fingerprint.replace(" ", "")
+    wrong = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    before = world.coord.json("network", "list")["networks"]
+    refused = world.coord.refused(4, "network", "create", "--name", "Buurtnetwerk Leusderkwartier",
+                                  "--kind", "neighbourhood",
+                                  "--covenant-file", world.file("covenant.txt", COVENANT),
+                                  "--server-fingerprint", wrong)
+    assert "server fingerprint" in refused.stderr and "nothing was sent" in refused.stderr
+    assert world.coord.json("network", "list")["networks"] == before
+
+
+def test_network_create_needs_the_server_fingerprint(world: World) -> None:
+    """Without --server-fingerprint it is a usage error (exit 2); with a misheard digit
+    count it is refused (exit 1) before the passphrase is asked for."""
+    args = ("network", "create", "--name", "Buurtnetwerk", "--kind", "neighbourhood",
+            "--covenant-file", world.file("covenant.txt", COVENANT))
+    missing = world.coord.run(*args, passphrase=None)
+    assert missing.returncode == 2 and "--server-fingerprint" in missing.stderr
+    short = world.coord.refused(1, *args, "--server-fingerprint", "12345 67890",
+                                passphrase=None)
+    assert "40 digits" in short.stderr
 
 
 def test_member_add_refuses_a_bundle_with_another_fingerprint(world: World) -> None:
@@ -370,6 +398,7 @@ def oggz(world: World) -> dict[str, Any]:
     init_all(world, (ggz, "GGZ Centraal"), (auditor, "Toezicht Sociaal Domein"))
     network = world.coord.json("network", "create", "--name", "OGGZ-netwerk Amersfoort",
                                "--kind", "oggz", "--covenant-file", world.file("covenant.txt", COVENANT),
+                               "--server-fingerprint", world.server.fingerprint,
                                "--policy-file", world.file("oggz.json", cheap_policy("oggz")))["network"]
     for org, roles in ((world.social, ["bemoeizorg", "professional-secrecy"]),
                        (ggz, ["bemoeizorg", "professional-secrecy"]), (auditor, ["auditor"])):
@@ -505,6 +534,7 @@ def test_the_command_tree_is_complete() -> None:
               ("grant", "release"), ("bemoeizorg", "invoke"), ("bemoeizorg", "cosign"),
               ("bemoeizorg", "release"), ("bemoeizorg", "justification"), ("review",), ("audit", "log"), ("audit", "verify"),
               ("audit", "report"), ("report",), ("duties",), ("serve",), ("server", "init"),
+              ("server", "fingerprint"),
               ("demo",)}
     assert wanted <= set(COMMANDS)
 
