@@ -52,14 +52,13 @@ from protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
 )
 from protocol.objects.plaintext import Action, Intake, identity_plaintext_for, parse_anonymous_event
-from protocol.policy import check_action
 
 from client.audit import AuditMonitor
 from client.disclosure import DisclosureOps, rules_of
 from client.errors import NotFound, ServerMisbehaviour, ServerRefused
 from client.fold import (
-    Verifier, case_key, case_view, epoch_keys, latest_epoch, names, store_epoch,
-    summary, version_ref, versions,
+    Verifier, case_key, case_view, epoch_keys, judge_action, latest_epoch, names,
+    network_rules, store_epoch, summary, version_ref, versions,
 )
 from client.home import ClientConfig, Home
 from client.referral import ReferralOps
@@ -327,8 +326,9 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     def cases(self, network: str) -> list[CaseView]:
         """Every case this partner holds, as verified (oldest first)."""
         member_names = names(self.state, network)
-        out = [case_view(self.state, network, ref[1], member_names)
-               for ref, _ in self.state.docs("case", (network,))]
+        docs = self.state.docs("case", (network,))
+        rules = network_rules(self.state, network) if docs else None
+        out = [case_view(self.state, network, ref[1], member_names, rules) for ref, _ in docs]
         return sorted((v for v in out if v is not None), key=lambda v: (v.created, v.case))
 
     def case(self, network: str, case: str) -> CaseView:
@@ -748,8 +748,6 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         if parsed.KIND == "intake":
             raise MalformedError("an intake is only the first event of a case")
         tv = await self._trusted(network)
-        if isinstance(parsed, Action):
-            self._check_action(network, case, tv, parsed)
         for attempt in range(CONFLICT_TRIES):
             info = summary(self.state, network, case)
             if info is None or case_key(self.state, network, case, int(info["version"])) is None:
@@ -758,6 +756,9 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
                 if info is None:
                     raise NotFound(f"case {case} is not known to this partner",
                                    details={"case": case})
+            if isinstance(parsed, Action):
+                # judged on the case as held now (its intake says whether it is complex)
+                self._check_action(network, case, tv, parsed)
             version = int(info["version"])
             key = self._case_key(network, case, version)
             seq = int(info["last_seq"]) + 1
@@ -777,12 +778,12 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         raise ProtocolError("the case kept changing while writing")  # pragma: no cover
 
     def _check_action(self, network: str, case: str, tv: TrustView, action: Action) -> None:
-        view = case_view(self.state, network, case)
-        complex_case = bool(view and view.state.get("complex"))
-        decision = check_action(help_type=action.help_type,
-                                informal_not_possible=action.informal_not_possible,
-                                supporting_professional=action.supporting_professional,
-                                case_complex=complex_case, rules=rules_of(tv.policy, tv.kind))
+        """The writer's side of §7's action rules (every reader judges the action again
+        when it folds the case: :func:`client.fold.judge_action`)."""
+        rules = rules_of(tv.policy, tv.kind)
+        view = case_view(self.state, network, case, rules=rules)
+        decision = judge_action(action, case_complex=bool(view and view.state.get("complex")),
+                                rules=rules)
         if not decision.allowed:
             raise PolicyViolation(f"refused before sending: {decision.message}",
                                   details={"reason": decision.reason, "early": True})

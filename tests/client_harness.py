@@ -34,7 +34,8 @@ PASSPHRASE = "test passphrase"
 COVENANT = "Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is."
 
 __all__ = ["PASSPHRASE", "COVENANT", "INTAKE", "IDENTITY", "running_server", "make_partner",
-           "Cast", "standard_network", "network_policy", "server_fingerprint", "announced"]
+           "Cast", "standard_network", "network_policy", "server_fingerprint", "announced",
+           "write_unchecked"]
 
 #: The server fingerprint of each server a test runs, by the URL its clients use: what the
 #: operator printed with `schakel server init` and gave the coordinator out of band
@@ -132,6 +133,25 @@ async def admit(coordinator: Partner, network: str, partner: Partner, *, ring: s
                                   roles=roles, fingerprint=partner.fingerprint)
     await partner.accept_covenant(network, COVENANT)
     return key
+
+
+async def write_unchecked(partner: Partner, network: str, case: str,
+                          plaintext: dict[str, Any]) -> int:
+    """Append an event the way a client that skips its own policy check (an old version, a
+    hostile one) would: the same signed, encrypted event :meth:`Partner.add_event`
+    builds, without the PII guard or §7's action rules before it is sent.  The server
+    cannot judge what it cannot read, so only the readers' clients can catch it.
+    Returns the event's seq."""
+    from client.fold import summary
+
+    await partner.sync(network)
+    info = summary(partner.state, network, case)
+    assert info is not None, f"{partner.name} does not hold case {case}"
+    version, seq = int(info["version"]), int(info["last_seq"]) + 1
+    event = partner._event(network, case, partner._case_key(network, case, version), version,
+                           seq=seq, prev=info.get("last_hash"), plaintext=plaintext)
+    await partner.conn.post(f"/v1/networks/{network}/cases/{case}/events", {"event": event})
+    return seq
 
 
 async def standard_network(tmp_path: Path, url: str, *, kind: str = "neighbourhood",

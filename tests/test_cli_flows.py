@@ -12,6 +12,7 @@ few seconds of subprocesses); each test then walks one flow on top of it.  The c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sys
@@ -288,12 +289,48 @@ def test_note_and_actions_with_the_policy_rule(world: World, case: str) -> None:
                                   "--description", "Inzet wijkverpleging", "--help-type", "formal",
                                   "--relation", "complementary")
     assert "formal-action-needs-reason" in formal.stderr and "--informal-not-possible" in formal.stderr
+    placeholder = world.social.refused(1, "case", "action", world.network, case,
+                                       "--description", "Inzet wijkverpleging", "--help-type",
+                                       "formal", "--relation", "complementary",
+                                       "--informal-not-possible", "x")
+    assert "formal-action-reason-says-nothing" in placeholder.stderr
+    assert "not a placeholder" in placeholder.stderr and "10 letters" in placeholder.stderr
     world.social.ok("case", "action", world.network, case, "--description", "Inzet wijkverpleging",
                     "--help-type", "formal", "--relation", "complementary",
                     "--informal-not-possible", "Medische zorg nodig.")
     shown = world.coord.json("case", "show", world.network, case)
     kinds = [e["plaintext"]["kind"] for e in shown["events"] if e["plaintext"]]
     assert "note" in kinds and "action" in kinds
+    assert shown["breaches"] == [] and "no breaches seen" in world.coord.ok(
+        "case", "show", world.network, case, "--no-sync")
+
+
+def test_case_show_marks_an_action_that_breaks_the_policy(world: World) -> None:
+    """An action written by a client that skipped the policy check (driven here through
+    the library, as an old or hostile client would) is shown by another member's `case
+    show`, marked, with the breach explained; `case list` counts it."""
+    from client import Partner
+    from tests.client_harness import write_unchecked
+
+    made = world.social.json("case", "create", world.network,
+                             "--intake-file", world.file("intake-breach.json", INTAKE))
+
+    async def skip_the_check() -> int:
+        async with await Partner.open(world.social.home, PASSPHRASE) as social:
+            return await write_unchecked(social, world.network, made["case"], {
+                "kind": "action", "description": "Inzet wijkverpleging", "help_type": "formal",
+                "relation": "complementary", "by": social.key_id})
+
+    seq = asyncio.run(skip_the_check())
+    shown = world.coord.json("case", "show", world.network, made["case"])
+    assert [(b["seq"], b["reason"]) for b in shown["breaches"]] == \
+        [(seq, "formal-action-needs-reason")]
+    assert [e["breach"] for e in shown["events"]] == [None, "formal-action-needs-reason"]
+    text = world.visit.ok("case", "show", world.network, made["case"])
+    assert "POLICY BREACH: formal-action-needs-reason" in text and "policy breaches" in text
+    assert "Inzet wijkverpleging" in text and "why informal help was not possible" in text
+    listed = {c["case"]: c for c in world.visit.json("case", "list", world.network)["cases"]}
+    assert listed[made["case"]]["breaches"] == 1
 
 
 # --------------------------------------------------------------------------- signals
