@@ -680,6 +680,7 @@ class Scenario:
                 "...but not who he is: it holds no identity before a release")
         await t.holds("it offers a weekly visit (an informal action on the case)",
                       lambda: self._church_action())
+        await self._formal_help(self.c.thuiszorg)
         t.check(self.readable_case(self.c.huisarts, self.nb, self.man_case) is None,
                 "the GP's practice (shell) holds nothing of a case that was not shared with it")
         await t.refused("the GP's practice asks the server for the case anyway",
@@ -724,6 +725,28 @@ class Scenario:
             "kind": "action", "description": "Wekelijks bezoek door een vrijwilliger.",
             "help_type": "informal", "relation": "complementary",
             "by": self.c.bezoekwerk.p.key_id})
+
+    async def _formal_help(self, care: Org) -> None:
+        """Informal where possible, professional where necessary: a formal action says why
+        informal help is not possible, in words, and every member's client judges it again
+        when it reads the case (docs/protocol.md §7)."""
+        t = self.t
+        nursing = {"kind": "action", "description": "Wijkverpleging komt twee keer per week.",
+                   "help_type": "formal", "relation": "complementary", "by": care.p.key_id}
+        await t.refused("home care adds formal help with 'nvt' as the reason informal help is "
+                        "not possible",
+                        lambda: care.p.add_event(self.nb, self.man_case,
+                                                 {**nursing, "informal_not_possible": "nvt"}),
+                        reason="formal-action-reason-says-nothing")
+        await t.holds("...and with the reason in words (an open leg wound needs a nurse)",
+                      lambda: care.p.add_event(self.nb, self.man_case, {
+                          **nursing, "informal_not_possible": "Open been vraagt wondzorg door "
+                                                              "een verpleegkundige."}))
+        await self.sync(self.nb, self.c.welzijn)
+        view = self.readable_case(self.c.welzijn, self.nb, self.man_case)
+        t.check(view is not None and len(view.state["actions"]) == 2 and not view.breaches,
+                "the coordinator's client judges both actions again as it reads the case: "
+                "informal and formal help combined, no policy breach")
 
     async def _server_refuses_official(self, consent: str) -> None:
         """The client refused early and sent nothing.  A client that skips the check (an
