@@ -241,6 +241,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _one_digit_off(fingerprint: str) -> str:
+    """``fingerprint`` with its last digit changed: a misheard or another server's."""
+    return fingerprint[:-1] + str((int(fingerprint[-1]) + 1) % 10)
+
+
 class DemoServer:
     """``schakel server init`` then ``schakel serve`` as child processes, as an operator
     runs them: the same server partners would use, with its log in ``server.log`` next to
@@ -1085,11 +1090,6 @@ async def play(tally: Tally, workspace: Workspace, server: DemoServer) -> "Scena
     finally:
         await scenario.close()
     return scenario
-
-
-def _one_digit_off(fingerprint: str) -> str:
-    """``fingerprint`` with its last digit changed: a misheard or another server's."""
-    return fingerprint[:-1] + str((int(fingerprint[-1]) + 1) % 10)
 
 
 def _interrupt(signum: int, frame: object) -> None:

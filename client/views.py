@@ -190,5 +190,6 @@ class AuditVerification(_View):
     head_time: str | None
 
 
-__all__ = ["EventView", "PolicyBreach", "CaseView", "SignalTicket", "SignalStatus", "ReceivedSignal",
+__all__ = ["EventView", "PolicyBreach", "CaseView", "SignalTicket", "SignalStatus",
+           "ReceivedSignal",
            "Released", "DutyReport", "SyncResult", "AuditVerification"]

@@ -63,7 +63,8 @@ class ServerKeys:
 
     def fingerprints(self) -> dict[str, str]:
         """What ``GET /v1/server`` answers and ``schakel server init`` prints."""
-        return {"fingerprint": str(self.fingerprint), "log": self.log.b64(), "gate": self.gate.b64(),
+        return {"fingerprint": str(self.fingerprint),
+                "log": self.log.b64(), "gate": self.gate.b64(),
                 "log_key_id": self.log.key_id, "gate_key_id": self.gate.key_id,
                 "log_fingerprint": str(Fingerprint.of(self.log)),
                 "gate_fingerprint": str(Fingerprint.of(self.gate))}

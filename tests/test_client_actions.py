@@ -137,7 +137,7 @@ async def test_readers_respect_the_policy_without_formal_action_reason(tmp_path:
         assert seen == {p.name: [] for p in readers(cast)}
 
 
-# --------------------------------------------------------------------------- informal on a complex case
+# --------------------------------------------------------------------------- informal, complex case
 
 
 async def test_informal_action_on_a_complex_case_without_professional_is_refused_before_sending(

@@ -212,7 +212,7 @@ def test_formal_reason_rule_can_be_switched_off() -> None:
                         case_complex=False, rules=rules).allowed
 
 
-# --------------------------------------------------------------------------- a reason says something
+# -------------------------------------------------------------------------- a reason says something
 # protocol.md §7: after trimming, >= REASON_MIN_LETTERS letters and >= REASON_MIN_WORDS different
 # words of two or more letters.  The properties below pin the rule down from the outside.
 
