@@ -6,8 +6,8 @@ command line (``client.cli``).  ADR 0007.
 
 from client.errors import NotFound, ServerMisbehaviour, ServerRefused, ServerUnreachable
 from client.views import (
-    AuditVerification, CaseView, DutyReport, EventView, ReceivedSignal, Released, SignalStatus,
-    SignalTicket, SyncResult,
+    AuditVerification, CaseView, DutyReport, EventView, PolicyBreach, ReceivedSignal, Released,
+    SignalStatus, SignalTicket, SyncResult,
 )
 
 
@@ -21,5 +21,6 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = ["Partner", "ServerMisbehaviour", "ServerRefused", "ServerUnreachable", "NotFound",
-           "AuditVerification", "CaseView", "DutyReport", "EventView", "ReceivedSignal",
+           "AuditVerification", "CaseView", "DutyReport", "EventView", "PolicyBreach",
+           "ReceivedSignal",
            "Released", "SignalStatus", "SignalTicket", "SyncResult"]

@@ -127,6 +127,8 @@ REASONS: dict[str, str] = {
     "bemoeizorg-rate-limit": "the daily limit of invocations per person is reached",
     "bemoeizorg-expired": "bemoeizorg access has expired; invoke again if still needed",
     "formal-action-needs-reason": "say why informal help is not possible (--informal-not-possible)",
+    "formal-action-reason-says-nothing": "write out in a few words why informal help is not "
+                                         "possible (--informal-not-possible), not a placeholder",
     "informal-action-needs-professional": "name the professional who supports the volunteer "
                                           "(--supporting-professional KEY_ID)",
     "anonymous-signals-disabled": "this network does not accept anonymous signals",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import shutil
 import signal
@@ -240,32 +241,58 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _one_digit_off(fingerprint: str) -> str:
+    """``fingerprint`` with its last digit changed: a misheard or another server's."""
+    return fingerprint[:-1] + str((int(fingerprint[-1]) + 1) % 10)
+
+
 class DemoServer:
-    """``schakel serve`` as a child process: the same server partners would use, with its
-    log in ``server.log`` next to its data directory."""
+    """``schakel server init`` then ``schakel serve`` as child processes, as an operator
+    runs them: the same server partners would use, with its log in ``server.log`` next to
+    its data directory.  ``fingerprint`` is the server fingerprint ``server init``
+    printed, which the operator gives the coordinator."""
 
     def __init__(self, data: Path, log: Path) -> None:
         self.data, self.log = data, log
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.fingerprint = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self) -> None:
-        self.port = free_port()
+    def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        return env
+
+    def init(self) -> str:
+        """``schakel server init --data DIR --json``: create the server's keys and return
+        the server fingerprint it printed."""
+        result = subprocess.run(
+            [sys.executable, "-m", "client.cli", "server", "init", "--data", str(self.data),
+             "--json"], env=self._env(), text=True, capture_output=True,
+            stdin=subprocess.DEVNULL, timeout=SERVER_START_TIMEOUT * 4)
+        if result.returncode != 0:
+            raise RuntimeError(f"schakel server init failed: {result.stderr.strip()}")
+        self.fingerprint = str(json.loads(result.stdout)["fingerprint"])
+        return self.fingerprint
+
+    def _spawn(self) -> None:
+        self.port = free_port()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "client.cli", "serve", "--data", str(self.data),
                  "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env(),
                 start_new_session=True)
 
     async def start(self) -> str:
-        """Start the server and wait until ``/healthz`` answers 200; returns its URL."""
+        """Run ``server init`` (once), start the server and wait until ``/healthz``
+        answers 200; returns its URL."""
+        if not self.fingerprint:
+            self.init()
         for attempt in range(2):
             self._spawn()
             deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -409,8 +436,10 @@ class Scenario:
     and verified, and what it is shown not reading is a refusal or an absence checked
     here."""
 
-    def __init__(self, tally: Tally, server: str, homes: Path, server_data: Path) -> None:
+    def __init__(self, tally: Tally, server: str, homes: Path, server_data: Path,
+                 server_fingerprint: str) -> None:
         self.t, self.server, self.homes, self.server_data = tally, server, homes, server_data
+        self.server_fingerprint = server_fingerprint
         self.c = Cast()
         self.nb = ""              # network ids, once founded
         self.oggz = ""
@@ -496,9 +525,20 @@ class Scenario:
     async def found_neighbourhood(self) -> None:
         t, w = self.t, self.c.welzijn
         t.section(f"1. {NEIGHBOURHOOD}: the coordinator founds the network")
+        t.note(f"the server's operator gives the server fingerprint that `schakel server init` "
+               f"printed: {self.server_fingerprint}", w.name)
+        await t.refused("founding the network with a server fingerprint of one wrong digit "
+                        "(another server's keys would not have it either)",
+                        lambda: w.p.create_network(
+                            name=NEIGHBOURHOOD, kind="neighbourhood",
+                            covenant=COVENANTS[NEIGHBOURHOOD],
+                            server_fingerprint=_one_digit_off(self.server_fingerprint)),
+                        code="untrusted_key")
         self.nb = await w.p.create_network(name=NEIGHBOURHOOD, kind="neighbourhood",
-                                           covenant=COVENANTS[NEIGHBOURHOOD])
-        t.note(f"network {self.nb}", w.name)
+                                           covenant=COVENANTS[NEIGHBOURHOOD],
+                                           server_fingerprint=self.server_fingerprint)
+        t.note(f"network {self.nb}: the server's log and gate keys, checked against the "
+               f"server fingerprint, are in its signed genesis", w.name)
         t.note(f"reads its fingerprint aloud at the covenant ceremony: {w.p.fingerprint}", w.name)
         t.note("the policy: consent is decisive; informal partners get at most name, address "
                "and contact; no bemoeizorg", w.name)
@@ -645,6 +685,7 @@ class Scenario:
                 "...but not who he is: it holds no identity before a release")
         await t.holds("it offers a weekly visit (an informal action on the case)",
                       lambda: self._church_action())
+        await self._formal_help(self.c.thuiszorg)
         t.check(self.readable_case(self.c.huisarts, self.nb, self.man_case) is None,
                 "the GP's practice (shell) holds nothing of a case that was not shared with it")
         await t.refused("the GP's practice asks the server for the case anyway",
@@ -690,6 +731,28 @@ class Scenario:
             "help_type": "informal", "relation": "complementary",
             "by": self.c.bezoekwerk.p.key_id})
 
+    async def _formal_help(self, care: Org) -> None:
+        """Informal where possible, professional where necessary: a formal action says why
+        informal help is not possible, in words, and every member's client judges it again
+        when it reads the case (docs/protocol.md §7)."""
+        t = self.t
+        nursing = {"kind": "action", "description": "Wijkverpleging komt twee keer per week.",
+                   "help_type": "formal", "relation": "complementary", "by": care.p.key_id}
+        await t.refused("home care adds formal help with 'nvt' as the reason informal help is "
+                        "not possible",
+                        lambda: care.p.add_event(self.nb, self.man_case,
+                                                 {**nursing, "informal_not_possible": "nvt"}),
+                        reason="formal-action-reason-says-nothing")
+        await t.holds("...and with the reason in words (an open leg wound needs a nurse)",
+                      lambda: care.p.add_event(self.nb, self.man_case, {
+                          **nursing, "informal_not_possible": "Open been vraagt wondzorg door "
+                                                              "een verpleegkundige."}))
+        await self.sync(self.nb, self.c.welzijn)
+        view = self.readable_case(self.c.welzijn, self.nb, self.man_case)
+        t.check(view is not None and len(view.state["actions"]) == 2 and not view.breaches,
+                "the coordinator's client judges both actions again as it reads the case: "
+                "informal and formal help combined, no policy breach")
+
     async def _server_refuses_official(self, consent: str) -> None:
         """The client refused early and sent nothing.  A client that skips the check (an
         old version, a hostile one) meets the server's own ``policy.decide``, which
@@ -718,7 +781,8 @@ class Scenario:
     async def found_oggz(self) -> None:
         t, g = self.t, self.c.ggd
         t.section(f"5. {OGGZ}: the GGD founds an oggz network")
-        self.oggz = await g.p.create_network(name=OGGZ, kind="oggz", covenant=COVENANTS[OGGZ])
+        self.oggz = await g.p.create_network(name=OGGZ, kind="oggz", covenant=COVENANTS[OGGZ],
+                                             server_fingerprint=self.server_fingerprint)
         t.note(f"network {self.oggz}; fingerprint {g.p.fingerprint}", g.name)
         t.note("the policy: a closed, professional core; bemoeizorg on grounds "
                "housing-pollution, severe-self-neglect, ... with four eyes", g.name)
@@ -939,6 +1003,9 @@ class Scenario:
 The server keeps running at {url}, with every organisation's home:
 {homes}
 
+Its server fingerprint, for founding another network on it
+(`schakel network create ... --server-fingerprint "..."`): {self.server_fingerprint}
+
 Try the command line in another terminal (one passphrase for all the demo's homes):
 
 {path}    export SCHAKEL_PASSPHRASE='{passphrase}'
@@ -1010,7 +1077,7 @@ async def play(tally: Tally, workspace: Workspace, server: DemoServer) -> "Scena
     workspace.homes.mkdir(parents=True, exist_ok=True)
     url = await server.start()
     tally.note(f"schakel serve is up at {url} (data in {workspace.server_data})")
-    scenario = Scenario(tally, url, workspace.homes, workspace.server_data)
+    scenario = Scenario(tally, url, workspace.homes, workspace.server_data, server.fingerprint)
     try:
         await scenario.play()
     except Exception as exc:  # noqa: BLE001 -- reported as a failure with its traceback

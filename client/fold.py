@@ -55,12 +55,14 @@ from protocol.objects.cases import (
 )
 from protocol.objects.disclosure import Share
 from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
-from protocol.objects.plaintext import parse_anonymous_event
+from protocol.objects.plaintext import Action, parse_anonymous_event
+from protocol.policy import Decision, Rules, check_action
 
-from client.errors import ServerMisbehaviour
+from client.disclosure import rules_of
+from client.errors import NotFound, ServerMisbehaviour
 from client.state import LocalState
 from client.trust import TrustView
-from client.views import CaseView, EventView
+from client.views import CaseView, EventView, PolicyBreach
 
 
 def seq_ref(seq: int) -> str:
@@ -566,36 +568,80 @@ def names(state: LocalState, network: str) -> dict[str, str]:
     return out
 
 
+def network_rules(state: LocalState, network: str) -> Rules:
+    """The network's rules from the genesis this partner verified and kept (a header is
+    stored only after its network's genesis verified, so a held case always has one)."""
+    genesis = state.get_doc("genesis", (network,))
+    if genesis is None:
+        raise NotFound(f"network {network} was never synced", details={"network": network})
+    return rules_of(genesis["signed"]["policy"], genesis["signed"]["kind"])
+
+
+def judge_action(action: Action, *, case_complex: bool, rules: Rules) -> Decision:
+    """``protocol.policy.check_action`` on one action: what the writer's client checks
+    before it sends an action and every reader's client on every action it folds
+    (docs/protocol.md §7), with the case's complexity as folded before the action."""
+    return check_action(help_type=action.help_type,
+                        informal_not_possible=action.informal_not_possible,
+                        supporting_professional=action.supporting_professional,
+                        case_complex=case_complex, rules=rules)
+
+
+def _readable(key: CaseKey | None, network: str, case: str, ev: dict[str, Any],
+              version: int) -> tuple[dict[str, Any] | None, Action | None]:
+    """An event's plaintext, and for an action its parsed form (the rules judge it), or
+    (None, None) when this partner does not hold the key.  Both were verified at sync; a
+    local file changed since reads as unreadable."""
+    if key is None:
+        return None, None
+    try:
+        plaintext: dict[str, Any] = envelopes.decrypt_json(
+            key, ev["ciphertext"], envelopes.event_context(network, case, ev["event"],
+                                                           version=version))
+        if plaintext.get("kind") != "action":
+            return plaintext, None
+        action = parse_anonymous_event(plaintext)
+    except ProtocolError:
+        return None, None
+    return plaintext, action if isinstance(action, Action) else None
+
+
 def case_view(state: LocalState, network: str, case: str,
-              member_names: dict[str, str] | None = None) -> CaseView | None:
-    """The case as this partner verified it; events decrypted with the keys it holds."""
+              member_names: dict[str, str] | None = None,
+              rules: Rules | None = None) -> CaseView | None:
+    """The case as this partner verified it; events decrypted with the keys it holds.
+    Every readable action is judged against the network's rules (``rules``, default:
+    those of the held genesis); one that breaks them is marked and listed in
+    ``breaches``, never left out (docs/protocol.md §7)."""
     header = state.get_doc("header", (network, case))
     info = summary(state, network, case)
     if header is None or info is None:
         return None
     member_names = names(state, network) if member_names is None else member_names
+    rules = network_rules(state, network) if rules is None else rules
     signed = header["signed"]
     keys: dict[int, CaseKey | None] = {}
     folded = empty_state()
     events: list[EventView] = []
+    breaches: list[PolicyBreach] = []
     for _, env in state.docs("event", (network, case)):
         ev = env["signed"]
         version = int(ev["case_key_version"])
         if version not in keys:
             keys[version] = case_key(state, network, case, version)
-        key = keys[version]
-        plaintext = None
-        if key is not None:
-            try:
-                plaintext = envelopes.decrypt_json(
-                    key, ev["ciphertext"],
-                    envelopes.event_context(network, case, ev["event"], version=version))
-            except ProtocolError:
-                plaintext = None          # verified at sync; a local file changed since
+        plaintext, parsed = _readable(keys[version], network, case, ev, version)
         view = EventView(seq=int(ev["seq"]), event=ev["event"], author=ev["author"],
                          author_name=member_names.get(ev["author"], ev["author"]),
                          created=ev["created"], plaintext=plaintext,
                          case_key_version=version, status=ev.get("status"))
+        if parsed is not None:
+            decision = judge_action(parsed, case_complex=bool(folded.get("complex")),
+                                    rules=rules)
+            if not decision.allowed:
+                view.breach = decision.reason
+                breaches.append(PolicyBreach(seq=view.seq, event=view.event,
+                                             author=view.author, author_name=view.author_name,
+                                             reason=decision.reason, message=decision.message))
         fold_event(folded, view)
         events.append(view)
     current = int(info.get("version", signed["case_key_version"]))
@@ -603,7 +649,7 @@ def case_view(state: LocalState, network: str, case: str,
                     status=str(info.get("status", "open")), created=signed["created"],
                     readable=case_key(state, network, case, current) is not None,
                     state=folded, events=events, case_key_version=current,
-                    epoch=int(info.get("epoch", signed["epoch"])))
+                    epoch=int(info.get("epoch", signed["epoch"])), breaches=breaches)
 
 
 def when(value: str) -> datetime:
@@ -611,4 +657,5 @@ def when(value: str) -> datetime:
 
 
 __all__ = ["Verifier", "case_view", "fold_event", "epoch_keys", "epochs_held", "store_epoch",
-           "latest_epoch", "case_key", "summary", "versions", "seq_ref", "version_ref", "names"]
+           "latest_epoch", "case_key", "summary", "versions", "seq_ref", "version_ref", "names",
+           "network_rules", "judge_action"]

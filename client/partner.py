@@ -52,14 +52,13 @@ from protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
 )
 from protocol.objects.plaintext import Action, Intake, identity_plaintext_for, parse_anonymous_event
-from protocol.policy import check_action
 
 from client.audit import AuditMonitor
 from client.disclosure import DisclosureOps, rules_of
 from client.errors import NotFound, ServerMisbehaviour, ServerRefused
 from client.fold import (
-    Verifier, case_key, case_view, epoch_keys, latest_epoch, names, store_epoch,
-    summary, version_ref, versions,
+    Verifier, case_key, case_view, epoch_keys, judge_action, latest_epoch, names,
+    network_rules, store_epoch, summary, version_ref, versions,
 )
 from client.home import ClientConfig, Home
 from client.referral import ReferralOps
@@ -327,8 +326,9 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     def cases(self, network: str) -> list[CaseView]:
         """Every case this partner holds, as verified (oldest first)."""
         member_names = names(self.state, network)
-        out = [case_view(self.state, network, ref[1], member_names)
-               for ref, _ in self.state.docs("case", (network,))]
+        docs = self.state.docs("case", (network,))
+        rules = network_rules(self.state, network) if docs else None
+        out = [case_view(self.state, network, ref[1], member_names, rules) for ref, _ in docs]
         return sorted((v for v in out if v is not None), key=lambda v: (v.created, v.case))
 
     def case(self, network: str, case: str) -> CaseView:
@@ -362,12 +362,17 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     # =================================================================== onboarding
 
     async def create_network(self, *, name: str, kind: str, covenant: str,
+                             server_fingerprint: str,
                              policy: Mapping[str, Any] | None = None) -> str:
         """Genesis (with the server's log and gate keys), trust in itself, its own
-        core membership with the coordinator role, covenant acceptance, epoch 1."""
-        served = await self.conn.get_unsigned("/v1/server")
-        log_key = VerifyKey.from_b64(served["log"], "log")
-        gate_key = BoxPublicKey.from_b64(served["gate"], "gate")
+        core membership with the coordinator role, covenant acceptance, epoch 1.
+
+        ``server_fingerprint`` is the one the server's operator printed with ``schakel
+        server init`` and gave this coordinator out of band: the keys ``GET /v1/server``
+        answers (unsigned) go into the genesis only if they have it
+        (``UntrustedKeyError`` otherwise, before anything is sent; protocol.md §4.3)."""
+        expected = Fingerprint.parse(server_fingerprint)
+        log_key, gate_key = await self._server_keys(expected)
         network = new_network_id()
         genesis = make_genesis(self.keys, network=network, name=name, kind=kind,
                                created=self._now(), server_log=log_key, server_gate=gate_key,
@@ -379,6 +384,24 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
                          roles=("coordinator",))
         await self.accept_covenant(network, covenant)
         return network
+
+    async def _server_keys(self, expected: Fingerprint) -> tuple[VerifyKey, BoxPublicKey]:
+        """The server's log and gate keys, believed only with the ``expected`` server
+        fingerprint (flow 1 step 1)."""
+        served = await self.conn.get_unsigned("/v1/server")
+        if not isinstance(served, dict):
+            raise MalformedError("GET /v1/server did not answer an object")
+        log_key = VerifyKey.from_b64(served.get("log"), "log")
+        gate_key = BoxPublicKey.from_b64(served.get("gate"), "gate")
+        try:
+            expected.matches_server(log_key, gate_key)
+        except UntrustedKeyError as exc:
+            raise UntrustedKeyError(
+                f"the server at {self.server} answers keys whose server fingerprint is not "
+                f"the one you were given; nothing was sent. Ask the server's operator to read "
+                f"`schakel server fingerprint` aloud again, and check the server address",
+                details={**exc.details, "server": self.server}) from None
+        return log_key, gate_key
 
     async def admit(self, network: str, bundle: Mapping[str, Any], *, ring: str, party: str,
                     roles: Iterable[str] = (), days: int = 365,
@@ -725,8 +748,6 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         if parsed.KIND == "intake":
             raise MalformedError("an intake is only the first event of a case")
         tv = await self._trusted(network)
-        if isinstance(parsed, Action):
-            self._check_action(network, case, tv, parsed)
         for attempt in range(CONFLICT_TRIES):
             info = summary(self.state, network, case)
             if info is None or case_key(self.state, network, case, int(info["version"])) is None:
@@ -735,6 +756,9 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
                 if info is None:
                     raise NotFound(f"case {case} is not known to this partner",
                                    details={"case": case})
+            if isinstance(parsed, Action):
+                # judged on the case as held now (its intake says whether it is complex)
+                self._check_action(network, case, tv, parsed)
             version = int(info["version"])
             key = self._case_key(network, case, version)
             seq = int(info["last_seq"]) + 1
@@ -754,12 +778,12 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         raise ProtocolError("the case kept changing while writing")  # pragma: no cover
 
     def _check_action(self, network: str, case: str, tv: TrustView, action: Action) -> None:
-        view = case_view(self.state, network, case)
-        complex_case = bool(view and view.state.get("complex"))
-        decision = check_action(help_type=action.help_type,
-                                informal_not_possible=action.informal_not_possible,
-                                supporting_professional=action.supporting_professional,
-                                case_complex=complex_case, rules=rules_of(tv.policy, tv.kind))
+        """The writer's side of §7's action rules (every reader judges the action again
+        when it folds the case: :func:`client.fold.judge_action`)."""
+        rules = rules_of(tv.policy, tv.kind)
+        view = case_view(self.state, network, case, rules=rules)
+        decision = judge_action(action, case_complex=bool(view and view.state.get("complex")),
+                                rules=rules)
         if not decision.allowed:
             raise PolicyViolation(f"refused before sending: {decision.message}",
                                   details={"reason": decision.reason, "early": True})

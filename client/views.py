@@ -43,6 +43,22 @@ class EventView(_View):
     plaintext: dict[str, Any] | None
     case_key_version: int = 1
     status: str | None = None
+    #: The reason code of the network-policy rule this event breaks (docs/protocol.md §7),
+    #: or None.  A breaking event is still shown: the anonymous layer is a shared record.
+    breach: str | None = None
+
+
+@dataclass
+class PolicyBreach(_View):
+    """An event that breaks a rule of the network policy every reader checks
+    (docs/protocol.md §7: "informal where possible"), found when the case was folded."""
+
+    seq: int
+    event: str
+    author: str
+    author_name: str
+    reason: str
+    message: str
 
 
 @dataclass
@@ -54,7 +70,9 @@ class CaseView(_View):
     ``complex``, ``summary``) and the lists ``analysis``, ``actions``, ``feedback``
     and ``notes``, each entry with its ``seq``, ``author`` and ``created``.
     ``readable``: this partner holds the case's current case key (it reads new
-    events and may write)."""
+    events and may write).  ``breaches``: the events this partner could read that
+    break the network policy's action rules, in order (each also marked on its
+    :class:`EventView`)."""
 
     network: str
     case: str
@@ -67,6 +85,7 @@ class CaseView(_View):
     events: list[EventView]
     case_key_version: int
     epoch: int = 1
+    breaches: list[PolicyBreach] = field(default_factory=list)
 
 
 @dataclass
@@ -171,5 +190,6 @@ class AuditVerification(_View):
     head_time: str | None
 
 
-__all__ = ["EventView", "CaseView", "SignalTicket", "SignalStatus", "ReceivedSignal",
+__all__ = ["EventView", "PolicyBreach", "CaseView", "SignalTicket", "SignalStatus",
+           "ReceivedSignal",
            "Released", "DutyReport", "SyncResult", "AuditVerification"]

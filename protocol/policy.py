@@ -32,11 +32,15 @@ R13 bemoeizorg: access expires ``access_hours`` after the invocation
 ==  =====================================================================
 
 :func:`check_action` applies design §5's "informal where possible,
-professional where necessary" rule to actions in the anonymous layer.
+professional where necessary" rule to actions in the anonymous layer; the
+writer's client runs it before it sends an action and every reader's client on
+every action it folds.  :func:`reason_shortfall` is its floor for a reason that
+must say something (docs/protocol.md §7).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -265,20 +269,77 @@ def _bemoeizorg_rows(request: Request, rules: Rules, now: datetime) -> Decision:
     return ALLOW
 
 
+#: A reason says something (protocol.md §7) when it holds at least this many letters...
+REASON_MIN_LETTERS = 10
+#: ...and at least this many different words of two or more letters.
+REASON_MIN_WORDS = 2
+
+
+def _words(text: str) -> list[str]:
+    """The runs of letters (Unicode category L) and combining marks (M) of ``text``."""
+    words, current = [], []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "LM":
+            current.append(ch)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def _letters(text: str) -> int:
+    return sum(1 for ch in text if unicodedata.category(ch).startswith("L"))
+
+
+def reason_shortfall(text: str) -> str | None:
+    """What ``text`` lacks to count as a reason that says something, or None when it
+    says something (protocol.md §7).
+
+    After trimming, a reason holds at least :data:`REASON_MIN_LETTERS` letters and at
+    least :data:`REASON_MIN_WORDS` *different* words (compared after NFC and case
+    folding), a word being a run of letters and combining marks with two letters or
+    more.  So ``"x"``, ``"nvt"``, ``"n.v.t."``, ``"..."``, ``"1234"`` and ``"bla bla bla"``
+    say nothing, and ``"Medische zorg nodig."`` does.  A floor against placeholders,
+    not a judge of content: it is written for languages that separate words with spaces.
+    """
+    if not isinstance(text, str):
+        raise MalformedError("a reason is text")
+    text = text.strip()
+    if not text:
+        return "it is empty"
+    letters = _letters(text)
+    words = {unicodedata.normalize("NFC", w).casefold() for w in _words(text)
+             if _letters(w) >= 2}
+    if letters < REASON_MIN_LETTERS or len(words) < REASON_MIN_WORDS:
+        return (f"a reason needs at least {REASON_MIN_LETTERS} letters in at least "
+                f"{REASON_MIN_WORDS} different words; this one has {letters} letter(s) in "
+                f"{len(words)} word(s)")
+    return None
+
+
 def check_action(*, help_type: str, informal_not_possible: str | None,
                  supporting_professional: str | None, case_complex: bool,
                  rules: Rules) -> Decision:
     """Design §5: "informal where possible, professional where necessary".
 
     A formal action states why informal help was not possible (when the policy
-    asks); an informal action on a case marked complex names the professional
-    who supports the volunteer.  A combined action needs neither.
+    asks), and the reason must say something (:func:`reason_shortfall`); an
+    informal action on a case marked complex names the professional who
+    supports the volunteer.  A combined action needs neither.
     """
     if help_type not in ("informal", "formal", "combined"):
         raise MalformedError(f"unknown help type {help_type!r}")
-    if help_type == "formal" and rules.formal_action_reason and not (informal_not_possible or "").strip():
-        return _deny("formal-action-needs-reason",
-                     "a formal action must say why informal help was not possible")
+    if help_type == "formal" and rules.formal_action_reason:
+        if not (informal_not_possible or "").strip():
+            return _deny("formal-action-needs-reason",
+                         "a formal action must say why informal help was not possible")
+        shortfall = reason_shortfall(informal_not_possible or "")
+        if shortfall is not None:
+            return _deny("formal-action-reason-says-nothing",
+                         f"the reason informal help was not possible must say something: "
+                         f"{shortfall}")
     if help_type == "informal" and case_complex and not supporting_professional:
         return _deny("informal-action-needs-professional",
                      "an informal action on a complex case names the supporting professional")
@@ -286,4 +347,5 @@ def check_action(*, help_type: str, informal_not_possible: str | None,
 
 
 __all__ = ["DEFAULT_CLASSES", "Rules", "Person", "Grantee", "ConsentFacts", "BemoeizorgFacts",
-           "Request", "Decision", "ALLOW", "decide", "check_action"]
+           "Request", "Decision", "ALLOW", "decide", "check_action", "reason_shortfall",
+           "REASON_MIN_LETTERS", "REASON_MIN_WORDS"]

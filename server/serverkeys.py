@@ -6,7 +6,8 @@ Both are one :class:`keys.PartnerKeys` (its signer is the log key, its box key t
 key) kept in ``DIR/server-keys.json``, a ``schakel-keystore/v1``.  The passphrase comes
 from ``SCHAKEL_SERVER_PASSPHRASE`` or, when that is unset, from ``DIR/server-passphrase``,
 which is generated at init with mode 0600.  The coordinator writes the two public keys
-into the network genesis after comparing the fingerprints this module prints.
+into the network genesis only when they have the server fingerprint
+(:attr:`ServerKeys.fingerprint`) the operator gave it.
 """
 
 from __future__ import annotations
@@ -54,9 +55,16 @@ class ServerKeys:
     def gate(self) -> BoxPublicKey:
         return self.keys.box_secret.public_key
 
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """The server fingerprint over both public keys (protocol.md §4.3): what the
+        operator gives the coordinator, who founds a network only with it."""
+        return Fingerprint.of_server(self.log, self.gate)
+
     def fingerprints(self) -> dict[str, str]:
         """What ``GET /v1/server`` answers and ``schakel server init`` prints."""
-        return {"log": self.log.b64(), "gate": self.gate.b64(),
+        return {"fingerprint": str(self.fingerprint),
+                "log": self.log.b64(), "gate": self.gate.b64(),
                 "log_key_id": self.log.key_id, "gate_key_id": self.gate.key_id,
                 "log_fingerprint": str(Fingerprint.of(self.log)),
                 "gate_fingerprint": str(Fingerprint.of(self.gate))}

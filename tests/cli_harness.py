@@ -60,6 +60,11 @@ class LiveServer:
     def url(self) -> str:
         return self._server.url
 
+    @property
+    def fingerprint(self) -> str:
+        """The server fingerprint `schakel server init` printed before the first start."""
+        return self._server.fingerprint
+
     def start(self) -> None:
         asyncio.run(self._server.start())
 

@@ -18,13 +18,14 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from keys import KdfParams
+from server.serverkeys import ServerKeys
 from tests.server_harness import INTAKE, IDENTITY, RealClock, build_app, network_policy
 
 from client.partner import Partner
@@ -33,16 +34,41 @@ PASSPHRASE = "test passphrase"
 COVENANT = "Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is."
 
 __all__ = ["PASSPHRASE", "COVENANT", "INTAKE", "IDENTITY", "running_server", "make_partner",
-           "Cast", "standard_network", "network_policy"]
+           "Cast", "standard_network", "network_policy", "server_fingerprint", "announced",
+           "write_unchecked"]
+
+#: The server fingerprint of each server a test runs, by the URL its clients use: what the
+#: operator printed with `schakel server init` and gave the coordinator out of band
+#: (docs/protocol.md §4.3).  Filled only while the server runs (:func:`announced`).
+_ANNOUNCED: dict[str, str] = {}
+
+
+@contextmanager
+def announced(url: str, keys: ServerKeys) -> Iterator[None]:
+    """While the block runs, :func:`server_fingerprint` answers ``keys``' fingerprint for
+    ``url`` (the operator's out-of-band channel, for the tests)."""
+    _ANNOUNCED[url] = str(keys.fingerprint)
+    try:
+        yield
+    finally:
+        _ANNOUNCED.pop(url, None)
+
+
+def server_fingerprint(url: str) -> str:
+    """The server fingerprint the operator of the server at ``url`` gave out, taken from
+    the keys the test started it with, never from what the server answers."""
+    return _ANNOUNCED[url]
 
 
 @asynccontextmanager
 async def running_server(tmp_path: Path, *, data: str = "server",
-                         keys: Any = None) -> AsyncIterator[str]:
+                         keys: ServerKeys | None = None) -> AsyncIterator[str]:
     """Serve the real application on 127.0.0.1 (a free port) until the block ends;
-    yields the base URL, which is also the server's public origin."""
+    yields the base URL, which is also the server's public origin.  Its fingerprint is
+    :func:`server_fingerprint` of the URL."""
     from aiohttp.test_utils import TestServer
 
+    keys = keys or ServerKeys.generate()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -53,7 +79,8 @@ async def running_server(tmp_path: Path, *, data: str = "server",
                         socket_factory=lambda host, port, family: sock)
     await server.start_server()
     try:
-        yield url
+        with announced(url, keys):
+            yield url
     finally:
         await server.close()
 
@@ -108,6 +135,25 @@ async def admit(coordinator: Partner, network: str, partner: Partner, *, ring: s
     return key
 
 
+async def write_unchecked(partner: Partner, network: str, case: str,
+                          plaintext: dict[str, Any]) -> int:
+    """Append an event the way a client that skips its own policy check (an old version, a
+    hostile one) would: the same signed, encrypted event :meth:`Partner.add_event`
+    builds, without the PII guard or §7's action rules before it is sent.  The server
+    cannot judge what it cannot read, so only the readers' clients can catch it.
+    Returns the event's seq."""
+    from client.fold import summary
+
+    await partner.sync(network)
+    info = summary(partner.state, network, case)
+    assert info is not None, f"{partner.name} does not hold case {case}"
+    version, seq = int(info["version"]), int(info["last_seq"]) + 1
+    event = partner._event(network, case, partner._case_key(network, case, version), version,
+                           seq=seq, prev=info.get("last_hash"), plaintext=plaintext)
+    await partner.conn.post(f"/v1/networks/{network}/cases/{case}/events", {"event": event})
+    return seq
+
+
 async def standard_network(tmp_path: Path, url: str, *, kind: str = "neighbourhood",
                            **policy: Any) -> Cast:
     """Coordinator + core formal (professional secrecy) + core informal + shell + auditor
@@ -116,7 +162,7 @@ async def standard_network(tmp_path: Path, url: str, *, kind: str = "neighbourho
                                      name="Welzijn Amersfoort (regie)")
     network = await coordinator.create_network(
         name="Buurtnetwerk Soesterkwartier", kind=kind, covenant=COVENANT,
-        policy=network_policy(kind, **policy))
+        server_fingerprint=server_fingerprint(url), policy=network_policy(kind, **policy))
     formal = await make_partner(tmp_path, url, "core-formal", name="Wijkteam Noord")
     informal = await make_partner(tmp_path, url, "core-informal", name="Buurtvrijwilligers")
     shell = await make_partner(tmp_path, url, "shell", name="Huisartsenpraktijk")

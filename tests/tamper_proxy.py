@@ -42,8 +42,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from keys import Fingerprint
 from protocol import merkle, signing
-from protocol.crypto import BoxSecretKey, Signer, random_bytes
+from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey, random_bytes
 from protocol.encoding import b64d, b64e
 from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment
 
@@ -264,6 +265,25 @@ class TamperProxy:
             body["genesis"] = signing.sign("network-genesis", signed, attacker)
             return body
         return self.on("GET", rf"/v1/networks/{re.escape(network)}", rewrite), attacker
+
+    def substitute_server_keys(self, which: str) -> _Rule:
+        """In ``GET /v1/server``, replace the ``log`` key, the ``gate`` key or ``both`` by
+        keys the attacker holds, with key ids and fingerprints to match (the answer is
+        unsigned, so it stays self-consistent)."""
+        assert which in ("log", "gate", "both")
+        log = Signer.generate().verify_key
+        gate = BoxSecretKey.generate().public_key
+
+        def rewrite(body: Any) -> Any:
+            for name, key in (("log", log), ("gate", gate)):
+                if which in (name, "both"):
+                    body[name] = key.b64()
+                    body[f"{name}_key_id"] = key.key_id
+                    body[f"{name}_fingerprint"] = str(Fingerprint.of(key))
+            body["fingerprint"] = str(Fingerprint.of_server(
+                VerifyKey.from_b64(body["log"]), BoxPublicKey.from_b64(body["gate"])))
+            return body
+        return self.on("GET", "/v1/server", rewrite)
 
     # ------------------------------------------------------------------ releases
 
@@ -504,6 +524,7 @@ async def tampered_server(tmp_path: Path) -> AsyncIterator[TamperedServer]:
     from server.config import ServerConfig
     from server.context import AppContext
     from server.serverkeys import load_or_create
+    from tests.client_harness import announced
 
     proxy = TamperProxy()
     proxy_app = web.Application(client_max_size=4 << 20)
@@ -521,8 +542,9 @@ async def tampered_server(tmp_path: Path) -> AsyncIterator[TamperedServer]:
     proxy.upstream = str(upstream.make_url("")).rstrip("/")
     proxy._session = aiohttp.ClientSession(auto_decompress=True)
     try:
-        yield TamperedServer(proxy=proxy, data_dir=data_dir, upstream=proxy.upstream,
-                             log_signer=keys.log_signer)
+        with announced(proxy.url, keys):
+            yield TamperedServer(proxy=proxy, data_dir=data_dir, upstream=proxy.upstream,
+                                 log_signer=keys.log_signer)
     finally:
         await proxy._session.close()
         await proxy_server.close()

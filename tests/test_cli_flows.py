@@ -12,6 +12,7 @@ few seconds of subprocesses); each test then walks one flow on top of it.  The c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sys
@@ -99,8 +100,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         created = w.coord.json("network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
                                "--kind", "neighbourhood",
                                "--covenant-file", w.file("covenant.txt", COVENANT),
+                               "--server-fingerprint", server.fingerprint,
                                "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")))
         assert created["fingerprint"] == w.coord.fingerprint
+        assert created["server_fingerprint"] == server.fingerprint
         w.network = created["network"]
         admit(w, w.social, "--ring", "core", "--party", "formal", "--role", "professional-secrecy")
         admit(w, w.visit, "--ring", "core", "--party", "informal")
@@ -189,6 +192,32 @@ def test_trust_refuses_a_misheard_fingerprint_before_anything_else(world: World)
     assert result.returncode in (1, 4) and "Traceback" not in result.stderr
 
 
+def test_network_create_refuses_a_wrong_server_fingerprint(world: World) -> None:
+    """A server fingerprint that is not the server's (misheard by one digit, or another
+    server's) is refused as untrusted (exit 4) and no network is founded."""
+    digits = world.server.fingerprint.replace(" ", "")
+    wrong = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    before = world.coord.json("network", "list")["networks"]
+    refused = world.coord.refused(4, "network", "create", "--name", "Buurtnetwerk Leusderkwartier",
+                                  "--kind", "neighbourhood",
+                                  "--covenant-file", world.file("covenant.txt", COVENANT),
+                                  "--server-fingerprint", wrong)
+    assert "server fingerprint" in refused.stderr and "nothing was sent" in refused.stderr
+    assert world.coord.json("network", "list")["networks"] == before
+
+
+def test_network_create_needs_the_server_fingerprint(world: World) -> None:
+    """Without --server-fingerprint it is a usage error (exit 2); with a misheard digit
+    count it is refused (exit 1) before the passphrase is asked for."""
+    args = ("network", "create", "--name", "Buurtnetwerk", "--kind", "neighbourhood",
+            "--covenant-file", world.file("covenant.txt", COVENANT))
+    missing = world.coord.run(*args, passphrase=None)
+    assert missing.returncode == 2 and "--server-fingerprint" in missing.stderr
+    short = world.coord.refused(1, *args, "--server-fingerprint", "12345 67890",
+                                passphrase=None)
+    assert "40 digits" in short.stderr
+
+
 def test_member_add_refuses_a_bundle_with_another_fingerprint(world: World) -> None:
     bundle = world.root / "visit-bundle.json"
     spoken = world.visit.fingerprint.split()
@@ -260,12 +289,48 @@ def test_note_and_actions_with_the_policy_rule(world: World, case: str) -> None:
                                   "--description", "Inzet wijkverpleging", "--help-type", "formal",
                                   "--relation", "complementary")
     assert "formal-action-needs-reason" in formal.stderr and "--informal-not-possible" in formal.stderr
+    placeholder = world.social.refused(1, "case", "action", world.network, case,
+                                       "--description", "Inzet wijkverpleging", "--help-type",
+                                       "formal", "--relation", "complementary",
+                                       "--informal-not-possible", "x")
+    assert "formal-action-reason-says-nothing" in placeholder.stderr
+    assert "not a placeholder" in placeholder.stderr and "10 letters" in placeholder.stderr
     world.social.ok("case", "action", world.network, case, "--description", "Inzet wijkverpleging",
                     "--help-type", "formal", "--relation", "complementary",
                     "--informal-not-possible", "Medische zorg nodig.")
     shown = world.coord.json("case", "show", world.network, case)
     kinds = [e["plaintext"]["kind"] for e in shown["events"] if e["plaintext"]]
     assert "note" in kinds and "action" in kinds
+    assert shown["breaches"] == [] and "no breaches seen" in world.coord.ok(
+        "case", "show", world.network, case, "--no-sync")
+
+
+def test_case_show_marks_an_action_that_breaks_the_policy(world: World) -> None:
+    """An action written by a client that skipped the policy check (driven here through
+    the library, as an old or hostile client would) is shown by another member's `case
+    show`, marked, with the breach explained; `case list` counts it."""
+    from client import Partner
+    from tests.client_harness import write_unchecked
+
+    made = world.social.json("case", "create", world.network,
+                             "--intake-file", world.file("intake-breach.json", INTAKE))
+
+    async def skip_the_check() -> int:
+        async with await Partner.open(world.social.home, PASSPHRASE) as social:
+            return await write_unchecked(social, world.network, made["case"], {
+                "kind": "action", "description": "Inzet wijkverpleging", "help_type": "formal",
+                "relation": "complementary", "by": social.key_id})
+
+    seq = asyncio.run(skip_the_check())
+    shown = world.coord.json("case", "show", world.network, made["case"])
+    assert [(b["seq"], b["reason"]) for b in shown["breaches"]] == \
+        [(seq, "formal-action-needs-reason")]
+    assert [e["breach"] for e in shown["events"]] == [None, "formal-action-needs-reason"]
+    text = world.visit.ok("case", "show", world.network, made["case"])
+    assert "POLICY BREACH: formal-action-needs-reason" in text and "policy breaches" in text
+    assert "Inzet wijkverpleging" in text and "why informal help was not possible" in text
+    listed = {c["case"]: c for c in world.visit.json("case", "list", world.network)["cases"]}
+    assert listed[made["case"]]["breaches"] == 1
 
 
 # --------------------------------------------------------------------------- signals
@@ -370,6 +435,7 @@ def oggz(world: World) -> dict[str, Any]:
     init_all(world, (ggz, "GGZ Centraal"), (auditor, "Toezicht Sociaal Domein"))
     network = world.coord.json("network", "create", "--name", "OGGZ-netwerk Amersfoort",
                                "--kind", "oggz", "--covenant-file", world.file("covenant.txt", COVENANT),
+                               "--server-fingerprint", world.server.fingerprint,
                                "--policy-file", world.file("oggz.json", cheap_policy("oggz")))["network"]
     for org, roles in ((world.social, ["bemoeizorg", "professional-secrecy"]),
                        (ggz, ["bemoeizorg", "professional-secrecy"]), (auditor, ["auditor"])):
@@ -505,6 +571,7 @@ def test_the_command_tree_is_complete() -> None:
               ("grant", "release"), ("bemoeizorg", "invoke"), ("bemoeizorg", "cosign"),
               ("bemoeizorg", "release"), ("bemoeizorg", "justification"), ("review",), ("audit", "log"), ("audit", "verify"),
               ("audit", "report"), ("report",), ("duties",), ("serve",), ("server", "init"),
+              ("server", "fingerprint"),
               ("demo",)}
     assert wanted <= set(COMMANDS)
 

@@ -33,7 +33,8 @@ from typing import Any
 import pytest
 
 from client import Partner, ServerMisbehaviour
-from tests.client_harness import make_partner
+from protocol.errors import UntrustedKeyError
+from tests.client_harness import make_partner, server_fingerprint
 from tests.tamper_proxy import (
     TamperedServer, rewrite_audit_entry, roll_back_head, tampered_server,
 )
@@ -83,7 +84,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         victim = await new_partner(tmp_path, env.url, "victim")
         try:
             network = await coord.create_network(name="Buurtnetwerk Test", kind="neighbourhood",
-                                                 covenant=COVENANT)
+                                                 covenant=COVENANT,
+                                                 server_fingerprint=server_fingerprint(env.url))
             await coord.admit(network, victim.bundle(), ring="core", party="formal",
                              fingerprint=victim.fingerprint)
             victim.trust(network, coord.fingerprint)
@@ -327,6 +329,32 @@ async def test_substituted_genesis_coordinator_key(world: World, contact: str) -
     finally:
         if newcomer is not None:
             await newcomer.close()
+
+
+@pytest.mark.parametrize("which", ["log", "gate", "both"])
+async def test_substituted_server_keys_at_network_creation(world: World, which: str) -> None:
+    """Whoever answers ``GET /v1/server`` (unsigned) hands the founding coordinator another
+    log key, gate key or both.  They do not have the server fingerprint the operator gave
+    out, so the client refuses them as untrusted before it signs or sends a genesis: there
+    is no network yet to record a misbehaviour for, and nothing of the lie is kept."""
+    w = world
+    before = w.coord.networks()
+    registered = len(w.proxy.seen("POST", "/v1/networks"))
+    w.proxy.substitute_server_keys(which)
+    with pytest.raises(UntrustedKeyError) as caught:
+        await w.coord.create_network(name="Buurtnetwerk Nieuw", kind="neighbourhood",
+                                     covenant=COVENANT,
+                                     server_fingerprint=server_fingerprint(w.env.url))
+    assert w.proxy.hits() > 0, "the proxy rewrote nothing: the attack never reached the client"
+    assert "server fingerprint" in caught.value.message and caught.value.code == "untrusted_key"
+    assert len(w.proxy.seen("POST", "/v1/networks")) == registered, \
+        "a genesis was sent with the lie in it"
+    assert w.coord.networks() == before
+    w.proxy.clear()
+    honest = await w.coord.create_network(name="Buurtnetwerk Nieuw", kind="neighbourhood",
+                                          covenant=COVENANT,
+                                          server_fingerprint=server_fingerprint(w.env.url))
+    assert honest in w.coord.networks()
 
 
 # =========================================================================== the audit log

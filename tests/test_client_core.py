@@ -23,11 +23,12 @@ from client.transport import Connection
 from protocol import envelopes
 from protocol.crypto import CaseKey, EpochKey
 from protocol.errors import (
-    ContextMismatchError, DecryptionError, PolicyViolation, UntrustedKeyError,
+    ContextMismatchError, DecryptionError, MalformedError, PolicyViolation, UntrustedKeyError,
 )
 from protocol.objects.cases import Event
 from tests.client_harness import (
-    COVENANT, IDENTITY, INTAKE, Cast, make_partner, running_server, standard_network,
+    COVENANT, IDENTITY, INTAKE, Cast, make_partner, running_server, server_fingerprint,
+    standard_network,
 )
 
 NOTE = {"kind": "note", "text": "Huisbezoek gepland met de wijkverpleging."}
@@ -69,6 +70,43 @@ async def test_members_are_verified_against_the_coordinator_fingerprint(world: A
     for p in (cast.coordinator, cast.formal, cast.informal):
         assert epochs_held(p.state, cast.network), p.name
     assert epochs_held(cast.shell.state, cast.network) == []
+
+
+async def test_network_create_on_an_impostor_server_is_refused(tmp_path: Path) -> None:
+    """The coordinator was given the fingerprint of the municipality's server, but its
+    home points at another server (a typo in the address, a hijacked name, a host that
+    poses as it).  That server's keys do not have the fingerprint: the client refuses
+    before it signs or sends a genesis, and trusts no network."""
+    async with running_server(tmp_path, data="real") as real, \
+            running_server(tmp_path, data="impostor") as impostor:
+        coordinator = await make_partner(tmp_path, impostor, "coordinator")
+        try:
+            served_before = await requests_served(impostor)
+            with pytest.raises(UntrustedKeyError) as caught:
+                await coordinator.create_network(name="Buurtnetwerk Soesterkwartier",
+                                                 kind="neighbourhood", covenant=COVENANT,
+                                                 server_fingerprint=server_fingerprint(real))
+            assert impostor in caught.value.message and "nothing was sent" in caught.value.message
+            assert coordinator.networks() == []
+            # one unsigned GET /v1/server, and no genesis registered on the impostor
+            assert await requests_served(impostor) == served_before + 1
+        finally:
+            await coordinator.close()
+
+
+async def test_network_create_refuses_a_misheard_server_fingerprint(tmp_path: Path) -> None:
+    """A fingerprint with a digit too few is malformed before anything is asked."""
+    async with running_server(tmp_path) as url:
+        coordinator = await make_partner(tmp_path, url, "coordinator")
+        try:
+            served_before = await requests_served(url)
+            with pytest.raises(MalformedError):
+                await coordinator.create_network(name="Buurtnetwerk", kind="neighbourhood",
+                                                 covenant=COVENANT,
+                                                 server_fingerprint=server_fingerprint(url)[:-1])
+            assert await requests_served(url) == served_before
+        finally:
+            await coordinator.close()
 
 
 async def test_untrusted_genesis_is_refused_and_recorded(world: Any) -> None:

@@ -18,7 +18,8 @@ from client.disclosure import new_id
 from client.partner import Partner
 from protocol.errors import PolicyViolation
 from tests.client_harness import (
-    COVENANT, IDENTITY, INTAKE, network_policy, running_server, standard_network,
+    COVENANT, IDENTITY, INTAKE, network_policy, running_server, server_fingerprint,
+    standard_network,
 )
 from tests.disclosure_harness import JUSTIFICATION
 
@@ -244,6 +245,7 @@ async def test_referral_creates_the_receiving_case(tmp_path: Path) -> None:
             network, coordinator, owner = cast.network, cast.coordinator, cast.formal
             oggz = await coordinator.create_network(name="OGGZ-netwerk Eemland", kind="oggz",
                                                     covenant=COVENANT,
+                                                    server_fingerprint=server_fingerprint(url),
                                                     policy=network_policy("oggz"))
             case = await owner.create_case(network, INTAKE, identity=IDENTITY)
             await owner.add_event(network, case, {"kind": "analysis",
@@ -294,6 +296,7 @@ async def test_a_referral_the_consent_does_not_cover_leaves_no_open_case_behind(
             network, coordinator, owner = cast.network, cast.coordinator, cast.formal
             oggz = await coordinator.create_network(name="OGGZ-netwerk Eemland", kind="oggz",
                                                     covenant=COVENANT,
+                                                    server_fingerprint=server_fingerprint(url),
                                                     policy=network_policy("oggz"))
             case = await owner.create_case(network, INTAKE, identity=IDENTITY)
             own = await coordinator.record_consent(

@@ -29,6 +29,7 @@ from client import Partner, ServerRefused
 from protocol import envelopes
 from protocol.crypto import CaseKey, EpochKey
 from protocol.errors import ProtocolError
+from tests.client_harness import server_fingerprint
 from tests.tamper_proxy import TamperedServer, stored_events, stored_feed, tampered_server
 from tests.test_client_adversarial import COVENANT, IDENTITY, INTAKE, INTAKE_B, new_partner, note
 
@@ -50,7 +51,8 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
         owner = await new_partner(tmp_path, env.url, "owner")
         try:
             network = await coord.create_network(name="Buurtnetwerk Test", kind="neighbourhood",
-                                                 covenant=COVENANT)
+                                                 covenant=COVENANT,
+                                                 server_fingerprint=server_fingerprint(env.url))
             await join(coord, owner, network, ring="core")
             yield Net(env, coord, owner, network, tmp_path)
         finally:

@@ -16,7 +16,8 @@ import pytest
 
 from client import ServerMisbehaviour
 from tests.client_harness import (
-    IDENTITY, INTAKE, admit, make_partner, network_policy, running_server, standard_network,
+    IDENTITY, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
+    standard_network,
 )
 from tests.tamper_proxy import tampered_server
 
@@ -112,7 +113,7 @@ async def test_access_report_leaving_out_a_release_is_caught(tmp_path: Path) -> 
             network = await coordinator.create_network(
                 name="Buurtnetwerk", kind="neighbourhood",
                 covenant="Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is.",
-                policy=network_policy("neighbourhood"))
+                server_fingerprint=server_fingerprint(url), policy=network_policy("neighbourhood"))
             await admit(coordinator, network, owner, ring="core", party="formal")
             await admit(coordinator, network, grantee, ring="core", party="formal")
             await owner.sync(network)

@@ -19,7 +19,9 @@ from client.signals import anonymous_signal, anonymous_status
 from protocol import signing
 from protocol.crypto import Signer
 from protocol.errors import SignatureError
-from tests.client_harness import admit, make_partner, running_server, standard_network
+from tests.client_harness import (
+    admit, make_partner, running_server, server_fingerprint, standard_network,
+)
 from tests.tamper_proxy import tampered_server
 
 
@@ -109,7 +111,8 @@ async def test_forged_feedback_signature_is_detected(tmp_path: Path) -> None:
         try:
             network = await coordinator.create_network(
                 name="Buurtnetwerk", kind="neighbourhood",
-                covenant="Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is.")
+                covenant="Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is.",
+                server_fingerprint=server_fingerprint(url))
             await admit(coordinator, network, shell, ring="shell", party="formal")
             ticket = await shell.send_signal(network, "Zorgen om mevrouw op de hoek.")
             await coordinator.signals(network)

@@ -32,7 +32,9 @@ from protocol.errors import DecryptionError, PolicyViolation
 from protocol.objects.base import format_timestamp
 from protocol.objects.cases import CaseHeader, CaseRekey, Event, event_hash
 from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
-from tests.client_harness import COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy
+from tests.client_harness import (
+    COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy, server_fingerprint,
+)
 from tests.tamper_proxy import TamperedServer, tampered_server
 
 NOTE = {"kind": "note", "text": "Huisbezoek gepland met de wijkverpleging."}
@@ -69,6 +71,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         try:
             network = await coord.create_network(
                 name="Buurtnetwerk Test", kind="neighbourhood", covenant=COVENANT,
+                server_fingerprint=server_fingerprint(env.url),
                 policy=network_policy("neighbourhood"))
             await admit(coord, network, victim, ring="core", party="formal")
             await admit(coord, network, shell, ring="shell", party="formal")
@@ -458,6 +461,7 @@ async def test_mm15_object_of_another_network_is_refused(world: World) -> None:
     w, p, net = world, world.victim, world.network
     other_net = await w.coord.create_network(name="Ander netwerk", kind="neighbourhood",
                                              covenant=COVENANT,
+                                             server_fingerprint=server_fingerprint(w.env.url),
                                              policy=network_policy("neighbourhood"))
     other_case = await w.coord.create_case(other_net, INTAKE)
     header = w.coord.state.get_doc("header", (other_net, other_case))

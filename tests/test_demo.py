@@ -161,6 +161,8 @@ def test_the_story_covers_both_networks_and_the_auditor(demo: DemoRun) -> None:
 
 @pytest.mark.parametrize(("who", "refusal"), [
     ("another coordinator's fingerprint", "genesis-untrusted"),
+    ("server fingerprint of one wrong digit", "untrusted_key"),
+    ("'nvt' as the reason", "formal-action-reason-says-nothing"),
     ("grants the visiting service his BSN", "informal-class-not-allowed"),   # its own client
     ("skips that check", "informal-class-not-allowed"),                      # the server
     ("PII guard", "refused ("),                                              # a phone number

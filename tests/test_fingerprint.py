@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keys.fingerprint import Fingerprint, fingerprint
-from protocol.crypto import Signer, VerifyKey
+from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
 from protocol.errors import MalformedError, UntrustedKeyError
 
 KEY = Signer(bytes(range(32))).verify_key
@@ -88,3 +88,48 @@ def test_fingerprint_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         fp._digits = "0" * 40  # type: ignore[misc]
     assert {fp, Fingerprint.parse(str(fp))} == {fp}
+
+
+# --------------------------------------------------------------------------- the server's
+
+LOG = Signer(bytes(range(32, 64))).verify_key
+GATE = BoxSecretKey(bytes(range(64, 96))).public_key
+
+
+def _independent_server(log: bytes, gate: bytes) -> str:
+    """The server fingerprint of protocol.md §4.3, written out with hashlib."""
+    digest = hashlib.blake2b(log + gate, digest_size=40,
+                             key=b"schakel/v1/server-fingerprint").digest()
+    return " ".join(f"{int.from_bytes(digest[i:i + 5], 'big') % 100000:05d}"
+                    for i in range(0, 40, 5))
+
+
+def test_server_fingerprint_matches_independent_derivation() -> None:
+    assert str(Fingerprint.of_server(LOG, GATE)) == _independent_server(LOG.raw, GATE.raw)
+    assert Fingerprint.of_server(LOG, GATE).matches_server(LOG, GATE) is None
+
+
+@settings(max_examples=100)
+@given(raw_keys, raw_keys, st.sampled_from(["log", "gate", "both"]))
+def test_server_fingerprint_refuses_a_swapped_log_or_gate_key(other_log: bytes,
+                                                              other_gate: bytes,
+                                                              swapped: str) -> None:
+    """A server fingerprint binds both keys: keeping one and swapping the other is caught."""
+    log = VerifyKey(other_log) if swapped in ("log", "both") else LOG
+    gate = BoxPublicKey(other_gate) if swapped in ("gate", "both") else GATE
+    if (log.raw, gate.raw) == (LOG.raw, GATE.raw):
+        return
+    with pytest.raises(UntrustedKeyError):
+        Fingerprint.of_server(LOG, GATE).matches_server(log, gate)
+
+
+def test_server_fingerprint_is_separated_from_key_fingerprints() -> None:
+    """Neither key's own fingerprint, nor the pair in the other order, is the server's."""
+    server = Fingerprint.of_server(LOG, GATE)
+    assert server not in {Fingerprint.of(LOG), Fingerprint.of(GATE),
+                          Fingerprint.of_server(VerifyKey(GATE.raw), BoxPublicKey(LOG.raw))}
+
+
+def test_server_fingerprint_needs_a_log_key_and_a_gate_key() -> None:
+    with pytest.raises(MalformedError):
+        Fingerprint.of_server(GATE, LOG)  # type: ignore[arg-type]

@@ -49,6 +49,15 @@ def test_key_vectors_match_independent_derivation(stored: dict[str, Any]) -> Non
         assert entry["fingerprint"] == " ".join(groups)
 
 
+def test_server_fingerprint_vector_matches_independent_derivation(stored: dict[str, Any]) -> None:
+    """The server fingerprint (protocol.md §4.3) of the genesis's log and gate keys."""
+    server = stored["genesis"]["envelope"]["signed"]["server"]
+    digest = hashlib.blake2b(b64d(server["log"]) + b64d(server["gate"]), digest_size=40,
+                             key=b"schakel/v1/server-fingerprint").digest()
+    groups = [f"{int.from_bytes(digest[i:i + 5], 'big') % 100000:05d}" for i in range(0, 40, 5)]
+    assert stored["genesis"]["server_fingerprint"] == " ".join(groups)
+
+
 def test_vector_objects_verify(stored: dict[str, Any]) -> None:
     by_label = {e["label"]: e for e in stored["keys"]}
     bundle = verify_key_bundle(stored["key_bundle"]["envelope"],

@@ -7,10 +7,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.errors import MalformedError, PolicyViolation
 from protocol.policy import (
-    BemoeizorgFacts, ConsentFacts, Grantee, Person, Request, Rules, check_action, decide,
+    REASON_MIN_LETTERS, BemoeizorgFacts, ConsentFacts, Grantee, Person, Request, Rules,
+    check_action, decide, reason_shortfall,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -177,6 +180,12 @@ ACTIONS = [
      "formal-action-needs-reason"),
     ("formal-with-reason", dict(help_type="formal", informal_not_possible="no volunteer nearby",
                                 supporting_professional=None, case_complex=False), "allowed"),
+    ("formal-reason-x", dict(help_type="formal", informal_not_possible="x",
+                             supporting_professional=None, case_complex=False),
+     "formal-action-reason-says-nothing"),
+    ("formal-reason-nvt", dict(help_type="formal", informal_not_possible=" n.v.t. ",
+                               supporting_professional=None, case_complex=False),
+     "formal-action-reason-says-nothing"),
     ("informal-complex-without-professional", dict(help_type="informal", informal_not_possible=None,
                                                    supporting_professional=None, case_complex=True),
      "informal-action-needs-professional"),
@@ -199,6 +208,88 @@ def test_formal_reason_rule_can_be_switched_off() -> None:
     rules = replace(NEIGHBOURHOOD, formal_action_reason=False)
     assert check_action(help_type="formal", informal_not_possible=None, supporting_professional=None,
                         case_complex=False, rules=rules).allowed
+    assert check_action(help_type="formal", informal_not_possible="x", supporting_professional=None,
+                        case_complex=False, rules=rules).allowed
+
+
+# -------------------------------------------------------------------------- a reason says something
+# protocol.md §7: after trimming, >= REASON_MIN_LETTERS letters and >= REASON_MIN_WORDS different
+# words of two or more letters.  The properties below pin the rule down from the outside.
+
+#: Characters that are never letters: digits, punctuation, symbols, spaces.
+non_letters = st.characters(blacklist_categories=("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me"))
+#: A word of Latin letters (so NFC and case folding leave distinct words distinct).
+latin_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyzëéèïöüĳ", min_size=2, max_size=12)
+separators = st.text(alphabet=" \t\n.,;:-!?()0123456789/", min_size=1, max_size=3)
+
+
+@pytest.mark.parametrize("text", ["x", "nvt", "n.v.t.", "...", "1234", "-", "bla bla bla",
+                                  "te zwaar", "xxxxxxxxxxxxxxxxxxxx", "a b c d e f g h i j k",
+                                  "Zorg zorg ZORG zorg", "\u00a0\u2003"])
+def test_reason_that_says_nothing(text: str) -> None:
+    assert reason_shortfall(text) is not None
+
+
+@pytest.mark.parametrize("text", ["Medische zorg nodig.", "no volunteer nearby",
+                                  "Wondzorg vraagt een verpleegkundige.", "Schulden te complex.",
+                                  "cliënt heeft zorg nodig", "clie\u0308nt heeft zorg nodig"])
+def test_reason_that_says_something(text: str) -> None:
+    assert reason_shortfall(text) is None
+
+
+@given(st.text(alphabet=non_letters, max_size=60))
+def test_reason_without_letters_says_nothing(text: str) -> None:
+    assert reason_shortfall(text) is not None
+
+
+@given(st.text(max_size=60).filter(lambda t: sum(c.isalpha() for c in t) < REASON_MIN_LETTERS))
+def test_reason_with_fewer_letters_than_the_minimum_says_nothing(text: str) -> None:
+    assert reason_shortfall(text) is not None
+
+
+@given(latin_word, st.lists(separators, min_size=1, max_size=6), st.booleans())
+def test_one_word_repeated_says_nothing(word: str, seps: list[str], shout: bool) -> None:
+    """However often one word is repeated (and in whatever case), it is one word."""
+    text = "".join(f"{word.upper() if shout and i % 2 else word}{sep}"
+                   for i, sep in enumerate(seps * 3))
+    assert reason_shortfall(text) is not None
+
+
+@given(latin_word, latin_word, separators)
+def test_two_different_words_with_enough_letters_say_something(a: str, b: str, sep: str) -> None:
+    if a == b or len(a) + len(b) < REASON_MIN_LETTERS:
+        return
+    assert reason_shortfall(f"{a}{sep}{b}") is None
+
+
+@given(st.text(max_size=80), st.text(alphabet=" \t\n\r\u00a0", max_size=4),
+       st.text(alphabet=" \t\n\r\u00a0", max_size=4))
+def test_trimming_does_not_change_the_verdict(text: str, before: str, after: str) -> None:
+    assert (reason_shortfall(before + text + after) is None) == (reason_shortfall(text) is None)
+
+
+@given(st.lists(st.tuples(latin_word, separators), max_size=6))
+def test_case_does_not_change_the_verdict(parts: list[tuple[str, str]]) -> None:
+    text = "".join(w + sep for w, sep in parts)
+    assert (reason_shortfall(text.upper()) is None) == (reason_shortfall(text) is None)
+
+
+@given(st.text(max_size=80), st.text(max_size=40))
+def test_saying_more_never_says_less(text: str, more: str) -> None:
+    """A reason that says something still does with more words after it."""
+    if reason_shortfall(text) is None:
+        assert reason_shortfall(f"{text} {more}") is None
+
+
+@given(st.text(max_size=80))
+def test_formal_action_agrees_with_the_reason_rule(text: str) -> None:
+    """check_action refuses a formal action exactly when its reason is blank or says nothing."""
+    decision = check_action(help_type="formal", informal_not_possible=text,
+                            supporting_professional=None, case_complex=False, rules=NEIGHBOURHOOD)
+    assert decision.allowed == (reason_shortfall(text) is None)
+    if not decision.allowed:
+        assert decision.reason == ("formal-action-needs-reason" if not text.strip()
+                                   else "formal-action-reason-says-nothing")
 
 
 def test_unknown_help_type_is_malformed() -> None:

@@ -121,6 +121,7 @@ def build() -> dict[str, Any]:
         },
         "genesis": {
             "anchor": str(Fingerprint.of(coordinator.public.sign)),
+            "server_fingerprint": str(Fingerprint.of_server(server_log, server_gate)),
             "envelope": genesis,
         },
         "coordinator_rotation": {"old": "coordinator", "new": "coordinator-2",

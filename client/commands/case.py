@@ -186,7 +186,8 @@ def consult(home: Path, server: str | None, network_id: str, intake_file: Path |
 
 CASE_COLUMNS = [("case", "case"), ("kind", "kind"), ("status", "status"), ("owner_name", "owner"),
                 ("created", "created"), ("severity", "severity"),
-                ("neighbourhood", "neighbourhood"), ("summary", "summary")]
+                ("neighbourhood", "neighbourhood"), ("breaches", "policy breaches"),
+                ("summary", "summary")]
 
 
 def case_summary(view: Any, names: dict[str, str]) -> dict[str, Any]:
@@ -196,7 +197,8 @@ def case_summary(view: Any, names: dict[str, str]) -> dict[str, Any]:
             "owner": view.owner, "owner_name": names.get(view.owner, view.owner),
             "created": plain(view.created), "readable": view.readable,
             "severity": state.get("severity"), "neighbourhood": state.get("neighbourhood"),
-            "domains": plain(state.get("domains")), "summary": state.get("summary")}
+            "domains": plain(state.get("domains")), "summary": state.get("summary"),
+            "breaches": len(getattr(view, "breaches", None) or [])}
 
 
 def member_names(partner: "Partner", network_id: str) -> dict[str, str]:
@@ -215,7 +217,9 @@ def list_cases(home: Path, server: str | None, network_id: str, status: str, off
     """List the network's cases this home can see (after a sync).
 
     JSON: {"network", "cases": [{"case", "kind", "status", "owner", "owner_name",
-    "created", "readable", "severity", "neighbourhood", "domains", "summary"}]}.
+    "created", "readable", "severity", "neighbourhood", "domains", "summary",
+    "breaches"}]}; breaches counts the events that break the network policy's action
+    rules (see `case show`).
     """
     async def look(partner: "Partner") -> list[dict[str, Any]]:
         if not offline:
@@ -242,8 +246,12 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
     """Show a case: its anonymous state and every event (verified, decrypted).
 
     Events this home cannot read (written before it joined, not re-shared) are
-    shown as unreadable. JSON: the whole CaseView (network, case, kind, owner,
-    status, created, readable, state, events, case_key_version).
+    shown as unreadable. An action that breaks the network policy (a formal action
+    without a reason informal help was not possible, or with one that says nothing;
+    an informal action on a complex case without a supporting professional) is
+    shown, marked, and listed under "policy breaches". JSON: the whole CaseView
+    (network, case, kind, owner, status, created, readable, state, events, each
+    with its breach, case_key_version, breaches).
     """
     async def look(partner: "Partner") -> tuple[dict[str, Any], dict[str, str]]:
         if not offline:
@@ -255,6 +263,7 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
         emit(view, as_json=True)
         return
     state = view.get("state") or {}
+    breaches = view.get("breaches") or []
     emit({}, as_json=False, rows=[
         ("case", view["case"]), ("kind", view["kind"]), ("status", view["status"]),
         ("owner", f"{names.get(view['owner'], '?')} ({view['owner']})"),
@@ -264,11 +273,18 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
           ("age_band", "neighbourhood", "domains", "severity", "care_status", "source", "complex")
           if k in state],
         ("summary", cell(state.get("summary"))),
+        ("policy", f"{len(breaches)} breach(es) of the network policy: see below" if breaches
+         else "no breaches seen"),
     ])
     heading("events")
     table([_event_row(e, names) for e in view.get("events") or []],
           [("seq", "seq"), ("created", "when"), ("author_name", "by"), ("kind", "kind"),
            ("text", "content")], empty="no events", limits={"text": 80, "author_name": 24})
+    if breaches:
+        heading("policy breaches (informal where possible, professional where necessary)")
+        table(breaches, [("seq", "seq"), ("author_name", "by"), ("reason", "reason"),
+                         ("message", "what is wrong")], empty="",
+              limits={"author_name": 24})
 
 
 def _event_row(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -280,8 +296,10 @@ def _event_row(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     text = next((body[k] for k in text_keys if body.get(k)), "")
     extra = [f"{k}={cell(body[k])}" for k in ("help_type", "relation", "status", "outcome",
                                               "severity") if body.get(k)]
+    marks = [f"[POLICY BREACH: {event['breach']}]"] if event.get("breach") else []
     return {**event, "author_name": event.get("author_name") or names.get(event.get("author", ""), "?"),
-            "kind": body.get("kind", "?"), "text": " ".join([text, *(f"[{e}]" for e in extra)])}
+            "kind": body.get("kind", "?"),
+            "text": " ".join([*marks, text, *(f"[{e}]" for e in extra)])}
 
 
 # ------------------------------------------------------------------ work on a case

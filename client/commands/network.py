@@ -39,29 +39,38 @@ def network() -> None:
 @click.option("--covenant-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="The covenant (convenant) text every partner accepts; its hash "
                                   "goes into the network's genesis.")
+@click.option("--server-fingerprint", required=True,
+              help="The server's fingerprint, as its operator gave it to you (`schakel server "
+                   "init` or `schakel server fingerprint` prints it; eight groups of five "
+                   "digits). A server whose keys do not have it is refused (exit 4).")
 @click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A JSON network policy; default: the standard policy of --kind.")
 @json_option
 def create(home: Path, server: str | None, name: str, kind: str, covenant_file: Path,
-           policy_file: Path | None, as_json: bool) -> None:
+           server_fingerprint: str, policy_file: Path | None, as_json: bool) -> None:
     """Found a network with you as coordinator (regisseur).
 
-    Signs the genesis with your key, registers it on the server, trusts it and
-    admits you as a core member. Read the printed fingerprint aloud to every
-    partner: they pass it to `schakel network trust`.
+    Checks the server's log and gate keys against --server-fingerprint, signs the
+    genesis with your key, registers it on the server, trusts it and admits you as
+    a core member. Read the printed fingerprint aloud to every partner: they pass
+    it to `schakel network trust`.
     """
+    Fingerprint.parse(server_fingerprint)   # a misheard digit count, before the passphrase
     covenant = read_text_file(covenant_file, "covenant")
     policy = read_object_file(policy_file, "network policy") if policy_file else None
 
     async def found(partner: "Partner") -> dict[str, Any]:
         network_id = await partner.create_network(name=name, kind=kind, covenant=covenant,
+                                                  server_fingerprint=server_fingerprint,
                                                   policy=policy)
         return {"network": network_id, "name": name, "kind": kind,
-                "coordinator": partner.key_id, "fingerprint": str(partner.fingerprint)}
+                "coordinator": partner.key_id, "fingerprint": str(partner.fingerprint),
+                "server_fingerprint": str(Fingerprint.parse(server_fingerprint))}
 
     info = with_partner(home, server, found)
     emit(info, as_json=as_json, rows=[
         ("network", info["network"]), ("name", name), ("kind", kind),
+        ("server", f"keys checked against fingerprint {info['server_fingerprint']}"),
         ("coordinator", info["coordinator"]), ("fingerprint", info["fingerprint"]),
         ("next", "partners run `schakel network trust NETWORK --fingerprint \"…\"`; you add them "
                  "with `schakel member add NETWORK BUNDLE_FILE`"),

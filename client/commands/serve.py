@@ -1,6 +1,7 @@
-"""``schakel serve`` and ``schakel server init``: run the Schakel server, and prepare its
-data directory (keys, config) so the coordinator can put the server's keys in the
-network genesis (docs/protocol.md §14, "Data directory")."""
+"""``schakel serve``, ``schakel server init`` and ``schakel server fingerprint``: run the
+Schakel server, prepare its data directory (keys, config), and print the server
+fingerprint without which a coordinator does not put the server's keys in a network
+genesis (docs/protocol.md §4.3, §14.6)."""
 
 from __future__ import annotations
 
@@ -47,26 +48,51 @@ def server() -> None:
 def init(data_dir: Path, as_json: bool) -> None:
     """Create the server's log and gate keys (or show them if they exist).
 
-    The coordinator puts the two public keys in the network genesis (server.log and
-    server.gate); compare the fingerprints printed here with those the coordinator
-    reads back to you.  The keys are kept in server-keys.json in the data directory,
-    encrypted with the passphrase in SCHAKEL_SERVER_PASSPHRASE or, when that is unset,
-    a random one written to server-passphrase next to it (mode 0600).
+    Prints the server fingerprint (vingerafdruk): give it to every coordinator who
+    founds a network on this server, out of band (read aloud, or on paper). It covers
+    both public keys; `schakel network create --server-fingerprint` refuses a server
+    whose keys do not have it. The keys are kept in server-keys.json in the data
+    directory, encrypted with the passphrase in SCHAKEL_SERVER_PASSPHRASE or, when that
+    is unset, a random one written to server-passphrase next to it (mode 0600).
+
+    JSON keys: fingerprint, log, gate, log_key_id, gate_key_id, log_fingerprint,
+    gate_fingerprint, created.
     """
     _config(data_dir, None, None, None)
     keys, created = serverkeys.load_or_create(data_dir)
     info = keys.fingerprints()
     emit({**info, "created": created}, as_json=as_json, rows=[
         ("server keys", "created now" if created else "already existed"),
+        ("server fingerprint", info["fingerprint"]),
         ("log key (Ed25519)", info["log"]),
         ("log key id", info["log_key_id"]),
-        ("log fingerprint", info["log_fingerprint"]),
         ("gate key (X25519)", info["gate"]),
         ("gate key id", info["gate_key_id"]),
-        ("gate fingerprint", info["gate_fingerprint"]),
         ("keystore", str(data_dir / serverkeys.KEYSTORE_FILE)),
         ("passphrase", _passphrase_note(data_dir)),
+        ("next", "give the server fingerprint to the coordinator, who passes it to `schakel "
+                 "network create --server-fingerprint`"),
     ])
+
+
+@server.command("fingerprint")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path), help=DATA_HELP)
+def fingerprint(data_dir: Path) -> None:
+    """Print the server fingerprint in groups of five digits, to give a coordinator.
+
+    Read from the server's own keystore (unlocked, so the fingerprint is that of the
+    keys the server uses); nothing is created.
+    """
+    keys = _existing_keys(data_dir)
+    click.echo(str(keys.fingerprint))
+
+
+def _existing_keys(data_dir: Path) -> serverkeys.ServerKeys:
+    if not (data_dir / serverkeys.KEYSTORE_FILE).exists():
+        raise click.UsageError(f"{data_dir} holds no server keys (schakel server init)")
+    keys, _ = serverkeys.load_or_create(data_dir)
+    return keys
 
 
 @server.command("retention")
@@ -83,10 +109,8 @@ def retention(data_dir: Path, as_json: bool) -> None:
     """
     from server.retention import run_once
 
-    if not (data_dir / serverkeys.KEYSTORE_FILE).exists():
-        raise click.UsageError(f"{data_dir} holds no server keys (schakel server init)")
+    keys = _existing_keys(data_dir)
     config = _config(data_dir, None, None, None)
-    keys, _ = serverkeys.load_or_create(data_dir)
     done = asyncio.run(run_once(AppContext.create(config, keys)))
     if as_json:
         emit({"steps": done}, as_json=True)
@@ -119,10 +143,9 @@ def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | 
     config = _config(data_dir, host, port, public_url)
     keys, created = serverkeys.load_or_create(data_dir)
     if created:
-        info = keys.fingerprints()
-        click.echo(f"Created server keys. Log fingerprint: {info['log_fingerprint']}; "
-                   f"gate fingerprint: {info['gate_fingerprint']} (schakel server init "
-                   f"--data {data_dir} shows them again).")
+        click.echo(f"Created server keys. Server fingerprint: {keys.fingerprint} (give it to "
+                   f"the coordinator; schakel server fingerprint --data {data_dir} shows it "
+                   f"again).")
     configure_logging()
     run_server(AppContext.create(config, keys), announce=click.echo)
 

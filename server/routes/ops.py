@@ -59,21 +59,24 @@ KEY = def_ref("common", "key32")
 
 
 @routes.route("GET", "/v1/server", auth="unsigned", who="anyone",
-              response=obj(["log", "gate", "log_key_id", "gate_key_id", "log_fingerprint",
-                            "gate_fingerprint"], log=KEY, gate=KEY,
+              response=obj(["fingerprint", "log", "gate", "log_key_id", "gate_key_id",
+                            "log_fingerprint", "gate_fingerprint"],
+                           fingerprint={"type": "string"}, log=KEY, gate=KEY,
                            log_key_id=def_ref("common", "keyid"),
                            gate_key_id=def_ref("common", "keyid"),
                            log_fingerprint={"type": "string"}, gate_fingerprint={"type": "string"}))
 async def server_keys(call: Call) -> web.Response:
-    """The server's log (Ed25519) and gate (X25519) public keys, for the genesis; compare
-    the fingerprints with those ``schakel server init`` printed.
+    """The server's log (Ed25519) and gate (X25519) public keys, for the genesis.  Unsigned:
+    the coordinator's client believes them only when the server fingerprint it computes over
+    the two keys is the one the operator printed with ``schakel server init``; the
+    fingerprints answered here are for display (protocol.md §4.3).
 
     Example::
 
         GET /v1/server
-        200 {"log": "<key32>", "gate": "<key32>", "log_key_id": "<keyid>",
-             "gate_key_id": "<keyid>", "log_fingerprint": "46179 96289 ...",
-             "gate_fingerprint": "..."}
+        200 {"fingerprint": "95518 60270 ...", "log": "<key32>", "gate": "<key32>",
+             "log_key_id": "<keyid>", "gate_key_id": "<keyid>",
+             "log_fingerprint": "46179 96289 ...", "gate_fingerprint": "..."}
     """
     return call.json(call.ctx.keys.fingerprints())
 
