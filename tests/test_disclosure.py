@@ -15,7 +15,6 @@ clock, moved forward only (consent expiry, bemoeizorg access hours).
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -25,11 +24,11 @@ import pytest_asyncio
 from protocol.objects.disclosure import BemoeizorgInvocation, Grant, PurgeInstruction
 from tests.disclosure_harness import (
     JUSTIFICATION, Oggz, assert_denial_logged, audit_log, consent, consent_and_grant,
-    cosign, grant, invocation, oggz_network, open_release, post_ok, purge_ack, release,
+    cosign, grant, invocation, oggz_network, open_release, person, post_ok, purge_ack, release,
     review, revocation, verify_receipt,
 )
 from tests.server_harness import (
-    IDENTITY, Actor, FakeClock, InProcessServer, World, assert_error, assert_status,
+    IDENTITY, FakeClock, InProcessServer, World, assert_error, assert_status,
     build_world, create_case, enrol, new_id,
 )
 
@@ -50,11 +49,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def oggz(world: World) -> Oggz:
     return await oggz_network(world.caller, world.server, world.clock)
-
-
-def person(actor: Actor, user: str) -> Actor:
-    """Another employee of the same partner (rate limits and four eyes count persons)."""
-    return dataclasses.replace(actor, acting_user=user)
 
 
 # =========================================================================== the refusals
