@@ -8,7 +8,8 @@ the 24 hours before it (R12).  Times are the server's: an invocation starts its
 not at the ``at`` its client wrote.
 
 At invocation the policy is checked without the four-eyes row (the co-sign comes later):
-rows R1-R4, R8-R10, R12 and R13.  At release every row is checked again, with the co-signs.
+rows R1-R4, R8-R10, R12 and R13.  At release every row is checked again, with the co-signs,
+also for a retry under a stored release id (after ``access_hours`` it is denied).
 A rate-limit denial also appends a ``bemoeizorg-alert`` entry (actor: the server, subject:
 the person's partner) and notifies the coordinator.
 """
@@ -211,17 +212,17 @@ def cosign_txn(db: Db, c: NewCosign, log: Log) -> Written | Denied:
 
 def bemoeizorg_release_txn(db: Db, r: NewRelease, log: Log, rules: Rules,
                            gate_secret: BoxSecretKey, server: AuditActor) -> Written | Denied:
-    """The invoker's release under invocation ``r.ref``.  An invocation the caller did not
-    make (none with this id, or another partner's) is an audited ``deny``
-    (``bemoeizorg-missing``).  Otherwise every row (R1-R13) with the co-signs; denied →
-    audited ``deny`` (and the alert for the rate limit); allowed → the one-transaction
-    release, audited ``bemoeizorg-release`` (emergency, review required), and the
-    coordinator is notified."""
+    """The invoker's release under invocation ``r.ref``, new or retried under a stored
+    release id.  An invocation the caller did not make (none with this id, or another
+    partner's) is an audited ``deny`` (``bemoeizorg-missing``).  Otherwise every row
+    (R1-R13) runs again now with the co-signs; denied → audited ``deny`` (and the alert for
+    the rate limit; after ``access_hours``: ``bemoeizorg-expired``); allowed → the
+    one-transaction release or re-delivery, audited ``bemoeizorg-release`` (emergency,
+    review required), and the coordinator is notified."""
     inv = _invocation_row(db, r.network, r.ref)
     if inv is None or inv["invoker"] != r.grantee.partner:
         return not_held(db, log, NO_INVOCATION, r, "bemoeizorg")
-    if (again := earlier_release(db, r)) is not None:
-        return again
+    earlier = earlier_release(db, r)
     invoker = Person(partner=inv["invoker"], acting_user=inv["acting_user"])
     cosigners = tuple(
         (Person(partner=row["partner"], acting_user=row["acting_user"]),
@@ -242,7 +243,7 @@ def bemoeizorg_release_txn(db: Db, r: NewRelease, log: Log, rules: Rules,
                        classes=classes, ref=r.ref)
     written = release_envelopes_txn(db, log, gate_secret, r, case=inv["case"], classes=classes,
                                     action="bemoeizorg-release", basis="bemoeizorg",
-                                    reason=inv["ground"])
+                                    reason=inv["ground"], earlier=earlier)
     _notify(db, log, "bemoeizorg-release", r.ref, inv["case"])
     return written
 

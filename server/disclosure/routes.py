@@ -161,18 +161,20 @@ async def grant(call: Call) -> web.Response:
 
 
 @routes.route("POST", "/v1/networks/{network}/releases", auth="signed",
-              who="the grantee (anyone else: an audited denial)",
+              who="the grantee (anyone else, and a former member: an audited denial)",
               status=201, body=Body((Field("grant", ID, scalar=True), RELEASE_ID)),
               response=RELEASED, errors=RELEASE_ERRORS)
 async def release(call: Call) -> web.Response:
     """Release what a grant gave: ``decide`` again now (the consent may have been revoked
-    or have expired), then in ONE transaction the audit entry (``release``) and the gate
-    seal removed from each granted class's envelope for the grantee.  The answer holds
-    the inner envelopes (sealed to the grantee), the owner's identity records they open,
-    and the inclusion receipt of the entry.  A grant the caller does not hold -- unknown
-    or another partner's, answered alike -- is an audited denial (``grant-not-held``).
-    ``release`` is the client's id: a retry with it answers 200 with the first answer.
-    No gated envelope for a class: 409.
+    or have expired, the grantee removed), then in ONE transaction the audit entry
+    (``release``) and the gate seal removed from each granted class's envelope for the
+    grantee.  The answer holds the inner envelopes (sealed to the grantee), the owner's
+    identity records they open, and the inclusion receipt of the entry.  A grant the
+    caller does not hold -- unknown or another partner's, answered alike -- is an audited
+    denial (``grant-not-held``).  ``release`` is the client's id: a retry with it is
+    decided again; allowed, it answers 200 with the first answer's envelopes and the
+    receipt of its own ``release`` entry (a re-delivery).  No gated envelope for a class,
+    or a re-delivery after the identity was shredded: 409.
 
     Example::
 
@@ -184,7 +186,7 @@ async def release(call: Call) -> web.Response:
              "details": {"reason": "consent-revoked", "audit_index": 9}}}
     """
     network = call.id("network")
-    caller = call.member(network)
+    caller = call.member(network, lapsed=True)
     body = await call.body()
     new = checks.new_release(caller, checks.object_id(body["grant"], "grant"),
                              checks.object_id(body["release"], "release"), "member",
@@ -278,7 +280,7 @@ async def cosign_bemoeizorg(call: Call) -> web.Response:
 
 
 @routes.route("POST", "/v1/networks/{network}/bemoeizorg/{invocation}/release", auth="signed",
-              who="the invoker (anyone else: an audited denial)",
+              who="the invoker (anyone else, and a former member: an audited denial)",
               status=201, body=Body((RELEASE_ID,)), response=RELEASED, errors=RELEASE_ERRORS)
 async def release_bemoeizorg(call: Call) -> web.Response:
     """Release under an invocation: every row R1-R13 with the co-signs; allowed → ONE
@@ -286,7 +288,8 @@ async def release_bemoeizorg(call: Call) -> web.Response:
     seals removed, answered like ``POST .../releases``, and the coordinator notified;
     denied → audited ``deny`` and 403 (after ``access_hours``: ``bemoeizorg-expired``).
     An invocation the caller did not make -- unknown or another partner's, answered alike
-    -- is an audited denial (``bemoeizorg-missing``).
+    -- is an audited denial (``bemoeizorg-missing``).  A retry under its release id is
+    decided again and re-delivers like ``POST .../releases``.
 
     Example::
 
@@ -294,7 +297,7 @@ async def release_bemoeizorg(call: Call) -> web.Response:
         201 {"release": "<id>", "envelopes": [...], "receipt": {...}}
     """
     network, invocation = call.id("network"), call.id("invocation")
-    caller = call.member(network)
+    caller = call.member(network, lapsed=True)
     body = await call.body()
     new = checks.new_release(caller, invocation, checks.object_id(body["release"], "release"),
                              checks.bemoeizorg_role(caller), call.ctx.now())
