@@ -246,7 +246,7 @@ async def oggz_network(caller: Caller, server: ServerKeys, clock: Any, **policy:
     return await staff_oggz(caller, net)
 
 
-__all__ = ["JUSTIFICATION", "person", "consent", "revocation", "grant", "invocation", "cosign", "review",
-           "purge_ack", "post_ok", "consent_and_grant", "release", "audit_log",
+__all__ = ["JUSTIFICATION", "person", "consent", "revocation", "grant", "invocation", "cosign",
+           "review", "purge_ack", "post_ok", "consent_and_grant", "release", "audit_log",
            "assert_denied", "assert_denial_logged", "verify_receipt", "open_release", "Oggz",
            "staff_oggz", "oggz_network"]

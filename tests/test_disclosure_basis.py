@@ -112,7 +112,7 @@ async def assert_retry_denied(c: Caller, net: Network, reply: Reply, reason: str
     assert (entry["actor"]["partner"], entry["ref"]) == (actor.key_id, ref)
 
 
-# =========================================================================== no identity after its basis ends
+# =========================================================== no identity after its basis ends
 
 
 async def test_release_retry_after_consent_revoked_is_denied_and_audited(world: World) -> None:
@@ -239,7 +239,7 @@ async def test_release_retry_hands_out_nothing_beyond_the_first_answer(
     assert [e["version"] for e in fresh["envelopes"]] == [2]
 
 
-# =========================================================================== every attempt is in the log
+# =============================================================== every attempt is in the log
 
 
 def assert_bare_denial(entry: dict[str, Any], actor: Actor, ref: str, basis: str) -> None:
