@@ -88,7 +88,8 @@ SERVER_HINTS: dict[str, str] = {
                      "revoked, ask the coordinator",
 }
 
-#: Policy refusals (details.reason) explained for a coordinator (docs/protocol.md §7).
+#: Policy refusals (details.reason) explained for a coordinator (docs/protocol.md §7, and
+#: the server's own in §15.2).
 REASONS: dict[str, str] = {
     "consult-has-no-identity": "a consult never carries identity; create a case instead",
     "not-a-member": "the receiving partner is not a current member of this network",
@@ -118,6 +119,9 @@ REASONS: dict[str, str] = {
     "bemoeizorg-disabled": "this network's policy does not allow bemoeizorg",
     "bemoeizorg-role-required": "only formal partners with the bemoeizorg role may invoke it",
     "bemoeizorg-missing": "there is no bemoeizorg invocation by you for this",
+    "grant-not-held": "there is no grant with this id to you in this network; check the id, "
+                      "or ask the coordinator for a grant",
+    "grant-requires-coordinator": "only the network's coordinator grants access to identity",
     "bemoeizorg-ground-invalid": "use one of the grounds in the network policy",
     "bemoeizorg-justification-missing": "write why there is no other way (--justification)",
     "bemoeizorg-four-eyes-required": "a colleague with the bemoeizorg role must co-sign first "

@@ -312,8 +312,10 @@ class DisclosureOps(FlowBase):
 
         The release id is chosen here and kept until the answer is verified and stored,
         so a retry after a lost answer (a crash, a timeout) asks again *with the same
-        id* and gets the same envelopes instead of a second release.  Once stored, the
-        id is forgotten: a later call is a new release, decided again."""
+        id*: the server decides it again (refused once the basis ended) and re-delivers
+        the same envelopes, with the receipt of an audit entry of its own, instead of a
+        second release (ADR 0009).  Once stored, the id is forgotten: a later call is a
+        new release."""
         doc = self.state.get_doc("pending-release", (network, grant))
         release_id = doc["release"] if doc else new_id()
         if doc is None:

@@ -7,7 +7,8 @@ and query), a fresh 16-byte nonce, ``created`` now, the partner's key id and the
 user.
 
 Retries are safe because every write is idempotent on the server (protocol.md §14.3:
-an identical retry answers 200 with the first answer): a retry is a *freshly signed*
+an identical retry answers 200 with the first answer; a release retried is decided again
+and re-delivers the first answer's envelopes, §15.2): a retry is a *freshly signed*
 request (new nonce and ``created``; the server refuses a replayed nonce) carrying the
 same body bytes.  Retried: connection errors, timeouts, 503 ``unavailable``, 429
 ``rate_limited`` (after ``details.retry_after`` seconds when that is short), and one

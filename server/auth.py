@@ -11,7 +11,8 @@ protocol.md §10).
 3. :func:`require_member` checks that the caller holds a current membership of the
    network in the path (or is that network's coordinator key), with the ring and roles
    the route needs.  A member of another network gets 403 ``forbidden``; a membership
-   that expired or was revoked 403 ``untrusted_key``.
+   that expired or was revoked 403 ``untrusted_key``, except on the routes that decide
+   and audit what a former member asks (``lapsed=True``: the releases).
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ class Caller:
     keyid: str
     acting_user: str
     network: NetworkState
-    member: Member | None      #: None: the coordinator key acting without a membership
+    member: Member | None      #: None: the coordinator key acting without a membership,
+    #: or (``lapsed``) a former member whose memberships all expired or were revoked
+    lapsed: bool = False
 
     @property
     def is_coordinator(self) -> bool:
@@ -101,8 +104,11 @@ class Caller:
 
     @property
     def ring(self) -> str:
-        """The coordinator key without a membership acts in the core (it runs the network)."""
-        return self.member.ring if self.member is not None else "core"
+        """The coordinator key without a membership acts in the core (it runs the network);
+        a former member is in no ring."""
+        if self.member is not None:
+            return self.member.ring
+        return "none" if self.lapsed else "core"
 
     @property
     def roles(self) -> frozenset[str]:
@@ -111,28 +117,36 @@ class Caller:
 
     @property
     def key(self) -> VerifyKey:
+        """The key the caller's objects must be signed with.  A former member has none:
+        the coordinator key stands in, so nothing it signs verifies."""
         return self.member.sign if self.member is not None else self.network.coordinator_key
 
 
 def require_member(request: web.Request, ctx: "AppContext", network: str, *,
                    ring: str | None = None, roles: Iterable[str] = (),
-                   coordinator: bool = False, membership: bool = False) -> Caller:
+                   coordinator: bool = False, membership: bool = False,
+                   lapsed: bool = False) -> Caller:
     """The authenticated caller as a member of ``network``, or a refusal.
 
     ``ring``: the caller must be in that ring; ``roles``: it must hold all of them;
     ``coordinator``: it must be the coordinator (the genesis key, or a member with the
     ``coordinator`` role); ``membership``: the coordinator key alone is not enough (the
-    route's objects must be verifiable by members, e.g. a case owner or event author).
+    route's objects must be verifiable by members, e.g. a case owner or event author);
+    ``lapsed``: a former member (every membership expired or revoked) is let through as
+    ``Caller.lapsed``, with no ring and no roles, for a route that decides and audits its
+    request instead of refusing it unheard.
     """
     verified = request[VERIFIED]
     state = ctx.directory.member_or_forbidden(network, verified.keyid)
+    former = False
     try:
         member = state.current(verified.keyid, ctx.now())
     except UntrustedKeyError:
-        if not state.is_coordinator_key(verified.keyid):
+        former = not state.is_coordinator_key(verified.keyid)
+        if former and not lapsed:
             raise
         member = None
-    caller = Caller(verified.keyid, verified.acting_user, state, member)
+    caller = Caller(verified.keyid, verified.acting_user, state, member, former)
     if membership and member is None:
         raise Forbidden("this needs a current membership of the network")
     if ring is not None and caller.ring != ring:

@@ -9,6 +9,7 @@ key.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ JUSTIFICATION = ("Bewoner weigert al maanden zorg, woning ernstig vervuild; huis
 
 
 # --------------------------------------------------------------------------- objects
+
+
+def person(actor: Actor, user: str) -> Actor:
+    """Another employee of the same partner (rate limits and four eyes count persons)."""
+    return dataclasses.replace(actor, acting_user=user)
 
 
 def consent(net: Network, state: CaseState, signer: Actor, *, classes: Iterable[str],
@@ -240,7 +246,7 @@ async def oggz_network(caller: Caller, server: ServerKeys, clock: Any, **policy:
     return await staff_oggz(caller, net)
 
 
-__all__ = ["JUSTIFICATION", "consent", "revocation", "grant", "invocation", "cosign", "review",
-           "purge_ack", "post_ok", "consent_and_grant", "release", "audit_log",
+__all__ = ["JUSTIFICATION", "person", "consent", "revocation", "grant", "invocation", "cosign",
+           "review", "purge_ack", "post_ok", "consent_and_grant", "release", "audit_log",
            "assert_denied", "assert_denial_logged", "verify_receipt", "open_release", "Oggz",
            "staff_oggz", "oggz_network"]

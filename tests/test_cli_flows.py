@@ -584,16 +584,32 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 
 
 def test_every_policy_refusal_is_explained() -> None:
-    """Each reason code protocol.policy can give has a sentence for the coordinator."""
+    """Each reason code protocol.policy can give, and each the disclosure engine gives on
+    its own (``Decision(False, code, ...)``), has a sentence for the coordinator."""
     import ast
 
     from client.cli import REASONS
 
-    tree = ast.parse((Path(__file__).parent.parent / "protocol" / "policy.py").read_text("utf-8"))
-    reasons = {node.args[0].value for node in ast.walk(tree)
-               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_deny"
-               and isinstance(node.args[0], ast.Constant)}
-    assert len(reasons) >= 20 and not reasons - set(REASONS)
+    def refusals(path: Path) -> set[str]:
+        """The codes of ``_deny(code, ...)`` and ``Decision(False, code, ...)`` calls."""
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
+            name = getattr(node.func, "id", None)
+            if name == "_deny" and args and isinstance(args[0], str):
+                out.add(args[0])
+            elif name == "Decision" and args[:1] == [False] and isinstance(args[1], str):
+                out.add(args[1])
+        return out
+
+    root = Path(__file__).parent.parent
+    reasons = refusals(root / "protocol" / "policy.py")
+    for path in (root / "server" / "disclosure").glob("*.py"):
+        reasons |= refusals(path)
+    assert {"grant-not-held", "grant-requires-coordinator"} <= reasons
+    assert len(reasons) >= 20 and not reasons - set(REASONS), sorted(reasons - set(REASONS))
 
 
 def test_an_id_that_starts_with_a_dash_is_an_argument(world: World) -> None:

@@ -117,10 +117,11 @@ async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any) -
     issued = [e for e in log if e["action"] == "purge-instruction" and e.get("case") == state.case]
     assert [(e["subject"], e["reason"], e["ref"]) for e in issued] == [
         (grantee.key_id, "retention", purge.instruction)]
-    # a retry of the release no longer hands out the envelopes
-    again = assert_status(await release(c, net, grantee, grant_id,
-                                        release_id=released["release"]), 200)
-    assert again["envelopes"] == []
+    # a retry of the release has nothing left to deliver: 409, and nothing is audited
+    size = len(await audit_log(c, net))
+    assert_error(await release(c, net, grantee, grant_id, release_id=released["release"]),
+                 409, "conflict")
+    assert len(await audit_log(c, net)) == size
 
     # a second pass does nothing more for this case
     assert steps_for(await retention.run_pass(ctx), state.case) == []

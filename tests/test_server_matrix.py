@@ -98,16 +98,18 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET audit/inclusion":  (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/consistency": (OK, OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     # disclosure (§15.2).  Network A is a neighbourhood network: every bemoeizorg
-    # invocation there is an audited denial, and no invocation exists to co-sign or
-    # release (404).  The request attacks start from role-holders of the oggz network B.
+    # invocation there is an audited denial, and no invocation exists to co-sign (404)
+    # or to release under (an audited denial, as for a grant the caller does not hold
+    # and a grant signed by a member that is not the coordinator; ADR 0009).  The
+    # request attacks start from role-holders of the oggz network B.
     "POST consents":        (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "POST revocation":      (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
-    "POST grants":          (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
-    "POST releases":        (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
+    "POST grants":          (P,   P,   P,   P,   NEW, P,   F,   U,   *SIGNED),
+    "POST releases":        (NEW, P,   P,   P,   P,   P,   F,   U,   *SIGNED),
     "POST bemoeizorg":      (P,   P,   P,   P,   P,   P,   F,   U,   *SIGNED),
     "GET bemoeizorg":       (F,   F,   F,   F,   N,   N,   F,   U,   *SIGNED),
     "POST cosign":          (N,   N,   N,   N,   N,   N,   F,   U,   *SIGNED),
-    "POST bemoeizorg/release": (N, N,  N,   N,   N,   N,   F,   U,   *SIGNED),
+    "POST bemoeizorg/release": (P, P,  P,   P,   P,   P,   F,   U,   *SIGNED),
     "GET notifications":    (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
     "POST reviews":         (F,   F,   F,   F,   F,   NEW, F,   U,   *SIGNED),
     "GET purge/mine":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),

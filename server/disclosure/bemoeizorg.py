@@ -8,7 +8,8 @@ the 24 hours before it (R12).  Times are the server's: an invocation starts its
 not at the ``at`` its client wrote.
 
 At invocation the policy is checked without the four-eyes row (the co-sign comes later):
-rows R1-R4, R8-R10, R12 and R13.  At release every row is checked again, with the co-signs.
+rows R1-R4, R8-R10, R12 and R13.  At release every row is checked again, with the co-signs,
+also for a retry under a stored release id (after ``access_hours`` it is denied).
 A rate-limit denial also appends a ``bemoeizorg-alert`` entry (actor: the server, subject:
 the person's partner) and notifies the coordinator.
 """
@@ -29,10 +30,10 @@ from protocol.policy import BemoeizorgFacts, Decision, Grantee, Person, Request,
 from server.audit import entry_count
 from server.data import Written, cursor_text, insert
 from server.disclosure.data import (
-    Denied, Log, NewRelease, Signed, case_row, deny, earlier_release, release_envelopes_txn,
-    shared_with,
+    Denied, Log, NewRelease, Signed, case_row, deny, earlier_release, not_held,
+    release_envelopes_txn, shared_with,
 )
-from server.errors import Conflict, Forbidden, NotFound
+from server.errors import Conflict, NotFound
 from server.storage import Db
 
 DAY = timedelta(hours=24)
@@ -72,9 +73,20 @@ class NewReview:
     signed: Signed
 
 
+#: A release under an invocation the caller did not make: the same answer, and the same
+#: entry, for an invocation id that does not exist and for another partner's (row R9's
+#: reason; docs/protocol.md §15.2), so the answer does not tell which ids exist.
+NO_INVOCATION = Decision(False, "bemoeizorg-missing",
+                         "the caller made no bemoeizorg invocation with this id in this network")
+
+
+def _invocation_row(db: Db, network: str, invocation: str) -> Any | None:
+    return db.execute("SELECT * FROM invocations WHERE network = ? AND invocation = ?",
+                      (network, invocation)).fetchone()
+
+
 def _invocation(db: Db, network: str, invocation: str) -> Any:
-    row = db.execute("SELECT * FROM invocations WHERE network = ? AND invocation = ?",
-                     (network, invocation)).fetchone()
+    row = _invocation_row(db, network, invocation)
     if row is None:
         raise NotFound("no such bemoeizorg invocation in this network")
     return row
@@ -200,15 +212,17 @@ def cosign_txn(db: Db, c: NewCosign, log: Log) -> Written | Denied:
 
 def bemoeizorg_release_txn(db: Db, r: NewRelease, log: Log, rules: Rules,
                            gate_secret: BoxSecretKey, server: AuditActor) -> Written | Denied:
-    """The invoker's release under invocation ``r.ref``: every row (R1-R13) with the
-    co-signs; denied → audited ``deny`` (and the alert for the rate limit); allowed → the
-    one-transaction release, audited ``bemoeizorg-release`` (emergency, review required),
-    and the coordinator is notified."""
-    if (again := earlier_release(db, r)) is not None:
-        return again
-    inv = _invocation(db, r.network, r.ref)
-    if inv["invoker"] != r.grantee.partner:
-        raise Forbidden("only the invoker releases under its invocation")
+    """The invoker's release under invocation ``r.ref``, new or retried under a stored
+    release id.  An invocation the caller did not make (none with this id, or another
+    partner's) is an audited ``deny`` (``bemoeizorg-missing``).  Otherwise every row
+    (R1-R13) runs again now with the co-signs; denied → audited ``deny`` (and the alert for
+    the rate limit; after ``access_hours``: ``bemoeizorg-expired``); allowed → the
+    one-transaction release or re-delivery, audited ``bemoeizorg-release`` (emergency,
+    review required), and the coordinator is notified."""
+    inv = _invocation_row(db, r.network, r.ref)
+    if inv is None or inv["invoker"] != r.grantee.partner:
+        return not_held(db, log, NO_INVOCATION, r, "bemoeizorg")
+    earlier = earlier_release(db, r)
     invoker = Person(partner=inv["invoker"], acting_user=inv["acting_user"])
     cosigners = tuple(
         (Person(partner=row["partner"], acting_user=row["acting_user"]),
@@ -229,7 +243,7 @@ def bemoeizorg_release_txn(db: Db, r: NewRelease, log: Log, rules: Rules,
                        classes=classes, ref=r.ref)
     written = release_envelopes_txn(db, log, gate_secret, r, case=inv["case"], classes=classes,
                                     action="bemoeizorg-release", basis="bemoeizorg",
-                                    reason=inv["ground"])
+                                    reason=inv["ground"], earlier=earlier)
     _notify(db, log, "bemoeizorg-release", r.ref, inv["case"])
     return written
 
@@ -290,5 +304,5 @@ def notifications_page(db: Db, network: str, after: int, limit: int) -> list[dic
                                 (network, after, limit))]
 
 
-__all__ = ["NewInvocation", "NewCosign", "NewReview", "invoke_txn", "cosign_txn",
+__all__ = ["NO_INVOCATION", "NewInvocation", "NewCosign", "NewReview", "invoke_txn", "cosign_txn",
            "bemoeizorg_release_txn", "review_txn", "invocation_documents", "notifications_page"]

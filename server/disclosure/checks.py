@@ -3,10 +3,10 @@
 
 Each object must be signed by the caller (the request's key), name the network of the path
 (400 ``context_mismatch`` otherwise) and be made out by someone allowed to make it (403
-``forbidden``): a consent or revocation by the case's owner or the coordinator, a grant by
-the coordinator, a review by an auditor.  Whether a *release* may happen is not decided
-here but by ``protocol.policy.decide`` inside the write transaction, where a denial is
-audited.  Nothing here touches the database.
+``forbidden``): a consent or revocation by the case's owner or the coordinator, a review by
+an auditor.  A grant by anyone but the coordinator, and whether a *release* may happen, are
+not decided here but inside the write transaction, where a denial is audited
+(``protocol.policy.decide`` for releases).  Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -85,13 +85,15 @@ def check_revocation(envelope: Any, caller: Caller, owner: str, consent: str) ->
 
 
 def check_grant(envelope: Any, caller: Caller) -> NewGrant:
-    """A grant signed by the coordinator (the caller; protocol.md §D.3)."""
+    """A grant signed by the caller (protocol.md §D.3); that the caller is the
+    coordinator is decided after, as an audited denial when it is not."""
     grant = Grant.from_envelope(envelope, [caller.key])
     same("network", grant.network, caller.network.network)
     return NewGrant(network=grant.network, grant=grant.grant, case=grant.case,
                     grantee=grant.grantee, consent=grant.basis.consent,
                     classes=tuple(sorted(grant.classes)),
-                    signed=signed(envelope, caller, "coordinator"))
+                    signed=signed(envelope, caller,
+                                  "coordinator" if caller.is_coordinator else "member"))
 
 
 def object_id(value: Any, field: str) -> str:

@@ -12,7 +12,10 @@ A release is ONE transaction (§15.3): decide → ``append_txn`` (the ``release`
 ``open_gate`` for each granted class's gated envelope of the grantee → store the answer.
 If anything in it raises, the savepoint rolls all of it back and nothing is answered as
 released; ``append_txn`` and ``open_gate`` are this module's names so that a test can inject
-a failure between them.
+a failure between them.  A retry under a stored release id is decided again like a new
+release and, when allowed, re-delivers the first answer's envelopes under an entry of its
+own (ADR 0009).  Every refused attempt -- also under a grant the caller does not hold, and a
+grant signed by anyone but the coordinator -- is an audited ``deny``.
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ Basis = Literal["consent", "bemoeizorg"]
 
 
 def deny(db: Db, log: Log, decision: Decision, *, actor: AuditActor, basis: Basis,
-         case: str, subject: str | None, classes: Sequence[str], ref: str | None) -> Denied:
+         case: str | None, subject: str | None, classes: Sequence[str],
+         ref: str | None) -> Denied:
     """Audit a denial (``action: deny``, the policy reason) and return it."""
     bemoeizorg = basis == "bemoeizorg"
     receipt = log.append(db, actor=actor, action="deny", basis=basis, outcome="deny",
@@ -143,8 +147,9 @@ class NewGrant:
 
 @dataclass(frozen=True, kw_only=True)
 class NewRelease:
-    """One release asked for by the grantee: ``release`` is the client's id for it
-    (an identical retry answers the first answer) or a fresh server id."""
+    """One release asked for by a member (or a former one): ``release`` is the client's
+    id for it (a retry under it is decided again and re-delivers the first answer's
+    envelopes, :func:`release_envelopes_txn`)."""
 
     network: str
     release: str
@@ -299,6 +304,19 @@ def _consent_request(db: Db, network: str, case: str, classes: Sequence[str],
                    consent=_consent_facts(db, network, consent))
 
 
+#: A grant signed by a member that is not the coordinator (protocol.md §D.3).
+NOT_THE_COORDINATOR = Decision(False, "grant-requires-coordinator",
+                               "only the network's coordinator grants access to identity")
+
+
+def non_coordinator_grant_txn(db: Db, g: NewGrant, log: Log) -> Denied:
+    """A member that is not the coordinator tried to grant identity: an audited denial
+    with what its own grant names (case, grantee, classes, grant id), decided before
+    any id in it is looked up, so the answer is the same whichever of them exist."""
+    return deny(db, log, NOT_THE_COORDINATOR, actor=g.signed.actor, basis="consent",
+                case=g.case, subject=g.grantee, classes=g.classes, ref=g.grant)
+
+
 def grant_txn(db: Db, g: NewGrant, log: Log, rules: Rules, grantee: Grantee) -> Written | Denied:
     """Grant classes under a consent if ``policy.decide`` allows it now (audited
     ``grant``, subject = the grantee); a denial is audited ``deny``."""
@@ -326,17 +344,29 @@ def grant_txn(db: Db, g: NewGrant, log: Log, rules: Rules, grantee: Grantee) -> 
 
 # --------------------------------------------------------------------------- releases
 
+#: A release under a grant the caller does not hold: the same answer, and the same entry,
+#: for a grant id that does not exist and for another partner's grant (docs/protocol.md
+#: §15.2), so the answer does not tell which ids exist.
+GRANT_NOT_HELD = Decision(False, "grant-not-held",
+                          "the caller holds no grant with this id in this network")
 
-def earlier_release(db: Db, r: NewRelease) -> Written | None:
-    """An identical retry of release ``r.release`` (same basis object, same grantee):
-    the first answer; the same id for anything else is 409."""
-    row = db.execute("SELECT ref, grantee, answer FROM releases WHERE network = ?"
-                     " AND [release] = ?", (r.network, r.release)).fetchone()
-    if row is None:
-        return None
-    if row["ref"] != r.ref or row["grantee"] != r.grantee.partner:
+
+def not_held(db: Db, log: Log, decision: Decision, r: NewRelease, basis: Basis) -> Denied:
+    """Audit a release asked under a grant or invocation the caller does not hold.  The
+    entry names the caller and the id it sent, nothing the server knows about that id
+    (no case, subject or classes): the caller reads its own entries."""
+    return deny(db, log, decision, actor=r.actor, basis=basis, case=None, subject=None,
+                classes=(), ref=r.ref)
+
+
+def earlier_release(db: Db, r: NewRelease) -> Any | None:
+    """The stored release ``r.release`` (its row), or None; 409 when that id was used for
+    another grant, invocation or grantee."""
+    row = db.execute("SELECT ref, grantee, audit_index, answer FROM releases"
+                     " WHERE network = ? AND [release] = ?", (r.network, r.release)).fetchone()
+    if row is not None and (row["ref"] != r.ref or row["grantee"] != r.grantee.partner):
         raise Conflict("a release with this id exists for another grant or grantee")
-    return Written(False, json.loads(row["answer"]))
+    return row
 
 
 def _gated(db: Db, network: str, case: str, classes: Sequence[str],
@@ -361,18 +391,48 @@ def _gated(db: Db, network: str, case: str, classes: Sequence[str],
     return out
 
 
+def _release_entry(db: Db, log: Log, r: NewRelease, *, case: str, classes: Sequence[str],
+                   action: str, basis: Basis, reason: str) -> dict[str, Any]:
+    """Append the entry of a release or re-delivery; its receipt as JSON."""
+    bemoeizorg = basis == "bemoeizorg"
+    return log.append(db, actor=r.actor, action=action, basis=basis, reason=reason, case=case,
+                      classes=classes, ref=r.ref, review_required=bemoeizorg,
+                      emergency=bemoeizorg)
+
+
+def _redeliver(db: Db, log: Log, r: NewRelease, earlier: Any, *, case: str,
+               classes: Sequence[str], action: str, basis: Basis, reason: str) -> Written:
+    """A retry under a stored release id, allowed again: its own entry (``reason`` names
+    the first release's entry) and the first answer's envelopes with the new receipt.
+    409 when those envelopes were emptied (the identity was shredded after retention:
+    nothing is left to deliver, and nothing is audited)."""
+    stored: dict[str, Any] = json.loads(earlier["answer"])
+    if not stored["envelopes"]:
+        raise Conflict("the identity of this release was shredded after retention: nothing "
+                       "to deliver again", details={"classes": sorted(classes)})
+    receipt = _release_entry(db, log, r, case=case, classes=classes, action=action,
+                             basis=basis,
+                             reason=f"{reason}; re-delivery of entry {earlier['audit_index']}")
+    return Written(False, {**stored, "receipt": receipt})
+
+
 def release_envelopes_txn(db: Db, log: Log, gate_secret: BoxSecretKey, r: NewRelease, *,
                           case: str, classes: Sequence[str], action: str, basis: Basis,
-                          reason: str, consent: str | None = None) -> Written:
+                          reason: str, consent: str | None = None,
+                          earlier: Any | None = None) -> Written:
     """The release itself (§15.3), after an allowing decision: append the audit entry,
     THEN remove the gate seal of each class's envelope for the grantee, then store the
-    answer so that a retry under the same release id gets it again.  One savepoint: if
-    any step raises, none of them happened."""
+    answer.  One savepoint: if any step raises, none of them happened.
+
+    ``earlier`` (the stored release a retry names, decided again by the caller) makes it
+    a re-delivery (:func:`_redeliver`): it hands out the first answer's envelopes and
+    nothing else, whatever happened to the case's identity since."""
+    if earlier is not None:
+        return _redeliver(db, log, r, earlier, case=case, classes=classes, action=action,
+                          basis=basis, reason=reason)
     gated = _gated(db, log.network, case, classes, r.grantee.partner)
-    bemoeizorg = basis == "bemoeizorg"
-    receipt = log.append(db, actor=r.actor, action=action, basis=basis, reason=reason,
-                         case=case, classes=classes, ref=r.ref, review_required=bemoeizorg,
-                         emergency=bemoeizorg)
+    receipt = _release_entry(db, log, r, case=case, classes=classes, action=action,
+                             basis=basis, reason=reason)
     envelopes = []
     for cls, version, blob, record in gated:
         context = GateContext(network=log.network, case=case, cls=cls, version=version,
@@ -390,17 +450,17 @@ def release_envelopes_txn(db: Db, log: Log, gate_secret: BoxSecretKey, r: NewRel
 
 def release_txn(db: Db, r: NewRelease, log: Log, rules: Rules,
                 gate_secret: BoxSecretKey) -> Written | Denied:
-    """A release under grant ``r.ref``: ``decide`` again now (the consent may have been
-    revoked or have expired since the grant); denied → audited ``deny``; allowed → the
-    one-transaction release of :func:`release_envelopes_txn` (audited ``release``)."""
-    if (again := earlier_release(db, r)) is not None:
-        return again
+    """A release under grant ``r.ref``, new or retried under a stored release id.  A grant
+    the caller does not hold (none with this id, or another partner's) is an audited
+    ``deny`` (``grant-not-held``).  Otherwise ``decide`` runs again now (the consent may
+    have been revoked or have expired, the grantee removed, since the grant or the first
+    answer): denied → audited ``deny``; allowed → :func:`release_envelopes_txn` (audited
+    ``release``)."""
     grant = db.execute("SELECT [case], grantee, consent, classes FROM grants"
                        " WHERE network = ? AND [grant] = ?", (r.network, r.ref)).fetchone()
-    if grant is None:
-        raise NotFound("no such grant in this network")
-    if grant["grantee"] != r.grantee.partner:
-        raise Forbidden("only the grantee releases what it was granted")
+    if grant is None or grant["grantee"] != r.grantee.partner:
+        return not_held(db, log, GRANT_NOT_HELD, r, "consent")
+    earlier = earlier_release(db, r)
     classes = json.loads(grant["classes"])
     request = _consent_request(db, r.network, grant["case"], classes, r.grantee,
                                grant["consent"])
@@ -410,7 +470,7 @@ def release_txn(db: Db, r: NewRelease, log: Log, rules: Rules,
                     subject=r.grantee.partner, classes=classes, ref=r.ref)
     return release_envelopes_txn(db, log, gate_secret, r, case=grant["case"], classes=classes,
                                  action="release", basis="consent", reason=decision.reason,
-                                 consent=grant["consent"])
+                                 consent=grant["consent"], earlier=earlier)
 
 
 # --------------------------------------------------------------------------- purges
@@ -459,6 +519,7 @@ def case_owner(db: Db, network: str, case: str) -> str:
 
 __all__ = ["new_object_id", "Log", "Denied", "deny", "Signed", "NewConsent", "NewRevocation",
            "NewGrant", "NewRelease", "NewAck", "case_row", "shared_with", "record_consent_txn",
-           "revoke_consent_txn", "released_under_consent", "grant_txn", "earlier_release",
-           "release_envelopes_txn", "release_txn", "ack_purge_txn", "purge_page",
+           "revoke_consent_txn", "released_under_consent", "NOT_THE_COORDINATOR",
+           "non_coordinator_grant_txn", "grant_txn", "GRANT_NOT_HELD", "not_held",
+           "earlier_release", "release_envelopes_txn", "release_txn", "ack_purge_txn", "purge_page",
            "case_owner"]

@@ -20,8 +20,8 @@ from server.disclosure.bemoeizorg import (
     review_txn,
 )
 from server.disclosure.data import (
-    Denied, Log, ack_purge_txn, case_owner, grant_txn, purge_page, record_consent_txn,
-    release_txn, revoke_consent_txn,
+    Denied, Log, ack_purge_txn, case_owner, grant_txn, non_coordinator_grant_txn, purge_page,
+    record_consent_txn, release_txn, revoke_consent_txn,
 )
 from server.disclosure.facts import auditors, grantee_of, rules_of, server_actor
 from server.disclosure.report import access_report
@@ -129,14 +129,16 @@ async def revoke_consent(call: Call) -> web.Response:
 # --------------------------------------------------------------------------- grants and releases
 
 
-@routes.route("POST", "/v1/networks/{network}/grants", auth="signed", who="coordinator",
+@routes.route("POST", "/v1/networks/{network}/grants", auth="signed",
+              who="the coordinator (any other member: an audited denial)",
               status=201, body=Body((Field("grant", envelope_of("grant")),)),
               response=obj(["grant"], grant=ID), errors=RELEASE_ERRORS)
 async def grant(call: Call) -> web.Response:
     """Grant a member classes of a case under a consent.  ``policy.decide`` runs now with
     the stored consent, share and the grantee's membership: allowed → audited ``grant``;
     denied → audited ``deny`` and 403 ``policy_violation`` (``details.reason``,
-    ``details.audit_index``).
+    ``details.audit_index``).  A grant signed by a member that is not the coordinator is
+    an audited denial (``grant-requires-coordinator``) before anything in it is looked up.
 
     Example::
 
@@ -148,23 +150,31 @@ async def grant(call: Call) -> web.Response:
              "details": {"reason": "informal-class-not-allowed", "audit_index": 12}}}
     """
     network = call.id("network")
-    caller = call.member(network, coordinator=True)
+    caller = call.member(network)
     new = checks.check_grant((await call.body())["grant"], caller)
+    if not caller.is_coordinator:
+        return answer(call, await call.ctx.store.write(non_coordinator_grant_txn, new,
+                                                       log_for(call, network)))
     return answer(call, await call.ctx.store.write(
         grant_txn, new, log_for(call, network), rules_of(caller.network),
         grantee_of(caller.network, new.grantee, call.ctx.now())))
 
 
-@routes.route("POST", "/v1/networks/{network}/releases", auth="signed", who="the grantee",
+@routes.route("POST", "/v1/networks/{network}/releases", auth="signed",
+              who="the grantee (anyone else, and a former member: an audited denial)",
               status=201, body=Body((Field("grant", ID, scalar=True), RELEASE_ID)),
               response=RELEASED, errors=RELEASE_ERRORS)
 async def release(call: Call) -> web.Response:
     """Release what a grant gave: ``decide`` again now (the consent may have been revoked
-    or have expired), then in ONE transaction the audit entry (``release``) and the gate
-    seal removed from each granted class's envelope for the grantee.  The answer holds
-    the inner envelopes (sealed to the grantee), the owner's identity records they open,
-    and the inclusion receipt of the entry.  ``release`` is the client's id: a retry with
-    it answers 200 with the first answer.  No gated envelope for a class: 409.
+    or have expired, the grantee removed), then in ONE transaction the audit entry
+    (``release``) and the gate seal removed from each granted class's envelope for the
+    grantee.  The answer holds the inner envelopes (sealed to the grantee), the owner's
+    identity records they open, and the inclusion receipt of the entry.  A grant the
+    caller does not hold -- unknown or another partner's, answered alike -- is an audited
+    denial (``grant-not-held``).  ``release`` is the client's id: a retry with it is
+    decided again; allowed, it answers 200 with the first answer's envelopes and the
+    receipt of its own ``release`` entry (a re-delivery).  No gated envelope for a class,
+    or a re-delivery after the identity was shredded: 409.
 
     Example::
 
@@ -172,9 +182,11 @@ async def release(call: Call) -> web.Response:
         201 {"release": "<id>", "envelopes": [{"class": "name", "version": 1,
              "inner": "<sealed>", "identity": {...}}], "receipt": {"entry": {...},
              "index": 7, "proof": ["<hash32>"], "tree_head": {...}}}
+        403 {"error": {"code": "policy_violation", "message": "...",
+             "details": {"reason": "consent-revoked", "audit_index": 9}}}
     """
     network = call.id("network")
-    caller = call.member(network)
+    caller = call.member(network, lapsed=True)
     body = await call.body()
     new = checks.new_release(caller, checks.object_id(body["grant"], "grant"),
                              checks.object_id(body["release"], "release"), "member",
@@ -268,13 +280,16 @@ async def cosign_bemoeizorg(call: Call) -> web.Response:
 
 
 @routes.route("POST", "/v1/networks/{network}/bemoeizorg/{invocation}/release", auth="signed",
-              who="the invoker", status=201, body=Body((RELEASE_ID,)), response=RELEASED,
-              errors=RELEASE_ERRORS)
+              who="the invoker (anyone else, and a former member: an audited denial)",
+              status=201, body=Body((RELEASE_ID,)), response=RELEASED, errors=RELEASE_ERRORS)
 async def release_bemoeizorg(call: Call) -> web.Response:
     """Release under an invocation: every row R1-R13 with the co-signs; allowed → ONE
     transaction, audited ``bemoeizorg-release`` (emergency, review required) with the gate
     seals removed, answered like ``POST .../releases``, and the coordinator notified;
     denied → audited ``deny`` and 403 (after ``access_hours``: ``bemoeizorg-expired``).
+    An invocation the caller did not make -- unknown or another partner's, answered alike
+    -- is an audited denial (``bemoeizorg-missing``).  A retry under its release id is
+    decided again and re-delivers like ``POST .../releases``.
 
     Example::
 
@@ -282,7 +297,7 @@ async def release_bemoeizorg(call: Call) -> web.Response:
         201 {"release": "<id>", "envelopes": [...], "receipt": {...}}
     """
     network, invocation = call.id("network"), call.id("invocation")
-    caller = call.member(network)
+    caller = call.member(network, lapsed=True)
     body = await call.body()
     new = checks.new_release(caller, invocation, checks.object_id(body["release"], "release"),
                              checks.bemoeizorg_role(caller), call.ctx.now())
