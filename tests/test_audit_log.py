@@ -785,6 +785,17 @@ async def test_an_erase_entry_the_policy_does_not_allow_is_caught(tmp_path: Path
     assert row == {name: {MISSING} for name in READERS}
 
 
+def test_the_client_raises_only_misbehaviour_names_the_specification_lists() -> None:
+    """The ``what`` of ``ServerMisbehaviour`` is a stable name (ADR 0007, ADR 0010):
+    docs/protocol.md §16.8 lists exactly the names the client may raise."""
+    import re
+
+    from client.errors import MISBEHAVIOURS
+    spec = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    listed = spec.split("### 16.8", 1)[1].split("`details.what`, one of", 1)[1].split(")", 1)[0]
+    assert set(re.findall(r"`([a-z-]+)`", listed)) == MISBEHAVIOURS
+
+
 # =========================================================================== tests: append_txn
 
 
