@@ -206,7 +206,8 @@ class AuditMonitor:
         """Verify a release's inclusion receipt before anything released is opened:
         the head is signed by the log key and consistent with the heads held, the entry
         is leaf ``index`` of it.  None -> ``receipt-missing``; anything else wrong ->
-        ``receipt-invalid``.  The entry is remembered: the log must keep serving it."""
+        ``receipt-invalid``.  An entry naming this partner is remembered: the log must
+        keep serving it to this partner."""
         if not receipt:
             raise self.fail("receipt-missing", "a release came without its inclusion receipt")
         try:
@@ -224,7 +225,8 @@ class AuditMonitor:
             raise self.fail("receipt-invalid", f"the release's receipt does not verify "
                             f"({type(exc).__name__})") from None
         await self.accept(head, receipt["tree_head"], what="receipt-invalid")
-        self._remember(index, entry_commitment(entry))
+        if self.me in (entry.actor.partner, entry.subject):
+            self._remember(index, entry_commitment(entry))
         return entry
 
     # ------------------------------------------------------------------ entries
