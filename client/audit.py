@@ -1,32 +1,46 @@
-"""A partner's monitor of one network's audit log (docs/protocol.md §9, §A.2, §15.1;
-design flow 10; the server-tested logic of ``tests/test_audit_log.py`` ``Monitor``).
+"""A partner's monitor of one network's audit log (docs/protocol.md §9, §A.1, §A.2,
+§15.1, §16.5; design flow 10).
 
-The server signs tree heads with its log key (named in the verified genesis).  The
-monitor keeps the heads it verified in the local state (doc ``tree-head`` (n, size)) and
-accepts a newer head only with a consistency proof from the latest it holds:
+**Heads.**  The server signs tree heads with its log key (named in the verified
+genesis).  The monitor keeps the heads it verified in the local state (doc ``tree-head``
+(n, size)) and accepts another only with a consistency proof from the nearest held ones:
 
-* a head smaller than one held, or of an equal size with another root -- the log was
-  rolled back or forked (``audit-rollback`` / ``audit-fork``); a consistency proof that
-  does not verify is ``audit-fork`` too;
-* an entry is checked by recomputing its commitment and proving it is included under a
-  held head (``audit-entry-rewritten``);
-* a release's inclusion receipt is checked the same way against a head that must itself
-  be consistent with the held ones (``receipt-missing`` / ``receipt-invalid``).
+* a head smaller than the latest held, or of an equal size with another root -- the log
+  was rolled back or forked (``audit-rollback`` / ``audit-fork``); a consistency proof
+  that does not verify is ``audit-fork`` too;
+* a release's inclusion receipt is checked against a head that must itself be consistent
+  with the held ones (``receipt-missing`` / ``receipt-invalid``).
 
-A reader that sees the whole log (coordinator, auditors) needs no per-entry proof: the
-root recomputed from all commitments must equal the head's root.  Others get one
-inclusion proof per entry they may read.
+**Entries.**  Every entry this partner may read below the latest head is checked:
+
+* its body hashes to the commitment the server states and names its own index, and its
+  inclusion proof under the head verifies (``audit-entry-rewritten``) -- for a reader of
+  the whole log too, so that an auditor vouches for every proof a partner can be given;
+* a reader of the whole log (the coordinator and auditors: the server's rule, decided
+  here from the verified memberships) gets every index below the head, and the
+  commitments hash to the head's root.  A gap is an entry withheld
+  (``audit-entry-missing``), never a reason to fall back to per-entry proofs;
+* a reader of part of the log remembers every entry naming it that it verified, and
+  every entry it holds a receipt for (doc ``audit-leaf`` (n, index)): each must come back,
+  with the same commitment (``audit-entry-missing`` / ``audit-entry-rewritten``);
+* a body may be missing only below the ``erased_below`` of an ``erase`` entry written by
+  the server's log key, and only if the last entry it erased was older than the policy's
+  ``retention.audit_days`` by :func:`protocol.objects.audit.erase_cutoff` (its time is the
+  signed head of that size).  Any other missing body is ``audit-entry-missing``.  Every
+  member may read the ``erase`` entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from protocol import merkle
 from protocol.encoding import b64d, b64e
 from protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
-from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment
+from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
+from protocol.objects.base import parse_timestamp
 
 from client.errors import ServerMisbehaviour, ServerRefused
 from client.state import LocalState
@@ -35,19 +49,44 @@ from client.trust import TrustView
 from client.views import AuditVerification
 
 PAGE = 500
+#: Local doc kind of a remembered leaf: (network, index) -> {"commitment"}.
+LEAF_DOC = "audit-leaf"
 
 
 def _root(head: TreeHead) -> bytes:
     return b64d(head.root, length=32, what="root")
 
 
-class AuditMonitor:
-    """The audit log of ``network`` as this partner verified it (module docstring)."""
+def reads_whole_log(tv: TrustView, me: str) -> bool:
+    """Whether the server serves ``me`` every entry (§15.1): the coordinator, or a
+    current member with the ``auditor`` role."""
+    member = tv.member(me)
+    return tv.is_coordinator(me) or (member is not None and member.current
+                                     and member.has_role("auditor"))
 
-    def __init__(self, *, network: str, conn: Connection, state: LocalState,
+
+@dataclass(frozen=True)
+class Leaf:
+    """One served entry, its commitment checked against its body (``entry`` and ``body``
+    are None once the body was erased)."""
+
+    index: int
+    commitment: bytes
+    entry: AuditEntry | None
+    body: dict[str, Any] | None
+
+    def names(self, partner: str) -> bool:
+        return self.entry is not None and partner in (self.entry.actor.partner,
+                                                      self.entry.subject)
+
+
+class AuditMonitor:
+    """The audit log of ``network`` as the partner ``me`` verified it (module docstring)."""
+
+    def __init__(self, *, network: str, me: str, conn: Connection, state: LocalState,
                  trusted: Callable[[], Awaitable[TrustView]],
                  misbehaving: Callable[..., ServerMisbehaviour]) -> None:
-        self.network, self.conn, self.state = network, conn, state
+        self.network, self.me, self.conn, self.state = network, me, conn, state
         self._trusted, self._misbehaving = trusted, misbehaving
         self._log_key: Any = None
 
@@ -83,7 +122,9 @@ class AuditMonitor:
             raise self.fail(what, "a tree head of another network")
         return head
 
-    async def _consistency(self, old: TreeHead, new: TreeHead) -> None:
+    async def consistency(self, old: TreeHead, new: TreeHead) -> None:
+        """Verify the server's consistency proof from ``old`` to ``new`` (two verified
+        heads, ``old.size <= new.size``); raises ``ProofError`` or ``MalformedError``."""
         answer = await self.conn.get(self._path("/proof/consistency"),
                                      {"old": old.size, "new": new.size})
         merkle.verify_consistency(old.size, new.size, _root(old), _root(new),
@@ -104,9 +145,9 @@ class AuditMonitor:
             above = [s for s in heads if s > head.size]
             try:
                 if below:
-                    await self._consistency(heads[max(below)], head)
+                    await self.consistency(heads[max(below)], head)
                 if above:
-                    await self._consistency(head, heads[min(above)])
+                    await self.consistency(head, heads[min(above)])
             except (ProofError, MalformedError, KeyError, TypeError) as exc:
                 raise self.fail(what or "audit-fork", f"a head that is not consistent with "
                                 f"the heads held ({type(exc).__name__})",
@@ -165,7 +206,8 @@ class AuditMonitor:
         """Verify a release's inclusion receipt before anything released is opened:
         the head is signed by the log key and consistent with the heads held, the entry
         is leaf ``index`` of it.  None -> ``receipt-missing``; anything else wrong ->
-        ``receipt-invalid``."""
+        ``receipt-invalid``.  An entry naming this partner is remembered: the log must
+        keep serving it to this partner."""
         if not receipt:
             raise self.fail("receipt-missing", "a release came without its inclusion receipt")
         try:
@@ -183,6 +225,8 @@ class AuditMonitor:
             raise self.fail("receipt-invalid", f"the release's receipt does not verify "
                             f"({type(exc).__name__})") from None
         await self.accept(head, receipt["tree_head"], what="receipt-invalid")
+        if self.me in (entry.actor.partner, entry.subject):
+            self._remember(index, entry_commitment(entry))
         return entry
 
     # ------------------------------------------------------------------ entries
@@ -203,70 +247,122 @@ class AuditMonitor:
 
     async def verify_all(self, progress: Callable[[int], Any] | None = None
                          ) -> AuditVerification:
-        """Fetch every entry this partner may read and check each against the latest
-        head: commitment recomputed, inclusion proven (whole-log readers: the root
-        recomputed).  Entries newer than the head are left for next time."""
+        """Check every entry this partner may read against the latest head (module
+        docstring); ``progress(n)`` after each entry's inclusion proof.  Entries newer
+        than the head are left for next time."""
         head = await self.refresh()
         if head is None:
             return AuditVerification(network=self.network, size=0, root=b64e(bytes(32)),
                                      checked=0, erased=0, head_time=None)
-        items = [i for i in await self._entries() if int(i.get("index", -1)) < head.size]
-        commitments: list[bytes] = []
-        checked = erased = 0
-        for item in items:
-            commitments.append(self._commitment(item))
-            if item.get("entry") is None:
-                erased += 1
-            else:
-                checked += 1
-        complete = [int(i["index"]) for i in items] == list(range(head.size))
-        if complete:
-            if merkle.root_hash(commitments) != _root(head):
-                raise self.fail("audit-entry-rewritten", "the entries do not hash to the "
-                                "signed root", size=head.size)
-            if progress is not None:
-                progress(len(items))
-        else:
-            for n, (item, commitment) in enumerate(zip(items, commitments), 1):
-                await self._include(int(item["index"]), commitment, head)
-                if progress is not None:
-                    progress(n)
+        leaves = await self._verified(head, progress)
+        erased = sum(1 for leaf in leaves if leaf.entry is None)
         return AuditVerification(network=self.network, size=head.size, root=head.root,
-                                 checked=checked, erased=erased, head_time=head.time)
+                                 checked=len(leaves) - erased, erased=erased,
+                                 head_time=head.time)
 
     async def entries(self) -> list[dict[str, Any]]:
-        """Every entry this partner may read, verified: ``{"index", "entry"}`` (erased
-        bodies are left out)."""
+        """Every entry this partner may read, checked as :meth:`verify_all` does:
+        ``{"index", "entry"}`` in log order (erased bodies are left out)."""
         head = await self.refresh()
         if head is None:
             return []
-        out = []
-        for item in await self._entries():
-            index = int(item["index"])
-            if index >= head.size or item.get("entry") is None:
-                continue
-            await self._include(index, self._commitment(item), head)
-            out.append({"index": index, "entry": item["entry"]})
-        return out
+        return [{"index": leaf.index, "entry": leaf.body}
+                for leaf in await self._verified(head) if leaf.body is not None]
 
-    def _commitment(self, item: Any) -> bytes:
-        """The leaf of an entry: recomputed from the body (and equal to the one the
-        server states), or the stated one for an erased body."""
+    async def _verified(self, head: TreeHead, progress: Callable[[int], Any] | None = None
+                        ) -> list[Leaf]:
+        """The served entries below ``head``, every check of the module docstring made
+        (protocol.md §16.5); the leaves naming this partner are remembered."""
+        tv = await self._trusted()
+        whole = reads_whole_log(tv, self.me)
+        leaves = [leaf for leaf in map(self._leaf, await self._entries())
+                  if leaf.index < head.size]
+        indexes = [leaf.index for leaf in leaves]
+        if any(b <= a for a, b in zip(indexes, indexes[1:])):
+            raise self.fail("audit-entry-rewritten", "entries served out of log order")
+        if whole:
+            missing = sorted(set(range(head.size)) - set(indexes))
+            if missing:
+                raise self.fail("audit-entry-missing", f"{len(missing)} of the {head.size} "
+                                f"entries below the head are not served (the first is "
+                                f"{missing[0]})", index=missing[0], count=len(missing))
+            if merkle.root_hash([leaf.commitment for leaf in leaves]) != _root(head):
+                raise self.fail("audit-entry-rewritten", "the entries do not hash to the "
+                                "signed root", size=head.size)
+        self._check_remembered(leaves)
+        erased_below = await self._erased_below(leaves, tv)
+        for leaf in leaves:
+            if leaf.entry is None and leaf.index >= erased_below:
+                raise self.fail("audit-entry-missing", f"entry {leaf.index} has no body and "
+                                f"no erase entry covers it", index=leaf.index)
+        for n, leaf in enumerate(leaves, 1):
+            await self._include(leaf.index, leaf.commitment, head)
+            if progress is not None:
+                progress(n)
+        if not whole:
+            for leaf in leaves:
+                if leaf.names(self.me):
+                    self._remember(leaf.index, leaf.commitment)
+        return leaves
+
+    def _leaf(self, item: Any) -> Leaf:
+        """A served item with its commitment recomputed from the body (equal to the one
+        the server states), or the stated one for an erased body."""
         try:
             index = int(item["index"])
             stated = b64d(item["commitment"], length=32, what="commitment")
             if item.get("entry") is None:
-                return stated
+                return Leaf(index=index, commitment=stated, entry=None, body=None)
             entry = AuditEntry.from_json(item["entry"])
             if entry.index != index or entry.network != self.network:
                 raise ProofError("an entry names another index or network than its place")
-            commitment = entry_commitment(entry)
-            if commitment != stated:
+            if entry_commitment(entry) != stated:
                 raise ProofError("an entry's body does not hash to its commitment")
-            return commitment
+            return Leaf(index=index, commitment=stated, entry=entry, body=item["entry"])
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:
             raise self.fail("audit-entry-rewritten", f"an audit entry does not verify "
                             f"({type(exc).__name__})") from None
+
+    def _remember(self, index: int, commitment: bytes) -> None:
+        self.state.put_doc(LEAF_DOC, (self.network, f"{index:016d}"),
+                           {"commitment": b64e(commitment)})
+
+    def _check_remembered(self, leaves: list[Leaf]) -> None:
+        """Every leaf this partner verified before (or holds a receipt for) is served
+        again with the same commitment.  Its index is below the head: the head held
+        when it was remembered is, and heads only grow."""
+        served = {leaf.index: leaf.commitment for leaf in leaves}
+        for ref, doc in self.state.docs(LEAF_DOC, (self.network,)):
+            index = int(ref[1])
+            commitment = served.get(index)
+            if commitment is None:
+                raise self.fail("audit-entry-missing", f"entry {index}, which this partner "
+                                f"verified before, is no longer served", index=index)
+            if b64e(commitment) != doc["commitment"]:
+                raise self.fail("audit-entry-rewritten", f"entry {index} is not the entry "
+                                f"this partner verified before", index=index)
+
+    async def _erased_below(self, leaves: list[Leaf], tv: TrustView) -> int:
+        """How many leading bodies may be missing: the ``erased_below`` of the widest
+        ``erase`` entry served, once it is shown to be the server's and due (0 without
+        one).  The time of the last entry it erased is that of the signed head of size
+        ``erased_below``."""
+        records = [leaf.entry for leaf in leaves
+                   if leaf.entry is not None and leaf.entry.action == "erase"]
+        if not records:
+            return 0
+        record = max(records, key=lambda e: (e.erased_below or 0, e.index))
+        below = int(record.erased_below or 0)
+        if record.actor.partner != tv.server_log.key_id:
+            raise self.fail("audit-entry-missing", "an erase entry not made by the server's "
+                            "log key", index=record.index)
+        last = self.heads().get(below) or await self.head_at(below)
+        days = int(tv.policy["retention"]["audit_days"])
+        if parse_timestamp(last.time) >= erase_cutoff(parse_timestamp(record.time), days):
+            raise self.fail("audit-entry-missing", f"entry {record.index} erased bodies "
+                            f"written less than {days} days before it (retention.audit_days)",
+                            index=record.index)
+        return below
 
     async def _include(self, index: int, commitment: bytes, head: TreeHead) -> None:
         try:
@@ -281,4 +377,4 @@ class AuditMonitor:
                             f"signed log", index=index) from None
 
 
-__all__ = ["AuditMonitor"]
+__all__ = ["AuditMonitor", "Leaf", "LEAF_DOC", "reads_whole_log"]

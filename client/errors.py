@@ -9,8 +9,8 @@ person must act differently on each:
   are the server's own.
 * :class:`ServerMisbehaviour` -- the server (or someone between it and the client)
   handed over something that does not verify: a forged member, a swapped ciphertext,
-  a dropped event, a rolled-back audit log.  ``what`` is the stable short name of the
-  ADR 0007 table; the client records it in its local state *before* it raises, so the
+  a dropped event, a rolled-back audit log, a hidden audit entry.  ``what`` is the stable
+  short name of the ADR 0007 table (``audit-entry-missing``: ADR 0010); the client records it in its local state *before* it raises, so the
   evidence outlives the process.
 
 :class:`ServerUnreachable` is the third case: no answer at all after the bounded
@@ -28,8 +28,8 @@ from protocol.errors import ProtocolError
 MISBEHAVIOURS: frozenset[str] = frozenset({
     "genesis-untrusted", "member-key-substituted", "bad-signature", "context-mismatch",
     "ciphertext-swapped", "event-replayed", "event-reordered", "event-missing",
-    "audit-rollback", "audit-fork", "audit-entry-rewritten", "receipt-missing",
-    "receipt-invalid",
+    "audit-rollback", "audit-fork", "audit-entry-rewritten", "audit-entry-missing",
+    "receipt-missing", "receipt-invalid",
 })
 
 

@@ -245,7 +245,8 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
     def _audit(self, network: str) -> AuditMonitor:
         monitor = self._monitors.get(network)
         if monitor is None:
-            monitor = AuditMonitor(network=network, conn=self.conn, state=self.state,
+            monitor = AuditMonitor(network=network, me=self.key_id, conn=self.conn,
+                                   state=self.state,
                                    trusted=lambda: self._trusted(network),
                                    misbehaving=self._misbehaving)
             self._monitors[network] = monitor

@@ -15,7 +15,8 @@ the stored rows each time: no in-memory state can drift from the database when a
 rolls an append back.  The read functions below are ``fn(db, ...)`` for ``Store.read``.
 
 Visibility (§15.1): the network's auditors and coordinator read every entry; any other
-member the entries whose ``actor.partner`` or ``subject`` is its key id (``reader``).
+member the entries whose ``actor.partner`` or ``subject`` is its key id (``reader``), and
+the ``erase`` entries (server/retention.py) that say which erased bodies are legitimate.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: A
                action: str, basis: str, outcome: str, reason: str, case: str | None = None,
                subject: str | None = None, classes: Sequence[str] | None = None,
                ref: str | None = None, review_required: bool = False,
-               emergency: bool = False) -> Receipt:
+               emergency: bool = False, erased_below: int | None = None) -> Receipt:
     """Append one entry to ``network``'s log inside the caller's write transaction: build
     the entry (index = current size, fresh salt, ``time`` = ``now``), append its leaf to
     the tree, store the entry and the tree head for the new size signed by ``log_key``.
@@ -124,7 +125,7 @@ def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: A
                        actor=actor, case=case, subject=subject, action=action,
                        classes=tuple(classes) if classes is not None else None, basis=basis,
                        ref=ref, outcome=outcome, reason=reason, review_required=review_required,
-                       emergency=emergency)
+                       emergency=emergency, erased_below=erased_below)
     body = canonical_json(entry.to_json())
     commitment = sha256(COMMITMENT_PREFIX + body)      # entry_commitment(entry), body hashed once
     log = MerkleLog(SqliteNodeStore(db, network), size=index)
@@ -242,14 +243,17 @@ def entries_page(db: Db, network: str, after: int, limit: int,
                  reader: str | None) -> list[dict[str, Any]]:
     """Entries with index >= ``after`` in index order, at most ``limit``: every entry for
     ``reader=None`` (auditors, coordinator), else those whose actor or subject is
-    ``reader``.  Each item is ``{"index", "entry" (null once erased), "commitment"}``."""
+    ``reader`` and every ``erase`` entry whose body is kept (it names no case and no
+    partner, and every reader needs it to accept an erased body, §15.1).  Each item is
+    ``{"index", "entry" (null once erased), "commitment"}``."""
     if reader is None:
         rows = db.execute("SELECT idx, body, commitment FROM audit_entries WHERE network = ?"
                           " AND idx >= ? ORDER BY idx LIMIT ?", (network, after, limit))
     else:
         rows = db.execute("SELECT idx, body, commitment FROM audit_entries WHERE network = ?"
-                          " AND idx >= ? AND (partner = ? OR subject = ?) ORDER BY idx LIMIT ?",
-                          (network, after, reader, reader, limit))
+                          " AND idx >= ? AND (partner = ? OR subject = ? OR ([case] IS NULL"
+                          " AND subject IS NULL AND json_extract(body, '$.action') = 'erase'))"
+                          " ORDER BY idx LIMIT ?", (network, after, reader, reader, limit))
     return [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1]),
              "commitment": b64e(r[2])} for r in rows]
 

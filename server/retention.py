@@ -1,7 +1,7 @@
-"""Retention and bemoeizorg expiry (issue 4 items 4 and 5; protocol.md §11 flow 9, §D.9;
-docs/protocol.md §15 §15.4).
+"""Retention and bemoeizorg expiry (protocol.md §11 flow 9, §D.9, §A.1; docs/protocol.md
+§15 §15.4).
 
-Three kinds of step, all taken by the server on its own (actor: the server, its log key):
+Four kinds of step, all taken by the server on its own (actor: the server, its log key):
 
 * **shred-identity** -- a case closed longer than the policy's ``retention.identity_days``:
   its identity records, gated envelopes and blind-index tokens are deleted, the released
@@ -14,13 +14,21 @@ Three kinds of step, all taken by the server on its own (actor: the server, its 
 * **bemoeizorg-expired** -- an invocation whose ``access_hours`` (from the moment the
   server accepted it) have passed: one ``purge-instruction`` (reason
   ``bemoeizorg-expired``, ref = the invocation) to the invoker, audited.
+* **erase** -- audit entries written before :func:`protocol.objects.audit.erase_cutoff`
+  (the start of today, ``retention.audit_days`` back) lose their bodies; their rows and
+  commitments stay, so every proof still verifies.  The step first appends an ``erase``
+  entry whose ``erased_below`` names the erased prefix: the record every reader checks an
+  erased body against (docs/protocol.md §15.1).  The prefix ends before the first entry
+  written at or after the cutoff, as the signed heads' times say (a head's time is its
+  last entry's), which is exactly what a reader checks.
 
 The time a case was closed is the ``received`` time of its closing event: a closed case
 takes only an event that reopens it (server/data/cases.py), so the closing event is the
 case's last event.  No table is added: a step is due while what it destroys is still
 there (identity material; the case row; no earlier expiry instruction for the
-invocation), so running a pass twice does nothing the second time.  The audit entries
-stay (they never hold identity) and the log still verifies.
+invocation; an unerased body below the erasable prefix), so running a pass twice does
+nothing the second time.  Audit entries keep their rows (they never hold identity) and
+the log still verifies.
 
 :func:`plan` is pure (the facts, the policy, ``now`` -> the steps due); :func:`facts`
 reads the facts; each ``*_txn`` checks its step is still due inside its own write
@@ -37,9 +45,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from protocol.objects.audit import AuditActor
+from protocol.objects.audit import AuditActor, erase_cutoff
 from protocol.objects.base import format_timestamp, parse_timestamp
 from protocol.objects.disclosure import PurgeInstruction
+from server.audit import signed_size
 from server.data import insert
 from server.disclosure.data import Log, new_object_id
 from server.disclosure.facts import server_actor
@@ -48,7 +57,7 @@ from server.storage import Db
 if TYPE_CHECKING:
     from server.context import AppContext
 
-StepKind = Literal["shred-identity", "shred-anonymous", "bemoeizorg-expired"]
+StepKind = Literal["shred-identity", "shred-anonymous", "bemoeizorg-expired", "erase"]
 
 
 # --------------------------------------------------------------------------- the plan (pure)
@@ -60,6 +69,7 @@ class Periods:
 
     identity_days: int
     anonymous_days: int
+    audit_days: int
     access_hours: int | None          #: None when the network has no bemoeizorg
 
     @classmethod
@@ -69,6 +79,7 @@ class Periods:
         hours = bemoeizorg.get("access_hours") if bemoeizorg.get("enabled") else None
         return cls(identity_days=int(retention["identity_days"]),
                    anonymous_days=int(retention["anonymous_days"]),
+                   audit_days=int(retention["audit_days"]),
                    access_hours=None if hours is None else int(hours))
 
 
@@ -90,16 +101,26 @@ class InvocationFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AuditFacts:
+    """The log's erasable prefix at a moment: ``below`` -- the entries before the first
+    one written at or after the cutoff; ``held`` -- a body below it is still stored."""
+
+    below: int
+    held: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Step:
     network: str
     kind: StepKind
-    case: str
+    case: str | None = None           #: None for an erase
     invocation: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"network": self.network, "step": self.kind, "case": self.case}
-        if self.invocation is not None:
-            out["invocation"] = self.invocation
+        out: dict[str, Any] = {"network": self.network, "step": self.kind}
+        for name in ("case", "invocation"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
 
@@ -122,13 +143,17 @@ def invocation_due(periods: Periods, inv: InvocationFacts, now: datetime) -> boo
 
 
 def plan(network: str, periods: Periods, cases: Iterable[CaseFacts],
-         invocations: Iterable[InvocationFacts], now: datetime) -> list[Step]:
-    """Every step due in ``network`` at ``now``: expiries first, then per case."""
+         invocations: Iterable[InvocationFacts], now: datetime,
+         audit: AuditFacts | None = None) -> list[Step]:
+    """Every step due in ``network`` at ``now``: expiries first, then per case, then the
+    erasure of audit bodies (its entry is then the newest, so it never erases itself)."""
     steps = [Step(network=network, kind="bemoeizorg-expired", case=i.case,
                   invocation=i.invocation)
              for i in invocations if invocation_due(periods, i, now)]
     for case in cases:
         steps += case_steps(network, periods, case, now)
+    if audit is not None and audit.held:
+        steps.append(Step(network=network, kind="erase"))
     return steps
 
 
@@ -199,12 +224,28 @@ def facts(db: Db, network: str, periods: Periods,
     return cases, invocations
 
 
+def audit_facts(db: Db, network: str, periods: Periods, now: datetime) -> AuditFacts:
+    """The prefix of the log whose bodies may be erased at ``now``: up to (not including)
+    the first entry written at or after ``erase_cutoff(now, audit_days)``, by the signed
+    heads' times (the head of size n carries the time of entry n - 1)."""
+    cutoff = format_timestamp(erase_cutoff(now, periods.audit_days))
+    row = db.execute("SELECT size FROM tree_heads WHERE network = ? AND time >= ?"
+                     " ORDER BY size LIMIT 1", (network, cutoff)).fetchone()
+    below = signed_size(db, network) if row is None else int(row["size"]) - 1
+    held = below > 0 and db.execute(
+        "SELECT 1 FROM audit_entries WHERE network = ? AND idx < ? AND body IS NOT NULL"
+        " LIMIT 1", (network, below)).fetchone() is not None
+    return AuditFacts(below=below, held=held)
+
+
 def due(db: Db, now: datetime) -> list[tuple[Step, Periods]]:
     """Every step due at ``now`` in every network (a read: ``Store.read``)."""
     out = []
     for network, periods in network_periods(db):
         cases, invocations = facts(db, network, periods, now)
-        out += [(step, periods) for step in plan(network, periods, cases, invocations, now)]
+        audit = audit_facts(db, network, periods, now)
+        out += [(step, periods) for step in plan(network, periods, cases, invocations, now,
+                                                 audit)]
     return out
 
 
@@ -309,8 +350,26 @@ def expire_invocation_txn(db: Db, step: Step, periods: Periods, log: Log,
     return {**step.to_json(), "purge_instructions": [instruction]}
 
 
+def erase_txn(db: Db, step: Step, periods: Periods, log: Log,
+              server: AuditActor) -> dict[str, Any] | None:
+    """Erase the bodies of the erasable prefix if any is still stored (else None): first
+    the ``erase`` entry naming the prefix (``erased_below``), then the bodies.  Rows and
+    commitments stay."""
+    found = audit_facts(db, step.network, periods, log.now)
+    if not found.held:
+        return None
+    receipt = log.append(db, actor=server, action="erase", basis="policy",
+                         reason=f"retention: bodies of entries written more than "
+                                f"{periods.audit_days} days ago erased",
+                         erased_below=found.below)
+    erased = db.execute("UPDATE audit_entries SET body = NULL WHERE network = ? AND idx < ?"
+                        " AND body IS NOT NULL", (step.network, found.below)).rowcount
+    return {**step.to_json(), "erased_below": found.below, "erased": erased,
+            "audit_index": receipt["index"]}
+
+
 STEP_TXN = {"shred-identity": shred_identity_txn, "shred-anonymous": shred_anonymous_txn,
-            "bemoeizorg-expired": expire_invocation_txn}
+            "bemoeizorg-expired": expire_invocation_txn, "erase": erase_txn}
 
 
 # --------------------------------------------------------------------------- one pass
@@ -354,11 +413,12 @@ async def retention_task(ctx: "AppContext", interval: float) -> None:
         else:
             if done:
                 ctx.log.info("retention", steps=len(done),
-                             shredded=[d["case"] for d in done if d["step"] != "bemoeizorg-expired"],
-                             expired=[d["invocation"] for d in done if "invocation" in d])
+                             shredded=[d["case"] for d in done if d["step"].startswith("shred-")],
+                             expired=[d["invocation"] for d in done if "invocation" in d],
+                             erased=sum(d.get("erased", 0) for d in done))
 
 
-__all__ = ["StepKind", "Periods", "CaseFacts", "InvocationFacts", "Step", "case_steps",
-           "invocation_due", "plan", "network_periods", "case_facts", "facts", "due",
-           "shred_identity_txn", "shred_anonymous_txn", "expire_invocation_txn", "run_pass",
-           "run_once", "retention_task"]
+__all__ = ["StepKind", "Periods", "CaseFacts", "InvocationFacts", "AuditFacts", "Step",
+           "case_steps", "invocation_due", "plan", "network_periods", "case_facts", "facts",
+           "audit_facts", "due", "shred_identity_txn", "shred_anonymous_txn",
+           "expire_invocation_txn", "erase_txn", "run_pass", "run_once", "retention_task"]

@@ -62,16 +62,17 @@ def server_fingerprint(url: str) -> str:
 
 @asynccontextmanager
 async def running_server(tmp_path: Path, *, data: str = "server",
-                         keys: ServerKeys | None = None) -> AsyncIterator[str]:
-    """Serve the real application on 127.0.0.1 (a free port) until the block ends;
-    yields the base URL, which is also the server's public origin.  Its fingerprint is
-    :func:`server_fingerprint` of the URL."""
+                         keys: ServerKeys | None = None, port: int = 0) -> AsyncIterator[str]:
+    """Serve the real application on 127.0.0.1 (a free port, or ``port``: the port of a
+    server that stopped, to restart it at the URL its partners know) until the block
+    ends; yields the base URL, which is also the server's public origin.  Its
+    fingerprint is :func:`server_fingerprint` of the URL."""
     from aiohttp.test_utils import TestServer
 
     keys = keys or ServerKeys.generate()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     app = build_app(tmp_path / data, RealClock(), origin=url, keys=keys)

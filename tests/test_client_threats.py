@@ -212,6 +212,28 @@ async def test_ls3_event_signed_by_another_key_claiming_the_authors_key_id(
     assert [e.event for e in p.case(net, w.case).events] == before
 
 
+async def test_ls6_event_whose_prev_is_not_the_event_before_it_is_refused(world: World) -> None:
+    """LS-6: a validly signed event at the next ``seq`` whose ``prev`` names another
+    predecessor (a fork of the chain: the owner's client was shown a history without
+    event 3) is refused as ``event-reordered``.  Only the ``prev`` link tells it apart:
+    its seq, author, signature and ciphertext are all right.  The page it came in is not
+    believed, and the honest chain arrives once the server stops lying."""
+    w, p, net = world, world.victim, world.network
+    await w.coord.add_event(net, w.case, NOTE)
+    await p.sync(net)
+    assert [e.seq for e in p.case(net, w.case).events] == [1, 2]
+    second = p.state.get_doc("event", (net, w.case, f"{2:010d}"))
+    await w.coord.add_event(net, w.case, {"kind": "note", "text": "Derde notitie."})
+    fork = forged_event(w.coord, w, seq=4, prev=b64e(event_hash(second)),
+                        plaintext={"kind": "note", "text": "Een vierde notitie op een zijtak."})
+    append_to_sync(w, lambda: {"kind": "event", "case": w.case, "envelope": fork})
+    await caught(w, p, p.sync(net), "event-reordered")
+    assert [e.seq for e in p.case(net, w.case).events] == [1, 2]
+    w.proxy.clear()
+    await p.sync(net)
+    assert [e.seq for e in p.case(net, w.case).events] == [1, 2, 3]
+
+
 async def test_ls7_truncated_chain_continued_by_the_server_is_caught(world: World) -> None:
     """LS-7: the client keeps the longest chain it verified.  A server that cut the case
     back to seq 2 and then serves another (validly signed) event 3 is caught: the client

@@ -116,6 +116,11 @@ EXAMPLES: dict[str, Callable[[], Any]] = {
     "audit-entry": audit_entry,
     "audit-entry-minimal": lambda: audit_entry(case=None, classes=None, ref=None,
                                                action="membership", basis="policy"),
+    "audit-entry-erase": lambda: audit_entry(
+        index=40, case=None, classes=None, ref=None, action="erase", basis="policy",
+        actor=AuditActor(partner=LOG.key_id, acting_user="schakel-server", role="server",
+                         organisation="Schakel server"),
+        reason="retention: bodies older than 1826 days erased", erased_below=37),
     "tree-head": lambda: TreeHead(network=NET, size=3, root=b64e(sha256(b"root")), time=T0),
     "error": lambda: ErrorResponse.of("malformed", "invalid consent: purpose: violates maxLength 500",
                                       {"type": "consent", "problems": ["purpose: violates maxLength"]}),
@@ -258,6 +263,13 @@ MALFORMED = [
     ("audit-entry", "basis", "bemoeizorg", "emergency"),
     ("audit-entry", "action", "deny", "outcome"),
     ("audit-entry", "emergency", "no", "emergency"),
+    ("audit-entry", "erased_below", 1, "erased_below"),
+    ("audit-entry-erase", "erased_below", _DELETE, "erased_below"),
+    ("audit-entry-erase", "erased_below", 0, "erased_below"),
+    ("audit-entry-erase", "erased_below", 41, "erased_below"),
+    ("audit-entry-erase", "erased_below", 1.0, "erased_below"),
+    ("audit-entry-erase", "actor.role", "coordinator", "action"),
+    ("audit-entry-erase", "basis", "none", "action"),
     ("tree-head", "size", -1, "size"),
     ("tree-head", "root", b64e(bytes(31)), "root"),
     ("error", "error.code", "Bad-Code", "error.code"),
@@ -559,6 +571,22 @@ def test_erased_entries_keep_proofs_valid() -> None:
     merkle.verify_inclusion(stored, 2, len(leaves), proof, root)
     head = TreeHead(network=NET, size=len(leaves), root=b64e(root), time=T0)
     assert TreeHead.from_envelope(head.sign(LOG), [LOG.verify_key]) == head
+
+
+def test_erase_cutoff_is_day_aligned_and_counts_whole_days() -> None:
+    """An erasure made on a day erases what was written before the start of that UTC
+    day, ``audit_days`` back: the server choosing the range and a reader checking it
+    get the same instant from the erase entry's time."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from protocol.objects.audit import erase_cutoff
+    day = datetime(2031, 3, 9, tzinfo=UTC)
+    for moment in (day, day + timedelta(hours=23, minutes=59, seconds=59)):
+        assert erase_cutoff(moment, 1826) == day - timedelta(days=1826)
+    amsterdam = datetime(2031, 3, 9, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert erase_cutoff(amsterdam, 1) == datetime(2031, 3, 7, tzinfo=UTC)
+    with pytest.raises(MalformedError):
+        erase_cutoff(datetime(2031, 3, 9), 1)          # naive: not a moment
 
 
 # --------------------------------------------------------------------------- errors

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +28,9 @@ from tests.disclosure_harness import (
 )
 from tests.server_harness import (
     Actor, Caller, FakeClock, InProcessServer, Network, World, append, assert_error, assert_status,
-    build_world, create_case, network_policy,
+    build_world, create_case, network_policy, register,
 )
-from tests.test_audit_log import Monitor
+from tests.test_audit_log import shipped_monitor
 
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 pytestmark = shared_loop
@@ -75,7 +76,8 @@ def steps_for(done: list[dict[str, Any]], case: str) -> list[str]:
     return [d["step"] for d in done if d["case"] == case]
 
 
-async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any) -> None:
+async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any,
+                                                                  tmp_path: Path) -> None:
     world, ctx = setup
     c, net = world.caller, world.a
     owner, grantee = world["core-formal"], world["core-informal"]
@@ -86,8 +88,8 @@ async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any) -
     assert "name" in open_release(released, grantee, net, state, world.server)
     still_open = await create_case(c, net, owner)
 
-    monitor = Monitor(c, net, net.coordinator, world.server.log)
-    await monitor.update()
+    monitor = shipped_monitor(c, net, net.coordinator, tmp_path / "coordinator.db")
+    await monitor.refresh()
     await append(c, net, state, owner, status="closed")
     assert await count(ctx, "identity", net.id, state.case) > 0
 
@@ -150,9 +152,10 @@ async def test_identity_then_anonymous_layer_are_shredded_when_due(setup: Any) -
     assert await count(ctx, "identity", net.id, world.case.case) > 0
 
     # the log still verifies: consistent with the head held before, every entry included
-    await monitor.update()
-    entries = await monitor.audit(complete=True)
-    assert {"shred-identity", "shred-anonymous"} <= {e.action for e in entries}
+    verified = await monitor.verify_all()
+    assert verified.checked == verified.size and verified.erased == 0
+    entries = await monitor.entries()
+    assert {"shred-identity", "shred-anonymous"} <= {e["entry"]["action"] for e in entries}
 
 
 async def test_bemoeizorg_expiry_purge_is_issued_once(setup: Any) -> None:
@@ -190,6 +193,53 @@ async def test_bemoeizorg_expiry_purge_is_issued_once(setup: Any) -> None:
     assert [i["instruction"]["signed"]["ref"] for i in feed["items"]].count(inv_id) == 1
 
 
+async def test_audit_bodies_are_erased_after_audit_days_under_an_erase_entry(
+        setup: Any, tmp_path: Path) -> None:
+    """``retention.audit_days`` (1 here) after the start of the day an entry was written,
+    its body is erased: one second earlier nothing is.  The ``erase`` entry comes first
+    and names the erased prefix; rows and commitments stay; a second pass does nothing;
+    every member reads the erase entry, and the shipped monitors of the coordinator and
+    of a member still verify the log."""
+    world, ctx = setup
+    c = world.caller
+    net = Network(world.server, world.clock, policy=network_policy(
+        retention={"identity_days": 30, "anonymous_days": 60, "audit_days": 1}))
+    member = net.actor("member", ring="shell")
+    await register(c, net, [member])
+    coordinator = shipped_monitor(c, net, net.coordinator, tmp_path / "coordinator.db")
+    reader = shipped_monitor(c, net, member, tmp_path / "member.db")
+    size = (await coordinator.verify_all()).size
+    await reader.verify_all()
+
+    def stored(db: Any) -> list[tuple[int, bool, bytes]]:
+        return [(r[0], r[1] is not None, r[2]) for r in db.execute(
+            "SELECT idx, body, commitment FROM audit_entries WHERE network = ? ORDER BY idx",
+            (net.id,))]
+
+    def erased(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [d for d in done if d["network"] == net.id and d["step"] == "erase"]
+
+    before = await ctx.store.read(stored)
+    written = world.clock.now()
+    start_of_day = written.replace(hour=0, minute=0, second=0)
+    advance(world, (start_of_day + timedelta(days=2) - written).total_seconds() - 1)
+    assert erased(await retention.run_pass(ctx)) == []
+    advance(world, 1)
+    [step] = erased(await retention.run_pass(ctx))
+    assert (step["erased_below"], step["erased"], step["audit_index"]) == (size, size, size)
+    after = await ctx.store.read(stored)
+    assert [(i, c) for i, _, c in after[:size]] == [(i, c) for i, _, c in before]
+    assert [kept for _, kept, _ in after] == [False] * size + [True]
+    assert erased(await retention.run_pass(ctx)) == []
+
+    [entry] = [e["entry"] for e in await reader.entries()]
+    assert (entry["action"], entry["erased_below"], entry["basis"], entry["actor"]["partner"],
+            entry["actor"]["role"]) == ("erase", size, "policy", world.server.log.key_id, "server")
+    whole = await coordinator.verify_all()
+    assert (whole.size, whole.checked, whole.erased) == (size + 1, 1, size)
+    assert (await reader.verify_all()).size == size + 1
+
+
 async def test_background_task_runs_passes_and_survives_a_failure(
         setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     world, ctx = setup
@@ -222,7 +272,8 @@ async def test_background_task_runs_passes_and_survives_a_failure(
 async def test_plan_is_pure_and_exact() -> None:
     from datetime import UTC, datetime
     now = datetime(2026, 1, 10, tzinfo=UTC)
-    periods = retention.Periods(identity_days=2, anonymous_days=5, access_hours=72)
+    periods = retention.Periods(identity_days=2, anonymous_days=5, audit_days=30,
+                                access_hours=72)
     closed = retention.CaseFacts(case="c", closed_at=now - timedelta(days=2),
                                  identity_held=True)
     assert [s.kind for s in retention.plan("n", periods, [closed], [], now)] == [
@@ -240,6 +291,10 @@ async def test_plan_is_pure_and_exact() -> None:
     assert retention.plan("n", periods, [], [inv], now - timedelta(seconds=1)) == []
     import dataclasses
     assert retention.plan("n", periods, [], [dataclasses.replace(inv, purged=True)], now) == []
+    held = retention.AuditFacts(below=7, held=True)
+    assert [(s.kind, s.case) for s in retention.plan("n", periods, [], [], now, held)] == [
+        ("erase", None)]
+    assert retention.plan("n", periods, [], [], now, dataclasses.replace(held, held=False)) == []
 
 
 async def test_cli_runs_one_pass(tmp_path: Any) -> None:

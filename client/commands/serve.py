@@ -103,9 +103,11 @@ def retention(data_dir: Path, as_json: bool) -> None:
     """Run one retention pass now and print what it did.
 
     Crypto-shreds the identity of cases closed longer than the policy's
-    retention.identity_days, deletes the anonymous layer after anonymous_days, and
-    issues the purge instructions of expired bemoeizorg access (each step audited;
-    the running server does the same every limits.retention_interval seconds).
+    retention.identity_days, deletes the anonymous layer after anonymous_days,
+    issues the purge instructions of expired bemoeizorg access, and erases the
+    bodies of audit entries older than audit_days under an erase entry (each step
+    audited; the running server does the same every limits.retention_interval
+    seconds).
     """
     from server.retention import run_once
 

@@ -5,19 +5,22 @@ leaf of the RFC 6962 tree is :func:`entry_commitment` of the entry — a salted
 hash — so an entry's *body* can be erased after its retention period while
 every inclusion and consistency proof still verifies against the stored
 commitment, and the random ``salt`` stops anyone from recovering an erased
-body by hashing guesses.
+body by hashing guesses.  An erasure is itself an entry (``action: erase``,
+``erased_below``) that every reader checks a missing body against, with the
+day-aligned :func:`erase_cutoff`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from protocol.canonical import canonical_json
 from protocol.crypto import random_bytes, sha256
 from protocol.encoding import b64e
 from protocol.errors import MalformedError, ProtocolError
-from protocol.objects.base import FrozenMap, Part, Timestamp, WireObject, nested
+from protocol.objects.base import FrozenMap, Part, Timestamp, WireObject, nested, utc
 
 #: Domain separation of audit-entry commitments (design §3: a prefix per hashed object).
 COMMITMENT_PREFIX = b"schakel/v1/audit-entry"
@@ -25,7 +28,7 @@ SALT_BYTES = 16
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
-           "purge-ack", "membership", "membership-revoke")
+           "purge-ack", "membership", "membership-revoke", "erase")
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
 BASES = ("consent", "bemoeizorg", "policy", "none")
 
@@ -70,12 +73,20 @@ class AuditEntry(WireObject):
     reason: str
     review_required: bool
     emergency: bool
+    erased_below: int | None = None
 
     def check(self) -> None:
         if self.basis == "bemoeizorg" and not self.emergency:
             raise self._fail("emergency", "must be true when the basis is bemoeizorg")
         if self.action == "deny" and self.outcome != "deny":
             raise self._fail("outcome", "must be deny for a deny action")
+        if (self.action == "erase") != (self.erased_below is not None):
+            raise self._fail("erased_below", "must be present exactly on an erase entry")
+        if self.action == "erase":
+            if self.erased_below is not None and self.erased_below > self.index:
+                raise self._fail("erased_below", "must not exceed the erase entry's own index")
+            if (self.actor.role, self.basis, self.outcome) != ("server", "policy", "allow"):
+                raise self._fail("action", "erase is the server's, on basis policy, allowed")
 
     @property
     def commitment(self) -> bytes:
@@ -89,6 +100,16 @@ def entry_commitment(entry: AuditEntry) -> bytes:
     if not isinstance(entry, AuditEntry):
         raise MalformedError("entry_commitment needs an AuditEntry")
     return sha256(COMMITMENT_PREFIX + canonical_json(entry.to_json()))
+
+
+def erase_cutoff(erased_at: datetime, audit_days: int) -> datetime:
+    """The time before which an entry's body may be erased by an erasure made at
+    ``erased_at`` (protocol.md §A.1, "Erasure"): the start of ``erased_at``'s UTC day,
+    ``audit_days`` days back.  Day-aligned, so a retention pass erases at most once a
+    day, and the server (choosing the range) and every reader (checking it) compute the
+    same instant from the erase entry's own ``time``."""
+    day = utc(erased_at, "erased_at").replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=audit_days)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,5 +167,6 @@ class ErrorResponse(WireObject):
 
 __all__ = [
     "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
-    "AuditActor", "AuditEntry", "entry_commitment", "TreeHead", "ErrorBody", "ErrorResponse",
+    "AuditActor", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
+    "ErrorResponse",
 ]

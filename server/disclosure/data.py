@@ -64,7 +64,8 @@ class Log:
     def append(self, db: Db, *, actor: AuditActor, action: str, basis: str, reason: str,
                outcome: str = "allow", case: str | None = None, subject: str | None = None,
                classes: Sequence[str] | None = None, ref: str | None = None,
-               review_required: bool = False, emergency: bool = False) -> dict[str, Any]:
+               review_required: bool = False, emergency: bool = False,
+               erased_below: int | None = None) -> dict[str, Any]:
         """Append one entry and return its receipt as JSON.  ``subject`` is dropped when it
         is the actor itself (the field names *another* partner, protocol.md §A.1)."""
         receipt = append_txn(
@@ -72,7 +73,7 @@ class Log:
             action=action, basis=basis, outcome=outcome, reason=reason, case=case,
             subject=subject if subject != actor.partner else None,
             classes=sorted(classes) if classes else None, ref=ref,
-            review_required=review_required, emergency=emergency)
+            review_required=review_required, emergency=emergency, erased_below=erased_below)
         return receipt.to_json()
 
 

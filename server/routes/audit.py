@@ -63,7 +63,8 @@ async def audit_head_at(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/networks/{network}/audit/entries", auth="signed",
               who="any member: auditors and the coordinator read every entry, any other "
-                  "member the entries whose actor.partner or subject is its key id",
+                  "member the entries whose actor.partner or subject is its key id and "
+                  "every erase entry",
               query=(Query("after", "return entries from this index on", kind="cursor"),
                      Query("limit", "most entries to return", low=1, high=500, default=100)),
               response=obj(["items", "cursor"], items=array(ITEM, 500), cursor=CURSOR))
@@ -71,7 +72,8 @@ async def audit_entries(call: Call) -> web.Response:
     """Audit entries with index ``>= after`` in log order, each with its commitment (the
     leaf data of the tree).  ``cursor`` is the last item's index + 1 (``after`` when there
     is none): pass it as the next ``after``.  A member that is not an auditor or the
-    coordinator gets only the entries naming it, so its indexes may have gaps.
+    coordinator gets only the entries naming it and the ``erase`` entries (which say
+    whose bodies were erased, §A.1), so its indexes may have gaps.
 
     Example::
 
