@@ -147,3 +147,106 @@ def test_protocol_md_lists_every_policy_reason_code() -> None:
     assert len(reasons) >= 20
     missing = sorted(r for r in reasons if f"`{r}`" not in text)
     assert not missing, f"docs/protocol.md §7 does not list {missing}"
+
+
+# --- section references name sections that exist ------------------------------------------
+
+DOCS = ROOT / "docs"
+IMPLEMENTATION_MD = DOCS / "implementation.md"
+
+#: A section reference: "§4.6.2", "§10", "§N.1", "§C.10.1", or a whole letter group "§N".
+SECTION_REF = r"§(?:[A-Z](?:\.\d+)*(?![\w.]\w)|\d+(?:\.\d+)*(?![\w]))"
+#: A run of references that share one qualifier: "§2.2, §2.1", "§16.4–§16.5", "§8 and §9".
+REF_RUN = re.compile(rf"{SECTION_REF}(?:(?:,\s*|\s*[–-]\s*|\s+(?:and|or|to)\s+){SECTION_REF})*")
+#: Words right before a run that make it a reference into another document (protocol.md §1).
+EXTERNAL = re.compile(r"\b(?:design(?: brief)?|RFC \d{3,5}|report|ADR \d{4}|style\.md)\s*$",
+                      re.IGNORECASE)
+#: Words right before a run that make it a reference into docs/protocol.md from elsewhere.
+INTO_PROTOCOL = re.compile(r"\bprotocol(?:\.md)?`?\s*$")
+#: Every "§" glued to something, to catch references the strict form misses ("§Header").
+ANY_SECTION_SIGN = re.compile(r"§\S+")
+#: Files whose citations of a protocol.md section must name one that exists.
+CITING = ("protocol/**/*.py", "protocol/schemas/*.json", "keys/*.py", "server/**/*.py",
+          "client/**/*.py", "tests/*.py", "bench/*.py", "docs/**/*.md", "*.md")
+
+
+@lru_cache(maxsize=None)
+def _sections(path: Path) -> frozenset[str]:
+    """The section numbers of a document's headings ("4.6.2", "N.1"), and each letter
+    group ("N") that has numbered sections."""
+    out: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^#{1,6}\s+(\d+(?:\.\d+)*|[A-Z](?:\.\d+)+)\.?\s", line)
+        if m:
+            out.add(m.group(1))
+            if m.group(1)[0].isalpha():
+                out.add(m.group(1)[0])
+    return frozenset(out)
+
+
+def _references(text: str) -> list[tuple[int, str, str]]:
+    """(line, the words before, reference) of every section reference in ``text``;
+    references of one run share the words before the run."""
+    out = []
+    for run in REF_RUN.finditer(text):
+        before = " ".join(text[max(0, run.start() - 60):run.start()].split())
+        line = text.count("\n", 0, run.start()) + 1
+        out += [(line, before, ref[1:]) for ref in re.findall(SECTION_REF, run[0])]
+    return out
+
+
+def _unresolved(path: Path, *, own: bool) -> list[str]:
+    """References of ``path`` that name no section. Qualified by another document: not
+    checked here. Qualified by "protocol.md", or a letter section (N.1): a section of
+    docs/protocol.md. Otherwise a section of the document itself when ``own``, else of
+    docs/protocol.md."""
+    text = path.read_text(encoding="utf-8")
+    bad = []
+    for line, before, ref in _references(text):
+        if EXTERNAL.search(before):
+            continue
+        into_protocol = bool(INTO_PROTOCOL.search(before)) or not own or ref[0].isalpha()
+        target = PROTOCOL_MD if into_protocol else path
+        if ref not in _sections(target):
+            bad.append(f"{path.relative_to(ROOT)}:{line}: §{ref} (no such section in "
+                       f"{target.relative_to(ROOT)})")
+    strict = {m.start() for m in re.finditer(SECTION_REF, text)}
+    bad += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m[0]!r} "
+            f"is not a section reference (write §4.6.2, §N.1 or §10)"
+            for m in ANY_SECTION_SIGN.finditer(text) if m.start() not in strict]
+    return bad
+
+
+def test_protocol_md_section_references_name_existing_sections() -> None:
+    """Every §X of the specification names one of its headings; references to other
+    documents name the document ("design §5", "RFC 9421 §2.3", "ADR 0004")."""
+    bad = _unresolved(PROTOCOL_MD, own=True)
+    assert not bad, "docs/protocol.md refers to sections that do not exist:\n" + "\n".join(bad)
+
+
+def test_threat_model_section_references_name_existing_sections() -> None:
+    """A bare §5.2 is a section of the threat model; §C.3, §N.9 and "protocol.md §4.6.3"
+    are sections of the specification."""
+    bad = _unresolved(THREAT_MODEL, own=True)
+    assert not bad, "docs/threat-model.md refers to sections that do not exist:\n" + "\n".join(bad)
+
+
+def test_implementation_guide_references_name_existing_protocol_sections() -> None:
+    bad = _unresolved(IMPLEMENTATION_MD, own=False)
+    assert not bad, "docs/implementation.md refers to sections that do not exist:\n" + "\n".join(bad)
+
+
+def test_code_and_docs_cite_existing_protocol_sections() -> None:
+    """A comment, docstring, schema title or document that cites a section of protocol.md
+    (style.md: comments cite the section they implement) names a section that exists."""
+    bad = []
+    for pattern in CITING:
+        for path in sorted(ROOT.glob(pattern)):
+            if ".venv" in path.parts or path in (PROTOCOL_MD, THREAT_MODEL, IMPLEMENTATION_MD):
+                continue
+            text = path.read_text(encoding="utf-8")
+            for line, before, ref in _references(text):
+                if INTO_PROTOCOL.search(before) and ref not in _sections(PROTOCOL_MD):
+                    bad.append(f"{path.relative_to(ROOT)}:{line}: protocol.md §{ref}")
+    assert not bad, "citations of sections docs/protocol.md does not have:\n" + "\n".join(
+        sorted(set(bad)))
