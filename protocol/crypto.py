@@ -88,7 +88,7 @@ def keyed_hash(key: bytes, data: bytes, *, size: int = 32) -> bytes:
 
 def key_id(public_key: bytes) -> str:
     """The identifier of a public key on the wire: unpadded base64url of
-    BLAKE2b-256(key="schakel/v1/key-id", data=raw public key) — docs/protocol.md §2.3."""
+    BLAKE2b-256(key="schakel/v1/key-id", data=raw public key) — docs/protocol.md §2.1."""
     return _key_id(_require_bytes(public_key, "public key", KEY_BYTES))
 
 

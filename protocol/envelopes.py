@@ -46,7 +46,7 @@ MAX_JUSTIFICATION_PAYLOAD = 12240
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AeadContext:
-    """What one AEAD ciphertext is bound to (docs/protocol.md §5.1).
+    """What one AEAD ciphertext is bound to (docs/protocol.md §3.2).
 
     ``layer`` says which key hierarchy it belongs to; ``version`` is the case-key
     version (anonymous layer, case-key wrap) or the identity version (identity
@@ -259,7 +259,7 @@ def make_gated(gate: BoxPublicKey, member: BoxPublicKey, class_key: ClassKey,
 def open_gate(gate_secret: BoxSecretKey, blob: str, context: GateContext) -> str:
     """Server side of a release: remove the gate seal of an envelope stored under
     ``context`` and return the inner envelope for the member.  The server calls
-    this only after the audit entry is written (docs/protocol.md §7.4)."""
+    this only after the audit entry is written (docs/protocol.md §3.4)."""
     plain = open_json(gate_secret, blob, "gate", context.fields())
     inner = plain.get("inner")
     if not isinstance(inner, str):

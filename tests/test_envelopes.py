@@ -248,3 +248,24 @@ def test_blind_index_normalisation() -> None:
         env.blind_index(MatchKey(bytes(32)), "bsn", "x", size=2, **FAST)
     with pytest.raises(MalformedError):
         env.blind_index(MatchKey(bytes(32)), "name", "x", size=8, **FAST)  # type: ignore[arg-type]
+
+
+def test_blind_index_is_the_prefix_of_a_32_byte_argon2id_output() -> None:
+    """protocol.md §3.6 computed without protocol.envelopes: the salt is BLAKE2b-128 keyed
+    with the match key; Argon2id (t = opslimit, m = memlimit / 1024 KiB, p = 1) always
+    gives 32 bytes, and the token is their first ``size`` bytes, not a shorter output."""
+    import hashlib
+
+    import nacl.pwhash.argon2id as argon2id
+
+    match_key = bytes([5]) * 32
+    for kind, normalised in (("bsn", "111222333"), ("name-dob", "vanderberg|1948-03-12")):
+        salt = hashlib.blake2b(b"schakel/v1/blind-index-salt/" + kind.encode(), key=match_key,
+                               digest_size=16).digest()
+        out = argon2id.kdf(32, f"{kind}:{normalised}".encode(), salt, **FAST)
+        token = env.blind_index(MatchKey(match_key), kind, normalised, size=8, **FAST)
+        assert token == out[:8]
+        assert token != argon2id.kdf(16, f"{kind}:{normalised}".encode(), salt, **FAST)[:8]
+    assert env.normalise_name("'t Hart") == "thart"
+    assert env.normalise_name("Straße") == "strasse"
+    assert env.normalise_name("Ĳsselmuiden") == "ijsselmuiden"

@@ -209,7 +209,7 @@ def test_key_ids_are_the_same_remembered_or_not() -> None:
 
 
 def schema_free_key_id(raw: bytes) -> str:
-    """protocol.md §2.3 computed from scratch: BLAKE2b-256 keyed "schakel/v1/key-id"."""
+    """protocol.md §2.1 computed from scratch: BLAKE2b-256 keyed "schakel/v1/key-id"."""
     import base64
     import hashlib
     digest = hashlib.blake2b(raw, digest_size=32, key=b"schakel/v1/key-id").digest()
