@@ -92,12 +92,16 @@ class Caller:
     keyid: str
     acting_user: str
     network: NetworkState
-    member: Member | None      #: None: the coordinator key acting without a membership
+    member: Member | None      #: None: the coordinator key acting without a membership,
+    #: or a former member
+    #: The caller's memberships all ended (revoked or expired): admitted only where the
+    #: route asks for it -- the purge routes a removed member must still reach (§N.5).
+    former: bool = False
 
     @property
     def is_coordinator(self) -> bool:
-        return self.network.is_coordinator_key(self.keyid) or (
-            self.member is not None and self.member.has_role("coordinator"))
+        return not self.former and (self.network.is_coordinator_key(self.keyid) or (
+            self.member is not None and self.member.has_role("coordinator")))
 
     @property
     def ring(self) -> str:
@@ -111,28 +115,44 @@ class Caller:
 
     @property
     def key(self) -> VerifyKey:
-        return self.member.sign if self.member is not None else self.network.coordinator_key
+        if self.member is not None:
+            return self.member.sign
+        if self.former:
+            return self.network.last_membership(self.keyid).sign
+        return self.network.coordinator_key
 
 
 def require_member(request: web.Request, ctx: "AppContext", network: str, *,
                    ring: str | None = None, roles: Iterable[str] = (),
-                   coordinator: bool = False, membership: bool = False) -> Caller:
+                   coordinator: bool = False, membership: bool = False,
+                   former: bool = False) -> Caller:
     """The authenticated caller as a member of ``network``, or a refusal.
 
     ``ring``: the caller must be in that ring; ``roles``: it must hold all of them;
     ``coordinator``: it must be the coordinator (the genesis key, or a member with the
     ``coordinator`` role); ``membership``: the coordinator key alone is not enough (the
-    route's objects must be verifiable by members, e.g. a case owner or event author).
+    route's objects must be verifiable by members, e.g. a case owner or event author);
+    ``former``: a partner whose memberships all ended is admitted too, as a caller with
+    ``former`` set and no rights beyond its own key (protocol.md §N.5: a removed member
+    fetches and acknowledges its purge instructions, and nothing else).
     """
     verified = request[VERIFIED]
     state = ctx.directory.member_or_forbidden(network, verified.keyid)
+    ended = False
     try:
         member = state.current(verified.keyid, ctx.now())
     except UntrustedKeyError:
-        if not state.is_coordinator_key(verified.keyid):
+        if state.is_coordinator_key(verified.keyid):
+            member = None
+        elif former:
+            member, ended = None, True
+        else:
             raise
-        member = None
-    caller = Caller(verified.keyid, verified.acting_user, state, member)
+    caller = Caller(verified.keyid, verified.acting_user, state, member, ended)
+    if ended and (membership or ring is not None or roles or coordinator):
+        raise UntrustedKeyError(f"the membership of {verified.keyid} in network {network} "
+                                f"is expired, revoked or not yet valid",
+                                details={"member": verified.keyid})
     if membership and member is None:
         raise Forbidden("this needs a current membership of the network")
     if ring is not None and caller.ring != ring:
