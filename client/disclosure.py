@@ -573,7 +573,7 @@ class DisclosureOps(FlowBase):
 
     # ------------------------------------------------------------------ duties
 
-    async def _flow_duties(self, network: str, report: Any) -> None:
+    async def _flow_duties(self, network: str, report: Any, *, tv: Any = None) -> None:
         """Purge duties (§D.9, §D.10; flow 4 step 5, flow 5 step 4), run by
         ``Partner.duties`` after its own:
 
@@ -588,9 +588,15 @@ class DisclosureOps(FlowBase):
         The feed cursor moves past an instruction once it was executed and acknowledged
         (a transport failure is retried on the next run).  An instruction that does not
         verify is never executed: it is recorded as server misbehaviour, skipped so it
-        cannot block the genuine ones behind it, and the first such is raised at the end."""
+        cannot block the genuine ones behind it, and the first such is raised at the end.
+
+        ``tv``: the network as this partner verified it before (a removed partner, whom
+        the server no longer answers ``GET .../{network}``); else it is fetched."""
         from client.errors import ServerMisbehaviour
-        tv, rules = await self._rules(network)
+        if tv is None:
+            tv, rules = await self._rules(network)
+        else:
+            rules = rules_of(tv.policy, tv.kind)
         await self._expire_bemoeizorg(network, rules, report)
         caught: ServerMisbehaviour | None = None
         after = self.state.cursor(network, "purge-instructions")
