@@ -23,7 +23,7 @@ the issue-5 contract (``self.conn``, ``self.state``, ``self.keys``, ``self._trus
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -599,23 +599,31 @@ class DisclosureOps(FlowBase):
             rules = rules_of(tv.policy, tv.kind)
         await self._expire_bemoeizorg(network, rules, report)
         caught: ServerMisbehaviour | None = None
-        after = self.state.cursor(network, "purge-instructions")
-        while True:
-            page = await self.conn.get(self._network_path(network, "/purge-instructions/mine"),
-                                       params={"after": after, "limit": PAGE})
-            with self._verifying(network):
-                items = [(str(i["cursor"]), i["instruction"]) for i in page["items"]]
-            if not items:
-                break
+        async for items in self._purge_feed(network, "mine", "purge-instructions"):
             for cursor, envelope in items:
                 try:
                     await self._execute_purge(network, tv, envelope, report)
                 except ServerMisbehaviour as exc:
                     caught = caught or exc
                 self.state.set_cursor(network, "purge-instructions", cursor)
-                after = cursor
         if caught is not None:
             raise caught
+
+    async def _purge_feed(self, network: str, which: str,
+                          feed: str) -> AsyncIterator[list[tuple[str, Any]]]:
+        """The pages of ``GET .../purge-instructions/{which}`` after the local cursor
+        ``feed``, as (cursor, envelope) pairs, until an empty page.  The caller moves the
+        cursor once it has dealt with an item (the envelopes are not verified yet)."""
+        after = self.state.cursor(network, feed)
+        while True:
+            page = await self.conn.get(self._network_path(network, f"/purge-instructions/{which}"),
+                                       params={"after": after, "limit": PAGE})
+            with self._verifying(network):
+                items = [(str(i["cursor"]), i["instruction"]) for i in page["items"]]
+            if not items:
+                return
+            yield items
+            after = items[-1][0]
 
     async def _execute_purge(self, network: str, tv: Any, envelope: Any, report: Any) -> None:
         from client.errors import ServerRefused

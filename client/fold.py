@@ -279,14 +279,8 @@ class Verifier:
             return
         when = parse_timestamp(signed["created"])
         owner = self.tv.member_at(signed["owner"], when) or self.tv.member(signed["owner"])
-        if owner is None or owner.ring != "core":
-            raise self.fail("bad-signature", "a case header whose owner is not a verified core "
-                            "member", case=case)
-        try:
-            header = CaseHeader.from_envelope(envelope, [owner.sign])
-        except (SignatureError, MalformedError) as exc:
-            raise self.fail("bad-signature", f"a case header that does not verify against its "
-                            f"owner's membership ({exc.code})", case=case) from None
+        header = self._owners(envelope, owner if owner is not None and owner.ring == "core"
+                              else None, case, "a case header")
         self.state.put_doc("header", (self.network, case), envelope)
         self.state.put_doc("case", (self.network, case), {
             "kind": header.kind, "owner": header.owner, "created": header.created,
@@ -303,15 +297,7 @@ class Verifier:
         skips a version (``event-missing``); another header of the held version, or one
         that changes what it may not, is ``context-mismatch``."""
         held = CaseHeader.from_json(held_envelope["signed"])
-        owner = self.tv.member(held.owner)
-        if owner is None:
-            raise self.fail("bad-signature", "a replacement header of a case whose owner is "
-                            "not a verified member", case=case)
-        try:
-            new = CaseHeader.from_envelope(envelope, [owner.sign])
-        except (SignatureError, MalformedError) as exc:
-            raise self.fail("bad-signature", f"a replacement header that is not signed by the "
-                            f"case's owner ({exc.code})", case=case) from None
+        new = self._owners(envelope, self.tv.member(held.owner), case, "a replacement header")
         version, before = new.identity_version or 0, held.identity_version or 0
         if version == before:
             raise self.fail("context-mismatch", "the server answered another header for an "
@@ -329,6 +315,19 @@ class Verifier:
             raise self.fail("context-mismatch", f"the server answered another header for a "
                             f"case this partner holds: {exc.message}", case=case) from None
         self.state.put_doc("header", (self.network, case), envelope)
+
+    def _owners(self, envelope: Any, owner: Any, case: str, what: str) -> CaseHeader:
+        """``envelope`` as a header signed by ``owner`` (a verified member; None when the
+        owner is none the header may have): ``bad-signature`` otherwise."""
+        if owner is None:
+            raise self.fail("bad-signature", f"{what} whose owner is not a verified (core) "
+                            f"member", case=case)
+        try:
+            header: CaseHeader = CaseHeader.from_envelope(envelope, [owner.sign])
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"{what} that does not verify against its owner's "
+                            f"membership ({exc.code})", case=case) from None
+        return header
 
     def _unwrap_header(self, header: CaseHeader) -> None:
         keys = epoch_keys(self.state, self.network, header.epoch)

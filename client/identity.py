@@ -37,7 +37,7 @@ from protocol.objects.cases import CaseHeader, GatedEnvelope, IdentityRecord
 from protocol.objects.disclosure import PurgeInstruction
 from protocol.objects.plaintext import identity_plaintext_for
 
-from client.disclosure import PAGE, FlowBase, refuse
+from client.disclosure import FlowBase, refuse
 from client.errors import ServerRefused
 from client.fold import summary, version_ref
 from client.trust import MemberInfo, TrustView
@@ -116,7 +116,7 @@ class IdentityOps(FlowBase):
     async def _post_gated(self, network: str, case: str, gated: list[Gated]) -> None:
         for i in range(0, len(gated), GATED_PER_REQUEST):
             chunk = gated[i:i + GATED_PER_REQUEST]
-            await self.conn.post(self._path(network, f"/cases/{case}/gated"),
+            await self.conn.post(self._network_path(network, f"/cases/{case}/gated"),
                                  {"gated": [g for _, _, g in chunk]})
             self._note_gated(network, case, chunk)
 
@@ -133,7 +133,7 @@ class IdentityOps(FlowBase):
         """Who holds a basis for which classes of ``case`` now, as the server decides it
         (``GET .../cases/{case}/holders``; the owner only).  Sealing stays limited to
         verified current members the policy could let receive a class (:meth:`_gated`)."""
-        answer = await self.conn.get(self._path(network, f"/cases/{case}/holders"))
+        answer = await self.conn.get(self._network_path(network, f"/cases/{case}/holders"))
         with self._verifying(network, case=case):
             if answer["case"] != case:
                 raise ContextMismatchError("the server answered the holders of another case")
@@ -194,7 +194,7 @@ class IdentityOps(FlowBase):
         header = pending["body"]["header"]
         version = int(header["signed"]["identity_version"])
         try:
-            answer = await self.conn.post(self._path(network, f"/cases/{case}/header"),
+            answer = await self.conn.post(self._network_path(network, f"/cases/{case}/header"),
                                           pending["body"])
         except ServerRefused:
             # Refused for good (the case closed, or another version is current): the new
@@ -297,14 +297,7 @@ class IdentityOps(FlowBase):
         case this partner owns; a case found due is kept as an ``identity-rotation-due``
         doc in the same local transaction as the feed's cursor, so a failure between the
         two is retried, not lost."""
-        after = self.state.cursor(network, "owned-purge-instructions")
-        while True:
-            page = await self.conn.get(self._path(network, "/purge-instructions/owned"),
-                                       params={"after": after, "limit": PAGE})
-            with self._verifying(network):
-                items = [(str(i["cursor"]), i["instruction"]) for i in page["items"]]
-            if not items:
-                break
+        async for items in self._purge_feed(network, "owned", "owned-purge-instructions"):
             with self.state.transaction():
                 for cursor, envelope in items:
                     with self._verifying(network):
@@ -316,8 +309,7 @@ class IdentityOps(FlowBase):
                     if instruction.reason in ROTATE_AFTER:
                         self.state.put_doc("identity-rotation-due",
                                            (network, instruction.case), {"due": True})
-                    after = cursor
-                self.state.set_cursor(network, "owned-purge-instructions", after)
+                self.state.set_cursor(network, "owned-purge-instructions", cursor)
         for ref, _ in self.state.docs("identity-rotation-due", (network,)):
             case = ref[1]
             if (summary(self.state, network, case) or {}).get("status") == "open":

@@ -14,9 +14,10 @@ lifted into the per-partner form:
   the PII guard runs on every anonymous plaintext *before* anything is sent;
 * reading -- :meth:`sync` (verify, store, fold, then :meth:`duties`), :meth:`cases`,
   :meth:`case`, :meth:`members`, :meth:`misbehaviours`;
-* the flows of the other mixins (signals, disclosure, referrals, reports) use the hooks
-  at the bottom of this class (``_trusted``, ``_header``, ``_case_key``, ``_audit``,
-  ``_misbehaving``, ``_refuse_pii``, ``_now``).
+* the flows of the other mixins (signals, disclosure, identity, referrals, reports) use
+  the hooks at the bottom of this class (``_trusted``, ``_header``, ``_case_key``,
+  ``_audit``, ``_misbehaving``, ``_refuse_pii``, ``_now``; identity also ``_pull`` and
+  ``_verifier``).
 
 Verification lives in :mod:`client.trust` (who is who) and :mod:`client.fold` (what
 they wrote); this module decides what to build and when.

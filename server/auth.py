@@ -92,8 +92,8 @@ class Caller:
     keyid: str
     acting_user: str
     network: NetworkState
-    member: Member | None      #: None: the coordinator key acting without a membership,
-    #: or a former member
+    #: None: the coordinator key acting without a membership, or a former member.
+    member: Member | None
     #: The caller's memberships all ended (revoked or expired): admitted only where the
     #: route asks for it -- the purge routes a removed member must still reach (§N.5).
     former: bool = False
@@ -138,21 +138,18 @@ def require_member(request: web.Request, ctx: "AppContext", network: str, *,
     """
     verified = request[VERIFIED]
     state = ctx.directory.member_or_forbidden(network, verified.keyid)
+    roles = tuple(roles)
     ended = False
     try:
         member = state.current(verified.keyid, ctx.now())
     except UntrustedKeyError:
         if state.is_coordinator_key(verified.keyid):
             member = None
-        elif former:
-            member, ended = None, True
+        elif former and not (membership or ring or roles or coordinator):
+            member, ended = None, True        # its own purge routes, no right beyond them
         else:
             raise
     caller = Caller(verified.keyid, verified.acting_user, state, member, ended)
-    if ended and (membership or ring is not None or roles or coordinator):
-        raise UntrustedKeyError(f"the membership of {verified.keyid} in network {network} "
-                                f"is expired, revoked or not yet valid",
-                                details={"member": verified.keyid})
     if membership and member is None:
         raise Forbidden("this needs a current membership of the network")
     if ring is not None and caller.ring != ring:

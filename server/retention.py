@@ -47,7 +47,7 @@ from protocol.objects.audit import AuditActor
 from protocol.objects.base import format_timestamp, parse_timestamp
 from server.directory import load_directory
 from server.disclosure.data import (
-    Log, purge_instruction_txn, released_to, removal_purged, revocation_ref,
+    Log, purge_instruction_txn, purged_cases, released, revocation_ref,
 )
 from server.disclosure.facts import server_actor
 from server.storage import Db
@@ -191,19 +191,13 @@ def case_facts(db: Db, network: str, case: str) -> CaseFacts | None:
                      identity_held=_identity_held(db, network, case))
 
 
-def _expiry_issued(db: Db, network: str, invocation: str, invoker: str) -> bool:
-    return db.execute(
-        "SELECT 1 FROM purge_instructions WHERE network = ? AND recipient = ?"
-        " AND json_extract(envelope, '$.signed.reason') = 'bemoeizorg-expired'"
-        " AND json_extract(envelope, '$.signed.ref') = ? LIMIT 1",
-        (network, invoker, invocation)).fetchone() is not None
-
-
 def _invocation_facts(db: Db, network: str, row: Any) -> InvocationFacts:
     return InvocationFacts(invocation=row["invocation"], case=row["case"],
                            invoker=row["invoker"], classes=tuple(json.loads(row["classes"])),
                            accepted_at=parse_timestamp(row["received"]),
-                           purged=_expiry_issued(db, network, row["invocation"], row["invoker"]))
+                           purged=bool(purged_cases(
+                               db, network, row["invoker"], reason="bemoeizorg-expired",
+                               ref=row["invocation"])))
 
 
 def facts(db: Db, network: str, periods: Periods,
@@ -238,8 +232,9 @@ def removal_facts(db: Db, network: str, standing: AbstractSet[str],
         if row["member"] in standing:
             continue
         ref = revocation_ref(row["digest"])
-        done = removal_purged(db, network, row["member"], ref)
-        unpurged = tuple(c for c in released_to(db, network, row["member"]) if c not in done)
+        done = purged_cases(db, network, row["member"], reason="membership-removed", ref=ref)
+        cases = released(db, network, per="case", where="grantee", value=row["member"])
+        unpurged = tuple(c for c in cases if c not in done)
         if unpurged:
             out.append(RemovalFacts(member=row["member"], ref=ref, unpurged=unpurged))
     return out
@@ -260,15 +255,6 @@ def due(db: Db, now: datetime,
 
 
 # --------------------------------------------------------------------------- the steps (writes)
-
-
-def _recipients(db: Db, network: str, case: str) -> dict[str, tuple[str, ...]]:
-    """Every partner that received a release for ``case`` (any basis), with its classes."""
-    out: dict[str, set[str]] = {}
-    for row in db.execute("SELECT grantee, classes FROM releases WHERE network = ?"
-                          " AND [case] = ? ORDER BY id", (network, case)):
-        out.setdefault(row["grantee"], set()).update(json.loads(row["classes"]))
-    return {k: tuple(sorted(v)) for k, v in sorted(out.items())}
 
 
 def _empty_release_answers(db: Db, network: str, case: str) -> None:
@@ -292,8 +278,9 @@ def shred_identity_txn(db: Db, step: Step, periods: Periods, log: Log,
         " SELECT class FROM gated WHERE network = ? AND [case] = ?", (net, case, net, case))})
     instructions = [
         purge_instruction_txn(db, log, server, case=case, recipient=recipient,
-                              classes=released, reason="retention", ref=None, basis="policy")
-        for recipient, released in _recipients(db, net, case).items()]
+                              classes=received, reason="retention", ref=None, basis="policy")
+        for recipient, received in sorted(released(db, net, per="grantee", where="case",
+                                                   value=case).items())]
     receipt = log.append(db, actor=server, action="shred-identity", basis="policy",
                          reason=f"retention: closed more than {periods.identity_days} days",
                          case=case, classes=classes or None)
@@ -346,9 +333,11 @@ def remove_member_txn(db: Db, step: Step, periods: Periods, log: Log,
     (else None): what the revocation's own transaction would have issued had it been in
     effect when it arrived (protocol.md §N.5)."""
     assert step.member is not None and step.revocation is not None
-    if step.case in removal_purged(db, step.network, step.member, step.revocation):
+    if step.case in purged_cases(db, step.network, step.member, reason="membership-removed",
+                                 ref=step.revocation):
         return None
-    classes = released_to(db, step.network, step.member).get(step.case)
+    classes = released(db, step.network, per="case", where="grantee",
+                       value=step.member).get(step.case)
     if not classes:
         return None
     instruction = purge_instruction_txn(db, log, server, case=step.case, recipient=step.member,

@@ -120,6 +120,18 @@ def _store_event(db: Db, e: NewEvent) -> int:
     return cursor
 
 
+def _store_identity(db: Db, network: str, case: str,
+                    identity: tuple[tuple[str, int, str], ...],
+                    gated: tuple[tuple[str, int, str, str], ...]) -> None:
+    """Store a case's identity records and gated envelopes (at creation or replacement)."""
+    for cls, version, envelope in identity:
+        insert(db, "identity", {"network": network, "case": case, "class": cls,
+                                "version": version, "envelope": envelope})
+    for cls, version, recipient, blob in gated:
+        insert(db, "gated", {"network": network, "case": case, "class": cls,
+                             "version": version, "recipient": recipient, "blob": blob})
+
+
 # --------------------------------------------------------------------------- writes
 
 
@@ -137,12 +149,7 @@ def create_case_txn(db: Db, c: NewCase, *, hint_limit: int) -> Written:
     for event in c.events:
         cursor = _store_event(db, event)
         status = event.status or status
-    for cls, version, envelope in c.identity:
-        insert(db, "identity", {"network": c.network, "case": c.case, "class": cls,
-                                "version": version, "envelope": envelope})
-    for cls, version, recipient, blob in c.gated:
-        insert(db, "gated", {"network": c.network, "case": c.case, "class": cls,
-                             "version": version, "recipient": recipient, "blob": blob})
+    _store_identity(db, c.network, c.case, c.identity, c.gated)
     record_tokens(db, c.network, "case", c.case, c.tokens, at=c.received, limit=hint_limit)
     answer = {"case": c.case, "cursor": cursor_text(cursor)}
     last = c.events[-1]
@@ -287,12 +294,7 @@ def replace_header_txn(db: Db, h: NewHeader) -> Written:
     db.execute("DELETE FROM identity WHERE network = ? AND [case] = ?", (h.network, h.case))
     db.execute("DELETE FROM gated WHERE network = ? AND [case] = ? AND version < ?",
                (h.network, h.case, h.identity_version))
-    for cls, version, envelope in h.identity:
-        insert(db, "identity", {"network": h.network, "case": h.case, "class": cls,
-                                "version": version, "envelope": envelope})
-    for cls, version, recipient, blob in h.gated:
-        insert(db, "gated", {"network": h.network, "case": h.case, "class": cls,
-                             "version": version, "recipient": recipient, "blob": blob})
+    _store_identity(db, h.network, h.case, h.identity, h.gated)
     answer = {"case": h.case, "identity_version": h.identity_version,
               "cursor": cursor_text(cursor)}
     insert(db, "header_versions", {"network": h.network, "case": h.case,

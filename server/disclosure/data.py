@@ -260,13 +260,20 @@ def revoke_consent_txn(db: Db, r: NewRevocation, log: Log, server: AuditActor) -
     return Written(True, answer)
 
 
+def released(db: Db, network: str, *, per: Literal["grantee", "case"],
+             where: Literal["consent", "grantee", "case"], value: str) -> dict[str, tuple[str, ...]]:
+    """The classes released, per grantee or per case (``per``), among the releases whose
+    ``where`` is ``value`` (any basis), in the order of the first release of each."""
+    out: dict[str, set[str]] = {}
+    for row in db.execute(f"SELECT [{per}] AS key, classes FROM releases WHERE network = ?"
+                          f" AND [{where}] = ? ORDER BY id", (network, value)):
+        out.setdefault(row["key"], set()).update(json.loads(row["classes"]))
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
 def released_under_consent(db: Db, network: str, consent: str) -> dict[str, tuple[str, ...]]:
     """Every partner that received classes under ``consent``, with those classes."""
-    out: dict[str, set[str]] = {}
-    for row in db.execute("SELECT grantee, classes FROM releases WHERE network = ?"
-                          " AND consent = ? ORDER BY id", (network, consent)):
-        out.setdefault(row["grantee"], set()).update(json.loads(row["classes"]))
-    return {k: tuple(sorted(v)) for k, v in out.items()}
+    return released(db, network, per="grantee", where="consent", value=consent)
 
 
 def purge_instruction_txn(db: Db, log: Log, server: AuditActor, *, case: str, recipient: str,
@@ -292,22 +299,13 @@ def purge_instruction_txn(db: Db, log: Log, server: AuditActor, *, case: str, re
     return instruction
 
 
-def released_to(db: Db, network: str, recipient: str) -> dict[str, tuple[str, ...]]:
-    """Every case ``recipient`` received a release for (any basis), with the classes."""
-    out: dict[str, set[str]] = {}
-    for row in db.execute("SELECT [case], classes FROM releases WHERE network = ?"
-                          " AND grantee = ? ORDER BY id", (network, recipient)):
-        out.setdefault(row["case"], set()).update(json.loads(row["classes"]))
-    return {k: tuple(sorted(v)) for k, v in out.items()}
-
-
-def removal_purged(db: Db, network: str, recipient: str, ref: str) -> set[str]:
-    """The cases for which ``recipient`` holds a ``membership-removed`` instruction
-    caused by revocation ``ref``."""
+def purged_cases(db: Db, network: str, recipient: str, *, reason: str, ref: str) -> set[str]:
+    """The cases for which ``recipient`` holds an instruction of ``reason`` caused by
+    ``ref`` (an invocation, a revocation): what a due purge must not issue twice."""
     return {row["case"] for row in db.execute(
         "SELECT [case] FROM purge_instructions WHERE network = ? AND recipient = ?"
-        " AND json_extract(envelope, '$.signed.reason') = 'membership-removed'"
-        " AND json_extract(envelope, '$.signed.ref') = ?", (network, recipient, ref))}
+        " AND json_extract(envelope, '$.signed.reason') = ?"
+        " AND json_extract(envelope, '$.signed.ref') = ?", (network, recipient, reason, ref))}
 
 
 def revocation_ref(digest: bytes) -> str:
@@ -322,11 +320,12 @@ def membership_removed_txn(db: Db, log: Log, server: AuditActor, *, member: str,
     (``ref`` = the revocation's id) for every case ``member`` received identity of, with
     the classes it received, unless this revocation already caused one for that case.
     Audited like every purge instruction (basis ``policy``).  Returns the new ids."""
-    done = removal_purged(db, log.network, member, ref)
+    done = purged_cases(db, log.network, member, reason="membership-removed", ref=ref)
     return [purge_instruction_txn(db, log, server, case=case, recipient=member,
                                   classes=classes, reason="membership-removed", ref=ref,
                                   basis="policy")
-            for case, classes in released_to(db, log.network, member).items()
+            for case, classes in released(db, log.network, per="case", where="grantee",
+                                          value=member).items()
             if case not in done]
 
 
@@ -540,7 +539,7 @@ def case_owner(db: Db, network: str, case: str) -> str:
 
 __all__ = ["new_object_id", "Log", "Denied", "deny", "Signed", "NewConsent", "NewRevocation",
            "NewGrant", "NewRelease", "NewAck", "case_row", "shared_with", "record_consent_txn",
-           "revoke_consent_txn", "released_under_consent", "purge_instruction_txn",
-           "released_to", "removal_purged", "revocation_ref", "membership_removed_txn", "grant_txn",
-           "earlier_release", "release_envelopes_txn", "release_txn", "ack_purge_txn",
+           "revoke_consent_txn", "released", "released_under_consent",
+           "purge_instruction_txn", "purged_cases", "revocation_ref", "membership_removed_txn",
+           "grant_txn", "earlier_release", "release_envelopes_txn", "release_txn", "ack_purge_txn",
            "purge_page", "owned_purge_page", "GrantFacts", "case_grants", "case_owner"]

@@ -10,6 +10,7 @@ transaction as a value after its ``deny`` entry committed and is answered 403
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from server.disclosure.facts import (
 )
 from server.disclosure.report import access_report
 from server.errors import Forbidden, NotFound
+from server.storage import Db
 from server.registry import (
     CURSOR, ID, KEYID, MAX_INT, TIMESTAMP, Body, Call, Field, Query, RouteTable, array,
     def_ref, envelope_of, obj, ref,
@@ -388,7 +390,10 @@ async def owned_purge_instructions(call: Call) -> web.Response:
     return await purge_feed(call, owned_purge_page, network, caller.keyid)
 
 
-async def purge_feed(call: Call, page: Any, network: str, partner: str) -> web.Response:
+PurgePage = Callable[[Db, str, str, int, int], list[dict[str, Any]]]
+
+
+async def purge_feed(call: Call, page: PurgePage, network: str, partner: str) -> web.Response:
     """One page of a purge-instruction feed (``page``: which instructions) for ``partner``."""
     q = call.query()
     items = await call.ctx.store.read(page, network, partner, q["after"],

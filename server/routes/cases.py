@@ -3,6 +3,8 @@ envelopes (flow 2 and 6; protocol.md §C.1-§C.5, §C.11, §D.7; ADR 0007, ADR 0
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from server.audit import share_note
@@ -38,6 +40,18 @@ async def _case_access(call: Call, caller: Caller, case: str) -> str:
     if facts is None:
         raise NotFound("no such case in this network")
     return facts[0]
+
+
+async def _owners_request(call: Call, doing: str) -> tuple[Caller, str, dict[str, Any], Any]:
+    """The caller -- a current core member that owns the path's case, else 403 (``doing``:
+    what only the owner does) --, the case id, the request body and the case's stored
+    header."""
+    network, case = call.id("network"), call.id("case")
+    caller = call.member(network, ring="core", membership=True)
+    if caller.keyid != await _case_access(call, caller, case):
+        raise Forbidden(f"only the case's owner {doing}")
+    body = await call.body()
+    return caller, case, body, await call.ctx.store.read(case_header, network, case)
 
 
 @routes.route("POST", "/v1/networks/{network}/cases", auth="signed",
@@ -239,16 +253,10 @@ async def replace_header(call: Call) -> web.Response:
               "identity": [{...}], "gated": [{...}]}
         201 {"case": "<id>", "identity_version": 2, "cursor": "52"}
     """
-    network, case = call.id("network"), call.id("case")
-    caller = call.member(network, ring="core", membership=True)
-    owner = await _case_access(call, caller, case)
-    if caller.keyid != owner:
-        raise Forbidden("only the case's owner replaces its header")
-    body = await call.body()
-    held = await call.ctx.store.read(case_header, network, case)
+    caller, case, body, held = await _owners_request(call, "replaces its header")
     new = check_header(body, caller, case, held, received=call.ctx.timestamp(),
                        now=call.ctx.now())
-    written = await call.ctx.store.write(replace_header_txn, new, notify=network)
+    written = await call.ctx.store.write(replace_header_txn, new, notify=caller.network.network)
     return call.written(written.created, written.answer)
 
 
@@ -277,13 +285,7 @@ async def backfill_gated(call: Call) -> web.Response:
               "blob": "..."}]}
         201 {"case": "<id>", "stored": 1}
     """
-    network, case = call.id("network"), call.id("case")
-    caller = call.member(network, ring="core", membership=True)
-    owner = await _case_access(call, caller, case)
-    if caller.keyid != owner:
-        raise Forbidden("only the case's owner backfills its gated envelopes")
-    body = await call.body()
-    header = await call.ctx.store.read(case_header, network, case)
+    caller, _, body, header = await _owners_request(call, "backfills its gated envelopes")
     new = check_gated(body, header, caller.network, call.ctx.now())
     written = await call.ctx.store.write(add_gated_txn, new)
     return call.written(written.created, written.answer)
