@@ -296,7 +296,10 @@ class IdentityOps(FlowBase):
         .../purge-instructions/owned``, each verified with the genesis log key and for a
         case this partner owns; a case found due is kept as an ``identity-rotation-due``
         doc in the same local transaction as the feed's cursor, so a failure between the
-        two is retried, not lost."""
+        two is retried, not lost.  A partner that owns no case asks nothing."""
+        if not any(info.get("owner") == self.key_id for _, info in
+                   self.state.docs("case", (network,))):
+            return
         async for items in self._purge_feed(network, "owned", "owned-purge-instructions"):
             with self.state.transaction():
                 for cursor, envelope in items:
