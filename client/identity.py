@@ -196,10 +196,11 @@ class IdentityOps(FlowBase):
         try:
             answer = await self.conn.post(self._network_path(network, f"/cases/{case}/header"),
                                           pending["body"])
-        except ServerRefused:
-            # Refused for good (the case closed, or another version is current): the new
-            # keys were never used, so they go with the request.
-            self._drop_rotation(network, case, version)
+        except ServerRefused as exc:
+            if exc.status < 500:
+                # Refused for good (the case closed, another version is current): the new
+                # keys were never used, so they go with the request.
+                self._drop_rotation(network, case, version)
             raise
         with self._verifying(network, case=case):
             if (answer["case"], answer["identity_version"]) != (case, version):

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from client import Partner, ServerMisbehaviour
+from client import Partner, ServerMisbehaviour, ServerUnreachable
 from protocol import envelopes
 from protocol.crypto import ClassKey
 from protocol.errors import DecryptionError
@@ -320,6 +320,46 @@ async def test_owner_rotates_identity_after_removing_a_member_that_held_identity
             assert owner._header(network, case).identity_version == 2
             assert server_rows(tmp_path, "SELECT recipient FROM gated WHERE network = ?"
                                " AND [case] = ?", network, case) == []
+        finally:
+            await cast.close()
+
+
+async def test_rotation_whose_answer_was_lost_is_sent_again_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stored the replacement but its answer never arrived.  The owner kept the
+    request and its new keys, so the next duty sends the same bytes: the server answers
+    its first answer, the case has version 2 (not 3), and the owner's keys open the
+    records the server holds."""
+    async with running_server(tmp_path) as url:
+        cast = await standard_network(tmp_path, url)
+        try:
+            network, owner, former = cast.network, cast.formal, cast.informal
+            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
+            revoked, _ = await consented_grant(cast, case, former)
+            await cast.coordinator.revoke_consent(network, case, revoked, reason="ingetrokken")
+            post = owner.conn.post
+
+            async def answer_lost(path: str, body: Any, **kwargs: Any) -> Any:
+                answer = await post(path, body, **kwargs)
+                if path.endswith("/header"):
+                    raise ServerUnreachable("the answer was lost")
+                return answer
+
+            monkeypatch.setattr(owner.conn, "post", answer_lost)
+            with pytest.raises(ServerUnreachable):
+                await owner.duties(network)
+            monkeypatch.setattr(owner.conn, "post", post)
+            assert (await owner.duties(network)).rotated == [case]
+
+            assert owner._header(network, case).identity_version == 2
+            assert server_rows(tmp_path, "SELECT identity_version FROM header_versions"
+                               " WHERE network = ? AND [case] = ?", network, case) == [(2,)]
+            for envelope, cls in server_rows(tmp_path, "SELECT envelope, class FROM identity"
+                                             " WHERE network = ? AND [case] = ?", network, case):
+                record = IdentityRecord.from_json(json.loads(envelope)["signed"])
+                assert envelopes.decrypt_json(
+                    class_key(owner, network, case, cls, 2), record.ciphertext,
+                    envelopes.identity_context(network, case, cls, version=2)) == IDENTITY[cls]
         finally:
             await cast.close()
 
