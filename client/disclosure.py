@@ -23,7 +23,7 @@ the issue-5 contract (``self.conn``, ``self.state``, ``self.keys``, ``self._trus
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -575,7 +575,7 @@ class DisclosureOps(FlowBase):
 
     # ------------------------------------------------------------------ duties
 
-    async def _flow_duties(self, network: str, report: Any) -> None:
+    async def _flow_duties(self, network: str, report: Any, *, tv: Any = None) -> None:
         """Purge duties (§D.9, §D.10; flow 4 step 5, flow 5 step 4), run by
         ``Partner.duties`` after its own:
 
@@ -590,28 +590,42 @@ class DisclosureOps(FlowBase):
         The feed cursor moves past an instruction once it was executed and acknowledged
         (a transport failure is retried on the next run).  An instruction that does not
         verify is never executed: it is recorded as server misbehaviour, skipped so it
-        cannot block the genuine ones behind it, and the first such is raised at the end."""
+        cannot block the genuine ones behind it, and the first such is raised at the end.
+
+        ``tv``: the network as this partner verified it before (a removed partner, whom
+        the server no longer answers ``GET .../{network}``); else it is fetched."""
         from client.errors import ServerMisbehaviour
-        tv, rules = await self._rules(network)
+        if tv is None:
+            tv, rules = await self._rules(network)
+        else:
+            rules = rules_of(tv.policy, tv.kind)
         await self._expire_bemoeizorg(network, rules, report)
         caught: ServerMisbehaviour | None = None
-        after = self.state.cursor(network, "purge-instructions")
-        while True:
-            page = await self.conn.get(self._network_path(network, "/purge-instructions/mine"),
-                                       params={"after": after, "limit": PAGE})
-            with self._verifying(network):
-                items = [(str(i["cursor"]), i["instruction"]) for i in page["items"]]
-            if not items:
-                break
+        async for items in self._purge_feed(network, "mine", "purge-instructions"):
             for cursor, envelope in items:
                 try:
                     await self._execute_purge(network, tv, envelope, report)
                 except ServerMisbehaviour as exc:
                     caught = caught or exc
                 self.state.set_cursor(network, "purge-instructions", cursor)
-                after = cursor
         if caught is not None:
             raise caught
+
+    async def _purge_feed(self, network: str, which: str,
+                          feed: str) -> AsyncIterator[list[tuple[str, Any]]]:
+        """The pages of ``GET .../purge-instructions/{which}`` after the local cursor
+        ``feed``, as (cursor, envelope) pairs, until an empty page.  The caller moves the
+        cursor once it has dealt with an item (the envelopes are not verified yet)."""
+        after = self.state.cursor(network, feed)
+        while True:
+            page = await self.conn.get(self._network_path(network, f"/purge-instructions/{which}"),
+                                       params={"after": after, "limit": PAGE})
+            with self._verifying(network):
+                items = [(str(i["cursor"]), i["instruction"]) for i in page["items"]]
+            if not items:
+                return
+            yield items
+            after = items[-1][0]
 
     async def _execute_purge(self, network: str, tv: Any, envelope: Any, report: Any) -> None:
         from client.errors import ServerRefused

@@ -9,7 +9,8 @@ before it verified:
   for an epoch this partner holds is verified the same way and must open to the keys it
   holds (``context-mismatch`` otherwise): a held epoch key is never replaced (§N.9);
 * **headers** -- signed by their owner, who held a verified *core* membership when the
-  case was created; the wrapped case key opens under the epoch key it names;
+  case was created; the wrapped case key opens under the epoch key it names; a later
+  header of a held case only as the owner's next identity version (ADR 0011);
 * **events** -- signed by their author, a verified member when it wrote the event (a
   shell partner only on a case shared with it); ``network``/``case`` are the item's;
   ``seq``/``prev`` continue the chain this partner holds (``event-replayed``,
@@ -51,7 +52,7 @@ from protocol.errors import (
 )
 from protocol.objects.base import parse_timestamp
 from protocol.objects.cases import (
-    CaseHeader, CaseRekey, Event, check_event_status, check_link, event_hash,
+    CaseHeader, CaseRekey, Event, check_event_status, check_link, check_replacement, event_hash,
 )
 from protocol.objects.disclosure import Share
 from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
@@ -275,26 +276,60 @@ class Verifier:
         self._context(signed, case, "case header")
         held = self.state.get_doc("header", (self.network, case))
         if held is not None:
-            if held == envelope:
-                return
-            raise self.fail("context-mismatch", "the server answered another header for a "
-                            "case this partner holds", case=case)
+            if held != envelope:
+                self._replacement(held, envelope, case)
+            return
         when = parse_timestamp(signed["created"])
         owner = self.tv.member_at(signed["owner"], when) or self.tv.member(signed["owner"])
-        if owner is None or owner.ring != "core":
-            raise self.fail("bad-signature", "a case header whose owner is not a verified core "
-                            "member", case=case)
-        try:
-            header = CaseHeader.from_envelope(envelope, [owner.sign])
-        except (SignatureError, MalformedError) as exc:
-            raise self.fail("bad-signature", f"a case header that does not verify against its "
-                            f"owner's membership ({exc.code})", case=case) from None
+        header = self._owners(envelope, owner if owner is not None and owner.ring == "core"
+                              else None, case, "a case header")
         self.state.put_doc("header", (self.network, case), envelope)
         self.state.put_doc("case", (self.network, case), {
             "kind": header.kind, "owner": header.owner, "created": header.created,
             "status": "open", "last_seq": 0, "last_hash": None,
             "version": header.case_key_version, "epoch": header.epoch})
         self._unwrap_header(header)
+
+    def _replacement(self, held_envelope: Any, envelope: Any, case: str) -> None:
+        """A header for a case this partner holds a header of: believed only as the
+        owner's next identity version (protocol.md §C.1 "Header versions") -- signed by
+        the held header's owner, ``identity_version`` exactly the held one + 1, every
+        other field but ``classes`` unchanged.  An older version is a header served again
+        after its successor (``event-replayed``: a rollback), a higher one than the next
+        skips a version (``event-missing``); another header of the held version, or one
+        that changes what it may not, is ``context-mismatch``."""
+        held = CaseHeader.from_json(held_envelope["signed"])
+        new = self._owners(envelope, self.tv.member(held.owner), case, "a replacement header")
+        version, before = new.identity_version or 0, held.identity_version or 0
+        if version == before:
+            raise self.fail("context-mismatch", "the server answered another header for an "
+                            "identity version this partner holds", case=case)
+        if version < before:
+            raise self.fail("event-replayed", f"a header of identity version {version} after "
+                            f"version {before}: an older header served again", case=case,
+                            identity_version=version)
+        if version != before + 1:
+            raise self.fail("event-missing", f"a header of identity version {version} follows "
+                            f"version {before}", case=case, identity_version=version)
+        try:
+            check_replacement(held, new)
+        except ContextMismatchError as exc:
+            raise self.fail("context-mismatch", f"the server answered another header for a "
+                            f"case this partner holds: {exc.message}", case=case) from None
+        self.state.put_doc("header", (self.network, case), envelope)
+
+    def _owners(self, envelope: Any, owner: Any, case: str, what: str) -> CaseHeader:
+        """``envelope`` as a header signed by ``owner`` (a verified member; None when the
+        owner is none the header may have): ``bad-signature`` otherwise."""
+        if owner is None:
+            raise self.fail("bad-signature", f"{what} whose owner is not a verified (core) "
+                            f"member", case=case)
+        try:
+            header: CaseHeader = CaseHeader.from_envelope(envelope, [owner.sign])
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"{what} that does not verify against its owner's "
+                            f"membership ({exc.code})", case=case) from None
+        return header
 
     def _unwrap_header(self, header: CaseHeader) -> None:
         keys = epoch_keys(self.state, self.network, header.epoch)

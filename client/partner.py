@@ -14,9 +14,10 @@ lifted into the per-partner form:
   the PII guard runs on every anonymous plaintext *before* anything is sent;
 * reading -- :meth:`sync` (verify, store, fold, then :meth:`duties`), :meth:`cases`,
   :meth:`case`, :meth:`members`, :meth:`misbehaviours`;
-* the flows of the other mixins (signals, disclosure, referrals, reports) use the hooks
-  at the bottom of this class (``_trusted``, ``_header``, ``_case_key``, ``_audit``,
-  ``_misbehaving``, ``_refuse_pii``, ``_now``).
+* the flows of the other mixins (signals, disclosure, identity, referrals, reports) use
+  the hooks at the bottom of this class (``_trusted``, ``_header``, ``_case_key``,
+  ``_audit``, ``_misbehaving``, ``_refuse_pii``, ``_now``; identity also ``_pull`` and
+  ``_verifier``).
 
 Verification lives in :mod:`client.trust` (who is who) and :mod:`client.fold` (what
 they wrote); this module decides what to build and when.
@@ -36,7 +37,7 @@ from keys import (
 )
 from keys.fingerprint import Fingerprint
 from protocol import envelopes, pii
-from protocol.crypto import BoxPublicKey, CaseKey, ClassKey, EpochKey, MatchKey, VerifyKey
+from protocol.crypto import BoxPublicKey, CaseKey, EpochKey, MatchKey, VerifyKey
 from protocol.crypto import random_bytes
 from protocol.canonical import canonical_json
 from protocol.encoding import b64e
@@ -44,9 +45,7 @@ from protocol.errors import (
     ContextMismatchError, MalformedError, PolicyViolation, ProtocolError, UntrustedKeyError,
 )
 from protocol.objects.base import format_timestamp
-from protocol.objects.cases import (
-    CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord,
-)
+from protocol.objects.cases import CaseHeader, CaseRekey, Event
 from protocol.objects.disclosure import Share
 from protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
@@ -58,9 +57,10 @@ from client.disclosure import DisclosureOps, rules_of
 from client.errors import NotFound, ServerMisbehaviour, ServerRefused
 from client.fold import (
     Verifier, case_key, case_view, epoch_keys, judge_action, latest_epoch, names,
-    network_rules, store_epoch, summary, version_ref, versions,
+    network_rules, store_epoch, summary, versions,
 )
 from client.home import ClientConfig, Home
+from client.identity import GATED_PER_REQUEST, IdentityOps
 from client.referral import ReferralOps
 from client.reports import ReportOps
 from client.signals import SignalOps
@@ -71,8 +71,6 @@ from client.views import CaseView, DutyReport, SyncResult
 
 #: Feed page size (the server's maximum).
 PAGE = 500
-#: Most gated envelopes in one request (POST .../cases and .../gated).
-GATED_PER_REQUEST = 64
 #: A membership starts this much before "now", so a server clock a little behind ours
 #: still finds it valid (the harness does the same).
 VALID_FROM_SLACK = timedelta(minutes=5)
@@ -85,7 +83,7 @@ def new_id() -> str:
     return b64e(random_bytes(16))
 
 
-class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
+class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
     """One partner's client (module docstring).  Make one with :meth:`create` or
     :meth:`open`; close it with :meth:`close` (or ``async with``)."""
 
@@ -626,14 +624,7 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
                 fields["classes"] = sorted(records)
         header = CaseHeader(**fields).sign(self.keys.signer)
         event = self._event(network, case, ck, 1, seq=1, prev=None, plaintext=plain)
-        class_keys = {cls: ClassKey.generate() for cls in records}
-        identity_envs = [
-            IdentityRecord(network=network, case=case, class_=cls, version=1,
-                           ciphertext=envelopes.encrypt_json(
-                               class_keys[cls], records[cls],
-                               envelopes.identity_context(network, case, cls, version=1)),
-                           ).sign(self.keys.signer)
-            for cls in sorted(records)]
+        class_keys, identity_envs = self._seal_identity(network, case, records, version=1)
         gated = self._gated(network, tv, case, class_keys, version=1)
         tokens = self._tokens(tv, keys[1], records) if kind == "case" else []
         body: dict[str, Any] = {"header": header, "events": [event]}
@@ -670,53 +661,6 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
         return Event(**fields).sign(self.keys.signer)
 
     # ------------------------------------------------------------------ identity helpers
-
-    @staticmethod
-    def _could_receive(tv: TrustView, member: MemberInfo, cls: str) -> bool:
-        """Whether the policy could ever let ``member`` receive class ``cls`` (design §5:
-        informal parties the informal classes; formal parties all but a restricted class
-        without its role; bemoeizorg role-holders every class in an oggz network)."""
-        policy = tv.policy
-        if tv.kind == "oggz" and policy.get("bemoeizorg", {}).get("enabled") and \
-                member.has_role("bemoeizorg") and member.party == "formal":
-            return True
-        if member.party == "informal":
-            return cls in policy.get("informal_classes", [])
-        role = policy.get("restricted", {}).get(cls)
-        return role is None or member.has_role(role)
-
-    def _gated(self, network: str, tv: TrustView, case: str, class_keys: Mapping[str, ClassKey],
-               *, version: int, skip: set[tuple[str, str]] = frozenset()  # type: ignore[assignment]
-               ) -> list[tuple[str, str, dict[str, Any]]]:
-        """(recipient, class, gated-envelope) for every current member that could ever
-        receive each class; core members first (they fit in the case's own request)."""
-        members = sorted(tv.members(), key=lambda m: (m.ring != "core", m.key_id))
-        out = []
-        for m in members:
-            for cls in sorted(class_keys):
-                if (m.key_id, cls) in skip or not self._could_receive(tv, m, cls):
-                    continue
-                context = envelopes.GateContext(network=network, case=case, cls=cls,
-                                                version=version, recipient=m.key_id)
-                blob = envelopes.make_gated(tv.server_gate, m.box, class_keys[cls], context)
-                env = GatedEnvelope(network=network, case=case, class_=cls, version=version,
-                                    recipient=m.key_id, blob=blob).to_json()
-                out.append((m.key_id, cls, env))
-        return out
-
-    def _note_gated(self, network: str, case: str,
-                    gated: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
-        for recipient, cls, env in gated:
-            self.state.put_doc("gated", (network, case, recipient, cls,
-                                         version_ref(int(env["version"]))), {"stored": True})
-
-    async def _post_gated(self, network: str, case: str,
-                          gated: list[tuple[str, str, dict[str, Any]]]) -> None:
-        for i in range(0, len(gated), GATED_PER_REQUEST):
-            chunk = gated[i:i + GATED_PER_REQUEST]
-            await self.conn.post(self._path(network, f"/cases/{case}/gated"),
-                                 {"gated": [g for _, _, g in chunk]})
-            self._note_gated(network, case, chunk)
 
     def _tokens(self, tv: TrustView, match_key: MatchKey,
                 records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -861,15 +805,29 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
 
     async def duties(self, network: str) -> DutyReport:
         """What this partner owes the network (also run at the end of :meth:`sync`):
-        backfill gated envelopes of its own cases for members who joined later; as the
-        coordinator, rotate open cases still under an older epoch and re-share current
-        versions with shell partners; then the flow duties (purges, bemoeizorg expiry)."""
-        tv = await self._trusted(network)
+        rotate the identity of its own open cases whose recipients lost a basis (ADR
+        0011) and backfill gated envelopes of its own cases for members who joined later;
+        as the coordinator, rotate open cases still under an older epoch and re-share
+        current versions with shell partners; then the flow duties (purges, bemoeizorg
+        expiry).
+
+        A partner the network removed (the server refuses it ``untrusted_key``) still
+        owes one duty: it executes and acknowledges its purge instructions, with its old
+        key and the genesis it verified before (``report.removed``; protocol.md §N.5)."""
+        try:
+            tv = await self._trusted(network)
+        except ServerRefused as exc:
+            if (exc.status, exc.code) != (403, "untrusted_key"):
+                raise
+            report = DutyReport(network=network, removed=True)
+            await self._flow_duties(network, report, tv=self._local_trust(network))
+            return report
         await self._pull(network, tv)
         return await self._duties(network, tv)
 
     async def _duties(self, network: str, tv: TrustView) -> DutyReport:
         report = DutyReport(network=network)
+        await self._rotation_duty(network, tv, report)
         await self._backfill(network, tv, report)
         if tv.is_coordinator(self.key_id):
             for case in self._open_cases(network):
@@ -878,29 +836,6 @@ class Partner(SignalOps, DisclosureOps, ReferralOps, ReportOps):
             await self._reshare_current(network, tv, report)
         await self._flow_duties(network, report)
         return report
-
-    async def _backfill(self, network: str, tv: TrustView, report: DutyReport) -> None:
-        for ref, info in self.state.docs("case", (network,)):
-            case = ref[1]
-            if info.get("owner") != self.key_id or info.get("kind") != "case":
-                continue
-            class_keys: dict[str, ClassKey] = {}
-            version = 0
-            for key_ref in self.state.secret_refs("class-key", (network, case)):
-                cls, v = key_ref[2], int(key_ref[3])
-                raw = self.state.get_secret("class-key", key_ref)
-                if raw is not None and v >= version:
-                    if v > version:
-                        class_keys, version = {}, v
-                    class_keys[cls] = ClassKey(raw)
-            if not class_keys:
-                continue
-            done = {(r[2], r[3]) for r, _ in self.state.docs("gated", (network, case))
-                    if int(r[4]) == version}
-            missing = self._gated(network, tv, case, class_keys, version=version, skip=done)
-            if missing:
-                await self._post_gated(network, case, missing)
-                report.backfilled.append(case)
 
 
 def _check_positions(partner: "Partner", network: str, after: str, items: list[Any]) -> None:

@@ -153,14 +153,18 @@ class Released(_View):
 @dataclass
 class DutyReport(_View):
     """What :meth:`client.partner.Partner.duties` did.  Lists of ids (cases,
-    ``case:member`` pairs, instructions, invocations)."""
+    ``case:member`` pairs, instructions, invocations); ``rotated`` are the owned cases
+    whose identity was sealed under new class keys (ADR 0011)."""
 
     network: str
     backfilled: list[str] = field(default_factory=list)
     rekeyed: list[str] = field(default_factory=list)
     reshared: list[str] = field(default_factory=list)
+    rotated: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    #: The network removed this partner: only its purge instructions were executed.
+    removed: bool = False
 
 
 @dataclass

@@ -11,8 +11,7 @@ protocol.md §10).
 3. :func:`require_member` checks that the caller holds a current membership of the
    network in the path (or is that network's coordinator key), with the ring and roles
    the route needs.  A member of another network gets 403 ``forbidden``; a membership
-   that expired or was revoked 403 ``untrusted_key``, except on the routes that decide
-   and audit what a former member asks (``lapsed=True``: the releases).
+   that expired or was revoked 403 ``untrusted_key``.
 """
 
 from __future__ import annotations
@@ -93,22 +92,25 @@ class Caller:
     keyid: str
     acting_user: str
     network: NetworkState
-    member: Member | None      #: None: the coordinator key acting without a membership,
-    #: or (``lapsed``) a former member whose memberships all expired or were revoked
-    lapsed: bool = False
+    #: None: the coordinator key acting without a membership, or a former member.
+    member: Member | None
+    #: The caller's memberships all ended (revoked or expired): admitted only where the
+    #: route asks for it -- the purge routes a removed member must still reach (§N.5), and
+    #: the release routes, which decide and audit its request instead of refusing it unheard.
+    former: bool = False
 
     @property
     def is_coordinator(self) -> bool:
-        return self.network.is_coordinator_key(self.keyid) or (
-            self.member is not None and self.member.has_role("coordinator"))
+        return not self.former and (self.network.is_coordinator_key(self.keyid) or (
+            self.member is not None and self.member.has_role("coordinator")))
 
     @property
     def ring(self) -> str:
         """The coordinator key without a membership acts in the core (it runs the network);
-        a former member is in no ring."""
+        a former member is in no ring of its own and counts as the outer one."""
         if self.member is not None:
             return self.member.ring
-        return "none" if self.lapsed else "core"
+        return "shell" if self.former else "core"
 
     @property
     def roles(self) -> frozenset[str]:
@@ -117,36 +119,42 @@ class Caller:
 
     @property
     def key(self) -> VerifyKey:
-        """The key the caller's objects must be signed with.  A former member has none:
-        the coordinator key stands in, so nothing it signs verifies."""
-        return self.member.sign if self.member is not None else self.network.coordinator_key
+        if self.member is not None:
+            return self.member.sign
+        if self.former:
+            return self.network.last_membership(self.keyid).sign
+        return self.network.coordinator_key
 
 
 def require_member(request: web.Request, ctx: "AppContext", network: str, *,
                    ring: str | None = None, roles: Iterable[str] = (),
                    coordinator: bool = False, membership: bool = False,
-                   lapsed: bool = False) -> Caller:
+                   former: bool = False) -> Caller:
     """The authenticated caller as a member of ``network``, or a refusal.
 
     ``ring``: the caller must be in that ring; ``roles``: it must hold all of them;
     ``coordinator``: it must be the coordinator (the genesis key, or a member with the
     ``coordinator`` role); ``membership``: the coordinator key alone is not enough (the
     route's objects must be verifiable by members, e.g. a case owner or event author);
-    ``lapsed``: a former member (every membership expired or revoked) is let through as
-    ``Caller.lapsed``, with no ring and no roles, for a route that decides and audits its
-    request instead of refusing it unheard.
+    ``former``: a partner whose memberships all ended is admitted too, as a caller with
+    ``former`` set and no rights beyond its own key (protocol.md §N.5: a removed member
+    fetches and acknowledges its purge instructions; §15.2: its release attempts are
+    decided and audited as ``not-a-member`` denials), and nothing else.
     """
     verified = request[VERIFIED]
     state = ctx.directory.member_or_forbidden(network, verified.keyid)
-    former = False
+    roles = tuple(roles)
+    ended = False
     try:
         member = state.current(verified.keyid, ctx.now())
     except UntrustedKeyError:
-        former = not state.is_coordinator_key(verified.keyid)
-        if former and not lapsed:
+        if state.is_coordinator_key(verified.keyid):
+            member = None
+        elif former and not (membership or ring or roles or coordinator):
+            member, ended = None, True        # its own purge routes, no right beyond them
+        else:
             raise
-        member = None
-    caller = Caller(verified.keyid, verified.acting_user, state, member, former)
+    caller = Caller(verified.keyid, verified.acting_user, state, member, ended)
     if membership and member is None:
         raise Forbidden("this needs a current membership of the network")
     if ring is not None and caller.ring != ring:

@@ -87,6 +87,23 @@ class NetworkState:
                                 f"expired, revoked or not yet valid",
                                 details={"member": keyid})
 
+    def last_membership(self, keyid: str) -> Member:
+        """The member's membership with the highest serial, current or not (its key
+        signs what a former member may still send: a purge acknowledgement)."""
+        held = self.memberships[keyid]
+        return held[max(held)]
+
+    def removes(self, revocation: Revocation, now: datetime) -> bool:
+        """Whether ``revocation`` leaves its member without a current membership at
+        ``now``: it is in effect and no membership of the member is valid and unrevoked,
+        counting it (a re-admitted member with a higher serial is not removed)."""
+        if revocation.at > now or revocation.member not in self.memberships:
+            return False
+        return not any(
+            m.serial > revocation.serial and m.valid_from <= now < m.valid_until
+            and not self.revoked(m, now)
+            for m in self.memberships[revocation.member].values())
+
     def current_members(self, now: datetime) -> dict[str, Member]:
         out: dict[str, Member] = {}
         for keyid in self.memberships:
@@ -120,6 +137,9 @@ class MemberDirectory:
         if state is None:
             raise NotFound("no such network")
         return state
+
+    def networks(self) -> list[tuple[str, NetworkState]]:
+        return list(self._networks.items())
 
     def member_or_forbidden(self, network: str, keyid: str) -> NetworkState:
         """The network, if ``keyid`` has any standing in it; else 403 forbidden (a valid

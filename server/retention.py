@@ -1,7 +1,7 @@
-"""Retention and bemoeizorg expiry (protocol.md §11 flow 9, §D.9, §A.1; docs/protocol.md
-§15 §15.4).
+"""Retention, bemoeizorg expiry, removals and audit erasure (protocol.md §11 flow 9, §D.9,
+§N.5, §A.1; docs/protocol.md §15 §15.4).
 
-Four kinds of step, all taken by the server on its own (actor: the server, its log key):
+Five kinds of step, all taken by the server on its own (actor: the server, its log key):
 
 * **shred-identity** -- a case closed longer than the policy's ``retention.identity_days``:
   its identity records, gated envelopes and blind-index tokens are deleted, the released
@@ -14,6 +14,11 @@ Four kinds of step, all taken by the server on its own (actor: the server, its l
 * **bemoeizorg-expired** -- an invocation whose ``access_hours`` (from the moment the
   server accepted it) have passed: one ``purge-instruction`` (reason
   ``bemoeizorg-expired``, ref = the invocation) to the invoker, audited.
+* **membership-removed** -- a revocation in effect that left its member without a current
+  membership: one ``purge-instruction`` (reason ``membership-removed``, ref = the
+  revocation's id) per case released to the member, audited.  The revocation's own
+  transaction issues them when it takes effect on arrival; this step catches one dated
+  later (and anything released to the member before that date).
 * **erase** -- audit entries written before :func:`protocol.objects.audit.erase_cutoff`
   (the start of today, ``retention.audit_days`` back) lose their bodies; their rows and
   commitments stay, so every proof still verifies.  The step first appends an ``erase``
@@ -26,9 +31,9 @@ The time a case was closed is the ``received`` time of its closing event: a clos
 takes only an event that reopens it (server/data/cases.py), so the closing event is the
 case's last event.  No table is added: a step is due while what it destroys is still
 there (identity material; the case row; no earlier expiry instruction for the
-invocation; an unerased body below the erasable prefix), so running a pass twice does
-nothing the second time.  Audit entries keep their rows (they never hold identity) and
-the log still verifies.
+invocation; a released case without the removal's instruction; an unerased body below the
+erasable prefix), so running a pass twice does nothing the second time.  Audit entries keep
+their rows (they never hold identity) and the log still verifies.
 
 :func:`plan` is pure (the facts, the policy, ``now`` -> the steps due); :func:`facts`
 reads the facts; each ``*_txn`` checks its step is still due inside its own write
@@ -40,24 +45,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from protocol.objects.audit import AuditActor, erase_cutoff
 from protocol.objects.base import format_timestamp, parse_timestamp
-from protocol.objects.disclosure import PurgeInstruction
 from server.audit import signed_size
-from server.data import insert
-from server.disclosure.data import Log, new_object_id
+from server.directory import load_directory
+from server.disclosure.data import (
+    Log, purge_instruction_txn, purged_cases, released, revocation_ref,
+)
 from server.disclosure.facts import server_actor
 from server.storage import Db
 
 if TYPE_CHECKING:
     from server.context import AppContext
 
-StepKind = Literal["shred-identity", "shred-anonymous", "bemoeizorg-expired", "erase"]
+StepKind = Literal["shred-identity", "shred-anonymous", "bemoeizorg-expired",
+                   "membership-removed", "erase"]
 
 
 # --------------------------------------------------------------------------- the plan (pure)
@@ -110,15 +117,26 @@ class AuditFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RemovalFacts:
+    """A revocation in effect whose member holds no current membership (§N.5)."""
+
+    member: str
+    ref: str                          #: the revocation's id (``revocation_ref``)
+    unpurged: tuple[str, ...]         #: cases released to the member without its instruction
+
+
+@dataclass(frozen=True, kw_only=True)
 class Step:
     network: str
     kind: StepKind
     case: str | None = None           #: None for an erase
     invocation: str | None = None
+    member: str | None = None         #: membership-removed: the removed member ...
+    revocation: str | None = None     #: ... and the revocation's id
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"network": self.network, "step": self.kind}
-        for name in ("case", "invocation"):
+        for name in ("case", "invocation", "member", "revocation"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out
@@ -144,12 +162,17 @@ def invocation_due(periods: Periods, inv: InvocationFacts, now: datetime) -> boo
 
 def plan(network: str, periods: Periods, cases: Iterable[CaseFacts],
          invocations: Iterable[InvocationFacts], now: datetime,
+         *, removals: Iterable[RemovalFacts] = (),
          audit: AuditFacts | None = None) -> list[Step]:
-    """Every step due in ``network`` at ``now``: expiries first, then per case, then the
-    erasure of audit bodies (its entry is then the newest, so it never erases itself)."""
-    steps = [Step(network=network, kind="bemoeizorg-expired", case=i.case,
-                  invocation=i.invocation)
-             for i in invocations if invocation_due(periods, i, now)]
+    """Every step due in ``network`` at ``now``: removals and expiries first, then per
+    case, then the erasure of audit bodies (its entry is then the newest, so it never
+    erases itself)."""
+    steps = [Step(network=network, kind="membership-removed", case=case, member=r.member,
+                  revocation=r.ref)
+             for r in removals for case in r.unpurged]
+    steps += [Step(network=network, kind="bemoeizorg-expired", case=i.case,
+                   invocation=i.invocation)
+              for i in invocations if invocation_due(periods, i, now)]
     for case in cases:
         steps += case_steps(network, periods, case, now)
     if audit is not None and audit.held:
@@ -191,19 +214,13 @@ def case_facts(db: Db, network: str, case: str) -> CaseFacts | None:
                      identity_held=_identity_held(db, network, case))
 
 
-def _expiry_issued(db: Db, network: str, invocation: str, invoker: str) -> bool:
-    return db.execute(
-        "SELECT 1 FROM purge_instructions WHERE network = ? AND recipient = ?"
-        " AND json_extract(envelope, '$.signed.reason') = 'bemoeizorg-expired'"
-        " AND json_extract(envelope, '$.signed.ref') = ? LIMIT 1",
-        (network, invoker, invocation)).fetchone() is not None
-
-
 def _invocation_facts(db: Db, network: str, row: Any) -> InvocationFacts:
     return InvocationFacts(invocation=row["invocation"], case=row["case"],
                            invoker=row["invoker"], classes=tuple(json.loads(row["classes"])),
                            accepted_at=parse_timestamp(row["received"]),
-                           purged=_expiry_issued(db, network, row["invocation"], row["invoker"]))
+                           purged=bool(purged_cases(
+                               db, network, row["invoker"], reason="bemoeizorg-expired",
+                               ref=row["invocation"])))
 
 
 def facts(db: Db, network: str, periods: Periods,
@@ -238,47 +255,45 @@ def audit_facts(db: Db, network: str, periods: Periods, now: datetime) -> AuditF
     return AuditFacts(below=below, held=held)
 
 
-def due(db: Db, now: datetime) -> list[tuple[Step, Periods]]:
-    """Every step due at ``now`` in every network (a read: ``Store.read``)."""
+def removal_facts(db: Db, network: str, standing: AbstractSet[str],
+                  now: datetime) -> list[RemovalFacts]:
+    """The revocations in effect at ``now`` whose member is not in ``standing`` (the key
+    ids with a current membership), with the cases released to the member that lack the
+    ``membership-removed`` instruction of that revocation.  Usually the revocation's own
+    transaction issued them; this catches a revocation dated later than its arrival."""
+    out = []
+    stamp = format_timestamp(now)
+    for row in db.execute("SELECT member, digest FROM revocations WHERE network = ?"
+                          " AND json_extract(envelope, '$.signed.at') <= ? ORDER BY id",
+                          (network, stamp)).fetchall():
+        if row["member"] in standing:
+            continue
+        ref = revocation_ref(row["digest"])
+        done = purged_cases(db, network, row["member"], reason="membership-removed", ref=ref)
+        cases = released(db, network, per="case", where="grantee", value=row["member"])
+        unpurged = tuple(c for c in cases if c not in done)
+        if unpurged:
+            out.append(RemovalFacts(member=row["member"], ref=ref, unpurged=unpurged))
+    return out
+
+
+def due(db: Db, now: datetime,
+        standing: Mapping[str, AbstractSet[str]]) -> list[tuple[Step, Periods]]:
+    """Every step due at ``now`` in every network (a read: ``Store.read``); ``standing``
+    maps each network to the key ids that hold a current membership (the member
+    directory's, computed at the same ``now``)."""
     out = []
     for network, periods in network_periods(db):
         cases, invocations = facts(db, network, periods, now)
+        removals = removal_facts(db, network, standing.get(network, frozenset()), now)
         audit = audit_facts(db, network, periods, now)
-        out += [(step, periods) for step in plan(network, periods, cases, invocations, now,
-                                                 audit)]
+        out += [(step, periods)
+                for step in plan(network, periods, cases, invocations, now,
+                                 removals=removals, audit=audit)]
     return out
 
 
 # --------------------------------------------------------------------------- the steps (writes)
-
-
-def _purge(db: Db, log: Log, server: AuditActor, *, case: str, recipient: str,
-           classes: Sequence[str], reason: str, ref: str | None, basis: str) -> str:
-    """Sign (log key), audit and store one purge instruction (protocol.md §D.9)."""
-    instruction = new_object_id()
-    fields: dict[str, Any] = dict(network=log.network, instruction=instruction, case=case,
-                                  recipient=recipient, classes=tuple(classes), reason=reason,
-                                  at=log.stamp)
-    if ref is not None:
-        fields["ref"] = ref
-    envelope = PurgeInstruction(**fields).sign(log.log_key)
-    receipt = log.append(db, actor=server, action="purge-instruction", basis=basis,
-                         reason=reason, case=case, subject=recipient, classes=classes,
-                         ref=instruction, emergency=basis == "bemoeizorg")
-    insert(db, "purge_instructions", {
-        "network": log.network, "instruction": instruction, "case": case,
-        "recipient": recipient, "classes": json.dumps(list(classes)),
-        "envelope": json.dumps(envelope), "audit_index": receipt["index"]})
-    return instruction
-
-
-def _recipients(db: Db, network: str, case: str) -> dict[str, tuple[str, ...]]:
-    """Every partner that received a release for ``case`` (any basis), with its classes."""
-    out: dict[str, set[str]] = {}
-    for row in db.execute("SELECT grantee, classes FROM releases WHERE network = ?"
-                          " AND [case] = ? ORDER BY id", (network, case)):
-        out.setdefault(row["grantee"], set()).update(json.loads(row["classes"]))
-    return {k: tuple(sorted(v)) for k, v in sorted(out.items())}
 
 
 def _empty_release_answers(db: Db, network: str, case: str) -> None:
@@ -301,9 +316,10 @@ def shred_identity_txn(db: Db, step: Step, periods: Periods, log: Log,
         "SELECT class FROM identity WHERE network = ? AND [case] = ? UNION"
         " SELECT class FROM gated WHERE network = ? AND [case] = ?", (net, case, net, case))})
     instructions = [
-        _purge(db, log, server, case=case, recipient=recipient, classes=released,
-               reason="retention", ref=None, basis="policy")
-        for recipient, released in _recipients(db, net, case).items()]
+        purge_instruction_txn(db, log, server, case=case, recipient=recipient,
+                              classes=received, reason="retention", ref=None, basis="policy")
+        for recipient, received in sorted(released(db, net, per="grantee", where="case",
+                                                   value=case).items())]
     receipt = log.append(db, actor=server, action="shred-identity", basis="policy",
                          reason=f"retention: closed more than {periods.identity_days} days",
                          case=case, classes=classes or None)
@@ -326,7 +342,7 @@ def shred_anonymous_txn(db: Db, step: Step, periods: Periods, log: Log,
     receipt = log.append(db, actor=server, action="shred-anonymous", basis="policy",
                          reason=f"retention: closed more than {periods.anonymous_days} days",
                          case=case)
-    for table in ("feed", "events", "shares", "case_rekeys", "cases"):
+    for table in ("feed", "events", "shares", "case_rekeys", "header_versions", "cases"):
         db.execute(f"DELETE FROM {table} WHERE network = ? AND [case] = ?", (net, case))
     db.execute("DELETE FROM hints WHERE network = ? AND ((subject_kind = 'case'"
                " AND subject = ?) OR may_concern = ?)", (net, case, case))
@@ -344,9 +360,28 @@ def expire_invocation_txn(db: Db, step: Step, periods: Periods, log: Log,
     inv = _invocation_facts(db, step.network, row)
     if not invocation_due(periods, inv, log.now):
         return None
-    instruction = _purge(db, log, server, case=inv.case, recipient=inv.invoker,
-                         classes=inv.classes, reason="bemoeizorg-expired",
-                         ref=inv.invocation, basis="bemoeizorg")
+    instruction = purge_instruction_txn(db, log, server, case=inv.case, recipient=inv.invoker,
+                                        classes=inv.classes, reason="bemoeizorg-expired",
+                                        ref=inv.invocation, basis="bemoeizorg")
+    return {**step.to_json(), "purge_instructions": [instruction]}
+
+
+def remove_member_txn(db: Db, step: Step, periods: Periods, log: Log,
+                      server: AuditActor) -> dict[str, Any] | None:
+    """The ``membership-removed`` instruction of one case for a removed member, once
+    (else None): what the revocation's own transaction would have issued had it been in
+    effect when it arrived (protocol.md §N.5)."""
+    assert step.member is not None and step.revocation is not None
+    if step.case in purged_cases(db, step.network, step.member, reason="membership-removed",
+                                 ref=step.revocation):
+        return None
+    classes = released(db, step.network, per="case", where="grantee",
+                       value=step.member).get(step.case)
+    if not classes:
+        return None
+    instruction = purge_instruction_txn(db, log, server, case=step.case, recipient=step.member,
+                                        classes=classes, reason="membership-removed",
+                                        ref=step.revocation, basis="policy")
     return {**step.to_json(), "purge_instructions": [instruction]}
 
 
@@ -369,7 +404,8 @@ def erase_txn(db: Db, step: Step, periods: Periods, log: Log,
 
 
 STEP_TXN = {"shred-identity": shred_identity_txn, "shred-anonymous": shred_anonymous_txn,
-            "bemoeizorg-expired": expire_invocation_txn, "erase": erase_txn}
+            "bemoeizorg-expired": expire_invocation_txn, "membership-removed": remove_member_txn,
+            "erase": erase_txn}
 
 
 # --------------------------------------------------------------------------- one pass
@@ -380,8 +416,10 @@ async def run_pass(ctx: "AppContext") -> list[dict[str, Any]]:
     write transaction (re-checked there).  Returns what was done."""
     now = ctx.now()
     server = server_actor(ctx.keys)
+    standing = {network: frozenset(state.current_members(now))
+                for network, state in ctx.directory.networks()}
     done = []
-    for step, periods in await ctx.store.read(due, now):
+    for step, periods in await ctx.store.read(due, now, standing):
         log = Log(network=step.network, log_key=ctx.keys.log_signer, now=now)
         result = await ctx.store.write(STEP_TXN[step.kind], step, periods, log, server,
                                        notify=step.network)
@@ -394,6 +432,7 @@ async def run_once(ctx: "AppContext") -> list[dict[str, Any]]:
     """One pass on a store that is not running (``schakel server retention``)."""
     await ctx.store.start()
     try:
+        await load_directory(ctx.store, ctx.directory)
         return await run_pass(ctx)
     finally:
         await ctx.store.close()
@@ -415,10 +454,12 @@ async def retention_task(ctx: "AppContext", interval: float) -> None:
                 ctx.log.info("retention", steps=len(done),
                              shredded=[d["case"] for d in done if d["step"].startswith("shred-")],
                              expired=[d["invocation"] for d in done if "invocation" in d],
+                             removed=[d["member"] for d in done if "member" in d],
                              erased=sum(d.get("erased", 0) for d in done))
 
 
-__all__ = ["StepKind", "Periods", "CaseFacts", "InvocationFacts", "AuditFacts", "Step",
-           "case_steps", "invocation_due", "plan", "network_periods", "case_facts", "facts",
-           "audit_facts", "due", "shred_identity_txn", "shred_anonymous_txn",
-           "expire_invocation_txn", "erase_txn", "run_pass", "run_once", "retention_task"]
+__all__ = ["StepKind", "Periods", "CaseFacts", "InvocationFacts", "AuditFacts", "RemovalFacts",
+           "Step", "case_steps", "invocation_due", "plan", "network_periods", "case_facts",
+           "facts", "audit_facts", "removal_facts", "due", "shred_identity_txn",
+           "shred_anonymous_txn", "expire_invocation_txn", "remove_member_txn", "erase_txn",
+           "run_pass", "run_once", "retention_task"]

@@ -210,9 +210,23 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db["case_rekeys"].create_index(["network", "digest"], unique=True)
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Header replacements (protocol.md §C.1 "Header versions"; docs/protocol.md §14.3,
+    ``POST .../cases/{case}/header``): one row per accepted replacement, keyed by (network,
+    case, identity_version); ``digest`` (of the whole request) makes an identical retry the
+    same write.  ``cases.header`` (migration 1) points at the current header's feed row,
+    which a replacement moves to its own ``cursor``."""
+    db.execute("CREATE TABLE header_versions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, [case] TEXT NOT NULL, identity_version INTEGER NOT NULL,"
+               " digest BLOB NOT NULL, cursor INTEGER NOT NULL, answer TEXT NOT NULL,"
+               " received TEXT NOT NULL, acting_user TEXT NOT NULL)")
+    db["header_versions"].create_index(["network", "case", "identity_version"], unique=True)
+    db["header_versions"].create_index(["network", "digest"], unique=True)
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -209,6 +209,10 @@ class CaseState:
     rekeys: list[dict[str, Any]] = field(default_factory=list)
     #: New keys of rekeys built but not yet acknowledged, by version.
     pending_keys: dict[int, CaseKey] = field(default_factory=dict)
+    #: The identity version of ``header`` (``class_keys`` are its keys), and the class keys
+    #: of replacement headers built but not yet acknowledged, by version.
+    identity_version: int = 1
+    pending_class_keys: dict[int, dict[str, ClassKey]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.case_keys.setdefault(self.case_key_version, self.case_key)
@@ -224,6 +228,14 @@ class CaseState:
         self.case_key = self.case_keys[version] = self.pending_keys.pop(version)
         self.case_key_version = version
         self.rekeys.append(envelope)
+
+    def commit_replacement(self, body: dict[str, Any]) -> None:
+        """Record a replacement header the server acknowledged (``POST .../header``)."""
+        version = body["header"]["signed"]["identity_version"]
+        assert version == self.identity_version + 1, "harness identity versions out of step"
+        self.class_keys = self.pending_class_keys.pop(version)
+        self.identity_version, self.header = version, body["header"]
+        self.identity, self.gated = body["identity"], body.get("gated", [])
 
     def commit(self, envelope: dict[str, Any]) -> None:
         """Record an event the server acknowledged as the new end of the chain."""
@@ -495,18 +507,47 @@ class Network:
                          reason=reason).sign(signer.signer)
 
     def gated(self, state: CaseState, recipients: Iterable[Actor],
-              classes: Iterable[str] | None = None, *, version: int = 1) -> list[dict[str, Any]]:
-        """Gated envelopes of ``state``'s class keys (all classes, or ``classes``) for
-        ``recipients``: what an owner backfills for members who joined later."""
+              classes: Iterable[str] | None = None, *, version: int | None = None,
+              keys: Mapping[str, ClassKey] | None = None) -> list[dict[str, Any]]:
+        """Gated envelopes of ``state``'s class keys (all classes, or ``classes``; or
+        ``keys``) for ``recipients``: what an owner backfills for members who joined
+        later.  ``version`` defaults to the state's identity version."""
+        version = version or state.identity_version
+        keys = state.class_keys if keys is None else keys
         return [GatedEnvelope(network=self.id, case=state.case, class_=cls, version=version,
                               recipient=m.key_id,
                               blob=envelopes.make_gated(
-                                  self.server.gate, m.box, state.class_keys[cls],
+                                  self.server.gate, m.box, keys[cls],
                                   envelopes.GateContext(network=self.id, case=state.case,
                                                         cls=cls, version=version,
                                                         recipient=m.key_id))).to_json()
-                for m in recipients for cls in (sorted(state.class_keys) if classes is None
+                for m in recipients for cls in (sorted(keys) if classes is None
                                                 else classes)]
+
+    def replacement(self, state: CaseState, *, recipients: Iterable[Actor] = (),
+                    identity: Mapping[str, Any] | None = None, version: int | None = None,
+                    signer: Actor | None = None, **header: Any) -> dict[str, Any]:
+        """The body of ``POST .../cases/{case}/header`` (ADR 0011): the owner's header with
+        the next identity version (or ``version``; ``header`` overrides other fields),
+        ``identity`` (default :data:`IDENTITY`, by the state's classes) sealed under new
+        class keys -- held as pending until :meth:`CaseState.commit_replacement` -- and
+        gated envelopes of them for ``recipients``; signed by ``signer`` (the owner)."""
+        version = version or state.identity_version + 1
+        signer = signer or state.owner
+        identity = identity or {cls: IDENTITY[cls] for cls in state.class_keys}
+        keys = state.pending_class_keys.setdefault(
+            version, {cls: ClassKey.generate() for cls in identity})
+        fields = {k: v for k, v in state.header["signed"].items() if k != "type"}
+        fields.update(identity_version=version, classes=sorted(identity), **header)
+        records = [IdentityRecord(network=self.id, case=state.case, class_=cls, version=version,
+                                  ciphertext=envelopes.encrypt_json(
+                                      keys[cls], identity[cls],
+                                      envelopes.identity_context(self.id, state.case, cls,
+                                                                 version=version))
+                                  ).sign(signer.signer)
+                   for cls in sorted(identity)]
+        return {"header": CaseHeader(**fields).sign(signer.signer), "identity": records,
+                "gated": self.gated(state, recipients, version=version, keys=keys)}
 
     # --------------------------------------------------------------------- signals
 

@@ -292,9 +292,10 @@ async def test_plan_is_pure_and_exact() -> None:
     import dataclasses
     assert retention.plan("n", periods, [], [dataclasses.replace(inv, purged=True)], now) == []
     held = retention.AuditFacts(below=7, held=True)
-    assert [(s.kind, s.case) for s in retention.plan("n", periods, [], [], now, held)] == [
+    assert [(s.kind, s.case) for s in retention.plan("n", periods, [], [], now, audit=held)] == [
         ("erase", None)]
-    assert retention.plan("n", periods, [], [], now, dataclasses.replace(held, held=False)) == []
+    assert retention.plan("n", periods, [], [], now,
+                          audit=dataclasses.replace(held, held=False)) == []
 
 
 async def test_cli_runs_one_pass(tmp_path: Any) -> None:

@@ -144,6 +144,9 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return a.coordinator, {"share": a.share(w.case, w["shell"])}, ("share",)
     if t.endswith("/rekeys"):
         return w["core-formal"], {"rekey": a.rekey(w.case)}, ("rekey",)
+    if t.endswith("/header"):
+        return w["core-formal"], a.replacement(w.case, recipients=[w["shell"]]), (
+            "header", "identity")
     if t.endswith("/gated"):
         return w["core-formal"], {"gated": a.gated(w.case, [w["shell"]])}, ("gated",)
     if t.endswith("/feedback"):

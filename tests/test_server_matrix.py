@@ -84,6 +84,10 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     # its key; only the owner backfills its gated envelopes.
     "POST rekeys":          (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "POST gated":           (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
+    # ADR 0011: only a case's owner replaces its header (a new identity version) and
+    # reads who holds a basis for its identity.
+    "POST header":          (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
+    "GET holders":          (OK,  F,   F,   F,   F,   F,   F,   U,   *SIGNED),
     # optional signature: shell partners sign; anyone may send a bare anonymous signal
     # when the policy allows it (network A's does).
     "POST signals":         (F,   F,   NEW, NEW, F,   NEW, F,   U,   R, S, D, NEW),
@@ -113,6 +117,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET notifications":    (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
     "POST reviews":         (F,   F,   F,   F,   F,   NEW, F,   U,   *SIGNED),
     "GET purge/mine":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET purge/owned":      (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "POST purge-acks":      (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
     "GET access-report":    (F,   F,   F,   F,   OK,  OK,  F,   U,   *SIGNED),
     # referrals (§15.5): the coordinator of the sending network only
@@ -222,6 +227,15 @@ async def post_gated(w: World, kind: str, actor: Actor) -> Req:
     state = await create_case(w.caller, w.a, w["core-formal"])
     return Req(actor, w.a.path(f"/cases/{state.case}/gated"),
                {"gated": w.a.gated(state, [w["auditor"]])})
+
+
+async def post_header(w: World, kind: str, actor: Actor) -> Req:
+    """The next identity version of a fresh case owned by core-formal, signed by ``actor``
+    as its owner."""
+    state = await create_case(w.caller, w.a, w["core-formal"])
+    body = w.a.replacement(state, signer=actor, owner=actor.key_id)
+    return Req(actor, w.a.path(f"/cases/{state.case}/header"), body,
+               on_success=lambda: state.commit_replacement(body))
 
 
 async def post_signals(w: World, kind: str, actor: Actor) -> Req:
@@ -393,6 +407,10 @@ ROUTES = [
           post_rekeys),
     Route("POST gated", "POST", "/v1/networks/{network}/cases/{case}/gated", "core-formal",
           post_gated),
+    Route("POST header", "POST", "/v1/networks/{network}/cases/{case}/header", "core-formal",
+          post_header),
+    Route("GET holders", "GET", "/v1/networks/{network}/cases/{case}/holders", "core-formal",
+          get(lambda w: w.a.path(f"/cases/{w.case.case}/holders"))),
     Route("POST signals", "POST", "/v1/networks/{network}/signals", "shell", post_signals),
     Route("GET signals/status", "GET", "/v1/signals/status", "core-formal",
           get(lambda w: "/v1/signals/status",
@@ -434,6 +452,8 @@ ROUTES = [
     Route("POST reviews", "POST", "/v1/networks/{network}/reviews", "auditor", post_reviews),
     Route("GET purge/mine", "GET", "/v1/networks/{network}/purge-instructions/mine",
           "core-formal", get(lambda w: w.a.path("/purge-instructions/mine?after=0"))),
+    Route("GET purge/owned", "GET", "/v1/networks/{network}/purge-instructions/owned",
+          "core-formal", get(lambda w: w.a.path("/purge-instructions/owned?after=0"))),
     Route("POST purge-acks", "POST", "/v1/networks/{network}/purge-acks", "core-formal",
           post_purge_acks),
     Route("GET access-report", "GET", "/v1/networks/{network}/cases/{case}/access-report",

@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 def duties(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
     """Do this home's duties for a network now (also done at every sync).
 
-    Backfills identity envelopes for members who joined, re-keys open cases
-    after a membership change, re-shares to shell partners, executes purge
-    instructions (consent revoked) and purges expired bemoeizorg access. Also
-    lists every server misbehaviour this home recorded.
+    Rotates the identity keys of this home's cases after a recipient lost its
+    basis, backfills identity envelopes for members who joined, re-keys open
+    cases after a membership change, re-shares to shell partners, executes purge
+    instructions (consent revoked, member removed) and purges expired bemoeizorg
+    access. A home the network removed still executes its purge instructions.
+    Also lists every server misbehaviour this home recorded.
     JSON: {"network", "duties": {...}, "misbehaviours": [...]}.
     """
     async def work(partner: "Partner") -> dict[str, Any]:

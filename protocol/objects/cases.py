@@ -112,6 +112,33 @@ class CaseHeader(WireObject):
         return header  # type: ignore[no-any-return]
 
 
+#: The fields a replacement header may change (protocol.md §C.1, "Header versions"):
+#: everything else is the first header's, so the case's key references, owner and
+#: creation stay what every member verified.
+REPLACEABLE = frozenset({"identity_version", "classes"})
+
+
+def check_replacement(held: CaseHeader, new: CaseHeader) -> None:
+    """``new`` may replace ``held`` as the case's header (protocol.md §C.1): both are
+    cases, not consults; every field but ``identity_version`` and ``classes`` is
+    unchanged (:class:`ContextMismatchError` naming the first changed field); and
+    ``classes`` is present, since a replacement exists to seal identity under new class
+    keys.  The version is each side's to judge against the one it holds (the server
+    answers 409 for another than current + 1, a client calls a gap or a step back server
+    misbehaviour), and so is the signature (the owner of ``held`` must have signed)."""
+    if held.is_consult or new.is_consult:
+        raise ContextMismatchError("a consult has no identity: its header is never replaced",
+                                   details={"field": "kind"})
+    before, after = held.to_json(), new.to_json()
+    for name in sorted(before.keys() | after.keys()):
+        if name not in REPLACEABLE and before.get(name) != after.get(name):
+            raise ContextMismatchError(f"a replacement header changes {name}",
+                                       details={"field": name})
+    if not new.classes:
+        raise ContextMismatchError("a replacement header names the classes it seals",
+                                   details={"field": "classes"})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event(WireObject):
     """One encrypted entry of a case's anonymous layer, signed by its author.
@@ -284,6 +311,6 @@ class CaseRekey(WireObject):
 
 
 __all__ = [
-    "BlindIndexToken", "CaseHeader", "Event", "IdentityRecord", "GatedEnvelope", "CaseRekey",
-    "event_hash", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
+    "BlindIndexToken", "CaseHeader", "REPLACEABLE", "check_replacement", "Event",
+    "IdentityRecord", "GatedEnvelope", "CaseRekey", "event_hash", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
 ]

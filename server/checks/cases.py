@@ -11,7 +11,9 @@
 * a rekey is signed by the caller (the case owner or the coordinator, which the route
   checks) and names the path's network and case;
 * backfilled gated envelopes are for the case's classes at its identity version, each
-  for a current member (ADR 0007).
+  for a current member (ADR 0007);
+* a replacement header is the owner's, changes only ``identity_version`` and ``classes``,
+  and carries one identity record per class at its version (ADR 0011).
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from protocol.canonical import canonical_json
 from protocol.crypto import sha256
 from protocol.objects.cases import (
     EVENT_HASH_DOMAIN, BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope,
-    IdentityRecord, check_link,
+    IdentityRecord, check_link, check_replacement,
 )
 from protocol.objects.disclosure import Share
 from server.auth import Caller
 from server.checks import canonical, same
-from server.data.cases import NewCase, NewEvent, NewGated, NewRekey, NewShare
+from server.data.cases import NewCase, NewEvent, NewGated, NewHeader, NewRekey, NewShare
 from server.data.signals import Token
 from server.directory import NetworkState
 from server.errors import Conflict, Forbidden
@@ -171,6 +173,48 @@ def check_gated(body: Mapping[str, Any], header_envelope: Any, state: NetworkSta
     return NewGated(network=header.network, case=header.case, gated=gated)
 
 
+def check_header(body: Mapping[str, Any], caller: Caller, case: str, held_envelope: Any, *,
+                 received: str, now: datetime) -> NewHeader:
+    """A replacement of ``case``'s header by its owner, the caller (protocol.md §C.1
+    "Header versions"; the route has checked the caller owns the case): the header signed
+    by the caller, for the path's network and case; not on a consult (403
+    ``policy_violation``, ``consult-has-no-identity``); every field but
+    ``identity_version`` and ``classes`` as in the held header (400
+    ``context_mismatch``); one identity record for each of its classes, and gated
+    envelopes, at its ``identity_version`` (400 ``malformed``), each for a current member.
+    Whether the version is the current + 1 is decided in the writing transaction."""
+    held = CaseHeader.from_json(held_envelope["signed"])   # verified when it was stored
+    if held.is_consult:
+        raise PolicyViolation("a consult is anonymous: it has no identity to rotate",
+                              details={"reason": "consult-has-no-identity"})
+    header: CaseHeader = _authored(CaseHeader, "owner", body["header"], caller)
+    same("network", header.network, caller.network.network)
+    same("case", header.case, case)
+    check_replacement(held, header)
+    classes = set(header.classes or ())
+    if not classes <= set(caller.network.genesis.policy.classes):
+        raise PolicyViolation("the header lists a disclosure class the network's policy does "
+                              "not define", details={"reason": "class-not-in-policy"})
+    records: dict[str, tuple[str, int, str]] = {}
+    for envelope in body["identity"]:
+        record = IdentityRecord.from_envelope(envelope, [caller.key])
+        _for_header(record.network, record.case, record.class_, record.version, header, classes)
+        if record.class_ in records:
+            raise MalformedError("two identity records of one class", details={"field": "identity"})
+        records[record.class_] = (record.class_, record.version, canonical(envelope)[0])
+    if set(records) != classes:
+        raise MalformedError("a replacement carries one identity record for each of its "
+                             "classes", details={"field": "identity"})
+    wrapped = _gated(body.get("gated", []), header, classes, caller.network, now)
+    _, digest = canonical(dict(body))
+    assert header.identity_version is not None            # a case's header carries one
+    return NewHeader(network=header.network, case=header.case,
+                     identity_version=header.identity_version,
+                     header=canonical(body["header"])[0], digest=digest,
+                     identity=tuple(records.values()), gated=wrapped, received=received,
+                     acting_user=caller.acting_user)
+
+
 def check_rekey(envelope: Any, caller: Caller, case: str, *, received: str) -> NewRekey:
     """A case-key rotation signed by the caller (the route has checked that the caller is
     the case's owner or the coordinator), for the path's network and case."""
@@ -204,4 +248,4 @@ def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: 
 
 
 __all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_gated",
-           "check_rekey", "check_share"]
+           "check_header", "check_rekey", "check_share"]

@@ -78,6 +78,23 @@ class NewGated:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NewHeader:
+    """A replacement header from the case's owner with the identity it seals (protocol.md
+    §C.1 "Header versions"): new identity records and gated envelopes at its
+    ``identity_version``."""
+
+    network: str
+    case: str
+    identity_version: int
+    header: str            #: canonical JSON of the header envelope
+    digest: bytes          #: of the whole request: an identical retry is the same write
+    identity: tuple[tuple[str, int, str], ...]            #: (class, version, envelope)
+    gated: tuple[tuple[str, int, str, str], ...]          #: (class, version, recipient, blob)
+    received: str
+    acting_user: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class NewShare:
     network: str
     case: str
@@ -103,6 +120,18 @@ def _store_event(db: Db, e: NewEvent) -> int:
     return cursor
 
 
+def _store_identity(db: Db, network: str, case: str,
+                    identity: tuple[tuple[str, int, str], ...],
+                    gated: tuple[tuple[str, int, str, str], ...]) -> None:
+    """Store a case's identity records and gated envelopes (at creation or replacement)."""
+    for cls, version, envelope in identity:
+        insert(db, "identity", {"network": network, "case": case, "class": cls,
+                                "version": version, "envelope": envelope})
+    for cls, version, recipient, blob in gated:
+        insert(db, "gated", {"network": network, "case": case, "class": cls,
+                             "version": version, "recipient": recipient, "blob": blob})
+
+
 # --------------------------------------------------------------------------- writes
 
 
@@ -120,12 +149,7 @@ def create_case_txn(db: Db, c: NewCase, *, hint_limit: int) -> Written:
     for event in c.events:
         cursor = _store_event(db, event)
         status = event.status or status
-    for cls, version, envelope in c.identity:
-        insert(db, "identity", {"network": c.network, "case": c.case, "class": cls,
-                                "version": version, "envelope": envelope})
-    for cls, version, recipient, blob in c.gated:
-        insert(db, "gated", {"network": c.network, "case": c.case, "class": cls,
-                             "version": version, "recipient": recipient, "blob": blob})
+    _store_identity(db, c.network, c.case, c.identity, c.gated)
     record_tokens(db, c.network, "case", c.case, c.tokens, at=c.received, limit=hint_limit)
     answer = {"case": c.case, "cursor": cursor_text(cursor)}
     last = c.events[-1]
@@ -242,6 +266,44 @@ def add_rekey_txn(db: Db, r: NewRekey) -> Written:
                           "cursor": cursor_text(cursor)})
 
 
+def replace_header_txn(db: Db, h: NewHeader) -> Written:
+    """Replace a case's header with the owner's next identity version (protocol.md §C.1):
+    idempotent by the request's digest; the case must be open (409: a closed case's
+    identity is on its way to being shredded, flow 9) and ``identity_version`` its current
+    + 1 (409 with ``details.identity_version`` = current).  The identity records of the
+    case are replaced by the new ones and every gated envelope of an older version is
+    deleted, so a release now finds only the new version's; a ``header`` feed item
+    carries the new header to every reader of the case."""
+    found = db.execute("SELECT answer FROM header_versions WHERE network = ? AND digest = ?",
+                       (h.network, h.digest)).fetchone()
+    if found is not None:
+        return Written(False, json.loads(found["answer"]))
+    case = db.execute("SELECT c.status, f.envelope FROM cases c JOIN feed f ON f.id = c.header"
+                      " WHERE c.network = ? AND c.[case] = ?", (h.network, h.case)).fetchone()
+    if case is None:
+        raise NotFound("no such case in this network")
+    if case["status"] == "closed":
+        raise Conflict("the case is closed: its identity is no longer replaced")
+    current = int(json.loads(case["envelope"])["signed"].get("identity_version", 0))
+    if h.identity_version != current + 1:
+        raise Conflict("a replacement header must raise identity_version by exactly one",
+                       details={"identity_version": current})
+    cursor = _feed(db, h.network, h.case, "header", h.header)
+    db.execute("UPDATE cases SET header = ? WHERE network = ? AND [case] = ?",
+               (cursor, h.network, h.case))
+    db.execute("DELETE FROM identity WHERE network = ? AND [case] = ?", (h.network, h.case))
+    db.execute("DELETE FROM gated WHERE network = ? AND [case] = ? AND version < ?",
+               (h.network, h.case, h.identity_version))
+    _store_identity(db, h.network, h.case, h.identity, h.gated)
+    answer = {"case": h.case, "identity_version": h.identity_version,
+              "cursor": cursor_text(cursor)}
+    insert(db, "header_versions", {"network": h.network, "case": h.case,
+                                   "identity_version": h.identity_version, "digest": h.digest,
+                                   "cursor": cursor, "answer": json.dumps(answer),
+                                   "received": h.received, "acting_user": h.acting_user})
+    return Written(True, answer)
+
+
 def add_gated_txn(db: Db, g: NewGated) -> Written:
     """Store gated envelopes the owner backfilled, in the table releases read (the same
     rows as those stored at creation).  An envelope already held for the same (class,
@@ -354,6 +416,7 @@ def sync_page(db: Db, network: str, after: int, limit: int,
             for r in sync_rows(db, network, after, limit, shell_partner)]
 
 
-__all__ = ["NewEvent", "NewCase", "NewShare", "NewRekey", "NewGated", "create_case_txn",
-           "append_event_txn", "add_share_txn", "latest_epoch", "add_rekey_txn", "add_gated_txn",
+__all__ = ["NewEvent", "NewCase", "NewShare", "NewRekey", "NewGated", "NewHeader",
+           "create_case_txn", "append_event_txn", "add_share_txn", "latest_epoch",
+           "add_rekey_txn", "replace_header_txn", "add_gated_txn",
            "case_facts", "case_documents", "case_header", "FeedRow", "sync_rows", "sync_page"]

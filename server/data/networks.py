@@ -4,7 +4,7 @@ covenant acceptances and epoch-key distributions (docs/protocol.md §14; protoco
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +53,18 @@ def add_membership_txn(db: Db, obj: Stored, *, member: str, serial: int,
     return Written(created, {"member": member, "serial": serial})
 
 
-def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int,
-                       audit: AuditNote) -> Written:
-    """Register a revocation; a new one is audited (``membership-revoke``)."""
+def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int, audit: AuditNote,
+                       purge: Callable[[Db], object] | None = None) -> Written:
+    """Register a revocation; a new one is audited (``membership-revoke``) and, when it
+    removes the member at once, followed in the same savepoint by ``purge`` (the
+    ``membership-removed`` instructions it owes, protocol.md §N.5)."""
     created, _ = insert_once(db, "revocations", {"network": obj.network, "digest": obj.digest},
                              {**obj.row(), "member": member, "serial": serial},
                              what="revocation")
     if created:
         audit.append_txn(db)
+        if purge is not None:
+            purge(db)
     return Written(created, {"member": member, "serial": serial})
 
 

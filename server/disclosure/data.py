@@ -254,9 +254,10 @@ def revoke_consent_txn(db: Db, r: NewRevocation, log: Log, server: AuditActor) -
                reason="consent-revoked", case=r.case, ref=r.consent)
     instructions = []
     for recipient, classes in released_under_consent(db, r.network, r.consent).items():
-        instructions.append(_purge_instruction(db, log, server, case=r.case, recipient=recipient,
-                                               classes=classes, reason="consent-revoked",
-                                               ref=r.consent))
+        instructions.append(purge_instruction_txn(db, log, server, case=r.case,
+                                                  recipient=recipient, classes=classes,
+                                                  reason="consent-revoked", ref=r.consent,
+                                                  basis="consent"))
     answer = {"consent": r.consent, "purge_instructions": instructions}
     db.execute("UPDATE consents SET revoked = ?, revocation = ?, revocation_digest = ?,"
                " revocation_answer = ? WHERE network = ? AND consent = ?",
@@ -265,30 +266,73 @@ def revoke_consent_txn(db: Db, r: NewRevocation, log: Log, server: AuditActor) -
     return Written(True, answer)
 
 
-def released_under_consent(db: Db, network: str, consent: str) -> dict[str, tuple[str, ...]]:
-    """Every partner that received classes under ``consent``, with those classes."""
+def released(db: Db, network: str, *, per: Literal["grantee", "case"],
+             where: Literal["consent", "grantee", "case"], value: str) -> dict[str, tuple[str, ...]]:
+    """The classes released, per grantee or per case (``per``), among the releases whose
+    ``where`` is ``value`` (any basis), in the order of the first release of each."""
     out: dict[str, set[str]] = {}
-    for row in db.execute("SELECT grantee, classes FROM releases WHERE network = ?"
-                          " AND consent = ? ORDER BY id", (network, consent)):
-        out.setdefault(row["grantee"], set()).update(json.loads(row["classes"]))
+    for row in db.execute(f"SELECT [{per}] AS key, classes FROM releases WHERE network = ?"
+                          f" AND [{where}] = ? ORDER BY id", (network, value)):
+        out.setdefault(row["key"], set()).update(json.loads(row["classes"]))
     return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
-def _purge_instruction(db: Db, log: Log, server: AuditActor, *, case: str, recipient: str,
-                       classes: Sequence[str], reason: str, ref: str) -> str:
-    """Sign, audit and store one purge instruction (protocol.md §D.9)."""
+def released_under_consent(db: Db, network: str, consent: str) -> dict[str, tuple[str, ...]]:
+    """Every partner that received classes under ``consent``, with those classes."""
+    return released(db, network, per="grantee", where="consent", value=consent)
+
+
+def purge_instruction_txn(db: Db, log: Log, server: AuditActor, *, case: str, recipient: str,
+                          classes: Sequence[str], reason: str, ref: str | None,
+                          basis: str) -> str:
+    """Sign (the server's log key), audit (``purge-instruction``, the server as actor,
+    subject = the recipient, ``ref`` = the instruction; emergency when the basis is
+    bemoeizorg) and store one purge instruction for its recipient (protocol.md §D.9)."""
     instruction = new_object_id()
-    envelope = PurgeInstruction(network=log.network, instruction=instruction, case=case,
-                                recipient=recipient, classes=tuple(classes), reason=reason,
-                                ref=ref, at=log.stamp).sign(log.log_key)
-    receipt = log.append(db, actor=server, action="purge-instruction", basis="consent",
+    fields: dict[str, Any] = dict(network=log.network, instruction=instruction, case=case,
+                                  recipient=recipient, classes=tuple(classes), reason=reason,
+                                  at=log.stamp)
+    if ref is not None:
+        fields["ref"] = ref
+    envelope = PurgeInstruction(**fields).sign(log.log_key)
+    receipt = log.append(db, actor=server, action="purge-instruction", basis=basis,
                          reason=reason, case=case, subject=recipient, classes=classes,
-                         ref=instruction)
+                         ref=instruction, emergency=basis == "bemoeizorg")
     insert(db, "purge_instructions", {
         "network": log.network, "instruction": instruction, "case": case,
         "recipient": recipient, "classes": json.dumps(list(classes)),
         "envelope": json.dumps(envelope), "audit_index": receipt["index"]})
     return instruction
+
+
+def purged_cases(db: Db, network: str, recipient: str, *, reason: str, ref: str) -> set[str]:
+    """The cases for which ``recipient`` holds an instruction of ``reason`` caused by
+    ``ref`` (an invocation, a revocation): what a due purge must not issue twice."""
+    return {row["case"] for row in db.execute(
+        "SELECT [case] FROM purge_instructions WHERE network = ? AND recipient = ?"
+        " AND json_extract(envelope, '$.signed.reason') = ?"
+        " AND json_extract(envelope, '$.signed.ref') = ?", (network, recipient, reason, ref))}
+
+
+def revocation_ref(digest: bytes) -> str:
+    """The id a ``membership-removed`` instruction names as its ``ref``: a revocation has
+    no id field, so the first 16 bytes of its envelope's SHA-256 (as a referral's)."""
+    return b64e(digest[:16])
+
+
+def membership_removed_txn(db: Db, log: Log, server: AuditActor, *, member: str,
+                           ref: str) -> list[str]:
+    """The purge a removal owes (protocol.md §N.5): one ``membership-removed`` instruction
+    (``ref`` = the revocation's id) for every case ``member`` received identity of, with
+    the classes it received, unless this revocation already caused one for that case.
+    Audited like every purge instruction (basis ``policy``).  Returns the new ids."""
+    done = purged_cases(db, log.network, member, reason="membership-removed", ref=ref)
+    return [purge_instruction_txn(db, log, server, case=case, recipient=member,
+                                  classes=classes, reason="membership-removed", ref=ref,
+                                  basis="policy")
+            for case, classes in released(db, log.network, per="case", where="grantee",
+                                          value=member).items()
+            if case not in done]
 
 
 # --------------------------------------------------------------------------- grants
@@ -514,13 +558,51 @@ def purge_page(db: Db, network: str, recipient: str, after: int,
                                 (network, recipient, after, limit))]
 
 
+def owned_purge_page(db: Db, network: str, owner: str, after: int,
+                     limit: int) -> list[dict[str, Any]]:
+    """The purge instructions about the cases ``owner`` owns, after cursor ``after``: how
+    the owner learns that a recipient of its case's identity lost its basis, and rotates
+    the case's class keys (ADR 0011)."""
+    return [{"cursor": cursor_text(r["id"]), "instruction": json.loads(r["envelope"])}
+            for r in db.execute(
+                "SELECT p.id, p.envelope FROM purge_instructions p JOIN cases c"
+                " ON c.network = p.network AND c.[case] = p.[case]"
+                " WHERE p.network = ? AND c.owner = ? AND p.id > ? ORDER BY p.id LIMIT ?",
+                (network, owner, after, limit))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantFacts:
+    """A grant of a case, with the facts of its consent from storage (``decide`` needs
+    the grantee's membership too, which the member directory holds)."""
+
+    grant: str
+    grantee: str
+    classes: tuple[str, ...]
+    consent: ConsentFacts | None
+    shared: bool
+
+
+def case_grants(db: Db, network: str, case: str) -> list[GrantFacts]:
+    """Every grant of ``case``, oldest first."""
+    return [GrantFacts(grant=row["grant"], grantee=row["grantee"],
+                       classes=tuple(json.loads(row["classes"])),
+                       consent=_consent_facts(db, network, row["consent"]),
+                       shared=shared_with(db, network, case, row["grantee"]))
+            for row in db.execute("SELECT [grant], grantee, consent, classes FROM grants"
+                                  " WHERE network = ? AND [case] = ? ORDER BY rowid",
+                                  (network, case)).fetchall()]
+
+
 def case_owner(db: Db, network: str, case: str) -> str:
     return str(case_row(db, network, case)["owner"])
 
 
 __all__ = ["new_object_id", "Log", "Denied", "deny", "Signed", "NewConsent", "NewRevocation",
            "NewGrant", "NewRelease", "NewAck", "case_row", "shared_with", "record_consent_txn",
-           "revoke_consent_txn", "released_under_consent", "NOT_THE_COORDINATOR",
-           "non_coordinator_grant_txn", "grant_txn", "GRANT_NOT_HELD", "not_held",
-           "earlier_release", "release_envelopes_txn", "release_txn", "ack_purge_txn", "purge_page",
+           "revoke_consent_txn", "released", "released_under_consent",
+           "purge_instruction_txn", "purged_cases", "revocation_ref", "membership_removed_txn",
+           "NOT_THE_COORDINATOR", "non_coordinator_grant_txn", "grant_txn", "GRANT_NOT_HELD",
+           "not_held", "earlier_release", "release_envelopes_txn", "release_txn",
+           "ack_purge_txn", "purge_page", "owned_purge_page", "GrantFacts", "case_grants",
            "case_owner"]

@@ -9,13 +9,15 @@ so a decision and the change it allows see one state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from keys import Member
 from protocol.errors import UntrustedKeyError
 from protocol.objects.audit import AuditActor
-from protocol.policy import Grantee, Rules
+from protocol.policy import Grantee, Request, Rules, decide
 from server.directory import NetworkState
+from server.disclosure.data import GrantFacts
 from server.serverkeys import ServerKeys
 
 SERVER_USER = "schakel-server"
@@ -66,6 +68,29 @@ def auditors(state: NetworkState, now: datetime) -> frozenset[str]:
     return frozenset(k for k, m in state.current_members(now).items() if m.has_role("auditor"))
 
 
+def basis_holders(state: NetworkState, rules: Rules, case: str, grants: Iterable[GrantFacts],
+                  now: datetime) -> dict[str, frozenset[str]]:
+    """Who holds a basis for which classes of ``case`` now (ADR 0011): each grantee whose
+    grant ``policy.decide`` still allows (its consent in force and not revoked, the
+    grantee a current member, ...), and -- in an oggz network whose policy enables
+    bemoeizorg -- each current formal member holding the ``bemoeizorg`` role, for every
+    class: that role is a standing basis (rows R8, R9; each use is decided, audited and
+    reviewed at release).  The owner seals a rotated identity version to these only."""
+    out: dict[str, set[str]] = {}
+    for g in grants:
+        request = Request(network=state.network, case=case, case_kind="case",
+                          classes=frozenset(g.classes),
+                          grantee=grantee_of(state, g.grantee, now), basis="consent",
+                          shared_with_grantee=g.shared, consent=g.consent)
+        if decide(request, rules, now=now).allowed:
+            out.setdefault(g.grantee, set()).update(g.classes)
+    if rules.network_kind == "oggz" and rules.bemoeizorg_enabled:
+        for keyid, member in state.current_members(now).items():
+            if member.party == "formal" and member.has_role("bemoeizorg"):
+                out.setdefault(keyid, set()).update(rules.classes)
+    return {k: frozenset(v) for k, v in sorted(out.items())}
+
+
 def server_actor(keys: ServerKeys) -> AuditActor:
     """The server itself (purge instructions, alerts): its log key id (protocol.md §A.1)."""
     return AuditActor(partner=keys.log.key_id, acting_user=SERVER_USER, role="server",
@@ -73,4 +98,4 @@ def server_actor(keys: ServerKeys) -> AuditActor:
 
 
 __all__ = ["SERVER_USER", "SERVER_ORGANISATION", "rules_of", "current_member", "grantee_of",
-           "auditors", "server_actor"]
+           "auditors", "basis_holders", "server_actor"]

@@ -10,6 +10,9 @@ transaction as a value after its ``deny`` entry committed and is answered 403
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
 from protocol.errors import PolicyViolation
@@ -20,15 +23,19 @@ from server.disclosure.bemoeizorg import (
     review_txn,
 )
 from server.disclosure.data import (
-    Denied, Log, ack_purge_txn, case_owner, grant_txn, non_coordinator_grant_txn, purge_page,
-    record_consent_txn, release_txn, revoke_consent_txn,
+    Denied, Log, ack_purge_txn, case_grants, case_owner, case_row, grant_txn,
+    non_coordinator_grant_txn, owned_purge_page, purge_page, record_consent_txn, release_txn,
+    revoke_consent_txn,
 )
-from server.disclosure.facts import auditors, grantee_of, rules_of, server_actor
+from server.disclosure.facts import (
+    auditors, basis_holders, grantee_of, rules_of, server_actor,
+)
 from server.disclosure.report import access_report
 from server.errors import Forbidden, NotFound
+from server.storage import Db
 from server.registry import (
-    CURSOR, ID, MAX_INT, TIMESTAMP, Body, Call, Field, Query, RouteTable, array, def_ref,
-    envelope_of, obj, ref,
+    CURSOR, ID, KEYID, MAX_INT, TIMESTAMP, Body, Call, Field, Query, RouteTable, array,
+    def_ref, envelope_of, obj, ref,
 )
 
 routes = RouteTable("disclosure")
@@ -186,7 +193,7 @@ async def release(call: Call) -> web.Response:
              "details": {"reason": "consent-revoked", "audit_index": 9}}}
     """
     network = call.id("network")
-    caller = call.member(network, lapsed=True)
+    caller = call.member(network, former=True)
     body = await call.body()
     new = checks.new_release(caller, checks.object_id(body["grant"], "grant"),
                              checks.object_id(body["release"], "release"), "member",
@@ -297,7 +304,7 @@ async def release_bemoeizorg(call: Call) -> web.Response:
         201 {"release": "<id>", "envelopes": [...], "receipt": {...}}
     """
     network, invocation = call.id("network"), call.id("invocation")
-    caller = call.member(network, lapsed=True)
+    caller = call.member(network, former=True)
     body = await call.body()
     new = checks.new_release(caller, invocation, checks.object_id(body["release"], "release"),
                              checks.bemoeizorg_role(caller), call.ctx.now())
@@ -355,15 +362,19 @@ async def review(call: Call) -> web.Response:
     return answer(call, await call.ctx.store.write(review_txn, new, log_for(call, network)))
 
 
+PURGE_PAGE = obj(["items", "cursor"], cursor=CURSOR, items=array(obj(
+    ["cursor", "instruction"], cursor=CURSOR, instruction=envelope_of("purge-instruction")), 500))
+
+
 @routes.route("GET", "/v1/networks/{network}/purge-instructions/mine", auth="signed",
-              who="any member", query=PAGE,
-              response=obj(["items", "cursor"], cursor=CURSOR, items=array(obj(
-                  ["cursor", "instruction"], cursor=CURSOR,
-                  instruction=envelope_of("purge-instruction")), 500)))
+              who="any member, and a former member (its memberships revoked or expired)",
+              query=PAGE, response=PURGE_PAGE)
 async def my_purge_instructions(call: Call) -> web.Response:
     """The caller's purge instructions (signed by the server's log key), in order.  A
     compliant client destroys the keys and plaintexts of the named classes of the case,
-    then acknowledges with ``POST .../purge-acks``.
+    then acknowledges with ``POST .../purge-acks``.  A removed member still reaches this
+    route and the acknowledgement with its old key (``membership-removed``, §N.5), and
+    no other.
 
     Example::
 
@@ -372,15 +383,75 @@ async def my_purge_instructions(call: Call) -> web.Response:
              "purge-instruction", "reason": "consent-revoked", ...}, ...}}], "cursor": "1"}
     """
     network = call.id("network")
+    caller = call.member(network, former=True)
+    return await purge_feed(call, purge_page, network, caller.keyid)
+
+
+@routes.route("GET", "/v1/networks/{network}/purge-instructions/owned", auth="signed",
+              who="any member (the instructions about the cases it owns)", query=PAGE,
+              response=PURGE_PAGE)
+async def owned_purge_instructions(call: Call) -> web.Response:
+    """The purge instructions about the cases the caller owns, in order: how a case's
+    owner learns that a recipient of its identity lost its basis (a consent revoked, a
+    member removed), after which its client rotates the case's class keys (ADR 0011).
+
+    Example::
+
+        GET /v1/networks/{network}/purge-instructions/owned?after=0
+        200 {"items": [{"cursor": "4", "instruction": {"signed": {"type":
+             "purge-instruction", "reason": "membership-removed", ...}, ...}}], "cursor": "4"}
+    """
+    network = call.id("network")
     caller = call.member(network)
+    return await purge_feed(call, owned_purge_page, network, caller.keyid)
+
+
+PurgePage = Callable[[Db, str, str, int, int], list[dict[str, Any]]]
+
+
+async def purge_feed(call: Call, page: PurgePage, network: str, partner: str) -> web.Response:
+    """One page of a purge-instruction feed (``page``: which instructions) for ``partner``."""
     q = call.query()
-    items = await call.ctx.store.read(purge_page, network, caller.keyid, q["after"],
+    items = await call.ctx.store.read(page, network, partner, q["after"],
                                       min(q["limit"], call.ctx.config.limits.max_page))
     return call.json({"items": items, "cursor": items[-1]["cursor"] if items else str(q["after"])})
 
 
+@routes.route("GET", "/v1/networks/{network}/cases/{case}/holders", auth="signed",
+              who="the case's owner", response=obj(
+                  ["case", "holders"], case=ID,
+                  holders=array(obj(["partner", "classes"], partner=KEYID, classes=CLASSES),
+                                10_000)),
+              errors=("policy_violation", "not_found"))
+async def basis_holders_of_case(call: Call) -> web.Response:
+    """Who holds a basis for which classes of the case now: each grantee whose grant
+    ``policy.decide`` still allows, and in an oggz network with bemoeizorg each current
+    formal holder of the role (every class).  The owner seals a rotated identity version
+    to these members only (ADR 0011).  A consult is 403 ``policy_violation``
+    ``consult-has-no-identity``; anyone but the owner 403 ``forbidden``.
+
+    Example::
+
+        GET /v1/networks/{network}/cases/{case}/holders
+        200 {"case": "<id>", "holders": [{"partner": "<keyid>", "classes": ["name"]}]}
+    """
+    network, case = call.id("network"), call.id("case")
+    caller = call.member(network)
+    row = await call.ctx.store.read(case_row, network, case)
+    if row["owner"] != caller.keyid:
+        raise Forbidden("only the case's owner reads who holds a basis for its identity")
+    if row["kind"] == "consult":
+        raise PolicyViolation("a consult is anonymous: nobody holds a basis for its identity",
+                              details={"reason": "consult-has-no-identity"})
+    grants = await call.ctx.store.read(case_grants, network, case)
+    holders = basis_holders(caller.network, rules_of(caller.network), case, grants,
+                            call.ctx.now())
+    return call.json({"case": case, "holders": [
+        {"partner": partner, "classes": sorted(classes)} for partner, classes in holders.items()]})
+
+
 @routes.route("POST", "/v1/networks/{network}/purge-acks", auth="signed",
-              who="the instruction's recipient", status=201,
+              who="the instruction's recipient (also a former member)", status=201,
               body=Body((Field("ack", envelope_of("purge-ack")),)),
               response=obj(["instruction", "audit_index"], instruction=ID, audit_index=INDEX),
               errors=("conflict", "context_mismatch", "not_found"))
@@ -395,7 +466,7 @@ async def ack_purge(call: Call) -> web.Response:
         201 {"instruction": "<id>", "audit_index": 15}
     """
     network = call.id("network")
-    caller = call.member(network)
+    caller = call.member(network, former=True)
     new = checks.check_purge_ack((await call.body())["ack"], caller)
     return answer(call, await call.ctx.store.write(ack_purge_txn, new, log_for(call, network)))
 

@@ -1,16 +1,20 @@
-"""Cases, events, shares, case-key rotations and backfilled gated envelopes (flow 2 and 6;
-protocol.md §C.1-§C.5, §C.11, §D.7; ADR 0007)."""
+"""Cases, events, shares, case-key rotations, header replacements and backfilled gated
+envelopes (flow 2 and 6; protocol.md §C.1-§C.5, §C.11, §D.7; ADR 0007, ADR 0011)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from server.audit import share_note
 from server.auth import Caller
-from server.checks.cases import check_case, check_event, check_gated, check_rekey, check_share
+from server.checks.cases import (
+    check_case, check_event, check_gated, check_header, check_rekey, check_share,
+)
 from server.data.cases import (
     add_gated_txn, add_rekey_txn, add_share_txn, append_event_txn, case_documents, case_facts,
-    case_header, create_case_txn,
+    case_header, create_case_txn, replace_header_txn,
 )
 from server.errors import Forbidden, NotFound
 from server.registry import (
@@ -36,6 +40,18 @@ async def _case_access(call: Call, caller: Caller, case: str) -> str:
     if facts is None:
         raise NotFound("no such case in this network")
     return facts[0]
+
+
+async def _owners_request(call: Call, doing: str) -> tuple[Caller, str, dict[str, Any], Any]:
+    """The caller -- a current core member that owns the path's case, else 403 (``doing``:
+    what only the owner does) --, the case id, the request body and the case's stored
+    header."""
+    network, case = call.id("network"), call.id("case")
+    caller = call.member(network, ring="core", membership=True)
+    if caller.keyid != await _case_access(call, caller, case):
+        raise Forbidden(f"only the case's owner {doing}")
+    body = await call.body()
+    return caller, case, body, await call.ctx.store.read(case_header, network, case)
 
 
 @routes.route("POST", "/v1/networks/{network}/cases", auth="signed",
@@ -209,6 +225,41 @@ async def rekey_case(call: Call) -> web.Response:
     return call.written(written.created, written.answer)
 
 
+@routes.route("POST", "/v1/networks/{network}/cases/{case}/header", auth="signed",
+              who="the case's owner (a current core member; the header is signed by the caller)",
+              status=201,
+              body=Body((Field("header", envelope_of("case-header")),
+                         Field("identity", envelope_of("identity-record"), many=True,
+                               min_items=1, max_items=16),
+                         Field("gated", ref("gated-envelope"), required=False, many=True,
+                               max_items=64))),
+              response=obj(["case", "identity_version", "cursor"], case=ID,
+                           identity_version=VERSION, cursor=CURSOR),
+              errors=("conflict", "context_mismatch", "policy_violation"))
+async def replace_header(call: Call) -> web.Response:
+    """Replace a case's header with its next identity version (ADR 0011): new class keys
+    sealed in new identity records, and gated envelopes for the members who still hold a
+    basis.  Only ``identity_version`` (the current + 1, else 409 with
+    ``details.identity_version``) and ``classes`` may differ from the current header (400
+    ``context_mismatch``); every class has its record; the case must be open (409); a
+    consult is 403 ``policy_violation`` ``consult-has-no-identity``.  The records replace
+    the case's, gated envelopes of older versions are deleted, and a ``header`` sync item
+    carries the new header.  An identical retry answers 200 with the first answer.
+
+    Example::
+
+        POST /v1/networks/{network}/cases/{case}/header  {"header": {"signed": {"type":
+              "case-header", "identity_version": 2, "classes": ["name"], ...}, ...},
+              "identity": [{...}], "gated": [{...}]}
+        201 {"case": "<id>", "identity_version": 2, "cursor": "52"}
+    """
+    caller, case, body, held = await _owners_request(call, "replaces its header")
+    new = check_header(body, caller, case, held, received=call.ctx.timestamp(),
+                       now=call.ctx.now())
+    written = await call.ctx.store.write(replace_header_txn, new, notify=caller.network.network)
+    return call.written(written.created, written.answer)
+
+
 @routes.route("POST", "/v1/networks/{network}/cases/{case}/gated", auth="signed",
               who="the case's owner", status=201,
               body=Body((Field("gated", ref("gated-envelope"), many=True, min_items=1,
@@ -234,13 +285,7 @@ async def backfill_gated(call: Call) -> web.Response:
               "blob": "..."}]}
         201 {"case": "<id>", "stored": 1}
     """
-    network, case = call.id("network"), call.id("case")
-    caller = call.member(network, ring="core", membership=True)
-    owner = await _case_access(call, caller, case)
-    if caller.keyid != owner:
-        raise Forbidden("only the case's owner backfills its gated envelopes")
-    body = await call.body()
-    header = await call.ctx.store.read(case_header, network, case)
+    caller, _, body, header = await _owners_request(call, "backfills its gated envelopes")
     new = check_gated(body, header, caller.network, call.ctx.now())
     written = await call.ctx.store.write(add_gated_txn, new)
     return call.written(written.created, written.answer)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from server.audit import membership_note, revocation_note
@@ -11,6 +13,8 @@ from server.checks.network import check_acceptance, check_membership, check_revo
 from server.data.networks import (
     add_acceptance_txn, add_membership_txn, add_revocation_txn, member_documents,
 )
+from server.disclosure.data import Log, membership_removed_txn, revocation_ref
+from server.disclosure.facts import server_actor
 from server.registry import KEYID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj
 
 routes = RouteTable("members")
@@ -72,7 +76,11 @@ async def list_members(call: Call) -> web.Response:
               response=MEMBER_ANSWER)
 async def revoke_member(call: Call) -> web.Response:
     """Register a membership revocation signed by the coordinator key; from its ``at`` on,
-    the member's memberships up to ``serial`` are no longer current.
+    the member's memberships up to ``serial`` are no longer current.  When that leaves the
+    member without a current membership now, every case it received identity of gets a
+    ``membership-removed`` purge instruction for it (signed by the log key, audited), in
+    the same transaction; the removed member fetches and acknowledges them with its old
+    key (``GET .../purge-instructions/mine``, ``POST .../purge-acks``).
 
     Example::
 
@@ -85,11 +93,20 @@ async def revoke_member(call: Call) -> web.Response:
     caller = call.member(network, coordinator=True)
     body = await call.body()
     revocation = check_revocation(body["revocation"], caller.network)
+    record = stored(network, body["revocation"], received=call.ctx.timestamp(),
+                    acting_user=caller.acting_user)
+    now = call.ctx.now()
+    purge = None
+    if caller.network.removes(revocation, now):
+        # §N.5: the identity released to a removed member is purged.  A revocation that
+        # takes effect later is left to the retention pass (docs/protocol.md §15.4).
+        purge = partial(membership_removed_txn,
+                        log=Log(network=network, log_key=call.ctx.keys.log_signer, now=now),
+                        server=server_actor(call.ctx.keys), member=revocation.member,
+                        ref=revocation_ref(record.digest))
     written = await call.ctx.store.write(
-        add_revocation_txn, stored(network, body["revocation"], received=call.ctx.timestamp(),
-                                   acting_user=caller.acting_user),
-        member=revocation.member, serial=revocation.serial,
-        audit=revocation_note(call.ctx, caller, revocation))
+        add_revocation_txn, record, member=revocation.member, serial=revocation.serial,
+        audit=revocation_note(call.ctx, caller, revocation), purge=purge)
     call.ctx.directory.add_revocation(revocation)
     return call.written(written.created, written.answer)
 

@@ -1,0 +1,325 @@
+"""The identity of the cases this partner owns: sealing, backfill and rotation (design §3;
+protocol.md §3.4, §C.1, §C.4, §C.5; ADR 0007, ADR 0011).
+
+The owner is the only party that holds a case's class keys as their source: every other
+holder got a copy through a release.  This mixin of ``Partner`` does what only the owner
+can do with them:
+
+* **seal** -- one class key per disclosure class, an identity record per class under it
+  (AEAD context ``{layer: identity, class, version}``), and gated envelopes of each class
+  key (:meth:`IdentityOps._gated`);
+* **backfill** -- at identity version 1, a gated envelope for every current member the
+  policy could ever let receive a class who has none yet (a member who joined later); from
+  version 2 on only for the members the server names as holding a basis now
+  (``GET .../cases/{case}/holders``), as at the rotation that made the version;
+* **rotate** (:meth:`IdentityOps.rotate_identity`) -- new class keys, the identity sealed
+  again under them in a replacement header with the next ``identity_version``, and gated
+  envelopes only for the members who hold a basis now.  The owner does it as a duty when
+  a purge instruction about one of its open cases says that a recipient lost its basis (a
+  consent revoked, a member removed): the old class keys that recipient may have kept
+  open nothing sealed afterwards.
+
+A rotation is prepared once and kept (``identity-rotation`` doc, the new class keys as
+secrets) before it is sent, so a retry after a lost answer sends the same request, which
+the server answers with its first answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from protocol import envelopes
+from protocol.canonical import canonical_json, parse_json
+from protocol.crypto import ClassKey
+from protocol.errors import ContextMismatchError, MalformedError, ProtocolError
+from protocol.objects.cases import CaseHeader, GatedEnvelope, IdentityRecord
+from protocol.objects.disclosure import PurgeInstruction
+from protocol.objects.plaintext import identity_plaintext_for
+
+from client.disclosure import FlowBase, refuse
+from client.errors import ServerRefused
+from client.fold import summary, version_ref
+from client.trust import MemberInfo, TrustView
+from client.views import DutyReport
+
+#: Most gated envelopes in one request (POST .../cases, .../header and .../gated).
+GATED_PER_REQUEST = 64
+#: Purge instructions after which the owner rotates the case's class keys: the recipient
+#: lost its basis but may have kept the keys (ADR 0011).  ``bemoeizorg-expired`` is not
+#: one -- the role is a standing basis -- nor ``retention``, which destroys the identity.
+ROTATE_AFTER = frozenset({"consent-revoked", "membership-removed"})
+
+Gated = tuple[str, str, dict[str, Any]]      #: (recipient, class, gated-envelope JSON)
+
+
+class IdentityOps(FlowBase):
+    """Sealing, backfill and rotation of owned cases' identity (a mixin of ``Partner``)."""
+
+    # ------------------------------------------------------------------ sealing
+
+    def _seal_identity(self, network: str, case: str, records: Mapping[str, Any], *,
+                       version: int) -> tuple[dict[str, ClassKey], list[dict[str, Any]]]:
+        """A fresh class key per class and the owner's identity record of each under it."""
+        class_keys = {cls: ClassKey.generate() for cls in records}
+        signed = [IdentityRecord(network=network, case=case, class_=cls, version=version,
+                                 ciphertext=envelopes.encrypt_json(
+                                     class_keys[cls], records[cls],
+                                     envelopes.identity_context(network, case, cls,
+                                                                version=version)),
+                                 ).sign(self.keys.signer)
+                  for cls in sorted(records)]
+        return class_keys, signed
+
+    @staticmethod
+    def _could_receive(tv: TrustView, member: MemberInfo, cls: str) -> bool:
+        """Whether the policy could ever let ``member`` receive class ``cls`` (design §5:
+        informal parties the informal classes; formal parties all but a restricted class
+        without its role; bemoeizorg role-holders every class in an oggz network)."""
+        policy = tv.policy
+        if tv.kind == "oggz" and policy.get("bemoeizorg", {}).get("enabled") and \
+                member.has_role("bemoeizorg") and member.party == "formal":
+            return True
+        if member.party == "informal":
+            return cls in policy.get("informal_classes", [])
+        role = policy.get("restricted", {}).get(cls)
+        return role is None or member.has_role(role)
+
+    def _gated(self, network: str, tv: TrustView, case: str, class_keys: Mapping[str, ClassKey],
+               *, version: int, skip: Iterable[tuple[str, str]] = (),
+               holders: Mapping[str, frozenset[str]] | None = None) -> list[Gated]:
+        """(recipient, class, gated-envelope) for every current member that could ever
+        receive each class -- with ``holders``, only those of them that hold a basis for
+        it now -- core members first (they fit in the case's own request)."""
+        members = sorted(tv.members(), key=lambda m: (m.ring != "core", m.key_id))
+        done = set(skip)
+        out = []
+        for m in members:
+            for cls in sorted(class_keys):
+                if (m.key_id, cls) in done or not self._could_receive(tv, m, cls):
+                    continue
+                if holders is not None and cls not in holders.get(m.key_id, ()):
+                    continue
+                context = envelopes.GateContext(network=network, case=case, cls=cls,
+                                                version=version, recipient=m.key_id)
+                blob = envelopes.make_gated(tv.server_gate, m.box, class_keys[cls], context)
+                env = GatedEnvelope(network=network, case=case, class_=cls, version=version,
+                                    recipient=m.key_id, blob=blob).to_json()
+                out.append((m.key_id, cls, env))
+        return out
+
+    def _note_gated(self, network: str, case: str, gated: Iterable[Gated]) -> None:
+        for recipient, cls, env in gated:
+            self.state.put_doc("gated", (network, case, recipient, cls,
+                                         version_ref(int(env["version"]))), {"stored": True})
+
+    async def _post_gated(self, network: str, case: str, gated: list[Gated]) -> None:
+        for i in range(0, len(gated), GATED_PER_REQUEST):
+            chunk = gated[i:i + GATED_PER_REQUEST]
+            await self.conn.post(self._network_path(network, f"/cases/{case}/gated"),
+                                 {"gated": [g for _, _, g in chunk]})
+            self._note_gated(network, case, chunk)
+
+    def _class_keys(self, network: str, case: str, version: int) -> dict[str, ClassKey]:
+        """The class keys of ``version`` this partner holds for ``case``."""
+        out: dict[str, ClassKey] = {}
+        for ref in self.state.secret_refs("class-key", (network, case)):
+            raw = self.state.get_secret("class-key", ref)
+            if raw is not None and int(ref[3]) == version:
+                out[ref[2]] = ClassKey(raw)
+        return out
+
+    async def _holders(self, network: str, case: str) -> dict[str, frozenset[str]]:
+        """Who holds a basis for which classes of ``case`` now, as the server decides it
+        (``GET .../cases/{case}/holders``; the owner only).  Sealing stays limited to
+        verified current members the policy could let receive a class (:meth:`_gated`)."""
+        answer = await self.conn.get(self._network_path(network, f"/cases/{case}/holders"))
+        with self._verifying(network, case=case):
+            if answer["case"] != case:
+                raise ContextMismatchError("the server answered the holders of another case")
+            out: dict[str, frozenset[str]] = {}
+            for item in answer["holders"]:
+                partner, classes = item["partner"], item["classes"]
+                if not isinstance(partner, str) or not isinstance(classes, list) or \
+                        not all(isinstance(c, str) for c in classes):
+                    raise MalformedError("a holder without a partner or classes")
+                out[partner] = frozenset(classes)
+        return out
+
+    # ------------------------------------------------------------------ backfill
+
+    async def _backfill(self, network: str, tv: TrustView, report: DutyReport) -> None:
+        """Gated envelopes of each owned case's current identity version for the members
+        who should have one and have none yet (module docstring)."""
+        for ref, info in self.state.docs("case", (network,)):
+            case = ref[1]
+            if info.get("owner") != self.key_id or info.get("kind") != "case":
+                continue
+            version = self._header(network, case).identity_version or 1
+            class_keys = self._class_keys(network, case, version)
+            if not class_keys:
+                continue
+            done = {(r[2], r[3]) for r, _ in self.state.docs("gated", (network, case))
+                    if int(r[4]) == version}
+            holders = await self._holders(network, case) if version > 1 else None
+            missing = self._gated(network, tv, case, class_keys, version=version, skip=done,
+                                  holders=holders)
+            if missing:
+                await self._post_gated(network, case, missing)
+                report.backfilled.append(case)
+
+    # ------------------------------------------------------------------ rotation
+
+    async def rotate_identity(self, network: str, case: str, *,
+                              identity: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+        """Seal ``case``'s identity under new class keys (ADR 0011): a replacement header
+        with the next ``identity_version``, a new identity record per class, and gated
+        envelopes only for the members who hold a basis now.  ``identity`` (class ->
+        fields) replaces the named classes and may add classes; the others are sealed
+        again as this owner holds them.  Returns the new identity version.
+
+        Run as a duty after a recipient of the case's identity lost its basis; the owner
+        may also call it to correct the identity (a new address)."""
+        tv = await self._trusted(network)
+        await self._pull(network, tv)
+        if identity and self.state.get_doc("identity-rotation", (network, case)) is not None:
+            await self._rotate_identity(network, tv, case)    # the one prepared before first
+        return await self._rotate_identity(network, tv, case, identity=identity)
+
+    async def _rotate_identity(self, network: str, tv: TrustView, case: str, *,
+                               identity: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+        pending = self.state.get_doc("identity-rotation", (network, case))
+        if pending is None:
+            pending = await self._prepare_rotation(network, tv, case, identity)
+        header = pending["body"]["header"]
+        version = int(header["signed"]["identity_version"])
+        try:
+            answer = await self.conn.post(self._network_path(network, f"/cases/{case}/header"),
+                                          pending["body"])
+        except ServerRefused as exc:
+            if exc.status < 500:
+                # Refused for good (the case closed, another version is current): the new
+                # keys were never used, so they go with the request.
+                self._drop_rotation(network, case, version)
+            raise
+        with self._verifying(network, case=case):
+            if (answer["case"], answer["identity_version"]) != (case, version):
+                raise ContextMismatchError("the server acknowledged another header")
+        with self.state.transaction():
+            await self._verifier(network, tv).header(header, case)
+            self._adopt_rotation(network, case, pending, version)
+        rest = [(r, c, g) for r, c, g in pending["rest"]]
+        if rest:
+            await self._post_gated(network, case, rest)
+        return version
+
+    async def _prepare_rotation(self, network: str, tv: TrustView, case: str,
+                                identity: Mapping[str, Mapping[str, Any]] | None
+                                ) -> dict[str, Any]:
+        """Build the replacement and keep it, with its new class keys, before sending."""
+        held = self._header(network, case)
+        if held.owner != self.key_id:
+            raise refuse("not-case-owner", "only the case's owner seals its identity")
+        if held.is_consult:
+            raise refuse("consult-has-no-identity",
+                         "a consult is anonymous: it has no identity to rotate")
+        if (summary(self.state, network, case) or {}).get("status") == "closed":
+            raise refuse("case-closed", "a closed case's identity waits for retention; it is "
+                         "not sealed again")
+        policy_classes = set(tv.policy["classes"])
+        records: dict[str, Any] = {}
+        for cls in held.classes or ():
+            value = self.state.get_secret("identity", (network, case, cls))
+            if value is None:
+                raise ProtocolError(f"this owner no longer holds class {cls} of case {case}",
+                                    details={"case": case, "class": cls})
+            records[cls] = parse_json(value)
+        for cls, fields in (identity or {}).items():
+            if cls not in policy_classes:
+                raise refuse("class-not-in-policy",
+                             f"class {cls!r} is not a disclosure class of this network")
+            records[cls] = identity_plaintext_for(cls, dict(fields),
+                                                  allowed=policy_classes).to_json()
+        if not records:
+            raise refuse("no-identity", "the case holds no identity to seal")
+        version = (held.identity_version or 1) + 1
+        class_keys, identity_envs = self._seal_identity(network, case, records,
+                                                        version=version)
+        fields = {k: v for k, v in held.to_json().items() if k != "type"}
+        header = CaseHeader(**{**fields, "identity_version": version,
+                               "classes": sorted(records)}).sign(self.keys.signer)
+        gated = self._gated(network, tv, case, class_keys, version=version,
+                            holders=await self._holders(network, case))
+        pending = {"body": {"header": header, "identity": identity_envs,
+                            "gated": [g for _, _, g in gated[:GATED_PER_REQUEST]]},
+                   "first": [[r, c] for r, c, _ in gated[:GATED_PER_REQUEST]],
+                   "rest": [list(g) for g in gated[GATED_PER_REQUEST:]]}
+        with self.state.transaction():
+            for cls, key in class_keys.items():
+                self.state.put_secret("class-key", (network, case, cls, str(version)),
+                                      key.export())
+            self.state.put_doc("identity-rotation", (network, case), pending)
+        return pending
+
+    def _adopt_rotation(self, network: str, case: str, pending: Mapping[str, Any],
+                        version: int) -> None:
+        """The server holds the new version: its identity (opened from the records just
+        sealed) becomes the owner's, and the keys of older versions are destroyed."""
+        keys = self._class_keys(network, case, version)
+        for env in pending["body"]["identity"]:
+            record = IdentityRecord.from_json(env["signed"])
+            plain = envelopes.decrypt_json(
+                keys[record.class_], record.ciphertext,
+                envelopes.identity_context(network, case, record.class_, version=version))
+            self.state.put_secret("identity", (network, case, record.class_),
+                                  canonical_json(plain))
+        for ref in self.state.secret_refs("class-key", (network, case)):
+            if int(ref[3]) < version:
+                self.state.delete_secret("class-key", ref)
+        self._note_gated(network, case, [(r, c, g) for (r, c), g in
+                                         zip(pending["first"], pending["body"]["gated"])])
+        self.state.delete_doc("identity-rotation", (network, case))
+
+    def _owns(self, network: str, case: str) -> bool:
+        info = summary(self.state, network, case)
+        return info is not None and info.get("owner") == self.key_id
+
+    def _drop_rotation(self, network: str, case: str, version: int) -> None:
+        with self.state.transaction():
+            for ref in self.state.secret_refs("class-key", (network, case)):
+                if int(ref[3]) == version:
+                    self.state.delete_secret("class-key", ref)
+            self.state.delete_doc("identity-rotation", (network, case))
+
+    async def _rotation_duty(self, network: str, tv: TrustView, report: DutyReport) -> None:
+        """Rotate every open owned case that a purge instruction says lost a recipient's
+        basis (:data:`ROTATE_AFTER`).  The instructions come from ``GET
+        .../purge-instructions/owned``, each verified with the genesis log key and for a
+        case this partner owns; a case found due is kept as an ``identity-rotation-due``
+        doc in the same local transaction as the feed's cursor, so a failure between the
+        two is retried, not lost.  A partner that owns no case asks nothing."""
+        if not any(info.get("owner") == self.key_id for _, info in
+                   self.state.docs("case", (network,))):
+            return
+        async for items in self._purge_feed(network, "owned", "owned-purge-instructions"):
+            with self.state.transaction():
+                for cursor, envelope in items:
+                    with self._verifying(network):
+                        instruction = PurgeInstruction.from_envelope(envelope, [tv.server_log])
+                        if instruction.network != network or \
+                                not self._owns(network, instruction.case):
+                            raise ContextMismatchError("a purge instruction about a case this "
+                                                       "partner does not own")
+                    if instruction.reason in ROTATE_AFTER:
+                        self.state.put_doc("identity-rotation-due",
+                                           (network, instruction.case), {"due": True})
+                self.state.set_cursor(network, "owned-purge-instructions", cursor)
+        for ref, _ in self.state.docs("identity-rotation-due", (network,)):
+            case = ref[1]
+            if (summary(self.state, network, case) or {}).get("status") == "open":
+                await self._rotate_identity(network, tv, case)
+                report.rotated.append(case)
+            self.state.delete_doc("identity-rotation-due", ref)
+
+
+__all__ = ["IdentityOps", "GATED_PER_REQUEST", "ROTATE_AFTER"]
