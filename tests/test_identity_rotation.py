@@ -37,7 +37,7 @@ from server.context import CTX
 from tests import disclosure_harness as dh
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy, running_server,
-    standard_network,
+    server_fingerprint, standard_network,
 )
 from tests.server_harness import (
     Actor, CaseState, FakeClock, InProcessServer, World, append, assert_error, assert_status,
@@ -386,7 +386,8 @@ async def rotated(tmp_path: Path) -> AsyncIterator[Lied]:
         try:
             network = await owner.create_network(
                 name="Buurtnetwerk Test", kind="neighbourhood", covenant=COVENANT,
-                policy=network_policy("neighbourhood"))
+                policy=network_policy("neighbourhood"),
+                server_fingerprint=server_fingerprint(env.url))
             await admit(owner, network, reader, ring="core", party="formal")
             case = await owner.create_case(network, INTAKE, identity=IDENTITY)
             assert await owner.rotate_identity(network, case) == 2

@@ -43,9 +43,11 @@ shared_loop = pytest.mark.asyncio(loop_scope="module")
 OK, NEW = 200, 201
 UK = (403, "untrusted_key")       # a key whose memberships all ended (docs/protocol.md §14.1)
 F = (403, "forbidden")
+PV = (403, "policy_violation")    # decided and audited as a denial (not-a-member, §15.2)
 
 #: Every route of the authorization matrix, called by a removed member with its old key.
-#: Only its own purge routes let it in; an unsigned route reads no key at all.
+#: Only its own purge routes let it in; the release routes hear it out and refuse it as an
+#: audited denial; an unsigned route reads no key at all.
 REMOVED: dict[str, Expected] = {
     "GET healthz": OK, "GET metrics": OK, "GET openapi": OK, "GET server": OK,
     "GET signals/status": OK,
@@ -58,8 +60,10 @@ REMOVED: dict[str, Expected] = {
     "GET signals": UK, "POST feedback": UK, "GET hints": UK, "GET audit/head": UK,
     "GET audit/heads": UK, "GET audit/entries": UK, "GET audit/inclusion": UK,
     "GET audit/consistency": UK, "POST consents": UK, "POST revocation": UK,
-    "POST grants": UK, "POST releases": UK, "POST bemoeizorg": UK, "GET bemoeizorg": UK,
-    "POST cosign": UK, "POST bemoeizorg/release": UK, "GET notifications": UK,
+    "POST grants": UK, "POST bemoeizorg": UK, "GET bemoeizorg": UK, "POST cosign": UK,
+    "GET notifications": UK,
+    # a release attempt is a refused disclosure: decided, audited, refused
+    "POST releases": PV, "POST bemoeizorg/release": PV,
     "POST reviews": UK, "GET access-report": UK, "POST referrals": UK, "GET referrals": UK,
     "GET purge/owned": UK,
     # its own instructions: read with its old key ...

@@ -113,7 +113,9 @@ async def test_mm3_grant_the_consent_does_not_cover_is_denied_and_audited(
     entry = await assert_denial_logged(c, net, reply, reason, case=case.case)
     assert (entry["subject"], entry["ref"], entry["basis"]) == (
         grantee.key_id, g["signed"]["grant"], "consent")
-    assert_error(await release(c, net, grantee, g["signed"]["grant"]), 404, "not_found")
+    refused = await release(c, net, grantee, g["signed"]["grant"])
+    assert_error(refused, 403, "policy_violation")      # no grant was made: nothing is held
+    assert refused.json["error"]["details"]["reason"] == "grant-not-held"
 
 
 async def test_mm5_grant_of_a_class_the_policy_does_not_define_is_denied_and_audited(
