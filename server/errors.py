@@ -66,11 +66,20 @@ class InternalError(ProtocolError):
         super().__init__("internal server error")
 
 
+#: Seconds a client is asked to wait before retrying after :class:`Unavailable`.
+RETRY_AFTER = 1
+
+
 class Unavailable(ProtocolError):
-    """The server is shutting down and takes no more writes."""
+    """The server cannot take the request now: it is shutting down, or its storage refuses
+    (disk full, an I/O error).  Nothing of the request was kept; retry after
+    ``details.retry_after`` seconds (also sent as ``Retry-After``)."""
 
     code = "unavailable"
     status_hint = 503
+
+    def __init__(self, message: str, *, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
 
 
 #: Every server-side code, for the OpenAPI document.
@@ -81,4 +90,4 @@ SERVER_ERRORS: tuple[type[ProtocolError], ...] = (
 
 __all__ = ["NotFound", "Forbidden", "Conflict", "MethodNotAllowed", "TooLarge",
            "UnsupportedMediaType", "RateLimited", "UnknownKey", "InternalError", "Unavailable",
-           "SERVER_ERRORS"]
+           "RETRY_AFTER", "SERVER_ERRORS"]
