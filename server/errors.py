@@ -66,6 +66,14 @@ class InternalError(ProtocolError):
         super().__init__("internal server error")
 
 
+class RequestTimeout(ProtocolError):
+    """A request that did not arrive in time: its body not within ``limits.body_timeout``
+    seconds, or its head not within ``limits.header_timeout``; the connection is closed."""
+
+    code = "request_timeout"
+    status_hint = 408
+
+
 #: Seconds a client is asked to wait before retrying after :class:`Unavailable`.
 RETRY_AFTER = 1
 
@@ -85,9 +93,9 @@ class Unavailable(ProtocolError):
 #: Every server-side code, for the OpenAPI document.
 SERVER_ERRORS: tuple[type[ProtocolError], ...] = (
     NotFound, Forbidden, Conflict, MethodNotAllowed, TooLarge, UnsupportedMediaType,
-    RateLimited, InternalError, Unavailable,
+    RateLimited, RequestTimeout, InternalError, Unavailable,
 )
 
 __all__ = ["NotFound", "Forbidden", "Conflict", "MethodNotAllowed", "TooLarge",
            "UnsupportedMediaType", "RateLimited", "UnknownKey", "InternalError", "Unavailable",
-           "RETRY_AFTER", "SERVER_ERRORS"]
+           "RequestTimeout", "RETRY_AFTER", "SERVER_ERRORS"]
