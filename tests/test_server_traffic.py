@@ -50,18 +50,22 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                            limits=LIMITS)
     server.start()
     try:
-        deadline = time.monotonic() + STEP_TIMEOUT
-        while True:
-            try:
-                if ask(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").status == 200:
-                    break
-            except OSError:
-                assert server.proc is not None and server.proc.poll() is None, server.output()
-                assert time.monotonic() < deadline, f"no /healthz:\n{server.output()}"
-                time.sleep(0.1)
+        wait_healthy(server)
         yield server
     finally:
         server.stop()
+
+
+def wait_healthy(server: ServerProcess) -> None:
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while True:
+        try:
+            if ask(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").status == 200:
+                return
+        except OSError:
+            assert server.proc is not None and server.proc.poll() is None, server.output()
+            assert time.monotonic() < deadline, f"no /healthz:\n{server.output()}"
+            time.sleep(0.1)
 
 
 def connect(server: ServerProcess, source: str = "127.0.0.1") -> socket.socket:
@@ -274,3 +278,25 @@ def test_the_connection_limits_are_in_config_json(tmp_path: Path) -> None:
     assert {k: written["limits"][k] for k in ("header_timeout", "body_timeout",
                                                "max_connections_per_address")} == {
         "header_timeout": 10.0, "body_timeout": 30.0, "max_connections_per_address": 256}
+
+
+def test_a_second_signal_ends_a_shutdown_held_up_by_a_slow_upload(tmp_path: Path) -> None:
+    """A request in progress may hold the graceful shutdown for ``shutdown_timeout``; a
+    second SIGTERM ends the process at once (status 1), as ``schakel serve`` documents."""
+    server = ServerProcess(tmp_path / "data", free_port(), tmp_path,
+                           limits={"body_timeout": 120.0, "shutdown_timeout": 120.0})
+    server.start()
+    try:
+        wait_healthy(server)
+        with connect(server) as upload:
+            upload.sendall(b"POST /v1/networks HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           b"application/json\r\nContent-Length: 1000\r\n\r\n{")
+            time.sleep(0.2)                        # the server is reading the body
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert server.proc.poll() is None, "the shutdown did not wait for the upload"
+            server.proc.send_signal(signal.SIGTERM)
+            assert server.proc.wait(timeout=STEP_TIMEOUT) == 1, server.output()
+    finally:
+        server.stop()
