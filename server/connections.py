@@ -1,5 +1,5 @@
 """The HTTP edge: what happens to a connection before and around the middleware
-(docs/protocol.md §14.7, "Connections"; ADR 0013).
+(docs/protocol.md §14, "Connections"; ADR 0013).
 
 aiohttp parses each request head itself and answers what its parser refuses -- a request
 line or header field over 8190 bytes, more than 128 header fields, a byte such as 0xff in

@@ -1,4 +1,4 @@
-"""Bad traffic at the HTTP edge (docs/protocol.md §14.7, "Connections"; ADR 0013).
+"""Bad traffic at the HTTP edge (docs/protocol.md §14, "Connections"; ADR 0013).
 
 What arrives below the application -- uploads cut off mid-body, request heads and bodies
 that trickle in, bytes aiohttp's parser refuses, more connections than one address may
@@ -270,8 +270,8 @@ def test_connections_over_the_per_address_cap_are_refused_with_429(edge: ServerP
 
 
 def test_the_connection_limits_are_in_config_json(tmp_path: Path) -> None:
-    """The cap and the timeouts are settings of the data directory (protocol.md §14.6),
-    with their defaults written on first start."""
+    """The cap and the timeouts are settings of the data directory's config.json
+    (protocol.md §14, "Connections"), with their defaults written on first start."""
     from server.config import load_or_create
 
     written = json.loads((load_or_create(tmp_path).data_dir / "config.json").read_text())
