@@ -6,17 +6,17 @@ line or header field over 8190 bytes, more than 128 header fields, a byte such a
 the path, bytes that are not HTTP at all -- from ``RequestHandler.handle_error``, before any
 middleware runs, as plain text.  It has no deadline for a request head or body either:
 a connection that sends a byte now and then stays open.  :class:`EdgeHandler` is aiohttp's
-``RequestHandler`` with four changes, one method each:
+``RequestHandler`` with these changes, each in a public method:
 
 * ``handle_error``: a parser refusal is the error object of every other refusal, 400
   ``malformed``, with a request id, an access-log line and the metrics (an error that
   escapes the application is 500 ``internal_error``, logged with its traceback);
 * ``connection_made``: at most ``limits.max_connections_per_address`` connections per client
   address; one more gets 429 ``rate_limited`` with ``Retry-After`` and is closed;
-* a *head timer*: a connection has ``limits.header_timeout`` seconds, from its opening or
-  from the previous response, to deliver a whole request head; a connection that sent part
-  of one gets 408 ``request_timeout`` and is closed, an idle one is closed;
-* ``finish_response`` arms the head timer again.
+* a *head timer* (armed in ``connection_made`` and again in ``finish_response``, told of
+  the bytes in ``data_received``): a connection has ``limits.header_timeout`` seconds, from
+  its opening or from the previous response, to deliver a whole request head; a connection
+  that sent part of one gets 408 ``request_timeout`` and is closed, an idle one is closed.
 
 The head timer stops when the parser hands a request over: :meth:`Edge.serve_on` wraps the
 server's public ``request_factory``, which aiohttp calls once per parsed head (refused ones
