@@ -1,25 +1,32 @@
 """The aiohttp application (issue 3): :func:`make_app` installs every route of the
 registry, the middleware (``observe``, which maps errors too) and the lifecycle;
-:func:`serve` runs it.
+:func:`serve` runs it behind the HTTP edge of server/connections.py (per-address cap, head
+and body timeouts, parser refusals as the error object).
 
 Lifecycle: on start-up the store opens (schema, writer and reader threads) and the member
 directory is rebuilt from it. A background task runs a retention pass
 (server/retention.py) every ``limits.retention_interval`` seconds; it is cancelled
-before the store closes.  On SIGTERM or SIGINT aiohttp stops accepting connections
+before the store closes.  On SIGTERM or SIGINT the server stops accepting connections
 and runs ``on_shutdown`` (long-poll waiters are released at once), gives in-flight
 requests ``shutdown_timeout`` seconds to finish, then runs the cleanup, which closes the
-store: the writer commits every write already queued before it stops.
+store: the writer commits every write already queued before it stops.  A shutdown that
+has not ended :data:`STOP_GRACE` seconds after that (a thread stuck in I/O), or a second
+signal, ends the process at once: every acknowledged write is already durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
+from server.connections import Edge
 from server.context import CTX, AppContext
 from server.directory import load_directory
 from server.middleware import observe
@@ -73,14 +80,62 @@ def make_app(ctx: AppContext) -> web.Application:
     return app
 
 
+#: Seconds a stopping server gets beyond ``limits.shutdown_timeout`` before it exits
+#: without waiting any longer.
+STOP_GRACE = 10.0
+#: The exit status of a server that had to end without finishing its shutdown.
+EXIT_FORCED = 1
+
+
 def serve(ctx: AppContext, *, announce: Callable[[str], None] = print) -> None:
     """Run the server until SIGTERM or SIGINT (graceful shutdown, see the module doc)."""
     config = ctx.config
     announce(f"Schakel server on http://{config.host}:{config.port} "
              f"(requests are signed for {config.public_origin}); data in {config.data_dir}")
-    web.run_app(make_app(ctx), host=config.host, port=config.port,
-                shutdown_timeout=config.limits.shutdown_timeout, access_log=None, print=None,
-                handle_signals=True)
+    asyncio.run(_run(ctx))
 
 
-__all__ = ["make_app", "serve"]
+async def _run(ctx: AppContext) -> None:
+    config, limits = ctx.config, ctx.config.limits
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            _exit_now(ctx, "a second signal")
+        stopping.set()
+        _exit_after(ctx, limits.shutdown_timeout + STOP_GRACE)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    runner = web.AppRunner(make_app(ctx), access_log=None,
+                           shutdown_timeout=limits.shutdown_timeout)
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        listener = await loop.create_server(Edge(ctx).serve_on(runner.server),
+                                            config.host, config.port, backlog=128)
+        try:
+            await stopping.wait()
+        finally:
+            listener.close()
+    finally:
+        await runner.cleanup()
+
+
+def _exit_after(ctx: AppContext, seconds: float) -> None:
+    """End the process ``seconds`` from now unless it has ended by then (a daemon timer:
+    it runs even when the event loop or the interpreter's exit waits on a stuck thread)."""
+    timer = threading.Timer(seconds, _exit_now, args=(ctx, f"shutdown still running after "
+                                                           f"{seconds:g} s"))
+    timer.daemon = True
+    timer.start()
+
+
+def _exit_now(ctx: AppContext, why: str) -> None:
+    with contextlib.suppress(Exception):
+        ctx.log.error("exiting without finishing the shutdown", reason=why)
+    os._exit(EXIT_FORCED)
+
+
+__all__ = ["STOP_GRACE", "EXIT_FORCED", "make_app", "serve"]

@@ -27,6 +27,7 @@ from keys import Member
 from protocol import httpsig
 from protocol.crypto import VerifyKey
 from protocol.errors import ReplayError, StaleRequestError, UntrustedKeyError
+from server.connections import read_body
 from server.directory import NetworkState
 from server.errors import Forbidden
 
@@ -74,7 +75,7 @@ async def authenticate(request: web.Request, ctx: "AppContext", *,
                        ) -> httpsig.VerifiedRequest:
     """Verify the request's signature, digest and freshness (protocol.md §10 steps 1-8);
     the result is also kept as ``request[VERIFIED]``."""
-    body = await request.read()                       # bounded by client_max_size (413)
+    body = await read_body(request, ctx.config.limits)  # bounded in size (413) and time (408)
     now = int(ctx.clock().timestamp())
     verified = httpsig.verify_request(
         request.method, ctx.config.public_origin + request.raw_path,

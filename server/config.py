@@ -36,6 +36,15 @@ class Limits:
     intake_buckets: int = 100_000      #: source addresses the intake limiter remembers
     shutdown_timeout: float = 30.0     #: seconds in-flight requests get on SIGTERM
     retention_interval: float = 300.0  #: seconds between retention passes (server/retention.py)
+    #: Seconds a connection has to deliver a whole request head (request line and header
+    #: fields), counted from the connection opening or the previous response; an idle
+    #: keep-alive connection is closed after as long (server/connections.py).
+    header_timeout: float = 10.0
+    #: Seconds a request body has to arrive in full once its head has (408 after).
+    body_timeout: float = 30.0
+    #: Connections one client address may hold open at once; more are refused (429).
+    #: Behind a reverse proxy every connection comes from the proxy: raise it to match.
+    max_connections_per_address: int = 256
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -66,19 +66,36 @@ class InternalError(ProtocolError):
         super().__init__("internal server error")
 
 
+class RequestTimeout(ProtocolError):
+    """A request that did not arrive in time: its body not within ``limits.body_timeout``
+    seconds, or its head not within ``limits.header_timeout``; the connection is closed."""
+
+    code = "request_timeout"
+    status_hint = 408
+
+
+#: Seconds a client is asked to wait before retrying after :class:`Unavailable`.
+RETRY_AFTER = 1
+
+
 class Unavailable(ProtocolError):
-    """The server is shutting down and takes no more writes."""
+    """The server cannot take the request now: it is shutting down, or its storage refuses
+    (disk full, an I/O error).  Nothing of the request was kept; retry after
+    ``details.retry_after`` seconds (also sent as ``Retry-After``)."""
 
     code = "unavailable"
     status_hint = 503
+
+    def __init__(self, message: str, *, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
 
 
 #: Every server-side code, for the OpenAPI document.
 SERVER_ERRORS: tuple[type[ProtocolError], ...] = (
     NotFound, Forbidden, Conflict, MethodNotAllowed, TooLarge, UnsupportedMediaType,
-    RateLimited, InternalError, Unavailable,
+    RateLimited, RequestTimeout, InternalError, Unavailable,
 )
 
 __all__ = ["NotFound", "Forbidden", "Conflict", "MethodNotAllowed", "TooLarge",
            "UnsupportedMediaType", "RateLimited", "UnknownKey", "InternalError", "Unavailable",
-           "SERVER_ERRORS"]
+           "RequestTimeout", "RETRY_AFTER", "SERVER_ERRORS"]

@@ -29,6 +29,9 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.sync_waiters = Gauge("schakel_sync_waiters", "Sync requests waiting (long-poll)",
                                   registry=self.registry)
+        self._connections_closed = Counter(
+            "schakel_connections_closed", "Connections the server closed itself, by reason "
+            "(address_cap, header_timeout)", ["reason"], registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         # The labelled children, looked up once per label set (``labels()`` parses its
@@ -42,6 +45,9 @@ class Metrics:
                 self.latency.labels(route=route))
         children[0].inc()
         children[1].observe(seconds)
+
+    def connections_closed(self, reason: str) -> None:
+        self._connections_closed.labels(reason=reason).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

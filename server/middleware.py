@@ -7,29 +7,38 @@
   key id and acting user; never a body, a ciphertext, a receipt token, a signature or a
   case id -- and the Prometheus metrics.
 * :func:`errors`: a :class:`ProtocolError` becomes its status hint and the error JSON of
-  design §6; an aiohttp ``HTTPException`` (404, 405, 413, ...) the same JSON with a fitting
-  code; anything else 500 ``internal_error`` with no detail, logged with its traceback.
+  design §6 (with ``Retry-After`` when its details say when to retry; a 408 closes the
+  connection); an aiohttp ``HTTPException`` (404, 405, 413, ...) the same JSON with a
+  fitting code; a client that went away while its request was read is logged as 499
+  ``client_disconnected`` (nobody is left to answer); anything else 500 ``internal_error``
+  with no detail, logged with its traceback.
+
+Requests that aiohttp's parser refuses never reach a middleware: server/connections.py
+answers them alike.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-import secrets
 import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from protocol.errors import MalformedError, ProtocolError
-from protocol.objects.audit import ErrorResponse
 from server.auth import VERIFIED
+from server.connections import error_body, log_request, new_request_id, retry_headers
 from server.context import context_of
 from server.errors import InternalError, MethodNotAllowed, NotFound, TooLarge, UnsupportedMediaType
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("schakel.request_id", str)
 ERROR_CODE: web.RequestKey[str] = web.RequestKey("schakel.error_code", str)
+#: The log's ``error`` for a request whose client went away mid-request (no wire code:
+#: no answer reaches anyone).
+CLIENT_DISCONNECTED = "client_disconnected"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: The status logged for a request whose client went away before it was answered.
+CLIENT_GONE = 499
 
 _HTTP_ERRORS: dict[int, type[ProtocolError]] = {
     404: NotFound, 405: MethodNotAllowed, 413: TooLarge, 415: UnsupportedMediaType,
@@ -48,8 +57,11 @@ def route_of(request: web.Request) -> str:
 def error_response(request: web.Request, exc: ProtocolError,
                    headers: dict[str, str] | None = None) -> web.Response:
     request[ERROR_CODE] = exc.code
-    body = ErrorResponse.from_protocol_error(exc).to_json()
-    return web.json_response(body, status=exc.status_hint, headers=headers)
+    response = web.json_response(error_body(exc), status=exc.status_hint,
+                                 headers={**(headers or {}), **retry_headers(exc)})
+    if exc.status_hint == 408:          # the rest of a late request is not waited for
+        response.force_close()
+    return response
 
 
 def _http_error(status: int) -> ProtocolError:
@@ -65,41 +77,27 @@ def _http_error(status: int) -> ProtocolError:
     return error
 
 
-# Generated request ids: 32 hex characters, a random prefix drawn once per process and a
-# counter (uuid4 read the OS's random source on every request: a system call each, and a
-# request id needs to be unique, not secret).
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-
-
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = context_of(request)
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
+    request_id = given if _REQUEST_ID.fullmatch(given) else new_request_id()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
-    status = 499                                    # the client went away (cancelled)
+    status = CLIENT_GONE                            # the client went away (cancelled)
     try:
         response = await _answer(request, handler)
         status = response.status
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
-        elapsed = time.perf_counter() - started
-        route = route_of(request)
-        ctx.metrics.observe(route, request.method, status, elapsed)
         verified = request.get(VERIFIED)
-        ctx.log.info("request", request_id=request_id, method=request.method, route=route,
-                     network=request.match_info.get("network"), status=status,
-                     error=request.get(ERROR_CODE),
-                     latency_ms=round(elapsed * 1000, 3),
-                     key_id=verified.keyid if verified else None,
-                     acting_user=verified.acting_user if verified else None)
+        log_request(ctx, request_id=request_id, method=request.method, route=route_of(request),
+                    status=status, error=request.get(ERROR_CODE),
+                    elapsed=time.perf_counter() - started,
+                    network=request.match_info.get("network"),
+                    key_id=verified.keyid if verified else None,
+                    acting_user=verified.acting_user if verified else None)
 
 
 @web.middleware
@@ -123,10 +121,16 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(request, _http_error(exc.status), headers)
+    except ConnectionError:
+        # The client went away while its request was read (a reset, or its end of the
+        # connection closed mid-body): not a fault of the server, and nobody to answer.
+        request[ERROR_CODE] = CLIENT_DISCONNECTED
+        return web.Response(status=CLIENT_GONE)
     except Exception:
         context_of(request).log.exception("unhandled error", request_id=request.get(REQUEST_ID),
                                           route=route_of(request))
         return error_response(request, InternalError())
 
 
-__all__ = ["REQUEST_ID", "route_of", "error_response", "observe", "errors"]
+__all__ = ["REQUEST_ID", "ERROR_CODE", "CLIENT_DISCONNECTED", "CLIENT_GONE", "route_of",
+           "error_response", "observe", "errors"]

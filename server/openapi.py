@@ -29,9 +29,9 @@ for _cls in (*[c for c in vars(protocol_errors).values() if isinstance(c, type)
 ERROR_STATUS.pop("protocol_error", None)       # the base class is never raised on its own
 
 AUTH_ERRORS = ("malformed", "bad_signature", "stale_request", "replayed_request",
-               "untrusted_key", "digest_mismatch", "too_large")
+               "untrusted_key", "digest_mismatch", "too_large", "request_timeout")
 BODY_ERRORS = ("malformed", "too_large", "unsupported_media_type", "bad_signature",
-               "untrusted_key")
+               "untrusted_key", "request_timeout")
 
 
 def error_codes(route: Route) -> set[str]:

@@ -24,6 +24,7 @@ from protocol import schema
 from protocol.canonical import parse_json
 from protocol.errors import MalformedError
 from server.auth import Caller, authenticate, is_signed, require_member
+from server.connections import read_body
 from server.context import AppContext, context_of
 from server.errors import UnsupportedMediaType
 
@@ -269,7 +270,7 @@ class Call:
         assert self.route.body is not None, "route declares no body"
         if self.request.content_type != "application/json":
             raise UnsupportedMediaType("the request body must be application/json")
-        raw = await self.request.read()
+        raw = await read_body(self.request, self.ctx.config.limits)
         return self.route.body.check(parse_json(raw, max_bytes=self.ctx.config.limits.max_body))
 
     def member(self, network: str, **requirements: Any) -> Caller:

@@ -14,6 +14,13 @@
   resolved and the long-poll waiters of the touched networks woken (``on_commit``): a
   write is acknowledged only once it is durable, and a group of concurrent writers pays
   for one fsync.
+* **Faults of the storage** (the disk full, an I/O error, the file unreadable or read-only:
+  :func:`storage_fault`) refuse the read or write that met them with 503 ``unavailable``
+  and ``Retry-After`` (docs/protocol.md §14.4); nothing of a refused write is kept.  The
+  writer thread outlives every failure -- a failed ``ROLLBACK`` drops its connection, which
+  it opens again for the next batch, and its logging cannot raise -- so writes resume by
+  themselves once the disk has room again.  A reader whose ``ROLLBACK`` fails does the same,
+  and the read's own error is the one its caller sees.
 
 Write functions are named ``*_txn`` (Synapse) and live in ``server/data/``; they receive
 the writer's connection and must not commit or roll back themselves.  Nothing else in the
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -44,6 +52,42 @@ T = TypeVar("T")
 OnCommit = Callable[[frozenset[str]], None]
 
 _log = structlog.get_logger("schakel.storage")
+
+#: SQLite's primary result codes for a fault of the storage rather than of the request or
+#: of the code: busy or locked, out of memory, read-only, an I/O error, the disk full, the
+#: file cannot be opened, a locking protocol error.  ``SQLITE_CORRUPT`` and the rest stay
+#: server errors (500): retrying would not help.
+_STORAGE_FAULTS = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
+                             sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+                             sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL})
+
+
+def storage_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite reporting a fault of the storage (:data:`_STORAGE_FAULTS`)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and isinstance(code, int) and \
+        code & 0xFF in _STORAGE_FAULTS
+
+
+def _refusal(exc: Exception, event: str | None) -> Exception:
+    """What the caller of a failed read or write gets: 503 ``unavailable`` (retry later)
+    for a fault of the storage, which is logged as ``event`` (None: the caller logged it);
+    the error itself otherwise."""
+    if not storage_fault(exc):
+        return exc
+    if event is not None:
+        _log_error(event, exc)
+    refusal = Unavailable("the server cannot store or read data now; try again later")
+    refusal.__cause__ = exc
+    return refusal
+
+
+def _log_error(event: str, exc: BaseException, **fields: Any) -> None:
+    """Log a failure from the writer or a reader thread.  A log that cannot be written
+    (its disk full) must not end the thread, so nothing is raised from here."""
+    with contextlib.suppress(Exception):
+        _log.error(event, error=getattr(exc, "sqlite_errorname", None) or type(exc).__name__,
+                   **fields)
 
 
 # --------------------------------------------------------------------------- schema
@@ -259,6 +303,21 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
+def _roll_back(conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
+    """End a failed transaction: the connection to go on with, or None when it could not
+    be rolled back (it is closed, which ends the transaction; a new one is opened)."""
+    if conn is None:
+        return None
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return conn
+    except sqlite3.Error:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        return None
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -320,8 +379,7 @@ class Store:
         self._writer.start()
         await asyncio.wrap_future(ready)
         self._readers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self._n_readers, thread_name_prefix="schakel-reader",
-            initializer=self._open_reader)
+            max_workers=self._n_readers, thread_name_prefix="schakel-reader")
 
     async def close(self) -> None:
         """Refuse new writes, let queued writes commit, then close every connection."""
@@ -343,19 +401,42 @@ class Store:
 
     # reads --------------------------------------------------------------------------
 
-    def _open_reader(self) -> None:
-        conn = _connect(self.path, writer=False)
-        self._local.conn = conn
+    def _reader(self) -> sqlite3.Connection:
+        """This reader thread's connection, opened on its first read (and again after
+        :meth:`_drop_reader`)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, writer=False)
+            self._local.conn = conn
+            with self._lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _drop_reader(self, conn: sqlite3.Connection) -> None:
+        self._local.conn = None
         with self._lock:
-            self._reader_conns.append(conn)
+            if conn in self._reader_conns:
+                self._reader_conns.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        conn: sqlite3.Connection = self._local.conn
-        conn.execute("BEGIN")
         try:
+            conn = self._reader()
+        except sqlite3.Error as exc:
+            raise _refusal(exc, "read failed")
+        try:
+            conn.execute("BEGIN")
             return fn(conn, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _refusal(exc, "read failed")
         finally:
-            conn.execute("ROLLBACK")
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                # Never in place of the read's own outcome; the next read opens afresh.
+                self._drop_reader(conn)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(db, *args, **kwargs)`` on a reader thread, in one read transaction."""
@@ -394,12 +475,13 @@ class Store:
 
     def _writer_main(self, ready: concurrent.futures.Future[None]) -> None:
         try:
-            conn = _connect(self.path, writer=True)
-            migrate(conn)
+            opened = _connect(self.path, writer=True)
+            migrate(opened)
         except BaseException as exc:
             ready.set_exception(exc)
             return
         ready.set_result(None)
+        conn: sqlite3.Connection | None = opened
         try:
             stop = False
             waiting: list[_Write] = []          # handed off, beyond the last batch's size
@@ -419,23 +501,31 @@ class Store:
                     else:
                         waiting.extend(more)
                 batch, waiting = waiting[:self._batch], waiting[self._batch:]
-                self._run_batch(conn, batch)
+                conn = self._run_batch(conn, batch)
         finally:
-            conn.close()
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection | None,
+                   batch: list[_Write]) -> sqlite3.Connection | None:
+        """Run ``batch`` in one transaction and settle its futures.  Never raises: the
+        writer thread must outlive any failure.  Returns the connection for the next batch,
+        None when this one had to be dropped (the next batch opens a new one)."""
         outcomes: list[tuple[_Write, Any, BaseException | None]] = []
         try:
+            if conn is None:
+                conn = _connect(self.path, writer=True)
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
                 outcomes.append(self._run_one(conn, item))
             conn.execute("COMMIT")
             self.commits += 1
         except Exception as exc:  # the transaction itself failed: nothing of it is durable
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            _log.error("write batch failed", size=len(batch), error=type(exc).__name__)
-            outcomes = [(item, None, exc) for item in batch]
+            conn = _roll_back(conn)
+            _log_error("write batch failed", exc, size=len(batch))
+            refusal = _refusal(exc, None)
+            outcomes = [(item, None, refusal) for item in batch]
         # One hand-off per event loop for the whole batch (not one per write): each
         # call_soon_threadsafe writes to the loop's self-pipe and wakes it.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Write, Any, BaseException | None]]] = {}
@@ -443,6 +533,7 @@ class Store:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)
         for loop, settled in by_loop.items():
             self._call(loop, self._after_commit, settled)
+        return conn
 
     def _after_commit(self, settled: list[tuple[_Write, Any, BaseException | None]]) -> None:
         """On the event loop, after the commit: wake the long-poll waiters of the networks
@@ -467,7 +558,7 @@ class Store:
                 raise  # the error ended the whole transaction: fail the batch
             conn.execute("ROLLBACK TO write")
             conn.execute("RELEASE write")
-            return item, None, exc
+            return item, None, _refusal(exc, "write refused")
         conn.execute("RELEASE write")
         return item, result, None
 
@@ -479,4 +570,4 @@ class Store:
             pass
 
 
-__all__ = ["Db", "MIGRATIONS", "Store", "migrate"]
+__all__ = ["Db", "MIGRATIONS", "Store", "migrate", "storage_fault"]

@@ -15,6 +15,7 @@ timeout; each test takes a few seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -46,11 +47,16 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``schakel serve`` as a child process with its output in files."""
+    """``schakel serve`` as a child process with its output in files.
+
+    ``limits`` go into the data directory's config.json before the first start;
+    ``wrapper`` is a command the server runs under (``fiu-run -x``)."""
 
     def __init__(self, data: Path, port: int, logs: Path, *,
-                 stop_with: signal.Signals = signal.SIGKILL) -> None:
+                 stop_with: signal.Signals = signal.SIGKILL,
+                 limits: dict[str, float] | None = None, wrapper: tuple[str, ...] = ()) -> None:
         self.data, self.port, self.logs, self.stop_with = data, port, logs, stop_with
+        self.limits, self.wrapper = limits, wrapper
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
@@ -60,15 +66,24 @@ class ServerProcess:
 
     def start(self) -> None:
         self.runs += 1
+        if self.limits is not None and not (self.data / "config.json").exists():
+            self.data.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.data / "config.json").write_text(json.dumps({"limits": self.limits}))
         env = {**os.environ, "SCHAKEL_SERVER_PASSPHRASE": "crash-test passphrase, not secret"}
         out = open(self.logs / f"server-{self.runs}.log", "wb")  # noqa: SIM115 -- closed with the process
         self.proc = subprocess.Popen(
-            [str(SCHAKEL), "serve", "--data", str(self.data), "--port", str(self.port)],
+            [*self.wrapper, str(SCHAKEL), "serve", "--data", str(self.data),
+             "--port", str(self.port)],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         out.close()
 
     def output(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:]
+                         for p in sorted(self.logs.glob("server-*.log")))
+
+    def log(self) -> str:
+        """Everything the server wrote, every run."""
+        return "\n".join(p.read_text(errors="replace")
                          for p in sorted(self.logs.glob("server-*.log")))
 
     def kill(self, how: signal.Signals = signal.SIGKILL) -> None:

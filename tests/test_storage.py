@@ -5,6 +5,7 @@ durability"; ADR 0006)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,80 @@ async def test_schema_is_versioned_and_migration_is_idempotent(store: Store) -> 
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- faults
+# docs/protocol.md §14.4: a fault of the storage refuses the read or write as 503
+# ``unavailable``; the writer and the readers carry on with the next one.
+
+WAIT = 10.0          # seconds: a write or read that takes longer hangs, and fails the test
+
+
+def fill_database_txn(db: Db) -> None:
+    """Cap the database at its current size (``PRAGMA max_page_count``: SQLite's own
+    SQLITE_FULL, "database or disk is full"), then write more than fits."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    for i in range(64):
+        put_txn(db, f"big{i}", "x" * 8192)
+
+
+def uncap_database_txn(db: Db) -> None:
+    db.execute("PRAGMA max_page_count = 1073741823")
+
+
+def end_transaction_and_fail_txn(db: Db) -> None:
+    """A write whose error ends the whole transaction (as SQLITE_FULL or an I/O error at
+    commit does): the writer must roll back and fail the batch."""
+    db.execute("ROLLBACK")
+    raise Conflict("this write ended its transaction")
+
+
+async def test_a_full_database_refuses_the_write_as_unavailable_and_the_next_one_succeeds(
+        store: Store) -> None:
+    await store.write(put_txn, "before", "1")
+    with pytest.raises(Unavailable) as refused:
+        await asyncio.wait_for(store.write(fill_database_txn), WAIT)
+    assert refused.value.details == {"retry_after": 1}
+    assert await store.read(get, "big0") is None          # nothing of it was kept
+    await store.write(uncap_database_txn)
+    assert await asyncio.wait_for(store.write(put_txn, "after", "2"), WAIT) == "after"
+    assert await store.read(count) == 2
+
+
+async def test_a_write_batch_whose_failure_cannot_be_logged_leaves_the_writer_running(
+        store: Store) -> None:
+    """The log's disk is full (``/dev/full``: every write fails with ENOSPC) when a write
+    batch fails: the batch is refused, and later writes still commit (the writer thread
+    used to die of the logging error, and every later write waited forever)."""
+    import structlog
+
+    full = open("/dev/full", "w")  # noqa: SIM115 -- closed below
+    try:
+        structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=full))
+        with pytest.raises(Conflict):
+            await asyncio.wait_for(store.write(end_transaction_and_fail_txn), WAIT)
+        assert await asyncio.wait_for(store.write(put_txn, "later", "1"), WAIT) == "later"
+    finally:
+        with contextlib.suppress(OSError):       # what it buffered cannot be flushed either
+            full.close()
+    assert await store.read(get, "later") == "1"
+
+
+def close_and_fail(db: Db) -> None:
+    """A read whose connection broke (closed under it, as an I/O fault can leave it)."""
+    db.close()
+    raise Conflict("the read's own error")
+
+
+async def test_a_read_whose_rollback_fails_reports_its_own_error_and_the_next_read_works(
+        tmp_path: Path) -> None:
+    s = Store(tmp_path / "r.db", readers=1)
+    await s.start()
+    try:
+        await s.write(put_txn, "a", "1")
+        with pytest.raises(Conflict, match="the read's own error"):
+            await asyncio.wait_for(s.read(close_and_fail), WAIT)
+        assert await asyncio.wait_for(s.read(get, "a"), WAIT) == "1"   # the same reader thread
+    finally:
+        await s.close()

@@ -140,7 +140,12 @@ def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | 
     (see `schakel server init`) and config.json; later starts reuse them, and options
     given here override config.json for this run.  The server stores only ciphertext and
     signed objects, and logs one JSON line per request on stderr. On SIGTERM it stops
-    accepting requests and lets writes in progress commit before it exits.
+    accepting requests and lets writes in progress commit before it exits; a second
+    signal, or a shutdown still running limits.shutdown_timeout + 10 s later, ends it at
+    once.  config.json's limits also bound each connection: header_timeout and
+    body_timeout (seconds for a request head and body to arrive) and
+    max_connections_per_address (raise it behind a reverse proxy, whose address all
+    connections share).
     """
     config = _config(data_dir, host, port, public_url)
     keys, created = serverkeys.load_or_create(data_dir)
