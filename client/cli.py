@@ -72,7 +72,8 @@ HINTS: dict[str, str] = {
     "replayed_request": "try again; if it keeps happening, tell the server's operator",
     "rate_limited": "too many requests; wait a while and try again",
     "too_large": "the input is too large; shorten it",
-    "unavailable": "the server is busy or shutting down; try again in a minute",
+    "unavailable": "the server cannot take this now (busy, shutting down, or its storage is "
+                   "full or failing); try again in a minute",
     "internal_error": "the server failed; ask its operator to look at its log",
     "server_misbehaviour": "do not trust this server's answers; tell the coordinator and the "
                            "server's operator (`schakel whoami` lists what this home recorded)",
