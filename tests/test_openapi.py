@@ -32,7 +32,6 @@ from protocol.canonical import parse_json
 from protocol.crypto import random_bytes
 from protocol.encoding import b64e
 from protocol.errors import MalformedError
-from server.openapi import printable_pattern
 from tests.server_harness import (
     FakeClock, InProcessServer, World, assert_error, assert_status, build_world,
 )
@@ -258,7 +257,7 @@ async def test_openapi_timestamps_refuse_year_zero_as_the_server_does(
 async def test_openapi_printable_text_pattern_is_exactly_str_isprintable(
         document: dict[str, Any]) -> None:
     printable = document["components"]["schemas"]["common.printable_text"]
-    assert printable["format"] == "printable" and printable["pattern"] == printable_pattern()
+    assert printable["format"] == "printable"
     matcher = re.compile(printable["pattern"])
     for code in range(sys.maxunicode + 1):
         if 0xD800 <= code <= 0xDFFF:
