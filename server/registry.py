@@ -315,5 +315,6 @@ class Call:
         return self.json(answer, status=201 if created else 200)
 
 
-__all__ = ["AuthMode", "Handler", "COMPONENTS", "ref", "def_ref", "envelope_of", "obj", "array", "ID", "KEYID",
-           "TIMESTAMP", "CURSOR", "MAX_INT", "INT_PATH_PARAMS", "Field", "Body", "Query", "Header", "Route", "RouteTable", "Call"]
+__all__ = ["AuthMode", "Handler", "COMPONENTS", "ref", "def_ref", "envelope_of", "obj", "array",
+           "ID", "KEYID", "TIMESTAMP", "CURSOR", "MAX_INT", "INT_PATH_PARAMS", "Field", "Body",
+           "Query", "Header", "Route", "RouteTable", "Call"]

@@ -32,9 +32,7 @@ from protocol.canonical import parse_json
 from protocol.crypto import random_bytes
 from protocol.encoding import b64e
 from protocol.errors import MalformedError
-from tests.server_harness import (
-    FakeClock, InProcessServer, World, assert_error, assert_status, build_world,
-)
+from tests.server_harness import World, assert_error, assert_status, running_world
 from tests.strategies import json_paths, set_at
 from tests.test_schema import EXAMPLES, variants
 from tests.test_schema_compiled import TRICKY
@@ -50,12 +48,8 @@ INCLUSION = "/v1/networks/{network}/audit/proof/inclusion"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    server = InProcessServer(tmp_path_factory.mktemp("openapi"), FakeClock())
-    caller = await server.start()
-    try:
-        yield await build_world(caller)
-    finally:
-        await server.stop()
+    async with running_world(tmp_path_factory.mktemp("openapi")) as started:
+        yield started
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -128,7 +128,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server.stop()
 
 
-# --------------------------------------------------------------------------- the document's extensions
+# --------------------------------------------------------------------------- the x-schakel-* rules
 
 
 @dataclass
