@@ -4,7 +4,9 @@ One encoder is used for signing *and* verifying, so a verifier never hashes a
 different byte string than the signer did.  The parser is the only way external
 JSON enters the protocol: it bounds size and nesting, refuses duplicate keys,
 ``NaN``/``Infinity`` and integers outside the I-JSON range (RFC 7493 §2.2), and
-raises :class:`~protocol.errors.MalformedError` for everything it refuses.
+raises :class:`~protocol.errors.MalformedError` for everything it refuses.  A number
+with a zero fraction (``2.0``, ``2e0``) is the integer it equals, as in I-JSON, RFC 8785
+(which writes it ``2``) and JSON Schema 2020-12 (for which it is an ``integer``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def _plain(value: Any, depth: int) -> bool:
     return True
 
 
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent: the integer it equals when it is whole
+    and within the I-JSON range (so ``2.0`` has the canonical form, hash and signature of
+    ``2``), else the float (refused wherever an object wants an integer)."""
+    value = float(text)
+    if value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return int(value)
+    return value
+
+
 def _reject_constant(name: str) -> Any:
     raise MalformedError(f"JSON constant {name} is not allowed")
 
@@ -147,7 +159,7 @@ def parse_json(data: bytes | str, *, max_bytes: int = MAX_DOCUMENT_BYTES,
     except UnicodeDecodeError:
         raise MalformedError("JSON document is not valid UTF-8") from None
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates,
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_number,
                            parse_constant=_reject_constant)
     except MalformedError:
         raise

@@ -272,8 +272,12 @@ def _report(validator: Any, value: Any, where: str, details: dict[str, Any]) -> 
 _Verdict = Callable[[Any], bool]
 
 #: Keywords without an assertion (annotations, and the containers of definitions).
+#: ``x-schakel-distinct`` names the member no two items of an array share: the protocol
+#: objects enforce it (``protocol.signing``, the objects' ``check``); in the schema it tells
+#: other readers (and the OpenAPI document) what JSON Schema cannot say.
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description",
-                          "examples", "default", "deprecated", "readOnly", "writeOnly"})
+                          "examples", "default", "deprecated", "readOnly", "writeOnly",
+                          "x-schakel-distinct"})
 _COMPILED_KEYWORDS = frozenset({
     "type", "const", "enum", "minLength", "maxLength", "pattern", "format", "minimum",
     "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "minItems", "maxItems",

@@ -38,13 +38,18 @@ _CURSOR = re.compile(r"[0-9]{1,16}")
 # --------------------------------------------------------------------------- JSON Schema helpers
 
 
+#: Where the OpenAPI document keeps the protocol schemas (``server.openapi.components``).
+COMPONENTS = "#/components/schemas/"
+
+
 def ref(obj_type: str) -> dict[str, Any]:
     """A protocol schema (``protocol/schemas/<type>.json``) among the document's components."""
-    return {"$ref": f"#/components/schemas/{obj_type}"}
+    return {"$ref": COMPONENTS + obj_type}
 
 
 def def_ref(obj_type: str, name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{obj_type}/$defs/{name}"}
+    """A definition ``<type>.json#/$defs/<name>``: the component ``<type>.<name>``."""
+    return {"$ref": f"{COMPONENTS}{obj_type}.{name}"}
 
 
 def envelope_of(obj_type: str) -> dict[str, Any]:
@@ -134,7 +139,9 @@ class Body:
 @dataclass(frozen=True)
 class Query:
     """A query parameter: a cursor, or an integer in ``low..high`` (default ``default``,
-    or none: ``required``)."""
+    or none: ``required``).  ``below`` / ``at_most`` name another parameter this one must
+    stay under / not exceed: a rule across parameters, which JSON Schema cannot state, so
+    the OpenAPI document states it as ``x-schakel-below`` / ``x-schakel-at-most``."""
 
     name: str
     description: str
@@ -143,6 +150,14 @@ class Query:
     high: int = 0
     default: int = 0
     required: bool = False
+    below: str | None = None
+    at_most: str | None = None
+
+    def relations(self) -> dict[str, str]:
+        """The rules across parameters, as the document's extensions."""
+        return {key: other for key, other in (("x-schakel-below", self.below),
+                                              ("x-schakel-at-most", self.at_most))
+                if other is not None}
 
     def schema(self) -> dict[str, Any]:
         if self.kind == "cursor":
@@ -163,6 +178,15 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Header:
+    """A request header the route reads (the signature headers are the security scheme)."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str
@@ -176,7 +200,7 @@ class Route:
     errors: tuple[str, ...]
     tag: str
     content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()      #: (name, description) of header parameters
+    headers: tuple[Header, ...] = ()
 
     @property
     def name(self) -> str:
@@ -208,7 +232,7 @@ class RouteTable:
               response: dict[str, Any] | None = None, body: Body | None = None,
               query: Sequence[Query] = (), errors: Sequence[str] = (),
               content_type: str = "application/json",
-              headers: Sequence[tuple[str, str]] = ()) -> Callable[[Handler], Handler]:
+              headers: Sequence[Header] = ()) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method, path, handler, auth, who, status, response, body,
                                      tuple(query), tuple(errors), self.tag, content_type,
@@ -263,6 +287,12 @@ class Call:
             if not values and q.required:
                 raise MalformedError(f"query parameter {name} is required", details={"field": name})
             out[name] = q.parse(values[0]) if values else q.default
+        for name, q in declared.items():
+            if q.below is not None and not out[name] < out[q.below]:
+                raise MalformedError(f"{name} must be below {q.below}", details={"field": name})
+            if q.at_most is not None and not out[name] <= out[q.at_most]:
+                raise MalformedError(f"{name} must not exceed {q.at_most}",
+                                     details={"field": name})
         return out
 
     async def body(self) -> dict[str, Any]:
@@ -286,5 +316,6 @@ class Call:
         return self.json(answer, status=201 if created else 200)
 
 
-__all__ = ["AuthMode", "Handler", "ref", "def_ref", "envelope_of", "obj", "array", "ID", "KEYID",
-           "TIMESTAMP", "CURSOR", "MAX_INT", "INT_PATH_PARAMS", "Field", "Body", "Query", "Route", "RouteTable", "Call"]
+__all__ = ["AuthMode", "Handler", "COMPONENTS", "ref", "def_ref", "envelope_of", "obj", "array",
+           "ID", "KEYID", "TIMESTAMP", "CURSOR", "MAX_INT", "INT_PATH_PARAMS", "Field", "Body",
+           "Query", "Header", "Route", "RouteTable", "Call"]

@@ -33,7 +33,8 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1001,6 +1002,18 @@ async def build_world(caller: Caller, *, a_policy: dict[str, Any] | None = None,
                  consult=consult, shell_signal=shell_signal, anonymous_signal=anonymous_signal)
 
 
+@asynccontextmanager
+async def running_world(data_dir: Path) -> AsyncIterator[World]:
+    """The standard world on an in-process server on ``data_dir``, stopped afterwards (for
+    a module-scoped fixture: ``async with running_world(tmp) as world: yield world``)."""
+    server = InProcessServer(data_dir, FakeClock())
+    caller = await server.start()
+    try:
+        yield await build_world(caller)
+    finally:
+        await server.stop()
+
+
 async def sync_all(caller: Caller, net: Network, actor: Actor, *, after: str = "0",
                    limit: int = 500, max_pages: int = 100) -> list[dict[str, Any]]:
     """Every sync item ``actor`` may see, page by page from ``after``."""
@@ -1037,8 +1050,8 @@ __all__ = [
     "MISSING", "ORIGIN", "STALE_BY", "FakeClock", "RealClock", "Actor", "ServerKeys", "CaseState",
     "SignalDraft", "Network", "Prepared", "Reply", "Caller", "TestClientTransport",
     "SessionTransport", "InProcessServer", "World", "ACTOR_KINDS", "build_app", "build_world",
-    "register", "enrol", "create_case", "append", "rekey", "new_epoch", "send_signal",
-    "server_keys", "sync_all",
+    "running_world", "register", "enrol", "create_case", "append", "rekey", "new_epoch",
+    "send_signal", "server_keys", "sync_all",
     "assert_error", "assert_status", "error_shape_problems", "network_policy", "new_id", "ts",
     "wait_until",
 ]

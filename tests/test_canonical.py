@@ -132,6 +132,17 @@ def test_parse_json_refuses_non_bytes() -> None:
         parse_json(42)  # type: ignore[arg-type]
 
 
+def test_parse_json_reads_a_whole_number_float_as_the_integer_it_is() -> None:
+    """I-JSON numbers are doubles, RFC 8785 writes 1.0 as 1 and JSON Schema 2020-12 calls it
+    an integer: the parsed value is the int, with the canonical form (so the hash and the
+    signature) of 1.  Fractions and integers beyond 2**53 stay floats, which every integer
+    field refuses."""
+    value = parse_json(b'{"a": 1.0, "b": 2e0, "c": -0.0, "d": 1.5, "e": 9007199254740992.0}')
+    assert value == {"a": 1, "b": 2, "c": 0, "d": 1.5, "e": 9007199254740992.0}
+    assert [type(value[k]) for k in "abcde"] == [int, int, int, float, float]
+    assert canonical_json(parse_json(b'{"serial": 1.0}')) == b'{"serial":1}'
+
+
 @given(st.binary(max_size=200))
 def test_parse_json_raises_only_malformed_on_garbage(data: bytes) -> None:
     try:

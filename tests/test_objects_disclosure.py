@@ -213,7 +213,7 @@ MALFORMED = [
     ("review-entry", "entry", 2.0, "entry"),
     ("share", "case_key_version", 0, "case_key_version"),
     ("share", "sealed_case_key", "A" * 106 + "B", "sealed_case_key"),
-    ("bemoeizorg-invocation", "justification.0.sealed", "A" * 101, "sealed_justification: sealed"),
+    ("bemoeizorg-invocation", "justification.0.sealed", "A" * 101, "justification[0].sealed"),
     ("bemoeizorg-invocation", "justification.0.sealed", "A" * 98 + "B", "sealed"),
     ("share", "sealed_case_key", b64e(bytes(81)), "sealed_case_key"),
     ("share", "partner", NET, "partner"),

@@ -94,7 +94,8 @@ async def audit_entries(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/networks/{network}/audit/proof/inclusion", auth="signed",
               who="any member",
-              query=(Query("index", "the entry's index", low=0, high=MAX_INT, required=True),
+              query=(Query("index", "the entry's index (below size)", low=0, high=MAX_INT,
+                           required=True, below="size"),
                      Query("size", "a tree size the server signed", low=1, high=MAX_INT,
                            required=True)),
               response=obj(["index", "size", "proof"], index=INDEX, size=SIZE, proof=HASHES),
@@ -119,8 +120,8 @@ async def audit_inclusion(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/networks/{network}/audit/proof/consistency", auth="signed",
               who="any member",
-              query=(Query("old", "the size of the head the client holds (0: the empty tree)",
-                           low=0, high=MAX_INT, required=True),
+              query=(Query("old", "the size of the head the client holds (0: the empty tree; "
+                           "at most new)", low=0, high=MAX_INT, required=True, at_most="new"),
                      Query("new", "a later size the server signed", low=1, high=MAX_INT,
                            required=True)),
               response=obj(["old", "new", "proof"], old=INDEX, new=SIZE, proof=HASHES),

@@ -16,14 +16,17 @@ from server.data.signals import (
 )
 from server.errors import NotFound
 from server.registry import (
-    CURSOR, ID, TIMESTAMP, Body, Call, Field, Query, RouteTable, array, def_ref, envelope_of,
-    obj, ref,
+    CURSOR, ID, TIMESTAMP, Body, Call, Field, Header, Query, RouteTable, array, def_ref,
+    envelope_of, obj, ref,
 )
 
 routes = RouteTable("signals")
 
 RECEIPT_HEADER = "Schakel-Receipt"
 RECEIPT_BYTES = 32
+#: A receipt token: 32 bytes, canonical unpadded base64url (as ``b64d`` accepts it).
+RECEIPT = {"type": "string", "pattern": "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+           "description": "32 random bytes, unpadded base64url; shown once, stored as SHA-256"}
 PAGE = (Query("after", "return items after this cursor", kind="cursor"),
         Query("limit", "most items to return", low=1, high=500, default=100))
 
@@ -33,8 +36,7 @@ PAGE = (Query("after", "return items after this cursor", kind="cursor"),
                   "anonymous_signals (unsigned, source anonymous)",
               status=201,
               body=Body((Field("signal", {"oneOf": [envelope_of("signal"), ref("signal")]}),)),
-              response=obj(["receipt"], receipt={"type": "string", "description":
-                           "32 random bytes, base64url; shown once, stored as SHA-256"}),
+              response=obj(["receipt"], receipt=RECEIPT),
               errors=("conflict", "context_mismatch", "policy_violation", "rate_limited"))
 async def submit_signal(call: Call) -> web.Response:
     """Submit a signal sealed to the coordinator.  A shell partner signs the request and the
@@ -71,7 +73,8 @@ async def submit_signal(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/signals/status", auth="unsigned",
               who=f"whoever holds the receipt token (header {RECEIPT_HEADER})",
-              headers=((RECEIPT_HEADER, "the receipt token the signal's submission answered"),),
+              headers=(Header(RECEIPT_HEADER, "the receipt token the signal's submission answered",
+                              RECEIPT),),
               response=ref("signal-status"))
 async def signal_status_route(call: Call) -> web.Response:
     """The status of a signal and the coordinator's signed feedback, for the holder of its
