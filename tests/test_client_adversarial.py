@@ -134,6 +134,16 @@ def seqs(p: Partner, network: str, case: str) -> list[int]:
     return [e.seq for e in p.case(network, case).events]
 
 
+async def grow_log(w: World, label: str) -> None:
+    """The coordinator admits a new shell partner: one more audit entry."""
+    late = await new_partner(w.tmp_path, w.env.url, label)
+    try:
+        await w.coord.admit(w.network, late.bundle(), ring="shell", party="formal",
+                            fingerprint=late.fingerprint)
+    finally:
+        await late.close()
+
+
 def believed(p: Partner, text: str, kinds: tuple[str, ...]) -> bool:
     """Whether ``text`` (a key, a root) occurs in any verified document of ``kinds`` the
     partner stored (ADR 0007 local state: ``state.docs(kind)``)."""
@@ -424,12 +434,7 @@ async def test_audit_page_with_an_entry_beyond_its_size_is_caught(world: World) 
     skipped."""
     w, c, net = world, world.coord, world.network
     held = await c.verify_audit(net)
-    late = await new_partner(w.tmp_path, w.env.url, "late")
-    try:
-        await c.admit(net, late.bundle(), ring="shell", party="formal",
-                      fingerprint=late.fingerprint)
-    finally:
-        await late.close()
+    await grow_log(w, "late")
     page = await c.conn.get(f"/v1/networks/{net}/audit/entries",
                             {"after": held.size, "size": held.size + 1})
     [newer] = page["items"]
@@ -449,12 +454,7 @@ async def test_audit_log_rolled_back(world: World) -> None:
     head as the latest: a rollback."""
     w, c, net = world, world.coord, world.network
     older = await c.verify_audit(net)
-    late = await new_partner(w.tmp_path, w.env.url, "late")
-    try:
-        await c.admit(net, late.bundle(), ring="shell", party="formal",
-                           fingerprint=late.fingerprint)
-    finally:
-        await late.close()
+    await grow_log(w, "late")
     newer = await c.verify_audit(net)
     assert newer.size > older.size
     roll_back_head(w.proxy, w.env.db_path, net, older.size)
@@ -472,12 +472,7 @@ async def test_audit_log_rolled_back_is_caught_by_sync(world: World) -> None:
     await c.sync(net)
     older = c._audit(net).latest
     assert older is not None
-    late = await new_partner(w.tmp_path, w.env.url, "late2")
-    try:
-        await c.admit(net, late.bundle(), ring="shell", party="formal",
-                      fingerprint=late.fingerprint)
-    finally:
-        await late.close()
+    await grow_log(w, "late2")
     await c.sync(net)
     assert c._audit(net).latest.size > older.size
     roll_back_head(w.proxy, w.env.db_path, net, older.size)
