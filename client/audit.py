@@ -15,7 +15,9 @@ genesis).  The monitor keeps the heads it verified in the local state (doc ``tre
 
 * its body hashes to the commitment the server states and names its own index, and its
   inclusion proof under the head verifies (``audit-entry-rewritten``) -- for a reader of
-  the whole log too, so that an auditor vouches for every proof a partner can be given;
+  the whole log too, so that an auditor vouches for every proof a partner can be given.
+  The entries are read in pages for the head's size, each item with its proof in the
+  tree of that size (§15.1), so the proofs cost no request of their own;
 * a reader of the whole log (the coordinator and auditors: the server's rule, decided
   here from the verified memberships) gets every index below the head, and the
   commitments hash to the head's root.  A gap is an entry withheld
@@ -68,12 +70,14 @@ def reads_whole_log(tv: TrustView, me: str) -> bool:
 @dataclass(frozen=True)
 class Leaf:
     """One served entry, its commitment checked against its body (``entry`` and ``body``
-    are None once the body was erased)."""
+    are None once the body was erased), and the inclusion proof served with it (not yet
+    verified: :meth:`AuditMonitor._verified` does that against the head)."""
 
     index: int
     commitment: bytes
     entry: AuditEntry | None
     body: dict[str, Any] | None
+    proof: tuple[bytes, ...]
 
     def names(self, partner: str) -> bool:
         return self.entry is not None and partner in (self.entry.actor.partner,
@@ -231,11 +235,14 @@ class AuditMonitor:
 
     # ------------------------------------------------------------------ entries
 
-    async def _entries(self) -> list[dict[str, Any]]:
+    async def _entries(self, head: TreeHead) -> list[dict[str, Any]]:
+        """Every item the server serves below ``head``, each with its inclusion proof in
+        the tree of ``head.size`` (protocol.md §15.1), in pages of :data:`PAGE`."""
         items: list[dict[str, Any]] = []
         after = 0
         while True:
-            page = await self.conn.get(self._path("/entries"), {"after": after, "limit": PAGE})
+            page = await self.conn.get(self._path("/entries"),
+                                       {"after": after, "limit": PAGE, "size": head.size})
             batch = page.get("items") if isinstance(page, dict) else None
             if not batch:
                 return items
@@ -275,11 +282,13 @@ class AuditMonitor:
         (protocol.md §16.5); the leaves naming this partner are remembered."""
         tv = await self._trusted()
         whole = reads_whole_log(tv, self.me)
-        leaves = [leaf for leaf in map(self._leaf, await self._entries())
-                  if leaf.index < head.size]
+        leaves = list(map(self._leaf, await self._entries(head)))
         indexes = [leaf.index for leaf in leaves]
         if any(b <= a for a, b in zip(indexes, indexes[1:])):
             raise self.fail("audit-entry-rewritten", "entries served out of log order")
+        if indexes and indexes[-1] >= head.size:
+            raise self.fail("audit-entry-rewritten", f"entry {indexes[-1]} served in a page of "
+                            f"the log's first {head.size} entries", index=indexes[-1])
         if whole:
             missing = sorted(set(range(head.size)) - set(indexes))
             if missing:
@@ -295,8 +304,13 @@ class AuditMonitor:
             if leaf.entry is None and leaf.index >= erased_below:
                 raise self.fail("audit-entry-missing", f"entry {leaf.index} has no body and "
                                 f"no erase entry covers it", index=leaf.index)
+        root = _root(head)
         for n, leaf in enumerate(leaves, 1):
-            await self._include(leaf.index, leaf.commitment, head)
+            try:
+                merkle.verify_inclusion(leaf.commitment, leaf.index, head.size, leaf.proof, root)
+            except ProtocolError:
+                raise self.fail("audit-entry-rewritten", f"entry {leaf.index} is not included "
+                                f"in the signed log", index=leaf.index) from None
             if progress is not None:
                 progress(n)
         if not whole:
@@ -307,18 +321,20 @@ class AuditMonitor:
 
     def _leaf(self, item: Any) -> Leaf:
         """A served item with its commitment recomputed from the body (equal to the one
-        the server states), or the stated one for an erased body."""
+        the server states), or the stated one for an erased body; its proof decoded."""
         try:
             index = int(item["index"])
             stated = b64d(item["commitment"], length=32, what="commitment")
+            proof = tuple(b64d(p, length=32, what="proof") for p in item["proof"])
             if item.get("entry") is None:
-                return Leaf(index=index, commitment=stated, entry=None, body=None)
+                return Leaf(index=index, commitment=stated, entry=None, body=None, proof=proof)
             entry = AuditEntry.from_json(item["entry"])
             if entry.index != index or entry.network != self.network:
                 raise ProofError("an entry names another index or network than its place")
             if entry_commitment(entry) != stated:
                 raise ProofError("an entry's body does not hash to its commitment")
-            return Leaf(index=index, commitment=stated, entry=entry, body=item["entry"])
+            return Leaf(index=index, commitment=stated, entry=entry, body=item["entry"],
+                        proof=proof)
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:
             raise self.fail("audit-entry-rewritten", f"an audit entry does not verify "
                             f"({type(exc).__name__})") from None
@@ -363,18 +379,6 @@ class AuditMonitor:
                             f"written less than {days} days before it (retention.audit_days)",
                             index=record.index)
         return below
-
-    async def _include(self, index: int, commitment: bytes, head: TreeHead) -> None:
-        try:
-            answer = await self.conn.get(self._path("/proof/inclusion"),
-                                         {"index": index, "size": head.size})
-            merkle.verify_inclusion(commitment, index, head.size,
-                                    [b64d(p, length=32) for p in answer["proof"]], _root(head))
-        except (ProtocolError, KeyError, TypeError) as exc:
-            if isinstance(exc, ServerRefused):
-                raise
-            raise self.fail("audit-entry-rewritten", f"entry {index} is not included in the "
-                            f"signed log", index=index) from None
 
 
 __all__ = ["AuditMonitor", "Leaf", "LEAF_DOC", "reads_whole_log"]

@@ -156,21 +156,21 @@ class ReferralOps(FlowBase):
     async def _check_referral_entry(self, network: str, index: int, *, action: str,
                                     case: str, referral: str) -> None:
         """The entry the server named is in the signed log and records this referral.
-        The index works as a receipt: the entry, its inclusion proof and the latest
-        head are fetched and checked like a release receipt (head signed by the log key
-        and consistent with the heads held, entry included), so a missing or different
-        entry is ``receipt-invalid``."""
+        The index works as a receipt: the latest head, then the entry with its inclusion
+        proof in the tree of that head's size (one page of the entries, §15.1), are
+        fetched and checked like a release receipt (head signed by the log key and
+        consistent with the heads held, entry included), so a missing or different entry
+        is ``receipt-invalid``."""
         path = self._network_path(network, "/audit")
         with self._verifying(network, malformed="receipt-invalid", index=index):
             head = (await self.conn.get(f"{path}/head"))["tree_head"]
             size = int(head["signed"]["size"])
-            page = await self.conn.get(f"{path}/entries", params={"after": index, "limit": 1})
+            page = await self.conn.get(f"{path}/entries",
+                                       params={"after": index, "limit": 1, "size": size})
             items = [i for i in page["items"] if int(i["index"]) == index]
-            proof = (await self.conn.get(f"{path}/proof/inclusion",
-                                         params={"index": index, "size": size}))["proof"]
         entry = await self._audit(network).check_receipt({
-            "entry": items[0]["entry"] if items else None, "index": index, "proof": proof,
-            "tree_head": head})
+            "entry": items[0]["entry"] if items else None, "index": index,
+            "proof": items[0].get("proof") if items else None, "tree_head": head})
         if (entry.action, entry.case, entry.ref, entry.outcome, entry.actor.partner) != (
                 action, case, referral, "allow", self.key_id):
             raise self._misbehaving(network, "receipt-invalid",

@@ -372,6 +372,17 @@ class MerkleLog:
         index = _index(index, n)
         return _path(index, n, self._subtree)
 
+    def inclusion_proofs(self, indexes: Iterable[int], size: int | None = None
+                         ) -> list[list[bytes]]:
+        """The inclusion proofs of several leaves in the tree of the first ``size``
+        leaves, in the order of ``indexes``: each equals :meth:`inclusion_proof`, and a
+        subtree hash the proofs share is read (or folded) once.  For a run of ``k``
+        neighbouring leaves that is about ``2k + log n`` reads instead of ``k log n``."""
+        n = self._check_size(size, "size")
+        memo: dict[tuple[int, int], bytes] = {}
+        return [_path(_index(index, n), n, lambda lo, hi: self._subtree(lo, hi, memo))
+                for index in indexes]
+
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Consistency proof from the first ``old_size`` leaves to the first ``new_size``."""
         n = self._check_size(new_size, "new_size")
@@ -381,15 +392,23 @@ class MerkleLog:
     def _check_size(self, size: int | None, what: str) -> int:
         return self._size if size is None else _int(size, what, 0, self._size)
 
-    def _subtree(self, lo: int, hi: int) -> bytes:
+    def _subtree(self, lo: int, hi: int,
+                 memo: dict[tuple[int, int], bytes] | None = None) -> bytes:
         # Perfect, aligned ranges are stored; any other range the proofs ask for
         # lies on the right edge [x, n) and folds from O(log n) stored nodes.
+        # ``memo`` keeps what one batch of proofs already read or folded.
+        if memo is not None and (lo, hi) in memo:
+            return memo[(lo, hi)]
         width = hi - lo
         if width & (width - 1) == 0 and lo & (width - 1) == 0:
             level = width.bit_length() - 1
-            return self._get(level, lo >> level)
-        k = _split(width)
-        return _node(self._subtree(lo, lo + k), self._subtree(lo + k, hi))
+            node = self._get(level, lo >> level)
+        else:
+            k = _split(width)
+            node = _node(self._subtree(lo, lo + k, memo), self._subtree(lo + k, hi, memo))
+        if memo is not None:
+            memo[(lo, hi)] = node
+        return node
 
     def _get(self, level: int, index: int) -> bytes:
         try:

@@ -239,23 +239,35 @@ def head_at(db: Db, network: str, size: int) -> dict[str, Any]:
     return json.loads(row[0])
 
 
-def entries_page(db: Db, network: str, after: int, limit: int,
-                 reader: str | None) -> list[dict[str, Any]]:
+def entries_page(db: Db, network: str, after: int, limit: int, reader: str | None,
+                 size: int | None = None) -> list[dict[str, Any]]:
     """Entries with index >= ``after`` in index order, at most ``limit``: every entry for
     ``reader=None`` (auditors, coordinator), else those whose actor or subject is
     ``reader`` and every ``erase`` entry whose body is kept (it names no case and no
     partner, and every reader needs it to accept an erased body, §15.1).  Each item is
-    ``{"index", "entry" (null once erased), "commitment"}``."""
-    if reader is None:
-        rows = db.execute("SELECT idx, body, commitment FROM audit_entries WHERE network = ?"
-                          " AND idx >= ? ORDER BY idx LIMIT ?", (network, after, limit))
-    else:
-        rows = db.execute("SELECT idx, body, commitment FROM audit_entries WHERE network = ?"
-                          " AND idx >= ? AND (partner = ? OR subject = ? OR ([case] IS NULL"
-                          " AND subject IS NULL AND json_extract(body, '$.action') = 'erase'))"
-                          " ORDER BY idx LIMIT ?", (network, after, reader, reader, limit))
-    return [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1]),
-             "commitment": b64e(r[2])} for r in rows]
+    ``{"index", "entry" (null once erased), "commitment"}``.  With ``size``, a size the
+    server signed (404 otherwise), only entries below it, each with ``"proof"``: its
+    inclusion proof in the tree of that size (one read transaction, the nodes the
+    page's proofs share read once)."""
+    log = None if size is None else _signed_log(db, network, size)
+    where = "network = ? AND idx >= ?"
+    args: list[Any] = [network, after]
+    if size is not None:
+        where += " AND idx < ?"
+        args.append(size)
+    if reader is not None:
+        where += (" AND (partner = ? OR subject = ? OR ([case] IS NULL AND subject IS NULL"
+                  " AND json_extract(body, '$.action') = 'erase'))")
+        args += [reader, reader]
+    rows = db.execute(f"SELECT idx, body, commitment FROM audit_entries WHERE {where}"
+                      " ORDER BY idx LIMIT ?", (*args, limit)).fetchall()
+    items = [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1]),
+              "commitment": b64e(r[2])} for r in rows]
+    if log is not None:
+        proofs = log.inclusion_proofs([item["index"] for item in items], size)
+        for item, proof in zip(items, proofs):
+            item["proof"] = [b64e(p) for p in proof]
+    return items
 
 
 def case_entries(db: Db, network: str, case: str) -> list[dict[str, Any]]:

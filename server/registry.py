@@ -138,17 +138,19 @@ class Body:
 
 @dataclass(frozen=True)
 class Query:
-    """A query parameter: a cursor, or an integer in ``low..high`` (default ``default``,
-    or none: ``required``).  ``below`` / ``at_most`` name another parameter this one must
-    stay under / not exceed: a rule across parameters, which JSON Schema cannot state, so
-    the OpenAPI document states it as ``x-schakel-below`` / ``x-schakel-at-most``."""
+    """A query parameter: a cursor, or an integer in ``low..high`` (default ``default``;
+    none: ``required``, or with ``default=None`` optional and absent from
+    :meth:`Call.query`'s answer when not given).  ``below`` / ``at_most`` name another
+    parameter this one must stay under / not exceed: a rule across parameters, which JSON
+    Schema cannot state, so the OpenAPI document states it as ``x-schakel-below`` /
+    ``x-schakel-at-most``."""
 
     name: str
     description: str
     kind: Literal["cursor", "int"] = "int"
     low: int = 0
     high: int = 0
-    default: int = 0
+    default: int | None = 0
     required: bool = False
     below: str | None = None
     at_most: str | None = None
@@ -163,7 +165,8 @@ class Query:
         if self.kind == "cursor":
             return {**CURSOR, "default": "0"}
         schema: dict[str, Any] = {"type": "integer", "minimum": self.low, "maximum": self.high}
-        return schema if self.required else {**schema, "default": self.default}
+        return schema if self.required or self.default is None else {
+            **schema, "default": self.default}
 
     def parse(self, text: str) -> int:
         if self.kind == "cursor":
@@ -273,6 +276,8 @@ class Call:
         return int(text)
 
     def query(self) -> dict[str, int]:
+        """The declared query parameters, parsed (a parameter without a default that was
+        not given is left out)."""
         declared = {q.name: q for q in self.route.query}
         given = self.request.query
         unknown = sorted(k[:40] for k in given if k not in declared)
@@ -286,11 +291,16 @@ class Call:
                 raise MalformedError(f"query parameter {name} given twice", details={"field": name})
             if not values and q.required:
                 raise MalformedError(f"query parameter {name} is required", details={"field": name})
-            out[name] = q.parse(values[0]) if values else q.default
+            if values:
+                out[name] = q.parse(values[0])
+            elif q.default is not None:
+                out[name] = q.default
         for name, q in declared.items():
-            if q.below is not None and not out[name] < out[q.below]:
+            if name not in out:
+                continue
+            if q.below in out and not out[name] < out[q.below]:
                 raise MalformedError(f"{name} must be below {q.below}", details={"field": name})
-            if q.at_most is not None and not out[name] <= out[q.at_most]:
+            if q.at_most in out and not out[name] <= out[q.at_most]:
                 raise MalformedError(f"{name} must not exceed {q.at_most}",
                                      details={"field": name})
         return out

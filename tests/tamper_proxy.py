@@ -394,13 +394,17 @@ class ForgedLog:
                 body["tree_head"] = self.head(size)
             return body
 
-        def entries(body: Any, _ex: Exchange) -> Any:
+        def entries(body: Any, ex: Exchange) -> Any:
+            size = int(ex.query.get("size", self.size))
             for item in body.get("items", []):
                 i = item["index"]
                 if i < self.size:
                     item["entry"] = copy.deepcopy(self.bodies[i]) if item["entry"] is not None \
                         else None
                     item["commitment"] = b64e(self.leaves[i])
+                    if "proof" in item and size <= self.size:
+                        item["proof"] = [b64e(h) for h in
+                                         merkle.inclusion_proof(self.leaves[:size], i)]
             return body
 
         def inclusion(body: Any, ex: Exchange) -> Any:
@@ -432,6 +436,25 @@ def rewrite_audit_entry(proxy: TamperProxy, network: str, index: int) -> _Rule:
             if item["index"] == index and item["entry"] is not None:
                 item["entry"]["reason"] = "entry rewritten by the server"
                 item["entry"]["actor"]["acting_user"] = "someone-else-1"
+        return body
+    return proxy.on("GET", rf"/v1/networks/{re.escape(network)}/audit/entries", rewrite)
+
+
+def rewrite_audit_proof(proxy: TamperProxy, network: str, index: int, how: str) -> _Rule:
+    """Break the inclusion proof that ``GET .../audit/entries?size=`` answers carry for
+    entry ``index`` (body, commitment and heads left as they are), as a server whose node
+    store was edited would serve it: ``changed`` (its first hash replaced), ``truncated``
+    (its last hash dropped), ``dropped`` (no proof at all, as a server that ignores
+    ``size`` answers)."""
+    def rewrite(body: Any) -> Any:
+        for item in body.get("items", []):
+            if item["index"] == index and "proof" in item:
+                if how == "dropped":
+                    del item["proof"]
+                elif how == "truncated":
+                    item["proof"] = item["proof"][:-1]
+                else:
+                    item["proof"] = [b64e(bytes(32)), *item["proof"][1:]]
         return body
     return proxy.on("GET", rf"/v1/networks/{re.escape(network)}/audit/entries", rewrite)
 

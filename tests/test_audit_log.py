@@ -276,6 +276,42 @@ async def test_visibility(log: Log) -> None:
         assert_error(await log.caller.get(log.net.path(suffix), stranger), 403, "forbidden")
 
 
+async def test_a_page_for_a_signed_size_carries_every_entrys_inclusion_proof(
+        log: Log) -> None:
+    """``GET .../audit/entries?size=`` (protocol.md §15.1): for every size the server
+    signed, a whole-log reader's and a partner's pages stop below that size, and every
+    item carries the proof ``.../proof/inclusion`` gives for it, which verifies under the
+    head of that size; across pages too (``limit`` smaller than the log).  Without
+    ``size`` no item carries a proof."""
+    auditor, partner = log.members["auditor"], log.members["shell-1"]
+    head = await log.monitor().refresh()
+    assert head is not None
+    for size in range(1, head.size + 1):
+        root = _root(await log.monitor().head_at(size))
+        for reader in (auditor, partner):
+            items, after = [], 0
+            while True:
+                page = assert_status(await log.caller.get(log.net.path(
+                    f"/audit/entries?after={after}&limit=7&size={size}"), reader), 200)
+                if not page["items"]:
+                    break
+                items += page["items"]
+                after = int(page["cursor"])
+            plain = assert_status(await log.caller.get(log.net.path(
+                "/audit/entries?limit=500"), reader), 200)["items"]
+            assert [i["index"] for i in items] == [i["index"] for i in plain
+                                                   if i["index"] < size]
+            if reader is auditor:
+                assert [i["index"] for i in items] == list(range(size))
+            assert all("proof" not in i for i in plain)
+            for item in items:
+                served = assert_status(await log.caller.get(log.net.path(
+                    f"/audit/proof/inclusion?index={item['index']}&size={size}"), reader), 200)
+                assert item["proof"] == served["proof"]
+                merkle.verify_inclusion(b64d(item["commitment"], length=32), item["index"],
+                                        size, [b64d(p, length=32) for p in item["proof"]], root)
+
+
 async def test_bad_proof_requests(log: Log) -> None:
     coordinator = log.net.coordinator
     head = await log.monitor().refresh()
@@ -290,7 +326,11 @@ async def test_bad_proof_requests(log: Log) -> None:
             ("/audit/proof/consistency?new=2", 400, "malformed"),
             ("/audit/heads/0", 400, "malformed"),
             ("/audit/heads/x", 400, "malformed"),
-            ("/audit/entries?after=-1", 400, "malformed")):
+            ("/audit/entries?after=-1", 400, "malformed"),
+            ("/audit/entries?size=0", 400, "malformed"),
+            ("/audit/entries?size=x", 400, "malformed"),
+            ("/audit/entries?size=1&size=2", 400, "malformed"),
+            (f"/audit/entries?after={size}&size={size + 1}", 404, "not_found")):
         assert_error(await log.caller.get(log.net.path(suffix), coordinator), status, code)
     empty = Network(await server_keys(log.caller), log.caller.clock)
     assert_status(await log.caller.post("/v1/networks", empty.coordinator,

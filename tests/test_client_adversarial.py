@@ -24,6 +24,7 @@ with an unsigned ciphertext: the released class-key envelopes of a release answe
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from client import Partner, ServerMisbehaviour
 from protocol.errors import UntrustedKeyError
 from tests.client_harness import make_partner, server_fingerprint
 from tests.tamper_proxy import (
-    TamperedServer, rewrite_audit_entry, roll_back_head, tampered_server,
+    TamperedServer, rewrite_audit_entry, rewrite_audit_proof, roll_back_head, tampered_server,
 )
 
 COVENANT = "Convenant Buurtnetwerk Test: wij delen alleen wat nodig is."
@@ -131,6 +132,16 @@ def snapshot(p: Partner, network: str, case: str) -> dict[str, Any]:
 
 def seqs(p: Partner, network: str, case: str) -> list[int]:
     return [e.seq for e in p.case(network, case).events]
+
+
+async def grow_log(w: World, label: str) -> None:
+    """The coordinator admits a new shell partner: one more audit entry."""
+    late = await new_partner(w.tmp_path, w.env.url, label)
+    try:
+        await w.coord.admit(w.network, late.bundle(), ring="shell", party="formal",
+                            fingerprint=late.fingerprint)
+    finally:
+        await late.close()
 
 
 def believed(p: Partner, text: str, kinds: tuple[str, ...]) -> bool:
@@ -393,17 +404,57 @@ async def test_rewritten_audit_entry(world: World) -> None:
     assert (again.size, again.root) == (honest.size, honest.root)
 
 
+@pytest.mark.parametrize("reader", ["coordinator", "member"])
+@pytest.mark.parametrize("how", ["changed", "truncated", "dropped"])
+async def test_wrong_inclusion_proof_in_an_audit_page(world: World, reader: str,
+                                                      how: str) -> None:
+    """The entries come in pages for the head's size, each with its inclusion proof
+    (protocol.md §15.1, §16.5): a proof that does not lead from the entry to the signed
+    root, or no proof at all, is caught by a reader of the whole log (the coordinator)
+    and of part of it (a member reading the entries naming it), with both reads, and the
+    real pages verify again afterwards."""
+    w, net = world, world.network
+    p = w.coord if reader == "coordinator" else w.victim
+    [index, *_] = [e["index"] for e in await w.victim.audit_entries(net)
+                   if e["entry"].get("subject") == w.victim.key_id]
+    honest = await p.verify_audit(net)
+    rewrite_audit_proof(w.proxy, net, index, how)
+    for read in (p.verify_audit, p.audit_entries):
+        exc = await misbehaviour(w.proxy, read(net))
+        assert_caught(p, exc, "audit-entry-rewritten", w.proxy)
+    w.proxy.clear()
+    again = await p.verify_audit(net)
+    assert (again.size, again.root) == (honest.size, honest.root)
+
+
+async def test_audit_page_with_an_entry_beyond_its_size_is_caught(world: World) -> None:
+    """A page asked for the head's size holds only entries below it (protocol.md §15.1).
+    The log grows by one entry; the server still names the head the client holds as its
+    latest, and adds the new (real) entry to the page of that size: caught, not
+    skipped."""
+    w, c, net = world, world.coord, world.network
+    held = await c.verify_audit(net)
+    await grow_log(w, "late")
+    page = await c.conn.get(f"/v1/networks/{net}/audit/entries",
+                            {"after": held.size, "size": held.size + 1})
+    [newer] = page["items"]
+    roll_back_head(w.proxy, w.env.db_path, net, held.size)
+
+    def extend(body: Any) -> Any:
+        body["items"].append(copy.deepcopy(newer))
+        return body
+    w.proxy.on("GET", rf"/v1/networks/{net}/audit/entries", extend, times=1)
+    exc = await misbehaviour(w.proxy, c.verify_audit(net))
+    assert_caught(c, exc, "audit-entry-rewritten", w.proxy)
+    assert exc.details.get("index") == held.size, exc.message
+
+
 async def test_audit_log_rolled_back(world: World) -> None:
     """After the client verified a larger log, the server serves an older (really signed)
     head as the latest: a rollback."""
     w, c, net = world, world.coord, world.network
     older = await c.verify_audit(net)
-    late = await new_partner(w.tmp_path, w.env.url, "late")
-    try:
-        await c.admit(net, late.bundle(), ring="shell", party="formal",
-                           fingerprint=late.fingerprint)
-    finally:
-        await late.close()
+    await grow_log(w, "late")
     newer = await c.verify_audit(net)
     assert newer.size > older.size
     roll_back_head(w.proxy, w.env.db_path, net, older.size)
@@ -421,12 +472,7 @@ async def test_audit_log_rolled_back_is_caught_by_sync(world: World) -> None:
     await c.sync(net)
     older = c._audit(net).latest
     assert older is not None
-    late = await new_partner(w.tmp_path, w.env.url, "late2")
-    try:
-        await c.admit(net, late.bundle(), ring="shell", party="formal",
-                      fingerprint=late.fingerprint)
-    finally:
-        await late.close()
+    await grow_log(w, "late2")
     await c.sync(net)
     assert c._audit(net).latest.size > older.size
     roll_back_head(w.proxy, w.env.db_path, net, older.size)

@@ -624,6 +624,26 @@ def test_log_matches_list_functions(n: int, big_log: Any) -> None:
         verify_consistency(m, n, root_hash(d[:m]), root, proof)
 
 
+@pytest.mark.parametrize("n", [1, 2, 5, 333, 1024, 1100])
+def test_log_proofs_of_a_page_are_each_leafs_proof_and_read_shared_nodes_once(
+        n: int, big_log: Any) -> None:
+    """``inclusion_proofs`` (a page of the audit log with its proofs) gives every leaf
+    the proof ``inclusion_proof`` gives it, in the order asked, out-of-range indexes
+    refused; a run of neighbouring leaves reads about two nodes per leaf, not a path each."""
+    log, store, _ = big_log
+    page = list(range(max(0, n - 500), n))
+    asked = [*page, 0, n - 1, n // 2] if n > 1 else page
+    store.reads.clear()
+    proofs = log.inclusion_proofs(asked, n)
+    reads = list(store.reads)
+    assert proofs == [log.inclusion_proof(i, n) for i in asked]
+    assert len(set(reads)) == len(reads) <= 2 * len(page) + 4 * n.bit_length()
+    assert log.inclusion_proofs([], n) == []
+    for bad in (n, -1):
+        with pytest.raises(MalformedError):
+            log.inclusion_proofs([0, bad], n)
+
+
 def test_log_reopens_on_an_existing_store() -> None:
     store = MemoryNodeStore()
     first = MerkleLog(store)

@@ -44,6 +44,7 @@ GAPS: tuple[Any, ...] = ("0000-01-01T00:00:00Z", "AB", "ABCDE", "AAAAAB", "a\u20
 COMPONENTS = "#/components/schemas/"
 CONSISTENCY = "/v1/networks/{network}/audit/proof/consistency"
 INCLUSION = "/v1/networks/{network}/audit/proof/inclusion"
+ENTRIES = "/v1/networks/{network}/audit/entries"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -297,6 +298,30 @@ async def test_openapi_consistency_range_old_above_new_is_stated_and_refused(
         assert reply.json["error"]["details"] == {"field": field}
     assert_status(await world.caller.get(a.path("/audit/proof/consistency?old=1&new=1"),
                                          coordinator), 200)
+
+
+@shared_loop
+async def test_openapi_describes_the_proofs_of_an_audit_page(world: World,
+                                                             document: dict[str, Any]) -> None:
+    """``size`` on ``GET .../audit/entries`` is optional with no default, and the answer's
+    schema describes the ``proof`` its items then carry: the server's real page meets it,
+    and a page whose proof holds anything but 32-byte hashes does not."""
+    jsonschema_rs = pytest.importorskip("jsonschema_rs", reason="comes with schemathesis")
+    size = parameter(document, ENTRIES, "size")
+    assert not size["required"] and "default" not in size["schema"]
+    answer = document["paths"][ENTRIES]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    validator = jsonschema_rs.validator_for(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", "allOf": [answer],
+         "components": document["components"]}, validate_formats=True)
+    a, auditor = world.a, world["auditor"]
+    head = assert_status(await world.caller.get(a.path("/audit/head"), auditor), 200)
+    page = assert_status(await world.caller.get(a.path(
+        f"/audit/entries?size={head['tree_head']['signed']['size']}"), auditor), 200)
+    assert page["items"] and all(item["proof"] for item in page["items"][1:])
+    validator.validate(page)
+    for broken in ("AAAA", 7, [b64e(bytes(31))]):
+        assert not validator.is_valid(set_at(page, ("items", 1, "proof"), broken)), broken
 
 
 @shared_loop

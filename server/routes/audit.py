@@ -21,7 +21,10 @@ HASHES = array(def_ref("common", "hash32"), 65)
 ITEM = obj(["index", "entry", "commitment"], index=INDEX,
            entry={"anyOf": [ref("audit-entry"), {"type": "null"}],
                   "description": "null once the body was erased after retention"},
-           commitment=def_ref("common", "hash32"))
+           commitment=def_ref("common", "hash32"),
+           proof={**HASHES, "description": "only when the request gave size, and then on "
+                                           "every item: the entry's RFC 9162 inclusion proof "
+                                           "in the tree of that size, leaf to root"})
 
 
 @routes.route("GET", "/v1/networks/{network}/audit/head", auth="signed", who="any member",
@@ -66,20 +69,28 @@ async def audit_head_at(call: Call) -> web.Response:
                   "member the entries whose actor.partner or subject is its key id and "
                   "every erase entry",
               query=(Query("after", "return entries from this index on", kind="cursor"),
-                     Query("limit", "most entries to return", low=1, high=500, default=100)),
-              response=obj(["items", "cursor"], items=array(ITEM, 500), cursor=CURSOR))
+                     Query("limit", "most entries to return", low=1, high=500, default=100),
+                     Query("size", "a tree size the server signed: only entries below it, "
+                           "each with its inclusion proof in the tree of that size",
+                           low=1, high=MAX_INT, default=None)),
+              response=obj(["items", "cursor"], items=array(ITEM, 500), cursor=CURSOR),
+              errors=("not_found",))
 async def audit_entries(call: Call) -> web.Response:
     """Audit entries with index ``>= after`` in log order, each with its commitment (the
     leaf data of the tree).  ``cursor`` is the last item's index + 1 (``after`` when there
     is none): pass it as the next ``after``.  A member that is not an auditor or the
     coordinator gets only the entries naming it and the ``erase`` entries (which say
-    whose bodies were erased, §A.1), so its indexes may have gaps.
+    whose bodies were erased, §A.1), so its indexes may have gaps.  With ``size`` (a size
+    the server signed, 404 otherwise) the page stops below ``size`` and every item carries
+    ``proof``, as ``.../proof/inclusion?index=&size=`` would answer it: a client verifies
+    a whole page against the signed head of that size without a request per entry.
 
     Example::
 
-        GET /v1/networks/{network}/audit/entries?after=0&limit=100
+        GET /v1/networks/{network}/audit/entries?after=0&limit=100&size=42
         200 {"items": [{"index": 0, "entry": {"network": "<id>", "index": 0, "action":
-             "membership", ...}, "commitment": "<hash32>"}], "cursor": "1"}
+             "membership", ...}, "commitment": "<hash32>", "proof": ["<hash32>", ...]}],
+             "cursor": "1"}
     """
     network = call.id("network")
     caller = call.member(network)
@@ -87,7 +98,7 @@ async def audit_entries(call: Call) -> web.Response:
     reads_all = caller.is_coordinator or "auditor" in caller.roles
     items = await call.ctx.store.read(entries_page, network, q["after"],
                                       min(q["limit"], call.ctx.config.limits.max_page),
-                                      None if reads_all else caller.keyid)
+                                      None if reads_all else caller.keyid, q.get("size"))
     cursor = items[-1]["index"] + 1 if items else q["after"]
     return call.json({"items": items, "cursor": str(cursor)})
 
