@@ -24,8 +24,7 @@ from tests.disclosure_harness import (
     oggz_network, post_ok, release, revocation,
 )
 from tests.server_harness import (
-    Actor, FakeClock, InProcessServer, World, assert_error, assert_status, build_world,
-    create_case, enrol, new_id, ts,
+    Actor, World, assert_error, assert_status, create_case, enrol, new_id, running_world, ts,
 )
 
 shared_loop = pytest.mark.asyncio(loop_scope="module")
@@ -34,12 +33,8 @@ pytestmark = shared_loop
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    server = InProcessServer(tmp_path_factory.mktemp("threats"), FakeClock())
-    caller = await server.start()
-    try:
-        yield await build_world(caller)
-    finally:
-        await server.stop()
+    async with running_world(tmp_path_factory.mktemp("threats")) as started:
+        yield started
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -150,7 +145,7 @@ async def test_mm7_membership_granting_a_role_the_network_does_not_allow_is_refu
     that gives the coordinator role to a shell partner, professional secrecy to an informal
     party, or the bemoeizorg role in a neighbourhood network is not registered, and the key
     it names is not let in."""
-    w, c, net = world, world.caller, world.a
+    c, net = world.caller, world.a
     for ring, party, roles in (("shell", "formal", ("coordinator",)),
                                ("core", "informal", ("professional-secrecy",)),
                                ("core", "formal", ("bemoeizorg",))):
