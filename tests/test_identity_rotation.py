@@ -41,7 +41,7 @@ from tests.client_harness import (
 )
 from tests.server_harness import (
     Actor, CaseState, FakeClock, InProcessServer, World, append, assert_error, assert_status,
-    build_world, create_case, enrol,
+    build_world, create_case,
 )
 from tests.tamper_proxy import TamperedServer, tampered_server
 
