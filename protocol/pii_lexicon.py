@@ -37,7 +37,7 @@ _SRC = "data/lookup/src"
 
 #: Honorifics in addition to Deduce's lst_prefix (which has meneer, mevrouw, dhr., mw., de heer, …).
 EXTRA_HONORIFICS = ("juffrouw", "mejuffrouw", "mevrouwtje", "familie", "fam", "wed",
-                    "weduwe", "zuster", "broeder", "pastoor", "dominee", "dokter", "meester",
+                    "weduwe", "broeder", "pastoor", "dominee", "dokter", "meester",
                     "juf", "jonkheer", "jkvr", "jhr")
 
 #: Relatives and neighbours: a capitalised word right after one of them is read as a name,
@@ -53,7 +53,7 @@ RELATIVES = (
 #: Other people around a case: after one of them only a listed name is read as a name, because
 #: an organisation often follows ("vrijwilliger Wim", but "begeleider Kwintes").
 ROLES = (
-    "mantelzorger vrijwilliger maatje kennis collega huisbaas bewindvoerder mentor curator "
+    "mantelzorger vrijwilliger maatje kennis huisbaas bewindvoerder mentor curator "
     "huisarts wijkagent wijkverpleegkundige casemanager begeleider hulpverlener coördinator "
     "melder").split()
 
@@ -79,8 +79,8 @@ NEVER_NAMES = (
 
 #: Organisation names of more than one word; their words are never part of a name.
 ORGANISATIONS = (
-    "Veilig Thuis", "Leger des Heils", "Rode Kruis", "Het Rode Kruis", "De Zonnebloem",
-    "Sociaal Wijkteam", "Juridisch Loket", "Het Juridisch Loket", "De Luisterlijn",
+    "Veilig Thuis", "Leger des Heils", "Rode Kruis", "De Zonnebloem", "Sociaal Wijkteam",
+    "Juridisch Loket", "De Luisterlijn",
     "Slachtofferhulp Nederland", "Raad voor de Kinderbescherming", "Albert Heijn",
     "Alzheimer Nederland", "Zorg en Overlast", "Meldpunt Zorg en Overlast", "Zilveren Kruis",
     "Stichting Welzijn", "Maatschappelijk Werk",

@@ -26,9 +26,10 @@ HOUSE_NUMBER = (r"[1-9][0-9]{0,4}(?:[ -]?(?:bis|hs|huis)(?![^\W\d_])|[ -]?[A-Za-
 NUMBER_END = r"(?![0-9])(?![-\u2013./,][0-9])"
 BLANK = r"[ \t\u00a0]{0,3}"
 
-# protocol.md §8.5.7 "tokens": words (letters, with inner apostrophes), the elided articles
-# 't and 's, runs of ASCII digits, and every other visible character on its own.
-_TOKEN = re.compile(r"['\u2019`][tsTS](?![^\W\d_])|[^\W\d_]+(?:['\u2019`][^\W\d_]+)*|[0-9]+|\S")
+# protocol.md §8.5.7 "Tokens": the elided articles 't and 's, words (letters, with inner
+# apostrophes), runs of ASCII digits, and every other visible character on its own.
+_TOKEN = re.compile(r"(?P<word>['\u2019`][tsTS](?![^\W\d_])|[^\W\d_]+(?:['\u2019`][^\W\d_]+)*)"
+                    r"|(?P<digits>[0-9]+)|\S")
 _HOUSE_NUMBER_AT = re.compile(rf"{HOUSE_NUMBER}(?!\w){NUMBER_END}")
 _POSTCODE_AFTER = re.compile(rf"{BLANK}(?:[,;]{BLANK})?(?:\r?\n{BLANK})?{POSTCODE}")
 _NUMBER_WORDS = frozenset(("nummer", "nr", "no", "huisnummer", "huisnr"))
@@ -80,6 +81,12 @@ class _Tokens:
             j -= 1
         return j < 0 or not self.same_line(j) or self.is_punct(j, ".!?")
 
+    def joins(self, j: int) -> bool:
+        """Punctuation token j joins the words around it into one phrase: a full stop glued
+        to the word before it, or - ' ’ glued on both sides."""
+        return j > 0 and self.glued(j - 1) and (
+            self.is_punct(j, ".") or self.is_punct(j, "-'\u2019") and self.glued(j))
+
     def dot_after(self, i: int) -> bool:
         """Token i is directly followed by a full stop."""
         return self.is_punct(i + 1, ".") and self.glued(i)
@@ -89,10 +96,10 @@ def _tokenise(text: str) -> _Tokens:
     t = _Tokens(text, [], [], [], [], [], [])
     for m in _TOKEN.finditer(text):
         s = m.group()
-        is_word = s[0].isalpha() or (len(s) == 2 and not s[0].isalnum())
+        is_word = m.lastgroup == "word"
         t.start.append(m.start())
         t.end.append(m.end())
-        t.key.append(key(s) if is_word or s[0].isdigit() else "")
+        t.key.append(key(s) if is_word else s if m.lastgroup == "digits" else "")
         t.word.append(is_word)
         t.cap.append(is_word and s[0].isupper() and not s.isupper())
         t.block.append(0)
@@ -108,7 +115,7 @@ def _phrase_end(t: _Tokens, i: int, phrases: Phrases) -> int:
     best, words, j, parts = i, 0, i, []
     while j < n and words < phrases.longest:
         if not t.key[j]:
-            if j > i and t.is_punct(j, ".-'\u2019") and t.glued(j - 1) and t.glued(j):
+            if j > i and t.joins(j):
                 j += 1
                 continue
             break
@@ -194,7 +201,8 @@ class _Names:
         j = i + 1
         while j - i < 3 * _MAX_NAME_WORDS and t.is_punct(j, "-") and t.glued(j - 1) and t.glued(j):
             k = self.interfix_end(j + 1)
-            if k > j + 1 and self.name_word(k, bare=bare) and t.same_line(k - 1):
+            ik = " ".join(t.key[n] for n in range(j + 1, k) if t.key[n])
+            if k > j + 1 and self.name_word(k, bare=bare, after_interfix=ik):
                 j = k + 1
             elif self.name_word(j + 1, bare=bare):
                 j += 2
@@ -227,7 +235,7 @@ class _Names:
             j += 2
         return j
 
-    def surname_after(self, k: int, *, bare: bool, listed: bool = False) -> int:
+    def surname_after(self, k: int, *, listed: bool = False) -> int:
         """An interfix and a name word at k ("van der Meer"); their end, or k.  After an
         interfix that is also a preposition ("op de"), or with ``listed``, the surname must
         be listed in lst_interfix_surname."""
@@ -237,13 +245,13 @@ class _Names:
             return k
         ik = " ".join(t.key[n] for n in range(k, e) if t.key[n])
         need = self.lx.interfix_surnames if listed or ik in _PREPOSITIONS else None
-        end = self.word_end(e, bare=bare, listed=need, after_interfix=ik)
+        end = self.word_end(e, bare=False, listed=need, after_interfix=ik)
         return end if end > e else k
 
-    def after_context(self, j: int, *, relative: bool = False) -> int:
-        """Rule 1: initials, name words and an interfixed surname right after an honorific
-        (listed or not) or a relative's word (an interfixed surname must be listed); the end,
-        or j."""
+    def read_name(self, j: int, *, relative: bool = False) -> int:
+        """The reading of rule 1: up to 4 initials, up to 4 name words (listed or not), then
+        an interfix and a name word (after a preposition-interfix or a relative's word, one of
+        lst_interfix_surname); the end, or j if no name word was read."""
         t = self.t
         k = self.initials_end(j)
         words = 0
@@ -253,36 +261,24 @@ class _Names:
                 break
             k, words = e, words + 1
         if k == j or t.same_line(k - 1):
-            e = self.surname_after(k, bare=False, listed=relative)
+            e = self.surname_after(k, listed=relative)
             if e > k:
                 k, words = e, words + 1
         return k if words else j
 
     def bare(self, i: int) -> int:
-        """Rules 2-5: a name without context, from the lists; the end, or i."""
+        """Rules 2-5: a name without a context word, from the lists; the end, or i."""
         t, lx = self.t, self.lx
         k = self.initials_end(i)
         if k > i:                                           # rule 2: J.P. Smits, A. de Jong
-            if k < len(t) and t.same_line(k - 1):
-                e = self.surname_after(k, bare=False)
-                if e > k:
-                    return e
-                e = self.word_end(k, bare=False)
-                if e > k and self.listed(k):
-                    return e
+            if k < len(t) and t.same_line(k - 1) and (
+                    self.interfix_end(k) > k or self.word_end(k, bare=False) > k
+                    and self.listed(k)):
+                return self.read_name(i)
             return i
         e = self.word_end(i, bare=True, listed=lx.first_names)
         if e > i:                                           # rule 3: Anja, Anja de Vries
-            words = 1
-            while words < _MAX_NAME_WORDS and t.same_line(e - 1):
-                f = self.word_end(e, bare=True, listed=lx.first_names)
-                if f == e:
-                    break
-                e, words = f, words + 1
-            if t.same_line(e - 1):
-                f = self.surname_after(e, bare=False)
-                e = f if f > e else self.word_end(e, bare=True)
-            return e
+            return self.read_name(e) if t.same_line(e - 1) else e
         e = self.interfix_end(i)
         if e > i:                                           # rule 4: van den Berg, De Boer
             ik = " ".join(t.key[n] for n in range(i, e) if t.key[n])
@@ -306,7 +302,7 @@ class _Names:
                 j = self.honorific_end(j)           # Mr. Dr. ...
             if j > i or t.key[i] in lx.relatives:
                 j = max(j, i + 1)
-                e = self.after_context(j, relative=t.key[i] in lx.relatives) \
+                e = self.read_name(j, relative=t.key[i] in lx.relatives) \
                     if j < len(t) and t.same_line(j - 1) else j
                 if e > j:
                     out.append((t.start[j], t.end[e - 1]))
@@ -388,7 +384,7 @@ class _Streets:
         words, i = 0, e
         while i >= 0 and words < MAX_PHRASE_WORDS:
             if not t.key[i]:
-                if 0 < i < e and t.is_punct(i, ".-'\u2019") and t.glued(i - 1):
+                if i < e and t.joins(i):
                     i -= 1
                     continue
                 break

@@ -4,7 +4,9 @@ case-note corpus are in tests/test_pii_corpus.py."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -338,6 +340,14 @@ def test_schakel_help_does_not_load_the_lists() -> None:
     assert out.strip() == "False"
 
 
+def test_installed_deduce_is_the_release_the_specification_names() -> None:
+    assert importlib.metadata.version("deduce") == pii_lexicon.DEDUCE_VERSION
+    spec = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert f"Deduce {pii_lexicon.DEDUCE_VERSION}" in spec
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'"deduce=={pii_lexicon.DEDUCE_VERSION}"' in pyproject
+
+
 def test_without_deduce_the_guard_refuses_to_judge(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pii_lexicon.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(pii_lexicon.LexiconUnavailable, match="deduce"):
@@ -349,3 +359,24 @@ def test_keys_of_a_list_are_the_keys_of_its_lines() -> None:
              "van  Asch", "plain", "", "Jan_Piet", "x\r"]
     assert pii_lexicon._keys("\n".join(lines)) == {pii_lexicon.key(s) for s in lines} - {""}
     assert pii_lexicon.key("Burg. de With-straat") == "burg de with straat"
+
+
+def _spec_list(spec: str, heading: str) -> set[str]:
+    """The words listed under a bold run-in heading of protocol.md §8.5.7/§8.5.8."""
+    m = re.search(rf"\*\*{re.escape(heading)}\*\*[^:]*:(.+?)(?:\n\n|\n- )", spec, re.S)
+    assert m, f"protocol.md has no list {heading!r}"
+    return {w.strip(" .`\n") for w in re.split(r"[,;]\s*", m.group(1).replace("\n", " "))
+            if w.strip(" .`\n")}
+
+
+@pytest.mark.parametrize(("heading", "words"), [
+    ("Relatives", pii_lexicon.RELATIVES), ("Roles", pii_lexicon.ROLES),
+    ("Extra honorifics", pii_lexicon.EXTRA_HONORIFICS),
+    ("Never names on their own", pii_lexicon.NEVER_NAMES),
+    ("Organisations", pii_lexicon.ORGANISATIONS),
+    ("Street suffixes", pii_lexicon.STREET_SUFFIXES),
+    ("Not streets", pii_lexicon.NOT_STREETS),
+])
+def test_the_specification_lists_the_built_in_words(heading: str, words: tuple[str, ...]) -> None:
+    spec = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert _spec_list(spec, heading) == set(words)
