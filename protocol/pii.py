@@ -299,7 +299,7 @@ def scan(text: str, *, allow: Iterable[str] = ()) -> list[Finding]:
     return _scan(text, _allow_list(allow))
 
 
-def _scan(text: str, allow: tuple[str, ...]) -> list[Finding]:
+def _scan(text: str, allow: tuple[str, ...], places: tuple[str, ...] = ()) -> list[Finding]:
     cands: list[tuple[int, int, Kind]] = []
     shadows: list[tuple[int, int]] = []
     for s, e, valid in _iban_shapes(text):
@@ -320,7 +320,7 @@ def _scan(text: str, allow: tuple[str, ...]) -> list[Finding]:
                  if c[2] is Kind.IBAN or (p := bisect_right(starts, c[0])) == 0
                  or reach[p - 1] < c[1]]
     if pii_names.may_hold_identity(text):   # protocol.md §8.5.7, §8.5.8
-        names, streets = pii_names.find(text, allow)
+        names, streets = pii_names.find(text, allow, places)
         cands.extend((s, e, Kind.PERSON_NAME) for s, e in names)
         cands.extend((s, e, Kind.STREET_ADDRESS) for s, e in streets)
     return _resolve(cands)
@@ -335,13 +335,28 @@ def _member_path(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
+def _neighbourhoods(value: Any, depth: int = 0) -> Iterator[str]:
+    """protocol.md §8.6: the string values of the members named ``neighbourhood``."""
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "neighbourhood" and isinstance(item, str):
+                yield item
+            else:
+                yield from _neighbourhoods(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _neighbourhoods(item, depth + 1)
+
+
 def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]],
-          allow: tuple[str, ...]) -> None:
+          allow: tuple[str, ...], places: tuple[str, ...]) -> None:
     if depth > MAX_DEPTH:
         raise MalformedError(f"value nested deeper than {MAX_DEPTH} levels",
                              details={"path": path})
     if isinstance(value, str):
-        out.extend((path, f) for f in _scan(value, allow))
+        out.extend((path, f) for f in _scan(value, allow, places))
     elif value is None or isinstance(value, (bool, int, float)):
         return
     elif isinstance(value, dict):
@@ -349,15 +364,15 @@ def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]],
             if not isinstance(key, str):
                 raise MalformedError(f"non-string member name in {path or '(top level)'}",
                                      details={"path": path})
-            in_key = _scan(key, allow)
+            in_key = _scan(key, allow, places)
             if in_key:   # the name itself is identifying: never put it in a path
                 out.extend((f"{path}[key {i}]", f) for f in in_key)
-                _walk(item, f"{path}[value of key {i}]", depth + 1, out, allow)
+                _walk(item, f"{path}[value of key {i}]", depth + 1, out, allow, places)
             else:
-                _walk(item, _member_path(path, key), depth + 1, out, allow)
+                _walk(item, _member_path(path, key), depth + 1, out, allow, places)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", depth + 1, out, allow)
+            _walk(item, f"{path}[{i}]", depth + 1, out, allow, places)
     else:
         raise MalformedError(f"not a JSON-like value at {path or '(top level)'}: "
                              f"{type(value).__name__}", details={"path": path})
@@ -372,7 +387,7 @@ def scan_value(value: Any, *, path: str = "",
     if not isinstance(path, str):
         raise MalformedError("path must be a str")
     out: list[tuple[str, Finding]] = []
-    _walk(value, path, 0, out, _allow_list(allow))
+    _walk(value, path, 0, out, _allow_list(allow), tuple(_neighbourhoods(value)))
     return out
 
 

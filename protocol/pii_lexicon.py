@@ -3,16 +3,17 @@
 Two sources:
 
 * **Deduce's lookup lists** (UMC Utrecht's de-identification library for Dutch clinical text,
-  PyPI ``deduce``, version :data:`DEDUCE_VERSION`, LGPL-3.0-or-later): Dutch first names,
+  PyPI ``deduce``, version :data:`DEDUCE_VERSION`; on its licence see ADR 0016): Dutch first names,
   surnames, interfixes, honorifics, initials, streets, places, hospitals, healthcare
   institutions, and the whitelist of common words, stop words and medical terms.  They are
   read as package data from the installed ``deduce`` distribution, unchanged and without
   importing ``deduce`` (which would pull in numpy and build its own structures): the package
   is located with :func:`importlib.util.find_spec` and read through :mod:`importlib.resources`,
   as :mod:`protocol.schema` reads its schemas.  No network, no writes.
-* **Built-in lists** below, normative in the specification: the kinship and role words that
-  announce a name, honorifics Deduce lacks, and words that are never a name (days, months,
-  feasts, compass points, and the organisations and services that Dutch care notes name).
+* **Built-in lists** below, normative in the specification: the words for relatives and roles
+  that announce a name, honorifics Deduce lacks, words that are not a name on their own (days,
+  months, feasts, compass points, services, care-note words that Deduce lists as names),
+  organisations, and the street suffixes.
 
 :func:`lexicon` builds everything once per process, on first use, under a lock; the result is
 immutable.  ``import protocol.pii`` does not load it.
@@ -35,7 +36,7 @@ _SRC = "data/lookup/src"
 
 # --- built-in lists (protocol.md §8.5.7, §8.5.8) ------------------------------------------------
 
-#: Honorifics in addition to Deduce's lst_prefix (which has meneer, mevrouw, dhr., mw., de heer, …).
+#: Honorifics in addition to Deduce's lst_prefix (meneer, mevrouw, dhr., mw., de heer, …).
 EXTRA_HONORIFICS = ("juffrouw", "mejuffrouw", "mevrouwtje", "familie", "fam", "wed",
                     "weduwe", "broeder", "pastoor", "dominee", "dokter", "meester",
                     "juf", "jonkheer", "jkvr", "jhr")
@@ -109,7 +110,8 @@ _SUSPECT = re.compile(r"[^a-z0-9 \n]")
 
 def key(phrase: str) -> str:
     """The lookup key of a word or phrase (protocol.md §8.5.7): its runs of letters and digits,
-    case-folded, joined by single spaces.  ``"Burg. de With-straat"`` -> ``"burg de with straat"``."""
+    case-folded, joined by single spaces: ``"Burg. de With-straat"`` -> ``"burg de with straat"``.
+    """
     return " ".join(_KEY_WORD.findall(phrase.casefold()))
 
 

@@ -130,19 +130,19 @@ def _phrase_end(t: _Tokens, i: int, phrases: Phrases) -> int:
 
 
 @lru_cache(maxsize=64)
-def allow_phrases(allow: tuple[str, ...]) -> Phrases:
-    """An allow-list as phrase keys (protocol.md §8.5.7: case-insensitive, whole words)."""
-    return Phrases.of(k for k in map(key, allow) if k)
+def phrases_of(words: tuple[str, ...]) -> Phrases:
+    """A caller's words and phrases as keys (an allow-list, a case's neighbourhood)."""
+    return Phrases.of(k for k in map(key, words) if k)
 
 
-def _mark_blocks(t: _Tokens, lx: Lexicon, allow: Phrases) -> None:
+def _mark_blocks(t: _Tokens, lx: Lexicon, allow: Phrases, places: Phrases) -> None:
     """protocol.md §8.5.7 "exclusions": mark common words, places, institutions and the
     allow-list's phrases (the longest phrase at each position, left to right)."""
     for i, k in enumerate(t.key):
         if t.word[i]:
             t.block[i] |= (_COMMON * (k in lx.whitelist)) | (_NEVER * (k in lx.never_names))
-    for phrases, flag in ((lx.places, _PLACE), (lx.institutions, _INSTITUTION),
-                          (allow, _ALLOWED)):
+    for phrases, flag in ((lx.places, _PLACE), (places, _PLACE),
+                          (lx.institutions, _INSTITUTION), (allow, _ALLOWED)):
         if not phrases.keys:
             continue
         i = 0
@@ -286,6 +286,8 @@ class _Names:
             if (end > e and ik not in _PREPOSITIONS
                     and not (ik in _ARTICLES and end == e + 1 and t.key[e] in lx.streets)):
                 return end
+            return i
+        if t.sentence_start(i):             # rule 5 not at a sentence's start: "Grond en …"
             return i
         return self.word_end(i, bare=True, listed=lx.surnames)   # rule 5: Jansen
 
@@ -435,12 +437,13 @@ class _Streets:
         return out
 
 
-def find(text: str, allow: tuple[str, ...] = ()) -> tuple[list[tuple[int, int]],
-                                                           list[tuple[int, int]]]:
-    """(name spans, street-address spans) in ``text``; builds the lexicon on first use."""
+def find(text: str, allow: tuple[str, ...] = (), places: tuple[str, ...] = ()
+         ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(name spans, street-address spans) in ``text``, with ``allow`` never a name or a street
+    and ``places`` read as places (protocol.md §8.6); builds the lexicon on first use."""
     lx = lexicon()
     t = _tokenise(text)
-    _mark_blocks(t, lx, allow_phrases(allow))
+    _mark_blocks(t, lx, phrases_of(allow), phrases_of(places))
     return _Names(t, lx).find(), _Streets(t, lx).find()
 
 
