@@ -26,10 +26,13 @@ HOUSE_NUMBER = (r"[1-9][0-9]{0,4}(?:[ -]?(?:bis|hs|huis)(?![^\W\d_])|[ -]?[A-Za-
 NUMBER_END = r"(?![0-9])(?![-\u2013./,][0-9])"
 BLANK = r"[ \t\u00a0]{0,3}"
 
-# protocol.md §8.5.7 "Tokens": the elided articles 't and 's, words (letters, with inner
-# apostrophes), runs of ASCII digits, and every other visible character on its own.
+# protocol.md §8.5.7 "Tokens": a run of word characters, hyphens and apostrophes with a digit
+# or "_" in it is one code ("12a", "ZD111222333", a key id); any other run is cut into the
+# elided articles 't and 's, words (letters, with inner apostrophes) and single characters.
+_RUN = re.compile(r"[\w'\u2019`-]+|\S")
+_CODE_CHAR = re.compile(r"[\d_]")
 _TOKEN = re.compile(r"(?P<word>['\u2019`][tsTS](?![^\W\d_])|[^\W\d_]+(?:['\u2019`][^\W\d_]+)*)"
-                    r"|(?P<digits>[0-9]+)|\S")
+                    r"|\S")
 _HOUSE_NUMBER_AT = re.compile(rf"{HOUSE_NUMBER}(?!\w){NUMBER_END}")
 _POSTCODE_AFTER = re.compile(rf"{BLANK}(?:[,;]{BLANK})?(?:\r?\n{BLANK})?{POSTCODE}")
 _NUMBER_WORDS = frozenset(("nummer", "nr", "no", "huisnummer", "huisnr"))
@@ -94,15 +97,23 @@ class _Tokens:
 
 def _tokenise(text: str) -> _Tokens:
     t = _Tokens(text, [], [], [], [], [], [])
-    for m in _TOKEN.finditer(text):
-        s = m.group()
-        is_word = m.lastgroup == "word"
-        t.start.append(m.start())
-        t.end.append(m.end())
-        t.key.append(key(s) if is_word else s if m.lastgroup == "digits" else "")
+
+    def add(start: int, end: int, k: str, is_word: bool) -> None:
+        s = text[start:end]
+        t.start.append(start)
+        t.end.append(end)
+        t.key.append(k)
         t.word.append(is_word)
         t.cap.append(is_word and s[0].isupper() and not s.isupper())
         t.block.append(0)
+
+    for run in _RUN.finditer(text):
+        if _CODE_CHAR.search(run.group()):
+            add(run.start(), run.end(), key(run.group()) or run.group(), False)
+            continue
+        for m in _TOKEN.finditer(text, run.start(), run.end()):
+            is_word = m.lastgroup == "word"
+            add(m.start(), m.end(), key(m.group()) if is_word else "", is_word)
     return t
 
 

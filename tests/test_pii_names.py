@@ -290,6 +290,26 @@ def test_name_and_street_findings_hold_no_text() -> None:
     assert Finding(kind="street_address", start=0, end=1).kind is Kind.STREET_ADDRESS
 
 
+# --- codes: letters glued to digits or "_" are never words ------------------------------
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_B64URL, min_size=8, max_size=64)
+       .filter(lambda s: any(c.isdigit() or c == "_" for c in s)))
+def test_a_key_id_or_other_code_is_never_a_name_or_street(code: str) -> None:
+    """A key id in an event's "by" field, a case id, a reference: a run of letters, digits,
+    "_" and "-" with a digit or "_" in it is one code, whatever letters it holds."""
+    assert [f.kind for f in scan(f"Actie door {code} gepland")] == []
+    assert check_anonymous({"kind": "action", "by": code}) is None
+
+
+def test_codes_among_words() -> None:
+    assert found("zaak ZD111Jansen en Kim_2 bellen") == []
+    assert found("melding van Kim, zaak A28") == [("person_name", "Kim")]
+
+
 # --- robustness: total, well-formed, linear --------------------------------------------
 
 _PIECES = ["Meneer ", "mevrouw ", "Mw. ", "dhr", ".", "de ", "van ", "den ", "der ", "'t ", "-",
