@@ -21,6 +21,7 @@ bench``); ``--quick`` does fewer rounds.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -124,12 +125,7 @@ def main() -> None:
     }
     path = write_result("pii", result)
     print(f"wrote {path.relative_to(ROOT)}")
-    per, fresh = result["per_note"], result["fresh_process"]
-    print(f"per 300-character note: {per['median_us']} µs (median round)")    # type: ignore[index]
-    print(f"import to first answer: {fresh['import_to_first_answer']['median_s']} s, "  # type: ignore[index]
-          f"bare interpreter {fresh['bare_interpreter']['median_s']} s")  # type: ignore[index]
-    for part, figures in result["corpus"].items():  # type: ignore[attr-defined]
-        print(f"{part}: recall {figures['recall']}, false alarms {figures['false_alarm_rate']}")
+    print(json.dumps({k: result[k] for k in ("per_note", "fresh_process", "corpus")}, indent=1))
 
 
 if __name__ == "__main__":
