@@ -4,10 +4,12 @@ A case's anonymous layer is readable by volunteers and other informal helpers, s
 identity (name, address, contact, BSN, date of birth) may only travel in sealed
 identity fields (design §3).  This module finds *identifiers* in free text —
 BSNs, phone numbers, e-mail addresses, postcode with house number, IBANs and full
-calendar dates — and says where, never what: a :class:`Finding` holds a kind and
-character offsets, not the matched text, so findings and the errors built from
-them can be logged.  Names are deliberately not detected (no reliable detector
-exists; see the spec).  Pure functions only: no clock, no files.
+calendar dates — and names of people and street addresses
+(:mod:`protocol.pii_names`, over the word lists of :mod:`protocol.pii_lexicon`), and says
+where, never what: a :class:`Finding` holds a kind and character offsets, not the matched
+text, so findings and the errors built from them can be logged.  Pure functions only: no
+clock, no network; the word lists are read once, from installed package data, the first
+time a text with a letter in it is scanned.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ import enum
 import json
 import re
 from bisect import bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from protocol import pii_names
 from protocol.errors import MalformedError, PolicyViolation
+from protocol.pii_names import BLANK as _BLANK
+from protocol.pii_names import HOUSE_NUMBER as _HOUSE_NO
+from protocol.pii_names import NUMBER_END as _NUM_END
+from protocol.pii_names import POSTCODE as _POSTCODE
 
 #: Deepest nesting :func:`scan_value` walks (also stops cyclic structures).
 MAX_DEPTH = 64
@@ -41,16 +48,20 @@ class Kind(enum.StrEnum):
     POSTCODE_HOUSE_NUMBER = "postcode_house_number"
     IBAN = "iban"
     BIRTH_DATE = "birth_date"
+    PERSON_NAME = "person_name"
+    STREET_ADDRESS = "street_address"
 
 
 _LABELS = {
     Kind.BSN: "BSN", Kind.PHONE: "phone number", Kind.EMAIL: "e-mail address",
     Kind.POSTCODE_HOUSE_NUMBER: "postcode with house number", Kind.IBAN: "IBAN",
     Kind.BIRTH_DATE: "full date (possible date of birth)",
+    Kind.PERSON_NAME: "name of a person", Kind.STREET_ADDRESS: "street address",
 }
 # protocol.md §8.4: of two overlapping candidates the longer wins; on equal length, this order.
 _PRIORITY = {k: i for i, k in enumerate((Kind.IBAN, Kind.EMAIL, Kind.PHONE, Kind.BSN,
-                                          Kind.POSTCODE_HOUSE_NUMBER, Kind.BIRTH_DATE))}
+                                          Kind.POSTCODE_HOUSE_NUMBER, Kind.BIRTH_DATE,
+                                          Kind.STREET_ADDRESS, Kind.PERSON_NAME))}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,7 +129,6 @@ def is_valid_iban(iban: str) -> bool:
 _SP = "[ \u00a0\u202f]"                                 # space, no-break spaces
 _SEP = rf"(?:{_SP}?[-\u2013./]{_SP}?|{_SP})?"           # phone digit separator
 _DG = rf"(?:{_SEP}[0-9])"
-_NUM_END = r"(?![0-9])(?![-\u2013./,][0-9])"            # not part of a longer number
 
 _BSN_RE = re.compile(
     r"(?<!\w)(?<![0-9][-.,/])(?:(?P<plain>[0-9]{9}|[0-9]{8})"
@@ -136,10 +146,6 @@ _PHONE_RE = re.compile(
 _EMAIL_LOCAL_RE = re.compile(r"[\w!#$%&*+=?^~-]+(?:\.[\w!#$%&*+=?^~-]+)*\Z")
 _EMAIL_DOMAIN_RE = re.compile(r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}(?![\w-])")
 
-_POSTCODE = r"[1-9][0-9]{3}(?:[ \u00a0]?(?!S[ADS])[A-Z]{2}|(?!s[ads])[a-z]{2})(?![^\W\d_])"
-_HOUSE_NO = (r"[1-9][0-9]{0,4}(?:[ -]?(?:bis|hs|huis)(?![^\W\d_])|[ -]?[A-Za-z](?![^\W\d_])"
-             r"|-[0-9]{1,4}|[ ][IVX]{1,4}(?![^\W\d_]))?")
-_BLANK = r"[ \t\u00a0]{0,3}"
 _POSTCODE_HN_RE = re.compile(
     rf"(?<!\w)(?<![0-9][-.,:/])(?:{_POSTCODE}{_BLANK}(?:[,;:/-]{_BLANK})?"       # 3811 AB 12
     rf"(?i:(?:huisnummer|huisnr|nummer|nr|no)\.?{_BLANK})?{_HOUSE_NO}(?!\w){_NUM_END}"
@@ -272,10 +278,28 @@ def _resolve(cands: list[tuple[int, int, Kind]]) -> list[Finding]:
     return out
 
 
-def scan(text: str) -> list[Finding]:
-    """All identifiers in ``text``, sorted by start, non-overlapping; ``[]`` if clean."""
+def _allow_list(allow: Iterable[str]) -> tuple[str, ...]:
+    """protocol.md §8.5.7: the allow-list is a collection of words and phrases (strings)."""
+    if isinstance(allow, (str, bytes)) or not isinstance(allow, Iterable):
+        raise MalformedError("allow must be a collection of strings, not "
+                             f"{type(allow).__name__}")
+    items = tuple(allow)
+    if not all(isinstance(a, str) for a in items):
+        raise MalformedError("allow must hold strings only")
+    return items
+
+
+def scan(text: str, *, allow: Iterable[str] = ()) -> list[Finding]:
+    """All identifiers in ``text``, sorted by start, non-overlapping; ``[]`` if clean.
+
+    ``allow``: words and phrases (a network's own towns, districts, partners) that are never
+    reported as a name or a street address (case-insensitive, whole words)."""
     if not isinstance(text, str):
         raise MalformedError(f"pii.scan expects a str, got {type(text).__name__}")
+    return _scan(text, _allow_list(allow))
+
+
+def _scan(text: str, allow: tuple[str, ...], places: tuple[str, ...] = ()) -> list[Finding]:
     cands: list[tuple[int, int, Kind]] = []
     shadows: list[tuple[int, int]] = []
     for s, e, valid in _iban_shapes(text):
@@ -295,6 +319,10 @@ def scan(text: str) -> list[Finding]:
         cands = [c for c in cands
                  if c[2] is Kind.IBAN or (p := bisect_right(starts, c[0])) == 0
                  or reach[p - 1] < c[1]]
+    if pii_names.may_hold_identity(text):   # protocol.md §8.5.7, §8.5.8
+        names, streets = pii_names.find(text, allow, places)
+        cands.extend((s, e, Kind.PERSON_NAME) for s, e in names)
+        cands.extend((s, e, Kind.STREET_ADDRESS) for s, e in streets)
     return _resolve(cands)
 
 
@@ -307,12 +335,28 @@ def _member_path(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]]) -> None:
+def _neighbourhoods(value: Any, depth: int = 0) -> Iterator[str]:
+    """protocol.md §8.6: the string values of the members named ``neighbourhood``."""
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "neighbourhood" and isinstance(item, str):
+                yield item
+            else:
+                yield from _neighbourhoods(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _neighbourhoods(item, depth + 1)
+
+
+def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]],
+          allow: tuple[str, ...], places: tuple[str, ...]) -> None:
     if depth > MAX_DEPTH:
         raise MalformedError(f"value nested deeper than {MAX_DEPTH} levels",
                              details={"path": path})
     if isinstance(value, str):
-        out.extend((path, f) for f in scan(value))
+        out.extend((path, f) for f in _scan(value, allow, places))
     elif value is None or isinstance(value, (bool, int, float)):
         return
     elif isinstance(value, dict):
@@ -320,36 +364,38 @@ def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]]) -> 
             if not isinstance(key, str):
                 raise MalformedError(f"non-string member name in {path or '(top level)'}",
                                      details={"path": path})
-            in_key = scan(key)
+            in_key = _scan(key, allow, places)
             if in_key:   # the name itself is identifying: never put it in a path
                 out.extend((f"{path}[key {i}]", f) for f in in_key)
-                _walk(item, f"{path}[value of key {i}]", depth + 1, out)
+                _walk(item, f"{path}[value of key {i}]", depth + 1, out, allow, places)
             else:
-                _walk(item, _member_path(path, key), depth + 1, out)
+                _walk(item, _member_path(path, key), depth + 1, out, allow, places)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", depth + 1, out)
+            _walk(item, f"{path}[{i}]", depth + 1, out, allow, places)
     else:
         raise MalformedError(f"not a JSON-like value at {path or '(top level)'}: "
                              f"{type(value).__name__}", details={"path": path})
 
 
-def scan_value(value: Any, *, path: str = "") -> list[tuple[str, Finding]]:
+def scan_value(value: Any, *, path: str = "",
+               allow: Iterable[str] = ()) -> list[tuple[str, Finding]]:
     """Walk a JSON-like value (dicts, lists, strings; numbers, bools, None ignored)
     and return ``(json_path, finding)`` for every identifier in its strings and member
-    names, in document order.  ``path`` prefixes every returned path."""
+    names, in document order.  ``path`` prefixes every returned path; ``allow`` is
+    :func:`scan`'s."""
     if not isinstance(path, str):
         raise MalformedError("path must be a str")
     out: list[tuple[str, Finding]] = []
-    _walk(value, path, 0, out)
+    _walk(value, path, 0, out, _allow_list(allow), tuple(_neighbourhoods(value)))
     return out
 
 
-def check_anonymous(value: Any, *, path: str = "") -> None:
+def check_anonymous(value: Any, *, path: str = "", allow: Iterable[str] = ()) -> None:
     """Return ``None`` if ``value`` may travel in the anonymous layer, else raise
     :class:`PolicyViolation` naming each finding's path, kind and offsets — never
-    the matched text."""
-    found = scan_value(value, path=path)
+    the matched text.  ``allow`` is :func:`scan`'s."""
+    found = scan_value(value, path=path, allow=allow)
     if not found:
         return None
     shown = "; ".join(f"{f.describe()} in {p or '(top level)'}"

@@ -56,8 +56,8 @@ POSITIVE = [
     ("woont op 3811 AB, nr. 12-2", "postcode_house_number", "3811 AB, nr. 12-2"),
     ("postcode 3811ab12", "postcode_house_number", "3811ab12"),
     ("1234 AB 5 bis", "postcode_house_number", "1234 AB 5 bis"),
-    ("Dorpsstraat 12, 3811 AB Amersfoort", "postcode_house_number", "12, 3811 AB"),
-    ("Dorpsstraat 12a\n3811 AB  Amersfoort", "postcode_house_number", "12a\n3811 AB"),
+    ("woont op 12, 3811 AB Amersfoort", "postcode_house_number", "12, 3811 AB"),
+    ("nummer 12a\n3811 AB  Amersfoort", "postcode_house_number", "12a\n3811 AB"),
     # IBAN
     ("huur gaat van NL91ABNA0417164300 af", "iban", "NL91ABNA0417164300"),
     ("rekening NL91 ABNA 0417 1643 00.", "iban", "NL91 ABNA 0417 1643 00"),
@@ -272,8 +272,8 @@ def _bsn_strategy() -> st.SearchStrategy[str]:
 
 _FORMATS = [lambda b: b, lambda b: f"{b[:3]}.{b[3:6]}.{b[6:]}",
             lambda b: f"{b[:3]} {b[3:6]} {b[6:]}", lambda b: f"{b[:4]} {b[4:6]} {b[6:]}"]
-_WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéëABCDEFGHIJKLMNOPQRSTUVWXYZ",
-                 min_size=1, max_size=12)
+# Lower-case filler: a capitalised word may be a name (§8.5.7), and these words must be clean.
+_WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéë", min_size=1, max_size=12)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -317,9 +317,14 @@ def test_scan_is_total_and_well_formed(text: str) -> None:
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20))
 def test_scan_value_paths_point_at_strings(value: object) -> None:
-    for path, finding in scan_value(value):
+    found = scan_value(value)
+    for path, finding in found:
         assert isinstance(path, str) and isinstance(finding, Finding)
-    assert (check_anonymous(value) is None) == (scan_value(value) == [])
+    if found:
+        with pytest.raises(PolicyViolation):
+            check_anonymous(value)
+    else:
+        assert check_anonymous(value) is None
 
 
 def test_no_digit_of_a_value_in_any_rendering() -> None:
