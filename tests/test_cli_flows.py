@@ -258,7 +258,8 @@ def test_pii_in_an_intake_is_refused_and_nothing_is_sent(world: World, case: str
     result = world.social.refused(1, "case", "create", world.network,
                                   "--intake-file", world.file("leaky.json", leaky))
     assert "refused" in result.stderr and "phone" in result.stderr.lower()
-    assert "06-12345678" not in result.stderr        # the refusal does not echo the PII
+    # The writer's own text is shown back on the terminal, never as output (ADR 0017).
+    assert "06-12345678" not in result.stdout and "[telefoon]" in result.stderr
     assert "nothing was sent" in result.stderr
     # Refused before the home is even opened: no passphrase needed to be told.
     early = world.social.run("case", "note", world.network, case, "--text", "BSN 111222333",
