@@ -17,7 +17,7 @@ import enum
 import json
 import re
 from bisect import bisect_right, insort
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,9 +295,11 @@ def _resolve(cands: list[tuple[int, int, Kind]]) -> list[Finding]:
     return out
 
 
-def scan(text: str, *, allow: Collection[str] = ()) -> list[Finding]:
+def scan(text: str, *, allow: Iterable[str] = ()) -> list[Finding]:
     """All identifiers in ``text``, sorted by start, non-overlapping; ``[]`` if clean.
-    ``allow``: words and phrases never reported as names or street addresses."""
+
+    ``allow``: words and phrases (a network's own towns, districts, partners) that are never
+    reported as a name or a street address (case-insensitive, whole words)."""
     if not isinstance(text, str):
         raise MalformedError(f"pii.scan expects a str, got {type(text).__name__}")
     cands: list[tuple[int, int, Kind]] = []
@@ -332,7 +334,7 @@ def _member_path(path: str, key: str) -> str:
 
 
 def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]],
-          allow: Collection[str]) -> None:
+          allow: Iterable[str]) -> None:
     if depth > MAX_DEPTH:
         raise MalformedError(f"value nested deeper than {MAX_DEPTH} levels",
                              details={"path": path})
@@ -360,18 +362,18 @@ def _walk(value: Any, path: str, depth: int, out: list[tuple[str, Finding]],
 
 
 def scan_value(value: Any, *, path: str = "",
-               allow: Collection[str] = ()) -> list[tuple[str, Finding]]:
+               allow: Iterable[str] = ()) -> list[tuple[str, Finding]]:
     """Walk a JSON-like value (dicts, lists, strings; numbers, bools, None ignored)
     and return ``(json_path, finding)`` for every identifier in its strings and member
     names, in document order.  ``path`` prefixes every returned path."""
     if not isinstance(path, str):
         raise MalformedError("path must be a str")
     out: list[tuple[str, Finding]] = []
-    _walk(value, path, 0, out, allow)
+    _walk(value, path, 0, out, tuple(allow))   # walked many times: never a one-shot iterator
     return out
 
 
-def check_anonymous(value: Any, *, path: str = "", allow: Collection[str] = ()) -> None:
+def check_anonymous(value: Any, *, path: str = "", allow: Iterable[str] = ()) -> None:
     """Return ``None`` if ``value`` may travel in the anonymous layer, else raise
     :func:`violation` of what :func:`scan_value` found: each finding's path, kind,
     offsets and placeholder — never the matched text."""
