@@ -88,6 +88,16 @@ def cheap_policy(kind: str) -> dict[str, Any]:
     return policy
 
 
+def create_network(w: World, *options: str) -> dict[str, Any]:
+    """The coordinator founds the neighbourhood network (cheap blind index) with ``options``."""
+    return dict(w.coord.json("network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
+                             "--kind", "neighbourhood",
+                             "--covenant-file", w.file("covenant.txt", COVENANT),
+                             "--server-fingerprint", w.server.fingerprint,
+                             "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")),
+                             *options))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("cli")
@@ -97,11 +107,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w = World(root, server)
         init_all(w, (w.coord, "Gemeente Amersfoort, regie"), (w.social, "Welzijn Amersfoort"),
                  (w.visit, "Vrijwillige Thuisbezoekers"))
-        created = w.coord.json("network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
-                               "--kind", "neighbourhood",
-                               "--covenant-file", w.file("covenant.txt", COVENANT),
-                               "--server-fingerprint", server.fingerprint,
-                               "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")))
+        created = create_network(w)
         assert created["fingerprint"] == w.coord.fingerprint
         assert created["server_fingerprint"] == server.fingerprint
         w.network = created["network"]

@@ -23,7 +23,7 @@ from protocol import pii
 from protocol.errors import PolicyViolation
 from tests.cli_harness import LiveServer
 from tests.server_harness import INTAKE
-from tests.test_cli_flows import COVENANT, World, admit, cheap_policy, init_all
+from tests.test_cli_flows import COVENANT, World, admit, create_network, init_all
 
 ALLOW_WORDS = ("Soesterkwartier", "Buurthuis De Kruiskamp")
 ALLOW_FILE = "# eigen woorden van het netwerk\n\nHuisartsenpraktijk De Vries\nsoesterkwartier\n"
@@ -41,14 +41,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         w = World(root, server)
         init_all(w, (w.coord, "Gemeente Amersfoort, regie"), (w.social, "Welzijn Amersfoort"))
-        created = w.coord.json(
-            "network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
-            "--kind", "neighbourhood", "--covenant-file", w.file("covenant.txt", COVENANT),
-            "--server-fingerprint", server.fingerprint,
-            "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")),
-            *[arg for word in ALLOW_WORDS for arg in ("--allow-word", word)],
-            "--allow-file", w.file("allow.txt", ALLOW_FILE))
-        w.network = created["network"]
+        w.network = create_network(w, *[arg for word in ALLOW_WORDS
+                                         for arg in ("--allow-word", word)],
+                                   "--allow-file", w.file("allow.txt", ALLOW_FILE))["network"]
         admit(w, w.social, "--ring", "core", "--party", "formal")
         w.case = w.social.json("case", "create", w.network,
                                "--intake-file", w.file("intake.json", INTAKE))["case"]

@@ -17,7 +17,7 @@ import pytest
 from client import ServerMisbehaviour
 from protocol.errors import PolicyViolation
 from tests.client_harness import (
-    COVENANT, INTAKE, make_partner, network_policy, running_server, server_fingerprint,
+    COVENANT, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
     standard_network,
 )
 from tests.tamper_proxy import tampered_server
@@ -76,10 +76,7 @@ async def test_a_server_that_widens_the_allow_list_is_caught(tmp_path: Path,
                 name="Buurtnetwerk Test", kind="neighbourhood", covenant=COVENANT,
                 server_fingerprint=server_fingerprint(env.url),
                 policy=network_policy("neighbourhood", pii_allow=ALLOW))
-            await coord.admit(network, member.bundle(), ring="core", party="formal",
-                              fingerprint=member.fingerprint)
-            member.trust(network, coord.fingerprint)
-            await member.accept_covenant(network, COVENANT)
+            await admit(coord, network, member, ring="core", party="formal")
             if contact == "known-network":
                 await member.sync(network)
 
