@@ -18,6 +18,7 @@ import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,24 +99,30 @@ def create_network(w: World, *options: str) -> dict[str, Any]:
                              *options))
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("cli")
+@contextmanager
+def served(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[World]:
+    """A running `schakel serve` and an empty world around it, stopped afterwards."""
+    root = tmp_path_factory.mktemp(name)
     server = LiveServer(root / "server-data")
     server.start()
     try:
-        w = World(root, server)
+        yield World(root, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with served(tmp_path_factory, "cli") as w:
         init_all(w, (w.coord, "Gemeente Amersfoort, regie"), (w.social, "Welzijn Amersfoort"),
                  (w.visit, "Vrijwillige Thuisbezoekers"))
         created = create_network(w)
         assert created["fingerprint"] == w.coord.fingerprint
-        assert created["server_fingerprint"] == server.fingerprint
+        assert created["server_fingerprint"] == w.server.fingerprint
         w.network = created["network"]
         admit(w, w.social, "--ring", "core", "--party", "formal", "--role", "professional-secrecy")
         admit(w, w.visit, "--ring", "core", "--party", "informal")
         yield w
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,8 @@ from client.cli import main
 from client.commands.guard import TextRefusal, explain, refuse_early, showing
 from protocol import pii
 from protocol.errors import PolicyViolation
-from tests.cli_harness import LiveServer
 from tests.server_harness import INTAKE
-from tests.test_cli_flows import COVENANT, World, admit, create_network, init_all
+from tests.test_cli_flows import COVENANT, World, admit, create_network, init_all, served
 
 ALLOW_WORDS = ("Soesterkwartier", "Buurthuis De Kruiskamp")
 ALLOW_FILE = "# eigen woorden van het netwerk\n\nHuisartsenpraktijk De Vries\nsoesterkwartier\n"
@@ -35,11 +34,7 @@ SOME_KEY = "A" * 43
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("cli-pii")
-    server = LiveServer(root / "server-data")
-    server.start()
-    try:
-        w = World(root, server)
+    with served(tmp_path_factory, "cli-pii") as w:
         init_all(w, (w.coord, "Gemeente Amersfoort, regie"), (w.social, "Welzijn Amersfoort"))
         w.network = create_network(w, *[arg for word in ALLOW_WORDS
                                          for arg in ("--allow-word", word)],
@@ -48,8 +43,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.case = w.social.json("case", "create", w.network,
                                "--intake-file", w.file("intake.json", INTAKE))["case"]
         yield w
-    finally:
-        server.stop()
 
 
 def events(world: World) -> int:
