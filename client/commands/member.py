@@ -10,8 +10,8 @@ import click
 from client.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
-from client.commands.network import MEMBER_COLUMNS
 from client.commands.guard import EPILOG as GUARD_EPILOG
+from client.commands.network import MEMBER_COLUMNS
 from client.commands.output import emit, plain, table
 from keys import Fingerprint, verify_key_bundle
 

@@ -193,7 +193,7 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
         ("informal classes", cell(policy.get("informal_classes"))),
         ("anonymous signals", cell(policy.get("anonymous_signals"))),
         ("PII allow-list", cell(policy.get("pii_allow")) if policy.get("pii_allow")
-         else "none (names and street addresses are always refused)"),
+         else "none"),
         ("bemoeizorg", "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
          if bemoeizorg else "not enabled"),
         ("cases", f"{info['cases']} ({info['open_cases']} open)"),

@@ -13,8 +13,7 @@ import click
 from client.commands.common import (
     json_option, partner_options, read_object_file, with_partner,
 )
-from client.commands.guard import EPILOG as GUARD_EPILOG
-from client.commands.guard import advise
+from client.commands.guard import EPILOG as GUARD_EPILOG, advise
 from client.commands.output import emit, plain, table
 from protocol.errors import MalformedError
 from protocol.objects.plaintext import SEVERITIES
