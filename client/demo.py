@@ -888,7 +888,7 @@ class Scenario:
         await t.holds("and records its review: approved",
                       lambda: self.c.privacy.p.review(
                           self.oggz, invocation, approved=True,
-                          note="Grond en onderbouwing passen bij het convenant."))
+                          note="De grond en de onderbouwing passen bij het convenant."))
 
     # ------------------------------------------------------------------ 7. referral
 

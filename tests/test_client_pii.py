@@ -23,7 +23,7 @@ from tests.client_harness import (
 from tests.tamper_proxy import tampered_server
 from tests.test_client_core import requests_served
 
-ALLOW = ["Soesterkwartier", "Buurthuis De Kruiskamp", "Huisartsenpraktijk De Vries"]
+ALLOW = ["Soesterkwartier", "Buurthuis De Kruiskamp", "Buurthuis Jan van Galen"]
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ async def test_an_allow_listed_name_passes_in_its_own_network_only(world: Any) -
     other = await cast.coordinator.create_network(
         name="Buurtnetwerk Leusderkwartier", kind="neighbourhood", covenant=COVENANT,
         server_fingerprint=server_fingerprint(url), policy=network_policy("neighbourhood"))
-    intake = {**INTAKE, "summary": "Komt niet meer bij Huisartsenpraktijk De Vries."}
+    intake = {**INTAKE, "summary": "Komt elke week in Buurthuis Jan van Galen."}
     assert await cast.coordinator.consult(cast.network, intake)
     with pytest.raises(PolicyViolation) as caught:
         await cast.coordinator.consult(other, intake)

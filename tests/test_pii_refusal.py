@@ -166,7 +166,7 @@ def test_mevrouw_jansen_on_the_soesterweg_is_refused_with_both_spans() -> None:
 
 @NOT_YET
 def test_an_allow_listed_name_passes_and_the_same_text_without_the_list_does_not() -> None:
-    text = "Doorverwezen naar Huisartsenpraktijk De Vries."
+    text = "Komt elke week in Buurthuis Jan van Galen."      # a venue named after a person
     assert [f.kind for f in pii.scan(text)] == [Kind.PERSON_NAME]
-    assert pii.scan(text, allow=("huisartsenpraktijk de vries",)) == []
-    assert pii.scan_value({"text": text}, allow=("Huisartsenpraktijk De Vries",)) == []
+    assert pii.scan(text, allow=("buurthuis jan van galen",)) == []
+    assert pii.scan_value({"text": text}, allow=("Buurthuis Jan van Galen",)) == []

@@ -40,13 +40,15 @@ postcode with house number, an IBAN (with valid check digits), a full date from 
 
 Names and streets are found with Deduce's lists of Dutch first names, surnames and
 street names and a few rules: a capitalised name after an honorific (meneer, mevrouw,
-dhr., mw., de heer) or a kinship word (zijn dochter Anja); a listed first name or
-surname on its own, also with initials or a prefix (Anja, Jansen, J.P. Smits, van den
-Berg, De Boer); a street name with a house number (with or without "nummer"); and a
-word with a street suffix on its own (aan de Bilderdijkstraat). A name in none of the
-lists that follows no honorific or kinship word may pass; so may identifiers written
-out in words or split over two fields, licence plates, and passport, patient or
-insurance numbers.
+dhr., mw., de heer) or a kinship word (zijn dochter Anja, de buurman Kees); a listed
+first name or surname on its own, also with initials or a prefix (Anja, Jansen, J.P.
+Smits, van den Berg, De Boer); a street name with a house number (with or without
+"nummer"); and a capitalised word with a street suffix on its own (aan de
+Bilderdijkstraat). An ordinary word that is also a listed name is refused where it
+stands capitalised (Roos belde). A name in none of the lists that follows no honorific
+or kinship word may pass; so may a name written in lower case or in capitals only,
+initials alone (meneer J.), identifiers written out in words or split over two fields,
+licence plates, and passport, patient or insurance numbers.
 
 Not refused: towns and districts (Amersfoort, Soesterkwartier), organisations and
 services (GGD, Veilig Thuis, Leger des Heils), roles and kinship words without a name
