@@ -33,22 +33,24 @@ import structlog
 from client.commands.audit import audit
 from client.commands.bemoeizorg import bemoeizorg
 from client.commands.case import case
-from client.commands.common import SERVER_META
+from client.commands.common import JSON_META, SERVER_META
 from client.commands.consent import consent
 from client.commands.demo import demo
 from client.commands.duties import duties
 from client.commands.grant import grant
+from client.commands.guard import explain
 from client.commands.init import init, keys_bundle, whoami
 from client.commands.keys import keys
 from client.commands.member import member
 from client.commands.network import network, sync
+from client.commands.output import print_json
 from client.commands.report import report
 from client.commands.review import review
 from client.commands.signal import signal
 from client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
 from protocol.errors import (
-    ContextMismatchError, DecryptionError, KeystoreError, ProofError, ProtocolError,
-    SignatureError, UntrustedKeyError,
+    ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
+    ProtocolError, SignatureError, UntrustedKeyError,
 )
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
@@ -179,20 +181,30 @@ def exit_code(error: ProtocolError) -> int:
     return EXIT_REFUSED
 
 
-PII_HINT = ("take the name, phone number, BSN, e-mail address or postcode with house number "
-            "out of the text; identity belongs in the sealed identity (--identity-file, "
-            "--given-names …), which only releases open")
+PII_HINT = ("replace each identifier by its placeholder ([naam], [telefoon], …) as "
+            "suggested, or leave it out; who the person is belongs in the sealed identity "
+            "(--identity-file, --given-names …), which only releases open")
 EARLY = "refused before sending: "
 
 
-def fail(error: ProtocolError) -> NoReturn:
-    """Print a refusal a person can act on (what, why, what to do) and exit with its code."""
+def fail(error: ProtocolError, *, as_json: bool = False) -> NoReturn:
+    """Print a refusal a person can act on (what, why, what to do) and exit with its code.
+    With ``as_json`` the error object is also printed on standard output, and a PII
+    refusal shows offsets only, never the text."""
     details = error.details or {}
     message = error.message
     early = bool(details.get("early")) or message.startswith(EARLY)
     if message.startswith(EARLY):
         message = message[len(EARLY):]
-    if isinstance(error, ServerMisbehaviour):
+    if as_json:
+        print_json(error.to_wire())
+    pii_refusal = isinstance(error, PolicyViolation) and details.get("findings") is not None
+    if pii_refusal:
+        _say("schakel: refused: the PII guard found identifying data in the text "
+             "(docs/protocol.md §8)")
+        for line in explain(error, with_text=not as_json):
+            _say(line)
+    elif isinstance(error, ServerMisbehaviour):
         if message.startswith(f"{error.what}: "):
             message = message[len(error.what) + 2:]
         _say(f"schakel: the server misbehaved ({error.what}): {message}")
@@ -204,11 +216,8 @@ def fail(error: ProtocolError) -> NoReturn:
     reason = details.get("reason")
     if isinstance(reason, str):
         _say(f"  reason: {reason}" + (f": {REASONS[reason]}" if reason in REASONS else ""))
-    if details.get("findings") is not None:
-        hint: str | None = PII_HINT
-    else:
-        hint = HINTS.get(error.code)
-    if early or details.get("findings") is not None:
+    hint = PII_HINT if pii_refusal else HINTS.get(error.code)
+    if early or pii_refusal:
         _say("  nothing was sent to the server")
     if isinstance(error, ServerRefused) and error.code in SERVER_HINTS:
         hint = SERVER_HINTS[error.code]
@@ -312,7 +321,7 @@ class SchakelGroup(click.Group):
         except ServerUnreachable as error:
             unreachable(error.details.get("server") or ctx.meta.get(SERVER_META), error)
         except ProtocolError as error:
-            fail(error)
+            fail(error, as_json=bool(ctx.meta.get(JSON_META)))
         except (aiohttp.ClientConnectionError, aiohttp.InvalidURL, asyncio.TimeoutError) as error:
             unreachable(ctx.meta.get(SERVER_META), error)
         except aiohttp.ClientResponseError as error:

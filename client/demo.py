@@ -39,6 +39,7 @@ import aiohttp
 from client.partner import Partner
 from client.signals import anonymous_signal, anonymous_status
 from keys import KdfParams
+from protocol import pii
 from protocol.crypto import random_bytes
 from protocol.encoding import b64e
 from protocol.errors import ProtocolError
@@ -369,6 +370,9 @@ CONSULT_INTAKE = {"kind": "intake", "age_band": "85+", "neighbourhood": "Soester
                   "summary": "Consultatieve vraag: een mevrouw vergeet haar medicijnen en wil "
                              "geen hulp van buiten. Hoe krijgen we haar in beeld zonder haar "
                              "te overvallen?"}
+#: Social work's first draft of the man's intake: his name and his daughter's number in it.
+DRAFT_SUMMARY = ("Meneer de Vries woont alleen sinds zijn vrouw overleed en eet slecht. "
+                 "Dochter: 06-12345678.")
 DRIVER_CONCERN = ("Ik rij voor de vrijwillige vervoersdienst. Een oudere meneer aan de "
                   "Soesterweg laat al weken niemand binnen, de brievenbus puilt uit en hij "
                   "zegt dat hij niet meer eet.")
@@ -661,16 +665,18 @@ class Scenario:
     async def elderly_man(self) -> None:
         t, mw, church = self.t, self.c.maatschappelijk_werk, self.c.bezoekwerk
         t.section("4. Social work brings in the isolated man, with his consent")
-        draft = {**MAN_INTAKE, "summary": MAN_INTAKE["summary"] + " Dochter: 06-12345678."}
+        draft = {**MAN_INTAKE, "summary": DRAFT_SUMMARY}
         await self.sync(self.nb, self.c.welzijn)
         before = len(self.c.welzijn.p.cases(self.nb))
-        await t.refused("the PII guard reads the anonymous layer before anything is sent",
-                        lambda: mw.p.create_case(self.nb, draft, identity=MAN),
-                        code="policy_violation")
+        refusal = await t.refused("the PII guard reads the anonymous layer before anything is "
+                                  "sent", lambda: mw.p.create_case(self.nb, draft, identity=MAN),
+                                  code="policy_violation")
+        self._show_where(refusal, DRAFT_SUMMARY, mw)
         await self.sync(self.nb, self.c.welzijn)
         t.check(len(self.c.welzijn.p.cases(self.nb)) == before,
                 "nothing reached the server: the coordinator's sync finds no new case")
-        t.note("moves the phone number out of the story (it belongs in a sealed class)", mw.name)
+        t.note("writes \"woont alleen\" without his name and moves the number out of the story "
+               "(both are in the sealed identity)", mw.name)
         self.man_case = await t.holds(
             "the case is created: anonymous intake, identity sealed per class",
             lambda: mw.p.create_case(self.nb, MAN_INTAKE, identity=MAN))
@@ -724,6 +730,19 @@ class Scenario:
             reason="informal-class-not-allowed")
         if consent is not None:
             await self._server_refuses_official(consent)
+
+    def _show_where(self, refusal: BaseException | None, text: str, org: Org) -> None:
+        """What the refusal shows the writer: each finding's kind and place, and the
+        summary with placeholders (docs/protocol.md §8.2)."""
+        details = getattr(refusal, "details", None) or {}
+        found = [pii.Finding(kind=f["kind"], start=f["start"], end=f["end"])
+                 for f in details.get("findings") or [] if f.get("path") == "summary"]
+        for f in found:
+            self.t.note(f"is shown: {f.label} at \"{text[f.start:f.end]}\" \u2192 "
+                        f"{f.placeholder}", org.name)
+        rewrite = pii.redact(text, found) if found else text
+        self.t.check(bool(found) and "06-12345678" not in rewrite and "[telefoon]" in rewrite,
+                     f"the refusal says where and what, and suggests: \"{_short(rewrite, 90)}\"")
 
     async def _church_action(self) -> int:
         return await self.c.bezoekwerk.p.add_event(self.nb, self.man_case, {
@@ -869,7 +888,7 @@ class Scenario:
         await t.holds("and records its review: approved",
                       lambda: self.c.privacy.p.review(
                           self.oggz, invocation, approved=True,
-                          note="Grond en onderbouwing passen bij het convenant."))
+                          note="De grond en de onderbouwing passen bij het convenant."))
 
     # ------------------------------------------------------------------ 7. referral
 

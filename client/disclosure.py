@@ -175,7 +175,7 @@ class DisclosureOps(FlowBase):
         if valid_days < 1:
             raise MalformedError("a consent is valid for at least one day",
                                  details={"field": "valid_days"})
-        self._refuse_pii({"purpose": purpose})
+        self._refuse_pii(network, {"purpose": purpose})
         _, rules = await self._rules(network)
         classes = tuple(sorted(set(classes)))
         unknown = set(classes) - rules.classes
@@ -204,7 +204,7 @@ class DisclosureOps(FlowBase):
         """Revoke a consent (§D.2): later releases under it are denied at once, and the
         server sends a purge instruction to every partner that received classes under
         it.  Returns the ids of those instructions."""
-        self._refuse_pii({"reason": reason})
+        self._refuse_pii(network, {"reason": reason})
         envelope = ConsentRevocation(network=network, consent=consent, case=case,
                                      acting_user=self.acting_user, at=self._stamp(),
                                      reason=reason).sign(self.keys.signer)
@@ -278,7 +278,7 @@ class DisclosureOps(FlowBase):
         verified — the grantee's membership, the case kind, the consent — and a request
         it would deny is refused here (``PolicyViolation``, ``details.reason``, the
         policy's explanation) and never sent."""
-        self._refuse_pii({"reason": reason})
+        self._refuse_pii(network, {"reason": reason})
         tv, rules = await self._rules(network)
         wanted = frozenset(classes)
         if not wanted:
@@ -564,7 +564,7 @@ class DisclosureOps(FlowBase):
         """An auditor's review of an invocation (§D.6): the justification sealed to this
         auditor is opened first — a review of something not read is no review — and the
         note, which the server stores, is PII-guarded."""
-        self._refuse_pii({"note": note})
+        self._refuse_pii(network, {"note": note})
         await self.justification(network, invocation)
         envelope = Review(network=network, invocation=invocation,
                           outcome="approved" if approved else "questioned", note=note,

@@ -216,10 +216,20 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
         self.state.record_misbehaviour(network, what, message, _jsonable(details))
         return error
 
-    def _refuse_pii(self, obj: Any) -> None:
-        """The PII guard (protocol.pii) on an anonymous-layer plaintext: identifying
-        data is refused here, before any request is built."""
-        pii.check_anonymous(obj)
+    def pii_allow(self, network: str) -> tuple[str, ...]:
+        """The allow-list of the network policy this partner verified (protocol.md §N.2),
+        read without a request: ``()`` before the network's first sync."""
+        anchor = self.config.trusted.get(network)
+        view = None if anchor is None else local_view(
+            network=network, anchor=anchor, state=self.state, now=self._now(),
+            misbehaving=self._misbehaving)
+        return view.pii_allow if view is not None else ()
+
+    def _refuse_pii(self, network: str, obj: Any) -> None:
+        """The PII guard (protocol.pii) on a text bound for ``network``, with the network
+        policy's allow-list: identifying data is refused here, before any request is
+        built (protocol.md §16.7)."""
+        pii.check_anonymous(obj, allow=self.pii_allow(network))
 
     def _header(self, network: str, case: str) -> CaseHeader:
         env = self.state.get_doc("header", (network, case))
@@ -426,7 +436,7 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
         case re-keyed to it; shell: the cases shared with it re-keyed.  The shell
         partners that keep a share get the new version (so the removed member's old keys
         open nothing written afterwards)."""
-        self._refuse_pii({"reason": reason})
+        self._refuse_pii(network, {"reason": reason})
         tv = await self._trusted(network)
         info = tv.member(member)
         if info is None:
@@ -581,17 +591,17 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
         """A consult: a case without identity (no records, envelopes or tokens)."""
         return await self._new_case(network, intake, identity={}, kind="consult")
 
-    def _intake(self, intake: Mapping[str, Any]) -> dict[str, Any]:
+    def _intake(self, network: str, intake: Mapping[str, Any]) -> dict[str, Any]:
         value = dict(intake)
         value.setdefault("kind", "intake")
-        self._refuse_pii(value)
+        self._refuse_pii(network, value)
         if not isinstance(parse_anonymous_event(value), Intake):
             raise MalformedError("the first event of a case is an intake")
         return value
 
     async def _new_case(self, network: str, intake: Mapping[str, Any], *,
                         identity: Mapping[str, Mapping[str, Any]], kind: str) -> str:
-        plain = self._intake(intake)                      # before any request
+        plain = self._intake(network, intake)             # before any request
         tv = await self._trusted(network)
         policy_classes = set(tv.policy["classes"])
         records: dict[str, dict[str, Any]] = {}
@@ -688,7 +698,7 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
         checked against the action rule before sending).  A concurrent write makes the
         server answer 409: re-sync and rebuild on top of it.  Returns the event's seq."""
         value = dict(plaintext)
-        self._refuse_pii(value)
+        self._refuse_pii(network, value)
         parsed = parse_anonymous_event(value)
         if parsed.KIND == "intake":
             raise MalformedError("an intake is only the first event of a case")
@@ -746,7 +756,7 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
     async def share(self, network: str, case: str, partner: str, *, reason: str) -> None:
         """Share the case's current case key with ``partner`` (coordinator; flow 6).
         The reason is cleartext the server stores: the PII guard runs on it first."""
-        self._refuse_pii({"reason": reason})
+        self._refuse_pii(network, {"reason": reason})
         tv = await self._trusted(network)
         member = self._recipient(tv, partner)
         if summary(self.state, network, case) is None or \
@@ -762,7 +772,7 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
                               reason: str) -> None:
         """Share every earlier case-key version this partner holds with ``member`` (a
         core member that joined after the case was created reads its history)."""
-        self._refuse_pii({"reason": reason})
+        self._refuse_pii(network, {"reason": reason})
         tv = await self._trusted(network)
         recipient = self._recipient(tv, member)
         await self._pull(network, tv)

@@ -84,7 +84,7 @@ class ReferralOps(FlowBase):
         if to_network == network:
             raise MalformedError("a referral goes to another network",
                                  details={"field": "to_network"})
-        self._refuse_pii({"reason": reason})
+        self._refuse_pii(network, {"reason": reason})
         source = await self._trusted(network)
         if not source.is_coordinator(self.key_id):
             raise MalformedError("only the sending network's coordinator refers a case",
@@ -96,8 +96,8 @@ class ReferralOps(FlowBase):
         intake = intake_of(view.state)
         note = summary_note(view.state, network_name=source.name, reason=reason)
         # The PII guard runs on both before anything reaches the receiving network.
-        self._refuse_pii(intake)
-        self._refuse_pii({"kind": "note", "text": note})
+        self._refuse_pii(to_network, intake)
+        self._refuse_pii(to_network, {"kind": "note", "text": note})
         if consent is not None:
             self._refuse_referral_early(network, case, consent,
                                         (await self._trusted(to_network)).coordinator_key_id)

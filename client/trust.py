@@ -105,6 +105,11 @@ class TrustView:
     def covenant(self) -> bytes:
         return self.verified.covenant
 
+    @property
+    def pii_allow(self) -> tuple[str, ...]:
+        """The policy's allow-list for the PII guard (protocol.md §N.2), ``()`` if none."""
+        return tuple(self.policy.get("pii_allow") or ())
+
     # ---------------------------------------------------------------- membership rules
 
     def _revoked(self, m: Member, when: datetime) -> bool:

@@ -19,7 +19,7 @@ import enum
 import json
 import re
 from bisect import bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,16 @@ _LABELS = {
     Kind.BIRTH_DATE: "full date (possible date of birth)",
     Kind.PERSON_NAME: "name of a person", Kind.STREET_ADDRESS: "street address",
 }
+#: protocol.md §8.2: what a writer is offered instead of each kind, in Dutch like the notes.
+#: No placeholder holds a digit, an ``@`` or a capitalised word: a rewrite holds nothing to find.
+PLACEHOLDERS = {
+    Kind.BSN: "[BSN]", Kind.PHONE: "[telefoon]", Kind.EMAIL: "[e-mail]",
+    Kind.POSTCODE_HOUSE_NUMBER: "[postcode]", Kind.IBAN: "[IBAN]", Kind.BIRTH_DATE: "[datum]",
+    Kind.PERSON_NAME: "[naam]", Kind.STREET_ADDRESS: "[straat]",
+}
+#: protocol.md §8.2: the kinds a network's allow-list can excuse.  The others are
+#: identifiers with a checkable shape, which no word of a network turns into prose.
+ALLOWABLE_KINDS = frozenset({Kind.PERSON_NAME, Kind.STREET_ADDRESS})
 # protocol.md §8.4: of two overlapping candidates the longer wins; on equal length, this order.
 _PRIORITY = {k: i for i, k in enumerate((Kind.IBAN, Kind.EMAIL, Kind.PHONE, Kind.BSN,
                                           Kind.POSTCODE_HOUSE_NUMBER, Kind.BIRTH_DATE,
@@ -86,9 +96,19 @@ class Finding:
         if not 0 <= self.start < self.end:
             raise MalformedError("Finding needs 0 <= start < end")
 
+    @property
+    def label(self) -> str:
+        """The kind in words, e.g. ``"phone number"``."""
+        return _LABELS[self.kind]
+
+    @property
+    def placeholder(self) -> str:
+        """What the writer may write instead, e.g. ``"[telefoon]"`` (protocol.md §8.2)."""
+        return PLACEHOLDERS[self.kind]
+
     def describe(self) -> str:
         """E.g. ``"phone number at characters 34–45"`` (``end`` exclusive)."""
-        return f"{_LABELS[self.kind]} at characters {self.start}\u2013{self.end}"
+        return f"{self.label} at characters {self.start}\u2013{self.end}"
 
     __str__ = describe
 
@@ -393,22 +413,54 @@ def scan_value(value: Any, *, path: str = "",
 
 def check_anonymous(value: Any, *, path: str = "", allow: Iterable[str] = ()) -> None:
     """Return ``None`` if ``value`` may travel in the anonymous layer, else raise
-    :class:`PolicyViolation` naming each finding's path, kind and offsets — never
-    the matched text.  ``allow`` is :func:`scan`'s."""
+    :func:`violation` of what :func:`scan_value` found: each finding's path, kind,
+    offsets and placeholder — never the matched text.  ``allow`` is :func:`scan`'s."""
     found = scan_value(value, path=path, allow=allow)
+    if found:
+        raise violation(found)
+
+
+def violation(found: Sequence[tuple[str, Finding]]) -> PolicyViolation:
+    """The refusal of protocol.md §8.6 for ``(path, finding)`` pairs (``found`` not empty).
+
+    The message names the first findings and their placeholders; ``details`` is
+    ``{"count", "findings": [{"path", "kind", "start", "end", "placeholder"}, ...]}``.
+    Neither holds matched text, so both may be logged."""
     if not found:
-        return None
-    shown = "; ".join(f"{f.describe()} in {p or '(top level)'}"
+        raise ValueError("a refusal needs at least one finding")
+    shown = "; ".join(f"{f.describe()} in {p or '(top level)'} (write {f.placeholder})"
                       for p, f in found[:MAX_MESSAGE_FINDINGS])
     more = len(found) - MAX_MESSAGE_FINDINGS
-    raise PolicyViolation(
+    return PolicyViolation(
         f"identifying data in the anonymous layer: {shown}"
         + (f"; and {more} more" if more > 0 else "")
-        + " — move it to a sealed identity field",
+        + " — write the placeholder instead; identity belongs in a sealed identity field",
         details={"count": len(found), "findings": [
-            {"path": p, "kind": f.kind.value, "start": f.start, "end": f.end}
+            {"path": p, "kind": f.kind.value, "start": f.start, "end": f.end,
+             "placeholder": f.placeholder}
             for p, f in found[:MAX_DETAIL_FINDINGS]]})
 
 
-__all__ = ["Kind", "Finding", "scan", "scan_value", "check_anonymous", "passes_elfproef",
-           "is_valid_iban", "MAX_DEPTH", "BIRTH_YEAR_MIN", "BIRTH_YEAR_MAX"]
+def redact(text: str, findings: Iterable[Finding]) -> str:
+    """``text`` with the span of each finding replaced by its placeholder: the rewrite a
+    writer is offered (protocol.md §8.2), e.g. ``"Bel [telefoon]."``.  ``findings`` are
+    those :func:`scan` gave for ``text`` (in any order); a span outside ``text`` or two
+    overlapping spans are :class:`MalformedError`."""
+    if not isinstance(text, str):
+        raise MalformedError(f"pii.redact expects a str, got {type(text).__name__}")
+    spans = sorted(findings, key=lambda f: f.start)
+    if any(not isinstance(f, Finding) for f in spans):
+        raise MalformedError("pii.redact expects findings")
+    parts, done = [], 0
+    for f in spans:
+        if f.start < done or f.end > len(text):
+            raise MalformedError("findings must lie in the text and not overlap",
+                                 details={"start": f.start, "end": f.end})
+        parts += [text[done:f.start], f.placeholder]
+        done = f.end
+    return "".join([*parts, text[done:]])
+
+
+__all__ = ["Kind", "Finding", "PLACEHOLDERS", "ALLOWABLE_KINDS", "scan", "scan_value",
+           "check_anonymous", "violation", "redact", "passes_elfproef", "is_valid_iban",
+           "MAX_DEPTH", "BIRTH_YEAR_MIN", "BIRTH_YEAR_MAX"]

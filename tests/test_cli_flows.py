@@ -18,6 +18,7 @@ import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,28 +89,40 @@ def cheap_policy(kind: str) -> dict[str, Any]:
     return policy
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("cli")
+def create_network(w: World, *options: str) -> dict[str, Any]:
+    """The coordinator founds the neighbourhood network (cheap blind index) with ``options``."""
+    return dict(w.coord.json("network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
+                             "--kind", "neighbourhood",
+                             "--covenant-file", w.file("covenant.txt", COVENANT),
+                             "--server-fingerprint", w.server.fingerprint,
+                             "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")),
+                             *options))
+
+
+@contextmanager
+def served(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[World]:
+    """A running `schakel serve` and an empty world around it, stopped afterwards."""
+    root = tmp_path_factory.mktemp(name)
     server = LiveServer(root / "server-data")
     server.start()
     try:
-        w = World(root, server)
+        yield World(root, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with served(tmp_path_factory, "cli") as w:
         init_all(w, (w.coord, "Gemeente Amersfoort, regie"), (w.social, "Welzijn Amersfoort"),
                  (w.visit, "Vrijwillige Thuisbezoekers"))
-        created = w.coord.json("network", "create", "--name", "Buurtnetwerk 55+ Soesterkwartier",
-                               "--kind", "neighbourhood",
-                               "--covenant-file", w.file("covenant.txt", COVENANT),
-                               "--server-fingerprint", server.fingerprint,
-                               "--policy-file", w.file("policy.json", cheap_policy("neighbourhood")))
+        created = create_network(w)
         assert created["fingerprint"] == w.coord.fingerprint
-        assert created["server_fingerprint"] == server.fingerprint
+        assert created["server_fingerprint"] == w.server.fingerprint
         w.network = created["network"]
         admit(w, w.social, "--ring", "core", "--party", "formal", "--role", "professional-secrecy")
         admit(w, w.visit, "--ring", "core", "--party", "informal")
         yield w
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +271,8 @@ def test_pii_in_an_intake_is_refused_and_nothing_is_sent(world: World, case: str
     result = world.social.refused(1, "case", "create", world.network,
                                   "--intake-file", world.file("leaky.json", leaky))
     assert "refused" in result.stderr and "phone" in result.stderr.lower()
-    assert "06-12345678" not in result.stderr        # the refusal does not echo the PII
+    # The writer's own text is shown back on the terminal, never as output (ADR 0017).
+    assert "06-12345678" not in result.stdout and "[telefoon]" in result.stderr
     assert "nothing was sent" in result.stderr
     # Refused before the home is even opened: no passphrase needed to be told.
     early = world.social.run("case", "note", world.network, case, "--text", "BSN 111222333",

@@ -176,6 +176,18 @@ def test_the_key_refusals_are_shown(demo: DemoRun, who: str, refusal: str) -> No
     assert refused, f"no passed check shows {who!r} refused with {refusal!r}"
 
 
+def test_the_pii_refusal_shows_where_and_suggests_a_rewrite(demo: DemoRun) -> None:
+    shown = [line for line in demo.passed if "the refusal says where and what" in line]
+    assert shown and "[telefoon]" in shown[0] and "06-12345678" not in shown[0]
+    assert 'is shown: phone number at "06-12345678" \u2192 [telefoon]' in demo.stdout
+
+
+def test_the_pii_refusal_names_the_man_and_suggests_naam(demo: DemoRun) -> None:
+    shown = [line for line in demo.passed if "the refusal says where and what" in line]
+    assert shown and "[naam] woont alleen" in shown[0] and "Vries" not in shown[0]
+    assert 'is shown: name of a person at "' in demo.stdout
+
+
 def test_the_denial_is_shown_in_the_audit_log(demo: DemoRun) -> None:
     assert re.search(r"the refusal is audit entry \d+: action deny", demo.stdout)
 

@@ -62,6 +62,14 @@ def genesis(kind: str = "oggz") -> NetworkGenesis:
         covenant=b64e(sha256(b"covenant text")), policy=default_policy(kind))
 
 
+#: A network's own words for the PII guard (protocol.md §N.2).
+ALLOW = ("Amersfoort", "Soesterkwartier", "Leger des Heils", "Huisartsenpraktijk De Vries")
+
+
+def allow_policy(kind: str = "oggz") -> Policy:
+    return dataclasses.replace(default_policy(kind), pii_allow=ALLOW)
+
+
 def membership() -> Membership:
     return Membership(network=NET, member=MEMBER.key_id, name="Buurtteam Noord",
                       sign_key=MEMBER.verify_key.b64(), box_key=MEMBER_BOX.public_key.b64(),
@@ -99,7 +107,7 @@ EXAMPLES: dict[str, Callable[[], Any]] = {
     "network-genesis": genesis,
     "network-genesis-neighbourhood": lambda: genesis("neighbourhood"),
     "network-policy": lambda: NetworkPolicy(network=NET, version=2, issued=T1,
-                                            policy=default_policy("oggz")),
+                                            policy=allow_policy()),
     "membership": membership,
     "membership-revocation": lambda: MembershipRevocation(
         network=NET, member=MEMBER.key_id, serial=1, at=T1, reason="left the network"),
@@ -220,6 +228,23 @@ MALFORMED = [
     ("network-genesis", "policy.retention.anonymous_days", 30, "anonymous_days"),
     ("network-genesis", "policy.classes.care.fields", ["bsn"], "classes.care.fields"),
     ("network-genesis", "policy.formal_action_reason", "yes", "formal_action_reason"),
+    ("network-policy", "policy.pii_allow", [], "pii_allow"),
+    ("network-policy", "policy.pii_allow", [SECRET, SECRET], "pii_allow"),
+    ("network-policy", "policy.pii_allow", [f"{SECRET}{i}" for i in range(501)], "pii_allow"),
+    ("network-policy", "policy.pii_allow", SECRET, "pii_allow"),
+    ("network-policy", "policy.pii_allow.0", SECRET_INT, "pii_allow[0]"),
+    ("network-policy", "policy.pii_allow.0", "", "pii_allow[0]"),
+    ("network-policy", "policy.pii_allow.0", SECRET * 4 + "x", "pii_allow[0]"),      # 81
+    ("network-policy", "policy.pii_allow.0", " " + SECRET, "pii_allow[0]"),
+    ("network-policy", "policy.pii_allow.0", SECRET + " ", "pii_allow[0]"),
+    ("network-policy", "policy.pii_allow.0", SECRET + "  x", "pii_allow[0]"),
+    ("network-policy", "policy.pii_allow.0", SECRET + "\n", "pii_allow[0]"),
+    ("network-policy", "policy.pii_allow.0", SECRET + "\u00a0x", "pii_allow[0]"),   # no-break
+    ("network-policy", "policy.pii_allow.0", SECRET + "\u200bx", "pii_allow[0]"),   # zero width
+    ("network-policy", "policy.pii_allow.0", SECRET + "\u2028x", "pii_allow[0]"),   # line sep.
+    ("network-policy", "policy.pii_allow.0", str(SECRET_INT), "pii_allow[0]"),      # no letter
+    ("network-policy", "policy.pii_allow.3", ALLOW[1].upper(), "pii_allow[3]"),    # repeat
+    ("network-genesis", "policy.pii_allow", [SECRET, SECRET.lower()], "pii_allow[1]"),
     ("network-policy", "version", 1, "version"),
     ("network-policy", "version", 2.0, "version"),
     ("network-policy", "issued", SECRET, "issued"),
@@ -456,6 +481,40 @@ def test_sign_verify_tamper_wrong_key(name: str) -> None:
     bad_sig["signatures"][0]["sig"] = b64e(bytes(sig))
     with pytest.raises(SignatureError):
         cls.from_envelope(bad_sig, [COORD.verify_key])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: dataclasses.replace(genesis(), policy=allow_policy()),
+    lambda: NetworkPolicy(network=NET, version=2, issued=T1, policy=allow_policy()),
+], ids=["network-genesis", "network-policy"])
+def test_the_allow_list_is_covered_by_the_coordinators_signature(make: Any) -> None:
+    """A server that widens a network's allow-list would let names through the guard
+    into the free text it stores; the coordinator's signature covers the list."""
+    obj = make()
+    env = obj.sign(COORD)
+    assert type(obj).from_envelope(env, [COORD.verify_key]).policy.allow_list == ALLOW
+    for change in (lambda a: a.append("Jansen"), lambda a: a.pop(), lambda a: a.reverse()):
+        tampered = copy.deepcopy(env)
+        change(tampered["signed"]["policy"]["pii_allow"])
+        with pytest.raises(SignatureError):
+            type(obj).from_envelope(tampered, [COORD.verify_key])
+    added = copy.deepcopy(obj.sign(COORD))
+    del added["signed"]["policy"]["pii_allow"]
+    with pytest.raises(SignatureError):
+        type(obj).from_envelope(added, [COORD.verify_key])
+
+
+def test_a_policy_without_an_allow_list_keeps_its_canonical_form() -> None:
+    """The field is optional and absent means none: a policy signed before it existed
+    (the genesis vector of protocol/vectors/keys.json) reads and re-encodes byte for byte,
+    and no default policy carries the field."""
+    from tests.vectors_keys import POLICY
+
+    assert canonical_json(Policy.from_json(POLICY).to_json()) == canonical_json(POLICY)
+    assert Policy.from_json(POLICY).allow_list == ()
+    for kind in ("oggz", "neighbourhood"):
+        assert "pii_allow" not in default_policy(kind).to_json()
+    assert Policy.from_json(allow_policy().to_json()) == allow_policy()
 
 
 def test_signature_does_not_transfer_between_types() -> None:

@@ -220,7 +220,8 @@ def test_check_anonymous_names_the_path() -> None:
     err = info.value
     assert "events[2].analysis" in err.message and "phone number" in err.message
     assert err.details["findings"] == [
-        {"path": "events[2].analysis", "kind": "phone", "start": 37, "end": 48}]
+        {"path": "events[2].analysis", "kind": "phone", "start": 37, "end": 48,
+         "placeholder": "[telefoon]"}]
     assert "12345678" not in str(err) + repr(err) + repr(err.details) + repr(err.to_wire())
 
 

@@ -46,8 +46,10 @@ def test_meneer_de_vries_and_mevrouw_jansen_on_soesterweg_12_are_refused() -> No
         check_anonymous({"summary": note})
     err = info.value
     assert err.details["findings"] == [
-        {"path": "summary", "kind": "person_name", "start": 8, "end": 14},
-        {"path": "summary", "kind": "street_address", "start": 18, "end": 31}]
+        {"path": "summary", "kind": "person_name", "start": 8, "end": 14,
+         "placeholder": "[naam]"},
+        {"path": "summary", "kind": "street_address", "start": 18, "end": 31,
+         "placeholder": "[straat]"}]
     shown = str(err) + repr(err) + repr(err.details) + repr(err.to_wire())
     for value in ("Jansen", "Soesterweg", "12"):
         assert value not in shown

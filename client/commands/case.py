@@ -17,8 +17,8 @@ import click
 from client.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
+from client.commands.guard import EPILOG as GUARD_EPILOG
 from client.commands.output import cell, emit, heading, plain, table
-from protocol import pii
 from protocol.errors import MalformedError
 from protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
 
@@ -127,7 +127,7 @@ def _identity(identity_file: Path | None, **fields: Any) -> dict[str, Any] | Non
 
 # ------------------------------------------------------------------ create / read
 
-@case.command("create")
+@case.command("create", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @_intake_options
@@ -147,13 +147,12 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
     intake = _intake(intake_file, complex=fields.pop("complex_"),
                      **{k: fields.pop(k) for k in intake_keys})
     identity = _identity(identity_file, **fields)
-    pii.check_anonymous(intake)     # before the passphrase and before any request
 
     async def bring_in(partner: "Partner") -> str:
         await partner.sync(network_id)      # the latest epoch key and members first
         return await partner.create_case(network_id, intake, identity=identity)
 
-    case_id = with_partner(home, server, bring_in)
+    case_id = with_partner(home, server, bring_in, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "case",
           "identity_classes": sorted(identity or {})}, as_json=as_json, rows=[
         ("case", case_id), ("network", network_id),
@@ -161,7 +160,7 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
     ])
 
 
-@case.command("consult")
+@case.command("consult", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @_intake_options
@@ -173,13 +172,12 @@ def consult(home: Path, server: str | None, network_id: str, intake_file: Path |
     A consult never carries identity and can never lead to a release.
     """
     intake = _intake(intake_file, complex=fields.pop("complex_"), **fields)
-    pii.check_anonymous(intake)
 
     async def ask(partner: "Partner") -> str:
         await partner.sync(network_id)
         return await partner.consult(network_id, intake)
 
-    case_id = with_partner(home, server, ask)
+    case_id = with_partner(home, server, ask, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "consult"}, as_json=as_json,
          rows=[("consult", case_id), ("network", network_id)])
 
@@ -306,20 +304,18 @@ def _event_row(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
 
 def _add(home: Path, server: str | None, network_id: str, case_id: str, plaintext: dict[str, Any],
          as_json: bool) -> None:
-    pii.check_anonymous(plaintext)  # the library checks again; here it costs no passphrase
-
     async def write(partner: "Partner") -> int:
         if plaintext.get("kind") == "action":
             plaintext["by"] = partner.key_id
         await partner.sync(network_id)      # the event must follow the case's latest one
         return await partner.add_event(network_id, case_id, plaintext)
 
-    seq = with_partner(home, server, write)
+    seq = with_partner(home, server, write, guard=plaintext)
     emit({"network": network_id, "case": case_id, "seq": seq, "kind": plaintext["kind"]},
          as_json=as_json, rows=[("case", case_id), ("event", f"#{seq} ({plaintext['kind']})")])
 
 
-@case.command("note")
+@case.command("note", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -331,7 +327,7 @@ def note(home: Path, server: str | None, network_id: str, case_id: str, text: st
     _add(home, server, network_id, case_id, {"kind": "note", "text": text}, as_json)
 
 
-@case.command("analysis")
+@case.command("analysis", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -351,7 +347,7 @@ def analysis(home: Path, server: str | None, network_id: str, case_id: str, text
     _add(home, server, network_id, case_id, body, as_json)
 
 
-@case.command("action")
+@case.command("action", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -386,7 +382,7 @@ def action(home: Path, server: str | None, network_id: str, case_id: str, descri
 
 
 def _status_command(name: str, verb: str, doc: str) -> click.Command:
-    @click.command(name, help=doc)
+    @click.command(name, help=doc, epilog=GUARD_EPILOG)
     @partner_options
     @click.argument("network_id", metavar="NETWORK")
     @click.argument("case_id", metavar="CASE")
@@ -398,7 +394,7 @@ def _status_command(name: str, verb: str, doc: str) -> click.Command:
             await partner.sync(network_id)
             await getattr(partner, f"{verb}_case")(network_id, case_id, reason=reason)
 
-        with_partner(home, server, change)
+        with_partner(home, server, change, guard={"reason": reason})
         status = "closed" if verb == "close" else "open"
         emit({"network": network_id, "case": case_id, "status": status, "reason": reason},
              as_json=as_json, rows=[("case", case_id), ("status", status), ("reason", reason)])
@@ -412,7 +408,7 @@ case.add_command(_status_command(
 case.add_command(_status_command("reopen", "reopen", "Reopen a closed case (owner or coordinator)."))
 
 
-@case.command("share")
+@case.command("share", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -429,12 +425,12 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
         await partner.sync(network_id)
         await partner.share(network_id, case_id, partner_id, reason=reason)
 
-    with_partner(home, server, give)
+    with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "partner": partner_id, "shared": True},
          as_json=as_json, rows=[("case", case_id), ("shared with", partner_id), ("reason", reason)])
 
 
-@case.command("reshare")
+@case.command("reshare", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -451,12 +447,12 @@ def reshare(home: Path, server: str | None, network_id: str, case_id: str, membe
         await partner.sync(network_id)
         await partner.reshare_history(network_id, case_id, member_id, reason=reason)
 
-    with_partner(home, server, give)
+    with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "member": member_id, "reshared": True},
          as_json=as_json, rows=[("case", case_id), ("history shared with", member_id)])
 
 
-@case.command("refer")
+@case.command("refer", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -482,7 +478,7 @@ def refer(home: Path, server: str | None, network_id: str, case_id: str, to_netw
         return await partner.refer(network_id, case_id, to_network, consent=consent_id,
                                    invocation=invocation, reason=reason)
 
-    new_case = with_partner(home, server, move)
+    new_case = with_partner(home, server, move, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "to_network": to_network, "new_case": new_case},
          as_json=as_json, rows=[("case", case_id), ("referred to", to_network),
                                 ("new case", new_case)])

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from client.commands.guard import refuse_early, showing
 from keys import passphrase_from
 from protocol.canonical import parse_json
 from protocol.errors import KeystoreError, MalformedError
@@ -35,6 +36,8 @@ DEFAULT_HOME = "schakel-home"
 #: Where the CLI remembers the server address of the running command, for the
 #: "cannot reach the server" message (click's per-invocation meta dict, not a global).
 SERVER_META = "schakel.server"
+#: Whether the running command was given --json (the error handler prints JSON then).
+JSON_META = "schakel.json"
 #: Input files (intake, identity, bundle, policy) are small; refuse anything larger.
 MAX_INPUT_BYTES = 256 * 1024
 
@@ -73,9 +76,16 @@ def partner_options(f: F) -> F:
     return home_option(server_option(f))
 
 
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_META] = value
+    return value
+
+
 def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print JSON (stable keys) for scripts instead of a table.")(f)
+    return click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                        help="Print JSON (stable keys) for scripts instead of a table; a "
+                             "refusal is then also printed as {\"error\": {code, message, "
+                             "details}} on standard output.")(f)
 
 
 def progress_option(f: F) -> F:
@@ -114,12 +124,17 @@ def check_home(home: Path) -> None:
             f"or point --home (or SCHAKEL_HOME) at the right directory")
 
 
-def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awaitable[T]]) -> T:
+def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awaitable[T]],
+                 *, guard: Mapping[str, Any] | None = None) -> T:
     """Open the partner in ``home``, run ``work`` on it, close it always; return the result.
 
     The passphrase comes from SCHAKEL_PASSPHRASE or a hidden prompt, asked
-    before anything touches the network.
+    before anything touches the network.  ``guard``: the free text ``work`` sends
+    (``{field: text}``), checked by the PII guard before the passphrase and shown back
+    with its findings when the guard refuses it (:mod:`client.commands.guard`).
     """
+    if guard is not None:
+        refuse_early(guard)
     check_home(home)
     remember_server(server or _configured_server(home))
     passphrase = passphrase_from()
@@ -133,7 +148,10 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
         finally:
             await partner.close()
 
-    return asyncio.run(main())
+    if guard is None:
+        return asyncio.run(main())
+    with showing(guard):
+        return asyncio.run(main())
 
 
 def read_json_file(path: Path, what: str) -> Any:
@@ -200,7 +218,7 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
-__all__ = ["DEFAULT_HOME", "HOME_ENV", "SERVER_META", "Progress", "check_home", "home_option",
+__all__ = ["DEFAULT_HOME", "HOME_ENV", "JSON_META", "SERVER_META", "Progress", "check_home", "home_option",
            "json_option", "partner_options", "progress_bar", "progress_option", "read_json_file",
            "read_object_file", "read_text_file", "remember_server", "run", "server_option",
            "sync_option", "with_partner"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from client.commands.common import json_option, partner_options, with_partner
+from client.commands.guard import EPILOG as GUARD_EPILOG
 from client.commands.output import emit
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def consent() -> None:
     """
 
 
-@consent.command("record")
+@consent.command("record", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -67,7 +68,7 @@ def record(home: Path, server: str | None, network_id: str, case_id: str, classe
                                             partners=list(partners), parties=list(parties),
                                             purpose=purpose, valid_days=days, evidence=evidence)
 
-    consent_id = with_partner(home, server, write)
+    consent_id = with_partner(home, server, write, guard={"purpose": purpose})
     emit({"network": network_id, "case": case_id, "consent": consent_id, "classes": list(classes),
           "partners": list(partners), "parties": list(parties), "days": days,
           "evidence_sha256": digest}, as_json=as_json, rows=[
@@ -77,7 +78,7 @@ def record(home: Path, server: str | None, network_id: str, case_id: str, classe
     ])
 
 
-@consent.command("revoke")
+@consent.command("revoke", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -95,7 +96,7 @@ def revoke(home: Path, server: str | None, network_id: str, case_id: str, consen
         await partner.sync(network_id)
         return list(await partner.revoke_consent(network_id, case_id, consent_id, reason=reason))
 
-    purges = with_partner(home, server, withdraw)
+    purges = with_partner(home, server, withdraw, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "consent": consent_id, "revoked": True,
           "purge_instructions": purges}, as_json=as_json, rows=[
         ("consent", consent_id), ("revoked", "yes"),

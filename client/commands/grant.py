@@ -10,6 +10,7 @@ import click
 
 from client.commands.case import print_identity
 from client.commands.common import json_option, partner_options, with_partner
+from client.commands.guard import EPILOG as GUARD_EPILOG
 from client.commands.output import emit, plain
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def grant() -> None:
     """
 
 
-@grant.command("create")
+@grant.command("create", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("case_id", metavar="CASE")
@@ -50,7 +51,7 @@ def create(home: Path, server: str | None, network_id: str, case_id: str, consen
         return await partner.grant(network_id, case_id, consent=consent_id, grantee=grantee,
                                    classes=list(classes), reason=reason)
 
-    grant_id = with_partner(home, server, give)
+    grant_id = with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "grant": grant_id, "grantee": grantee,
           "classes": list(classes)}, as_json=as_json, rows=[
         ("grant", grant_id), ("case", case_id), ("to", grantee), ("classes", ", ".join(classes)),

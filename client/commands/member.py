@@ -10,6 +10,7 @@ import click
 from client.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
+from client.commands.guard import EPILOG as GUARD_EPILOG
 from client.commands.network import MEMBER_COLUMNS
 from client.commands.output import emit, plain, table
 from keys import Fingerprint, verify_key_bundle
@@ -72,7 +73,7 @@ def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring
     ])
 
 
-@member.command("remove")
+@member.command("remove", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("key_id", metavar="KEY_ID")
@@ -88,7 +89,7 @@ def remove(home: Path, server: str | None, network_id: str, key_id: str, reason:
     async def revoke(partner: "Partner") -> None:
         await partner.remove(network_id, key_id, reason=reason)
 
-    with_partner(home, server, revoke)
+    with_partner(home, server, revoke, guard={"reason": reason})
     emit({"network": network_id, "member": key_id, "removed": True, "reason": reason},
          as_json=as_json, rows=[("member", key_id), ("removed", "yes"), ("reason", reason)])
 

@@ -14,6 +14,7 @@ from client.commands.common import (
 )
 from client.commands.output import cell, emit, plain, table
 from keys import Fingerprint
+from protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
 
 if TYPE_CHECKING:
     from client.partner import Partner
@@ -45,19 +46,35 @@ def network() -> None:
                    "digits). A server whose keys do not have it is refused (exit 4).")
 @click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A JSON network policy; default: the standard policy of --kind.")
+@click.option("--allow-word", "allow_words", multiple=True, metavar="TEXT",
+              help="A word or phrase of this network (a town, district, street-named "
+                   "building or partner) that the PII guard never reports as a name or "
+                   "street address, e.g. \"Soesterkwartier\"; repeatable. It goes into the "
+                   "signed policy (pii_allow: at most 500, each 1..80 characters).")
+@click.option("--allow-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A UTF-8 file with one such word or phrase per line (blank lines and "
+                   "lines starting with # are skipped).")
 @json_option
 def create(home: Path, server: str | None, name: str, kind: str, covenant_file: Path,
-           server_fingerprint: str, policy_file: Path | None, as_json: bool) -> None:
+           server_fingerprint: str, policy_file: Path | None, allow_words: tuple[str, ...],
+           allow_file: Path | None, as_json: bool) -> None:
     """Found a network with you as coordinator (regisseur).
 
     Checks the server's log and gate keys against --server-fingerprint, signs the
     genesis with your key, registers it on the server, trusts it and admits you as
     a core member. Read the printed fingerprint aloud to every partner: they pass
     it to `schakel network trust`.
+
+    The policy's allow-list (--allow-word, --allow-file, or pii_allow in
+    --policy-file) is signed with the genesis and cannot be changed afterwards:
+    this version has no policy update.
     """
     Fingerprint.parse(server_fingerprint)   # a misheard digit count, before the passphrase
     covenant = read_text_file(covenant_file, "covenant")
     policy = read_object_file(policy_file, "network policy") if policy_file else None
+    words = [*allow_words, *(allow_lines(allow_file) if allow_file else [])]
+    if words:
+        policy = with_allow_list(policy or default_policy(kind).to_json(), words)
 
     async def found(partner: "Partner") -> dict[str, Any]:
         network_id = await partner.create_network(name=name, kind=kind, covenant=covenant,
@@ -175,12 +192,39 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
         ("network", network_id), ("name", info["name"]), ("kind", info["kind"]),
         ("informal classes", cell(policy.get("informal_classes"))),
         ("anonymous signals", cell(policy.get("anonymous_signals"))),
+        ("PII allow-list", cell(policy.get("pii_allow")) if policy.get("pii_allow")
+         else "none"),
         ("bemoeizorg", "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
          if bemoeizorg else "not enabled"),
         ("cases", f"{info['cases']} ({info['open_cases']} open)"),
     ])
     click.echo("")
     table(info["members"], MEMBER_COLUMNS, empty="no members yet")
+
+
+def allow_lines(path: Path) -> list[str]:
+    """The entries of an --allow-file: one per line, blank lines and # comments skipped."""
+    lines = (line.strip() for line in read_text_file(path, "allow-list").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def with_allow_list(policy: dict[str, Any], words: list[str]) -> dict[str, Any]:
+    """``policy`` with ``words`` added to its ``pii_allow`` (repeats, compared ignoring
+    case, dropped); a word the policy cannot hold is refused naming it (it is the
+    coordinator's own input), before the passphrase is asked."""
+    merged = list(policy.get("pii_allow") or [])
+    seen = {w.casefold() for w in merged if isinstance(w, str)}
+    for word in words:
+        problem = allow_entry_problem(word)
+        if problem is not None:
+            raise click.BadParameter(f"{word!r}: {problem}", param_hint="--allow-word/--allow-file")
+        if word.casefold() not in seen:
+            seen.add(word.casefold())
+            merged.append(word)
+    if len(merged) > MAX_ALLOW_ENTRIES:
+        raise click.BadParameter(f"{len(merged)} words; a policy holds at most "
+                                 f"{MAX_ALLOW_ENTRIES}", param_hint="--allow-word/--allow-file")
+    return {**policy, "pii_allow": merged}
 
 
 MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring"),

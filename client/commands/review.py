@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from client.commands.common import json_option, partner_options, with_partner
+from client.commands.guard import EPILOG as GUARD_EPILOG
 from client.commands.output import emit
 
 if TYPE_CHECKING:
     from client.partner import Partner
 
 
-@click.command()
+@click.command(epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.argument("invocation", metavar="INVOCATION")
@@ -39,6 +40,6 @@ def review(home: Path, server: str | None, network_id: str, invocation: str, out
         await partner.sync(network_id)
         await partner.review(network_id, invocation, approved=outcome == "approved", note=note)
 
-    with_partner(home, server, judge)
+    with_partner(home, server, judge, guard={"note": note})
     emit({"network": network_id, "invocation": invocation, "outcome": outcome, "note": note},
          as_json=as_json, rows=[("invocation", invocation), ("outcome", outcome), ("note", note)])

@@ -13,6 +13,7 @@ import click
 from client.commands.common import (
     json_option, partner_options, read_object_file, with_partner,
 )
+from client.commands.guard import EPILOG as GUARD_EPILOG, advise
 from client.commands.output import emit, plain, table
 from protocol.errors import MalformedError
 from protocol.objects.plaintext import SEVERITIES
@@ -36,7 +37,7 @@ def signal() -> None:
     """
 
 
-@signal.command("send")
+@signal.command("send", epilog=GUARD_EPILOG)
 @partner_options
 @click.argument("network_id", metavar="NETWORK")
 @click.option("--concern", required=True, help="What worries you (zorg); sealed to the coordinator.")
@@ -62,10 +63,23 @@ def send(home: Path, server: str | None, network_id: str, concern: str, urgency:
     """Send a signal of concern to the network's coordinator.
 
     Prints the signal id; follow it with `schakel signal status SIGNAL`.
+
+    The concern is sealed to the coordinator only, who may read who it is about, so
+    it is sent as written. What the PII guard would find in it (see `schakel case
+    create --help`) is noted on standard error, and under "pii_findings" with --json:
+    who the signal is about belongs in --identity-file, and whoever writes it into a
+    case's anonymous layer later is checked then.
     """
     hint = read_object_file(identity_file, "identity") if identity_file else None
     if ticket_file is not None and ticket_file.exists():
         raise MalformedError(f"{ticket_file} already exists; choose another --ticket-file")
+    noted, lines = advise({"concern": concern}, with_text=not as_json)
+    if lines:
+        click.echo("schakel: note: the concern holds what the PII guard reads as identifying "
+                   "data; it goes sealed to the coordinator only, so it is sent as written",
+                   err=True)
+        for line in [*lines, "  who it is about may go in --identity-file instead"]:
+            click.echo(line, err=True)
 
     async def post(partner: "Partner") -> Any:
         return await partner.send_signal(network_id, concern, urgency=urgency, anonymous=anonymous,
@@ -76,7 +90,8 @@ def send(home: Path, server: str | None, network_id: str, concern: str, urgency:
     if ticket_file is not None:
         _write_private(ticket_file, ticket.to_file())
     emit({"network": network_id, "signal": ticket.signal, "anonymous": anonymous,
-          "sent": ticket.sent, "ticket_file": str(ticket_file) if ticket_file else None},
+          "sent": ticket.sent, "ticket_file": str(ticket_file) if ticket_file else None,
+          "pii_findings": noted},
          as_json=as_json, rows=[
         ("signal", ticket.signal), ("network", network_id),
         ("sent", f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),

@@ -170,6 +170,9 @@ class Policy(WireObject):
     retention: RetentionSettings = nested(RetentionSettings)
     formal_action_reason: bool
     blind_index: BlindIndexSettings = nested(BlindIndexSettings)
+    #: Words and phrases the PII guard never reports as a name or street address
+    #: (protocol.md §N.2, §8.2); None (absent on the wire) means none.
+    pii_allow: tuple[str, ...] | None = None
 
     def _normalise(self) -> None:
         classes = FrozenMap(
@@ -188,6 +191,19 @@ class Policy(WireObject):
             if seen & set(spec.fields):
                 raise self._fail(f"classes.{name}.fields", "a field belongs to one class only")
             seen |= set(spec.fields)
+        folded: set[str] = set()
+        for i, entry in enumerate(self.pii_allow or ()):
+            problem = allow_entry_problem(entry)
+            if problem is None and entry.casefold() in folded:
+                problem = "repeats an earlier entry (compared ignoring case)"
+            if problem is not None:
+                raise self._fail(f"pii_allow[{i}]", problem)
+            folded.add(entry.casefold())
+
+    @property
+    def allow_list(self) -> tuple[str, ...]:
+        """``pii_allow``, or ``()`` when the policy has none."""
+        return self.pii_allow or ()
 
     def fields_of(self, class_name: str) -> tuple[str, ...]:
         """The identity fields of ``class_name``; KeyError for an unknown class."""
@@ -199,6 +215,25 @@ class Policy(WireObject):
             if field_name in spec.fields:
                 return name
         return None
+
+
+#: Bounds of a policy's ``pii_allow`` (protocol.md §N.2).
+MAX_ALLOW_ENTRIES, MAX_ALLOW_CHARS = 500, 80
+
+
+def allow_entry_problem(entry: str) -> str | None:
+    """Why ``entry`` cannot be on a ``pii_allow`` list (protocol.md §N.2), or None: at
+    most 80 printable characters (no control, format or separator character but the
+    space), no space at either end or two in a row, and at least one letter."""
+    if not 1 <= len(entry) <= MAX_ALLOW_CHARS:
+        return f"must be 1..{MAX_ALLOW_CHARS} characters"
+    if not entry.isprintable():
+        return "may hold only printable characters and plain spaces"
+    if entry != entry.strip(" ") or "  " in entry:
+        return "no space at either end and no two spaces in a row"
+    if not any(c.isalpha() for c in entry):
+        return "needs at least one letter"
+    return None
 
 
 def default_policy(kind: str) -> Policy:
@@ -510,7 +545,8 @@ __all__ = [
     "PublicKeys", "ServerKeys",
     "DEFAULT_CLASSES", "DEFAULT_INFORMAL_CLASSES", "DEFAULT_RESTRICTED", "DEFAULT_BEMOEIZORG_GROUNDS",
     "ClassFields", "BemoeizorgSettings", "RetentionSettings", "BlindIndexSettings", "Policy",
-    "default_policy", "check_policy_for_kind",
+    "MAX_ALLOW_ENTRIES", "MAX_ALLOW_CHARS", "allow_entry_problem", "default_policy",
+    "check_policy_for_kind",
     "NetworkGenesis", "NetworkPolicy", "Membership", "MembershipRevocation", "KeyRotation",
     "KeyBundle", "CovenantAcceptance", "SealedEpochKey", "EpochKeyDistribution", "EpochKeyPayload",
 ]
