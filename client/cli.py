@@ -52,6 +52,7 @@ from protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
+from protocol.pii_lexicon import LexiconUnavailable
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
@@ -332,6 +333,11 @@ class SchakelGroup(click.Group):
         except OSError as error:
             _say(f"schakel: refused: {error.strerror or error}"
                  f"{f' ({error.filename})' if error.filename else ''}")
+            sys.exit(EXIT_REFUSED)
+        except LexiconUnavailable as error:
+            _say(f"schakel: refused: {error}; nothing was sent")
+            _say("  what to do: this installation lacks the PII guard's word lists; reinstall "
+                 "schakel with its dependencies")
             sys.exit(EXIT_REFUSED)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit,
                 KeyboardInterrupt):

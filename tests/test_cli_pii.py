@@ -11,7 +11,11 @@ in tests/test_cli_flows.py; the rendering helpers are also run in-process.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +26,8 @@ from protocol import pii
 from protocol.errors import PolicyViolation
 from tests.server_harness import INTAKE
 from tests.test_cli_flows import COVENANT, World, admit, create_network, init_all, served
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ALLOW_WORDS = ("Soesterkwartier", "Buurthuis De Kruiskamp")
 ALLOW_FILE = "# eigen woorden van het netwerk\n\nBuurthuis Jan van Galen\nsoesterkwartier\n"
@@ -270,3 +276,18 @@ def test_an_allow_listed_venue_named_after_a_person_passes_the_cli(world: World)
     assert [f.kind for f in pii.scan(text)] == [pii.Kind.PERSON_NAME]   # without the list
     refuse_early({"text": text})          # names wait for the check with the allow-list
     assert world.social.json("case", "note", world.network, world.case, "--text", text)
+
+
+def test_without_the_guards_word_lists_the_cli_refuses_and_sends_nothing(tmp_path: Path) -> None:
+    """A broken installation (Deduce's lists missing) is a refusal that says what to do, not
+    a traceback and not a text let through unjudged."""
+    program = ("import sys; sys.modules['deduce'] = None; sys.argv = ['schakel'] + sys.argv[1:];"
+               " from client.cli import main; main()")
+    result = subprocess.run(
+        [sys.executable, "-c", program, "case", "note", "n" * 22, "c" * 22, "--text",
+         "Buurvrouw belt over de tuin.", "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "SCHAKEL_DEBUG": ""})
+    assert result.returncode == 1, result.stderr
+    assert "word lists" in result.stderr and "nothing was sent" in result.stderr
+    assert "Traceback" not in result.stderr
