@@ -17,8 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from protocol.crypto import VerifyKey
-from protocol.errors import SignatureError
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import SignatureError
 
 
 def make_app(db_path: Path, key: VerifyKey) -> web.Application:

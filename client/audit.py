@@ -27,7 +27,7 @@ genesis).  The monitor keeps the heads it verified in the local state (doc ``tre
   with the same commitment (``audit-entry-missing`` / ``audit-entry-rewritten``);
 * a body may be missing only below the ``erased_below`` of an ``erase`` entry written by
   the server's log key, and only if the last entry it erased was older than the policy's
-  ``retention.audit_days`` by :func:`protocol.objects.audit.erase_cutoff` (its time is the
+  ``retention.audit_days`` by :func:`schakel.protocol.objects.audit.erase_cutoff` (its time is the
   signed head of that size).  Any other missing body is ``audit-entry-missing``.  Every
   member may read the ``erase`` entries.
 """
@@ -38,17 +38,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import merkle
-from protocol.encoding import b64d, b64e
-from protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
-from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
-from protocol.objects.base import parse_timestamp
+from schakel.protocol import merkle
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
+from schakel.protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
+from schakel.protocol.objects.base import parse_timestamp
 
-from client.errors import ServerMisbehaviour, ServerRefused
-from client.state import LocalState
-from client.transport import Connection
-from client.trust import TrustView
-from client.views import AuditVerification
+from schakel.client.errors import ServerMisbehaviour, ServerRefused
+from schakel.client.state import LocalState
+from schakel.client.transport import Connection
+from schakel.client.trust import TrustView
+from schakel.client.views import AuditVerification
 
 PAGE = 500
 #: Local doc kind of a remembered leaf: (network, index) -> {"commitment"}.

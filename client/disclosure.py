@@ -8,12 +8,12 @@ head consistent with the one this client holds (ADR 0007: ``receipt-missing`` /
 record verified against the case owner's *verified* membership.  Until every check of a
 release passed, nothing of it is stored.
 
-The client also runs :func:`protocol.policy.decide` before it asks (a grant, an
+The client also runs :func:`schakel.protocol.policy.decide` before it asks (a grant, an
 invocation) so that a request the server would refuse is refused early, with the
 policy's explanation, and never becomes an audited denial by mistake.
 
 :class:`FlowBase` holds the helpers the four flow mixins share (mapping a failed check
-to the recorded :class:`~client.errors.ServerMisbehaviour`, the network's release rules,
+to the recorded :class:`~schakel.client.errors.ServerMisbehaviour`, the network's release rules,
 the coordinator's keys from the verified genesis).  The mixins use only the hooks of
 the issue-5 contract (``self.conn``, ``self.state``, ``self.keys``, ``self._trusted``,
 ``self._header``, ``self._case_key``, ``self._audit``, ``self._misbehaving``,
@@ -28,22 +28,22 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from protocol import envelopes, signing
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import BoxPublicKey, ClassKey, VerifyKey, random_bytes
-from protocol.encoding import b64e
-from protocol.errors import (
+from schakel.protocol import envelopes, signing
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import BoxPublicKey, ClassKey, VerifyKey, random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, MalformedError, PolicyViolation, ProofError,
     ProtocolError, SignatureError,
 )
-from protocol.objects.base import format_timestamp, parse_timestamp
-from protocol.objects.cases import IdentityRecord
-from protocol.objects.disclosure import (
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
+from schakel.protocol.objects.cases import IdentityRecord
+from schakel.protocol.objects.disclosure import (
     BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, PurgeAck,
     PurgeInstruction, Review, SealedJustification,
 )
-from protocol.objects.network import Policy
-from protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
+from schakel.protocol.objects.network import Policy
+from schakel.protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
 
 #: How far a consent's ``valid_from`` is dated back from the moment it is recorded, so a
 #: server whose clock runs a little behind the client's still finds it in force (R5).
@@ -87,7 +87,7 @@ class FlowBase:
         """Run checks of what the server sent; a failure is server misbehaviour,
         recorded (``self._misbehaving``) and raised.  ``malformed`` names what an
         answer that does not even parse is (the ADR 0007 name closest to the check)."""
-        from client.errors import ServerMisbehaviour
+        from schakel.client.errors import ServerMisbehaviour
         try:
             yield
         except ServerMisbehaviour:
@@ -274,7 +274,7 @@ class DisclosureOps(FlowBase):
     async def grant(self, network: str, case: str, *, consent: str, grantee: str,
                     classes: Iterable[str], reason: str) -> str:
         """Grant ``grantee`` the ``classes`` of ``case`` under ``consent`` (§D.3; the
-        coordinator).  :func:`protocol.policy.decide` runs first with what this client
+        coordinator).  :func:`schakel.protocol.policy.decide` runs first with what this client
         verified — the grantee's membership, the case kind, the consent — and a request
         it would deny is refused here (``PolicyViolation``, ``details.reason``, the
         policy's explanation) and never sent."""
@@ -345,7 +345,7 @@ class DisclosureOps(FlowBase):
         5. Exactly the entry's classes were delivered.
 
         Any failure is recorded server misbehaviour and nothing is stored."""
-        from client.views import Released
+        from schakel.client.views import Released
         receipt = answer.get("receipt") if isinstance(answer, Mapping) else None
         entry = await self._audit(network).check_receipt(receipt)
         with self._verifying(network, malformed="receipt-invalid", index=entry.index):
@@ -471,7 +471,7 @@ class DisclosureOps(FlowBase):
         """The invocation, verified against its invoker's membership: from local state
         (this client made it) or from the server (coordinator, auditors, the invoker).
         None when this partner may not read it."""
-        from client.errors import ServerRefused
+        from schakel.client.errors import ServerRefused
         doc = self.state.get_doc("invocation", (network, invocation))
         if doc is not None:
             envelope = doc["envelope"]
@@ -594,7 +594,7 @@ class DisclosureOps(FlowBase):
 
         ``tv``: the network as this partner verified it before (a removed partner, whom
         the server no longer answers ``GET .../{network}``); else it is fetched."""
-        from client.errors import ServerMisbehaviour
+        from schakel.client.errors import ServerMisbehaviour
         if tv is None:
             tv, rules = await self._rules(network)
         else:
@@ -628,7 +628,7 @@ class DisclosureOps(FlowBase):
             after = items[-1][0]
 
     async def _execute_purge(self, network: str, tv: Any, envelope: Any, report: Any) -> None:
-        from client.errors import ServerRefused
+        from schakel.client.errors import ServerRefused
         with self._verifying(network):
             instruction = PurgeInstruction.from_envelope(envelope, [tv.server_log])
             if instruction.network != network or instruction.recipient != self.key_id:

@@ -29,19 +29,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from protocol import envelopes
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import ClassKey
-from protocol.errors import ContextMismatchError, MalformedError, ProtocolError
-from protocol.objects.cases import CaseHeader, GatedEnvelope, IdentityRecord
-from protocol.objects.disclosure import PurgeInstruction
-from protocol.objects.plaintext import identity_plaintext_for
+from schakel.protocol import envelopes
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import ClassKey
+from schakel.protocol.errors import ContextMismatchError, MalformedError, ProtocolError
+from schakel.protocol.objects.cases import CaseHeader, GatedEnvelope, IdentityRecord
+from schakel.protocol.objects.disclosure import PurgeInstruction
+from schakel.protocol.objects.plaintext import identity_plaintext_for
 
-from client.disclosure import FlowBase, refuse
-from client.errors import ServerRefused
-from client.fold import summary, version_ref
-from client.trust import MemberInfo, TrustView
-from client.views import DutyReport
+from schakel.client.disclosure import FlowBase, refuse
+from schakel.client.errors import ServerRefused
+from schakel.client.fold import summary, version_ref
+from schakel.client.trust import MemberInfo, TrustView
+from schakel.client.views import DutyReport
 
 #: Most gated envelopes in one request (POST .../cases, .../header and .../gated).
 GATED_PER_REQUEST = 64

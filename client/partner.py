@@ -19,7 +19,7 @@ lifted into the per-partner form:
   ``_audit``, ``_misbehaving``, ``_refuse_pii``, ``_now``; identity also ``_pull`` and
   ``_verifier``).
 
-Verification lives in :mod:`client.trust` (who is who) and :mod:`client.fold` (what
+Verification lives in :mod:`schakel.client.trust` (who is who) and :mod:`schakel.client.fold` (what
 they wrote); this module decides what to build and when.
 """
 
@@ -31,43 +31,43 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from keys import (
+from schakel.keys import (
     KdfParams, PartnerKeys, issue_membership, load_keystore, make_genesis, make_key_bundle,
     new_network_id, revoke_membership, save_keystore, verify_key_bundle,
 )
-from keys.fingerprint import Fingerprint
-from protocol import envelopes, pii
-from protocol.crypto import BoxPublicKey, CaseKey, EpochKey, MatchKey, VerifyKey
-from protocol.crypto import random_bytes
-from protocol.canonical import canonical_json
-from protocol.encoding import b64e
-from protocol.errors import (
+from schakel.keys.fingerprint import Fingerprint
+from schakel.protocol import envelopes, pii
+from schakel.protocol.crypto import BoxPublicKey, CaseKey, EpochKey, MatchKey, VerifyKey
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import (
     ContextMismatchError, MalformedError, PolicyViolation, ProtocolError, UntrustedKeyError,
 )
-from protocol.objects.base import format_timestamp
-from protocol.objects.cases import CaseHeader, CaseRekey, Event
-from protocol.objects.disclosure import Share
-from protocol.objects.network import (
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.cases import CaseHeader, CaseRekey, Event
+from schakel.protocol.objects.disclosure import Share
+from schakel.protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
 )
-from protocol.objects.plaintext import Action, Intake, identity_plaintext_for, parse_anonymous_event
+from schakel.protocol.objects.plaintext import Action, Intake, identity_plaintext_for, parse_anonymous_event
 
-from client.audit import AuditMonitor
-from client.disclosure import DisclosureOps, rules_of
-from client.errors import NotFound, ServerMisbehaviour, ServerRefused
-from client.fold import (
+from schakel.client.audit import AuditMonitor
+from schakel.client.disclosure import DisclosureOps, rules_of
+from schakel.client.errors import NotFound, ServerMisbehaviour, ServerRefused
+from schakel.client.fold import (
     Verifier, case_key, case_view, epoch_keys, judge_action, latest_epoch, names,
     network_rules, store_epoch, summary, versions,
 )
-from client.home import ClientConfig, Home
-from client.identity import GATED_PER_REQUEST, IdentityOps
-from client.referral import ReferralOps
-from client.reports import ReportOps
-from client.signals import SignalOps
-from client.state import LocalState
-from client.transport import Connection, origin_of
-from client.trust import MemberInfo, TrustView, load_trust, local_view
-from client.views import CaseView, DutyReport, SyncResult
+from schakel.client.home import ClientConfig, Home
+from schakel.client.identity import GATED_PER_REQUEST, IdentityOps
+from schakel.client.referral import ReferralOps
+from schakel.client.reports import ReportOps
+from schakel.client.signals import SignalOps
+from schakel.client.state import LocalState
+from schakel.client.transport import Connection, origin_of
+from schakel.client.trust import MemberInfo, TrustView, load_trust, local_view
+from schakel.client.views import CaseView, DutyReport, SyncResult
 
 #: Feed page size (the server's maximum).
 PAGE = 500
@@ -226,7 +226,7 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
         return view.pii_allow if view is not None else ()
 
     def _refuse_pii(self, network: str, obj: Any) -> None:
-        """The PII guard (protocol.pii) on a text bound for ``network``, with the network
+        """The PII guard (schakel.protocol.pii) on a text bound for ``network``, with the network
         policy's allow-list: identifying data is refused here, before any request is
         built (protocol.md §16.7)."""
         pii.check_anonymous(obj, allow=self.pii_allow(network))
@@ -734,7 +734,7 @@ class Partner(SignalOps, DisclosureOps, IdentityOps, ReferralOps, ReportOps):
 
     def _check_action(self, network: str, case: str, tv: TrustView, action: Action) -> None:
         """The writer's side of §7's action rules (every reader judges the action again
-        when it folds the case: :func:`client.fold.judge_action`)."""
+        when it folds the case: :func:`schakel.client.fold.judge_action`)."""
         rules = rules_of(tv.policy, tv.kind)
         view = case_view(self.state, network, case, rules=rules)
         decision = judge_action(action, case_complex=bool(view and view.state.get("complex")),

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.disclosure import FlowBase
-from client.errors import ServerRefused
-from protocol.canonical import canonical_json
-from protocol.crypto import sha256
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, MalformedError, PolicyViolation
-from protocol.objects.base import parse_timestamp
-from protocol.objects.disclosure import Referral
+from schakel.client.disclosure import FlowBase
+from schakel.client.errors import ServerRefused
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, MalformedError, PolicyViolation
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.disclosure import Referral
 
 INTAKE_FIELDS = ("age_band", "neighbourhood", "domains", "severity", "care_status", "source",
                  "complex", "summary")

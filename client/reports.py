@@ -2,7 +2,7 @@
 and 11).
 
 * :meth:`ReportOps.verify_audit` and :meth:`ReportOps.audit_entries` delegate to the
-  network's :class:`~client.audit.AuditMonitor`: every entry recomputed and proven
+  network's :class:`~schakel.client.audit.AuditMonitor`: every entry recomputed and proven
   included under a signed head consistent with the heads held.
 * :meth:`ReportOps.access_report` is the subject access report the network's single
   contact point answers a person with (Besluit gegevensverwerking door
@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from client.disclosure import FlowBase
-from protocol.objects.base import parse_timestamp
+from schakel.client.disclosure import FlowBase
+from schakel.protocol.objects.base import parse_timestamp
 
 RELEASE_ACTIONS = ("release", "bemoeizorg-release")
 HELP_TYPES = ("informal", "formal", "combined")

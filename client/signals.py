@@ -27,16 +27,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from client.disclosure import PAGE, FlowBase, new_id
-from client.transport import Connection
-from protocol.canonical import parse_json
-from protocol.crypto import BoxPublicKey, BoxSecretKey, VerifyKey
-from protocol.encoding import b64d, b64e
-from protocol.errors import (
+from schakel.client.disclosure import PAGE, FlowBase, new_id
+from schakel.client.transport import Connection
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, VerifyKey
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import (
     ContextMismatchError, MalformedError, PolicyViolation, SignatureError,
 )
-from protocol.objects.base import format_timestamp
-from protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
 
 RECEIPT_HEADER = "Schakel-Receipt"
 SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour", "family",
@@ -96,7 +96,7 @@ class SignalOps(FlowBase):
         (source ``anonymous``): the server then cannot tell who sent it.  The content
         is sealed to the coordinator's box key from the verified genesis.  The one-time
         reply key is kept as secret ``signal-reply`` and the ticket as doc ``ticket``."""
-        from client.views import SignalTicket
+        from schakel.client.views import SignalTicket
         tv = await self._trusted(network)
         with self._verifying(network):
             _, coordinator_box = self._coordinator_keys(tv)
@@ -131,7 +131,7 @@ class SignalOps(FlowBase):
         (unsigned ``GET /v1/signals/status``).  Each feedback envelope must verify under
         the coordinator key of the verified genesis; a forged one is recorded server
         misbehaviour (``bad-signature``).  Messages are opened with the reply key."""
-        from client.views import SignalStatus as StatusView
+        from schakel.client.views import SignalStatus as StatusView
         network, signal = ticket.network, ticket.signal
         secret = self.state.get_secret("signal-reply", (network, signal))
         if secret is None:
@@ -159,7 +159,7 @@ class SignalOps(FlowBase):
         server misbehaviour and left out — never shown as if it were genuine.  Each
         carries the status this coordinator last gave it and the server's duplicate
         hints (``may_concern``: cases it may concern, to be confirmed through a basis)."""
-        from client.views import ReceivedSignal
+        from schakel.client.views import ReceivedSignal
         tv = await self._trusted(network)
         if self.key_id != tv.coordinator_key_id:
             # Signals are sealed to the genesis coordinator's box key: any other key
@@ -196,7 +196,7 @@ class SignalOps(FlowBase):
         return out
 
     def _open_signal(self, network: str, tv: Any, value: Any) -> tuple[Signal, SignalContent, str | None] | None:
-        from client.errors import ServerMisbehaviour
+        from schakel.client.errors import ServerMisbehaviour
         try:
             with self._verifying(network):
                 if isinstance(value, Mapping) and "signed" in value:
@@ -267,7 +267,7 @@ class SignalOps(FlowBase):
 
 
 def _plain(value: Any) -> Any:
-    from protocol.objects.base import thaw
+    from schakel.protocol.objects.base import thaw
     return thaw(value)
 
 
@@ -285,7 +285,7 @@ async def anonymous_signal(server_url: str, network: str, coordinator_box_key_b6
     its website, the covenant ceremony), not from the server.  The returned ticket holds
     the receipt token *and the one-time reply key*: it is the only way to read the
     coordinator's answer, so the caller keeps it private (:func:`anonymous_status`)."""
-    from client.views import SignalTicket
+    from schakel.client.views import SignalTicket
     coordinator = BoxPublicKey.from_b64(coordinator_box_key_b64, "coordinator box key")
     signal, reply = new_id(), BoxSecretKey.generate()
     content = _content(network, signal, reply, concern=concern, urgency=urgency,
@@ -311,7 +311,7 @@ async def anonymous_status(server_url: str, ticket: Any, coordinator_sign_key_b6
     The feedback is believed only as far as it verifies under the coordinator's signing
     key, which the resident got from the same trusted channel as the box key; otherwise
     this raises the protocol error (``SignatureError`` for a forged statement)."""
-    from client.views import SignalStatus as StatusView
+    from schakel.client.views import SignalStatus as StatusView
     if not ticket.reply_secret:
         raise MalformedError("the ticket holds no reply key", details={"field": "reply_secret"})
     reply = BoxSecretKey(b64d(ticket.reply_secret, length=32, what="reply_secret"))

@@ -33,13 +33,13 @@ from typing import Any
 
 import sqlite_utils
 
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import (
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import (
     BoxSecretKey, SymmetricKey, aead_decrypt, aead_encrypt,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, MalformedError
-from protocol.objects.base import format_timestamp
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import DecryptionError, MalformedError
+from schakel.protocol.objects.base import format_timestamp
 
 #: Associated-data prefix of every local secret (ADR 0007).
 AD_PREFIX = b"schakel/v1/local-state/"

@@ -1,7 +1,7 @@
 """The client's HTTP connection to a Schakel server (docs/protocol.md §10, §14).
 
 Every signed request is signed exactly as ``tests/server_harness.Caller.prepare``
-does it: ``protocol.httpsig.sign_request`` over the target URI the *server* verifies
+does it: ``schakel.protocol.httpsig.sign_request`` over the target URI the *server* verifies
 (its public origin -- the base URL the client was configured with -- plus the raw path
 and query), a fresh 16-byte nonce, ``created`` now, the partner's key id and the acting
 user.
@@ -33,13 +33,13 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from keys import PartnerKeys
-from protocol.canonical import parse_json
-from protocol.crypto import random_bytes
-from protocol.encoding import b64e
-from protocol.httpsig import sign_request
+from schakel.keys import PartnerKeys
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.httpsig import sign_request
 
-from client.errors import ServerRefused, ServerUnreachable
+from schakel.client.errors import ServerRefused, ServerUnreachable
 
 log = structlog.get_logger("schakel.client")
 

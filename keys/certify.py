@@ -3,7 +3,7 @@
 
 Each builder builds the object with its class from ``protocol/objects/network.py``
 (schema and structural checks) and, for a membership, applies the same trust
-rules the verifier in ``keys/chain.py`` applies (:func:`keys.chain.check_grants`),
+rules the verifier in ``keys/chain.py`` applies (:func:`schakel.keys.chain.check_grants`),
 so a coordinator cannot issue an object its own members would refuse.
 Timestamps are floored to whole seconds.
 """
@@ -14,16 +14,16 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from protocol.crypto import BoxPublicKey, VerifyKey, random_bytes
-from protocol.encoding import b64e
-from protocol.errors import MalformedError
-from protocol.objects.base import format_timestamp
-from protocol.objects.network import (
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey, random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.network import (
     Membership, MembershipRevocation, NetworkGenesis, Policy, ServerKeys,
 )
 
-from keys.chain import check_grants
-from keys.partner import PartnerKeys, PublicKeys
+from schakel.keys.chain import check_grants
+from schakel.keys.partner import PartnerKeys, PublicKeys
 
 #: Object ids are 16 random bytes (conventions: Identifiers).
 ID_BYTES = 16

@@ -4,7 +4,7 @@ One encoder is used for signing *and* verifying, so a verifier never hashes a
 different byte string than the signer did.  The parser is the only way external
 JSON enters the protocol: it bounds size and nesting, refuses duplicate keys,
 ``NaN``/``Infinity`` and integers outside the I-JSON range (RFC 7493 §2.2), and
-raises :class:`~protocol.errors.MalformedError` for everything it refuses.  A number
+raises :class:`~schakel.protocol.errors.MalformedError` for everything it refuses.  A number
 with a zero fraction (``2.0``, ``2e0``) is the integer it equals, as in I-JSON, RFC 8785
 (which writes it ``2``) and JSON Schema 2020-12 (for which it is an ``integer``).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import rfc8785
 
-from protocol.errors import MalformedError
+from schakel.protocol.errors import MalformedError
 
 #: Default upper bound for one JSON document (bytes).  Routes set tighter ones.
 MAX_DOCUMENT_BYTES = 1 << 20

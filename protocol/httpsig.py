@@ -1,6 +1,6 @@
 """HTTP Message Signatures (RFC 9421, ``ed25519``) and ``Content-Digest`` (RFC 9530).
 
-Sans-I/O: strings and bytes in, header values or one :mod:`protocol.errors`
+Sans-I/O: strings and bytes in, header values or one :mod:`schakel.protocol.errors`
 exception out; ``now`` is an ``int`` UNIX time passed by the caller.
 
 Two layers (docs/protocol.md §10):
@@ -26,10 +26,10 @@ from functools import lru_cache
 from typing import Union
 from urllib.parse import urlsplit
 
-from protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey, constant_time_equal, sha256
-from protocol.encoding import b64d
-from protocol.errors import DigestMismatchError, SignatureError, StaleRequestError
-from protocol.sfv import (  # re-exported: parse_dictionary, Token
+from schakel.protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey, constant_time_equal, sha256
+from schakel.protocol.encoding import b64d
+from schakel.protocol.errors import DigestMismatchError, SignatureError, StaleRequestError
+from schakel.protocol.sfv import (  # re-exported: parse_dictionary, Token
     MAX_INT, MAX_SF_LENGTH, SF_KEY, Token, malformed, parse_dictionary, serialize_param_value,
 )
 

@@ -9,14 +9,14 @@ Two sources:
   read as package data from the installed ``deduce`` distribution, unchanged and without
   importing ``deduce`` (which would pull in numpy and build its own structures): the package
   is located with :func:`importlib.util.find_spec` and read through :mod:`importlib.resources`,
-  as :mod:`protocol.schema` reads its schemas.  No network, no writes.
+  as :mod:`schakel.protocol.schema` reads its schemas.  No network, no writes.
 * **Built-in lists** below, normative in the specification: the words for relatives and roles
   that announce a name, honorifics Deduce lacks, words that are not a name on their own (days,
   months, feasts, compass points, services, care-note words that Deduce lists as names),
   organisations, and the street suffixes.
 
 :func:`lexicon` builds everything once per process, on first use, under a lock; the result is
-immutable.  ``import protocol.pii`` does not load it.
+immutable.  ``import schakel.protocol.pii`` does not load it.
 """
 
 from __future__ import annotations

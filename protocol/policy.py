@@ -7,7 +7,7 @@ bemoeizorg) and "now" — and returns a :class:`Decision`: allowed, or denied
 with a stable reason code and an explanation a coordinator can act on.  It
 never raises for a denial: a denial is a value the server writes to the audit
 log.  Malformed *inputs* (an unknown basis, a naive datetime) raise
-:class:`~protocol.errors.MalformedError`.
+:class:`~schakel.protocol.errors.MalformedError`.
 
 Rows of the policy (each a test in tests/test_policy.py):
 
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.errors import MalformedError, PolicyViolation
 
 DEFAULT_CLASSES: tuple[str, ...] = ("name", "address", "contact", "official", "care")
 

@@ -31,7 +31,7 @@ from jsonschema._utils import uniq as _uniq
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from protocol.errors import MalformedError
+from schakel.protocol.errors import MalformedError
 
 BASE_URI = "https://schakel.invalid/v1/"
 #: Maximum number of schema violations reported in one error's details.
@@ -95,7 +95,7 @@ _StrictValidator = validators.extend(
 @cache
 def _load() -> tuple[dict[str, dict[str, Any]], Registry]:
     schemas: dict[str, dict[str, Any]] = {}
-    for entry in resources.files("protocol.schemas").iterdir():
+    for entry in resources.files("schakel.protocol.schemas").iterdir():
         if entry.name.endswith(".json"):
             schema = json.loads(entry.read_text(encoding="utf-8"))
             expected = BASE_URI + entry.name
@@ -273,7 +273,7 @@ _Verdict = Callable[[Any], bool]
 
 #: Keywords without an assertion (annotations, and the containers of definitions).
 #: ``x-schakel-distinct`` names the member no two items of an array share: the protocol
-#: objects enforce it (``protocol.signing``, the objects' ``check``); in the schema it tells
+#: objects enforce it (``schakel.protocol.signing``, the objects' ``check``); in the schema it tells
 #: other readers (and the OpenAPI document) what JSON Schema cannot say.
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description",
                           "examples", "default", "deprecated", "readOnly", "writeOnly",
@@ -501,7 +501,7 @@ def _compile(schema: Any) -> _Verdict:
     gen.node(schema, "v0", 1)
     source = "def verdict(v0):\n" + "\n".join(gen.lines) + "\n    return True\n"
     namespace = dict(gen.names)
-    exec(compile(source, "<protocol.schema compiled verdict>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, "<schakel.protocol.schema compiled verdict>", "exec"), namespace)  # noqa: S102
     verdict: _Verdict = namespace["verdict"]
     verdict.source = source  # type: ignore[attr-defined]
     return verdict

@@ -1,7 +1,7 @@
 """Running the ``schakel`` command line as a coordinator would, against a real
 ``schakel serve`` subprocess (tests/test_cli_flows.py).
 
-* :class:`LiveServer` -- ``python -m client.cli serve --data DIR --port P`` on a free
+* :class:`LiveServer` -- ``python -m schakel.cli serve --data DIR --port P`` on a free
   loopback port, waited for on ``/healthz`` (the demo's runner); its output goes to a
   file shown when it fails to start.
 * :func:`schakel` -- one CLI run in a subprocess with a clean environment: no
@@ -22,16 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.demo import DemoServer, free_port
+from schakel.cli.demo import DemoServer, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT = 120
 
 
 def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
-    env["PYTHONPATH"] = str(ROOT)
     if passphrase is not None:
         env["SCHAKEL_PASSPHRASE"] = passphrase
     env.update(extra or {})
@@ -40,8 +38,8 @@ def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[st
 
 def schakel(*args: str, cwd: Path, passphrase: str | None = PASSPHRASE, stdin: str | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """One ``schakel`` run, exactly as a user types it (``python -m client.cli``)."""
-    return subprocess.run([sys.executable, "-m", "client.cli", *args], cwd=cwd,
+    """One ``schakel`` run, exactly as a user types it (``python -m schakel.cli``)."""
+    return subprocess.run([sys.executable, "-m", "schakel.cli", *args], cwd=cwd,
                           env=_env(passphrase, env), text=True, capture_output=True,
                           input=stdin if stdin is not None else "", timeout=TIMEOUT,
                           start_new_session=True)   # no controlling terminal: a prompt reads stdin
@@ -49,7 +47,7 @@ def schakel(*args: str, cwd: Path, passphrase: str | None = PASSPHRASE, stdin: s
 
 class LiveServer:
     """``schakel serve`` as a child process on a free loopback port: the demo's own
-    runner (:class:`client.demo.DemoServer`, which waits for ``/healthz`` and retries once
+    runner (:class:`schakel.cli.demo.DemoServer`, which waits for ``/healthz`` and retries once
     if the port was taken), driven from synchronous test code."""
 
     def __init__(self, data: Path) -> None:

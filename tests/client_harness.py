@@ -1,6 +1,6 @@
 """A real server and real partners for the client library's tests (ADR 0007).
 
-* :func:`running_server` -- the real application (``server.app.make_app``, assembled by
+* :func:`running_server` -- the real application (``schakel.server.app.make_app``, assembled by
   ``tests.server_harness.build_app``) served in-process by ``aiohttp.test_utils.TestServer``
   on a **real loopback socket** with the **real clock**.  In-process because it starts
   in milliseconds and fails with a traceback; a real socket and clock because the client
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keys import KdfParams
-from server.serverkeys import ServerKeys
+from schakel.keys import KdfParams
+from schakel.server.serverkeys import ServerKeys
 from tests.server_harness import INTAKE, IDENTITY, RealClock, build_app, network_policy
 
-from client.partner import Partner
+from schakel.client.partner import Partner
 
 PASSPHRASE = "test passphrase"
 COVENANT = "Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is."
@@ -143,7 +143,7 @@ async def write_unchecked(partner: Partner, network: str, case: str,
     builds, without the PII guard or §7's action rules before it is sent.  The server
     cannot judge what it cannot read, so only the readers' clients can catch it.
     Returns the event's seq."""
-    from client.fold import summary
+    from schakel.client.fold import summary
 
     await partner.sync(network)
     info = summary(partner.state, network, case)

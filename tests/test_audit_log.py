@@ -3,8 +3,8 @@
 
 **The server's log.**  The application in-process on a real SQLite file
 (tests/server_harness.py); entries come from real routes (memberships, revocations,
-shares).  The reader is the shipped :class:`client.audit.AuditMonitor`, with the
-network verified by the shipped :func:`client.trust.load_trust`, sending its signed
+shares).  The reader is the shipped :class:`schakel.client.audit.AuditMonitor`, with the
+network verified by the shipped :func:`schakel.client.trust.load_trust`, sending its signed
 requests through the harness (:class:`CallerConnection`).
 
 **The tampering table.**  Real partners (tests/client_harness.py) against the real server
@@ -36,25 +36,25 @@ from urllib.parse import urlencode
 
 import pytest
 
-from client import Partner, ServerMisbehaviour
-from client.audit import AuditMonitor
-from client.errors import ServerRefused
-from client.state import LocalState
-from client.trust import load_trust
-from keys.fingerprint import Fingerprint
-from protocol import merkle
-from protocol.canonical import canonical_json
-from protocol.crypto import Signer
-from protocol.encoding import b64d, b64e
-from protocol.objects.audit import AuditActor, AuditEntry, TreeHead, entry_commitment
-from protocol.objects.base import parse_timestamp
-from server import retention
-from server.audit import SqliteNodeStore, append_txn, entry_count, head_at, inclusion_proof
-from server.config import ServerConfig
-from server.context import AppContext
-from server.errors import Conflict, NotFound
-from server.serverkeys import ServerKeys as ServerKeyPair
-from server.storage import Db, Store, migrate
+from schakel.client import Partner, ServerMisbehaviour
+from schakel.client.audit import AuditMonitor
+from schakel.client.errors import ServerRefused
+from schakel.client.state import LocalState
+from schakel.client.trust import load_trust
+from schakel.keys.fingerprint import Fingerprint
+from schakel.protocol import merkle
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import Signer
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.objects.audit import AuditActor, AuditEntry, TreeHead, entry_commitment
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.server import retention
+from schakel.server.audit import SqliteNodeStore, append_txn, entry_count, head_at, inclusion_proof
+from schakel.server.config import ServerConfig
+from schakel.server.context import AppContext
+from schakel.server.errors import Conflict, NotFound
+from schakel.server.serverkeys import ServerKeys as ServerKeyPair
+from schakel.server.storage import Db, Store, migrate
 from tests.client_harness import (
     IDENTITY, INTAKE, PASSPHRASE, Cast, network_policy, running_server, standard_network,
 )
@@ -71,7 +71,7 @@ FORK, ROLLBACK = "audit-fork", "audit-rollback"
 
 class CallerConnection:
     """What :class:`AuditMonitor` and :func:`load_trust` use of
-    ``client.transport.Connection`` -- ``get`` -- sent through the harness's
+    ``schakel.client.transport.Connection`` -- ``get`` -- sent through the harness's
     :class:`Caller` as ``actor``: the same signed request to the in-process server, and a
     non-2xx answer raised as ``ServerRefused`` as the real connection does."""
 
@@ -830,7 +830,7 @@ def test_the_client_raises_only_misbehaviour_names_the_specification_lists() -> 
     docs/protocol.md §16.8 lists exactly the names the client may raise."""
     import re
 
-    from client.errors import MISBEHAVIOURS
+    from schakel.client.errors import MISBEHAVIOURS
     spec = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
     listed = spec.split("### 16.8", 1)[1].split("`details.what`, one of", 1)[1].split(")", 1)[0]
     assert set(re.findall(r"`([a-z-]+)`", listed)) == MISBEHAVIOURS
@@ -888,7 +888,7 @@ async def test_receipts_of_append_txn_verify(tmp_path: Path) -> None:
 
 
 def test_merkle_log_over_sqlite_matches_the_list_functions(tmp_path: Path) -> None:
-    """MerkleLog over the SQLite node store gives the roots and proofs of protocol.merkle's
+    """MerkleLog over the SQLite node store gives the roots and proofs of schakel.protocol.merkle's
     list functions, for every size, and again after reopening the database."""
     rng = random.Random(6962)
     entries = [rng.randbytes(32) for _ in range(70)]

@@ -26,8 +26,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from client.cli import main
-from protocol.objects.network import default_policy
+from schakel.cli.main import main
+from schakel.protocol.objects.network import default_policy
 from tests.cli_harness import PASSPHRASE, LiveServer, Org, free_port, schakel
 from tests.server_harness import IDENTITY, INTAKE
 
@@ -323,7 +323,7 @@ def test_case_show_marks_an_action_that_breaks_the_policy(world: World) -> None:
     """An action written by a client that skipped the policy check (driven here through
     the library, as an old or hostile client would) is shown by another member's `case
     show`, marked, with the breach explained; `case list` counts it."""
-    from client import Partner
+    from schakel.client import Partner
     from tests.client_harness import write_unchecked
 
     made = world.social.json("case", "create", world.network,
@@ -598,11 +598,11 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 
 
 def test_every_policy_refusal_is_explained() -> None:
-    """Each reason code protocol.policy can give, and each the disclosure engine gives on
+    """Each reason code schakel.protocol.policy can give, and each the disclosure engine gives on
     its own (``Decision(False, code, ...)``), has a sentence for the coordinator."""
     import ast
 
-    from client.cli import REASONS
+    from schakel.cli.main import REASONS
 
     def refusals(path: Path) -> set[str]:
         """The codes of ``_deny(code, ...)`` and ``Decision(False, code, ...)`` calls."""

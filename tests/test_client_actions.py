@@ -4,7 +4,7 @@ reader (docs/protocol.md §7; ADR 0012).
 The rules are about the anonymous layer, which the server cannot read: the writer's
 client refuses an action that breaks them before it is sent, and every client that folds
 a case judges each action again with the same pure function
-(``protocol.policy.check_action``).  An action written by a client that skipped the check
+(``schakel.protocol.policy.check_action``).  An action written by a client that skipped the check
 (:func:`tests.client_harness.write_unchecked`) is still shown to every reader -- the
 anonymous layer is the network's shared record -- but marked on its event and listed in
 the case's ``breaches``.  Real server, real partners; one test per rule.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from client import Partner
-from client.views import PolicyBreach
-from protocol.errors import PolicyViolation
+from schakel.client import Partner
+from schakel.client.views import PolicyBreach
+from schakel.protocol.errors import PolicyViolation
 from tests.client_harness import (
     INTAKE, Cast, running_server, standard_network, write_unchecked,
 )

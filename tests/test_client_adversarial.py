@@ -1,6 +1,6 @@
 """The client against a lying server (docs/threat-model.md §5.2; ADR 0007, "Verification").
 
-Every test runs real partners (``client.Partner``, public API only) against the real
+Every test runs real partners (``schakel.client.Partner``, public API only) against the real
 server behind :mod:`tests.tamper_proxy`, a reverse proxy that rewrites one kind of answer
 the way a compromised server would.  Each attack test asserts three things, because each
 alone can pass for the wrong reason:
@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
-from client import Partner, ServerMisbehaviour
-from protocol.errors import UntrustedKeyError
+from schakel.client import Partner, ServerMisbehaviour
+from schakel.protocol.errors import UntrustedKeyError
 from tests.client_harness import make_partner, server_fingerprint
 from tests.tamper_proxy import (
     TamperedServer, rewrite_audit_entry, rewrite_audit_proof, roll_back_head, tampered_server,

@@ -16,16 +16,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client import Partner, ServerMisbehaviour, ServerRefused
-from client.errors import NotFound
-from client.fold import case_key, epoch_keys, epochs_held
-from client.transport import Connection
-from protocol import envelopes
-from protocol.crypto import CaseKey, EpochKey
-from protocol.errors import (
+from schakel.client import Partner, ServerMisbehaviour, ServerRefused
+from schakel.client.errors import NotFound
+from schakel.client.fold import case_key, epoch_keys, epochs_held
+from schakel.client.transport import Connection
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import CaseKey, EpochKey
+from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, MalformedError, PolicyViolation, UntrustedKeyError,
 )
-from protocol.objects.cases import Event
+from schakel.protocol.objects.cases import Event
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, Cast, make_partner, running_server, server_fingerprint,
     standard_network,
@@ -506,7 +506,7 @@ async def test_a_dropped_event_is_event_missing(world: Any) -> None:
         db = server_db(tmp_path)
         envelope = cast.formal.state.get_doc("event", (n, case, "0000000002"))
         import json as _json
-        from protocol.canonical import canonical_json
+        from schakel.protocol.canonical import canonical_json
         text = canonical_json(envelope).decode()
         deleted = db.execute("DELETE FROM feed WHERE network = ? AND kind = 'event' AND "
                              "envelope = ?", (n, text)).rowcount
@@ -556,7 +556,7 @@ async def test_an_altered_event_is_bad_signature(world: Any) -> None:
     case = await cast.formal.create_case(n, INTAKE)
     db = server_db(tmp_path)
     import json as _json
-    from protocol.canonical import canonical_json
+    from schakel.protocol.canonical import canonical_json
     (row_id, text), = db.execute("SELECT id, envelope FROM feed WHERE network = ? AND "
                                  "kind = 'event'", (n,)).fetchall()
     envelope = _json.loads(text)
@@ -575,7 +575,7 @@ async def test_a_substituted_member_key_is_refused(world: Any) -> None:
     n = cast.network
     db = server_db(tmp_path)
     import json as _json
-    from protocol.canonical import canonical_json
+    from schakel.protocol.canonical import canonical_json
     rows = db.execute("SELECT id, envelope FROM memberships WHERE network = ? AND member = ?",
                       (n, cast.shell.key_id)).fetchall()
     row_id, text = rows[0]
@@ -622,8 +622,8 @@ async def test_audit_monitor_verifies_the_log_for_whole_and_partial_readers(worl
 
 
 async def test_audit_monitor_catches_a_rollback_and_a_fork(tmp_path: Path) -> None:
-    from protocol.objects.audit import TreeHead
-    from server.serverkeys import ServerKeys
+    from schakel.protocol.objects.audit import TreeHead
+    from schakel.server.serverkeys import ServerKeys
     keys = ServerKeys.generate()
     async with running_server(tmp_path, keys=keys) as url:
         cast = await standard_network(tmp_path, url)
@@ -659,7 +659,7 @@ async def test_audit_monitor_catches_a_rollback_and_a_fork(tmp_path: Path) -> No
 
 
 def b64_root(raw: bytes) -> str:
-    from protocol.encoding import b64e
+    from schakel.protocol.encoding import b64e
     return b64e(raw)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from client import ServerMisbehaviour, ServerRefused
-from client.disclosure import new_id
-from client.partner import Partner
-from protocol.errors import PolicyViolation
+from schakel.client import ServerMisbehaviour, ServerRefused
+from schakel.client.disclosure import new_id
+from schakel.client.partner import Partner
+from schakel.protocol.errors import PolicyViolation
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, network_policy, running_server, server_fingerprint,
     standard_network,

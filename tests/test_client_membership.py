@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from client import Partner, ServerRefused
-from protocol import envelopes
-from protocol.crypto import CaseKey, EpochKey
-from protocol.errors import ProtocolError
+from schakel.client import Partner, ServerRefused
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import CaseKey, EpochKey
+from schakel.protocol.errors import ProtocolError
 from tests.client_harness import server_fingerprint
 from tests.tamper_proxy import TamperedServer, stored_events, stored_feed, tampered_server
 from tests.test_client_adversarial import COVENANT, IDENTITY, INTAKE, INTAKE_B, new_partner, note

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from client import ServerMisbehaviour
-from protocol.errors import PolicyViolation
+from schakel.client import ServerMisbehaviour
+from schakel.protocol.errors import PolicyViolation
 from tests.client_harness import (
     COVENANT, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
     standard_network,

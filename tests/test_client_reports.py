@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from client import ServerMisbehaviour
+from schakel.client import ServerMisbehaviour
 from tests.client_harness import (
     IDENTITY, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
     standard_network,

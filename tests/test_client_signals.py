@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from client import ServerMisbehaviour
-from client.signals import anonymous_signal, anonymous_status
-from protocol import signing
-from protocol.crypto import Signer
-from protocol.errors import SignatureError
+from schakel.client import ServerMisbehaviour
+from schakel.client.signals import anonymous_signal, anonymous_status
+from schakel.protocol import signing
+from schakel.protocol.crypto import Signer
+from schakel.protocol.errors import SignatureError
 from tests.client_harness import (
     admit, make_partner, running_server, server_fingerprint, standard_network,
 )

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from client.home import Home
-from client.partner import Partner
-from client.state import LocalState, associated_data
-from keys import KdfParams
-from protocol.crypto import BoxSecretKey
-from protocol.errors import DecryptionError, KeystoreError, MalformedError, UntrustedKeyError
+from schakel.client.home import Home
+from schakel.client.partner import Partner
+from schakel.client.state import LocalState, associated_data
+from schakel.keys import KdfParams
+from schakel.protocol.crypto import BoxSecretKey
+from schakel.protocol.errors import DecryptionError, KeystoreError, MalformedError, UntrustedKeyError
 
 SECRET = b"epoch key bytes that must never be readable on disk!"
 

@@ -1,6 +1,6 @@
 """The client's defences of docs/threat-model.md, one test per threat, named after it.
 
-Real partners (``client.Partner``) against the real server, behind the tampering proxy
+Real partners (``schakel.client.Partner``) against the real server, behind the tampering proxy
 of :mod:`tests.tamper_proxy` where the threat is a lying server (§5.2), or with the
 server's own SQLite file read where the threat is what the server can see (§5.1).  Each
 attack test checks that the proxy really rewrote an answer, that the client raised and
@@ -21,17 +21,17 @@ from typing import Any
 
 import pytest
 
-from client import Partner, ServerMisbehaviour
-from client.partner import new_id
-from client.fold import case_key, epoch_keys, latest_epoch, summary
-from keys.certify import revoke_membership
-from protocol import envelopes, signing
-from protocol.crypto import BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, PolicyViolation
-from protocol.objects.base import format_timestamp
-from protocol.objects.cases import CaseHeader, CaseRekey, Event, event_hash
-from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
+from schakel.client import Partner, ServerMisbehaviour
+from schakel.client.partner import new_id
+from schakel.client.fold import case_key, epoch_keys, latest_epoch, summary
+from schakel.keys.certify import revoke_membership
+from schakel.protocol import envelopes, signing
+from schakel.protocol.crypto import BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import DecryptionError, PolicyViolation
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.cases import CaseHeader, CaseRekey, Event, event_hash
+from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy, server_fingerprint,
 )

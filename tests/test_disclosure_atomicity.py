@@ -30,10 +30,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from protocol.envelopes import open_gate
-from server.audit import append_txn
-from server.data import insert
-from server.disclosure import data as disclosure_data
+from schakel.protocol.envelopes import open_gate
+from schakel.server.audit import append_txn
+from schakel.server.data import insert
+from schakel.server.disclosure import data as disclosure_data
 from tests.disclosure_harness import audit_log, consent_and_grant, open_release, release
 from tests.server_harness import (
     IDENTITY, Caller, FakeClock, InProcessServer, Network, RealClock, SessionTransport, World,

@@ -124,7 +124,7 @@ PROTOCOL_MD = ROOT / "docs" / "protocol.md"
 
 
 def test_protocol_md_names_every_wire_object_type() -> None:
-    from protocol.schema import known_types
+    from schakel.protocol.schema import known_types
 
     text = PROTOCOL_MD.read_text(encoding="utf-8")
     missing = [t for t in known_types() if f"`{t}`" not in text]
@@ -132,7 +132,7 @@ def test_protocol_md_names_every_wire_object_type() -> None:
 
 
 def test_protocol_md_lists_every_error_code() -> None:
-    import protocol.errors as errors
+    import schakel.protocol.errors as errors
 
     text = PROTOCOL_MD.read_text(encoding="utf-8")
     codes = {cls.code for cls in vars(errors).values()
@@ -172,7 +172,7 @@ INTO_PROTOCOL = re.compile(r"\bprotocol(?:\.md)?`?\s*$")
 ANY_SECTION_SIGN = re.compile(r"§\S+")
 #: Files whose citations of a protocol.md section must name one that exists.
 CITING = ("protocol/**/*.py", "protocol/schemas/*.json", "keys/*.py", "server/**/*.py",
-          "client/**/*.py", "tests/*.py", "bench/*.py", "docs/**/*.md", "*.md")
+          "client/**/*.py", "cli/**/*.py", "tests/*.py", "bench/*.py", "docs/**/*.md", "*.md")
 
 
 @lru_cache(maxsize=None)
@@ -323,7 +323,7 @@ def _status_problems(row_id: str, cites: list[re.Match[str]], status: str,
         problems.append(f"'{kind}' cites no test")
     if "server" in kind and kind.startswith("tested") and not server:
         problems.append(f"'{kind}' cites no test from a module that drives the running "
-                        f"server (imports tests/server_harness.py or server.app)")
+                        f"server (imports tests/server_harness.py or schakel.server.app)")
     if "client" in kind and kind.startswith("tested") and not client:
         problems.append(f"'{kind}' cites no test from a module that runs the client against "
                         f"the server (imports tests/client_harness.py or tests/tamper_proxy.py)")

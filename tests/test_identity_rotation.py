@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from client import Partner, ServerMisbehaviour, ServerUnreachable
-from protocol import envelopes
-from protocol.crypto import ClassKey
-from protocol.errors import DecryptionError
-from protocol.objects.cases import CaseHeader, IdentityRecord
-from server.context import CTX
+from schakel.client import Partner, ServerMisbehaviour, ServerUnreachable
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import ClassKey
+from schakel.protocol.errors import DecryptionError
+from schakel.protocol.objects.cases import CaseHeader, IdentityRecord
+from schakel.server.context import CTX
 from tests import disclosure_harness as dh
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy, running_server,

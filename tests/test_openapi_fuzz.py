@@ -51,7 +51,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 from schemathesis.specs.openapi import checks  # noqa: E402
 
-from protocol.httpsig import sign_request  # noqa: E402
+from schakel.protocol.httpsig import sign_request  # noqa: E402
 from tests.server_harness import (  # noqa: E402
     Actor, Caller, RealClock, Reply, SessionTransport, World, build_world, error_shape_problems,
     new_nonce,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.policy import (
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.policy import (
     REASON_MIN_LETTERS, BemoeizorgFacts, ConsentFacts, Grantee, Person, Request, Rules,
     check_action, decide, reason_shortfall,
 )

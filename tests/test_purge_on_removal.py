@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from client import ServerRefused
-from keys import revoke_membership
-from protocol.canonical import canonical_json
-from protocol.crypto import sha256
-from protocol.encoding import b64e
-from protocol.objects.disclosure import PurgeInstruction
-from server import retention
-from server.context import CTX
+from schakel.client import ServerRefused
+from schakel.keys import revoke_membership
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.objects.disclosure import PurgeInstruction
+from schakel.server import retention
+from schakel.server.context import CTX
 from tests import disclosure_harness as dh
 from tests.client_harness import IDENTITY, INTAKE, running_server, standard_network
 from tests.server_harness import (

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from protocol import schema
-from protocol.crypto import Signer, key_id
-from protocol.errors import MalformedError
+from schakel.protocol import schema
+from schakel.protocol.crypto import Signer, key_id
+from schakel.protocol.errors import MalformedError
 from tests.strategies import JSON, json_paths, set_at
 from tests.vectors_objects import VECTOR_PATH
 

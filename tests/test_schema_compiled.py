@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import schema
-from protocol.errors import MalformedError
+from schakel.protocol import schema
+from schakel.protocol.errors import MalformedError
 from tests.strategies import JSON, json_paths, set_at
 from tests.test_schema import EXAMPLES, REPLACEMENTS, variants
 

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from protocol.objects.cases import Event, check_link
+from schakel.protocol.objects.cases import Event, check_link
 from tests.server_harness import (
     Caller, CaseState, Network, RealClock, Reply, SessionTransport, create_case,
     register, server_keys, sync_all, wait_until,

@@ -36,7 +36,7 @@ from tests.test_server_crash import SCHAKEL, STEP_TIMEOUT, ServerProcess, free_p
 
 #: Small limits for the server under test: a short shutdown, so a stop is quick to see.
 LIMITS = {"shutdown_timeout": 2.0}
-#: Seconds a stopping server may take at most: its shutdown, then server.app.STOP_GRACE
+#: Seconds a stopping server may take at most: its shutdown, then schakel.server.app.STOP_GRACE
 #: (10 s) before it exits without waiting, and a margin.
 STOP_BOUND = LIMITS["shutdown_timeout"] + 10 + 10
 REQUEST_TIMEOUT = 10.0     # a request that takes longer is a hang

@@ -272,7 +272,7 @@ def test_connections_over_the_per_address_cap_are_refused_with_429(edge: ServerP
 def test_the_connection_limits_are_in_config_json(tmp_path: Path) -> None:
     """The cap and the timeouts are settings of the data directory's config.json
     (protocol.md §14, "Connections"), with their defaults written on first start."""
-    from server.config import load_or_create
+    from schakel.server.config import load_or_create
 
     written = json.loads((load_or_create(tmp_path).data_dir / "config.json").read_text())
     assert {k: written["limits"][k] for k in ("header_timeout", "body_timeout",

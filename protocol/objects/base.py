@@ -6,14 +6,14 @@ A subclass of :class:`WireObject` sets ``TYPE`` (its schema,
 JSON key that is a Python keyword or would shadow a method is declared with
 :func:`alias`.  A nested part of an object (``coordinator``, ``policy.retention``,
 ``consent.grantees``...) is a :class:`Part`, validated against a ``$defs`` entry
-(``<TYPE>.json#/$defs/<DEF>``) with :func:`protocol.schema.validate_def`; a field
+(``<TYPE>.json#/$defs/<DEF>``) with :func:`schakel.protocol.schema.validate_def`; a field
 holding one (or a tuple of them) is declared with :func:`nested`.
 
 Building an object, from Python or from JSON, does in this order:
 
 1. lists become tuples and JSON objects :class:`FrozenMap`, so a built object cannot
    be changed through a list it holds and ``from_json(to_json(x)) == x``;
-2. the JSON form is validated against the schema.  ``protocol.schema`` asserts that
+2. the JSON form is validated against the schema.  ``schakel.protocol.schema`` asserts that
    anchored patterns match the whole string, that an integer is not ``1.0`` and that
    a timestamp is a real calendar time, for objects and parts alike;
 3. nested parts given as plain JSON are built into their :class:`Part` class (which
@@ -22,9 +22,9 @@ Building an object, from Python or from JSON, does in this order:
    tab, CR and LF in the multi-line free-text fields a class names in ``MULTILINE``;
 5. ``check()``: rules a schema cannot express (cross-field rules, decoded sizes).
 
-Every refusal is a :class:`~protocol.errors.MalformedError` naming the object (or
+Every refusal is a :class:`~schakel.protocol.errors.MalformedError` naming the object (or
 part) and the JSON path, never the value.  Signed objects travel in envelopes
-(``protocol.signing``); ``from_envelope`` verifies first and only then builds the
+(``schakel.protocol.signing``); ``from_envelope`` verifies first and only then builds the
 object ("verify before you believe").
 """
 
@@ -36,10 +36,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from protocol import schema, signing
-from protocol.crypto import Signer, VerifyKey
-from protocol.encoding import b64d
-from protocol.errors import MalformedError, SignatureError
+from schakel.protocol import schema, signing
+from schakel.protocol.crypto import Signer, VerifyKey
+from schakel.protocol.encoding import b64d
+from schakel.protocol.errors import MalformedError, SignatureError
 
 T = TypeVar("T", bound="WireObject")
 _V = TypeVar("_V")
@@ -99,7 +99,7 @@ def freeze(value: Any) -> Any:
 
 def thaw(value: Any) -> Any:
     """Plain JSON (dicts and lists) from a frozen value or wire object, e.g. to hand an
-    embedded envelope to ``protocol.signing``."""
+    embedded envelope to ``schakel.protocol.signing``."""
     kind = type(value)
     if kind in _LEAVES:
         return value
@@ -118,7 +118,7 @@ def thaw(value: Any) -> Any:
 
 def invalid(obj_type: str, field: str, problem: str, *, where: str | None = None) -> MalformedError:
     """A :class:`MalformedError` naming the object (``where``, default ``obj_type``) and
-    the field, never the value; the same shape as ``protocol.schema``'s errors."""
+    the field, never the value; the same shape as ``schakel.protocol.schema``'s errors."""
     text = f"{field}: {problem}"
     return MalformedError(f"invalid {where or obj_type}: {text}",
                           details={"type": obj_type, "field": field, "problems": [text]})
@@ -294,7 +294,7 @@ class WireObject:
     def peek(cls, envelope: Any) -> dict[str, Any]:
         """The ``signed`` part of ``envelope``, schema-valid but **not verified**: only to
         find the key that must verify it, then :meth:`from_envelope`.  Another object
-        type is a :class:`SignatureError`, as in :func:`protocol.signing.verify`."""
+        type is a :class:`SignatureError`, as in :func:`schakel.protocol.signing.verify`."""
         schema.validate("envelope", envelope)
         signed = envelope["signed"]
         if signed.get("type") != cls.TYPE:

@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import envelopes, schema, signing
-from protocol.canonical import canonical_json
-from protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, SignatureError
-from protocol.objects.base import T, Timestamp, WireObject, alias, thaw
-from protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
+from schakel.protocol import envelopes, schema, signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, SignatureError
+from schakel.protocol.objects.base import T, Timestamp, WireObject, alias, thaw
+from schakel.protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
 #: Domain separation of the event hash chain (protocol.md §C.3).
 EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
@@ -30,7 +30,7 @@ EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
 # carry the matching base64url lengths.
 SEAL_OVERHEAD = 48               # crypto_box_seal
 TOKEN_MIN_BYTES, TOKEN_MAX_BYTES = 4, 16
-WRAPPED_KEY_MAX_BYTES = 128     # protocol.envelopes.unwrap_case_key; a wrap is 72
+WRAPPED_KEY_MAX_BYTES = 128     # schakel.protocol.envelopes.unwrap_case_key; a wrap is 72
 EVENT_CIPHERTEXT_MAX_BYTES = 64 * 1024
 IDENTITY_CIPHERTEXT_MAX_BYTES = 16 * 1024
 GATED_BLOB_MAX_BYTES = 1024

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol import envelopes
-from protocol.crypto import BoxPublicKey, BoxSecretKey, CaseKey
-from protocol.envelopes import JUSTIFICATION_MAX_BYTES
-from protocol.errors import ContextMismatchError
-from protocol.objects.base import Part, Timestamp, WireObject, nested
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, CaseKey
+from schakel.protocol.envelopes import JUSTIFICATION_MAX_BYTES
+from schakel.protocol.errors import ContextMismatchError
+from schakel.protocol.objects.base import Part, Timestamp, WireObject, nested
 
 PARTIES = ("formal", "informal")
 PURGE_REASONS = ("consent-revoked", "bemoeizorg-expired", "membership-removed", "retention")

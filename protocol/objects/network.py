@@ -2,7 +2,7 @@
 (docs/protocol.md §N).
 
 Every class here is a frozen, keyword-only dataclass built on
-:class:`~protocol.objects.base.WireObject` (or :class:`~protocol.objects.base.Part`
+:class:`~schakel.protocol.objects.base.WireObject` (or :class:`~schakel.protocol.objects.base.Part`
 for nested parts): it validates against ``protocol/schemas/<type>.json`` when built
 (style.md: an invalid object cannot exist).  ``keys/`` builds and parses the
 identity objects (genesis, membership, revocation, rotation, key bundle) with these
@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import envelopes, signing
-from protocol.crypto import (
+from schakel.protocol import envelopes, signing
+from schakel.protocol.crypto import (
     KEY_BYTES, BoxPublicKey, BoxSecretKey, EpochKey, MatchKey, VerifyKey,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import ContextMismatchError, MalformedError, SignatureError
-from protocol.objects.base import (
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from schakel.protocol.objects.base import (
     FrozenMap, Part, Timestamp, WireObject, alias, invalid, nested, thaw,
 )
 
@@ -494,7 +494,7 @@ class EpochKeyDistribution(WireObject):
 @dataclass(frozen=True, kw_only=True)
 class EpochKeyPayload(WireObject):
     """The plaintext inside one sealed entry of an epoch-key-distribution: exactly what
-    :func:`protocol.envelopes.seal_epoch_keys` seals (it carries ``"type"`` like every
+    :func:`schakel.protocol.envelopes.seal_epoch_keys` seals (it carries ``"type"`` like every
     sealed payload).  Holds secrets: they are left out of ``repr``."""
 
     TYPE = "epoch-key-payload"

@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.canonical import canonical_json
-from protocol.crypto import VerifyKey
-from protocol.errors import ContextMismatchError, MalformedError, SignatureError
-from protocol.objects.base import FrozenMap, T, WireObject, invalid, nested, thaw
-from protocol.objects.cases import MAX_TOKENS, SEAL_OVERHEAD, BlindIndexToken
-from protocol.objects.plaintext import (
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from schakel.protocol.objects.base import FrozenMap, T, WireObject, invalid, nested, thaw
+from schakel.protocol.objects.cases import MAX_TOKENS, SEAL_OVERHEAD, BlindIndexToken
+from schakel.protocol.objects.plaintext import (
     IdentityPlaintext,
     check_plaintext_size,
     identity_plaintext_for,

@@ -3,7 +3,7 @@ releases, bemoeizorg, reviews, purges and the subject access report.
 
 Split like the rest of ``server/``: ``facts`` (policy facts held in memory), ``checks``
 (verifying objects), ``data`` and ``bemoeizorg`` (the ``*_txn`` writes and reads, where
-``protocol.policy.decide`` runs inside the write transaction and every outcome is appended
-to the audit log with ``server.audit.append_txn``), ``report`` (the subject access report
+``schakel.protocol.policy.decide`` runs inside the write transaction and every outcome is appended
+to the audit log with ``schakel.server.audit.append_txn``), ``report`` (the subject access report
 from the audit log) and ``routes`` (thin handlers).
 """

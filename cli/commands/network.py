@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import (
+from schakel.cli.commands.common import (
     json_option, partner_options, progress_bar, progress_option, read_object_file,
     read_text_file, sync_option, with_partner,
 )
-from client.commands.output import cell, emit, plain, table
-from keys import Fingerprint
-from protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
+from schakel.cli.commands.output import cell, emit, plain, table
+from schakel.keys import Fingerprint
+from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 KINDS = ("neighbourhood", "oggz")
 

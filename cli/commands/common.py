@@ -1,10 +1,10 @@
 """What every partner command shares: the home directory, the passphrase, opening
-and always closing the :class:`client.Partner`, reading input files, and the
+and always closing the :class:`schakel.client.Partner`, reading input files, and the
 progress bar.
 
 The commands are a thin shell: each builds its inputs, runs one coroutine over
 the async library with :func:`asyncio.run`, and prints the answer.  Errors are
-not handled here but in ``client.cli.SchakelGroup``, which maps them to exit
+not handled here but in ``schakel.cli.main.SchakelGroup``, which maps them to exit
 codes and advice in one place.
 """
 
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from client.commands.guard import refuse_early, showing
-from keys import passphrase_from
-from protocol.canonical import parse_json
-from protocol.errors import KeystoreError, MalformedError
+from schakel.cli.commands.guard import refuse_early, showing
+from schakel.keys import passphrase_from
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.errors import KeystoreError, MalformedError
 
 if TYPE_CHECKING:  # the library is imported when a command runs, so --help stays fast
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,7 +55,7 @@ def check_url(ctx: click.Context | None, param: click.Parameter | None, value: s
     """A server address must be ``http(s)://host[:port]`` (requests are signed for it)."""
     if value is None:
         return None
-    from client.transport import origin_of
+    from schakel.client.transport import origin_of
 
     try:
         return origin_of(value)
@@ -131,7 +131,7 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
     The passphrase comes from SCHAKEL_PASSPHRASE or a hidden prompt, asked
     before anything touches the network.  ``guard``: the free text ``work`` sends
     (``{field: text}``), checked by the PII guard before the passphrase and shown back
-    with its findings when the guard refuses it (:mod:`client.commands.guard`).
+    with its findings when the guard refuses it (:mod:`schakel.cli.commands.guard`).
     """
     if guard is not None:
         refuse_early(guard)
@@ -140,7 +140,7 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
     passphrase = passphrase_from()
 
     async def main() -> T:
-        from client import Partner
+        from schakel.client import Partner
 
         partner = await Partner.open(home, passphrase, server=server)
         try:

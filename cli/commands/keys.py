@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from client.commands.output import emit
-from keys import (
+from schakel.cli.commands.output import emit
+from schakel.keys import (
     Fingerprint, KdfParams, PartnerKeys, load_keystore, make_key_bundle, passphrase_from,
     read_keystore_info, rotate, save_keystore, verify_key_bundle,
 )
-from protocol.canonical import parse_json
-from protocol.errors import MalformedError
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.errors import MalformedError
 
 DEFAULT_KEYSTORE = "schakel-keystore.json"
 KDF_CHOICES = {"moderate": KdfParams.MODERATE, "interactive": KdfParams.INTERACTIVE}

@@ -2,7 +2,7 @@
 
 The demo starts ``schakel serve`` as a child process on a free loopback port, gives
 every organisation its own home directory (keystore, ``client.json``, ``state.db``)
-and plays issue 5's scenario through the public client library (:class:`client.Partner`):
+and plays issue 5's scenario through the public client library (:class:`schakel.client.Partner`):
 real keys, real signed requests, real verification.  It narrates what each party sees
 and what it cannot see, and every claim is a *check*: the demo exits 0 only if every
 check held, so ``make demo`` doubles as an end-to-end test a newcomer can read.
@@ -36,15 +36,15 @@ from typing import Any, TextIO, TypeVar
 
 import aiohttp
 
-from client.partner import Partner
-from client.signals import anonymous_signal, anonymous_status
-from keys import KdfParams
-from protocol import pii
-from protocol.crypto import random_bytes
-from protocol.encoding import b64e
-from protocol.errors import ProtocolError
-from protocol.objects.base import format_timestamp
-from protocol.objects.disclosure import Grant
+from schakel.client.partner import Partner
+from schakel.client.signals import anonymous_signal, anonymous_status
+from schakel.keys import KdfParams
+from schakel.protocol import pii
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ProtocolError
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.disclosure import Grant
 
 T = TypeVar("T")
 
@@ -53,7 +53,6 @@ T = TypeVar("T")
 PASSPHRASE = "schakel demo passphrase, not a secret"
 #: Seconds to wait for the child server's /healthz.
 SERVER_START_TIMEOUT = 30.0
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # =========================================================================== narration
@@ -264,15 +263,13 @@ class DemoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-        return env
+        return {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
 
     def init(self) -> str:
         """``schakel server init --data DIR --json``: create the server's keys and return
         the server fingerprint it printed."""
         result = subprocess.run(
-            [sys.executable, "-m", "client.cli", "server", "init", "--data", str(self.data),
+            [sys.executable, "-m", "schakel.cli", "server", "init", "--data", str(self.data),
              "--json"], env=self._env(), text=True, capture_output=True,
             stdin=subprocess.DEVNULL, timeout=SERVER_START_TIMEOUT * 4)
         if result.returncode != 0:
@@ -284,7 +281,7 @@ class DemoServer:
         self.port = free_port()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "client.cli", "serve", "--data", str(self.data),
+                [sys.executable, "-m", "schakel.cli", "serve", "--data", str(self.data),
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env(),
                 start_new_session=True)
@@ -435,7 +432,7 @@ class Cast:
 class Scenario:
     """Issue 5's scenario against a running server, one method per section.
 
-    Each organisation acts only through its own :class:`client.Partner` (its own home,
+    Each organisation acts only through its own :class:`schakel.client.Partner` (its own home,
     keys and verified state): what a party is shown reading is what its client decrypted
     and verified, and what it is shown not reading is a refusal or an absence checked
     here."""

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import (
+from schakel.cli.commands.common import (
     json_option, partner_options, progress_bar, progress_option, with_partner,
 )
-from client.commands.output import cell, emit, heading, plain, table
+from schakel.cli.commands.output import cell, emit, heading, plain, table
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.group()

@@ -12,7 +12,7 @@ a traceback.  Exit codes (also in ``schakel --help``):
   5  the server could not be reached
 
 Every error is mapped here, in :class:`SchakelGroup`, so the commands in
-``client/commands/`` stay a thin shell over the library (ADR 0007).
+``cli/commands/`` stay a thin shell over the library (ADR 0007).
 """
 
 from __future__ import annotations
@@ -30,29 +30,29 @@ import aiohttp
 import click
 import structlog
 
-from client.commands.audit import audit
-from client.commands.bemoeizorg import bemoeizorg
-from client.commands.case import case
-from client.commands.common import JSON_META, SERVER_META
-from client.commands.consent import consent
-from client.commands.demo import demo
-from client.commands.duties import duties
-from client.commands.grant import grant
-from client.commands.guard import explain
-from client.commands.init import init, keys_bundle, whoami
-from client.commands.keys import keys
-from client.commands.member import member
-from client.commands.network import network, sync
-from client.commands.output import print_json
-from client.commands.report import report
-from client.commands.review import review
-from client.commands.signal import signal
-from client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
-from protocol.errors import (
+from schakel.cli.commands.audit import audit
+from schakel.cli.commands.bemoeizorg import bemoeizorg
+from schakel.cli.commands.case import case
+from schakel.cli.commands.common import JSON_META, SERVER_META
+from schakel.cli.commands.consent import consent
+from schakel.cli.commands.demo import demo
+from schakel.cli.commands.duties import duties
+from schakel.cli.commands.grant import grant
+from schakel.cli.commands.guard import explain
+from schakel.cli.commands.init import init, keys_bundle, whoami
+from schakel.cli.commands.keys import keys
+from schakel.cli.commands.member import member
+from schakel.cli.commands.network import network, sync
+from schakel.cli.commands.output import print_json
+from schakel.cli.commands.report import report
+from schakel.cli.commands.review import review
+from schakel.cli.commands.signal import signal
+from schakel.client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
+from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
-from protocol.pii_lexicon import LexiconUnavailable
+from schakel.protocol.pii_lexicon import LexiconUnavailable
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
@@ -299,8 +299,8 @@ class SchakelGroup(click.Group):
     """
 
     #: name -> (module, attribute) of commands imported on first use.
-    LAZY: dict[str, tuple[str, str]] = {"serve": ("client.commands.serve", "serve"),
-                                         "server": ("client.commands.serve", "server")}
+    LAZY: dict[str, tuple[str, str]] = {"serve": ("schakel.cli.commands.serve", "serve"),
+                                         "server": ("schakel.cli.commands.serve", "server")}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
@@ -385,6 +385,3 @@ for command in (init, whoami, keys, network, sync, member, case, signal, consent
                 bemoeizorg, review, audit, report, duties, demo):
     main.add_command(command)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

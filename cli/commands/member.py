@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import (
+from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
-from client.commands.guard import EPILOG as GUARD_EPILOG
-from client.commands.network import MEMBER_COLUMNS
-from client.commands.output import emit, plain, table
-from keys import Fingerprint, verify_key_bundle
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.network import MEMBER_COLUMNS
+from schakel.cli.commands.output import emit, plain, table
+from schakel.keys import Fingerprint, verify_key_bundle
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.group()

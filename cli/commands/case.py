@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import (
+from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
-from client.commands.guard import EPILOG as GUARD_EPILOG
-from client.commands.output import cell, emit, heading, plain, table
-from protocol.errors import MalformedError
-from protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 CARE_STATUSES = ("known", "misses-care", "avoids-care")
 SOURCES = ("partner", "resident", "volunteer", "gp", "anonymous-signal", "shell-partner", "other")

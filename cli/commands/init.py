@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import (
+from schakel.cli.commands.common import (
     check_url, json_option, partner_options, remember_server, run, with_partner,
 )
-from client.commands.output import emit, heading, plain, table
-from keys import KdfParams, passphrase_from
-from protocol.errors import KeystoreError
+from schakel.cli.commands.output import emit, heading, plain, table
+from schakel.keys import KdfParams, passphrase_from
+from schakel.protocol.errors import KeystoreError
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 KDF_CHOICES = {"moderate": KdfParams.MODERATE, "interactive": KdfParams.INTERACTIVE}
 
@@ -60,7 +60,7 @@ def init(home: Path, name: str, server: str, acting_user: str, kdf: str, as_json
     passphrase = passphrase_from(confirm=True, prompt="New passphrase: ")
 
     async def create() -> dict[str, Any]:
-        from client import Partner
+        from schakel.client import Partner
 
         partner = await Partner.create(home, passphrase, name=name, server=server,
                                        acting_user=acting_user, kdf=KDF_CHOICES[kdf])

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from client.commands.common import json_option, partner_options, with_partner
-from client.commands.grant import receive_release
-from client.commands.output import emit
+from schakel.cli.commands.common import json_option, partner_options, with_partner
+from schakel.cli.commands.grant import receive_release
+from schakel.cli.commands.output import emit
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.group()

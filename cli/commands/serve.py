@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from client.commands.output import emit
-from server import serverkeys
-from server.app import serve as run_server
-from server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, load_or_create
-from server.context import AppContext
-from server.logconfig import configure_logging
+from schakel.cli.commands.output import emit
+from schakel.server import serverkeys
+from schakel.server.app import serve as run_server
+from schakel.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, load_or_create
+from schakel.server.context import AppContext
+from schakel.server.logconfig import configure_logging
 
 DATA_HELP = ("the server's data directory: database, server keys and config.json; created "
              "on first use, reused after")
@@ -109,7 +109,7 @@ def retention(data_dir: Path, as_json: bool) -> None:
     audited; the running server does the same every limits.retention_interval
     seconds).
     """
-    from server.retention import run_once
+    from schakel.server.retention import run_once
 
     keys = _existing_keys(data_dir)
     config = _config(data_dir, None, None, None)

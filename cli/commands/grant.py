@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.case import print_identity
-from client.commands.common import json_option, partner_options, with_partner
-from client.commands.guard import EPILOG as GUARD_EPILOG
-from client.commands.output import emit, plain
+from schakel.cli.commands.case import print_identity
+from schakel.cli.commands.common import json_option, partner_options, with_partner
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.output import emit, plain
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.group()

@@ -2,7 +2,7 @@
 
 Every command that sends free text (an intake, a note, an analysis, an action, a status
 reason, a share, removal, grant, consent or referral reason, a consent purpose, a review
-note) names that text to :func:`client.commands.common.with_partner` (``guard=``):
+note) names that text to :func:`schakel.cli.commands.common.with_partner` (``guard=``):
 
 * **Before the passphrase** the guard runs on this computer without the network's
   allow-list, which lives in the encrypted home, and refuses only what no allow-list can
@@ -27,8 +27,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from protocol import pii
-from protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol import pii
+from schakel.protocol.errors import MalformedError, PolicyViolation
 
 #: What every command that sends free text says about the guard under its --help
 #: (docs/protocol.md §8.5 and §8.7 are the exact rules).

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from protocol.encoding import b64e
+from schakel.protocol.encoding import b64e
 
 
 def plain(value: Any) -> Any:

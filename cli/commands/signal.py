@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import (
+from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, with_partner,
 )
-from client.commands.guard import EPILOG as GUARD_EPILOG, advise
-from client.commands.output import emit, plain, table
-from protocol.errors import MalformedError
-from protocol.objects.plaintext import SEVERITIES
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
+from schakel.cli.commands.output import emit, plain, table
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.plaintext import SEVERITIES
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour", "family",
                    "shell-partner", "professional", "other")
@@ -110,7 +110,7 @@ def _write_private(path: Path, value: dict[str, Any]) -> None:
 
 def _ticket_in_home(partner: "Partner", wanted: str) -> Any:
     """The ticket this home kept for a signal id (or a receipt token)."""
-    from client.views import SignalTicket
+    from schakel.client.views import SignalTicket
 
     for _, doc in partner.state.docs("ticket"):
         if wanted in (doc.get("signal"), doc.get("receipt")):
@@ -137,7 +137,7 @@ def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path
         raise click.UsageError("give the SIGNAL id or --ticket-file (one of the two)")
 
     async def look(partner: "Partner") -> dict[str, Any]:
-        from client.views import SignalTicket
+        from schakel.client.views import SignalTicket
 
         if ticket_file is not None:
             ticket = SignalTicket.from_file(read_object_file(ticket_file, "signal ticket"))

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import json_option, partner_options, sync_option, with_partner
-from client.commands.output import cell, emit, heading, plain
+from schakel.cli.commands.common import json_option, partner_options, sync_option, with_partner
+from schakel.cli.commands.output import cell, emit, heading, plain
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.command()

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from client.commands.common import json_option, partner_options, with_partner
-from client.commands.init import MISBEHAVIOUR_COLUMNS
-from client.commands.output import cell, emit, heading, plain, table
+from schakel.cli.commands.common import json_option, partner_options, with_partner
+from schakel.cli.commands.init import MISBEHAVIOUR_COLUMNS
+from schakel.cli.commands.output import cell, emit, heading, plain, table
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.command()

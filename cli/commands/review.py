@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from client.commands.common import json_option, partner_options, with_partner
-from client.commands.guard import EPILOG as GUARD_EPILOG
-from client.commands.output import emit
+from schakel.cli.commands.common import json_option, partner_options, with_partner
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.output import emit
 
 if TYPE_CHECKING:
-    from client.partner import Partner
+    from schakel.client.partner import Partner
 
 
 @click.command(epilog=GUARD_EPILOG)
