@@ -1,4 +1,4 @@
-"""Audit log benchmark (issue 4 item 7): append rate, and inclusion and consistency proof
+"""Audit log benchmark: append rate, and inclusion and consistency proof
 times at 10^3, 10^5 and 10^6 entries over the server's SQLite node store, against pymerkle
 in the same run.
 
@@ -309,7 +309,7 @@ def _readme_section(result: dict[str, Any]) -> str:
               "Proof times grow with the node reads (about 13 per inclusion proof at 10^3, 24 at "
               "10^6) and with the "
               "B-tree's depth and page-cache misses.",
-              "", "Targets (issue 4): proofs at the largest size under 1 ms over SQLite: "
+              "", "Targets: proofs at the largest size under 1 ms over SQLite: "
               f"**{t['under_1ms_at_largest']}**; faster than pymerkle like for like (SQLite "
               f"against `SqliteTree`, in memory against `InmemoryTree`): "
               f"**{t['faster_like_for_like']}**. Across kinds, pymerkle's `InmemoryTree` "

@@ -1,4 +1,4 @@
-"""Disclosures per second, end to end (issue 4, item 7).
+"""Disclosures per second, end to end.
 
 One ``schakel serve`` subprocess on loopback.  A network with an owner and a grantee
 (professional secrecy), one case with sealed identity, a consent and a grant.  Then the

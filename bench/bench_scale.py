@@ -1,4 +1,4 @@
-"""The scale run (issue 3, item 7): 1,000,000 events in 100,000 cases across 50 networks
+"""The scale run: 1,000,000 events in 100,000 cases across 50 networks
 and 500 partners (10 per network); then the sync rate from cursor 0 and the server's peak
 memory.
 

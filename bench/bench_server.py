@@ -1,4 +1,4 @@
-"""The server benchmark (issue 3, item 7): signed appends, sync pages and long-poll
+"""The server benchmark: signed appends, sync pages and long-poll
 delivery, each next to the same run's ceiling.
 
 One run, one machine state.  Two servers run side by side:

@@ -1,4 +1,4 @@
-"""The ceiling every server figure is compared with (issue 3, item 7).
+"""The ceiling every server figure is compared with.
 
 A bare aiohttp handler that does the least a signed append must do: read the
 body, verify one Ed25519 signature over it, and insert one row into SQLite in

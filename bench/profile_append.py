@@ -1,4 +1,5 @@
-"""Profile the signed-append path of a real ``schakel serve`` (issue 3's append target).
+"""Profile the signed-append path of a real ``schakel serve`` (the append target of
+bench/README.md).
 
 A short, bounded run, not a benchmark: ``schakel serve`` under ``bench/profile_serve.py``
 with profiling switched off (``SCHAKEL_PROFILE_ON_SIGNAL=1``), a network of ``--partners``

@@ -58,16 +58,9 @@ def new_id() -> str:
 
 
 def rules_of(policy: Mapping[str, Any], kind: str) -> Rules:
-    """The release rules of a verified genesis policy (the same mapping the server
-    uses, server/disclosure/facts.py ``rules_of``), so client and server decide alike."""
-    p = Policy.from_json(dict(policy))
-    b = p.bemoeizorg
-    return Rules(network_kind="oggz" if kind == "oggz" else "neighbourhood",
-                 classes=frozenset(p.classes), informal_classes=frozenset(p.informal_classes),
-                 restricted=dict(p.restricted), bemoeizorg_enabled=b.enabled,
-                 bemoeizorg_grounds=frozenset(b.grounds), four_eyes=b.four_eyes,
-                 max_per_user_per_day=b.max_per_user_per_day, access_hours=b.access_hours,
-                 formal_action_reason=p.formal_action_reason)
+    """The release rules of a verified genesis policy in its JSON form (``Rules.of``, the
+    mapping the server uses too)."""
+    return Rules.of(Policy.from_json(dict(policy)), kind)
 
 
 def refuse(reason: str, message: str, **details: Any) -> PolicyViolation:

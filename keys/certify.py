@@ -48,18 +48,19 @@ def make_genesis(coordinator: PartnerKeys, *, network: str, name: str, kind: str
         raise MalformedError("covenant must be the 32-byte SHA-256 of the covenant text")
     genesis = NetworkGenesis(
         network=network, name=name, kind=kind, created=format_timestamp(created, "created"),
-        coordinator=coordinator.public.to_json(),
-        server=ServerKeys(log=server_log.b64(), gate=server_gate.b64()),
-        covenant=b64e(covenant), policy=policy)
+        coordinator=coordinator.public.to_wire(),
+        server=ServerKeys(log=server_log.b64(), gate=server_gate.b64()), covenant=b64e(covenant),
+        policy=policy if isinstance(policy, Policy) else Policy.from_json(policy))
     return genesis.sign(coordinator.signer)
 
 
-def _sorted(values: Iterable[str]) -> Any:
+def _sorted(values: Iterable[str]) -> tuple[str, ...]:
     """Roles are written sorted; what cannot be sorted is left for the schema to refuse."""
+    items = tuple(values)
     try:
-        return sorted(values)
+        return tuple(sorted(items))
     except TypeError:
-        return values
+        return items
 
 
 def issue_membership(coordinator: PartnerKeys, *, network: str, kind: str, member: PublicKeys,

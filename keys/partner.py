@@ -39,6 +39,10 @@ class PublicKeys:
         """The wire form ``{"sign": b64url, "box": b64url}``."""
         return {"sign": self.sign.b64(), "box": self.box.b64()}
 
+    def to_wire(self) -> network.PublicKeys:
+        """The wire ``{sign, box}`` part, for the objects that embed it."""
+        return network.PublicKeys.of(self.sign, self.box)
+
     @classmethod
     def from_json(cls, obj: object) -> "PublicKeys":
         """Parse ``{"sign", "box"}`` strictly: ``common.json#/$defs/public_keys`` through

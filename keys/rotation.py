@@ -50,7 +50,7 @@ def rotate(old: PartnerKeys, *, at: datetime, reason: str,
     the same signing key is a :class:`MalformedError`.
     """
     new = PartnerKeys.generate() if new is None else new
-    rotation = KeyRotation(old=old.key_id, new=new.public.to_json(),
+    rotation = KeyRotation(old=old.key_id, new=new.public.to_wire(),
                            at=format_timestamp(at, "at"), reason=reason)
     return new, signing.add_signature(rotation.sign(old.signer), new.signer)
 

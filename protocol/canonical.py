@@ -12,7 +12,7 @@ with a zero fraction (``2.0``, ``2e0``) is the integer it equals, as in I-JSON, 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import rfc8785
 
@@ -62,7 +62,7 @@ def _plain(value: Any, depth: int) -> bool:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
-    if kind is int:
+    if type(value) is int:
         return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
     if depth >= _PLAIN_DEPTH:
         return False
@@ -94,7 +94,7 @@ def _number(text: str) -> int | float:
     return value
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise MalformedError(f"JSON constant {name} is not allowed")
 
 

@@ -250,7 +250,7 @@ class SymmetricKey:
 
     def __eq__(self, other: object) -> bool:
         return (type(other) is type(self)
-                and constant_time_equal(self._raw, other._raw))  # type: ignore[attr-defined]
+                and constant_time_equal(self._raw, other._raw))
 
     def __hash__(self) -> int:
         # Not key_id(): that one is memoised for public keys, and a secret must never be

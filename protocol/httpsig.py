@@ -60,8 +60,8 @@ _METHOD = re.compile(r"[A-Z]{1,16}")
 _HOST = re.compile(r"[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\]")
 _DERIVED = frozenset({"@method", "@target-uri", "@authority", "@scheme", "@request-target",
                       "@path", "@query"})
-_PARAM_TYPES: dict[str, type] = {"created": int, "expires": int, "keyid": str, "nonce": str,
-                                 "alg": str, "tag": str}                 # RFC 9421 §2.3
+_PARAM_TYPES: dict[str, type[int] | type[str]] = {                     # RFC 9421 §2.3
+    "created": int, "expires": int, "keyid": str, "nonce": str, "alg": str, "tag": str}
 
 _COMPONENTS_LIST = '(' + " ".join(f'"{c}"' for c in COMPONENTS) + ')'
 
@@ -342,7 +342,7 @@ def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
     for k, v in sf_params.items():
         if isinstance(v, (Token, bytes, bool)):
             raise malformed(f"signature parameter {k} has the wrong type")
-        params[k] = v  # type: ignore[assignment]
+        params[k] = v
     sig, sig_params = sigs[label]
     if not isinstance(sig, bytes) or sig_params:
         raise malformed("Signature member must be a byte sequence")

@@ -1,4 +1,4 @@
-"""The aiohttp application (issue 3): :func:`make_app` installs every route of the
+"""The aiohttp application: :func:`make_app` installs every route of the
 registry, the middleware (``observe``, which maps errors too) and the lifecycle;
 :func:`serve` runs it behind the HTTP edge of server/connections.py (per-address cap, head
 and body timeouts, parser refusals as the error object).

@@ -1,5 +1,5 @@
 """Each network's verifiable audit log (docs/protocol.md §15 §15.1; protocol.md §9, §A.1,
-§A.2; issue 4 item 1).
+§A.2).
 
 An entry is an ``audit-entry`` (NEN 7513 fields, never identity); its leaf in the RFC 6962
 tree is ``leaf_hash(entry_commitment(entry))``.  The tree lives in ``audit_nodes`` as the

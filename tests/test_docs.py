@@ -7,7 +7,7 @@ longer collected, when one of the six adversaries loses its section, when a row'
 its cited tests disagree, or when an id is given twice or named without a row.
 docs/protocol.md must name every wire object, error code and policy reason code the code
 defines; the specification, the threat model and the implementation guide cite only sections
-that exist and name no issue.
+that exist and name no issue, and neither do the code's docstrings and comments.
 """
 
 from __future__ import annotations
@@ -388,6 +388,27 @@ def test_the_documents_name_no_issue(doc: str) -> None:
     bad = [f"docs/{doc}:{text.count(chr(10), 0, m.start()) + 1}: {m[0]!r}"
            for m in ISSUE.finditer(text)]
     assert not bad, "name no issue in what the documents say is true:\n" + "\n".join(bad)
+
+
+#: Where the code and its comments live: the five layer folders, the benchmarks, the Makefile.
+CODE = ("protocol", "keys", "server", "client", "cli", "bench", "Makefile")
+
+
+@pytest.mark.parametrize("where", CODE)
+def test_the_code_names_no_issue(where: str) -> None:
+    """Docstrings and comments describe the code, not the order in which it was built: "arrives
+    with issue 3" is stale the day issue 3 lands, and a reader cannot check it against the
+    code."""
+    top = ROOT / where
+    files = [top] if top.is_file() else sorted(
+        path for path in top.rglob("*") if path.suffix in (".py", ".md") and path.is_file())
+    assert files, f"nothing to read in {where}"
+    bad = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        bad += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m[0]!r}"
+                for m in ISSUE.finditer(text)]
+    assert not bad, "say what the code does, not which issue brought it:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("status, cited, problem", [

@@ -25,12 +25,12 @@ import datetime
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from schakel.protocol import schema
 from schakel.protocol.canonical import canonical_json
 from schakel.protocol.errors import MalformedError
-from schakel.protocol.objects.base import FrozenMap, T, WireObject, invalid
+from schakel.protocol.objects.base import FrozenMap, WireObject, invalid
 
 
 def check_plaintext_size(obj_type: str, value: Any, limit: int) -> None:
@@ -99,14 +99,14 @@ class AnonymousEvent(WireObject):
         return out
 
     @classmethod
-    def from_json(cls: type[T], value: Any) -> T:
-        if cls is AnonymousEvent:
-            return parse_anonymous_event(value)  # type: ignore[return-value]
+    def from_json(cls, value: Any) -> Self:
         schema.validate("anonymous-event", value)
-        if value["kind"] != cls.KIND:  # type: ignore[attr-defined]
-            raise invalid("anonymous-event", "kind",
-                          f"must be {cls.KIND!r} for {cls.__name__}")  # type: ignore[attr-defined]
-        return super().from_json(value)  # type: ignore[misc]
+        variant = ANONYMOUS_EVENT_KINDS[value["kind"]]
+        if variant is cls:
+            return super().from_json(value)
+        if issubclass(variant, cls):            # AnonymousEvent itself: any kind
+            return variant.from_json(value)
+        raise invalid("anonymous-event", "kind", f"must be {cls.KIND!r} for {cls.__name__}")
 
     def free_text(self) -> dict[str, str]:
         """The present free-text fields, by JSON name, for the PII guard."""
@@ -339,13 +339,13 @@ class IdentityOther(IdentityPlaintext):
         return dict(self.fields) if isinstance(self.fields, Mapping) else self.fields
 
     @classmethod
-    def from_json(cls: type[T], value: Any) -> T:
+    def from_json(cls, value: Any) -> Self:
         cls._validate_json(value)
-        return cls(fields=value)  # type: ignore[call-arg]
+        return cls(fields=value)
 
 
 IDENTITY_CLASSES: Mapping[str, type[IdentityPlaintext]] = FrozenMap(
-    {c.CLASS: c for c in (IdentityName, IdentityAddress, IdentityContact,  # type: ignore[misc]
+    {c.CLASS: c for c in (IdentityName, IdentityAddress, IdentityContact,
                           IdentityOfficial, IdentityCare)})
 
 

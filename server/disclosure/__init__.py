@@ -1,4 +1,4 @@
-"""The disclosure engine (issue 4; docs/protocol.md §15 §15.2, §15.3): consent, grants,
+"""The disclosure engine (docs/protocol.md §15 §15.2, §15.3): consent, grants,
 releases, bemoeizorg, reviews, purges and the subject access report.
 
 Split like the rest of ``server/``: ``facts`` (policy facts held in memory), ``checks``

@@ -25,16 +25,8 @@ SERVER_ORGANISATION = "Schakel server"
 
 
 def rules_of(state: NetworkState) -> Rules:
-    """The release rules of the network's policy (protocol.md §N.2, §7)."""
-    policy = state.genesis.policy
-    b = policy.bemoeizorg
-    kind = "oggz" if state.genesis.kind == "oggz" else "neighbourhood"
-    return Rules(network_kind=kind, classes=frozenset(policy.classes),
-                 informal_classes=frozenset(policy.informal_classes),
-                 restricted=dict(policy.restricted), bemoeizorg_enabled=b.enabled,
-                 bemoeizorg_grounds=frozenset(b.grounds), four_eyes=b.four_eyes,
-                 max_per_user_per_day=b.max_per_user_per_day, access_hours=b.access_hours,
-                 formal_action_reason=policy.formal_action_reason)
+    """The release rules of the network's verified genesis policy (``Rules.of``)."""
+    return Rules.of(state.genesis.policy, state.genesis.kind)
 
 
 def current_member(state: NetworkState, keyid: str, now: datetime) -> Member | None:
