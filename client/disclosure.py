@@ -22,12 +22,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from schakel.protocol import envelopes, signing
-from schakel.protocol.canonical import canonical_json, parse_json
-from schakel.protocol.crypto import BoxPublicKey, ClassKey, VerifyKey, random_bytes
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import ClassKey
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import (
-    ContextMismatchError, DecryptionError, MalformedError, PolicyViolation, ProofError,
-    ProtocolError, SignatureError,
+    ContextMismatchError, MalformedError, PolicyViolation, ProtocolError, SignatureError,
 )
 from schakel.protocol.objects.base import format_timestamp, parse_timestamp
 from schakel.protocol.objects.cases import IdentityRecord
