@@ -496,12 +496,12 @@ class Scenario:
                 f"{', roles: ' + ', '.join(roles) if roles else ''}")
 
         async def ceremony() -> None:
-            await coordinator.p.admit(network, org.p.bundle(), ring=ring, party=party,
+            await coordinator.p.networks.admit(network, org.p.bundle(), ring=ring, party=party,
                                       roles=roles, fingerprint=org.p.fingerprint)
             if before_trust is not None:
                 await before_trust()
             org.p.trust(network, coordinator.p.fingerprint)
-            await org.p.accept_covenant(network, COVENANTS[self.name_of(network)])
+            await org.p.networks.accept_covenant(network, COVENANTS[self.name_of(network)])
             await org.p.sync(network)
 
         await self.t.holds(what, ceremony)
@@ -516,7 +516,7 @@ class Scenario:
     def readable_case(self, org: Org, network: str, case: str) -> Any:
         """The case as ``org`` holds it, or None when it holds nothing readable."""
         try:
-            view = org.p.case(network, case)
+            view = org.p.cases.get(network, case)
         except Exception:  # noqa: BLE001 -- "does not hold it" is the answer here
             return None
         return view if view.readable else None
@@ -530,12 +530,12 @@ class Scenario:
                f"printed: {self.server_fingerprint}", w.name)
         await t.refused("founding the network with a server fingerprint of one wrong digit "
                         "(another server's keys would not have it either)",
-                        lambda: w.p.create_network(
+                        lambda: w.p.networks.create(
                             name=NEIGHBOURHOOD, kind="neighbourhood",
                             covenant=COVENANTS[NEIGHBOURHOOD],
                             server_fingerprint=_one_digit_off(self.server_fingerprint)),
                         code="untrusted_key")
-        self.nb = await w.p.create_network(name=NEIGHBOURHOOD, kind="neighbourhood",
+        self.nb = await w.p.networks.create(name=NEIGHBOURHOOD, kind="neighbourhood",
                                            covenant=COVENANTS[NEIGHBOURHOOD],
                                            server_fingerprint=self.server_fingerprint)
         t.note(f"network {self.nb}: the server's log and gate keys, checked against the "
@@ -545,7 +545,7 @@ class Scenario:
                "and contact; no bemoeizorg", w.name)
         await t.refused("a bundle swapped on its way to the coordinator (the fingerprint read "
                         "aloud does not match)",
-                        lambda: w.p.admit(self.nb, self.c.mee.p.bundle(), ring="core",
+                        lambda: w.p.networks.admit(self.nb, self.c.mee.p.bundle(), ring="core",
                                           party="formal",
                                           fingerprint=self.c.thuiszorg.p.fingerprint),
                         code="untrusted_key")
@@ -562,14 +562,14 @@ class Scenario:
                         before_trust=self._wrong_fingerprint)
         await w.p.sync(self.nb)
         members = await t.holds("the coordinator lists the members, each verified up to its key",
-                                lambda: w.p.members(self.nb))
+                                lambda: w.p.networks.members(self.nb))
         if members is not None:
             core = sum(1 for m in members if m["ring"] == "core" and m["current"])
             shell = sum(1 for m in members if m["ring"] == "shell" and m["current"])
             t.check((core, shell) == (6, 3), f"{core} core partners (the coordinator included) and "
                                              f"{shell} shell partners")
         await t.refused("the volunteer centre tries to accept an older covenant text",
-                        lambda: self.c.vrijwilligers.p.accept_covenant(
+                        lambda: self.c.vrijwilligers.p.networks.accept_covenant(
                             self.nb, COVENANTS[NEIGHBOURHOOD] + " (concept 2012)"),
                         code="context_mismatch")
 
@@ -601,7 +601,7 @@ class Scenario:
         t.section("2. An anonymous consult: home care asks the network for advice")
         self.consult_case = await t.holds(
             "home care posts a consultative question (anonymous layer only, no identity)",
-            lambda: self.c.thuiszorg.p.consult(self.nb, CONSULT_INTAKE))
+            lambda: self.c.thuiszorg.p.cases.consult(self.nb, CONSULT_INTAKE))
         await self.sync(self.nb, self.c.bezoekwerk, self.c.mee)
         view = self.readable_case(self.c.bezoekwerk, self.nb, self.consult_case)
         t.check(view is not None and view.kind == "consult" and view.state.get("summary")
@@ -611,11 +611,11 @@ class Scenario:
             t.note(f"reads: {view.state['age_band']}, {', '.join(view.state['domains'])}, "
                    f"\"{_short(view.state['summary'], 70)}\"", self.c.bezoekwerk.name)
         await t.holds("MEE answers on the consult with a note",
-                      lambda: self.c.mee.p.add_event(self.nb, self.consult_case, {
+                      lambda: self.c.mee.p.cases.add_event(self.nb, self.consult_case, {
                           "kind": "note", "text": "Via de huisarts een 'toevallig' huisbezoek "
                                                   "van de praktijkondersteuner plannen."}))
         await t.holds("the coordinator shares the consult with the GP's practice (shell)",
-                      lambda: self.c.welzijn.p.share(self.nb, self.consult_case,
+                      lambda: self.c.welzijn.p.cases.share(self.nb, self.consult_case,
                                                    self.c.huisarts.p.key_id,
                                                    reason="medicatievraag"))
         await self.sync(self.nb, self.c.huisarts)
@@ -637,18 +637,18 @@ class Scenario:
                                      urgency="medium",
                                      signaller_kind="volunteer-driver"))
         signals = await t.holds("the coordinator opens its signals",
-                                lambda: w.p.signals(self.nb))
+                                lambda: w.p.signals.received(self.nb))
         mine = [s for s in signals or [] if ticket is not None and s.signal == ticket.signal]
         t.check(bool(mine) and mine[0].content.get("concern") == DRIVER_CONCERN
                 and mine[0].sender is None,
                 "the coordinator reads the concern; the server and the coordinator do not know "
                 "who sent it")
         await t.refused("the church visiting service tries to list the network's signals",
-                        lambda: self.c.bezoekwerk.p.signals(self.nb), error=ProtocolError)
+                        lambda: self.c.bezoekwerk.p.signals.received(self.nb), error=ProtocolError)
         if ticket is None:
             return
         await t.holds("the coordinator answers: taken up, with a message sealed to the driver",
-                      lambda: w.p.feedback(self.nb, ticket.signal, "taken-up",
+                      lambda: w.p.signals.feedback(self.nb, ticket.signal, "taken-up",
                                            "Dank u wel! Maatschappelijk werk gaat langs; u hoort "
                                            "niets over hem, maar er wordt voor hem gezorgd."))
         status = await t.holds("the driver reads the status with his receipt",
@@ -664,19 +664,19 @@ class Scenario:
         t.section("4. Social work brings in the isolated man, with his consent")
         draft = {**MAN_INTAKE, "summary": DRAFT_SUMMARY}
         await self.sync(self.nb, self.c.welzijn)
-        before = len(self.c.welzijn.p.cases(self.nb))
+        before = len(self.c.welzijn.p.cases.all(self.nb))
         refusal = await t.refused("the PII guard reads the anonymous layer before anything is "
-                                  "sent", lambda: mw.p.create_case(self.nb, draft, identity=MAN),
+                                  "sent", lambda: mw.p.cases.create(self.nb, draft, identity=MAN),
                                   code="policy_violation")
         self._show_where(refusal, DRAFT_SUMMARY, mw)
         await self.sync(self.nb, self.c.welzijn)
-        t.check(len(self.c.welzijn.p.cases(self.nb)) == before,
+        t.check(len(self.c.welzijn.p.cases.all(self.nb)) == before,
                 "nothing reached the server: the coordinator's sync finds no new case")
         t.note("writes \"woont alleen\" without his name and moves the number out of the story "
                "(both are in the sealed identity)", mw.name)
         self.man_case = await t.holds(
             "the case is created: anonymous intake, identity sealed per class",
-            lambda: mw.p.create_case(self.nb, MAN_INTAKE, identity=MAN))
+            lambda: mw.p.cases.create(self.nb, MAN_INTAKE, identity=MAN))
         await self.sync(self.nb, church, self.c.thuiszorg, self.c.huisarts, self.c.welzijn)
         view = self.readable_case(church, self.nb, self.man_case)
         t.check(view is not None and view.state.get("age_band") == "75-84",
@@ -684,7 +684,7 @@ class Scenario:
         if view is not None:
             t.note(f"reads: {view.state['age_band']}, {view.state['neighbourhood']}, "
                    f"{', '.join(view.state['domains'])}, {view.state['care_status']}", church.name)
-        t.check(not church.p.identity(self.nb, self.man_case),
+        t.check(not church.p.identity.get(self.nb, self.man_case),
                 "...but not who he is: it holds no identity before a release")
         await t.holds("it offers a weekly visit (an informal action on the case)",
                       lambda: self._church_action())
@@ -692,36 +692,36 @@ class Scenario:
         t.check(self.readable_case(self.c.huisarts, self.nb, self.man_case) is None,
                 "the GP's practice (shell) holds nothing of a case that was not shared with it")
         await t.refused("the GP's practice asks the server for the case anyway",
-                        lambda: self.c.huisarts.p.conn.get(
+                        lambda: self.c.huisarts.p.session.conn.get(
                             f"/v1/networks/{self.nb}/cases/{self.man_case}"), code="forbidden")
 
         consent = await t.holds(
             "he agrees: social work records his consent (name, address, BSN; formal and "
             "informal partners; one year)",
-            lambda: mw.p.record_consent(
+            lambda: mw.p.disclosure.record_consent(
                 self.nb, self.man_case, classes=("name", "address", "official"),
                 parties=("formal", "informal"), purpose="bezoek en afstemming van zorg",
                 valid_days=365, evidence=b"toestemmingsformulier, ondertekend 2026"))
         grant = await t.holds("the coordinator grants the visiting service name and address",
-                              lambda: self.c.welzijn.p.grant(
+                              lambda: self.c.welzijn.p.disclosure.grant(
                                   self.nb, self.man_case, consent=consent,
                                   grantee=church.p.key_id, classes=("name", "address"),
                                   reason="wekelijks bezoek"))
         released = await t.holds("the visiting service releases them (audit entry first, "
-                                 "receipt verified)", lambda: church.p.release(self.nb, grant))
+                                 "receipt verified)", lambda: church.p.disclosure.release(self.nb, grant))
         if released is not None:
             self.releases.append("consent")
             name, address = released.classes.get("name", {}), released.classes.get("address", {})
             t.check(name == MAN["name"] and address == MAN["address"],
                     f"it now reads: {name.get('given_names')} {name.get('family_name')}, "
                     f"{address.get('street')} {address.get('house_number')}")
-        t.check("official" not in church.p.identity(self.nb, self.man_case),
+        t.check("official" not in church.p.identity.get(self.nb, self.man_case),
                 "it does not hold his BSN or date of birth")
-        t.check(not self.c.welzijn.p.identity(self.nb, self.man_case),
+        t.check(not self.c.welzijn.p.identity.get(self.nb, self.man_case),
                 "the coordinator granted it but holds no identity itself: granting is not reading")
         await t.refused(
             "the coordinator grants the visiting service his BSN too (its own client says no)",
-            lambda: self.c.welzijn.p.grant(self.nb, self.man_case, consent=consent,
+            lambda: self.c.welzijn.p.disclosure.grant(self.nb, self.man_case, consent=consent,
                                          grantee=church.p.key_id, classes=("official",),
                                          reason="aanvraag voorziening"),
             reason="informal-class-not-allowed")
@@ -742,7 +742,7 @@ class Scenario:
                      f"the refusal says where and what, and suggests: \"{_short(rewrite, 90)}\"")
 
     async def _church_action(self) -> int:
-        return await self.c.bezoekwerk.p.add_event(self.nb, self.man_case, {
+        return await self.c.bezoekwerk.p.cases.add_event(self.nb, self.man_case, {
             "kind": "action", "description": "Wekelijks bezoek door een vrijwilliger.",
             "help_type": "informal", "relation": "complementary",
             "by": self.c.bezoekwerk.p.key_id})
@@ -756,11 +756,11 @@ class Scenario:
                    "help_type": "formal", "relation": "complementary", "by": care.p.key_id}
         await t.refused("home care adds formal help with 'nvt' as the reason informal help is "
                         "not possible",
-                        lambda: care.p.add_event(self.nb, self.man_case,
+                        lambda: care.p.cases.add_event(self.nb, self.man_case,
                                                  {**nursing, "informal_not_possible": "nvt"}),
                         reason="formal-action-reason-says-nothing")
         await t.holds("...and with the reason in words (an open leg wound needs a nurse)",
-                      lambda: care.p.add_event(self.nb, self.man_case, {
+                      lambda: care.p.cases.add_event(self.nb, self.man_case, {
                           **nursing, "informal_not_possible": "Open been vraagt wondzorg door "
                                                               "een verpleegkundige."}))
         await self.sync(self.nb, self.c.welzijn)
@@ -777,15 +777,15 @@ class Scenario:
         grant = Grant(network=self.nb, grant=b64e(random_bytes(16)), case=self.man_case,
                       grantee=self.c.bezoekwerk.p.key_id, classes=("official",),
                       basis={"kind": "consent", "consent": consent},
-                      acting_user=w.p.acting_user, at=format_timestamp(w.p._now()),
-                      reason="aanvraag voorziening").sign(w.p.keys.signer)
+                      acting_user=w.p.acting_user, at=format_timestamp(w.p.session.now()),
+                      reason="aanvraag voorziening").sign(w.p.session.keys.signer)
         refusal = await t.refused(
             "a client that skips that check sends the grant anyway: the server refuses it too",
-            lambda: w.p.conn.post(f"/v1/networks/{self.nb}/grants", {"grant": grant}),
+            lambda: w.p.session.conn.post(f"/v1/networks/{self.nb}/grants", {"grant": grant}),
             reason="informal-class-not-allowed")
         index = (getattr(refusal, "details", None) or {}).get("audit_index")
         entries = await t.holds("the coordinator reads the audit log, each entry verified",
-                                lambda: w.p.audit_entries(self.nb))
+                                lambda: w.p.audit.entries(self.nb))
         denial = [e for e in entries or [] if e.get("index") == index]
         t.check(bool(denial) and denial[0]["entry"].get("action") == "deny"
                 and denial[0]["entry"].get("reason") == "informal-class-not-allowed",
@@ -797,7 +797,7 @@ class Scenario:
     async def found_oggz(self) -> None:
         t, g = self.t, self.c.ggd
         t.section(f"5. {OGGZ}: the GGD founds an oggz network")
-        self.oggz = await g.p.create_network(name=OGGZ, kind="oggz", covenant=COVENANTS[OGGZ],
+        self.oggz = await g.p.networks.create(name=OGGZ, kind="oggz", covenant=COVENANTS[OGGZ],
                                              server_fingerprint=self.server_fingerprint)
         t.note(f"network {self.oggz}; fingerprint {g.p.fingerprint}", g.name)
         t.note("the policy: a closed, professional core; bemoeizorg on grounds "
@@ -815,43 +815,43 @@ class Scenario:
         t.section("6. Severe housing pollution: bemoeizorg, four eyes, and the auditor's review")
         self.tenant_case = await t.holds(
             "the housing corporation reports the house as a case (identity sealed)",
-            lambda: wc.p.create_case(self.oggz, TENANT_INTAKE, identity=TENANT))
+            lambda: wc.p.cases.create(self.oggz, TENANT_INTAKE, identity=TENANT))
         await self.sync(self.oggz, self.c.politie, bz, self.c.verslavingszorg, self.c.ggd)
         view = self.readable_case(self.c.politie, self.oggz, self.tenant_case)
         t.check(view is not None and view.state.get("severity") == "acute"
-                and not self.c.politie.p.identity(self.oggz, self.tenant_case),
+                and not self.c.politie.p.identity.get(self.oggz, self.tenant_case),
                 "the police read the anonymous layer (acute, housing pollution), not the identity")
         await t.refused("the police try to invoke bemoeizorg",
-                        lambda: self.c.politie.p.invoke_bemoeizorg(
+                        lambda: self.c.politie.p.disclosure.invoke_bemoeizorg(
                             self.oggz, self.tenant_case, ground="housing-pollution",
                             justification=JUSTIFICATION),
             reason="bemoeizorg-role-required")
         await t.refused("the bemoeizorg team tries a ground that is not in the policy",
-                        lambda: bz.p.invoke_bemoeizorg(self.oggz, self.tenant_case,
+                        lambda: bz.p.disclosure.invoke_bemoeizorg(self.oggz, self.tenant_case,
                                                        ground="overlast-vermoeden",
                                                        justification=JUSTIFICATION),
                         reason="bemoeizorg-ground-invalid")
         invocation = await t.holds(
             "the bemoeizorg team invokes it: ground housing-pollution, a written justification "
             "sealed to the auditors",
-            lambda: bz.p.invoke_bemoeizorg(self.oggz, self.tenant_case,
+            lambda: bz.p.disclosure.invoke_bemoeizorg(self.oggz, self.tenant_case,
                                            ground="housing-pollution",
                                            justification=JUSTIFICATION))
         if invocation is None:
             return
         await t.refused("it asks for the identity before anyone co-signed",
-                        lambda: bz.p.bemoeizorg_release(self.oggz, invocation),
+                        lambda: bz.p.disclosure.bemoeizorg_release(self.oggz, invocation),
                         reason="bemoeizorg-four-eyes-required")
         await t.refused("it tries to co-sign its own invocation",
-                        lambda: bz.p.cosign(self.oggz, invocation),
+                        lambda: bz.p.disclosure.cosign(self.oggz, invocation),
                         reason="bemoeizorg-same-person-cosign")
         await t.holds("a second person with the role, the addiction care outreach worker, "
                       "co-signs (four eyes)",
-                      lambda: self.c.verslavingszorg.p.cosign(self.oggz, invocation,
+                      lambda: self.c.verslavingszorg.p.disclosure.cosign(self.oggz, invocation,
                                                             case=self.tenant_case))
         released = await t.holds("the team releases the identity (audited: emergency, "
                                  "review required)",
-                                 lambda: bz.p.bemoeizorg_release(self.oggz, invocation))
+                                 lambda: bz.p.disclosure.bemoeizorg_release(self.oggz, invocation))
         if released is not None:
             self.releases.append("bemoeizorg")
             name = released.classes.get("name", {})
@@ -859,10 +859,10 @@ class Scenario:
                     and name == TENANT["name"],
                     f"the team reads: {name.get('given_names')} {name.get('family_name')}, "
                     f"{TENANT['address']['street']} {TENANT['address']['house_number']}")
-        t.check(not self.c.politie.p.identity(self.oggz, self.tenant_case),
+        t.check(not self.c.politie.p.identity.get(self.oggz, self.tenant_case),
                 "the police still hold no identity")
         feed = await t.holds("the GGD coordinator reads its notifications",
-                             lambda: self.c.ggd.p.conn.get(
+                             lambda: self.c.ggd.p.session.conn.get(
                                  f"/v1/networks/{self.oggz}/notifications"))
         kinds = {i.get("kind") for i in (feed or {}).get("items", [])
                  if i.get("invocation") == invocation}
@@ -870,7 +870,7 @@ class Scenario:
                 "...which tell it of the invocation and of the release",
                 why=f"kinds {sorted(kinds)}")
         answer = await t.holds("the GGD coordinator fetches the invocation",
-                               lambda: self.c.ggd.p.conn.get(
+                               lambda: self.c.ggd.p.session.conn.get(
                                    f"/v1/networks/{self.oggz}/bemoeizorg/{invocation}"))
         if answer is not None:
             sealed_to = [j.get("auditor") for j in
@@ -879,11 +879,11 @@ class Scenario:
                     "...but its justification is sealed to the auditor alone: the GGD holds no "
                     "key to it")
         text = await t.holds("the privacy officer opens the justification sealed to it",
-                             lambda: self.c.privacy.p.justification(self.oggz, invocation))
+                             lambda: self.c.privacy.p.disclosure.justification(self.oggz, invocation))
         if text is not None:
             t.check(text == JUSTIFICATION, f"it reads: \"{_short(text, 90)}\"")
         await t.holds("and records its review: approved",
-                      lambda: self.c.privacy.p.review(
+                      lambda: self.c.privacy.p.disclosure.review(
                           self.oggz, invocation, approved=True,
                           note="De grond en de onderbouwing passen bij het convenant."))
 
@@ -896,20 +896,20 @@ class Scenario:
         consent = await t.holds(
             "the tenant agrees to aftercare: the GGD records consent naming the neighbourhood "
             "coordinator",
-            lambda: g.p.record_consent(self.oggz, self.tenant_case, classes=("name", "address"),
+            lambda: g.p.disclosure.record_consent(self.oggz, self.tenant_case, classes=("name", "address"),
                                        partners=(self.c.welzijn.p.key_id,),
                                        purpose="nazorg via het buurtnetwerk", valid_days=180,
                                        evidence=b"mondelinge toestemming, vastgelegd door GGD"))
         self.referred_case = await t.holds(
             "the GGD refers the case: its anonymous state is re-encrypted into the "
             "neighbourhood network",
-            lambda: g.p.refer(self.oggz, self.tenant_case, self.nb, consent=consent,
+            lambda: g.p.referrals.refer(self.oggz, self.tenant_case, self.nb, consent=consent,
                               reason="nazorg na schoonmaak"))
         await self.sync(self.nb, self.c.bezoekwerk, self.c.welzijn)
         view = self.readable_case(self.c.bezoekwerk, self.nb, self.referred_case)
         t.check(view is not None and "housing-pollution" in view.state.get("domains", []),
                 "the church visiting service reads the referred case's anonymous layer")
-        t.check(not self.c.bezoekwerk.p.identity(self.nb, self.referred_case),
+        t.check(not self.c.bezoekwerk.p.identity.get(self.nb, self.referred_case),
                 "...and not the tenant's identity")
 
     # ------------------------------------------------------------------ 8. audit
@@ -920,7 +920,7 @@ class Scenario:
         for network in (self.nb, self.oggz):
             v = await t.holds(f"{self.name_of(network)}: every entry recomputed, proven "
                               f"included, the head signed by the server's log key",
-                              lambda network=network: a.p.verify_audit(network))
+                              lambda network=network: a.p.audit.verify(network))
             if v is not None:
                 self.logs[self.name_of(network)] = v.size
                 t.check(v.size > 0 and v.checked + v.erased == v.size,
@@ -929,7 +929,7 @@ class Scenario:
         await t.holds("the 'out' and 'in' sides of the referral are in the two logs",
                       lambda: self._referral_logged())
         entries = await t.holds("it reads the housing case's trail in the oggz log",
-                                lambda: a.p.audit_entries(self.oggz))
+                                lambda: a.p.audit.entries(self.oggz))
         trail = [e["entry"] for e in entries or []
                  if e.get("entry") and e["entry"].get("case") == self.tenant_case]
         for entry in trail:
@@ -949,7 +949,7 @@ class Scenario:
                 "invocation, the refused early release, the co-sign and the release (emergency, "
                 "review required) are all there", why=f"found {actions}")
         report = await t.holds("the subject access report of the man's case",
-                               lambda: a.p.access_report(self.nb, self.man_case))
+                               lambda: a.p.reports.access(self.nb, self.man_case))
         if report is not None:
             for line in str(report.get("text", "")).splitlines()[:24]:
                 self.t.say(f"      | {line}")
@@ -959,8 +959,8 @@ class Scenario:
                     "it lists the visiting service's release and the refused BSN")
 
     async def _referral_logged(self) -> None:
-        out = await self.c.privacy.p.audit_entries(self.oggz)
-        into = await self.c.privacy.p.audit_entries(self.nb)
+        out = await self.c.privacy.p.audit.entries(self.oggz)
+        into = await self.c.privacy.p.audit.entries(self.nb)
         if not any(e["entry"].get("action") == "referral-out" for e in out):
             raise AssertionError("no referral-out entry in the oggz log")
         if not any(e["entry"].get("action") == "referral-in" for e in into):
@@ -987,7 +987,7 @@ class Scenario:
             found = [n for n in needles if n.encode() in blob]
             t.check(not found, f"no trace of {what}", why=f"found {found}")
         state = b"".join(p.read_bytes() for p in (self.homes / "bezoekwerk").glob("state.db*"))
-        held = self.c.bezoekwerk.p.identity(self.nb, self.man_case)
+        held = self.c.bezoekwerk.p.identity.get(self.nb, self.man_case)
         t.check(bool(held) and b"Hendrik" not in state,
                 "the visiting service's own state file keeps his name encrypted too")
 
@@ -996,7 +996,7 @@ class Scenario:
     def recap(self) -> list[str]:
         """What the run showed, in numbers (printed before the check count)."""
         pairs = ((self.c.welzijn, self.nb), (self.c.ggd, self.oggz))
-        cases = sum(len(o.p.cases(n)) for o, n in pairs if o.partner is not None and n)
+        cases = sum(len(o.p.cases.all(n)) for o, n in pairs if o.partner is not None and n)
         logs = ", ".join(f"{name} {size}" for name, size in self.logs.items()) or "none"
         return [
             f"{len(self.c.all())} organisations, each with its own home and keys; 2 networks; "

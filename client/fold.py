@@ -157,7 +157,7 @@ class Verifier:
         """Open the entries of ``GET .../epochs/mine`` this partner does not hold yet, and
         check the ones it holds against the held keys (threat model LS-12: the honest
         server refuses a second distribution for an epoch, so other keys for a held epoch
-        are a lie, which used to be skipped without a word)."""
+        are a lie, refused as such)."""
         new: list[int] = []
         if not isinstance(entries, list):
             raise self.fail("context-mismatch", "epochs/mine did not answer a list")

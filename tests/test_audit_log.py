@@ -479,15 +479,15 @@ class Scene:
         index of the release entry (the grantee verified its receipt).  ``backup``: a
         copy of the database just before the release."""
         c, grantee = self.cast.coordinator, self.cast.formal
-        consent = await c.record_consent(self.network, self.case, classes=["name"],
+        consent = await c.disclosure.record_consent(self.network, self.case, classes=["name"],
                                          partners=[grantee.key_id], purpose="huisbezoek",
                                          evidence=b"getekend toestemmingsformulier")
-        grant = await c.grant(self.network, self.case, consent=consent, grantee=grantee.key_id,
+        grant = await c.disclosure.grant(self.network, self.case, consent=consent, grantee=grantee.key_id,
                               classes=["name"], reason="huisbezoek voorbereiden")
         await grantee.sync(self.network)
         if backup is not None:
             _copy_database(self.db_path, backup)
-        return int((await grantee.release(self.network, grant)).receipt_index)
+        return int((await grantee.disclosure.release(self.network, grant)).receipt_index)
 
 
 def _copy_database(source: Path, target: Path) -> None:
@@ -504,16 +504,16 @@ async def build(s: Scene, **policy: Any) -> None:
     """The day's work of :class:`Scene` on its running server."""
     s.cast = cast = await standard_network(s.tmp_path, s.url, **policy)
     net, c = cast.network, cast.coordinator
-    s.case = await c.create_case(net, INTAKE, identity=IDENTITY)
-    await c.share(net, s.case, cast.shell.key_id, reason="hulp bij de boodschappen")
+    s.case = await c.cases.create(net, INTAKE, identity=IDENTITY)
+    await c.cases.share(net, s.case, cast.shell.key_id, reason="hulp bij de boodschappen")
     s.release = await s.release_to_grantee(backup=s.snapshot)
     for label in LATE:
         await cast.join(s.tmp_path, s.url, label, ring="shell")
     for p in cast.partners:
         await p.sync(net)
-    await c.verify_audit(net)
-    await cast.auditor.verify_audit(net)
-    shell_entries = await cast.shell.audit_entries(net)
+    await c.audit.verify(net)
+    await cast.auditor.audit.verify(net)
+    shell_entries = await cast.shell.audit.entries(net)
     [s.share] = [e["index"] for e in shell_entries if e["entry"]["action"] == "share"]
     assert all(p.misbehaviours() == [] for p in cast.partners)
 
@@ -733,7 +733,7 @@ TABLE: dict[str, tuple[Tampering, dict[str, set[str]]]] = {
 async def detection(p: Partner, network: str) -> set[str | None]:
     """What ``p``'s two audit reads raise (None for a read that returned normally)."""
     found: set[str | None] = set()
-    for read in (p.verify_audit, p.audit_entries):
+    for read in (p.audit.verify, p.audit.entries):
         try:
             await read(network)
         except ServerMisbehaviour as exc:
@@ -780,15 +780,15 @@ async def test_bodies_erased_by_retention_are_accepted_and_a_body_erased_above_t
     every reader entitled to it."""
     policy = {"identity_days": 30, "anonymous_days": 60, "audit_days": 1}
     async with scene(tmp_path, retention=policy) as s:
-        size = (await s.cast.coordinator.verify_audit(s.network)).size
+        size = (await s.cast.coordinator.audit.verify(s.network)).size
         [step] = [d for d in await _retention_pass_in(s, days=2) if d["step"] == "erase"]
         assert (step["erased_below"], step["erased"], step["audit_index"]) == (size, size, size)
         for name, reader in s.readers.items():
-            verified = await reader.verify_audit(s.network)
+            verified = await reader.audit.verify(s.network)
             assert (verified.size, verified.checked) == (size + 1, 1), name
             if name in ("coordinator", "auditor"):
                 assert verified.erased == size
-            [erase] = [e["entry"] for e in await reader.audit_entries(s.network)]
+            [erase] = [e["entry"] for e in await reader.audit.entries(s.network)]
             assert (erase["action"], erase["erased_below"]) == ("erase", size), name
         assert all(p.misbehaviours() == [] for p in s.cast.partners)
 

@@ -164,7 +164,7 @@ async def test_home_round_trip_and_wrong_passphrase(tmp_path: Path) -> None:
         await Partner.open(tmp_path / "home", "wrong passphrase")
     again = await Partner.open(tmp_path / "home", "correct horse")
     assert (again.key_id, again.fingerprint, again.acting_user) == (key_id, fp, "anna")
-    assert again.networks() == ["net-a"]
+    assert again.networks.trusted() == ["net-a"]
     assert len(fp.split()) == 8
     await again.close()
 

@@ -59,7 +59,7 @@ def log(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
     JSON: {"network", "entries": [{"index", "entry"}]}.
     """
     async def read(partner: "Partner") -> list[dict[str, Any]]:
-        return plain(await partner.audit_entries(network_id))
+        return plain(await partner.audit.entries(network_id))
 
     entries = with_partner(home, server, read)
     if as_json:
@@ -85,7 +85,7 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
     """
     async def check(partner: "Partner") -> dict[str, Any]:
         with progress_bar(f"verify {network_id[:8]}", progress) as bar:
-            return plain(await partner.verify_audit(network_id, progress=bar))
+            return plain(await partner.audit.verify(network_id, progress=bar))
 
     result = with_partner(home, server, check)
     if as_json:
@@ -115,7 +115,7 @@ def access_report(home: Path, server: str | None, network_id: str, case_id: str,
     JSON: {"case", "releases", "denials", "erased", "text", "verified"}.
     """
     async def read(partner: "Partner") -> dict[str, Any]:
-        return plain(await partner.access_report(network_id, case_id))
+        return plain(await partner.reports.access(network_id, case_id))
 
     report = with_partner(home, server, read)
     if as_json:

@@ -49,7 +49,7 @@ def invoke(home: Path, server: str | None, network_id: str, case_id: str, ground
     """
     async def ask(partner: "Partner") -> str:
         await partner.sync(network_id)
-        return await partner.invoke_bemoeizorg(network_id, case_id, ground=ground,
+        return await partner.disclosure.invoke_bemoeizorg(network_id, case_id, ground=ground,
                                                justification=justification,
                                                classes=list(classes) or None)
 
@@ -76,7 +76,7 @@ def cosign(home: Path, server: str | None, network_id: str, invocation: str, cas
     holding the bemoeizorg role."""
     async def sign(partner: "Partner") -> None:
         await partner.sync(network_id)
-        await partner.cosign(network_id, invocation, case=case_id)
+        await partner.disclosure.cosign(network_id, invocation, case=case_id)
 
     with_partner(home, server, sign)
     emit({"network": network_id, "invocation": invocation, "cosigned": True}, as_json=as_json,
@@ -97,7 +97,7 @@ def justification(home: Path, server: str | None, network_id: str, invocation: s
     the server, can read it.
     """
     async def read(partner: "Partner") -> str:
-        return await partner.justification(network_id, invocation)
+        return await partner.disclosure.justification(network_id, invocation)
 
     text = with_partner(home, server, read)
     if as_json:
@@ -120,5 +120,5 @@ def release(home: Path, server: str | None, network_id: str, invocation: str, as
     JSON: {"network", "case", "classes": {class: fields}, "receipt_index"}.
     """
     receive_release(home, server, network_id,
-                    lambda partner: partner.bemoeizorg_release(network_id, invocation),
+                    lambda partner: partner.disclosure.bemoeizorg_release(network_id, invocation),
                     as_json=as_json)

@@ -150,7 +150,7 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
 
     async def bring_in(partner: "Partner") -> str:
         await partner.sync(network_id)      # the latest epoch key and members first
-        return await partner.create_case(network_id, intake, identity=identity)
+        return await partner.cases.create(network_id, intake, identity=identity)
 
     case_id = with_partner(home, server, bring_in, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "case",
@@ -175,7 +175,7 @@ def consult(home: Path, server: str | None, network_id: str, intake_file: Path |
 
     async def ask(partner: "Partner") -> str:
         await partner.sync(network_id)
-        return await partner.consult(network_id, intake)
+        return await partner.cases.consult(network_id, intake)
 
     case_id = with_partner(home, server, ask, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "consult"}, as_json=as_json,
@@ -200,7 +200,7 @@ def case_summary(view: Any, names: dict[str, str]) -> dict[str, Any]:
 
 
 def member_names(partner: "Partner", network_id: str) -> dict[str, str]:
-    return {m["key_id"]: m["name"] for m in plain(partner.members(network_id))}
+    return {m["key_id"]: m["name"] for m in plain(partner.networks.members(network_id))}
 
 
 @case.command("list")
@@ -223,7 +223,7 @@ def list_cases(home: Path, server: str | None, network_id: str, status: str, off
         if not offline:
             await partner.sync(network_id)
         names = member_names(partner, network_id)
-        return [case_summary(v, names) for v in partner.cases(network_id)
+        return [case_summary(v, names) for v in partner.cases.all(network_id)
                 if status == "all" or v.status == status]
 
     cases = with_partner(home, server, look)
@@ -254,7 +254,7 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
     async def look(partner: "Partner") -> tuple[dict[str, Any], dict[str, str]]:
         if not offline:
             await partner.sync(network_id)
-        return plain(partner.case(network_id, case_id)), member_names(partner, network_id)
+        return plain(partner.cases.get(network_id, case_id)), member_names(partner, network_id)
 
     view, names = with_partner(home, server, look)
     if as_json:
@@ -308,7 +308,7 @@ def _add(home: Path, server: str | None, network_id: str, case_id: str, plaintex
         if plaintext.get("kind") == "action":
             plaintext["by"] = partner.key_id
         await partner.sync(network_id)      # the event must follow the case's latest one
-        return await partner.add_event(network_id, case_id, plaintext)
+        return await partner.cases.add_event(network_id, case_id, plaintext)
 
     seq = with_partner(home, server, write, guard=plaintext)
     emit({"network": network_id, "case": case_id, "seq": seq, "kind": plaintext["kind"]},
@@ -392,7 +392,8 @@ def _status_command(name: str, verb: str, doc: str) -> click.Command:
                 as_json: bool) -> None:
         async def change(partner: "Partner") -> None:
             await partner.sync(network_id)
-            await getattr(partner, f"{verb}_case")(network_id, case_id, reason=reason)
+            change_status = partner.cases.close if verb == "close" else partner.cases.reopen
+            await change_status(network_id, case_id, reason=reason)
 
         with_partner(home, server, change, guard={"reason": reason})
         status = "closed" if verb == "close" else "open"
@@ -423,7 +424,7 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
     """
     async def give(partner: "Partner") -> None:
         await partner.sync(network_id)
-        await partner.share(network_id, case_id, partner_id, reason=reason)
+        await partner.cases.share(network_id, case_id, partner_id, reason=reason)
 
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "partner": partner_id, "shared": True},
@@ -445,7 +446,7 @@ def reshare(home: Path, server: str | None, network_id: str, case_id: str, membe
     """
     async def give(partner: "Partner") -> None:
         await partner.sync(network_id)
-        await partner.reshare_history(network_id, case_id, member_id, reason=reason)
+        await partner.cases.reshare_history(network_id, case_id, member_id, reason=reason)
 
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "member": member_id, "reshared": True},
@@ -475,7 +476,7 @@ def refer(home: Path, server: str | None, network_id: str, case_id: str, to_netw
     async def move(partner: "Partner") -> str:
         await partner.sync(network_id)
         await partner.sync(to_network)      # the new case is made there
-        return await partner.refer(network_id, case_id, to_network, consent=consent_id,
+        return await partner.referrals.refer(network_id, case_id, to_network, consent=consent_id,
                                    invocation=invocation, reason=reason)
 
     new_case = with_partner(home, server, move, guard={"reason": reason})
@@ -496,7 +497,7 @@ def identity(home: Path, server: str | None, network_id: str, case_id: str, as_j
     or `schakel bemoeizorg release`. JSON: {"network", "case", "identity": {class: fields}}.
     """
     async def look(partner: "Partner") -> dict[str, Any]:
-        return plain(partner.identity(network_id, case_id))
+        return plain(partner.identity.get(network_id, case_id))
 
     held = with_partner(home, server, look)
     if as_json:

@@ -64,7 +64,7 @@ def record(home: Path, server: str | None, network_id: str, case_id: str, classe
 
     async def write(partner: "Partner") -> str:
         await partner.sync(network_id)
-        return await partner.record_consent(network_id, case_id, classes=list(classes),
+        return await partner.disclosure.record_consent(network_id, case_id, classes=list(classes),
                                             partners=list(partners), parties=list(parties),
                                             purpose=purpose, valid_days=days, evidence=evidence)
 
@@ -94,7 +94,7 @@ def revoke(home: Path, server: str | None, network_id: str, case_id: str, consen
     """
     async def withdraw(partner: "Partner") -> list[str]:
         await partner.sync(network_id)
-        return list(await partner.revoke_consent(network_id, case_id, consent_id, reason=reason))
+        return list(await partner.disclosure.revoke_consent(network_id, case_id, consent_id, reason=reason))
 
     purges = with_partner(home, server, withdraw, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "consent": consent_id, "revoked": True,

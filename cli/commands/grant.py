@@ -48,7 +48,7 @@ def create(home: Path, server: str | None, network_id: str, case_id: str, consen
     """
     async def give(partner: "Partner") -> str:
         await partner.sync(network_id)
-        return await partner.grant(network_id, case_id, consent=consent_id, grantee=grantee,
+        return await partner.disclosure.grant(network_id, case_id, consent=consent_id, grantee=grantee,
                                    classes=list(classes), reason=reason)
 
     grant_id = with_partner(home, server, give, guard={"reason": reason})
@@ -92,4 +92,4 @@ def release(home: Path, server: str | None, network_id: str, grant_id: str, as_j
     JSON: {"network", "case", "classes": {class: fields}, "receipt_index"}.
     """
     receive_release(home, server, network_id,
-                    lambda partner: partner.release(network_id, grant_id), as_json=as_json)
+                    lambda partner: partner.disclosure.release(network_id, grant_id), as_json=as_json)

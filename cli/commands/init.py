@@ -81,20 +81,8 @@ def init(home: Path, name: str, server: str, acting_user: str, kdf: str, as_json
 
 def _identity(partner: "Partner", home: Path, server: str | None) -> dict[str, Any]:
     return {"home": str(home), "name": partner.name, "key_id": partner.key_id,
-            "fingerprint": str(partner.fingerprint), "server": server or _server_of(partner, home),
+            "fingerprint": partner.fingerprint, "server": server or partner.server,
             "acting_user": partner.acting_user}
-
-
-def _server_of(partner: "Partner", home: Path) -> str | None:
-    for attr in ("server", "server_url", "url"):
-        value = getattr(partner, attr, None)
-        if isinstance(value, str):
-            return value
-    try:
-        value = json.loads((home / "client.json").read_text(encoding="utf-8")).get("server")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
 
 
 MISBEHAVIOUR_COLUMNS = [("at", "when"), ("network", "network"), ("what", "what"),
@@ -113,7 +101,7 @@ def whoami(home: Path, server: str | None, as_json: bool) -> None:
     """
     async def look(partner: "Partner") -> dict[str, Any]:
         info = _identity(partner, home, server)
-        info["networks"] = list(partner.networks())
+        info["networks"] = list(partner.networks.trusted())
         info["misbehaviours"] = plain(partner.misbehaviours())
         return info
 

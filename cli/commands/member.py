@@ -60,7 +60,7 @@ def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring
     verified = verify_key_bundle(bundle, expected=Fingerprint.parse(expected) if expected else None)
 
     async def admit(partner: "Partner") -> str:
-        return await partner.admit(network_id, bundle, ring=ring, party=party, roles=roles, days=days)
+        return await partner.networks.admit(network_id, bundle, ring=ring, party=party, roles=roles, days=days)
 
     key_id = with_partner(home, server, admit)
     emit({"network": network_id, "member": key_id, "name": verified.name, "ring": ring,
@@ -87,7 +87,7 @@ def remove(home: Path, server: str | None, network_id: str, key_id: str, reason:
     goes to the remaining core and every open case is re-keyed.
     """
     async def revoke(partner: "Partner") -> None:
-        await partner.remove(network_id, key_id, reason=reason)
+        await partner.networks.remove(network_id, key_id, reason=reason)
 
     with_partner(home, server, revoke, guard={"reason": reason})
     emit({"network": network_id, "member": key_id, "removed": True, "reason": reason},
@@ -109,7 +109,7 @@ def list_members(home: Path, server: str | None, network_id: str, everyone: bool
     async def look(partner: "Partner") -> list[dict[str, Any]]:
         if not offline:
             await partner.sync(network_id)
-        return [m for m in plain(partner.members(network_id)) if everyone or m.get("current", True)]
+        return [m for m in plain(partner.networks.members(network_id)) if everyone or m.get("current", True)]
 
     members = with_partner(home, server, look)
     if as_json:

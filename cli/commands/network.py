@@ -77,7 +77,7 @@ def create(home: Path, server: str | None, name: str, kind: str, covenant_file: 
         policy = with_allow_list(policy or default_policy(kind).to_json(), words)
 
     async def found(partner: "Partner") -> dict[str, Any]:
-        network_id = await partner.create_network(name=name, kind=kind, covenant=covenant,
+        network_id = await partner.networks.create(name=name, kind=kind, covenant=covenant,
                                                   server_fingerprint=server_fingerprint,
                                                   policy=policy)
         return {"network": network_id, "name": name, "kind": kind,
@@ -136,7 +136,7 @@ def join(home: Path, server: str | None, network_id: str, covenant_file: Path, a
     covenant = read_text_file(covenant_file, "covenant")
 
     async def accept(partner: "Partner") -> dict[str, Any]:
-        await partner.accept_covenant(network_id, covenant)
+        await partner.networks.accept_covenant(network_id, covenant)
         result = await partner.sync(network_id)
         return {"network": network_id, "accepted": True, "sync": plain(result)}
 
@@ -151,7 +151,7 @@ def join(home: Path, server: str | None, network_id: str, covenant_file: Path, a
 def list_networks(home: Path, server: str | None, as_json: bool) -> None:
     """List the networks this home trusts."""
     async def look(partner: "Partner") -> list[str]:
-        return list(partner.networks())
+        return list(partner.networks.trusted())
 
     networks = with_partner(home, server, look)
     if as_json:
@@ -175,11 +175,11 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
     async def look(partner: "Partner") -> dict[str, Any]:
         if not offline:
             await partner.sync(network_id)
-        cases = partner.cases(network_id)
+        cases = partner.cases.all(network_id)
         # TrustView is the library's verified view of the genesis (name, kind, policy).
-        view = partner._local_trust(network_id)  # noqa: SLF001 -- no public accessor yet
+        view = partner.networks.verified(network_id)
         return {"network": network_id, "name": view.name, "kind": view.kind,
-                "policy": plain(view.policy), "members": plain(partner.members(network_id)),
+                "policy": plain(view.policy), "members": plain(partner.networks.members(network_id)),
                 "cases": len(cases), "open_cases": sum(1 for c in cases if c.status == "open")}
 
     info = with_partner(home, server, look)
@@ -247,7 +247,7 @@ def sync(home: Path, server: str | None, network_id: str | None, wait: float,
     does not verify is recorded and refused (exit 4).
     """
     async def update(partner: "Partner") -> list[dict[str, Any]]:
-        networks = [network_id] if network_id else list(partner.networks())
+        networks = [network_id] if network_id else list(partner.networks.trusted())
         results = []
         for name in networks:
             with progress_bar(f"sync {name[:8]}", progress) as bar:

@@ -36,7 +36,7 @@ def report(home: Path, server: str | None, network_id: str, min_cell: int, offli
     async def compute(partner: "Partner") -> dict[str, Any]:
         if not offline:
             await partner.sync(network_id)
-        return plain(partner.aggregate_report(network_id, min_cell=min_cell))
+        return plain(partner.reports.aggregate(network_id, min_cell=min_cell))
 
     figures = with_partner(home, server, compute)
     if as_json:

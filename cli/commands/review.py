@@ -38,7 +38,7 @@ def review(home: Path, server: str | None, network_id: str, invocation: str, out
 
     async def judge(partner: "Partner") -> None:
         await partner.sync(network_id)
-        await partner.review(network_id, invocation, approved=outcome == "approved", note=note)
+        await partner.disclosure.review(network_id, invocation, approved=outcome == "approved", note=note)
 
     with_partner(home, server, judge, guard={"note": note})
     emit({"network": network_id, "invocation": invocation, "outcome": outcome, "note": note},

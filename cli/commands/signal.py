@@ -82,7 +82,7 @@ def send(home: Path, server: str | None, network_id: str, concern: str, urgency:
             click.echo(line, err=True)
 
     async def post(partner: "Partner") -> Any:
-        return await partner.send_signal(network_id, concern, urgency=urgency, anonymous=anonymous,
+        return await partner.signals.send(network_id, concern, urgency=urgency, anonymous=anonymous,
                                          signaller_kind=signaller_kind, contact_back=contact_back,
                                          identity_hint=hint)
 
@@ -112,7 +112,7 @@ def _ticket_in_home(partner: "Partner", wanted: str) -> Any:
     """The ticket this home kept for a signal id (or a receipt token)."""
     from schakel.client.views import SignalTicket
 
-    for _, doc in partner.state.docs("ticket"):
+    for _, doc in partner.session.state.docs("ticket"):
         if wanted in (doc.get("signal"), doc.get("receipt")):
             return SignalTicket.from_file(doc)
     raise MalformedError(f"this home sent no signal {wanted!r}; give the signal id that "
@@ -143,7 +143,7 @@ def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path
             ticket = SignalTicket.from_file(read_object_file(ticket_file, "signal ticket"))
         else:
             ticket = _ticket_in_home(partner, wanted or "")
-        return plain(await partner.signal_status(ticket))
+        return plain(await partner.signals.status(ticket))
 
     result = with_partner(home, server, look)
     if as_json:
@@ -169,7 +169,7 @@ def list_signals(home: Path, server: str | None, network_id: str, as_json: bool)
     "content", "sender", "hints"}]}.
     """
     async def look(partner: "Partner") -> list[dict[str, Any]]:
-        return plain(await partner.signals(network_id))
+        return plain(await partner.signals.received(network_id))
 
     signals = with_partner(home, server, look)
     if as_json:
@@ -197,7 +197,7 @@ def feedback(home: Path, server: str | None, network_id: str, signal_id: str, ne
              message: str | None, as_json: bool) -> None:
     """Answer a signal (coordinator): a signed status and an optional message."""
     async def answer(partner: "Partner") -> None:
-        await partner.feedback(network_id, signal_id, new_status, message)
+        await partner.signals.feedback(network_id, signal_id, new_status, message)
 
     with_partner(home, server, answer)
     emit({"network": network_id, "signal": signal_id, "status": new_status,
