@@ -1,9 +1,9 @@
 """Running the ``schakel`` command line as a coordinator would, against a real
 ``schakel serve`` subprocess (tests/test_cli_flows.py).
 
-* :class:`LiveServer` -- ``python -m schakel.cli serve --data DIR --port P`` on a free
-  loopback port, waited for on ``/healthz`` (the demo's runner); its output goes to a
-  file shown when it fails to start.
+* :func:`live_server` -- ``schakel server init`` and ``schakel serve`` on a free loopback
+  port, waited for on ``/healthz`` (:class:`schakel.cli.serverprocess.ServerProcess`, the
+  demo's too); its output goes to a file shown when it fails to start.
 * :func:`schakel` -- one CLI run in a subprocess with a clean environment: no
   ``SCHAKEL_*`` variable leaks in from the developer's shell; the passphrase is passed
   in ``SCHAKEL_PASSPHRASE`` unless the test wants the prompt.
@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schakel.cli.demo import DemoServer, free_port
+from schakel.cli.serverprocess import ServerProcess, free_port
 
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT = 120
@@ -45,32 +44,13 @@ def schakel(*args: str, cwd: Path, passphrase: str | None = PASSPHRASE, stdin: s
                           start_new_session=True)   # no controlling terminal: a prompt reads stdin
 
 
-class LiveServer:
-    """``schakel serve`` as a child process on a free loopback port: the demo's own
-    runner (:class:`schakel.cli.demo.DemoServer`, which waits for ``/healthz`` and retries once
-    if the port was taken), driven from synchronous test code."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self._server = DemoServer(data, data.parent / "server.log")
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def fingerprint(self) -> str:
-        """The server fingerprint `schakel server init` printed before the first start."""
-        return self._server.fingerprint
-
-    def start(self) -> None:
-        asyncio.run(self._server.start())
-
-    def output(self) -> str:
-        return self._server.tail(4000)
-
-    def stop(self) -> None:
-        self._server.stop()
+def live_server(data: Path) -> ServerProcess:
+    """A started server on ``data``, as an operator prepares one: ``schakel server init``
+    first (its ``fingerprint`` is what the coordinator is given), then ``schakel serve``."""
+    server = ServerProcess(data)
+    server.init()
+    server.start()
+    return server
 
 
 @dataclass
@@ -110,4 +90,4 @@ class Org:
         return result
 
 
-__all__ = ["PASSPHRASE", "LiveServer", "Org", "free_port", "schakel"]
+__all__ = ["PASSPHRASE", "Org", "free_port", "live_server", "schakel"]

@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -1028,24 +1028,6 @@ async def sync_all(caller: Caller, net: Network, actor: Actor, *, after: str = "
     raise AssertionError("sync did not end")
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float,
-                     interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds passed (for process
-    start-up only; tests never assert on elapsed time)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            if await predicate():
-                return True
-        except AssertionError:
-            raise
-        except Exception:  # noqa: BLE001 -- a server that is not up yet refuses connections
-            pass
-        if asyncio.get_running_loop().time() >= deadline:
-            return False
-        await asyncio.sleep(interval)
-
-
 __all__ = [
     "MISSING", "ORIGIN", "STALE_BY", "FakeClock", "RealClock", "Actor", "ServerKeys", "CaseState",
     "SignalDraft", "Network", "Prepared", "Reply", "Caller", "TestClientTransport",
@@ -1053,5 +1035,4 @@ __all__ = [
     "running_world", "register", "enrol", "create_case", "append", "rekey", "new_epoch",
     "send_signal", "server_keys", "sync_all",
     "assert_error", "assert_status", "error_shape_problems", "network_policy", "new_id", "ts",
-    "wait_until",
 ]

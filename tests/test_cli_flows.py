@@ -27,8 +27,9 @@ import pytest
 from click.testing import CliRunner
 
 from schakel.cli.main import main
+from schakel.cli.serverprocess import ServerProcess
 from schakel.protocol.objects.network import default_policy
-from tests.cli_harness import PASSPHRASE, LiveServer, Org, free_port, schakel
+from tests.cli_harness import PASSPHRASE, Org, free_port, live_server, schakel
 from tests.server_harness import IDENTITY, INTAKE
 
 COVENANT = "Convenant Buurtnetwerk 55+ Soesterkwartier: wij delen alleen wat nodig is.\n"
@@ -37,7 +38,7 @@ COVENANT = "Convenant Buurtnetwerk 55+ Soesterkwartier: wij delen alleen wat nod
 class World:
     """The shared network: the server, three organisations and the files they use."""
 
-    def __init__(self, root: Path, server: LiveServer) -> None:
+    def __init__(self, root: Path, server: ServerProcess) -> None:
         self.root, self.server = root, server
         self.coord = Org("coordinator", root / "coord")
         self.social = Org("social work", root / "social")
@@ -103,8 +104,7 @@ def create_network(w: World, *options: str) -> dict[str, Any]:
 def served(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[World]:
     """A running `schakel serve` and an empty world around it, stopped afterwards."""
     root = tmp_path_factory.mktemp(name)
-    server = LiveServer(root / "server-data")
-    server.start()
+    server = live_server(root / "server-data")
     try:
         yield World(root, server)
     finally:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from schakel.cli.demo import ASCII, UNICODE, Tally, marks_for
+from schakel.cli.demo.tally import ASCII, UNICODE, Tally, marks_for
 from schakel.protocol.errors import PolicyViolation
 
 ROOT = Path(__file__).resolve().parent.parent

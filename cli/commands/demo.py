@@ -1,4 +1,4 @@
-"""``schakel demo``: the mission, played against a real server (cli/demo.py)."""
+"""``schakel demo``: the mission, played against a real server (cli/demo/)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,6 @@ def demo(serve: bool, keep: Path | None) -> None:
     """
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise click.UsageError(f"--keep {keep}: the folder is not empty")
-    from schakel.cli.demo import run
+    from schakel.cli.demo.runner import run
 
     sys.exit(run(serve=serve, keep=keep))
