@@ -13,8 +13,12 @@ object on the append and sync hot path, against plain ``jsonschema`` in the same
   and the same with every ``$ref`` inlined once (``jsonschema_rs.dereference``), its fastest
   use.  Each is checked to accept the same values as the shipped function before it is timed.
 
-Thread CPU time (``time.thread_time``) per call, the median of alternating rounds; the ratio is
-plain jsonschema's time over the shipped function's (above 1: the shipped one is faster).
+* **Baseline** (``--baseline FILE``): another version of ``protocol/schema.py``, e.g. an
+  earlier commit's (``git show COMMIT:protocol/schema.py > FILE``), loaded beside the shipped
+  one and timed in the same rounds, so that a busy machine slows both alike.
+
+Thread CPU time (``time.thread_time``) per call, the median of alternating rounds; each ratio
+is the other's time over the shipped function's (above 1: the shipped one is faster).
 Writes ``bench/results/schema.json``.  Run: ``.venv/bin/python bench/bench_schema.py``
 (``make bench``); ``--quick`` does fewer rounds and writes nothing.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import statistics
 import sys
 import time
@@ -56,10 +61,18 @@ def per_call_us(check: Callable[[Any], object], values: list[Any], calls: int) -
     return (time.thread_time() - began) / calls * 1e6
 
 
-def refuses(kind: str) -> Callable[[Any], object]:
+def load_baseline(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("schema_baseline", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def refuses(kind: str, module: Any) -> Callable[[Any], object]:
     def check(value: Any) -> None:
         try:
-            schema.validate(kind, value)
+            module.validate(kind, value)
         except MalformedError:
             return
         raise AssertionError("a broken value was accepted")
@@ -81,7 +94,7 @@ def plain_validators(kind: str) -> tuple[Any, Any]:
     return over_registry, jsonschema.Draft202012Validator(inlined, format_checker=formats)
 
 
-def run(rounds: int, calls: int) -> dict[str, Any]:
+def run(rounds: int, calls: int, baseline: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cases: list[tuple[str, str, list[Any], bool]] = []
     for kind in KINDS:
@@ -95,15 +108,19 @@ def run(rounds: int, calls: int) -> dict[str, Any]:
     for label, kind, values, valid in cases:
         assert values, label
         over_registry, inlined = plain_validators(kind)
-        shipped = (lambda v, k=kind: schema.validate(k, v)) if valid else refuses(kind)
+        checks = {name: (lambda v, k=kind, m=module: m.validate(k, v)) if valid
+                  else refuses(kind, module)
+                  for name, module in (("shipped", schema), ("baseline", baseline)) if module}
         for value in values:
-            shipped(value)                                   # builds and warms up
+            for check in checks.values():
+                check(value)                                 # builds and warms up
             assert over_registry.is_valid(value) is valid is inlined.is_valid(value), label
-        timings: dict[str, list[float]] = {"shipped": [], "jsonschema_registry": [],
-                                           "jsonschema_inlined": []}
+        timings: dict[str, list[float]] = {
+            **{name: [] for name in checks}, "jsonschema_registry": [], "jsonschema_inlined": []}
         plain_calls = max(calls // 20, 20)
         for _ in range(rounds):
-            timings["shipped"].append(per_call_us(shipped, values, calls))
+            for name, check in checks.items():
+                timings[name].append(per_call_us(check, values, calls))
             timings["jsonschema_registry"].append(
                 per_call_us(over_registry.is_valid, values, plain_calls))
             timings["jsonschema_inlined"].append(
@@ -117,7 +134,11 @@ def run(rounds: int, calls: int) -> dict[str, Any]:
                 medians["jsonschema_registry"] / medians["shipped"], 1),
             "ratio_jsonschema_inlined_to_shipped": round(
                 medians["jsonschema_inlined"] / medians["shipped"], 1)}
-        print(f"{label:<16} shipped {medians['shipped']:8.2f} µs   jsonschema: registry "
+        if "baseline" in medians:
+            out[label]["ratio_baseline_to_shipped"] = round(
+                medians["baseline"] / medians["shipped"], 2)
+        against = f"baseline {medians['baseline']:6.2f} µs   " if "baseline" in medians else ""
+        print(f"{label:<16} shipped {medians['shipped']:8.2f} µs   {against}jsonschema: registry "
               f"{medians['jsonschema_registry']:8.1f} µs, inlined "
               f"{medians['jsonschema_inlined']:8.1f} µs", flush=True)
     return out
@@ -126,16 +147,20 @@ def run(rounds: int, calls: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds; nothing written")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another protocol/schema.py, timed in the same rounds")
     options = parser.parse_args()
+    baseline = load_baseline(options.baseline) if options.baseline else None
     load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
     rounds, calls = (3, 2_000) if options.quick else (15, 20_000)
-    figures = run(rounds, calls)
+    figures = run(rounds, calls, baseline)
     if options.quick:
         return
     result = {"what": "thread CPU per schema.validate call on hot-path objects, against plain "
                       "jsonschema (built once per schema) in the same run",
               "shipped_validator": schema.__doc__.strip().splitlines()[0] if schema.__doc__
               else "", "jsonschema_version": version("jsonschema"),
+              "baseline": str(options.baseline) if options.baseline else None,
               "load_average": load, "rounds": rounds, "calls_per_round": calls,
               "kinds": figures}
     path = write_result("schema", result)
