@@ -8,7 +8,7 @@ anywhere else.
 Two validators, each built once per schema on first use (ADR 0020):
 
 * **jsonschema-rs** gives the verdict.  It is a compiled draft 2020-12 validator,
-  about thirty times faster here than :mod:`jsonschema`, and runs on every value
+  9 to 56 times faster here than :mod:`jsonschema`, and runs on every value
   that is plain JSON (:func:`_plain_json`), i.e. every value the JSON parser makes.
 * **jsonschema** (a strict extension of its ``Draft202012Validator``) is the
   reference: it words every refusal, and it gives the verdict on the rare value
