@@ -297,6 +297,7 @@ def _check(obj_type: str, def_name: str, value: Any, where: str,
                 return
         except ValueError:           # e.g. an unpaired surrogate, which UTF-8 cannot carry
             pass
+    # The reference has the last word (the two agree on plain JSON: tests/test_schema_verdicts.py).
     found = problems(obj_type, value, def_name)
     if found:
         raise MalformedError(f"invalid {where}: {found[0]}",
