@@ -35,7 +35,7 @@ from schakel.protocol.errors import MalformedError
 from tests.server_harness import World, assert_error, assert_status, running_world
 from tests.strategies import json_paths, set_at
 from tests.test_schema import EXAMPLES, variants
-from tests.test_schema_compiled import TRICKY
+from tests.test_schema_verdicts import TRICKY
 
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 #: Values the document once admitted and the server refused (schemathesis found them).
