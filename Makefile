@@ -24,7 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
 	@if [ -d bench ] && ls bench/*.py >/dev/null 2>&1; then \
 		for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done; \
-	else echo "no benchmarks yet (they arrive with the server: issue 3)"; fi
+	else echo "no benchmarks in bench/"; fi
 
 # Rebuild protocol/vectors/*.json from their generators in tests/ (review the diff!).
 vectors: $(STAMP)

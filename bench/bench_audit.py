@@ -1,16 +1,16 @@
-"""Audit log benchmark (issue 4 item 7): append rate, and inclusion and consistency proof
+"""Audit log benchmark: append rate, and inclusion and consistency proof
 times at 10^3, 10^5 and 10^6 entries over the server's SQLite node store, against pymerkle
 in the same run.
 
-* **Append rate**: ``server.audit.append_txn`` through ``server.storage.Store.write`` on a
+* **Append rate**: ``schakel.server.audit.append_txn`` through ``schakel.server.storage.Store.write`` on a
   real database file (WAL, ``synchronous=FULL``), one at a time (every append pays its own
   fsync) and with 64 appends in flight (the writer groups them into shared transactions, as
   the server does under load).  Also the CPU cost of one append inside a transaction (no
   commit) on a log of 10^3 and of 10^6 entries: it should not grow with the log.
 * **Proofs**: each log is built fast -- leaf hashes of random 32-byte commitments appended
-  through ``protocol.merkle.MerkleLog`` over an in-memory dict node store, then the nodes
+  through ``schakel.protocol.merkle.MerkleLog`` over an in-memory dict node store, then the nodes
   bulk-inserted into ``audit_nodes`` in key order in one transaction, with one signed tree
-  head for the size.  A proof is the server's read function (``server.audit.inclusion_proof``
+  head for the size.  A proof is the server's read function (``schakel.server.audit.inclusion_proof``
   / ``consistency_proof``: the signed size, then O(log n) node reads), each in its own read
   transaction as ``Store.read`` runs it.  Median and p99 over random indexes (consistency:
   random old size to the full size).
@@ -44,14 +44,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import write_result  # noqa: E402
-from protocol import merkle  # noqa: E402
-from protocol.canonical import canonical_json  # noqa: E402
-from protocol.crypto import Signer  # noqa: E402
-from protocol.encoding import b64e  # noqa: E402
-from protocol.objects.audit import AuditActor, TreeHead  # noqa: E402
-from protocol.objects.base import format_timestamp  # noqa: E402
-from server.audit import append_txn, consistency_proof, inclusion_proof  # noqa: E402
-from server.storage import Store, migrate  # noqa: E402
+from schakel.protocol import merkle  # noqa: E402
+from schakel.protocol.canonical import canonical_json  # noqa: E402
+from schakel.protocol.crypto import Signer  # noqa: E402
+from schakel.protocol.encoding import b64e  # noqa: E402
+from schakel.protocol.objects.audit import AuditActor, TreeHead  # noqa: E402
+from schakel.protocol.objects.base import format_timestamp  # noqa: E402
+from schakel.server.audit import append_txn, consistency_proof, inclusion_proof  # noqa: E402
+from schakel.server.storage import Store, migrate  # noqa: E402
 
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- bench_audit:begin -->", "<!-- bench_audit:end -->"
@@ -309,7 +309,7 @@ def _readme_section(result: dict[str, Any]) -> str:
               "Proof times grow with the node reads (about 13 per inclusion proof at 10^3, 24 at "
               "10^6) and with the "
               "B-tree's depth and page-cache misses.",
-              "", "Targets (issue 4): proofs at the largest size under 1 ms over SQLite: "
+              "", "Targets: proofs at the largest size under 1 ms over SQLite: "
               f"**{t['under_1ms_at_largest']}**; faster than pymerkle like for like (SQLite "
               f"against `SqliteTree`, in memory against `InmemoryTree`): "
               f"**{t['faster_like_for_like']}**. Across kinds, pymerkle's `InmemoryTree` "

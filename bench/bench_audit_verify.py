@@ -8,7 +8,7 @@ case with the shell partner (each new share is one audit entry), 16 in flight, u
 holds exactly the size measured.  The auditor then verifies the whole log with a fresh local
 state each round (no head held, as on a new machine): the trust view from the coordinator's
 fingerprint, the latest head, every entry below it with every check of docs/protocol.md
-§16.5, through the client's real signed transport (``client.transport.Connection``).
+§16.5, through the client's real signed transport (``schakel.client.transport.Connection``).
 
 Per round: the wall time, this process's CPU (the client: signing, HTTP, parsing, checks) and
 the server process's CPU, each per entry, and the number of requests the verification sent.
@@ -43,12 +43,12 @@ if str(ROOT) not in sys.path:
 from bench.common import (  # noqa: E402
     free_port, machine_busy_seconds, process_cpu_seconds, server_process, write_result,
 )
-from client.audit import AuditMonitor  # noqa: E402
-from client.errors import ServerMisbehaviour  # noqa: E402
-from client.state import LocalState  # noqa: E402
-from client.transport import Connection  # noqa: E402
-from client.trust import load_trust  # noqa: E402
-from keys.fingerprint import Fingerprint  # noqa: E402
+from schakel.client.audit import AuditMonitor  # noqa: E402
+from schakel.client.errors import ServerMisbehaviour  # noqa: E402
+from schakel.client.state import LocalState  # noqa: E402
+from schakel.client.transport import Connection  # noqa: E402
+from schakel.client.trust import load_trust  # noqa: E402
+from schakel.keys.fingerprint import Fingerprint  # noqa: E402
 from tests.server_harness import (  # noqa: E402
     Actor, Caller, Network, RealClock, SessionTransport, assert_status, create_case, register,
     server_keys,
@@ -171,7 +171,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="schakel-bench-verify-") as tmp:
         data, home = Path(tmp) / "server", Path(tmp) / "client"
         home.mkdir()
-        with server_process(["-m", "client.cli", "serve", "--data", str(data), "--port",
+        with server_process(["-m", "schakel.cli", "serve", "--data", str(data), "--port",
                              str(port)], port,
                             env={"SCHAKEL_SERVER_PASSPHRASE": "bench-only passphrase"}) as proc:
             results = asyncio.run(run(port, proc.pid, sizes, options.rounds, home))

@@ -1,4 +1,4 @@
-"""Disclosures per second, end to end (issue 4, item 7).
+"""Disclosures per second, end to end.
 
 One ``schakel serve`` subprocess on loopback.  A network with an owner and a grantee
 (professional secrecy), one case with sealed identity, a consent and a grant.  Then the
@@ -84,7 +84,7 @@ async def run(port: int) -> dict[str, object]:
 def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
-        with server_process(["-m", "client.cli", "serve", "--data", data, "--port", str(port)], port,
+        with server_process(["-m", "schakel.cli", "serve", "--data", data, "--port", str(port)], port,
                             env={"SCHAKEL_SERVER_PASSPHRASE": "bench-only passphrase"}):
             results = asyncio.run(run(port))
     path = write_result("disclosure", {"what": "consent-based releases of name+address, end to end "

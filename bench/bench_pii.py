@@ -4,9 +4,9 @@ guard's recall and false alarms on the case-note corpus (protocol.md §8.5.7, §
 * **Per note**: the corpus sentences (both parts) strung together and cut into 300-character
   notes; after a warm-up, the CPU time (``time.process_time``) of scanning every note, in
   rounds; the median round's time per note in µs, and the slowest round's.  Target: ≤ 2 ms.
-* **Import to first answer**: wall time of a fresh ``python -c "from protocol.pii import
+* **Import to first answer**: wall time of a fresh ``python -c "from schakel.protocol.pii import
   scan; scan(note)"`` (the word lists are read on that first scan), against the same run's
-  ceiling — a bare interpreter (``python -c pass``) — and ``import protocol.pii`` alone;
+  ceiling — a bare interpreter (``python -c pass``) — and ``import schakel.protocol.pii`` alone;
   medians of several alternating runs.  Target: ≤ 1 s.  Also the lists' build time inside
   a process.
 * **A command's start**: ``schakel --help`` as a fresh process, with numpy importable (it is
@@ -33,8 +33,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import write_result  # noqa: E402
-from protocol import pii_lexicon  # noqa: E402
-from protocol.pii import scan  # noqa: E402
+from schakel.protocol import pii_lexicon  # noqa: E402
+from schakel.protocol.pii import scan  # noqa: E402
 from tests.pii_corpus import PARTS, load, measure  # noqa: E402
 
 NOTE_CHARS = 300
@@ -71,8 +71,8 @@ def fresh_processes(runs: int) -> dict[str, object]:
     py = sys.executable
     cases = {
         "bare_interpreter": [py, "-c", "pass"],
-        "import_only": [py, "-c", "import protocol.pii"],
-        "import_to_first_answer": [py, "-c", f"from protocol.pii import scan; "
+        "import_only": [py, "-c", "import schakel.protocol.pii"],
+        "import_to_first_answer": [py, "-c", f"from schakel.protocol.pii import scan; "
                                             f"assert scan({FIRST_NOTE!r})"],
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -97,7 +97,7 @@ def fresh_processes(runs: int) -> dict[str, object]:
 
 def command_start(runs: int) -> dict[str, object]:
     code = ("import sys\n{hide}sys.argv = ['schakel', '--help']\n"
-            "from client.cli import main\nmain()\n")
+            "from schakel.cli.main import main\nmain()\n")
     cases = {"schakel_help_numpy_importable": code.format(hide=""),
              "schakel_help_numpy_hidden": code.format(hide="sys.modules['numpy'] = None\n")}
     times: dict[str, list[float]] = {name: [] for name in cases}

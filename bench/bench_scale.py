@@ -1,4 +1,4 @@
-"""The scale run (issue 3, item 7): 1,000,000 events in 100,000 cases across 50 networks
+"""The scale run: 1,000,000 events in 100,000 cases across 50 networks
 and 500 partners (10 per network); then the sync rate from cursor 0 and the server's peak
 memory.
 
@@ -11,7 +11,7 @@ memory.
    the harness's ``Network.new_case``/``Network.event`` in a pool of 2 worker processes.
    They are written with the server's own storage functions -- ``create_case_txn`` (header
    and first event) and ``append_event_txn`` (events 2..10, from various members) --
-   through ``server.storage.Store``, i.e. the server's single writer with group commit
+   through ``schakel.server.storage.Store``, i.e. the server's single writer with group commit
    (up to 64 writes a transaction, ``synchronous=FULL``).  What this skips is HTTP, request
    signatures and the object checks (``server/checks``): ``bench_server.py`` measures
    those.  Appends are written in rounds across a chunk's cases, so the feed interleaves
@@ -83,7 +83,7 @@ def schakel_serve(data: Path, port: int, log: Path) -> Iterator[subprocess.Popen
     env = {**{k: v for k, v in os.environ.items() if k != "SCHAKEL_SERVER_PASSPHRASE"},
            "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "client.cli", "serve", "--data", str(data),
+        proc = subprocess.Popen([sys.executable, "-m", "schakel.cli", "serve", "--data", str(data),
                                  "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                                 stderr=err)
     try:
@@ -162,9 +162,9 @@ def _worker_init(specs: list[NetworkSpec]) -> None:
     for spec in specs:
         _worker_specs[spec.network] = spec
     import importlib
-    for module in ("server.checks.cases", "tests.server_harness"):
+    for module in ("schakel.server.checks.cases", "tests.server_harness"):
         importlib.import_module(module)             # loaded before the clock runs
-    from protocol import schema
+    from schakel.protocol import schema
     for kind in ("envelope", "event", "case-header"):
         schema.schema_of(kind)                      # builds (and caches) the validators
 
@@ -179,8 +179,8 @@ def _network(spec: NetworkSpec) -> tuple[Any, list[Any]]:
     sent anywhere: the registered one is the main process's)."""
     found = _worker_networks.get(spec.network)
     if found is None:
-        from keys import PartnerKeys
-        from protocol.crypto import EpochKey, MatchKey
+        from schakel.keys import PartnerKeys
+        from schakel.protocol.crypto import EpochKey, MatchKey
         from tests.server_harness import Actor, Network, RealClock, ServerKeys
 
         def actor(label: str, seed: bytes, box: bytes, roles: tuple[str, ...] = ()) -> Any:
@@ -204,11 +204,11 @@ def _make_chunk(task: tuple[str, int, int], out: str) -> float:
     the events 2..EVENTS_PER_CASE (NewEvents) by members in turn, pickled into the file
     ``out`` (a pipe would block the worker while the busy main process reads it); returns
     the CPU seconds it took."""
-    from protocol.objects.base import format_timestamp
-    from protocol.objects.cases import Event
-    from server.checks import canonical
-    from server.checks.cases import new_event
-    from server.data.cases import NewCase
+    from schakel.protocol.objects.base import format_timestamp
+    from schakel.protocol.objects.cases import Event
+    from schakel.server.checks import canonical
+    from schakel.server.checks.cases import new_event
+    from schakel.server.data.cases import NewCase
 
     started = time.process_time()
     network, first, count = task
@@ -256,8 +256,8 @@ def _read_chunk(path: str) -> tuple[list[Any], list[list[Any]]]:
 async def load(db: Path, specs: list[NetworkSpec], tasks: list[tuple[str, int, int]],
                pool: Any, *, progress: str = "") -> dict[str, Any]:
     """Generate ``tasks`` in the pool and write them through the server's Store."""
-    from server.data.cases import append_event_txn, create_case_txn
-    from server.storage import Store
+    from schakel.server.data.cases import append_event_txn, create_case_txn
+    from schakel.server.storage import Store
 
     store = Store(db)
     await store.start()
@@ -331,7 +331,7 @@ async def sync_whole_feed(session: aiohttp.ClientSession, caller: Any, spec: Net
 
 
 def _member(spec: NetworkSpec, index: int) -> Any:
-    from keys import PartnerKeys
+    from schakel.keys import PartnerKeys
     from tests.server_harness import Actor
     label, seed, box = spec.members[index]
     return Actor(label=label, keys=PartnerKeys.from_secrets(seed, box), name=label,
@@ -408,7 +408,7 @@ def main() -> None:
         "loading": "bootstrap (networks, memberships, acceptances, epochs) over HTTP; cases "
                    "and events generated as real signed protocol objects in 2 worker "
                    "processes and written with the server's create_case_txn / "
-                   "append_event_txn through server.storage.Store (its single writer, group "
+                   "append_event_txn through schakel.server.storage.Store (its single writer, group "
                    "commit, synchronous=FULL) -- bypassing HTTP, request signatures and "
                    "server/checks",
     }

@@ -1,4 +1,4 @@
-"""The server benchmark (issue 3, item 7): signed appends, sync pages and long-poll
+"""The server benchmark: signed appends, sync pages and long-poll
 delivery, each next to the same run's ceiling.
 
 One run, one machine state.  Two servers run side by side:
@@ -7,7 +7,7 @@ One run, one machine state.  Two servers run side by side:
   and one SQLite insert (WAL, ``synchronous=FULL``, a commit per request).  Each request
   body is a fresh 16-byte nonce plus the bytes of a real event envelope, signed freshly;
 * **Schakel** -- a real ``schakel serve --data TMP --port P`` subprocess
-  (``python -m client.cli serve``).  A network with 128 core members (distinct keys) is
+  (``python -m schakel.cli serve``).  A network with 128 core members (distinct keys) is
   bootstrapped over HTTP with ``tests/server_harness.py`` and each member creates one case.
 
 Then, at 1, 16 and 128 concurrent clients, three alternating rounds (ceiling, Schakel,
@@ -65,7 +65,7 @@ from bench.common import (  # noqa: E402
     machine_busy_seconds,
     peak_rss_mib, percentiles, server_process, write_result,
 )
-from protocol.crypto import Signer, random_bytes  # noqa: E402
+from schakel.protocol.crypto import Signer, random_bytes  # noqa: E402
 from tests.server_harness import (  # noqa: E402
     Actor, Caller, CaseState, Network, Prepared, RealClock, SessionTransport, create_case,
     register, server_keys,
@@ -216,7 +216,7 @@ async def run(tmp: Path, plan: dict[int, int], sync_plan: dict[int, int], rounds
     base = f"http://127.0.0.1:{port}"
     serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
     args = ([str(ROOT / "bench" / "profile_serve.py"), str(profile.resolve()), *serve]
-            if profile is not None else ["-m", "client.cli", *serve])
+            if profile is not None else ["-m", "schakel.cli", *serve])
     out: dict[str, Any] = {"ceiling": {}, "append": {}, "sync": {}}
     # No operator passphrase (empty): the server generates its own, as it does by default.
     with server_process(ceiling.args(tmp / "ceiling", ceiling_port), ceiling_port,
@@ -396,7 +396,7 @@ async def long_poll(b: Bench, reps: int) -> dict[str, Any]:
 
 def _event_payload() -> bytes:
     """The bytes of one real event envelope (the ceiling's payload)."""
-    from server.serverkeys import ServerKeys as ServerKeyPair
+    from schakel.server.serverkeys import ServerKeys as ServerKeyPair
     from tests.server_harness import ServerKeys
     net = Network(ServerKeys.from_json(ServerKeyPair.generate().fingerprints()), RealClock())
     actor = net.actor("ceiling", ring="core")

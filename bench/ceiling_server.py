@@ -1,4 +1,4 @@
-"""The ceiling every server figure is compared with (issue 3, item 7).
+"""The ceiling every server figure is compared with.
 
 A bare aiohttp handler that does the least a signed append must do: read the
 body, verify one Ed25519 signature over it, and insert one row into SQLite in
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from protocol.crypto import VerifyKey
-from protocol.errors import SignatureError
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import SignatureError
 
 
 def make_app(db_path: Path, key: VerifyKey) -> web.Application:

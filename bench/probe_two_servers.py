@@ -70,7 +70,7 @@ async def run(tmp: Path, plan: dict[int, int], rounds: int, max_seconds: float,
     env = {"SCHAKEL_SERVER_PASSPHRASE": ""}
 
     def serve(name: str, port: int) -> list[str]:
-        return ["-m", "client.cli", "serve", "--data", str(tmp / name), "--port", str(port)]
+        return ["-m", "schakel.cli", "serve", "--data", str(tmp / name), "--port", str(port)]
 
     out: dict[str, Any] = {"ceiling": {}, "one": {}, "two": {}}
     with server_process(ceiling.args(tmp / "ceiling", ceiling_port), ceiling_port,

@@ -1,4 +1,5 @@
-"""Profile the signed-append path of a real ``schakel serve`` (issue 3's append target).
+"""Profile the signed-append path of a real ``schakel serve`` (the append target of
+bench/README.md).
 
 A short, bounded run, not a benchmark: ``schakel serve`` under ``bench/profile_serve.py``
 with profiling switched off (``SCHAKEL_PROFILE_ON_SIGNAL=1``), a network of ``--partners``
@@ -52,7 +53,7 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
     base = f"http://127.0.0.1:{port}"
     serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
     args = ([str(ROOT / "bench" / "profile_serve.py"), str(out.resolve()), *serve]
-            if out is not None else ["-m", "client.cli", *serve])
+            if out is not None else ["-m", "schakel.cli", *serve])
     env = {"SCHAKEL_SERVER_PASSPHRASE": "", "SCHAKEL_PROFILE_ON_SIGNAL": "1",
            "SCHAKEL_PROFILE_TIMER": os.environ.get("SCHAKEL_PROFILE_TIMER", "cpu")}
     bench_server.PARTNERS = partners

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 
 def main() -> None:
     out, args = sys.argv[1], sys.argv[2:]
-    from client.cli import main as cli
+    from schakel.cli.main import main as cli
     if os.environ.get("SCHAKEL_PROFILE_TIMER") == "cpu":
         profile = cProfile.Profile(time.thread_time)
     else:

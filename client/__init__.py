@@ -1,26 +1,17 @@
-"""Schakel client: the partner library (``client.partner.Partner``) and the ``schakel``
-command line (``client.cli``).  ADR 0007.
+"""Schakel client: the library a partner organisation's own software uses
+(:class:`schakel.client.partner.Partner`, composed of services; ADR 0007, ADR 0019).  It
+imports the protocol core and the keys, never the server or the command line (ADR 0018).
 
-    from client import Partner, ServerMisbehaviour, ServerRefused
+    from schakel.client import Partner, ServerMisbehaviour, ServerRefused
 """
 
-from client.errors import NotFound, ServerMisbehaviour, ServerRefused, ServerUnreachable
-from client.views import (
+from schakel.client.errors import NotFound, ServerMisbehaviour, ServerRefused, ServerUnreachable
+from schakel.client.partner import Partner
+from schakel.client.views import (
     AuditVerification, CaseView, DutyReport, EventView, PolicyBreach, ReceivedSignal, Released,
     SignalStatus, SignalTicket, SyncResult,
 )
 
-
-def __getattr__(name: str) -> object:
-    # Partner pulls in every flow module; importing it lazily keeps ``client.errors``
-    # and ``client.views`` importable on their own (the CLI's error mapping, tests).
-    if name == "Partner":
-        from client.partner import Partner
-        return Partner
-    raise AttributeError(f"module 'client' has no attribute {name!r}")
-
-
 __all__ = ["Partner", "ServerMisbehaviour", "ServerRefused", "ServerUnreachable", "NotFound",
            "AuditVerification", "CaseView", "DutyReport", "EventView", "PolicyBreach",
-           "ReceivedSignal",
-           "Released", "SignalStatus", "SignalTicket", "SyncResult"]
+           "ReceivedSignal", "Released", "SignalStatus", "SignalTicket", "SyncResult"]

@@ -1,5 +1,6 @@
 """A partner's monitor of one network's audit log (docs/protocol.md §9, §A.1, §A.2,
-§15.1, §16.5; design flow 10).
+§15.1, §16.5; design flow 10), and :class:`Audit`, the service that keeps one
+:class:`AuditMonitor` per network for a partner (``partner.audit``).
 
 **Heads.**  The server signs tree heads with its log key (named in the verified
 genesis).  The monitor keeps the heads it verified in the local state (doc ``tree-head``
@@ -27,7 +28,7 @@ genesis).  The monitor keeps the heads it verified in the local state (doc ``tre
   with the same commitment (``audit-entry-missing`` / ``audit-entry-rewritten``);
 * a body may be missing only below the ``erased_below`` of an ``erase`` entry written by
   the server's log key, and only if the last entry it erased was older than the policy's
-  ``retention.audit_days`` by :func:`protocol.objects.audit.erase_cutoff` (its time is the
+  ``retention.audit_days`` by :func:`schakel.protocol.objects.audit.erase_cutoff` (its time is the
   signed head of that size).  Any other missing body is ``audit-entry-missing``.  Every
   member may read the ``erase`` entries.
 """
@@ -38,17 +39,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import merkle
-from protocol.encoding import b64d, b64e
-from protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
-from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
-from protocol.objects.base import parse_timestamp
+from schakel.protocol import merkle
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
+from schakel.protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
+from schakel.protocol.objects.base import parse_timestamp
 
-from client.errors import ServerMisbehaviour, ServerRefused
-from client.state import LocalState
-from client.transport import Connection
-from client.trust import TrustView
-from client.views import AuditVerification
+from schakel.client.errors import ServerMisbehaviour, ServerRefused
+from schakel.client.session import Session
+from schakel.client.state import LocalState
+from schakel.client.transport import Connection
+from schakel.client.trust import TrustView
+from schakel.client.views import AuditVerification
 
 PAGE = 500
 #: Local doc kind of a remembered leaf: (network, index) -> {"commitment"}.
@@ -92,7 +95,7 @@ class AuditMonitor:
                  misbehaving: Callable[..., ServerMisbehaviour]) -> None:
         self.network, self.me, self.conn, self.state = network, me, conn, state
         self._trusted, self._misbehaving = trusted, misbehaving
-        self._log_key: Any = None
+        self._log_key: VerifyKey | None = None
 
     def fail(self, what: str, message: str, **details: Any) -> ServerMisbehaviour:
         return self._misbehaving(self.network, what, message, **details)
@@ -100,7 +103,7 @@ class AuditMonitor:
     def _path(self, suffix: str) -> str:
         return f"/v1/networks/{self.network}/audit{suffix}"
 
-    async def _key(self) -> Any:
+    async def _key(self) -> VerifyKey:
         if self._log_key is None:
             self._log_key = (await self._trusted()).server_log
         return self._log_key
@@ -381,4 +384,36 @@ class AuditMonitor:
         return below
 
 
-__all__ = ["AuditMonitor", "Leaf", "LEAF_DOC", "reads_whole_log"]
+class Audit:
+    """The audit logs of the networks this partner is in: one :class:`AuditMonitor` per
+    network, kept for the session, so every head this partner saw is checked against the
+    next (module docstring)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._monitors: dict[str, AuditMonitor] = {}
+
+    def monitor(self, network: str) -> AuditMonitor:
+        """The monitor of ``network``'s log (sync, release receipts and referrals use it)."""
+        monitor = self._monitors.get(network)
+        if monitor is None:
+            s = self.session
+            monitor = AuditMonitor(network=network, me=s.key_id, conn=s.conn, state=s.state,
+                                   trusted=lambda: s.trusted(network),
+                                   misbehaving=s.misbehaving)
+            self._monitors[network] = monitor
+        return monitor
+
+    async def verify(self, network: str, *, progress: Callable[[int], Any] | None = None
+                     ) -> AuditVerification:
+        """Verify every audit entry this partner may read against the latest signed
+        head, which must be consistent with the heads held."""
+        return await self.monitor(network).verify_all(progress=progress)
+
+    async def entries(self, network: str) -> list[dict[str, Any]]:
+        """The audit entries this partner may read, each verified (commitment and
+        inclusion): ``{"index", "entry"}`` in log order."""
+        return await self.monitor(network).entries()
+
+
+__all__ = ["Audit", "AuditMonitor", "Leaf", "LEAF_DOC", "reads_whole_log"]

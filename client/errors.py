@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.errors import ProtocolError
+from schakel.protocol.errors import ProtocolError
 
 #: The stable names of ADR 0007's misbehaviour table (and nothing else).
 MISBEHAVIOURS: frozenset[str] = frozenset({

@@ -27,7 +27,7 @@ shell partner before its share) is stored with its signature and chain verified;
 decrypted -- and a swap caught -- as soon as the key arrives (:func:`_check_version`).
 
 Every failure is recorded and raised through ``misbehaving`` as a
-:class:`~client.errors.ServerMisbehaviour` naming ``what``.
+:class:`~schakel.client.errors.ServerMisbehaviour` naming ``what``.
 
 Local documents (all public on the server too):
 ``header`` (n, case); ``event`` (n, case, seq:010); ``event-id`` (n, event);
@@ -44,26 +44,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from protocol import envelopes
-from protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, VerifyKey
-from protocol.encoding import b64e
-from protocol.errors import (
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, VerifyKey
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, MalformedError, ProtocolError, SignatureError,
 )
-from protocol.objects.base import parse_timestamp
-from protocol.objects.cases import (
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.cases import (
     CaseHeader, CaseRekey, Event, check_event_status, check_link, check_replacement, event_hash,
 )
-from protocol.objects.disclosure import Share
-from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
-from protocol.objects.plaintext import Action, parse_anonymous_event
-from protocol.policy import Decision, Rules, check_action
+from schakel.protocol.objects.disclosure import Share
+from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
+from schakel.protocol.objects.plaintext import Action, parse_anonymous_event
+from schakel.protocol.policy import Decision, Rules, check_action
 
-from client.disclosure import rules_of
-from client.errors import NotFound, ServerMisbehaviour
-from client.state import LocalState
-from client.trust import TrustView
-from client.views import CaseView, EventView, PolicyBreach
+from schakel.client.disclosure import rules_of
+from schakel.client.errors import NotFound, ServerMisbehaviour
+from schakel.client.state import LocalState
+from schakel.client.trust import TrustView
+from schakel.client.views import CaseView, EventView, PolicyBreach
 
 
 def seq_ref(seq: int) -> str:
@@ -157,7 +157,7 @@ class Verifier:
         """Open the entries of ``GET .../epochs/mine`` this partner does not hold yet, and
         check the ones it holds against the held keys (threat model LS-12: the honest
         server refuses a second distribution for an epoch, so other keys for a held epoch
-        are a lie, which used to be skipped without a word)."""
+        are a lie, refused as such)."""
         new: list[int] = []
         if not isinstance(entries, list):
             raise self.fail("context-mismatch", "epochs/mine did not answer a list")
@@ -613,7 +613,7 @@ def network_rules(state: LocalState, network: str) -> Rules:
 
 
 def judge_action(action: Action, *, case_complex: bool, rules: Rules) -> Decision:
-    """``protocol.policy.check_action`` on one action: what the writer's client checks
+    """``schakel.protocol.policy.check_action`` on one action: what the writer's client checks
     before it sends an action and every reader's client on every action it folds
     (docs/protocol.md §7), with the case's complexity as folded before the action."""
     return check_action(help_type=action.help_type,

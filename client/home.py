@@ -1,6 +1,6 @@
 """A partner's home directory (ADR 0007, "Home directory").
 
-    HOME/keystore.json   schakel-keystore/v1 (keys.save_keystore; Argon2id, mode 0600)
+    HOME/keystore.json   schakel-keystore/v1 (schakel.keys.save_keystore; Argon2id, mode 0600)
     HOME/client.json     {"format", "name", "key_id", "server", "acting_user",
                           "trusted": {network id: coordinator fingerprint digits}}
     HOME/state.db        the local state (client/state.py), sealed to the keystore's box key
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import MalformedError
+from schakel.protocol.errors import MalformedError
 
-from client.transport import origin_of
+from schakel.client.transport import origin_of
 
 FORMAT = "schakel-client/v1"
 KEYSTORE = "keystore.json"

@@ -8,7 +8,8 @@ a core member of the receiving one, carries it:
 1. it creates a new case in the receiving network whose intake is the *folded anonymous
    state* of the source case, encrypted under the receiving network's keys (a new case
    key under its epoch), plus one note summarising the analysis and the actions so far —
-   all through ``create_case`` / ``add_event``, so the PII guard runs before anything is
+   all through :meth:`~schakel.client.cases.Cases.create` and
+   :meth:`~schakel.client.cases.Cases.add_event`, so the PII guard runs before anything is
    sent.  No identity crosses here: identity reaches the receiving network only through
    its own basis (consent or bemoeizorg) and release;
 2. it posts the signed referral (basis: the consent naming the receiving coordinator,
@@ -21,14 +22,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.disclosure import FlowBase
-from client.errors import ServerRefused
-from protocol.canonical import canonical_json
-from protocol.crypto import sha256
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, MalformedError, PolicyViolation
-from protocol.objects.base import parse_timestamp
-from protocol.objects.disclosure import Referral
+from schakel.client.audit import Audit
+from schakel.client.cases import Cases
+from schakel.client.errors import ServerRefused
+from schakel.client.session import Session
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, MalformedError, PolicyViolation
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.disclosure import Referral, ReferralBasis
 
 INTAKE_FIELDS = ("age_band", "neighbourhood", "domains", "severity", "care_status", "source",
                  "complex", "summary")
@@ -69,8 +72,11 @@ def summary_note(state: dict[str, Any], *, network_name: str, reason: str) -> st
     return text if len(text) <= NOTE_MAX else text[:NOTE_MAX - 1] + "…"
 
 
-class ReferralOps(FlowBase):
-    """Referral between networks (a mixin of ``Partner``)."""
+class Referrals:
+    """Referral between networks (module docstring)."""
+
+    def __init__(self, session: Session, cases: Cases, audit: Audit) -> None:
+        self.session, self.cases, self.audit = session, cases, audit
 
     async def refer(self, network: str, case: str, to_network: str, *,
                     consent: str | None = None, invocation: str | None = None,
@@ -78,47 +84,50 @@ class ReferralOps(FlowBase):
         """Refer ``case`` of ``network`` to ``to_network`` (module docstring); the id of
         the new case in ``to_network``.  The caller is the coordinator of ``network``
         and a core member of ``to_network``."""
-        if (consent is None) == (invocation is None):
+        s = self.session
+        if consent is not None and invocation is None:
+            basis = ReferralBasis(kind="consent", ref=consent)
+        elif invocation is not None and consent is None:
+            basis = ReferralBasis(kind="bemoeizorg", ref=invocation)
+        else:
             raise MalformedError("a referral rests on exactly one basis: consent or invocation",
                                  details={"field": "basis"})
         if to_network == network:
             raise MalformedError("a referral goes to another network",
                                  details={"field": "to_network"})
-        self._refuse_pii(network, {"reason": reason})
-        source = await self._trusted(network)
-        if not source.is_coordinator(self.key_id):
+        s.refuse_pii(network, {"reason": reason})
+        source = await s.trusted(network)
+        if not source.is_coordinator(s.key_id):
             raise MalformedError("only the sending network's coordinator refers a case",
                                  details={"field": "network"})
-        view = self.case(network, case)
+        view = self.cases.get(network, case)
         if view.kind != "case":
             raise MalformedError("a consult is not referred: it has no person behind it",
                                  details={"field": "case"})
         intake = intake_of(view.state)
         note = summary_note(view.state, network_name=source.name, reason=reason)
         # The PII guard runs on both before anything reaches the receiving network.
-        self._refuse_pii(to_network, intake)
-        self._refuse_pii(to_network, {"kind": "note", "text": note})
+        s.refuse_pii(to_network, intake)
+        s.refuse_pii(to_network, {"kind": "note", "text": note})
         if consent is not None:
             self._refuse_referral_early(network, case, consent,
-                                        (await self._trusted(to_network)).coordinator_key_id)
-        new_case = await self.create_case(to_network, intake)
-        await self.add_event(to_network, new_case, {"kind": "note", "text": note})
-        basis = ({"kind": "consent", "ref": consent} if consent is not None
-                 else {"kind": "bemoeizorg", "ref": invocation})
+                                        (await s.trusted(to_network)).coordinator_key_id)
+        new_case = await self.cases.create(to_network, intake)
+        await self.cases.add_event(to_network, new_case, {"kind": "note", "text": note})
         envelope = Referral(network=network, to_network=to_network, case=case,
-                            new_case=new_case, basis=basis, acting_user=self.acting_user,
-                            at=self._stamp(), reason=reason).sign(self.keys.signer)
+                            new_case=new_case, basis=basis, acting_user=s.acting_user,
+                            at=s.stamp(), reason=reason).sign(s.keys.signer)
         expected = referral_id(envelope)
         try:
-            answer = await self.conn.post(self._network_path(network, "/referrals"),
-                                          {"referral": envelope})
+            answer = await s.conn.post(s.path(network, "/referrals"),
+                                       {"referral": envelope})
         except ServerRefused:
             # The receiving case exists already (it must, for the server to check the
             # referral).  A refused referral closes it, so no open case without a
             # referral behind it is left in the receiving network.
-            await self.close_case(to_network, new_case, reason="verwijzing geweigerd")
+            await self.cases.close(to_network, new_case, reason="verwijzing geweigerd")
             raise
-        with self._verifying(network, referral=expected):
+        with s.verifying(network, referral=expected):
             if answer["referral"] != expected:
                 raise ContextMismatchError("the server acknowledged another referral")
             out_index, in_index = int(answer["audit_index"]), int(answer["receiving_audit_index"])
@@ -126,7 +135,7 @@ class ReferralOps(FlowBase):
                                          referral=expected)
         await self._check_referral_entry(to_network, in_index, action="referral-in",
                                          case=new_case, referral=expected)
-        self.state.put_doc("referral", (network, expected), {
+        s.state.put_doc("referral", (network, expected), {
             "envelope": envelope, "new_case": new_case, "to_network": to_network,
             "audit_index": out_index, "receiving_audit_index": in_index})
         return new_case
@@ -136,11 +145,12 @@ class ReferralOps(FlowBase):
         """What the server checks of a consent basis (docs/protocol.md §15.5), judged on
         the consent this client recorded, before a case is made in the receiving
         network.  A consent recorded elsewhere is left to the server."""
-        doc = self.state.get_doc("consent", (network, consent))
+        s = self.session
+        doc = s.state.get_doc("consent", (network, consent))
         if doc is None:
             return
         signed = doc["envelope"]["signed"]
-        now = self._now()
+        now = s.now()
         if signed["case"] != case:
             raise ContextMismatchError("the consent is for another case",
                                        details={"field": "consent"})
@@ -161,21 +171,22 @@ class ReferralOps(FlowBase):
         fetched and checked like a release receipt (head signed by the log key and
         consistent with the heads held, entry included), so a missing or different entry
         is ``receipt-invalid``."""
-        path = self._network_path(network, "/audit")
-        with self._verifying(network, malformed="receipt-invalid", index=index):
-            head = (await self.conn.get(f"{path}/head"))["tree_head"]
+        s = self.session
+        path = s.path(network, "/audit")
+        with s.verifying(network, malformed="receipt-invalid", index=index):
+            head = (await s.conn.get(f"{path}/head"))["tree_head"]
             size = int(head["signed"]["size"])
-            page = await self.conn.get(f"{path}/entries",
-                                       params={"after": index, "limit": 1, "size": size})
+            page = await s.conn.get(f"{path}/entries",
+                                    params={"after": index, "limit": 1, "size": size})
             items = [i for i in page["items"] if int(i["index"]) == index]
-        entry = await self._audit(network).check_receipt({
+        entry = await self.audit.monitor(network).check_receipt({
             "entry": items[0]["entry"] if items else None, "index": index,
             "proof": items[0].get("proof") if items else None, "tree_head": head})
         if (entry.action, entry.case, entry.ref, entry.outcome, entry.actor.partner) != (
-                action, case, referral, "allow", self.key_id):
-            raise self._misbehaving(network, "receipt-invalid",
-                                    f"audit entry {index} is not this referral's {action}",
-                                    index=index)
+                action, case, referral, "allow", s.key_id):
+            raise s.misbehaving(network, "receipt-invalid",
+                                f"audit entry {index} is not this referral's {action}",
+                                index=index)
 
 
-__all__ = ["ReferralOps", "referral_id", "intake_of", "summary_note"]
+__all__ = ["Referrals", "referral_id", "intake_of", "summary_note"]

@@ -1,17 +1,13 @@
-"""Audit and reports from the partner's side (docs/protocol.md §15.1, §15.2; flows 10
-and 11).
+"""Reports from the partner's side (docs/protocol.md §15.1, §15.2; flows 10 and 11).
 
-* :meth:`ReportOps.verify_audit` and :meth:`ReportOps.audit_entries` delegate to the
-  network's :class:`~client.audit.AuditMonitor`: every entry recomputed and proven
-  included under a signed head consistent with the heads held.
-* :meth:`ReportOps.access_report` is the subject access report the network's single
+* :meth:`Reports.access` is the subject access report the network's single
   contact point answers a person with (Besluit gegevensverwerking door
   samenwerkingsverbanden, design flow 10).  The server builds it from its log; the
   client believes it only after matching it, both ways, against the *verified* log:
   every release and denial it lists is a verified entry saying the same thing, and
   every verified release or denial of the case is listed.  A server that leaves a
   release out of a person's report is caught, not just one that invents one.
-* :meth:`ReportOps.aggregate_report` gives municipalities their figures (flow 11) from
+* :meth:`Reports.aggregate` gives municipalities their figures (flow 11) from
   the anonymous layers this partner folded locally — no server, no case ids, and every
   cell smaller than ``min_cell`` suppressed, with complementary suppression where a
   suppressed cell could be recomputed from a total.
@@ -24,37 +20,34 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from client.disclosure import FlowBase
-from protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.base import parse_timestamp
+
+from schakel.client.audit import Audit
+from schakel.client.cases import Cases
+from schakel.client.session import Session
+from schakel.client.views import CaseView
 
 RELEASE_ACTIONS = ("release", "bemoeizorg-release")
 HELP_TYPES = ("informal", "formal", "combined")
 
 
-class ReportOps(FlowBase):
-    """Audit verification, access reports and aggregate figures (a mixin of ``Partner``)."""
+class Reports:
+    """Subject access reports and aggregate figures (module docstring)."""
 
-    # ------------------------------------------------------------------ audit
+    def __init__(self, session: Session, cases: Cases, audit: Audit) -> None:
+        self.session, self.cases, self.audit = session, cases, audit
 
-    async def verify_audit(self, network: str, *, progress: Callable[[int], Any] | None = None
-                           ) -> Any:
-        """Verify every audit entry this partner may read against the latest signed
-        head, which must be consistent with the heads held (``AuditVerification``)."""
-        return await self._audit(network).verify_all(progress=progress)
+    # ------------------------------------------------------------------ access
 
-    async def audit_entries(self, network: str) -> list[dict[str, Any]]:
-        """The audit entries this partner may read, each verified (commitment and
-        inclusion): ``{"index", "entry"}`` in log order."""
-        return list(await self._audit(network).entries())
-
-    async def access_report(self, network: str, case: str) -> dict[str, Any]:
+    async def access(self, network: str, case: str) -> dict[str, Any]:
         """The subject access report of ``case`` (coordinator or auditor), checked
         against the verified audit log (module docstring).  A report that disagrees
         with the log is recorded server misbehaviour (``audit-entry-rewritten``)."""
-        report = await self.conn.get(self._network_path(network, f"/cases/{case}/access-report"))
-        verified = {e["index"]: e["entry"] for e in await self.audit_entries(network)}
+        s = self.session
+        report = await s.conn.get(s.path(network, f"/cases/{case}/access-report"))
+        verified = {e["index"]: e["entry"] for e in await self.audit.entries(network)}
         about = {i: e for i, e in verified.items() if e.get("case") == case}
-        with self._verifying(network, malformed="audit-entry-rewritten", case=case):
+        with s.verifying(network, malformed="audit-entry-rewritten", case=case):
             if report["case"] != case:
                 raise KeyError("case")
             listed_releases = {int(item["index"]): item for item in report["releases"]}
@@ -70,15 +63,15 @@ class ReportOps(FlowBase):
             if entry.get("action") == "deny" and index not in listed_denials:
                 problems.append(f"denial entry {index} is missing from the report")
         if problems:
-            raise self._misbehaving(network, "audit-entry-rewritten",
-                                    "the access report does not match the verified audit log: "
-                                    + "; ".join(problems[:5]), case=case, count=len(problems))
+            raise s.misbehaving(network, "audit-entry-rewritten",
+                                "the access report does not match the verified audit log: "
+                                + "; ".join(problems[:5]), case=case, count=len(problems))
         return {**report, "verified": {"entries": len(listed_releases) + len(listed_denials),
                                        "log_entries": len(verified)}}
 
     # ------------------------------------------------------------------ aggregates
 
-    def aggregate_report(self, network: str, *, min_cell: int = 5) -> dict[str, Any]:
+    def aggregate(self, network: str, *, min_cell: int = 5) -> dict[str, Any]:
         """Figures for the municipality from the cases this partner folded (flow 11):
         cases by problem domain, neighbourhood, source and help type (informal, formal,
         combined, none yet), and the median days from a case's creation to its first
@@ -88,7 +81,7 @@ class ReportOps(FlowBase):
         text."""
         if min_cell < 1:
             raise ValueError("min_cell is at least 1")
-        folded = self.cases(network)
+        folded = self.cases.all(network)
         views = [v for v in folded if v.kind == "case" and v.state.get("age_band")]
         consults = [v for v in folded if v.kind == "consult"]
         total = len(views)
@@ -169,7 +162,7 @@ def _suppress(counts: Mapping[str, int], min_cell: int, total: int) -> dict[str,
 def _help_type(actions: Iterable[Mapping[str, Any]]) -> str:
     """The case's help so far: only informal, only formal, combined (a combined action,
     or both kinds), or none."""
-    kinds = {a.get("help_type") for a in actions if isinstance(a, Mapping)}
+    kinds = {str(a.get("help_type")) for a in actions if isinstance(a, Mapping)}
     kinds &= set(HELP_TYPES)
     if not kinds:
         return "none"
@@ -178,7 +171,7 @@ def _help_type(actions: Iterable[Mapping[str, Any]]) -> str:
     return kinds.pop()
 
 
-def _days_to_first_action(view: Any) -> float | None:
+def _days_to_first_action(view: CaseView) -> float | None:
     """Days from the case's creation to its first action event (by the author's
     ``created`` time), or None without actions."""
     times = [e.created for e in view.events
@@ -190,4 +183,4 @@ def _days_to_first_action(view: Any) -> float | None:
     return max(0.0, (first - start).total_seconds() / 86400)
 
 
-__all__ = ["ReportOps"]
+__all__ = ["Reports"]

@@ -16,7 +16,7 @@ verify before they believe:
   membership.
 
 Volunteers stop reporting when they never hear back (design §4.3), so the status read is
-a first-class operation: :meth:`SignalOps.signal_status` for a partner, and the
+a first-class operation: :meth:`Signals.status` for a partner, and the
 module-level :func:`anonymous_signal` / :func:`anonymous_status` for a resident without
 keys or an account.
 """
@@ -27,16 +27,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from client.disclosure import PAGE, FlowBase, new_id
-from client.transport import Connection
-from protocol.canonical import parse_json
-from protocol.crypto import BoxPublicKey, BoxSecretKey, VerifyKey
-from protocol.encoding import b64d, b64e
-from protocol.errors import (
+from schakel.client.errors import ServerMisbehaviour
+from schakel.client.session import Session
+from schakel.client.transport import Connection
+from schakel.client.trust import TrustView
+from schakel.client.views import ReceivedSignal, SignalTicket
+from schakel.client.views import SignalStatus as StatusView
+from schakel.client.wire import PAGE, new_id
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, VerifyKey
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import (
     ContextMismatchError, MalformedError, PolicyViolation, SignatureError,
 )
-from protocol.objects.base import format_timestamp
-from protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
+from schakel.protocol.objects.base import format_timestamp, thaw
+from schakel.protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
 
 RECEIPT_HEADER = "Schakel-Receipt"
 SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour", "family",
@@ -79,16 +84,28 @@ def open_status(answer: Any, *, network: str, signal: str, coordinator: list[Ver
     return status, feedback, messages
 
 
-class SignalOps(FlowBase):
-    """Sending signals, reading their status, and the coordinator's intake (a mixin of
-    ``Partner``)."""
+def _coordinator_keys(tv: TrustView) -> tuple[list[VerifyKey], BoxPublicKey]:
+    """The network coordinator's keys from the *verified* genesis and its verified
+    rotations: every signing key of the chain (feedback signed before a rotation stays
+    valid) and the current box key (what signals are sealed to).  Never a key the server
+    names on its own."""
+    chain = tv.verified.coordinator_keys
+    return [link.keys.sign for link in chain], tv.verified.coordinator.box
+
+
+class Signals:
+    """Sending signals, reading their status, and the coordinator's intake (module
+    docstring)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
     # ------------------------------------------------------------------ the signaller
 
-    async def send_signal(self, network: str, concern: str, *, urgency: str = "medium",
-                          anonymous: bool = False, signaller_kind: str | None = None,
-                          contact_back: bool = True,
-                          identity_hint: dict[str, Any] | None = None) -> Any:
+    async def send(self, network: str, concern: str, *, urgency: str = "medium",
+                   anonymous: bool = False, signaller_kind: str | None = None,
+                   contact_back: bool = True,
+                   identity_hint: Mapping[str, Any] | None = None) -> SignalTicket:
         """Send a signal to the network's coordinator (flow 3).
 
         A shell partner sends a signed request carrying a signed signal (source
@@ -96,53 +113,53 @@ class SignalOps(FlowBase):
         (source ``anonymous``): the server then cannot tell who sent it.  The content
         is sealed to the coordinator's box key from the verified genesis.  The one-time
         reply key is kept as secret ``signal-reply`` and the ticket as doc ``ticket``."""
-        from client.views import SignalTicket
-        tv = await self._trusted(network)
-        with self._verifying(network):
-            _, coordinator_box = self._coordinator_keys(tv)
+        s = self.session
+        tv = await s.trusted(network)
+        with s.verifying(network):
+            _, coordinator_box = _coordinator_keys(tv)
         kind = signaller_kind or ("other" if anonymous else "shell-partner")
         signal, reply = new_id(), BoxSecretKey.generate()
         content = _content(network, signal, reply, concern=concern, urgency=urgency,
                            signaller_kind=kind, contact_back=contact_back,
                            identity_hint=identity_hint)
         sealed = b64e(coordinator_box.seal(content.plaintext()))
-        created = self._stamp()
+        created = s.stamp()
         # Kept before sending, so a lost answer can be retried and its feedback read.
-        self.state.put_secret("signal-reply", (network, signal), reply.export_secret())
-        path = self._network_path(network, "/signals")
+        s.state.put_secret("signal-reply", (network, signal), reply.export_secret())
+        path = s.path(network, "/signals")
         if anonymous:
             body = {"signal": _bare_signal(network, signal, created, sealed, reply).to_json()}
-            answer = await self.conn.post_unsigned(path, body)
+            answer = await s.conn.post_unsigned(path, body)
         else:
             envelope = Signal(network=network, signal=signal, source="shell", created=created,
                               sealed=sealed, reply_key=reply.public_key.b64(),
-                              acting_user=self.acting_user).sign(self.keys.signer)
-            answer = await self.conn.post(path, {"signal": envelope})
-        with self._verifying(network, signal=signal):
+                              acting_user=s.acting_user).sign(s.keys.signer)
+            answer = await s.conn.post(path, {"signal": envelope})
+        with s.verifying(network, signal=signal):
             receipt = answer["receipt"]
             b64d(receipt, length=32, what="receipt")
         ticket = SignalTicket(network=network, signal=signal, receipt=receipt,
-                              server=self.conn.origin, sent=created, anonymous=anonymous)
-        self.state.put_doc("ticket", (network, signal), ticket.to_file())
+                              server=s.conn.origin, sent=created, anonymous=anonymous)
+        s.state.put_doc("ticket", (network, signal), ticket.to_file())
         return ticket
 
-    async def signal_status(self, ticket: Any) -> Any:
+    async def status(self, ticket: SignalTicket) -> StatusView:
         """The status of a signal this partner sent, from the receipt token alone
         (unsigned ``GET /v1/signals/status``).  Each feedback envelope must verify under
         the coordinator key of the verified genesis; a forged one is recorded server
         misbehaviour (``bad-signature``).  Messages are opened with the reply key."""
-        from client.views import SignalStatus as StatusView
+        s = self.session
         network, signal = ticket.network, ticket.signal
-        secret = self.state.get_secret("signal-reply", (network, signal))
+        secret = s.state.get_secret("signal-reply", (network, signal))
         if secret is None:
             raise MalformedError("this partner holds no reply key for the signal",
                                  details={"field": "signal"})
         reply = BoxSecretKey(bytes(secret))
-        tv = await self._trusted(network)
-        answer = await self.conn.get_unsigned("/v1/signals/status",
-                                              headers={RECEIPT_HEADER: ticket.receipt})
-        with self._verifying(network, signal=signal):
-            coordinator, _ = self._coordinator_keys(tv)
+        tv = await s.trusted(network)
+        answer = await s.conn.get_unsigned("/v1/signals/status",
+                                           headers={RECEIPT_HEADER: ticket.receipt})
+        with s.verifying(network, signal=signal):
+            coordinator, _ = _coordinator_keys(tv)
             status, _, messages = open_status(answer, network=network, signal=signal,
                                               coordinator=coordinator, reply=reply)
         return StatusView(status=status.status, updated=status.updated, messages=messages,
@@ -150,7 +167,7 @@ class SignalOps(FlowBase):
 
     # ------------------------------------------------------------------ the coordinator
 
-    async def signals(self, network: str) -> list[Any]:
+    async def received(self, network: str) -> list[ReceivedSignal]:
         """The network's signals, opened (the coordinator's intake).
 
         Each content is opened with this coordinator's box key and must be bound to its
@@ -159,20 +176,20 @@ class SignalOps(FlowBase):
         server misbehaviour and left out — never shown as if it were genuine.  Each
         carries the status this coordinator last gave it and the server's duplicate
         hints (``may_concern``: cases it may concern, to be confirmed through a basis)."""
-        from client.views import ReceivedSignal
-        tv = await self._trusted(network)
-        if self.key_id != tv.coordinator_key_id:
+        s = self.session
+        tv = await s.trusted(network)
+        if s.key_id != tv.coordinator_key_id:
             # Signals are sealed to the genesis coordinator's box key: any other key
             # would fail to open every one of them, which is not the server's doing.
             raise PolicyViolation("only the network's coordinator key opens its signals",
                                   details={"reason": "not-the-coordinator"})
         hints = await self._hints(network)
-        out: list[Any] = []
+        out: list[ReceivedSignal] = []
         after = "0"
         while True:
-            page = await self.conn.get(self._network_path(network, "/signals"),
-                                       params={"after": after, "limit": PAGE})
-            with self._verifying(network):
+            page = await s.conn.get(s.path(network, "/signals"),
+                                    params={"after": after, "limit": PAGE})
+            with s.verifying(network):
                 items = [(str(i["cursor"]), i["signal"], str(i["received"])) for i in page["items"]]
             if not items:
                 break
@@ -182,11 +199,11 @@ class SignalOps(FlowBase):
                 if opened is None:
                     continue
                 signal, content, sender = opened
-                self.state.put_doc("signal", (network, signal.signal), {
+                s.state.put_doc("signal", (network, signal.signal), {
                     "reply_key": signal.reply_key, "source": signal.source,
                     "received": received})
-                fb = self.state.get_doc("signal-feedback", (network, signal.signal))
-                body = {k: v for k, v in _plain(content).items()
+                fb = s.state.get_doc("signal-feedback", (network, signal.signal))
+                body = {k: v for k, v in thaw(content).items()
                         if k not in ("type", "network", "signal", "reply_key")}
                 body["created"] = signal.created
                 out.append(ReceivedSignal(
@@ -195,15 +212,16 @@ class SignalOps(FlowBase):
                     content=body, sender=sender, hints=hints.get(signal.signal, [])))
         return out
 
-    def _open_signal(self, network: str, tv: Any, value: Any) -> tuple[Signal, SignalContent, str | None] | None:
-        from client.errors import ServerMisbehaviour
+    def _open_signal(self, network: str, tv: TrustView,
+                     value: Any) -> tuple[Signal, SignalContent, str | None] | None:
+        s = self.session
         try:
-            with self._verifying(network):
+            with s.verifying(network):
                 if isinstance(value, Mapping) and "signed" in value:
                     # A verified shell membership; not necessarily current now: the
                     # server checked that at intake, and a partner removed since then
                     # did send its earlier signals.
-                    sender = self._member_of_signer(tv, value)
+                    sender = tv.member_of_signer(value)
                     if sender is None or sender.ring != "shell":
                         raise SignatureError("a signed signal not from a shell member")
                     signal = Signal.from_envelope(value, [sender.sign])
@@ -215,7 +233,7 @@ class SignalOps(FlowBase):
                     sender_id = None
                 if signal.network != network:
                     raise ContextMismatchError("a signal of another network")
-                plain = self.keys.box_secret.unseal(b64d(signal.sealed, what="sealed"))
+                plain = s.keys.box_secret.unseal(b64d(signal.sealed, what="sealed"))
                 content = SignalContent.from_json(parse_json(plain))
                 content.check_binding(signal)
             return signal, content, sender_id
@@ -224,12 +242,13 @@ class SignalOps(FlowBase):
 
     async def _hints(self, network: str) -> dict[str, list[str]]:
         """Duplicate hints by signal id: the cases a signal may concern."""
+        s = self.session
         out: dict[str, list[str]] = {}
         after = "0"
         while True:
-            page = await self.conn.get(self._network_path(network, "/hints"),
-                                       params={"after": after, "limit": PAGE})
-            with self._verifying(network):
+            page = await s.conn.get(s.path(network, "/hints"),
+                                    params={"after": after, "limit": PAGE})
+            with s.verifying(network):
                 items = list(page["items"])
                 for item in items:
                     after = str(item["cursor"])
@@ -245,30 +264,26 @@ class SignalOps(FlowBase):
         """Answer a signal (§C.8): a status signed by the coordinator key, and an
         optional message sealed to the signal's reply key — the one bound into the
         content this client opened, so the server cannot substitute its own."""
-        doc = self.state.get_doc("signal", (network, signal))
+        s = self.session
+        doc = s.state.get_doc("signal", (network, signal))
         if doc is None:
-            await self.signals(network)
-            doc = self.state.get_doc("signal", (network, signal))
+            await self.received(network)
+            doc = s.state.get_doc("signal", (network, signal))
         if doc is None:
             raise MalformedError("no verified signal with this id", details={"field": "signal"})
         fields: dict[str, Any] = dict(network=network, signal=signal, status=status,
-                                      at=self._stamp())
+                                      at=s.stamp())
         if message is not None:
             reply = BoxPublicKey.from_b64(doc["reply_key"], "reply_key")
             fields["message"] = b64e(reply.seal(message.encode("utf-8")))
-        envelope = SignalFeedback(**fields).sign(self.keys.signer)
-        answer = await self.conn.post(self._network_path(network, f"/signals/{signal}/feedback"),
-                                      {"feedback": envelope})
-        with self._verifying(network, signal=signal):
+        envelope = SignalFeedback(**fields).sign(s.keys.signer)
+        answer = await s.conn.post(s.path(network, f"/signals/{signal}/feedback"),
+                                   {"feedback": envelope})
+        with s.verifying(network, signal=signal):
             if answer["signal"] != signal or answer["status"] != status:
                 raise ContextMismatchError("the server acknowledged other feedback")
-        self.state.put_doc("signal-feedback", (network, signal), {"status": status,
-                                                                  "at": fields["at"]})
-
-
-def _plain(value: Any) -> Any:
-    from protocol.objects.base import thaw
-    return thaw(value)
+        s.state.put_doc("signal-feedback", (network, signal), {"status": status,
+                                                               "at": fields["at"]})
 
 
 # --------------------------------------------------------------------------- residents
@@ -277,7 +292,7 @@ def _plain(value: Any) -> Any:
 async def anonymous_signal(server_url: str, network: str, coordinator_box_key_b64: str,
                            concern: str, *, urgency: str = "medium",
                            signaller_kind: str = "resident", contact_back: bool = True,
-                           identity_hint: dict[str, Any] | None = None) -> Any:
+                           identity_hint: Mapping[str, Any] | None = None) -> SignalTicket:
     """Send an anonymous signal for someone without keys or an account (a resident, a
     GP, a volunteer driver): a bare signal in an unsigned request.
 
@@ -285,7 +300,6 @@ async def anonymous_signal(server_url: str, network: str, coordinator_box_key_b6
     its website, the covenant ceremony), not from the server.  The returned ticket holds
     the receipt token *and the one-time reply key*: it is the only way to read the
     coordinator's answer, so the caller keeps it private (:func:`anonymous_status`)."""
-    from client.views import SignalTicket
     coordinator = BoxPublicKey.from_b64(coordinator_box_key_b64, "coordinator box key")
     signal, reply = new_id(), BoxSecretKey.generate()
     content = _content(network, signal, reply, concern=concern, urgency=urgency,
@@ -306,12 +320,12 @@ async def anonymous_signal(server_url: str, network: str, coordinator_box_key_b6
                         reply_secret=b64e(reply.export_secret()))
 
 
-async def anonymous_status(server_url: str, ticket: Any, coordinator_sign_key_b64: str) -> Any:
+async def anonymous_status(server_url: str, ticket: SignalTicket,
+                           coordinator_sign_key_b64: str) -> StatusView:
     """Read the status of an anonymous signal with its ticket (receipt + reply key).
     The feedback is believed only as far as it verifies under the coordinator's signing
     key, which the resident got from the same trusted channel as the box key; otherwise
     this raises the protocol error (``SignatureError`` for a forged statement)."""
-    from client.views import SignalStatus as StatusView
     if not ticket.reply_secret:
         raise MalformedError("the ticket holds no reply key", details={"field": "reply_secret"})
     reply = BoxSecretKey(b64d(ticket.reply_secret, length=32, what="reply_secret"))
@@ -329,4 +343,4 @@ async def anonymous_status(server_url: str, ticket: Any, coordinator_sign_key_b6
                       network=ticket.network, signal=ticket.signal)
 
 
-__all__ = ["SignalOps", "anonymous_signal", "anonymous_status", "open_status", "RECEIPT_HEADER"]
+__all__ = ["Signals", "anonymous_signal", "anonymous_status", "open_status", "RECEIPT_HEADER"]

@@ -33,13 +33,13 @@ from typing import Any
 
 import sqlite_utils
 
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import (
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import (
     BoxSecretKey, SymmetricKey, aead_decrypt, aead_encrypt,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, MalformedError
-from protocol.objects.base import format_timestamp
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import DecryptionError, MalformedError
+from schakel.protocol.objects.base import format_timestamp
 
 #: Associated-data prefix of every local secret (ADR 0007).
 AD_PREFIX = b"schakel/v1/local-state/"
@@ -62,7 +62,9 @@ def _check_part(value: object, what: str) -> str:
     return value
 
 
-def _ref(ref: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def _ref(ref: object) -> tuple[str, ...]:
+    # Callers outside the type checker's sight (tests, a hand-written ref) get a clear
+    # refusal, not a string split into characters.
     if isinstance(ref, str) or not isinstance(ref, (tuple, list)):
         raise MalformedError("local state ref must be a tuple of strings")
     return tuple(_check_part(part, "ref component") for part in ref)
@@ -133,14 +135,14 @@ class LocalState:
 
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:
-        db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
-        db["secrets"].create({"kind": str, "ref": str, "value": bytes}, pk=("kind", "ref"),
+        db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
+        db.table("secrets").create({"kind": str, "ref": str, "value": bytes}, pk=("kind", "ref"),
                              if_not_exists=True)
-        db["docs"].create({"kind": str, "ref": str, "value": str}, pk=("kind", "ref"),
+        db.table("docs").create({"kind": str, "ref": str, "value": str}, pk=("kind", "ref"),
                           if_not_exists=True)
-        db["cursors"].create({"network": str, "feed": str, "cursor": str},
+        db.table("cursors").create({"network": str, "feed": str, "cursor": str},
                              pk=("network", "feed"), if_not_exists=True)
-        db["misbehaviours"].create({"id": int, "network": str, "what": str, "message": str,
+        db.table("misbehaviours").create({"id": int, "network": str, "what": str, "message": str,
                                     "details": str, "at": str}, pk="id", if_not_exists=True)
 
     def close(self) -> None:

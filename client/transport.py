@@ -1,10 +1,9 @@
 """The client's HTTP connection to a Schakel server (docs/protocol.md §10, §14).
 
-Every signed request is signed exactly as ``tests/server_harness.Caller.prepare``
-does it: ``protocol.httpsig.sign_request`` over the target URI the *server* verifies
-(its public origin -- the base URL the client was configured with -- plus the raw path
-and query), a fresh 16-byte nonce, ``created`` now, the partner's key id and the acting
-user.
+Every signed request is signed with ``schakel.protocol.httpsig.sign_request`` (protocol.md
+§10) over the target URI the *server* verifies (its public origin -- the base URL the
+client was configured with -- plus the raw path and query), a fresh 16-byte nonce,
+``created`` now, the partner's key id and the acting user.
 
 Retries are safe because every write is idempotent on the server (protocol.md §14.3:
 an identical retry answers 200 with the first answer; a release retried is decided again
@@ -33,13 +32,13 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from keys import PartnerKeys
-from protocol.canonical import parse_json
-from protocol.crypto import random_bytes
-from protocol.encoding import b64e
-from protocol.httpsig import sign_request
+from schakel.keys import PartnerKeys
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.httpsig import sign_request
 
-from client.errors import ServerRefused, ServerUnreachable
+from schakel.client.errors import ServerRefused, ServerUnreachable
 
 log = structlog.get_logger("schakel.client")
 

@@ -4,10 +4,10 @@
 nothing it cannot chain to the coordinator fingerprint configured at the covenant
 ceremony:
 
-* the genesis must verify against the anchor (``keys.chain.verify_genesis``) and be the
+* the genesis must verify against the anchor (``schakel.keys.chain.verify_genesis``) and be the
   same genesis this partner saw before -- else ``genesis-untrusted``;
 * every revocation and every membership must verify against the genesis's coordinator
-  key chain (``keys.chain.verify_revocation`` / ``verify_membership``), and a
+  key chain (``schakel.keys.chain.verify_revocation`` / ``verify_membership``), and a
   membership must be the same object this partner saw before for that (member, serial)
   -- else ``member-key-substituted``.
 
@@ -20,23 +20,24 @@ serial counts).  Callers seal only to :class:`MemberInfo` keys from here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keys.chain import Member, Revocation, VerifiedGenesis, verify_genesis, verify_membership
-from keys.chain import verify_revocation
-from keys.fingerprint import Fingerprint
-from protocol.canonical import canonical_json
-from protocol.crypto import BoxPublicKey, VerifyKey, sha256
-from protocol.encoding import b64e
-from protocol.errors import ProtocolError
-from protocol.objects.base import parse_timestamp
-from protocol.objects.network import CovenantAcceptance
+from schakel.keys.chain import Member, Revocation, VerifiedGenesis, verify_genesis, verify_membership
+from schakel.keys.chain import verify_revocation
+from schakel.keys.fingerprint import Fingerprint
+from schakel.protocol import signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ProtocolError
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.network import CovenantAcceptance
 
-from client.errors import ServerMisbehaviour
-from client.state import LocalState
+from schakel.client.errors import ServerMisbehaviour
+from schakel.client.state import LocalState
 
 Misbehaving = Callable[..., ServerMisbehaviour]
 
@@ -169,6 +170,15 @@ class TrustView:
                     keys[m.member] = m.sign
         return list(keys.values())
 
+    def member_of_signer(self, envelope: Mapping[str, Any]) -> MemberInfo | None:
+        """The verified member behind the (first known) signer of ``envelope``, current
+        or not; None when no signer is a member this partner verified."""
+        for keyid in signing.signers_of(envelope):
+            member = self.member(keyid)
+            if member is not None:
+                return member
+        return None
+
     def membership_envelope(self, key_id: str) -> dict[str, Any] | None:
         """The verified membership envelope behind :meth:`member` (for policy facts)."""
         info = self._info(key_id)
@@ -222,7 +232,7 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
     (united with those held) and keep the new ones."""
     envelope = genesis
     try:
-        verified = verify_genesis(envelope, Fingerprint.parse(anchor))  # type: ignore[arg-type]
+        verified = verify_genesis(envelope, Fingerprint.parse(anchor))
     except ProtocolError as exc:
         raise misbehaving(network, "genesis-untrusted",
                           f"the network's genesis does not chain to the configured "

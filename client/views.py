@@ -152,7 +152,7 @@ class Released(_View):
 
 @dataclass
 class DutyReport(_View):
-    """What :meth:`client.partner.Partner.duties` did.  Lists of ids (cases,
+    """What :meth:`schakel.client.partner.Partner.duties` did.  Lists of ids (cases,
     ``case:member`` pairs, instructions, invocations); ``rotated`` are the owned cases
     whose identity was sealed under new class keys (ADR 0011)."""
 

@@ -1,20 +1,20 @@
 """Key management for Schakel partners and coordinators (docs/protocol.md §4).
 
-* :mod:`keys.partner`     -- :class:`PartnerKeys` (signer + box key), :class:`PublicKeys`
-* :mod:`keys.keystore`    -- the encrypted keystore file ``schakel-keystore/v1``
-* :mod:`keys.passphrase`  -- :func:`passphrase_from` (environment or prompt)
-* :mod:`keys.fingerprint` -- human fingerprints compared at the covenant ceremony
-* :mod:`keys.bundle`      -- the self-signed ``key-bundle``
-* :mod:`keys.rotation`    -- ``key-rotation`` (signed by old and new key)
-* :mod:`keys.chain`       -- fingerprint -> genesis -> rotations -> membership verification
-* :mod:`keys.certify`     -- the coordinator's builders for genesis, membership, revocation
+* :mod:`schakel.keys.partner`     -- :class:`PartnerKeys` (signer + box key), :class:`PublicKeys`
+* :mod:`schakel.keys.keystore`    -- the encrypted keystore file ``schakel-keystore/v1``
+* :mod:`schakel.keys.passphrase`  -- :func:`passphrase_from` (environment or prompt)
+* :mod:`schakel.keys.fingerprint` -- human fingerprints compared at the covenant ceremony
+* :mod:`schakel.keys.bundle`      -- the self-signed ``key-bundle``
+* :mod:`schakel.keys.rotation`    -- ``key-rotation`` (signed by old and new key)
+* :mod:`schakel.keys.chain`       -- fingerprint -> genesis -> rotations -> membership verification
+* :mod:`schakel.keys.certify`     -- the coordinator's builders for genesis, membership, revocation
 
-This package never imports ``nacl``; all primitives come from :mod:`protocol.crypto`.
+This package never imports ``nacl``; all primitives come from :mod:`schakel.protocol.crypto`.
 """
 
-from keys.bundle import KeyBundle, make_key_bundle, verify_key_bundle
-from keys.certify import issue_membership, make_genesis, new_network_id, revoke_membership
-from keys.chain import (
+from schakel.keys.bundle import KeyBundle, make_key_bundle, verify_key_bundle
+from schakel.keys.certify import issue_membership, make_genesis, new_network_id, revoke_membership
+from schakel.keys.chain import (
     CoordinatorKey,
     Member,
     Revocation,
@@ -23,8 +23,8 @@ from keys.chain import (
     verify_membership,
     verify_revocation,
 )
-from keys.fingerprint import Fingerprint, fingerprint
-from keys.keystore import (
+from schakel.keys.fingerprint import Fingerprint, fingerprint
+from schakel.keys.keystore import (
     KdfParams,
     KeystoreInfo,
     decrypt_keystore,
@@ -34,9 +34,9 @@ from keys.keystore import (
     read_keystore_info,
     save_keystore,
 )
-from keys.partner import PartnerKeys, PublicKeys
-from keys.passphrase import passphrase_from
-from keys.rotation import Rotation, rotate, verify_rotation, verify_rotation_record
+from schakel.keys.partner import PartnerKeys, PublicKeys
+from schakel.keys.passphrase import passphrase_from
+from schakel.keys.rotation import Rotation, rotate, verify_rotation, verify_rotation_record
 
 __all__ = [
     "PartnerKeys", "PublicKeys",

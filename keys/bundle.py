@@ -7,7 +7,7 @@ and binds the box key and the name to it; it says nothing about *who* holds the
 key.  That is what the fingerprint, read aloud at the ceremony, is for: pass it
 as ``expected`` to :func:`verify_key_bundle`.
 
-The object and its schema are :class:`protocol.objects.network.KeyBundle`; this
+The object and its schema are :class:`schakel.protocol.objects.network.KeyBundle`; this
 module adds the fingerprint check and the typed result.
 """
 
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from protocol.crypto import VerifyKey
-from protocol.objects import network
-from protocol.objects.base import format_timestamp, parse_timestamp
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.objects import network
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
 
-from keys.fingerprint import Fingerprint
-from keys.partner import PartnerKeys, PublicKeys
+from schakel.keys.fingerprint import Fingerprint
+from schakel.keys.partner import PartnerKeys, PublicKeys
 
 TYPE = network.KeyBundle.TYPE
 

@@ -3,7 +3,7 @@
 
 Each builder builds the object with its class from ``protocol/objects/network.py``
 (schema and structural checks) and, for a membership, applies the same trust
-rules the verifier in ``keys/chain.py`` applies (:func:`keys.chain.check_grants`),
+rules the verifier in ``keys/chain.py`` applies (:func:`schakel.keys.chain.check_grants`),
 so a coordinator cannot issue an object its own members would refuse.
 Timestamps are floored to whole seconds.
 """
@@ -14,16 +14,16 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from protocol.crypto import BoxPublicKey, VerifyKey, random_bytes
-from protocol.encoding import b64e
-from protocol.errors import MalformedError
-from protocol.objects.base import format_timestamp
-from protocol.objects.network import (
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey, random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.network import (
     Membership, MembershipRevocation, NetworkGenesis, Policy, ServerKeys,
 )
 
-from keys.chain import check_grants
-from keys.partner import PartnerKeys, PublicKeys
+from schakel.keys.chain import check_grants
+from schakel.keys.partner import PartnerKeys, PublicKeys
 
 #: Object ids are 16 random bytes (conventions: Identifiers).
 ID_BYTES = 16
@@ -48,18 +48,19 @@ def make_genesis(coordinator: PartnerKeys, *, network: str, name: str, kind: str
         raise MalformedError("covenant must be the 32-byte SHA-256 of the covenant text")
     genesis = NetworkGenesis(
         network=network, name=name, kind=kind, created=format_timestamp(created, "created"),
-        coordinator=coordinator.public.to_json(),
-        server=ServerKeys(log=server_log.b64(), gate=server_gate.b64()),
-        covenant=b64e(covenant), policy=policy)
+        coordinator=coordinator.public.to_wire(),
+        server=ServerKeys(log=server_log.b64(), gate=server_gate.b64()), covenant=b64e(covenant),
+        policy=policy if isinstance(policy, Policy) else Policy.from_json(policy))
     return genesis.sign(coordinator.signer)
 
 
-def _sorted(values: Iterable[str]) -> Any:
+def _sorted(values: Iterable[str]) -> tuple[str, ...]:
     """Roles are written sorted; what cannot be sorted is left for the schema to refuse."""
+    items = tuple(values)
     try:
-        return sorted(values)
+        return tuple(sorted(items))
     except TypeError:
-        return values
+        return items
 
 
 def issue_membership(coordinator: PartnerKeys, *, network: str, kind: str, member: PublicKeys,

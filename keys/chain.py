@@ -3,7 +3,7 @@
 not chain to" the coordinator).
 
 * :func:`verify_genesis` checks a ``network-genesis`` against the configured
-  coordinator :class:`~keys.fingerprint.Fingerprint` and follows the
+  coordinator :class:`~schakel.keys.fingerprint.Fingerprint` and follows the
   coordinator's ``key-rotation`` chain link by link.
 * :func:`verify_membership` checks a ``membership`` against a
   :class:`VerifiedGenesis` at an explicit ``now``, with the revocations the
@@ -32,18 +32,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from protocol import signing
-from protocol.crypto import BoxPublicKey, VerifyKey
-from protocol.encoding import b64d
-from protocol.errors import MalformedError, ProtocolError, SignatureError, UntrustedKeyError
-from protocol.objects.base import format_timestamp, parse_timestamp, utc
-from protocol.objects.network import (
+from schakel.protocol import signing
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey
+from schakel.protocol.encoding import b64d
+from schakel.protocol.errors import MalformedError, ProtocolError, SignatureError, UntrustedKeyError
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp, utc
+from schakel.protocol.objects.network import (
     KINDS, Membership, MembershipRevocation, NetworkGenesis, Policy,
 )
 
-from keys.fingerprint import Fingerprint
-from keys.partner import PublicKeys
-from keys.rotation import verify_rotation_record
+from schakel.keys.fingerprint import Fingerprint
+from schakel.keys.partner import PublicKeys
+from schakel.keys.rotation import verify_rotation_record
 
 GENESIS = NetworkGenesis.TYPE
 MEMBERSHIP = Membership.TYPE

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import re
 
-from protocol.crypto import BoxPublicKey, VerifyKey, constant_time_equal, keyed_hash
-from protocol.errors import MalformedError, UntrustedKeyError
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey, constant_time_equal, keyed_hash
+from schakel.protocol.errors import MalformedError, UntrustedKeyError
 
 #: BLAKE2b key separating fingerprints from every other keyed hash.
 FINGERPRINT_DOMAIN = b"schakel/v1/fingerprint"

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from protocol import schema
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import (
+from schakel.protocol import schema
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import (
     ARGON2ID_MEMLIMIT_INTERACTIVE,
     ARGON2ID_MEMLIMIT_MODERATE,
     ARGON2ID_OPSLIMIT_INTERACTIVE,
@@ -63,11 +63,11 @@ from protocol.crypto import (
     secretbox_decrypt,
     secretbox_encrypt,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, KeystoreError, MalformedError
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import DecryptionError, KeystoreError, MalformedError
 
-from keys.fingerprint import Fingerprint
-from keys.partner import PartnerKeys, PublicKeys
+from schakel.keys.fingerprint import Fingerprint
+from schakel.keys.partner import PartnerKeys, PublicKeys
 
 FORMAT = "schakel-keystore/v1"
 KDF_ALG = "argon2id13"

@@ -1,7 +1,7 @@
 """A partner's key pair: Ed25519 signer + X25519 box key (docs/protocol.md §4.1).
 
 :class:`PartnerKeys` holds the two secret keys as the role-named objects of
-:mod:`protocol.crypto` and hands out *signers*, never raw private keys (style:
+:mod:`schakel.protocol.crypto` and hands out *signers*, never raw private keys (style:
 "keys/ hands out signers").  The only code that extracts the secret seeds is
 the encrypted keystore (``keys/keystore.py``).  :class:`PublicKeys` is the
 public half that travels on the wire as ``{"sign": b64url, "box": b64url}``.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
-from protocol.objects import network
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
+from schakel.protocol.objects import network
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,17 +32,21 @@ class PublicKeys:
 
     @property
     def key_id(self) -> str:
-        """The partner's identifier: ``protocol.crypto.key_id`` of the signing key."""
+        """The partner's identifier: ``schakel.protocol.crypto.key_id`` of the signing key."""
         return self.sign.key_id
 
     def to_json(self) -> dict[str, str]:
         """The wire form ``{"sign": b64url, "box": b64url}``."""
         return {"sign": self.sign.b64(), "box": self.box.b64()}
 
+    def to_wire(self) -> network.PublicKeys:
+        """The wire ``{sign, box}`` part, for the objects that embed it."""
+        return network.PublicKeys.of(self.sign, self.box)
+
     @classmethod
     def from_json(cls, obj: object) -> "PublicKeys":
         """Parse ``{"sign", "box"}`` strictly: ``common.json#/$defs/public_keys`` through
-        :class:`protocol.objects.network.PublicKeys` (no other fields, 32-byte keys)."""
+        :class:`schakel.protocol.objects.network.PublicKeys` (no other fields, 32-byte keys)."""
         return cls.of(network.PublicKeys.from_json(obj))
 
     @classmethod
@@ -55,7 +59,7 @@ class PartnerKeys:
     """A partner's secret keys: an Ed25519 :class:`Signer` and an X25519 :class:`BoxSecretKey`.
 
     Create with :meth:`generate`, or load from a keystore
-    (:func:`keys.keystore.load_keystore`).  The ``repr`` shows the key id only.
+    (:func:`schakel.keys.keystore.load_keystore`).  The ``repr`` shows the key id only.
     """
 
     __slots__ = ("_signer", "_box_secret")
@@ -78,7 +82,7 @@ class PartnerKeys:
 
     @property
     def signer(self) -> Signer:
-        """The Ed25519 signer: use it with :func:`protocol.signing.sign`."""
+        """The Ed25519 signer: use it with :func:`schakel.protocol.signing.sign`."""
         return self._signer
 
     @property

@@ -13,7 +13,7 @@ import getpass
 import os
 from collections.abc import Callable, Mapping
 
-from protocol.errors import KeystoreError
+from schakel.protocol.errors import KeystoreError
 
 #: The default environment variable holding a passphrase.
 DEFAULT_ENV = "SCHAKEL_PASSPHRASE"

@@ -7,7 +7,7 @@ can rotate *to* a key they do not hold, or claim someone else's key).  The
 envelope carries exactly these two signatures.
 
 The object, its schema and its signature rule are
-:class:`protocol.objects.network.KeyRotation`; this module adds the trust checks
+:class:`schakel.protocol.objects.network.KeyRotation`; this module adds the trust checks
 (which key is being rotated) and the typed result.  A partner's rotation is
 followed by a new membership from the coordinator; a coordinator's rotations
 form the chain ``keys/chain.py`` follows from the genesis key.
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from protocol import signing
-from protocol.crypto import VerifyKey
-from protocol.errors import UntrustedKeyError
-from protocol.objects.base import format_timestamp, parse_timestamp
-from protocol.objects.network import KeyRotation
+from schakel.protocol import signing
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import UntrustedKeyError
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
+from schakel.protocol.objects.network import KeyRotation
 
-from keys.partner import PartnerKeys, PublicKeys
+from schakel.keys.partner import PartnerKeys, PublicKeys
 
 TYPE = KeyRotation.TYPE
 
@@ -50,7 +50,7 @@ def rotate(old: PartnerKeys, *, at: datetime, reason: str,
     the same signing key is a :class:`MalformedError`.
     """
     new = PartnerKeys.generate() if new is None else new
-    rotation = KeyRotation(old=old.key_id, new=new.public.to_json(),
+    rotation = KeyRotation(old=old.key_id, new=new.public.to_wire(),
                            at=format_timestamp(at, "at"), reason=reason)
     return new, signing.add_signature(rotation.sign(old.signer), new.signer)
 

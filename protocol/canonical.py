@@ -4,7 +4,7 @@ One encoder is used for signing *and* verifying, so a verifier never hashes a
 different byte string than the signer did.  The parser is the only way external
 JSON enters the protocol: it bounds size and nesting, refuses duplicate keys,
 ``NaN``/``Infinity`` and integers outside the I-JSON range (RFC 7493 §2.2), and
-raises :class:`~protocol.errors.MalformedError` for everything it refuses.  A number
+raises :class:`~schakel.protocol.errors.MalformedError` for everything it refuses.  A number
 with a zero fraction (``2.0``, ``2e0``) is the integer it equals, as in I-JSON, RFC 8785
 (which writes it ``2``) and JSON Schema 2020-12 (for which it is an ``integer``).
 """
@@ -12,11 +12,11 @@ with a zero fraction (``2.0``, ``2e0``) is the integer it equals, as in I-JSON, 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import rfc8785
 
-from protocol.errors import MalformedError
+from schakel.protocol.errors import MalformedError
 
 #: Default upper bound for one JSON document (bytes).  Routes set tighter ones.
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -62,7 +62,7 @@ def _plain(value: Any, depth: int) -> bool:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
-    if kind is int:
+    if type(value) is int:
         return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
     if depth >= _PLAIN_DEPTH:
         return False
@@ -94,7 +94,7 @@ def _number(text: str) -> int | float:
     return value
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise MalformedError(f"JSON constant {name} is not allowed")
 
 

@@ -11,7 +11,7 @@ set of primitives is small and auditable (design §3, docs/protocol.md §2):
 * XSalsa20-Poly1305 secretbox           -> :func:`secretbox_encrypt`, :func:`secretbox_decrypt`
 * SHA-256 (Merkle tree, Content-Digest) -> :func:`sha256`
 
-Failures are mapped to :mod:`protocol.errors`; no libsodium exception leaks.
+Failures are mapped to :mod:`schakel.protocol.errors`; no libsodium exception leaks.
 Secret material is never part of a ``repr``.  Python cannot wipe memory: see
 docs/known-limitations.md.
 """
@@ -33,8 +33,8 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, MalformedError, SignatureError
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import DecryptionError, MalformedError, SignatureError
 
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -250,7 +250,7 @@ class SymmetricKey:
 
     def __eq__(self, other: object) -> bool:
         return (type(other) is type(self)
-                and constant_time_equal(self._raw, other._raw))  # type: ignore[attr-defined]
+                and constant_time_equal(self._raw, other._raw))
 
     def __hash__(self) -> int:
         # Not key_id(): that one is memoised for public keys, and a secret must never be

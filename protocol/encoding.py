@@ -2,7 +2,7 @@
 
 Decoding is strict: padding, whitespace, characters outside the url-safe
 alphabet and non-canonical encodings (non-zero trailing bits) are refused with
-:class:`~protocol.errors.MalformedError`, so one byte string has exactly one
+:class:`~schakel.protocol.errors.MalformedError`, so one byte string has exactly one
 text form and signatures over text cannot be malleated.
 """
 
@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 
-from protocol.errors import MalformedError
+from schakel.protocol.errors import MalformedError
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 

@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from protocol import schema
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import (
+from schakel.protocol import schema
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import (
     KEY_BYTES, BoxPublicKey, BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey,
     SymmetricKey, aead_decrypt, aead_encrypt, argon2id, keyed_hash,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import ContextMismatchError, DecryptionError, MalformedError
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import ContextMismatchError, DecryptionError, MalformedError
 
 AEAD_DOMAIN = b"schakel/v1/aead"
 Layer = Literal["anonymous", "identity", "case-key"]

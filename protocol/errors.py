@@ -99,14 +99,14 @@ class UntrustedKeyError(ProtocolError):
 class PolicyViolation(ProtocolError):
     """An operation the network's policy forbids (identity on a consult, identifying
     data in the anonymous layer, ...).  Release decisions themselves are *values*
-    (``protocol.policy.decide``); this is raised where the caller tried anyway."""
+    (``schakel.protocol.policy.decide``); this is raised where the caller tried anyway."""
 
     code = "policy_violation"
     status_hint = 403
 
 
 class NodeStoreError(ProtocolError):
-    """The node store behind a ``protocol.merkle.MerkleLog`` lacks a node it must
+    """The node store behind a ``schakel.protocol.merkle.MerkleLog`` lacks a node it must
     hold, or returned something that is not a hash: the store and the log size
     disagree.  A server fault, never caused by a client's input."""
 

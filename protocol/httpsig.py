@@ -1,6 +1,6 @@
 """HTTP Message Signatures (RFC 9421, ``ed25519``) and ``Content-Digest`` (RFC 9530).
 
-Sans-I/O: strings and bytes in, header values or one :mod:`protocol.errors`
+Sans-I/O: strings and bytes in, header values or one :mod:`schakel.protocol.errors`
 exception out; ``now`` is an ``int`` UNIX time passed by the caller.
 
 Two layers (docs/protocol.md §10):
@@ -26,10 +26,10 @@ from functools import lru_cache
 from typing import Union
 from urllib.parse import urlsplit
 
-from protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey, constant_time_equal, sha256
-from protocol.encoding import b64d
-from protocol.errors import DigestMismatchError, SignatureError, StaleRequestError
-from protocol.sfv import (  # re-exported: parse_dictionary, Token
+from schakel.protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey, constant_time_equal, sha256
+from schakel.protocol.encoding import b64d
+from schakel.protocol.errors import DigestMismatchError, SignatureError, StaleRequestError
+from schakel.protocol.sfv import (  # re-exported: parse_dictionary, Token
     MAX_INT, MAX_SF_LENGTH, SF_KEY, Token, malformed, parse_dictionary, serialize_param_value,
 )
 
@@ -60,8 +60,8 @@ _METHOD = re.compile(r"[A-Z]{1,16}")
 _HOST = re.compile(r"[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\]")
 _DERIVED = frozenset({"@method", "@target-uri", "@authority", "@scheme", "@request-target",
                       "@path", "@query"})
-_PARAM_TYPES: dict[str, type] = {"created": int, "expires": int, "keyid": str, "nonce": str,
-                                 "alg": str, "tag": str}                 # RFC 9421 §2.3
+_PARAM_TYPES: dict[str, type[int] | type[str]] = {                     # RFC 9421 §2.3
+    "created": int, "expires": int, "keyid": str, "nonce": str, "alg": str, "tag": str}
 
 _COMPONENTS_LIST = '(' + " ".join(f'"{c}"' for c in COMPONENTS) + ')'
 
@@ -342,7 +342,7 @@ def _parse_signature(fields: dict[str, list[str]], label: str) -> _Parsed:
     for k, v in sf_params.items():
         if isinstance(v, (Token, bytes, bool)):
             raise malformed(f"signature parameter {k} has the wrong type")
-        params[k] = v  # type: ignore[assignment]
+        params[k] = v
     sig, sig_params = sigs[label]
     if not isinstance(sig, bytes) or sig_params:
         raise malformed("Signature member must be a byte sequence")

@@ -12,8 +12,8 @@ raw entries they are given; :class:`MerkleLog` reads the perfect subtrees it
 stored while leaves were appended, so the server answers any historical root or
 proof in ``O(log n)`` hash operations.  The verifiers implement RFC 9162
 §2.1.3.2 and §2.1.4.2 literally; they return ``None`` or raise
-:class:`~protocol.errors.ProofError` (the proof does not verify) or
-:class:`~protocol.errors.MalformedError` (arguments no tree could satisfy).
+:class:`~schakel.protocol.errors.ProofError` (the proof does not verify) or
+:class:`~schakel.protocol.errors.MalformedError` (arguments no tree could satisfy).
 
 Pure: no I/O, no clock; only :mod:`hashlib`.
 """
@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from protocol.errors import MalformedError, NodeStoreError, ProofError
+from schakel.protocol.errors import MalformedError, NodeStoreError, ProofError
 
 #: Size of every hash in the tree (SHA-256).
 HASH_SIZE = 32

@@ -5,7 +5,7 @@ identity (name, address, contact, BSN, date of birth) may only travel in sealed
 identity fields (design §3).  This module finds *identifiers* in free text —
 BSNs, phone numbers, e-mail addresses, postcode with house number, IBANs and full
 calendar dates — and names of people and street addresses
-(:mod:`protocol.pii_names`, over the word lists of :mod:`protocol.pii_lexicon`), and says
+(:mod:`schakel.protocol.pii_names`, over the word lists of :mod:`schakel.protocol.pii_lexicon`), and says
 where, never what: a :class:`Finding` holds a kind and character offsets, not the matched
 text, so findings and the errors built from them can be logged.  Pure functions only: no
 clock, no network; the word lists are read once, from installed package data, the first
@@ -23,12 +23,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import pii_names
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.pii_names import BLANK as _BLANK
-from protocol.pii_names import HOUSE_NUMBER as _HOUSE_NO
-from protocol.pii_names import NUMBER_END as _NUM_END
-from protocol.pii_names import POSTCODE as _POSTCODE
+from schakel.protocol import pii_names
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.pii_names import BLANK as _BLANK
+from schakel.protocol.pii_names import HOUSE_NUMBER as _HOUSE_NO
+from schakel.protocol.pii_names import NUMBER_END as _NUM_END
+from schakel.protocol.pii_names import POSTCODE as _POSTCODE
 
 #: Deepest nesting :func:`scan_value` walks (also stops cyclic structures).
 MAX_DEPTH = 64

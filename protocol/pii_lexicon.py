@@ -9,14 +9,14 @@ Two sources:
   read as package data from the installed ``deduce`` distribution, unchanged and without
   importing ``deduce`` (which would pull in numpy and build its own structures): the package
   is located with :func:`importlib.util.find_spec` and read through :mod:`importlib.resources`,
-  as :mod:`protocol.schema` reads its schemas.  No network, no writes.
+  as :mod:`schakel.protocol.schema` reads its schemas.  No network, no writes.
 * **Built-in lists** below, normative in the specification: the words for relatives and roles
   that announce a name, honorifics Deduce lacks, words that are not a name on their own (days,
   months, feasts, compass points, services, care-note words that Deduce lists as names),
   organisations, and the street suffixes.
 
 :func:`lexicon` builds everything once per process, on first use, under a lock; the result is
-immutable.  ``import protocol.pii`` does not load it.
+immutable.  ``import schakel.protocol.pii`` does not load it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from importlib.resources.abc import Traversable
 
 #: The Deduce release whose lists the specification names (pinned in pyproject.toml).
 DEDUCE_VERSION = "3.0.6"
@@ -182,7 +182,7 @@ class LexiconUnavailable(RuntimeError):
     """Deduce's lists cannot be read: the guard cannot judge names and must not pretend to."""
 
 
-def _root() -> Any:
+def _root() -> Traversable:
     spec = importlib.util.find_spec("deduce")
     if spec is None or not spec.submodule_search_locations:
         raise LexiconUnavailable(
@@ -193,11 +193,11 @@ def _root() -> Any:
     return resources.files(importlib.util.module_from_spec(spec)).joinpath(_SRC)
 
 
-def _read(node: Any) -> str:
+def _read(node: Traversable) -> str:
     return node.read_text(encoding="utf-8") if node.is_file() else ""
 
 
-def _items(root: Any, path: str) -> set[str]:
+def _items(root: Traversable, path: str) -> set[str]:
     """The keys of a Deduce list as Deduce reads it: ``items.txt`` minus ``exceptions.txt``,
     plus the items of its nested ``lst_*`` lists (transformations are not applied)."""
     node = root.joinpath(path)
@@ -208,7 +208,7 @@ def _items(root: Any, path: str) -> set[str]:
     return items
 
 
-def _street_titles(root: Any) -> dict[str, tuple[str, ...]]:
+def _street_titles(root: Traversable) -> dict[str, tuple[str, ...]]:
     """Deduce's abbreviations of titles in street names (lst_street/transform.json, group
     "prefix"): the key of a dotted abbreviation -> the keys of the words it stands for."""
     config = json.loads(_read(root.joinpath("locations/lst_street/transform.json")))

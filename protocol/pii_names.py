@@ -1,7 +1,7 @@
 """Names of people and street addresses in Dutch text (docs/protocol.md §8.5.7, §8.5.8).
 
 A rule-based matcher over Deduce's lookup lists and the built-in lists of
-:mod:`protocol.pii_lexicon`.  The text is cut into tokens once; a first pass marks the tokens
+:mod:`schakel.protocol.pii_lexicon`.  The text is cut into tokens once; a first pass marks the tokens
 that can never be part of a name or a street (places, institutions, organisations, the
 caller's allow-list, common words); then names are read after honorifics and kinship words
 and from the name lists, and streets at house numbers and street suffixes.  Only spans come
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from protocol.pii_lexicon import MAX_PHRASE_WORDS, STREET_SUFFIXES, Lexicon, Phrases, key, lexicon
+from schakel.protocol.pii_lexicon import MAX_PHRASE_WORDS, STREET_SUFFIXES, Lexicon, Phrases, key, lexicon
 
 # protocol.md §8.5.4 and §8.5.8: a postcode and a house number.
 POSTCODE = r"[1-9][0-9]{3}(?:[ \u00a0]?(?!S[ADS])[A-Z]{2}|(?!s[ads])[a-z]{2})(?![^\W\d_])"

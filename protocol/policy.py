@@ -7,7 +7,7 @@ bemoeizorg) and "now" — and returns a :class:`Decision`: allowed, or denied
 with a stable reason code and an explanation a coordinator can act on.  It
 never raises for a denial: a denial is a value the server writes to the audit
 log.  Malformed *inputs* (an unknown basis, a naive datetime) raise
-:class:`~protocol.errors.MalformedError`.
+:class:`~schakel.protocol.errors.MalformedError`.
 
 Rows of the policy (each a test in tests/test_policy.py):
 
@@ -46,16 +46,32 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.objects import network
 
 DEFAULT_CLASSES: tuple[str, ...] = ("name", "address", "contact", "official", "care")
+
+NetworkKind = Literal["oggz", "neighbourhood"]
+
+
+def _network_kind(kind: str) -> NetworkKind:
+    if kind == "oggz":
+        return "oggz"
+    if kind == "neighbourhood":
+        return "neighbourhood"
+    raise MalformedError(f"unknown network kind {kind!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rules:
-    """The parts of a network's signed policy that the release decision reads."""
+    """The parts of a network's signed policy that the release decision reads.
 
-    network_kind: Literal["oggz", "neighbourhood"]
+    :meth:`of` is the one mapping from a network's policy to its rules: the server
+    enforces with it and the client explains and refuses early with it, so both decide
+    alike (tests/test_policy.py compares the two sides).
+    """
+
+    network_kind: NetworkKind
     classes: frozenset[str] = frozenset(DEFAULT_CLASSES)
     informal_classes: frozenset[str] = frozenset({"name", "address", "contact"})
     restricted: Mapping[str, str] = field(default_factory=lambda: {"official": "professional-secrecy"})
@@ -71,6 +87,19 @@ class Rules:
             raise MalformedError(f"unknown network kind {self.network_kind!r}")
         if not self.informal_classes <= self.classes:
             raise MalformedError("informal classes must be classes of the network")
+
+    @classmethod
+    def of(cls, policy: network.Policy, network_kind: str) -> Rules:
+        """The release rules of a network's verified policy and kind (protocol.md §N.2, §7)."""
+        bemoeizorg = policy.bemoeizorg
+        return cls(network_kind=_network_kind(network_kind), classes=frozenset(policy.classes),
+                   informal_classes=frozenset(policy.informal_classes),
+                   restricted=dict(policy.restricted), bemoeizorg_enabled=bemoeizorg.enabled,
+                   bemoeizorg_grounds=frozenset(bemoeizorg.grounds),
+                   four_eyes=bemoeizorg.four_eyes,
+                   max_per_user_per_day=bemoeizorg.max_per_user_per_day,
+                   access_hours=bemoeizorg.access_hours,
+                   formal_action_reason=policy.formal_action_reason)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

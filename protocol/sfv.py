@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Union
 
-from protocol.errors import MalformedError
+from schakel.protocol.errors import MalformedError
 
 MAX_INT = 999_999_999_999_999
 MAX_SF_MEMBERS = 16           #: dictionary members, inner-list items, parameters

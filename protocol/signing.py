@@ -11,7 +11,7 @@ Each signature is Ed25519 over the *signing input*::
 ``type`` matches ``[a-z][a-z0-9-]*`` and the canonical JSON of an object always
 starts with ``{``, so the concatenation is unambiguous: a signature made for one
 object type can never verify as another.  ``keyid`` is
-:func:`protocol.crypto.key_id` of the signer's public key.
+:func:`schakel.protocol.crypto.key_id` of the signer's public key.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from protocol.canonical import canonical_json
-from protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey
-from protocol.encoding import b64d, b64e
-from protocol.errors import MalformedError, SignatureError
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import MalformedError, SignatureError
 
 DOMAIN_PREFIX = b"schakel/v1/"
 _TYPE = re.compile(r"[a-z][a-z0-9-]{0,63}")

@@ -1,1 +1,1 @@
-"""Schakel server: the aiohttp I/O shell around protocol/ (arrives with issue 3)."""
+"""Schakel server: the aiohttp I/O shell around ``schakel.protocol``."""

@@ -1,4 +1,4 @@
-"""The aiohttp application (issue 3): :func:`make_app` installs every route of the
+"""The aiohttp application: :func:`make_app` installs every route of the
 registry, the middleware (``observe``, which maps errors too) and the lifecycle;
 :func:`serve` runs it behind the HTTP edge of server/connections.py (per-address cap, head
 and body timeouts, parser refusals as the error object).
@@ -26,15 +26,15 @@ from typing import Any
 
 from aiohttp import web
 
-from server.connections import Edge
-from server.context import CTX, AppContext
-from server.directory import load_directory
-from server.middleware import observe
-from server.openapi import build_openapi
-from server.registry import Route
-from server.retention import retention_task
-from server.routes import TABLES
-from server.routes.ops import OPENAPI
+from schakel.server.connections import Edge
+from schakel.server.context import CTX, AppContext
+from schakel.server.directory import load_directory
+from schakel.server.middleware import observe
+from schakel.server.openapi import build_openapi
+from schakel.server.registry import Route
+from schakel.server.retention import retention_task
+from schakel.server.routes import TABLES
+from schakel.server.routes.ops import OPENAPI
 
 
 def _handler(route: Route) -> Callable[[web.Request], Any]:

@@ -1,9 +1,9 @@
 """Each network's verifiable audit log (docs/protocol.md §15 §15.1; protocol.md §9, §A.1,
-§A.2; issue 4 item 1).
+§A.2).
 
 An entry is an ``audit-entry`` (NEN 7513 fields, never identity); its leaf in the RFC 6962
 tree is ``leaf_hash(entry_commitment(entry))``.  The tree lives in ``audit_nodes`` as the
-node store of a :class:`protocol.merkle.MerkleLog` -- the hash of every perfect subtree,
+node store of a :class:`schakel.protocol.merkle.MerkleLog` -- the hash of every perfect subtree,
 so an append writes the leaf and the subtrees it completes (O(log n), amortised O(1)) and
 a root or proof for any size reads O(log n) rows.  Every append signs a ``tree-head`` for
 the new size with the server's log key and keeps it in ``tree_heads``: a client can ask
@@ -27,28 +27,28 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from protocol.canonical import canonical_json
-from protocol.crypto import Signer, sha256
-from protocol.encoding import b64e
-from protocol.errors import MalformedError
-from protocol.merkle import MerkleLog, leaf_hash
-from protocol.objects.audit import COMMITMENT_PREFIX, AuditActor, AuditEntry, TreeHead, new_salt
-from protocol.objects.base import format_timestamp
-from server.errors import NotFound
-from server.storage import Db
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import Signer, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.merkle import MerkleLog, leaf_hash
+from schakel.protocol.objects.audit import COMMITMENT_PREFIX, AuditActor, AuditEntry, TreeHead, new_salt
+from schakel.protocol.objects.base import format_timestamp
+from schakel.server.errors import NotFound
+from schakel.server.storage import Db
 
 if TYPE_CHECKING:
-    from keys import Member, Revocation
-    from server.auth import Caller
-    from server.context import AppContext
-    from server.data.cases import NewShare
+    from schakel.keys import Member, Revocation
+    from schakel.server.auth import Caller
+    from schakel.server.context import AppContext
+    from schakel.server.data.cases import NewShare
 
 
 # --------------------------------------------------------------------------- the node store
 
 
 class SqliteNodeStore:
-    """:class:`protocol.merkle.NodeStore` over ``audit_nodes`` for one network, on the
+    """:class:`schakel.protocol.merkle.NodeStore` over ``audit_nodes`` for one network, on the
     connection it is given (the writer's inside a transaction, or a reader's).  Nodes are
     only ever inserted: a second put of one node is an integrity error, never an update."""
 

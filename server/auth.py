@@ -2,7 +2,7 @@
 protocol.md §10).
 
 1. :func:`authenticate` verifies the RFC 9421 signature with
-   ``protocol.httpsig.verify_request`` against the server's public origin plus the raw
+   ``schakel.protocol.httpsig.verify_request`` against the server's public origin plus the raw
    path and query, at the server's clock, resolving ``keyid`` through the in-memory
    member directory (unknown key: 401 ``untrusted_key``);
 2. :class:`ReplayCache` refuses a ``(keyid, nonce)`` seen within the skew window, and --
@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from keys import Member
-from protocol import httpsig
-from protocol.crypto import VerifyKey
-from protocol.errors import ReplayError, StaleRequestError, UntrustedKeyError
-from server.connections import read_body
-from server.directory import NetworkState
-from server.errors import Forbidden
+from schakel.keys import Member
+from schakel.protocol import httpsig
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import ReplayError, StaleRequestError, UntrustedKeyError
+from schakel.server.connections import read_body
+from schakel.server.directory import NetworkState
+from schakel.server.errors import Forbidden
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from schakel.server.context import AppContext
 
 VERIFIED: web.RequestKey[httpsig.VerifiedRequest] = web.RequestKey(
     "schakel.verified", httpsig.VerifiedRequest)
@@ -40,7 +40,7 @@ VERIFIED: web.RequestKey[httpsig.VerifiedRequest] = web.RequestKey(
 
 class ReplayCache:
     """``(keyid, nonce)`` of every accepted request until ``created + max_skew``
-    (``protocol.httpsig.replay_key``), and the start-time rule."""
+    (``schakel.protocol.httpsig.replay_key``), and the start-time rule."""
 
     def __init__(self, *, started_at: int) -> None:
         self.started_at = started_at

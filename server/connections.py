@@ -27,7 +27,7 @@ included).
 a broken chunked or content encoding is 400 ``malformed``.
 
 Request ids and the access-log line live here too, for requests that reach the middleware
-(:func:`server.middleware.observe`) and for those that never do.
+(:func:`schakel.server.middleware.observe`) and for those that never do.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ from aiohttp.http_exceptions import (
     BadHttpMethod, BadStatusLine, InvalidHeader, InvalidURLError, LineTooLong,
 )
 
-from protocol.errors import MalformedError, ProtocolError
-from protocol.objects.audit import ErrorResponse
-from server.errors import RETRY_AFTER, InternalError, RateLimited, RequestTimeout
+from schakel.protocol.errors import MalformedError, ProtocolError
+from schakel.protocol.objects.audit import ErrorResponse
+from schakel.server.errors import RETRY_AFTER, InternalError, RateLimited, RequestTimeout
 
 if TYPE_CHECKING:
-    from server.config import Limits
-    from server.context import AppContext
+    from schakel.server.config import Limits
+    from schakel.server.context import AppContext
 
 #: Seconds an answered connection keeps reading (and dropping) what the client still sends
 #: before it is closed, so that the answer is not lost to a TCP reset.
@@ -121,7 +121,7 @@ async def read_body(request: web.BaseRequest, limits: Limits) -> bytes:
     408 ``request_timeout`` when it has not arrived ``limits.body_timeout`` seconds after
     the server started reading it (right after the head); 400 ``malformed`` when its
     chunked or content encoding is broken.  A client that goes away meanwhile raises
-    ``ConnectionError``, which :func:`server.middleware.observe` logs as 499."""
+    ``ConnectionError``, which :func:`schakel.server.middleware.observe` logs as 499."""
     try:
         async with asyncio.timeout(limits.body_timeout):
             return await request.read()

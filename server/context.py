@@ -15,15 +15,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from protocol.objects.base import format_timestamp
-from server.auth import ReplayCache
-from server.config import ServerConfig
-from server.directory import MemberDirectory
-from server.metrics import Metrics
-from server.notifier import Notifier
-from server.ratelimit import IntakeLimiter
-from server.serverkeys import ServerKeys
-from server.storage import Store
+from schakel.protocol.objects.base import format_timestamp
+from schakel.server.auth import ReplayCache
+from schakel.server.config import ServerConfig
+from schakel.server.directory import MemberDirectory
+from schakel.server.metrics import Metrics
+from schakel.server.notifier import Notifier
+from schakel.server.ratelimit import IntakeLimiter
+from schakel.server.serverkeys import ServerKeys
+from schakel.server.storage import Store
 
 #: The server's clock: an aware UTC datetime.  Tests pass a fake one.
 Clock = Callable[[], datetime]

@@ -1,9 +1,9 @@
 """The member directory: every registered network's verified genesis, memberships and
 revocations, in memory (docs/protocol.md §14, Authentication step 3; ADR 0006).
 
-Objects enter it only after ``keys.chain`` verified them against the genesis the server
+Objects enter it only after ``schakel.keys.chain`` verified them against the genesis the server
 registered, with the genesis coordinator key as the anchor
-(``keys.fingerprint(genesis coordinator key)``).  Whether a membership is *current* is
+(``schakel.keys.fingerprint(genesis coordinator key)``).  Whether a membership is *current* is
 then a pure time check at the server's clock: ``valid_from <= now < valid_until`` and no
 revocation of its member with ``serial >=`` its serial and ``at <= now``
 (protocol.md §4.6.4 steps 7-8), without verifying signatures again per request.
@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keys import Member, Revocation, VerifiedGenesis, fingerprint
-from keys.chain import verify_genesis, verify_membership, verify_revocation
-from protocol.crypto import VerifyKey
-from protocol.errors import UntrustedKeyError
-from protocol.objects.base import parse_timestamp
-from protocol.objects.network import NetworkGenesis
-from server.data.networks import all_networks
-from server.errors import Forbidden, NotFound, UnknownKey
-from server.storage import Store
+from schakel.keys import Member, Revocation, VerifiedGenesis, fingerprint
+from schakel.keys.chain import verify_genesis, verify_membership, verify_revocation
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import UntrustedKeyError
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.network import NetworkGenesis
+from schakel.server.data.networks import all_networks
+from schakel.server.errors import Forbidden, NotFound, UnknownKey
+from schakel.server.storage import Store
 
 
 def genesis_key(envelope: Any) -> VerifyKey:
@@ -37,8 +37,8 @@ def genesis_key(envelope: Any) -> VerifyKey:
 
 
 def verify_registered_genesis(envelope: Any) -> VerifiedGenesis:
-    """``keys.chain.verify_genesis`` with the genesis's own coordinator key as the anchor
-    (``keys.fingerprint`` of it): the server trusts the genesis it registers, and every
+    """``schakel.keys.chain.verify_genesis`` with the genesis's own coordinator key as the anchor
+    (``schakel.keys.fingerprint`` of it): the server trusts the genesis it registers, and every
     membership it accepts must chain to that key."""
     return verify_genesis(envelope, fingerprint(genesis_key(envelope)))
 
@@ -124,7 +124,7 @@ class MemberDirectory:
         self._keys: dict[str, VerifyKey] = {}
 
     def resolve(self, keyid: str) -> VerifyKey:
-        """The key resolver of ``protocol.httpsig.verify_request``: sign keys of all
+        """The key resolver of ``schakel.protocol.httpsig.verify_request``: sign keys of all
         registered memberships and coordinator keys of registered geneses.  An unknown
         key is :class:`UnknownKey` (401 untrusted_key)."""
         key = self._keys.get(keyid)

@@ -1,10 +1,10 @@
 """Refusals that only the server makes (docs/protocol.md §14): the HTTP-level codes beside the
-protocol's error tree.  Each is a :class:`~protocol.errors.ProtocolError` with a stable
+protocol's error tree.  Each is a :class:`~schakel.protocol.errors.ProtocolError` with a stable
 ``code`` and a ``status_hint``, so the one error middleware maps them all alike."""
 
 from __future__ import annotations
 
-from protocol.errors import ProtocolError, UntrustedKeyError
+from schakel.protocol.errors import ProtocolError, UntrustedKeyError
 
 
 class NotFound(ProtocolError):

@@ -1,4 +1,4 @@
-"""Prometheus metrics at ``/metrics`` (issue 3 item 6), in the server's own
+"""Prometheus metrics at ``/metrics``, in the server's own
 :class:`~prometheus_client.CollectorRegistry` so two servers in one process (tests) never
 share counters.  Labels are route templates, never paths: no id reaches a metric."""
 

@@ -25,11 +25,11 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from protocol.errors import MalformedError, ProtocolError
-from server.auth import VERIFIED
-from server.connections import error_body, log_request, new_request_id, retry_headers
-from server.context import context_of
-from server.errors import InternalError, MethodNotAllowed, NotFound, TooLarge, UnsupportedMediaType
+from schakel.protocol.errors import MalformedError, ProtocolError
+from schakel.server.auth import VERIFIED
+from schakel.server.connections import error_body, log_request, new_request_id, retry_headers
+from schakel.server.context import context_of
+from schakel.server.errors import InternalError, MethodNotAllowed, NotFound, TooLarge, UnsupportedMediaType
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("schakel.request_id", str)
 ERROR_CODE: web.RequestKey[str] = web.RequestKey("schakel.error_code", str)

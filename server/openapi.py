@@ -2,12 +2,12 @@
 (``server/registry.py``): every route, its authentication, parameters, body, answer and
 every error code it can give (design §6).
 
-Components are the protocol's own JSON Schemas (``protocol.schema.schema_documents``),
+Components are the protocol's own JSON Schemas (``schakel.protocol.schema.schema_documents``),
 flattened the way OpenAPI tools expect them (ADR 0014): each document ``<type>.json``
 becomes the component ``<type>`` and each of its definitions ``<type>.json#/$defs/<name>``
 the component ``<type>.<name>``; ``$id``, ``$schema`` and ``$defs`` are dropped and every
 ``$ref`` points at ``#/components/schemas/...``.  The same keywords then apply to the same
-values: the document describes exactly what ``protocol.schema`` validates, without the
+values: the document describes exactly what ``schakel.protocol.schema`` validates, without the
 ``$id``-relative references that JSON Schema allows and OpenAPI tools do not follow.
 """
 
@@ -19,10 +19,10 @@ from functools import cache
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-import protocol.errors as protocol_errors
-from protocol.schema import BASE_URI, schema_documents
-from server.errors import SERVER_ERRORS, UnknownKey
-from server.registry import COMPONENTS, ID, INT_PATH_PARAMS, Route, RouteTable, ref
+import schakel.protocol.errors as protocol_errors
+from schakel.protocol.schema import BASE_URI, schema_documents
+from schakel.server.errors import SERVER_ERRORS, UnknownKey
+from schakel.server.registry import COMPONENTS, ID, INT_PATH_PARAMS, Route, RouteTable, ref
 
 VERSION = "1.0.0"
 SECURITY_SCHEME = "schakelSignature"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from server.errors import RateLimited
+from schakel.server.errors import RateLimited
 
 HOUR = 3600.0
 

@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from protocol import schema
-from protocol.canonical import parse_json
-from protocol.errors import MalformedError
-from server.auth import Caller, authenticate, is_signed, require_member
-from server.connections import read_body
-from server.context import AppContext, context_of
-from server.errors import UnsupportedMediaType
+from schakel.protocol import schema
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.errors import MalformedError
+from schakel.server.auth import Caller, authenticate, is_signed, require_member
+from schakel.server.connections import read_body
+from schakel.server.context import AppContext, context_of
+from schakel.server.errors import UnsupportedMediaType
 
 AuthMode = Literal["signed", "unsigned", "optional", "genesis"]
 Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
@@ -38,7 +38,7 @@ _CURSOR = re.compile(r"[0-9]{1,16}")
 # --------------------------------------------------------------------------- JSON Schema helpers
 
 
-#: Where the OpenAPI document keeps the protocol schemas (``server.openapi.components``).
+#: Where the OpenAPI document keeps the protocol schemas (``schakel.server.openapi.components``).
 COMPONENTS = "#/components/schemas/"
 
 

@@ -19,7 +19,7 @@ Five kinds of step, all taken by the server on its own (actor: the server, its l
   revocation's id) per case released to the member, audited.  The revocation's own
   transaction issues them when it takes effect on arrival; this step catches one dated
   later (and anything released to the member before that date).
-* **erase** -- audit entries written before :func:`protocol.objects.audit.erase_cutoff`
+* **erase** -- audit entries written before :func:`schakel.protocol.objects.audit.erase_cutoff`
   (the start of today, ``retention.audit_days`` back) lose their bodies; their rows and
   commitments stay, so every proof still verifies.  The step first appends an ``erase``
   entry whose ``erased_below`` names the erased prefix: the record every reader checks an
@@ -50,18 +50,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from protocol.objects.audit import AuditActor, erase_cutoff
-from protocol.objects.base import format_timestamp, parse_timestamp
-from server.audit import signed_size
-from server.directory import load_directory
-from server.disclosure.data import (
+from schakel.protocol.objects.audit import AuditActor, erase_cutoff
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
+from schakel.server.audit import signed_size
+from schakel.server.directory import load_directory
+from schakel.server.disclosure.data import (
     Log, purge_instruction_txn, purged_cases, released, revocation_ref,
 )
-from server.disclosure.facts import server_actor
-from server.storage import Db
+from schakel.server.disclosure.facts import server_actor
+from schakel.server.storage import Db
 
 if TYPE_CHECKING:
-    from server.context import AppContext
+    from schakel.server.context import AppContext
 
 StepKind = Literal["shred-identity", "shred-anonymous", "bemoeizorg-expired",
                    "membership-removed", "erase"]

@@ -2,7 +2,7 @@
 key** that signs tree heads and purge instructions, and the X25519 **gate key** whose seal
 is the outer layer of every gated envelope.
 
-Both are one :class:`keys.PartnerKeys` (its signer is the log key, its box key the gate
+Both are one :class:`schakel.keys.PartnerKeys` (its signer is the log key, its box key the gate
 key) kept in ``DIR/server-keys.json``, a ``schakel-keystore/v1``.  The passphrase comes
 from ``SCHAKEL_SERVER_PASSPHRASE`` or, when that is unset, from ``DIR/server-passphrase``,
 which is generated at init with mode 0600.  The coordinator writes the two public keys
@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from keys import Fingerprint, KdfParams, PartnerKeys, load_keystore, save_keystore
-from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey, random_bytes
-from protocol.encoding import b64e
-from protocol.errors import KeystoreError
+from schakel.keys import Fingerprint, KdfParams, PartnerKeys, load_keystore, save_keystore
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey, random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import KeystoreError
 
 KEYSTORE_FILE = "server-keys.json"
 PASSPHRASE_FILE = "server-passphrase"

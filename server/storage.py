@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 import structlog
 
-from server.errors import Unavailable
+from schakel.server.errors import Unavailable
 
 #: What a query function receives: a connection whose rows are ``sqlite3.Row``.
 Db = sqlite3.Connection
@@ -159,7 +159,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 def _migration_2(db: sqlite_utils.Database) -> None:
     """The audit log (docs/protocol.md §15 §15.1; server/audit.py): entries with their
-    commitments, the Merkle nodes (``protocol.merkle.MerkleLog``'s node store: every perfect
+    commitments, the Merkle nodes (``schakel.protocol.merkle.MerkleLog``'s node store: every perfect
     subtree, never updated) and every signed tree head.  Raw SQL: ``WITHOUT ROWID`` keeps
     node and head rows in their primary-key B-tree, so a read is one B-tree lookup."""
     db.execute("CREATE TABLE audit_entries (network TEXT NOT NULL, idx INTEGER NOT NULL,"

@@ -1,9 +1,9 @@
 """Running the ``schakel`` command line as a coordinator would, against a real
 ``schakel serve`` subprocess (tests/test_cli_flows.py).
 
-* :class:`LiveServer` -- ``python -m client.cli serve --data DIR --port P`` on a free
-  loopback port, waited for on ``/healthz`` (the demo's runner); its output goes to a
-  file shown when it fails to start.
+* :func:`live_server` -- ``schakel server init`` and ``schakel serve`` on a free loopback
+  port, waited for on ``/healthz`` (:class:`schakel.cli.serverprocess.ServerProcess`, the
+  demo's too); its output goes to a file shown when it fails to start.
 * :func:`schakel` -- one CLI run in a subprocess with a clean environment: no
   ``SCHAKEL_*`` variable leaks in from the developer's shell; the passphrase is passed
   in ``SCHAKEL_PASSPHRASE`` unless the test wants the prompt.
@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -22,16 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.demo import DemoServer, free_port
+from schakel.cli.serverprocess import ServerProcess, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT = 120
 
 
 def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
-    env["PYTHONPATH"] = str(ROOT)
     if passphrase is not None:
         env["SCHAKEL_PASSPHRASE"] = passphrase
     env.update(extra or {})
@@ -40,39 +37,20 @@ def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[st
 
 def schakel(*args: str, cwd: Path, passphrase: str | None = PASSPHRASE, stdin: str | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """One ``schakel`` run, exactly as a user types it (``python -m client.cli``)."""
-    return subprocess.run([sys.executable, "-m", "client.cli", *args], cwd=cwd,
+    """One ``schakel`` run, exactly as a user types it (``python -m schakel.cli``)."""
+    return subprocess.run([sys.executable, "-m", "schakel.cli", *args], cwd=cwd,
                           env=_env(passphrase, env), text=True, capture_output=True,
                           input=stdin if stdin is not None else "", timeout=TIMEOUT,
                           start_new_session=True)   # no controlling terminal: a prompt reads stdin
 
 
-class LiveServer:
-    """``schakel serve`` as a child process on a free loopback port: the demo's own
-    runner (:class:`client.demo.DemoServer`, which waits for ``/healthz`` and retries once
-    if the port was taken), driven from synchronous test code."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self._server = DemoServer(data, data.parent / "server.log")
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def fingerprint(self) -> str:
-        """The server fingerprint `schakel server init` printed before the first start."""
-        return self._server.fingerprint
-
-    def start(self) -> None:
-        asyncio.run(self._server.start())
-
-    def output(self) -> str:
-        return self._server.tail(4000)
-
-    def stop(self) -> None:
-        self._server.stop()
+def live_server(data: Path) -> ServerProcess:
+    """A started server on ``data``, as an operator prepares one: ``schakel server init``
+    first (its ``fingerprint`` is what the coordinator is given), then ``schakel serve``."""
+    server = ServerProcess(data)
+    server.init()
+    server.start()
+    return server
 
 
 @dataclass
@@ -112,4 +90,4 @@ class Org:
         return result
 
 
-__all__ = ["PASSPHRASE", "LiveServer", "Org", "free_port", "schakel"]
+__all__ = ["PASSPHRASE", "Org", "free_port", "live_server", "schakel"]

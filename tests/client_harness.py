@@ -1,6 +1,6 @@
 """A real server and real partners for the client library's tests (ADR 0007).
 
-* :func:`running_server` -- the real application (``server.app.make_app``, assembled by
+* :func:`running_server` -- the real application (``schakel.server.app.make_app``, assembled by
   ``tests.server_harness.build_app``) served in-process by ``aiohttp.test_utils.TestServer``
   on a **real loopback socket** with the **real clock**.  In-process because it starts
   in milliseconds and fails with a traceback; a real socket and clock because the client
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keys import KdfParams
-from server.serverkeys import ServerKeys
+from schakel.keys import KdfParams
+from schakel.server.serverkeys import ServerKeys
 from tests.server_harness import INTAKE, IDENTITY, RealClock, build_app, network_policy
 
-from client.partner import Partner
+from schakel.client.partner import Partner
 
 PASSPHRASE = "test passphrase"
 COVENANT = "Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is."
@@ -130,28 +130,28 @@ async def admit(coordinator: Partner, network: str, partner: Partner, *, ring: s
     coordinator checks the partner's bundle against the partner's fingerprint and
     admits it, the partner accepts the covenant."""
     partner.trust(network, coordinator.fingerprint)
-    key = await coordinator.admit(network, partner.bundle(), ring=ring, party=party,
+    key = await coordinator.networks.admit(network, partner.bundle(), ring=ring, party=party,
                                   roles=roles, fingerprint=partner.fingerprint)
-    await partner.accept_covenant(network, COVENANT)
+    await partner.networks.accept_covenant(network, COVENANT)
     return key
 
 
 async def write_unchecked(partner: Partner, network: str, case: str,
                           plaintext: dict[str, Any]) -> int:
     """Append an event the way a client that skips its own policy check (an old version, a
-    hostile one) would: the same signed, encrypted event :meth:`Partner.add_event`
+    hostile one) would: the same signed, encrypted event :meth:`Cases.add_event <schakel.client.cases.Cases.add_event>`
     builds, without the PII guard or §7's action rules before it is sent.  The server
     cannot judge what it cannot read, so only the readers' clients can catch it.
     Returns the event's seq."""
-    from client.fold import summary
+    from schakel.client.fold import summary
 
     await partner.sync(network)
-    info = summary(partner.state, network, case)
+    info = summary(partner.session.state, network, case)
     assert info is not None, f"{partner.name} does not hold case {case}"
     version, seq = int(info["version"]), int(info["last_seq"]) + 1
-    event = partner._event(network, case, partner._case_key(network, case, version), version,
+    event = partner.cases._event(network, case, partner.session.case_key(network, case, version), version,
                            seq=seq, prev=info.get("last_hash"), plaintext=plaintext)
-    await partner.conn.post(f"/v1/networks/{network}/cases/{case}/events", {"event": event})
+    await partner.session.conn.post(f"/v1/networks/{network}/cases/{case}/events", {"event": event})
     return seq
 
 
@@ -161,7 +161,7 @@ async def standard_network(tmp_path: Path, url: str, *, kind: str = "neighbourho
     (shell ring, auditor role), everyone synced once."""
     coordinator = await make_partner(tmp_path, url, "coordinator",
                                      name="Welzijn Amersfoort (regie)")
-    network = await coordinator.create_network(
+    network = await coordinator.networks.create(
         name="Buurtnetwerk Soesterkwartier", kind=kind, covenant=COVENANT,
         server_fingerprint=server_fingerprint(url), policy=network_policy(kind, **policy))
     formal = await make_partner(tmp_path, url, "core-formal", name="Wijkteam Noord")

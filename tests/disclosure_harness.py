@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from protocol import envelopes, merkle
-from protocol.encoding import b64d, b64e
-from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment
-from protocol.objects.cases import IdentityRecord
-from protocol.objects.disclosure import (
+from schakel.protocol import envelopes, merkle
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.objects.audit import AuditEntry, TreeHead, entry_commitment
+from schakel.protocol.objects.cases import IdentityRecord
+from schakel.protocol.objects.disclosure import (
     BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, PurgeAck, Review,
     SealedJustification,
 )

@@ -1,9 +1,9 @@
 """In-process client <-> server harness for the HTTP API (docs/protocol.md §14).
 
 Like h11's connection pairs and python-tuf's ``RepositorySimulator``: the tests drive
-the *real* application (``server.app.make_app``) on a real SQLite file in a temporary
+the *real* application (``schakel.server.app.make_app``) on a real SQLite file in a temporary
 directory, with real keys and real protocol objects, and sign every request with
-``protocol.httpsig.sign_request`` exactly as a partner's client would.  Nothing is
+``schakel.protocol.httpsig.sign_request`` exactly as a partner's client would.  Nothing is
 mocked; the only thing the harness controls is the server's clock (:class:`FakeClock`).
 
 Three layers:
@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,23 +42,23 @@ from typing import Any, Protocol
 
 from multidict import CIMultiDict
 
-from keys import PartnerKeys, issue_membership, make_genesis, new_network_id, revoke_membership
-from protocol import envelopes, schema
-from protocol.crypto import (
+from schakel.keys import PartnerKeys, issue_membership, make_genesis, new_network_id, revoke_membership
+from schakel.protocol import envelopes, schema
+from schakel.protocol.crypto import (
     BoxPublicKey, BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey, VerifyKey, random_bytes,
 )
-from protocol.encoding import b64e
-from protocol.errors import MalformedError
-from protocol.httpsig import DEFAULT_MAX_SKEW, sign_request
-from protocol.objects.base import format_timestamp
-from protocol.objects.cases import (
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.httpsig import DEFAULT_MAX_SKEW, sign_request
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.cases import (
     CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord, event_hash,
 )
-from protocol.objects.disclosure import Share
-from protocol.objects.network import (
+from schakel.protocol.objects.disclosure import Share
+from schakel.protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
 )
-from protocol.objects.signals import Signal, SignalContent, SignalFeedback
+from schakel.protocol.objects.signals import Signal, SignalContent, SignalFeedback
 
 #: The public origin the in-process server is configured with; requests are signed for it
 #: (docs/protocol.md §14, Authentication step 1: the server's own origin, not the Host header).
@@ -808,13 +808,13 @@ def build_app(data_dir: Path, clock: Clock, *, origin: str = ORIGIN, keys: Any =
     """The real application on ``data_dir`` (created on first use) with ``clock``.
 
     This is the one place that knows how the server is assembled: a
-    ``server.config.ServerConfig`` whose public origin is ``origin``, the server's log and
-    gate keys (``server.serverkeys.ServerKeys``; in memory, generated unless given), an
-    ``server.context.AppContext`` with the clock, and ``server.app.make_app``."""
-    from server.app import make_app
-    from server.config import ServerConfig
-    from server.context import AppContext
-    from server.serverkeys import ServerKeys as ServerKeyPair
+    ``schakel.server.config.ServerConfig`` whose public origin is ``origin``, the server's log and
+    gate keys (``schakel.server.serverkeys.ServerKeys``; in memory, generated unless given), an
+    ``schakel.server.context.AppContext`` with the clock, and ``schakel.server.app.make_app``."""
+    from schakel.server.app import make_app
+    from schakel.server.config import ServerConfig
+    from schakel.server.context import AppContext
+    from schakel.server.serverkeys import ServerKeys as ServerKeyPair
 
     data_dir.mkdir(parents=True, exist_ok=True)
     config = ServerConfig(data_dir=data_dir, public_url=origin)
@@ -829,7 +829,7 @@ class InProcessServer:
 
     def __init__(self, data_dir: Path, clock: Clock, *, origin: str = ORIGIN,
                  keys: Any = None) -> None:
-        from server.serverkeys import ServerKeys as ServerKeyPair
+        from schakel.server.serverkeys import ServerKeys as ServerKeyPair
 
         self.data_dir, self.clock, self.origin = data_dir, clock, origin
         self.keys = keys or ServerKeyPair.generate()
@@ -1028,24 +1028,6 @@ async def sync_all(caller: Caller, net: Network, actor: Actor, *, after: str = "
     raise AssertionError("sync did not end")
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float,
-                     interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds passed (for process
-    start-up only; tests never assert on elapsed time)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            if await predicate():
-                return True
-        except AssertionError:
-            raise
-        except Exception:  # noqa: BLE001 -- a server that is not up yet refuses connections
-            pass
-        if asyncio.get_running_loop().time() >= deadline:
-            return False
-        await asyncio.sleep(interval)
-
-
 __all__ = [
     "MISSING", "ORIGIN", "STALE_BY", "FakeClock", "RealClock", "Actor", "ServerKeys", "CaseState",
     "SignalDraft", "Network", "Prepared", "Reply", "Caller", "TestClientTransport",
@@ -1053,5 +1035,4 @@ __all__ = [
     "running_world", "register", "enrol", "create_case", "append", "rekey", "new_epoch",
     "send_signal", "server_keys", "sync_all",
     "assert_error", "assert_status", "error_shape_problems", "network_policy", "new_id", "ts",
-    "wait_until",
 ]

@@ -14,7 +14,7 @@ server's configured public origin is the **proxy's** URL: clients sign the URL t
 to (docs/protocol.md §14.1, step 1), and the proxy leaves the signed request untouched.
 
 A malicious server holds its own log key, so :class:`TamperedServer` loads it from the
-server's data directory (``server.serverkeys.load_or_create``, as ``schakel serve`` does)
+server's data directory (``schakel.server.serverkeys.load_or_create``, as ``schakel serve`` does)
 and the proxy uses it to sign a forked audit log: heads that are signatures of the real
 key over a tree the server never had.  The log's leaves come from the server's own SQLite
 file (read-only), which is what an operator who lies has.
@@ -22,7 +22,7 @@ file (read-only), which is what an operator who lies has.
 Why not the client harness's ``running_server``: it configures the server's origin for the
 URL the client connects to, which here must be the proxy's, known only once the proxy's
 socket is bound; so this module starts the proxy first and builds the server after, exactly
-like ``tests/server_harness.build_app`` (``server.app.make_app`` over an ``AppContext``), on
+like ``tests/server_harness.build_app`` (``schakel.server.app.make_app`` over an ``AppContext``), on
 the real clock.
 """
 
@@ -42,11 +42,11 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from keys import Fingerprint
-from protocol import merkle, signing
-from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey, random_bytes
-from protocol.encoding import b64d, b64e
-from protocol.objects.audit import AuditEntry, TreeHead, entry_commitment
+from schakel.keys import Fingerprint
+from schakel.protocol import merkle, signing
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey, random_bytes
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.objects.audit import AuditEntry, TreeHead, entry_commitment
 
 #: Headers that describe one hop, not the message (RFC 9110 §7.6.1) plus the ones the
 #: proxy recomputes; everything else is forwarded as is.
@@ -528,7 +528,7 @@ class TamperedServer:
 
     @property
     def db_path(self) -> Path:
-        from server.config import DATABASE_FILE
+        from schakel.server.config import DATABASE_FILE
         return self.data_dir / DATABASE_FILE
 
     def fork_audit_log(self, network: str, index: int) -> ForgedLog:
@@ -543,10 +543,10 @@ async def tampered_server(tmp_path: Path) -> AsyncIterator[TamperedServer]:
     ``tmp_path/server``) configured with the proxy's URL as its public origin."""
     from aiohttp.test_utils import TestServer
 
-    from server.app import make_app
-    from server.config import ServerConfig
-    from server.context import AppContext
-    from server.serverkeys import load_or_create
+    from schakel.server.app import make_app
+    from schakel.server.config import ServerConfig
+    from schakel.server.context import AppContext
+    from schakel.server.serverkeys import load_or_create
     from tests.client_harness import announced
 
     proxy = TamperProxy()

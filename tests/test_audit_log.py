@@ -3,8 +3,8 @@
 
 **The server's log.**  The application in-process on a real SQLite file
 (tests/server_harness.py); entries come from real routes (memberships, revocations,
-shares).  The reader is the shipped :class:`client.audit.AuditMonitor`, with the
-network verified by the shipped :func:`client.trust.load_trust`, sending its signed
+shares).  The reader is the shipped :class:`schakel.client.audit.AuditMonitor`, with the
+network verified by the shipped :func:`schakel.client.trust.load_trust`, sending its signed
 requests through the harness (:class:`CallerConnection`).
 
 **The tampering table.**  Real partners (tests/client_harness.py) against the real server
@@ -36,25 +36,25 @@ from urllib.parse import urlencode
 
 import pytest
 
-from client import Partner, ServerMisbehaviour
-from client.audit import AuditMonitor
-from client.errors import ServerRefused
-from client.state import LocalState
-from client.trust import load_trust
-from keys.fingerprint import Fingerprint
-from protocol import merkle
-from protocol.canonical import canonical_json
-from protocol.crypto import Signer
-from protocol.encoding import b64d, b64e
-from protocol.objects.audit import AuditActor, AuditEntry, TreeHead, entry_commitment
-from protocol.objects.base import parse_timestamp
-from server import retention
-from server.audit import SqliteNodeStore, append_txn, entry_count, head_at, inclusion_proof
-from server.config import ServerConfig
-from server.context import AppContext
-from server.errors import Conflict, NotFound
-from server.serverkeys import ServerKeys as ServerKeyPair
-from server.storage import Db, Store, migrate
+from schakel.client import Partner, ServerMisbehaviour
+from schakel.client.audit import AuditMonitor
+from schakel.client.errors import ServerRefused
+from schakel.client.state import LocalState
+from schakel.client.trust import load_trust
+from schakel.keys.fingerprint import Fingerprint
+from schakel.protocol import merkle
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import Signer
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.objects.audit import AuditActor, AuditEntry, TreeHead, entry_commitment
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.server import retention
+from schakel.server.audit import SqliteNodeStore, append_txn, entry_count, head_at, inclusion_proof
+from schakel.server.config import ServerConfig
+from schakel.server.context import AppContext
+from schakel.server.errors import Conflict, NotFound
+from schakel.server.serverkeys import ServerKeys as ServerKeyPair
+from schakel.server.storage import Db, Store, migrate
 from tests.client_harness import (
     IDENTITY, INTAKE, PASSPHRASE, Cast, network_policy, running_server, standard_network,
 )
@@ -71,7 +71,7 @@ FORK, ROLLBACK = "audit-fork", "audit-rollback"
 
 class CallerConnection:
     """What :class:`AuditMonitor` and :func:`load_trust` use of
-    ``client.transport.Connection`` -- ``get`` -- sent through the harness's
+    ``schakel.client.transport.Connection`` -- ``get`` -- sent through the harness's
     :class:`Caller` as ``actor``: the same signed request to the in-process server, and a
     non-2xx answer raised as ``ServerRefused`` as the real connection does."""
 
@@ -479,15 +479,15 @@ class Scene:
         index of the release entry (the grantee verified its receipt).  ``backup``: a
         copy of the database just before the release."""
         c, grantee = self.cast.coordinator, self.cast.formal
-        consent = await c.record_consent(self.network, self.case, classes=["name"],
+        consent = await c.disclosure.record_consent(self.network, self.case, classes=["name"],
                                          partners=[grantee.key_id], purpose="huisbezoek",
                                          evidence=b"getekend toestemmingsformulier")
-        grant = await c.grant(self.network, self.case, consent=consent, grantee=grantee.key_id,
+        grant = await c.disclosure.grant(self.network, self.case, consent=consent, grantee=grantee.key_id,
                               classes=["name"], reason="huisbezoek voorbereiden")
         await grantee.sync(self.network)
         if backup is not None:
             _copy_database(self.db_path, backup)
-        return int((await grantee.release(self.network, grant)).receipt_index)
+        return int((await grantee.disclosure.release(self.network, grant)).receipt_index)
 
 
 def _copy_database(source: Path, target: Path) -> None:
@@ -504,16 +504,16 @@ async def build(s: Scene, **policy: Any) -> None:
     """The day's work of :class:`Scene` on its running server."""
     s.cast = cast = await standard_network(s.tmp_path, s.url, **policy)
     net, c = cast.network, cast.coordinator
-    s.case = await c.create_case(net, INTAKE, identity=IDENTITY)
-    await c.share(net, s.case, cast.shell.key_id, reason="hulp bij de boodschappen")
+    s.case = await c.cases.create(net, INTAKE, identity=IDENTITY)
+    await c.cases.share(net, s.case, cast.shell.key_id, reason="hulp bij de boodschappen")
     s.release = await s.release_to_grantee(backup=s.snapshot)
     for label in LATE:
         await cast.join(s.tmp_path, s.url, label, ring="shell")
     for p in cast.partners:
         await p.sync(net)
-    await c.verify_audit(net)
-    await cast.auditor.verify_audit(net)
-    shell_entries = await cast.shell.audit_entries(net)
+    await c.audit.verify(net)
+    await cast.auditor.audit.verify(net)
+    shell_entries = await cast.shell.audit.entries(net)
     [s.share] = [e["index"] for e in shell_entries if e["entry"]["action"] == "share"]
     assert all(p.misbehaviours() == [] for p in cast.partners)
 
@@ -733,7 +733,7 @@ TABLE: dict[str, tuple[Tampering, dict[str, set[str]]]] = {
 async def detection(p: Partner, network: str) -> set[str | None]:
     """What ``p``'s two audit reads raise (None for a read that returned normally)."""
     found: set[str | None] = set()
-    for read in (p.verify_audit, p.audit_entries):
+    for read in (p.audit.verify, p.audit.entries):
         try:
             await read(network)
         except ServerMisbehaviour as exc:
@@ -780,15 +780,15 @@ async def test_bodies_erased_by_retention_are_accepted_and_a_body_erased_above_t
     every reader entitled to it."""
     policy = {"identity_days": 30, "anonymous_days": 60, "audit_days": 1}
     async with scene(tmp_path, retention=policy) as s:
-        size = (await s.cast.coordinator.verify_audit(s.network)).size
+        size = (await s.cast.coordinator.audit.verify(s.network)).size
         [step] = [d for d in await _retention_pass_in(s, days=2) if d["step"] == "erase"]
         assert (step["erased_below"], step["erased"], step["audit_index"]) == (size, size, size)
         for name, reader in s.readers.items():
-            verified = await reader.verify_audit(s.network)
+            verified = await reader.audit.verify(s.network)
             assert (verified.size, verified.checked) == (size + 1, 1), name
             if name in ("coordinator", "auditor"):
                 assert verified.erased == size
-            [erase] = [e["entry"] for e in await reader.audit_entries(s.network)]
+            [erase] = [e["entry"] for e in await reader.audit.entries(s.network)]
             assert (erase["action"], erase["erased_below"]) == ("erase", size), name
         assert all(p.misbehaviours() == [] for p in s.cast.partners)
 
@@ -830,7 +830,7 @@ def test_the_client_raises_only_misbehaviour_names_the_specification_lists() -> 
     docs/protocol.md §16.8 lists exactly the names the client may raise."""
     import re
 
-    from client.errors import MISBEHAVIOURS
+    from schakel.client.errors import MISBEHAVIOURS
     spec = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
     listed = spec.split("### 16.8", 1)[1].split("`details.what`, one of", 1)[1].split(")", 1)[0]
     assert set(re.findall(r"`([a-z-]+)`", listed)) == MISBEHAVIOURS
@@ -888,7 +888,7 @@ async def test_receipts_of_append_txn_verify(tmp_path: Path) -> None:
 
 
 def test_merkle_log_over_sqlite_matches_the_list_functions(tmp_path: Path) -> None:
-    """MerkleLog over the SQLite node store gives the roots and proofs of protocol.merkle's
+    """MerkleLog over the SQLite node store gives the roots and proofs of schakel.protocol.merkle's
     list functions, for every size, and again after reopening the database."""
     rng = random.Random(6962)
     entries = [rng.randbytes(32) for _ in range(70)]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json
-from protocol.encoding import b64d, b64e
-from protocol.errors import MalformedError
+from schakel.protocol.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import MalformedError
 
 # --- RFC 8785 known answers ----------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The fast path of ``protocol.canonical.canonical_json`` writes exactly rfc8785's bytes
+"""The fast path of ``schakel.protocol.canonical.canonical_json`` writes exactly rfc8785's bytes
 (and refuses exactly what rfc8785 refuses, with the same error)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.canonical import MAX_SAFE_INTEGER, _plain, canonical_json
-from protocol.errors import MalformedError
+from schakel.protocol.canonical import MAX_SAFE_INTEGER, _plain, canonical_json
+from schakel.protocol.errors import MalformedError
 
 
 def _reference(value: Any) -> bytes | str:

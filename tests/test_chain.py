@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from keys.certify import issue_membership, make_genesis, new_network_id, revoke_membership
-from keys.chain import VerifiedGenesis, verify_genesis, verify_membership, verify_revocation
-from keys.fingerprint import Fingerprint, fingerprint
-from keys.partner import PartnerKeys
-from keys.rotation import rotate
-from protocol import signing
-from protocol.crypto import BoxSecretKey, Signer, sha256
-from protocol.errors import MalformedError, SignatureError, UntrustedKeyError
-from protocol.objects.network import default_policy
+from schakel.keys.certify import issue_membership, make_genesis, new_network_id, revoke_membership
+from schakel.keys.chain import VerifiedGenesis, verify_genesis, verify_membership, verify_revocation
+from schakel.keys.fingerprint import Fingerprint, fingerprint
+from schakel.keys.partner import PartnerKeys
+from schakel.keys.rotation import rotate
+from schakel.protocol import signing
+from schakel.protocol.crypto import BoxSecretKey, Signer, sha256
+from schakel.protocol.errors import MalformedError, SignatureError, UntrustedKeyError
+from schakel.protocol.objects.network import default_policy
 
 CREATED = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 ROTATED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -26,9 +26,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from client.cli import main
-from protocol.objects.network import default_policy
-from tests.cli_harness import PASSPHRASE, LiveServer, Org, free_port, schakel
+from schakel.cli.main import main
+from schakel.cli.serverprocess import ServerProcess
+from schakel.protocol.objects.network import default_policy
+from tests.cli_harness import PASSPHRASE, Org, free_port, live_server, schakel
 from tests.server_harness import IDENTITY, INTAKE
 
 COVENANT = "Convenant Buurtnetwerk 55+ Soesterkwartier: wij delen alleen wat nodig is.\n"
@@ -37,7 +38,7 @@ COVENANT = "Convenant Buurtnetwerk 55+ Soesterkwartier: wij delen alleen wat nod
 class World:
     """The shared network: the server, three organisations and the files they use."""
 
-    def __init__(self, root: Path, server: LiveServer) -> None:
+    def __init__(self, root: Path, server: ServerProcess) -> None:
         self.root, self.server = root, server
         self.coord = Org("coordinator", root / "coord")
         self.social = Org("social work", root / "social")
@@ -103,8 +104,7 @@ def create_network(w: World, *options: str) -> dict[str, Any]:
 def served(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[World]:
     """A running `schakel serve` and an empty world around it, stopped afterwards."""
     root = tmp_path_factory.mktemp(name)
-    server = LiveServer(root / "server-data")
-    server.start()
+    server = live_server(root / "server-data")
     try:
         yield World(root, server)
     finally:
@@ -323,7 +323,7 @@ def test_case_show_marks_an_action_that_breaks_the_policy(world: World) -> None:
     """An action written by a client that skipped the policy check (driven here through
     the library, as an old or hostile client would) is shown by another member's `case
     show`, marked, with the breach explained; `case list` counts it."""
-    from client import Partner
+    from schakel.client import Partner
     from tests.client_harness import write_unchecked
 
     made = world.social.json("case", "create", world.network,
@@ -598,11 +598,11 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 
 
 def test_every_policy_refusal_is_explained() -> None:
-    """Each reason code protocol.policy can give, and each the disclosure engine gives on
+    """Each reason code schakel.protocol.policy can give, and each the disclosure engine gives on
     its own (``Decision(False, code, ...)``), has a sentence for the coordinator."""
     import ast
 
-    from client.cli import REASONS
+    from schakel.cli.main import REASONS
 
     def refusals(path: Path) -> set[str]:
         """The codes of ``_deny(code, ...)`` and ``Decision(False, code, ...)`` calls."""

@@ -1,5 +1,5 @@
 """`schakel keys …` run as a coordinator or partner would: a real subprocess, real
-keystore files, checked output and exit codes (client/cli.py)."""
+keystore files, checked output and exit codes (cli/main.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def schakel(*args: str, cwd: Path, passphrase: str | None = "correct horse battery",
@@ -19,8 +18,7 @@ def schakel(*args: str, cwd: Path, passphrase: str | None = "correct horse batte
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
     if passphrase is not None:
         env["SCHAKEL_PASSPHRASE"] = passphrase
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "client.cli", *args], cwd=cwd, env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "schakel.cli", *args], cwd=cwd, env=env, text=True,
                           capture_output=True, input=stdin, timeout=120)
 
 

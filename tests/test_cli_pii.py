@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client.cli import main
-from client.commands.guard import TextRefusal, explain, refuse_early, showing
-from protocol import pii
-from protocol.errors import PolicyViolation
+from schakel.cli.main import main
+from schakel.cli.commands.guard import TextRefusal, explain, refuse_early, showing
+from schakel.protocol import pii
+from schakel.protocol.errors import PolicyViolation
 from tests.server_harness import INTAKE
 from tests.test_cli_flows import COVENANT, World, admit, create_network, init_all, served
 
@@ -282,7 +282,7 @@ def test_without_the_guards_word_lists_the_cli_refuses_and_sends_nothing(tmp_pat
     """A broken installation (Deduce's lists missing) is a refusal that says what to do, not
     a traceback and not a text let through unjudged."""
     program = ("import sys; sys.modules['deduce'] = None; sys.argv = ['schakel'] + sys.argv[1:];"
-               " from client.cli import main; main()")
+               " from schakel.cli.main import main; main()")
     result = subprocess.run(
         [sys.executable, "-c", program, "case", "note", "n" * 22, "c" * 22, "--text",
          "Buurvrouw belt over de tuin.", "--home", str(tmp_path / "home")],

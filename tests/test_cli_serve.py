@@ -1,5 +1,5 @@
 """`schakel server init` and `schakel serve` as an operator runs them: a real subprocess,
-a real data directory (client/commands/serve.py; docs/protocol.md §14, "Data directory")."""
+a real data directory (cli/commands/serve.py; docs/protocol.md §14, "Data directory")."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keys import Fingerprint
-from protocol.crypto import BoxPublicKey, VerifyKey
+from schakel.keys import Fingerprint
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def schakel(*args: str, passphrase: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
     if passphrase is not None:
         env["SCHAKEL_SERVER_PASSPHRASE"] = passphrase
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "client.cli", *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "schakel.cli", *args], env=env, text=True,
                           capture_output=True, timeout=120)
 
 

@@ -4,7 +4,7 @@ reader (docs/protocol.md §7; ADR 0012).
 The rules are about the anonymous layer, which the server cannot read: the writer's
 client refuses an action that breaks them before it is sent, and every client that folds
 a case judges each action again with the same pure function
-(``protocol.policy.check_action``).  An action written by a client that skipped the check
+(``schakel.protocol.policy.check_action``).  An action written by a client that skipped the check
 (:func:`tests.client_harness.write_unchecked`) is still shown to every reader -- the
 anonymous layer is the network's shared record -- but marked on its event and listed in
 the case's ``breaches``.  Real server, real partners; one test per rule.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from client import Partner
-from client.views import PolicyBreach
-from protocol.errors import PolicyViolation
+from schakel.client import Partner
+from schakel.client.views import PolicyBreach
+from schakel.protocol.errors import PolicyViolation
 from tests.client_harness import (
     INTAKE, Cast, running_server, standard_network, write_unchecked,
 )
@@ -57,9 +57,9 @@ async def new_case(cast: Cast, *, complex_case: bool = False) -> str:
     """A case of the formal core member, shared with the shell partner, so that every
     member of the cast folds it: coordinator, both core members, the shell partner."""
     n = cast.network
-    case = await cast.formal.create_case(n, {**INTAKE, "complex": complex_case})
+    case = await cast.formal.cases.create(n, {**INTAKE, "complex": complex_case})
     await cast.coordinator.sync(n)
-    await cast.coordinator.share(n, case, cast.shell.key_id, reason="vraag aan de huisarts")
+    await cast.coordinator.cases.share(n, case, cast.shell.key_id, reason="vraag aan de huisarts")
     return case
 
 
@@ -72,7 +72,7 @@ async def breaches_seen(cast: Cast, case: str) -> dict[str, list[PolicyBreach]]:
     seen = {}
     for p in readers(cast):
         await p.sync(cast.network)
-        view = p.case(cast.network, case)
+        view = p.cases.get(cast.network, case)
         assert view.readable, p.name
         seen[p.name] = view.breaches
     return seen
@@ -81,7 +81,7 @@ async def breaches_seen(cast: Cast, case: str) -> dict[str, list[PolicyBreach]]:
 async def assert_flagged_by_every_reader(cast: Cast, case: str, seq: int, reason: str) -> None:
     for p in readers(cast):
         await p.sync(cast.network)
-        view = p.case(cast.network, case)
+        view = p.cases.get(cast.network, case)
         event = next(e for e in view.events if e.seq == seq)
         assert event.plaintext is not None and event.plaintext["kind"] == "action", \
             f"{p.name} no longer shows the action"
@@ -107,13 +107,13 @@ async def test_formal_action_with_a_reason_that_says_nothing_is_refused_before_s
     case = await new_case(cast)
     for placeholder in ("x", "n.v.t.", "-", "zie"):
         with pytest.raises(PolicyViolation) as refused:
-            await cast.formal.add_event(n, case, formal(cast.formal.key_id,
+            await cast.formal.cases.add_event(n, case, formal(cast.formal.key_id,
                                                         informal_not_possible=placeholder))
         details = refused.value.details
         assert details["reason"] == "formal-action-reason-says-nothing" and details["early"]
         assert "10 letters" in refused.value.message
     await cast.coordinator.sync(n)
-    assert [e.seq for e in cast.coordinator.case(n, case).events] == [1], "something was sent"
+    assert [e.seq for e in cast.coordinator.cases.get(n, case).events] == [1], "something was sent"
 
 
 async def test_formal_action_with_a_reason_that_says_nothing_is_flagged_by_every_reader(
@@ -130,7 +130,7 @@ async def test_readers_respect_the_policy_without_formal_action_reason(tmp_path:
     async for cast, _ in opened(tmp_path, formal_action_reason=False):
         n = cast.network
         case = await new_case(cast)
-        await cast.formal.add_event(n, case, formal(cast.formal.key_id))
+        await cast.formal.cases.add_event(n, case, formal(cast.formal.key_id))
         await write_unchecked(cast.formal, n, case, formal(cast.formal.key_id,
                                                            informal_not_possible="x"))
         seen = await breaches_seen(cast, case)
@@ -145,7 +145,7 @@ async def test_informal_action_on_a_complex_case_without_professional_is_refused
     n = cast.network
     case = await new_case(cast, complex_case=True)
     with pytest.raises(PolicyViolation) as refused:
-        await cast.informal.add_event(n, case, informal(cast.informal.key_id))
+        await cast.informal.cases.add_event(n, case, informal(cast.informal.key_id))
     assert refused.value.details["reason"] == "informal-action-needs-professional"
 
 
@@ -165,14 +165,14 @@ async def test_actions_that_fit_the_policy_are_not_flagged(cast: Cast) -> None:
     one that names the supporting professional."""
     n = cast.network
     simple, complex_case = await new_case(cast), await new_case(cast, complex_case=True)
-    await cast.formal.add_event(n, simple, formal(cast.formal.key_id, informal_not_possible=REASON))
-    await cast.formal.add_event(n, simple, formal(cast.formal.key_id, help_type="combined"))
-    await cast.informal.add_event(n, simple, informal(cast.informal.key_id))
-    await cast.informal.add_event(n, complex_case, informal(
+    await cast.formal.cases.add_event(n, simple, formal(cast.formal.key_id, informal_not_possible=REASON))
+    await cast.formal.cases.add_event(n, simple, formal(cast.formal.key_id, help_type="combined"))
+    await cast.informal.cases.add_event(n, simple, informal(cast.informal.key_id))
+    await cast.informal.cases.add_event(n, complex_case, informal(
         cast.informal.key_id, supporting_professional=cast.formal.key_id))
     for case, actions in ((simple, 3), (complex_case, 1)):
         for p in readers(cast):
             await p.sync(n)
-            view = p.case(n, case)
+            view = p.cases.get(n, case)
             assert len(view.state["actions"]) == actions, p.name
             assert view.breaches == [] and all(e.breach is None for e in view.events), p.name

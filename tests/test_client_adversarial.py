@@ -1,6 +1,6 @@
 """The client against a lying server (docs/threat-model.md §5.2; ADR 0007, "Verification").
 
-Every test runs real partners (``client.Partner``, public API only) against the real
+Every test runs real partners (``schakel.client.Partner``, public API only) against the real
 server behind :mod:`tests.tamper_proxy`, a reverse proxy that rewrites one kind of answer
 the way a compromised server would.  Each attack test asserts three things, because each
 alone can pass for the wrong reason:
@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
-from client import Partner, ServerMisbehaviour
-from protocol.errors import UntrustedKeyError
+from schakel.client import Partner, ServerMisbehaviour
+from schakel.protocol.errors import UntrustedKeyError
 from tests.client_harness import make_partner, server_fingerprint
 from tests.tamper_proxy import (
     TamperedServer, rewrite_audit_entry, rewrite_audit_proof, roll_back_head, tampered_server,
@@ -84,17 +84,17 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         coord = await new_partner(tmp_path, env.url, "coordinator")
         victim = await new_partner(tmp_path, env.url, "victim")
         try:
-            network = await coord.create_network(name="Buurtnetwerk Test", kind="neighbourhood",
+            network = await coord.networks.create(name="Buurtnetwerk Test", kind="neighbourhood",
                                                  covenant=COVENANT,
                                                  server_fingerprint=server_fingerprint(env.url))
-            await coord.admit(network, victim.bundle(), ring="core", party="formal",
+            await coord.networks.admit(network, victim.bundle(), ring="core", party="formal",
                              fingerprint=victim.fingerprint)
             victim.trust(network, coord.fingerprint)
-            await victim.accept_covenant(network, COVENANT)
-            case_a = await coord.create_case(network, INTAKE, identity=IDENTITY)
-            case_b = await coord.create_case(network, INTAKE_B)
+            await victim.networks.accept_covenant(network, COVENANT)
+            case_a = await coord.cases.create(network, INTAKE, identity=IDENTITY)
+            case_b = await coord.cases.create(network, INTAKE_B)
             await victim.sync(network)
-            assert victim.case(network, case_a).readable and victim.case(network, case_b).readable
+            assert victim.cases.get(network, case_a).readable and victim.cases.get(network, case_b).readable
             assert victim.misbehaviours() == []
             yield World(env, coord, victim, network, case_a, case_b, tmp_path)
         finally:
@@ -125,20 +125,20 @@ def assert_caught(p: Partner, exc: ServerMisbehaviour, what: str | set[str],
 
 def snapshot(p: Partner, network: str, case: str) -> dict[str, Any]:
     """What the partner believes about a case (events and folded state)."""
-    view = p.case(network, case)
+    view = p.cases.get(network, case)
     return {"events": [(e.seq, e.event, e.plaintext) for e in view.events], "state": view.state,
             "status": view.status, "case_key_version": view.case_key_version}
 
 
 def seqs(p: Partner, network: str, case: str) -> list[int]:
-    return [e.seq for e in p.case(network, case).events]
+    return [e.seq for e in p.cases.get(network, case).events]
 
 
 async def grow_log(w: World, label: str) -> None:
     """The coordinator admits a new shell partner: one more audit entry."""
     late = await new_partner(w.tmp_path, w.env.url, label)
     try:
-        await w.coord.admit(w.network, late.bundle(), ring="shell", party="formal",
+        await w.coord.networks.admit(w.network, late.bundle(), ring="shell", party="formal",
                             fingerprint=late.fingerprint)
     finally:
         await late.close()
@@ -147,7 +147,7 @@ async def grow_log(w: World, label: str) -> None:
 def believed(p: Partner, text: str, kinds: tuple[str, ...]) -> bool:
     """Whether ``text`` (a key, a root) occurs in any verified document of ``kinds`` the
     partner stored (ADR 0007 local state: ``state.docs(kind)``)."""
-    return any(text in json.dumps(p.state.docs(kind), default=str) for kind in kinds)
+    return any(text in json.dumps(p.session.state.docs(kind), default=str) for kind in kinds)
 
 
 # =========================================================================== control
@@ -158,27 +158,27 @@ async def test_control_the_same_flows_untampered_pass(world: World) -> None:
     events of two cases, a member admitted later, the audit log verified, a release with
     its receipt, and the grown log verified again.  Nothing is flagged."""
     w, p, net = world, world.victim, world.network
-    await w.coord.add_event(net, w.case_a, note("Huisbezoek gepland."))
-    await w.coord.add_event(net, w.case_b, note("Budgetcoach gevraagd."))
-    await w.coord.add_event(net, w.case_a, note("Buurvrouw houdt contact."))
+    await w.coord.cases.add_event(net, w.case_a, note("Huisbezoek gepland."))
+    await w.coord.cases.add_event(net, w.case_b, note("Budgetcoach gevraagd."))
+    await w.coord.cases.add_event(net, w.case_a, note("Buurvrouw houdt contact."))
     third = await new_partner(w.tmp_path, w.env.url, "third")
     try:
-        member = await w.coord.admit(net, third.bundle(), ring="core", party="formal",
+        member = await w.coord.networks.admit(net, third.bundle(), ring="core", party="formal",
                                      fingerprint=third.fingerprint)
         await p.sync(net)
         assert seqs(p, net, w.case_a) == [1, 2, 3] and seqs(p, net, w.case_b) == [1, 2]
-        assert p.case(net, w.case_a).state["notes"], "the notes were not folded"
-        assert member in {m["key_id"] for m in p.members(net)}
-        first = await w.coord.verify_audit(net)
-        consent = await w.coord.record_consent(net, w.case_a, classes=["name"],
+        assert p.cases.get(net, w.case_a).state["notes"], "the notes were not folded"
+        assert member in {m["key_id"] for m in p.networks.members(net)}
+        first = await w.coord.audit.verify(net)
+        consent = await w.coord.disclosure.record_consent(net, w.case_a, classes=["name"],
                                                partners=[p.key_id], purpose="huisbezoek",
                                                evidence=b"getekend formulier")
-        grant = await w.coord.grant(net, w.case_a, consent=consent, grantee=p.key_id,
+        grant = await w.coord.disclosure.grant(net, w.case_a, consent=consent, grantee=p.key_id,
                                     classes=["name"], reason="huisbezoek voorbereiden")
-        released = await p.release(net, grant)
+        released = await p.disclosure.release(net, grant)
         assert released.classes == {"name": IDENTITY["name"]}
-        assert p.identity(net, w.case_a) == {"name": IDENTITY["name"]}
-        second = await w.coord.verify_audit(net)
+        assert p.identity.get(net, w.case_a) == {"name": IDENTITY["name"]}
+        second = await w.coord.audit.verify(net)
         assert second.size > first.size   # consent, grant and release were audited
     finally:
         await third.close()
@@ -194,8 +194,8 @@ async def test_swapped_event_ciphertext_between_cases(world: World) -> None:
     the ciphertext, so the swap is a bad signature, and case A is unchanged."""
     w, p, net = world, world.victim, world.network
     before = snapshot(p, net, w.case_a)
-    await w.coord.add_event(net, w.case_a, note("Huisbezoek gepland."))
-    await w.coord.add_event(net, w.case_b, note("Budgetcoach gevraagd."))
+    await w.coord.cases.add_event(net, w.case_a, note("Huisbezoek gepland."))
+    await w.coord.cases.add_event(net, w.case_b, note("Budgetcoach gevraagd."))
     w.proxy.swap_event_ciphertext(net, w.case_a, w.case_b)
     exc = await misbehaviour(w.proxy, p.sync(net))
     assert_caught(p, exc, "bad-signature", w.proxy)
@@ -207,13 +207,13 @@ async def test_event_envelope_of_another_case_moved_under_this_case(world: World
     case B, so it is a context mismatch; case A is unchanged and B gets no second copy."""
     w, p, net = world, world.victim, world.network
     before_a = snapshot(p, net, w.case_a)
-    await w.coord.add_event(net, w.case_a, note("Huisbezoek gepland."))
-    await w.coord.add_event(net, w.case_b, note("Budgetcoach gevraagd."))
+    await w.coord.cases.add_event(net, w.case_a, note("Huisbezoek gepland."))
+    await w.coord.cases.add_event(net, w.case_b, note("Budgetcoach gevraagd."))
     w.proxy.move_event_envelope(net, w.case_a, w.case_b)
     exc = await misbehaviour(w.proxy, p.sync(net))
     assert_caught(p, exc, "context-mismatch", w.proxy)
     assert snapshot(p, net, w.case_a) == before_a
-    events_b = [e.event for e in p.case(net, w.case_b).events]
+    events_b = [e.event for e in p.cases.get(net, w.case_b).events]
     assert len(events_b) == len(set(events_b))
 
 
@@ -226,11 +226,11 @@ async def test_replayed_event(world: World) -> None:
            for it in ex.body.get("items", [])
            if it["kind"] == "event" and it["case"] == w.case_a]
     assert old, "the victim's first sync delivered no event of case A"
-    await w.coord.add_event(net, w.case_a, note("Huisbezoek gepland."))
+    await w.coord.cases.add_event(net, w.case_a, note("Huisbezoek gepland."))
     w.proxy.replay_event(net, old[0])
     exc = await misbehaviour(w.proxy, p.sync(net))
     assert_caught(p, exc, "event-replayed", w.proxy)
-    view = p.case(net, w.case_a)
+    view = p.cases.get(net, w.case_a)
     ids = [e.event for e in view.events]
     assert len(ids) == len(set(ids)), "the replayed event was applied twice"
     assert seqs(p, net, w.case_a) == list(range(1, len(ids) + 1))
@@ -242,8 +242,8 @@ async def test_reordered_events(world: World) -> None:
     first, so neither is believed."""
     w, p, net = world, world.victim, world.network
     before = snapshot(p, net, w.case_a)
-    await w.coord.add_event(net, w.case_a, note("Huisbezoek gepland."))
-    await w.coord.add_event(net, w.case_a, note("Buurvrouw houdt contact."))
+    await w.coord.cases.add_event(net, w.case_a, note("Huisbezoek gepland."))
+    await w.coord.cases.add_event(net, w.case_a, note("Buurvrouw houdt contact."))
     w.proxy.reorder_events(net, w.case_a)
     exc = await misbehaviour(w.proxy, p.sync(net))
     assert_caught(p, exc, "event-reordered", w.proxy)
@@ -254,7 +254,7 @@ async def test_dropped_event(world: World) -> None:
     """An event removed from the middle of a case's chain: the next one does not link."""
     w, p, net = world, world.victim, world.network
     for text in ("Huisbezoek gepland.", "Buurvrouw houdt contact.", "Huisarts ingelicht."):
-        await w.coord.add_event(net, w.case_a, note(text))
+        await w.coord.cases.add_event(net, w.case_a, note(text))
     w.proxy.drop_event(net, w.case_a, seq=3)
     exc = await misbehaviour(w.proxy, p.sync(net))
     assert_caught(p, exc, "event-missing", w.proxy)
@@ -266,14 +266,14 @@ async def test_dropped_event_is_fetched_once_the_server_stops_lying(world: World
     chain (the client did not move its cursor past what it refused)."""
     w, p, net = world, world.victim, world.network
     for text in ("Huisbezoek gepland.", "Buurvrouw houdt contact.", "Huisarts ingelicht."):
-        await w.coord.add_event(net, w.case_a, note(text))
+        await w.coord.cases.add_event(net, w.case_a, note(text))
     w.proxy.drop_event(net, w.case_a, seq=3)
     with pytest.raises(ServerMisbehaviour):
         await p.sync(net)
     w.proxy.clear()
     await p.sync(net)
     assert seqs(p, net, w.case_a) == [1, 2, 3, 4]
-    assert len(p.case(net, w.case_a).state["notes"]) == 3
+    assert len(p.cases.get(net, w.case_a).state["notes"]) == 3
 
 
 # =========================================================================== keys and members
@@ -287,16 +287,16 @@ async def test_substituted_member_key(world: World, which: str) -> None:
     w, p, net = world, world.victim, world.network
     newcomer = await new_partner(w.tmp_path, w.env.url, "newcomer")
     try:
-        member = await w.coord.admit(net, newcomer.bundle(), ring="core", party="formal",
+        member = await w.coord.networks.admit(net, newcomer.bundle(), ring="core", party="formal",
                            fingerprint=newcomer.fingerprint)
     finally:
         await newcomer.close()
     _rule, fake_id = w.proxy.substitute_member_key(net, member, which)
     exc = await misbehaviour(w.proxy, p.sync(net))
     assert_caught(p, exc, "member-key-substituted", w.proxy)
-    assert fake_id not in {m["key_id"] for m in p.members(net)}
+    assert fake_id not in {m["key_id"] for m in p.networks.members(net)}
     substituted = _substituted_value(w, net, member, which)
-    assert believed(p, p.keys.signer.verify_key.b64(), ("membership",)), \
+    assert believed(p, p.session.keys.signer.verify_key.b64(), ("membership",)), \
         "held memberships are not where this looks"
     assert not believed(p, substituted, ("membership",)), "the substituted key was stored"
 
@@ -325,7 +325,7 @@ async def test_substituted_genesis_coordinator_key(world: World, contact: str) -
     newcomer = None
     if contact == "first-contact":
         newcomer = await new_partner(w.tmp_path, w.env.url, "newcomer")
-        await w.coord.admit(net, newcomer.bundle(), ring="core", party="formal",
+        await w.coord.networks.admit(net, newcomer.bundle(), ring="core", party="formal",
                            fingerprint=newcomer.fingerprint)
         newcomer.trust(net, w.coord.fingerprint)
         p = newcomer
@@ -335,7 +335,7 @@ async def test_substituted_genesis_coordinator_key(world: World, contact: str) -
         assert_caught(p, exc, "genesis-untrusted", w.proxy)
         assert not believed(p, attacker.verify_key.b64(), ("genesis", "membership"))
         if contact == "known-network":
-            assert believed(p, w.coord.keys.signer.verify_key.b64(), ("genesis",)), \
+            assert believed(p, w.coord.session.keys.signer.verify_key.b64(), ("genesis",)), \
                 "the held genesis is not where this looks"
     finally:
         if newcomer is not None:
@@ -349,23 +349,23 @@ async def test_substituted_server_keys_at_network_creation(world: World, which: 
     out, so the client refuses them as untrusted before it signs or sends a genesis: there
     is no network yet to record a misbehaviour for, and nothing of the lie is kept."""
     w = world
-    before = w.coord.networks()
+    before = w.coord.networks.trusted()
     registered = len(w.proxy.seen("POST", "/v1/networks"))
     w.proxy.substitute_server_keys(which)
     with pytest.raises(UntrustedKeyError) as caught:
-        await w.coord.create_network(name="Buurtnetwerk Nieuw", kind="neighbourhood",
+        await w.coord.networks.create(name="Buurtnetwerk Nieuw", kind="neighbourhood",
                                      covenant=COVENANT,
                                      server_fingerprint=server_fingerprint(w.env.url))
     assert w.proxy.hits() > 0, "the proxy rewrote nothing: the attack never reached the client"
     assert "server fingerprint" in caught.value.message and caught.value.code == "untrusted_key"
     assert len(w.proxy.seen("POST", "/v1/networks")) == registered, \
         "a genesis was sent with the lie in it"
-    assert w.coord.networks() == before
+    assert w.coord.networks.trusted() == before
     w.proxy.clear()
-    honest = await w.coord.create_network(name="Buurtnetwerk Nieuw", kind="neighbourhood",
+    honest = await w.coord.networks.create(name="Buurtnetwerk Nieuw", kind="neighbourhood",
                                           covenant=COVENANT,
                                           server_fingerprint=server_fingerprint(w.env.url))
-    assert honest in w.coord.networks()
+    assert honest in w.coord.networks.trusted()
 
 
 # =========================================================================== the audit log
@@ -377,17 +377,17 @@ async def test_forked_audit_log(world: World) -> None:
     client keeps the head it held: once the server stops lying, the real log verifies
     against it again."""
     w, c, net = world, world.coord, world.network
-    honest = await c.verify_audit(net)
+    honest = await c.audit.verify(net)
     assert honest.size >= 2
     forged = w.env.fork_audit_log(net, index=1)
     assert forged.size == honest.size
-    exc = await misbehaviour(w.proxy, c.verify_audit(net))
+    exc = await misbehaviour(w.proxy, c.audit.verify(net))
     assert_caught(c, exc, "audit-fork", w.proxy)
     forged_root = forged.head()["signed"]["root"]
     assert believed(c, honest.root, ("tree-head",)), "held heads are not where this looks"
     assert not believed(c, forged_root, ("tree-head",)), "the forked head was kept"
     w.proxy.clear()
-    again = await c.verify_audit(net)
+    again = await c.audit.verify(net)
     assert (again.size, again.root) == (honest.size, honest.root)
 
 
@@ -395,12 +395,12 @@ async def test_rewritten_audit_entry(world: World) -> None:
     """An entry's body changed in the entries answer, its commitment and every head left
     alone: the recomputed commitment is not the logged leaf."""
     w, c, net = world, world.coord, world.network
-    honest = await c.verify_audit(net)
+    honest = await c.audit.verify(net)
     rewrite_audit_entry(w.proxy, net, index=1)
-    exc = await misbehaviour(w.proxy, c.verify_audit(net))
+    exc = await misbehaviour(w.proxy, c.audit.verify(net))
     assert_caught(c, exc, "audit-entry-rewritten", w.proxy)
     w.proxy.clear()
-    again = await c.verify_audit(net)
+    again = await c.audit.verify(net)
     assert (again.size, again.root) == (honest.size, honest.root)
 
 
@@ -415,15 +415,15 @@ async def test_wrong_inclusion_proof_in_an_audit_page(world: World, reader: str,
     real pages verify again afterwards."""
     w, net = world, world.network
     p = w.coord if reader == "coordinator" else w.victim
-    [index, *_] = [e["index"] for e in await w.victim.audit_entries(net)
+    [index, *_] = [e["index"] for e in await w.victim.audit.entries(net)
                    if e["entry"].get("subject") == w.victim.key_id]
-    honest = await p.verify_audit(net)
+    honest = await p.audit.verify(net)
     rewrite_audit_proof(w.proxy, net, index, how)
-    for read in (p.verify_audit, p.audit_entries):
+    for read in (p.audit.verify, p.audit.entries):
         exc = await misbehaviour(w.proxy, read(net))
         assert_caught(p, exc, "audit-entry-rewritten", w.proxy)
     w.proxy.clear()
-    again = await p.verify_audit(net)
+    again = await p.audit.verify(net)
     assert (again.size, again.root) == (honest.size, honest.root)
 
 
@@ -433,9 +433,9 @@ async def test_audit_page_with_an_entry_beyond_its_size_is_caught(world: World) 
     latest, and adds the new (real) entry to the page of that size: caught, not
     skipped."""
     w, c, net = world, world.coord, world.network
-    held = await c.verify_audit(net)
+    held = await c.audit.verify(net)
     await grow_log(w, "late")
-    page = await c.conn.get(f"/v1/networks/{net}/audit/entries",
+    page = await c.session.conn.get(f"/v1/networks/{net}/audit/entries",
                             {"after": held.size, "size": held.size + 1})
     [newer] = page["items"]
     roll_back_head(w.proxy, w.env.db_path, net, held.size)
@@ -444,7 +444,7 @@ async def test_audit_page_with_an_entry_beyond_its_size_is_caught(world: World) 
         body["items"].append(copy.deepcopy(newer))
         return body
     w.proxy.on("GET", rf"/v1/networks/{net}/audit/entries", extend, times=1)
-    exc = await misbehaviour(w.proxy, c.verify_audit(net))
+    exc = await misbehaviour(w.proxy, c.audit.verify(net))
     assert_caught(c, exc, "audit-entry-rewritten", w.proxy)
     assert exc.details.get("index") == held.size, exc.message
 
@@ -453,15 +453,15 @@ async def test_audit_log_rolled_back(world: World) -> None:
     """After the client verified a larger log, the server serves an older (really signed)
     head as the latest: a rollback."""
     w, c, net = world, world.coord, world.network
-    older = await c.verify_audit(net)
+    older = await c.audit.verify(net)
     await grow_log(w, "late")
-    newer = await c.verify_audit(net)
+    newer = await c.audit.verify(net)
     assert newer.size > older.size
     roll_back_head(w.proxy, w.env.db_path, net, older.size)
-    exc = await misbehaviour(w.proxy, c.verify_audit(net))
+    exc = await misbehaviour(w.proxy, c.audit.verify(net))
     assert_caught(c, exc, "audit-rollback", w.proxy)
     w.proxy.clear()
-    again = await c.verify_audit(net)
+    again = await c.audit.verify(net)
     assert (again.size, again.root) == (newer.size, newer.root)
 
 
@@ -470,11 +470,11 @@ async def test_audit_log_rolled_back_is_caught_by_sync(world: World) -> None:
     runs an audit still notices a log that shrank since it last looked."""
     w, c, net = world, world.coord, world.network
     await c.sync(net)
-    older = c._audit(net).latest
+    older = c.audit.monitor(net).latest
     assert older is not None
     await grow_log(w, "late2")
     await c.sync(net)
-    assert c._audit(net).latest.size > older.size
+    assert c.audit.monitor(net).latest.size > older.size
     roll_back_head(w.proxy, w.env.db_path, net, older.size)
     exc = await misbehaviour(w.proxy, c.sync(net))
     assert_caught(c, exc, "audit-rollback", w.proxy)
@@ -484,16 +484,16 @@ async def test_audit_log_rolled_back_is_caught_by_sync(world: World) -> None:
 
 
 async def _granted(w: World, classes: list[str]) -> str:
-    consent = await w.coord.record_consent(w.network, w.case_a, classes=classes,
+    consent = await w.coord.disclosure.record_consent(w.network, w.case_a, classes=classes,
                                            partners=[w.victim.key_id], purpose="huisbezoek",
                                            evidence=b"getekend formulier")
-    return await w.coord.grant(w.network, w.case_a, consent=consent, grantee=w.victim.key_id,
+    return await w.coord.disclosure.grant(w.network, w.case_a, consent=consent, grantee=w.victim.key_id,
                                classes=classes, reason="huisbezoek voorbereiden")
 
 
 def assert_no_identity(p: Partner, network: str, case: str) -> None:
-    assert p.identity(network, case) == {}, "identity stored from an unverified release"
-    assert p.state.secret_refs("class-key", (network, case)) == [], "a class key was stored"
+    assert p.identity.get(network, case) == {}, "identity stored from an unverified release"
+    assert p.session.state.secret_refs("class-key", (network, case)) == [], "a class key was stored"
 
 
 async def test_release_receipt_stripped(world: World) -> None:
@@ -502,7 +502,7 @@ async def test_release_receipt_stripped(world: World) -> None:
     w, p, net = world, world.victim, world.network
     grant = await _granted(w, ["name"])
     w.proxy.strip_receipt(net)
-    exc = await misbehaviour(w.proxy, p.release(net, grant))
+    exc = await misbehaviour(w.proxy, p.disclosure.release(net, grant))
     assert_caught(p, exc, "receipt-missing", w.proxy)
     assert_no_identity(p, net, w.case_a)
 
@@ -514,7 +514,7 @@ async def test_release_receipt_corrupted(world: World, how: str) -> None:
     w, p, net = world, world.victim, world.network
     grant = await _granted(w, ["name"])
     w.proxy.corrupt_receipt(net, how)
-    exc = await misbehaviour(w.proxy, p.release(net, grant))
+    exc = await misbehaviour(w.proxy, p.disclosure.release(net, grant))
     assert_caught(p, exc, "receipt-invalid", w.proxy)
     assert_no_identity(p, net, w.case_a)
 
@@ -528,6 +528,6 @@ async def test_released_class_keys_swapped(world: World) -> None:
     w, p, net = world, world.victim, world.network
     grant = await _granted(w, ["address", "name"])
     w.proxy.swap_released_class_keys(net)
-    exc = await misbehaviour(w.proxy, p.release(net, grant))
+    exc = await misbehaviour(w.proxy, p.disclosure.release(net, grant))
     assert_caught(p, exc, {"ciphertext-swapped", "context-mismatch"}, w.proxy)
     assert_no_identity(p, net, w.case_a)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from client import ServerMisbehaviour, ServerRefused
-from client.disclosure import new_id
-from client.partner import Partner
-from protocol.errors import PolicyViolation
+from schakel.client import ServerMisbehaviour, ServerRefused
+from schakel.client.wire import new_id
+from schakel.client.partner import Partner
+from schakel.protocol.errors import PolicyViolation
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, network_policy, running_server, server_fingerprint,
     standard_network,
@@ -32,16 +32,16 @@ async def consented_grant(cast: Any, case: str, grantee: Partner,
     """The coordinator records the person's consent for ``grantee`` and grants it."""
     coordinator, network = cast.coordinator, cast.network
     await coordinator.sync(network)
-    consent = await coordinator.record_consent(
+    consent = await coordinator.disclosure.record_consent(
         network, case, classes=classes, partners=[grantee.key_id],
         purpose="Afstemming van hulp rond de woning.", evidence=EVIDENCE)
-    grant = await coordinator.grant(network, case, consent=consent, grantee=grantee.key_id,
+    grant = await coordinator.disclosure.grant(network, case, consent=consent, grantee=grantee.key_id,
                                     classes=classes, reason="huisbezoek plannen")
     return consent, grant
 
 
 async def entries_by_index(partner: Partner, network: str) -> dict[int, dict[str, Any]]:
-    return {e["index"]: e["entry"] for e in await partner.audit_entries(network)}
+    return {e["index"]: e["entry"] for e in await partner.audit.entries(network)}
 
 
 async def test_consent_grant_release_gives_the_grantee_the_identity_and_is_audited(
@@ -50,16 +50,16 @@ async def test_consent_grant_release_gives_the_grantee_the_identity_and_is_audit
         cast = await standard_network(tmp_path, url)
         try:
             network, grantee = cast.network, cast.informal
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
-            assert grantee.identity(network, case) == {}
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
+            assert grantee.identity.get(network, case) == {}
             consent, grant = await consented_grant(cast, case, grantee)
 
             await grantee.sync(network)
-            released = await grantee.release(network, grant)
+            released = await grantee.disclosure.release(network, grant)
             assert (released.network, released.case) == (network, case)
             assert released.classes == NAME_ADDRESS
-            assert grantee.identity(network, case) == NAME_ADDRESS
-            assert grantee.state.get_doc("pending-release", (network, grant)) is None
+            assert grantee.identity.get(network, case) == NAME_ADDRESS
+            assert grantee.session.state.get_doc("pending-release", (network, grant)) is None
 
             for reader in (cast.coordinator, grantee):     # the grantee reads its own entry
                 entry = (await entries_by_index(reader, network))[released.receipt_index]
@@ -71,7 +71,7 @@ async def test_consent_grant_release_gives_the_grantee_the_identity_and_is_audit
             actions = [e["action"] for e in (await entries_by_index(cast.coordinator,
                                                                     network)).values()]
             assert {"consent", "grant", "release"} <= set(actions)
-            assert (await cast.coordinator.verify_audit(network)).checked >= len(actions)
+            assert (await cast.coordinator.audit.verify(network)).checked >= len(actions)
         finally:
             await cast.close()
 
@@ -84,15 +84,15 @@ async def test_grant_refused_early_for_an_informal_party_asking_official(tmp_pat
         cast = await standard_network(tmp_path, url)
         try:
             network, coordinator = cast.network, cast.coordinator
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
             await coordinator.sync(network)
-            consent = await coordinator.record_consent(
+            consent = await coordinator.disclosure.record_consent(
                 network, case, classes=["name", "official"], parties=["informal"],
                 purpose="Aanvraag bij de gemeente.", evidence=EVIDENCE)
-            size = (await coordinator.verify_audit(network)).size
+            size = (await coordinator.audit.verify(network)).size
 
             with pytest.raises(PolicyViolation) as refused:
-                await coordinator.grant(network, case, consent=consent,
+                await coordinator.disclosure.grant(network, case, consent=consent,
                                         grantee=cast.informal.key_id,
                                         classes=["name", "official"], reason="aanvraag")
             assert refused.value.details["reason"] == "informal-class-not-allowed"
@@ -101,10 +101,10 @@ async def test_grant_refused_early_for_an_informal_party_asking_official(tmp_pat
             assert "official" in refused.value.message
 
             after = await entries_by_index(coordinator, network)
-            assert (await coordinator.verify_audit(network)).size == size
+            assert (await coordinator.audit.verify(network)).size == size
             assert not [e for e in after.values() if e["action"] in ("deny", "grant")]
             # The allowed part of the same request goes through.
-            await coordinator.grant(network, case, consent=consent, grantee=cast.informal.key_id,
+            await coordinator.disclosure.grant(network, case, consent=consent, grantee=cast.informal.key_id,
                                     classes=["name"], reason="aanvraag")
         finally:
             await cast.close()
@@ -116,21 +116,21 @@ async def test_revoked_consent_purge_instruction_is_executed_and_acknowledged_by
         cast = await standard_network(tmp_path, url)
         try:
             network, grantee, coordinator = cast.network, cast.informal, cast.coordinator
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
             consent, grant = await consented_grant(cast, case, grantee)
             await grantee.sync(network)
-            await grantee.release(network, grant)
-            assert grantee.state.secret_refs("class-key", (network, case))
+            await grantee.disclosure.release(network, grant)
+            assert grantee.session.state.secret_refs("class-key", (network, case))
 
-            instructions = await coordinator.revoke_consent(network, case, consent,
+            instructions = await coordinator.disclosure.revoke_consent(network, case, consent,
                                                             reason="de persoon trekt in")
             assert len(instructions) == 1
             report = await grantee.duties(network)
             assert report.purged == instructions
-            assert grantee.identity(network, case) == {}
-            assert grantee.state.secret_refs("class-key", (network, case)) == []
+            assert grantee.identity.get(network, case) == {}
+            assert grantee.session.state.secret_refs("class-key", (network, case)) == []
             # The owner keeps its own identity: a purge concerns released copies.
-            assert cast.formal.identity(network, case)["name"] == IDENTITY["name"]
+            assert cast.formal.identity.get(network, case)["name"] == IDENTITY["name"]
 
             entries = await entries_by_index(coordinator, network)
             acks = [e for e in entries.values() if e["action"] == "purge-ack"]
@@ -140,9 +140,9 @@ async def test_revoked_consent_purge_instruction_is_executed_and_acknowledged_by
             assert (await grantee.duties(network)).purged == []
             # And a release under the revoked consent is refused by the server.
             with pytest.raises(Exception) as denied:
-                await grantee.release(network, grant)
+                await grantee.disclosure.release(network, grant)
             assert getattr(denied.value, "code", None) == "policy_violation"
-            assert grantee.identity(network, case) == {}
+            assert grantee.identity.get(network, case) == {}
         finally:
             await cast.close()
 
@@ -156,27 +156,27 @@ async def test_bemoeizorg_invoke_cosign_release_review_in_an_oggz_network(
             arts = await cast.join(tmp_path, url, "ggd-arts", roles=("bemoeizorg",))
             vpk = await cast.join(tmp_path, url, "ggd-vpk", roles=("bemoeizorg",))
             await cast.formal.sync(network)
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
             await arts.sync(network)
 
             with pytest.raises(PolicyViolation) as bad_ground:
-                await arts.invoke_bemoeizorg(network, case, ground="curiosity",
+                await arts.disclosure.invoke_bemoeizorg(network, case, ground="curiosity",
                                              justification=JUSTIFICATION)
             assert bad_ground.value.details["reason"] == "bemoeizorg-ground-invalid"
 
-            invocation = await arts.invoke_bemoeizorg(network, case, ground="severe-self-neglect",
+            invocation = await arts.disclosure.invoke_bemoeizorg(network, case, ground="severe-self-neglect",
                                                       justification=JUSTIFICATION,
                                                       classes=["name", "address"])
             with pytest.raises(PolicyViolation) as alone:
-                await arts.cosign(network, invocation)
+                await arts.disclosure.cosign(network, invocation)
             assert alone.value.details["reason"] == "bemoeizorg-same-person-cosign"
-            await vpk.cosign(network, invocation, case=case)   # may not read the invocation
+            await vpk.disclosure.cosign(network, invocation, case=case)   # may not read the invocation
 
-            released = await arts.bemoeizorg_release(network, invocation)
-            assert released.classes == NAME_ADDRESS and arts.identity(network, case) == NAME_ADDRESS
+            released = await arts.disclosure.bemoeizorg_release(network, invocation)
+            assert released.classes == NAME_ADDRESS and arts.identity.get(network, case) == NAME_ADDRESS
 
-            assert await cast.auditor.justification(network, invocation) == JUSTIFICATION
-            await cast.auditor.review(network, invocation, approved=True,
+            assert await cast.auditor.disclosure.justification(network, invocation) == JUSTIFICATION
+            await cast.auditor.disclosure.review(network, invocation, approved=True,
                                       note="Grond en onderbouwing voldoende.")
 
             entries = await entries_by_index(cast.coordinator, network)
@@ -191,12 +191,12 @@ async def test_bemoeizorg_invoke_cosign_release_review_in_an_oggz_network(
 
             # Access ends access_hours after the invocation: the duty destroys the
             # released identity by the client's own clock, before any instruction.
-            later = arts._now() + timedelta(hours=73)
-            monkeypatch.setattr(arts, "_now", lambda: later)
+            later = arts.session.now() + timedelta(hours=73)
+            monkeypatch.setattr(arts.session, "clock", lambda: later)
             report = await arts.duties(network)
             assert report.expired == [invocation]
-            assert arts.identity(network, case) == {}
-            assert arts.state.secret_refs("class-key", (network, case)) == []
+            assert arts.identity.get(network, case) == {}
+            assert arts.session.state.secret_refs("class-key", (network, case)) == []
         finally:
             await cast.close()
 
@@ -207,28 +207,28 @@ async def test_release_without_receipt_raises_receipt_missing_and_stores_nothing
         cast = await standard_network(tmp_path, url)
         try:
             network, grantee = cast.network, cast.informal
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
             _, grant = await consented_grant(cast, case, grantee)
             await grantee.sync(network)
             path, body = f"/v1/networks/{network}/releases", {"grant": grant,
                                                               "release": new_id()}
-            answer = await grantee.conn.post(path, body)
+            answer = await grantee.session.conn.post(path, body)
             assert answer["receipt"] and answer["envelopes"]
             stripped = {k: v for k, v in answer.items() if k != "receipt"}
 
             with pytest.raises(ServerMisbehaviour) as caught:
-                await grantee._accept_release(network, stripped, action="release", ref=grant,
+                await grantee.disclosure._accept_release(network, stripped, action="release", ref=grant,
                                               release_id=body["release"])
             assert caught.value.what == "receipt-missing"
-            assert grantee.identity(network, case) == {}
-            assert grantee.state.secret_refs("class-key", (network, case)) == []
-            assert grantee.state.docs("release", (network,)) == []
+            assert grantee.identity.get(network, case) == {}
+            assert grantee.session.state.secret_refs("class-key", (network, case)) == []
+            assert grantee.session.state.docs("release", (network,)) == []
             assert [m["what"] for m in grantee.misbehaviours()] == ["receipt-missing"]
 
             # The same release retried under its id comes back with the same envelopes
             # and the receipt of its own (re-delivery) entry: believed.
-            again = await grantee.conn.post(path, body)
-            released = await grantee._accept_release(network, again, action="release",
+            again = await grantee.session.conn.post(path, body)
+            released = await grantee.disclosure._accept_release(network, again, action="release",
                                                      ref=grant, release_id=body["release"])
             assert released.classes == NAME_ADDRESS
             assert released.receipt_index > answer["receipt"]["index"]
@@ -247,34 +247,34 @@ async def test_referral_creates_the_receiving_case(tmp_path: Path) -> None:
         cast = await standard_network(tmp_path, url)
         try:
             network, coordinator, owner = cast.network, cast.coordinator, cast.formal
-            oggz = await coordinator.create_network(name="OGGZ-netwerk Eemland", kind="oggz",
+            oggz = await coordinator.networks.create(name="OGGZ-netwerk Eemland", kind="oggz",
                                                     covenant=COVENANT,
                                                     server_fingerprint=server_fingerprint(url),
                                                     policy=network_policy("oggz"))
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
-            await owner.add_event(network, case, {"kind": "analysis",
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
+            await owner.cases.add_event(network, case, {"kind": "analysis",
                                                   "text": "Vereenzaming, zorgmijding."})
-            await owner.add_event(network, case, {
+            await owner.cases.add_event(network, case, {
                 "kind": "action", "description": "Buurtvrijwilliger gaat op bezoek.",
                 "help_type": "informal", "relation": "preceding", "by": cast.informal.key_id})
-            consent = await owner.record_consent(
+            consent = await owner.disclosure.record_consent(
                 network, case, classes=["name"], partners=[coordinator.key_id],
                 purpose="Overdracht aan het OGGZ-netwerk.", evidence=EVIDENCE)
             await coordinator.sync(network)
 
-            new_case = await coordinator.refer(network, case, oggz, consent=consent,
+            new_case = await coordinator.referrals.refer(network, case, oggz, consent=consent,
                                                reason="ernstige zorgmijding")
             assert new_case != case
             await coordinator.sync(oggz)
-            view = coordinator.case(oggz, new_case)
-            source = coordinator.case(network, case).state
+            view = coordinator.cases.get(oggz, new_case)
+            source = coordinator.cases.get(network, case).state
             for name in ("age_band", "neighbourhood", "domains", "severity", "care_status",
                          "source", "complex", "summary"):
                 assert view.state[name] == source[name], name
             notes = " ".join(n["text"] for n in view.state["notes"])
             assert "Vereenzaming, zorgmijding." in notes
             assert "Buurtvrijwilliger gaat op bezoek." in notes
-            assert coordinator.identity(oggz, new_case) == {}
+            assert coordinator.identity.get(oggz, new_case) == {}
             assert view.owner == coordinator.key_id
 
             out = [e for e in (await entries_by_index(coordinator, network)).values()
@@ -298,30 +298,30 @@ async def test_a_referral_the_consent_does_not_cover_leaves_no_open_case_behind(
         cast = await standard_network(tmp_path, url)
         try:
             network, coordinator, owner = cast.network, cast.coordinator, cast.formal
-            oggz = await coordinator.create_network(name="OGGZ-netwerk Eemland", kind="oggz",
+            oggz = await coordinator.networks.create(name="OGGZ-netwerk Eemland", kind="oggz",
                                                     covenant=COVENANT,
                                                     server_fingerprint=server_fingerprint(url),
                                                     policy=network_policy("oggz"))
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
-            own = await coordinator.record_consent(
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
+            own = await coordinator.disclosure.record_consent(
                 network, case, classes=["name"], partners=[owner.key_id],
                 purpose="Alleen voor het wijkteam.", evidence=EVIDENCE)
             await coordinator.sync(network)
             with pytest.raises(PolicyViolation) as early:
-                await coordinator.refer(network, case, oggz, consent=own, reason="nazorg")
+                await coordinator.referrals.refer(network, case, oggz, consent=own, reason="nazorg")
             assert early.value.details["reason"] == "consent-not-for-receiver"
             await coordinator.sync(oggz)
-            assert coordinator.cases(oggz) == []
+            assert coordinator.cases.all(oggz) == []
 
-            elsewhere = await owner.record_consent(
+            elsewhere = await owner.disclosure.record_consent(
                 network, case, classes=["name"], partners=[owner.key_id],
                 purpose="Alleen voor het wijkteam.", evidence=EVIDENCE)
             with pytest.raises(ServerRefused) as refused:
-                await coordinator.refer(network, case, oggz, consent=elsewhere,
+                await coordinator.referrals.refer(network, case, oggz, consent=elsewhere,
                                         reason="nazorg")
             assert refused.value.details.get("reason") == "consent-not-for-receiver"
             await coordinator.sync(oggz)
-            left = coordinator.cases(oggz)
+            left = coordinator.cases.all(oggz)
             assert len(left) == 1 and left[0].status == "closed"
         finally:
             await cast.close()

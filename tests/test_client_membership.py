@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from client import Partner, ServerRefused
-from protocol import envelopes
-from protocol.crypto import CaseKey, EpochKey
-from protocol.errors import ProtocolError
+from schakel.client import Partner, ServerRefused
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import CaseKey, EpochKey
+from schakel.protocol.errors import ProtocolError
 from tests.client_harness import server_fingerprint
 from tests.tamper_proxy import TamperedServer, stored_events, stored_feed, tampered_server
 from tests.test_client_adversarial import COVENANT, IDENTITY, INTAKE, INTAKE_B, new_partner, note
@@ -50,7 +50,7 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
         coord = await new_partner(tmp_path, env.url, "coordinator")
         owner = await new_partner(tmp_path, env.url, "owner")
         try:
-            network = await coord.create_network(name="Buurtnetwerk Test", kind="neighbourhood",
+            network = await coord.networks.create(name="Buurtnetwerk Test", kind="neighbourhood",
                                                  covenant=COVENANT,
                                                  server_fingerprint=server_fingerprint(env.url))
             await join(coord, owner, network, ring="core")
@@ -61,10 +61,10 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
 
 
 async def join(coord: Partner, p: Partner, network: str, *, ring: str) -> str:
-    member = await coord.admit(network, p.bundle(), ring=ring, party="formal",
+    member = await coord.networks.admit(network, p.bundle(), ring=ring, party="formal",
                               fingerprint=p.fingerprint)
     p.trust(network, coord.fingerprint)
-    await p.accept_covenant(network, COVENANT)
+    await p.networks.accept_covenant(network, COVENANT)
     await p.sync(network)
     return member
 
@@ -76,13 +76,13 @@ def held_keys(p: Partner, network: str) -> tuple[dict[int, EpochKey], dict[tuple
     """Every epoch key and case key ``p`` stored (ADR 0007: secret kinds ``epoch``
     (network, epoch) and ``case-key`` (network, case, version))."""
     epochs: dict[int, EpochKey] = {}
-    for ref in p.state.secret_refs("epoch", (network,)):
-        raw = p.state.get_secret("epoch", ref)
+    for ref in p.session.state.secret_refs("epoch", (network,)):
+        raw = p.session.state.get_secret("epoch", ref)
         assert raw is not None
         epochs[int(ref[1])] = EpochKey(raw)
     cases: dict[tuple[str, int], CaseKey] = {}
-    for ref in p.state.secret_refs("case-key", (network,)):
-        raw = p.state.get_secret("case-key", ref)
+    for ref in p.session.state.secret_refs("case-key", (network,)):
+        raw = p.session.state.get_secret("case-key", ref)
         assert raw is not None
         cases[(ref[1], int(ref[2]))] = CaseKey(raw)
     return epochs, cases
@@ -135,23 +135,23 @@ async def test_removed_member_cannot_read_anything_written_after_its_removal(net
     removed = await new_partner(n.tmp_path, n.env.url, "removed")
     try:
         await join(n.coord, removed, network, ring="core")
-        case_x = await n.owner.create_case(network, INTAKE, identity=IDENTITY)
-        await n.owner.add_event(network, case_x, note("Huisbezoek gepland."))
-        case_y = await n.coord.create_case(network, INTAKE_B)
+        case_x = await n.owner.cases.create(network, INTAKE, identity=IDENTITY)
+        await n.owner.cases.add_event(network, case_x, note("Huisbezoek gepland."))
+        case_y = await n.coord.cases.create(network, INTAKE_B)
         await removed.sync(network)
         # While a member it read both cases: these are the keys it takes with it.
         for case in (case_x, case_y):
-            view = removed.case(network, case)
+            view = removed.cases.get(network, case)
             assert view.events and all(e.plaintext is not None for e in view.events), case
         before = {e["signed"]["event"] for e in stored_events(n.env.db_path, network)}
 
-        await n.coord.remove(network, removed.key_id, reason="verliet het netwerk")
+        await n.coord.networks.remove(network, removed.key_id, reason="verliet het netwerk")
         await n.owner.sync(network)
         await n.coord.sync(network)
-        await n.owner.add_event(network, case_x, note("Na het vertrek: buurvrouw helpt."))
-        await n.coord.add_event(network, case_x, note("Na het vertrek: huisarts gebeld."))
-        await n.coord.add_event(network, case_y, note("Na het vertrek: budgetcoach."))
-        case_z = await n.owner.create_case(network, {**INTAKE, "summary": "Nieuw na vertrek."})
+        await n.owner.cases.add_event(network, case_x, note("Na het vertrek: buurvrouw helpt."))
+        await n.coord.cases.add_event(network, case_x, note("Na het vertrek: huisarts gebeld."))
+        await n.coord.cases.add_event(network, case_y, note("Na het vertrek: budgetcoach."))
+        case_z = await n.owner.cases.create(network, {**INTAKE, "summary": "Nieuw na vertrek."})
 
         # Its requests are refused.
         with pytest.raises(ServerRefused) as refused:
@@ -181,17 +181,17 @@ async def test_removed_member_cannot_read_anything_written_after_its_removal(net
 async def test_member_added_later_reads_new_events_history_after_reshare_identity_after_release(
         net: Net) -> None:
     n, network = net, net.network
-    case = await n.owner.create_case(network, INTAKE, identity=IDENTITY)
-    await n.owner.add_event(network, case, note("Voor de toetreding: huisbezoek."))
+    case = await n.owner.cases.create(network, INTAKE, identity=IDENTITY)
+    await n.owner.cases.add_event(network, case, note("Voor de toetreding: huisbezoek."))
 
     late = await new_partner(n.tmp_path, n.env.url, "late")
     try:
         await join(n.coord, late, network, ring="core")
         await n.owner.sync(network)
-        await n.owner.add_event(network, case, note("Na de toetreding: buurvrouw helpt."))
+        await n.owner.cases.add_event(network, case, note("Na de toetreding: buurvrouw helpt."))
         await late.sync(network)
 
-        view = late.case(network, case)
+        view = late.cases.get(network, case)
         by_seq = {e.seq: e for e in view.events}
         assert sorted(by_seq) == [1, 2, 3]
         assert by_seq[3].plaintext is not None and \
@@ -201,27 +201,27 @@ async def test_member_added_later_reads_new_events_history_after_reshare_identit
         assert view.state.get("summary") != INTAKE["summary"]
 
         await n.coord.sync(network)
-        await n.coord.reshare_history(network, case, late.key_id, reason="casusoverleg")
+        await n.coord.cases.reshare_history(network, case, late.key_id, reason="casusoverleg")
         await late.sync(network)
-        view = late.case(network, case)
+        view = late.cases.get(network, case)
         assert all(e.plaintext is not None for e in view.events)
         assert view.state["summary"] == INTAKE["summary"]
 
         # Identity only through a release.
-        assert late.identity(network, case) == {}
-        assert late.state.secret_refs("class-key", (network, case)) == []
+        assert late.identity.get(network, case) == {}
+        assert late.session.state.secret_refs("class-key", (network, case)) == []
         await n.owner.sync(network)   # duties: gated envelopes for the member who joined
-        consent = await n.owner.record_consent(network, case, classes=["name"],
+        consent = await n.owner.disclosure.record_consent(network, case, classes=["name"],
                                                partners=[late.key_id], purpose="huisbezoek",
                                                evidence=b"getekend formulier")
         await n.coord.sync(network)
-        grant = await n.coord.grant(network, case, consent=consent, grantee=late.key_id,
+        grant = await n.coord.disclosure.grant(network, case, consent=consent, grantee=late.key_id,
                                     classes=["name"], reason="huisbezoek voorbereiden")
-        assert late.identity(network, case) == {}, "identity before the release"
-        released = await late.release(network, grant)
+        assert late.identity.get(network, case) == {}, "identity before the release"
+        released = await late.disclosure.release(network, grant)
         assert released.classes == {"name": IDENTITY["name"]}
-        assert late.identity(network, case) == {"name": IDENTITY["name"]}
-        refs = late.state.secret_refs("class-key", (network, case))
+        assert late.identity.get(network, case) == {"name": IDENTITY["name"]}
+        refs = late.session.state.secret_refs("class-key", (network, case))
         assert {r[2] for r in refs} == {"name"}, refs
         assert late.misbehaviours() == []
     finally:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from client import ServerMisbehaviour
-from protocol.errors import PolicyViolation
+from schakel.client import ServerMisbehaviour
+from schakel.protocol.errors import PolicyViolation
 from tests.client_harness import (
     COVENANT, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
     standard_network,
@@ -39,12 +39,12 @@ async def world(tmp_path: Path) -> Any:
 async def test_every_member_reads_the_allow_list_of_the_genesis_it_verified(world: Any) -> None:
     cast, url, tmp_path = world
     for partner in cast.partners:
-        assert partner.pii_allow(cast.network) == tuple(ALLOW)
+        assert partner.networks.pii_allow(cast.network) == tuple(ALLOW)
     newcomer = await make_partner(tmp_path, url, "newcomer")
     try:
-        assert newcomer.pii_allow(cast.network) == ()         # not trusted: no list
+        assert newcomer.networks.pii_allow(cast.network) == ()         # not trusted: no list
         newcomer.trust(cast.network, cast.coordinator.fingerprint)
-        assert newcomer.pii_allow(cast.network) == ()         # trusted, never synced
+        assert newcomer.networks.pii_allow(cast.network) == ()         # trusted, never synced
     finally:
         await newcomer.close()
 
@@ -52,11 +52,11 @@ async def test_every_member_reads_the_allow_list_of_the_genesis_it_verified(worl
 async def test_a_refusal_names_path_kind_span_and_placeholder_and_nothing_is_sent(
         world: Any) -> None:
     cast, url, _ = world
-    case = await cast.formal.consult(cast.network, INTAKE)
+    case = await cast.formal.cases.consult(cast.network, INTAKE)
     text = "Buurman belt op 06-12345678 als het slecht gaat."
     before = await requests_served(url)
     with pytest.raises(PolicyViolation) as caught:
-        await cast.formal.add_event(cast.network, case, {"kind": "note", "text": text})
+        await cast.formal.cases.add_event(cast.network, case, {"kind": "note", "text": text})
     assert await requests_served(url) == before
     assert caught.value.details == {"count": 1, "findings": [
         {"path": "text", "kind": "phone", "start": 16, "end": 27, "placeholder": "[telefoon]"}]}
@@ -72,7 +72,7 @@ async def test_a_server_that_widens_the_allow_list_is_caught(tmp_path: Path,
         coord = await make_partner(tmp_path, env.url, "coordinator")
         member = await make_partner(tmp_path, env.url, "member")
         try:
-            network = await coord.create_network(
+            network = await coord.networks.create(
                 name="Buurtnetwerk Test", kind="neighbourhood", covenant=COVENANT,
                 server_fingerprint=server_fingerprint(env.url),
                 policy=network_policy("neighbourhood", pii_allow=ALLOW))
@@ -88,7 +88,7 @@ async def test_a_server_that_widens_the_allow_list_is_caught(tmp_path: Path,
                 await member.sync(network)
             assert env.proxy.hits() > 0 and caught.value.what == "genesis-untrusted"
             assert [m["what"] for m in member.misbehaviours()] == ["genesis-untrusted"]
-            assert "Jansen" not in member.pii_allow(network)
+            assert "Jansen" not in member.networks.pii_allow(network)
         finally:
             await member.close()
             await coord.close()
@@ -104,10 +104,10 @@ async def test_a_server_that_widens_the_allow_list_is_caught(tmp_path: Path,
 async def test_a_name_and_a_street_address_are_refused_before_anything_is_sent(
         world: Any, text: str, kinds: list[str]) -> None:
     cast, url, _ = world
-    case = await cast.formal.consult(cast.network, INTAKE)
+    case = await cast.formal.cases.consult(cast.network, INTAKE)
     before = await requests_served(url)
     with pytest.raises(PolicyViolation) as caught:
-        await cast.formal.add_event(cast.network, case, {"kind": "note", "text": text})
+        await cast.formal.cases.add_event(cast.network, case, {"kind": "note", "text": text})
     assert await requests_served(url) == before
     assert [f["kind"] for f in caught.value.details["findings"]] == kinds
     assert {f["placeholder"] for f in caught.value.details["findings"]} <= {"[naam]", "[straat]"}
@@ -117,11 +117,11 @@ async def test_a_name_and_a_street_address_are_refused_before_anything_is_sent(
 async def test_an_allow_listed_name_passes_in_its_own_network_only(world: Any) -> None:
     """The same text is refused in a network whose policy does not list the words."""
     cast, url, _ = world
-    other = await cast.coordinator.create_network(
+    other = await cast.coordinator.networks.create(
         name="Buurtnetwerk Leusderkwartier", kind="neighbourhood", covenant=COVENANT,
         server_fingerprint=server_fingerprint(url), policy=network_policy("neighbourhood"))
     intake = {**INTAKE, "summary": "Komt elke week in Buurthuis Jan van Galen."}
-    assert await cast.coordinator.consult(cast.network, intake)
+    assert await cast.coordinator.cases.consult(cast.network, intake)
     with pytest.raises(PolicyViolation) as caught:
-        await cast.coordinator.consult(other, intake)
+        await cast.coordinator.cases.consult(other, intake)
     assert [f["kind"] for f in caught.value.details["findings"]] == ["person_name"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from client import ServerMisbehaviour
+from schakel.client import ServerMisbehaviour
 from tests.client_harness import (
     IDENTITY, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
     standard_network,
@@ -38,19 +38,19 @@ async def test_aggregate_report_suppresses_small_cells(tmp_path: Path) -> None:
                 intake = {**INTAKE, "neighbourhood": neighbourhood}
                 if i < 2:
                     intake["domains"] = ["loneliness", "financial"]
-                cases.append(await owner.create_case(network, intake))
+                cases.append(await owner.cases.create(network, intake))
             for case in cases[:5]:
-                await owner.add_event(network, case, {
+                await owner.cases.add_event(network, case, {
                     "kind": "action", "description": "Vrijwilliger komt langs.",
                     "help_type": "informal", "relation": "preceding", "by": cast.informal.key_id})
-            await owner.add_event(network, cases[5], {
+            await owner.cases.add_event(network, cases[5], {
                 "kind": "action", "description": "Wijkverpleging start.", "help_type": "formal",
                 "relation": "follow-up", "by": owner.key_id,
                 "informal_not_possible": "Wondzorg vraagt een verpleegkundige."})
-            await owner.consult(network, {**INTAKE, "summary": "Anonieme vraag."})
+            await owner.cases.consult(network, {**INTAKE, "summary": "Anonieme vraag."})
             await cast.coordinator.sync(network)
 
-            report = cast.coordinator.aggregate_report(network)
+            report = cast.coordinator.reports.aggregate(network)
             assert report["cases"] == 13 and report["consults"] == "<5"
             assert report["by_neighbourhood"] == {"Kruiskamp": "<5", "Schothorst": "<5",
                                                   "Soesterkwartier": 6}
@@ -61,7 +61,7 @@ async def test_aggregate_report_suppresses_small_cells(tmp_path: Path) -> None:
             assert isinstance(report["median_days_to_first_action"], float)
             assert report["median_days_to_first_action"] < 1
 
-            strict = cast.coordinator.aggregate_report(network, min_cell=7)
+            strict = cast.coordinator.reports.aggregate(network, min_cell=7)
             assert strict["median_days_to_first_action"] == "<7"
             assert strict["by_help_type"] == {"formal": "<7", "informal": "<7", "none": 7}
 
@@ -79,23 +79,23 @@ async def test_access_report_is_checked_against_the_verified_log(tmp_path: Path)
         cast = await standard_network(tmp_path, url)
         try:
             network, coordinator, grantee = cast.network, cast.coordinator, cast.informal
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
             await coordinator.sync(network)
-            consent = await coordinator.record_consent(
+            consent = await coordinator.disclosure.record_consent(
                 network, case, classes=["name"], partners=[grantee.key_id],
                 purpose="Huisbezoek.", evidence=EVIDENCE)
-            grant = await coordinator.grant(network, case, consent=consent,
+            grant = await coordinator.disclosure.grant(network, case, consent=consent,
                                             grantee=grantee.key_id, classes=["name"],
                                             reason="huisbezoek")
             await grantee.sync(network)
-            released = await grantee.release(network, grant)
+            released = await grantee.disclosure.release(network, grant)
 
-            report = await coordinator.access_report(network, case)
+            report = await coordinator.reports.access(network, case)
             assert [(r["index"], r["partner"], r["classes"], r["basis"], r["ref"])
                     for r in report["releases"]] == [
                 (released.receipt_index, grantee.key_id, ["name"], "consent", grant)]
             assert report["verified"]["entries"] == 1
-            assert (await cast.auditor.access_report(network, case))["releases"] == \
+            assert (await cast.auditor.reports.access(network, case))["releases"] == \
                 report["releases"]
         finally:
             await cast.close()
@@ -110,24 +110,24 @@ async def test_access_report_leaving_out_a_release_is_caught(tmp_path: Path) -> 
         owner = await make_partner(tmp_path, url, "owner")
         grantee = await make_partner(tmp_path, url, "grantee")
         try:
-            network = await coordinator.create_network(
+            network = await coordinator.networks.create(
                 name="Buurtnetwerk", kind="neighbourhood",
                 covenant="Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is.",
                 server_fingerprint=server_fingerprint(url), policy=network_policy("neighbourhood"))
             await admit(coordinator, network, owner, ring="core", party="formal")
             await admit(coordinator, network, grantee, ring="core", party="formal")
             await owner.sync(network)
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
             await coordinator.sync(network)
-            consent = await coordinator.record_consent(
+            consent = await coordinator.disclosure.record_consent(
                 network, case, classes=["address"], partners=[grantee.key_id],
                 purpose="Huisbezoek.", evidence=EVIDENCE)
-            grant = await coordinator.grant(network, case, consent=consent,
+            grant = await coordinator.disclosure.grant(network, case, consent=consent,
                                             grantee=grantee.key_id, classes=["address"],
                                             reason="huisbezoek")
             await grantee.sync(network)
-            await grantee.release(network, grant)
-            assert len((await coordinator.access_report(network, case))["releases"]) == 1
+            await grantee.disclosure.release(network, grant)
+            assert len((await coordinator.reports.access(network, case))["releases"]) == 1
 
             def hide(body: dict) -> dict:
                 body["releases"] = []
@@ -136,7 +136,7 @@ async def test_access_report_leaving_out_a_release_is_caught(tmp_path: Path) -> 
             srv.proxy.on("GET", rf"/v1/networks/{re.escape(network)}/cases/[^/]+/access-report",
                          hide)
             with pytest.raises(ServerMisbehaviour) as caught:
-                await coordinator.access_report(network, case)
+                await coordinator.reports.access(network, case)
             assert caught.value.what == "audit-entry-rewritten"
             assert "missing from the report" in caught.value.message
             assert srv.proxy.hits() == 1

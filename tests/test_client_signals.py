@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from client import ServerMisbehaviour
-from client.signals import anonymous_signal, anonymous_status
-from protocol import signing
-from protocol.crypto import Signer
-from protocol.errors import SignatureError
+from schakel.client import ServerMisbehaviour
+from schakel.client.signals import anonymous_signal, anonymous_status
+from schakel.protocol import signing
+from schakel.protocol.crypto import Signer
+from schakel.protocol.errors import SignatureError
 from tests.client_harness import (
     admit, make_partner, running_server, server_fingerprint, standard_network,
 )
@@ -33,8 +33,8 @@ async def test_anonymous_signal_feedback_is_read_by_the_signaller(tmp_path: Path
         cast = await standard_network(tmp_path, url)
         try:
             coordinator, network = cast.coordinator, cast.network
-            box = coordinator.keys.box_secret.public_key.b64()       # from the leaflet
-            sign = coordinator.keys.signer.verify_key.b64()
+            box = coordinator.session.keys.box_secret.public_key.b64()       # from the leaflet
+            sign = coordinator.session.keys.signer.verify_key.b64()
             ticket = await anonymous_signal(url, network, box,
                                             "Mijn buurvrouw haalt haar post niet meer op.")
             assert ticket.anonymous and ticket.reply_secret
@@ -42,26 +42,26 @@ async def test_anonymous_signal_feedback_is_read_by_the_signaller(tmp_path: Path
             before = await anonymous_status(url, ticket, sign)
             assert (before.status, before.messages) == ("received", [])
 
-            received = {s.signal: s for s in await coordinator.signals(network)}
+            received = {s.signal: s for s in await coordinator.signals.received(network)}
             got = received[ticket.signal]
             assert got.source == "anonymous" and got.sender is None
             assert got.content["concern"] == "Mijn buurvrouw haalt haar post niet meer op."
             assert got.content["signaller_kind"] == "resident"
 
-            await coordinator.feedback(network, ticket.signal, "taken-up",
+            await coordinator.signals.feedback(network, ticket.signal, "taken-up",
                                        "Dank u, we gaan deze week langs.")
             after = await anonymous_status(url, ticket, sign)
             assert after.status == "taken-up"
             assert after.messages == ["Dank u, we gaan deze week langs."]
-            assert {s.signal: s for s in await coordinator.signals(network)}[
+            assert {s.signal: s for s in await coordinator.signals.received(network)}[
                 ticket.signal].status == "taken-up"
 
             # A partner can send anonymously too; it reads the answer with the reply key
             # kept in its own state.
-            mine = await cast.informal.send_signal(network, "Meneer op nummer 3 valt vaak.",
+            mine = await cast.informal.signals.send(network, "Meneer op nummer 3 valt vaak.",
                                                    anonymous=True, signaller_kind="volunteer")
-            await coordinator.feedback(network, mine.signal, "referred", "Doorgezet naar GGD.")
-            status = await cast.informal.signal_status(mine)
+            await coordinator.signals.feedback(network, mine.signal, "referred", "Doorgezet naar GGD.")
+            status = await cast.informal.signals.status(mine)
             assert (status.status, status.messages) == ("referred", ["Doorgezet naar GGD."])
         finally:
             await cast.close()
@@ -76,25 +76,25 @@ async def test_shell_signal_is_signed_and_verified_against_the_senders_membershi
         cast = await standard_network(tmp_path, url)
         try:
             coordinator, shell, network = cast.coordinator, cast.shell, cast.network
-            ticket = await shell.send_signal(network, "Patiënt komt niet meer op controle.",
+            ticket = await shell.signals.send(network, "Patiënt komt niet meer op controle.",
                                              urgency="high")
             assert not ticket.anonymous
-            assert shell.state.get_doc("ticket", (network, ticket.signal))["signal"] == ticket.signal
-            assert shell.state.get_secret("signal-reply", (network, ticket.signal)) is not None
+            assert shell.session.state.get_doc("ticket", (network, ticket.signal))["signal"] == ticket.signal
+            assert shell.session.state.get_secret("signal-reply", (network, ticket.signal)) is not None
 
-            got = {s.signal: s for s in await coordinator.signals(network)}[ticket.signal]
+            got = {s.signal: s for s in await coordinator.signals.received(network)}[ticket.signal]
             assert (got.source, got.sender) == ("shell", shell.key_id)
             assert got.content["urgency"] == "high"
             assert got.content["signaller_kind"] == "shell-partner"
 
-            await coordinator.feedback(network, ticket.signal, "received")
-            await coordinator.feedback(network, ticket.signal, "taken-up", "Wijkteam belt u.")
-            status = await shell.signal_status(ticket)
+            await coordinator.signals.feedback(network, ticket.signal, "received")
+            await coordinator.signals.feedback(network, ticket.signal, "taken-up", "Wijkteam belt u.")
+            status = await shell.signals.status(ticket)
             assert status.status == "taken-up" and status.messages == ["Wijkteam belt u."]
 
             # A core member may not send a shell signal: the server refuses, nothing shown.
             with pytest.raises(Exception) as refused:
-                await cast.formal.send_signal(network, "Dit mag niet als kernlid.")
+                await cast.formal.signals.send(network, "Dit mag niet als kernlid.")
             assert getattr(refused.value, "code", None) == "forbidden"
         finally:
             await cast.close()
@@ -109,15 +109,15 @@ async def test_forged_feedback_signature_is_detected(tmp_path: Path) -> None:
         coordinator = await make_partner(tmp_path, url, "coordinator")
         shell = await make_partner(tmp_path, url, "shell")
         try:
-            network = await coordinator.create_network(
+            network = await coordinator.networks.create(
                 name="Buurtnetwerk", kind="neighbourhood",
                 covenant="Convenant Buurtnetwerk Soesterkwartier: wij delen alleen wat nodig is.",
                 server_fingerprint=server_fingerprint(url))
             await admit(coordinator, network, shell, ring="shell", party="formal")
-            ticket = await shell.send_signal(network, "Zorgen om mevrouw op de hoek.")
-            await coordinator.signals(network)
-            await coordinator.feedback(network, ticket.signal, "not-taken-up", "Geen zorgen nodig.")
-            assert (await shell.signal_status(ticket)).status == "not-taken-up"
+            ticket = await shell.signals.send(network, "Zorgen om mevrouw op de hoek.")
+            await coordinator.signals.received(network)
+            await coordinator.signals.feedback(network, ticket.signal, "not-taken-up", "Geen zorgen nodig.")
+            assert (await shell.signals.status(ticket)).status == "not-taken-up"
 
             server_key = Signer.generate()
 
@@ -132,7 +132,7 @@ async def test_forged_feedback_signature_is_detected(tmp_path: Path) -> None:
 
             srv.proxy.on("GET", re.escape("/v1/signals/status"), forge)
             with pytest.raises(ServerMisbehaviour) as caught:
-                await shell.signal_status(ticket)
+                await shell.signals.status(ticket)
             assert caught.value.what == "bad-signature"
             assert srv.proxy.hits() >= 1
             recorded = [m for m in shell.misbehaviours() if m["what"] == "bad-signature"]
@@ -140,15 +140,15 @@ async def test_forged_feedback_signature_is_detected(tmp_path: Path) -> None:
 
             # The same forgery against a resident's ticket: refused as well.
             ticket2 = await anonymous_signal(url, network,
-                                             coordinator.keys.box_secret.public_key.b64(),
+                                             coordinator.session.keys.box_secret.public_key.b64(),
                                              "Anoniem: er brandt al dagen licht.")
-            await coordinator.signals(network)
-            await coordinator.feedback(network, ticket2.signal, "taken-up", "We kijken.")
+            await coordinator.signals.received(network)
+            await coordinator.signals.feedback(network, ticket2.signal, "taken-up", "We kijken.")
             with pytest.raises(SignatureError):
-                await anonymous_status(url, ticket2, coordinator.keys.signer.verify_key.b64())
+                await anonymous_status(url, ticket2, coordinator.session.keys.signer.verify_key.b64())
 
             srv.proxy.clear()
-            assert (await shell.signal_status(ticket)).status == "not-taken-up"
+            assert (await shell.signals.status(ticket)).status == "not-taken-up"
         finally:
             await coordinator.close()
             await shell.close()

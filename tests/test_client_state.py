@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from client.home import Home
-from client.partner import Partner
-from client.state import LocalState, associated_data
-from keys import KdfParams
-from protocol.crypto import BoxSecretKey
-from protocol.errors import DecryptionError, KeystoreError, MalformedError, UntrustedKeyError
+from schakel.client.home import Home
+from schakel.client.partner import Partner
+from schakel.client.state import LocalState, associated_data
+from schakel.keys import KdfParams
+from schakel.protocol.crypto import BoxSecretKey
+from schakel.protocol.errors import DecryptionError, KeystoreError, MalformedError, UntrustedKeyError
 
 SECRET = b"epoch key bytes that must never be readable on disk!"
 
@@ -164,7 +164,7 @@ async def test_home_round_trip_and_wrong_passphrase(tmp_path: Path) -> None:
         await Partner.open(tmp_path / "home", "wrong passphrase")
     again = await Partner.open(tmp_path / "home", "correct horse")
     assert (again.key_id, again.fingerprint, again.acting_user) == (key_id, fp, "anna")
-    assert again.networks() == ["net-a"]
+    assert again.networks.trusted() == ["net-a"]
     assert len(fp.split()) == 8
     await again.close()
 

@@ -1,6 +1,6 @@
 """`schakel demo` (make demo): the mission against a real server, and every check holds.
 
-One module-scoped run of ``python -m client.cli demo --serve --keep DIR`` as a
+One module-scoped run of ``python -m schakel.cli demo --serve --keep DIR`` as a
 subprocess serves all the end-to-end assertions: its narration, its exit code, the
 refusals it must show, the copy-pasteable instructions of ``--serve`` (one of them is run
 against the still-running server), Ctrl-C, and what ``--keep`` leaves behind.  The
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from client.demo import ASCII, UNICODE, Tally, marks_for
-from protocol.errors import PolicyViolation
+from schakel.cli.demo.tally import ASCII, UNICODE, Tally, marks_for
+from schakel.protocol.errors import PolicyViolation
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Generous: `make demo` should take well under a minute on a 2-core machine.
@@ -37,7 +37,6 @@ SERVING = "Ctrl-C stops the server"
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
-    env["PYTHONPATH"] = str(ROOT)
     env["PYTHONIOENCODING"] = "utf-8"
     return env
 
@@ -74,7 +73,7 @@ def _cli_from_instructions(stdout: str) -> subprocess.CompletedProcess[str]:
                    r"\s+schakel (case list \S+)\n", stdout)
     assert passphrase and gp, "the --serve instructions lack the GP example"
     env = {**_env(), "SCHAKEL_PASSPHRASE": passphrase[1], "SCHAKEL_HOME": gp[1]}
-    return subprocess.run([sys.executable, "-m", "client.cli", *gp[2].split(), "--json"],
+    return subprocess.run([sys.executable, "-m", "schakel.cli", *gp[2].split(), "--json"],
                           env=env, text=True, capture_output=True, timeout=120)
 
 
@@ -99,7 +98,7 @@ def _developer_example(stdout: str) -> subprocess.CompletedProcess[str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     keep = tmp_path_factory.mktemp("demo") / "kept"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "client.cli", "demo", "--serve", "--keep",
+    proc = subprocess.Popen([sys.executable, "-m", "schakel.cli", "demo", "--serve", "--keep",
                              str(keep)], cwd=tmp_path_factory.getbasetemp(), env=_env(),
                             text=True, encoding="utf-8", stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
@@ -230,7 +229,7 @@ def test_keep_leaves_the_homes_and_the_server_data(demo: DemoRun) -> None:
 
 def test_keep_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "something").write_text("mine")
-    result = subprocess.run([sys.executable, "-m", "client.cli", "demo", "--keep", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "schakel.cli", "demo", "--keep", str(tmp_path)],
                             env=_env(), text=True, capture_output=True, timeout=60)
     assert result.returncode == 2 and "not empty" in result.stderr
     assert (tmp_path / "something").read_text() == "mine"
@@ -338,7 +337,7 @@ def test_the_role_pages_use_commands_and_options_that_exist() -> None:
     parses (`--help` appended, so nothing runs), or this test names the line."""
     from click.testing import CliRunner
 
-    from client.cli import main
+    from schakel.cli.main import main
 
     commands = _documented_commands()
     assert len(commands) >= 40

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol.objects.disclosure import BemoeizorgInvocation, Grant, PurgeInstruction
+from schakel.protocol.objects.disclosure import BemoeizorgInvocation, Grant, PurgeInstruction
 from tests.disclosure_harness import (
     JUSTIFICATION, Oggz, assert_denial_logged, audit_log, consent, consent_and_grant,
     cosign, grant, invocation, oggz_network, open_release, person, post_ok, purge_ack, release,

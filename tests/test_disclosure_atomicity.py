@@ -30,16 +30,17 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from protocol.envelopes import open_gate
-from server.audit import append_txn
-from server.data import insert
-from server.disclosure import data as disclosure_data
+from schakel.cli.serverprocess import ServerProcess
+from schakel.protocol.envelopes import open_gate
+from schakel.server.audit import append_txn
+from schakel.server.data import insert
+from schakel.server.disclosure import data as disclosure_data
 from tests.disclosure_harness import audit_log, consent_and_grant, open_release, release
 from tests.server_harness import (
     IDENTITY, Caller, FakeClock, InProcessServer, Network, RealClock, SessionTransport, World,
     assert_error, assert_status, build_world, create_case, enrol, new_id, register, server_keys,
 )
-from tests.test_server_crash import SCHAKEL, STEP_TIMEOUT, ServerProcess, free_port, until_fresh
+from tests.test_server_crash import STEP_TIMEOUT, until_fresh
 
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -120,29 +121,26 @@ WORKERS = 8
 KILL_AFTER = 40            # acknowledged releases before the SIGKILL
 
 
-@pytest.mark.skipif(not SCHAKEL.exists(), reason="the schakel entry point is not installed")
 async def test_sigkill_during_a_burst_of_releases_leaves_every_release_with_its_entry(
         tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", free_port(), tmp_path)
+    server = ServerProcess(tmp_path / "data")
     clock = RealClock()
-    server.start()
     try:
+        server.start(timeout=STEP_TIMEOUT)
         async with aiohttp.ClientSession() as session:
-            await server.ready(session)
-            caller = Caller(SessionTransport(session, server.base), server.base, clock,
+            caller = Caller(SessionTransport(session, server.url), server.url, clock,
                             timeout=STEP_TIMEOUT)
             net, grantee, state, grant_id = await asyncio.wait_for(bootstrap(caller, clock),
                                                                    4 * STEP_TIMEOUT)
             acked, tried = await asyncio.wait_for(burst(caller, net, grantee, grant_id, server),
                                                   4 * STEP_TIMEOUT)
         assert server.proc is not None
-        assert server.proc.wait(timeout=STEP_TIMEOUT) == -signal.SIGKILL, server.output()
+        assert server.proc.wait(timeout=STEP_TIMEOUT) == -signal.SIGKILL, server.tail()
         assert len(acked) >= KILL_AFTER
 
-        server.start()
+        server.start(timeout=STEP_TIMEOUT)         # the same port: the same URL
         async with aiohttp.ClientSession() as session:
-            await server.ready(session)
-            caller = Caller(SessionTransport(session, server.base), server.base, clock,
+            caller = Caller(SessionTransport(session, server.url), server.url, clock,
                             timeout=STEP_TIMEOUT)
             await asyncio.wait_for(until_fresh(
                 lambda: caller.get(net.path("/members"), grantee)), STEP_TIMEOUT)
@@ -186,7 +184,8 @@ async def burst(caller: Caller, net: Network, grantee: Any, grant_id: str,
                 return
             acked[release_id] = reply.json
             if len(acked) == KILL_AFTER:
-                server.kill(signal.SIGKILL)              # mid-burst: other releases in flight
+                assert server.proc is not None
+                server.proc.kill()                       # mid-burst: other releases in flight
 
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
     assert not problems, problems

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol import envelopes
-from protocol.crypto import ClassKey
-from protocol.objects.cases import IdentityRecord
-from protocol.objects.disclosure import Grant
-from server.context import CTX, AppContext
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import ClassKey
+from schakel.protocol.objects.cases import IdentityRecord
+from schakel.protocol.objects.disclosure import Grant
+from schakel.server.context import CTX, AppContext
 from tests.disclosure_harness import (
     Oggz, assert_denial_logged, audit_log, consent_and_grant, cosign, grant, invocation,
     oggz_network, open_release, person, post_ok, release, revocation, verify_receipt,

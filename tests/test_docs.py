@@ -7,7 +7,7 @@ longer collected, when one of the six adversaries loses its section, when a row'
 its cited tests disagree, or when an id is given twice or named without a row.
 docs/protocol.md must name every wire object, error code and policy reason code the code
 defines; the specification, the threat model and the implementation guide cite only sections
-that exist and name no issue.
+that exist and name no issue, and neither do the code's docstrings and comments.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ PROTOCOL_MD = ROOT / "docs" / "protocol.md"
 
 
 def test_protocol_md_names_every_wire_object_type() -> None:
-    from protocol.schema import known_types
+    from schakel.protocol.schema import known_types
 
     text = PROTOCOL_MD.read_text(encoding="utf-8")
     missing = [t for t in known_types() if f"`{t}`" not in text]
@@ -132,7 +132,7 @@ def test_protocol_md_names_every_wire_object_type() -> None:
 
 
 def test_protocol_md_lists_every_error_code() -> None:
-    import protocol.errors as errors
+    import schakel.protocol.errors as errors
 
     text = PROTOCOL_MD.read_text(encoding="utf-8")
     codes = {cls.code for cls in vars(errors).values()
@@ -172,7 +172,7 @@ INTO_PROTOCOL = re.compile(r"\bprotocol(?:\.md)?`?\s*$")
 ANY_SECTION_SIGN = re.compile(r"§\S+")
 #: Files whose citations of a protocol.md section must name one that exists.
 CITING = ("protocol/**/*.py", "protocol/schemas/*.json", "keys/*.py", "server/**/*.py",
-          "client/**/*.py", "tests/*.py", "bench/*.py", "docs/**/*.md", "*.md")
+          "client/**/*.py", "cli/**/*.py", "tests/*.py", "bench/*.py", "docs/**/*.md", "*.md")
 
 
 @lru_cache(maxsize=None)
@@ -271,7 +271,7 @@ STATUS = re.compile(
 #: it runs real partners against the real server when it imports the client harness (which
 #: starts the real server for them) or the tampering proxy. What a module imports says what
 #: its tests can show, whatever the module is called.
-SERVER_HARNESS = re.compile(r"^from (?:tests\.server_harness|server\.app) import", re.MULTILINE)
+SERVER_HARNESS = re.compile(r"^from (?:tests\.server_harness|schakel\.server\.app) import", re.MULTILINE)
 CLIENT_HARNESS = re.compile(r"^from tests\.(?:client_harness|tamper_proxy) import", re.MULTILINE)
 
 
@@ -323,7 +323,7 @@ def _status_problems(row_id: str, cites: list[re.Match[str]], status: str,
         problems.append(f"'{kind}' cites no test")
     if "server" in kind and kind.startswith("tested") and not server:
         problems.append(f"'{kind}' cites no test from a module that drives the running "
-                        f"server (imports tests/server_harness.py or server.app)")
+                        f"server (imports tests/server_harness.py or schakel.server.app)")
     if "client" in kind and kind.startswith("tested") and not client:
         problems.append(f"'{kind}' cites no test from a module that runs the client against "
                         f"the server (imports tests/client_harness.py or tests/tamper_proxy.py)")
@@ -388,6 +388,27 @@ def test_the_documents_name_no_issue(doc: str) -> None:
     bad = [f"docs/{doc}:{text.count(chr(10), 0, m.start()) + 1}: {m[0]!r}"
            for m in ISSUE.finditer(text)]
     assert not bad, "name no issue in what the documents say is true:\n" + "\n".join(bad)
+
+
+#: Where the code and its comments live: the five layer folders, the benchmarks, the Makefile.
+CODE = ("protocol", "keys", "server", "client", "cli", "bench", "Makefile")
+
+
+@pytest.mark.parametrize("where", CODE)
+def test_the_code_names_no_issue(where: str) -> None:
+    """Docstrings and comments describe the code, not the order in which it was built: "arrives
+    with issue 3" is stale the day issue 3 lands, and a reader cannot check it against the
+    code."""
+    top = ROOT / where
+    files = [top] if top.is_file() else sorted(
+        path for path in top.rglob("*") if path.suffix in (".py", ".md") and path.is_file())
+    assert files, f"nothing to read in {where}"
+    bad = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        bad += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m[0]!r}"
+                for m in ISSUE.finditer(text)]
+    assert not bad, "say what the code does, not which issue brought it:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("status, cited, problem", [

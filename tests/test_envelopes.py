@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import envelopes as env
-from protocol.crypto import (
+from schakel.protocol import envelopes as env
+from schakel.protocol.crypto import (
     BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey, aead_decrypt, aead_encrypt,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import ContextMismatchError, DecryptionError, MalformedError
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import ContextMismatchError, DecryptionError, MalformedError
 
 NET, CASE, OTHER_CASE = "n" * 21 + "A", "c" * 21 + "A", "d" * 21 + "A"
 CASE_KEY = CaseKey(bytes(range(32)))
@@ -251,7 +251,7 @@ def test_blind_index_normalisation() -> None:
 
 
 def test_blind_index_is_the_prefix_of_a_32_byte_argon2id_output() -> None:
-    """protocol.md §3.6 computed without protocol.envelopes: the salt is BLAKE2b-128 keyed
+    """protocol.md §3.6 computed without schakel.protocol.envelopes: the salt is BLAKE2b-128 keyed
     with the match key; Argon2id (t = opslimit, m = memlimit / 1024 KiB, p = 1) always
     gives 32 bytes, and the token is their first ``size`` bytes, not a shorter output."""
     import hashlib

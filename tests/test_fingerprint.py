@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys.fingerprint import Fingerprint, fingerprint
-from protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
-from protocol.errors import MalformedError, UntrustedKeyError
+from schakel.keys.fingerprint import Fingerprint, fingerprint
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
+from schakel.protocol.errors import MalformedError, UntrustedKeyError
 
 KEY = Signer(bytes(range(32))).verify_key
 raw_keys = st.binary(min_size=32, max_size=32)
 
 
 def _independent(raw: bytes) -> str:
-    """The derivation of protocol.md §4.3, written out with hashlib (not protocol.crypto)."""
+    """The derivation of protocol.md §4.3, written out with hashlib (not schakel.protocol.crypto)."""
     digest = hashlib.blake2b(raw, digest_size=40, key=b"schakel/v1/fingerprint").digest()
     return " ".join(f"{int.from_bytes(digest[i:i + 5], 'big') % 100000:05d}"
                     for i in range(0, 40, 5))

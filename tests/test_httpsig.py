@@ -1,4 +1,4 @@
-"""Tests for protocol.httpsig: RFC 9421 / RFC 9530 known answers, the Schakel
+"""Tests for schakel.protocol.httpsig: RFC 9421 / RFC 9530 known answers, the Schakel
 request profile, one test per attack, property tests and the vector file.
 
 Regenerate protocol/vectors/httpsig.json (only after a deliberate profile change):
@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow `python tests/test_httpsig.py --regenerate`
     sys.path.insert(0, str(ROOT))
 
-from protocol import httpsig  # noqa: E402
-from protocol.crypto import Signer, VerifyKey  # noqa: E402
-from protocol.encoding import b64d, b64e  # noqa: E402
-from protocol.errors import (  # noqa: E402
+from schakel.protocol import httpsig  # noqa: E402
+from schakel.protocol.crypto import Signer, VerifyKey  # noqa: E402
+from schakel.protocol.encoding import b64d, b64e  # noqa: E402
+from schakel.protocol.errors import (  # noqa: E402
     DigestMismatchError, MalformedError, ProtocolError, SignatureError, StaleRequestError,
     UntrustedKeyError,
 )

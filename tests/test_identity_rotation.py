@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from client import Partner, ServerMisbehaviour, ServerUnreachable
-from protocol import envelopes
-from protocol.crypto import ClassKey
-from protocol.errors import DecryptionError
-from protocol.objects.cases import CaseHeader, IdentityRecord
-from server.context import CTX
+from schakel.client import Partner, ServerMisbehaviour, ServerUnreachable
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import ClassKey
+from schakel.protocol.errors import DecryptionError
+from schakel.protocol.objects.cases import CaseHeader, IdentityRecord
+from schakel.server.context import CTX
 from tests import disclosure_harness as dh
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy, running_server,
@@ -233,13 +233,13 @@ async def consented_grant(cast: Any, case: str, grantee: Partner,
                           classes: tuple[str, ...] = ("name",)) -> tuple[str, str]:
     coordinator, network = cast.coordinator, cast.network
     await coordinator.sync(network)
-    consent = await coordinator.record_consent(
+    consent = await coordinator.disclosure.record_consent(
         network, case, classes=classes, partners=[grantee.key_id],
         purpose="Afstemming van hulp rond de woning.", evidence=EVIDENCE)
-    grant = await coordinator.grant(network, case, consent=consent, grantee=grantee.key_id,
+    grant = await coordinator.disclosure.grant(network, case, consent=consent, grantee=grantee.key_id,
                                     classes=classes, reason="huisbezoek plannen")
     await grantee.sync(network)
-    await grantee.release(network, grant)
+    await grantee.disclosure.release(network, grant)
     return consent, grant
 
 
@@ -252,7 +252,7 @@ def server_rows(tmp_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def class_key(partner: Partner, network: str, case: str, cls: str, version: int) -> ClassKey:
-    raw = partner.state.get_secret("class-key", (network, case, cls, str(version)))
+    raw = partner.session.state.get_secret("class-key", (network, case, cls, str(version)))
     assert raw is not None
     return ClassKey(raw)
 
@@ -269,18 +269,18 @@ async def test_owner_rotates_identity_after_a_consent_revocation(tmp_path: Path)
             network, owner = cast.network, cast.formal
             former, stays = cast.informal, await cast.join(tmp_path, url, "wijkteam-zuid")
             await owner.sync(network)
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
             revoked, _ = await consented_grant(cast, case, former)
             _, grant = await consented_grant(cast, case, stays)
             kept = class_key(former, network, case, "name", 1)
 
-            await cast.coordinator.revoke_consent(network, case, revoked, reason="ingetrokken")
+            await cast.coordinator.disclosure.revoke_consent(network, case, revoked, reason="ingetrokken")
             report = (await owner.sync(network)).duties
             assert report is not None and report.rotated == [case]
-            header = owner._header(network, case)
+            header = owner.session.header(network, case)
             assert (header.identity_version, header.classes) == (2, ("address", "name",
                                                                      "official"))
-            assert owner.identity(network, case) == IDENTITY
+            assert owner.identity.get(network, case) == IDENTITY
 
             table = "SELECT {} FROM {} WHERE network = ? AND [case] = ?"
             assert server_rows(tmp_path, table.format("DISTINCT version", "identity"),
@@ -295,12 +295,12 @@ async def test_owner_rotates_identity_after_a_consent_revocation(tmp_path: Path)
                     envelopes.decrypt_json(kept, record.ciphertext, envelopes.identity_context(
                         network, case, "name", version=version))
 
-            released = await stays.release(network, grant)
+            released = await stays.disclosure.release(network, grant)
             assert released.classes == {"name": IDENTITY["name"]}
             assert class_key(stays, network, case, "name", 2) is not None
 
             await cast.coordinator.sync(network)
-            assert cast.coordinator._header(network, case).identity_version == 2
+            assert cast.coordinator.session.header(network, case).identity_version == 2
             assert (await owner.duties(network)).rotated == []
         finally:
             await cast.close()
@@ -312,12 +312,12 @@ async def test_owner_rotates_identity_after_removing_a_member_that_held_identity
         cast = await standard_network(tmp_path, url)
         try:
             network, owner, leaver = cast.network, cast.formal, cast.informal
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
             await consented_grant(cast, case, leaver)
-            await cast.coordinator.remove(network, leaver.key_id, reason="verlaat het netwerk")
+            await cast.coordinator.networks.remove(network, leaver.key_id, reason="verlaat het netwerk")
             report = (await owner.sync(network)).duties
             assert report is not None and report.rotated == [case]
-            assert owner._header(network, case).identity_version == 2
+            assert owner.session.header(network, case).identity_version == 2
             assert server_rows(tmp_path, "SELECT recipient FROM gated WHERE network = ?"
                                " AND [case] = ?", network, case) == []
         finally:
@@ -334,10 +334,10 @@ async def test_rotation_whose_answer_was_lost_is_sent_again_unchanged(
         cast = await standard_network(tmp_path, url)
         try:
             network, owner, former = cast.network, cast.formal, cast.informal
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
             revoked, _ = await consented_grant(cast, case, former)
-            await cast.coordinator.revoke_consent(network, case, revoked, reason="ingetrokken")
-            post = owner.conn.post
+            await cast.coordinator.disclosure.revoke_consent(network, case, revoked, reason="ingetrokken")
+            post = owner.session.conn.post
 
             async def answer_lost(path: str, body: Any, **kwargs: Any) -> Any:
                 answer = await post(path, body, **kwargs)
@@ -345,13 +345,13 @@ async def test_rotation_whose_answer_was_lost_is_sent_again_unchanged(
                     raise ServerUnreachable("the answer was lost")
                 return answer
 
-            monkeypatch.setattr(owner.conn, "post", answer_lost)
+            monkeypatch.setattr(owner.session.conn, "post", answer_lost)
             with pytest.raises(ServerUnreachable):
                 await owner.duties(network)
-            monkeypatch.setattr(owner.conn, "post", post)
+            monkeypatch.setattr(owner.session.conn, "post", post)
             assert (await owner.duties(network)).rotated == [case]
 
-            assert owner._header(network, case).identity_version == 2
+            assert owner.session.header(network, case).identity_version == 2
             assert server_rows(tmp_path, "SELECT identity_version FROM header_versions"
                                " WHERE network = ? AND [case] = ?", network, case) == [(2,)]
             for envelope, cls in server_rows(tmp_path, "SELECT envelope, class FROM identity"
@@ -384,15 +384,15 @@ async def rotated(tmp_path: Path) -> AsyncIterator[Lied]:
         owner = await make_partner(tmp_path, env.url, "coordinator")
         reader = await make_partner(tmp_path, env.url, "reader")
         try:
-            network = await owner.create_network(
+            network = await owner.networks.create(
                 name="Buurtnetwerk Test", kind="neighbourhood", covenant=COVENANT,
                 policy=network_policy("neighbourhood"),
                 server_fingerprint=server_fingerprint(env.url))
             await admit(owner, network, reader, ring="core", party="formal")
-            case = await owner.create_case(network, INTAKE, identity=IDENTITY)
-            assert await owner.rotate_identity(network, case) == 2
+            case = await owner.cases.create(network, INTAKE, identity=IDENTITY)
+            assert await owner.identity.rotate(network, case) == 2
             await reader.sync(network)
-            assert reader._header(network, case).identity_version == 2
+            assert reader.session.header(network, case).identity_version == 2
             yield Lied(env, owner, reader, network, case)
         finally:
             await owner.close()
@@ -401,9 +401,9 @@ async def rotated(tmp_path: Path) -> AsyncIterator[Lied]:
 
 def header_of(lied: Lied, *, version: int, signer: Partner | None = None,
               **changes: Any) -> dict[str, Any]:
-    signed = dict(lied.reader.state.get_doc("header", (lied.network, lied.case))["signed"])
+    signed = dict(lied.reader.session.state.get_doc("header", (lied.network, lied.case))["signed"])
     signed.update(identity_version=version, **changes)
-    return CaseHeader.from_json(signed).sign((signer or lied.owner).keys.signer)
+    return CaseHeader.from_json(signed).sign((signer or lied.owner).session.keys.signer)
 
 
 @pytest.mark.parametrize(("lie", "what"), [
@@ -420,8 +420,8 @@ async def test_ls8_replaced_header_is_believed_only_as_the_owners_next_version(
     changed.  A rollback to version 1, a gap, a header signed by another member, a second
     version 2, or a change of the case-key fields is caught, recorded, and not believed."""
     lied, net = rotated, rotated.network
-    held = lied.reader.state.get_doc("header", (net, lied.case))
-    first = lied.owner.state.get_doc("header", (net, lied.case))
+    held = lied.reader.session.state.get_doc("header", (net, lied.case))
+    first = lied.owner.session.state.get_doc("header", (net, lied.case))
     forged = {
         "version 1 again": lambda: server_headers(lied)[0],
         "version 4, skipping 3": lambda: header_of(lied, version=4),
@@ -430,7 +430,7 @@ async def test_ls8_replaced_header_is_believed_only_as_the_owners_next_version(
         "version 3 under another case key": lambda: header_of(
             lied, version=3, wrapped_case_key=first["signed"]["wrapped_case_key"][:-4] + "AAAA"),
     }[lie]()
-    await lied.owner.add_event(net, lied.case, NOTE)          # a page for the lie to ride on
+    await lied.owner.cases.add_event(net, lied.case, NOTE)          # a page for the lie to ride on
     lied.env.proxy.on_sync(net, lambda items: [*items, {
         "cursor": str(int(items[-1]["cursor"]) + 1), "kind": "header", "case": lied.case,
         "envelope": forged}], times=1)
@@ -439,7 +439,7 @@ async def test_ls8_replaced_header_is_believed_only_as_the_owners_next_version(
     assert lied.env.proxy.hits() > 0
     assert caught.value.what == what, caught.value.message
     assert what in [m["what"] for m in lied.reader.misbehaviours()]
-    assert lied.reader.state.get_doc("header", (net, lied.case)) == held
+    assert lied.reader.session.state.get_doc("header", (net, lied.case)) == held
 
 
 def server_headers(lied: Lied) -> list[dict[str, Any]]:

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keys.bundle import make_key_bundle, verify_key_bundle
-from keys.fingerprint import fingerprint
-from keys.partner import PartnerKeys
-from protocol import signing
-from protocol.errors import MalformedError, SignatureError, UntrustedKeyError
+from schakel.keys.bundle import make_key_bundle, verify_key_bundle
+from schakel.keys.fingerprint import fingerprint
+from schakel.keys.partner import PartnerKeys
+from schakel.protocol import signing
+from schakel.protocol.errors import MalformedError, SignatureError, UntrustedKeyError
 
 CREATED = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 KEYS = PartnerKeys.generate()

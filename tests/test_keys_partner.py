@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import keys
-from keys.partner import PartnerKeys, PublicKeys
-from protocol.errors import MalformedError
+from schakel import keys
+from schakel.keys.partner import PartnerKeys, PublicKeys
+from schakel.protocol.errors import MalformedError
 
 KEYS_DIR = Path(__file__).resolve().parent.parent / "keys"
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from keys.partner import PartnerKeys
-from keys.rotation import rotate, verify_rotation, verify_rotation_record
-from protocol import signing
-from protocol.errors import MalformedError, SignatureError, UntrustedKeyError
+from schakel.keys.partner import PartnerKeys
+from schakel.keys.rotation import rotate, verify_rotation, verify_rotation_record
+from schakel.protocol import signing
+from schakel.protocol.errors import MalformedError, SignatureError, UntrustedKeyError
 
 AT = datetime(2026, 3, 1, 12, 0, 30, 999, tzinfo=UTC)
 OLD = PartnerKeys.generate()

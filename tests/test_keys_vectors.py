@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 
 from tests import vectors_keys as vectors
-from keys.bundle import verify_key_bundle
-from keys.chain import verify_genesis, verify_membership, verify_revocation
-from keys.fingerprint import Fingerprint
-from keys.keystore import decrypt_keystore
-from keys.partner import PartnerKeys
-from keys.rotation import verify_rotation
-from protocol.crypto import VerifyKey
-from protocol.encoding import b64d
-from protocol.errors import UntrustedKeyError
+from schakel.keys.bundle import verify_key_bundle
+from schakel.keys.chain import verify_genesis, verify_membership, verify_revocation
+from schakel.keys.fingerprint import Fingerprint
+from schakel.keys.keystore import decrypt_keystore
+from schakel.keys.partner import PartnerKeys
+from schakel.keys.rotation import verify_rotation
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.encoding import b64d
+from schakel.protocol.errors import UntrustedKeyError
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_keystore_vector_opens(stored: dict[str, Any]) -> None:
 
 def test_vector_objects_are_valid_wire_objects(stored: dict[str, Any]) -> None:
     """Cross-check with the JSON Schemas of protocol/schemas (written independently)."""
-    schema = pytest.importorskip("protocol.schema")
+    schema = pytest.importorskip("schakel.protocol.schema")
     for obj_type, envelope in [
             ("key-bundle", stored["key_bundle"]["envelope"]),
             ("network-genesis", stored["genesis"]["envelope"]),

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keys.fingerprint import fingerprint
-from keys.keystore import (
+from schakel.keys.fingerprint import fingerprint
+from schakel.keys.keystore import (
     FORMAT,
     KdfParams,
     decrypt_keystore,
@@ -28,9 +28,9 @@ from keys.keystore import (
     read_keystore_info,
     save_keystore,
 )
-from keys.partner import PartnerKeys
-from keys.passphrase import passphrase_from
-from protocol.errors import KeystoreError
+from schakel.keys.partner import PartnerKeys
+from schakel.keys.passphrase import passphrase_from
+from schakel.protocol.errors import KeystoreError
 
 PASS = "correct horse battery staple"
 FAST = KdfParams.INTERACTIVE
@@ -244,7 +244,7 @@ def test_short_passphrase_refused(keys: PartnerKeys) -> None:
 
 
 def test_document_carries_format_tag_and_no_secrets(document: bytes, keys: PartnerKeys) -> None:
-    from protocol.encoding import b64e
+    from schakel.protocol.encoding import b64e
     doc = json.loads(document)
     assert doc["format"] == FORMAT
     assert doc["kdf"]["alg"] == "argon2id13"

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import merkle
-from protocol.errors import MalformedError, ProofError, ProtocolError
-from protocol.merkle import (
+from schakel.protocol import merkle
+from schakel.protocol.errors import MalformedError, ProofError, ProtocolError
+from schakel.protocol.merkle import (
     EMPTY_ROOT,
     MAX_TREE_SIZE,
     MemoryNodeStore,

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.crypto import BoxSecretKey, Signer
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, MalformedError, SignatureError
-from protocol.objects.cases import (
+from schakel.protocol.crypto import BoxSecretKey, Signer
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from schakel.protocol.objects.base import SignedObject
+from schakel.protocol.objects.cases import (
     BlindIndexToken,
     CaseHeader,
     CaseRekey,
@@ -24,9 +25,9 @@ from protocol.objects.cases import (
     check_link,
     event_hash,
 )
-from protocol.objects.plaintext import IdentityName, IdentityOfficial, IdentityOther
-from protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
-from protocol.signing import add_signature
+from schakel.protocol.objects.plaintext import IdentityName, IdentityOfficial, IdentityOther
+from schakel.protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
+from schakel.protocol.signing import add_signature
 
 OWNER = Signer(bytes(range(32)))
 OTHER = Signer(bytes(range(1, 33)))
@@ -407,8 +408,12 @@ def test_sign_verify_and_tamper(name: str) -> None:
 
 
 def test_unsigned_objects_cannot_be_signed() -> None:
-    with pytest.raises(TypeError):
-        GatedEnvelope.from_json(gated_json()).sign(OWNER)
+    """Only a SignedObject has ``sign``: signing an unsigned object is a type error that
+    mypy reports, and has nothing to call at run time."""
+    gated = GatedEnvelope.from_json(gated_json())
+    assert not isinstance(gated, SignedObject) and not gated.SIGNED
+    with pytest.raises(AttributeError):
+        getattr(gated, "sign")
 
 
 def test_header_and_event_must_be_signed_by_owner_and_author() -> None:
@@ -494,8 +499,8 @@ def _chain(n: int) -> list[dict[str, Any]]:
 
 
 def test_event_hash_is_domain_separated_sha256() -> None:
-    from protocol.canonical import canonical_json
-    from protocol.crypto import sha256
+    from schakel.protocol.canonical import canonical_json
+    from schakel.protocol.crypto import sha256
 
     envelope = _chain(1)[0]
     assert event_hash(envelope) == sha256(b"schakel/v1/event-hash" + canonical_json(envelope))
@@ -565,9 +570,9 @@ def test_signal_content_must_fit_the_sealed_box() -> None:
 
 
 def test_objects_carry_what_protocol_envelopes_produces() -> None:
-    from protocol import envelopes
-    from protocol.crypto import CaseKey, ClassKey, EpochKey
-    from protocol.objects.plaintext import Intake, parse_anonymous_event
+    from schakel.protocol import envelopes
+    from schakel.protocol.crypto import CaseKey, ClassKey, EpochKey
+    from schakel.protocol.objects.plaintext import Intake, parse_anonymous_event
 
     epoch_key, case_key = EpochKey.generate(), CaseKey.generate()
     wrapped = envelopes.wrap_case_key(epoch_key, case_key, network=NETWORK, case=CASE,
@@ -596,9 +601,9 @@ def test_objects_carry_what_protocol_envelopes_produces() -> None:
 def test_rekey_carries_what_protocol_envelopes_wraps() -> None:
     """A case-rekey's key opens with the epoch key under its own context only: the
     server cannot relabel its version or epoch, or move it to another case."""
-    from protocol import envelopes
-    from protocol.crypto import CaseKey, EpochKey
-    from protocol.errors import DecryptionError
+    from schakel.protocol import envelopes
+    from schakel.protocol.crypto import CaseKey, EpochKey
+    from schakel.protocol.errors import DecryptionError
 
     epoch_key, case_key = EpochKey.generate(), CaseKey.generate()
     wrapped = envelopes.wrap_case_key(epoch_key, case_key, network=NETWORK, case=CASE,
@@ -615,8 +620,8 @@ def test_rekey_carries_what_protocol_envelopes_wraps() -> None:
 
 
 def test_cleartext_status_must_match_the_content() -> None:
-    from protocol.objects.cases import check_event_status
-    from protocol.objects.plaintext import Note, StatusChange
+    from schakel.protocol.objects.cases import check_event_status
+    from schakel.protocol.objects.plaintext import Note, StatusChange
 
     closing = StatusChange(status="closed", reason="Afgerond.")
     check_event_status(Event.from_json(event_json(status="closed")), closing)

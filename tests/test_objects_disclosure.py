@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from tests.strategies import JSON, json_paths
 
-from protocol import envelopes, schema
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import BoxSecretKey, CaseKey, Signer, sha256
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, DecryptionError, MalformedError, SignatureError
-from protocol.objects.disclosure import (
+from schakel.protocol import envelopes, schema
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import BoxSecretKey, CaseKey, Signer, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, DecryptionError, MalformedError, SignatureError
+from schakel.protocol.objects.disclosure import (
     BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, GrantBasis, Grantees,
     PurgeAck, PurgeInstruction, Referral, ReferralBasis, Review, SealedJustification, Share,
 )

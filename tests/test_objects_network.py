@@ -16,17 +16,18 @@ from hypothesis import strategies as st
 
 from tests.strategies import JSON, json_paths
 
-from protocol import envelopes, merkle, schema, signing
-from protocol.canonical import canonical_json, parse_json
-from protocol.crypto import BoxSecretKey, EpochKey, MatchKey, Signer, sha256
-from protocol.encoding import b64d, b64e
-from protocol.errors import (
+from schakel.protocol import envelopes, merkle, schema, signing
+from schakel.protocol.canonical import canonical_json, parse_json
+from schakel.protocol.crypto import BoxSecretKey, EpochKey, MatchKey, Signer, sha256
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, MalformedError, ProtocolError, SignatureError,
 )
-from protocol.objects.audit import (
+from schakel.protocol.objects.audit import (
     AuditActor, AuditEntry, ErrorResponse, TreeHead, entry_commitment, new_salt,
 )
-from protocol.objects.network import (
+from schakel.protocol.objects.base import SignedObject
+from schakel.protocol.objects.network import (
     BemoeizorgSettings, CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, KeyBundle,
     KeyRotation, Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy,
     PublicKeys, ServerKeys, check_policy_for_kind, default_policy,
@@ -437,7 +438,7 @@ def test_schema_alone_refuses_trailing_newline_float_and_bad_date() -> None:
 
 
 def test_parts_get_the_same_strict_schema_semantics() -> None:
-    """protocol.schema.validate_def (nested parts) is as strict as validate (objects)."""
+    """schakel.protocol.schema.validate_def (nested parts) is as strict as validate (objects)."""
     keys = PublicKeys.of(MEMBER.verify_key, MEMBER_BOX.public_key).to_json()
     retention = default_policy("oggz").retention.to_json()
     for obj_type, def_name, bad, field in (
@@ -527,10 +528,11 @@ def test_signature_does_not_transfer_between_types() -> None:
 
 
 def test_unsigned_objects_cannot_be_signed() -> None:
-    with pytest.raises(TypeError):
-        payload().sign(COORD)
-    with pytest.raises(TypeError):
-        audit_entry().sign(LOG)
+    """Only a SignedObject has ``sign`` (a type error for mypy, nothing to call at run time)."""
+    for unsigned in (payload(), audit_entry()):
+        assert not isinstance(unsigned, SignedObject) and not unsigned.SIGNED
+        with pytest.raises(AttributeError):
+            getattr(unsigned, "sign")
 
 
 def test_key_rotation_needs_old_and_new_signature() -> None:
@@ -638,7 +640,7 @@ def test_erase_cutoff_is_day_aligned_and_counts_whole_days() -> None:
     get the same instant from the erase entry's time."""
     from datetime import UTC, datetime, timedelta, timezone
 
-    from protocol.objects.audit import erase_cutoff
+    from schakel.protocol.objects.audit import erase_cutoff
     day = datetime(2031, 3, 9, tzinfo=UTC)
     for moment in (day, day + timedelta(hours=23, minutes=59, seconds=59)):
         assert erase_cutoff(moment, 1826) == day - timedelta(days=1826)
@@ -699,7 +701,7 @@ def _walk(node: Any, name: str, problems: list[str], path: str) -> None:
 
 @pytest.mark.parametrize("name", MY_SCHEMAS)
 def test_schema_is_closed_and_bounded(name: str) -> None:
-    doc = json.loads(resources.files("protocol.schemas").joinpath(f"{name}.json").read_text("utf-8"))
+    doc = json.loads(resources.files("schakel.protocol.schemas").joinpath(f"{name}.json").read_text("utf-8"))
     assert doc["$id"] == f"https://schakel.invalid/v1/{name}.json"
     assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     problems: list[str] = []

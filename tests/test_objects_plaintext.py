@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import schema
-from protocol.crypto import Signer
-from protocol.errors import MalformedError
-from protocol.objects.plaintext import (
+from schakel.protocol import schema
+from schakel.protocol.crypto import Signer
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.plaintext import (
     ANONYMOUS_EVENT_KINDS,
     IDENTITY_CLASSES,
     PROBLEM_DOMAINS,
@@ -228,7 +228,7 @@ def test_identity_other_for_network_defined_classes() -> None:
 
 def test_identity_other_agrees_with_its_schema_definition() -> None:
     other = schema.schema_of("identity-record")["$defs"]["other_plaintext"]
-    from protocol.objects import plaintext
+    from schakel.protocol.objects import plaintext
     assert other["maxProperties"] == plaintext.OTHER_MAX_FIELDS
     assert other["additionalProperties"]["maxLength"] == plaintext.OTHER_MAX_CHARS
 

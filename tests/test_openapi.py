@@ -5,7 +5,7 @@ The document under test is the one the real application serves at ``/v1/openapi.
 Three tools read it as it is: openapi-spec-validator validates it, schemathesis loads every
 operation and draws requests for it, and openapi-python-client generates a client package
 that imports.  Its request schemas refuse what the server refuses: every component gives
-the same verdict as ``protocol.schema`` on every example object and thousands of variants
+the same verdict as ``schakel.protocol.schema`` on every example object and thousands of variants
 (checked with jsonschema-rs, whose regular expressions and formats follow JSON Schema
 2020-12); each strictness gap the server once had against its document has a test here
 that sends the request to the server as well.  The live fuzzing run is
@@ -27,15 +27,15 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol import schema
-from protocol.canonical import parse_json
-from protocol.crypto import random_bytes
-from protocol.encoding import b64e
-from protocol.errors import MalformedError
+from schakel.protocol import schema
+from schakel.protocol.canonical import parse_json
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import MalformedError
 from tests.server_harness import World, assert_error, assert_status, running_world
 from tests.strategies import json_paths, set_at
 from tests.test_schema import EXAMPLES, variants
-from tests.test_schema_compiled import TRICKY
+from tests.test_schema_verdicts import TRICKY
 
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 #: Values the document once admitted and the server refused (schemathesis found them).
@@ -166,7 +166,7 @@ async def test_openapi_components_are_flat_and_every_ref_resolves(document: dict
 
 @shared_loop
 async def test_openapi_components_give_the_protocols_verdicts(document: dict[str, Any]) -> None:
-    """Each object type's component accepts exactly what ``protocol.schema`` accepts of the
+    """Each object type's component accepts exactly what ``schakel.protocol.schema`` accepts of the
     same JSON text, on every example object, its variants and tricky values planted in it."""
     validators: dict[str, Any] = {}
     compared = 0

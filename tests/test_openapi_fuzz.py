@@ -51,12 +51,12 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 from schemathesis.specs.openapi import checks  # noqa: E402
 
-from protocol.httpsig import sign_request  # noqa: E402
+from schakel.cli.serverprocess import ServerProcess  # noqa: E402
+from schakel.protocol.httpsig import sign_request  # noqa: E402
 from tests.server_harness import (  # noqa: E402
     Actor, Caller, RealClock, Reply, SessionTransport, World, build_world, error_shape_problems,
     new_nonce,
 )
-from tests.test_server_crash import SCHAKEL, ServerProcess, free_port  # noqa: E402
 
 #: Requests per operation and generation mode (Hypothesis stops earlier when an operation
 #: has fewer distinct inputs).
@@ -72,10 +72,6 @@ CHECKS = [not_a_server_error, checks.status_code_conformance, checks.content_typ
           checks.response_schema_conformance, checks.response_headers_conformance,
           checks.positive_data_acceptance, checks.negative_data_rejection]
 SIGNATURE_HEADERS = ("Content-Digest", "Schakel-Acting-User", "Signature-Input", "Signature")
-
-pytestmark = pytest.mark.skipif(not SCHAKEL.exists(),
-                                reason="the schakel entry point is not installed")
-
 
 class SignedBy(requests.auth.AuthBase):
     """Signs each request as it goes on the wire (method, URL and body bytes final) in the
@@ -104,24 +100,20 @@ class Live:
 
 async def _bootstrap(server: ServerProcess) -> tuple[World, dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
-        await server.ready(session)
-        caller = Caller(SessionTransport(session, server.base), server.base, RealClock())
+        caller = Caller(SessionTransport(session, server.url), server.url, RealClock())
         world = await build_world(caller)
-        async with session.get(server.base + "/v1/openapi.json") as resp:
+        async with session.get(server.url + "/v1/openapi.json") as resp:
             return world, await resp.json()
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("fuzz")
-    data = root / "data"
-    data.mkdir()
     # A generated ``wait`` would hold a sync request up to 30 s; the server's own limit
     # (docs/protocol.md §14: a server may lower it) keeps the run short.
-    (data / "config.json").write_text(json.dumps({"limits": {"max_wait": 1}}))
-    server = ServerProcess(data, free_port(), root)
-    server.start()
+    server = ServerProcess(root / "data", limits={"max_wait": 1})
     try:
+        server.start()
         world, document = asyncio.run(_bootstrap(server))
         yield Live(server, world, document)
     finally:
@@ -223,7 +215,7 @@ def _inputs(op: dict[str, Any], pinned: set[str], *, signed: bool) -> bool:
 
 
 def fuzz(live: Live, *, signed: bool) -> Outcome:
-    base, world = live.server.base, live.world
+    base, world = live.server.url, live.world
     schema = schemathesis.openapi.from_dict(live.document)
     rules = cross_rules(live.document)
 

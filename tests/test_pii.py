@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.pii import (Finding, Kind, check_anonymous, is_valid_iban, passes_elfproef,
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.pii import (Finding, Kind, check_anonymous, is_valid_iban, passes_elfproef,
                           scan, scan_value)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.pii import Finding, Kind, scan
+from schakel.protocol.pii import Finding, Kind, scan
 from tests.pii_corpus import PARTS, Figures, load, measure
 
 MIN_RECALL = 0.95

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import pii_lexicon
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.pii import Finding, Kind, check_anonymous, scan, scan_value
+from schakel.protocol import pii_lexicon
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.pii import Finding, Kind, check_anonymous, scan, scan_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -365,7 +365,7 @@ def _python(code: str) -> str:
 def test_lists_are_loaded_on_the_first_text_with_a_letter_and_not_before() -> None:
     out = _python(
         "import json, sys\n"
-        "from protocol import pii, pii_lexicon\n"
+        "from schakel.protocol import pii, pii_lexicon\n"
         "steps = [pii_lexicon.loaded()]\n"
         "pii.scan('06-12345678, 111222333 12-03-1948')\n"
         "steps.append(pii_lexicon.loaded())\n"
@@ -379,8 +379,8 @@ def test_lists_are_loaded_on_the_first_text_with_a_letter_and_not_before() -> No
 def test_schakel_help_does_not_load_the_lists() -> None:
     out = _python(
         "from click.testing import CliRunner\n"
-        "from client.cli import main\n"
-        "from protocol import pii_lexicon\n"
+        "from schakel.cli.main import main\n"
+        "from schakel.protocol import pii_lexicon\n"
         "for args in (['--help'], ['case', 'create', '--help']):\n"
         "    assert CliRunner().invoke(main, args).exit_code == 0\n"
         "print(pii_lexicon.loaded())\n")

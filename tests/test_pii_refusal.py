@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import pii
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.pii import Finding, Kind
+from schakel.protocol import pii
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.pii import Finding, Kind
 
 #: The placeholders of protocol.md §8.2, written out so that a change is a decision.
 SPECIFIED = {"bsn": "[BSN]", "phone": "[telefoon]", "email": "[e-mail]",

@@ -3,18 +3,27 @@ protocol/policy.py, each naming the rule it protects and the exact reason code."
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.policy import (
+from schakel.client.disclosure import rules_of as client_rules_of
+from schakel.keys.certify import make_genesis, new_network_id
+from schakel.keys.chain import verify_genesis
+from schakel.keys.fingerprint import fingerprint
+from schakel.keys.partner import PartnerKeys
+from schakel.protocol.crypto import BoxSecretKey, Signer, sha256
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.objects.network import ClassFields, Policy, default_policy
+from schakel.protocol.policy import (
     REASON_MIN_LETTERS, BemoeizorgFacts, ConsentFacts, Grantee, Person, Request, Rules,
     check_action, decide, reason_shortfall,
 )
+from schakel.server.directory import NetworkState
+from schakel.server.disclosure.facts import rules_of as server_rules_of
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 NET = "net"
@@ -296,3 +305,62 @@ def test_unknown_help_type_is_malformed() -> None:
     with pytest.raises(MalformedError):
         check_action(help_type="magic", informal_not_possible=None, supporting_professional=None,
                      case_complex=False, rules=NEIGHBOURHOOD)
+
+
+# --------------------------------------------------------------------------- one mapping
+
+
+def _custom_policy(kind: str, **bemoeizorg: object) -> Policy:
+    """``kind``'s default policy with every field the rules read moved off its default."""
+    base = default_policy(kind)
+    return replace(
+        base, classes={**base.classes, "housing": ClassFields(fields=("landlord",))},
+        informal_classes=("name", "housing"),
+        restricted={"official": "professional-secrecy", "care": "professional-secrecy"},
+        bemoeizorg=replace(base.bemoeizorg, **bemoeizorg), formal_action_reason=False)
+
+
+#: (network kind, policy): every field of Rules takes more than one value over the table.
+POLICIES = [
+    ("oggz", default_policy("oggz")),
+    ("neighbourhood", default_policy("neighbourhood")),
+    ("oggz", _custom_policy("oggz", grounds=("nuisance",), four_eyes=False,
+                            max_per_user_per_day=1, access_hours=24)),
+    ("oggz", _custom_policy("oggz", enabled=False)),
+    ("neighbourhood", _custom_policy("neighbourhood")),
+]
+
+
+def _client_and_server_rules(kind: str, policy: Policy) -> tuple[Rules, Rules]:
+    """The rules each side derives from one signed genesis: the client from its JSON, as
+    it folds it, the server from the verified genesis its directory holds."""
+    coordinator = PartnerKeys.generate()
+    envelope = make_genesis(coordinator, network=new_network_id(), name="Netwerk Noord",
+                            kind=kind, created=NOW, server_log=Signer.generate().verify_key,
+                            server_gate=BoxSecretKey.generate().public_key,
+                            covenant=sha256(b"convenant"), policy=policy)
+    verified = verify_genesis(envelope, fingerprint(coordinator.public.sign))
+    server = server_rules_of(NetworkState(genesis=verified, envelope=envelope))
+    client = client_rules_of(envelope["signed"]["policy"], envelope["signed"]["kind"])
+    return client, server
+
+
+@pytest.mark.parametrize(("kind", "policy"), POLICIES)
+def test_client_and_server_derive_the_same_rules_from_one_policy(kind: str,
+                                                                 policy: Policy) -> None:
+    """One truth for policy: the client refuses early on the rules the server enforces."""
+    client, server = _client_and_server_rules(kind, policy)
+    assert client == server == Rules.of(policy, kind)
+
+
+def test_the_policy_table_moves_every_rule() -> None:
+    """Each field of Rules differs between two rows above, so a side that dropped or fixed
+    a field would derive other rules on some row and fail the test above."""
+    rules = [Rules.of(policy, kind) for kind, policy in POLICIES]
+    for f in fields(Rules):
+        assert len({repr(getattr(r, f.name)) for r in rules}) > 1, f.name
+
+
+def test_rules_of_an_unknown_network_kind_is_malformed() -> None:
+    with pytest.raises(MalformedError, match="network kind"):
+        Rules.of(default_policy("neighbourhood"), "village")

@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from client import ServerRefused
-from keys import revoke_membership
-from protocol.canonical import canonical_json
-from protocol.crypto import sha256
-from protocol.encoding import b64e
-from protocol.objects.disclosure import PurgeInstruction
-from server import retention
-from server.context import CTX
+from schakel.client import ServerRefused
+from schakel.keys import revoke_membership
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.objects.disclosure import PurgeInstruction
+from schakel.server import retention
+from schakel.server.context import CTX
 from tests import disclosure_harness as dh
 from tests.client_harness import IDENTITY, INTAKE, running_server, standard_network
 from tests.server_harness import (
@@ -224,29 +224,29 @@ async def test_removed_member_client_purges_and_acknowledges_with_its_old_key(
         cast = await standard_network(tmp_path, url)
         try:
             network, leaver = cast.network, cast.informal
-            case = await cast.formal.create_case(network, INTAKE, identity=IDENTITY)
+            case = await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
             await cast.coordinator.sync(network)
-            consent = await cast.coordinator.record_consent(
+            consent = await cast.coordinator.disclosure.record_consent(
                 network, case, classes=["name"], partners=[leaver.key_id],
                 purpose="Afstemming van hulp rond de woning.", evidence=b"formulier")
-            grant = await cast.coordinator.grant(network, case, consent=consent,
+            grant = await cast.coordinator.disclosure.grant(network, case, consent=consent,
                                                  grantee=leaver.key_id, classes=["name"],
                                                  reason="huisbezoek plannen")
             await leaver.sync(network)
-            await leaver.release(network, grant)
-            assert leaver.identity(network, case) == {"name": IDENTITY["name"]}
+            await leaver.disclosure.release(network, grant)
+            assert leaver.identity.get(network, case) == {"name": IDENTITY["name"]}
 
-            await cast.coordinator.remove(network, leaver.key_id, reason="verlaat het netwerk")
+            await cast.coordinator.networks.remove(network, leaver.key_id, reason="verlaat het netwerk")
             with pytest.raises(ServerRefused) as refused:
                 await leaver.sync(network)
             assert (refused.value.status, refused.value.code) == (403, "untrusted_key")
 
             report = await leaver.duties(network)
             assert report.removed and len(report.purged) == 1
-            assert leaver.identity(network, case) == {}
-            assert leaver.state.secret_refs("class-key", (network, case)) == []
+            assert leaver.identity.get(network, case) == {}
+            assert leaver.session.state.secret_refs("class-key", (network, case)) == []
             entries = {e["index"]: e["entry"] for e in
-                       await cast.coordinator.audit_entries(network)}
+                       await cast.coordinator.audit.entries(network)}
             [issued] = [e for e in entries.values() if e["action"] == "purge-instruction"
                         and e["ref"] == report.purged[0]]
             assert (issued["reason"], issued["subject"]) == ("membership-removed", leaver.key_id)

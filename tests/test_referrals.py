@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol.objects.disclosure import Referral, ReferralBasis
+from schakel.protocol.objects.disclosure import Referral, ReferralBasis
 from tests.disclosure_harness import (
     audit_log, consent, invocation, post_ok, revocation, staff_oggz,
 )

@@ -2,7 +2,7 @@
 docs/protocol.md §15 §15.4; server/retention.py).
 
 The real application on a real SQLite file with the server's fake clock, moved forward
-past the policy's periods; each pass is :func:`server.retention.run_pass` on the running
+past the policy's periods; each pass is :func:`schakel.server.retention.run_pass` on the running
 app's context (what the background task runs), and one test runs the background task
 itself.  The grantee's side is real: it fetches its purge instructions and verifies them
 against the server's log key; the coordinator's monitor verifies the log after shredding.
@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol.objects.disclosure import PurgeInstruction
-from server import retention
-from server.context import CTX, AppContext
+from schakel.protocol.objects.disclosure import PurgeInstruction
+from schakel.server import retention
+from schakel.server.context import CTX, AppContext
 from tests.disclosure_harness import (
     audit_log, consent_and_grant, cosign, invocation, oggz_network, open_release, post_ok,
     release,
@@ -300,8 +300,8 @@ async def test_plan_is_pure_and_exact() -> None:
 
 async def test_cli_runs_one_pass(tmp_path: Any) -> None:
     """`schakel server retention --data DIR`: one pass on the data directory, printed."""
-    from keys.keystore import KdfParams
-    from server import serverkeys
+    from schakel.keys.keystore import KdfParams
+    from schakel.server import serverkeys
     from tests.test_cli_serve import schakel
 
     data = tmp_path / "server"

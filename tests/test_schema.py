@@ -1,12 +1,8 @@
-"""protocol/schema.py validates fast without changing a verdict.
+"""protocol/schema.py: the strict rules, where schemas come from, and the example objects.
 
-Two speed-ups (found by the server benchmark, bench/README.md): each validator checks a
-*bundled* copy of its schema, every ``$ref`` replaced by the schema it names, instead of
-resolving references through the registry on every validation; and the values most
-recently found valid are remembered.  Here the bundled validators are compared with the
-registry's on every example object and on many broken variants of each (same verdict, same
-reported problems, in the same order), and the memory is shown not to let anything through
-that the schema refuses.
+``EXAMPLES`` (every example object of the object tests, and every vector) and ``variants``
+(broken versions of each) feed tests/test_schema_verdicts.py, which compares the two
+validators' verdicts, and the OpenAPI tests.
 """
 
 from __future__ import annotations
@@ -17,12 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
 
-from protocol import schema
-from protocol.crypto import Signer, key_id
-from protocol.errors import MalformedError
-from tests.strategies import JSON, json_paths, set_at
+from schakel.protocol import schema
+from schakel.protocol.crypto import Signer, key_id
+from schakel.protocol.errors import MalformedError
+from tests.strategies import json_paths, set_at
 from tests.vectors_objects import VECTOR_PATH
 
 #: Values a member is replaced by in the broken variants.
@@ -51,35 +46,6 @@ def _examples() -> list[tuple[str, Any]]:
 EXAMPLES = _examples()
 
 
-def _strict_registry() -> Any:
-    """The registry of the schema documents without their ``$schema`` keys: jsonschema then
-    keeps the strict validator class inside every referenced document (with the key, it
-    switches to the stock draft 2020-12 class there -- see
-    test_strict_rules_now_hold_inside_referenced_documents)."""
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-    schemas, _ = schema._load()
-    docs = [{k: v for k, v in s.items() if k != "$schema"} for s in schemas.values()]
-    return Registry().with_resources(
-        (d["$id"], Resource.from_contents(d, default_specification=DRAFT202012)) for d in docs)
-
-
-STRICT_REGISTRY = _strict_registry()
-
-
-def _registry_validator(obj_type: str) -> Any:
-    """The reference: the strict validator with references resolved by the registry on
-    every validation, as before bundling."""
-    schemas, _ = schema._load()
-    return schema._StrictValidator(schemas[obj_type], registry=STRICT_REGISTRY,
-                                   format_checker=schema._FORMATS)
-
-
-def _problems(validator: Any, value: Any) -> list[str]:
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    return [f"{schema.json_path(e.absolute_path)}: {schema._describe(e)}" for e in errors]
-
-
 def _delete(value: Any, path: tuple[Any, ...]) -> Any:
     out = copy.deepcopy(value)
     node = out
@@ -104,76 +70,29 @@ def variants(value: Any) -> Iterator[Any]:
             yield set_at(value, (*path, "extra_member"), "x") if path else {**value, "extra_member": "x"}
 
 
-def test_every_schema_is_bundled() -> None:
-    for obj_type in schema.known_types():
-        assert "$ref" not in json.dumps(schema._validator(obj_type).schema), obj_type
-
-
-@pytest.mark.parametrize("obj_type", sorted({t for t, _ in EXAMPLES}))
-def test_bundled_validators_give_the_registry_validators_verdicts(obj_type: str) -> None:
-    bundled, reference = schema._validator(obj_type), _registry_validator(obj_type)
-    seen = 0
-    for kind, value in EXAMPLES:
-        if kind != obj_type:
-            continue
-        assert _problems(bundled, value) == [] == _problems(reference, value)
-        for variant in variants(value):
-            assert _problems(bundled, variant) == _problems(reference, variant), variant
-            seen += 1
-    assert seen > 10
-
-
-@pytest.mark.parametrize("obj_type", schema.known_types())
-@settings(max_examples=30, deadline=None)
-@given(value=JSON)
-def test_bundled_validators_agree_on_arbitrary_json(obj_type: str, value: Any) -> None:
-    assert _problems(schema._validator(obj_type), value) == \
-        _problems(_registry_validator(obj_type), value)
-
-
-def test_definition_validators_agree_with_the_registry() -> None:
-    schemas, _ = schema._load()
-    for obj_type, document in schemas.items():
-        for name in document.get("$defs", {}):
-            ref = {"$ref": f"{schema.BASE_URI}{obj_type}.json#/$defs/{name}"}
-            reference = schema._StrictValidator(ref, registry=STRICT_REGISTRY,
-                                                 format_checker=schema._FORMATS)
-            bundled = schema._def_validator(obj_type, name)
-            for value in REPLACEMENTS:
-                assert _problems(bundled, value) == _problems(reference, value), (obj_type, name)
-
-
-def test_strict_rules_now_hold_inside_referenced_documents() -> None:
-    """Before bundling, a ``$ref`` to a whole document (``"signal-feedback.json"``,
-    ``"policy.json"``) made jsonschema validate that part with the stock draft 2020-12
-    class, named by the document's ``$schema``: the strict rules (anchored patterns, no
-    1.0 for an integer) did not hold there.  Bundled, they hold everywhere, as the module
-    says.  (Objects were strict anyway where their nested parts are built and validated on
-    their own, e.g. a genesis's policy.)"""
-    schemas, registry = schema._load()
-    stock = schema._StrictValidator(schemas["signal-status"], registry=registry,
-                                    format_checker=schema._FORMATS)
-    status = copy.deepcopy(next(v for t, v in EXAMPLES if t == "signal-status"
-                                and v.get("feedback")))
-    status["feedback"][0]["signed"]["network"] += "\n"
-    assert _problems(stock, status) == []          # the old gap
-    with pytest.raises(MalformedError, match="network: has the wrong format"):
-        schema.validate("signal-status", status)
-
-
-# --------------------------------------------------------------------------- the memory
-
-
 def _event() -> dict[str, Any]:
     return copy.deepcopy(next(v for t, v in EXAMPLES if t == "event"))
 
 
-def test_a_remembered_valid_value_does_not_let_its_lookalikes_through() -> None:
+def test_strict_rules_hold_inside_referenced_documents() -> None:
+    """A ``$ref`` to a whole document (``"signal-feedback.json"``, ``"policy.json"``) keeps
+    the strict rules (anchored patterns, no 1.0 for an integer) inside it: jsonschema would
+    switch to its stock draft 2020-12 class there if the document kept its ``$schema``."""
+    status = copy.deepcopy(next(v for t, v in EXAMPLES if t == "signal-status"
+                                and v.get("feedback")))
+    status["feedback"][0]["signed"]["network"] += "\n"
+    with pytest.raises(MalformedError, match="network: has the wrong format"):
+        schema.validate("signal-status", status)
+    assert schema.problems("signal-status", status) == [
+        "feedback[0].signed.network: has the wrong format"]
+
+
+def test_values_that_only_look_valid_are_refused() -> None:
     event = _event()
-    schema.validate("event", event)                 # valid, remembered
+    schema.validate("event", event)
     for lookalike in (float(event["seq"]), True, str(event["seq"])):
         broken = {**event, "seq": lookalike}
-        for _ in range(2):                          # refusals are not remembered either
+        for _ in range(2):
             with pytest.raises(MalformedError):
                 schema.validate("event", broken)
     signed = json.loads(json.dumps({"signed": event, "signatures": [
@@ -192,13 +111,39 @@ def test_a_value_changed_after_it_was_validated_is_checked_again() -> None:
         schema.validate("event", event)
 
 
-def test_the_memory_is_bounded() -> None:
-    for i in range(schema._MEMO_ENTRIES + 50):
-        schema.validate_def("common", "acting_user", f"user-{i}")
-    assert len(schema._valid) <= schema._MEMO_ENTRIES
-    big = {**_event(), "ciphertext": "A" * (schema._MEMO_CHARS + 10)}   # valid, but large
-    schema.validate("event", big)
-    assert not any(key[2] == repr(big) for key in schema._valid)
+def test_no_schema_is_fetched_from_anywhere() -> None:
+    """A reference outside the protocol's own documents is refused when the validator is
+    built: nothing is retrieved over the network or from files."""
+    for ref in ("https://example.com/schema.json", "https://schakel.invalid/v1/missing.json",
+                "file:///etc/passwd"):
+        with pytest.raises(ValueError, match="no schema is fetched"):
+            schema._build({"$ref": ref})
+
+
+def test_every_format_the_schemas_name_is_asserted() -> None:
+    """jsonschema-rs knows formats jsonschema's checker here does not assert (``email``,
+    ``uri``): a schema naming one would get two verdicts, so loading it is refused."""
+    named = set().union(*(schema._formats_in(d) for d in schema.schema_documents().values()))
+    assert named == set(schema._FORMAT_TESTS) == {"date-time", "printable"}
+    assert schema._formats_in({"properties": {"a": {"format": "email"}}}) == {"email"}
+
+
+def test_email_refuses_the_same_white_space_in_every_regex_dialect() -> None:
+    """``\\s`` means different characters to Python (U+001C..U+001F, U+0085), ECMA-262
+    (U+FEFF) and Rust: the e-mail pattern spells out the white space it refuses, so every
+    validator of the schema (and of the OpenAPI document) gives the same verdict."""
+    pair = schema._validators("identity-contact")
+
+    def contact(char: str) -> dict[str, str]:
+        return {"email": f"a{char}b@c{char}d"}
+
+    fast = [hex(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF
+            and pair.fast.is_valid(contact(chr(code))) != (not chr(code).isspace()
+                                                            and chr(code) != "@")]
+    assert fast == []
+    for char in [c for c in map(chr, range(0x3001)) if c.isspace()] + ["\ufeff", "\u180e", "@"]:
+        assert pair.reference.is_valid(contact(char)) == pair.fast.is_valid(contact(char)), \
+            hex(ord(char))
 
 
 def test_key_ids_are_the_same_remembered_or_not() -> None:

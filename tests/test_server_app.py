@@ -1,7 +1,7 @@
 """The real server application on a real SQLite file (pytest-aiohttp; docs/protocol.md §14).
 
 One network per test, built the way clients build it: a genesis naming the server's keys,
-memberships certified by the coordinator, signed requests (protocol.httpsig) at a fake
+memberships certified by the coordinator, signed requests (schakel.protocol.httpsig) at a fake
 clock.  Covered: bootstrap -> members -> case -> events -> sync long-poll -> signals,
 receipt and feedback -> duplicate hints; authentication refusals; idempotent writes; the
 OpenAPI document against the routes; /metrics and /healthz; the error shape; logs free of
@@ -22,22 +22,22 @@ from typing import Any
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from keys import PartnerKeys, issue_membership, make_genesis, new_network_id, revoke_membership
-from protocol import envelopes, httpsig
-from protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, random_bytes
-from protocol.encoding import b64e
-from protocol.objects.base import format_timestamp
-from protocol.objects.cases import CaseHeader, Event, GatedEnvelope, IdentityRecord, event_hash
-from protocol.objects.disclosure import Share
-from protocol.objects.network import (
+from schakel.keys import PartnerKeys, issue_membership, make_genesis, new_network_id, revoke_membership
+from schakel.protocol import envelopes, httpsig
+from schakel.protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.cases import CaseHeader, Event, GatedEnvelope, IdentityRecord, event_hash
+from schakel.protocol.objects.disclosure import Share
+from schakel.protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
 )
-from protocol.objects.signals import Signal, SignalFeedback, SignalStatus
-from server.app import make_app
-from server.config import ServerConfig
-from server.context import AppContext
-from server.openapi import ERROR_STATUS
-from server.serverkeys import ServerKeys
+from schakel.protocol.objects.signals import Signal, SignalFeedback, SignalStatus
+from schakel.server.app import make_app
+from schakel.server.config import ServerConfig
+from schakel.server.context import AppContext
+from schakel.server.openapi import ERROR_STATUS
+from schakel.server.serverkeys import ServerKeys
 
 T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
 COVENANT = hashlib.sha256(b"Convenant Buurtnetwerk: wij delen alleen wat nodig is.").digest()

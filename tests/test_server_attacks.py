@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest_asyncio
 
-from keys import issue_membership
-from protocol.crypto import random_bytes
-from protocol.encoding import b64d, b64e
-from protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
-from protocol.objects.signals import SignalFeedback, SignalStatus
-from protocol.signing import add_signature
+from schakel.keys import issue_membership
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
+from schakel.protocol.objects.signals import SignalFeedback, SignalStatus
+from schakel.protocol.signing import add_signature
 from tests.server_harness import (
     STALE_BY, Actor, Caller, FakeClock, InProcessServer, Network, World, append, assert_error,
     assert_status, build_world, create_case, network_policy, new_id, send_signal, sync_all,

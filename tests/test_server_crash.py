@@ -15,101 +15,23 @@ timeout; each test takes a few seconds.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
-from protocol.objects.cases import Event, check_link
+from schakel.cli.serverprocess import ServerProcess
+from schakel.protocol.objects.cases import Event, check_link
 from tests.server_harness import (
     Caller, CaseState, Network, RealClock, Reply, SessionTransport, create_case,
-    register, server_keys, sync_all, wait_until,
+    register, server_keys, sync_all,
 )
 
 CASES = 16                 # concurrent writers, one case each
 EVENTS = 200               # appends in the burst
 KILL_AFTER = 60            # acknowledged appends before the SIGKILL
 STEP_TIMEOUT = 20.0        # seconds for any one step
-SCHAKEL = Path(sys.executable).with_name("schakel")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """``schakel serve`` as a child process with its output in files.
-
-    ``limits`` go into the data directory's config.json before the first start;
-    ``wrapper`` is a command the server runs under (``fiu-run -x``)."""
-
-    def __init__(self, data: Path, port: int, logs: Path, *,
-                 stop_with: signal.Signals = signal.SIGKILL,
-                 limits: dict[str, float] | None = None, wrapper: tuple[str, ...] = ()) -> None:
-        self.data, self.port, self.logs, self.stop_with = data, port, logs, stop_with
-        self.limits, self.wrapper = limits, wrapper
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.runs = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.runs += 1
-        if self.limits is not None and not (self.data / "config.json").exists():
-            self.data.mkdir(mode=0o700, parents=True, exist_ok=True)
-            (self.data / "config.json").write_text(json.dumps({"limits": self.limits}))
-        env = {**os.environ, "SCHAKEL_SERVER_PASSPHRASE": "crash-test passphrase, not secret"}
-        out = open(self.logs / f"server-{self.runs}.log", "wb")  # noqa: SIM115 -- closed with the process
-        self.proc = subprocess.Popen(
-            [*self.wrapper, str(SCHAKEL), "serve", "--data", str(self.data),
-             "--port", str(self.port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        out.close()
-
-    def output(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:]
-                         for p in sorted(self.logs.glob("server-*.log")))
-
-    def log(self) -> str:
-        """Everything the server wrote, every run."""
-        return "\n".join(p.read_text(errors="replace")
-                         for p in sorted(self.logs.glob("server-*.log")))
-
-    def kill(self, how: signal.Signals = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, how)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.proc.wait(timeout=10)
-
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        async def healthy() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"schakel serve exited with {self.proc.returncode}:\n"
-                                     f"{self.output()}")
-            async with session.get(self.base + "/healthz",
-                                   timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                return resp.status == 200
-        up = await wait_until(healthy, timeout=STEP_TIMEOUT)
-        assert up, f"schakel serve did not answer /healthz:\n{self.output()}"
 
 
 async def until_fresh(call: Any) -> Reply:
@@ -124,12 +46,10 @@ async def until_fresh(call: Any) -> Reply:
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.skipif(not SCHAKEL.exists(), reason="the schakel entry point is not installed")
 async def test_sigkill_during_a_burst_loses_no_acknowledged_event(tmp_path: Path) -> None:
     await crash_and_recover(tmp_path, signal.SIGKILL, exit_code=-signal.SIGKILL)
 
 
-@pytest.mark.skipif(not SCHAKEL.exists(), reason="the schakel entry point is not installed")
 async def test_sigterm_during_a_burst_shuts_down_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     """Graceful shutdown (issue 3, Operations): in-flight writes finish, the process exits
     0, and the same durability holds."""
@@ -137,26 +57,24 @@ async def test_sigterm_during_a_burst_shuts_down_cleanly_and_loses_nothing(tmp_p
 
 
 async def crash_and_recover(tmp_path: Path, how: signal.Signals, *, exit_code: int) -> None:
-    server = ServerProcess(tmp_path / "data", free_port(), tmp_path, stop_with=how)
+    server = ServerProcess(tmp_path / "data")
     clock = RealClock()
-    server.start()
     try:
+        server.start(timeout=STEP_TIMEOUT)
         connector = aiohttp.TCPConnector(limit=CASES + 4, force_close=False)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await server.ready(session)
-            caller = Caller(SessionTransport(session, server.base), server.base, clock,
+            caller = Caller(SessionTransport(session, server.url), server.url, clock,
                             timeout=STEP_TIMEOUT)
             net, author, cases = await asyncio.wait_for(bootstrap(caller, clock), 4 * STEP_TIMEOUT)
-            acked, killed_at = await asyncio.wait_for(burst(caller, net, author, cases, server),
-                                                      4 * STEP_TIMEOUT)
+            acked, killed_at = await asyncio.wait_for(
+                burst(caller, net, author, cases, server, how), 4 * STEP_TIMEOUT)
         assert server.proc is not None
-        assert server.proc.wait(timeout=STEP_TIMEOUT) == exit_code, server.output()
+        assert server.proc.wait(timeout=STEP_TIMEOUT) == exit_code, server.tail()
         assert killed_at == KILL_AFTER and len(acked) >= KILL_AFTER
 
-        server.start()
+        server.start(timeout=STEP_TIMEOUT)         # the same port: the same URL
         async with aiohttp.ClientSession() as session:
-            await server.ready(session)
-            caller = Caller(SessionTransport(session, server.base), server.base, clock,
+            caller = Caller(SessionTransport(session, server.url), server.url, clock,
                             timeout=STEP_TIMEOUT)
             await asyncio.wait_for(until_fresh(
                 lambda: caller.get(net.path("/members"), author)), STEP_TIMEOUT)
@@ -175,8 +93,9 @@ async def bootstrap(caller: Caller, clock: RealClock) -> tuple[Network, Any, lis
 
 
 async def burst(caller: Caller, net: Network, author: Any, cases: list[CaseState],
-                server: ServerProcess) -> tuple[dict[str, dict[str, Any]], int]:
-    """16 workers append until EVENTS were tried; SIGKILL after KILL_AFTER acks.
+                server: ServerProcess, how: signal.Signals,
+                ) -> tuple[dict[str, dict[str, Any]], int]:
+    """16 workers append until EVENTS were tried; signal ``how`` after KILL_AFTER acks.
     Returns the acknowledged events by id and the ack count at the kill."""
     acked: dict[str, dict[str, Any]] = {}
     budget = iter(range(EVENTS))
@@ -200,7 +119,8 @@ async def burst(caller: Caller, net: Network, author: Any, cases: list[CaseState
             state.commit(event)
             if len(acked) == KILL_AFTER and not killed_at:
                 killed_at = len(acked)
-                server.kill(server.stop_with)            # mid-burst: other appends are in flight
+                assert server.proc is not None
+                server.proc.send_signal(how)             # mid-burst: other appends are in flight
 
     await asyncio.gather(*(worker(s) for s in cases))
     assert not problems, problems

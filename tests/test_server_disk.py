@@ -28,24 +28,21 @@ from typing import Any
 import aiohttp
 import pytest
 
+from schakel.cli.serverprocess import ServerProcess
 from tests.server_harness import (
     Actor, CaseState, Caller, Network, RealClock, Reply, SessionTransport, assert_error,
     create_case, register, server_keys, sync_all,
 )
-from tests.test_server_crash import SCHAKEL, STEP_TIMEOUT, ServerProcess, free_port
+from tests.test_server_crash import STEP_TIMEOUT
 
 #: Small limits for the server under test: a short shutdown, so a stop is quick to see.
 LIMITS = {"shutdown_timeout": 2.0}
-#: Seconds a stopping server may take at most: its shutdown, then server.app.STOP_GRACE
+#: Seconds a stopping server may take at most: its shutdown, then schakel.server.app.STOP_GRACE
 #: (10 s) before it exits without waiting, and a margin.
 STOP_BOUND = LIMITS["shutdown_timeout"] + 10 + 10
 REQUEST_TIMEOUT = 10.0     # a request that takes longer is a hang
 FIU_RUN = shutil.which("fiu-run")
 FIU_CTRL = shutil.which("fiu-ctrl")
-
-pytestmark = pytest.mark.skipif(not SCHAKEL.exists(),
-                                reason="the schakel entry point is not installed")
-
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
@@ -135,12 +132,11 @@ class Writer:
 @contextlib.asynccontextmanager
 async def running(server: ServerProcess) -> Any:
     """The started server and a :class:`Writer` on a bootstrapped network."""
-    server.start()
     try:
+        server.start(timeout=STEP_TIMEOUT)
         async with aiohttp.ClientSession() as session:
-            await server.ready(session)
             clock = RealClock()
-            caller = Caller(SessionTransport(session, server.base), server.base, clock,
+            caller = Caller(SessionTransport(session, server.url), server.url, clock,
                             timeout=REQUEST_TIMEOUT)
             net = Network(await server_keys(caller), clock)
             author = net.actor("writer", ring="core", party="formal")
@@ -156,7 +152,7 @@ async def running(server: ServerProcess) -> Any:
 async def reads_answer(session: aiohttp.ClientSession, server: ServerProcess,
                        writer: Writer) -> None:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    async with session.get(server.base + "/healthz", timeout=timeout) as resp:
+    async with session.get(server.url + "/healthz", timeout=timeout) as resp:
         assert resp.status == 200, await resp.text()
     await writer.check_nothing_lost()
 
@@ -172,7 +168,7 @@ def stops_on_sigterm(server: ServerProcess) -> int:
 
 
 def no_server_errors(server: ServerProcess) -> None:
-    log = server.log()
+    log = server.output()
     assert "Traceback" not in log and '"status": 500' not in log, log[-3000:]
 
 
@@ -181,7 +177,7 @@ async def test_a_full_disk_refuses_writes_with_503_and_they_resume_by_themselves
     """Data and log on one full tmpfs: every refused write is 503 ``unavailable`` with
     ``Retry-After`` (not 500), reads and /healthz answer, a write succeeds again without a
     restart once space returns, nothing acknowledged is lost, SIGTERM stops the server."""
-    server = ServerProcess(small_disk / "data", free_port(), small_disk, limits=LIMITS)
+    server = ServerProcess(small_disk / "data", limits=LIMITS)
     async with running(server) as (session, writer):
         filler = fill(small_disk)
         await writer.until_refused()
@@ -195,14 +191,14 @@ async def test_a_full_disk_refuses_writes_with_503_and_they_resume_by_themselves
         for _ in range(5):
             assert (await writer.append()).ok
         await writer.check_nothing_lost()
-        assert stops_on_sigterm(server) == 0, server.output()
+        assert stops_on_sigterm(server) == 0, server.tail()
     no_server_errors(server)
-    assert "log lines dropped" in server.log()   # the log says what it could not hold
+    assert "log lines dropped" in server.output()   # the log says what it could not hold
 
 
 async def test_sigterm_stops_the_server_while_its_disk_is_full(small_disk: Path) -> None:
     """Whatever the writes on the full disk were answered, SIGTERM ends the server."""
-    server = ServerProcess(small_disk / "data", free_port(), small_disk, limits=LIMITS)
+    server = ServerProcess(small_disk / "data", limits=LIMITS)
     async with running(server) as (_, writer):
         fill(small_disk)
         for _ in range(5):
@@ -218,7 +214,7 @@ async def test_injected_io_errors_refuse_writes_with_503_and_they_resume_by_them
     """``pwrite`` fails with EIO (SQLite's writes; the log uses ``write``): writes are 503,
     reads answer, and once the fault is lifted writes resume without a restart."""
     assert FIU_RUN is not None and FIU_CTRL is not None
-    server = ServerProcess(tmp_path / "data", free_port(), tmp_path, limits=LIMITS,
+    server = ServerProcess(tmp_path / "data", limits=LIMITS,
                            wrapper=(FIU_RUN, "-x", "-f", str(tmp_path / "fiu")))
     async with running(server) as (session, writer):
         assert server.proc is not None

@@ -22,9 +22,9 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.crypto import random_bytes
-from protocol.encoding import b64e
-from protocol.objects.disclosure import PurgeAck, Referral, ReferralBasis
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.objects.disclosure import PurgeAck, Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
     Actor, FakeClock, InProcessServer, Network, Reply, World, append, assert_status,

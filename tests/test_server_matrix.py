@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol.objects.disclosure import Referral, ReferralBasis
+from schakel.protocol.objects.disclosure import Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
     MISSING, Actor, FakeClock, InProcessServer, Network, Reply, World, assert_status,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol import envelopes
-from protocol.errors import DecryptionError
-from protocol.objects.cases import CaseRekey
-from protocol.objects.disclosure import Share
+from schakel.protocol import envelopes
+from schakel.protocol.errors import DecryptionError
+from schakel.protocol.objects.cases import CaseRekey
+from schakel.protocol.objects.disclosure import Share
 from tests.disclosure_harness import consent_and_grant, open_release, release
 from tests.server_harness import (
     IDENTITY, Actor, CaseState, FakeClock, InProcessServer, World, append, assert_error,

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from keys.certify import revoke_membership
-from protocol.objects.disclosure import Consent, ConsentRevocation, Grant
-from protocol.objects.network import Membership, default_policy
+from schakel.keys.certify import revoke_membership
+from schakel.protocol.objects.disclosure import Consent, ConsentRevocation, Grant
+from schakel.protocol.objects.network import Membership, default_policy
 from tests.disclosure_harness import (
     Oggz, assert_denial_logged, audit_log, consent, consent_and_grant, cosign, grant, invocation,
     oggz_network, post_ok, release, revocation,

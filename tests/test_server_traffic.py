@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 from multidict import CIMultiDict
 
+from schakel.cli.serverprocess import ServerProcess
 from tests.server_harness import Reply, error_shape_problems
-from tests.test_server_crash import SCHAKEL, STEP_TIMEOUT, ServerProcess, free_port
+from tests.test_server_crash import STEP_TIMEOUT
 
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
@@ -39,33 +40,15 @@ LIMITS = {"header_timeout": HEADER_TIMEOUT, "body_timeout": BODY_TIMEOUT,
 CLOSED_WITHIN = HEADER_TIMEOUT + 2.0 + 12.0
 EVENTS = "/v1/networks/AAAAAAAAAAAAAAAAAAAAAA/cases/AAAAAAAAAAAAAAAAAAAAAA/events"
 
-pytestmark = pytest.mark.skipif(not SCHAKEL.exists(),
-                                reason="the schakel entry point is not installed")
-
-
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("edge")
-    server = ServerProcess(root / "data", free_port(), root, stop_with=signal.SIGTERM,
-                           limits=LIMITS)
-    server.start()
+    server = ServerProcess(root / "data", limits=LIMITS)
     try:
-        wait_healthy(server)
+        server.start(timeout=STEP_TIMEOUT)
         yield server
     finally:
         server.stop()
-
-
-def wait_healthy(server: ServerProcess) -> None:
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while True:
-        try:
-            if ask(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").status == 200:
-                return
-        except OSError:
-            assert server.proc is not None and server.proc.poll() is None, server.output()
-            assert time.monotonic() < deadline, f"no /healthz:\n{server.output()}"
-            time.sleep(0.1)
 
 
 def connect(server: ServerProcess, source: str = "127.0.0.1") -> socket.socket:
@@ -141,7 +124,7 @@ def test_aborted_uploads_are_not_server_errors(edge: ServerProcess) -> None:
         assert time.monotonic() < deadline, "the aborted uploads were never logged"
         time.sleep(0.1)
     assert 'status="5' not in metrics, [m for m in metrics.splitlines() if 'status="5' in m]
-    log = edge.log()
+    log = edge.output()
     assert "Traceback" not in log and "internal_error" not in log, log[-3000:]
     assert '"client_disconnected"' in log
 
@@ -272,7 +255,7 @@ def test_connections_over_the_per_address_cap_are_refused_with_429(edge: ServerP
 def test_the_connection_limits_are_in_config_json(tmp_path: Path) -> None:
     """The cap and the timeouts are settings of the data directory's config.json
     (protocol.md §14, "Connections"), with their defaults written on first start."""
-    from server.config import load_or_create
+    from schakel.server.config import load_or_create
 
     written = json.loads((load_or_create(tmp_path).data_dir / "config.json").read_text())
     assert {k: written["limits"][k] for k in ("header_timeout", "body_timeout",
@@ -283,11 +266,10 @@ def test_the_connection_limits_are_in_config_json(tmp_path: Path) -> None:
 def test_a_second_signal_ends_a_shutdown_held_up_by_a_slow_upload(tmp_path: Path) -> None:
     """A request in progress may hold the graceful shutdown for ``shutdown_timeout``; a
     second SIGTERM ends the process at once (status 1), as ``schakel serve`` documents."""
-    server = ServerProcess(tmp_path / "data", free_port(), tmp_path,
+    server = ServerProcess(tmp_path / "data",
                            limits={"body_timeout": 120.0, "shutdown_timeout": 120.0})
-    server.start()
     try:
-        wait_healthy(server)
+        server.start(timeout=STEP_TIMEOUT)
         with connect(server) as upload:
             upload.sendall(b"POST /v1/networks HTTP/1.1\r\nHost: x\r\nContent-Type: "
                            b"application/json\r\nContent-Length: 1000\r\n\r\n{")
@@ -297,6 +279,6 @@ def test_a_second_signal_ends_a_shutdown_held_up_by_a_slow_upload(tmp_path: Path
             time.sleep(0.5)
             assert server.proc.poll() is None, "the shutdown did not wait for the upload"
             server.proc.send_signal(signal.SIGTERM)
-            assert server.proc.wait(timeout=STEP_TIMEOUT) == 1, server.output()
+            assert server.proc.wait(timeout=STEP_TIMEOUT) == 1, server.tail()
     finally:
         server.stop()

@@ -1,4 +1,4 @@
-"""The fast path of ``protocol.sfv.parse_dictionary`` gives exactly the general parser's
+"""The fast path of ``schakel.protocol.sfv.parse_dictionary`` gives exactly the general parser's
 result (types included) on every value it takes, and leaves every other value to it."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import httpsig
-from protocol.crypto import Signer
-from protocol.errors import MalformedError
-from protocol.sfv import _fast_dictionary, _Parser, parse_dictionary
+from schakel.protocol import httpsig
+from schakel.protocol.crypto import Signer
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.sfv import _fast_dictionary, _Parser, parse_dictionary
 
 
 def _general(text: str) -> Any:

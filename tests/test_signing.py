@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import signing
-from protocol.canonical import canonical_json
-from protocol.crypto import (
+from schakel.protocol import signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import (
     BoxPublicKey, BoxSecretKey, CaseKey, EpochKey, Signer, VerifyKey, key_id,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import DecryptionError, MalformedError, SignatureError
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import DecryptionError, MalformedError, SignatureError
 
 ALICE = Signer(bytes([1]) * 32)
 BOB = Signer(bytes([2]) * 32)

@@ -14,13 +14,13 @@ import pytest
 
 from datetime import UTC, datetime
 
-from protocol.crypto import Signer
-from protocol.objects.audit import AuditActor
-from server.audit import AuditNote, entry_count
-from server.data import Written
-from server.data.networks import Stored, add_membership_txn, register_network_txn
-from server.errors import Conflict, Unavailable
-from server.storage import MIGRATIONS, Db, Store, migrate
+from schakel.protocol.crypto import Signer
+from schakel.protocol.objects.audit import AuditActor
+from schakel.server.audit import AuditNote, entry_count
+from schakel.server.data import Written
+from schakel.server.data.networks import Stored, add_membership_txn, register_network_txn
+from schakel.server.errors import Conflict, Unavailable
+from schakel.server.storage import MIGRATIONS, Db, Store, migrate
 
 
 def put_txn(db: Db, key: str, value: str) -> str:

@@ -8,10 +8,10 @@ import json
 import nacl.bindings  # independent check of the AEAD vectors (tests may use nacl directly)
 import pytest
 
-from protocol import envelopes, signing
-from protocol.canonical import canonical_json
-from protocol.crypto import BoxSecretKey, ClassKey, VerifyKey
-from protocol.encoding import b64d
+from schakel.protocol import envelopes, signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import BoxSecretKey, ClassKey, VerifyKey
+from schakel.protocol.encoding import b64d
 from tests.vectors_core import VECTOR_PATH, _deterministic, deterministic_part
 
 STORED = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from protocol import signing
-from protocol.canonical import canonical_json
-from protocol.crypto import Signer, VerifyKey
-from protocol.encoding import b64d, b64e
-from protocol.objects import audit, cases, disclosure, network, signals
-from protocol.objects.base import WireObject
+from schakel.protocol import signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import Signer, VerifyKey
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.objects import audit, cases, disclosure, network, signals
+from schakel.protocol.objects.base import WireObject
 from tests.vectors_objects import SEED, VECTOR_PATH, examples
 
 STORED = json.loads(VECTOR_PATH.read_text(encoding="utf-8"))

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from protocol import envelopes, signing
-from protocol.canonical import canonical_json
-from protocol.crypto import BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey, Signer
-from protocol.encoding import b64e
+from schakel.protocol import envelopes, signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import BoxSecretKey, CaseKey, ClassKey, EpochKey, MatchKey, Signer
+from schakel.protocol.encoding import b64e
 
 VECTOR_PATH = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "core.json"
 

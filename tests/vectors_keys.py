@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from protocol.crypto import BoxSecretKey, Signer, sha256
-from protocol.encoding import b64e
-from protocol.signing import signing_input
+from schakel.protocol.crypto import BoxSecretKey, Signer, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.signing import signing_input
 
-from keys.bundle import make_key_bundle
-from keys.certify import issue_membership, make_genesis, revoke_membership
-from keys.fingerprint import Fingerprint
-from keys.keystore import KdfParams, encrypt_keystore
-from keys.partner import PartnerKeys
-from keys.rotation import rotate
+from schakel.keys.bundle import make_key_bundle
+from schakel.keys.certify import issue_membership, make_genesis, revoke_membership
+from schakel.keys.fingerprint import Fingerprint
+from schakel.keys.keystore import KdfParams, encrypt_keystore
+from schakel.keys.partner import PartnerKeys
+from schakel.keys.rotation import rotate
 
 PATH = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "keys.json"
 KEYSTORE_PASSPHRASE = "correct horse battery staple"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from protocol import merkle
+from schakel.protocol import merkle
 
 VECTOR_PATH = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "merkle.json"
 
@@ -72,7 +72,7 @@ def _invalid_cases() -> list[dict[str, Any]]:
 
 
 def build() -> dict[str, Any]:
-    """The vector document, computed by protocol.merkle."""
+    """The vector document, computed by schakel.protocol.merkle."""
     n = len(LEAVES)
     return {
         "title": "Schakel Merkle tree test vectors: RFC 9162 section 2.1 with SHA-256",

@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from protocol import signing
-from protocol.crypto import Signer
-from protocol.objects.base import WireObject
+from schakel.protocol import signing
+from schakel.protocol.crypto import Signer
+from schakel.protocol.objects.base import WireObject
 
 VECTOR_PATH = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "objects.json"
 SEED = bytes([0x5C]) * 32

@@ -12,15 +12,16 @@ day-aligned :func:`erase_cutoff`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from protocol.canonical import canonical_json
-from protocol.crypto import random_bytes, sha256
-from protocol.encoding import b64e
-from protocol.errors import MalformedError, ProtocolError
-from protocol.objects.base import FrozenMap, Part, Timestamp, WireObject, nested, utc
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import random_bytes, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import MalformedError, ProtocolError
+from schakel.protocol.objects.base import Part, SignedObject, Timestamp, WireObject, nested, utc
 
 #: Domain separation of audit-entry commitments (design §3: a prefix per hashed object).
 COMMITMENT_PREFIX = b"schakel/v1/audit-entry"
@@ -95,7 +96,7 @@ class AuditEntry(WireObject):
 
 def entry_commitment(entry: AuditEntry) -> bytes:
     """SHA-256(b"schakel/v1/audit-entry" || canonical_json(entry)): the leaf bytes
-    of the RFC 6962 log (``protocol.merkle.leaf_hash`` hashes them once more with
+    of the RFC 6962 log (``schakel.protocol.merkle.leaf_hash`` hashes them once more with
     the 0x00 leaf prefix)."""
     if not isinstance(entry, AuditEntry):
         raise MalformedError("entry_commitment needs an AuditEntry")
@@ -113,11 +114,10 @@ def erase_cutoff(erased_at: datetime, audit_days: int) -> datetime:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TreeHead(WireObject):
+class TreeHead(SignedObject):
     """The size and root of a network's audit log, signed by the server's log key."""
 
     TYPE = "tree-head"
-    SIGNED = True
 
     network: str
     size: int
@@ -139,7 +139,7 @@ class ErrorBody(Part):
 
     code: str
     message: str
-    details: FrozenMap[Any]
+    details: Mapping[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)

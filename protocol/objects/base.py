@@ -6,14 +6,14 @@ A subclass of :class:`WireObject` sets ``TYPE`` (its schema,
 JSON key that is a Python keyword or would shadow a method is declared with
 :func:`alias`.  A nested part of an object (``coordinator``, ``policy.retention``,
 ``consent.grantees``...) is a :class:`Part`, validated against a ``$defs`` entry
-(``<TYPE>.json#/$defs/<DEF>``) with :func:`protocol.schema.validate_def`; a field
+(``<TYPE>.json#/$defs/<DEF>``) with :func:`schakel.protocol.schema.validate_def`; a field
 holding one (or a tuple of them) is declared with :func:`nested`.
 
 Building an object, from Python or from JSON, does in this order:
 
 1. lists become tuples and JSON objects :class:`FrozenMap`, so a built object cannot
    be changed through a list it holds and ``from_json(to_json(x)) == x``;
-2. the JSON form is validated against the schema.  ``protocol.schema`` asserts that
+2. the JSON form is validated against the schema.  ``schakel.protocol.schema`` asserts that
    anchored patterns match the whole string, that an integer is not ``1.0`` and that
    a timestamp is a real calendar time, for objects and parts alike;
 3. nested parts given as plain JSON are built into their :class:`Part` class (which
@@ -22,10 +22,11 @@ Building an object, from Python or from JSON, does in this order:
    tab, CR and LF in the multi-line free-text fields a class names in ``MULTILINE``;
 5. ``check()``: rules a schema cannot express (cross-field rules, decoded sizes).
 
-Every refusal is a :class:`~protocol.errors.MalformedError` naming the object (or
-part) and the JSON path, never the value.  Signed objects travel in envelopes
-(``protocol.signing``); ``from_envelope`` verifies first and only then builds the
-object ("verify before you believe").
+Every refusal is a :class:`~schakel.protocol.errors.MalformedError` naming the object (or
+part) and the JSON path, never the value.  Signed objects are :class:`SignedObject`
+subclasses, the only ones with ``sign`` (so signing an unsigned object is a type error);
+they travel in envelopes (``schakel.protocol.signing``), and ``from_envelope`` verifies
+first and only then builds the object ("verify before you believe").
 """
 
 from __future__ import annotations
@@ -34,14 +35,13 @@ import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
-from protocol import schema, signing
-from protocol.crypto import Signer, VerifyKey
-from protocol.encoding import b64d
-from protocol.errors import MalformedError, SignatureError
+from schakel.protocol import schema, signing
+from schakel.protocol.crypto import Signer, VerifyKey
+from schakel.protocol.encoding import b64d
+from schakel.protocol.errors import MalformedError, SignatureError
 
-T = TypeVar("T", bound="WireObject")
 _V = TypeVar("_V")
 
 #: A ``str`` field holding an RFC 3339 UTC timestamp (``common.json#/$defs/timestamp``).
@@ -99,7 +99,7 @@ def freeze(value: Any) -> Any:
 
 def thaw(value: Any) -> Any:
     """Plain JSON (dicts and lists) from a frozen value or wire object, e.g. to hand an
-    embedded envelope to ``protocol.signing``."""
+    embedded envelope to ``schakel.protocol.signing``."""
     kind = type(value)
     if kind in _LEAVES:
         return value
@@ -118,7 +118,7 @@ def thaw(value: Any) -> Any:
 
 def invalid(obj_type: str, field: str, problem: str, *, where: str | None = None) -> MalformedError:
     """A :class:`MalformedError` naming the object (``where``, default ``obj_type``) and
-    the field, never the value; the same shape as ``protocol.schema``'s errors."""
+    the field, never the value; the same shape as ``schakel.protocol.schema``'s errors."""
     text = f"{field}: {problem}"
     return MalformedError(f"invalid {where or obj_type}: {text}",
                           details={"type": obj_type, "field": field, "problems": [text]})
@@ -158,7 +158,7 @@ class WireObject:
     """Mixin for ``@dataclass(frozen=True, kw_only=True)`` wire objects (module docstring)."""
 
     TYPE: ClassVar[str]
-    #: Signed object types: ``to_json`` carries ``"type": TYPE`` and ``sign`` works.
+    #: True on :class:`SignedObject`: ``to_json`` carries ``"type": TYPE``.
     SIGNED: ClassVar[bool] = False
     #: Unsigned objects that still carry ``"type": TYPE`` (sealed payloads).
     TYPED: ClassVar[bool] = False
@@ -272,7 +272,7 @@ class WireObject:
         return out
 
     @classmethod
-    def from_json(cls: type[T], value: Any) -> T:
+    def from_json(cls, value: Any) -> Self:
         """Validate ``value`` against the schema, then build the object."""
         cls._validate_json(value)
         kwargs: dict[str, Any] = {}
@@ -281,40 +281,6 @@ class WireObject:
             if key in value:
                 kwargs[f.name] = _from_json(f, value[key])
         return cls(**kwargs)
-
-    # signed objects ---------------------------------------------------------------
-
-    def sign(self, signer: Signer) -> dict[str, Any]:
-        """An envelope of this object signed by ``signer``."""
-        if not self.SIGNED:
-            raise TypeError(f"{self.TYPE} is not a signed object")
-        return signing.sign(self.TYPE, self.to_json(), signer)
-
-    @classmethod
-    def peek(cls, envelope: Any) -> dict[str, Any]:
-        """The ``signed`` part of ``envelope``, schema-valid but **not verified**: only to
-        find the key that must verify it, then :meth:`from_envelope`.  Another object
-        type is a :class:`SignatureError`, as in :func:`protocol.signing.verify`."""
-        schema.validate("envelope", envelope)
-        signed = envelope["signed"]
-        if signed.get("type") != cls.TYPE:
-            raise SignatureError(f"expected a {cls.TYPE!r} object, got {signed.get('type')!r}")
-        cls._validate_json(signed)
-        return dict(signed)
-
-    @classmethod
-    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> T:
-        """Verify ``envelope`` with ``keys`` and only then build the object."""
-        schema.validate("envelope", envelope)
-        return cls._from_valid_envelope(envelope, keys, threshold)
-
-    @classmethod
-    def _from_valid_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                             threshold: int) -> T:
-        """:meth:`from_envelope` of an envelope that already passed the envelope schema."""
-        signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
-        return cls.from_json(signed)
 
 
 # Per-class facts, computed once: dataclasses.fields() builds a new tuple on every call.
@@ -349,6 +315,43 @@ def _is_flat(cls: type) -> bool:
             and getattr(cls, "_normalise") is WireObject._normalise
             and getattr(cls, "_build_nested") is WireObject._build_nested)
     return out
+
+
+class SignedObject(WireObject):
+    """Base for wire objects that travel signed, in an envelope (``schakel.protocol.signing``):
+    only these can be signed, and they are built from an envelope only once it verifies."""
+
+    SIGNED: ClassVar[bool] = True
+
+    def sign(self, signer: Signer) -> dict[str, Any]:
+        """An envelope of this object signed by ``signer``."""
+        return signing.sign(self.TYPE, self.to_json(), signer)
+
+    @classmethod
+    def peek(cls, envelope: Any) -> dict[str, Any]:
+        """The ``signed`` part of ``envelope``, schema-valid but **not verified**: only to
+        find the key that must verify it, then :meth:`from_envelope`.  Another object
+        type is a :class:`SignatureError`, as in :func:`schakel.protocol.signing.verify`."""
+        schema.validate("envelope", envelope)
+        signed = envelope["signed"]
+        if signed.get("type") != cls.TYPE:
+            raise SignatureError(f"expected a {cls.TYPE!r} object, got {signed.get('type')!r}")
+        cls._validate_json(signed)
+        return dict(signed)
+
+    @classmethod
+    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> Self:
+        """Verify ``envelope`` with ``keys`` and only then build the object."""
+        schema.validate("envelope", envelope)
+        return cls._from_valid_envelope(envelope, keys, threshold)
+
+    @classmethod
+    def _from_valid_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
+                             threshold: int) -> Self:
+        """:meth:`from_envelope` of an envelope that already passed the envelope schema."""
+        signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
+        return cls.from_json(signed)
 
 
 class Part(WireObject):
@@ -390,6 +393,6 @@ def alias(json: str, *, default: Any = dataclasses.MISSING) -> Any:
 
 
 __all__ = [
-    "WireObject", "Part", "FrozenMap", "Timestamp", "TIMESTAMP_FORMAT",
+    "WireObject", "SignedObject", "Part", "FrozenMap", "Timestamp", "TIMESTAMP_FORMAT",
     "freeze", "thaw", "invalid", "utc", "format_timestamp", "parse_timestamp", "nested", "alias",
 ]

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from protocol import envelopes, schema, signing
-from protocol.canonical import canonical_json
-from protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, SignatureError
-from protocol.objects.base import T, Timestamp, WireObject, alias, thaw
-from protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
+from schakel.protocol import envelopes, schema, signing
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, SignatureError
+from schakel.protocol.objects.base import SignedObject, Timestamp, WireObject, alias, thaw
+from schakel.protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
 #: Domain separation of the event hash chain (protocol.md §C.3).
 EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
@@ -30,7 +30,7 @@ EVENT_HASH_DOMAIN = b"schakel/v1/event-hash"
 # carry the matching base64url lengths.
 SEAL_OVERHEAD = 48               # crypto_box_seal
 TOKEN_MIN_BYTES, TOKEN_MAX_BYTES = 4, 16
-WRAPPED_KEY_MAX_BYTES = 128     # protocol.envelopes.unwrap_case_key; a wrap is 72
+WRAPPED_KEY_MAX_BYTES = 128     # schakel.protocol.envelopes.unwrap_case_key; a wrap is 72
 EVENT_CIPHERTEXT_MAX_BYTES = 64 * 1024
 IDENTITY_CIPHERTEXT_MAX_BYTES = 16 * 1024
 GATED_BLOB_MAX_BYTES = 1024
@@ -62,7 +62,7 @@ class BlindIndexToken(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CaseHeader(WireObject):
+class CaseHeader(SignedObject):
     """The cleartext header of a case or consult, signed by the owning partner.
 
     A consult (``kind == "consult"``) is anonymous: no ``identity_version`` or
@@ -73,7 +73,6 @@ class CaseHeader(WireObject):
     """
 
     TYPE = "case-header"
-    SIGNED = True
 
     network: str
     case: str
@@ -102,14 +101,14 @@ class CaseHeader(WireObject):
         return self.kind == "consult"
 
     @classmethod
-    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> T:
+    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> Self:
         """Verify, build, and require that ``owner`` is among the verified signers."""
         keys = list(keys)
-        header = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
+        header = super().from_envelope(envelope, keys, threshold=threshold)
         if header.owner not in verified_signers(envelope, keys):
             raise SignatureError("case-header is not signed by its owner")
-        return header  # type: ignore[no-any-return]
+        return header
 
 
 #: The fields a replacement header may change (protocol.md §C.1, "Header versions"):
@@ -140,7 +139,7 @@ def check_replacement(held: CaseHeader, new: CaseHeader) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Event(WireObject):
+class Event(SignedObject):
     """One encrypted entry of a case's anonymous layer, signed by its author.
 
     ``seq`` and ``prev`` chain the events: ``prev`` is :func:`event_hash` of the
@@ -148,7 +147,6 @@ class Event(WireObject):
     """
 
     TYPE = "event"
-    SIGNED = True
 
     network: str
     case: str
@@ -170,8 +168,8 @@ class Event(WireObject):
         self._binary("ciphertext", min_bytes=AEAD_OVERHEAD, max_bytes=EVENT_CIPHERTEXT_MAX_BYTES)
 
     @classmethod
-    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> T:
+    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> Self:
         """Verify, build, and require exactly one signature, by ``author``.
 
         One signature keeps :func:`event_hash` of an event unique: nobody can
@@ -182,12 +180,12 @@ class Event(WireObject):
         schema.validate("envelope", envelope)
         if len(envelope["signatures"]) != 1:
             raise SignatureError("an event carries exactly one signature, its author's")
-        event: Any = cls._from_valid_envelope(envelope, keys, threshold)
+        event = cls._from_valid_envelope(envelope, keys, threshold)
         # verified_signers(envelope, keys), without taking the verified envelope apart again.
         if event.author not in ({s["keyid"] for s in envelope["signatures"]}
                                 & {k.key_id for k in keys}):
             raise SignatureError("event is not signed by its author")
-        return event  # type: ignore[no-any-return]
+        return event
 
 
 def event_hash(envelope: Mapping[str, Any]) -> bytes:
@@ -232,11 +230,10 @@ def check_event_status(event: Event, plaintext: AnonymousEvent) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class IdentityRecord(WireObject):
+class IdentityRecord(SignedObject):
     """One sealed disclosure class of a case, signed by the case owner."""
 
     TYPE = "identity-record"
-    SIGNED = True
 
     network: str
     case: str
@@ -270,7 +267,7 @@ class GatedEnvelope(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CaseRekey(WireObject):
+class CaseRekey(SignedObject):
     """A new version of a case's anonymous key, wrapped under the network's latest
     epoch key (protocol.md §C.11; ADR 0007).  Signed by the case owner or the
     coordinator.
@@ -284,7 +281,6 @@ class CaseRekey(WireObject):
     """
 
     TYPE = "case-rekey"
-    SIGNED = True
 
     network: str
     case: str

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol import envelopes
-from protocol.crypto import BoxPublicKey, BoxSecretKey, CaseKey
-from protocol.envelopes import JUSTIFICATION_MAX_BYTES
-from protocol.errors import ContextMismatchError
-from protocol.objects.base import Part, Timestamp, WireObject, nested
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, CaseKey
+from schakel.protocol.envelopes import JUSTIFICATION_MAX_BYTES
+from schakel.protocol.errors import ContextMismatchError
+from schakel.protocol.objects.base import Part, SignedObject, Timestamp, WireObject, nested
 
 PARTIES = ("formal", "informal")
 PURGE_REASONS = ("consent-revoked", "bemoeizorg-expired", "membership-removed", "retention")
@@ -39,14 +39,13 @@ class Grantees(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Consent(WireObject):
+class Consent(SignedObject):
     """The person's consent to disclose ``classes`` of ``case`` to ``grantees`` for
     ``purpose`` between ``valid_from`` and ``valid_until``.  Signed by the case
     owner or the coordinator.  ``evidence`` is the SHA-256 of the signed consent
     form, which stays with the partner."""
 
     TYPE = "consent"
-    SIGNED = True
     MULTILINE = frozenset({"purpose"})
 
     network: str
@@ -68,11 +67,10 @@ class Consent(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConsentRevocation(WireObject):
+class ConsentRevocation(SignedObject):
     """Withdraws consent ``consent``; signed by the case owner or the coordinator."""
 
     TYPE = "consent-revocation"
-    SIGNED = True
 
     network: str
     consent: str
@@ -94,11 +92,10 @@ class GrantBasis(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Grant(WireObject):
+class Grant(SignedObject):
     """The coordinator grants ``grantee`` the ``classes`` of ``case`` under a consent."""
 
     TYPE = "grant"
-    SIGNED = True
 
     network: str
     grant: str
@@ -146,13 +143,12 @@ class SealedJustification(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BemoeizorgInvocation(WireObject):
+class BemoeizorgInvocation(SignedObject):
     """A bemoeizorg role-holder invokes the exception on ``case`` (oggz only),
     with a ground from the policy and a justification sealed to the auditors.
     Signed by the invoking role-holder."""
 
     TYPE = "bemoeizorg-invocation"
-    SIGNED = True
 
     network: str
     invocation: str
@@ -186,11 +182,10 @@ class BemoeizorgInvocation(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BemoeizorgCosign(WireObject):
+class BemoeizorgCosign(SignedObject):
     """A second role-holder co-signs an invocation (four eyes)."""
 
     TYPE = "bemoeizorg-cosign"
-    SIGNED = True
 
     network: str
     invocation: str
@@ -200,11 +195,10 @@ class BemoeizorgCosign(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Review(WireObject):
+class Review(SignedObject):
     """An auditor's review of a bemoeizorg invocation **or** of an audit entry."""
 
     TYPE = "review"
-    SIGNED = True
     MULTILINE = frozenset({"note"})
 
     network: str
@@ -224,13 +218,12 @@ class Review(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Share(WireObject):
+class Share(SignedObject):
     """The coordinator shares ``case``'s anonymous layer with ``partner``: the case
     key (version ``case_key_version``) sealed to the partner's box key with
     ``envelopes.seal_case_key`` (recipient: the partner's key id)."""
 
     TYPE = "share"
-    SIGNED = True
 
     network: str
     case: str
@@ -265,12 +258,11 @@ class ReferralBasis(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Referral(WireObject):
+class Referral(SignedObject):
     """Hands ``case`` over to ``to_network`` as ``new_case``; signed by the sending
     coordinator."""
 
     TYPE = "referral"
-    SIGNED = True
 
     network: str
     to_network: str
@@ -292,12 +284,11 @@ class Referral(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PurgeInstruction(WireObject):
+class PurgeInstruction(SignedObject):
     """Tells ``recipient`` to destroy the released keys of ``classes`` of ``case``;
     signed by the server's log key."""
 
     TYPE = "purge-instruction"
-    SIGNED = True
 
     network: str
     instruction: str
@@ -310,11 +301,10 @@ class PurgeInstruction(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PurgeAck(WireObject):
+class PurgeAck(SignedObject):
     """The recipient confirms it executed purge instruction ``instruction``."""
 
     TYPE = "purge-ack"
-    SIGNED = True
 
     network: str
     instruction: str

@@ -2,7 +2,7 @@
 (docs/protocol.md §N).
 
 Every class here is a frozen, keyword-only dataclass built on
-:class:`~protocol.objects.base.WireObject` (or :class:`~protocol.objects.base.Part`
+:class:`~schakel.protocol.objects.base.WireObject` (or :class:`~schakel.protocol.objects.base.Part`
 for nested parts): it validates against ``protocol/schemas/<type>.json`` when built
 (style.md: an invalid object cannot exist).  ``keys/`` builds and parses the
 identity objects (genesis, membership, revocation, rotation, key bundle) with these
@@ -19,14 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import envelopes, signing
-from protocol.crypto import (
+from schakel.protocol import envelopes, signing
+from schakel.protocol.crypto import (
     KEY_BYTES, BoxPublicKey, BoxSecretKey, EpochKey, MatchKey, VerifyKey,
 )
-from protocol.encoding import b64d, b64e
-from protocol.errors import ContextMismatchError, MalformedError, SignatureError
-from protocol.objects.base import (
-    FrozenMap, Part, Timestamp, WireObject, alias, invalid, nested, thaw,
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from schakel.protocol.objects.base import (
+    FrozenMap, Part, SignedObject, Timestamp, WireObject, alias, invalid, nested, thaw,
 )
 
 KINDS = ("oggz", "neighbourhood")
@@ -275,11 +275,10 @@ def check_policy_for_kind(kind: str, policy: Policy, *, where: str = "network-ge
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkGenesis(WireObject):
+class NetworkGenesis(SignedObject):
     """The trust anchor of a network, signed by the coordinator's signing key."""
 
     TYPE = "network-genesis"
-    SIGNED = True
 
     network: str
     name: str
@@ -295,11 +294,10 @@ class NetworkGenesis(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkPolicy(WireObject):
+class NetworkPolicy(SignedObject):
     """A new policy version (≥ 2; the genesis holds version 1), signed by the coordinator."""
 
     TYPE = "network-policy"
-    SIGNED = True
 
     network: str
     version: int
@@ -318,16 +316,15 @@ class NetworkPolicy(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Membership(WireObject):
+class Membership(SignedObject):
     """A partner's certificate in one network, signed by the coordinator."""
 
     TYPE = "membership"
-    SIGNED = True
 
     network: str
     member: str
     name: str
-    #: JSON ``sign``/``box``: ``sign`` would shadow :meth:`WireObject.sign`.
+    #: JSON ``sign``/``box``: ``sign`` would shadow :meth:`SignedObject.sign`.
     sign_key: str = alias("sign")
     box_key: str = alias("box")
     ring: str
@@ -352,11 +349,10 @@ class Membership(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MembershipRevocation(WireObject):
+class MembershipRevocation(SignedObject):
     """Ends membership ``serial`` of ``member``, signed by the coordinator."""
 
     TYPE = "membership-revocation"
-    SIGNED = True
 
     network: str
     member: str
@@ -366,11 +362,10 @@ class MembershipRevocation(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class KeyRotation(WireObject):
+class KeyRotation(SignedObject):
     """Replaces signing key ``old`` by ``new``; signed by the old **and** the new key."""
 
     TYPE = "key-rotation"
-    SIGNED = True
 
     old: str
     new: PublicKeys = nested(PublicKeys)
@@ -404,13 +399,12 @@ class KeyRotation(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class KeyBundle(WireObject):
+class KeyBundle(SignedObject):
     """A partner's public keys, self-signed (proof of possession), for the covenant ceremony."""
 
     TYPE = "key-bundle"
-    SIGNED = True
 
-    #: JSON ``sign``/``box``: ``sign`` would shadow :meth:`WireObject.sign`.
+    #: JSON ``sign``/``box``: ``sign`` would shadow :meth:`SignedObject.sign`.
     sign_key: str = alias("sign")
     box_key: str = alias("box")
     name: str
@@ -433,11 +427,10 @@ class KeyBundle(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CovenantAcceptance(WireObject):
+class CovenantAcceptance(SignedObject):
     """A partner accepts the covenant with hash ``covenant``; signed by that partner."""
 
     TYPE = "covenant-acceptance"
-    SIGNED = True
 
     network: str
     member: str
@@ -464,14 +457,13 @@ class SealedEpochKey(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EpochKeyDistribution(WireObject):
+class EpochKeyDistribution(SignedObject):
     """Epoch ``epoch``'s keys sealed to each core member, signed by the coordinator.
 
     Sealed boxes are anonymous: authenticity comes from the coordinator's
     signature over the whole distribution, ciphertexts included."""
 
     TYPE = "epoch-key-distribution"
-    SIGNED = True
 
     network: str
     epoch: int
@@ -494,7 +486,7 @@ class EpochKeyDistribution(WireObject):
 @dataclass(frozen=True, kw_only=True)
 class EpochKeyPayload(WireObject):
     """The plaintext inside one sealed entry of an epoch-key-distribution: exactly what
-    :func:`protocol.envelopes.seal_epoch_keys` seals (it carries ``"type"`` like every
+    :func:`schakel.protocol.envelopes.seal_epoch_keys` seals (it carries ``"type"`` like every
     sealed payload).  Holds secrets: they are left out of ``repr``."""
 
     TYPE = "epoch-key-payload"

@@ -4,7 +4,7 @@
   (:class:`Intake`, :class:`Analysis`, :class:`Action`, :class:`Feedback`,
   :class:`Note`, :class:`StatusChange`), parsed by :func:`parse_anonymous_event`.
   It never contains identity; the free-text fields each class lists in
-  ``FREE_TEXT`` are additionally screened by the PII guard (``protocol.pii``),
+  ``FREE_TEXT`` are additionally screened by the PII guard (``schakel.protocol.pii``),
   which the caller wires in — these objects only fix the shape.
 * The **sealed identity**: one plaintext per default disclosure class
   (:class:`IdentityName`, :class:`IdentityAddress`, :class:`IdentityContact`,
@@ -15,7 +15,7 @@
 Neither is signed: a plaintext travels only inside an AEAD ciphertext whose
 associated data binds it to its case (protocol/envelopes.py), and inside the
 signed event or identity record carrying that ciphertext.  Both are
-:class:`~protocol.objects.base.WireObject` classes; each also checks that its
+:class:`~schakel.protocol.objects.base.WireObject` classes; each also checks that its
 canonical JSON fits the ciphertext that carries it (:func:`check_plaintext_size`).
 """
 
@@ -25,12 +25,12 @@ import datetime
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from protocol import schema
-from protocol.canonical import canonical_json
-from protocol.errors import MalformedError
-from protocol.objects.base import FrozenMap, T, WireObject, invalid
+from schakel.protocol import schema
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.base import FrozenMap, WireObject, invalid
 
 
 def check_plaintext_size(obj_type: str, value: Any, limit: int) -> None:
@@ -84,7 +84,7 @@ class AnonymousEvent(WireObject):
 
     TYPE = "anonymous-event"
     KIND: ClassVar[str] = ""
-    #: Free-text fields the PII guard screens (protocol.pii.scan), in JSON names.
+    #: Free-text fields the PII guard screens (schakel.protocol.pii.scan), in JSON names.
     FREE_TEXT: ClassVar[tuple[str, ...]] = ()
     #: Largest canonical plaintext: an event ciphertext is at most 64 KiB.
     MAX_BYTES: ClassVar[int] = 64 * 1024 - AEAD_OVERHEAD
@@ -99,14 +99,14 @@ class AnonymousEvent(WireObject):
         return out
 
     @classmethod
-    def from_json(cls: type[T], value: Any) -> T:
-        if cls is AnonymousEvent:
-            return parse_anonymous_event(value)  # type: ignore[return-value]
+    def from_json(cls, value: Any) -> Self:
         schema.validate("anonymous-event", value)
-        if value["kind"] != cls.KIND:  # type: ignore[attr-defined]
-            raise invalid("anonymous-event", "kind",
-                          f"must be {cls.KIND!r} for {cls.__name__}")  # type: ignore[attr-defined]
-        return super().from_json(value)  # type: ignore[misc]
+        variant = ANONYMOUS_EVENT_KINDS[value["kind"]]
+        if variant is cls:
+            return super().from_json(value)
+        if issubclass(variant, cls):            # AnonymousEvent itself: any kind
+            return variant.from_json(value)
+        raise invalid("anonymous-event", "kind", f"must be {cls.KIND!r} for {cls.__name__}")
 
     def free_text(self) -> dict[str, str]:
         """The present free-text fields, by JSON name, for the PII guard."""
@@ -164,7 +164,7 @@ class Action(AnonymousEvent):
     def check(self) -> None:
         # protocol.md §C.10: the reason informal help was impossible only
         # makes sense for formal or combined help.  Whether it is *required* is
-        # the network policy's decision (protocol.policy), not the object's.
+        # the network policy's decision (schakel.protocol.policy), not the object's.
         if self.help_type == "informal" and self.informal_not_possible is not None:
             raise self._fail("informal_not_possible", "must be absent when help_type is informal")
 
@@ -339,13 +339,13 @@ class IdentityOther(IdentityPlaintext):
         return dict(self.fields) if isinstance(self.fields, Mapping) else self.fields
 
     @classmethod
-    def from_json(cls: type[T], value: Any) -> T:
+    def from_json(cls, value: Any) -> Self:
         cls._validate_json(value)
-        return cls(fields=value)  # type: ignore[call-arg]
+        return cls(fields=value)
 
 
 IDENTITY_CLASSES: Mapping[str, type[IdentityPlaintext]] = FrozenMap(
-    {c.CLASS: c for c in (IdentityName, IdentityAddress, IdentityContact,  # type: ignore[misc]
+    {c.CLASS: c for c in (IdentityName, IdentityAddress, IdentityContact,
                           IdentityOfficial, IdentityCare)})
 
 

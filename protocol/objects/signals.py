@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from protocol.canonical import canonical_json
-from protocol.crypto import VerifyKey
-from protocol.errors import ContextMismatchError, MalformedError, SignatureError
-from protocol.objects.base import FrozenMap, T, WireObject, invalid, nested, thaw
-from protocol.objects.cases import MAX_TOKENS, SEAL_OVERHEAD, BlindIndexToken
-from protocol.objects.plaintext import (
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from schakel.protocol.objects.base import FrozenMap, SignedObject, WireObject, invalid, nested, thaw
+from schakel.protocol.objects.cases import MAX_TOKENS, SEAL_OVERHEAD, BlindIndexToken
+from schakel.protocol.objects.plaintext import (
     IdentityPlaintext,
     check_plaintext_size,
     identity_plaintext_for,
@@ -36,12 +36,11 @@ __all__ = ["Signal", "SignalContent", "SignalFeedback", "SignalStatus",
 
 
 @dataclass(frozen=True, kw_only=True)
-class Signal(WireObject):
+class Signal(SignedObject):
     """What the intake stores.  ``source == "shell"``: signed by the shell partner,
     ``acting_user`` required.  ``source == "anonymous"``: bare, no ``acting_user``."""
 
     TYPE = "signal"
-    SIGNED = True
 
     network: str
     signal: str
@@ -60,13 +59,13 @@ class Signal(WireObject):
         self._binary("sealed", min_bytes=SEAL_OVERHEAD, max_bytes=SEALED_MAX_BYTES)
 
     @classmethod
-    def from_envelope(cls: type[T], envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> T:
+    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
+                      *, threshold: int = 1) -> Self:
         """A signed signal: verified, and necessarily from a shell partner."""
-        sig = super().from_envelope(envelope, keys, threshold=threshold)  # type: ignore[misc]
+        sig = super().from_envelope(envelope, keys, threshold=threshold)
         if sig.source != "shell":
-            raise invalid(cls.TYPE, "source", "a signed signal must have source shell")  # type: ignore[attr-defined]
-        return sig  # type: ignore[no-any-return]
+            raise invalid(cls.TYPE, "source", "a signed signal must have source shell")
+        return sig
 
     @classmethod
     def from_submission(cls, value: Any, shell_keys: Iterable[VerifyKey]) -> "Signal":
@@ -133,12 +132,11 @@ class SignalContent(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SignalFeedback(WireObject):
+class SignalFeedback(SignedObject):
     """The coordinator's signed answer to a signal; ``message`` is sealed to the
     signal's ``reply_key``."""
 
     TYPE = "signal-feedback"
-    SIGNED = True
 
     network: str
     signal: str

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.canonical import canonical_json
-from protocol.crypto import sha256
-from protocol.errors import ContextMismatchError
-from server.data.networks import Stored
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import sha256
+from schakel.protocol.errors import ContextMismatchError
+from schakel.server.data.networks import Stored
 
 
 def canonical(value: Any) -> tuple[str, bytes]:

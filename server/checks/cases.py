@@ -22,20 +22,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
-from protocol.canonical import canonical_json
-from protocol.crypto import sha256
-from protocol.objects.cases import (
+from schakel.protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
+from schakel.protocol.canonical import canonical_json
+from schakel.protocol.crypto import sha256
+from schakel.protocol.objects.cases import (
     EVENT_HASH_DOMAIN, BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope,
     IdentityRecord, check_link, check_replacement,
 )
-from protocol.objects.disclosure import Share
-from server.auth import Caller
-from server.checks import canonical, same
-from server.data.cases import NewCase, NewEvent, NewGated, NewHeader, NewRekey, NewShare
-from server.data.signals import Token
-from server.directory import NetworkState
-from server.errors import Conflict, Forbidden
+from schakel.protocol.objects.disclosure import Share
+from schakel.server.auth import Caller
+from schakel.server.checks import canonical, same
+from schakel.server.data.cases import NewCase, NewEvent, NewGated, NewHeader, NewRekey, NewShare
+from schakel.server.data.signals import Token
+from schakel.server.directory import NetworkState
+from schakel.server.errors import Conflict, Forbidden
 
 
 def check_tokens(values: list[Any], state: NetworkState) -> tuple[Token, ...]:

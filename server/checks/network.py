@@ -1,6 +1,6 @@
 """Checks of a network's trust objects (protocol.md §4.6, §N.1, §N.4, §N.5, §N.8, §N.9).
 
-The server verifies with ``keys.chain`` and the genesis it registered as the anchor: a
+The server verifies with ``schakel.keys.chain`` and the genesis it registered as the anchor: a
 membership or revocation must be signed by the coordinator key, a covenant acceptance by
 the member itself, an epoch distribution by the coordinator and addressed to core members
 only.
@@ -11,16 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from keys import Member, Revocation, VerifiedGenesis
-from keys.chain import verify_membership, verify_revocation
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError, PolicyViolation, UntrustedKeyError
-from protocol.objects.network import CovenantAcceptance, EpochKeyDistribution
-from server.auth import Caller
-from server.checks import same
-from server.directory import NetworkState, verify_registered_genesis
-from server.errors import Forbidden
-from server.serverkeys import ServerKeys
+from schakel.keys import Member, Revocation, VerifiedGenesis
+from schakel.keys.chain import verify_membership, verify_revocation
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, PolicyViolation, UntrustedKeyError
+from schakel.protocol.objects.network import CovenantAcceptance, EpochKeyDistribution
+from schakel.server.auth import Caller
+from schakel.server.checks import same
+from schakel.server.directory import NetworkState, verify_registered_genesis
+from schakel.server.errors import Forbidden
+from schakel.server.serverkeys import ServerKeys
 
 
 def check_genesis(envelope: Any, keys: ServerKeys) -> VerifiedGenesis:

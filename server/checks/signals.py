@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.objects.signals import Signal, SignalFeedback
-from server.auth import Caller
-from server.checks import canonical, same
-from server.checks.cases import check_tokens
-from server.data.signals import NewFeedback, NewSignal
-from server.directory import NetworkState
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.objects.signals import Signal, SignalFeedback
+from schakel.server.auth import Caller
+from schakel.server.checks import canonical, same
+from schakel.server.checks.cases import check_tokens
+from schakel.server.data.signals import NewFeedback, NewSignal
+from schakel.server.directory import NetworkState
 
 
 def check_signal(value: Any, state: NetworkState, caller: Caller | None, *, received: str,

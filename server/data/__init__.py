@@ -1,12 +1,12 @@
-"""The server's queries: plain functions ``fn(db, ...)`` that :class:`server.storage.Store`
+"""The server's queries: plain functions ``fn(db, ...)`` that :class:`schakel.server.storage.Store`
 runs on its reader threads (reads) or its writer thread (``*_txn`` writes, each inside its
 own savepoint of a group-commit transaction).  They raise the server's errors
-(:mod:`server.errors`) for conflicts and missing rows; they never commit.
+(:mod:`schakel.server.errors`) for conflicts and missing rows; they never commit.
 
 Idempotency (docs/protocol.md §14): every write is keyed by a client-chosen id (or, for
 objects without one, by the digest of the object).  A retry with the same content gets
 the first answer with ``created=False`` (HTTP 200); the same id with other content is a
-:class:`~server.errors.Conflict` (HTTP 409).
+:class:`~schakel.server.errors.Conflict` (HTTP 409).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from server.errors import Conflict
-from server.storage import Db
+from schakel.server.errors import Conflict
+from schakel.server.storage import Db
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.encoding import b64e
-from protocol.errors import ContextMismatchError
-from server.audit import AuditNote
-from server.data import Written, cursor_text, insert
-from server.data.signals import Token, record_tokens
-from server.errors import Conflict, NotFound
-from server.referrals.data import referral_closed_txn
-from server.storage import Db
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError
+from schakel.server.audit import AuditNote
+from schakel.server.data import Written, cursor_text, insert
+from schakel.server.data.signals import Token, record_tokens
+from schakel.server.errors import Conflict, NotFound
+from schakel.server.referrals.data import referral_closed_txn
+from schakel.server.storage import Db
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +34,7 @@ class NewEvent:
     status: str | None
     envelope: str          #: canonical JSON of the envelope, as hashed by the next ``prev``
     digest: bytes
-    hash: bytes            #: protocol.objects.cases.event_hash of the envelope
+    hash: bytes            #: schakel.protocol.objects.cases.event_hash of the envelope
     received: str
     acting_user: str
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.audit import AuditNote
-from server.data import Written, insert, insert_once
-from server.storage import Db
+from schakel.server.audit import AuditNote
+from schakel.server.data import Written, insert, insert_once
+from schakel.server.storage import Db
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from server.data import Written, cursor_text, insert
-from server.errors import Conflict, NotFound
-from server.storage import Db
+from schakel.server.data import Written, cursor_text, insert
+from schakel.server.errors import Conflict, NotFound
+from schakel.server.storage import Db
 
 #: (kind, raw token bytes) of a blind-index token.
 Token = tuple[str, bytes]

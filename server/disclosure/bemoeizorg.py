@@ -1,7 +1,7 @@
 """Bemoeizorg, reviews and the coordinator's notifications in the database
 (docs/protocol.md §15 §15.2; protocol.md §D.4-§D.6, §7 rows R8-R13; flow 5).
 
-As in :mod:`server.disclosure.data`, every fact ``decide`` reads from storage is read
+As in :mod:`schakel.server.disclosure.data`, every fact ``decide`` reads from storage is read
 inside the write transaction: the invocation, its co-signs and the person's invocations of
 the 24 hours before it (R12).  Times are the server's: an invocation starts its
 ``access_hours`` (R13) and counts for the rate limit at the moment the server accepted it,
@@ -22,19 +22,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from protocol.crypto import BoxSecretKey
-from protocol.errors import ContextMismatchError
-from protocol.objects.audit import AuditActor
-from protocol.objects.base import format_timestamp, parse_timestamp
-from protocol.policy import BemoeizorgFacts, Decision, Grantee, Person, Request, Rules, decide
-from server.audit import entry_count
-from server.data import Written, cursor_text, insert
-from server.disclosure.data import (
+from schakel.protocol.crypto import BoxSecretKey
+from schakel.protocol.errors import ContextMismatchError
+from schakel.protocol.objects.audit import AuditActor
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
+from schakel.protocol.policy import BemoeizorgFacts, Decision, Grantee, Person, Request, Rules, decide
+from schakel.server.audit import entry_count
+from schakel.server.data import Written, cursor_text, insert
+from schakel.server.disclosure.data import (
     Denied, Log, NewRelease, Signed, case_row, deny, earlier_release, not_held,
     release_envelopes_txn, shared_with,
 )
-from server.errors import Conflict, NotFound
-from server.storage import Db
+from schakel.server.errors import Conflict, NotFound
+from schakel.server.storage import Db
 
 DAY = timedelta(hours=24)
 RATE_LIMIT = "bemoeizorg-rate-limit"

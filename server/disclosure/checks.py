@@ -6,7 +6,7 @@ Each object must be signed by the caller (the request's key), name the network o
 ``forbidden``): a consent or revocation by the case's owner or the coordinator, a review by
 an auditor.  A grant by anyone but the coordinator, and whether a *release* may happen, are
 not decided here but inside the write transaction, where a denial is audited
-(``protocol.policy.decide`` for releases).  Nothing here touches the database.
+(``schakel.protocol.policy.decide`` for releases).  Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from protocol import schema
-from protocol.errors import MalformedError, PolicyViolation
-from protocol.objects.disclosure import (
+from schakel.protocol import schema
+from schakel.protocol.errors import MalformedError, PolicyViolation
+from schakel.protocol.objects.disclosure import (
     BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, PurgeAck, Review,
 )
-from protocol.policy import Person
-from server.audit import actor_of
-from server.auth import Caller
-from server.checks import canonical, same
-from server.disclosure.bemoeizorg import NewCosign, NewInvocation, NewReview
-from server.disclosure.data import (
+from schakel.protocol.policy import Person
+from schakel.server.audit import actor_of
+from schakel.server.auth import Caller
+from schakel.server.checks import canonical, same
+from schakel.server.disclosure.bemoeizorg import NewCosign, NewInvocation, NewReview
+from schakel.server.disclosure.data import (
     NewAck, NewConsent, NewGrant, NewRelease, NewRevocation, Signed,
 )
-from server.disclosure.facts import grantee_of
-from server.errors import Forbidden
+from schakel.server.disclosure.facts import grantee_of
+from schakel.server.errors import Forbidden
 
 
 def signed(envelope: Any, caller: Caller, role: str) -> Signed:

@@ -26,18 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from protocol.crypto import BoxSecretKey, Signer, random_bytes
-from protocol.encoding import b64e
-from protocol.envelopes import GateContext, open_gate
-from protocol.errors import ContextMismatchError
-from protocol.objects.audit import AuditActor
-from protocol.objects.base import format_timestamp, parse_timestamp
-from protocol.objects.disclosure import PurgeInstruction
-from protocol.policy import ConsentFacts, Decision, Grantee, Request, Rules, decide
-from server.audit import append_txn
-from server.data import Written, cursor_text, insert
-from server.errors import Conflict, Forbidden, NotFound
-from server.storage import Db
+from schakel.protocol.crypto import BoxSecretKey, Signer, random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.envelopes import GateContext, open_gate
+from schakel.protocol.errors import ContextMismatchError
+from schakel.protocol.objects.audit import AuditActor
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
+from schakel.protocol.objects.disclosure import PurgeInstruction
+from schakel.protocol.policy import ConsentFacts, Decision, Grantee, Request, Rules, decide
+from schakel.server.audit import append_txn
+from schakel.server.data import Written, cursor_text, insert
+from schakel.server.errors import Conflict, Forbidden, NotFound
+from schakel.server.storage import Db
 
 
 def new_object_id() -> str:

@@ -1,7 +1,7 @@
-"""The facts ``protocol.policy.decide`` needs that the server holds in memory: the
+"""The facts ``schakel.protocol.policy.decide`` needs that the server holds in memory: the
 network's rules (its verified genesis policy), the would-be grantee's current membership
 (the member directory) and the network's auditors, plus the server itself as the actor of
-the audit entries it writes on its own (``server.audit.actor_of`` makes a caller's).  The
+the audit entries it writes on its own (``schakel.server.audit.actor_of`` makes a caller's).  The
 facts that live in the database (consent, revocation, share, invocations, co-signs) are
 read inside the write transaction by ``server/disclosure/data.py`` and ``bemoeizorg.py``,
 so a decision and the change it allows see one state.
@@ -12,29 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from keys import Member
-from protocol.errors import UntrustedKeyError
-from protocol.objects.audit import AuditActor
-from protocol.policy import Grantee, Request, Rules, decide
-from server.directory import NetworkState
-from server.disclosure.data import GrantFacts
-from server.serverkeys import ServerKeys
+from schakel.keys import Member
+from schakel.protocol.errors import UntrustedKeyError
+from schakel.protocol.objects.audit import AuditActor
+from schakel.protocol.policy import Grantee, Request, Rules, decide
+from schakel.server.directory import NetworkState
+from schakel.server.disclosure.data import GrantFacts
+from schakel.server.serverkeys import ServerKeys
 
 SERVER_USER = "schakel-server"
 SERVER_ORGANISATION = "Schakel server"
 
 
 def rules_of(state: NetworkState) -> Rules:
-    """The release rules of the network's policy (protocol.md §N.2, §7)."""
-    policy = state.genesis.policy
-    b = policy.bemoeizorg
-    kind = "oggz" if state.genesis.kind == "oggz" else "neighbourhood"
-    return Rules(network_kind=kind, classes=frozenset(policy.classes),
-                 informal_classes=frozenset(policy.informal_classes),
-                 restricted=dict(policy.restricted), bemoeizorg_enabled=b.enabled,
-                 bemoeizorg_grounds=frozenset(b.grounds), four_eyes=b.four_eyes,
-                 max_per_user_per_day=b.max_per_user_per_day, access_hours=b.access_hours,
-                 formal_action_reason=policy.formal_action_reason)
+    """The release rules of the network's verified genesis policy (``Rules.of``)."""
+    return Rules.of(state.genesis.policy, state.genesis.kind)
 
 
 def current_member(state: NetworkState, keyid: str, now: datetime) -> Member | None:

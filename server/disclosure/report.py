@@ -2,7 +2,7 @@
 every release of its identity and every refused attempt -- who, when, which classes, on
 what basis -- as JSON and as a readable Dutch/English text.
 
-It is built from the audit log only (``server.audit.case_entries``): a release the log did
+It is built from the audit log only (``schakel.server.audit.case_entries``): a release the log did
 not record does not exist (protocol.md §7), and the log never holds identity, so neither
 does the report.  Entries whose body was erased after retention are counted, not listed.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.audit import case_entries
-from server.storage import Db
+from schakel.server.audit import case_entries
+from schakel.server.storage import Db
 
 RELEASE_ACTIONS = ("release", "bemoeizorg-release")
 BASIS_TEXT = {"consent": "toestemming / consent",

@@ -15,25 +15,25 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol.errors import PolicyViolation
-from server.data import Written
-from server.disclosure import checks
-from server.disclosure.bemoeizorg import (
+from schakel.protocol.errors import PolicyViolation
+from schakel.server.data import Written
+from schakel.server.disclosure import checks
+from schakel.server.disclosure.bemoeizorg import (
     bemoeizorg_release_txn, cosign_txn, invocation_documents, invoke_txn, notifications_page,
     review_txn,
 )
-from server.disclosure.data import (
+from schakel.server.disclosure.data import (
     Denied, Log, ack_purge_txn, case_grants, case_owner, case_row, grant_txn,
     non_coordinator_grant_txn, owned_purge_page, purge_page, record_consent_txn, release_txn,
     revoke_consent_txn,
 )
-from server.disclosure.facts import (
+from schakel.server.disclosure.facts import (
     auditors, basis_holders, grantee_of, rules_of, server_actor,
 )
-from server.disclosure.report import access_report
-from server.errors import Forbidden, NotFound
-from server.storage import Db
-from server.registry import (
+from schakel.server.disclosure.report import access_report
+from schakel.server.errors import Forbidden, NotFound
+from schakel.server.storage import Db
+from schakel.server.registry import (
     CURSOR, ID, KEYID, MAX_INT, TIMESTAMP, Body, Call, Field, Query, RouteTable, array,
     def_ref, envelope_of, obj, ref,
 )

@@ -1,5 +1,5 @@
-"""Referrals between networks on one server (issue 4 item 5; protocol.md §D.8, flow 7;
-docs/protocol.md §15 §15.5).
+"""Referrals between networks on one server (protocol.md §D.8, flow 7; docs/protocol.md
+§15 §15.5).
 
 ``checks`` (verifying the referral envelope against the caller and the directory),
 ``data`` (the one write transaction that stores the referral and appends ``referral-out``

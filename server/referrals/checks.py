@@ -1,18 +1,18 @@
-"""What the server verifies of a referral before :func:`server.referrals.data.refer_txn`
+"""What the server verifies of a referral before :func:`schakel.server.referrals.data.refer_txn`
 stores it (protocol.md §D.8).  Nothing here touches the database."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.encoding import b64e
-from protocol.objects.disclosure import Referral
-from server.audit import actor_of
-from server.auth import Caller
-from server.checks import canonical, same
-from server.directory import MemberDirectory
-from server.referrals.data import NewReferral
-from server.errors import NotFound
+from schakel.protocol.encoding import b64e
+from schakel.protocol.objects.disclosure import Referral
+from schakel.server.audit import actor_of
+from schakel.server.auth import Caller
+from schakel.server.checks import canonical, same
+from schakel.server.directory import MemberDirectory
+from schakel.server.referrals.data import NewReferral
+from schakel.server.errors import NotFound
 
 
 def check_referral(envelope: Any, caller: Caller, directory: MemberDirectory) -> NewReferral:

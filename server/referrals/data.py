@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from protocol.errors import ContextMismatchError, PolicyViolation
-from protocol.objects.audit import AuditActor
-from protocol.objects.base import parse_timestamp
-from server.data import Written, cursor_text, insert
-from server.disclosure.data import Log
-from server.errors import Conflict, NotFound
-from server.storage import Db
+from schakel.protocol.errors import ContextMismatchError, PolicyViolation
+from schakel.protocol.objects.audit import AuditActor
+from schakel.protocol.objects.base import parse_timestamp
+from schakel.server.data import Written, cursor_text, insert
+from schakel.server.disclosure.data import Log
+from schakel.server.errors import Conflict, NotFound
+from schakel.server.storage import Db
 
 #: The kind of the coordinator's notification when a referred case closes.
 REFERRAL_CLOSED = "referral-closed"

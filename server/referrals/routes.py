@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.disclosure.data import Log
-from server.referrals.checks import check_referral
-from server.referrals.data import refer_txn, referrals_page
-from server.registry import (
+from schakel.server.disclosure.data import Log
+from schakel.server.referrals.checks import check_referral
+from schakel.server.referrals.data import refer_txn, referrals_page
+from schakel.server.registry import (
     CURSOR, ID, MAX_INT, TIMESTAMP, Body, Call, Field, Query, RouteTable, array, envelope_of,
     obj,
 )

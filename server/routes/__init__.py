@@ -3,10 +3,10 @@ routes next to their thin handlers (``server/registry.py``)."""
 
 from __future__ import annotations
 
-from server.disclosure import routes as disclosure
-from server.referrals import routes as referrals
-from server.registry import RouteTable
-from server.routes import audit, cases, members, networks, ops, signals, sync
+from schakel.server.disclosure import routes as disclosure
+from schakel.server.referrals import routes as referrals
+from schakel.server.registry import RouteTable
+from schakel.server.routes import audit, cases, members, networks, ops, signals, sync
 
 #: Every route table, in the order the OpenAPI document lists them.
 TABLES: tuple[RouteTable, ...] = (ops.routes, networks.routes, members.routes, cases.routes,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocol.encoding import b64e
-from server.audit import consistency_proof, entries_page, head_at, inclusion_proof, latest_head
-from server.errors import NotFound
-from server.registry import (
+from schakel.protocol.encoding import b64e
+from schakel.server.audit import consistency_proof, entries_page, head_at, inclusion_proof, latest_head
+from schakel.server.errors import NotFound
+from schakel.server.registry import (
     CURSOR, MAX_INT, Call, Query, RouteTable, array, def_ref, envelope_of, obj, ref,
 )
 

@@ -7,17 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
-from server.audit import share_note
-from server.auth import Caller
-from server.checks.cases import (
+from schakel.server.audit import share_note
+from schakel.server.auth import Caller
+from schakel.server.checks.cases import (
     check_case, check_event, check_gated, check_header, check_rekey, check_share,
 )
-from server.data.cases import (
+from schakel.server.data.cases import (
     add_gated_txn, add_rekey_txn, add_share_txn, append_event_txn, case_documents, case_facts,
     case_header, create_case_txn, replace_header_txn,
 )
-from server.errors import Forbidden, NotFound
-from server.registry import (
+from schakel.server.errors import Forbidden, NotFound
+from schakel.server.registry import (
     CURSOR, ID, KEYID, Body, Call, Field, RouteTable, array, envelope_of, obj, ref,
 )
 

@@ -7,15 +7,15 @@ from functools import partial
 
 from aiohttp import web
 
-from server.audit import membership_note, revocation_note
-from server.checks import stored
-from server.checks.network import check_acceptance, check_membership, check_revocation
-from server.data.networks import (
+from schakel.server.audit import membership_note, revocation_note
+from schakel.server.checks import stored
+from schakel.server.checks.network import check_acceptance, check_membership, check_revocation
+from schakel.server.data.networks import (
     add_acceptance_txn, add_membership_txn, add_revocation_txn, member_documents,
 )
-from server.disclosure.data import Log, membership_removed_txn, revocation_ref
-from server.disclosure.facts import server_actor
-from server.registry import KEYID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj
+from schakel.server.disclosure.data import Log, membership_removed_txn, revocation_ref
+from schakel.server.disclosure.facts import server_actor
+from schakel.server.registry import KEYID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj
 
 routes = RouteTable("members")
 
@@ -28,7 +28,7 @@ MEMBER_ANSWER = obj(["member", "serial"], member=KEYID, serial=SERIAL)
               response=MEMBER_ANSWER, errors=("conflict",))
 async def add_member(call: Call) -> web.Response:
     """Register a membership certified by the coordinator key.  It must verify at the
-    server's time (keys.chain.verify_membership: issuer, network, roles, validity) and not
+    server's time (schakel.keys.chain.verify_membership: issuer, network, roles, validity) and not
     be revoked.  The first membership may be the coordinator's own.  The same
     ``(member, serial)`` with other content is 409.
 

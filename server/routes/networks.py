@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocol.crypto import VerifyKey
-from server.audit import latest_head
-from server.auth import authenticate
-from server.checks import stored
-from server.checks.network import check_distribution, check_genesis
-from server.data.networks import add_epoch_txn, epoch_entries, register_network_txn
-from server.directory import genesis_key
-from server.errors import Forbidden
-from server.registry import ID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj
+from schakel.protocol.crypto import VerifyKey
+from schakel.server.audit import latest_head
+from schakel.server.auth import authenticate
+from schakel.server.checks import stored
+from schakel.server.checks.network import check_distribution, check_genesis
+from schakel.server.data.networks import add_epoch_txn, epoch_entries, register_network_txn
+from schakel.server.directory import genesis_key
+from schakel.server.errors import Forbidden
+from schakel.server.registry import ID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj
 
 routes = RouteTable("networks")
 

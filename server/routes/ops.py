@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.data import ping
-from server.registry import Call, RouteTable, def_ref, obj
+from schakel.server.data import ping
+from schakel.server.registry import Call, RouteTable, def_ref, obj
 
 routes = RouteTable("operations")
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocol.crypto import random_bytes, sha256
-from protocol.encoding import b64d, b64e
-from protocol.errors import MalformedError
-from protocol.objects.signals import MAX_FEEDBACK
-from server.auth import VERIFIED
-from server.checks.signals import check_feedback, check_signal
-from server.data.signals import (
+from schakel.protocol.crypto import random_bytes, sha256
+from schakel.protocol.encoding import b64d, b64e
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.signals import MAX_FEEDBACK
+from schakel.server.auth import VERIFIED
+from schakel.server.checks.signals import check_feedback, check_signal
+from schakel.server.data.signals import (
     add_feedback_txn, add_signal_txn, hint_page, signal_page, signal_status,
 )
-from server.errors import NotFound
-from server.registry import (
+from schakel.server.errors import NotFound
+from schakel.server.registry import (
     CURSOR, ID, TIMESTAMP, Body, Call, Field, Header, Query, RouteTable, array, def_ref,
     envelope_of, obj, ref,
 )

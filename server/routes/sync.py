@@ -8,9 +8,9 @@ import json
 
 from aiohttp import web
 
-from server.data import cursor_text
-from server.data.cases import FeedRow, sync_rows
-from server.registry import CURSOR, ID, Call, Query, RouteTable, array, obj, ref
+from schakel.server.data import cursor_text
+from schakel.server.data.cases import FeedRow, sync_rows
+from schakel.server.registry import CURSOR, ID, Call, Query, RouteTable, array, obj, ref
 
 routes = RouteTable("sync")
 

@@ -2,7 +2,7 @@
 
 ``tuning.txt`` and ``heldout.txt`` hold one sentence per line with the identity in it marked
 as ``[[kind:text]]`` (``N`` a person's name, ``S`` a street address, or the value of any other
-:class:`protocol.pii.Kind`); ``#`` lines are comments.  :func:`load` strips the marks and keeps
+:class:`schakel.protocol.pii.Kind`); ``#`` lines are comments.  :func:`load` strips the marks and keeps
 the spans; :func:`measure` runs a scanner over a part and counts (README.md beside this file).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from protocol.pii import Finding, Kind
+from schakel.protocol.pii import Finding, Kind
 
 PARTS = ("tuning", "heldout")
 _ALIASES = {"N": Kind.PERSON_NAME, "S": Kind.STREET_ADDRESS}

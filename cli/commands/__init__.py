@@ -1,0 +1,1 @@
+"""Subcommands of the ``schakel`` command line (cli/main.py)."""

@@ -1,0 +1,141 @@
+"""``schakel audit …``: read and verify the network's audit log (auditlog), and the
+subject access report of one case (inzageverzoek)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from schakel.cli.commands.common import (
+    json_option, partner_options, progress_bar, progress_option, with_partner,
+)
+from schakel.cli.commands.output import cell, emit, heading, plain, table
+
+if TYPE_CHECKING:
+    from schakel.client.partner import Partner
+
+
+@click.group()
+def audit() -> None:
+    """The audit log (auditlog): every release, refusal and membership change,
+    in an append-only Merkle tree signed by the server.
+
+    Auditors and the coordinator read every entry; other members read the
+    entries about themselves. Verifying proves the server neither rewrote nor
+    dropped entries since this home last looked.
+    """
+
+
+ENTRY_COLUMNS = [("index", "#"), ("time", "when"), ("actor", "who"), ("action", "action"),
+                 ("basis", "basis"), ("outcome", "outcome"), ("case", "case"),
+                 ("subject", "subject"), ("classes", "classes"), ("reason", "reason")]
+
+
+def entry_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A verified entry ({"index", "entry"}) as one table row; an erased entry says so."""
+    entry = item.get("entry")
+    if not entry:
+        return {"index": item.get("index"), "action": "(erased after retention)"}
+    actor = entry.get("actor") or {}
+    who = actor.get("organisation") or actor.get("partner")
+    if actor.get("acting_user"):
+        who = f"{who} / {actor['acting_user']}"
+    return {"index": item.get("index"), "time": entry.get("time"), "actor": who,
+            "action": entry.get("action"), "basis": entry.get("basis"),
+            "outcome": entry.get("outcome"), "case": entry.get("case"),
+            "subject": entry.get("subject"), "classes": entry.get("classes"),
+            "reason": entry.get("reason")}
+
+
+@audit.command("log")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@json_option
+def log(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
+    """List the audit entries you may read, each verified against a signed head.
+
+    JSON: {"network", "entries": [{"index", "entry"}]}.
+    """
+    async def read(partner: "Partner") -> list[dict[str, Any]]:
+        return plain(await partner.audit.entries(network_id))
+
+    entries = with_partner(home, server, read)
+    if as_json:
+        emit({"network": network_id, "entries": entries}, as_json=True)
+        return
+    table([entry_row(e) for e in entries], ENTRY_COLUMNS, empty="no entries you may read",
+          limits={"reason": 50, "actor": 40})
+
+
+@audit.command("verify")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@progress_option
+@json_option
+def verify(home: Path, server: str | None, network_id: str, progress: bool | None,
+           as_json: bool) -> None:
+    """Verify the whole audit log: every readable entry's commitment, its inclusion
+    in the signed tree, and consistency with the head this home held before.
+
+    Exits 0 when everything verifies, 4 when the server rewrote, dropped or
+    forked the log (recorded in this home). JSON: {"network", "size", "root",
+    "checked", "erased", "head_time"}.
+    """
+    async def check(partner: "Partner") -> dict[str, Any]:
+        with progress_bar(f"verify {network_id[:8]}", progress) as bar:
+            return plain(await partner.audit.verify(network_id, progress=bar))
+
+    result = with_partner(home, server, check)
+    if as_json:
+        emit(result, as_json=True)
+        return
+    emit({}, as_json=False, rows=[
+        ("network", network_id), ("result", "the audit log verifies"),
+        ("size", cell(result.get("size"))), ("root", cell(result.get("root"))),
+        ("head signed", cell(result.get("head_time"))),
+        ("entries checked", cell(result.get("checked"))),
+        ("erased (retention)", cell(result.get("erased"))),
+    ])
+
+
+@audit.command("report")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("case_id", metavar="CASE")
+@json_option
+def access_report(home: Path, server: str | None, network_id: str, case_id: str,
+                  as_json: bool) -> None:
+    """The subject access report of a case (inzageverzoek, AVG article 15): who
+    received what about the person, when, on which basis (coordinator or auditor).
+
+    Every entry the server lists is checked against the verified audit log; a
+    report that disagrees is recorded as server misbehaviour (exit 4).
+    JSON: {"case", "releases", "denials", "erased", "text", "verified"}.
+    """
+    async def read(partner: "Partner") -> dict[str, Any]:
+        return plain(await partner.reports.access(network_id, case_id))
+
+    report = with_partner(home, server, read)
+    if as_json:
+        emit(report, as_json=True)
+        return
+    releases, denials = report.get("releases") or [], report.get("denials") or []
+    verified = report.get("verified") or {}
+    emit({}, as_json=False, rows=[
+        ("case", case_id), ("releases", str(len(releases))), ("denials", str(len(denials))),
+        ("erased (retention)", cell(report.get("erased"))),
+        ("verified", f"{cell(verified.get('entries'))} listed entries match the verified audit "
+                     f"log ({cell(verified.get('log_entries'))} entries read)"),
+    ])
+    heading("releases (who received identity)")
+    table(releases, [("index", "#"), ("time", "when"), ("organisation", "organisation"),
+                     ("acting_user", "user"), ("classes", "classes"), ("basis", "basis"),
+                     ("ref", "grant / invocation")], empty="none")
+    heading("denials")
+    table(denials, [("index", "#"), ("time", "when"), ("organisation", "organisation"),
+                    ("action", "action"), ("reason", "reason")], empty="none")
+    if report.get("text"):
+        heading("text for the person")
+        click.echo(str(report["text"]).rstrip())

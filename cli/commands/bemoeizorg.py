@@ -1,0 +1,124 @@
+"""``schakel bemoeizorg …`` and ``schakel review``: emergency access to identity in an
+OGGZ network without consent, under four-eyes and auditor review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from schakel.cli.commands.common import json_option, partner_options, with_partner
+from schakel.cli.commands.grant import receive_release
+from schakel.cli.commands.output import emit
+
+if TYPE_CHECKING:
+    from schakel.client.partner import Partner
+
+
+@click.group()
+def bemoeizorg() -> None:
+    """Bemoeizorg (outreach care without consent, OGGZ networks only).
+
+    A professional with the bemoeizorg role invokes it on a case with a ground
+    and a justification; a second person with the role co-signs (four-eyes);
+    the invoker then receives the identity for a limited time. Auditors review
+    every invocation (`schakel review`).
+    """
+
+
+@bemoeizorg.command("invoke")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("case_id", metavar="CASE")
+@click.option("--ground", required=True,
+              help="A ground from the network policy's list, e.g. severe-self-neglect "
+                   "(ernstige zelfverwaarlozing), housing-pollution, danger-to-self, "
+                   "danger-to-others, nuisance (`schakel network show` lists them).")
+@click.option("--justification", required=True,
+              help="Why there is no other way; sealed to the auditors, who read it at review.")
+@click.option("--class", "classes", multiple=True, metavar="CLASS",
+              help="A class to receive, repeatable [default: what the policy allows].")
+@json_option
+def invoke(home: Path, server: str | None, network_id: str, case_id: str, ground: str,
+           justification: str, classes: tuple[str, ...], as_json: bool) -> None:
+    """Invoke bemoeizorg on a case (professional with the bemoeizorg role).
+
+    Refused (exit 1, with the reason) outside an OGGZ network, without the
+    role, with a ground not in the policy, or above the daily limit.
+    """
+    async def ask(partner: "Partner") -> str:
+        await partner.sync(network_id)
+        return await partner.disclosure.invoke_bemoeizorg(network_id, case_id, ground=ground,
+                                               justification=justification,
+                                               classes=list(classes) or None)
+
+    invocation = with_partner(home, server, ask)
+    emit({"network": network_id, "case": case_id, "invocation": invocation, "ground": ground,
+          "classes": list(classes)}, as_json=as_json, rows=[
+        ("invocation", invocation), ("case", case_id), ("ground", ground),
+        ("next", f"a colleague with the bemoeizorg role runs `schakel bemoeizorg cosign "
+                 f"{network_id} {invocation}`; then `schakel bemoeizorg release`"),
+    ])
+
+
+@bemoeizorg.command("cosign")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("invocation", metavar="INVOCATION")
+@click.option("--case", "case_id", metavar="CASE",
+              help="The case of the invocation; needed only when your organisation cannot "
+                   "read the invocation itself (a co-signer from another organisation).")
+@json_option
+def cosign(home: Path, server: str | None, network_id: str, invocation: str, case_id: str | None,
+           as_json: bool) -> None:
+    """Co-sign a colleague's invocation (four-eyes, vier ogen): a different person
+    holding the bemoeizorg role."""
+    async def sign(partner: "Partner") -> None:
+        await partner.sync(network_id)
+        await partner.disclosure.cosign(network_id, invocation, case=case_id)
+
+    with_partner(home, server, sign)
+    emit({"network": network_id, "invocation": invocation, "cosigned": True}, as_json=as_json,
+         rows=[("invocation", invocation), ("co-signed", "yes"),
+               ("next", f"the invoker runs `schakel bemoeizorg release {network_id} {invocation}`")])
+
+
+@bemoeizorg.command("justification")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("invocation", metavar="INVOCATION")
+@json_option
+def justification(home: Path, server: str | None, network_id: str, invocation: str,
+                  as_json: bool) -> None:
+    """Read an invocation's justification (auditor), before `schakel review`.
+
+    The justification is sealed to each auditor's key; nobody else, not even
+    the server, can read it.
+    """
+    async def read(partner: "Partner") -> str:
+        return await partner.disclosure.justification(network_id, invocation)
+
+    text = with_partner(home, server, read)
+    if as_json:
+        emit({"network": network_id, "invocation": invocation, "justification": text},
+             as_json=True)
+        return
+    click.echo(text)
+
+
+@bemoeizorg.command("release")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("invocation", metavar="INVOCATION")
+@json_option
+def release(home: Path, server: str | None, network_id: str, invocation: str, as_json: bool) -> None:
+    """Receive the identity your invocation releases, and print it (the invoker).
+
+    The access expires after the policy's hours; the identity is then purged
+    from this home by `schakel duties` (or the next sync).
+    JSON: {"network", "case", "classes": {class: fields}, "receipt_index"}.
+    """
+    receive_release(home, server, network_id,
+                    lambda partner: partner.disclosure.bemoeizorg_release(network_id, invocation),
+                    as_json=as_json)

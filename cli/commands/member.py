@@ -1,0 +1,118 @@
+"""``schakel member …``: the coordinator admits and removes partners; anyone lists them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from schakel.cli.commands.common import (
+    json_option, partner_options, read_object_file, sync_option, with_partner,
+)
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.network import MEMBER_COLUMNS
+from schakel.cli.commands.output import emit, plain, table
+from schakel.keys import Fingerprint, verify_key_bundle
+
+if TYPE_CHECKING:
+    from schakel.client.partner import Partner
+
+
+@click.group()
+def member() -> None:
+    """Members of a network (deelnemers): add, remove, list.
+
+    Core (kern) partners read every case of the network; shell (schil) partners
+    only cases shared with them. Formal parties are professionals; informal
+    parties are volunteers (vrijwilligers) and get at most name, address and
+    contact.
+    """
+
+
+@member.command("add")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("bundle_file", metavar="BUNDLE_FILE",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--ring", type=click.Choice(["core", "shell"]), required=True,
+              help="core (kern): reads every case; shell (schil): only shared cases.")
+@click.option("--party", type=click.Choice(["formal", "informal"]), required=True,
+              help="formal (professional) or informal (volunteer organisation).")
+@click.option("--role", "roles", multiple=True, metavar="ROLE",
+              help="A role, repeatable: professional-secrecy (beroepsgeheim: may receive "
+                   "'official'), bemoeizorg, auditor.")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="How long the membership is valid.")
+@click.option("--fingerprint", "expected", default=None,
+              help="The fingerprint the partner read aloud; the bundle is refused unless it matches.")
+@json_option
+def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring: str, party: str,
+        roles: tuple[str, ...], days: int, expected: str | None, as_json: bool) -> None:
+    """Admit a partner from its key bundle (coordinator).
+
+    Verifies the bundle's signature (and --fingerprint when given), signs the
+    membership and registers it. Admitting a core member starts a new key epoch
+    and rotates every open case, so the newcomer reads new work but not
+    history until someone re-shares it.
+    """
+    bundle = read_object_file(bundle_file, "key bundle")
+    verified = verify_key_bundle(bundle, expected=Fingerprint.parse(expected) if expected else None)
+
+    async def admit(partner: "Partner") -> str:
+        return await partner.networks.admit(network_id, bundle, ring=ring, party=party, roles=roles, days=days)
+
+    key_id = with_partner(home, server, admit)
+    emit({"network": network_id, "member": key_id, "name": verified.name, "ring": ring,
+          "party": party, "roles": sorted(roles), "days": days,
+          "fingerprint_checked": expected is not None}, as_json=as_json, rows=[
+        ("member", key_id), ("organisation", verified.name), ("ring", ring), ("party", party),
+        ("roles", ", ".join(sorted(roles)) or "-"), ("valid", f"{days} days"),
+        ("fingerprint", "matches what was read aloud" if expected else
+         "NOT checked (pass --fingerprint next time)"),
+    ])
+
+
+@member.command("remove", epilog=GUARD_EPILOG)
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("key_id", metavar="KEY_ID")
+@click.option("--reason", required=True, help='Why, e.g. "left the network".')
+@json_option
+def remove(home: Path, server: str | None, network_id: str, key_id: str, reason: str,
+           as_json: bool) -> None:
+    """Remove a partner (coordinator): revoke its membership.
+
+    A removed core member's keys open nothing written afterwards: a new epoch
+    goes to the remaining core and every open case is re-keyed.
+    """
+    async def revoke(partner: "Partner") -> None:
+        await partner.networks.remove(network_id, key_id, reason=reason)
+
+    with_partner(home, server, revoke, guard={"reason": reason})
+    emit({"network": network_id, "member": key_id, "removed": True, "reason": reason},
+         as_json=as_json, rows=[("member", key_id), ("removed", "yes"), ("reason", reason)])
+
+
+@member.command("list")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.option("--all", "everyone", is_flag=True, help="Also list removed and expired members.")
+@sync_option
+@json_option
+def list_members(home: Path, server: str | None, network_id: str, everyone: bool, offline: bool,
+                 as_json: bool) -> None:
+    """List a network's members, verified against the coordinator's key.
+
+    JSON: {"network", "members": [{"key_id", "name", "ring", "party", "roles", "current"}]}.
+    """
+    async def look(partner: "Partner") -> list[dict[str, Any]]:
+        if not offline:
+            await partner.sync(network_id)
+        return [m for m in plain(partner.networks.members(network_id)) if everyone or m.get("current", True)]
+
+    members = with_partner(home, server, look)
+    if as_json:
+        emit({"network": network_id, "members": members}, as_json=True)
+        return
+    table(members, MEMBER_COLUMNS, empty="no members (did you sync, and are you a member?)")

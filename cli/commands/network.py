@@ -1,0 +1,278 @@
+"""``schakel network …`` and ``schakel sync``: found a network, trust and join one,
+and bring this home up to date with the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from schakel.cli.commands.common import (
+    json_option, partner_options, progress_bar, progress_option, read_object_file,
+    read_text_file, sync_option, with_partner,
+)
+from schakel.cli.commands.output import cell, emit, plain, table
+from schakel.keys import Fingerprint
+from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
+
+if TYPE_CHECKING:
+    from schakel.client.partner import Partner
+
+KINDS = ("neighbourhood", "oggz")
+
+
+@click.group()
+def network() -> None:
+    """Networks (netwerken): found one, trust and join one, look at one.
+
+    A neighbourhood network (buurtnetwerk) shares cases between welfare, care and
+    volunteer organisations; an OGGZ network handles public mental health,
+    where bemoeizorg is possible.
+    """
+
+
+@network.command("create")
+@partner_options
+@click.option("--name", required=True, help='e.g. "Buurtnetwerk 55+ Soesterkwartier".')
+@click.option("--kind", type=click.Choice(KINDS), required=True,
+              help="neighbourhood (buurtnetwerk) or oggz (bemoeizorg possible).")
+@click.option("--covenant-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The covenant (convenant) text every partner accepts; its hash "
+                                  "goes into the network's genesis.")
+@click.option("--server-fingerprint", required=True,
+              help="The server's fingerprint, as its operator gave it to you (`schakel server "
+                   "init` or `schakel server fingerprint` prints it; eight groups of five "
+                   "digits). A server whose keys do not have it is refused (exit 4).")
+@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON network policy; default: the standard policy of --kind.")
+@click.option("--allow-word", "allow_words", multiple=True, metavar="TEXT",
+              help="A word or phrase of this network (a town, district, street-named "
+                   "building or partner) that the PII guard never reports as a name or "
+                   "street address, e.g. \"Soesterkwartier\"; repeatable. It goes into the "
+                   "signed policy (pii_allow: at most 500, each 1..80 characters).")
+@click.option("--allow-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A UTF-8 file with one such word or phrase per line (blank lines and "
+                   "lines starting with # are skipped).")
+@json_option
+def create(home: Path, server: str | None, name: str, kind: str, covenant_file: Path,
+           server_fingerprint: str, policy_file: Path | None, allow_words: tuple[str, ...],
+           allow_file: Path | None, as_json: bool) -> None:
+    """Found a network with you as coordinator (regisseur).
+
+    Checks the server's log and gate keys against --server-fingerprint, signs the
+    genesis with your key, registers it on the server, trusts it and admits you as
+    a core member. Read the printed fingerprint aloud to every partner: they pass
+    it to `schakel network trust`.
+
+    The policy's allow-list (--allow-word, --allow-file, or pii_allow in
+    --policy-file) is signed with the genesis and cannot be changed afterwards:
+    this version has no policy update.
+    """
+    Fingerprint.parse(server_fingerprint)   # a misheard digit count, before the passphrase
+    covenant = read_text_file(covenant_file, "covenant")
+    policy = read_object_file(policy_file, "network policy") if policy_file else None
+    words = [*allow_words, *(allow_lines(allow_file) if allow_file else [])]
+    if words:
+        policy = with_allow_list(policy or default_policy(kind).to_json(), words)
+
+    async def found(partner: "Partner") -> dict[str, Any]:
+        network_id = await partner.networks.create(name=name, kind=kind, covenant=covenant,
+                                                  server_fingerprint=server_fingerprint,
+                                                  policy=policy)
+        return {"network": network_id, "name": name, "kind": kind,
+                "coordinator": partner.key_id, "fingerprint": str(partner.fingerprint),
+                "server_fingerprint": str(Fingerprint.parse(server_fingerprint))}
+
+    info = with_partner(home, server, found)
+    emit(info, as_json=as_json, rows=[
+        ("network", info["network"]), ("name", name), ("kind", kind),
+        ("server", f"keys checked against fingerprint {info['server_fingerprint']}"),
+        ("coordinator", info["coordinator"]), ("fingerprint", info["fingerprint"]),
+        ("next", "partners run `schakel network trust NETWORK --fingerprint \"…\"`; you add them "
+                 "with `schakel member add NETWORK BUNDLE_FILE`"),
+    ])
+
+
+@network.command("trust")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.option("--fingerprint", required=True,
+              help="The coordinator's fingerprint, as read aloud at the covenant ceremony "
+                   '(eight groups of five digits, e.g. "12345 67890 …").')
+@json_option
+def trust(home: Path, server: str | None, network_id: str, fingerprint: str, as_json: bool) -> None:
+    """Trust a network: anchor it to its coordinator's spoken fingerprint.
+
+    Everything this home later accepts from the server about the network must
+    chain to this key; anything else is refused as untrusted (exit 4).
+    """
+    Fingerprint.parse(fingerprint)   # a misheard digit count is refused before the passphrase
+
+    async def anchor(partner: "Partner") -> dict[str, Any]:
+        partner.trust(network_id, fingerprint)
+        return {"network": network_id, "fingerprint": str(Fingerprint.parse(fingerprint))}
+
+    info = with_partner(home, server, anchor)
+    emit(info, as_json=as_json, rows=[
+        ("network", info["network"]), ("trusted coordinator", info["fingerprint"]),
+        ("next", "once the coordinator added you: `schakel network join NETWORK --covenant-file F`"),
+    ])
+
+
+@network.command("join")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.option("--covenant-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The covenant text you received; it must be the exact text "
+                                  "whose hash is in the genesis.")
+@json_option
+def join(home: Path, server: str | None, network_id: str, covenant_file: Path, as_json: bool) -> None:
+    """Accept the network's covenant (convenant) as a member, then sync.
+
+    Run it after `schakel network trust` and after the coordinator added you.
+    A covenant that differs from the one in the genesis is refused.
+    """
+    covenant = read_text_file(covenant_file, "covenant")
+
+    async def accept(partner: "Partner") -> dict[str, Any]:
+        await partner.networks.accept_covenant(network_id, covenant)
+        result = await partner.sync(network_id)
+        return {"network": network_id, "accepted": True, "sync": plain(result)}
+
+    info = with_partner(home, server, accept)
+    emit(info, as_json=as_json, rows=[("network", network_id), ("covenant", "accepted"),
+                                      ("synced", "yes")])
+
+
+@network.command("list")
+@partner_options
+@json_option
+def list_networks(home: Path, server: str | None, as_json: bool) -> None:
+    """List the networks this home trusts."""
+    async def look(partner: "Partner") -> list[str]:
+        return list(partner.networks.trusted())
+
+    networks = with_partner(home, server, look)
+    if as_json:
+        emit({"networks": networks}, as_json=True)
+        return
+    table([{"network": n} for n in networks], [("network", "network")],
+          empty="no networks yet: `schakel network trust` or `schakel network create`")
+
+
+@network.command("show")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@sync_option
+@json_option
+def show(home: Path, server: str | None, network_id: str, offline: bool, as_json: bool) -> None:
+    """Show a network: name, kind, policy, its members (verified) and how many
+    cases this home holds.
+
+    JSON keys: network, name, kind, policy, members, cases, open_cases.
+    """
+    async def look(partner: "Partner") -> dict[str, Any]:
+        if not offline:
+            await partner.sync(network_id)
+        cases = partner.cases.all(network_id)
+        # TrustView is the library's verified view of the genesis (name, kind, policy).
+        view = partner.networks.verified(network_id)
+        return {"network": network_id, "name": view.name, "kind": view.kind,
+                "policy": plain(view.policy), "members": plain(partner.networks.members(network_id)),
+                "cases": len(cases), "open_cases": sum(1 for c in cases if c.status == "open")}
+
+    info = with_partner(home, server, look)
+    if as_json:
+        emit(info, as_json=True)
+        return
+    policy = info["policy"] or {}
+    bemoeizorg = (policy.get("bemoeizorg") or {}).get("enabled")
+    emit({}, as_json=False, rows=[
+        ("network", network_id), ("name", info["name"]), ("kind", info["kind"]),
+        ("informal classes", cell(policy.get("informal_classes"))),
+        ("anonymous signals", cell(policy.get("anonymous_signals"))),
+        ("PII allow-list", cell(policy.get("pii_allow")) if policy.get("pii_allow")
+         else "none"),
+        ("bemoeizorg", "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
+         if bemoeizorg else "not enabled"),
+        ("cases", f"{info['cases']} ({info['open_cases']} open)"),
+    ])
+    click.echo("")
+    table(info["members"], MEMBER_COLUMNS, empty="no members yet")
+
+
+def allow_lines(path: Path) -> list[str]:
+    """The entries of an --allow-file: one per line, blank lines and # comments skipped."""
+    lines = (line.strip() for line in read_text_file(path, "allow-list").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def with_allow_list(policy: dict[str, Any], words: list[str]) -> dict[str, Any]:
+    """``policy`` with ``words`` added to its ``pii_allow`` (repeats, compared ignoring
+    case, dropped); a word the policy cannot hold is refused naming it (it is the
+    coordinator's own input), before the passphrase is asked."""
+    merged = list(policy.get("pii_allow") or [])
+    seen = {w.casefold() for w in merged if isinstance(w, str)}
+    for word in words:
+        problem = allow_entry_problem(word)
+        if problem is not None:
+            raise click.BadParameter(f"{word!r}: {problem}", param_hint="--allow-word/--allow-file")
+        if word.casefold() not in seen:
+            seen.add(word.casefold())
+            merged.append(word)
+    if len(merged) > MAX_ALLOW_ENTRIES:
+        raise click.BadParameter(f"{len(merged)} words; a policy holds at most "
+                                 f"{MAX_ALLOW_ENTRIES}", param_hint="--allow-word/--allow-file")
+    return {**policy, "pii_allow": merged}
+
+
+MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring"),
+                  ("party", "party"), ("roles", "roles"), ("current", "current")]
+
+
+@click.command()
+@partner_options
+@click.argument("network_id", metavar="[NETWORK]", required=False)
+@click.option("--wait", type=click.FloatRange(0, 30), default=0, show_default=True,
+              help="Wait up to this many seconds for something new when nothing is.")
+@progress_option
+@json_option
+def sync(home: Path, server: str | None, network_id: str | None, wait: float,
+         progress: bool | None, as_json: bool) -> None:
+    """Fetch, verify and decrypt what is new (bijwerken), then do this home's duties.
+
+    Without NETWORK: every trusted network. Everything is checked against the
+    coordinator's key before it is believed; a server that sends something that
+    does not verify is recorded and refused (exit 4).
+    """
+    async def update(partner: "Partner") -> list[dict[str, Any]]:
+        networks = [network_id] if network_id else list(partner.networks.trusted())
+        results = []
+        for name in networks:
+            with progress_bar(f"sync {name[:8]}", progress) as bar:
+                result = await partner.sync(name, wait=wait, progress=bar)
+            results.append({"network": name, **plain(result)})
+        return results
+
+    results = with_partner(home, server, update)
+    if as_json:
+        emit({"networks": results}, as_json=True)
+        return
+    if not results:
+        click.echo("no networks to sync yet: `schakel network trust` or `schakel network create`")
+    for result in results:
+        emit({}, as_json=False, rows=[
+            ("network", result["network"]),
+            ("new items", str(result.get("items", 0))),
+            ("cases updated", str(len(result.get("cases") or []))),
+            ("new key epochs", ", ".join(map(str, result.get("epochs") or [])) or "-"),
+            ("duties", duty_summary(result.get("duties"))),
+        ])
+
+
+def duty_summary(duties: dict[str, Any] | None) -> str:
+    """"rekeyed 2, backfilled 1", or "nothing to do": what a sync or `duties` did."""
+    done = [f"{name} {len(ids)}" for name, ids in (duties or {}).items()
+            if isinstance(ids, list) and ids]
+    return ", ".join(done) or "nothing to do"

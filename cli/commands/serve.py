@@ -1,0 +1,160 @@
+"""``schakel serve``, ``schakel server init`` and ``schakel server fingerprint``: run the
+Schakel server, prepare its data directory (keys, config), and print the server
+fingerprint without which a coordinator does not put the server's keys in a network
+genesis (docs/protocol.md §4.3, §14.6)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from schakel.cli.commands.output import emit
+from schakel.server import serverkeys
+from schakel.server.app import serve as run_server
+from schakel.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, load_or_create
+from schakel.server.context import AppContext
+from schakel.server.logconfig import configure_logging
+
+DATA_HELP = ("the server's data directory: database, server keys and config.json; created "
+             "on first use, reused after")
+
+
+def _config(data_dir: Path, host: str | None, port: int | None,
+            public_url: str | None) -> ServerConfig:
+    try:
+        return load_or_create(data_dir, host=host, port=port, public_url=public_url)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _passphrase_note(data_dir: Path) -> str:
+    passphrase = data_dir / serverkeys.PASSPHRASE_FILE
+    if passphrase.exists():
+        return f"{passphrase} (keep it with the keys, or set {serverkeys.PASSPHRASE_ENV})"
+    return f"from {serverkeys.PASSPHRASE_ENV}"
+
+
+@click.group()
+def server() -> None:
+    """Prepare and inspect a Schakel server's data directory."""
+
+
+@server.command("init")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print the keys as JSON")
+def init(data_dir: Path, as_json: bool) -> None:
+    """Create the server's log and gate keys (or show them if they exist).
+
+    Prints the server fingerprint (vingerafdruk): give it to every coordinator who
+    founds a network on this server, out of band (read aloud, or on paper). It covers
+    both public keys; `schakel network create --server-fingerprint` refuses a server
+    whose keys do not have it. The keys are kept in server-keys.json in the data
+    directory, encrypted with the passphrase in SCHAKEL_SERVER_PASSPHRASE or, when that
+    is unset, a random one written to server-passphrase next to it (mode 0600).
+
+    JSON keys: fingerprint, log, gate, log_key_id, gate_key_id, log_fingerprint,
+    gate_fingerprint, created.
+    """
+    _config(data_dir, None, None, None)
+    keys, created = serverkeys.load_or_create(data_dir)
+    info = keys.fingerprints()
+    emit({**info, "created": created}, as_json=as_json, rows=[
+        ("server keys", "created now" if created else "already existed"),
+        ("server fingerprint", info["fingerprint"]),
+        ("log key (Ed25519)", info["log"]),
+        ("log key id", info["log_key_id"]),
+        ("gate key (X25519)", info["gate"]),
+        ("gate key id", info["gate_key_id"]),
+        ("keystore", str(data_dir / serverkeys.KEYSTORE_FILE)),
+        ("passphrase", _passphrase_note(data_dir)),
+        ("next", "give the server fingerprint to the coordinator, who passes it to `schakel "
+                 "network create --server-fingerprint`"),
+    ])
+
+
+@server.command("fingerprint")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path), help=DATA_HELP)
+def fingerprint(data_dir: Path) -> None:
+    """Print the server fingerprint in groups of five digits, to give a coordinator.
+
+    Read from the server's own keystore (unlocked, so the fingerprint is that of the
+    keys the server uses); nothing is created.
+    """
+    keys = _existing_keys(data_dir)
+    click.echo(str(keys.fingerprint))
+
+
+def _existing_keys(data_dir: Path) -> serverkeys.ServerKeys:
+    if not (data_dir / serverkeys.KEYSTORE_FILE).exists():
+        raise click.UsageError(f"{data_dir} holds no server keys (schakel server init)")
+    keys, _ = serverkeys.load_or_create(data_dir)
+    return keys
+
+
+@server.command("retention")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path), help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print the steps taken as JSON")
+def retention(data_dir: Path, as_json: bool) -> None:
+    """Run one retention pass now and print what it did.
+
+    Crypto-shreds the identity of cases closed longer than the policy's
+    retention.identity_days, deletes the anonymous layer after anonymous_days,
+    issues the purge instructions of expired bemoeizorg access, and erases the
+    bodies of audit entries older than audit_days under an erase entry (each step
+    audited; the running server does the same every limits.retention_interval
+    seconds).
+    """
+    from schakel.server.retention import run_once
+
+    keys = _existing_keys(data_dir)
+    config = _config(data_dir, None, None, None)
+    done = asyncio.run(run_once(AppContext.create(config, keys)))
+    if as_json:
+        emit({"steps": done}, as_json=True)
+        return
+    for step in done:
+        click.echo(" ".join(f"{k}={v}" for k, v in step.items()))
+    click.echo(f"{len(done)} retention step(s) taken")
+
+
+@click.command()
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
+@click.option("--host", default=None,
+              help=f"address to listen on [default: {DEFAULT_HOST}, this machine only; "
+                   "put a TLS proxy in front to serve partners]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help=f"port to listen on [default: {DEFAULT_PORT}]")
+@click.option("--public-url", default=None,
+              help="the address partners use, e.g. https://schakel.gemeente.nl, when a proxy "
+                   "sits in front; requests are signed for it [default: http://HOST:PORT]")
+def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | None) -> None:
+    """Run the Schakel server until Ctrl-C or SIGTERM.
+
+    On first start it creates the data directory with the database, the server's keys
+    (see `schakel server init`) and config.json; later starts reuse them, and options
+    given here override config.json for this run.  The server stores only ciphertext and
+    signed objects, and logs one JSON line per request on stderr. On SIGTERM it stops
+    accepting requests and lets writes in progress commit before it exits; a second
+    signal, or a shutdown still running limits.shutdown_timeout + 10 s later, ends it at
+    once.  config.json's limits also bound each connection: header_timeout and
+    body_timeout (seconds for a request head and body to arrive) and
+    max_connections_per_address (raise it behind a reverse proxy, whose address all
+    connections share).
+    """
+    config = _config(data_dir, host, port, public_url)
+    keys, created = serverkeys.load_or_create(data_dir)
+    if created:
+        click.echo(f"Created server keys. Server fingerprint: {keys.fingerprint} (give it to "
+                   f"the coordinator; schakel server fingerprint --data {data_dir} shows it "
+                   f"again).")
+    configure_logging()
+    run_server(AppContext.create(config, keys), announce=click.echo)
+
+
+__all__ = ["server", "serve"]

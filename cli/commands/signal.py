@@ -1,0 +1,207 @@
+"""``schakel signal …``: signals of concern (signalen, zorgmeldingen) — send one, follow
+its status, and (coordinator) read and answer them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from schakel.cli.commands.common import (
+    json_option, partner_options, read_object_file, with_partner,
+)
+from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
+from schakel.cli.commands.output import emit, plain, table
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.plaintext import SEVERITIES
+
+if TYPE_CHECKING:
+    from schakel.client.partner import Partner
+
+SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour", "family",
+                   "shell-partner", "professional", "other")
+FEEDBACK_STATUSES = ("received", "taken-up", "referred", "closed", "not-taken-up")
+
+
+@click.group()
+def signal() -> None:
+    """Signals of concern (signalen): send, follow, read, answer.
+
+    A shell partner (or anyone, anonymously, when the network allows it)
+    signals a worry to the coordinator; only the coordinator can read it. The
+    signaller follows the status with its receipt; the coordinator answers
+    with `schakel signal feedback`.
+    """
+
+
+@signal.command("send", epilog=GUARD_EPILOG)
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.option("--concern", required=True, help="What worries you (zorg); sealed to the coordinator.")
+@click.option("--urgency", type=click.Choice(SEVERITIES), default="medium", show_default=True,
+              help="How urgent (urgentie).")
+@click.option("--anonymous", is_flag=True,
+              help="Send without signing: the server cannot tell who sent it (anoniem). Core "
+                   "members must use this; shell partners may sign.")
+@click.option("--signaller-kind", type=click.Choice(SIGNALLER_KINDS),
+              help="Who signals [default: shell-partner, or other when anonymous].")
+@click.option("--no-contact-back", "contact_back", flag_value=False, default=True,
+              help="The coordinator should not contact the signaller.")
+@click.option("--identity-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON file with who it is about, by class ({\"name\": {...}, \"address\": "
+                   "{...}}); sealed to the coordinator only.")
+@click.option("--ticket-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the ticket (receipt token, secret) to this file (mode 0600); it "
+                   "is kept in this home anyway.")
+@json_option
+def send(home: Path, server: str | None, network_id: str, concern: str, urgency: str,
+         anonymous: bool, signaller_kind: str | None, contact_back: bool,
+         identity_file: Path | None, ticket_file: Path | None, as_json: bool) -> None:
+    """Send a signal of concern to the network's coordinator.
+
+    Prints the signal id; follow it with `schakel signal status SIGNAL`.
+
+    The concern is sealed to the coordinator only, who may read who it is about, so
+    it is sent as written. What the PII guard would find in it (see `schakel case
+    create --help`) is noted on standard error, and under "pii_findings" with --json:
+    who the signal is about belongs in --identity-file, and whoever writes it into a
+    case's anonymous layer later is checked then.
+    """
+    hint = read_object_file(identity_file, "identity") if identity_file else None
+    if ticket_file is not None and ticket_file.exists():
+        raise MalformedError(f"{ticket_file} already exists; choose another --ticket-file")
+    noted, lines = advise({"concern": concern}, with_text=not as_json)
+    if lines:
+        click.echo("schakel: note: the concern holds what the PII guard reads as identifying "
+                   "data; it goes sealed to the coordinator only, so it is sent as written",
+                   err=True)
+        for line in [*lines, "  who it is about may go in --identity-file instead"]:
+            click.echo(line, err=True)
+
+    async def post(partner: "Partner") -> Any:
+        return await partner.signals.send(network_id, concern, urgency=urgency, anonymous=anonymous,
+                                         signaller_kind=signaller_kind, contact_back=contact_back,
+                                         identity_hint=hint)
+
+    ticket = with_partner(home, server, post)
+    if ticket_file is not None:
+        _write_private(ticket_file, ticket.to_file())
+    emit({"network": network_id, "signal": ticket.signal, "anonymous": anonymous,
+          "sent": ticket.sent, "ticket_file": str(ticket_file) if ticket_file else None,
+          "pii_findings": noted},
+         as_json=as_json, rows=[
+        ("signal", ticket.signal), ("network", network_id),
+        ("sent", f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),
+        ("ticket", f"kept in {home}" + (f" and {ticket_file}" if ticket_file else "")),
+        ("next", f"`schakel signal status {ticket.signal}`"),
+    ])
+
+
+def _write_private(path: Path, value: dict[str, Any]) -> None:
+    """The ticket holds a bearer token: written with mode 0600, never overwritten."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(value, out, indent=2)
+        out.write("\n")
+
+
+def _ticket_in_home(partner: "Partner", wanted: str) -> Any:
+    """The ticket this home kept for a signal id (or a receipt token)."""
+    from schakel.client.views import SignalTicket
+
+    for _, doc in partner.session.state.docs("ticket"):
+        if wanted in (doc.get("signal"), doc.get("receipt")):
+            return SignalTicket.from_file(doc)
+    raise MalformedError(f"this home sent no signal {wanted!r}; give the signal id that "
+                         "`schakel signal send` printed, or --ticket-file")
+
+
+@signal.command("status")
+@partner_options
+@click.argument("wanted", metavar="[SIGNAL]", required=False)
+@click.option("--ticket-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The ticket file written by `schakel signal send --ticket-file`.")
+@json_option
+def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path | None,
+           as_json: bool) -> None:
+    """Follow a signal you sent: its status and the coordinator's messages.
+
+    Give the signal id (or receipt) this home sent, or --ticket-file.
+    Statuses: received, taken-up (opgepakt), referred (doorverwezen), closed,
+    not-taken-up. JSON: {"network", "signal", "status", "updated", "messages"}.
+    """
+    if (wanted is None) == (ticket_file is None):
+        raise click.UsageError("give the SIGNAL id or --ticket-file (one of the two)")
+
+    async def look(partner: "Partner") -> dict[str, Any]:
+        from schakel.client.views import SignalTicket
+
+        if ticket_file is not None:
+            ticket = SignalTicket.from_file(read_object_file(ticket_file, "signal ticket"))
+        else:
+            ticket = _ticket_in_home(partner, wanted or "")
+        return plain(await partner.signals.status(ticket))
+
+    result = with_partner(home, server, look)
+    if as_json:
+        emit(result, as_json=True)
+        return
+    emit({}, as_json=False, rows=[
+        ("signal", result.get("signal") or "-"), ("status", result["status"]),
+        ("updated", result["updated"]),
+        *[("message" if i == 0 else "", m) for i, m in enumerate(result.get("messages") or [])],
+    ])
+
+
+@signal.command("list")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@json_option
+def list_signals(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
+    """The coordinator's intake: every signal of the network, opened and checked.
+
+    `may concern` lists cases with the same person (duplicate hints), to be
+    confirmed through consent or bemoeizorg before anyone acts on it.
+    JSON: {"network", "signals": [{"signal", "source", "received", "status",
+    "content", "sender", "hints"}]}.
+    """
+    async def look(partner: "Partner") -> list[dict[str, Any]]:
+        return plain(await partner.signals.received(network_id))
+
+    signals = with_partner(home, server, look)
+    if as_json:
+        emit({"network": network_id, "signals": signals}, as_json=True)
+        return
+    rows = [{**s, "urgency": s["content"].get("urgency"),
+             "kind": s["content"].get("signaller_kind"), "concern": s["content"].get("concern"),
+             "identity": sorted(s["content"].get("identity") or {}),
+             "from": s.get("sender") or s["source"]} for s in signals]
+    table(rows, [("signal", "signal"), ("received", "received"), ("from", "from"),
+                 ("kind", "signaller"), ("urgency", "urgency"), ("status", "status"),
+                 ("concern", "concern"), ("identity", "identity"), ("hints", "may concern")],
+          empty="no signals", limits={"concern": 60})
+
+
+@signal.command("feedback")
+@partner_options
+@click.argument("network_id", metavar="NETWORK")
+@click.argument("signal_id", metavar="SIGNAL")
+@click.option("--status", "new_status", type=click.Choice(FEEDBACK_STATUSES), required=True,
+              help="taken-up (opgepakt), referred (doorverwezen), closed, not-taken-up or received.")
+@click.option("--message", help="A message for the signaller, sealed to its reply key.")
+@json_option
+def feedback(home: Path, server: str | None, network_id: str, signal_id: str, new_status: str,
+             message: str | None, as_json: bool) -> None:
+    """Answer a signal (coordinator): a signed status and an optional message."""
+    async def answer(partner: "Partner") -> None:
+        await partner.signals.feedback(network_id, signal_id, new_status, message)
+
+    with_partner(home, server, answer)
+    emit({"network": network_id, "signal": signal_id, "status": new_status,
+          "message_sent": message is not None}, as_json=as_json, rows=[
+        ("signal", signal_id), ("status", new_status),
+        ("message", "sealed to the signaller" if message else "-"),
+    ])

@@ -1,0 +1,332 @@
+"""Acts 1 to 4: the Buurtnetwerk 55+ Soesterkwartier (report §4.2, §4.3.2, §4.4, §4.5.2).
+
+An open network: volunteers sit in its core next to professionals, a GP's practice and a
+housing corporation in its shell, and consent is what lets a name travel.  The
+coordinator founds it, a home care nurse asks an anonymous question, a volunteer driver
+sends a signal without an account, and social work brings in an isolated man whose name
+and address reach the church visiting service, and whose BSN does not.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from schakel.cli.demo.cast import (
+    CONSULT_INTAKE, COVENANTS, DRAFT_SUMMARY, DRIVER_CONCERN, MAN, MAN_INTAKE, NEIGHBOURHOOD, Org,
+)
+from schakel.cli.demo.stage import PASSPHRASE, Stage
+from schakel.cli.demo.tally import short
+from schakel.client.partner import Partner
+from schakel.client.signals import anonymous_signal, anonymous_status
+from schakel.protocol import pii
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ProtocolError
+from schakel.protocol.objects.base import format_timestamp
+from schakel.protocol.objects.disclosure import Grant, GrantBasis
+
+
+async def found_neighbourhood(s: Stage) -> None:
+    """Act 1: Welzijn Amersfoort founds the network on the server fingerprint the operator
+    gave it, and admits eight partners: five to its core, three to its shell (report
+    §4.2.2, §4.2.3).
+
+    Every partner checks the coordinator's fingerprint it heard aloud; the coordinator
+    checks each partner's.  A swapped bundle, a wrong server fingerprint, a workstation
+    trusting another coordinator and an older covenant text are all refused."""
+    t, w = s.t, s.c.welzijn
+    t.section(f"1. {NEIGHBOURHOOD}: the coordinator founds the network")
+    t.note(f"the server's operator gives the server fingerprint that `schakel server init` "
+           f"printed: {s.server_fingerprint}", w.name)
+    await t.refused("founding the network with a server fingerprint of one wrong digit "
+                    "(another server's keys would not have it either)",
+                    lambda: w.p.networks.create(
+                        name=NEIGHBOURHOOD, kind="neighbourhood",
+                        covenant=COVENANTS[NEIGHBOURHOOD],
+                        server_fingerprint=_one_digit_off(s.server_fingerprint)),
+                    code="untrusted_key")
+    s.nb = await w.p.networks.create(name=NEIGHBOURHOOD, kind="neighbourhood",
+                                    covenant=COVENANTS[NEIGHBOURHOOD],
+                                    server_fingerprint=s.server_fingerprint)
+    t.note(f"network {s.nb}: the server's log and gate keys, checked against the "
+           f"server fingerprint, are in its signed genesis", w.name)
+    t.note(f"reads its fingerprint aloud at the covenant ceremony: {w.p.fingerprint}", w.name)
+    t.note("the policy: consent is decisive; informal partners get at most name, address "
+           "and contact; no bemoeizorg", w.name)
+    await t.refused("a bundle swapped on its way to the coordinator (the fingerprint read "
+                    "aloud does not match)",
+                    lambda: w.p.networks.admit(s.nb, s.c.mee.p.bundle(), ring="core",
+                                      party="formal",
+                                      fingerprint=s.c.thuiszorg.p.fingerprint),
+                    code="untrusted_key")
+    for org, ring, party, roles in (
+            (s.c.maatschappelijk_werk, "core", "formal", ("professional-secrecy",)),
+            (s.c.thuiszorg, "core", "formal", ()),
+            (s.c.mee, "core", "formal", ()),
+            (s.c.bezoekwerk, "core", "informal", ()),
+            (s.c.vrijwilligers, "core", "informal", ()),
+            (s.c.woningcorporatie, "shell", "formal", ()),
+            (s.c.privacy, "shell", "formal", ("auditor",))):
+        await s.join(s.nb, w, org, ring=ring, party=party, roles=roles)
+    await s.join(s.nb, w, s.c.huisarts, ring="shell", party="formal",
+                 before_trust=lambda: _wrong_fingerprint(s))
+    await w.p.sync(s.nb)
+    members = await t.holds("the coordinator lists the members, each verified up to its key",
+                            lambda: w.p.networks.members(s.nb))
+    if members is not None:
+        core = sum(1 for m in members if m["ring"] == "core" and m["current"])
+        shell = sum(1 for m in members if m["ring"] == "shell" and m["current"])
+        t.check((core, shell) == (6, 3), f"{core} core partners (the coordinator included) and "
+                                         f"{shell} shell partners")
+    await t.refused("the volunteer centre tries to accept an older covenant text",
+                    lambda: s.c.vrijwilligers.p.networks.accept_covenant(
+                        s.nb, COVENANTS[NEIGHBOURHOOD] + " (concept 2012)"),
+                    code="context_mismatch")
+
+
+def _one_digit_off(fingerprint: str) -> str:
+    """``fingerprint`` with its last digit changed: a misheard or another server's."""
+    return fingerprint[:-1] + str((int(fingerprint[-1]) + 1) % 10)
+
+
+async def _wrong_fingerprint(s: Stage) -> None:
+    """A second workstation of the GP's practice (a copy of its home, before it trusted
+    the network) is configured with the wrong fingerprint — the GGD's, a real one of
+    another coordinator.  Its client must refuse the genesis the server hands it, and
+    must refuse to swap the anchor afterwards."""
+    t = s.t
+    copy = s.homes / "huisarts-tweede-werkplek"
+    shutil.copytree(s.homes / s.c.huisarts.slug, copy)
+    second = await Partner.open(copy, PASSPHRASE)
+    try:
+        second.trust(s.nb, s.c.ggd.p.fingerprint)
+        await t.refused("a workstation configured with another coordinator's fingerprint "
+                        "syncs the network", lambda: second.sync(s.nb),
+                        reason="genesis-untrusted")
+        await t.refused("...nor can it quietly replace the anchor afterwards",
+                        lambda: second.trust(s.nb, s.c.welzijn.p.fingerprint),
+                        code="untrusted_key")
+    finally:
+        await second.close()
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+async def consult(s: Stage) -> None:
+    """Act 2: home care asks a consultative question, naming nobody (report §4.3.2).
+
+    Every core partner reads it, the informal church visiting service too; MEE answers.
+    The GP's practice in the shell reads it only once the coordinator shares it."""
+    t = s.t
+    t.section("2. An anonymous consult: home care asks the network for advice")
+    s.consult_case = await t.holds(
+        "home care posts a consultative question (anonymous layer only, no identity)",
+        lambda: s.c.thuiszorg.p.cases.consult(s.nb, CONSULT_INTAKE))
+    await s.sync(s.nb, s.c.bezoekwerk, s.c.mee)
+    view = s.readable_case(s.c.bezoekwerk, s.nb, s.consult_case)
+    t.check(view is not None and view.kind == "consult" and view.state.get("summary")
+            == CONSULT_INTAKE["summary"],
+            "the church visiting service (informal, core) reads the question")
+    if view is not None:
+        t.note(f"reads: {view.state['age_band']}, {', '.join(view.state['domains'])}, "
+               f"\"{short(view.state['summary'], 70)}\"", s.c.bezoekwerk.name)
+    await t.holds("MEE answers on the consult with a note",
+                  lambda: s.c.mee.p.cases.add_event(s.nb, s.consult_case, {
+                      "kind": "note", "text": "Via de huisarts een 'toevallig' huisbezoek "
+                                              "van de praktijkondersteuner plannen."}))
+    await t.holds("the coordinator shares the consult with the GP's practice (shell)",
+                  lambda: s.c.welzijn.p.cases.share(s.nb, s.consult_case,
+                                              s.c.huisarts.p.key_id,
+                                              reason="medicatievraag"))
+    await s.sync(s.nb, s.c.huisarts)
+    view = s.readable_case(s.c.huisarts, s.nb, s.consult_case)
+    t.check(view is not None and len(view.state.get("notes", [])) == 1,
+            "the GP's practice now reads the consult and MEE's note")
+
+
+async def driver_signal(s: Stage) -> None:
+    """Act 3: a volunteer driver, with no account and no keys, signals a concern from the
+    network's flyer (report §4.5.2).
+
+    The coordinator reads the concern but not who sent it, and neither does the server;
+    the church visiting service cannot list signals at all.  The driver reads back the
+    coordinator's answer with his receipt, and learns nothing about the man."""
+    t, w = s.t, s.c.welzijn
+    t.section("3. A volunteer driver's anonymous signal, and the feedback he reads back")
+    flyer = w.p.bundle()["signed"]          # the coordinator's public keys, on paper
+    t.note("has no keys and no account: only the coordinator's public box key from the "
+           "network's flyer", "volunteer driver")
+    ticket = await t.holds(
+        "the driver sends an anonymous signal, sealed to the coordinator; he keeps a receipt",
+        lambda: anonymous_signal(s.server, s.nb, flyer["box"], DRIVER_CONCERN,
+                                 urgency="medium",
+                                 signaller_kind="volunteer-driver"))
+    signals = await t.holds("the coordinator opens its signals",
+                            lambda: w.p.signals.received(s.nb))
+    mine = [m for m in signals or [] if ticket is not None and m.signal == ticket.signal]
+    t.check(bool(mine) and mine[0].content.get("concern") == DRIVER_CONCERN
+            and mine[0].sender is None,
+            "the coordinator reads the concern; the server and the coordinator do not know "
+            "who sent it")
+    await t.refused("the church visiting service tries to list the network's signals",
+                    lambda: s.c.bezoekwerk.p.signals.received(s.nb), error=ProtocolError)
+    if ticket is None:
+        return
+    await t.holds("the coordinator answers: taken up, with a message sealed to the driver",
+                  lambda: w.p.signals.feedback(s.nb, ticket.signal, "taken-up",
+                                       "Dank u wel! Maatschappelijk werk gaat langs; u hoort "
+                                       "niets over hem, maar er wordt voor hem gezorgd."))
+    status = await t.holds("the driver reads the status with his receipt",
+                           lambda: anonymous_status(s.server, ticket, flyer["sign"]))
+    if status is not None:
+        t.check(status.status == "taken-up" and any("gaat langs" in m for m in status.messages),
+                f"he sees \"{status.status}\" and the coordinator's message")
+
+
+async def elderly_man(s: Stage) -> None:
+    """Act 4: social work brings in an isolated man, and with his consent his name and
+    address reach the church visiting service that will visit him (report §4.3.2, §4.4.1).
+
+    The PII guard stops his name and his daughter's number in the anonymous layer before
+    anything is sent.  The visiting service reads the anonymous layer, then his name and
+    address once granted and released, never his BSN: its own client refuses that grant,
+    and so does the server, which audits the denial.  The coordinator who grants reads
+    nothing; the GP's practice in the shell holds nothing of a case not shared with it.
+    Home care's formal help must say, in words, why informal help is not enough."""
+    t, mw, church = s.t, s.c.maatschappelijk_werk, s.c.bezoekwerk
+    t.section("4. Social work brings in the isolated man, with his consent")
+    draft = {**MAN_INTAKE, "summary": DRAFT_SUMMARY}
+    await s.sync(s.nb, s.c.welzijn)
+    before = len(s.c.welzijn.p.cases.all(s.nb))
+    refusal = await t.refused("the PII guard reads the anonymous layer before anything is "
+                              "sent", lambda: mw.p.cases.create(s.nb, draft, identity=MAN),
+                              code="policy_violation")
+    _show_where(s, refusal, DRAFT_SUMMARY, mw)
+    await s.sync(s.nb, s.c.welzijn)
+    t.check(len(s.c.welzijn.p.cases.all(s.nb)) == before,
+            "nothing reached the server: the coordinator's sync finds no new case")
+    t.note("writes \"woont alleen\" without his name and moves the number out of the story "
+           "(both are in the sealed identity)", mw.name)
+    s.man_case = await t.holds(
+        "the case is created: anonymous intake, identity sealed per class",
+        lambda: mw.p.cases.create(s.nb, MAN_INTAKE, identity=MAN))
+    await s.sync(s.nb, church, s.c.thuiszorg, s.c.huisarts, s.c.welzijn)
+    view = s.readable_case(church, s.nb, s.man_case)
+    t.check(view is not None and view.state.get("age_band") == "75-84",
+            "the church visiting service reads the anonymous layer")
+    if view is not None:
+        t.note(f"reads: {view.state['age_band']}, {view.state['neighbourhood']}, "
+               f"{', '.join(view.state['domains'])}, {view.state['care_status']}", church.name)
+    t.check(not church.p.identity.get(s.nb, s.man_case),
+            "...but not who he is: it holds no identity before a release")
+    await t.holds("it offers a weekly visit (an informal action on the case)",
+                  lambda: _church_action(s))
+    await _formal_help(s, s.c.thuiszorg)
+    t.check(s.readable_case(s.c.huisarts, s.nb, s.man_case) is None,
+            "the GP's practice (shell) holds nothing of a case that was not shared with it")
+    await t.refused("the GP's practice asks the server for the case anyway",
+                    lambda: s.c.huisarts.p.session.conn.get(
+                        f"/v1/networks/{s.nb}/cases/{s.man_case}"), code="forbidden")
+
+    consent = await t.holds(
+        "he agrees: social work records his consent (name, address, BSN; formal and "
+        "informal partners; one year)",
+        lambda: mw.p.disclosure.record_consent(
+            s.nb, s.man_case, classes=("name", "address", "official"),
+            parties=("formal", "informal"), purpose="bezoek en afstemming van zorg",
+            valid_days=365, evidence=b"toestemmingsformulier, ondertekend 2026"))
+    grant = await t.holds("the coordinator grants the visiting service name and address",
+                          lambda: s.c.welzijn.p.disclosure.grant(
+                              s.nb, s.man_case, consent=consent,
+                              grantee=church.p.key_id, classes=("name", "address"),
+                              reason="wekelijks bezoek"))
+    released = await t.holds("the visiting service releases them (audit entry first, "
+                             "receipt verified)", lambda: church.p.disclosure.release(s.nb, grant))
+    if released is not None:
+        s.releases.append("consent")
+        name, address = released.classes.get("name", {}), released.classes.get("address", {})
+        t.check(name == MAN["name"] and address == MAN["address"],
+                f"it now reads: {name.get('given_names')} {name.get('family_name')}, "
+                f"{address.get('street')} {address.get('house_number')}")
+    t.check("official" not in church.p.identity.get(s.nb, s.man_case),
+            "it does not hold his BSN or date of birth")
+    t.check(not s.c.welzijn.p.identity.get(s.nb, s.man_case),
+            "the coordinator granted it but holds no identity itself: granting is not reading")
+    await t.refused(
+        "the coordinator grants the visiting service his BSN too (its own client says no)",
+        lambda: s.c.welzijn.p.disclosure.grant(s.nb, s.man_case, consent=consent,
+                                    grantee=church.p.key_id, classes=("official",),
+                                    reason="aanvraag voorziening"),
+        reason="informal-class-not-allowed")
+    if consent is not None:
+        await _server_refuses_official(s, consent)
+
+
+def _show_where(s: Stage, refusal: BaseException | None, text: str, org: Org) -> None:
+    """What the refusal shows the writer: each finding's kind and place, and the
+    summary with placeholders (docs/protocol.md §8.2)."""
+    details = getattr(refusal, "details", None) or {}
+    found = [pii.Finding(kind=f["kind"], start=f["start"], end=f["end"])
+             for f in details.get("findings") or [] if f.get("path") == "summary"]
+    for f in found:
+        s.t.note(f"is shown: {f.label} at \"{text[f.start:f.end]}\" \u2192 "
+                 f"{f.placeholder}", org.name)
+    rewrite = pii.redact(text, found) if found else text
+    s.t.check(bool(found) and "06-12345678" not in rewrite and "[telefoon]" in rewrite,
+              f"the refusal says where and what, and suggests: \"{short(rewrite, 90)}\"")
+
+
+async def _church_action(s: Stage) -> int:
+    return await s.c.bezoekwerk.p.cases.add_event(s.nb, s.man_case, {
+        "kind": "action", "description": "Wekelijks bezoek door een vrijwilliger.",
+        "help_type": "informal", "relation": "complementary",
+        "by": s.c.bezoekwerk.p.key_id})
+
+
+async def _formal_help(s: Stage, care: Org) -> None:
+    """Informal where possible, professional where necessary: a formal action says why
+    informal help is not possible, in words, and every member's client judges it again
+    when it reads the case (docs/protocol.md §7)."""
+    t = s.t
+    nursing = {"kind": "action", "description": "Wijkverpleging komt twee keer per week.",
+               "help_type": "formal", "relation": "complementary", "by": care.p.key_id}
+    await t.refused("home care adds formal help with 'nvt' as the reason informal help is "
+                    "not possible",
+                    lambda: care.p.cases.add_event(s.nb, s.man_case,
+                                             {**nursing, "informal_not_possible": "nvt"}),
+                    reason="formal-action-reason-says-nothing")
+    await t.holds("...and with the reason in words (an open leg wound needs a nurse)",
+                  lambda: care.p.cases.add_event(s.nb, s.man_case, {
+                      **nursing, "informal_not_possible": "Open been vraagt wondzorg door "
+                                                          "een verpleegkundige."}))
+    await s.sync(s.nb, s.c.welzijn)
+    view = s.readable_case(s.c.welzijn, s.nb, s.man_case)
+    t.check(view is not None and len(view.state["actions"]) == 2 and not view.breaches,
+            "the coordinator's client judges both actions again as it reads the case: "
+            "informal and formal help combined, no policy breach")
+
+
+async def _server_refuses_official(s: Stage, consent: str) -> None:
+    """The client refused early and sent nothing.  A client that skips the check (an
+    old version, a hostile one) meets the server's own ``policy.decide``, which
+    writes the denial to the audit log before it answers."""
+    t, w = s.t, s.c.welzijn
+    grant = Grant(network=s.nb, grant=b64e(random_bytes(16)), case=s.man_case,
+                  grantee=s.c.bezoekwerk.p.key_id, classes=("official",),
+                  basis=GrantBasis(consent=consent),
+                  acting_user=w.p.acting_user, at=format_timestamp(w.p.session.now()),
+                  reason="aanvraag voorziening").sign(w.p.session.keys.signer)
+    refusal = await t.refused(
+        "a client that skips that check sends the grant anyway: the server refuses it too",
+        lambda: w.p.session.conn.post(f"/v1/networks/{s.nb}/grants", {"grant": grant}),
+        reason="informal-class-not-allowed")
+    index = (getattr(refusal, "details", None) or {}).get("audit_index")
+    entries = await t.holds("the coordinator reads the audit log, each entry verified",
+                            lambda: w.p.audit.entries(s.nb))
+    denial = [e for e in entries or [] if e.get("index") == index]
+    t.check(bool(denial) and denial[0]["entry"].get("action") == "deny"
+            and denial[0]["entry"].get("reason") == "informal-class-not-allowed",
+            f"the refusal is audit entry {index}: action deny, reason "
+            f"informal-class-not-allowed, written before the answer")
+
+
+__all__ = ["found_neighbourhood", "consult", "driver_signal", "elderly_man"]

@@ -1,0 +1,172 @@
+"""Running ``schakel demo``: a workspace, the server process, the story, the ending.
+
+:func:`run` makes a workspace (a temporary folder, or ``--keep DIR``), starts ``schakel
+server init`` and ``schakel serve`` there through :class:`schakel.cli.serverprocess.ServerProcess`,
+plays :mod:`schakel.cli.demo.story` against it, prints the summary, and with ``--serve``
+leaves the server running with instructions until Ctrl-C.  SIGTERM ends the demo as
+Ctrl-C does; either way the server is stopped and a temporary workspace removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from schakel.cli.demo import story
+from schakel.cli.demo.stage import PASSPHRASE, Stage
+from schakel.cli.demo.tally import Tally, describe, marks_for, printer
+from schakel.cli.serverprocess import ServerProcess
+
+
+@dataclass
+class Workspace:
+    """Where the demo keeps its server data and the organisations' homes."""
+
+    root: Path
+    keep: bool
+
+    @property
+    def server_data(self) -> Path:
+        return self.root / "server"
+
+    @property
+    def homes(self) -> Path:
+        return self.root / "homes"
+
+    @classmethod
+    def make(cls, keep: Path | None) -> "Workspace":
+        if keep is None:
+            return cls(Path(tempfile.mkdtemp(prefix="schakel-demo-")), keep=False)
+        keep = keep.resolve()
+        if keep.exists() and any(keep.iterdir()):
+            raise FileExistsError(f"{keep} is not empty; --keep needs a new or empty folder")
+        keep.mkdir(parents=True, exist_ok=True)
+        return cls(keep, keep=True)
+
+    def clean(self) -> None:
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def perform(stage: Stage) -> None:
+    """Play the story on ``stage`` and recap it.  An unexpected exception stops the
+    story; it is a failed check, never a silent success."""
+    try:
+        await story.play(stage)
+    except Exception as exc:  # noqa: BLE001 -- reported as a failure with its traceback
+        stage.t.check(False, "the scenario ran to its end", why=describe(exc))
+        traceback.print_exc(file=sys.stderr)
+    else:
+        stage.t.section("Summary")
+        for line in story.recap(stage):
+            stage.t.note(line)
+    finally:
+        await stage.close()
+
+
+def instructions(stage: Stage, url: str) -> str:
+    """Copy-pasteable commands for trying the CLI against the running server."""
+    homes = "\n".join(f"    {o.name:<42} {stage.homes / o.slug}" for o in stage.c.all())
+    nb, oggz, case = stage.nb, stage.oggz, stage.man_case
+    scripts = Path(sys.executable).parent
+    path = ("" if shutil.which("schakel") == str(scripts / "schakel")
+            else f"    export PATH={scripts}:$PATH\n")
+    return f"""
+The server keeps running at {url}, with every organisation's home:
+{homes}
+
+Its server fingerprint, for founding another network on it
+(`schakel network create ... --server-fingerprint "..."`): {stage.server_fingerprint}
+
+Try the command line in another terminal (one passphrase for all the demo's homes):
+
+{path}    export SCHAKEL_PASSPHRASE='{PASSPHRASE}'
+
+    # the neighbourhood coordinator
+    export SCHAKEL_HOME={stage.homes / 'welzijn'}
+    schakel whoami
+    schakel member list {nb}
+    schakel case list {nb}
+    schakel case show {nb} {case}
+    schakel signal list {nb}
+    schakel audit verify {nb}
+    schakel audit report {nb} {case}
+    schakel report {nb}
+
+    # the church visiting service: the name and address released to it
+    export SCHAKEL_HOME={stage.homes / 'bezoekwerk'}
+    schakel case identity {nb} {case}
+
+    # the GP's practice (shell): only the consult shared with it
+    export SCHAKEL_HOME={stage.homes / 'huisarts'}
+    schakel case list {nb}
+
+    # the privacy officer (auditor) of the oggz network
+    export SCHAKEL_HOME={stage.homes / 'privacy'}
+    schakel audit verify {oggz}
+    schakel audit log {oggz}
+
+Ctrl-C stops the server."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(*, serve: bool = False, keep: Path | None = None,
+        out: TextIO | None = None) -> int:
+    """Play the demo; returns the process exit code (0 only if every check held)."""
+    out = out or sys.stdout
+    tally = Tally(say=printer(out), marks=marks_for(out))
+    # SIGTERM ends the demo like Ctrl-C does: through the `finally` below, which stops the
+    # server (it runs in its own session, so no signal reaches it by itself).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    workspace = Workspace.make(keep)
+    server = ServerProcess(workspace.server_data, log_file=workspace.root / "server.log")
+    started = time.monotonic()
+    tally.say("Schakel demo: two networks from the report, a real server, real keys.")
+    tally.say(f"Each {tally.marks.ok} is a check that held, {tally.marks.fail} one that did not; "
+              f"{tally.marks.note} lines say what a party does or reads.")
+    try:
+        workspace.server_data.mkdir(parents=True, exist_ok=True)
+        workspace.homes.mkdir(parents=True, exist_ok=True)
+        server.init()
+        url = server.start()
+        tally.note(f"schakel serve is up at {url} (data in {workspace.server_data})")
+        stage = Stage(tally, url, server.fingerprint, workspace.homes, workspace.server_data)
+        asyncio.run(perform(stage))
+        tally.summary(time.monotonic() - started)
+        if tally.failures:
+            print(f"The server's log (requests only, never content), last lines:\n"
+                  f"{server.tail(2000)}", file=sys.stderr)
+        if serve and server.running:
+            tally.say(instructions(stage, url))
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                tally.say("\nStopping the server.")
+        return tally.exit_code()
+    except KeyboardInterrupt:
+        tally.say("\nInterrupted; stopping the server.")
+        return 130
+    except Exception as exc:  # noqa: BLE001 -- e.g. the server did not start
+        tally.check(False, "the demo could start", why=describe(exc))
+        tally.summary(time.monotonic() - started)
+        return tally.exit_code()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop()
+        if workspace.keep:
+            tally.say(f"Kept the server data and the homes in {workspace.root}.")
+        workspace.clean()
+
+
+__all__ = ["Workspace", "perform", "instructions", "run"]

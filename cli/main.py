@@ -1,0 +1,387 @@
+"""The ``schakel`` command line: one entry point, a subcommand per job.
+
+Output is a readable table by default and JSON with ``--json``.  Errors are one
+paragraph a coordinator can act on — what was refused, why, what to do — never
+a traceback.  Exit codes (also in ``schakel --help``):
+
+  0  done
+  1  refused: a check failed or the protocol or the server refused (details on stderr)
+  2  wrong usage (unknown option, missing argument)
+  3  the keystore could not be opened (wrong passphrase, damaged or missing file or home)
+  4  a key or signature is not trusted, or the server sent something that does not verify
+  5  the server could not be reached
+
+Every error is mapped here, in :class:`SchakelGroup`, so the commands in
+``cli/commands/`` stay a thin shell over the library (ADR 0007).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sys
+from typing import Any, NoReturn
+
+import importlib
+
+import aiohttp
+import click
+import structlog
+
+from schakel.cli.commands.audit import audit
+from schakel.cli.commands.bemoeizorg import bemoeizorg
+from schakel.cli.commands.case import case
+from schakel.cli.commands.common import JSON_META, SERVER_META
+from schakel.cli.commands.consent import consent
+from schakel.cli.commands.demo import demo
+from schakel.cli.commands.duties import duties
+from schakel.cli.commands.grant import grant
+from schakel.cli.commands.guard import explain
+from schakel.cli.commands.init import init, keys_bundle, whoami
+from schakel.cli.commands.keys import keys
+from schakel.cli.commands.member import member
+from schakel.cli.commands.network import network, sync
+from schakel.cli.commands.output import print_json
+from schakel.cli.commands.report import report
+from schakel.cli.commands.review import review
+from schakel.cli.commands.signal import signal
+from schakel.client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
+from schakel.protocol.errors import (
+    ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
+    ProtocolError, SignatureError, UntrustedKeyError,
+)
+from schakel.protocol.pii_lexicon import LexiconUnavailable
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
+
+#: What a person can do about each kind of refusal (by wire error code).
+HINTS: dict[str, str] = {
+    "keystore_error": "check the passphrase (or SCHAKEL_PASSPHRASE) and the --home / --keystore path",
+    "untrusted_key": "compare the fingerprint again with the owner of the key, aloud; if your "
+                     "membership expired or was revoked, ask the coordinator",
+    "bad_signature": "the file was changed or signed by another key; ask the sender for a new copy",
+    "malformed": "the input is not a valid Schakel object; check that you used the right file "
+                 "and the values --help lists",
+    "policy_violation": "the network's policy does not allow this (docs/protocol.md §7); ask "
+                        "the coordinator if you think it should",
+    "not_found": "check the id (copy it from `schakel case list`, `signal list` or the command "
+                 "that printed it) and the network; run `schakel sync` first",
+    "forbidden": "your organisation's membership does not allow this; ask the coordinator",
+    "conflict": "someone changed the same thing at the same time, or it exists with other "
+                "content; run `schakel sync` and try again",
+    "stale_request": "this computer's clock is more than 5 minutes off; correct it and retry",
+    "replayed_request": "try again; if it keeps happening, tell the server's operator",
+    "rate_limited": "too many requests; wait a while and try again",
+    "too_large": "the input is too large; shorten it",
+    "unavailable": "the server cannot take this now (busy, shutting down, or its storage is "
+                   "full or failing); try again in a minute",
+    "internal_error": "the server failed; ask its operator to look at its log",
+    "server_misbehaviour": "do not trust this server's answers; tell the coordinator and the "
+                           "server's operator (`schakel whoami` lists what this home recorded)",
+    "context_mismatch": "the object belongs to another network or case than the one you named",
+    "decryption_failed": "this home does not hold the key, or the data was altered",
+    "bad_proof": "the audit log does not verify; tell the coordinator and the auditor",
+}
+
+#: Where the server's refusal means something else than the same code raised locally.
+SERVER_HINTS: dict[str, str] = {
+    "untrusted_key": "the server does not know your key in this network: has the coordinator "
+                     "added you (`schakel member add`)? If your membership expired or was "
+                     "revoked, ask the coordinator",
+}
+
+#: Policy refusals (details.reason) explained for a coordinator (docs/protocol.md §7, and
+#: the server's own in §15.2).
+REASONS: dict[str, str] = {
+    "consult-has-no-identity": "a consult never carries identity; create a case instead",
+    "not-a-member": "the receiving partner is not a current member of this network",
+    "partner-not-member": "the receiving partner is not a current member of this network",
+    "recipient-not-member": "a recipient is not a current member of this network",
+    "recipient-not-core": "epoch keys go only to current core members",
+    "partner-not-shell": "cases are shared only with shell partners; core members see them already",
+    "shell-without-share": "a shell partner needs a share of the case first (`schakel case share`)",
+    "unknown-class": "the network policy has no such disclosure class",
+    "class-not-in-policy": "the network policy has no such disclosure class",
+    "informal-class-not-allowed": "volunteers (informal parties) may receive only the network "
+                                  "policy's informal classes (by default name, address and "
+                                  "contact), never 'official'",
+    "class-requires-role": "this class needs a role the partner does not hold (official needs "
+                           "professional-secrecy, beroepsgeheim)",
+    "consent-missing": "record the person's consent first (`schakel consent record`)",
+    "consent-wrong-case": "the consent was given for another case",
+    "consent-revoked": "the person revoked this consent; ask for a new one",
+    "consent-not-yet-valid": "the consent is not in force yet",
+    "consent-expired": "the consent has expired; ask for a new one",
+    "consent-not-in-force": "the consent is not in force (expired or not yet valid)",
+    "consent-does-not-cover-grantee": "the consent does not name this partner or its party type",
+    "consent-not-for-receiver": "a referral's consent must name the receiving network's "
+                                "coordinator (--partner KEY_ID or its party type); record one that does",
+    "consent-does-not-cover-class": "the person did not consent to one of these classes",
+    "bemoeizorg-not-in-oggz": "bemoeizorg exists only in OGGZ networks",
+    "bemoeizorg-disabled": "this network's policy does not allow bemoeizorg",
+    "bemoeizorg-role-required": "only formal partners with the bemoeizorg role may invoke it",
+    "bemoeizorg-missing": "there is no bemoeizorg invocation by you for this",
+    "grant-not-held": "there is no grant with this id to you in this network; check the id, "
+                      "or ask the coordinator for a grant",
+    "grant-requires-coordinator": "only the network's coordinator grants access to identity",
+    "bemoeizorg-ground-invalid": "use one of the grounds in the network policy",
+    "bemoeizorg-justification-missing": "write why there is no other way (--justification)",
+    "bemoeizorg-four-eyes-required": "a colleague with the bemoeizorg role must co-sign first "
+                                     "(`schakel bemoeizorg cosign`)",
+    "bemoeizorg-same-person-cosign": "the co-signer must be a different person",
+    "bemoeizorg-cosigner-without-role": "the co-signer lacks the bemoeizorg role",
+    "bemoeizorg-rate-limit": "the daily limit of invocations per person is reached",
+    "bemoeizorg-expired": "bemoeizorg access has expired; invoke again if still needed",
+    "formal-action-needs-reason": "say why informal help is not possible (--informal-not-possible)",
+    "formal-action-reason-says-nothing": "write out in a few words why informal help is not "
+                                         "possible (--informal-not-possible), not a placeholder",
+    "informal-action-needs-professional": "name the professional who supports the volunteer "
+                                          "(--supporting-professional KEY_ID)",
+    "anonymous-signals-disabled": "this network does not accept anonymous signals",
+    "anonymous-tokens": "an anonymous signal cannot carry matching tokens",
+}
+
+EPILOG = """\b
+Exit codes:
+  0  done
+  1  refused: a check failed, or the protocol or the server refused
+  2  wrong usage
+  3  the keystore could not be opened (wrong passphrase, no home)
+  4  a key or signature is not trusted, or the server misbehaved
+  5  the server could not be reached
+
+\b
+Start: schakel init --home H --name ORG --server URL --acting-user USER
+Environment: SCHAKEL_HOME (the --home), SCHAKEL_PASSPHRASE (else a hidden prompt)
+"""
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def exit_code(error: ProtocolError) -> int:
+    """The exit code of a refusal: what kind of trouble it is, not who noticed it."""
+    if isinstance(error, ServerUnreachable):
+        return EXIT_UNREACHABLE
+    if isinstance(error, ServerMisbehaviour):
+        return EXIT_UNTRUSTED
+    if isinstance(error, ServerRefused):
+        if error.code in ("untrusted_key", "bad_signature"):
+            return EXIT_UNTRUSTED
+        if error.code == "unavailable":
+            return EXIT_UNREACHABLE
+        return EXIT_REFUSED
+    if isinstance(error, KeystoreError):
+        return EXIT_KEYSTORE
+    if isinstance(error, (UntrustedKeyError, SignatureError, ProofError, ContextMismatchError,
+                          DecryptionError)):
+        return EXIT_UNTRUSTED
+    return EXIT_REFUSED
+
+
+PII_HINT = ("replace each identifier by its placeholder ([naam], [telefoon], …) as "
+            "suggested, or leave it out; who the person is belongs in the sealed identity "
+            "(--identity-file, --given-names …), which only releases open")
+EARLY = "refused before sending: "
+
+
+def fail(error: ProtocolError, *, as_json: bool = False) -> NoReturn:
+    """Print a refusal a person can act on (what, why, what to do) and exit with its code.
+    With ``as_json`` the error object is also printed on standard output, and a PII
+    refusal shows offsets only, never the text."""
+    details = error.details or {}
+    message = error.message
+    early = bool(details.get("early")) or message.startswith(EARLY)
+    if message.startswith(EARLY):
+        message = message[len(EARLY):]
+    if as_json:
+        print_json(error.to_wire())
+    pii_refusal = isinstance(error, PolicyViolation) and details.get("findings") is not None
+    if pii_refusal:
+        _say("schakel: refused: the PII guard found identifying data in the text "
+             "(docs/protocol.md §8)")
+        for line in explain(error, with_text=not as_json):
+            _say(line)
+    elif isinstance(error, ServerMisbehaviour):
+        if message.startswith(f"{error.what}: "):
+            message = message[len(error.what) + 2:]
+        _say(f"schakel: the server misbehaved ({error.what}): {message}")
+        _say("  this was recorded in your home; nothing from this answer was believed")
+    elif isinstance(error, ServerRefused):
+        _say(f"schakel: the server refused: {message} ({error.code}, HTTP {error.status})")
+    else:
+        _say(f"schakel: refused: {message}")
+    reason = details.get("reason")
+    if isinstance(reason, str):
+        _say(f"  reason: {reason}" + (f": {REASONS[reason]}" if reason in REASONS else ""))
+    hint = PII_HINT if pii_refusal else HINTS.get(error.code)
+    if early or pii_refusal:
+        _say("  nothing was sent to the server")
+    if isinstance(error, ServerRefused) and error.code in SERVER_HINTS:
+        hint = SERVER_HINTS[error.code]
+    if hint:
+        _say(f"  what to do: {hint}")
+    sys.exit(exit_code(error))
+
+
+def unreachable(url: str | None, error: BaseException) -> NoReturn:
+    where = url or "the configured address"
+    _say(f"schakel: cannot reach the server at {where}: is `schakel serve` running?")
+    detail = getattr(error, "message", None) or str(error).strip() or type(error).__name__
+    _say(f"  ({detail})")
+    _say("  what to do: check the address (`schakel whoami`; override with --server URL) "
+         "and your network connection")
+    sys.exit(EXIT_UNREACHABLE)
+
+
+#: Schakel ids are base64url: 16 bytes (22 characters) for objects, 32 bytes (43) for keys
+#: and receipts.  One in 64 starts with "-", which a parser takes for an option.
+DASH_ID = re.compile(r"-[A-Za-z0-9_-]{21}|-[A-Za-z0-9_-]{42}")
+
+
+def protect_ids(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Let an id that starts with "-" be the argument it is (``case show N -x7…``).
+
+    Finds the command the arguments name, and when one of its positional arguments
+    looks like such an id (and is no option of the command), moves the options to
+    the front and the positional arguments behind ``--``, in their order. Anything
+    else is left for click to parse (and to refuse with its usual message).
+    """
+    command: click.Command = group
+    depth = 0
+    while isinstance(command, click.Group) and depth < len(args):
+        sub = command.get_command(ctx, args[depth])
+        if sub is None:
+            return args
+        command, depth = sub, depth + 1
+    rest = args[depth:]
+    takes_value: dict[str, bool] = {"--help": False, "-h": False}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            for name in (*param.opts, *param.secondary_opts):
+                takes_value[name] = not param.is_flag and not param.count
+    options: list[str] = []
+    positional: list[str] = []
+    moved = False
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--":
+            return args                      # the user separated them already
+        name = token.split("=", 1)[0]
+        if name in takes_value:
+            options.append(token)
+            if takes_value[name] and "=" not in token and i + 1 < len(rest):
+                options.append(rest[i + 1])
+                i += 1
+        elif DASH_ID.fullmatch(token):
+            positional.append(token)
+            moved = True
+        elif token.startswith("-") and token != "-":
+            options.append(token)            # an unknown option: click names it
+        else:
+            positional.append(token)
+        i += 1
+    if not moved:
+        return args
+    return [*args[:depth], *options, "--", *positional]
+
+
+class SchakelGroup(click.Group):
+    """Turns every error into a readable refusal with a meaningful exit code
+    instead of a traceback (SCHAKEL_DEBUG=1 shows the traceback of a bug).
+
+    The server's commands are imported only when used: importing the server
+    costs more than half a second, which every partner command would pay.
+    """
+
+    #: name -> (module, attribute) of commands imported on first use.
+    LAZY: dict[str, tuple[str, str]] = {"serve": ("schakel.cli.commands.serve", "serve"),
+                                         "server": ("schakel.cli.commands.serve", "server")}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = protect_ids(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attribute = self.LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ServerUnreachable as error:
+            unreachable(error.details.get("server") or ctx.meta.get(SERVER_META), error)
+        except ProtocolError as error:
+            fail(error, as_json=bool(ctx.meta.get(JSON_META)))
+        except (aiohttp.ClientConnectionError, aiohttp.InvalidURL, asyncio.TimeoutError) as error:
+            unreachable(ctx.meta.get(SERVER_META), error)
+        except aiohttp.ClientResponseError as error:
+            _say(f"schakel: the server answered HTTP {error.status} ({error.message}) at "
+                 f"{ctx.meta.get(SERVER_META) or 'the configured address'}")
+            _say("  what to do: check that the address is a Schakel server (`schakel whoami`)")
+            sys.exit(EXIT_REFUSED)
+        except OSError as error:
+            _say(f"schakel: refused: {error.strerror or error}"
+                 f"{f' ({error.filename})' if error.filename else ''}")
+            sys.exit(EXIT_REFUSED)
+        except LexiconUnavailable as error:
+            _say(f"schakel: refused: {error}; nothing was sent")
+            _say("  what to do: this installation lacks the PII guard's word lists; reinstall "
+                 "schakel with its dependencies")
+            sys.exit(EXIT_REFUSED)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 -- the last line of defence against tracebacks
+            if os.environ.get("SCHAKEL_DEBUG"):
+                raise
+            _say(f"schakel: internal error ({type(error).__name__}): {error}")
+            _say("  this is a bug in schakel; run again with SCHAKEL_DEBUG=1 for the traceback "
+                 "and report it")
+            sys.exit(EXIT_REFUSED)
+
+
+@click.group(cls=SchakelGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="schakel")
+def main() -> None:
+    """Schakel: privacy-preserving case sharing for care and signalling networks.
+
+    Partners keep their own keys; the server never reads a case. Identity is
+    released only to role-holders, under consent or bemoeizorg, and every
+    release is written to an audit log that auditors can verify.
+
+    Commands that act for your organisation take --home (SCHAKEL_HOME) and
+    --json; start with `schakel init`.
+    """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand not in ("serve", "server"):
+        _client_logging()
+
+
+def _client_logging() -> None:
+    """The library logs retries at info level; a person needs only warnings, on stderr,
+    so standard output stays clean for --json (SCHAKEL_DEBUG=1 shows everything)."""
+    level = logging.DEBUG if os.environ.get("SCHAKEL_DEBUG") else logging.WARNING
+    structlog.configure(
+        processors=[structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.JSONRenderer(sort_keys=True)],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+
+
+keys.add_command(keys_bundle)
+for command in (init, whoami, keys, network, sync, member, case, signal, consent, grant,
+                bemoeizorg, review, audit, report, duties, demo):
+    main.add_command(command)
+

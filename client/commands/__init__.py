@@ -1,1 +1,0 @@
-"""Subcommands of the ``schakel`` command line (client/cli.py)."""

@@ -1,0 +1,193 @@
+"""A network and its members from this partner's side: onboarding, the covenant,
+membership changes and what this partner verified about them (design §4 flow 1;
+docs/protocol.md §4, §15.2).
+
+* A coordinator creates a network (:meth:`Networks.create`): the genesis names the
+  server's log and gate keys only if they have the server fingerprint the server's
+  operator gave out of band, and the coordinator trusts itself, is admitted as a core
+  member with the coordinator role, accepts the covenant and distributes epoch 1.
+* :meth:`Networks.admit` certifies a partner's key bundle (its self-signature, and the
+  fingerprint read aloud when given); :meth:`Networks.remove` revokes a member.  A change
+  of the core starts a new epoch and rotates every open case
+  (:class:`~schakel.client.casekeys.CaseKeys`); a shell partner's removal rotates the cases
+  shared with it.
+* :meth:`Networks.members`, :meth:`Networks.verified` and :meth:`Networks.pii_allow` read
+  what this partner verified before, without a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from schakel.keys import issue_membership, make_genesis, new_network_id, revoke_membership
+from schakel.keys import verify_key_bundle
+from schakel.keys.fingerprint import Fingerprint
+from schakel.protocol.crypto import BoxPublicKey, VerifyKey
+from schakel.protocol.encoding import b64e
+from schakel.protocol.errors import ContextMismatchError, MalformedError, UntrustedKeyError
+from schakel.protocol.objects.network import CovenantAcceptance, default_policy
+
+from schakel.client.casekeys import CaseKeys
+from schakel.client.errors import NotFound
+from schakel.client.session import Session
+from schakel.client.trust import TrustView
+from schakel.client.wire import PAGE, page_of
+
+#: A membership starts this much before "now", so a server clock a little behind ours
+#: still finds it valid.
+VALID_FROM_SLACK = timedelta(minutes=5)
+
+
+class Networks:
+    """Onboarding and membership of the networks this partner is in (module docstring)."""
+
+    def __init__(self, session: Session, case_keys: CaseKeys) -> None:
+        self.session, self.case_keys = session, case_keys
+
+    # ------------------------------------------------------------------ reading
+
+    def trusted(self) -> list[str]:
+        """The networks this partner has a trust anchor for (``Partner.trust``)."""
+        return sorted(self.session.config.trusted)
+
+    def verified(self, network: str) -> TrustView:
+        """The network as this partner verified it at its last sync, without a request
+        (NotFound before the first)."""
+        return self.session.local_trust(network)
+
+    def pii_allow(self, network: str) -> tuple[str, ...]:
+        """The allow-list of the network policy this partner verified (protocol.md §N.2),
+        read without a request: ``()`` before the network's first sync."""
+        return self.session.pii_allow(network)
+
+    def members(self, network: str) -> list[dict[str, Any]]:
+        """The verified members (from what this partner verified and kept)."""
+        members = self.session.local_trust(network).members(current_only=False)
+        return [m.to_json() for m in members]
+
+    async def notifications(self, network: str, *, after: str = "0") -> list[dict[str, Any]]:
+        """The coordinator's notifications (docs/protocol.md §15.2): bemoeizorg
+        invocations, releases and rate-limit alerts, and closed referrals, oldest first.
+        They are pointers, not evidence: what they name is checked in the audit log."""
+        s = self.session
+        items: list[dict[str, Any]] = []
+        cursor = after
+        while True:
+            page = await s.conn.get(s.path(network, "/notifications"),
+                                    {"after": cursor, "limit": PAGE})
+            batch, cursor_next = page_of(page)
+            items.extend(batch)
+            if len(batch) < PAGE or cursor_next is None:
+                return items
+            cursor = cursor_next
+
+    # ------------------------------------------------------------------ onboarding
+
+    async def create(self, *, name: str, kind: str, covenant: str, server_fingerprint: str,
+                     policy: Mapping[str, Any] | None = None) -> str:
+        """Genesis (with the server's log and gate keys), trust in itself, its own
+        core membership with the coordinator role, covenant acceptance, epoch 1.
+
+        ``server_fingerprint`` is the one the server's operator printed with ``schakel
+        server init`` and gave this coordinator out of band: the keys ``GET /v1/server``
+        answers (unsigned) go into the genesis only if they have it
+        (``UntrustedKeyError`` otherwise, before anything is sent; protocol.md §4.3)."""
+        s = self.session
+        expected = Fingerprint.parse(server_fingerprint)
+        log_key, gate_key = await self._server_keys(expected)
+        network = new_network_id()
+        genesis = make_genesis(s.keys, network=network, name=name, kind=kind,
+                               created=s.now(), server_log=log_key, server_gate=gate_key,
+                               covenant=hashlib.sha256(covenant.encode("utf-8")).digest(),
+                               policy=dict(policy) if policy else default_policy(kind).to_json())
+        await s.conn.post("/v1/networks", {"genesis": genesis})
+        s.set_anchor(network, str(s.fingerprint))
+        await self.admit(network, s.bundle(), ring="core", party="formal",
+                         roles=("coordinator",))
+        await self.accept_covenant(network, covenant)
+        return network
+
+    async def _server_keys(self, expected: Fingerprint) -> tuple[VerifyKey, BoxPublicKey]:
+        """The server's log and gate keys, believed only with the ``expected`` server
+        fingerprint (flow 1 step 1)."""
+        s = self.session
+        served = await s.conn.get_unsigned("/v1/server")
+        if not isinstance(served, dict):
+            raise MalformedError("GET /v1/server did not answer an object")
+        log_key = VerifyKey.from_b64(served.get("log"), "log")
+        gate_key = BoxPublicKey.from_b64(served.get("gate"), "gate")
+        try:
+            expected.matches_server(log_key, gate_key)
+        except UntrustedKeyError as exc:
+            raise UntrustedKeyError(
+                f"the server at {s.conn.origin} answers keys whose server fingerprint is not "
+                f"the one you were given; nothing was sent. Ask the server's operator to read "
+                f"`schakel server fingerprint` aloud again, and check the server address",
+                details={**exc.details, "server": s.conn.origin}) from None
+        return log_key, gate_key
+
+    async def admit(self, network: str, bundle: Mapping[str, Any], *, ring: str, party: str,
+                    roles: Iterable[str] = (), days: int = 365,
+                    fingerprint: str | None = None) -> str:
+        """Certify the partner of ``bundle`` (its self-signature checked; with
+        ``fingerprint``, the one read aloud).  A core member gets a new epoch (sealed to
+        the whole current core) and every open case is rotated to it."""
+        s = self.session
+        expected = Fingerprint.parse(fingerprint) if fingerprint else None
+        kb = verify_key_bundle(bundle, expected=expected)
+        tv = await s.trusted(network)
+        now = s.now()
+        membership = issue_membership(
+            s.keys, network=network, kind=tv.kind, member=kb.public, name=kb.name,
+            ring=ring, party=party, roles=roles, serial=tv.next_serial(kb.key_id),
+            valid_from=now - VALID_FROM_SLACK, valid_until=now + timedelta(days=days))
+        await s.conn.post(s.path(network, "/members"), {"membership": membership})
+        if ring == "core":
+            await self.case_keys.rotate(network, reason="member joined", new_epoch=True)
+        return kb.key_id
+
+    async def remove(self, network: str, member: str, *, reason: str) -> None:
+        """Revoke ``member``.  Core: a new epoch for the remaining core and every open
+        case re-keyed to it; shell: the cases shared with it re-keyed.  The shell
+        partners that keep a share get the new version (so the removed member's old keys
+        open nothing written afterwards)."""
+        s = self.session
+        s.refuse_pii(network, {"reason": reason})
+        tv = await s.trusted(network)
+        info = tv.member(member)
+        if info is None:
+            raise NotFound(f"{member} is not a member of network {network}",
+                           details={"member": member})
+        # Every membership of the member up to the highest serial issued ends.
+        serial = tv.next_serial(member) - 1
+        revocation = revoke_membership(s.keys, network=network, member=member,
+                                       serial=serial, at=s.now(), reason=reason)
+        await s.conn.post(s.path(network, "/revocations"), {"revocation": revocation})
+        if info.ring == "core":
+            await self.case_keys.rotate(network, reason="member removed", new_epoch=True)
+        else:
+            shared = {ref[1] for ref, _ in s.state.docs("share", (network,))
+                      if ref[2] == member}
+            await self.case_keys.rotate(network, reason="member removed", new_epoch=False,
+                                        only=shared)
+
+    async def accept_covenant(self, network: str, covenant: str) -> None:
+        """Sign the covenant acceptance; refused locally when the text's hash is not the
+        one in the verified genesis."""
+        s = self.session
+        tv = await s.trusted(network)
+        digest = hashlib.sha256(covenant.encode("utf-8")).digest()
+        if digest != tv.covenant:
+            raise ContextMismatchError("this covenant text is not the network's covenant "
+                                       "(its hash differs from the genesis)",
+                                       details={"network": network})
+        acceptance = CovenantAcceptance(network=network, member=s.key_id,
+                                        covenant=b64e(digest), acting_user=s.acting_user,
+                                        at=s.stamp()).sign(s.keys.signer)
+        await s.conn.post(s.path(network, "/covenant"), {"acceptance": acceptance})
+
+
+__all__ = ["Networks", "VALID_FROM_SLACK"]
