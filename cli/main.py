@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
+from click.utils import make_default_short_help
 
 from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
@@ -379,8 +380,7 @@ class SchakelGroup(click.Group):
                     continue
                 rows.append((name, command.get_short_help_str(limit)))
             else:
-                rows.append((name, click.utils.make_default_short_help(COMMANDS[name].help,
-                                                                        limit)))
+                rows.append((name, make_default_short_help(COMMANDS[name].help, limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

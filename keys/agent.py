@@ -490,7 +490,11 @@ def duration_text(seconds: float) -> str:
 
 def bind(path: Path) -> tuple[socket.socket, str | None]:
     """A listening socket at ``path`` (mode 0600, in a private directory), and a note
-    when a stale socket of a dead agent was removed.  Refuses when an agent answers."""
+    when a stale socket of a dead agent was removed.  Refuses when an agent answers, and on
+    a platform that cannot tell who connects (no ``SO_PEERCRED``)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        raise AgentError("this platform cannot tell which user connects to a socket "
+                         "(SO_PEERCRED); the agent does not run here")
     check_private_dir(path.parent, create=True)
     note = None
     if os.path.lexists(path):

@@ -24,6 +24,10 @@ parameters were swapped is detected.  KDF parameters below libsodium's
 INTERACTIVE level are refused before any work is done (no downgrade), and so
 are parameters above SENSITIVE (no memory exhaustion by a planted file).
 
+The secretbox key itself, with the salt it belongs to, is a :class:`KeystoreKey`
+(:func:`unlock_keystore_key`): it opens that keystore again without Argon2id, which is
+what the key agent keeps for a session (``keys/agent.py``, ADR 0023).
+
 The document's shape is ``protocol/schemas/keystore.json`` (its ``$defs/payload``
 is the encrypted payload); this module adds the KDF bounds and the cryptography.
 

@@ -151,7 +151,6 @@ def start(home: Path, ttl: int, max_ttl: int, foreground: bool) -> None:
         listener.close()
         path.unlink(missing_ok=True)
         raise
-    del key
     if not hardened:
         _say("warning: this system does not let the agent forbid other processes of your "
              "user to read its memory (PR_SET_DUMPABLE)")
