@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
-from click.utils import make_default_short_help
 
 from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
@@ -380,7 +379,8 @@ class SchakelGroup(click.Group):
                     continue
                 rows.append((name, command.get_short_help_str(limit)))
             else:
-                rows.append((name, make_default_short_help(COMMANDS[name].help, limit)))
+                placeholder = click.Command(name, help=COMMANDS[name].help)    # shortened as click does
+                rows.append((name, placeholder.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
