@@ -41,6 +41,7 @@ import socket
 import stat
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ MAX_MESSAGE_BYTES = 2048
 IO_TIMEOUT = 2.0
 #: Seconds between the agent's checks of its timers and of a stop signal.
 POLL = 0.2
+#: Connections the agent serves at once, each on its own short-lived thread (a slow or
+#: silent peer holds one for at most IO_TIMEOUT); more are closed unanswered.
+MAX_PEERS = 16
 #: Longest text in an error answer that a command repeats to its user.
 MAX_ERROR_CHARS = 300
 
@@ -286,6 +290,9 @@ def call(path: Path, request: Mapping[str, Any], *, timeout: float = IO_TIMEOUT)
     if info.st_uid != os.getuid():
         raise AgentUnreachable(f"{path} belongs to uid {info.st_uid}, not to you")
     check_private_dir(path.parent)
+    if not hasattr(socket, "SO_PEERCRED"):
+        raise AgentUnreachable("this platform cannot tell which user runs the agent "
+                               "(SO_PEERCRED); not asking it")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(timeout)
         try:
@@ -392,6 +399,11 @@ class Agent:
         self.started_at = wall()
         self.unlocks = self.keys_served = self.refused_peers = 0
         self.stopping = False
+        self._lock = threading.Lock()          # connections are answered on threads
+
+    def locked(self) -> threading.Lock:
+        """The lock that guards the key, the timers and the counters."""
+        return self._lock
 
     @property
     def unlocked(self) -> bool:
@@ -432,6 +444,10 @@ class Agent:
                            dumpable=is_dumpable())
 
     def answer(self, request: Request) -> dict[str, Any]:
+        with self._lock:
+            return self._answer(request)
+
+    def _answer(self, request: Request) -> dict[str, Any]:
         self.tick()
         if request.op == "status":
             return {"ok": True, "status": self.status().to_json()}
@@ -461,7 +477,8 @@ class Agent:
         conn.settimeout(IO_TIMEOUT)
         try:
             if peer_uid(conn) != os.getuid():
-                self.refused_peers += 1
+                with self._lock:
+                    self.refused_peers += 1
                 send(conn, _refusal("refused", "this agent answers only its own user"))
                 return
             try:
@@ -533,19 +550,30 @@ def run(listener: socket.socket, path: Path, agent: Agent) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
     listener.settimeout(POLL)
-    try:
-        while not agent.stopping:
-            agent.tick()
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except InterruptedError:
-                continue
+    peers = threading.BoundedSemaphore(MAX_PEERS)
+
+    def serve(conn: socket.socket) -> None:
+        try:
             with conn:
                 agent.serve_one(conn)
+        finally:
+            peers.release()
+
+    try:
+        while not agent.stopping:
+            with agent.locked():
+                agent.tick()
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, InterruptedError):
+                continue
+            if not peers.acquire(blocking=False):
+                conn.close()                    # too many at once: no answer, no thread
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
     finally:
-        agent.forget()
+        with agent.locked():
+            agent.forget()
         listener.close()
         try:
             if os.stat(path).st_ino == inode:

@@ -185,8 +185,11 @@ try:   # the agent may refuse and close before the request is sent
 except BrokenPipeError:
     pass
 data = b""
-while chunk := s.recv(4096):
-    data += chunk
+try:
+    while chunk := s.recv(4096):
+        data += chunk
+except ConnectionResetError:   # refused and closed with our request unread
+    print(json.dumps({"reset": True})); sys.exit(0)
 print(data.decode())
 """
 
@@ -216,7 +219,9 @@ def test_a_peer_of_another_uid_is_refused_even_when_the_socket_is_opened_up(
             os.chmod(folder, 0o711)
         os.chmod(running.socket, 0o666)
         answer = _as_nobody(*ask)
-        assert answer["ok"] is False and answer["error"]["code"] == "refused"
+        # The refusal, or the reset of a connection closed with the request unread: no key.
+        assert answer == {"reset": True} or (answer["ok"] is False
+                                             and answer["error"]["code"] == "refused")
         assert "key" not in answer
         os.chmod(running.socket.parent, 0o700)
         state = running.status()
