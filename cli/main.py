@@ -35,6 +35,7 @@ from schakel.cli.commands.bemoeizorg import bemoeizorg
 from schakel.cli.commands.case import case
 from schakel.cli.commands.common import JSON_META, SERVER_META
 from schakel.cli.commands.consent import consent
+from schakel.cli.commands.covenant import covenant_example
 from schakel.cli.commands.demo import demo
 from schakel.cli.commands.duties import duties
 from schakel.cli.commands.grant import grant
@@ -381,6 +382,7 @@ def _client_logging() -> None:
 
 
 keys.add_command(keys_bundle)
+network.add_command(covenant_example)
 for command in (init, whoami, keys, network, sync, member, case, signal, consent, grant,
                 bemoeizorg, review, audit, report, duties, demo):
     main.add_command(command)
