@@ -38,6 +38,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,7 +324,113 @@ def home_creates_a_case(run: Run) -> None:
     run.values["CASE"] = made["case"]
 
 
+def network_id(run: Run) -> str:
+    return run.rows("schakel network create")["network"]
+
+
+def coordinator_fingerprint(run: Run) -> str:
+    return run.rows("schakel network create")["fingerprint"]
+
+
+def server_fingerprint(run: Run) -> str:
+    assert run.server is not None
+    return run.server.fingerprint
+
+
+def other(label: str, what: str = "fingerprint") -> Callable[[Run], str]:
+    """The fingerprint (read aloud) or key id (from `member list`) of another participant."""
+    return lambda run: str(getattr(run.others[label], what))
+
+
+def partners(**names: str) -> Hook:
+    """Other organisations create their homes and hand the coordinator their bundles
+    (``LABEL-bundle.json`` in the tutorial's folder)."""
+    def prepare(run: Run) -> None:
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            orgs = list(pool.map(lambda item: run.org(*item), names.items()))
+        for org in orgs:
+            org.ok("keys", "bundle", "--out", str(run.root / f"{org.label}-bundle.json"))
+    return prepare
+
+
+def join(*labels: str) -> Hook:
+    """The admitted partners trust the coordinator's fingerprint and accept the covenant."""
+    def accept(run: Run) -> None:
+        network, fingerprint = network_id(run), coordinator_fingerprint(run)
+        for label in labels:
+            org = run.others[label]
+            org.ok("network", "trust", network, "--fingerprint", fingerprint)
+            org.ok("network", "join", network, "--covenant-file", str(run.root / "convenant.txt"))
+    return accept
+
+
+def case_by(label: str) -> Hook:
+    """A partner brings in a case: an anonymous intake and the sealed identity."""
+    def bring_in(run: Run) -> None:
+        made = run.others[label].json(
+            "case", "create", network_id(run),
+            "--intake-file", str(run.root / run.file("intake.json", INTAKE)),
+            "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))
+        run.values["CASE"] = made["case"]
+    return bring_in
+
+
+def anonymous_signal_by(label: str) -> Hook:
+    def send(run: Run) -> None:
+        sent = run.others[label].json(
+            "signal", "send", network_id(run), "--anonymous", "--urgency", "high",
+            "--concern", "Buurvrouw ziet haar buurman al twee weken niet meer buiten.")
+        run.values["SIGNAL"] = sent["signal"]
+    return send
+
+
+def evidence(name: str) -> Hook:
+    """The signed consent form the coordinator keeps (a stand-in for the scan)."""
+    return lambda run: None if run.file(name, "%PDF-1.4 getekend toestemmingsformulier\n") else None
+
+
+def second_network(run: Run) -> None:
+    """The coordinator also coordinates an OGGZ network, the referral's destination."""
+    founded = run.shell(
+        "schakel network create --name 'Lokaal Zorgnetwerk Amersfoort' --kind oggz "
+        f"--covenant-file convenant.txt --server-fingerprint '{server_fingerprint(run)}' --json")
+    run.values["TO_NETWORK"] = json.loads(founded.stdout)["network"]
+
+
 SCRIPTS: dict[str, Script] = {
+    "coordinator": Script(
+        placeholders={
+            "SERVER DIGITS": server_fingerprint,
+            "NETWORK": network_id,
+            "KERK DIGITS": other("kerk"), "GGD DIGITS": other("ggd"),
+            "HUISARTS DIGITS": other("huisarts"), "PRIVACY DIGITS": other("privacy"),
+            "SIGNAL": held("SIGNAL"), "CASE": held("CASE"), "TO_NETWORK": held("TO_NETWORK"),
+            "HUISARTS_KEY_ID": other("huisarts", "key_id"),
+            "PARTNER_KEY_ID": other("kerk", "key_id"),
+            "KEY_ID": other("huisarts", "key_id"),
+            "YOUR_KEY_ID": lambda run: run.rows("schakel network create")["coordinator"],
+            "CONSENT": lambda run: run.rows("schakel consent record")["consent"],
+        },
+        before={
+            "schakel member add NETWORK kerk-bundle.json": partners(
+                kerk="Kerkelijk Bezoekwerk Soesterkwartier", ggd="GGD regio Utrecht",
+                huisarts="Huisartsenpraktijk Soesterkwartier",
+                privacy="Privacyfunctionaris Gemeente Amersfoort"),
+            "schakel signal list": anonymous_signal_by("kerk"),
+            "schakel sync": case_by("ggd"),
+            "schakel consent record NETWORK CASE --class name --class address --party informal":
+                evidence("toestemming.pdf"),
+            "schakel consent record NETWORK CASE --class name --class address --partner":
+                evidence("toestemming-verwijzing.pdf"),
+            "schakel case refer": second_network,
+        },
+        after={"schakel member list": join("kerk", "ggd", "huisarts", "privacy")},
+        expect={
+            "schakel member list": ("Kerkelijk Bezoekwerk Soesterkwartier", "GGD regio Utrecht",
+                                    "Huisartsenpraktijk Soesterkwartier"),
+            "schakel signal list": ("Buurvrouw",),
+        }),
+
     "readme": Script(
         shared_server=False,
         placeholders={
