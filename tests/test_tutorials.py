@@ -386,7 +386,9 @@ def anonymous_signal_by(label: str) -> Hook:
 
 def evidence(name: str) -> Hook:
     """The signed consent form the coordinator keeps (a stand-in for the scan)."""
-    return lambda run: None if run.file(name, "%PDF-1.4 getekend toestemmingsformulier\n") else None
+    def scan(run: Run) -> None:
+        run.file(name, "%PDF-1.4 getekend toestemmingsformulier\n")
+    return scan
 
 
 def second_network(run: Run) -> None:
@@ -397,7 +399,76 @@ def second_network(run: Run) -> None:
     run.values["TO_NETWORK"] = json.loads(founded.stdout)["network"]
 
 
+def coordinated(kind: str) -> Hook:
+    """The coordinator ("regie", a home of its own) founds a network of ``kind`` on the
+    tutorial's server and gives out the covenant file."""
+    def found(run: Run) -> None:
+        regie = run.org("regie", "Welzijn Amersfoort")
+        created = regie.json("network", "create", "--name", f"Netwerk ({kind})", "--kind", kind,
+                             "--covenant-file", str(run.root / run.file("convenant.txt", covenant_text())),
+                             "--server-fingerprint", server_fingerprint(run))
+        run.values["NETWORK"] = created["network"]
+    return found
+
+
+def admitted(bundle: str, *options: str, founding: str | None = None) -> Hook:
+    """The coordinator adds the tutorial's own home from ``bundle``, checking the
+    fingerprint `schakel init` printed (read aloud)."""
+    def add(run: Run) -> None:
+        if founding:
+            coordinated(founding)(run)
+        run.others["regie"].ok("member", "add", run.values["NETWORK"], str(run.root / bundle),
+                               *options, "--fingerprint", latest_init(run))
+    return add
+
+
+def regie_grants_name_and_address(run: Run) -> None:
+    """The person consents; the coordinator grants name and address to the volunteers."""
+    regie, network, case = run.others["regie"], run.values["NETWORK"], run.values["CASE"]
+    me = run.rows("schakel whoami")["key id"]
+    consent = regie.json("consent", "record", network, case, "--class", "name", "--class",
+                         "address", "--party", "informal", "--purpose", "bezoek door vrijwilliger",
+                         "--evidence-file", str(run.root / evidence_file(run)))["consent"]
+    run.values["GRANT"] = regie.json("grant", "create", network, case, "--consent", consent,
+                                     "--to", me, "--class", "name", "--class", "address",
+                                     "--reason", "wekelijks bezoek")["grant"]
+
+
+def evidence_file(run: Run) -> str:
+    evidence("toestemming.pdf")(run)
+    return "toestemming.pdf"
+
+
+def regie_case(run: Run) -> None:
+    made = run.others["regie"].json(
+        "case", "create", run.values["NETWORK"],
+        "--intake-file", str(run.root / run.file("intake.json", INTAKE)),
+        "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))
+    run.values["CASE"] = made["case"]
+
+
 SCRIPTS: dict[str, Script] = {
+    "volunteer-and-shell": Script(
+        placeholders={
+            "NETWORK": held("NETWORK"), "DIGITS": other("regie"), "CASE": held("CASE"),
+            "GRANT": held("GRANT"),
+            "SIGNAL": lambda run: run.rows("schakel signal send")["signal"],
+        },
+        after={
+            "schakel keys bundle --out bezoekwerk-bundle.json": admitted(
+                "bezoekwerk-bundle.json", "--ring", "core", "--party", "informal",
+                founding="neighbourhood"),
+            "schakel keys bundle --out eemland-bundle.json": admitted(
+                "eemland-bundle.json", "--ring", "shell", "--party", "formal"),
+        },
+        before={"schakel sync": regie_case,
+                "schakel grant release": regie_grants_name_and_address},
+        expect={
+            "schakel case list NETWORK": ("Soesterkwartier",),
+            "schakel case identity": ("Hendrik",),
+            "schakel signal status": ("received",),
+        }),
+
     "coordinator": Script(
         placeholders={
             "SERVER DIGITS": server_fingerprint,
