@@ -411,12 +411,12 @@ def coordinated(kind: str) -> Hook:
     return found
 
 
-def admitted(bundle: str, *options: str, founding: str | None = None) -> Hook:
+def admitted(bundle: str, *options: str, founding: Hook | None = None) -> Hook:
     """The coordinator adds the tutorial's own home from ``bundle``, checking the
-    fingerprint `schakel init` printed (read aloud)."""
+    fingerprint `schakel init` printed (read aloud); ``founding`` first makes the network."""
     def add(run: Run) -> None:
-        if founding:
-            coordinated(founding)(run)
+        if founding is not None:
+            founding(run)
         run.others["regie"].ok("member", "add", run.values["NETWORK"], str(run.root / bundle),
                                *options, "--fingerprint", latest_init(run))
     return add
@@ -447,7 +447,57 @@ def regie_case(run: Run) -> None:
     run.values["CASE"] = made["case"]
 
 
+JUSTIFICATION = ("Bewoner weigert al maanden zorg, woning ernstig vervuild; huisarts en "
+                 "wijkteam kregen geen contact.")
+
+
+def oggz_with_bemoeizorg_teams(run: Run) -> None:
+    """The OGGZ network before the auditor joins: the GGD coordinates, two teams with
+    the bemoeizorg role (four eyes are two people), one of them brings in a case."""
+    coordinated("oggz")(run)
+    regie, network = run.others["regie"], run.values["NETWORK"]
+    partners(ggd="GGD regio Utrecht, bemoeizorg", ggz="GGZ Centraal")(run)
+    for label in ("ggd", "ggz"):
+        regie.ok("member", "add", network, str(run.root / f"{label}-bundle.json"), "--ring", "core",
+                 "--party", "formal", "--role", "bemoeizorg", "--role", "professional-secrecy",
+                 "--fingerprint", run.others[label].fingerprint)
+        org = run.others[label]
+        org.ok("network", "trust", network, "--fingerprint", regie.fingerprint)
+        org.ok("network", "join", network, "--covenant-file", str(run.root / "convenant.txt"))
+    intake = {**INTAKE, "domains": ["self-neglect", "housing-pollution"], "severity": "high"}
+    run.values["CASE"] = run.others["ggd"].json(
+        "case", "create", network, "--intake-file", str(run.root / run.file("intake.json", intake)),
+        "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))["case"]
+
+
+def bemoeizorg_with_four_eyes(run: Run) -> None:
+    """After the auditor joined: the GGZ team invokes bemoeizorg, the GGD co-signs."""
+    network, case = run.values["NETWORK"], run.values["CASE"]
+    invocation = run.others["ggz"].json(
+        "bemoeizorg", "invoke", network, case, "--ground", "severe-self-neglect",
+        "--justification", JUSTIFICATION)["invocation"]
+    run.others["ggd"].ok("bemoeizorg", "cosign", network, invocation, "--case", case)
+    run.values["INVOCATION"] = invocation
+
+
 SCRIPTS: dict[str, Script] = {
+    "auditor": Script(
+        placeholders={
+            "NETWORK": held("NETWORK"), "DIGITS THE COORDINATOR READ ALOUD": other("regie"),
+            "CASE": held("CASE"), "INVOCATION": held("INVOCATION"),
+        },
+        after={
+            "schakel keys bundle": admitted("privacy-bundle.json", "--ring", "shell", "--party",
+                                            "formal", "--role", "auditor",
+                                            founding=oggz_with_bemoeizorg_teams),
+            "schakel network join": bemoeizorg_with_four_eyes,
+        },
+        expect={
+            "schakel audit log": ("bemoeizorg",),
+            "schakel bemoeizorg justification": (JUSTIFICATION,),
+            "schakel review": ("approved",),
+        }),
+
     "volunteer-and-shell": Script(
         placeholders={
             "NETWORK": held("NETWORK"), "DIGITS": other("regie"), "CASE": held("CASE"),
@@ -457,7 +507,7 @@ SCRIPTS: dict[str, Script] = {
         after={
             "schakel keys bundle --out bezoekwerk-bundle.json": admitted(
                 "bezoekwerk-bundle.json", "--ring", "core", "--party", "informal",
-                founding="neighbourhood"),
+                founding=coordinated("neighbourhood")),
             "schakel keys bundle --out eemland-bundle.json": admitted(
                 "eemland-bundle.json", "--ring", "shell", "--party", "formal"),
         },
