@@ -333,8 +333,9 @@ def coordinator_fingerprint(run: Run) -> str:
 
 
 def server_fingerprint(run: Run) -> str:
+    """What the operator gives the coordinator (`schakel server init` reads existing keys)."""
     assert run.server is not None
-    return run.server.fingerprint
+    return run.server.fingerprint or run.server.init()
 
 
 def other(label: str, what: str = "fingerprint") -> Callable[[Run], str]:
@@ -481,6 +482,16 @@ def bemoeizorg_with_four_eyes(run: Run) -> None:
 
 
 SCRIPTS: dict[str, Script] = {
+    "partner-developer": Script(
+        shared_server=False,
+        placeholders={"NETWORK": held("NETWORK"), "DIGITS": other("regie")},
+        after={
+            "schakel keys bundle": admitted("bundle.json", "--ring", "core", "--party", "formal",
+                                            founding=coordinated("neighbourhood")),
+            "schakel network join": regie_case,
+        },
+        expect={"schakel case list": ('"cases"', '"Soesterkwartier"'),
+                "schakel whoami": ("Thuiszorg Amersfoort",)}),
     "auditor": Script(
         placeholders={
             "NETWORK": held("NETWORK"), "DIGITS THE COORDINATOR READ ALOUD": other("regie"),
