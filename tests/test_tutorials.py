@@ -620,26 +620,44 @@ def test_the_sample_covenant_is_shipped_and_says_what_partners_promise() -> None
         assert words in text, f"the sample covenant does not mention {words!r}"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    running = live_server(tmp_path_factory.mktemp("tutorial-server") / "data")
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.mark.parametrize("name", sorted(SCRIPTS))
-def test_the_tutorial_runs_as_written(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def follow_tutorial(name: str, root: Path, shared: ServerProcess) -> None:
+    """Follow tutorial ``name`` in the empty folder ``root`` (its ``HOME`` too)."""
     script = SCRIPTS[name]
     blocks = [block for block in all_blocks() if block.tutorial == name]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
-    env.update(SCHAKEL_PASSPHRASE=PASSPHRASE, HOME=str(tmp_path),
+    env.update(SCHAKEL_PASSPHRASE=PASSPHRASE, HOME=str(root),
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    run = Run(root=tmp_path, env=env,
-              server=request.getfixturevalue("server") if script.shared_server else None)
+    run = Run(root=root, env=env, server=shared if script.shared_server else None)
     try:
         follow(run, script, blocks)
     finally:
         for started in run.background:
             started.stop()
+
+
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, BaseException | None]]:
+    """Every tutorial followed at once, each in its own folder (they wait on their
+    subprocesses, so together they take little more than the longest); per tutorial, the
+    failure or None.  One server is shared by the tutorials that do not start their own."""
+    shared = live_server(tmp_path_factory.mktemp("tutorial-server") / "data")
+
+    def attempt(name: str) -> BaseException | None:
+        try:
+            follow_tutorial(name, tmp_path_factory.mktemp(name), shared)
+        except BaseException as failure:  # noqa: BLE001 -- reported by the tutorial's own test
+            return failure
+        return None
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(SCRIPTS)) as pool:
+            yield dict(zip(SCRIPTS, pool.map(attempt, SCRIPTS)))
+    finally:
+        shared.stop()
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_the_tutorial_runs_as_written(name: str, followed: dict[str, BaseException | None]) -> None:
+    failure = followed[name]
+    if failure is not None:
+        raise failure
