@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from schakel.cli.commands.covenant import covenant_text
 from schakel.cli.serverprocess import ServerProcess
+
 from tests.cli_harness import PASSPHRASE, TIMEOUT, Org, live_server
 from tests.server_harness import IDENTITY, INTAKE
 
@@ -172,12 +172,6 @@ class Run:
                 return dict(_rows(ran.stdout))
         raise AssertionError(f"no command `{prefix} …` ran before the value was needed")
 
-    def out(self, prefix: str) -> str:
-        for ran in reversed(self.ran):
-            if ran.command.startswith(prefix):
-                return ran.stdout
-        raise AssertionError(f"no command `{prefix} …` ran")
-
     def file(self, name: str, content: object) -> str:
         path = self.root / name
         path.write_text(content if isinstance(content, str) else json.dumps(content),
@@ -194,7 +188,7 @@ class Run:
         return org
 
     def shell(self, command: str) -> Ran:
-        result = subprocess.run(["bash", "-c", command], cwd=self.root, env=self.env, text=True,
+        result = subprocess.run(["bash", "-c", command], check=False, cwd=self.root, env=self.env, text=True,
                                 capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT,
                                 start_new_session=True)
         ran = Ran(command, result.stdout, result.stderr)
@@ -315,15 +309,6 @@ def held(name: str) -> Callable[[Run], str]:
     return value
 
 
-def home_creates_a_case(run: Run) -> None:
-    """Step 2 of the developer's tutorial: their code brings in a case (here with the CLI)."""
-    network = run.rows("schakel network create")["network"]
-    made = Org("developer", run.root / "home").json(
-        "case", "create", network, "--intake-file", str(run.root / run.file("intake.json", INTAKE)),
-        "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))
-    run.values["CASE"] = made["case"]
-
-
 def network_id(run: Run) -> str:
     return run.rows("schakel network create")["network"]
 
@@ -365,12 +350,17 @@ def join(*labels: str) -> Hook:
     return accept
 
 
-def case_by(label: str) -> Hook:
-    """A partner brings in a case: an anonymous intake and the sealed identity."""
+def participant(label: str) -> Callable[[Run], Org]:
+    return lambda run: run.others[label]
+
+
+def case_by(who: Callable[[Run], Org], network: Callable[[Run], str],
+            intake: dict[str, object] = INTAKE) -> Hook:
+    """A partner brings in a case (``CASE``): an anonymous intake and the sealed identity."""
     def bring_in(run: Run) -> None:
-        made = run.others[label].json(
-            "case", "create", network_id(run),
-            "--intake-file", str(run.root / run.file("intake.json", INTAKE)),
+        made = who(run).json(
+            "case", "create", network(run),
+            "--intake-file", str(run.root / run.file("intake.json", intake)),
             "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))
         run.values["CASE"] = made["case"]
     return bring_in
@@ -426,26 +416,17 @@ def admitted(bundle: str, *options: str, founding: Hook | None = None) -> Hook:
 def regie_grants_name_and_address(run: Run) -> None:
     """The person consents; the coordinator grants name and address to the volunteers."""
     regie, network, case = run.others["regie"], run.values["NETWORK"], run.values["CASE"]
+    evidence("toestemming.pdf")(run)
     me = run.rows("schakel whoami")["key id"]
     consent = regie.json("consent", "record", network, case, "--class", "name", "--class",
                          "address", "--party", "informal", "--purpose", "bezoek door vrijwilliger",
-                         "--evidence-file", str(run.root / evidence_file(run)))["consent"]
+                         "--evidence-file", str(run.root / "toestemming.pdf"))["consent"]
     run.values["GRANT"] = regie.json("grant", "create", network, case, "--consent", consent,
                                      "--to", me, "--class", "name", "--class", "address",
                                      "--reason", "wekelijks bezoek")["grant"]
 
 
-def evidence_file(run: Run) -> str:
-    evidence("toestemming.pdf")(run)
-    return "toestemming.pdf"
-
-
-def regie_case(run: Run) -> None:
-    made = run.others["regie"].json(
-        "case", "create", run.values["NETWORK"],
-        "--intake-file", str(run.root / run.file("intake.json", INTAKE)),
-        "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))
-    run.values["CASE"] = made["case"]
+regie_case = case_by(participant("regie"), held("NETWORK"))
 
 
 JUSTIFICATION = ("Bewoner weigert al maanden zorg, woning ernstig vervuild; huisarts en "
@@ -465,10 +446,8 @@ def oggz_with_bemoeizorg_teams(run: Run) -> None:
         org = run.others[label]
         org.ok("network", "trust", network, "--fingerprint", regie.fingerprint)
         org.ok("network", "join", network, "--covenant-file", str(run.root / "convenant.txt"))
-    intake = {**INTAKE, "domains": ["self-neglect", "housing-pollution"], "severity": "high"}
-    run.values["CASE"] = run.others["ggd"].json(
-        "case", "create", network, "--intake-file", str(run.root / run.file("intake.json", intake)),
-        "--identity-file", str(run.root / run.file("identity.json", IDENTITY)))["case"]
+    case_by(participant("ggd"), held("NETWORK"),
+            {**INTAKE, "domains": ["self-neglect", "housing-pollution"], "severity": "high"})(run)
 
 
 def bemoeizorg_with_four_eyes(run: Run) -> None:
@@ -549,7 +528,7 @@ SCRIPTS: dict[str, Script] = {
                 huisarts="Huisartsenpraktijk Soesterkwartier",
                 privacy="Privacyfunctionaris Gemeente Amersfoort"),
             "schakel signal list": anonymous_signal_by("kerk"),
-            "schakel sync": case_by("ggd"),
+            "schakel sync": case_by(participant("ggd"), network_id),
             "schakel consent record NETWORK CASE --class name --class address --party informal":
                 evidence("toestemming.pdf"),
             "schakel consent record NETWORK CASE --class name --class address --partner":
@@ -572,7 +551,9 @@ SCRIPTS: dict[str, Script] = {
             "DIGITS": latest_init,
             "CASE": held("CASE"),
         },
-        before={"schakel case list NETWORK --home ./home": home_creates_a_case},
+        # step 2: the developer's code brings in a case (here with the command line)
+        before={"schakel case list NETWORK --home ./home": case_by(
+            lambda run: Org("developer", run.root / "home"), network_id)},
         expect={
             "schakel network create": ("Buurtnetwerk 55+ Soesterkwartier",),
             "schakel member list": ("Kerkelijk Bezoekwerk Soesterkwartier", "Welzijn Amersfoort"),
