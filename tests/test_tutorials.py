@@ -188,9 +188,9 @@ class Run:
         return org
 
     def shell(self, command: str) -> Ran:
-        result = subprocess.run(["bash", "-c", command], check=False, cwd=self.root, env=self.env, text=True,
-                                capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT,
-                                start_new_session=True)
+        result = subprocess.run(["bash", "-c", command], check=False, cwd=self.root,
+                                env=self.env, text=True, capture_output=True,
+                                stdin=subprocess.DEVNULL, timeout=TIMEOUT, start_new_session=True)
         ran = Ran(command, result.stdout, result.stderr)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (
             f"`{command}` exited {result.returncode}\nstdout:\n{result.stdout}\n"
