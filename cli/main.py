@@ -324,7 +324,7 @@ COMMANDS: dict[str, Lazy] = {
     "member": Lazy(_C + "member:member", "Members of a network (deelnemers): add, remove, "
                    "list."),
     "network": Lazy(_C + "network:network", "Networks (netwerken): found one, trust and join "
-                    "one, look at one."),
+                    "one, look at one.", extra=(_C + "covenant:covenant_example",)),
     "report": Lazy(_C + "report:report", "Aggregate report of the network's cases "
                    "(rapportage) for the municipality."),
     "review": Lazy(_C + "review:review", "Review a bemoeizorg invocation as auditor: "
