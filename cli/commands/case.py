@@ -21,7 +21,6 @@ from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
 from schakel.protocol.errors import MalformedError
-from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
 
 if TYPE_CHECKING:
@@ -279,8 +278,8 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
         ("case", view["case"]), ("kind", view["kind"]), ("status", view["status"]),
         ("owner", f"{names.get(view['owner'], '?')} ({view['owner']})"),
         ("created", cell(view.get("created"))),
-        ("readable", "yes" if view.get("readable") else "no: its owner or the coördinator "
-                                                        "shares it with you (`schakel case share`)"),
+        ("readable", "yes" if view.get("readable") else "no: the coördinator shares it with "
+                                                        "you (`schakel case share`)"),
         *[(k.replace("_", " "), cell(state.get(k))) for k in
           ("age_band", "neighbourhood", "domains", "severity", "care_status", "source", "complex")
           if k in state],
@@ -305,25 +304,23 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
 def unread_history(partner: "Partner", view: dict[str, Any], names: dict[str, str]
                    ) -> dict[str, Any]:
     """How many of the case's events this home cannot read, and why and who can share
-    them (``reshare_history``): the owner, or the coördinator, who hold every version."""
+    them (``reshare_history``): the coördinator, the only one whose shares the server
+    takes."""
     unread = [e for e in view.get("events") or [] if e.get("plaintext") is None]
     if not unread:
         return {"unreadable_events": 0, "history": None}
     tv = partner.networks.verified(view["network"])
     me = tv.member(partner.key_id)
-    earlier = me is not None and all(parse_timestamp(str(e.get("created"))) < me.valid_from
-                                     for e in unread)
-    why = ("the case predates your organisation's membership" if earlier else
-           "they were written under a case key this home was never given (before your "
-           "membership or before the case was shared with you)")
-    owner = f"its owner {names.get(view['owner'], view['owner'])}"
+    # A core member receives every case key from the epoch it joined in; what it lacks
+    # was written before.  A shell member receives a case when it is shared with it.
+    why = ("the case predates your organisation's membership" if me is not None
+           and me.ring == "core" else "they were written before the case was shared with you")
     coordinator = tv.coordinator_key_id
-    who = (owner if coordinator in (view["owner"], partner.key_id) else
-           f"{owner} or the coördinator {names.get(coordinator, coordinator)}")
     return {"unreadable_events": len(unread),
-            "history": f"{len(unread)} event(s) not readable: {why}. {who} can share its "
-                       f"history with you: `schakel case reshare {view['network']} "
-                       f"{view['case']} {partner.key_id} --reason …`"}
+            "history": f"{len(unread)} event(s) not readable: {why}. The coördinator "
+                       f"({names.get(coordinator, coordinator)}) can share its history with "
+                       f"you: `schakel case reshare {view['network']} {view['case']} "
+                       f"{partner.key_id} --reason …`"}
 
 
 def _event_row(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -482,9 +479,10 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
 @json_option
 def reshare(home: Path, server: str | None, network_id: str, case_id: str, member_id: str,
             reason: str, as_json: bool) -> None:
-    """Give a member that joined later the case's history (owner or coordinator).
+    """Give a member that joined later the case's history (coordinator).
 
-    Shares every earlier key version of the case this home holds.
+    Shares every earlier key version of the case this home holds; the server
+    takes shares from the coordinator only (docs/protocol.md, POST .../shares).
     """
     async def give(partner: "Partner") -> None:
         await partner.sync(network_id)

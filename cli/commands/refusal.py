@@ -57,7 +57,13 @@ WHO: dict[str, Mapping[str, str]] = {
     "bemoeizorg-disabled": _POLICY,
     "bemoeizorg-not-in-oggz": _POLICY,
     "anonymous-signals-disabled": _POLICY,
-    "forbidden": _MEMBERSHIP,
+    "forbidden": {
+        "coordinator": "the message names who may do this (e.g. the case's owner or an "
+                       "auditor): ask them, or admit an organisation with the role it needs "
+                       "(`schakel member add`)",
+        "*": "the coördinator can do this, or admit your organisation with the role it "
+             "needs if it should do it itself",
+    },
     "bemoeizorg-role-required": _MEMBERSHIP,
     "bemoeizorg-cosigner-without-role": _MEMBERSHIP,
     "class-requires-role": _MEMBERSHIP,
@@ -81,7 +87,7 @@ WHO: dict[str, Mapping[str, str]] = {
     },
     "shell-without-share": {
         "coordinator": "share the case yourself (`schakel case share NETWORK CASE PARTNER`)",
-        "*": "the case's owner or the coördinator shares it (`schakel case share`)",
+        "*": "the coördinator shares it (`schakel case share`)",
     },
     "not-an-auditor": {
         "coordinator": "the auditors read and review it; `schakel bemoeizorg list NETWORK` "
