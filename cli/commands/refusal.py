@@ -58,8 +58,8 @@ WHO: dict[str, Mapping[str, str]] = {
     "bemoeizorg-not-in-oggz": _POLICY,
     "anonymous-signals-disabled": _POLICY,
     "forbidden": {
-        "coordinator": "the message names who may do this (e.g. the case's owner or an "
-                       "auditor): ask them, or admit an organisation with the role it needs "
+        "coordinator": "the one the message names (e.g. the case's owner or an auditor) "
+                       "can do this; or you admit an organisation with the role it needs "
                        "(`schakel member add`)",
         "*": "the coördinator can do this, or admit your organisation with the role it "
              "needs if it should do it itself",
