@@ -37,16 +37,14 @@ EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2
 #: What a person can do about each kind of refusal (by wire error code).
 HINTS: dict[str, str] = {
     "keystore_error": "check the passphrase (or SCHAKEL_PASSPHRASE) and the --home / --keystore path",
-    "untrusted_key": "compare the fingerprint again with the owner of the key, aloud; if your "
-                     "membership expired or was revoked, ask the coordinator",
+    "untrusted_key": "compare the fingerprint again with the owner of the key, aloud",
     "bad_signature": "the file was changed or signed by another key; ask the sender for a new copy",
     "malformed": "the input is not a valid Schakel object; check that you used the right file "
                  "and the values --help lists",
-    "policy_violation": "the network's policy does not allow this (docs/protocol.md §7); ask "
-                        "the coordinator if you think it should",
+    "policy_violation": "the network's policy does not allow this (docs/protocol.md §7)",
     "not_found": "check the id (copy it from `schakel case list`, `signal list` or the command "
                  "that printed it) and the network; run `schakel sync` first",
-    "forbidden": "your organisation's membership does not allow this; ask the coordinator",
+    "forbidden": "your organisation's membership does not allow this",
     "conflict": "someone changed the same thing at the same time, or it exists with other "
                 "content; run `schakel sync` and try again",
     "stale_request": "this computer's clock is more than 5 minutes off; correct it and retry",
@@ -56,18 +54,16 @@ HINTS: dict[str, str] = {
     "unavailable": "the server cannot take this now (busy, shutting down, or its storage is "
                    "full or failing); try again in a minute",
     "internal_error": "the server failed; ask its operator to look at its log",
-    "server_misbehaviour": "do not trust this server's answers; tell the coordinator and the "
-                           "server's operator (`schakel whoami` lists what this home recorded)",
+    "server_misbehaviour": "do not trust this server's answers",
     "context_mismatch": "the object belongs to another network or case than the one you named",
     "decryption_failed": "this home does not hold the key, or the data was altered",
-    "bad_proof": "the audit log does not verify; tell the coordinator and the auditor",
+    "bad_proof": "the audit log does not verify; do not trust this server's answers",
 }
 
 #: Where the server's refusal means something else than the same code raised locally.
 SERVER_HINTS: dict[str, str] = {
-    "untrusted_key": "the server does not know your key in this network: has the coordinator "
-                     "added you (`schakel member add`)? If your membership expired or was "
-                     "revoked, ask the coordinator",
+    "untrusted_key": "the server does not know your key as a member of this network: were "
+                     "you added (`schakel member add`), and is the membership still valid?",
 }
 
 #: Policy refusals (details.reason) explained for a coordinator (docs/protocol.md §7, and
@@ -101,8 +97,7 @@ REASONS: dict[str, str] = {
     "bemoeizorg-disabled": "this network's policy does not allow bemoeizorg",
     "bemoeizorg-role-required": "only formal partners with the bemoeizorg role may invoke it",
     "bemoeizorg-missing": "there is no bemoeizorg invocation by you for this",
-    "grant-not-held": "there is no grant with this id to you in this network; check the id, "
-                      "or ask the coordinator for a grant",
+    "grant-not-held": "there is no grant with this id to you in this network; check the id",
     "grant-requires-coordinator": "only the network's coordinator grants access to identity",
     "bemoeizorg-ground-invalid": "use one of the grounds in the network policy",
     "bemoeizorg-justification-missing": "write why there is no other way (--justification)",
@@ -119,6 +114,8 @@ REASONS: dict[str, str] = {
                                           "(--supporting-professional KEY_ID)",
     "anonymous-signals-disabled": "this network does not accept anonymous signals",
     "anonymous-tokens": "an anonymous signal cannot carry matching tokens",
+    "notifications-coordinator-only": "the notification feed is the coördinator's "
+                                      "(docs/protocol.md §15.2)",
 }
 
 EPILOG = """\b
@@ -169,12 +166,14 @@ PII_HINT = ("replace each identifier by its placeholder ([naam], [telefoon], …
 EARLY = "refused before sending: "
 
 
-def fail(error: ProtocolError, *, as_json: bool = False) -> NoReturn:
-    """Print a refusal a person can act on (what, why, what to do) and exit with its code.
-    With ``as_json`` the error object is also printed on standard output, and a PII
-    refusal shows offsets only, never the text."""
+def fail(error: ProtocolError, *, as_json: bool = False, role: str | None = None) -> NoReturn:
+    """Print a refusal a person can act on (what, why, what to do, who can act: by the
+    caller's ``role`` in the network, :mod:`schakel.cli.commands.refusal`) and exit with
+    its code.  With ``as_json`` the error object is also printed on standard output, and
+    a PII refusal shows offsets only, never the text."""
     from schakel.cli.commands.guard import explain
     from schakel.cli.commands.output import print_json
+    from schakel.cli.commands.refusal import not_trusted, who_can_act
     from schakel.client.errors import ServerMisbehaviour, ServerRefused
 
     details = error.details or {}
@@ -207,8 +206,12 @@ def fail(error: ProtocolError, *, as_json: bool = False) -> NoReturn:
         _say("  nothing was sent to the server")
     if isinstance(error, ServerRefused) and error.code in SERVER_HINTS:
         hint = SERVER_HINTS[error.code]
+    hint = not_trusted(error) or hint
     if hint:
         _say(f"  what to do: {hint}")
+    who = who_can_act(error, role)
+    if who:
+        _say(f"  who can act: {who}")
     sys.exit(exit_code(error))
 
 
@@ -325,6 +328,8 @@ COMMANDS: dict[str, Lazy] = {
                    "list."),
     "network": Lazy(_C + "network:network", "Networks (netwerken): found one, trust and join "
                     "one, look at one.", extra=(_C + "covenant:covenant_example",)),
+    "notifications": Lazy(_C + "notifications:notifications", "The coördinator's "
+                          "notifications (meldingen), oldest first."),
     "report": Lazy(_C + "report:report", "Aggregate report of the network's cases "
                    "(rapportage) for the municipality."),
     "review": Lazy(_C + "review:review", "Review a bemoeizorg invocation as auditor: "
@@ -398,13 +403,14 @@ def refuse(ctx: click.Context, error: Exception) -> NoReturn:
     """Map any error a command raised to its message and exit code (the library's and
     aiohttp's are imported here, when there is an error, not for every ``--help``)."""
     from schakel.cli.commands.common import JSON_META, SERVER_META
+    from schakel.cli.commands.refusal import CALLER_META
     from schakel.client.errors import ServerUnreachable
     from schakel.protocol.pii_lexicon import LexiconUnavailable
 
     if isinstance(error, ServerUnreachable):
         unreachable(error.details.get("server") or ctx.meta.get(SERVER_META), error)
     if isinstance(error, ProtocolError):
-        fail(error, as_json=bool(ctx.meta.get(JSON_META)))
+        fail(error, as_json=bool(ctx.meta.get(JSON_META)), role=ctx.meta.get(CALLER_META))
     if "aiohttp" in sys.modules:        # an aiohttp error exists only once aiohttp is loaded
         import aiohttp
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from schakel.cli.commands.guard import refuse_early, showing
+from schakel.cli.commands.refusal import note_caller
 from schakel.protocol.canonical import parse_json
-from schakel.protocol.errors import KeystoreError, MalformedError
+from schakel.protocol.errors import KeystoreError, MalformedError, ProtocolError
 
 if TYPE_CHECKING:  # the library is imported when a command runs, so --help stays fast
     from schakel.client.partner import Partner
@@ -147,6 +148,9 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
         partner = await Partner.open(home, secret, server=server)
         try:
             return await work(partner)
+        except ProtocolError:
+            note_caller(partner)        # the refusal names who can act by the caller's role
+            raise
         finally:
             await partner.close()
 
