@@ -17,58 +17,34 @@ Every error is mapped here, in :class:`SchakelGroup`, so the commands in
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import logging
 import os
 import re
 import sys
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import importlib
-
-import aiohttp
 import click
-import structlog
 
-from schakel.cli.commands.audit import audit
-from schakel.cli.commands.bemoeizorg import bemoeizorg
-from schakel.cli.commands.case import case
-from schakel.cli.commands.common import JSON_META, SERVER_META
-from schakel.cli.commands.consent import consent
-from schakel.cli.commands.demo import demo
-from schakel.cli.commands.duties import duties
-from schakel.cli.commands.grant import grant
-from schakel.cli.commands.guard import explain
-from schakel.cli.commands.init import init, keys_bundle, whoami
-from schakel.cli.commands.keys import keys
-from schakel.cli.commands.member import member
-from schakel.cli.commands.network import network, sync
-from schakel.cli.commands.output import print_json
-from schakel.cli.commands.report import report
-from schakel.cli.commands.review import review
-from schakel.cli.commands.signal import signal
-from schakel.client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
 from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
-from schakel.protocol.pii_lexicon import LexiconUnavailable
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
 #: What a person can do about each kind of refusal (by wire error code).
 HINTS: dict[str, str] = {
     "keystore_error": "check the passphrase (or SCHAKEL_PASSPHRASE) and the --home / --keystore path",
-    "untrusted_key": "compare the fingerprint again with the owner of the key, aloud; if your "
-                     "membership expired or was revoked, ask the coordinator",
+    "untrusted_key": "compare the fingerprint again with the owner of the key, aloud",
     "bad_signature": "the file was changed or signed by another key; ask the sender for a new copy",
     "malformed": "the input is not a valid Schakel object; check that you used the right file "
                  "and the values --help lists",
-    "policy_violation": "the network's policy does not allow this (docs/protocol.md §7); ask "
-                        "the coordinator if you think it should",
+    "policy_violation": "the network's policy does not allow this (docs/protocol.md §7)",
     "not_found": "check the id (copy it from `schakel case list`, `signal list` or the command "
                  "that printed it) and the network; run `schakel sync` first",
-    "forbidden": "your organisation's membership does not allow this; ask the coordinator",
+    "forbidden": "your organisation's membership does not allow this",
     "conflict": "someone changed the same thing at the same time, or it exists with other "
                 "content; run `schakel sync` and try again",
     "stale_request": "this computer's clock is more than 5 minutes off; correct it and retry",
@@ -78,18 +54,16 @@ HINTS: dict[str, str] = {
     "unavailable": "the server cannot take this now (busy, shutting down, or its storage is "
                    "full or failing); try again in a minute",
     "internal_error": "the server failed; ask its operator to look at its log",
-    "server_misbehaviour": "do not trust this server's answers; tell the coordinator and the "
-                           "server's operator (`schakel whoami` lists what this home recorded)",
+    "server_misbehaviour": "do not trust this server's answers",
     "context_mismatch": "the object belongs to another network or case than the one you named",
     "decryption_failed": "this home does not hold the key, or the data was altered",
-    "bad_proof": "the audit log does not verify; tell the coordinator and the auditor",
+    "bad_proof": "the audit log does not verify; do not trust this server's answers",
 }
 
 #: Where the server's refusal means something else than the same code raised locally.
 SERVER_HINTS: dict[str, str] = {
-    "untrusted_key": "the server does not know your key in this network: has the coordinator "
-                     "added you (`schakel member add`)? If your membership expired or was "
-                     "revoked, ask the coordinator",
+    "untrusted_key": "the server does not know your key as a member of this network: were "
+                     "you added (`schakel member add`), and is the membership still valid?",
 }
 
 #: Policy refusals (details.reason) explained for a coordinator (docs/protocol.md §7, and
@@ -123,8 +97,7 @@ REASONS: dict[str, str] = {
     "bemoeizorg-disabled": "this network's policy does not allow bemoeizorg",
     "bemoeizorg-role-required": "only formal partners with the bemoeizorg role may invoke it",
     "bemoeizorg-missing": "there is no bemoeizorg invocation by you for this",
-    "grant-not-held": "there is no grant with this id to you in this network; check the id, "
-                      "or ask the coordinator for a grant",
+    "grant-not-held": "there is no grant with this id to you in this network; check the id",
     "grant-requires-coordinator": "only the network's coordinator grants access to identity",
     "bemoeizorg-ground-invalid": "use one of the grounds in the network policy",
     "bemoeizorg-justification-missing": "write why there is no other way (--justification)",
@@ -141,6 +114,8 @@ REASONS: dict[str, str] = {
                                           "(--supporting-professional KEY_ID)",
     "anonymous-signals-disabled": "this network does not accept anonymous signals",
     "anonymous-tokens": "an anonymous signal cannot carry matching tokens",
+    "notifications-coordinator-only": "the notification feed is the coördinator's "
+                                      "(docs/protocol.md §15.2)",
 }
 
 EPILOG = """\b
@@ -154,7 +129,8 @@ Exit codes:
 
 \b
 Start: schakel init --home H --name ORG --server URL --acting-user USER
-Environment: SCHAKEL_HOME (the --home), SCHAKEL_PASSPHRASE (else a hidden prompt)
+Environment: SCHAKEL_HOME (the --home), SCHAKEL_PASSPHRASE (else a hidden prompt),
+  SCHAKEL_AGENT (the key agent's socket: `schakel agent start`)
 """
 
 
@@ -164,6 +140,8 @@ def _say(line: str) -> None:
 
 def exit_code(error: ProtocolError) -> int:
     """The exit code of a refusal: what kind of trouble it is, not who noticed it."""
+    from schakel.client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
+
     if isinstance(error, ServerUnreachable):
         return EXIT_UNREACHABLE
     if isinstance(error, ServerMisbehaviour):
@@ -188,10 +166,16 @@ PII_HINT = ("replace each identifier by its placeholder ([naam], [telefoon], …
 EARLY = "refused before sending: "
 
 
-def fail(error: ProtocolError, *, as_json: bool = False) -> NoReturn:
-    """Print a refusal a person can act on (what, why, what to do) and exit with its code.
-    With ``as_json`` the error object is also printed on standard output, and a PII
-    refusal shows offsets only, never the text."""
+def fail(error: ProtocolError, *, as_json: bool = False, role: str | None = None) -> NoReturn:
+    """Print a refusal a person can act on (what, why, what to do, who can act: by the
+    caller's ``role`` in the network, :mod:`schakel.cli.commands.refusal`) and exit with
+    its code.  With ``as_json`` the error object is also printed on standard output, and
+    a PII refusal shows offsets only, never the text."""
+    from schakel.cli.commands.guard import explain
+    from schakel.cli.commands.output import print_json
+    from schakel.cli.commands.refusal import not_trusted, who_can_act
+    from schakel.client.errors import ServerMisbehaviour, ServerRefused
+
     details = error.details or {}
     message = error.message
     early = bool(details.get("early")) or message.startswith(EARLY)
@@ -222,8 +206,12 @@ def fail(error: ProtocolError, *, as_json: bool = False) -> NoReturn:
         _say("  nothing was sent to the server")
     if isinstance(error, ServerRefused) and error.code in SERVER_HINTS:
         hint = SERVER_HINTS[error.code]
+    hint = not_trusted(error) or hint
     if hint:
         _say(f"  what to do: {hint}")
+    who = who_can_act(error, role)
+    if who:
+        _say(f"  who can act: {who}")
     sys.exit(exit_code(error))
 
 
@@ -290,17 +278,82 @@ def protect_ids(group: click.Group, ctx: click.Context, args: list[str]) -> list
     return [*args[:depth], *options, "--", *positional]
 
 
+@dataclass(frozen=True, slots=True)
+class Lazy:
+    """A command imported only when it runs or its own help is asked for: ``target`` is
+    ``module:attribute``; ``help`` is its one-line help for ``schakel --help``, which
+    so imports no command module (tests/test_cli_help.py keeps the two equal); ``extra``
+    are subcommands (``module:attribute``) added to a group when it is loaded."""
+
+    target: str
+    help: str
+    extra: tuple[str, ...] = ()
+
+
+def _load(target: str) -> click.Command:
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+_C = "schakel.cli.commands."
+
+#: Every subcommand, by name.  Importing them all (and through them the client library,
+#: the server and the PII guard's word lists) took most of a second before any help was
+#: printed; now only the command that runs is imported.
+COMMANDS: dict[str, Lazy] = {
+    "agent": Lazy(_C + "agent:agent", "Keep your home's unlocked key for a session "
+                  "(sleutelagent), as ssh-agent does."),
+    "audit": Lazy(_C + "audit:audit", "The audit log (auditlog): every release, refusal and "
+                  "membership change, in an append-only Merkle tree signed by the server."),
+    "bemoeizorg": Lazy(_C + "bemoeizorg:bemoeizorg", "Bemoeizorg (outreach care without "
+                       "consent, OGGZ networks only)."),
+    "case": Lazy(_C + "case:case", "Cases (casussen): create, read, work on, close, share, "
+                 "refer."),
+    "consent": Lazy(_C + "consent:consent", "A person's consent (toestemming) to release "
+                    "identity: record, revoke."),
+    "demo": Lazy(_C + "demo:demo", "Play two networks from the report against a real "
+                 "`schakel serve`."),
+    "duties": Lazy(_C + "duties:duties", "Do this home's duties for a network now (also done "
+                   "at every sync)."),
+    "grant": Lazy(_C + "grant:grant", "Identity releases under consent (vrijgave): create a "
+                  "grant, receive it."),
+    "init": Lazy(_C + "init:init", "Create your organisation's Schakel home: keys, server "
+                 "address, local state."),
+    "keys": Lazy(_C + "keys:keys", "Your organisation's keys (sleutels): create, show, hand "
+                 "over, rotate.", extra=(_C + "init:keys_bundle",)),
+    "member": Lazy(_C + "member:member", "Members of a network (deelnemers): add, remove, "
+                   "list."),
+    "network": Lazy(_C + "network:network", "Networks (netwerken): found one, trust and join "
+                    "one, look at one.", extra=(_C + "covenant:covenant_example",)),
+    "notifications": Lazy(_C + "notifications:notifications", "The coördinator's "
+                          "notifications (meldingen), oldest first."),
+    "report": Lazy(_C + "report:report", "Aggregate report of the network's cases "
+                   "(rapportage) for the municipality."),
+    "review": Lazy(_C + "review:review", "Review a bemoeizorg invocation as auditor: "
+                   "--approve or --question."),
+    "serve": Lazy(_C + "serve:serve", "Run the Schakel server until Ctrl-C or SIGTERM."),
+    "server": Lazy(_C + "serve:server", "Prepare and inspect a Schakel server's data "
+                   "directory."),
+    "signal": Lazy(_C + "signal:signal", "Signals of concern (signalen): send, follow, read, "
+                   "answer."),
+    "sync": Lazy(_C + "network:sync", "Fetch, verify and decrypt what is new (bijwerken), "
+                 "then do this home's duties."),
+    "whoami": Lazy(_C + "init:whoami", "Show who this home acts as: organisation, key id, "
+                   "fingerprint, server, networks, and any server misbehaviour this home "
+                   "caught and recorded."),
+}
+
+
 class SchakelGroup(click.Group):
     """Turns every error into a readable refusal with a meaningful exit code
     instead of a traceback (SCHAKEL_DEBUG=1 shows the traceback of a bug).
 
-    The server's commands are imported only when used: importing the server
-    costs more than half a second, which every partner command would pay.
+    Commands in :data:`COMMANDS` are imported on first use (a lazy group); a command
+    added with ``add_command`` works as in any click group.
     """
-
-    #: name -> (module, attribute) of commands imported on first use.
-    LAZY: dict[str, tuple[str, str]] = {"serve": ("schakel.cli.commands.serve", "serve"),
-                                         "server": ("schakel.cli.commands.serve", "server")}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
@@ -308,47 +361,83 @@ class SchakelGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.LAZY})
+        return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.LAZY and cmd_name not in self.commands:
-            module, attribute = self.LAZY[cmd_name]
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        lazy = COMMANDS.get(cmd_name)
+        if lazy is not None and cmd_name not in self.commands:
+            command = _load(lazy.target)
+            if isinstance(command, click.Group):
+                for extra in lazy.extra:
+                    command.add_command(_load(extra))
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``schakel --help`` from :data:`COMMANDS`, importing none."""
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                command = self.commands[name]
+                if command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                placeholder = click.Command(name, help=COMMANDS[name].help)    # shortened as click does
+                rows.append((name, placeholder.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ServerUnreachable as error:
-            unreachable(error.details.get("server") or ctx.meta.get(SERVER_META), error)
-        except ProtocolError as error:
-            fail(error, as_json=bool(ctx.meta.get(JSON_META)))
-        except (aiohttp.ClientConnectionError, aiohttp.InvalidURL, asyncio.TimeoutError) as error:
-            unreachable(ctx.meta.get(SERVER_META), error)
-        except aiohttp.ClientResponseError as error:
-            _say(f"schakel: the server answered HTTP {error.status} ({error.message}) at "
-                 f"{ctx.meta.get(SERVER_META) or 'the configured address'}")
-            _say("  what to do: check that the address is a Schakel server (`schakel whoami`)")
-            sys.exit(EXIT_REFUSED)
-        except OSError as error:
-            _say(f"schakel: refused: {error.strerror or error}"
-                 f"{f' ({error.filename})' if error.filename else ''}")
-            sys.exit(EXIT_REFUSED)
-        except LexiconUnavailable as error:
-            _say(f"schakel: refused: {error}; nothing was sent")
-            _say("  what to do: this installation lacks the PII guard's word lists; reinstall "
-                 "schakel with its dependencies")
-            sys.exit(EXIT_REFUSED)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit,
                 KeyboardInterrupt):
             raise
         except Exception as error:  # noqa: BLE001 -- the last line of defence against tracebacks
-            if os.environ.get("SCHAKEL_DEBUG"):
-                raise
-            _say(f"schakel: internal error ({type(error).__name__}): {error}")
-            _say("  this is a bug in schakel; run again with SCHAKEL_DEBUG=1 for the traceback "
-                 "and report it")
+            refuse(ctx, error)
+
+
+def refuse(ctx: click.Context, error: Exception) -> NoReturn:
+    """Map any error a command raised to its message and exit code (the library's and
+    aiohttp's are imported here, when there is an error, not for every ``--help``)."""
+    from schakel.cli.commands.common import JSON_META, SERVER_META
+    from schakel.cli.commands.refusal import CALLER_META
+    from schakel.client.errors import ServerUnreachable
+    from schakel.protocol.pii_lexicon import LexiconUnavailable
+
+    if isinstance(error, ServerUnreachable):
+        unreachable(error.details.get("server") or ctx.meta.get(SERVER_META), error)
+    if isinstance(error, ProtocolError):
+        fail(error, as_json=bool(ctx.meta.get(JSON_META)), role=ctx.meta.get(CALLER_META))
+    if "aiohttp" in sys.modules:        # an aiohttp error exists only once aiohttp is loaded
+        import aiohttp
+
+        if isinstance(error, (aiohttp.ClientConnectionError, aiohttp.InvalidURL)):
+            unreachable(ctx.meta.get(SERVER_META), error)
+        if isinstance(error, aiohttp.ClientResponseError):
+            _say(f"schakel: the server answered HTTP {error.status} ({error.message}) at "
+                 f"{ctx.meta.get(SERVER_META) or 'the configured address'}")
+            _say("  what to do: check that the address is a Schakel server (`schakel whoami`)")
             sys.exit(EXIT_REFUSED)
+    if isinstance(error, TimeoutError):     # asyncio.TimeoutError is TimeoutError
+        unreachable(ctx.meta.get(SERVER_META), error)
+    if isinstance(error, OSError):
+        _say(f"schakel: refused: {error.strerror or error}"
+             f"{f' ({error.filename})' if error.filename else ''}")
+        sys.exit(EXIT_REFUSED)
+    if isinstance(error, LexiconUnavailable):
+        _say(f"schakel: refused: {error}; nothing was sent")
+        _say("  what to do: this installation lacks the PII guard's word lists; reinstall "
+             "schakel with its dependencies")
+        sys.exit(EXIT_REFUSED)
+    if os.environ.get("SCHAKEL_DEBUG"):
+        raise error
+    _say(f"schakel: internal error ({type(error).__name__}): {error}")
+    _say("  this is a bug in schakel; run again with SCHAKEL_DEBUG=1 for the traceback "
+         "and report it")
+    sys.exit(EXIT_REFUSED)
 
 
 @click.group(cls=SchakelGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -371,6 +460,8 @@ def main() -> None:
 def _client_logging() -> None:
     """The library logs retries at info level; a person needs only warnings, on stderr,
     so standard output stays clean for --json (SCHAKEL_DEBUG=1 shows everything)."""
+    import structlog
+
     level = logging.DEBUG if os.environ.get("SCHAKEL_DEBUG") else logging.WARNING
     structlog.configure(
         processors=[structlog.processors.add_log_level,
@@ -378,10 +469,3 @@ def _client_logging() -> None:
                     structlog.processors.JSONRenderer(sort_keys=True)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
-
-
-keys.add_command(keys_bundle)
-for command in (init, whoami, keys, network, sync, member, case, signal, consent, grant,
-                bemoeizorg, review, audit, report, duties, demo):
-    main.add_command(command)
-

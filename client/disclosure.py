@@ -38,7 +38,8 @@ from schakel.protocol.objects.network import Policy
 from schakel.protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
 
 from schakel.client.errors import ServerRefused
-from schakel.client.views import Released
+from schakel.client import ledger
+from schakel.client.views import GrantSummary, InvocationSummary, Released
 from schakel.client.wire import new_id, refuse
 
 if TYPE_CHECKING:
@@ -375,6 +376,11 @@ class Disclosure:
                 raise ContextMismatchError("the server acknowledged another invocation")
         return invocation
 
+    async def invocation(self, network: str, invocation: str) -> BemoeizorgInvocation | None:
+        """An invocation, verified against its invoker's membership (:meth:`_invocation`):
+        its case, ground and classes; None when this partner may not read it."""
+        return await self._invocation(network, invocation)
+
     async def _invocation(self, network: str, invocation: str) -> BemoeizorgInvocation | None:
         """The invocation, verified against its invoker's membership: from local state
         (this client made it) or from the server (coordinator, auditors, the invoker).
@@ -407,7 +413,8 @@ class Disclosure:
         """Co-sign an invocation as the second person (§D.5, four eyes).  The case
         comes from the invocation when this partner can read it (coordinator, auditor,
         or the invoker's organisation with another acting user); a role-holder of
-        another organisation, who may not read it, names it with ``case=``."""
+        another organisation, who may not read it, names it (``case``): without it
+        the refusal is a :class:`MalformedError` whose ``details.field`` is ``case``."""
         s = self.session
         inv = await self._invocation(network, invocation)
         if inv is not None:
@@ -416,8 +423,9 @@ class Disclosure:
                                            details={"field": "case"})
             case = inv.case
         if case is None:
-            raise MalformedError("this partner cannot read the invocation: pass case=",
-                                 details={"field": "case"})
+            raise MalformedError("the invocation's case is needed: only the coordinator, "
+                                 "auditors and the invoker read an invocation, so this "
+                                 "partner cannot look it up", details={"field": "case"})
         tv = await s.trusted(network)
         me = tv.member(s.key_id)
         if me is None or not me.current or "bemoeizorg" not in me.roles:
@@ -459,6 +467,21 @@ class Disclosure:
             "case": released.case, "classes": sorted(released.classes), "invoked": invoked})
         s.state.delete_doc("pending-release", (network, invocation))
         return released
+
+    # ------------------------------------------------------------------ lists
+
+    async def grants(self, network: str) -> list[GrantSummary]:
+        """The grants the verified audit log shows this partner, oldest first: the ones
+        it holds and the ones it gave (the coordinator and auditors: every grant), each
+        with whether it was released (:func:`schakel.client.ledger.grants`)."""
+        return ledger.grants(await self.audit.entries(network), self.session.key_id)
+
+    async def invocations(self, network: str) -> list[InvocationSummary]:
+        """The bemoeizorg invocations the verified audit log shows this partner, oldest
+        first, each with its state (:func:`schakel.client.ledger.invocations`): every
+        invocation for the coordinator and auditors, its own for an invoker, its
+        co-signs for a co-signer."""
+        return ledger.invocations(await self.audit.entries(network))
 
     async def justification(self, network: str, invocation: str) -> str:
         """The justification of an invocation, opened with this auditor's box key and

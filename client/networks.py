@@ -34,6 +34,7 @@ from schakel.client.casekeys import CaseKeys
 from schakel.client.errors import NotFound
 from schakel.client.session import Session
 from schakel.client.trust import TrustView
+from schakel.client.views import NetworkPlace
 from schakel.client.wire import PAGE, page_of
 
 #: A membership starts this much before "now", so a server clock a little behind ours
@@ -62,6 +63,29 @@ class Networks:
         """The allow-list of the network policy this partner verified (protocol.md §N.2),
         read without a request: ``()`` before the network's first sync."""
         return self.session.pii_allow(network)
+
+    def place(self, network: str) -> NetworkPlace:
+        """``network`` and this partner's place in it, as verified at the last sync."""
+        try:
+            tv = self.session.local_trust(network)
+        except NotFound:
+            return NetworkPlace(network=network, name=None, kind=None, role="not-synced")
+        me = tv.member(self.session.key_id)
+        if tv.is_coordinator(self.session.key_id):
+            role = "coordinator"
+        elif me is None:
+            role = "not-admitted"
+        elif not me.current:
+            role = "former"
+        else:
+            role = "auditor" if me.has_role("auditor") else me.ring
+        return NetworkPlace(network=network, name=tv.name, kind=tv.kind, role=role,
+                            ring=me.ring if me else None, party=me.party if me else None,
+                            roles=sorted(me.roles) if me else [])
+
+    def places(self) -> list[NetworkPlace]:
+        """Every trusted network with this partner's place in it (:meth:`place`)."""
+        return [self.place(network) for network in self.trusted()]
 
     def members(self, network: str) -> list[dict[str, Any]]:
         """The verified members (from what this partner verified and kept)."""

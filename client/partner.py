@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from schakel.keys import KdfParams, PartnerKeys, load_keystore, save_keystore
+from schakel.keys import KdfParams, KeystoreKey, PartnerKeys, load_keystore, save_keystore
 from schakel.protocol.errors import UntrustedKeyError
 
 from schakel.client.audit import Audit
@@ -96,10 +96,12 @@ class Partner:
                            acting_user=acting_user, clock=clock))
 
     @classmethod
-    async def open(cls, home: str | os.PathLike[str], passphrase: str, *,
+    async def open(cls, home: str | os.PathLike[str], passphrase: str | KeystoreKey, *,
                    server: str | None = None, acting_user: str | None = None,
                    clock: Clock = utc_now) -> Partner:
-        """Unlock ``home`` (KeystoreError on a wrong passphrase).  ``server`` overrides
+        """Unlock ``home`` (KeystoreError on a wrong passphrase) with its passphrase, or
+        with the :class:`~schakel.keys.KeystoreKey` a key agent kept from an earlier
+        unlock, which skips the slow Argon2id step (ADR 0023).  ``server`` overrides
         the configured URL for this session; ``acting_user`` the configured employee
         (NEN 7513 wants the person who acts: a partner's system that serves several
         employees opens one session per person)."""

@@ -111,9 +111,9 @@ class Session:
     def anchor(self, network: str) -> str:
         anchor = self.config.trusted.get(network)
         if anchor is None:
-            raise UntrustedKeyError(f"network {network} is not trusted: configure the "
-                                    f"coordinator's fingerprint first (trust)",
-                                    details={"network": network})
+            raise UntrustedKeyError(f"network {network} is not trusted by this partner yet: "
+                                    f"anchor it to its coordinator's fingerprint first",
+                                    details={"network": network, "anchor": "missing"})
         return anchor
 
     async def trusted(self, network: str) -> TrustView:

@@ -194,6 +194,67 @@ class AuditVerification(_View):
     head_time: str | None
 
 
+@dataclass
+class GrantSummary(_View):
+    """One grant of identity under consent, from the audit log.  ``direction``:
+    ``to-you`` (this partner is the grantee), ``by-you`` (this partner granted it) or
+    ``other`` (the coordinator's or an auditor's view of another pair).  ``status``:
+    ``granted`` (not yet received), ``released`` (the grantee received it) or
+    ``release-refused`` (the last attempt was refused: ``refusal`` says why)."""
+
+    grant: str
+    case: str | None
+    grantee: str | None
+    grantor: str | None
+    grantor_name: str | None
+    classes: list[str]
+    granted: str
+    direction: str
+    status: str
+    released: str | None = None
+    refusal: str | None = None
+
+
+@dataclass
+class InvocationSummary(_View):
+    """One bemoeizorg invocation, from the audit log.  ``status``: ``refused`` (the
+    server denied the invocation: ``refusal``), ``waiting-for-cosign``, ``cosigned``,
+    ``released`` or ``reviewed``; ``reviews`` holds each auditor's outcome
+    (``approved`` or ``questioned``).  Fields the log does not show this partner are
+    None (a co-signer of another organisation sees only its co-sign)."""
+
+    invocation: str
+    case: str | None
+    invoker: str | None
+    invoker_name: str | None
+    ground: str | None
+    classes: list[str]
+    invoked: str | None
+    status: str
+    cosigners: list[str] = field(default_factory=list)
+    released: str | None = None
+    reviews: list[str] = field(default_factory=list)
+    refusal: str | None = None
+
+
+@dataclass
+class NetworkPlace(_View):
+    """A network this partner trusts and its place in it, as verified at the last sync
+    (read without a request).  ``role``: ``coordinator``, ``auditor`` (a current member
+    with the auditor role), ``core``, ``shell``, ``former`` (its membership expired or
+    was revoked), ``not-admitted`` (no membership for this key yet) or ``not-synced``
+    (never synced: name and kind are not known yet)."""
+
+    network: str
+    name: str | None
+    kind: str | None
+    role: str
+    ring: str | None = None
+    party: str | None = None
+    roles: list[str] = field(default_factory=list)
+
+
 __all__ = ["EventView", "PolicyBreach", "CaseView", "SignalTicket", "SignalStatus",
            "ReceivedSignal",
-           "Released", "DutyReport", "SyncResult", "AuditVerification"]
+           "Released", "DutyReport", "SyncResult", "AuditVerification", "GrantSummary",
+           "InvocationSummary", "NetworkPlace"]

@@ -27,12 +27,15 @@ from schakel.keys.fingerprint import Fingerprint, fingerprint
 from schakel.keys.keystore import (
     KdfParams,
     KeystoreInfo,
+    KeystoreKey,
     decrypt_keystore,
+    derive_keystore_key,
     encrypt_keystore,
     load_keystore,
     parse_keystore_info,
     read_keystore_info,
     save_keystore,
+    unlock_keystore_key,
 )
 from schakel.keys.partner import PartnerKeys, PublicKeys
 from schakel.keys.passphrase import passphrase_from
@@ -40,8 +43,9 @@ from schakel.keys.rotation import Rotation, rotate, verify_rotation, verify_rota
 
 __all__ = [
     "PartnerKeys", "PublicKeys",
-    "KdfParams", "KeystoreInfo", "encrypt_keystore", "decrypt_keystore", "parse_keystore_info",
-    "save_keystore", "load_keystore", "read_keystore_info", "passphrase_from",
+    "KdfParams", "KeystoreInfo", "KeystoreKey", "encrypt_keystore", "decrypt_keystore",
+    "derive_keystore_key", "parse_keystore_info", "save_keystore", "load_keystore",
+    "read_keystore_info", "unlock_keystore_key", "passphrase_from",
     "Fingerprint", "fingerprint",
     "KeyBundle", "make_key_bundle", "verify_key_bundle",
     "Rotation", "rotate", "verify_rotation", "verify_rotation_record",

@@ -24,6 +24,10 @@ parameters were swapped is detected.  KDF parameters below libsodium's
 INTERACTIVE level are refused before any work is done (no downgrade), and so
 are parameters above SENSITIVE (no memory exhaustion by a planted file).
 
+The secretbox key itself, with the salt it belongs to, is a :class:`KeystoreKey`
+(:func:`unlock_keystore_key`): it opens that keystore again without Argon2id, which is
+what the key agent keeps for a session (``keys/agent.py``, ADR 0023).
+
 The document's shape is ``protocol/schemas/keystore.json`` (its ``$defs/payload``
 is the encrypted payload); this module adds the KDF bounds and the cryptography.
 
@@ -42,7 +46,7 @@ import stat
 import tempfile
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -142,6 +146,23 @@ class KeystoreInfo:
         return Fingerprint.of(self.public.sign)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class KeystoreKey:
+    """The secretbox key that Argon2id derived from one keystore's passphrase and salt.
+
+    It opens that keystore (and no other: ``salt`` names which) without running
+    Argon2id again, which is what the key agent keeps for a session (ADR 0023).
+    It is as secret as the keys it opens; its ``repr`` never shows it.
+    """
+
+    salt: bytes
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.salt) != ARGON2ID_SALT_BYTES or len(self.secret) != KEY_BYTES:
+            raise KeystoreError("a keystore key is a 16-byte salt and a 32-byte key")
+
+
 def _passphrase_bytes(passphrase: str | bytes) -> bytes:
     # Text is NFC-normalised so the same passphrase typed on another system
     # (composed vs decomposed accents) derives the same key.
@@ -234,20 +255,24 @@ def parse_keystore_info(data: bytes) -> KeystoreInfo:
     return _parse(data)[0]
 
 
-def decrypt_keystore(data: bytes, passphrase: str | bytes) -> PartnerKeys:
-    """Unlock a keystore document.
+def decrypt_keystore(data: bytes, secret: str | bytes | KeystoreKey) -> PartnerKeys:
+    """Unlock a keystore document with its passphrase (one Argon2id run) or with the
+    :class:`KeystoreKey` an earlier unlock derived (no Argon2id).
 
     Raises :class:`KeystoreError` for a wrong passphrase or damaged ciphertext
-    (one message: they cannot be told apart), for a header that does not
-    belong to the encrypted part, and for malformed or downgraded files.
+    (one message: they cannot be told apart), for a key derived for another
+    keystore, for a header that does not belong to the encrypted part, and for
+    malformed or downgraded files.
     """
     info, header, box = _parse(data)
     if len(box) < _BOX_OVERHEAD:
         raise KeystoreError("damaged keystore: secret.box is truncated")
-    box_key = argon2id(_passphrase_bytes(passphrase), info.salt,
-                       opslimit=info.kdf.opslimit, memlimit=info.kdf.memlimit)
+    key = secret if isinstance(secret, KeystoreKey) else _derive(info, secret)
+    if not constant_time_equal(key.salt, info.salt):
+        raise KeystoreError("this keystore key was derived for another keystore (its salt "
+                            "differs: the keystore was replaced or its passphrase changed)")
     try:
-        plaintext = secretbox_decrypt(box_key, box)
+        plaintext = secretbox_decrypt(key.secret, box)
     except DecryptionError:
         raise KeystoreError("wrong passphrase or damaged keystore") from None
     try:
@@ -267,6 +292,21 @@ def decrypt_keystore(data: bytes, passphrase: str | bytes) -> PartnerKeys:
         raise KeystoreError("keystore header was altered: public keys do not match the "
                             "encrypted keys")
     return keys
+
+
+def _derive(info: KeystoreInfo, passphrase: str | bytes) -> KeystoreKey:
+    """Argon2id(passphrase, salt): the one slow step of unlocking (256 MiB by default)."""
+    return KeystoreKey(info.salt, argon2id(_passphrase_bytes(passphrase), info.salt,
+                                           opslimit=info.kdf.opslimit,
+                                           memlimit=info.kdf.memlimit))
+
+
+def derive_keystore_key(data: bytes, passphrase: str | bytes) -> KeystoreKey:
+    """The :class:`KeystoreKey` of a keystore document, checked: it must open the
+    keystore (:class:`KeystoreError` for a wrong passphrase, as :func:`decrypt_keystore`)."""
+    key = _derive(parse_keystore_info(data), passphrase)
+    decrypt_keystore(data, key)
+    return key
 
 
 # --------------------------------------------------------------------------- files
@@ -295,9 +335,15 @@ def read_keystore_info(path: str | os.PathLike[str]) -> KeystoreInfo:
     return parse_keystore_info(_read(path))
 
 
-def load_keystore(path: str | os.PathLike[str], passphrase: str | bytes) -> PartnerKeys:
-    """Unlock the keystore at ``path``.  Never writes to the file."""
-    return decrypt_keystore(_read(path), passphrase)
+def load_keystore(path: str | os.PathLike[str], secret: str | bytes | KeystoreKey) -> PartnerKeys:
+    """Unlock the keystore at ``path`` with its passphrase or a :class:`KeystoreKey`.
+    Never writes to the file."""
+    return decrypt_keystore(_read(path), secret)
+
+
+def unlock_keystore_key(path: str | os.PathLike[str], passphrase: str | bytes) -> KeystoreKey:
+    """The checked :class:`KeystoreKey` of the keystore at ``path`` (one Argon2id run)."""
+    return derive_keystore_key(_read(path), passphrase)
 
 
 def save_keystore(path: str | os.PathLike[str], keys: PartnerKeys, passphrase: str | bytes, *,
@@ -366,7 +412,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 __all__ = [
-    "FORMAT", "KdfParams", "KeystoreInfo", "MIN_PASSPHRASE_CHARS",
-    "encrypt_keystore", "decrypt_keystore", "parse_keystore_info",
-    "save_keystore", "load_keystore", "read_keystore_info",
+    "FORMAT", "KdfParams", "KeystoreInfo", "KeystoreKey", "MIN_PASSPHRASE_CHARS",
+    "encrypt_keystore", "decrypt_keystore", "derive_keystore_key", "parse_keystore_info",
+    "save_keystore", "load_keystore", "read_keystore_info", "unlock_keystore_key",
 ]

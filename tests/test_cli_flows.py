@@ -169,7 +169,7 @@ def test_the_passphrase_prompt_reads_a_line_and_refuses_none(world: World) -> No
 
 
 def test_a_directory_that_is_no_home_exits_3(tmp_path: Path) -> None:
-    result = schakel("case", "list", "n", "--home", str(tmp_path / "nowhere"), cwd=tmp_path)
+    result = schakel("case", "list", "n" * 21 + "A", "--home", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 3 and "schakel init" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -195,7 +195,9 @@ def test_members_are_listed_verified(world: World) -> None:
 
 
 def test_network_list_and_show(world: World) -> None:
-    assert world.visit.json("network", "list")["networks"] == [world.network]
+    listed = world.visit.json("network", "list")["networks"]
+    assert [(n["network"], n["name"], n["role"]) for n in listed] == [
+        (world.network, "Buurtnetwerk 55+ Soesterkwartier", "core")]
     shown = world.coord.json("network", "show", world.network)
     assert len(shown["members"]) == 3
 
@@ -545,7 +547,7 @@ def test_a_genesis_not_signed_by_the_trusted_coordinator_exits_4(world: World, c
     bundle = world.root / "stranger-bundle.json"
     stranger.ok("keys", "bundle", "--out", str(bundle))
     world.coord.ok("member", "add", world.network, str(bundle), "--ring", "shell",
-                   "--party", "informal")
+                   "--party", "informal", "--fingerprint", stranger.fingerprint)
     shared = world.coord.json("case", "share", world.network, case, stranger.key_id,
                               "--reason", "bezoekwerk")
     assert shared["shared"] is True and shared["partner"] == stranger.key_id
@@ -583,7 +585,8 @@ def test_the_command_tree_is_complete() -> None:
               ("signal", "status"), ("signal", "list"), ("signal", "feedback"),
               ("consent", "record"), ("consent", "revoke"), ("grant", "create"),
               ("grant", "release"), ("bemoeizorg", "invoke"), ("bemoeizorg", "cosign"),
-              ("bemoeizorg", "release"), ("bemoeizorg", "justification"), ("review",), ("audit", "log"), ("audit", "verify"),
+              ("bemoeizorg", "release"), ("bemoeizorg", "justification"), ("bemoeizorg", "list"),
+              ("grant", "list"), ("notifications",), ("review",), ("audit", "log"), ("audit", "verify"),
               ("audit", "report"), ("report",), ("duties",), ("serve",), ("server", "init"),
               ("server", "fingerprint"),
               ("demo",)}

@@ -284,7 +284,7 @@ def test_without_the_guards_word_lists_the_cli_refuses_and_sends_nothing(tmp_pat
     program = ("import sys; sys.modules['deduce'] = None; sys.argv = ['schakel'] + sys.argv[1:];"
                " from schakel.cli.main import main; main()")
     result = subprocess.run(
-        [sys.executable, "-c", program, "case", "note", "n" * 22, "c" * 22, "--text",
+        [sys.executable, "-c", program, "case", "note", "n" * 21 + "A", "c" * 22, "--text",
          "Buurvrouw belt over de tuin.", "--home", str(tmp_path / "home")],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
         env={**os.environ, "SCHAKEL_DEBUG": ""})

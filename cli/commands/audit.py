@@ -11,6 +11,7 @@ import click
 from schakel.cli.commands.common import (
     json_option, partner_options, progress_bar, progress_option, with_partner,
 )
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def entry_row(item: dict[str, Any]) -> dict[str, Any]:
 
 @audit.command("log")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @json_option
 def log(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
     """List the audit entries you may read, each verified against a signed head.
@@ -71,7 +72,7 @@ def log(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
 
 @audit.command("verify")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @progress_option
 @json_option
 def verify(home: Path, server: str | None, network_id: str, progress: bool | None,
@@ -102,7 +103,7 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
 
 @audit.command("report")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @json_option
 def access_report(home: Path, server: str | None, network_id: str, case_id: str,

@@ -4,13 +4,15 @@ OGGZ network without consent, under four-eyes and auditor review."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from schakel.cli.commands.common import json_option, partner_options, with_partner
 from schakel.cli.commands.grant import receive_release
-from schakel.cli.commands.output import emit
+from schakel.cli.commands.ids import network_argument
+from schakel.cli.commands.output import emit, table
+from schakel.protocol.errors import MalformedError
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -29,7 +31,7 @@ def bemoeizorg() -> None:
 
 @bemoeizorg.command("invoke")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--ground", required=True,
               help="A ground from the network policy's list, e.g. severe-self-neglect "
@@ -46,25 +48,31 @@ def invoke(home: Path, server: str | None, network_id: str, case_id: str, ground
 
     Refused (exit 1, with the reason) outside an OGGZ network, without the
     role, with a ground not in the policy, or above the daily limit.
+    JSON: {"network", "case", "invocation", "ground", "classes"}: the classes the
+    invocation asks, which its release gives.
     """
-    async def ask(partner: "Partner") -> str:
+    async def ask(partner: "Partner") -> tuple[str, list[str]]:
         await partner.sync(network_id)
-        return await partner.disclosure.invoke_bemoeizorg(network_id, case_id, ground=ground,
-                                               justification=justification,
-                                               classes=list(classes) or None)
+        invocation = await partner.disclosure.invoke_bemoeizorg(
+            network_id, case_id, ground=ground, justification=justification,
+            classes=list(classes) or None)
+        made = await partner.disclosure.invocation(network_id, invocation)
+        return invocation, list(made.classes) if made is not None else sorted(classes)
 
-    invocation = with_partner(home, server, ask)
+    invocation, asked = with_partner(home, server, ask)
     emit({"network": network_id, "case": case_id, "invocation": invocation, "ground": ground,
-          "classes": list(classes)}, as_json=as_json, rows=[
+          "classes": asked}, as_json=as_json, rows=[
         ("invocation", invocation), ("case", case_id), ("ground", ground),
+        ("classes", ", ".join(asked)),
         ("next", f"a colleague with the bemoeizorg role runs `schakel bemoeizorg cosign "
-                 f"{network_id} {invocation}`; then `schakel bemoeizorg release`"),
+                 f"{network_id} {invocation} --case {case_id}`; then `schakel bemoeizorg "
+                 f"release {network_id} {invocation}`"),
     ])
 
 
 @bemoeizorg.command("cosign")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("invocation", metavar="INVOCATION")
 @click.option("--case", "case_id", metavar="CASE",
               help="The case of the invocation; needed only when your organisation cannot "
@@ -73,10 +81,25 @@ def invoke(home: Path, server: str | None, network_id: str, case_id: str, ground
 def cosign(home: Path, server: str | None, network_id: str, invocation: str, case_id: str | None,
            as_json: bool) -> None:
     """Co-sign a colleague's invocation (four-eyes, vier ogen): a different person
-    holding the bemoeizorg role."""
+    holding the bemoeizorg role.
+
+    The case is looked up when your organisation may read the invocation (the
+    coordinator, an auditor, the invoker's own organisation); a co-signer of
+    another organisation gives it with --case (the invoker's `bemoeizorg invoke`
+    printed it).
+    """
     async def sign(partner: "Partner") -> None:
         await partner.sync(network_id)
-        await partner.disclosure.cosign(network_id, invocation, case=case_id)
+        try:
+            await partner.disclosure.cosign(network_id, invocation, case=case_id)
+        except MalformedError as error:
+            if case_id is None and (error.details or {}).get("field") == "case":
+                raise click.UsageError(
+                    f"your organisation cannot look up the case of invocation {invocation} "
+                    "(only the coordinator, auditors and the invoker read an invocation): "
+                    "add --case CASE, the case the invoker named (their `schakel bemoeizorg "
+                    "invoke` printed it)") from None
+            raise
 
     with_partner(home, server, sign)
     emit({"network": network_id, "invocation": invocation, "cosigned": True}, as_json=as_json,
@@ -86,7 +109,7 @@ def cosign(home: Path, server: str | None, network_id: str, invocation: str, cas
 
 @bemoeizorg.command("justification")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("invocation", metavar="INVOCATION")
 @json_option
 def justification(home: Path, server: str | None, network_id: str, invocation: str,
@@ -109,7 +132,7 @@ def justification(home: Path, server: str | None, network_id: str, invocation: s
 
 @bemoeizorg.command("release")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("invocation", metavar="INVOCATION")
 @json_option
 def release(home: Path, server: str | None, network_id: str, invocation: str, as_json: bool) -> None:
@@ -122,3 +145,38 @@ def release(home: Path, server: str | None, network_id: str, invocation: str, as
     receive_release(home, server, network_id,
                     lambda partner: partner.disclosure.bemoeizorg_release(network_id, invocation),
                     as_json=as_json)
+
+
+INVOCATION_COLUMNS = [("invocation", "invocation"), ("case", "case"), ("invoker", "invoker"),
+                      ("ground", "ground"), ("classes", "classes"), ("invoked", "invoked"),
+                      ("status", "status"), ("cosigners", "co-signed by"),
+                      ("reviews", "reviews")]
+
+
+@bemoeizorg.command("list")
+@partner_options
+@network_argument
+@json_option
+def list_invocations(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
+    """List bemoeizorg invocations with their ids and state, from the verified audit log.
+
+    The coordinator and auditors see every invocation (an auditor takes the
+    INVOCATION id for `bemoeizorg justification` and `review` from here); an
+    invoker sees its own, a co-signer its co-signs. Status: waiting-for-cosign,
+    cosigned, released, reviewed, or refused (with the reason).
+    JSON: {"network", "invocations": [{"invocation", "case", "invoker",
+    "invoker_name", "ground", "classes", "invoked", "status", "cosigners",
+    "released", "reviews", "refusal"}]}.
+    """
+    async def look(partner: "Partner") -> list[dict[str, Any]]:
+        return [i.to_json() for i in await partner.disclosure.invocations(network_id)]
+
+    invocations = with_partner(home, server, look)
+    if as_json:
+        emit({"network": network_id, "invocations": invocations}, as_json=True)
+        return
+    rows = [{**i, "invoker": i.get("invoker_name") or i.get("invoker"),
+             "status": i["status"] + (f" ({i['refusal']})" if i.get("refusal") else "")}
+            for i in invocations]
+    table(rows, INVOCATION_COLUMNS, empty="no bemoeizorg invocations you may see in this network",
+          limits={"invoker": 24})

@@ -18,6 +18,7 @@ from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
@@ -129,7 +130,7 @@ def _identity(identity_file: Path | None, **fields: Any) -> dict[str, Any] | Non
 
 @case.command("create", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @_intake_options
 @_identity_options
 @json_option
@@ -162,7 +163,7 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
 
 @case.command("consult", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @_intake_options
 @json_option
 def consult(home: Path, server: str | None, network_id: str, intake_file: Path | None,
@@ -196,7 +197,9 @@ def case_summary(view: Any, names: dict[str, str]) -> dict[str, Any]:
             "created": plain(view.created), "readable": view.readable,
             "severity": state.get("severity"), "neighbourhood": state.get("neighbourhood"),
             "domains": plain(state.get("domains")), "summary": state.get("summary"),
-            "breaches": len(getattr(view, "breaches", None) or [])}
+            "breaches": len(getattr(view, "breaches", None) or []),
+            "unreadable_events": sum(1 for e in getattr(view, "events", None) or []
+                                     if e.plaintext is None)}
 
 
 def member_names(partner: "Partner", network_id: str) -> dict[str, str]:
@@ -205,7 +208,7 @@ def member_names(partner: "Partner", network_id: str) -> dict[str, str]:
 
 @case.command("list")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.option("--status", type=click.Choice(["open", "closed", "all"]), default="all",
               show_default=True, help="Which cases to list.")
 @sync_option
@@ -216,8 +219,10 @@ def list_cases(home: Path, server: str | None, network_id: str, status: str, off
 
     JSON: {"network", "cases": [{"case", "kind", "status", "owner", "owner_name",
     "created", "readable", "severity", "neighbourhood", "domains", "summary",
-    "breaches"}]}; breaches counts the events that break the network policy's action
-    rules (see `case show`).
+    "breaches", "unreadable_events"}]}; unreadable_events counts the events written
+    before this home could read the case (`case show` says who can share them);
+    breaches counts the events that break the network policy's action rules (see
+    `case show`).
     """
     async def look(partner: "Partner") -> list[dict[str, Any]]:
         if not offline:
@@ -230,12 +235,15 @@ def list_cases(home: Path, server: str | None, network_id: str, status: str, off
     if as_json:
         emit({"network": network_id, "cases": cases}, as_json=True)
         return
-    table(cases, CASE_COLUMNS, empty="no cases", limits={"summary": 50, "owner_name": 24})
+    rows = [{**c, "summary": c["summary"] or "(history not readable: `schakel case show` "
+                                             "says who can share it)"}
+            if c["unreadable_events"] else c for c in cases]
+    table(rows, CASE_COLUMNS, empty="no cases", limits={"summary": 50, "owner_name": 24})
 
 
 @case.command("show")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @sync_option
 @json_option
@@ -249,12 +257,16 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
     an informal action on a complex case without a supporting professional) is
     shown, marked, and listed under "policy breaches". JSON: the whole CaseView
     (network, case, kind, owner, status, created, readable, state, events, each
-    with its breach, case_key_version, breaches).
+    with its breach, case_key_version, breaches), and unreadable_events (how many
+    events this home cannot read; their plaintext is null) with history (why, and
+    who can share it; null when every event is readable).
     """
     async def look(partner: "Partner") -> tuple[dict[str, Any], dict[str, str]]:
         if not offline:
             await partner.sync(network_id)
-        return plain(partner.cases.get(network_id, case_id)), member_names(partner, network_id)
+        view = plain(partner.cases.get(network_id, case_id))
+        names = member_names(partner, network_id)
+        return {**view, **unread_history(partner, view, names)}, names
 
     view, names = with_partner(home, server, look)
     if as_json:
@@ -266,11 +278,15 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
         ("case", view["case"]), ("kind", view["kind"]), ("status", view["status"]),
         ("owner", f"{names.get(view['owner'], '?')} ({view['owner']})"),
         ("created", cell(view.get("created"))),
-        ("readable", "yes" if view.get("readable") else "no (ask the owner to re-share history)"),
+        ("readable", "yes" if view.get("readable") else "no: the coördinator shares it with "
+                                                        "you (`schakel case share`)"),
         *[(k.replace("_", " "), cell(state.get(k))) for k in
           ("age_band", "neighbourhood", "domains", "severity", "care_status", "source", "complex")
           if k in state],
-        ("summary", cell(state.get("summary"))),
+        ("summary", cell(state.get("summary"))
+         + (" (in the history you cannot read)" if view["history"] and not state.get("summary")
+            else "")),
+        *([("history", view["history"])] if view["history"] else []),
         ("policy", f"{len(breaches)} breach(es) of the network policy: see below" if breaches
          else "no breaches seen"),
     ])
@@ -285,11 +301,34 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
               limits={"author_name": 24})
 
 
+def unread_history(partner: "Partner", view: dict[str, Any], names: dict[str, str]
+                   ) -> dict[str, Any]:
+    """How many of the case's events this home cannot read, and why and who can share
+    them (``reshare_history``): the coördinator, the only one whose shares the server
+    takes."""
+    unread = [e for e in view.get("events") or [] if e.get("plaintext") is None]
+    if not unread:
+        return {"unreadable_events": 0, "history": None}
+    tv = partner.networks.verified(view["network"])
+    me = tv.member(partner.key_id)
+    # A core member receives every case key from the epoch it joined in; what it lacks
+    # was written before.  A shell member receives a case when it is shared with it.
+    why = ("the case predates your organisation's membership" if me is not None
+           and me.ring == "core" else "they were written before the case was shared with you")
+    coordinator = tv.coordinator_key_id
+    return {"unreadable_events": len(unread),
+            "history": f"{len(unread)} event(s) not readable: {why}. The coördinator "
+                       f"({names.get(coordinator, coordinator)}) can share its history with "
+                       f"you: `schakel case reshare {view['network']} {view['case']} "
+                       f"{partner.key_id} --reason …`"}
+
+
 def _event_row(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     body = event.get("plaintext")
     if body is None:
         return {**event, "author_name": event.get("author_name") or names.get(event.get("author", ""), "?"),
-                "kind": "?", "text": "(unreadable: encrypted under a key this home does not hold)"}
+                "kind": "?", "text": "(not readable: written before this home could read the "
+                                     "case; see history above)"}
     text_keys = ("summary", "text", "description", "reason")
     text = next((body[k] for k in text_keys if body.get(k)), "")
     extra = [f"{k}={cell(body[k])}" for k in ("help_type", "relation", "status", "outcome",
@@ -317,7 +356,7 @@ def _add(home: Path, server: str | None, network_id: str, case_id: str, plaintex
 
 @case.command("note", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--text", required=True, help="The note (aantekening), without identifying data.")
 @json_option
@@ -329,7 +368,7 @@ def note(home: Path, server: str | None, network_id: str, case_id: str, text: st
 
 @case.command("analysis", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--text", required=True, help="The core's analysis (analyse).")
 @click.option("--domain", "domains", multiple=True, type=click.Choice(PROBLEM_DOMAINS),
@@ -349,7 +388,7 @@ def analysis(home: Path, server: str | None, network_id: str, case_id: str, text
 
 @case.command("action", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--description", required=True, help="What will be done (actie).")
 @click.option("--help-type", type=click.Choice(HELP_TYPES), required=True,
@@ -384,7 +423,7 @@ def action(home: Path, server: str | None, network_id: str, case_id: str, descri
 def _status_command(name: str, verb: str, doc: str) -> click.Command:
     @click.command(name, help=doc, epilog=GUARD_EPILOG)
     @partner_options
-    @click.argument("network_id", metavar="NETWORK")
+    @network_argument
     @click.argument("case_id", metavar="CASE")
     @click.option("--reason", required=True, help="Why (reden), without identifying data.")
     @json_option
@@ -411,7 +450,7 @@ case.add_command(_status_command("reopen", "reopen", "Reopen a closed case (owne
 
 @case.command("share", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.argument("partner_id", metavar="PARTNER")
 @click.option("--reason", required=True, help="Why this shell partner needs the case.")
@@ -433,16 +472,17 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
 
 @case.command("reshare", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.argument("member_id", metavar="MEMBER")
 @click.option("--reason", required=True, help="Why this member needs the case's history.")
 @json_option
 def reshare(home: Path, server: str | None, network_id: str, case_id: str, member_id: str,
             reason: str, as_json: bool) -> None:
-    """Give a member that joined later the case's history (owner or coordinator).
+    """Give a member that joined later the case's history (coordinator).
 
-    Shares every earlier key version of the case this home holds.
+    Shares every earlier key version of the case this home holds; the server
+    takes shares from the coordinator only (docs/protocol.md, POST .../shares).
     """
     async def give(partner: "Partner") -> None:
         await partner.sync(network_id)
@@ -455,9 +495,9 @@ def reshare(home: Path, server: str | None, network_id: str, case_id: str, membe
 
 @case.command("refer", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
-@click.argument("to_network", metavar="TO_NETWORK")
+@click.argument("to_network", metavar="TO_NETWORK", callback=check_network_id)
 @click.option("--consent", "consent_id", metavar="CONSENT", help="The consent that allows the referral.")
 @click.option("--invocation", metavar="INVOCATION", help="The bemoeizorg invocation that allows it.")
 @click.option("--reason", required=True, help="Why the case moves (doorverwijzing).")
@@ -487,7 +527,7 @@ def refer(home: Path, server: str | None, network_id: str, case_id: str, to_netw
 
 @case.command("identity")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @json_option
 def identity(home: Path, server: str | None, network_id: str, case_id: str, as_json: bool) -> None:

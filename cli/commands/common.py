@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from schakel.cli.commands.guard import refuse_early, showing
-from schakel.keys import passphrase_from
+from schakel.cli.commands.refusal import note_caller
 from schakel.protocol.canonical import parse_json
-from schakel.protocol.errors import KeystoreError, MalformedError
+from schakel.protocol.errors import KeystoreError, MalformedError, ProtocolError
 
 if TYPE_CHECKING:  # the library is imported when a command runs, so --help stays fast
     from schakel.client.partner import Partner
@@ -128,8 +128,9 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
                  *, guard: Mapping[str, Any] | None = None) -> T:
     """Open the partner in ``home``, run ``work`` on it, close it always; return the result.
 
-    The passphrase comes from SCHAKEL_PASSPHRASE or a hidden prompt, asked
-    before anything touches the network.  ``guard``: the free text ``work`` sends
+    The key comes from the agent when one keeps it for this home (ADR 0023), else
+    from the passphrase (SCHAKEL_PASSPHRASE or a hidden prompt), asked before anything
+    touches the network.  ``guard``: the free text ``work`` sends
     (``{field: text}``), checked by the PII guard before the passphrase and shown back
     with its findings when the guard refuses it (:mod:`schakel.cli.commands.guard`).
     """
@@ -137,14 +138,19 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
         refuse_early(guard)
     check_home(home)
     remember_server(server or _configured_server(home))
-    passphrase = passphrase_from()
+    from schakel.cli.commands.agent import keystore_secret
+
+    secret = keystore_secret(home)
 
     async def main() -> T:
         from schakel.client import Partner
 
-        partner = await Partner.open(home, passphrase, server=server)
+        partner = await Partner.open(home, secret, server=server)
         try:
             return await work(partner)
+        except ProtocolError:
+            note_caller(partner)        # the refusal names who can act by the caller's role
+            raise
         finally:
             await partner.close()
 

@@ -10,6 +10,7 @@ import click
 
 from schakel.cli.commands.common import json_option, partner_options, with_partner
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def consent() -> None:
 
 @consent.command("record", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--class", "classes", multiple=True, required=True, metavar="CLASS",
               help="A disclosure class the person agreed to, repeatable: name, address, contact, "
@@ -80,7 +81,7 @@ def record(home: Path, server: str | None, network_id: str, case_id: str, classe
 
 @consent.command("revoke", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.argument("consent_id", metavar="CONSENT")
 @click.option("--reason", required=True, help='Why, e.g. "person withdrew consent".')

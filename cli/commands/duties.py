@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from schakel.cli.commands.common import json_option, partner_options, with_partner
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.init import MISBEHAVIOUR_COLUMNS
 from schakel.cli.commands.output import cell, emit, heading, plain, table
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @json_option
 def duties(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
     """Do this home's duties for a network now (also done at every sync).

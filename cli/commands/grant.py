@@ -11,7 +11,8 @@ import click
 from schakel.cli.commands.case import print_identity
 from schakel.cli.commands.common import json_option, partner_options, with_partner
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
-from schakel.cli.commands.output import emit, plain
+from schakel.cli.commands.ids import network_argument
+from schakel.cli.commands.output import emit, plain, table
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -30,7 +31,7 @@ def grant() -> None:
 
 @grant.command("create", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--consent", "consent_id", required=True, metavar="CONSENT",
               help="The consent this release rests on (schakel consent record).")
@@ -81,7 +82,7 @@ def receive_release(home: Path, server: str | None, network_id: str,
 
 @grant.command("release")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("grant_id", metavar="GRANT")
 @json_option
 def release(home: Path, server: str | None, network_id: str, grant_id: str, as_json: bool) -> None:
@@ -93,3 +94,43 @@ def release(home: Path, server: str | None, network_id: str, grant_id: str, as_j
     """
     receive_release(home, server, network_id,
                     lambda partner: partner.disclosure.release(network_id, grant_id), as_json=as_json)
+
+
+GRANT_COLUMNS = [("grant", "grant"), ("direction", "direction"), ("case", "case"),
+                 ("grantee", "to"), ("classes", "classes"), ("granted", "granted"),
+                 ("status", "status")]
+
+
+@grant.command("list")
+@partner_options
+@network_argument
+@json_option
+def list_grants(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
+    """List the grants you hold and the grants you gave, from the verified audit log.
+
+    A partner learns here the GRANT id `schakel grant release` takes; the
+    coordinator and auditors see every grant. Status: granted (not received
+    yet), released, or release-refused (with the reason).
+    JSON: {"network", "grants": [{"grant", "case", "grantee", "grantor",
+    "grantor_name", "classes", "granted", "direction", "status", "released",
+    "refusal"}]}; direction is to-you, by-you or other.
+    """
+    async def look(partner: "Partner") -> list[dict[str, Any]]:
+        return [g.to_json() for g in await partner.disclosure.grants(network_id)]
+
+    grants = with_partner(home, server, look)
+    if as_json:
+        emit({"network": network_id, "grants": grants}, as_json=True)
+        return
+    rows = [{**g, "direction": DIRECTIONS.get(g["direction"], g["direction"]),
+             "status": g["status"] + (f" ({g['refusal']})" if g.get("refusal") else "")}
+            for g in grants]
+    table(rows, GRANT_COLUMNS, empty="no grants to you or by you in this network")
+    waiting = [g["grant"] for g in grants if g["direction"] == "to-you" and g["status"] != "released"]
+    if waiting:
+        click.echo("")
+        click.echo(f"receive one with `schakel grant release {network_id} {waiting[0]}`")
+
+
+DIRECTIONS = {"to-you": "to you", "by-you": "by you", "other": "-"}
+

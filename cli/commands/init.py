@@ -50,8 +50,9 @@ def init(home: Path, name: str, server: str, acting_user: str, kdf: str, as_json
 
     Generates the signing and encryption keys (sleutels), encrypts them with a
     passphrase you choose, and prints the fingerprint (vingerafdruk) you read
-    aloud at the covenant ceremony. Next: hand `schakel keys bundle` to the
-    coordinator.
+    aloud at the covenant ceremony. Next: a coördinator founds a network
+    (`schakel network create`); a partner hands `schakel keys bundle` and the
+    fingerprint to the network's coördinator.
     """
     if (home / "keystore.json").exists():
         raise KeystoreError(f"{home} already holds a keystore; refusing to overwrite it "
@@ -74,9 +75,20 @@ def init(home: Path, name: str, server: str, acting_user: str, kdf: str, as_json
         ("home", info["home"]), ("organisation", info["name"]), ("key id", info["key_id"]),
         ("fingerprint", info["fingerprint"]), ("server", info["server"]),
         ("acting user", info["acting_user"]),
-        ("next", "read the fingerprint aloud to your coordinator and send them "
-                 f"`schakel keys bundle --home {home}`"),
+        *next_steps(home),
     ])
+
+
+def next_steps(home: Path) -> list[tuple[str, str]]:
+    """What comes after `schakel init`: it cannot know whether this organisation founds
+    a network (the coördinator) or joins one (a partner), so it says both."""
+    return [
+        ("next, to found a network", "`schakel network create --home "
+         f"{home} --name … --kind … --covenant-file … --server-fingerprint …`; then read "
+         "this fingerprint aloud to every partner at the covenant ceremony"),
+        ("next, to join a network", "read this fingerprint aloud to the network's "
+         f"coördinator and send them `schakel keys bundle --home {home}`"),
+    ]
 
 
 def _identity(partner: "Partner", home: Path, server: str | None) -> dict[str, Any]:

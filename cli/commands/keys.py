@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from schakel.cli.commands.common import HOME_ENV
 from schakel.cli.commands.output import emit
 from schakel.keys import (
     Fingerprint, KdfParams, PartnerKeys, load_keystore, make_key_bundle, passphrase_from,
@@ -17,6 +20,7 @@ from schakel.protocol.canonical import parse_json
 from schakel.protocol.errors import MalformedError
 
 DEFAULT_KEYSTORE = "schakel-keystore.json"
+F = TypeVar("F", bound=Callable[..., Any])
 KDF_CHOICES = {"moderate": KdfParams.MODERATE, "interactive": KdfParams.INTERACTIVE}
 
 keystore_option = click.option(
@@ -24,6 +28,33 @@ keystore_option = click.option(
     envvar="SCHAKEL_KEYSTORE", show_default=True, show_envvar=True,
     help="The encrypted keystore file of your organisation.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _read_keystore(f: F) -> F:
+    """``--home DIR`` like every other command (its keystore.json), or ``--keystore FILE``
+    (a keystore made by `schakel keys generate`; kept for the scripts that use it)."""
+    f = click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     envvar="SCHAKEL_KEYSTORE", show_envvar=True,
+                     help=f"A keystore file made by `schakel keys generate` [default: "
+                          f"{DEFAULT_KEYSTORE} when no --home is given].")(f)
+    return click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        envvar=HOME_ENV, show_envvar=True,
+                        help="Your organisation's Schakel home: its keystore.json is read.")(f)
+
+
+def keystore_of(home: Path | None, keystore: Path | None) -> Path:
+    """The keystore file meant: what was typed wins over the environment, and --keystore
+    over --home; with neither, ./schakel-keystore.json (where `keys generate` writes)."""
+    ctx = click.get_current_context()
+    typed = {name for name in ("home", "keystore")
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if typed == {"home", "keystore"}:
+        raise click.UsageError("give --home or --keystore, not both")
+    if keystore is not None and (home is None or "home" not in typed):
+        return keystore
+    if home is not None:
+        return home / "keystore.json"
+    return Path(DEFAULT_KEYSTORE)
 
 
 def _now() -> datetime:
@@ -61,11 +92,12 @@ def generate(name: str, keystore: Path, kdf: str, as_json: bool) -> None:
 
 
 @keys.command()
-@keystore_option
+@_read_keystore
 @json_option
-def show(keystore: Path, as_json: bool) -> None:
-    """Show the public part of a keystore (no passphrase needed)."""
-    info = read_keystore_info(keystore)
+def show(home: Path | None, keystore: Path | None, as_json: bool) -> None:
+    """Show the public part of a keystore (no passphrase needed): of the home in
+    --home (or SCHAKEL_HOME), or of a --keystore file."""
+    info = read_keystore_info(keystore_of(home, keystore))
     emit({"name": info.name, "key_id": info.key_id, "fingerprint": str(info.fingerprint),
           "public": info.public.to_json(),
           "kdf": {"opslimit": info.kdf.opslimit, "memlimit": info.kdf.memlimit}},
@@ -78,22 +110,23 @@ def show(keystore: Path, as_json: bool) -> None:
 
 
 @keys.command()
-@keystore_option
-def fingerprint(keystore: Path) -> None:
+@_read_keystore
+def fingerprint(home: Path | None, keystore: Path | None) -> None:
     """Print your fingerprint in groups of five digits, to read aloud."""
-    click.echo(str(read_keystore_info(keystore).fingerprint))
+    click.echo(str(read_keystore_info(keystore_of(home, keystore)).fingerprint))
 
 
 @keys.command("export-bundle")
-@keystore_option
+@_read_keystore
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the bundle to this file instead of standard output.")
-def export_bundle(keystore: Path, out: Path | None) -> None:
+def export_bundle(home: Path | None, keystore: Path | None, out: Path | None) -> None:
     """Export your public keys, signed, for the coordinator (sleutelbundel).
 
     The coordinator checks it with 'schakel keys verify-bundle' and the
     fingerprint you read aloud.
     """
+    keystore = keystore_of(home, keystore)
     info = read_keystore_info(keystore)
     partner = load_keystore(keystore, passphrase_from())
     text = json.dumps(make_key_bundle(partner, name=info.name, created=_now()), indent=2) + "\n"

@@ -11,12 +11,17 @@ from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, sync_option, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.network import MEMBER_COLUMNS
 from schakel.cli.commands.output import emit, plain, table
 from schakel.keys import Fingerprint, verify_key_bundle
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
+
+
+#: The opt-out of the fingerprint comparison: long and plain, so a script shows it.
+UNCHECKED = "--without-fingerprint-check"
 
 
 @click.group()
@@ -32,7 +37,7 @@ def member() -> None:
 
 @member.command("add")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("bundle_file", metavar="BUNDLE_FILE",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--ring", type=click.Choice(["core", "shell"]), required=True,
@@ -45,19 +50,37 @@ def member() -> None:
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
               help="How long the membership is valid.")
 @click.option("--fingerprint", "expected", default=None,
-              help="The fingerprint the partner read aloud; the bundle is refused unless it matches.")
+              help="The fingerprint the partner read aloud to you (eight groups of five "
+                   "digits); required: the bundle is refused unless it matches.")
+@click.option(UNCHECKED, "unchecked", is_flag=True,
+              help="Admit WITHOUT comparing the fingerprint: only when the bundle reached you "
+                   "through a channel that already proves who made it. Anyone who could "
+                   "swap the file on its way is then a member.")
 @json_option
 def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring: str, party: str,
-        roles: tuple[str, ...], days: int, expected: str | None, as_json: bool) -> None:
+        roles: tuple[str, ...], days: int, expected: str | None, unchecked: bool,
+        as_json: bool) -> None:
     """Admit a partner from its key bundle (coordinator).
 
-    Verifies the bundle's signature (and --fingerprint when given), signs the
-    membership and registers it. Admitting a core member starts a new key epoch
-    and rotates every open case, so the newcomer reads new work but not
-    history until someone re-shares it.
+    Verifies the bundle's signature and that its key has the fingerprint the
+    partner read aloud (--fingerprint), signs the membership and registers it.
+    Admitting a core member starts a new key epoch and rotates every open case,
+    so the newcomer reads new work but not history until someone re-shares it
+    (`schakel case reshare`).
     """
+    if expected is None and not unchecked:
+        raise click.UsageError(
+            "give --fingerprint with the fingerprint the partner read aloud to you (they "
+            "see it with `schakel whoami`): the bundle file alone does not prove whose key "
+            f"it is. To admit it without that check, say so with {UNCHECKED}.")
+    if expected is not None and unchecked:
+        raise click.UsageError(f"--fingerprint and {UNCHECKED} contradict each other")
     bundle = read_object_file(bundle_file, "key bundle")
     verified = verify_key_bundle(bundle, expected=Fingerprint.parse(expected) if expected else None)
+    if unchecked:
+        click.echo(f"schakel: WARNING: admitting {verified.name} without comparing its "
+                   f"fingerprint ({verified.fingerprint}); compare it with them aloud now",
+                   err=True)
 
     async def admit(partner: "Partner") -> str:
         return await partner.networks.admit(network_id, bundle, ring=ring, party=party, roles=roles, days=days)
@@ -69,13 +92,13 @@ def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring
         ("member", key_id), ("organisation", verified.name), ("ring", ring), ("party", party),
         ("roles", ", ".join(sorted(roles)) or "-"), ("valid", f"{days} days"),
         ("fingerprint", "matches what was read aloud" if expected else
-         "NOT checked (pass --fingerprint next time)"),
+         f"NOT compared ({UNCHECKED})"),
     ])
 
 
 @member.command("remove", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("key_id", metavar="KEY_ID")
 @click.option("--reason", required=True, help='Why, e.g. "left the network".')
 @json_option
@@ -96,7 +119,7 @@ def remove(home: Path, server: str | None, network_id: str, key_id: str, reason:
 
 @member.command("list")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.option("--all", "everyone", is_flag=True, help="Also list removed and expired members.")
 @sync_option
 @json_option

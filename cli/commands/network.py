@@ -12,6 +12,7 @@ from schakel.cli.commands.common import (
     json_option, partner_options, progress_bar, progress_option, read_object_file,
     read_text_file, sync_option, with_partner,
 )
+from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.keys import Fingerprint
 from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
@@ -96,7 +97,7 @@ def create(home: Path, server: str | None, name: str, kind: str, covenant_file: 
 
 @network.command("trust")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.option("--fingerprint", required=True,
               help="The coordinator's fingerprint, as read aloud at the covenant ceremony "
                    '(eight groups of five digits, e.g. "12345 67890 …").')
@@ -122,7 +123,7 @@ def trust(home: Path, server: str | None, network_id: str, fingerprint: str, as_
 
 @network.command("join")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.option("--covenant-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="The covenant text you received; it must be the exact text "
                                   "whose hash is in the genesis.")
@@ -145,25 +146,59 @@ def join(home: Path, server: str | None, network_id: str, covenant_file: Path, a
                                       ("synced", "yes")])
 
 
+PLACE_COLUMNS = [("network", "network"), ("name", "name"), ("kind", "kind"), ("role", "your role")]
+
+#: A role as `network list` shows it.
+ROLE_TEXT = {"coordinator": "coördinator (regie)", "auditor": "auditor", "core": "kern (core)",
+             "shell": "schil (shell)", "former": "former member",
+             "not-admitted": "not admitted yet", "not-synced": "not synced yet"}
+
+
 @network.command("list")
 @partner_options
+@sync_option
 @json_option
-def list_networks(home: Path, server: str | None, as_json: bool) -> None:
-    """List the networks this home trusts."""
-    async def look(partner: "Partner") -> list[str]:
-        return list(partner.networks.trusted())
+def list_networks(home: Path, server: str | None, offline: bool, as_json: bool) -> None:
+    """List the networks this home trusts: id, name, kind and your role in each.
+
+    Syncs each first (--no-sync: only what this home verified before; a network
+    never synced shows no name yet). Copy the id into the commands that take
+    NETWORK. JSON: {"networks": [{"network", "name", "kind", "role", "ring", "party",
+    "roles"}]}; role is coordinator, auditor, core, shell, former, not-admitted or
+    not-synced.
+    """
+    async def look(partner: "Partner") -> list[dict[str, Any]]:
+        if not offline:
+            for network_id in partner.networks.trusted():
+                await sync_if_admitted(partner, network_id)
+        return [place.to_json() for place in partner.networks.places()]
 
     networks = with_partner(home, server, look)
     if as_json:
         emit({"networks": networks}, as_json=True)
         return
-    table([{"network": n} for n in networks], [("network", "network")],
-          empty="no networks yet: `schakel network trust` or `schakel network create`")
+    rows = [{**n, "role": ROLE_TEXT.get(n["role"], n["role"])
+             + (f" ({', '.join(n['roles'])})" if n.get("roles") else "")} for n in networks]
+    table(rows, PLACE_COLUMNS,
+          empty="no networks yet: found one (`schakel network create`) or trust one "
+                "(`schakel network trust NETWORK --fingerprint \"…\"`)")
+
+
+async def sync_if_admitted(partner: "Partner", network_id: str) -> None:
+    """Sync ``network_id``; a network that does not admit this home (yet) is left as it
+    is -- the list shows it as not admitted, not as an error."""
+    from schakel.client.errors import ServerRefused
+
+    try:
+        await partner.sync(network_id)
+    except ServerRefused as error:
+        if error.code not in ("untrusted_key", "forbidden", "not_found"):
+            raise
 
 
 @network.command("show")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @sync_option
 @json_option
 def show(home: Path, server: str | None, network_id: str, offline: bool, as_json: bool) -> None:
@@ -233,7 +268,7 @@ MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring
 
 @click.command()
 @partner_options
-@click.argument("network_id", metavar="[NETWORK]", required=False)
+@optional_network_argument
 @click.option("--wait", type=click.FloatRange(0, 30), default=0, show_default=True,
               help="Wait up to this many seconds for something new when nothing is.")
 @progress_option

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from schakel.cli.commands.common import json_option, partner_options, sync_option, with_partner
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.option("--min-cell", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Counts below this are shown as '<N' (celonderdrukking).")
 @sync_option

@@ -9,6 +9,7 @@ import click
 
 from schakel.cli.commands.common import json_option, partner_options, with_partner
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 @click.command(epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("invocation", metavar="INVOCATION")
 @click.option("--approve", "outcome", flag_value="approved",
               help="The invocation was justified (goedgekeurd).")

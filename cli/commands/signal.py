@@ -14,6 +14,7 @@ from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
+from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, plain, table
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import SEVERITIES
@@ -39,7 +40,7 @@ def signal() -> None:
 
 @signal.command("send", epilog=GUARD_EPILOG)
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.option("--concern", required=True, help="What worries you (zorg); sealed to the coordinator.")
 @click.option("--urgency", type=click.Choice(SEVERITIES), default="medium", show_default=True,
               help="How urgent (urgentie).")
@@ -158,7 +159,7 @@ def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path
 
 @signal.command("list")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @json_option
 def list_signals(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
     """The coordinator's intake: every signal of the network, opened and checked.
@@ -187,7 +188,7 @@ def list_signals(home: Path, server: str | None, network_id: str, as_json: bool)
 
 @signal.command("feedback")
 @partner_options
-@click.argument("network_id", metavar="NETWORK")
+@network_argument
 @click.argument("signal_id", metavar="SIGNAL")
 @click.option("--status", "new_status", type=click.Choice(FEEDBACK_STATUSES), required=True,
               help="taken-up (opgepakt), referred (doorverwezen), closed, not-taken-up or received.")

@@ -1,0 +1,162 @@
+"""Who can act on a refusal, by the caller's role in the network it concerns.
+
+A refusal says what was refused, why, and who can act on it (``schakel.cli.main.fail``
+prints them).  "Ask the coördinator" is wrong advice for the coördinator, and an
+auditor or a schil (shell) member needs other people than a kern (core) member, so the
+last line is chosen by the caller's place in the network: when a command fails,
+:func:`note_caller` records that place (read from what this home verified, without a
+request) and :func:`who_can_act` picks the sentence.  The roles are those of
+:class:`schakel.client.views.NetworkPlace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from schakel.protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from schakel.client.partner import Partner
+
+#: Where the failing command's caller role is kept (click's per-invocation meta dict).
+CALLER_META = "schakel.caller"
+
+#: The role as the refusal names it to the caller.
+YOU_ARE: dict[str, str] = {
+    "coordinator": "you are this network's coördinator",
+    "auditor": "you are an auditor in this network",
+    "core": "you are a kern (core) member of this network",
+    "shell": "you are a schil (shell) member of this network",
+    "former": "your membership of this network expired or was revoked",
+    "not-admitted": "your organisation is not (yet) a member of this network",
+}
+
+#: Someone else decides on the membership: roles, ring, party.
+_MEMBERSHIP = {
+    "coordinator": "you decide on memberships: admit the organisation again with the ring, "
+                   "party and roles it needs (`schakel member add NETWORK BUNDLE_FILE --ring … "
+                   "--party … --role … --fingerprint …`)",
+    "*": "the coördinator decides on memberships (ring, party, roles): ask them",
+}
+#: The network policy is signed into the genesis; this version cannot change it.
+_POLICY = {
+    "coordinator": "the policy was signed into the network when you founded it and this "
+                   "version cannot change it; a network with another policy is a new network "
+                   "(`schakel network create --policy-file …`)",
+    "*": "the coördinator answers for the network's policy: ask them if you think it "
+         "should allow this",
+}
+
+#: By error code or policy reason (a reason wins over its code): role -> sentence, "*"
+#: for every other role.
+WHO: dict[str, Mapping[str, str]] = {
+    "policy_violation": _POLICY,
+    "bemoeizorg-disabled": _POLICY,
+    "bemoeizorg-not-in-oggz": _POLICY,
+    "anonymous-signals-disabled": _POLICY,
+    "forbidden": {
+        "coordinator": "the one the message names (e.g. the case's owner or an auditor) "
+                       "can do this; or you admit an organisation with the role it needs "
+                       "(`schakel member add`)",
+        "*": "the coördinator can do this, or admit your organisation with the role it "
+             "needs if it should do it itself",
+    },
+    "bemoeizorg-role-required": _MEMBERSHIP,
+    "bemoeizorg-cosigner-without-role": _MEMBERSHIP,
+    "class-requires-role": _MEMBERSHIP,
+    "informal-class-not-allowed": _MEMBERSHIP,
+    "recipient-not-core": _MEMBERSHIP,
+    "untrusted_key": {
+        "coordinator": "you admit members yourself: if a membership expired or was revoked, "
+                       "admit the organisation again (`schakel member add`)",
+        "*": "the coördinator admits members: if your membership expired or was revoked, "
+             "ask them to admit you again (`schakel member add`)",
+    },
+    "grant-not-held": {
+        "coordinator": "you grant identity yourself (`schakel grant create NETWORK CASE "
+                       "--consent CONSENT --to KEY_ID --class CLASS --reason …`); `schakel "
+                       "grant list NETWORK` shows the grants there are",
+        "*": "`schakel grant list NETWORK` shows the grants you hold; the coördinator grants "
+             "new ones",
+    },
+    "grant-requires-coordinator": {
+        "*": "only the coördinator grants identity: ask them, naming the case and the consent",
+    },
+    "shell-without-share": {
+        "coordinator": "share the case yourself (`schakel case share NETWORK CASE PARTNER`)",
+        "*": "the coördinator shares it (`schakel case share`)",
+    },
+    "not-an-auditor": {
+        "coordinator": "the auditors read and review it; `schakel bemoeizorg list NETWORK` "
+                       "shows you every invocation and its state",
+        "*": "only the network's auditors read it",
+    },
+    "notifications-coordinator-only": {
+        "*": "the coördinator follows the notifications; you see your own grants with "
+             "`schakel grant list NETWORK` and invocations with `schakel bemoeizorg list "
+             "NETWORK`",
+    },
+    "server_misbehaviour": {
+        "coordinator": "warn the partners and the server's operator (`schakel whoami` lists "
+                       "what this home recorded)",
+        "*": "tell the coördinator and the server's operator (`schakel whoami` lists what "
+             "this home recorded)",
+    },
+    "bad_proof": {
+        "coordinator": "tell the auditors and the server's operator",
+        "auditor": "tell the coördinator and the server's operator",
+        "*": "tell the coördinator and the auditors",
+    },
+}
+
+#: An id this home has no trust anchor for: what the NETWORK argument must be.
+NOT_TRUSTED = ("`schakel network list` shows the networks this home trusts. If you "
+               "founded {network} it would be there; to join it, trust it with the "
+               "fingerprint its coördinator reads aloud: `schakel network trust {network} "
+               "--fingerprint \"…\"`")
+
+
+def not_trusted(error: ProtocolError) -> str | None:
+    """The advice for a network id this home holds no anchor for, or None."""
+    details = error.details or {}
+    if error.code == "untrusted_key" and details.get("anchor") == "missing":
+        return NOT_TRUSTED.format(network=details.get("network") or "NETWORK")
+    return None
+
+
+def who_can_act(error: ProtocolError, role: str | None) -> str | None:
+    """Who can act on ``error``, said to a caller with ``role`` (None: not known)."""
+    if not_trusted(error):
+        return None
+    reason = (error.details or {}).get("reason")
+    table = WHO.get(reason) if isinstance(reason, str) and reason in WHO else WHO.get(error.code)
+    if table is None:
+        return None
+    said = table.get(role or "*") or table["*"]
+    return f"{YOU_ARE[role]}: {said}" if role in YOU_ARE else said
+
+
+def role_in(partner: "Partner", network: str) -> str | None:
+    """``partner``'s role in ``network`` as this home verified it, or None if unknown."""
+    try:
+        role = partner.networks.place(network).role
+    except ProtocolError:
+        return None
+    return None if role == "not-synced" else role
+
+
+def note_caller(partner: "Partner") -> None:
+    """Record the caller's role in the failing command's NETWORK for the refusal."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    network: Any = ctx.params.get("network_id")
+    if isinstance(network, str):
+        ctx.meta[CALLER_META] = role_in(partner, network)
+
+
+__all__ = ["CALLER_META", "WHO", "YOU_ARE", "note_caller", "not_trusted", "role_in",
+           "who_can_act"]
