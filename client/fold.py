@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import Any
 
 from schakel.protocol import envelopes
+from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, VerifyKey
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import (
@@ -52,7 +53,7 @@ from schakel.protocol.errors import (
 )
 from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.cases import (
-    CaseHeader, CaseRekey, Event, check_event_status, check_link, check_replacement, event_hash,
+    CaseHeader, CaseRekey, Event, check_event_status, check_replacement, event_hash_of,
 )
 from schakel.protocol.objects.disclosure import Share
 from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
@@ -395,20 +396,22 @@ class Verifier:
                                 f"{last_seq + 1} of the same case", case=case, seq=seq)
             raise self.fail("event-missing", f"event {seq} follows event {last_seq}: events "
                             f"are missing", case=case, seq=seq)
-        previous = (self.state.get_doc("event", (self.network, case, seq_ref(last_seq)))
-                    if last_seq else None)
-        try:
-            check_link(previous, event)
-        except ContextMismatchError:
+        # The chain link (protocol.md §C.3, as check_link): the event follows the last one
+        # held and its prev is that event's hash, kept in the case summary when the held
+        # event was stored (seq 1: no prev, and the summary holds none).
+        if seq != last_seq + 1 or event.prev != info.get("last_hash"):
             raise self.fail("event-reordered", "an event's prev is not the hash of the event "
-                            "before it", case=case, seq=seq) from None
+                            "before it", case=case, seq=seq)
         key = case_key(self.state, self.network, case, event.case_key_version)
         if key is not None:
             self._decrypt(event, key)
-        self.state.put_doc("event", (self.network, case, seq_ref(seq)), envelope)
+        # The envelope verified (schema and signature): its canonical bytes are serialised
+        # once, for the stored document and for the hash the next event's prev must carry.
+        canonical = canonical_json(envelope)
+        self.state.put_canonical("event", (self.network, case, seq_ref(seq)), canonical)
         self.state.put_doc("event-id", (self.network, event_id),
                            {"case": case, "seq": seq, "cursor": cursor})
-        info.update(last_seq=seq, last_hash=b64e(event_hash(envelope)))
+        info.update(last_seq=seq, last_hash=b64e(event_hash_of(canonical)))
         if event.status in ("open", "closed"):
             info["status"] = event.status
         self.state.put_doc("case", (self.network, case), info)

@@ -206,9 +206,14 @@ class LocalState:
     # ------------------------------------------------------------------ documents
 
     def put_doc(self, kind: str, ref: tuple[str, ...], value: Any) -> None:
-        text = canonical_json(value).decode("utf-8")
+        self.put_canonical(kind, ref, canonical_json(value))
+
+    def put_canonical(self, kind: str, ref: tuple[str, ...], canonical: bytes) -> None:
+        """:meth:`put_doc` of a document whose canonical JSON the caller already holds
+        (``canonical_json(value)``: it hashed or checked those very bytes)."""
         self._db.conn.execute("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
-                              (_check_part(kind, "kind"), _SEP.join(_row(ref)), text))
+                              (_check_part(kind, "kind"), _SEP.join(_row(ref)),
+                               canonical.decode("utf-8")))
 
     def get_doc(self, kind: str, ref: tuple[str, ...]) -> Any | None:
         row = self._db.conn.execute("SELECT value FROM docs WHERE kind = ? AND ref = ?",

@@ -194,7 +194,14 @@ def event_hash(envelope: Mapping[str, Any]) -> bytes:
     exactly as signed and stored, signatures included."""
     plain = thaw(envelope)
     schema.validate_envelope("event", plain)
-    return sha256(EVENT_HASH_DOMAIN + canonical_json(plain))
+    return event_hash_of(canonical_json(plain))
+
+
+def event_hash_of(canonical: bytes) -> bytes:
+    """:func:`event_hash` from the canonical bytes of an event envelope that already
+    passed its schema (a verified event), so that a reader that keeps those bytes does
+    not serialise the envelope twice."""
+    return sha256(EVENT_HASH_DOMAIN + canonical)
 
 
 def check_link(previous: Mapping[str, Any] | None, event: Event) -> None:
@@ -308,5 +315,5 @@ class CaseRekey(SignedObject):
 
 __all__ = [
     "BlindIndexToken", "CaseHeader", "REPLACEABLE", "check_replacement", "Event",
-    "IdentityRecord", "GatedEnvelope", "CaseRekey", "event_hash", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
+    "IdentityRecord", "GatedEnvelope", "CaseRekey", "event_hash", "event_hash_of", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
 ]
