@@ -28,7 +28,9 @@ At each size, three alternating rounds:
   64 MiB does not count), next to its resident memory before the sync.
 
 Items/s is the sync's feed items (events, case headers, identity records, memberships ...)
-per second of wall time; the ceiling's is events per second.  At 2,000 events one more
+per second of wall time; the ceiling's is events per second.  The ratio is the sync's over
+the ceiling's of the same round; ``cpu_ratio`` is the ceiling's CPU per event over the
+client's CPU per item, the steadier figure when other processes share the two cores.  At 2,000 events one more
 sync runs under cProfile (not timed) and its top functions go into the result.
 
     .venv/bin/python bench/bench_client_sync.py           # writes bench/results/client_sync.json
@@ -132,7 +134,7 @@ class History:
         return sum(len(s.events) for s in self.cases)
 
     @classmethod
-    async def bootstrap(cls, caller: Caller, cases: int) -> "History":
+    async def bootstrap(cls, caller: Caller, cases: int) -> History:
         net = Network(await server_keys(caller), caller.clock, name="Catch-up-netwerk")
         authors = [net.actor(f"author-{i}", ring="core") for i in range(AUTHORS)]
         reader = net.actor("reader", ring="core")
@@ -309,7 +311,7 @@ def run_child(history: History, template: Path, work: Path, url: str, server_pid
             [sys.executable, str(Path(__file__).resolve()), "--child", str(home),
              history.net.id, str(server_pid), profile or ""],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-            timeout=900)
+            timeout=900, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"the sync child failed:\n{out.stderr[-4000:]}")
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -385,6 +387,8 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                       f"others {s['other_processes_cores']} cores | ratio "
                       f"{s['items_per_s'] / c['items_per_s']:.3f}", flush=True)
             ratios = [s["items_per_s"] / c["items_per_s"] for c, s in zip(ceiling, syncs)]
+            cpu_ratios = [c["cpu_us_per_event"] / s["client_cpu_us_per_item"]
+                          for c, s in zip(ceiling, syncs)]
             row: dict[str, Any] = {
                 "events": size, "cases": cases, "items": syncs[0]["items"],
                 "ceiling_items_per_s": _median(ceiling, "items_per_s"),
@@ -392,6 +396,8 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                 "sync_items_per_s": _median(syncs, "items_per_s"),
                 "ratio": round(statistics.median(ratios), 3),
                 "ratio_per_round": [round(r, 3) for r in ratios],
+                "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+                "cpu_ratio_per_round": [round(r, 3) for r in cpu_ratios],
                 **{key: _median(syncs, key) for key in (
                     "wall_s", "client_cpu_us_per_item", "client_cores", "server_cpu_us_per_item",
                     "server_cores", "server_share_of_cpu", "other_processes_cores",
@@ -400,7 +406,8 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                 "ceiling_rounds": ceiling, "sync_rounds": syncs}
             print(f"  {size:>6,} events: sync {row['sync_items_per_s']:,.0f} items/s, ceiling "
                   f"{row['ceiling_items_per_s']:,.0f} events/s, ratio {row['ratio']} "
-                  f"(per round {row['ratio_per_round']}), peak {row['peak_rss_during_sync_mib']} MiB",
+                  f"(per round {row['ratio_per_round']}); CPU per item: ceiling/client "
+                  f"{row['cpu_ratio']}; peak {row['peak_rss_during_sync_mib']} MiB",
                   flush=True)
             if size == sizes[0]:
                 prof = profile_out or str(work / "sync.prof")
