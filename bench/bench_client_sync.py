@@ -25,12 +25,16 @@ At each size, three alternating rounds:
   over the same interval (``/proc``), the CPU of every other process on the machine, and
   the child's peak resident memory while syncing (``VmHWM`` after
   ``/proc/self/clear_refs`` was reset once the keystore was open, so the Argon2id unlock's
-  64 MiB does not count), next to its resident memory before the sync.
+  64 MiB does not count), next to its resident memory before the sync.  The client checks
+  the signatures of a long feed in a worker process (``schakel.client.pagecheck``): its
+  CPU and peak memory are read once the partner is closed (the child's reaped children)
+  and reported beside the child's.
 
 Items/s is the sync's feed items (events, case headers, identity records, memberships ...)
 per second of wall time; the ceiling's is events per second.  The ratio is the sync's over
 the ceiling's of the same round; ``cpu_ratio`` is the ceiling's CPU per event over the
-client's CPU per item, the steadier figure when other processes share the two cores.  At 2,000 events one more
+client's CPU per item (its worker's included), the steadier figure when other processes
+share the two cores.  At 2,000 events one more
 sync runs under cProfile (not timed) and its top functions go into the result.
 
     .venv/bin/python bench/bench_client_sync.py           # writes bench/results/client_sync.json
@@ -47,6 +51,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -287,7 +292,7 @@ async def child(home: Path, network: str, server_pid: int, profile: str | None) 
         others = machine_busy_seconds() - busy0 - client - server
         if profiler is not None and profile:
             profiler.dump_stats(profile)
-        return {"items": items, "sync_calls": calls, "wall_s": round(wall, 3),
+        result = {"items": items, "sync_calls": calls, "wall_s": round(wall, 3),
                 "items_per_s": round(items / wall, 1),
                 "client_cpu_us_per_item": round(client / items * 1e6, 1),
                 "client_cores": round(client / wall, 2),
@@ -300,6 +305,15 @@ async def child(home: Path, network: str, server_pid: int, profile: str | None) 
                 "peak_is_since_unlock": hwm_reset}
     finally:
         await partner.close()
+    # The worker that checked signatures has exited with close() and was reaped: its CPU
+    # and peak memory are this process's children's.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = children.ru_utime + children.ru_stime
+    result.update(other_processes_cores=round(max(others - worker_cpu, 0.0) / wall, 2),
+                  worker_cpu_us_per_item=round(worker_cpu / items * 1e6, 1),
+                  worker_cores=round(worker_cpu / wall, 2),
+                  worker_peak_rss_mib=round(children.ru_maxrss / 1024, 1))
+    return result
 
 
 def run_child(history: History, template: Path, work: Path, url: str, server_pid: int,
@@ -382,12 +396,13 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                 print(f"  {size:>6,}: ceiling {c['items_per_s']:,.0f} events/s "
                       f"({c['cpu_us_per_event']} µs/event) | sync {s['items']:,} items "
                       f"{s['items_per_s']:,.0f} items/s, client {s['client_cpu_us_per_item']} "
-                      f"µs/item, server {s['server_cores']} cores, peak "
+                      f"+ worker {s['worker_cpu_us_per_item']} µs/item, server {s['server_cores']} cores, peak "
                       f"{s['peak_rss_during_sync_mib']} MiB (before {s['rss_before_sync_mib']}), "
                       f"others {s['other_processes_cores']} cores | ratio "
                       f"{s['items_per_s'] / c['items_per_s']:.3f}", flush=True)
             ratios = [s["items_per_s"] / c["items_per_s"] for c, s in zip(ceiling, syncs)]
-            cpu_ratios = [c["cpu_us_per_event"] / s["client_cpu_us_per_item"]
+            cpu_ratios = [c["cpu_us_per_event"] /
+                          (s["client_cpu_us_per_item"] + s["worker_cpu_us_per_item"])
                           for c, s in zip(ceiling, syncs)]
             row: dict[str, Any] = {
                 "events": size, "cases": cases, "items": syncs[0]["items"],
@@ -399,15 +414,18 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                 "cpu_ratio": round(statistics.median(cpu_ratios), 3),
                 "cpu_ratio_per_round": [round(r, 3) for r in cpu_ratios],
                 **{key: _median(syncs, key) for key in (
-                    "wall_s", "client_cpu_us_per_item", "client_cores", "server_cpu_us_per_item",
+                    "wall_s", "client_cpu_us_per_item", "client_cores",
+                    "worker_cpu_us_per_item", "worker_cores", "server_cpu_us_per_item",
                     "server_cores", "server_share_of_cpu", "other_processes_cores",
                     "rss_before_sync_mib")},
                 "peak_rss_during_sync_mib": max(s["peak_rss_during_sync_mib"] for s in syncs),
+                "worker_peak_rss_mib": max(s["worker_peak_rss_mib"] for s in syncs),
                 "ceiling_rounds": ceiling, "sync_rounds": syncs}
             print(f"  {size:>6,} events: sync {row['sync_items_per_s']:,.0f} items/s, ceiling "
                   f"{row['ceiling_items_per_s']:,.0f} events/s, ratio {row['ratio']} "
                   f"(per round {row['ratio_per_round']}); CPU per item: ceiling/client "
-                  f"{row['cpu_ratio']}; peak {row['peak_rss_during_sync_mib']} MiB",
+                  f"{row['cpu_ratio']}; peak {row['peak_rss_during_sync_mib']} MiB "
+                  f"+ worker {row['worker_peak_rss_mib']} MiB",
                   flush=True)
             if size == sizes[0]:
                 prof = profile_out or str(work / "sync.prof")

@@ -30,42 +30,76 @@ class Feed:
                    progress: Callable[[int], Any] | None = None) -> SyncResult:
         """Verify and store everything new in ``network``'s feed.  ``wait`` (0..30 s)
         long-polls when nothing is new; ``progress(items so far)`` is called after each
-        page."""
+        page.
+
+        Pages overlap: while one page is folded, the next is already fetched and its
+        signatures are being checked (:class:`~schakel.client.pagecheck.PageChecker`).
+        Each page is still stored in its own transaction, in feed order, with the cursor
+        after it; whatever goes wrong with a later page is raised only once every page
+        before it is stored."""
         s = self.session
         tv = tv or await s.trusted(network)
         verifier = s.verifier(network, tv)
         if s.is_core(tv):
             with s.state.transaction():
                 await verifier.fetch_epochs()
+        keys = tv.verify_keys()
         cursor = s.state.cursor(network, "sync")
-        count, first = 0, True
-        wait = max(0, min(30, int(wait)))
-        while True:
-            page = await s.conn.get(
-                s.path(network, "/sync"),
-                {"after": cursor, "limit": PAGE, "wait": wait if first else 0},
-                timeout=(wait if first else 0) + 30)
-            first = False
-            items, next_cursor = page_of(page)
-            if not items:
-                break
-            if next_cursor is None:
-                raise s.misbehaving(network, "context-mismatch",
-                                    "a sync page without a valid cursor")
-            self._check_positions(network, cursor, items)
-            verifier.page = items
-            with s.state.transaction():
-                for item in items:
-                    await verifier.item(item)
-                s.state.set_cursor(network, "sync", next_cursor)
-            cursor = next_cursor
-            count += len(items)
-            if progress is not None:
-                progress(count)
-            if len(items) < PAGE:
-                break
+        count = 0
+        page = await self._page(network, cursor, max(0, min(30, int(wait))))
+        checks = s.page_checker.submit(page[0], keys, more=len(page[0]) == PAGE) \
+            if page[0] else None
+        try:
+            while checks is not None:
+                items, next_cursor = page
+                following: tuple[list[Any], str] | BaseException | None = None
+                if len(items) == PAGE:
+                    # The next page is fetched and handed to the checker before this one
+                    # is folded; what goes wrong with it waits for this page's commit.
+                    try:
+                        following = await self._page(network, next_cursor, 0)
+                    except Exception as exc:            # raised in its turn, below
+                        following = exc
+                checked = await checks
+                checks = None
+                if isinstance(following, tuple) and following[0]:
+                    checks = s.page_checker.submit(following[0], keys,
+                                                   more=len(following[0]) == PAGE)
+                verifier.page = items
+                with s.state.transaction():
+                    verifier.prefetch(items)
+                    for item, check in zip(items, checked):
+                        await verifier.item(item, check)
+                    s.state.set_cursor(network, "sync", next_cursor)
+                cursor = next_cursor
+                count += len(items)
+                if progress is not None:
+                    progress(count)
+                if isinstance(following, BaseException):
+                    raise following
+                if isinstance(following, tuple):
+                    page = following
+        finally:
+            if checks is not None:
+                checks.cancel()
         return SyncResult(network=network, items=count, cursor=cursor,
                           cases=sorted(verifier.touched), epochs=sorted(verifier.new_epochs))
+
+    async def _page(self, network: str, after: str, wait: int) -> tuple[list[Any], str]:
+        """The feed page after ``after`` (its items, and its cursor when it has items),
+        its feed positions checked."""
+        s = self.session
+        page = await s.conn.get(s.path(network, "/sync"),
+                                {"after": after, "limit": PAGE, "wait": wait},
+                                timeout=wait + 30)
+        items, next_cursor = page_of(page)
+        if not items:
+            return [], after
+        if next_cursor is None:
+            raise s.misbehaving(network, "context-mismatch",
+                                "a sync page without a valid cursor")
+        self._check_positions(network, after, items)
+        return items, next_cursor
 
     def _check_positions(self, network: str, after: str, items: list[Any]) -> None:
         """Feed positions only grow (docs/protocol.md §16): every item of a page lies after

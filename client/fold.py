@@ -45,7 +45,6 @@ from datetime import datetime
 from typing import Any
 
 from schakel.protocol import envelopes
-from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import BoxSecretKey, CaseKey, EpochKey, MatchKey, VerifyKey
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import (
@@ -62,6 +61,7 @@ from schakel.protocol.policy import Decision, Rules, check_action
 
 from schakel.client.disclosure import rules_of
 from schakel.client.errors import NotFound, ServerMisbehaviour
+from schakel.protocol.pagecheck import CheckedEvent, check_event
 from schakel.client.state import LocalState
 from schakel.client.trust import TrustView
 from schakel.client.views import CaseView, EventView, PolicyBreach
@@ -148,6 +148,12 @@ class Verifier:
     _epochs_refetched: bool = False
     #: The sync page being verified (for telling a reordered event from a missing one).
     page: list[Any] = field(default_factory=list)
+    _keys: dict[str, VerifyKey] | None = None
+
+    def _verify_keys(self) -> dict[str, VerifyKey]:
+        if self._keys is None:
+            self._keys = self.tv.verify_keys()
+        return self._keys
 
     def fail(self, what: str, message: str, **details: Any) -> ServerMisbehaviour:
         return self.misbehaving(self.network, what, message, **details)
@@ -214,8 +220,35 @@ class Verifier:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def item(self, item: Any) -> None:
-        """One sync item (``{"cursor", "kind", "case", "envelope"}``)."""
+    def prefetch(self, items: list[Any]) -> None:
+        """Read what verifying ``items`` (a sync page) will look up -- each case's header
+        and summary, each event's slot and id -- in a few queries, for the page's
+        transaction (:meth:`LocalState.prefetch_docs`).  Only lookups: every item is
+        still checked as it is verified, and a malformed one is skipped here."""
+        cases: set[str] = set()
+        slots: list[tuple[str, ...]] = []
+        ids: list[tuple[str, ...]] = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("case"), str):
+                continue
+            cases.add(item["case"])
+            envelope = item.get("envelope")
+            signed = envelope.get("signed") if isinstance(envelope, dict) else None
+            if item.get("kind") != "event" or not isinstance(signed, dict):
+                continue
+            seq, event_id = signed.get("seq"), signed.get("event")
+            if type(seq) is int and 0 < seq < 10**10 and isinstance(event_id, str):
+                slots.append((self.network, item["case"], seq_ref(seq)))
+                ids.append((self.network, event_id))
+        refs = [(self.network, case) for case in sorted(cases)]
+        self.state.prefetch_docs("header", refs)
+        self.state.prefetch_docs("case", refs)
+        self.state.prefetch_docs("event", slots)
+        self.state.prefetch_docs("event-id", ids)
+
+    async def item(self, item: Any, checked: CheckedEvent | None = None) -> None:
+        """One sync item (``{"cursor", "kind", "case", "envelope"}``); ``checked``: an
+        event's :func:`~schakel.client.pagecheck.check_event`, when done ahead."""
         try:
             kind, case, envelope = item["kind"], item["case"], item["envelope"]
         except (KeyError, TypeError):
@@ -223,7 +256,7 @@ class Verifier:
         if kind == "header":
             await self.header(envelope, case)
         elif kind == "event":
-            await self.event(envelope, case, item.get("cursor"))
+            await self.event(envelope, case, item.get("cursor"), checked)
         elif kind == "share":
             await self.share(envelope, case)
         elif kind == "rekey":
@@ -248,8 +281,7 @@ class Verifier:
     async def ensure_case(self, case: str) -> None:
         """Fetch a case's header, rekeys and events when the header is not held yet (a
         shell partner's history from before its share)."""
-        if self.state.get_doc("header", (self.network, case)) is not None or \
-                case in self._fetching:
+        if case in self._fetching or self.state.has_doc("header", (self.network, case)):
             return
         self._fetching.add(case)
         try:
@@ -355,11 +387,19 @@ class Verifier:
                    and isinstance(it["envelope"].get("signed"), dict)
                    and it["envelope"]["signed"].get("seq") == seq for it in self.page)
 
-    async def event(self, envelope: Any, case: str, cursor: str | None = None) -> None:
-        signed = self._peek(Event, envelope, "event")
+    async def event(self, envelope: Any, case: str, cursor: str | None = None,
+                    checked: CheckedEvent | None = None) -> None:
+        """One event (``checked``: :func:`~schakel.client.pagecheck.check_event` of this
+        envelope, done ahead of the fold; done here when None)."""
+        if checked is None:
+            checked = check_event(envelope, self._verify_keys())
+        if checked.shape is not None:
+            raise self.fail("bad-signature", f"a event that is not a valid {Event.TYPE} "
+                            f"envelope ({checked.shape})")
+        signed: dict[str, Any] = envelope["signed"]
         self._context(signed, case, "event")
         await self.ensure_case(case)
-        if self.state.get_doc("header", (self.network, case)) is None:
+        if not self.state.has_doc("header", (self.network, case)):
             raise self.fail("event-missing", "an event of a case whose header the server "
                             "does not answer", case=case)
         seq, event_id = int(signed["seq"]), signed["event"]
@@ -382,12 +422,14 @@ class Verifier:
         if seen is not None or held is not None:
             raise self.fail("event-replayed", "an event with a seq or id this partner already "
                             "holds", case=case, seq=seq)
-        author = self._author(signed, case)
-        try:
-            event = Event.from_envelope(envelope, [author.sign])
-        except (SignatureError, MalformedError) as exc:
+        self._author(signed, case)
+        # check_event verified with the key whose id the event names as its author, and a
+        # membership's member id is its signing key's id (Membership.check): the author's
+        # membership accepted at the event's time holds that very key.
+        event = checked.event
+        if checked.signature is not None or event is None:
             raise self.fail("bad-signature", f"an event that does not verify against its "
-                            f"author's membership ({exc.code})", case=case, seq=seq) from None
+                            f"author's membership ({checked.signature})", case=case, seq=seq)
         info = summary(self.state, self.network, case) or {}
         last_seq = int(info.get("last_seq", 0))
         if seq > last_seq + 1:
@@ -405,9 +447,10 @@ class Verifier:
         key = case_key(self.state, self.network, case, event.case_key_version)
         if key is not None:
             self._decrypt(event, key)
-        # The envelope verified (schema and signature): its canonical bytes are serialised
-        # once, for the stored document and for the hash the next event's prev must carry.
-        canonical = canonical_json(envelope)
+        # The envelope verified (schema and signature): its canonical bytes, serialised
+        # once by check_event, are the stored document and what the next event's prev
+        # must hash to.
+        canonical = checked.canonical
         self.state.put_canonical("event", (self.network, case, seq_ref(seq)), canonical)
         self.state.put_doc("event-id", (self.network, event_id),
                            {"case": case, "seq": seq, "cursor": cursor})

@@ -12,7 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from schakel.client.fold import summary
+from tests.client_harness import INTAKE
 from tests.test_client_threats import NOTE, World, caught, world  # noqa: F401  (fixture)
 
 __all__: list[str] = []
@@ -23,10 +26,7 @@ async def _page_of_two_cases(w: World) -> tuple[str, str]:
     (its header and intake event): one page of five items the victim has not synced."""
     await w.coord.cases.add_event(w.network, w.case, NOTE)
     await w.coord.cases.add_event(w.network, w.case, NOTE)
-    other = await w.coord.cases.create(w.network, {
-        "kind": "intake", "age_band": "75-84", "neighbourhood": "Soesterkwartier",
-        "domains": ["loneliness"], "severity": "low", "care_status": "known",
-        "source": "partner", "complex": False, "summary": "Tweede casus."})
+    other = await w.coord.cases.create(w.network, {**INTAKE, "summary": "Tweede casus."})
     await w.coord.cases.add_event(w.network, w.case, NOTE)
     return w.case, other
 
@@ -91,3 +91,86 @@ async def test_first_bad_object_of_a_page_names_the_misbehaviour(world: World) -
     exc = await caught(w, w.victim, w.victim.sync(w.network), "bad-signature")
     assert exc.details.get("seq") == 3
     _victim_holds_nothing_of_the_page(w, case, other, cursor)
+
+
+# ---------------------------------------------------------------- pages that overlap
+#
+# With pages of two items, the five items above are three pages: while one page is
+# folded the next is fetched and checked -- in the worker process, started before the
+# sync (schakel.client.pagecheck) -- and each page is still its own transaction.
+
+
+async def _small_pages_in_the_worker(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("schakel.client.feed.PAGE", 2)
+    await w.victim.session.page_checker.start()
+
+
+async def test_pages_checked_in_the_worker_are_stored_like_pages_checked_here(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The five items in pages of two, every page checked in the worker process: the
+    partner stores every event and can read both cases."""
+    w = world
+    await _small_pages_in_the_worker(w, monkeypatch)
+    case, other = await _page_of_two_cases(w)
+    result = await w.victim.sync(w.network)
+    assert result.items == 5
+    assert w.victim.session.page_checker.pages_in_worker == 3, "a page was checked here"
+    info = summary(w.victim.session.state, w.network, case)
+    assert info is not None and info["last_seq"] == 4
+    view = w.victim.cases.get(w.network, other)
+    assert view.readable and [e.plaintext["kind"] for e in view.events] == ["intake"]
+
+
+async def test_bad_object_in_a_later_page_keeps_the_pages_before_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forged signature on the second page (checked in the worker): the first page is
+    stored with the cursor after it, nothing of the second page or after it is, and the
+    misbehaviour names the forged event."""
+    w = world
+    await _small_pages_in_the_worker(w, monkeypatch)
+    case, other = await _page_of_two_cases(w)
+
+    forged: list[int] = []
+
+    def forge(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for it in items:                 # the other case's intake: page 2 of 3, once
+            if it["kind"] == "event" and it["case"] == other and not forged:
+                it["envelope"]["signed"]["acting_user"] = "iemand-anders"
+                forged.append(1)
+        return items
+
+    w.proxy.on_sync(w.network, forge)
+    exc = await caught(w, w.victim, w.victim.sync(w.network), "bad-signature")
+    state = w.victim.session.state
+    assert w.victim.session.page_checker.pages_in_worker >= 2
+    info = summary(state, w.network, case)
+    assert info is not None and info["last_seq"] == 3, "the first page was not kept"
+    assert summary(state, w.network, other) is None, "the second page's header was kept"
+    assert (exc.details.get("case"), exc.details.get("seq")) == (other, 1)
+    result = await w.victim.sync(w.network)            # the honest answer: from page 2 on
+    assert result.items == 3, "the cursor is not right after the first page"
+
+
+async def test_worker_refusal_is_raised_when_the_fold_reaches_the_item(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event of the third page whose signature the worker refuses: the two pages
+    before it are stored, the third is not, and the refusal names that event."""
+    w = world
+    await _small_pages_in_the_worker(w, monkeypatch)
+    case, other = await _page_of_two_cases(w)
+
+    def forge(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for it in items:
+            if it["kind"] == "event" and it["case"] == case and \
+                    it["envelope"]["signed"]["seq"] == 4:
+                it["envelope"]["signed"]["acting_user"] = "iemand-anders"
+        return items
+
+    w.proxy.on_sync(w.network, forge)
+    exc = await caught(w, w.victim, w.victim.sync(w.network), "bad-signature")
+    assert exc.details.get("seq") == 4
+    state = w.victim.session.state
+    assert w.victim.session.page_checker.pages_in_worker >= 2
+    info = summary(state, w.network, case)
+    assert info is not None and info["last_seq"] == 3
+    assert state.get_doc("header", (w.network, other)) is not None
