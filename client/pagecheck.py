@@ -76,9 +76,13 @@ class PageChecker:
         if more:
             self._start()
         if self._pool is not None and self._worker_ready():
-            self.pages_in_worker += 1
-            inner = self._pool.submit(check_page, items, raw)
-            return asyncio.ensure_future(self._from_worker(inner, items, raw))
+            try:
+                inner = self._pool.submit(check_page, items, raw)
+            except (BrokenProcessPool, RuntimeError):   # died, or shut down
+                self._give_up()
+            else:
+                self.pages_in_worker += 1
+                return asyncio.ensure_future(self._from_worker(inner, items, raw))
         done: asyncio.Future[list[CheckedEvent | None]] = \
             asyncio.get_running_loop().create_future()
         done.set_result(check_page(items, raw))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+from functools import lru_cache
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -92,7 +93,18 @@ def _key(kind: str, ref: tuple[str, ...]) -> tuple[str, str]:
     """(kind, the ref's components joined by the separator) of one row, checked as
     :func:`_check_part` and :func:`_row` check them: one scan of the joined text when
     every component is a plain string of the right length, the checks one by one
-    otherwise (which then name what is wrong)."""
+    otherwise (which then name what is wrong).  A sync reads and writes the same few
+    refs many times: the answers for valid refs are kept (a bounded cache)."""
+    if type(ref) is tuple:
+        try:
+            return _checked_key(kind, ref)
+        except TypeError:                 # a component that cannot be hashed
+            pass
+    return _check_part(kind, "kind"), _SEP.join(_row(ref))
+
+
+@lru_cache(maxsize=8192)
+def _checked_key(kind: str, ref: tuple[str, ...]) -> tuple[str, str]:
     if type(kind) is str and type(ref) is tuple and ref and \
             all(type(part) is str and 0 < len(part) <= 256 for part in ref):
         joined = _SEP.join(ref)

@@ -98,8 +98,11 @@ async def test_a_dead_worker_leaves_the_page_to_this_process() -> None:
             process.kill()
             process.join()
         verdicts = await checker.submit(_page(), keys, more=True)
+        # The pool may notice the death before or after it takes the page: at most this
+        # page was handed to it, and none after it.
+        handed = checker.pages_in_worker
         again = await checker.submit(_page(), keys, more=True)
     finally:
         checker.close()
     assert verdicts == again == check_page(_page(), {AUTHOR.key_id: AUTHOR.verify_key.raw})
-    assert checker.pages_in_worker == 1
+    assert handed <= 1 and checker.pages_in_worker == handed
