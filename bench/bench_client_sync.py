@@ -51,7 +51,6 @@ import asyncio
 import json
 import os
 import random
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -63,17 +62,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The measured side: one sync in a process of its own.
+CHILD = ROOT / "bench" / "sync_child.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
+from bench.sync_child import PASSPHRASE  # noqa: E402
 from bench.common import (  # noqa: E402
-    machine_busy_seconds, process_cpu_seconds, write_result,
+    write_result,
 )
 from schakel.cli.serverprocess import ServerProcess  # noqa: E402
 from schakel.client.home import ClientConfig, Home  # noqa: E402
-from schakel.client.partner import Partner  # noqa: E402
 from schakel.client.state import LocalState  # noqa: E402
 from schakel.keys import KdfParams, save_keystore  # noqa: E402
 from schakel.keys.fingerprint import Fingerprint  # noqa: E402
@@ -94,7 +95,6 @@ QUICK_CASES = 20
 AUTHORS = 8
 ROUNDS = 3
 IN_FLIGHT = 32
-PASSPHRASE = "bench-only passphrase"
 TOP = 20
 
 _SENTENCES = (
@@ -251,79 +251,14 @@ def run_ceiling(inputs: list[Any], directory: Path) -> dict[str, Any]:
 # =========================================================================== the sync (child)
 
 
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-async def child(home: Path, network: str, server_pid: int, profile: str | None) -> dict[str, Any]:
-    """One catch-up sync of a fresh home (runs in its own process)."""
-    partner = await Partner.open(home, PASSPHRASE)
-    try:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")   # VmHWM := VmRSS from here
-            hwm_reset = True
-        except OSError:
-            hwm_reset = False
-        rss_before = _status_mib("VmRSS")
-        profiler = None
-        if profile:
-            import cProfile
-            profiler = cProfile.Profile()
-        client0, server0, busy0 = (time.process_time(), process_cpu_seconds(server_pid),
-                                   machine_busy_seconds())
-        start = time.perf_counter()
-        if profiler is not None:
-            profiler.enable()
-        items, calls = 0, 0
-        while True:
-            result = await partner.sync(network)
-            calls += 1
-            items += result.items
-            if result.items == 0:
-                break
-        if profiler is not None:
-            profiler.disable()
-        wall = time.perf_counter() - start
-        client = time.process_time() - client0
-        server = process_cpu_seconds(server_pid) - server0
-        others = machine_busy_seconds() - busy0 - client - server
-        if profiler is not None and profile:
-            profiler.dump_stats(profile)
-        result = {"items": items, "sync_calls": calls, "wall_s": round(wall, 3),
-                "items_per_s": round(items / wall, 1),
-                "client_cpu_us_per_item": round(client / items * 1e6, 1),
-                "client_cores": round(client / wall, 2),
-                "server_cpu_us_per_item": round(server / items * 1e6, 1),
-                "server_cores": round(server / wall, 3),
-                "server_share_of_cpu": round(server / (client + server), 3),
-                "other_processes_cores": round(max(others, 0.0) / wall, 2),
-                "rss_before_sync_mib": rss_before,
-                "peak_rss_during_sync_mib": _status_mib("VmHWM"),
-                "peak_is_since_unlock": hwm_reset}
-    finally:
-        await partner.close()
-    # The worker that checked signatures has exited with close() and was reaped: its CPU
-    # and peak memory are this process's children's.
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker_cpu = children.ru_utime + children.ru_stime
-    result.update(other_processes_cores=round(max(others - worker_cpu, 0.0) / wall, 2),
-                  worker_cpu_us_per_item=round(worker_cpu / items * 1e6, 1),
-                  worker_cores=round(worker_cpu / wall, 2),
-                  worker_peak_rss_mib=round(children.ru_maxrss / 1024, 1))
-    return result
-
-
 def run_child(history: History, template: Path, work: Path, url: str, server_pid: int,
               profile: str | None = None) -> dict[str, Any]:
     home = work / f"home-{time.monotonic_ns()}"
     shutil.copytree(template, home)
     try:
         out = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", str(home),
-             history.net.id, str(server_pid), profile or ""],
+            [sys.executable, str(CHILD), str(home), history.net.id, str(server_pid),
+             profile or ""],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
             timeout=900, check=False)
         if out.returncode != 0:
@@ -437,11 +372,6 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        home, network, pid, profile = sys.argv[2:6]
-        result = asyncio.run(child(Path(home), network, int(pid), profile or None))
-        print(json.dumps(result))
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="300 events, write nothing")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
