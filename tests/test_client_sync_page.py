@@ -174,3 +174,27 @@ async def test_worker_refusal_is_raised_when_the_fold_reaches_the_item(
     info = summary(state, w.network, case)
     assert info is not None and info["last_seq"] == 3
     assert state.get_doc("header", (w.network, other)) is not None
+
+
+async def test_a_later_page_that_fails_is_raised_after_the_page_before_it_is_stored(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second page comes without a valid cursor while the first is still to be stored
+    (it is asked for ahead): the first page is stored all the same, then the second
+    page's lie is raised."""
+    w = world
+    await _small_pages_in_the_worker(w, monkeypatch)
+    case, other = await _page_of_two_cases(w)
+    pages: list[int] = []
+
+    def second_without_cursor(body: Any) -> Any:
+        if body.get("items"):
+            pages.append(1)
+            if len(pages) == 2:
+                body["cursor"] = "not-a-position"
+        return body
+
+    w.proxy.on("GET", rf"/v1/networks/{w.network}/sync", second_without_cursor)
+    await caught(w, w.victim, w.victim.sync(w.network), "context-mismatch")
+    info = summary(w.victim.session.state, w.network, case)
+    assert info is not None and info["last_seq"] == 3, "the first page was not stored"
+    assert summary(w.victim.session.state, w.network, other) is None
