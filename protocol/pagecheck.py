@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import VerifyKey
 from schakel.protocol.errors import MalformedError, SignatureError
 from schakel.protocol.objects.cases import Event
@@ -49,7 +48,7 @@ def check_event(envelope: Any, keys: Mapping[str, VerifyKey]) -> CheckedEvent:
         event = unverified.verify([key])
     except (MalformedError, SignatureError) as exc:
         return CheckedEvent(signature=exc.code)
-    return CheckedEvent(event=event, canonical=canonical_json(envelope))
+    return CheckedEvent(event=event, canonical=unverified.canonical())
 
 
 def check_page(items: list[Any], keys: Mapping[str, bytes]) -> list[CheckedEvent | None]:

@@ -8,6 +8,9 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from schakel.client.pagecheck import PageChecker
 from schakel.protocol import envelopes
 from schakel.protocol.canonical import canonical_json
@@ -30,7 +33,7 @@ def _event(seq: int, signer: Signer = AUTHOR, **changes: Any) -> dict[str, Any]:
     fields: dict[str, Any] = dict(
         network=NETWORK, case=CASE, event=event_id, author=signer.key_id,
         acting_user="wijkteam-1", seq=seq, case_key_version=1, ciphertext=ciphertext,
-        created=format_timestamp(datetime(2026, 12, 7, 9, seq, tzinfo=UTC)),
+        created=format_timestamp(datetime(2026, 12, 7, 9, seq % 60, tzinfo=UTC)),
         prev=None if seq == 1 else b64e(b"p" * 32))
     fields.update(changes)
     return Event(**fields).sign(signer)
@@ -106,3 +109,21 @@ async def test_a_dead_worker_leaves_the_page_to_this_process() -> None:
         checker.close()
     assert verdicts == again == check_page(_page(), {AUTHOR.key_id: AUTHOR.verify_key.raw})
     assert handed <= 1 and checker.pages_in_worker == handed
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1,
+               max_size=40),
+       st.integers(min_value=1, max_value=10**6), st.booleans())
+def test_the_envelope_bytes_made_from_the_signed_bytes_are_its_canonical_json(
+        acting_user: str, seq: int, closed: bool) -> None:
+    """What a reader stores and hashes is made from the signed part's canonical bytes (the
+    ones the signature covers) and equals RFC 8785 of the whole envelope (quotes and
+    backslashes in a field, one or two signatures)."""
+    envelope = _event(min(seq, 250), acting_user=acting_user,
+                      **({"status": "closed"} if closed else {}))
+    if seq > 200:
+        envelope["signatures"].append({"keyid": STRANGER.key_id,
+                                       "sig": envelope["signatures"][0]["sig"]})
+    unverified = Event.unverified(envelope)
+    assert unverified.canonical() == canonical_json(envelope)
+    assert unverified.canonical_signed() == canonical_json(envelope["signed"])

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from schakel.protocol import schema, signing
+from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import Signer, VerifyKey
 from schakel.protocol.encoding import b64d
 from schakel.protocol.errors import MalformedError, SignatureError
@@ -438,10 +439,25 @@ class Unverified(Generic[_S]):
     verified (:meth:`SignedObject.unverified`).  ``signed`` is only for finding the key
     that must verify it."""
 
-    __slots__ = ("kind", "envelope")
+    __slots__ = ("kind", "envelope", "_canonical_signed")
 
     def __init__(self, kind: type[_S], envelope: Any) -> None:
         self.kind, self.envelope = kind, envelope
+        self._canonical_signed: bytes | None = None
+
+    def canonical_signed(self) -> bytes:
+        """The canonical JSON of the ``signed`` part: what the signatures cover (after
+        the type's domain prefix), made once."""
+        if self._canonical_signed is None:
+            self._canonical_signed = canonical_json(self.envelope["signed"])
+        return self._canonical_signed
+
+    def canonical(self) -> bytes:
+        """The canonical JSON of the whole envelope (what a reader stores and hashes),
+        from :meth:`canonical_signed`: an envelope is exactly ``signatures`` and
+        ``signed``, which sort in that order (RFC 8785 §3.2.3)."""
+        return (b'{"signatures":' + canonical_json(self.envelope["signatures"]) +
+                b',"signed":' + self.canonical_signed() + b"}")
 
     @property
     def signed(self) -> dict[str, Any]:
@@ -454,7 +470,8 @@ class Unverified(Generic[_S]):
         :meth:`SignedObject.unverified` validated."""
         keys = list(keys)
         self.kind._before_verify(self.envelope)
-        signed = signing.verify(self.envelope, self.kind.TYPE, keys, threshold=threshold)
+        signed = signing.verify_canonical(self.envelope, self.kind.TYPE, keys,
+                                          self.canonical_signed(), threshold=threshold)
         obj = self.kind._from_valid_json(signed)
         obj._after_verify(self.envelope, keys)
         return obj
