@@ -27,8 +27,8 @@ At each size, three alternating rounds:
   ``/proc/self/clear_refs`` was reset once the keystore was open, so the Argon2id unlock's
   64 MiB does not count), next to its resident memory before the sync.  The client checks
   the signatures of a long feed in a worker process (``schakel.client.pagecheck``): its
-  CPU and peak memory are read once the partner is closed (the child's reaped children)
-  and reported beside the child's.
+  CPU and peak memory (``/proc``, before the partner is closed) are reported beside the
+  child's.
 
 Items/s is the sync's feed items (events, case headers, identity records, memberships ...)
 per second of wall time; the ceiling's is events per second.  The ratio is the sync's over

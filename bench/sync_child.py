@@ -4,15 +4,14 @@
     python bench/sync_child.py HOME NETWORK SERVER_PID [PROFILE_OUT]
 
 and reads the JSON line it prints.  It imports only what a partner's program needs (the
-library), so that the worker process the library starts for a long feed -- which imports
-the parent's main module, as ``spawn`` does -- costs what it costs a partner's program.
+library).  The worker process the library starts for a long feed is this process's
+child: its CPU and peak memory are read from ``/proc`` before the partner is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_busy_seconds, process_cpu_seconds  # noqa: E402
+from bench.common import (  # noqa: E402
+    machine_busy_seconds, peak_rss_mib, process_cpu_seconds,
+)
 from schakel.client.partner import Partner  # noqa: E402
 
 #: The passphrase of the reader's keystore (the benchmark makes it).
@@ -67,32 +68,41 @@ async def child(home: Path, network: str, server_pid: int, profile: str | None) 
         wall = time.perf_counter() - start
         client = time.process_time() - client0
         server = process_cpu_seconds(server_pid) - server0
-        others = machine_busy_seconds() - busy0 - client - server
+        # The worker that checked signatures (a child of this process, alive until close):
+        # its CPU and its peak memory since it started.
+        workers = _children()
+        worker = sum(process_cpu_seconds(pid) for pid in workers)
+        others = machine_busy_seconds() - busy0 - client - server - worker
         if profiler is not None and profile:
             profiler.dump_stats(profile)
-        result = {"items": items, "sync_calls": calls, "wall_s": round(wall, 3),
+        return {"items": items, "sync_calls": calls, "wall_s": round(wall, 3),
                 "items_per_s": round(items / wall, 1),
                 "client_cpu_us_per_item": round(client / items * 1e6, 1),
                 "client_cores": round(client / wall, 2),
+                "worker_cpu_us_per_item": round(worker / items * 1e6, 1),
+                "worker_cores": round(worker / wall, 2),
+                "worker_peak_rss_mib": round(max((peak_rss_mib(pid) for pid in workers),
+                                                 default=0.0), 1),
                 "server_cpu_us_per_item": round(server / items * 1e6, 1),
                 "server_cores": round(server / wall, 3),
-                "server_share_of_cpu": round(server / (client + server), 3),
+                "server_share_of_cpu": round(server / (client + worker + server), 3),
                 "other_processes_cores": round(max(others, 0.0) / wall, 2),
                 "rss_before_sync_mib": rss_before,
                 "peak_rss_during_sync_mib": _status_mib("VmHWM"),
                 "peak_is_since_unlock": hwm_reset}
     finally:
         await partner.close()
-    # The worker that checked signatures has exited with close() and was reaped: its CPU
-    # and peak memory are this process's children's.
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker_cpu = children.ru_utime + children.ru_stime
-    result.update(other_processes_cores=round(max(others - worker_cpu, 0.0) / wall, 2),
-                  worker_cpu_us_per_item=round(worker_cpu / items * 1e6, 1),
-                  worker_cores=round(worker_cpu / wall, 2),
-                  worker_peak_rss_mib=round(children.ru_maxrss / 1024, 1))
-    return result
 
+
+def _children() -> list[int]:
+    """The process ids of this process's children (``/proc/self/task/*/children``)."""
+    pids: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids += [int(pid) for pid in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return pids
 
 def main() -> None:
     home, network, pid = sys.argv[1:4]

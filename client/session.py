@@ -59,12 +59,12 @@ class Session:
 
     def __init__(self, *, home: Home, keys: PartnerKeys, config: ClientConfig,
                  state: LocalState, conn: Connection, acting_user: str,
-                 clock: Clock = utc_now, sync_workers: int = 1) -> None:
+                 clock: Clock = utc_now, sync_worker: bool = True) -> None:
         self.home, self.keys, self.config, self.state, self.conn = home, keys, config, state, conn
         self.acting_user = acting_user
         self.clock = clock
-        #: Checks the signatures of long feeds on a second core (``sync_workers=0``: here).
-        self.page_checker = PageChecker(sync_workers)
+        #: Checks the signatures of long feeds on a second core (``sync_worker=False``: here).
+        self.page_checker = PageChecker(sync_worker)
 
     @property
     def key_id(self) -> str:

@@ -4,14 +4,16 @@ or the reader's own process computes it, and the reader's own checks still decid
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schakel.client.pagecheck import PageChecker
+from schakel.client.pagecheck import WORKER, PageChecker
 from schakel.protocol import envelopes
 from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import CaseKey, Signer
@@ -74,7 +76,7 @@ def test_check_event_verdicts_name_what_is_wrong() -> None:
 async def test_worker_and_this_process_give_the_same_verdicts() -> None:
     """The same page through the worker process and through this process."""
     keys = {AUTHOR.key_id: AUTHOR.verify_key}
-    worker, here = PageChecker(workers=1), PageChecker(workers=0)
+    worker, here = PageChecker(enabled=True), PageChecker(enabled=False)
     try:
         await worker.start()
         from_worker = await worker.submit(_page(), keys, more=False)
@@ -82,33 +84,66 @@ async def test_worker_and_this_process_give_the_same_verdicts() -> None:
         from_here = await here.submit(_page(), keys, more=True)
         assert here.pages_in_worker == 0
     finally:
-        worker.close()
-        here.close()
+        await worker.close()
+        await here.close()
     assert from_worker == from_here
     assert all(v is None or isinstance(v, CheckedEvent) for v in from_worker)
 
 
+async def test_the_worker_imports_only_the_protocol() -> None:
+    """The worker is a Python of its own running the page check: not this program again,
+    not the client library, the server or the HTTP stack."""
+    probe = WORKER + "\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith(("
+    probe += "'schakel.client', 'schakel.server', 'schakel.cli', 'aiohttp', 'tests'))))"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and out.strip() == b"[]", out
+
+
 async def test_a_dead_worker_leaves_the_page_to_this_process() -> None:
-    """The worker process is killed: the page it held is checked here, with the same
+    """The worker process is killed: the page it was given is checked here, with the same
     verdicts, and the worker is not used again."""
     keys = {AUTHOR.key_id: AUTHOR.verify_key}
-    checker = PageChecker(workers=1)
+    checker = PageChecker()
     try:
         await checker.start()
-        pool = checker._pool
-        assert pool is not None
-        for process in list(pool._processes.values()):
-            process.kill()
-            process.join()
+        proc = checker._proc
+        assert proc is not None
+        proc.kill()
+        await proc.wait()
         verdicts = await checker.submit(_page(), keys, more=True)
-        # The pool may notice the death before or after it takes the page: at most this
-        # page was handed to it, and none after it.
-        handed = checker.pages_in_worker
+        assert checker.pages_in_worker == 1
         again = await checker.submit(_page(), keys, more=True)
     finally:
-        checker.close()
+        await checker.close()
     assert verdicts == again == check_page(_page(), {AUTHOR.key_id: AUTHOR.verify_key.raw})
-    assert handed <= 1 and checker.pages_in_worker == handed
+    assert checker.pages_in_worker == 1
+
+
+async def test_a_page_left_with_the_worker_ends_it_and_the_next_sync_starts_another() -> None:
+    """A sync that stops while the worker holds a page (its answer is not waited for):
+    that worker is ended, so its answer is never read as another page's, and the next
+    long feed starts a new one."""
+    keys = {AUTHOR.key_id: AUTHOR.verify_key}
+    checker = PageChecker()
+    try:
+        await checker.start()
+        first = checker._proc
+        assert first is not None
+        pending = checker.submit(_page(), keys, more=True)
+        await asyncio.sleep(0)
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        assert await first.wait() is not None, "the worker holding the page still runs"
+        await checker.start()
+        assert checker._proc is not None and checker._proc is not first
+        verdicts = await checker.submit(_page(), keys, more=True)
+    finally:
+        await checker.close()
+    assert checker.pages_in_worker == 2
+    assert verdicts == check_page(_page(), {AUTHOR.key_id: AUTHOR.verify_key.raw})
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1,
