@@ -56,12 +56,12 @@ from schakel.protocol.objects.cases import (
 )
 from schakel.protocol.objects.disclosure import Share
 from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
+from schakel.protocol.pagecheck import CheckedEvent, check_event
 from schakel.protocol.objects.plaintext import Action, parse_anonymous_event
 from schakel.protocol.policy import Decision, Rules, check_action
 
 from schakel.client.disclosure import rules_of
 from schakel.client.errors import NotFound, ServerMisbehaviour
-from schakel.protocol.pagecheck import CheckedEvent, check_event
 from schakel.client.state import LocalState
 from schakel.client.trust import TrustView
 from schakel.client.views import CaseView, EventView, PolicyBreach
@@ -248,7 +248,7 @@ class Verifier:
 
     async def item(self, item: Any, checked: CheckedEvent | None = None) -> None:
         """One sync item (``{"cursor", "kind", "case", "envelope"}``); ``checked``: an
-        event's :func:`~schakel.client.pagecheck.check_event`, when done ahead."""
+        event's :func:`~schakel.protocol.pagecheck.check_event`, when done ahead."""
         try:
             kind, case, envelope = item["kind"], item["case"], item["envelope"]
         except (KeyError, TypeError):
@@ -389,7 +389,7 @@ class Verifier:
 
     async def event(self, envelope: Any, case: str, cursor: str | None = None,
                     checked: CheckedEvent | None = None) -> None:
-        """One event (``checked``: :func:`~schakel.client.pagecheck.check_event` of this
+        """One event (``checked``: :func:`~schakel.protocol.pagecheck.check_event` of this
         envelope, done ahead of the fold; done here when None)."""
         if checked is None:
             checked = check_event(envelope, self._verify_keys())
