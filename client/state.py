@@ -30,10 +30,10 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from functools import lru_cache
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
