@@ -25,12 +25,16 @@ At each size, three alternating rounds:
   over the same interval (``/proc``), the CPU of every other process on the machine, and
   the child's peak resident memory while syncing (``VmHWM`` after
   ``/proc/self/clear_refs`` was reset once the keystore was open, so the Argon2id unlock's
-  64 MiB does not count), next to its resident memory before the sync.
+  64 MiB does not count), next to its resident memory before the sync.  The client checks
+  the signatures of a long feed in a worker process (``schakel.client.pagecheck``): its
+  CPU and peak memory (``/proc``, before the partner is closed) are reported beside the
+  child's.
 
 Items/s is the sync's feed items (events, case headers, identity records, memberships ...)
 per second of wall time; the ceiling's is events per second.  The ratio is the sync's over
 the ceiling's of the same round; ``cpu_ratio`` is the ceiling's CPU per event over the
-client's CPU per item, the steadier figure when other processes share the two cores.  At 2,000 events one more
+client's CPU per item (its worker's included), the steadier figure when other processes
+share the two cores.  At 2,000 events one more
 sync runs under cProfile (not timed) and its top functions go into the result.
 
     .venv/bin/python bench/bench_client_sync.py           # writes bench/results/client_sync.json
@@ -58,17 +62,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The measured side: one sync in a process of its own.
+CHILD = ROOT / "bench" / "sync_child.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
+from bench.sync_child import PASSPHRASE  # noqa: E402
 from bench.common import (  # noqa: E402
-    machine_busy_seconds, process_cpu_seconds, write_result,
+    write_result,
 )
 from schakel.cli.serverprocess import ServerProcess  # noqa: E402
 from schakel.client.home import ClientConfig, Home  # noqa: E402
-from schakel.client.partner import Partner  # noqa: E402
 from schakel.client.state import LocalState  # noqa: E402
 from schakel.keys import KdfParams, save_keystore  # noqa: E402
 from schakel.keys.fingerprint import Fingerprint  # noqa: E402
@@ -89,7 +95,6 @@ QUICK_CASES = 20
 AUTHORS = 8
 ROUNDS = 3
 IN_FLIGHT = 32
-PASSPHRASE = "bench-only passphrase"
 TOP = 20
 
 _SENTENCES = (
@@ -246,70 +251,14 @@ def run_ceiling(inputs: list[Any], directory: Path) -> dict[str, Any]:
 # =========================================================================== the sync (child)
 
 
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-async def child(home: Path, network: str, server_pid: int, profile: str | None) -> dict[str, Any]:
-    """One catch-up sync of a fresh home (runs in its own process)."""
-    partner = await Partner.open(home, PASSPHRASE)
-    try:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")   # VmHWM := VmRSS from here
-            hwm_reset = True
-        except OSError:
-            hwm_reset = False
-        rss_before = _status_mib("VmRSS")
-        profiler = None
-        if profile:
-            import cProfile
-            profiler = cProfile.Profile()
-        client0, server0, busy0 = (time.process_time(), process_cpu_seconds(server_pid),
-                                   machine_busy_seconds())
-        start = time.perf_counter()
-        if profiler is not None:
-            profiler.enable()
-        items, calls = 0, 0
-        while True:
-            result = await partner.sync(network)
-            calls += 1
-            items += result.items
-            if result.items == 0:
-                break
-        if profiler is not None:
-            profiler.disable()
-        wall = time.perf_counter() - start
-        client = time.process_time() - client0
-        server = process_cpu_seconds(server_pid) - server0
-        others = machine_busy_seconds() - busy0 - client - server
-        if profiler is not None and profile:
-            profiler.dump_stats(profile)
-        return {"items": items, "sync_calls": calls, "wall_s": round(wall, 3),
-                "items_per_s": round(items / wall, 1),
-                "client_cpu_us_per_item": round(client / items * 1e6, 1),
-                "client_cores": round(client / wall, 2),
-                "server_cpu_us_per_item": round(server / items * 1e6, 1),
-                "server_cores": round(server / wall, 3),
-                "server_share_of_cpu": round(server / (client + server), 3),
-                "other_processes_cores": round(max(others, 0.0) / wall, 2),
-                "rss_before_sync_mib": rss_before,
-                "peak_rss_during_sync_mib": _status_mib("VmHWM"),
-                "peak_is_since_unlock": hwm_reset}
-    finally:
-        await partner.close()
-
-
 def run_child(history: History, template: Path, work: Path, url: str, server_pid: int,
               profile: str | None = None) -> dict[str, Any]:
     home = work / f"home-{time.monotonic_ns()}"
     shutil.copytree(template, home)
     try:
         out = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", str(home),
-             history.net.id, str(server_pid), profile or ""],
+            [sys.executable, str(CHILD), str(home), history.net.id, str(server_pid),
+             profile or ""],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
             timeout=900, check=False)
         if out.returncode != 0:
@@ -382,12 +331,13 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                 print(f"  {size:>6,}: ceiling {c['items_per_s']:,.0f} events/s "
                       f"({c['cpu_us_per_event']} µs/event) | sync {s['items']:,} items "
                       f"{s['items_per_s']:,.0f} items/s, client {s['client_cpu_us_per_item']} "
-                      f"µs/item, server {s['server_cores']} cores, peak "
+                      f"+ worker {s['worker_cpu_us_per_item']} µs/item, server {s['server_cores']} cores, peak "
                       f"{s['peak_rss_during_sync_mib']} MiB (before {s['rss_before_sync_mib']}), "
                       f"others {s['other_processes_cores']} cores | ratio "
                       f"{s['items_per_s'] / c['items_per_s']:.3f}", flush=True)
             ratios = [s["items_per_s"] / c["items_per_s"] for c, s in zip(ceiling, syncs)]
-            cpu_ratios = [c["cpu_us_per_event"] / s["client_cpu_us_per_item"]
+            cpu_ratios = [c["cpu_us_per_event"] /
+                          (s["client_cpu_us_per_item"] + s["worker_cpu_us_per_item"])
                           for c, s in zip(ceiling, syncs)]
             row: dict[str, Any] = {
                 "events": size, "cases": cases, "items": syncs[0]["items"],
@@ -399,15 +349,18 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
                 "cpu_ratio": round(statistics.median(cpu_ratios), 3),
                 "cpu_ratio_per_round": [round(r, 3) for r in cpu_ratios],
                 **{key: _median(syncs, key) for key in (
-                    "wall_s", "client_cpu_us_per_item", "client_cores", "server_cpu_us_per_item",
+                    "wall_s", "client_cpu_us_per_item", "client_cores",
+                    "worker_cpu_us_per_item", "worker_cores", "server_cpu_us_per_item",
                     "server_cores", "server_share_of_cpu", "other_processes_cores",
                     "rss_before_sync_mib")},
                 "peak_rss_during_sync_mib": max(s["peak_rss_during_sync_mib"] for s in syncs),
+                "worker_peak_rss_mib": max(s["worker_peak_rss_mib"] for s in syncs),
                 "ceiling_rounds": ceiling, "sync_rounds": syncs}
             print(f"  {size:>6,} events: sync {row['sync_items_per_s']:,.0f} items/s, ceiling "
                   f"{row['ceiling_items_per_s']:,.0f} events/s, ratio {row['ratio']} "
                   f"(per round {row['ratio_per_round']}); CPU per item: ceiling/client "
-                  f"{row['cpu_ratio']}; peak {row['peak_rss_during_sync_mib']} MiB",
+                  f"{row['cpu_ratio']}; peak {row['peak_rss_during_sync_mib']} MiB "
+                  f"+ worker {row['worker_peak_rss_mib']} MiB",
                   flush=True)
             if size == sizes[0]:
                 prof = profile_out or str(work / "sync.prof")
@@ -419,11 +372,6 @@ async def run(url: str, server_pid: int, sizes: tuple[int, ...], cases: int, rou
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        home, network, pid, profile = sys.argv[2:6]
-        result = asyncio.run(child(Path(home), network, int(pid), profile or None))
-        print(json.dumps(result))
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="300 events, write nothing")
     parser.add_argument("--rounds", type=int, default=ROUNDS)

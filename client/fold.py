@@ -52,10 +52,11 @@ from schakel.protocol.errors import (
 )
 from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.cases import (
-    CaseHeader, CaseRekey, Event, check_event_status, check_link, check_replacement, event_hash,
+    CaseHeader, CaseRekey, Event, check_event_status, check_replacement, event_hash_of,
 )
 from schakel.protocol.objects.disclosure import Share
 from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
+from schakel.protocol.pagecheck import CheckedEvent, check_event
 from schakel.protocol.objects.plaintext import Action, parse_anonymous_event
 from schakel.protocol.policy import Decision, Rules, check_action
 
@@ -147,6 +148,12 @@ class Verifier:
     _epochs_refetched: bool = False
     #: The sync page being verified (for telling a reordered event from a missing one).
     page: list[Any] = field(default_factory=list)
+    _keys: dict[str, VerifyKey] | None = None
+
+    def _verify_keys(self) -> dict[str, VerifyKey]:
+        if self._keys is None:
+            self._keys = self.tv.verify_keys()
+        return self._keys
 
     def fail(self, what: str, message: str, **details: Any) -> ServerMisbehaviour:
         return self.misbehaving(self.network, what, message, **details)
@@ -213,8 +220,35 @@ class Verifier:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def item(self, item: Any) -> None:
-        """One sync item (``{"cursor", "kind", "case", "envelope"}``)."""
+    def prefetch(self, items: list[Any]) -> None:
+        """Read what verifying ``items`` (a sync page) will look up -- each case's header
+        and summary, each event's slot and id -- in a few queries, for the page's
+        transaction (:meth:`LocalState.prefetch_docs`).  Only lookups: every item is
+        still checked as it is verified, and a malformed one is skipped here."""
+        cases: set[str] = set()
+        slots: list[tuple[str, ...]] = []
+        ids: list[tuple[str, ...]] = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("case"), str):
+                continue
+            cases.add(item["case"])
+            envelope = item.get("envelope")
+            signed = envelope.get("signed") if isinstance(envelope, dict) else None
+            if item.get("kind") != "event" or not isinstance(signed, dict):
+                continue
+            seq, event_id = signed.get("seq"), signed.get("event")
+            if type(seq) is int and 0 < seq < 10**10 and isinstance(event_id, str):
+                slots.append((self.network, item["case"], seq_ref(seq)))
+                ids.append((self.network, event_id))
+        refs = [(self.network, case) for case in sorted(cases)]
+        self.state.prefetch_docs("header", refs)
+        self.state.prefetch_docs("case", refs)
+        self.state.prefetch_docs("event", slots)
+        self.state.prefetch_docs("event-id", ids)
+
+    async def item(self, item: Any, checked: CheckedEvent | None = None) -> None:
+        """One sync item (``{"cursor", "kind", "case", "envelope"}``); ``checked``: an
+        event's :func:`~schakel.protocol.pagecheck.check_event`, when done ahead."""
         try:
             kind, case, envelope = item["kind"], item["case"], item["envelope"]
         except (KeyError, TypeError):
@@ -222,7 +256,7 @@ class Verifier:
         if kind == "header":
             await self.header(envelope, case)
         elif kind == "event":
-            await self.event(envelope, case, item.get("cursor"))
+            await self.event(envelope, case, item.get("cursor"), checked)
         elif kind == "share":
             await self.share(envelope, case)
         elif kind == "rekey":
@@ -247,8 +281,7 @@ class Verifier:
     async def ensure_case(self, case: str) -> None:
         """Fetch a case's header, rekeys and events when the header is not held yet (a
         shell partner's history from before its share)."""
-        if self.state.get_doc("header", (self.network, case)) is not None or \
-                case in self._fetching:
+        if case in self._fetching or self.state.has_doc("header", (self.network, case)):
             return
         self._fetching.add(case)
         try:
@@ -354,11 +387,19 @@ class Verifier:
                    and isinstance(it["envelope"].get("signed"), dict)
                    and it["envelope"]["signed"].get("seq") == seq for it in self.page)
 
-    async def event(self, envelope: Any, case: str, cursor: str | None = None) -> None:
-        signed = self._peek(Event, envelope, "event")
+    async def event(self, envelope: Any, case: str, cursor: str | None = None,
+                    checked: CheckedEvent | None = None) -> None:
+        """One event (``checked``: :func:`~schakel.protocol.pagecheck.check_event` of this
+        envelope, done ahead of the fold; done here when None)."""
+        if checked is None:
+            checked = check_event(envelope, self._verify_keys())
+        if checked.shape is not None:
+            raise self.fail("bad-signature", f"a event that is not a valid {Event.TYPE} "
+                            f"envelope ({checked.shape})")
+        signed: dict[str, Any] = envelope["signed"]
         self._context(signed, case, "event")
         await self.ensure_case(case)
-        if self.state.get_doc("header", (self.network, case)) is None:
+        if not self.state.has_doc("header", (self.network, case)):
             raise self.fail("event-missing", "an event of a case whose header the server "
                             "does not answer", case=case)
         seq, event_id = int(signed["seq"]), signed["event"]
@@ -381,12 +422,14 @@ class Verifier:
         if seen is not None or held is not None:
             raise self.fail("event-replayed", "an event with a seq or id this partner already "
                             "holds", case=case, seq=seq)
-        author = self._author(signed, case)
-        try:
-            event = Event.from_envelope(envelope, [author.sign])
-        except (SignatureError, MalformedError) as exc:
+        self._author(signed, case)
+        # check_event verified with the key whose id the event names as its author, and a
+        # membership's member id is its signing key's id (Membership.check): the author's
+        # membership accepted at the event's time holds that very key.
+        event = checked.event
+        if checked.signature is not None or event is None:
             raise self.fail("bad-signature", f"an event that does not verify against its "
-                            f"author's membership ({exc.code})", case=case, seq=seq) from None
+                            f"author's membership ({checked.signature})", case=case, seq=seq)
         info = summary(self.state, self.network, case) or {}
         last_seq = int(info.get("last_seq", 0))
         if seq > last_seq + 1:
@@ -395,20 +438,23 @@ class Verifier:
                                 f"{last_seq + 1} of the same case", case=case, seq=seq)
             raise self.fail("event-missing", f"event {seq} follows event {last_seq}: events "
                             f"are missing", case=case, seq=seq)
-        previous = (self.state.get_doc("event", (self.network, case, seq_ref(last_seq)))
-                    if last_seq else None)
-        try:
-            check_link(previous, event)
-        except ContextMismatchError:
+        # The chain link (protocol.md §C.3, as check_link): the event follows the last one
+        # held and its prev is that event's hash, kept in the case summary when the held
+        # event was stored (seq 1: no prev, and the summary holds none).
+        if seq != last_seq + 1 or event.prev != info.get("last_hash"):
             raise self.fail("event-reordered", "an event's prev is not the hash of the event "
-                            "before it", case=case, seq=seq) from None
+                            "before it", case=case, seq=seq)
         key = case_key(self.state, self.network, case, event.case_key_version)
         if key is not None:
             self._decrypt(event, key)
-        self.state.put_doc("event", (self.network, case, seq_ref(seq)), envelope)
+        # The envelope verified (schema and signature): its canonical bytes, serialised
+        # once by check_event, are the stored document and what the next event's prev
+        # must hash to.
+        canonical = checked.canonical
+        self.state.put_canonical("event", (self.network, case, seq_ref(seq)), canonical)
         self.state.put_doc("event-id", (self.network, event_id),
                            {"case": case, "seq": seq, "cursor": cursor})
-        info.update(last_seq=seq, last_hash=b64e(event_hash(envelope)))
+        info.update(last_seq=seq, last_hash=b64e(event_hash_of(canonical)))
         if event.status in ("open", "closed"):
             info["status"] = event.status
         self.state.put_doc("case", (self.network, case), info)

@@ -79,7 +79,7 @@ class Partner:
     async def create(cls, home: str | os.PathLike[str], passphrase: str, *, name: str,
                      server: str, acting_user: str,
                      kdf: KdfParams = KdfParams.INTERACTIVE,
-                     clock: Clock = utc_now) -> Partner:
+                     clock: Clock = utc_now, sync_worker: bool = True) -> Partner:
         """A new partner: fresh keys in ``home/keystore.json``, ``client.json`` and an
         empty ``state.db`` sealed to the new box key."""
         h = Home(home)
@@ -93,18 +93,20 @@ class Partner:
         state = LocalState.open(h.state_file, keys.box_secret, create=True)
         return cls(Session(home=h, keys=keys, config=config, state=state,
                            conn=Connection(server, keys, acting_user),
-                           acting_user=acting_user, clock=clock))
+                           acting_user=acting_user, clock=clock, sync_worker=sync_worker))
 
     @classmethod
     async def open(cls, home: str | os.PathLike[str], passphrase: str | KeystoreKey, *,
                    server: str | None = None, acting_user: str | None = None,
-                   clock: Clock = utc_now) -> Partner:
+                   clock: Clock = utc_now, sync_worker: bool = True) -> Partner:
         """Unlock ``home`` (KeystoreError on a wrong passphrase) with its passphrase, or
         with the :class:`~schakel.keys.KeystoreKey` a key agent kept from an earlier
         unlock, which skips the slow Argon2id step (ADR 0023).  ``server`` overrides
         the configured URL for this session; ``acting_user`` the configured employee
         (NEN 7513 wants the person who acts: a partner's system that serves several
-        employees opens one session per person)."""
+        employees opens one session per person).  ``sync_worker``: check the signatures
+        of a long feed in a worker process while the client stores it (False: all in
+        this process)."""
         h = Home(home)
         config = h.read_config()
         keys = load_keystore(h.keystore, passphrase)
@@ -115,10 +117,11 @@ class Partner:
         person = acting_user or config.acting_user    # for this session; not written back
         return cls(Session(home=h, keys=keys, config=config, state=state,
                            conn=Connection(url, keys, person), acting_user=person,
-                           clock=clock))
+                           clock=clock, sync_worker=sync_worker))
 
     async def close(self) -> None:
         await self.session.conn.close()
+        await self.session.page_checker.close()
         self.session.state.close()
 
     async def __aenter__(self) -> Partner:

@@ -40,6 +40,7 @@ from schakel.protocol.objects.cases import CaseHeader
 from schakel.client.errors import NotFound, ServerMisbehaviour
 from schakel.client.fold import Verifier, case_key, summary
 from schakel.client.home import ClientConfig, Home
+from schakel.client.pagecheck import PageChecker
 from schakel.client.state import LocalState
 from schakel.client.transport import Connection
 from schakel.client.trust import TrustView, load_trust, local_view
@@ -58,10 +59,12 @@ class Session:
 
     def __init__(self, *, home: Home, keys: PartnerKeys, config: ClientConfig,
                  state: LocalState, conn: Connection, acting_user: str,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, sync_worker: bool = True) -> None:
         self.home, self.keys, self.config, self.state, self.conn = home, keys, config, state, conn
         self.acting_user = acting_user
         self.clock = clock
+        #: Checks the signatures of long feeds on a second core (``sync_worker=False``: here).
+        self.page_checker = PageChecker(sync_worker)
 
     @property
     def key_id(self) -> str:

@@ -18,16 +18,22 @@ not contain ``/`` (it would make the associated data ambiguous) or control chara
 must sort (``f"{seq:010d}"``).
 
 Writes commit at once unless inside :meth:`LocalState.transaction` (one commit for a
-whole sync page).  The file is opened by one process at a time.
+whole sync page).  Inside a transaction, reads are answered from what the transaction
+already read or wrote (documents as their stored text, secrets as their opened bytes),
+and :meth:`LocalState.prefetch_docs` reads many rows of one kind in one query; the cache
+ends with the transaction, whatever its outcome.  The file is opened by one process at a
+time.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,9 @@ AD_PREFIX = b"schakel/v1/local-state/"
 #: Separator of ref components inside the ``ref`` column (sorts before every printable).
 _SEP = "\x1f"
 SCHEMA_VERSION = 1
+#: Refs per query of :meth:`LocalState.prefetch_docs` (well under SQLite's bound on
+#: the parameters of one statement).
+_PREFETCH_CHUNK = 500
 
 
 class StateKey(SymmetricKey):
@@ -54,10 +63,16 @@ class StateKey(SymmetricKey):
     role = "local-state"
 
 
+#: What a ref component or kind may not contain: ``/`` and the C0 controls and DEL.
+_FORBIDDEN = re.compile("[/\x00-\x1f\x7f]")
+
+
 def _check_part(value: object, what: str) -> str:
+    # One scan in C (the regex), not a Python loop per character: every local read and
+    # write passes here, several times per synced item.
     if not isinstance(value, str) or not value or len(value) > 256:
         raise MalformedError(f"local state {what} must be a non-empty string of at most 256 chars")
-    if "/" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in value):
+    if _FORBIDDEN.search(value) is not None:
         raise MalformedError(f"local state {what} contains '/' or a control character")
     return value
 
@@ -68,6 +83,36 @@ def _ref(ref: object) -> tuple[str, ...]:
     if isinstance(ref, str) or not isinstance(ref, (tuple, list)):
         raise MalformedError("local state ref must be a tuple of strings")
     return tuple(_check_part(part, "ref component") for part in ref)
+
+
+#: What no component of a joined ref may contain (the separator itself is counted).
+_FORBIDDEN_JOINED = re.compile("[/\x00-\x1e\x7f]")
+
+
+def _key(kind: str, ref: tuple[str, ...]) -> tuple[str, str]:
+    """(kind, the ref's components joined by the separator) of one row, checked as
+    :func:`_check_part` and :func:`_row` check them: one scan of the joined text when
+    every component is a plain string of the right length, the checks one by one
+    otherwise (which then name what is wrong).  A sync reads and writes the same few
+    refs many times: the answers for valid refs are kept (a bounded cache)."""
+    if type(ref) is tuple:
+        try:
+            return _checked_key(kind, ref)
+        except TypeError:                 # a component that cannot be hashed
+            pass
+    return _check_part(kind, "kind"), _SEP.join(_row(ref))
+
+
+@lru_cache(maxsize=8192)
+def _checked_key(kind: str, ref: tuple[str, ...]) -> tuple[str, str]:
+    if type(kind) is str and type(ref) is tuple and ref and \
+            all(type(part) is str and 0 < len(part) <= 256 for part in ref):
+        joined = _SEP.join(ref)
+        if 0 < len(kind) <= 256 and _FORBIDDEN.search(kind) is None and \
+                _FORBIDDEN_JOINED.search(joined) is None and \
+                joined.count(_SEP) == len(ref) - 1:
+            return kind, joined
+    return _check_part(kind, "kind"), _SEP.join(_row(ref))
 
 
 def _row(ref: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -90,6 +135,12 @@ class LocalState:
         self.path, self._db, self._key = path, db, key
         self._depth = 0
         self._pending_misbehaviour: list[tuple[str, tuple[Any, ...]]] = []
+        #: (kind, joined ref) -> stored text or None, while a transaction is open.
+        self._doc_cache: dict[tuple[str, str], str | None] = {}
+        #: (kind, joined ref) -> opened secret or None, while a transaction is open.
+        self._secret_cache: dict[tuple[str, str], bytes | None] = {}
+        #: Documents put (text) or deleted (None) in the open transaction, not yet written.
+        self._unwritten: dict[tuple[str, str], str | None] = {}
 
     # ------------------------------------------------------------------ opening
 
@@ -162,10 +213,15 @@ class LocalState:
         ok = False
         try:
             yield
+            if self._depth == 1:
+                self._write_docs()
             ok = True
         finally:
             self._depth -= 1
             if self._depth == 0:
+                self._doc_cache.clear()
+                self._secret_cache.clear()
+                self._unwritten.clear()
                 conn.execute("COMMIT" if ok else "ROLLBACK")
                 self._flush_misbehaviours()
 
@@ -176,22 +232,31 @@ class LocalState:
             raise MalformedError("a local secret is bytes")
         ref = _row(ref)
         blob = aead_encrypt(self._key, value, associated_data(kind, ref))
+        joined = _SEP.join(ref)
         self._db.conn.execute("INSERT OR REPLACE INTO secrets(kind, ref, value) VALUES (?, ?, ?)",
-                              (kind, _SEP.join(ref), blob))
+                              (kind, joined, blob))
+        if self._depth:
+            self._secret_cache[(kind, joined)] = value
 
     def get_secret(self, kind: str, ref: tuple[str, ...]) -> bytes | None:
         """The secret, or None.  A row that does not open under its own kind and ref
         (moved, altered) raises :class:`DecryptionError`."""
-        ref = _row(ref)
+        key = _key(kind, ref)
+        if self._depth and key in self._secret_cache:
+            return self._secret_cache[key]
         row = self._db.conn.execute("SELECT value FROM secrets WHERE kind = ? AND ref = ?",
-                                    (_check_part(kind, "kind"), _SEP.join(ref))).fetchone()
-        if row is None:
-            return None
-        return aead_decrypt(self._key, bytes(row[0]), associated_data(kind, ref))
+                                    key).fetchone()
+        value = None if row is None else \
+            aead_decrypt(self._key, bytes(row[0]), associated_data(kind, _row(ref)))
+        if self._depth:
+            self._secret_cache[key] = value
+        return value
 
     def delete_secret(self, kind: str, ref: tuple[str, ...]) -> None:
-        self._db.conn.execute("DELETE FROM secrets WHERE kind = ? AND ref = ?",
-                              (_check_part(kind, "kind"), _SEP.join(_row(ref))))
+        key = _key(kind, ref)
+        self._db.conn.execute("DELETE FROM secrets WHERE kind = ? AND ref = ?", key)
+        if self._depth:
+            self._secret_cache[key] = None
 
     def secret_refs(self, kind: str, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         return [tuple(r[0].split(_SEP)) for r in self._select("secrets", "ref", kind, prefix)]
@@ -199,25 +264,92 @@ class LocalState:
     # ------------------------------------------------------------------ documents
 
     def put_doc(self, kind: str, ref: tuple[str, ...], value: Any) -> None:
-        text = canonical_json(value).decode("utf-8")
+        self.put_canonical(kind, ref, canonical_json(value))
+
+    def put_canonical(self, kind: str, ref: tuple[str, ...], canonical: bytes) -> None:
+        """:meth:`put_doc` of a document whose canonical JSON the caller already holds
+        (``canonical_json(value)``: it hashed or checked those very bytes).  Inside a
+        transaction the row is written when the transaction ends (or before a query
+        that lists documents), as one statement for all the rows written."""
+        key = _key(kind, ref)
+        text = canonical.decode("utf-8")
+        if self._depth:
+            self._doc_cache[key] = text
+            self._unwritten[key] = text
+            return
         self._db.conn.execute("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
-                              (_check_part(kind, "kind"), _SEP.join(_row(ref)), text))
+                              (*key, text))
 
     def get_doc(self, kind: str, ref: tuple[str, ...]) -> Any | None:
+        text = self._doc_text(_key(kind, ref))
+        return None if text is None else parse_json(text, max_bytes=64 << 20)
+
+    def has_doc(self, kind: str, ref: tuple[str, ...]) -> bool:
+        """Whether a document is stored at ``ref`` (:meth:`get_doc` without parsing it)."""
+        return self._doc_text(_key(kind, ref)) is not None
+
+    def _doc_text(self, key: tuple[str, str]) -> str | None:
+        if self._depth and key in self._doc_cache:
+            return self._doc_cache[key]
         row = self._db.conn.execute("SELECT value FROM docs WHERE kind = ? AND ref = ?",
-                                    (_check_part(kind, "kind"), _SEP.join(_row(ref)))).fetchone()
-        return None if row is None else parse_json(row[0], max_bytes=64 << 20)
+                                    key).fetchone()
+        text = None if row is None else str(row[0])
+        if self._depth:
+            self._doc_cache[key] = text
+        return text
+
+    def prefetch_docs(self, kind: str, refs: Sequence[tuple[str, ...]]) -> None:
+        """Read the documents of ``kind`` at ``refs`` in one query, for the reads of the
+        open transaction that follow (nothing outside one).  Refs that are not valid
+        refs are skipped: the read that uses one refuses it."""
+        if not self._depth:
+            return
+        kind = _check_part(kind, "kind")
+        wanted: list[str] = []
+        for ref in refs:
+            try:
+                key = _key(kind, ref)
+            except MalformedError:
+                continue
+            if key not in self._doc_cache:
+                wanted.append(key[1])
+        for start in range(0, len(wanted), _PREFETCH_CHUNK):
+            chunk = wanted[start:start + _PREFETCH_CHUNK]
+            found = dict(self._db.conn.execute(
+                f"SELECT ref, value FROM docs WHERE kind = ? AND ref IN "
+                f"({', '.join('?' * len(chunk))})", (kind, *chunk)).fetchall())
+            for joined in chunk:
+                text = found.get(joined)
+                self._doc_cache[(kind, joined)] = None if text is None else str(text)
 
     def docs(self, kind: str, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
         return [(tuple(r[0].split(_SEP)), parse_json(r[1], max_bytes=64 << 20))
                 for r in self._select("docs", "ref, value", kind, prefix)]
 
     def delete_doc(self, kind: str, ref: tuple[str, ...]) -> None:
-        self._db.conn.execute("DELETE FROM docs WHERE kind = ? AND ref = ?",
-                              (_check_part(kind, "kind"), _SEP.join(_row(ref))))
+        key = _key(kind, ref)
+        if self._depth:
+            self._doc_cache[key] = None
+            self._unwritten[key] = None
+            return
+        self._db.conn.execute("DELETE FROM docs WHERE kind = ? AND ref = ?", key)
+
+    def _write_docs(self) -> None:
+        """Write the documents put and deleted in the open transaction since the last
+        write, the last value of each row."""
+        if not self._unwritten:
+            return
+        pending, self._unwritten = self._unwritten, {}
+        conn = self._db.conn
+        conn.executemany("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
+                         [(*key, text) for key, text in pending.items() if text is not None])
+        conn.executemany("DELETE FROM docs WHERE kind = ? AND ref = ?",
+                         [key for key, text in pending.items() if text is None])
 
     def _select(self, table: str, columns: str, kind: str,
                 prefix: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        if table == "docs":
+            self._write_docs()
         kind = _check_part(kind, "kind")
         prefix = _ref(prefix)
         if not prefix:

@@ -132,6 +132,12 @@ class TrustView:
                           current=bool(valid), serial=m.serial, valid_from=m.valid_from,
                           valid_until=m.valid_until)
 
+    def verify_keys(self) -> dict[str, VerifyKey]:
+        """The verify key of every membership this view holds, past ones included, by
+        the key id computed from the key (what an event's ``author`` names)."""
+        return {m.sign.key_id: m.sign for entries in self._memberships.values()
+                for m, _ in entries}
+
     def member(self, key_id: str) -> MemberInfo | None:
         """The member now (``current`` says whether it may act), or None if unknown."""
         return self._info(key_id)

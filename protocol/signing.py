@@ -110,6 +110,14 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
     ignored; a signature by a counted key that does not verify is an error, not
     something to skip (a forged co-signature is an attack worth reporting).
     """
+    return verify_canonical(envelope, obj_type, keys, None, threshold=threshold)
+
+
+def verify_canonical(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey],
+                     canonical_signed: bytes | None, *, threshold: int = 1) -> dict[str, Any]:
+    """:func:`verify`, given the canonical JSON of ``envelope["signed"]`` when the caller
+    already made it (None: made here), so that a reader that also stores or hashes the
+    envelope serialises the signed part once."""
     _check_type(obj_type)
     signed, signatures, raw = _split_decoded(envelope)
     if signed.get("type") != obj_type:
@@ -117,7 +125,8 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
     by_id = {k.key_id: k for k in keys}
     if threshold < 1 or threshold > len(by_id):
         raise MalformedError("threshold must be between 1 and the number of keys")
-    message = signing_input(obj_type, signed)
+    message = signing_input(obj_type, signed) if canonical_signed is None else \
+        DOMAIN_PREFIX + obj_type.encode("ascii") + canonical_signed
     valid = 0
     for s, sig in zip(signatures, raw):
         key = by_id.get(s["keyid"])
@@ -132,4 +141,4 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
 
 
 __all__ = ["DOMAIN_PREFIX", "MAX_SIGNATURES", "signing_input", "sign", "add_signature",
-           "signers_of", "verify"]
+           "signers_of", "verify", "verify_canonical"]

@@ -34,10 +34,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from schakel.protocol import schema, signing
+from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import Signer, VerifyKey
 from schakel.protocol.encoding import b64d
 from schakel.protocol.errors import MalformedError, SignatureError
@@ -148,7 +150,19 @@ def format_timestamp(moment: datetime, what: str = "timestamp") -> Timestamp:
 
 def parse_timestamp(text: Timestamp) -> datetime:
     """A validated timestamp field as an aware UTC datetime."""
+    if type(text) is str and _TIMESTAMP_DIGITS.fullmatch(text):
+        # What strptime(TIMESTAMP_FORMAT) reads from these fixed-width digits, without
+        # its per-call parsing machinery; a day or hour out of range falls through to
+        # strptime, which refuses it in its own words.
+        try:
+            return datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
+                            int(text[14:16]), int(text[17:19]), tzinfo=UTC)
+        except ValueError:
+            pass
     return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+_TIMESTAMP_DIGITS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 
 
 # --------------------------------------------------------------------------- objects
@@ -173,6 +187,15 @@ class WireObject:
             frozen = freeze(value)
             if frozen is not value:
                 object.__setattr__(self, f.name, frozen)
+        validated = _JUST_VALIDATED.get()
+        if validated is not None and validated[0] is type(self):
+            # Built by from_json of a flat class from JSON that has just passed this very
+            # schema: that JSON is this object's JSON form (nothing in step 3 changes a
+            # flat object), so step 2 has been done and step 4 reads it.
+            _JUST_VALIDATED.set(None)
+            self._no_control(validated[1], [], False)
+            self.check()
+            return
         plain = self.to_json()
         self._validate_json(plain)
         if not _is_flat(type(self)):
@@ -238,6 +261,9 @@ class WireObject:
                 object.__setattr__(self, f.name, kind.from_json(thaw(value)))
 
     def _no_control(self, value: Any, path: list[Any], multiline: bool) -> None:
+        if type(value) is dict and not multiline and not self.MULTILINE and \
+                _no_control_flat(value):
+            return
         if isinstance(value, str):
             if (_CONTROL_BUT_LINES if multiline else _CONTROL).search(value):
                 raise self._fail(schema.json_path(path), "contains control characters")
@@ -275,12 +301,48 @@ class WireObject:
     def from_json(cls, value: Any) -> Self:
         """Validate ``value`` against the schema, then build the object."""
         cls._validate_json(value)
+        return cls._from_valid_json(value)
+
+    @classmethod
+    def _from_valid_json(cls, value: Any) -> Self:
+        """:meth:`from_json` of ``value`` that has just passed this class's schema."""
         kwargs: dict[str, Any] = {}
         for f in _fields(cls):
             key = f.metadata.get("json", f.name)
             if key in value:
                 kwargs[f.name] = _from_json(f, value[key])
-        return cls(**kwargs)
+        if not _is_flat(cls):
+            return cls(**kwargs)
+        token = _JUST_VALIDATED.set((cls, value))
+        try:
+            return cls(**kwargs)
+        finally:
+            _JUST_VALIDATED.reset(token)
+
+
+#: (class, JSON) while :meth:`WireObject._from_valid_json` builds a flat object from JSON
+#: that has just passed the class's schema; ``__post_init__`` takes it (and clears it) so
+#: the same JSON is not validated twice.  A context variable: each thread has its own.
+_JUST_VALIDATED: ContextVar[tuple[type, Any] | None] = ContextVar("just_validated",
+                                                                  default=None)
+
+
+def _no_control_flat(value: dict[str, Any]) -> bool:
+    """Whether ``value`` is a JSON object of scalars with no control character in a key
+    or a string: one regex scan of them all (keys and strings joined by a space, which
+    the pattern does not match).  False also when a member is an object or an array:
+    the caller then walks it, and finds the path of what it refuses."""
+    texts: list[str] = []
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            texts.append(item)
+        elif not (kind is int or kind is bool or item is None):
+            return False
+        if type(key) is not str:
+            return False
+        texts.append(key)
+    return _CONTROL.search(" ".join(texts)) is None
 
 
 # Per-class facts, computed once: dataclasses.fields() builds a new tuple on every call.
@@ -332,26 +394,87 @@ class SignedObject(WireObject):
         """The ``signed`` part of ``envelope``, schema-valid but **not verified**: only to
         find the key that must verify it, then :meth:`from_envelope`.  Another object
         type is a :class:`SignatureError`, as in :func:`schakel.protocol.signing.verify`."""
+        return dict(cls.unverified(envelope).signed)
+
+    @classmethod
+    def unverified(cls, envelope: Any) -> "Unverified[Self]":
+        """``envelope`` checked against the envelope schema and this type's schema, not
+        yet verified: its ``signed`` part names the key that must verify it, and
+        :meth:`Unverified.verify` then checks the signatures and builds the object
+        without validating the same JSON again."""
         schema.validate("envelope", envelope)
         signed = envelope["signed"]
         if signed.get("type") != cls.TYPE:
             raise SignatureError(f"expected a {cls.TYPE!r} object, got {signed.get('type')!r}")
         cls._validate_json(signed)
-        return dict(signed)
+        return Unverified(cls, envelope)
 
     @classmethod
     def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
                       *, threshold: int = 1) -> Self:
         """Verify ``envelope`` with ``keys`` and only then build the object."""
         schema.validate("envelope", envelope)
-        return cls._from_valid_envelope(envelope, keys, threshold)
+        keys = list(keys)
+        cls._before_verify(envelope)
+        signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
+        obj = cls.from_json(signed)
+        obj._after_verify(envelope, keys)
+        return obj
 
     @classmethod
-    def _from_valid_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
-                             threshold: int) -> Self:
-        """:meth:`from_envelope` of an envelope that already passed the envelope schema."""
-        signed = signing.verify(envelope, cls.TYPE, keys, threshold=threshold)
-        return cls.from_json(signed)
+    def _before_verify(cls, envelope: Any) -> None:
+        """Rules on a schema-valid envelope's signatures before any is checked
+        (subclasses; raise :class:`SignatureError`)."""
+
+    def _after_verify(self, envelope: Any, keys: list[VerifyKey]) -> None:
+        """Rules on who verified, once the object is built (subclasses; raise
+        :class:`SignatureError`)."""
+
+
+_S = TypeVar("_S", bound=SignedObject)
+
+
+class Unverified(Generic[_S]):
+    """An envelope of ``kind`` whose envelope and ``signed`` schemas passed, not yet
+    verified (:meth:`SignedObject.unverified`).  ``signed`` is only for finding the key
+    that must verify it."""
+
+    __slots__ = ("kind", "envelope", "_canonical_signed")
+
+    def __init__(self, kind: type[_S], envelope: Any) -> None:
+        self.kind, self.envelope = kind, envelope
+        self._canonical_signed: bytes | None = None
+
+    def canonical_signed(self) -> bytes:
+        """The canonical JSON of the ``signed`` part: what the signatures cover (after
+        the type's domain prefix), made once."""
+        if self._canonical_signed is None:
+            self._canonical_signed = canonical_json(self.envelope["signed"])
+        return self._canonical_signed
+
+    def canonical(self) -> bytes:
+        """The canonical JSON of the whole envelope (what a reader stores and hashes),
+        from :meth:`canonical_signed`: an envelope is exactly ``signatures`` and
+        ``signed``, which sort in that order (RFC 8785 §3.2.3)."""
+        return (b'{"signatures":' + canonical_json(self.envelope["signatures"]) +
+                b',"signed":' + self.canonical_signed() + b"}")
+
+    @property
+    def signed(self) -> dict[str, Any]:
+        """The unverified ``signed`` part (read it; do not believe it)."""
+        value: dict[str, Any] = self.envelope["signed"]
+        return value
+
+    def verify(self, keys: Iterable[VerifyKey], *, threshold: int = 1) -> _S:
+        """:meth:`SignedObject.from_envelope`, without validating again what
+        :meth:`SignedObject.unverified` validated."""
+        keys = list(keys)
+        self.kind._before_verify(self.envelope)
+        signed = signing.verify_canonical(self.envelope, self.kind.TYPE, keys,
+                                          self.canonical_signed(), threshold=threshold)
+        obj = self.kind._from_valid_json(signed)
+        obj._after_verify(self.envelope, keys)
+        return obj
 
 
 class Part(WireObject):
@@ -393,6 +516,6 @@ def alias(json: str, *, default: Any = dataclasses.MISSING) -> Any:
 
 
 __all__ = [
-    "WireObject", "SignedObject", "Part", "FrozenMap", "Timestamp", "TIMESTAMP_FORMAT",
+    "WireObject", "SignedObject", "Unverified", "Part", "FrozenMap", "Timestamp", "TIMESTAMP_FORMAT",
     "freeze", "thaw", "invalid", "utc", "format_timestamp", "parse_timestamp", "nested", "alias",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from schakel.protocol import envelopes, schema, signing
 from schakel.protocol.canonical import canonical_json
@@ -100,15 +100,10 @@ class CaseHeader(SignedObject):
     def is_consult(self) -> bool:
         return self.kind == "consult"
 
-    @classmethod
-    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> Self:
-        """Verify, build, and require that ``owner`` is among the verified signers."""
-        keys = list(keys)
-        header = super().from_envelope(envelope, keys, threshold=threshold)
-        if header.owner not in verified_signers(envelope, keys):
+    def _after_verify(self, envelope: Any, keys: list[VerifyKey]) -> None:
+        """``owner`` must be among the verified signers."""
+        if self.owner not in verified_signers(envelope, keys):
             raise SignatureError("case-header is not signed by its owner")
-        return header
 
 
 #: The fields a replacement header may change (protocol.md §C.1, "Header versions"):
@@ -168,24 +163,18 @@ class Event(SignedObject):
         self._binary("ciphertext", min_bytes=AEAD_OVERHEAD, max_bytes=EVENT_CIPHERTEXT_MAX_BYTES)
 
     @classmethod
-    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> Self:
-        """Verify, build, and require exactly one signature, by ``author``.
-
-        One signature keeps :func:`event_hash` of an event unique: nobody can
-        change the hash that the next event's ``prev`` commits to by adding a
-        signature entry to the envelope.
-        """
-        keys = list(keys)
-        schema.validate("envelope", envelope)
+    def _before_verify(cls, envelope: Any) -> None:
+        """Exactly one signature, the author's: one signature keeps :func:`event_hash`
+        of an event unique -- nobody can change the hash that the next event's ``prev``
+        commits to by adding a signature entry to the envelope."""
         if len(envelope["signatures"]) != 1:
             raise SignatureError("an event carries exactly one signature, its author's")
-        event = cls._from_valid_envelope(envelope, keys, threshold)
+
+    def _after_verify(self, envelope: Any, keys: list[VerifyKey]) -> None:
         # verified_signers(envelope, keys), without taking the verified envelope apart again.
-        if event.author not in ({s["keyid"] for s in envelope["signatures"]}
-                                & {k.key_id for k in keys}):
+        if self.author not in ({s["keyid"] for s in envelope["signatures"]}
+                               & {k.key_id for k in keys}):
             raise SignatureError("event is not signed by its author")
-        return event
 
 
 def event_hash(envelope: Mapping[str, Any]) -> bytes:
@@ -194,7 +183,14 @@ def event_hash(envelope: Mapping[str, Any]) -> bytes:
     exactly as signed and stored, signatures included."""
     plain = thaw(envelope)
     schema.validate_envelope("event", plain)
-    return sha256(EVENT_HASH_DOMAIN + canonical_json(plain))
+    return event_hash_of(canonical_json(plain))
+
+
+def event_hash_of(canonical: bytes) -> bytes:
+    """:func:`event_hash` from the canonical bytes of an event envelope that already
+    passed its schema (a verified event), so that a reader that keeps those bytes does
+    not serialise the envelope twice."""
+    return sha256(EVENT_HASH_DOMAIN + canonical)
 
 
 def check_link(previous: Mapping[str, Any] | None, event: Event) -> None:
@@ -308,5 +304,5 @@ class CaseRekey(SignedObject):
 
 __all__ = [
     "BlindIndexToken", "CaseHeader", "REPLACEABLE", "check_replacement", "Event",
-    "IdentityRecord", "GatedEnvelope", "CaseRekey", "event_hash", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
+    "IdentityRecord", "GatedEnvelope", "CaseRekey", "event_hash", "event_hash_of", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
 ]

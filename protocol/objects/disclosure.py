@@ -14,7 +14,7 @@ from schakel.protocol import envelopes
 from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, CaseKey
 from schakel.protocol.envelopes import JUSTIFICATION_MAX_BYTES
 from schakel.protocol.errors import ContextMismatchError
-from schakel.protocol.objects.base import Part, SignedObject, Timestamp, WireObject, nested
+from schakel.protocol.objects.base import Part, SignedObject, Timestamp, nested
 
 PARTIES = ("formal", "informal")
 PURGE_REASONS = ("consent-revoked", "bemoeizorg-expired", "membership-removed", "retention")

@@ -102,11 +102,11 @@ class AnonymousEvent(WireObject):
     def from_json(cls, value: Any) -> Self:
         schema.validate("anonymous-event", value)
         variant = ANONYMOUS_EVENT_KINDS[value["kind"]]
-        if variant is cls:
-            return super().from_json(value)
-        if issubclass(variant, cls):            # AnonymousEvent itself: any kind
-            return variant.from_json(value)
-        raise invalid("anonymous-event", "kind", f"must be {cls.KIND!r} for {cls.__name__}")
+        if not issubclass(variant, cls):        # AnonymousEvent itself: any kind
+            raise invalid("anonymous-event", "kind", f"must be {cls.KIND!r} for {cls.__name__}")
+        # Every variant's schema is anonymous-event's: the value has just passed it.
+        built: Self = variant._from_valid_json(value)
+        return built
 
     def free_text(self) -> dict[str, str]:
         """The present free-text fields, by JSON name, for the PII guard."""
@@ -209,8 +209,7 @@ ANONYMOUS_EVENT_KINDS: Mapping[str, type[AnonymousEvent]] = FrozenMap(
 def parse_anonymous_event(value: Any) -> AnonymousEvent:
     """Parse a decrypted event plaintext into its variant; MalformedError otherwise
     (including an unknown ``kind``)."""
-    schema.validate("anonymous-event", value)
-    return ANONYMOUS_EVENT_KINDS[value["kind"]].from_json(value)
+    return AnonymousEvent.from_json(value)
 
 
 # --------------------------------------------------------------------------- sealed identity

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import VerifyKey
@@ -58,14 +58,10 @@ class Signal(SignedObject):
             raise self._fail("acting_user", "must be absent when source is anonymous")
         self._binary("sealed", min_bytes=SEAL_OVERHEAD, max_bytes=SEALED_MAX_BYTES)
 
-    @classmethod
-    def from_envelope(cls, envelope: Any, keys: Iterable[VerifyKey],
-                      *, threshold: int = 1) -> Self:
-        """A signed signal: verified, and necessarily from a shell partner."""
-        sig = super().from_envelope(envelope, keys, threshold=threshold)
-        if sig.source != "shell":
-            raise invalid(cls.TYPE, "source", "a signed signal must have source shell")
-        return sig
+    def _after_verify(self, envelope: Any, keys: list[VerifyKey]) -> None:
+        """A signed signal is necessarily from a shell partner."""
+        if self.source != "shell":
+            raise invalid(self.TYPE, "source", "a signed signal must have source shell")
 
     @classmethod
     def from_submission(cls, value: Any, shell_keys: Iterable[VerifyKey]) -> "Signal":
