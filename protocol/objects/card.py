@@ -19,14 +19,14 @@ from typing import Any, Self
 
 from schakel.protocol.crypto import BoxPublicKey, VerifyKey
 from schakel.protocol.errors import PolicyViolation, UntrustedKeyError
-from schakel.protocol.objects.base import Part, SignedObject, Timestamp, nested, parse_timestamp, utc
-from schakel.protocol.objects.network import PublicKeys
+from schakel.protocol.objects.base import SignedObject, Timestamp, nested, parse_timestamp, utc
+from schakel.protocol.objects.network import PublicKeys, ServerKeys
 
 __all__ = ["NetworkCard", "CardServer"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class CardServer(Part):
+class CardServer(ServerKeys):
     """``{origin, log, gate}``: where signals go, and the keys the genesis names for that
     server (their server fingerprint, protocol.md §4.3, is what a signaller compares)."""
 
@@ -34,16 +34,6 @@ class CardServer(Part):
     DEF = "server"
 
     origin: str
-    log: str
-    gate: str
-
-    @property
-    def log_key(self) -> VerifyKey:
-        return VerifyKey.from_b64(self.log, "log")
-
-    @property
-    def gate_key(self) -> BoxPublicKey:
-        return BoxPublicKey.from_b64(self.gate, "gate")
 
 
 @dataclass(frozen=True, kw_only=True)
