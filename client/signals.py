@@ -121,8 +121,8 @@ class Signals:
         kind = signaller_kind or ("other" if anonymous else "shell-partner")
         signal, reply = new_id(), BoxSecretKey.generate()
         content = signal_content(network, signal, reply, concern=concern, urgency=urgency,
-                           signaller_kind=kind, contact_back=contact_back,
-                           identity_hint=identity_hint)
+                                 signaller_kind=kind, contact_back=contact_back,
+                                 identity_hint=identity_hint)
         sealed = b64e(coordinator_box.seal(content.plaintext()))
         created = s.stamp()
         # Kept before sending, so a lost answer can be retried and its feedback read.

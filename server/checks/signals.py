@@ -13,7 +13,6 @@ from typing import Any
 
 from schakel.keys.card import verify_card_for
 from schakel.protocol.errors import MalformedError, PolicyViolation
-from schakel.protocol.objects.card import NetworkCard
 from schakel.protocol.objects.signals import Signal, SignalFeedback
 from schakel.server.auth import Caller
 from schakel.server.checks import canonical, same
@@ -60,7 +59,7 @@ def check_feedback(envelope: Any, state: NetworkState, signal: str, *, received:
 
 
 def check_card(envelope: Any, state: NetworkState, *, now: datetime, received: str,
-               acting_user: str) -> tuple[NetworkCard, NewCard]:
+               acting_user: str) -> NewCard:
     """A network card (protocol.md §N.11) as members verify it: signed by the coordinator
     key, naming that key as the intake keys and this network's server keys, for a network
     that takes anonymous signals, and not expired at the server's clock.  Whether
@@ -68,8 +67,8 @@ def check_card(envelope: Any, state: NetworkState, *, now: datetime, received: s
     server behind a proxy does not know its public names."""
     card = verify_card_for(envelope, state.genesis, now=now)
     text, digest = canonical(envelope)
-    return card, NewCard(network=card.network, serial=card.serial, envelope=text,
-                         digest=digest, received=received, acting_user=acting_user)
+    return NewCard(network=card.network, serial=card.serial, envelope=text, digest=digest,
+                   received=received, acting_user=acting_user)
 
 
 __all__ = ["check_signal", "check_feedback", "check_card"]

@@ -189,8 +189,8 @@ async def publish_card(call: Call) -> web.Response:
     network = call.id("network")
     caller = call.member(network, coordinator=True)
     body = await call.body()
-    _, new = check_card(body["card"], caller.network, now=call.ctx.now(),
-                        received=call.ctx.timestamp(), acting_user=caller.acting_user)
+    new = check_card(body["card"], caller.network, now=call.ctx.now(),
+                     received=call.ctx.timestamp(), acting_user=caller.acting_user)
     written = await call.ctx.store.write(add_card_txn, new)
     return call.written(written.created, written.answer)
 
