@@ -256,9 +256,8 @@ async def post_card(w: World, kind: str, actor: Actor) -> Req:
 
 
 async def get_card(w: World, kind: str, actor: Actor) -> Req:
-    """Network A's card, published by its coordinator first if it has none yet."""
-    if not getattr(w.a, "card_serial", 0):
-        await dh.post_ok(w.caller, w.a, "/card", w.a.coordinator, {"card": w.a.card()})
+    """Network A's card, which its coordinator publishes (anew) first."""
+    await dh.post_ok(w.caller, w.a, "/card", w.a.coordinator, {"card": w.a.card()})
     return Req(actor, w.a.path("/card"))
 
 
