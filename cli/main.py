@@ -114,6 +114,10 @@ REASONS: dict[str, str] = {
                                           "(--supporting-professional KEY_ID)",
     "anonymous-signals-disabled": "this network does not accept anonymous signals",
     "anonymous-tokens": "an anonymous signal cannot carry matching tokens",
+    "signaller-kind-not-on-card": "the network's card lists who may signal with it; choose "
+                                  "one of them (--signaller-kind)",
+    "card-expired": "the network's card has expired; get the current card from the network's "
+                    "website or leaflet",
     "notifications-coordinator-only": "the notification feed is the coördinator's "
                                       "(docs/protocol.md §15.2)",
 }

@@ -12,6 +12,8 @@ service gets in its constructor together with the services it builds on:
   this partner verified (:class:`~schakel.client.cases.Cases`);
 * ``partner.signals`` -- signals from outside the core and the coordinator's feedback
   (:class:`~schakel.client.signals.Signals`);
+* ``partner.cards`` -- the coordinator's public network card, which lets people without
+  keys signal (:class:`~schakel.client.card.Cards`);
 * ``partner.disclosure`` -- consent, grants, releases, bemoeizorg and reviews
   (:class:`~schakel.client.disclosure.Disclosure`);
 * ``partner.identity`` -- the identity this partner holds, and its rotation
@@ -36,6 +38,7 @@ from schakel.keys import KdfParams, KeystoreKey, PartnerKeys, load_keystore, sav
 from schakel.protocol.errors import UntrustedKeyError
 
 from schakel.client.audit import Audit
+from schakel.client.card import Cards
 from schakel.client.casekeys import CaseKeys
 from schakel.client.cases import Cases
 from schakel.client.disclosure import Disclosure
@@ -69,6 +72,7 @@ class Partner:
         self.cases = Cases(session, self._feed, self.identity, self._case_keys)
         self.networks = Networks(session, self._case_keys)
         self.signals = Signals(session)
+        self.cards = Cards(session)
         self.disclosure = Disclosure(session, self.audit)
         self.referrals = Referrals(session, self.cases, self.audit)
         self.reports = Reports(session, self.cases, self.audit)

@@ -17,19 +17,18 @@ verify before they believe:
 
 Volunteers stop reporting when they never hear back (design §4.3), so the status read is
 a first-class operation: :meth:`Signals.status` for a partner, and the
-module-level :func:`anonymous_signal` / :func:`anonymous_status` for a resident without
-keys or an account.
+module-level ``anonymous_signal`` / ``anonymous_status`` of :mod:`schakel.client.card` for
+a resident without keys or an account, who takes the coordinator's keys from the
+network's card.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from schakel.client.errors import ServerMisbehaviour
 from schakel.client.session import Session
-from schakel.client.transport import Connection
 from schakel.client.trust import TrustView
 from schakel.client.views import ReceivedSignal, SignalTicket
 from schakel.client.views import SignalStatus as StatusView
@@ -40,7 +39,7 @@ from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import (
     ContextMismatchError, MalformedError, PolicyViolation, SignatureError,
 )
-from schakel.protocol.objects.base import format_timestamp, thaw
+from schakel.protocol.objects.base import thaw
 from schakel.protocol.objects.signals import Signal, SignalContent, SignalFeedback, SignalStatus
 
 RECEIPT_HEADER = "Schakel-Receipt"
@@ -48,9 +47,10 @@ SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour
                    "shell-partner", "professional", "other")
 
 
-def _content(network: str, signal: str, reply: BoxSecretKey, *, concern: str, urgency: str,
-             signaller_kind: str, contact_back: bool,
-             identity_hint: Mapping[str, Any] | None) -> SignalContent:
+def signal_content(network: str, signal: str, reply: BoxSecretKey, *, concern: str,
+                   urgency: str, signaller_kind: str, contact_back: bool,
+                   identity_hint: Mapping[str, Any] | None) -> SignalContent:
+    """The content a signaller seals to the coordinator, bound to its outer signal."""
     fields: dict[str, Any] = dict(network=network, signal=signal,
                                   reply_key=reply.public_key.b64(), signaller_kind=signaller_kind,
                                   concern=concern, urgency=urgency, contact_back=contact_back)
@@ -60,8 +60,9 @@ def _content(network: str, signal: str, reply: BoxSecretKey, *, concern: str, ur
     return SignalContent(**fields)
 
 
-def _bare_signal(network: str, signal: str, created: str, sealed: str,
-                 reply: BoxSecretKey) -> Signal:
+def bare_signal(network: str, signal: str, created: str, sealed: str,
+                reply: BoxSecretKey) -> Signal:
+    """An anonymous signal: unsigned, ``source: anonymous``."""
     return Signal(network=network, signal=signal, source="anonymous", created=created,
                   sealed=sealed, reply_key=reply.public_key.b64())
 
@@ -119,16 +120,16 @@ class Signals:
             _, coordinator_box = _coordinator_keys(tv)
         kind = signaller_kind or ("other" if anonymous else "shell-partner")
         signal, reply = new_id(), BoxSecretKey.generate()
-        content = _content(network, signal, reply, concern=concern, urgency=urgency,
-                           signaller_kind=kind, contact_back=contact_back,
-                           identity_hint=identity_hint)
+        content = signal_content(network, signal, reply, concern=concern, urgency=urgency,
+                                 signaller_kind=kind, contact_back=contact_back,
+                                 identity_hint=identity_hint)
         sealed = b64e(coordinator_box.seal(content.plaintext()))
         created = s.stamp()
         # Kept before sending, so a lost answer can be retried and its feedback read.
         s.state.put_secret("signal-reply", (network, signal), reply.export_secret())
         path = s.path(network, "/signals")
         if anonymous:
-            body = {"signal": _bare_signal(network, signal, created, sealed, reply).to_json()}
+            body = {"signal": bare_signal(network, signal, created, sealed, reply).to_json()}
             answer = await s.conn.post_unsigned(path, body)
         else:
             envelope = Signal(network=network, signal=signal, source="shell", created=created,
@@ -286,61 +287,4 @@ class Signals:
                                                                "at": fields["at"]})
 
 
-# --------------------------------------------------------------------------- residents
-
-
-async def anonymous_signal(server_url: str, network: str, coordinator_box_key_b64: str,
-                           concern: str, *, urgency: str = "medium",
-                           signaller_kind: str = "resident", contact_back: bool = True,
-                           identity_hint: Mapping[str, Any] | None = None) -> SignalTicket:
-    """Send an anonymous signal for someone without keys or an account (a resident, a
-    GP, a volunteer driver): a bare signal in an unsigned request.
-
-    ``coordinator_box_key_b64`` must come from a trusted channel (the network's leaflet,
-    its website, the covenant ceremony), not from the server.  The returned ticket holds
-    the receipt token *and the one-time reply key*: it is the only way to read the
-    coordinator's answer, so the caller keeps it private (:func:`anonymous_status`)."""
-    coordinator = BoxPublicKey.from_b64(coordinator_box_key_b64, "coordinator box key")
-    signal, reply = new_id(), BoxSecretKey.generate()
-    content = _content(network, signal, reply, concern=concern, urgency=urgency,
-                       signaller_kind=signaller_kind, contact_back=contact_back,
-                       identity_hint=identity_hint)
-    created = format_timestamp(datetime.now(UTC))
-    body = {"signal": _bare_signal(network, signal, created,
-                                   b64e(coordinator.seal(content.plaintext())), reply).to_json()}
-    conn = Connection(server_url, None, None)
-    try:
-        answer = await conn.post_unsigned(f"/v1/networks/{network}/signals", body)
-    finally:
-        await conn.close()
-    receipt = answer["receipt"]
-    b64d(receipt, length=32, what="receipt")
-    return SignalTicket(network=network, signal=signal, receipt=receipt, server=conn.origin,
-                        sent=created, anonymous=True,
-                        reply_secret=b64e(reply.export_secret()))
-
-
-async def anonymous_status(server_url: str, ticket: SignalTicket,
-                           coordinator_sign_key_b64: str) -> StatusView:
-    """Read the status of an anonymous signal with its ticket (receipt + reply key).
-    The feedback is believed only as far as it verifies under the coordinator's signing
-    key, which the resident got from the same trusted channel as the box key; otherwise
-    this raises the protocol error (``SignatureError`` for a forged statement)."""
-    if not ticket.reply_secret:
-        raise MalformedError("the ticket holds no reply key", details={"field": "reply_secret"})
-    reply = BoxSecretKey(b64d(ticket.reply_secret, length=32, what="reply_secret"))
-    conn = Connection(server_url or ticket.server, None, None)
-    try:
-        answer = await conn.get_unsigned("/v1/signals/status",
-                                         headers={RECEIPT_HEADER: ticket.receipt})
-    finally:
-        await conn.close()
-    status, _, messages = open_status(
-        answer, network=ticket.network, signal=ticket.signal,
-        coordinator=[VerifyKey.from_b64(coordinator_sign_key_b64, "coordinator sign key")],
-        reply=reply)
-    return StatusView(status=status.status, updated=status.updated, messages=messages,
-                      network=ticket.network, signal=ticket.signal)
-
-
-__all__ = ["Signals", "anonymous_signal", "anonymous_status", "open_status", "RECEIPT_HEADER"]
+__all__ = ["Signals", "open_status", "signal_content", "bare_signal", "RECEIPT_HEADER"]

@@ -268,9 +268,20 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db["header_versions"].create_index(["network", "digest"], unique=True)
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Network cards (docs/protocol.md §N.11; §14.3, ``POST`` and ``GET .../card``): every
+    card the coordinator published, keyed by (network, serial); the highest serial is
+    served.  ``digest`` makes an identical retry the same write."""
+    db.execute("CREATE TABLE cards (id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL,"
+               " serial INTEGER NOT NULL, envelope TEXT NOT NULL, digest BLOB NOT NULL,"
+               " received TEXT NOT NULL, acting_user TEXT NOT NULL)")
+    db["cards"].create_index(["network", "serial"], unique=True)
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6)
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
+    _migration_7)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -585,6 +585,20 @@ class Network:
             fields["message"] = b64e(draft.reply_secret.public_key.seal(message.encode()))
         return SignalFeedback(**fields).sign(self.coordinator.signer)
 
+    def card(self) -> dict[str, Any]:
+        """The coordinator's network card (docs/protocol.md §N.11), each one with the next
+        serial, so every card built is newer than the last one sent."""
+        from schakel.keys import fingerprint
+        from schakel.keys.card import issue_card
+        from schakel.keys.chain import verify_genesis
+
+        self.card_serial = getattr(self, "card_serial", 0) + 1
+        return issue_card(self.coordinator.keys,
+                          verify_genesis(self.genesis, fingerprint(self.coordinator.keys.public.sign)),
+                          origin="http://127.0.0.1:8470", serial=self.card_serial,
+                          issued=self.now(), valid_until=self.now() + timedelta(days=30),
+                          signaller_kinds=("resident", "neighbour"))
+
     # --------------------------------------------------------------------- paths
 
     def path(self, suffix: str = "") -> str:

@@ -368,6 +368,50 @@ def test_anonymous_signal_status_and_feedback(world: World) -> None:
     assert "We gaan langs." in world.visit.ok("signal", "status", signal)
 
 
+def test_keyless_signal_with_the_network_card_gets_a_receipt_and_reads_feedback(
+        world: World) -> None:
+    """The coordinator writes the network's card; a neighbour with no home and no keys
+    signals with it (checking the coordinator's fingerprint from the leaflet), keeps the
+    ticket file, and reads the coordinator's answer with the ticket and the card."""
+    card = world.root / "kaart-steunpunt.json"
+    made = world.coord.json("network", "card", world.network, "--out", str(card),
+                            "--signaller-kind", "neighbour", "--signaller-kind",
+                            "volunteer-driver", "--name", "Steunpunt Eenzaamheid Zeist")
+    assert made["serial"] >= 1 and made["signaller_kinds"] == ["neighbour", "volunteer-driver"]
+    ticket = world.root / "mijn-melding.json"
+    street = world.root / "straat"
+    street.mkdir(exist_ok=True)
+    sent = schakel("signal", "send", "--anonymous", "--network-card", str(card),
+                   "--fingerprint", world.coord.fingerprint, "--signaller-kind", "neighbour",
+                   "--concern", "Mijn buurman zit sinds maanden alleen thuis.",
+                   "--ticket-file", str(ticket), "--json", cwd=street, passphrase=None)
+    assert sent.returncode == 0, sent.stderr
+    signal = json.loads(sent.stdout)["signal"]
+    assert json.loads(sent.stdout)["network"] == world.network
+    assert ticket.stat().st_mode & 0o077 == 0
+    mine = [s for s in world.coord.json("signal", "list", world.network)["signals"]
+            if s["signal"] == signal]
+    assert mine and mine[0]["content"]["signaller_kind"] == "neighbour"
+    world.coord.ok("signal", "feedback", world.network, signal, "--status", "taken-up",
+                   "--message", "Dank u, we bellen bij hem aan.")
+    read = schakel("signal", "status", "--ticket-file", str(ticket), "--network-card", str(card),
+                   "--json", cwd=street, passphrase=None)
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout)["messages"] == ["Dank u, we bellen bij hem aan."]
+
+
+def test_a_keyless_signal_with_another_coordinators_fingerprint_is_refused(
+        world: World) -> None:
+    card = world.root / "kaart-andere.json"
+    world.coord.ok("network", "card", world.network, "--out", str(card))
+    refused = schakel("signal", "send", "--anonymous", "--network-card", str(card),
+                      "--fingerprint", world.social.fingerprint, "--concern", "Zorgen.",
+                      "--ticket-file", str(world.root / "nooit.json"), cwd=world.root,
+                      passphrase=None)
+    assert refused.returncode == 4 and "Traceback" not in refused.stderr, refused.stderr
+    assert not (world.root / "nooit.json").exists()
+
+
 def test_signal_status_of_an_unknown_signal_is_refused(world: World) -> None:
     result = world.visit.refused(1, "signal", "status", "AAAAAAAAAAAAAAAAAAAAAA")
     assert "this home sent no signal" in result.stderr

@@ -153,6 +153,8 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return a.coordinator, {"feedback": a.feedback(w.shell_signal)}, ("feedback",)
     if t.endswith("/signals"):
         return w["shell"], a.signal(w["shell"]).body, ("signal",)
+    if t.endswith("/card"):
+        return a.coordinator, {"card": a.card()}, ("card",)
     disclosure = disclosure_body(w, t)
     if disclosure is not None:
         return disclosure

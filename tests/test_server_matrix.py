@@ -95,6 +95,9 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET signals":          (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
     "POST feedback":        (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "GET hints":            (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+    # the network card: the coordinator publishes it, anyone reads it
+    "POST card":            (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "GET card":             (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
     # the audit log: every member reads heads and proofs, and the entries it may see
     "GET audit/head":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/heads":      (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
@@ -246,6 +249,16 @@ async def post_signals(w: World, kind: str, actor: Actor) -> Req:
 async def post_feedback(w: World, kind: str, actor: Actor) -> Req:
     return Req(actor, w.a.path(f"/signals/{w.shell_signal.signal}/feedback"),
                {"feedback": w.a.feedback(w.shell_signal)})
+
+
+async def post_card(w: World, kind: str, actor: Actor) -> Req:
+    return Req(actor, w.a.path("/card"), {"card": w.a.card()})
+
+
+async def get_card(w: World, kind: str, actor: Actor) -> Req:
+    """Network A's card, which its coordinator publishes (anew) first."""
+    await dh.post_ok(w.caller, w.a, "/card", w.a.coordinator, {"card": w.a.card()})
+    return Req(actor, w.a.path("/card"))
 
 
 # referrals (docs/protocol.md §15 §15.5) ----------------------------------------
@@ -421,6 +434,8 @@ ROUTES = [
           "coordinator", post_feedback),
     Route("GET hints", "GET", "/v1/networks/{network}/hints", "coordinator",
           get(lambda w: w.a.path("/hints?after=0"))),
+    Route("POST card", "POST", "/v1/networks/{network}/card", "coordinator", post_card),
+    Route("GET card", "GET", "/v1/networks/{network}/card", "core-formal", get_card),
     Route("GET audit/head", "GET", "/v1/networks/{network}/audit/head", "core-formal",
           get(lambda w: w.a.path("/audit/head"))),
     Route("GET audit/heads", "GET", "/v1/networks/{network}/audit/heads/{size}", "core-formal",

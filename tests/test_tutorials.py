@@ -375,6 +375,14 @@ def anonymous_signal_by(label: str) -> Hook:
     return send
 
 
+def card_by(label: str) -> Hook:
+    """The coordinator publishes the network's card; the reader finds it on the website."""
+    def publish(run: Run) -> None:
+        run.others[label].ok("network", "card", run.values["NETWORK"], "--out",
+                             str(run.root / "kaart.json"))
+    return publish
+
+
 def evidence(name: str) -> Hook:
     """The signed consent form the coordinator keeps (a stand-in for the scan)."""
     def scan(run: Run) -> None:
@@ -502,7 +510,8 @@ SCRIPTS: dict[str, Script] = {
                 "eemland-bundle.json", "--ring", "shell", "--party", "formal"),
         },
         before={"schakel sync": regie_case,
-                "schakel grant release": regie_grants_name_and_address},
+                "schakel grant release": regie_grants_name_and_address,
+                "schakel signal send --anonymous --network-card": card_by("regie")},
         expect={
             "schakel case list NETWORK": ("Soesterkwartier",),
             "schakel case identity": ("Hendrik",),

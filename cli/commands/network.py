@@ -3,18 +3,20 @@ and bring this home up to date with the server."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from schakel.cli.commands.common import (
-    json_option, partner_options, progress_bar, progress_option, read_object_file,
+    check_url, json_option, partner_options, progress_bar, progress_option, read_object_file,
     read_text_file, sync_option, with_partner,
 )
 from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.keys import Fingerprint
+from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
 
 if TYPE_CHECKING:
@@ -118,6 +120,61 @@ def trust(home: Path, server: str | None, network_id: str, fingerprint: str, as_
     emit(info, as_json=as_json, rows=[
         ("network", info["network"]), ("trusted coordinator", info["fingerprint"]),
         ("next", "once the coordinator added you: `schakel network join NETWORK --covenant-file F`"),
+    ])
+
+
+CARD_KINDS = ("resident", "neighbour", "volunteer", "volunteer-driver", "gp", "family",
+              "professional", "other")
+
+
+@network.command("card")
+@partner_options
+@network_argument
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Write the signed card here (JSON), to publish on the network's website or "
+                   "leaflet; an existing file is not overwritten.")
+@click.option("--signaller-kind", "kinds", type=click.Choice(CARD_KINDS), multiple=True,
+              help="Who may signal with the card (repeatable) [default: resident, neighbour, "
+                   "volunteer, volunteer-driver].")
+@click.option("--valid-days", type=click.IntRange(1, 800), default=365, show_default=True,
+              help="How long the card stays valid; publish a new one before it ends.")
+@click.option("--origin", metavar="URL", callback=check_url,
+              help="Where signallers reach the server [default: this home's server address].")
+@click.option("--name", help="The network's name as signallers know it [default: its name].")
+@json_option
+def card(home: Path, server: str | None, network_id: str, out: Path, kinds: tuple[str, ...],
+         valid_days: int, origin: str | None, name: str | None, as_json: bool) -> None:
+    """Publish the network's card (coordinator): who may signal, and how.
+
+    The card is public and signed by your key: the intake keys signals are
+    sealed to, the server's address and keys, and who may signal. The server
+    serves it to anyone; residents and volunteers use it with `schakel signal
+    send --anonymous --network-card FILE`. Print your fingerprint (`schakel
+    keys show`) next to it on the leaflet, so they can check it.
+    """
+    if out.exists():
+        raise MalformedError(f"{out} already exists; choose another --out")
+
+    async def publish(partner: "Partner") -> dict[str, Any]:
+        from datetime import timedelta
+
+        from schakel.client.card import DEFAULT_SIGNALLER_KINDS
+
+        until = partner.session.now() + timedelta(days=valid_days)
+        return await partner.cards.publish(network_id, valid_until=until,
+                                           signaller_kinds=kinds or DEFAULT_SIGNALLER_KINDS,
+                                           origin=origin, name=name)
+
+    envelope = with_partner(home, server, publish)
+    out.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
+    signed = envelope["signed"]
+    emit({"network": network_id, "serial": signed["serial"], "card_file": str(out),
+          "valid_until": signed["valid_until"], "signaller_kinds": signed["signaller_kinds"],
+          "origin": signed["server"]["origin"]}, as_json=as_json, rows=[
+        ("network", f"{signed['name']} ({network_id})"), ("card", f"{out} (serial {signed['serial']})"),
+        ("who may signal", ", ".join(signed["signaller_kinds"])),
+        ("server", signed["server"]["origin"]), ("valid until", signed["valid_until"]),
+        ("next", "publish the file with your fingerprint (`schakel keys show`)"),
     ])
 
 

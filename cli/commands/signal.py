@@ -3,6 +3,7 @@ its status, and (coordinator) read and answer them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -11,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from schakel.cli.commands.common import (
-    json_option, partner_options, read_object_file, with_partner,
+    json_option, partner_options, read_object_file, remember_server, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
-from schakel.cli.commands.ids import network_argument
+from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import emit, plain, table
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import SEVERITIES
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
+    from schakel.protocol.objects.card import NetworkCard
 
 SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour", "family",
                    "shell-partner", "professional", "other")
@@ -40,15 +42,25 @@ def signal() -> None:
 
 @signal.command("send", epilog=GUARD_EPILOG)
 @partner_options
-@network_argument
+@click.argument("network_id", metavar="[NETWORK]", required=False, callback=check_network_id)
 @click.option("--concern", required=True, help="What worries you (zorg); sealed to the coordinator.")
 @click.option("--urgency", type=click.Choice(SEVERITIES), default="medium", show_default=True,
               help="How urgent (urgentie).")
 @click.option("--anonymous", is_flag=True,
               help="Send without signing: the server cannot tell who sent it (anoniem). Core "
                    "members must use this; shell partners may sign.")
+@click.option("--network-card", "card_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Signal without a home or keys, with the network's card (a resident, a "
+                   "neighbour, a volunteer driver): needs --anonymous and --ticket-file; the "
+                   "card names the network and the server.")
+@click.option("--fingerprint", "card_fingerprint", metavar="DIGITS",
+              help="With --network-card: the coordinator's fingerprint from the network's "
+                   "leaflet or website; a card not signed by that coordinator is refused "
+                   "(exit 4).")
 @click.option("--signaller-kind", type=click.Choice(SIGNALLER_KINDS),
-              help="Who signals [default: shell-partner, or other when anonymous].")
+              help="Who signals [default: shell-partner; other when anonymous; resident with "
+                   "a card].")
 @click.option("--no-contact-back", "contact_back", flag_value=False, default=True,
               help="The coordinator should not contact the signaller.")
 @click.option("--identity-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -56,14 +68,17 @@ def signal() -> None:
                    "{...}}); sealed to the coordinator only.")
 @click.option("--ticket-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the ticket (receipt token, secret) to this file (mode 0600); it "
-                   "is kept in this home anyway.")
+                   "is kept in this home anyway (with --network-card only in this file).")
 @json_option
-def send(home: Path, server: str | None, network_id: str, concern: str, urgency: str,
-         anonymous: bool, signaller_kind: str | None, contact_back: bool,
-         identity_file: Path | None, ticket_file: Path | None, as_json: bool) -> None:
+def send(home: Path, server: str | None, network_id: str | None, concern: str, urgency: str,
+         anonymous: bool, card_file: Path | None, card_fingerprint: str | None,
+         signaller_kind: str | None, contact_back: bool, identity_file: Path | None,
+         ticket_file: Path | None, as_json: bool) -> None:
     """Send a signal of concern to the network's coordinator.
 
-    Prints the signal id; follow it with `schakel signal status SIGNAL`.
+    Prints the signal id; follow it with `schakel signal status SIGNAL`, or with
+    `schakel signal status --ticket-file FILE --network-card CARD` when you sent
+    it with a card.
 
     The concern is sealed to the coordinator only, who may read who it is about, so
     it is sent as written. What the PII guard would find in it (see `schakel case
@@ -71,6 +86,14 @@ def send(home: Path, server: str | None, network_id: str, concern: str, urgency:
     who the signal is about belongs in --identity-file, and whoever writes it into a
     case's anonymous layer later is checked then.
     """
+    if card_file is not None:
+        if not anonymous or ticket_file is None or network_id is not None:
+            raise click.UsageError("with --network-card give --anonymous and --ticket-file, "
+                                   "and no NETWORK: the card names the network")
+    elif network_id is None:
+        raise click.UsageError("give the NETWORK (or --anonymous --network-card FILE)")
+    elif card_fingerprint is not None:
+        raise click.UsageError("--fingerprint goes with --network-card")
     hint = read_object_file(identity_file, "identity") if identity_file else None
     if ticket_file is not None and ticket_file.exists():
         raise MalformedError(f"{ticket_file} already exists; choose another --ticket-file")
@@ -82,23 +105,43 @@ def send(home: Path, server: str | None, network_id: str, concern: str, urgency:
         for line in [*lines, "  who it is about may go in --identity-file instead"]:
             click.echo(line, err=True)
 
-    async def post(partner: "Partner") -> Any:
-        return await partner.signals.send(network_id, concern, urgency=urgency, anonymous=anonymous,
-                                         signaller_kind=signaller_kind, contact_back=contact_back,
-                                         identity_hint=hint)
+    if card_file is not None:
+        card = _card(card_file, card_fingerprint)
+        remember_server(card.server.origin)
+        from schakel.client.card import anonymous_signal
 
-    ticket = with_partner(home, server, post)
+        ticket = asyncio.run(anonymous_signal(
+            card, concern, urgency=urgency, signaller_kind=signaller_kind or "resident",
+            contact_back=contact_back, identity_hint=hint))
+        network_id, kept = card.network, f"only in {ticket_file}: keep it private"
+    else:
+        async def post(partner: "Partner") -> Any:
+            return await partner.signals.send(network_id or "", concern, urgency=urgency,
+                                              anonymous=anonymous, signaller_kind=signaller_kind,
+                                              contact_back=contact_back, identity_hint=hint)
+
+        ticket = with_partner(home, server, post)
+        kept = f"kept in {home}" + (f" and {ticket_file}" if ticket_file else "")
     if ticket_file is not None:
         _write_private(ticket_file, ticket.to_file())
+    follow = (f"`schakel signal status --ticket-file {ticket_file} --network-card {card_file}`"
+              if card_file is not None else f"`schakel signal status {ticket.signal}`")
     emit({"network": network_id, "signal": ticket.signal, "anonymous": anonymous,
           "sent": ticket.sent, "ticket_file": str(ticket_file) if ticket_file else None,
           "pii_findings": noted},
          as_json=as_json, rows=[
         ("signal", ticket.signal), ("network", network_id),
         ("sent", f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),
-        ("ticket", f"kept in {home}" + (f" and {ticket_file}" if ticket_file else "")),
-        ("next", f"`schakel signal status {ticket.signal}`"),
+        ("ticket", kept), ("next", follow),
     ])
+
+
+def _card(path: Path, fingerprint: str | None) -> "NetworkCard":
+    """The network card in ``path``, verified as a signaller can (and under the
+    coordinator's fingerprint when given)."""
+    from schakel.client.card import read_card
+
+    return read_card(read_object_file(path, "network card"), fingerprint=fingerprint)
 
 
 def _write_private(path: Path, value: dict[str, Any]) -> None:
@@ -125,28 +168,43 @@ def _ticket_in_home(partner: "Partner", wanted: str) -> Any:
 @click.argument("wanted", metavar="[SIGNAL]", required=False)
 @click.option("--ticket-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The ticket file written by `schakel signal send --ticket-file`.")
+@click.option("--network-card", "card_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --ticket-file, without a home: the network card the signal was sent "
+                   "with; the feedback must be signed by its coordinator.")
 @json_option
 def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path | None,
-           as_json: bool) -> None:
+           card_file: Path | None, as_json: bool) -> None:
     """Follow a signal you sent: its status and the coordinator's messages.
 
-    Give the signal id (or receipt) this home sent, or --ticket-file.
+    Give the signal id (or receipt) this home sent, or --ticket-file (and
+    --network-card for a signal sent with a card).
     Statuses: received, taken-up (opgepakt), referred (doorverwezen), closed,
     not-taken-up. JSON: {"network", "signal", "status", "updated", "messages"}.
     """
     if (wanted is None) == (ticket_file is None):
         raise click.UsageError("give the SIGNAL id or --ticket-file (one of the two)")
+    if card_file is not None and ticket_file is None:
+        raise click.UsageError("--network-card goes with --ticket-file")
 
-    async def look(partner: "Partner") -> dict[str, Any]:
-        from schakel.client.views import SignalTicket
+    from schakel.client.views import SignalTicket
 
-        if ticket_file is not None:
-            ticket = SignalTicket.from_file(read_object_file(ticket_file, "signal ticket"))
-        else:
-            ticket = _ticket_in_home(partner, wanted or "")
-        return plain(await partner.signals.status(ticket))
+    if card_file is not None and ticket_file is not None:
+        card = _card(card_file, None)
+        remember_server(card.server.origin)
+        from schakel.client.card import anonymous_status
 
-    result = with_partner(home, server, look)
+        ticket = SignalTicket.from_file(read_object_file(ticket_file, "signal ticket"))
+        result = plain(asyncio.run(anonymous_status(ticket, card)))
+    else:
+        async def look(partner: "Partner") -> dict[str, Any]:
+            if ticket_file is not None:
+                ticket = SignalTicket.from_file(read_object_file(ticket_file, "signal ticket"))
+            else:
+                ticket = _ticket_in_home(partner, wanted or "")
+            return plain(await partner.signals.status(ticket))
+
+        result = with_partner(home, server, look)
     if as_json:
         emit(result, as_json=True)
         return

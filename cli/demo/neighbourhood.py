@@ -10,14 +10,15 @@ and address reach the church visiting service, and whose BSN does not.
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 
 from schakel.cli.demo.cast import (
     CONSULT_INTAKE, COVENANTS, DRAFT_SUMMARY, DRIVER_CONCERN, MAN, MAN_INTAKE, NEIGHBOURHOOD, Org,
 )
 from schakel.cli.demo.stage import PASSPHRASE, Stage
 from schakel.cli.demo.tally import short
+from schakel.client.card import anonymous_signal, anonymous_status, read_card
 from schakel.client.partner import Partner
-from schakel.client.signals import anonymous_signal, anonymous_status
 from schakel.protocol import pii
 from schakel.protocol.crypto import random_bytes
 from schakel.protocol.encoding import b64e
@@ -144,21 +145,30 @@ async def consult(s: Stage) -> None:
 
 
 async def driver_signal(s: Stage) -> None:
-    """Act 3: a volunteer driver, with no account and no keys, signals a concern from the
-    network's flyer (report §4.5.2).
+    """Act 3: a volunteer driver, with no account and no keys, signals a concern with the
+    network's card and the coordinator's fingerprint on its flyer (report §4.5.2).
 
     The coordinator reads the concern but not who sent it, and neither does the server;
     the church visiting service cannot list signals at all.  The driver reads back the
     coordinator's answer with his receipt, and learns nothing about the man."""
     t, w = s.t, s.c.welzijn
     t.section("3. A volunteer driver's anonymous signal, and the feedback he reads back")
-    flyer = w.p.bundle()["signed"]          # the coordinator's public keys, on paper
-    t.note("has no keys and no account: only the coordinator's public box key from the "
-           "network's flyer", "volunteer driver")
+    published = await t.holds(
+        "the coordinator publishes the network's card: intake keys, server, who may signal",
+        lambda: w.p.cards.publish(s.nb, valid_until=w.p.session.now() + timedelta(days=365),
+                                  signaller_kinds=("resident", "neighbour", "volunteer-driver")))
+    if published is None:
+        return
+    card = await t.holds("the driver's client checks the card against the coordinator's "
+                         "fingerprint on the flyer",
+                         lambda: read_card(published, fingerprint=str(w.p.fingerprint)))
+    t.note("has no keys and no account: only the network's card and the coordinator's "
+           "fingerprint on the flyer", "volunteer driver")
+    if card is None:
+        return
     ticket = await t.holds(
         "the driver sends an anonymous signal, sealed to the coordinator; he keeps a receipt",
-        lambda: anonymous_signal(s.server, s.nb, flyer["box"], DRIVER_CONCERN,
-                                 urgency="medium",
+        lambda: anonymous_signal(card, DRIVER_CONCERN, urgency="medium",
                                  signaller_kind="volunteer-driver"))
     signals = await t.holds("the coordinator opens its signals",
                             lambda: w.p.signals.received(s.nb))
@@ -176,7 +186,7 @@ async def driver_signal(s: Stage) -> None:
                                        "Dank u wel! Maatschappelijk werk gaat langs; u hoort "
                                        "niets over hem, maar er wordt voor hem gezorgd."))
     status = await t.holds("the driver reads the status with his receipt",
-                           lambda: anonymous_status(s.server, ticket, flyer["sign"]))
+                           lambda: anonymous_status(ticket, card))
     if status is not None:
         t.check(status.status == "taken-up" and any("gaat langs" in m for m in status.messages),
                 f"he sees \"{status.status}\" and the coordinator's message")

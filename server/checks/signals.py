@@ -8,14 +8,16 @@ clients only: an anonymous signal carrying tokens is refused.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from schakel.keys.card import verify_card_for
 from schakel.protocol.errors import MalformedError, PolicyViolation
 from schakel.protocol.objects.signals import Signal, SignalFeedback
 from schakel.server.auth import Caller
 from schakel.server.checks import canonical, same
 from schakel.server.checks.cases import check_tokens
-from schakel.server.data.signals import NewFeedback, NewSignal
+from schakel.server.data.signals import NewCard, NewFeedback, NewSignal
 from schakel.server.directory import NetworkState
 
 
@@ -56,4 +58,17 @@ def check_feedback(envelope: Any, state: NetworkState, signal: str, *, received:
                        acting_user=acting_user)
 
 
-__all__ = ["check_signal", "check_feedback"]
+def check_card(envelope: Any, state: NetworkState, *, now: datetime, received: str,
+               acting_user: str) -> NewCard:
+    """A network card (protocol.md §N.11) as members verify it: signed by the coordinator
+    key, naming that key as the intake keys and this network's server keys, for a network
+    that takes anonymous signals, and not expired at the server's clock.  Whether
+    ``server.origin`` is where signallers reach this server is the coordinator's word: a
+    server behind a proxy does not know its public names."""
+    card = verify_card_for(envelope, state.genesis, now=now)
+    text, digest = canonical(envelope)
+    return NewCard(network=card.network, serial=card.serial, envelope=text, digest=digest,
+                   received=received, acting_user=acting_user)
+
+
+__all__ = ["check_signal", "check_feedback", "check_card"]

@@ -47,6 +47,16 @@ class NewFeedback:
     acting_user: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class NewCard:
+    network: str
+    serial: int
+    envelope: str
+    digest: bytes
+    received: str
+    acting_user: str
+
+
 # --------------------------------------------------------------------------- tokens, hints
 
 
@@ -153,5 +163,36 @@ def signal_page(db: Db, network: str, after: int, limit: int) -> list[dict[str, 
                                 (network, after, limit))]
 
 
-__all__ = ["Token", "NewSignal", "NewFeedback", "record_tokens", "hint_page", "add_signal_txn",
+# --------------------------------------------------------------------------- network cards
+
+
+def add_card_txn(db: Db, c: NewCard) -> Written:
+    """Publish a network card (protocol.md §N.11): each card has a higher serial than the
+    network's cards before it, so a card that was replaced cannot be served again.  The
+    same card again is the same write; another card under a serial already used, or an
+    older serial, is a :class:`Conflict` naming the latest serial."""
+    answer = {"network": c.network, "serial": c.serial}
+    latest = db.execute("SELECT serial, digest FROM cards WHERE network = ?"
+                        " ORDER BY serial DESC LIMIT 1", (c.network,)).fetchone()
+    same = db.execute("SELECT 1 FROM cards WHERE network = ? AND digest = ?",
+                      (c.network, c.digest)).fetchone()
+    if same is not None:
+        return Written(False, answer)
+    if latest is not None and c.serial <= latest["serial"]:
+        raise Conflict("a network card must have a higher serial than the network's latest "
+                       "card", details={"serial": latest["serial"]})
+    insert(db, "cards", {"network": c.network, "serial": c.serial, "envelope": c.envelope,
+                         "digest": c.digest, "received": c.received,
+                         "acting_user": c.acting_user})
+    return Written(True, answer)
+
+
+def latest_card(db: Db, network: str) -> dict[str, Any] | None:
+    """The network's card with the highest serial, as the coordinator signed it."""
+    row = db.execute("SELECT envelope FROM cards WHERE network = ? ORDER BY serial DESC"
+                     " LIMIT 1", (network,)).fetchone()
+    return None if row is None else dict(json.loads(row["envelope"]))
+
+
+__all__ = ["Token", "NewSignal", "NewFeedback", "NewCard", "add_card_txn", "latest_card", "record_tokens", "hint_page", "add_signal_txn",
            "add_feedback_txn", "signal_status", "signal_page"]

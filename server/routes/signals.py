@@ -10,9 +10,10 @@ from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.signals import MAX_FEEDBACK
 from schakel.server.auth import VERIFIED
-from schakel.server.checks.signals import check_feedback, check_signal
+from schakel.server.checks.signals import check_card, check_feedback, check_signal
 from schakel.server.data.signals import (
-    add_feedback_txn, add_signal_txn, hint_page, signal_page, signal_status,
+    add_card_txn, add_feedback_txn, add_signal_txn, hint_page, latest_card, signal_page,
+    signal_status,
 )
 from schakel.server.errors import NotFound
 from schakel.server.registry import (
@@ -166,6 +167,51 @@ async def list_hints(call: Call) -> web.Response:
     q = call.query()
     items = await call.ctx.store.read(hint_page, network, q["after"], q["limit"])
     return call.json({"items": items, "cursor": items[-1]["cursor"] if items else str(q["after"])})
+
+
+@routes.route("POST", "/v1/networks/{network}/card", auth="signed", who="coordinator",
+              status=201, body=Body((Field("card", envelope_of("network-card")),)),
+              response=obj(["network", "serial"], network=ID,
+                           serial=def_ref("common", "version")),
+              errors=("conflict", "context_mismatch", "policy_violation", "untrusted_key"))
+async def publish_card(call: Call) -> web.Response:
+    """Publish the network's card: signed by the coordinator key, naming it as the intake
+    keys and this network's server keys, for a network that takes anonymous signals,
+    not expired.  Its serial must be higher than the latest card's (409, with
+    ``details.serial``); the same card again answers 200.
+
+    Example::
+
+        POST /v1/networks/{network}/card  {"card": {"signed": {"type": "network-card",
+              "serial": 1, "intake": {...}, "server": {...}, ...}, "signatures": [...]}}
+        201 {"network": "<id>", "serial": 1}
+    """
+    network = call.id("network")
+    caller = call.member(network, coordinator=True)
+    body = await call.body()
+    new = check_card(body["card"], caller.network, now=call.ctx.now(),
+                     received=call.ctx.timestamp(), acting_user=caller.acting_user)
+    written = await call.ctx.store.write(add_card_txn, new)
+    return call.written(written.created, written.answer)
+
+
+@routes.route("GET", "/v1/networks/{network}/card", auth="unsigned", who="anyone",
+              response=obj(["card"], card=envelope_of("network-card")))
+async def get_card(call: Call) -> web.Response:
+    """The network's latest card, as the coordinator signed it, for anyone: a resident's
+    client verifies it under the coordinator's fingerprint before it believes it.  A
+    network without a card, or no such network, is 404.
+
+    Example::
+
+        GET /v1/networks/{network}/card
+        200 {"card": {"signed": {"type": "network-card", ...}, "signatures": [...]}}
+    """
+    network = call.id("network")
+    card = await call.ctx.store.read(latest_card, network)
+    if card is None:
+        raise NotFound("this network publishes no card")
+    return call.json({"card": card})
 
 
 __all__ = ["routes", "RECEIPT_HEADER"]
