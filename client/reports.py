@@ -4,8 +4,8 @@
   contact point answers a person with (Besluit gegevensverwerking door
   samenwerkingsverbanden, design flow 10).  The server builds it from its log; the
   client believes it only after matching it, both ways, against the *verified* log:
-  every release and denial it lists is a verified entry saying the same thing, and
-  every verified release or denial of the case is listed.  A server that leaves a
+  every release, denial and read it lists is a verified entry saying the same thing, and
+  every verified release, denial or read of the case is listed.  A server that leaves a
   release out of a person's report is caught, not just one that invents one.
 * :meth:`Reports.aggregate` gives municipalities their figures (flow 11) from
   the anonymous layers this partner folded locally — no server, no case ids, and every
@@ -28,6 +28,9 @@ from schakel.client.session import Session
 from schakel.client.views import CaseView
 
 RELEASE_ACTIONS = ("release", "bemoeizorg-release")
+#: The report's lists and the audit actions each one lists (protocol.md §15.2).
+SECTIONS: dict[str, tuple[str, ...]] = {"releases": RELEASE_ACTIONS, "denials": ("deny",),
+                                         "reads": ("read",)}
 HELP_TYPES = ("informal", "formal", "combined")
 
 
@@ -41,32 +44,41 @@ class Reports:
 
     async def access(self, network: str, case: str) -> dict[str, Any]:
         """The subject access report of ``case`` (coordinator or auditor), checked
-        against the verified audit log (module docstring).  A report that disagrees
-        with the log is recorded server misbehaviour (``audit-entry-rewritten``)."""
+        against the verified audit log (module docstring) below the report's ``size``,
+        which must be at least the log's size when the report was asked for.  A report
+        that disagrees with the log is recorded server misbehaviour
+        (``audit-entry-rewritten``)."""
         s = self.session
+        before = await self.audit.monitor(network).refresh()
         report = await s.conn.get(s.path(network, f"/cases/{case}/access-report"))
         verified = {e["index"]: e["entry"] for e in await self.audit.entries(network)}
-        about = {i: e for i, e in verified.items() if e.get("case") == case}
         with s.verifying(network, malformed="audit-entry-rewritten", case=case):
             if report["case"] != case:
                 raise KeyError("case")
-            listed_releases = {int(item["index"]): item for item in report["releases"]}
-            listed_denials = {int(item["index"]): item for item in report["denials"]}
+            size = int(report["size"])
+            listed = {kind: {int(item["index"]): item for item in report[kind]}
+                      for kind in SECTIONS}
+        floor = before.size if before is not None else 0
+        if size < floor:
+            raise s.misbehaving(network, "audit-entry-rewritten",
+                                f"the access report covers {size} log entries; the log had "
+                                f"{floor} before it was asked for", case=case, size=size)
+        # Entries appended after the report was built (a partner's sync logs a read) are
+        # not expected in it; those below its size are, both ways.
+        about = {i: e for i, e in verified.items() if i < size
+                 and (e.get("case") == case or case in (e.get("cases") or ()))}
         problems: list[str] = []
-        for index, item in listed_releases.items():
-            problems += _mismatch(index, item, about.get(index), RELEASE_ACTIONS)
-        for index, item in listed_denials.items():
-            problems += _mismatch(index, item, about.get(index), ("deny",))
-        for index, entry in about.items():
-            if entry.get("action") in RELEASE_ACTIONS and index not in listed_releases:
-                problems.append(f"release entry {index} is missing from the report")
-            if entry.get("action") == "deny" and index not in listed_denials:
-                problems.append(f"denial entry {index} is missing from the report")
+        for kind, actions in SECTIONS.items():
+            for index, item in listed[kind].items():
+                problems += _mismatch(index, item, about.get(index), actions)
+            for index, entry in about.items():
+                if entry.get("action") in actions and index not in listed[kind]:
+                    problems.append(f"{kind[:-1]} entry {index} is missing from the report")
         if problems:
             raise s.misbehaving(network, "audit-entry-rewritten",
                                 "the access report does not match the verified audit log: "
                                 + "; ".join(problems[:5]), case=case, count=len(problems))
-        return {**report, "verified": {"entries": len(listed_releases) + len(listed_denials),
+        return {**report, "verified": {"entries": sum(len(items) for items in listed.values()),
                                        "log_entries": len(verified)}}
 
     # ------------------------------------------------------------------ aggregates
@@ -133,8 +145,9 @@ def _mismatch(index: int, item: Mapping[str, Any], entry: Mapping[str, Any] | No
             stated = sorted(stated or [])
         if name in item and stated != value:
             wrong.append(name)
-    if "reason" in item and item["reason"] != entry.get("reason"):
-        wrong.append("reason")
+    for name, field in (("reason", "reason"), ("served", "reason")):
+        if name in item and item[name] != entry.get(field):
+            wrong.append(name)
     return [f"entry {index}: {', '.join(wrong)} differ"] if wrong else []
 
 

@@ -112,6 +112,7 @@ class Receipt:
 
 def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: AuditActor,
                action: str, basis: str, outcome: str, reason: str, case: str | None = None,
+               cases: Sequence[str] | None = None,
                subject: str | None = None, classes: Sequence[str] | None = None,
                ref: str | None = None, review_required: bool = False,
                emergency: bool = False, erased_below: int | None = None) -> Receipt:
@@ -122,7 +123,8 @@ def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: A
     savepoint then rolls back its own change as well."""
     index = entry_count(db, network)
     entry = AuditEntry(network=network, index=index, salt=new_salt(), time=format_timestamp(now),
-                       actor=actor, case=case, subject=subject, action=action,
+                       actor=actor, case=case, cases=tuple(cases) if cases is not None else None,
+                       subject=subject, action=action,
                        classes=tuple(classes) if classes is not None else None, basis=basis,
                        ref=ref, outcome=outcome, reason=reason, review_required=review_required,
                        emergency=emergency, erased_below=erased_below)
@@ -133,6 +135,9 @@ def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: A
     db.execute("INSERT INTO audit_entries (network, idx, body, commitment, partner, subject,"
                " [case]) VALUES (?, ?, ?, ?, ?, ?, ?)",
                (network, index, body.decode("utf-8"), commitment, actor.partner, subject, case))
+    if entry.cases is not None:
+        db.executemany("INSERT INTO audit_cases (network, [case], idx) VALUES (?, ?, ?)",
+                       ((network, c, index) for c in entry.cases))
     root = log.root()
     head = TreeHead(network=network, size=index + 1, root=b64e(root),
                     time=entry.time).sign(log_key)
@@ -156,6 +161,7 @@ class AuditNote:
     outcome: str = "allow"
     reason: str
     case: str | None = None
+    cases: Sequence[str] | None = None
     subject: str | None = None
     classes: Sequence[str] | None = None
     ref: str | None = None
@@ -212,6 +218,17 @@ def revocation_note(ctx: "AppContext", caller: "Caller", revocation: "Revocation
                 subject=revocation.member,
                 reason=f"memberships up to serial {revocation.serial} revoked from "
                        f"{format_timestamp(revocation.at)}")
+
+
+def read_note(ctx: "AppContext", caller: "Caller", *, cases: Sequence[str], served: str,
+              classes: Sequence[str] | None = None) -> AuditNote:
+    """The ``read`` entry of one answer that served case data (§15.1 "Reads"): the
+    caller as actor (role coordinator or member), the ``cases`` served in the order they
+    first appear, the identity ``classes`` whose records it served, and ``served`` -- what
+    it served, counted by kind -- as the reason."""
+    return note(ctx, caller, role="coordinator" if caller.is_coordinator else "member",
+                action="read", basis="policy", reason=served, cases=tuple(dict.fromkeys(cases)),
+                classes=classes)
 
 
 def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditNote:
@@ -271,10 +288,14 @@ def entries_page(db: Db, network: str, after: int, limit: int, reader: str | Non
 
 
 def case_entries(db: Db, network: str, case: str) -> list[dict[str, Any]]:
-    """Every entry about ``case`` in index order (for the subject access report)."""
+    """Every entry about ``case`` in index order (for the subject access report): those
+    naming it as their ``case`` and the ``read`` entries listing it in ``cases``."""
     return [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1])}
-            for r in db.execute("SELECT idx, body FROM audit_entries WHERE network = ?"
-                                " AND [case] = ? ORDER BY idx", (network, case))]
+            for r in db.execute(
+                "SELECT idx, body FROM audit_entries WHERE network = ? AND [case] = ?"
+                " UNION ALL SELECT e.idx, e.body FROM audit_cases c JOIN audit_entries e"
+                " ON e.network = c.network AND e.idx = c.idx WHERE c.network = ? AND c.[case] = ?"
+                " ORDER BY idx", (network, case, network, case))]
 
 
 def _signed_log(db: Db, network: str, size: int) -> MerkleLog:
@@ -302,6 +323,7 @@ def consistency_proof(db: Db, network: str, old: int, new: int) -> list[bytes]:
 
 
 __all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "append_txn",
-           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "share_note",
+           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "read_note",
+           "share_note",
            "latest_head", "head_at", "entries_page",
            "case_entries", "inclusion_proof", "consistency_proof"]

@@ -29,7 +29,9 @@ SALT_BYTES = 16
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
-           "purge-ack", "membership", "membership-revoke", "erase")
+           "purge-ack", "membership", "membership-revoke", "erase", "read")
+#: Most cases one ``read`` entry names: a sync page has at most 500 items (protocol.md §A.1).
+MAX_READ_CASES = 500
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
 BASES = ("consent", "bemoeizorg", "policy", "none")
 
@@ -65,6 +67,7 @@ class AuditEntry(WireObject):
     time: Timestamp
     actor: AuditActor = nested(AuditActor)
     case: str | None = None
+    cases: tuple[str, ...] | None = None
     subject: str | None = None
     action: str
     classes: tuple[str, ...] | None = None
@@ -81,6 +84,12 @@ class AuditEntry(WireObject):
             raise self._fail("emergency", "must be true when the basis is bemoeizorg")
         if self.action == "deny" and self.outcome != "deny":
             raise self._fail("outcome", "must be deny for a deny action")
+        if (self.action == "read") != (self.cases is not None):
+            raise self._fail("cases", "must be present exactly on a read entry")
+        if self.action == "read" and (self.case is not None or self.subject is not None
+                                      or (self.basis, self.outcome) != ("policy", "allow")):
+            raise self._fail("action", "a read names its cases in cases, no case or subject,"
+                                       " on basis policy, allowed")
         if (self.action == "erase") != (self.erased_below is not None):
             raise self._fail("erased_below", "must be present exactly on an erase entry")
         if self.action == "erase":
@@ -166,7 +175,7 @@ class ErrorResponse(WireObject):
 
 
 __all__ = [
-    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
+    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "MAX_READ_CASES", "ACTOR_ROLES", "BASES", "new_salt",
     "AuditActor", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
     "ErrorResponse",
 ]

@@ -62,6 +62,10 @@ REPORT_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "c
                   classes=array({"type": "string"}, 16), basis={"type": "string"},
                   ref={"anyOf": [ID, {"type": "null"}]}, action={"type": "string"},
                   reason={"type": "string"})
+READ_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "classes", "served"],
+                index=INDEX, time=TIMESTAMP, partner=def_ref("common", "keyid"),
+                organisation={"type": "string"}, acting_user=def_ref("common", "acting_user"),
+                classes=array({"type": "string"}, 16), served={"type": "string"})
 
 
 def answer(call: Call, result: Written | Denied) -> web.Response:
@@ -476,23 +480,29 @@ async def ack_purge(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/networks/{network}/cases/{case}/access-report", auth="signed",
               who="the coordinator and auditors",
-              response=obj(["case", "releases", "denials", "erased", "text"], case=ID,
+              response=obj(["case", "size", "releases", "denials", "reads", "erased", "text"],
+                           case=ID, size={"type": "integer", "minimum": 0},
                            releases=array(REPORT_ITEM, 1_000_000),
                            denials=array(REPORT_ITEM, 1_000_000),
+                           reads=array(READ_ITEM, 1_000_000),
                            erased={"type": "integer", "minimum": 0},
                            text={"type": "string"}))
 async def subject_access_report(call: Call) -> web.Response:
     """The subject access report of one case (design flow 10: the network answers a
-    person's access request through one contact point): every release of its identity
-    and every refused request -- who, when, which classes, on what basis -- built from the
-    audit log only, as JSON and as a readable Dutch/English text.
+    person's access request through one contact point): every release of its identity,
+    every refused request and every read of its data -- who, when, which classes, on what
+    basis, what was served -- built from the audit log only, as JSON and as a readable
+    Dutch/English text.
 
     Example::
 
         GET /v1/networks/{network}/cases/{case}/access-report
-        200 {"case": "<id>", "releases": [{"index": 7, "time": "...", "partner": "<keyid>",
+        200 {"case": "<id>", "size": 12, "releases": [{"index": 7, "time": "...", "partner": "<keyid>",
              "organisation": "...", "acting_user": "...", "classes": ["name"],
-             "basis": "consent", "ref": "<grant id>"}], "denials": [...], "erased": 0,
+             "basis": "consent", "ref": "<grant id>"}], "denials": [...],
+             "reads": [{"index": 9, "time": "...", "partner": "<keyid>", "organisation": "...",
+             "acting_user": "...", "classes": [], "served": "sync 18..40: 23 event"}],
+             "erased": 0,
              "text": "Inzageverslag / subject access report\\n..."}
     """
     network, case = call.id("network"), call.id("case")
