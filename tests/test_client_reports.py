@@ -99,6 +99,10 @@ async def test_access_report_is_checked_against_the_verified_log(tmp_path: Path)
             assert report["verified"]["entries"] == 1 + len(report["reads"])
             assert {r["partner"] for r in report["reads"]} >= {coordinator.key_id,
                                                                 grantee.key_id}
+            # The purposes, sealed in the log, opened by the report's reader only.
+            assert {(p["action"], p["purpose_text"]) for p in report["purposes"]} == {
+                ("consent", "Huisbezoek."), ("grant", "huisbezoek")}
+            assert "#" in report["text"] and "huisbezoek" in report["text"]
             assert (await cast.auditor.reports.access(network, case))["releases"] == \
                 report["releases"]
         finally:
@@ -116,7 +120,8 @@ def _leave_out(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, A
     (_leave_out("releases", []), "release entry"),
     (_leave_out("reads", []), "read entry"),
     (_leave_out("size", 0), "covers 0 log entries"),
-], ids=["release", "read", "size"])
+    (_leave_out("purposes", []), "purpose entry"),
+], ids=["release", "read", "size", "purpose"])
 async def test_access_report_leaving_out_a_release_or_read_is_caught(
         tmp_path: Path, edit: Callable[[dict[str, Any]], dict[str, Any]], message: str) -> None:
     """A server that drops a release from a person's access report (the line that says

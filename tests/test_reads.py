@@ -1,8 +1,12 @@
-"""Reads are logged (NEN 7513; docs/protocol.md §15.1 "Reads", §A.1, §15.2): the server
-records in the network's audit log, before it answers, who fetched which cases' data --
-what it served (headers, events, shares, rekeys, identity records), since it cannot know
-what was decrypted -- one ``read`` entry per answer, and the subject access report lists
-the reads of the case.
+"""Reads are logged and purposes sealed (NEN 7513, AVG; docs/protocol.md §15.1 "Reads",
+"Purposes", §A.1, §15.2).
+
+The server records in the network's audit log, before it answers, who fetched which cases'
+data -- what it served (headers, events, shares, rekeys, identity records), since it cannot
+know what was decrypted -- one ``read`` entry per answer, and the subject access report
+lists the reads of the case.  The entries of a consent, a grant and a share carry the
+purpose text of that act sealed to the coordinator and each auditor: the report's reader
+opens it, any other member of the network only sees ciphertext.
 
 The real application on a real SQLite file (tests/server_harness.py), one server and one
 world per module; each test makes its own cases and looks only at the entries after the
@@ -17,10 +21,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from schakel.protocol.errors import MalformedError
+from schakel.protocol.errors import ContextMismatchError, DecryptionError, MalformedError
 from schakel.protocol.objects.audit import AuditActor, AuditEntry
 from schakel.server import audit as server_audit
-from tests.disclosure_harness import audit_log
+from tests.disclosure_harness import audit_log, consent, consent_and_grant, grant, post_ok
 from tests.server_harness import (
     Actor, Caller, FakeClock, InProcessServer, Network, World, append, assert_error,
     assert_status, build_world, create_case, new_id, sync_all,
@@ -225,6 +229,80 @@ async def test_access_report_lists_the_reads_of_its_case_and_no_other(world: Wor
         assert "reads of the case's data: 2" in text
         assert f"#{sync_read['index']}" in text and member.name in text
         assert other.case not in text and other.case not in str(report["reads"])
+
+
+# =========================================================================== purposes
+
+
+def entry_at(entries: list[dict[str, Any]], action: str, ref: str) -> AuditEntry:
+    [found] = [e for e in entries if e["action"] == action and e.get("ref") == ref]
+    return AuditEntry.from_json(found)
+
+
+@shared_loop
+async def test_consent_grant_and_share_entries_carry_their_purpose_sealed_to_the_readers(
+        world: World) -> None:
+    """Only the coordinator and the auditors open the purpose; it is nowhere in the
+    entry's clear text, and a member the act concerns has no copy."""
+    w, c, net = world, world.caller, world.a
+    owner, grantee, auditor = w["core-formal"], w["core-informal"], w["auditor"]
+    state = await create_case(c, net, owner)
+    consent_id, grant_id = await consent_and_grant(c, net, state, grantee, ["name"])
+    share = net.share(state, w["shell"])
+    assert_status(await c.post(net.path("/shares"), net.coordinator, {"share": share}), 201)
+    log = await audit_log(c, net)
+
+    acts = {"consent": (entry_at(log, "consent", consent_id),
+                        "Afstemming van hulp rond de woning."),
+            "grant": (entry_at(log, "grant", grant_id),
+                      "heeft het adres nodig voor een huisbezoek"),
+            "share": (AuditEntry.from_json([e for e in log if e["action"] == "share"
+                                            and e.get("case") == state.case][0]),
+                      share["signed"]["reason"])}
+    for action, (entry, text) in acts.items():
+        assert {p.reader for p in entry.purpose or ()} == {net.coordinator.key_id,
+                                                           auditor.key_id}, action
+        assert text not in str(entry.to_json())
+        for reader in (net.coordinator, auditor):
+            assert entry.open_purpose(reader.key_id, reader.keys.box_secret) == text
+        assert entry.open_purpose(grantee.key_id, grantee.keys.box_secret) is None
+        with pytest.raises(DecryptionError):      # the auditor's copy, tried with another key
+            entry.open_purpose(auditor.key_id, grantee.keys.box_secret)
+
+
+@shared_loop
+async def test_a_refused_grant_carries_its_purpose_too(world: World) -> None:
+    w, c, net = world, world.caller, world.a
+    state = await create_case(c, net, w["core-formal"])
+    informal = w["core-informal"]
+    cons = consent(net, state, net.coordinator, classes=["official"], partners=[informal])
+    await post_ok(c, net, "/consents", net.coordinator, {"consent": cons})
+    refused = grant(net, state, informal, ["official"], cons["signed"]["consent"])
+    reply = await c.post(net.path("/grants"), net.coordinator, {"grant": refused})
+    assert_error(reply, 403, "policy_violation")
+    entry = entry_at(await audit_log(c, net), "deny", refused["signed"]["grant"])
+    assert entry.open_purpose(w["auditor"].key_id, w["auditor"].keys.box_secret) == \
+        refused["signed"]["reason"]
+
+
+@shared_loop
+async def test_a_sealed_purpose_moved_to_another_entry_does_not_open(world: World) -> None:
+    """Bound to its entry: a server that copies one act's sealed purpose into another
+    entry (to give a grant a better reason) is caught when the reader opens it."""
+    w, c, net = world, world.caller, world.a
+    state = await create_case(c, net, w["core-formal"])
+    first_consent, first_grant = await consent_and_grant(c, net, state, w["core-informal"],
+                                                         ["name"])
+    _, second_grant = await consent_and_grant(c, net, state, w["core-informal"], ["address"])
+    log = await audit_log(c, net)
+    first, second = entry_at(log, "grant", first_grant), entry_at(log, "grant", second_grant)
+    consent_entry = entry_at(log, "consent", first_consent)
+    coordinator = net.coordinator
+    for donor in (first, consent_entry):
+        moved = AuditEntry.from_json({**second.to_json(),
+                                      "purpose": [p.to_json() for p in donor.purpose or ()]})
+        with pytest.raises(ContextMismatchError):
+            moved.open_purpose(coordinator.key_id, coordinator.keys.box_secret)
 
 
 # =========================================================================== the entry's rules

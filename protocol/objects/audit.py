@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schakel.protocol.canonical import canonical_json
-from schakel.protocol.crypto import random_bytes, sha256
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import BoxSecretKey, random_bytes, sha256
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import MalformedError, ProtocolError
 from schakel.protocol.objects.base import Part, SignedObject, Timestamp, WireObject, nested, utc
@@ -55,6 +56,22 @@ class AuditActor(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SealedPurpose(Part):
+    """The purpose of the act an entry records, sealed to one reader -- an auditor or the
+    coordinator, who answers the subject access request (``envelopes.seal_purpose``:
+    bound to the entry's network, index and action and to the reader)."""
+
+    TYPE = "audit-entry"
+    DEF = "sealed_purpose"
+
+    reader: str
+    sealed: str
+
+    def check(self) -> None:
+        self._binary("sealed")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditEntry(WireObject):
     """One record of a network's audit log.  It never contains identity: the case
     is named by its id (the pseudonym) and ``reason`` is a code or short text."""
@@ -78,8 +95,11 @@ class AuditEntry(WireObject):
     review_required: bool
     emergency: bool
     erased_below: int | None = None
+    purpose: tuple[SealedPurpose, ...] | None = nested(SealedPurpose, many=True, default=None)
 
     def check(self) -> None:
+        if self.purpose is not None and len({p.reader for p in self.purpose}) != len(self.purpose):
+            raise self._fail("purpose", "names a reader twice")
         if self.basis == "bemoeizorg" and not self.emergency:
             raise self._fail("emergency", "must be true when the basis is bemoeizorg")
         if self.action == "deny" and self.outcome != "deny":
@@ -101,6 +121,17 @@ class AuditEntry(WireObject):
     @property
     def commitment(self) -> bytes:
         return entry_commitment(self)
+
+    def open_purpose(self, reader: str, box_secret: BoxSecretKey) -> str | None:
+        """The purpose sealed to ``reader`` in this entry, or None when the entry carries
+        none for it; DecryptionError if ``box_secret`` is not the reader's,
+        ContextMismatchError if it was sealed for another entry, action or reader."""
+        for p in self.purpose or ():
+            if p.reader == reader:
+                return envelopes.open_purpose(box_secret, p.sealed, network=self.network,
+                                              index=self.index, action=self.action,
+                                              reader=reader)
+        return None
 
 
 def entry_commitment(entry: AuditEntry) -> bytes:
@@ -176,6 +207,6 @@ class ErrorResponse(WireObject):
 
 __all__ = [
     "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "MAX_READ_CASES", "ACTOR_ROLES", "BASES", "new_salt",
-    "AuditActor", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
+    "AuditActor", "SealedPurpose", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
     "ErrorResponse",
 ]

@@ -34,6 +34,13 @@ def _read(index: int, entry: dict[str, Any]) -> dict[str, Any]:
     return {**_who(index, entry), "served": entry["reason"]}
 
 
+def _purpose(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """An act whose entry carries its purpose sealed: the server cannot read it; the
+    coordinator's or auditor's client opens its own copy."""
+    return {**_who(index, entry), "action": entry["action"], "subject": entry.get("subject"),
+            "ref": entry.get("ref"), "purpose": entry["purpose"]}
+
+
 def _item(index: int, entry: dict[str, Any], *, reason: bool) -> dict[str, Any]:
     item = {**_who(index, entry), "basis": entry["basis"], "ref": entry.get("ref")}
     if reason:
@@ -73,13 +80,15 @@ def _read_lines(reads: list[dict[str, Any]]) -> Iterable[str]:
 def access_report(db: Db, network: str, case: str, *, network_name: str,
                   produced: str) -> dict[str, Any]:
     """The report of ``case``: ``{"case", "size", "releases", "denials", "reads",
-    "erased", "text"}``, where ``size`` is the log's signed size it was built from (a
+    "purposes", "erased", "text"}`` (``purposes``: the entries carrying a sealed purpose,
+    which only the reader's client opens), where ``size`` is the log's signed size it was built from (a
     client compares it with the entries below that size, so that an entry appended
     after the report is not missing from it)."""
     size = signed_size(db, network)
     releases: list[dict[str, Any]] = []
     denials: list[dict[str, Any]] = []
     reads: list[dict[str, Any]] = []
+    purposes: list[dict[str, Any]] = []
     erased = 0
     entries = case_entries(db, network, case)
     for row in entries:
@@ -92,6 +101,8 @@ def access_report(db: Db, network: str, case: str, *, network_name: str,
             denials.append(_item(row["index"], entry, reason=True))
         elif entry["action"] == "read":
             reads.append(_read(row["index"], entry))
+        if entry is not None and "purpose" in entry:
+            purposes.append(_purpose(row["index"], entry))
     text = "\n".join([
         "Inzageverslag / subject access report",
         f"Netwerk / network: {network_name} ({network})",
@@ -108,7 +119,7 @@ def access_report(db: Db, network: str, case: str, *, network_name: str,
         *_read_lines(reads),
     ]) + "\n"
     return {"case": case, "size": size, "releases": releases, "denials": denials, "reads": reads,
-            "erased": erased, "text": text}
+            "purposes": purposes, "erased": erased, "text": text}
 
 
 __all__ = ["RELEASE_ACTIONS", "access_report"]
