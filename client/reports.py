@@ -4,9 +4,10 @@
   contact point answers a person with (Besluit gegevensverwerking door
   samenwerkingsverbanden, design flow 10).  The server builds it from its log; the
   client believes it only after matching it, both ways, against the *verified* log:
-  every release, denial and read it lists is a verified entry saying the same thing, and
-  every verified release, denial or read of the case is listed.  A server that leaves a
-  release out of a person's report is caught, not just one that invents one.
+  every release, denial, read and sealed purpose it lists is a verified entry saying the
+  same thing, and every such verified entry of the case is listed.  A server that leaves a
+  release out of a person's report is caught, not just one that invents one.  The
+  purposes sealed to this partner are opened and shown (protocol.md §15.6).
 * :meth:`Reports.aggregate` gives municipalities their figures (flow 11) from
   the anonymous layers this partner folded locally — no server, no case ids, and every
   cell smaller than ``min_cell`` suppressed, with complementary suppression where a

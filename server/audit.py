@@ -130,7 +130,7 @@ def purpose_readers(state: "NetworkState", now: datetime) -> tuple[tuple[str, Bo
     coordinator = state.genesis.coordinator
     readers = {coordinator.key_id: coordinator.box}
     for keyid, member in sorted(state.current_members(now).items()):
-        if "auditor" in member.roles:
+        if member.has_role("auditor"):
             readers.setdefault(keyid, member.box)
     return tuple(readers.items())
 
@@ -254,7 +254,7 @@ def revocation_note(ctx: "AppContext", caller: "Caller", revocation: "Revocation
 
 def read_note(ctx: "AppContext", caller: "Caller", *, cases: Sequence[str], served: str,
               classes: Sequence[str] | None = None) -> AuditNote:
-    """The ``read`` entry of one answer that served case data (§15.1 "Reads"): the
+    """The ``read`` entry of one answer that served case data (§15.6): the
     caller as actor (role coordinator or member), the ``cases`` served in the order they
     first appear, the identity ``classes`` whose records it served, and ``served`` -- what
     it served, counted by kind -- as the reason."""

@@ -269,7 +269,7 @@ def _migration_6(db: sqlite_utils.Database) -> None:
 
 
 def _migration_7(db: sqlite_utils.Database) -> None:
-    """Logged reads (docs/protocol.md §15.1, "Reads"): which audit entries name which case
+    """Logged reads (docs/protocol.md §15.6): which audit entries name which case
     in their ``cases`` list, so the subject access report finds a ``read`` entry by the
     case as it finds other entries by ``audit_entries.[case]``.  Rows are only inserted, in
     the transaction that appends their entry, and kept with it (as ``[case]`` is kept when

@@ -1,4 +1,4 @@
-"""Reads are logged and purposes sealed (NEN 7513, AVG; docs/protocol.md §15.1 "Reads",
+"""Reads are logged and purposes sealed (NEN 7513, AVG; docs/protocol.md §15.6,
 "Purposes", §A.1, §15.2).
 
 The server records in the network's audit log, before it answers, who fetched which cases'

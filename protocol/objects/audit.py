@@ -31,8 +31,6 @@ ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
            "purge-ack", "membership", "membership-revoke", "erase", "read")
-#: Most cases one ``read`` entry names: a sync page has at most 500 items (protocol.md §A.1).
-MAX_READ_CASES = 500
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
 BASES = ("consent", "bemoeizorg", "policy", "none")
 
@@ -206,7 +204,7 @@ class ErrorResponse(WireObject):
 
 
 __all__ = [
-    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "MAX_READ_CASES", "ACTOR_ROLES", "BASES", "new_salt",
+    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
     "AuditActor", "SealedPurpose", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
     "ErrorResponse",
 ]

@@ -80,10 +80,10 @@ def _read_lines(reads: list[dict[str, Any]]) -> Iterable[str]:
 def access_report(db: Db, network: str, case: str, *, network_name: str,
                   produced: str) -> dict[str, Any]:
     """The report of ``case``: ``{"case", "size", "releases", "denials", "reads",
-    "purposes", "erased", "text"}`` (``purposes``: the entries carrying a sealed purpose,
-    which only the reader's client opens), where ``size`` is the log's signed size it was built from (a
-    client compares it with the entries below that size, so that an entry appended
-    after the report is not missing from it)."""
+    "purposes", "erased", "text"}``.  ``purposes`` are the entries carrying a sealed
+    purpose, which only the reader's client opens; ``size`` is the log's signed size the
+    report was built from (a client compares it with the entries below that size, so that
+    an entry appended after the report is not missing from it)."""
     size = signed_size(db, network)
     releases: list[dict[str, Any]] = []
     denials: list[dict[str, Any]] = []

@@ -162,7 +162,7 @@ async def get_case(call: Call) -> web.Response:
     owner = await _case_access(call, caller, case)
     documents = await call.ctx.store.read(case_documents, network, case,
                                           with_identity=owner == caller.keyid)
-    # protocol.md §15.1 "Reads": what is served is logged first.
+    # protocol.md §15.6: what is served is logged first.
     classes = sorted(r["signed"]["class"] for r in documents["identity"])
     served = (f"case: 1 header, {len(documents['events'])} event, "
               f"{len(documents['rekeys'])} rekey, {len(classes)} identity")

@@ -67,7 +67,7 @@ async def sync(call: Call) -> web.Response:
         with ctx.metrics.sync_waiters.track_inprogress():
             woken = await ctx.notifier.wait(ticket, remaining)
     if items:
-        # protocol.md §15.1 "Reads": the page is logged before it is served.
+        # protocol.md §15.6: the page is logged before it is served.
         await ctx.store.write(read_note(ctx, caller, cases=[r.case for r in items],
                                         served=served(items)).append_txn)
     return web.Response(text=page_json(items, q["after"]), status=call.route.status,
