@@ -4,9 +4,10 @@
   contact point answers a person with (Besluit gegevensverwerking door
   samenwerkingsverbanden, design flow 10).  The server builds it from its log; the
   client believes it only after matching it, both ways, against the *verified* log:
-  every release and denial it lists is a verified entry saying the same thing, and
-  every verified release or denial of the case is listed.  A server that leaves a
-  release out of a person's report is caught, not just one that invents one.
+  every release, denial, read and sealed purpose it lists is a verified entry saying the
+  same thing, and every such verified entry of the case is listed.  A server that leaves a
+  release out of a person's report is caught, not just one that invents one.  The
+  purposes sealed to this partner are opened and shown (protocol.md §15.6).
 * :meth:`Reports.aggregate` gives municipalities their figures (flow 11) from
   the anonymous layers this partner folded locally — no server, no case ids, and every
   cell smaller than ``min_cell`` suppressed, with complementary suppression where a
@@ -20,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from schakel.protocol.objects.audit import AuditEntry
 from schakel.protocol.objects.base import parse_timestamp
 
 from schakel.client.audit import Audit
@@ -28,6 +30,14 @@ from schakel.client.session import Session
 from schakel.client.views import CaseView
 
 RELEASE_ACTIONS = ("release", "bemoeizorg-release")
+#: The report's lists and which verified entries of the case each one lists
+#: (protocol.md §15.2).
+SECTIONS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "releases": lambda e: e.get("action") in RELEASE_ACTIONS and e.get("outcome") == "allow",
+    "denials": lambda e: e.get("action") == "deny",
+    "reads": lambda e: e.get("action") == "read",
+    "purposes": lambda e: "purpose" in e,
+}
 HELP_TYPES = ("informal", "formal", "combined")
 
 
@@ -41,33 +51,56 @@ class Reports:
 
     async def access(self, network: str, case: str) -> dict[str, Any]:
         """The subject access report of ``case`` (coordinator or auditor), checked
-        against the verified audit log (module docstring).  A report that disagrees
-        with the log is recorded server misbehaviour (``audit-entry-rewritten``)."""
+        against the verified audit log (module docstring) below the report's ``size``,
+        which must be at least the log's size when the report was asked for.  A report
+        that disagrees with the log is recorded server misbehaviour
+        (``audit-entry-rewritten``).  Each purpose sealed to this partner is opened into
+        ``purpose_text`` and added to ``text``."""
         s = self.session
+        before = await self.audit.monitor(network).refresh()
         report = await s.conn.get(s.path(network, f"/cases/{case}/access-report"))
         verified = {e["index"]: e["entry"] for e in await self.audit.entries(network)}
-        about = {i: e for i, e in verified.items() if e.get("case") == case}
         with s.verifying(network, malformed="audit-entry-rewritten", case=case):
             if report["case"] != case:
                 raise KeyError("case")
-            listed_releases = {int(item["index"]): item for item in report["releases"]}
-            listed_denials = {int(item["index"]): item for item in report["denials"]}
+            size = int(report["size"])
+            listed = {kind: {int(item["index"]): dict(item) for item in report[kind]}
+                      for kind in SECTIONS}
+        floor = before.size if before is not None else 0
+        if size < floor:
+            raise s.misbehaving(network, "audit-entry-rewritten",
+                                f"the access report covers {size} log entries; the log had "
+                                f"{floor} before it was asked for", case=case, size=size)
+        # Entries appended after the report was built (a partner's sync logs a read) are
+        # not expected in it; those below its size are, both ways.
+        about = {i: e for i, e in verified.items() if i < size
+                 and (e.get("case") == case or case in (e.get("cases") or ()))}
         problems: list[str] = []
-        for index, item in listed_releases.items():
-            problems += _mismatch(index, item, about.get(index), RELEASE_ACTIONS)
-        for index, item in listed_denials.items():
-            problems += _mismatch(index, item, about.get(index), ("deny",))
-        for index, entry in about.items():
-            if entry.get("action") in RELEASE_ACTIONS and index not in listed_releases:
-                problems.append(f"release entry {index} is missing from the report")
-            if entry.get("action") == "deny" and index not in listed_denials:
-                problems.append(f"denial entry {index} is missing from the report")
+        for kind, belongs in SECTIONS.items():
+            for index, item in listed[kind].items():
+                problems += _mismatch(index, item, about.get(index), belongs)
+            for index, entry in about.items():
+                if belongs(entry) and index not in listed[kind]:
+                    problems.append(f"{kind[:-1]} entry {index} is missing from the report")
         if problems:
             raise s.misbehaving(network, "audit-entry-rewritten",
                                 "the access report does not match the verified audit log: "
                                 + "; ".join(problems[:5]), case=case, count=len(problems))
-        return {**report, "verified": {"entries": len(listed_releases) + len(listed_denials),
-                                       "log_entries": len(verified)}}
+        lines = []
+        for index, item in listed["purposes"].items():
+            with s.verifying(network, malformed="audit-entry-rewritten", case=case):
+                text = AuditEntry.from_json(about[index]).open_purpose(s.key_id,
+                                                                       s.keys.box_secret)
+            if text is not None:
+                item["purpose_text"] = text
+                lines.append(f"  #{index} ({item['action']}): {text}")
+        if lines:
+            report["text"] = (str(report["text"]) + "\nDoel van de handeling / purpose of the "
+                              "act (verzegeld / sealed):\n" + "\n".join(lines) + "\n")
+        return {**report, **{kind: list(items.values()) for kind, items in listed.items()},
+                "verified": {"entries": sum(len(listed[k]) for k in ("releases", "denials",
+                                                                     "reads")),
+                             "log_entries": len(verified)}}
 
     # ------------------------------------------------------------------ aggregates
 
@@ -115,11 +148,11 @@ class Reports:
 
 
 def _mismatch(index: int, item: Mapping[str, Any], entry: Mapping[str, Any] | None,
-              actions: Iterable[str]) -> list[str]:
+              belongs: Callable[[Mapping[str, Any]], bool]) -> list[str]:
     """What a report line claims that the verified entry at its index does not say."""
     if entry is None:
         return [f"entry {index} is not a verified entry of this case"]
-    if entry.get("action") not in tuple(actions):
+    if not belongs(entry):
         return [f"entry {index} is a {entry.get('action')}, not what the report lists"]
     actor = entry.get("actor") or {}
     claims = {"partner": actor.get("partner"), "acting_user": actor.get("acting_user"),
@@ -133,8 +166,10 @@ def _mismatch(index: int, item: Mapping[str, Any], entry: Mapping[str, Any] | No
             stated = sorted(stated or [])
         if name in item and stated != value:
             wrong.append(name)
-    if "reason" in item and item["reason"] != entry.get("reason"):
-        wrong.append("reason")
+    for name, field in (("reason", "reason"), ("served", "reason"), ("action", "action"),
+                        ("subject", "subject"), ("purpose", "purpose")):
+        if name in item and item[name] != entry.get(field):
+            wrong.append(name)
     return [f"entry {index}: {', '.join(wrong)} differ"] if wrong else []
 
 

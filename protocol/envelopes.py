@@ -231,6 +231,35 @@ def open_justification(secret: BoxSecretKey, sealed: str, *, network: str, invoc
     return text
 
 
+#: The purpose text an audit entry carries sealed (a consent's purpose, a grant's or a
+#: share's reason): 1..500 characters, as the longest of them (protocol.md §A.1).
+PURPOSE_MAX_CHARS = 500
+
+
+def seal_purpose(recipient: BoxPublicKey, text: str, *, network: str, index: int,
+                 action: str, reader: str) -> str:
+    """The purpose of an audited act sealed to one reader (an auditor or the coordinator),
+    bound to the entry's network, index and action and to the reader."""
+    if not isinstance(text, str) or not 1 <= len(text) <= PURPOSE_MAX_CHARS:
+        raise MalformedError(f"purpose must be 1..{PURPOSE_MAX_CHARS} characters",
+                             details={"field": "purpose"})
+    return seal_json(recipient, "audit-purpose", {"network": network, "index": index,
+                                                  "action": action, "reader": reader,
+                                                  "text": text})
+
+
+def open_purpose(secret: BoxSecretKey, sealed: str, *, network: str, index: int, action: str,
+                 reader: str) -> str:
+    """The text of a sealed purpose made for exactly this entry and reader."""
+    plain = open_json(secret, sealed, "audit-purpose", {"network": network, "index": index,
+                                                        "action": action, "reader": reader})
+    text = plain.get("text")
+    if not isinstance(text, str) or set(plain) != {"type", "network", "index", "action",
+                                                   "reader", "text"}:
+        raise MalformedError("sealed purpose is malformed")
+    return text
+
+
 # --------------------------------------------------------------------------- gated envelopes
 
 
@@ -316,6 +345,7 @@ __all__ = [
     "case_key_context", "wrap_case_key", "unwrap_case_key", "event_context", "identity_context",
     "seal_json", "open_json", "seal_case_key", "open_case_key", "seal_epoch_keys",
     "open_epoch_keys", "seal_justification", "open_justification", "JUSTIFICATION_MAX_BYTES",
+    "PURPOSE_MAX_CHARS", "seal_purpose", "open_purpose",
     "GateContext", "make_gated", "open_gate", "open_class_key",
     "normalise_bsn", "normalise_name", "blind_index", "DecryptionError",
 ]

@@ -28,11 +28,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from schakel.protocol.canonical import canonical_json
-from schakel.protocol.crypto import Signer, sha256
+from schakel.protocol.crypto import BoxPublicKey, Signer, sha256
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.merkle import MerkleLog, leaf_hash
-from schakel.protocol.objects.audit import COMMITMENT_PREFIX, AuditActor, AuditEntry, TreeHead, new_salt
+from schakel.protocol.envelopes import seal_purpose
+from schakel.protocol.objects.audit import (
+    COMMITMENT_PREFIX, AuditActor, AuditEntry, SealedPurpose, TreeHead, new_salt,
+)
 from schakel.protocol.objects.base import format_timestamp
 from schakel.server.errors import NotFound
 from schakel.server.storage import Db
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from schakel.server.auth import Caller
     from schakel.server.context import AppContext
     from schakel.server.data.cases import NewShare
+    from schakel.server.directory import NetworkState
 
 
 # --------------------------------------------------------------------------- the node store
@@ -110,22 +114,51 @@ class Receipt:
                 "proof": [b64e(p) for p in self.proof], "tree_head": self.tree_head}
 
 
+@dataclass(frozen=True)
+class Purpose:
+    """The purpose text of an audited act and who may read it: ``(key id, box key)`` of
+    the coordinator and of every current auditor (:func:`purpose_readers`).  The entry
+    carries it sealed to each of them, never in the clear (§A.1)."""
+
+    text: str
+    readers: tuple[tuple[str, BoxPublicKey], ...]
+
+
+def purpose_readers(state: "NetworkState", now: datetime) -> tuple[tuple[str, BoxPublicKey], ...]:
+    """The readers of sealed purposes at ``now``: the coordinator (who answers the subject
+    access request) and every current member with the ``auditor`` role."""
+    coordinator = state.genesis.coordinator
+    readers = {coordinator.key_id: coordinator.box}
+    for keyid, member in sorted(state.current_members(now).items()):
+        if member.has_role("auditor"):
+            readers.setdefault(keyid, member.box)
+    return tuple(readers.items())
+
+
 def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: AuditActor,
                action: str, basis: str, outcome: str, reason: str, case: str | None = None,
+               cases: Sequence[str] | None = None,
                subject: str | None = None, classes: Sequence[str] | None = None,
                ref: str | None = None, review_required: bool = False,
-               emergency: bool = False, erased_below: int | None = None) -> Receipt:
+               emergency: bool = False, erased_below: int | None = None,
+               purpose: Purpose | None = None) -> Receipt:
     """Append one entry to ``network``'s log inside the caller's write transaction: build
-    the entry (index = current size, fresh salt, ``time`` = ``now``), append its leaf to
-    the tree, store the entry and the tree head for the new size signed by ``log_key``.
+    the entry (index = current size, fresh salt, ``time`` = ``now``, ``purpose`` sealed to
+    each of its readers for this index and action), append its leaf to the tree, store
+    the entry and the tree head for the new size signed by ``log_key``.
     Raises ``MalformedError`` for an entry that breaks the audit-entry rules; the caller's
     savepoint then rolls back its own change as well."""
     index = entry_count(db, network)
+    sealed = None if purpose is None else tuple(
+        SealedPurpose(reader=keyid, sealed=seal_purpose(box, purpose.text, network=network,
+                                                        index=index, action=action, reader=keyid))
+        for keyid, box in purpose.readers)
     entry = AuditEntry(network=network, index=index, salt=new_salt(), time=format_timestamp(now),
-                       actor=actor, case=case, subject=subject, action=action,
+                       actor=actor, case=case, cases=tuple(cases) if cases is not None else None,
+                       subject=subject, action=action,
                        classes=tuple(classes) if classes is not None else None, basis=basis,
                        ref=ref, outcome=outcome, reason=reason, review_required=review_required,
-                       emergency=emergency, erased_below=erased_below)
+                       emergency=emergency, erased_below=erased_below, purpose=sealed or None)
     body = canonical_json(entry.to_json())
     commitment = sha256(COMMITMENT_PREFIX + body)      # entry_commitment(entry), body hashed once
     log = MerkleLog(SqliteNodeStore(db, network), size=index)
@@ -133,6 +166,9 @@ def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: A
     db.execute("INSERT INTO audit_entries (network, idx, body, commitment, partner, subject,"
                " [case]) VALUES (?, ?, ?, ?, ?, ?, ?)",
                (network, index, body.decode("utf-8"), commitment, actor.partner, subject, case))
+    if entry.cases is not None:
+        db.executemany("INSERT INTO audit_cases (network, [case], idx) VALUES (?, ?, ?)",
+                       ((network, c, index) for c in entry.cases))
     root = log.root()
     head = TreeHead(network=network, size=index + 1, root=b64e(root),
                     time=entry.time).sign(log_key)
@@ -156,11 +192,13 @@ class AuditNote:
     outcome: str = "allow"
     reason: str
     case: str | None = None
+    cases: Sequence[str] | None = None
     subject: str | None = None
     classes: Sequence[str] | None = None
     ref: str | None = None
     review_required: bool = False
     emergency: bool = False
+    purpose: Purpose | None = None
 
     def append_txn(self, db: Db) -> Receipt:
         return append_txn(db, **{f.name: getattr(self, f.name) for f in fields(self)})
@@ -214,10 +252,22 @@ def revocation_note(ctx: "AppContext", caller: "Caller", revocation: "Revocation
                        f"{format_timestamp(revocation.at)}")
 
 
+def read_note(ctx: "AppContext", caller: "Caller", *, cases: Sequence[str], served: str,
+              classes: Sequence[str] | None = None) -> AuditNote:
+    """The ``read`` entry of one answer that served case data (§15.6): the
+    caller as actor (role coordinator or member), the ``cases`` served in the order they
+    first appear, the identity ``classes`` whose records it served, and ``served`` -- what
+    it served, counted by kind -- as the reason."""
+    return note(ctx, caller, role="coordinator" if caller.is_coordinator else "member",
+                action="read", basis="policy", reason=served, cases=tuple(dict.fromkeys(cases)),
+                classes=classes)
+
+
 def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditNote:
     return note(ctx, caller, role="coordinator", action="share", basis="policy",
                 case=share.case, subject=share.partner,
-                reason=f"anonymous layer shared (case key version {share.case_key_version})")
+                reason=f"anonymous layer shared (case key version {share.case_key_version})",
+                purpose=Purpose(share.reason, purpose_readers(caller.network, ctx.now())))
 
 
 # --------------------------------------------------------------------------- reads
@@ -271,10 +321,14 @@ def entries_page(db: Db, network: str, after: int, limit: int, reader: str | Non
 
 
 def case_entries(db: Db, network: str, case: str) -> list[dict[str, Any]]:
-    """Every entry about ``case`` in index order (for the subject access report)."""
+    """Every entry about ``case`` in index order (for the subject access report): those
+    naming it as their ``case`` and the ``read`` entries listing it in ``cases``."""
     return [{"index": r[0], "entry": None if r[1] is None else json.loads(r[1])}
-            for r in db.execute("SELECT idx, body FROM audit_entries WHERE network = ?"
-                                " AND [case] = ? ORDER BY idx", (network, case))]
+            for r in db.execute(
+                "SELECT idx, body FROM audit_entries WHERE network = ? AND [case] = ?"
+                " UNION ALL SELECT e.idx, e.body FROM audit_cases c JOIN audit_entries e"
+                " ON e.network = c.network AND e.idx = c.idx WHERE c.network = ? AND c.[case] = ?"
+                " ORDER BY idx", (network, case, network, case))]
 
 
 def _signed_log(db: Db, network: str, size: int) -> MerkleLog:
@@ -301,7 +355,9 @@ def consistency_proof(db: Db, network: str, old: int, new: int) -> list[bytes]:
     return _signed_log(db, network, new).consistency_proof(old, new)
 
 
-__all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "append_txn",
-           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "share_note",
+__all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "Purpose",
+           "purpose_readers", "append_txn",
+           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "read_note",
+           "share_note",
            "latest_head", "head_at", "entries_page",
            "case_entries", "inclusion_proof", "consistency_proof"]

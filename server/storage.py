@@ -278,10 +278,20 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db["cards"].create_index(["network", "serial"], unique=True)
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    """Logged reads (docs/protocol.md §15.6): which audit entries name which case
+    in their ``cases`` list, so the subject access report finds a ``read`` entry by the
+    case as it finds other entries by ``audit_entries.[case]``.  Rows are only inserted, in
+    the transaction that appends their entry, and kept with it (as ``[case]`` is kept when
+    retention erases a body)."""
+    db.execute("CREATE TABLE audit_cases (network TEXT NOT NULL, [case] TEXT NOT NULL,"
+               " idx INTEGER NOT NULL, PRIMARY KEY (network, [case], idx)) WITHOUT ROWID")
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7)
+    _migration_7, _migration_8)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -381,11 +381,12 @@ def _rewrite_history(conn: sqlite3.Connection, network: str, log_key: Signer, dr
     and sign new heads, then append ``extra`` entries so that it is not shorter."""
     bodies = [json.loads(r[0]) for r in conn.execute(
         "SELECT body FROM audit_entries WHERE network = ? ORDER BY idx", (network,))]
-    for table in ("audit_entries", "audit_nodes", "tree_heads"):
+    for table in ("audit_entries", "audit_cases", "audit_nodes", "tree_heads"):
         conn.execute(f"DELETE FROM {table} WHERE network = ?", (network,))
     kept = [b for b in bodies if b["index"] != drop] + bodies[-1:] * extra
     for body in kept:
-        optional = {k: body[k] for k in ("case", "subject", "classes", "ref") if k in body}
+        optional = {k: body[k] for k in ("case", "cases", "subject", "classes", "ref")
+                    if k in body}
         append_txn(conn, network=network, log_key=log_key, now=parse_timestamp(body["time"]),
                    actor=AuditActor.from_json(body["actor"]), action=body["action"],
                    basis=body["basis"], outcome=body["outcome"], reason=body["reason"],
@@ -696,10 +697,21 @@ async def _roll_back(s: Scene) -> None:
 
 
 async def _roll_back_and_regrow(s: Scene) -> None:
-    """Roll back, then let the log grow past the size the readers hold."""
+    """Roll back, then let the log grow past the size the readers hold (joins, and the
+    reads their syncs log, until the server's signed size is beyond every held head)."""
+    held = max(head.size for p in s.readers.values()
+               if (head := p.audit.monitor(s.network).latest) is not None)
     await _roll_back(s)
-    for n in range(4):
+    n = 0
+    while _signed_size(s) <= held:
         await s.cast.join(s.tmp_path, s.url, f"regrown-{n}", ring="shell")
+        n += 1
+
+
+def _signed_size(s: Scene) -> int:
+    with database(s.db_path) as conn:
+        return int(conn.execute("SELECT COALESCE(MAX(size), 0) FROM tree_heads WHERE network = ?",
+                                (s.network,)).fetchone()[0])
 
 
 #: The readers entitled to the grantee's release entry and the shell partner's share

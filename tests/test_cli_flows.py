@@ -465,8 +465,11 @@ def test_audit_verify_log_and_report(world: World, case: str, consent: str) -> N
     assert any(e["entry"] and e["entry"]["action"] == "membership" for e in entries)
     assert "membership" in world.coord.ok("audit", "log", world.network)
     report = world.coord.json("audit", "report", world.network, case)
-    assert report["case"] == case and report["verified"]["entries"] == len(report["releases"]) + len(report["denials"])
-    assert "releases" in world.coord.ok("audit", "report", world.network, case)
+    assert report["case"] == case and report["verified"]["entries"] == (
+        len(report["releases"]) + len(report["denials"]) + len(report["reads"]))
+    assert report["reads"], "the members' syncs of the case are reads of it"
+    shown = world.coord.ok("audit", "report", world.network, case)
+    assert "releases" in shown and "reads (who fetched the case's data)" in shown
 
 
 def test_aggregate_report_suppresses_small_cells(world: World, case: str) -> None:

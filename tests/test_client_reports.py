@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,16 +96,38 @@ async def test_access_report_is_checked_against_the_verified_log(tmp_path: Path)
             assert [(r["index"], r["partner"], r["classes"], r["basis"], r["ref"])
                     for r in report["releases"]] == [
                 (released.receipt_index, grantee.key_id, ["name"], "consent", grant)]
-            assert report["verified"]["entries"] == 1
+            assert report["verified"]["entries"] == 1 + len(report["reads"])
+            assert {r["partner"] for r in report["reads"]} >= {coordinator.key_id,
+                                                                grantee.key_id}
+            # The purposes, sealed in the log, opened by the report's reader only.
+            assert {(p["action"], p["purpose_text"]) for p in report["purposes"]} == {
+                ("consent", "Huisbezoek."), ("grant", "huisbezoek")}
+            assert "#" in report["text"] and "huisbezoek" in report["text"]
             assert (await cast.auditor.reports.access(network, case))["releases"] == \
                 report["releases"]
         finally:
             await cast.close()
 
 
-async def test_access_report_leaving_out_a_release_is_caught(tmp_path: Path) -> None:
+def _leave_out(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def edit(body: dict[str, Any]) -> dict[str, Any]:
+        body[field] = value
+        return body
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_leave_out("releases", []), "release entry"),
+    (_leave_out("reads", []), "read entry"),
+    (_leave_out("size", 0), "covers 0 log entries"),
+    (_leave_out("purposes", []), "purpose entry"),
+], ids=["release", "read", "size", "purpose"])
+async def test_access_report_leaving_out_a_release_or_read_is_caught(
+        tmp_path: Path, edit: Callable[[dict[str, Any]], dict[str, Any]], message: str) -> None:
     """A server that drops a release from a person's access report (the line that says
-    who received the person's name) is caught against the verified log and recorded."""
+    who received the person's name), or a read of the case's data, or claims to have built
+    it from a smaller log than the client had seen, is caught against the verified log and
+    recorded."""
     async with tampered_server(tmp_path) as srv:
         url = srv.url
         coordinator = await make_partner(tmp_path, url, "coordinator")
@@ -127,18 +151,15 @@ async def test_access_report_leaving_out_a_release_is_caught(tmp_path: Path) -> 
                                             reason="huisbezoek")
             await grantee.sync(network)
             await grantee.disclosure.release(network, grant)
-            assert len((await coordinator.reports.access(network, case))["releases"]) == 1
-
-            def hide(body: dict) -> dict:
-                body["releases"] = []
-                return body
+            honest = await coordinator.reports.access(network, case)
+            assert len(honest["releases"]) == 1 and honest["reads"]
 
             srv.proxy.on("GET", rf"/v1/networks/{re.escape(network)}/cases/[^/]+/access-report",
-                         hide)
+                         edit)
             with pytest.raises(ServerMisbehaviour) as caught:
                 await coordinator.reports.access(network, case)
             assert caught.value.what == "audit-entry-rewritten"
-            assert "missing from the report" in caught.value.message
+            assert message in caught.value.message
             assert srv.proxy.hits() == 1
             assert coordinator.misbehaviours()[-1]["what"] == "audit-entry-rewritten"
         finally:

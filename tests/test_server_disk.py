@@ -31,7 +31,7 @@ import pytest
 from schakel.cli.serverprocess import ServerProcess
 from tests.server_harness import (
     Actor, CaseState, Caller, Network, RealClock, Reply, SessionTransport, assert_error,
-    create_case, register, server_keys, sync_all,
+    assert_status, create_case, register, server_keys, sync_all,
 )
 from tests.test_server_crash import STEP_TIMEOUT
 
@@ -151,10 +151,19 @@ async def running(server: ServerProcess) -> Any:
 
 async def reads_answer(session: aiohttp.ClientSession, server: ServerProcess,
                        writer: Writer) -> None:
+    """/healthz and the reads that serve no case data answer.  A read of case data is
+    logged before it is served (protocol.md §15.6), so it is answered as a write is: served
+    with its entry, or 503 ``unavailable`` with Retry-After and nothing served.  Nothing
+    acknowledged is lost: callers check that once the disk takes writes again."""
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with session.get(server.url + "/healthz", timeout=timeout) as resp:
         assert resp.status == 200, await resp.text()
-    await writer.check_nothing_lost()
+    c, net, author = writer.caller, writer.net, writer.author
+    assert_status(await c.get(net.path("/members"), author, timeout=REQUEST_TIMEOUT), 200)
+    feed = await c.get(net.path("/sync?after=0&limit=500"), author, timeout=REQUEST_TIMEOUT)
+    if not feed.ok:
+        assert_error(feed, 503, "unavailable")
+        assert feed.headers.get("Retry-After") == "1" and b"envelope" not in feed.raw
 
 
 def stops_on_sigterm(server: ServerProcess) -> int:
@@ -175,8 +184,9 @@ def no_server_errors(server: ServerProcess) -> None:
 async def test_a_full_disk_refuses_writes_with_503_and_they_resume_by_themselves(
         small_disk: Path) -> None:
     """Data and log on one full tmpfs: every refused write is 503 ``unavailable`` with
-    ``Retry-After`` (not 500), reads and /healthz answer, a write succeeds again without a
-    restart once space returns, nothing acknowledged is lost, SIGTERM stops the server."""
+    ``Retry-After`` (not 500), reads and /healthz answer (a read of case data, which must
+    log its entry first, as a write does), a write succeeds again without a restart once
+    space returns, nothing acknowledged is lost, SIGTERM stops the server."""
     server = ServerProcess(small_disk / "data", limits=LIMITS)
     async with running(server) as (session, writer):
         filler = fill(small_disk)

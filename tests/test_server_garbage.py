@@ -58,8 +58,12 @@ async def before(world: World) -> dict[str, Any]:
 
 
 async def snapshot(w: World) -> dict[str, Any]:
-    """Everything a coordinator and the case owner can read, and the signal receipts."""
+    """Everything a coordinator and the case owner can read, and the signal receipts.
+    The audit logs are read first and the networks without their latest tree head: the
+    snapshot's own reads of case data are logged (protocol.md §15.6), so each snapshot
+    adds its own ``read`` entries (:func:`own_reads`)."""
     c, a = w.caller, w.a
+    out: dict[str, Any] = {"log a": await dh.audit_log(c, a), "log b": await dh.audit_log(c, w.b)}
     reads = {
         "network": (a.path(), a.coordinator),
         "members": (a.path("/members"), a.coordinator),
@@ -71,11 +75,26 @@ async def snapshot(w: World) -> dict[str, Any]:
         "b-network": (w.b.path(), w.b.coordinator),
         "b-sync": (w.b.path("/sync?after=0&limit=500&wait=0"), w.b.coordinator),
     }
-    out = {name: assert_status(await c.get(path, actor), 200) for name, (path, actor) in reads.items()}
+    out |= {name: assert_status(await c.get(path, actor), 200)
+            for name, (path, actor) in reads.items()}
+    for name in ("network", "b-network"):
+        out[name].pop("tree_head")
     for draft in (w.shell_signal, w.anonymous_signal):
         out[f"status {draft.source}"] = assert_status(
             await c.get("/v1/signals/status", headers=(("Schakel-Receipt", draft.receipt or ""),)), 200)
     return out
+
+
+def own_reads(w: World, taken: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The ``read`` entries the snapshot ``taken`` appended to each log after reading it
+    (its syncs that served items and its read of the case), by action, actor and cases."""
+    a, b = w.a, w.b
+    served = {"log a": [(a.coordinator.key_id, [i["case"] for i in taken["sync"]["items"]]),
+                        (w.case.owner.key_id, [w.case.case])],
+              "log b": [(b.coordinator.key_id, [i["case"] for i in taken["b-sync"]["items"]])]}
+    return {log: [{"action": "read", "partner": partner, "cases": list(dict.fromkeys(cases))}
+                  for partner, cases in reads if cases]
+            for log, reads in served.items()}
 
 
 # ------------------------------------------------------------------ the routes, from OpenAPI
@@ -494,6 +513,12 @@ async def test_server_still_works_and_garbage_stored_nothing(world: World, befor
     """Runs last in this module: nothing changed, and a valid request still succeeds."""
     w = world
     after = await snapshot(w)
+    for log, grown in own_reads(w, before).items():
+        old, new = before.pop(log), after.pop(log)
+        assert new[:len(old)] == old, f"{log} changed"
+        assert [{"action": e["action"], "partner": e["actor"]["partner"],
+                 "cases": e.get("cases")} for e in new[len(old):]] == grown, \
+            f"{log} grew by more than the snapshot's own reads"
     assert after == before
     await append(w.caller, w.a, w.case, w["core-formal"])
     case = assert_status(await w.caller.get(w.a.path(f"/cases/{w.case.case}"), w.case.owner), 200)

@@ -109,11 +109,14 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
 def access_report(home: Path, server: str | None, network_id: str, case_id: str,
                   as_json: bool) -> None:
     """The subject access report of a case (inzageverzoek, AVG article 15): who
-    received what about the person, when, on which basis (coordinator or auditor).
+    received what about the person, when, on which basis, who fetched the case's data,
+    and the purpose of each act (coordinator or auditor).
 
     Every entry the server lists is checked against the verified audit log; a
-    report that disagrees is recorded as server misbehaviour (exit 4).
-    JSON: {"case", "releases", "denials", "erased", "text", "verified"}.
+    report that disagrees is recorded as server misbehaviour (exit 4).  Purposes are
+    sealed in the log to the coordinator and the auditors; this partner's copy is opened.
+    JSON: {"case", "size", "releases", "denials", "reads", "purposes", "erased", "text",
+    "verified"}.
     """
     async def read(partner: "Partner") -> dict[str, Any]:
         return plain(await partner.reports.access(network_id, case_id))
@@ -137,6 +140,15 @@ def access_report(home: Path, server: str | None, network_id: str, case_id: str,
     heading("denials")
     table(denials, [("index", "#"), ("time", "when"), ("organisation", "organisation"),
                     ("action", "action"), ("reason", "reason")], empty="none")
+    heading("reads (who fetched the case's data)")
+    table(report.get("reads") or [], [("index", "#"), ("time", "when"),
+                                      ("organisation", "organisation"), ("acting_user", "user"),
+                                      ("classes", "identity"), ("served", "served")],
+          empty="none")
+    heading("purposes (sealed to the coordinator and auditors)")
+    table(report.get("purposes") or [], [("index", "#"), ("time", "when"), ("action", "action"),
+                                         ("organisation", "organisation"),
+                                         ("purpose_text", "purpose")], empty="none")
     if report.get("text"):
         heading("text for the person")
         click.echo(str(report["text"]).rstrip())

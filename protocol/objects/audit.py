@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schakel.protocol.canonical import canonical_json
-from schakel.protocol.crypto import random_bytes, sha256
+from schakel.protocol import envelopes
+from schakel.protocol.crypto import BoxSecretKey, random_bytes, sha256
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import MalformedError, ProtocolError
 from schakel.protocol.objects.base import Part, SignedObject, Timestamp, WireObject, nested, utc
@@ -29,7 +30,7 @@ SALT_BYTES = 16
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
-           "purge-ack", "membership", "membership-revoke", "erase")
+           "purge-ack", "membership", "membership-revoke", "erase", "read")
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
 BASES = ("consent", "bemoeizorg", "policy", "none")
 
@@ -53,6 +54,22 @@ class AuditActor(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SealedPurpose(Part):
+    """The purpose of the act an entry records, sealed to one reader -- an auditor or the
+    coordinator, who answers the subject access request (``envelopes.seal_purpose``:
+    bound to the entry's network, index and action and to the reader)."""
+
+    TYPE = "audit-entry"
+    DEF = "sealed_purpose"
+
+    reader: str
+    sealed: str
+
+    def check(self) -> None:
+        self._binary("sealed")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditEntry(WireObject):
     """One record of a network's audit log.  It never contains identity: the case
     is named by its id (the pseudonym) and ``reason`` is a code or short text."""
@@ -65,6 +82,7 @@ class AuditEntry(WireObject):
     time: Timestamp
     actor: AuditActor = nested(AuditActor)
     case: str | None = None
+    cases: tuple[str, ...] | None = None
     subject: str | None = None
     action: str
     classes: tuple[str, ...] | None = None
@@ -75,12 +93,21 @@ class AuditEntry(WireObject):
     review_required: bool
     emergency: bool
     erased_below: int | None = None
+    purpose: tuple[SealedPurpose, ...] | None = nested(SealedPurpose, many=True, default=None)
 
     def check(self) -> None:
+        if self.purpose is not None and len({p.reader for p in self.purpose}) != len(self.purpose):
+            raise self._fail("purpose", "names a reader twice")
         if self.basis == "bemoeizorg" and not self.emergency:
             raise self._fail("emergency", "must be true when the basis is bemoeizorg")
         if self.action == "deny" and self.outcome != "deny":
             raise self._fail("outcome", "must be deny for a deny action")
+        if (self.action == "read") != (self.cases is not None):
+            raise self._fail("cases", "must be present exactly on a read entry")
+        if self.action == "read" and (self.case is not None or self.subject is not None
+                                      or (self.basis, self.outcome) != ("policy", "allow")):
+            raise self._fail("action", "a read names its cases in cases, no case or subject,"
+                                       " on basis policy, allowed")
         if (self.action == "erase") != (self.erased_below is not None):
             raise self._fail("erased_below", "must be present exactly on an erase entry")
         if self.action == "erase":
@@ -92,6 +119,17 @@ class AuditEntry(WireObject):
     @property
     def commitment(self) -> bytes:
         return entry_commitment(self)
+
+    def open_purpose(self, reader: str, box_secret: BoxSecretKey) -> str | None:
+        """The purpose sealed to ``reader`` in this entry, or None when the entry carries
+        none for it; DecryptionError if ``box_secret`` is not the reader's,
+        ContextMismatchError if it was sealed for another entry, action or reader."""
+        for p in self.purpose or ():
+            if p.reader == reader:
+                return envelopes.open_purpose(box_secret, p.sealed, network=self.network,
+                                              index=self.index, action=self.action,
+                                              reader=reader)
+        return None
 
 
 def entry_commitment(entry: AuditEntry) -> bytes:
@@ -167,6 +205,6 @@ class ErrorResponse(WireObject):
 
 __all__ = [
     "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
-    "AuditActor", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
+    "AuditActor", "SealedPurpose", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
     "ErrorResponse",
 ]

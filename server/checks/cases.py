@@ -244,7 +244,7 @@ def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: 
     text, digest = canonical(envelope)
     return NewShare(network=share.network, case=share.case, partner=share.partner,
                     case_key_version=share.case_key_version, envelope=text, digest=digest,
-                    received=received, acting_user=acting_user)
+                    received=received, acting_user=acting_user, reason=share.reason)
 
 
 __all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_gated",

@@ -104,6 +104,7 @@ class NewShare:
     digest: bytes
     received: str
     acting_user: str
+    reason: str              #: the share's purpose, sealed into its audit entry
 
 
 def _feed(db: Db, network: str, case: str, kind: str, envelope: str,

@@ -71,7 +71,7 @@ def check_consent(envelope: Any, caller: Caller, owner: str) -> NewConsent:
                       partners=tuple(sorted(consent.grantees.partners)),
                       parties=tuple(sorted(consent.grantees.parties)),
                       valid_from=consent.valid_from, valid_until=consent.valid_until,
-                      signed=signed(envelope, caller, role))
+                      purpose=consent.purpose, signed=signed(envelope, caller, role))
 
 
 def check_revocation(envelope: Any, caller: Caller, owner: str, consent: str) -> NewRevocation:
@@ -91,7 +91,7 @@ def check_grant(envelope: Any, caller: Caller) -> NewGrant:
     same("network", grant.network, caller.network.network)
     return NewGrant(network=grant.network, grant=grant.grant, case=grant.case,
                     grantee=grant.grantee, consent=grant.basis.consent,
-                    classes=tuple(sorted(grant.classes)),
+                    classes=tuple(sorted(grant.classes)), reason=grant.reason,
                     signed=signed(envelope, caller,
                                   "coordinator" if caller.is_coordinator else "member"))
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from schakel.protocol.crypto import BoxSecretKey, Signer, random_bytes
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, random_bytes
 from schakel.protocol.encoding import b64e
 from schakel.protocol.envelopes import GateContext, open_gate
 from schakel.protocol.errors import ContextMismatchError
@@ -34,7 +34,7 @@ from schakel.protocol.objects.audit import AuditActor
 from schakel.protocol.objects.base import format_timestamp, parse_timestamp
 from schakel.protocol.objects.disclosure import PurgeInstruction
 from schakel.protocol.policy import ConsentFacts, Decision, Grantee, Request, Rules, decide
-from schakel.server.audit import append_txn
+from schakel.server.audit import Purpose, append_txn
 from schakel.server.data import Written, cursor_text, insert
 from schakel.server.errors import Conflict, Forbidden, NotFound
 from schakel.server.storage import Db
@@ -56,6 +56,8 @@ class Log:
     network: str
     log_key: Signer
     now: datetime
+    #: Who reads a purpose this write seals into its entries (``audit.purpose_readers``).
+    readers: tuple[tuple[str, BoxPublicKey], ...] = ()
 
     @property
     def stamp(self) -> str:
@@ -65,15 +67,17 @@ class Log:
                outcome: str = "allow", case: str | None = None, subject: str | None = None,
                classes: Sequence[str] | None = None, ref: str | None = None,
                review_required: bool = False, emergency: bool = False,
-               erased_below: int | None = None) -> dict[str, Any]:
+               erased_below: int | None = None, purpose: str | None = None) -> dict[str, Any]:
         """Append one entry and return its receipt as JSON.  ``subject`` is dropped when it
-        is the actor itself (the field names *another* partner, protocol.md §A.1)."""
+        is the actor itself (the field names *another* partner, protocol.md §A.1); a
+        ``purpose`` is sealed to this log's ``readers``."""
         receipt = append_txn(
             db, network=self.network, log_key=self.log_key, now=self.now, actor=actor,
             action=action, basis=basis, outcome=outcome, reason=reason, case=case,
             subject=subject if subject != actor.partner else None,
             classes=sorted(classes) if classes else None, ref=ref,
-            review_required=review_required, emergency=emergency, erased_below=erased_below)
+            review_required=review_required, emergency=emergency, erased_below=erased_below,
+            purpose=Purpose(purpose, self.readers) if purpose and self.readers else None)
         return receipt.to_json()
 
 
@@ -92,12 +96,13 @@ Basis = Literal["consent", "bemoeizorg"]
 
 def deny(db: Db, log: Log, decision: Decision, *, actor: AuditActor, basis: Basis,
          case: str | None, subject: str | None, classes: Sequence[str],
-         ref: str | None) -> Denied:
-    """Audit a denial (``action: deny``, the policy reason) and return it."""
+         ref: str | None, purpose: str | None = None) -> Denied:
+    """Audit a denial (``action: deny``, the policy reason, the refused act's purpose
+    sealed) and return it."""
     bemoeizorg = basis == "bemoeizorg"
     receipt = log.append(db, actor=actor, action="deny", basis=basis, outcome="deny",
                          reason=decision.reason, case=case, subject=subject, classes=classes,
-                         ref=ref, emergency=bemoeizorg)
+                         ref=ref, emergency=bemoeizorg, purpose=purpose)
     return Denied(decision.reason, decision.message, receipt["index"])
 
 
@@ -124,6 +129,7 @@ class NewConsent:
     parties: tuple[str, ...]
     valid_from: str
     valid_until: str
+    purpose: str             #: the purpose the person was told, sealed into the entry
     signed: Signed
 
 
@@ -143,6 +149,7 @@ class NewGrant:
     grantee: str
     consent: str
     classes: tuple[str, ...]
+    reason: str              #: why the grantee needs the identity, sealed into the entry
     signed: Signed
 
 
@@ -221,9 +228,10 @@ def record_consent_txn(db: Db, c: NewConsent, log: Log) -> Written | Denied:
         return deny(db, log, Decision(False, "consult-has-no-identity",
                                       "a consult is anonymous: it has no identity to consent to"),
                     actor=c.signed.actor, basis="consent", case=c.case, subject=None,
-                    classes=c.classes, ref=c.consent)
+                    classes=c.classes, ref=c.consent, purpose=c.purpose)
     receipt = log.append(db, actor=c.signed.actor, action="consent", basis="consent",
-                         reason="consent-recorded", case=c.case, classes=c.classes, ref=c.consent)
+                         reason="consent-recorded", case=c.case, classes=c.classes, ref=c.consent,
+                         purpose=c.purpose)
     answer = {"consent": c.consent}
     insert(db, "consents", {
         "network": c.network, "consent": c.consent, "case": c.case,
@@ -359,7 +367,7 @@ def non_coordinator_grant_txn(db: Db, g: NewGrant, log: Log) -> Denied:
     with what its own grant names (case, grantee, classes, grant id), decided before
     any id in it is looked up, so the answer is the same whichever of them exist."""
     return deny(db, log, NOT_THE_COORDINATOR, actor=g.signed.actor, basis="consent",
-                case=g.case, subject=g.grantee, classes=g.classes, ref=g.grant)
+                case=g.case, subject=g.grantee, classes=g.classes, ref=g.grant, purpose=g.reason)
 
 
 def grant_txn(db: Db, g: NewGrant, log: Log, rules: Rules, grantee: Grantee) -> Written | Denied:
@@ -373,10 +381,10 @@ def grant_txn(db: Db, g: NewGrant, log: Log, rules: Rules, grantee: Grantee) -> 
     decision = decide(request, rules, now=log.now)
     if not decision.allowed:
         return deny(db, log, decision, actor=g.signed.actor, basis="consent", case=g.case,
-                    subject=g.grantee, classes=g.classes, ref=g.grant)
+                    subject=g.grantee, classes=g.classes, ref=g.grant, purpose=g.reason)
     receipt = log.append(db, actor=g.signed.actor, action="grant", basis="consent",
                          reason=decision.reason, case=g.case, subject=g.grantee,
-                         classes=g.classes, ref=g.grant)
+                         classes=g.classes, ref=g.grant, purpose=g.reason)
     answer = {"grant": g.grant}
     insert(db, "grants", {
         "network": g.network, "grant": g.grant, "case": g.case, "grantee": g.grantee,

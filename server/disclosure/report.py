@@ -1,6 +1,7 @@
 """The subject access report (design flow 10; docs/protocol.md §15 §15.2): for one case,
-every release of its identity and every refused attempt -- who, when, which classes, on
-what basis -- as JSON and as a readable Dutch/English text.
+every release of its identity, every refused attempt and every read of its data (what the
+server served: events, headers, identity records) -- who, when, which classes, on what
+basis -- as JSON and as a readable Dutch/English text.
 
 It is built from the audit log only (``schakel.server.audit.case_entries``): a release the log did
 not record does not exist (protocol.md §7), and the log never holds identity, so neither
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from schakel.server.audit import case_entries
+from schakel.server.audit import case_entries, signed_size
 from schakel.server.storage import Db
 
 RELEASE_ACTIONS = ("release", "bemoeizorg-release")
@@ -21,12 +22,27 @@ BASIS_TEXT = {"consent": "toestemming / consent",
               "policy": "beleid / policy", "none": "geen / none"}
 
 
-def _item(index: int, entry: dict[str, Any], *, reason: bool) -> dict[str, Any]:
+def _who(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """Who acted when, and on which classes: the fields every line of the report has."""
     actor = entry["actor"]
-    item = {"index": index, "time": entry["time"], "partner": actor["partner"],
+    return {"index": index, "time": entry["time"], "partner": actor["partner"],
             "organisation": actor["organisation"], "acting_user": actor["acting_user"],
-            "classes": list(entry.get("classes", [])), "basis": entry["basis"],
-            "ref": entry.get("ref")}
+            "classes": list(entry.get("classes", []))}
+
+
+def _read(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    return {**_who(index, entry), "served": entry["reason"]}
+
+
+def _purpose(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """An act whose entry carries its purpose sealed: the server cannot read it; the
+    coordinator's or auditor's client opens its own copy."""
+    return {**_who(index, entry), "action": entry["action"], "subject": entry.get("subject"),
+            "ref": entry.get("ref"), "purpose": entry["purpose"]}
+
+
+def _item(index: int, entry: dict[str, Any], *, reason: bool) -> dict[str, Any]:
+    item = {**_who(index, entry), "basis": entry["basis"], "ref": entry.get("ref")}
     if reason:
         item["action"] = entry["action"]
         item["reason"] = entry["reason"]
@@ -48,11 +64,31 @@ def _lines(title: str, items: list[dict[str, Any]], *, denials: bool) -> Iterabl
             yield f"     geweigerd / refused: {item['reason']}"
 
 
+def _read_lines(reads: list[dict[str, Any]]) -> Iterable[str]:
+    yield f"Inzage door partners / reads of the case's data: {len(reads)}"
+    if not reads:
+        yield "  geen / none"
+    for n, item in enumerate(reads, start=1):
+        identity = ", ".join(item["classes"])
+        yield (f"  {n}. {item['time']}  {item['organisation']} ({item['partner']}), "
+               f"medewerker / user {item['acting_user']}")
+        yield (f"     opgehaald / served: {item['served']}"
+               + (f"; identiteit / identity: {identity}" if identity else "")
+               + f"; logregel / entry #{item['index']}")
+
+
 def access_report(db: Db, network: str, case: str, *, network_name: str,
                   produced: str) -> dict[str, Any]:
-    """The report of ``case``: ``{"case", "releases", "denials", "erased", "text"}``."""
+    """The report of ``case``: ``{"case", "size", "releases", "denials", "reads",
+    "purposes", "erased", "text"}``.  ``purposes`` are the entries carrying a sealed
+    purpose, which only the reader's client opens; ``size`` is the log's signed size the
+    report was built from (a client compares it with the entries below that size, so that
+    an entry appended after the report is not missing from it)."""
+    size = signed_size(db, network)
     releases: list[dict[str, Any]] = []
     denials: list[dict[str, Any]] = []
+    reads: list[dict[str, Any]] = []
+    purposes: list[dict[str, Any]] = []
     erased = 0
     entries = case_entries(db, network, case)
     for row in entries:
@@ -63,6 +99,10 @@ def access_report(db: Db, network: str, case: str, *, network_name: str,
             releases.append(_item(row["index"], entry, reason=False))
         elif entry["action"] == "deny":
             denials.append(_item(row["index"], entry, reason=True))
+        elif entry["action"] == "read":
+            reads.append(_read(row["index"], entry))
+        if entry is not None and "purpose" in entry:
+            purposes.append(_purpose(row["index"], entry))
     text = "\n".join([
         "Inzageverslag / subject access report",
         f"Netwerk / network: {network_name} ({network})",
@@ -75,9 +115,11 @@ def access_report(db: Db, network: str, case: str, *, network_name: str,
         *_lines("Verstrekkingen / releases", releases, denials=False),
         "",
         *_lines("Weigeringen / refused requests", denials, denials=True),
+        "",
+        *_read_lines(reads),
     ]) + "\n"
-    return {"case": case, "releases": releases, "denials": denials, "erased": erased,
-            "text": text}
+    return {"case": case, "size": size, "releases": releases, "denials": denials, "reads": reads,
+            "purposes": purposes, "erased": erased, "text": text}
 
 
 __all__ = ["RELEASE_ACTIONS", "access_report"]

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from schakel.protocol.errors import PolicyViolation
+from schakel.server.audit import purpose_readers
 from schakel.server.data import Written
 from schakel.server.disclosure import checks
 from schakel.server.disclosure.bemoeizorg import (
@@ -31,6 +32,7 @@ from schakel.server.disclosure.facts import (
     auditors, basis_holders, grantee_of, rules_of, server_actor,
 )
 from schakel.server.disclosure.report import access_report
+from schakel.server.directory import NetworkState
 from schakel.server.errors import Forbidden, NotFound
 from schakel.server.storage import Db
 from schakel.server.registry import (
@@ -62,6 +64,18 @@ REPORT_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "c
                   classes=array({"type": "string"}, 16), basis={"type": "string"},
                   ref={"anyOf": [ID, {"type": "null"}]}, action={"type": "string"},
                   reason={"type": "string"})
+PURPOSE_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "classes",
+                    "action", "subject", "ref", "purpose"],
+                   index=INDEX, time=TIMESTAMP, partner=def_ref("common", "keyid"),
+                   organisation={"type": "string"}, acting_user=def_ref("common", "acting_user"),
+                   classes=array({"type": "string"}, 16), action={"type": "string"},
+                   subject={"anyOf": [def_ref("common", "keyid"), {"type": "null"}]},
+                   ref={"anyOf": [ID, {"type": "null"}]},
+                   purpose=array(def_ref("audit-entry", "sealed_purpose"), 64))
+READ_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "classes", "served"],
+                index=INDEX, time=TIMESTAMP, partner=def_ref("common", "keyid"),
+                organisation={"type": "string"}, acting_user=def_ref("common", "acting_user"),
+                classes=array({"type": "string"}, 16), served={"type": "string"})
 
 
 def answer(call: Call, result: Written | Denied) -> web.Response:
@@ -72,9 +86,12 @@ def answer(call: Call, result: Written | Denied) -> web.Response:
     return call.written(result.created, result.answer)
 
 
-def log_for(call: Call, network: str) -> Log:
-    """The audit context of this request: the server's log key and time."""
-    return Log(network=network, log_key=call.ctx.keys.log_signer, now=call.ctx.now())
+def log_for(call: Call, network: str, *, purposes: NetworkState | None = None) -> Log:
+    """The audit context of this request: the server's log key and time, and with
+    ``purposes`` (the network) the readers a purpose is sealed to."""
+    now = call.ctx.now()
+    readers = () if purposes is None else purpose_readers(purposes, now)
+    return Log(network=network, log_key=call.ctx.keys.log_signer, now=now, readers=readers)
 
 
 # --------------------------------------------------------------------------- consent
@@ -102,8 +119,8 @@ async def record_consent(call: Call) -> web.Response:
     envelope = (await call.body())["consent"]
     owner = await call.ctx.store.read(case_owner, network, checks.case_of_consent(envelope))
     new = checks.check_consent(envelope, caller, owner)
-    return answer(call, await call.ctx.store.write(record_consent_txn, new,
-                                                   log_for(call, network)))
+    return answer(call, await call.ctx.store.write(
+        record_consent_txn, new, log_for(call, network, purposes=caller.network)))
 
 
 @routes.route("POST", "/v1/networks/{network}/consents/{consent}/revocation", auth="signed",
@@ -159,11 +176,11 @@ async def grant(call: Call) -> web.Response:
     network = call.id("network")
     caller = call.member(network)
     new = checks.check_grant((await call.body())["grant"], caller)
+    log = log_for(call, network, purposes=caller.network)
     if not caller.is_coordinator:
-        return answer(call, await call.ctx.store.write(non_coordinator_grant_txn, new,
-                                                       log_for(call, network)))
+        return answer(call, await call.ctx.store.write(non_coordinator_grant_txn, new, log))
     return answer(call, await call.ctx.store.write(
-        grant_txn, new, log_for(call, network), rules_of(caller.network),
+        grant_txn, new, log, rules_of(caller.network),
         grantee_of(caller.network, new.grantee, call.ctx.now())))
 
 
@@ -476,23 +493,33 @@ async def ack_purge(call: Call) -> web.Response:
 
 @routes.route("GET", "/v1/networks/{network}/cases/{case}/access-report", auth="signed",
               who="the coordinator and auditors",
-              response=obj(["case", "releases", "denials", "erased", "text"], case=ID,
+              response=obj(["case", "size", "releases", "denials", "reads", "purposes", "erased",
+                            "text"],
+                           case=ID, size={"type": "integer", "minimum": 0},
                            releases=array(REPORT_ITEM, 1_000_000),
                            denials=array(REPORT_ITEM, 1_000_000),
+                           reads=array(READ_ITEM, 1_000_000),
+                           purposes=array(PURPOSE_ITEM, 1_000_000),
                            erased={"type": "integer", "minimum": 0},
                            text={"type": "string"}))
 async def subject_access_report(call: Call) -> web.Response:
     """The subject access report of one case (design flow 10: the network answers a
-    person's access request through one contact point): every release of its identity
-    and every refused request -- who, when, which classes, on what basis -- built from the
-    audit log only, as JSON and as a readable Dutch/English text.
+    person's access request through one contact point): every release of its identity,
+    every refused request and every read of its data -- who, when, which classes, on what
+    basis, what was served -- built from the audit log only, as JSON and as a readable
+    Dutch/English text.
 
     Example::
 
         GET /v1/networks/{network}/cases/{case}/access-report
-        200 {"case": "<id>", "releases": [{"index": 7, "time": "...", "partner": "<keyid>",
+        200 {"case": "<id>", "size": 12, "releases": [{"index": 7, "time": "...", "partner": "<keyid>",
              "organisation": "...", "acting_user": "...", "classes": ["name"],
-             "basis": "consent", "ref": "<grant id>"}], "denials": [...], "erased": 0,
+             "basis": "consent", "ref": "<grant id>"}], "denials": [...],
+             "reads": [{"index": 9, "time": "...", "partner": "<keyid>", "organisation": "...",
+             "acting_user": "...", "classes": [], "served": "sync 18..40: 23 event"}],
+             "purposes": [{"index": 6, "action": "grant", "ref": "<grant id>", ...,
+             "purpose": [{"reader": "<keyid>", "sealed": "..."}]}],
+             "erased": 0,
              "text": "Inzageverslag / subject access report\\n..."}
     """
     network, case = call.id("network"), call.id("case")

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from schakel.server.audit import share_note
+from schakel.server.audit import read_note, share_note
 from schakel.server.auth import Caller
 from schakel.server.checks.cases import (
     check_case, check_event, check_gated, check_header, check_rekey, check_share,
@@ -148,7 +148,8 @@ async def append_event(call: Call) -> web.Response:
 async def get_case(call: Call) -> web.Response:
     """A case's header, events in ``seq`` order, its identity records for the owner only
     (empty for everyone else) and its rekeys in version order (everyone who may read the
-    case: a shell partner needs them to follow the key it was shared).
+    case: a shell partner needs them to follow the key it was shared).  Logged first as
+    one ``read`` audit entry (with the identity records' classes when it serves any).
 
     Example::
 
@@ -159,8 +160,15 @@ async def get_case(call: Call) -> web.Response:
     network, case = call.id("network"), call.id("case")
     caller = call.member(network)
     owner = await _case_access(call, caller, case)
-    return call.json(await call.ctx.store.read(case_documents, network, case,
-                                               with_identity=owner == caller.keyid))
+    documents = await call.ctx.store.read(case_documents, network, case,
+                                          with_identity=owner == caller.keyid)
+    # protocol.md §15.6: what is served is logged first.
+    classes = sorted(r["signed"]["class"] for r in documents["identity"])
+    served = (f"case: 1 header, {len(documents['events'])} event, "
+              f"{len(documents['rekeys'])} rekey, {len(classes)} identity")
+    await call.ctx.store.write(read_note(call.ctx, caller, cases=[case], served=served,
+                                         classes=classes or None).append_txn)
+    return call.json(documents)
 
 
 @routes.route("POST", "/v1/networks/{network}/shares", auth="signed", who="coordinator",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 from aiohttp import web
 
+from schakel.server.audit import read_note
 from schakel.server.data import cursor_text
 from schakel.server.data.cases import FeedRow, sync_rows
 from schakel.server.registry import CURSOR, ID, Call, Query, RouteTable, array, obj, ref
@@ -28,7 +30,8 @@ ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
 async def sync(call: Call) -> web.Response:
     """Items after ``after`` in commit order: for core members every header, event, share
     and rekey of the network; for a shell partner those of the cases shared with it and
-    its own shares.  With ``wait`` and nothing new, the request is held until a commit in the
+    its own shares.  A page with items is logged first: one ``read`` audit entry naming
+    the caller and the page's cases.  With ``wait`` and nothing new, the request is held until a commit in the
     network brings an item for the caller or ``wait`` seconds pass (no polling: the
     writer wakes the waiters after its commit).  ``cursor`` is the last item's, or
     ``after`` when there is none.
@@ -63,8 +66,20 @@ async def sync(call: Call) -> web.Response:
             break
         with ctx.metrics.sync_waiters.track_inprogress():
             woken = await ctx.notifier.wait(ticket, remaining)
+    if items:
+        # protocol.md §15.6: the page is logged before it is served.
+        await ctx.store.write(read_note(ctx, caller, cases=[r.case for r in items],
+                                        served=served(items)).append_txn)
     return web.Response(text=page_json(items, q["after"]), status=call.route.status,
                         content_type="application/json")
+
+
+def served(rows: list[FeedRow]) -> str:
+    """The reason of a page's ``read`` entry: the items it served, counted by kind, and
+    their cursors, e.g. ``sync 18..517: 3 header, 480 event, 17 rekey``."""
+    kinds = Counter(r.kind for r in rows)
+    counts = ", ".join(f"{kinds[k]} {k}" for k in ("header", "event", "share", "rekey") if k in kinds)
+    return f"sync {cursor_text(rows[0].cursor)}..{cursor_text(rows[-1].cursor)}: {counts}"
 
 
 def page_json(rows: list[FeedRow], after: int) -> str:
