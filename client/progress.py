@@ -7,8 +7,8 @@ networks, and a shell partner does not see every case of its own -- so
 :class:`SyncMeter` estimates the items left from how densely the pages it read were
 filled (items per position), and the rate from how long the last pages took.  Both come
 from a window of the last :data:`WINDOW` pages; the rate is their median, so one slow
-page (a busy server, a pause of the machine) moves the estimate by one rank instead of
-dragging the mean.
+page (a busy server, a pause of the machine, a first page that long-polled) moves the
+estimate by one rank instead of dragging the mean.
 
 Pure: the clock is a parameter (seconds, monotonic), the meter does no I/O.
 """
