@@ -7,6 +7,7 @@ imports the protocol core and the keys, never the server or the command line (AD
 
 from schakel.client.errors import NotFound, ServerMisbehaviour, ServerRefused, ServerUnreachable
 from schakel.client.partner import Partner
+from schakel.client.progress import SyncProgress
 from schakel.client.views import (
     AuditVerification, CaseView, DutyReport, EventView, PolicyBreach, ReceivedSignal, Released,
     SignalStatus, SignalTicket, SyncResult,
@@ -14,4 +15,5 @@ from schakel.client.views import (
 
 __all__ = ["Partner", "ServerMisbehaviour", "ServerRefused", "ServerUnreachable", "NotFound",
            "AuditVerification", "CaseView", "DutyReport", "EventView", "PolicyBreach",
-           "ReceivedSignal", "Released", "SignalStatus", "SignalTicket", "SyncResult"]
+           "ReceivedSignal", "Released", "SignalStatus", "SignalTicket", "SyncProgress",
+           "SyncResult"]

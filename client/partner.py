@@ -31,7 +31,6 @@ the work this partner owes the network, each part done by the service that owns 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from schakel.keys import KdfParams, KeystoreKey, PartnerKeys, load_keystore, save_keystore
@@ -47,6 +46,7 @@ from schakel.client.feed import Feed
 from schakel.client.home import ClientConfig, Home
 from schakel.client.identity import Identity
 from schakel.client.networks import Networks
+from schakel.client.progress import ProgressCallback
 from schakel.client.purge import Purges
 from schakel.client.referral import Referrals
 from schakel.client.reports import Reports
@@ -177,10 +177,13 @@ class Partner:
     # ------------------------------------------------------------------ sync and duties
 
     async def sync(self, network: str, *, wait: float = 0,
-                   progress: Callable[[int], Any] | None = None) -> SyncResult:
+                   progress: ProgressCallback | None = None) -> SyncResult:
         """Fetch and verify the genesis, members, epoch keys (core) and the feed; store
         and fold; then run :meth:`duties`.  ``wait`` (0..30 s) long-polls when nothing is
-        new; ``progress(items so far)`` is called after each page."""
+        new.  ``progress`` is given a :class:`~schakel.client.progress.SyncProgress`
+        after each page of the feed (items so far, the rate, the items and time left; the
+        last one ``done``); a coroutine function is awaited before the next page.  It
+        must not call this partner: the sync is still under way."""
         tv = await self.session.trusted(network)
         # The audit log's latest head comes with the network: every sync checks that the
         # log only grew since this partner last looked (docs/protocol.md §16.5).

@@ -38,4 +38,13 @@ def page_of(page: Any) -> tuple[list[Any], str | None]:
     return page["items"], cursor
 
 
-__all__ = ["PAGE", "CONFLICT_TRIES", "new_id", "refuse", "page_of"]
+def head_of(page: Any, cursor: str) -> str | None:
+    """The head a sync page names (docs/protocol.md §14.3, "Sync"): a feed position at or
+    after the page's ``cursor``, since the server reads both at once; None otherwise."""
+    head = page.get("head") if isinstance(page, dict) else None
+    if not isinstance(head, str) or not head.isdigit() or len(head) > 16:
+        return None
+    return head if int(head) >= int(cursor) else None
+
+
+__all__ = ["PAGE", "CONFLICT_TRIES", "new_id", "refuse", "page_of", "head_of"]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from schakel.keys import KdfParams
+from schakel.server.config import Limits
 from schakel.server.serverkeys import ServerKeys
 from tests.server_harness import INTAKE, IDENTITY, RealClock, build_app, network_policy
 
@@ -62,11 +63,12 @@ def server_fingerprint(url: str) -> str:
 
 @asynccontextmanager
 async def running_server(tmp_path: Path, *, data: str = "server",
-                         keys: ServerKeys | None = None, port: int = 0) -> AsyncIterator[str]:
+                         keys: ServerKeys | None = None, port: int = 0,
+                         limits: Limits | None = None) -> AsyncIterator[str]:
     """Serve the real application on 127.0.0.1 (a free port, or ``port``: the port of a
     server that stopped, to restart it at the URL its partners know) until the block
-    ends; yields the base URL, which is also the server's public origin.  Its
-    fingerprint is :func:`server_fingerprint` of the URL."""
+    ends, with ``limits`` or the defaults; yields the base URL, which is also the
+    server's public origin.  Its fingerprint is :func:`server_fingerprint` of the URL."""
     from aiohttp.test_utils import TestServer
 
     keys = keys or ServerKeys.generate()
@@ -75,7 +77,7 @@ async def running_server(tmp_path: Path, *, data: str = "server",
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    app = build_app(tmp_path / data, RealClock(), origin=url, keys=keys)
+    app = build_app(tmp_path / data, RealClock(), origin=url, keys=keys, limits=limits)
     server = TestServer(app, host="127.0.0.1", port=port,
                         socket_factory=lambda host, port, family: sock)
     await server.start_server()

@@ -818,20 +818,22 @@ def assert_status(reply: Reply, status: int) -> Any:
 # =========================================================================== the server
 
 
-def build_app(data_dir: Path, clock: Clock, *, origin: str = ORIGIN, keys: Any = None) -> Any:
+def build_app(data_dir: Path, clock: Clock, *, origin: str = ORIGIN, keys: Any = None,
+              limits: Any = None) -> Any:
     """The real application on ``data_dir`` (created on first use) with ``clock``.
 
     This is the one place that knows how the server is assembled: a
-    ``schakel.server.config.ServerConfig`` whose public origin is ``origin``, the server's log and
+    ``schakel.server.config.ServerConfig`` whose public origin is ``origin`` (and whose
+    ``limits`` are given, or the defaults), the server's log and
     gate keys (``schakel.server.serverkeys.ServerKeys``; in memory, generated unless given), an
     ``schakel.server.context.AppContext`` with the clock, and ``schakel.server.app.make_app``."""
     from schakel.server.app import make_app
-    from schakel.server.config import ServerConfig
+    from schakel.server.config import Limits, ServerConfig
     from schakel.server.context import AppContext
     from schakel.server.serverkeys import ServerKeys as ServerKeyPair
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = ServerConfig(data_dir=data_dir, public_url=origin)
+    config = ServerConfig(data_dir=data_dir, public_url=origin, limits=limits or Limits())
     ctx = AppContext.create(config, keys or ServerKeyPair.generate(), clock=clock)
     return make_app(ctx)
 

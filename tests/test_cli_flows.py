@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -243,9 +244,15 @@ def test_member_add_refuses_a_bundle_with_another_fingerprint(world: World) -> N
 
 
 def test_sync_reports_and_shows_progress_when_asked(world: World, case: str) -> None:
+    """On a pipe, --progress writes the progress line: items so far, items/s and the time
+    left, ending at 100 % (the line's format: tests/test_sync_progress.py)."""
+    world.social.ok("case", "note", world.network, case, "--text", "Buren ingelicht.")
     result = world.visit.run("sync", world.network, "--progress")
     assert result.returncode == 0, result.stderr
-    assert "sync" in result.stderr          # the bar's label, on stderr only
+    last = result.stderr.strip().splitlines()[-1]     # the line, on stderr only
+    assert re.fullmatch(rf"sync {re.escape(world.network[:8])} \[#+\] 100%  [0-9,]+ items  "
+                        r"[0-9,]+ items/s  0:00 left", last), result.stderr
+    assert "items/s" not in result.stdout
     synced = world.visit.json("sync")
     assert [n["network"] for n in synced["networks"]] == [world.network]
 

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from schakel.client import Partner, ServerMisbehaviour, ServerRefused
+from schakel.client import Partner, ServerMisbehaviour, ServerRefused, SyncProgress
 from schakel.client.errors import NotFound
 from schakel.client.fold import case_key, epoch_keys, epochs_held
 from schakel.client.transport import Connection
@@ -458,14 +458,14 @@ async def test_sync_long_polls_and_reports_progress(world: Any) -> None:
     n = cast.network
     case = await cast.formal.cases.create(n, INTAKE)
     await cast.informal.sync(n)
-    pages: list[int] = []
+    pages: list[SyncProgress] = []
     started = time.monotonic()
     waiting = asyncio.create_task(cast.informal.sync(n, wait=20, progress=pages.append))
     await asyncio.sleep(0.3)
     await cast.formal.cases.add_event(n, case, NOTE)
     result = await waiting
     assert time.monotonic() - started < 15
-    assert result.items >= 1 and pages and pages[-1] == result.items
+    assert result.items >= 1 and pages and pages[-1].items == result.items and pages[-1].done
     assert cast.informal.cases.get(n, case).events[-1].plaintext == NOTE
 
 

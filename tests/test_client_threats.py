@@ -255,6 +255,28 @@ async def test_ls7_truncated_chain_continued_by_the_server_is_caught(world: Worl
         [(e.seq, e.event, e.plaintext) for e in held.events]
 
 
+async def test_sync_page_whose_head_lies_before_its_cursor_is_caught(world: World) -> None:
+    """The server reads a sync page and its head together (protocol.md §14.3), so a head
+    before the page's own cursor is a lie the client can see: ``context-mismatch``,
+    nothing of the page stored, the cursor where it was.  An honest page is read in full
+    once the server stops lying."""
+    w, p, net = world, world.victim, world.network
+    await w.coord.cases.add_event(net, w.case, NOTE)
+    cursor = p.session.state.cursor(net, "sync")
+
+    def lie(body: Any) -> Any:
+        if body.get("items"):
+            body["head"] = cursor
+        return body
+    w.proxy.on("GET", rf"{sync_path(net)}/sync", lie, times=1)
+    await caught(w, p, p.sync(net), "context-mismatch")
+    assert p.session.state.cursor(net, "sync") == cursor
+    assert [e.seq for e in p.cases.get(net, w.case).events] == [1]
+    w.proxy.clear()
+    await p.sync(net)
+    assert [e.seq for e in p.cases.get(net, w.case).events] == [1, 2]
+
+
 @pytest.mark.parametrize("what", ["header", "rekey"])
 async def test_ls8_case_header_or_key_version_rolled_back(world: World, what: str) -> None:
     """LS-8: the case was rotated to case-key version 2.  The server then serves another

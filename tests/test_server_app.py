@@ -286,7 +286,7 @@ async def test_bootstrap_members_case_events_sync_signals_and_hints(
     assert [i["kind"] for i in page["items"]] == ["header", "event", "event", "event"]
     assert page["cursor"] == page["items"][-1]["cursor"]
     status, page = await net.call("GET", net.path("/sync"), shell)
-    assert page == {"items": [], "cursor": "0"}
+    assert page == {"items": [], "cursor": "0", "head": "0"}
     status, denied = await net.call("GET", net.path(f"/cases/{case}"), shell)
     assert status == 403
     share = Share(network=net.network, case=case, partner=shell.keyid, case_key_version=1,
@@ -347,7 +347,7 @@ async def test_sync_long_poll_wakes_within_the_wait(aiohttp_client: Any, tmp_pat
 
     started = time.monotonic()
     status, empty = await net.call("GET", net.path(f"/sync?after={cursor}&wait=1"), kerk)
-    assert empty == {"items": [], "cursor": cursor} and 0.9 <= time.monotonic() - started < 5
+    assert empty == {"items": [], "cursor": cursor, "head": cursor} and 0.9 <= time.monotonic() - started < 5
 
     waiting = asyncio.ensure_future(net.call("GET", net.path(f"/sync?after={cursor}&wait=20"), kerk))
     await asyncio.sleep(0.2)

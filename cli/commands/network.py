@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from schakel.cli.commands.common import (
-    check_url, json_option, partner_options, progress_bar, progress_option, read_object_file,
+    check_url, json_option, partner_options, progress_option, read_object_file,
     read_text_file, sync_option, with_partner,
 )
 from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
+from schakel.cli.commands.syncbar import sync_bar
 from schakel.keys import Fingerprint
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
@@ -336,13 +337,15 @@ def sync(home: Path, server: str | None, network_id: str | None, wait: float,
 
     Without NETWORK: every trusted network. Everything is checked against the
     coordinator's key before it is believed; a server that sends something that
-    does not verify is recorded and refused (exit 4).
+    does not verify is recorded and refused (exit 4). The progress line on
+    standard error shows the items so far of the estimated total, items/s and
+    the time left.
     """
     async def update(partner: "Partner") -> list[dict[str, Any]]:
         networks = [network_id] if network_id else list(partner.networks.trusted())
         results = []
         for name in networks:
-            with progress_bar(f"sync {name[:8]}", progress) as bar:
+            with sync_bar(f"sync {name[:8]}", progress) as bar:
                 result = await partner.sync(name, wait=wait, progress=bar)
             results.append({"network": name, **plain(result)})
         return results

@@ -392,21 +392,48 @@ class FeedRow:
     envelope: str
 
 
+def _visible(network: str, shell_partner: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The feed rows the caller may read, as a WHERE clause and its parameters: all of
+    the network's for a core member; for a shell partner only those of cases shared with
+    it, and of the shares only its own."""
+    if shell_partner is None:
+        return "network = ?", (network,)
+    return ("network = ? AND [case] IN (SELECT [case] FROM shares WHERE network = ?"
+            " AND partner = ?) AND (kind != 'share' OR partner = ?)",
+            (network, network, shell_partner, shell_partner))
+
+
 def sync_rows(db: Db, network: str, after: int, limit: int,
               shell_partner: str | None) -> list[FeedRow]:
-    """Feed items after ``after``: all of the network's for a core member; for a shell
-    partner only those of cases shared with it, and of the shares only its own."""
-    if shell_partner is None:
-        result = db.execute("SELECT id, kind, [case], envelope FROM feed"
-                            " WHERE network = ? AND id > ? ORDER BY id LIMIT ?",
-                            (network, after, limit))
-    else:
-        result = db.execute(
-            "SELECT id, kind, [case], envelope FROM feed WHERE network = ? AND id > ?"
-            " AND [case] IN (SELECT [case] FROM shares WHERE network = ? AND partner = ?)"
-            " AND (kind != 'share' OR partner = ?) ORDER BY id LIMIT ?",
-            (network, after, network, shell_partner, shell_partner, limit))
+    """Feed items after ``after`` that the caller may read (:func:`_visible`)."""
+    where, params = _visible(network, shell_partner)
+    result = db.execute(f"SELECT id, kind, [case], envelope FROM feed WHERE {where}"
+                        " AND id > ? ORDER BY id LIMIT ?", (*params, after, limit))
     return [FeedRow(r[0], r[1], r[2], r[3]) for r in result]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A sync page's rows and the feed's head for the caller, read together."""
+
+    rows: list[FeedRow]
+    head: int
+
+
+def sync_read(db: Db, network: str, after: int, limit: int,
+              shell_partner: str | None) -> FeedPage:
+    """:func:`sync_rows` and the head (docs/protocol.md §14.3, "Sync"): the position of the
+    newest item the caller may read, or the page's cursor when that is larger.  A page
+    shorter than ``limit`` holds every item there is, so only a full page looks further,
+    down the ``(network, id)`` index from the newest row, with the page's own filter."""
+    rows = sync_rows(db, network, after, limit, shell_partner)
+    cursor = rows[-1].cursor if rows else after
+    if len(rows) < limit:
+        return FeedPage(rows, cursor)
+    where, params = _visible(network, shell_partner)
+    newest = db.execute(f"SELECT id FROM feed WHERE {where} ORDER BY id DESC LIMIT 1",
+                        params).fetchone()
+    return FeedPage(rows, max(cursor, newest[0] if newest is not None else 0))
 
 
 def sync_page(db: Db, network: str, after: int, limit: int,
@@ -420,4 +447,5 @@ def sync_page(db: Db, network: str, after: int, limit: int,
 __all__ = ["NewEvent", "NewCase", "NewShare", "NewRekey", "NewGated", "NewHeader",
            "create_case_txn", "append_event_txn", "add_share_txn", "latest_epoch",
            "add_rekey_txn", "replace_header_txn", "add_gated_txn",
-           "case_facts", "case_documents", "case_header", "FeedRow", "sync_rows", "sync_page"]
+           "case_facts", "case_documents", "case_header", "FeedRow", "FeedPage", "sync_rows",
+           "sync_read", "sync_page"]

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from schakel.server.audit import read_note
 from schakel.server.data import cursor_text
-from schakel.server.data.cases import FeedRow, sync_rows
+from schakel.server.data.cases import FeedPage, FeedRow, sync_read
 from schakel.server.registry import CURSOR, ID, Call, Query, RouteTable, array, obj, ref
 
 routes = RouteTable("sync")
@@ -26,7 +26,8 @@ ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
                      Query("limit", "most items to return", low=1, high=500, default=100),
                      Query("wait", "seconds to hold the request while nothing is new",
                            low=0, high=30, default=0)),
-              response=obj(["items", "cursor"], items=array(ITEM, 500), cursor=CURSOR))
+              response=obj(["items", "cursor", "head"], items=array(ITEM, 500), cursor=CURSOR,
+                           head=CURSOR))
 async def sync(call: Call) -> web.Response:
     """Items after ``after`` in commit order: for core members every header, event, share
     and rekey of the network; for a shell partner those of the cases shared with it and
@@ -34,13 +35,14 @@ async def sync(call: Call) -> web.Response:
     the caller and the page's cases.  With ``wait`` and nothing new, the request is held until a commit in the
     network brings an item for the caller or ``wait`` seconds pass (no polling: the
     writer wakes the waiters after its commit).  ``cursor`` is the last item's, or
-    ``after`` when there is none.
+    ``after`` when there is none; ``head`` the position of the newest item the caller may
+    read, or ``cursor`` when that is larger (read with the page: a client's progress).
 
     Example::
 
         GET /v1/networks/{network}/sync?after=17&limit=100&wait=25
         200 {"items": [{"cursor": "18", "kind": "event", "case": "<id>",
-                        "envelope": {...}}], "cursor": "18"}
+                        "envelope": {...}}], "cursor": "18", "head": "18"}
     """
     network = call.id("network")
     caller = call.member(network)
@@ -56,21 +58,21 @@ async def sync(call: Call) -> web.Response:
         if woken:
             # A commit woke every waiter of the network: those asking the same page under the
             # same ticket share one read (server/notifier.py) instead of a hundred.
-            items = await ctx.notifier.read_once(
+            page = await ctx.notifier.read_once(
                 ticket, ("sync", network, q["after"], limit, shell),
-                lambda: ctx.store.read(sync_rows, network, q["after"], limit, shell))
+                lambda: ctx.store.read(sync_read, network, q["after"], limit, shell))
         else:
-            items = await ctx.store.read(sync_rows, network, q["after"], limit, shell)
+            page = await ctx.store.read(sync_read, network, q["after"], limit, shell)
         remaining = deadline - loop.time()
-        if items or remaining <= 0 or ctx.notifier.closed:
+        if page.rows or remaining <= 0 or ctx.notifier.closed:
             break
         with ctx.metrics.sync_waiters.track_inprogress():
             woken = await ctx.notifier.wait(ticket, remaining)
-    if items:
+    if page.rows:
         # protocol.md §15.6: the page is logged before it is served.
-        await ctx.store.write(read_note(ctx, caller, cases=[r.case for r in items],
-                                        served=served(items)).append_txn)
-    return web.Response(text=page_json(items, q["after"]), status=call.route.status,
+        await ctx.store.write(read_note(ctx, caller, cases=[r.case for r in page.rows],
+                                        served=served(page.rows)).append_txn)
+    return web.Response(text=page_json(page, q["after"]), status=call.route.status,
                         content_type="application/json")
 
 
@@ -82,16 +84,16 @@ def served(rows: list[FeedRow]) -> str:
     return f"sync {cursor_text(rows[0].cursor)}..{cursor_text(rows[-1].cursor)}: {counts}"
 
 
-def page_json(rows: list[FeedRow], after: int) -> str:
-    """The answer ``{"items": [...], "cursor": ...}`` with each envelope spliced in as it is
-    stored (its canonical JSON text) instead of parsed and serialised again: a page of
-    500 events is most of a sync's cost otherwise."""
+def page_json(page: FeedPage, after: int) -> str:
+    """The answer ``{"items": [...], "cursor": ..., "head": ...}`` with each envelope
+    spliced in as it is stored (its canonical JSON text) instead of parsed and serialised
+    again: a page of 500 events is most of a sync's cost otherwise."""
     items = ",".join(
         f'{{"cursor":"{cursor_text(r.cursor)}","kind":{json.dumps(r.kind)},'
         f'"case":{json.dumps(r.case, ensure_ascii=False)},"envelope":{r.envelope}}}'
-        for r in rows)
-    cursor = cursor_text(rows[-1].cursor) if rows else str(after)
-    return f'{{"items":[{items}],"cursor":"{cursor}"}}'
+        for r in page.rows)
+    cursor = cursor_text(page.rows[-1].cursor) if page.rows else str(after)
+    return f'{{"items":[{items}],"cursor":"{cursor}","head":"{cursor_text(page.head)}"}}'
 
 
 __all__ = ["routes"]
