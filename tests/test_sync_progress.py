@@ -21,8 +21,9 @@ from schakel.client.progress import WINDOW, SyncMeter
 from schakel.client.wire import head_of
 from schakel.server.config import Limits
 from tests.client_harness import (
-    COVENANT, INTAKE, admit, make_partner, network_policy, running_server, server_fingerprint,
+    COVENANT, admit, make_partner, network_policy, running_server, server_fingerprint,
 )
+from tests.server_harness import INTAKE
 
 NOTE = {"kind": "note", "text": "Huisbezoek gepland met de wijkverpleging."}
 #: The server's most items per sync page in these tests (a server may lower the 500).
