@@ -30,7 +30,8 @@ from schakel.protocol.pagecheck import CheckedEvent, check_page
 #: big-endian); it ends when its standard input does.
 WORKER = """
 import pickle, sys
-from schakel.protocol.pagecheck import check_page
+from schakel.protocol.pagecheck import check_page, prepare
+prepare()
 take, give = sys.stdin.buffer, sys.stdout.buffer
 while len(head := take.read(8)) == 8:
     items, keys = pickle.loads(take.read(int.from_bytes(head, "big")))

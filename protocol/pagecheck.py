@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schakel.protocol import schema
 from schakel.protocol.crypto import VerifyKey
 from schakel.protocol.errors import MalformedError, SignatureError
 from schakel.protocol.objects.cases import Event
@@ -51,6 +52,12 @@ def check_event(envelope: Any, keys: Mapping[str, VerifyKey]) -> CheckedEvent:
     return CheckedEvent(event=event, canonical=unverified.canonical())
 
 
+def prepare() -> None:
+    """Build what :func:`check_page` uses (the envelope and event validators) before the
+    first page comes."""
+    schema.prepare("envelope", "event")
+
+
 def check_page(items: list[Any], keys: Mapping[str, bytes]) -> list[CheckedEvent | None]:
     """:func:`check_event` of every event item of a sync page (None for the other items
     and for items that are not even sync items: the verifier refuses those).  ``keys``
@@ -65,4 +72,4 @@ def check_page(items: list[Any], keys: Mapping[str, bytes]) -> list[CheckedEvent
     return out
 
 
-__all__ = ["CheckedEvent", "check_event", "check_page"]
+__all__ = ["CheckedEvent", "check_event", "check_page", "prepare"]

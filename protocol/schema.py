@@ -116,7 +116,9 @@ _StrictValidator: type[Validator] = validators.extend(  # type: ignore[no-untype
 
 @cache
 def _load() -> dict[str, dict[str, Any]]:
-    """Every schema document by name, each checked against the draft 2020-12 meta-schema."""
+    """Every schema document by name.  That each is a valid draft 2020-12 schema is a
+    fact of the shipped files, checked by the tests (``tests/test_schema.py``), not again
+    by every process that loads them (it cost a tenth of a second each time)."""
     schemas: dict[str, dict[str, Any]] = {}
     for entry in resources.files("schakel.protocol.schemas").iterdir():
         if entry.name.endswith(".json"):
@@ -124,7 +126,6 @@ def _load() -> dict[str, dict[str, Any]]:
             expected = BASE_URI + entry.name
             if schema.get("$id") != expected:
                 raise RuntimeError(f"schema {entry.name} must have $id {expected}")
-            jsonschema.Draft202012Validator.check_schema(schema)
             unknown = _formats_in(schema) - set(_FORMAT_TESTS)
             if unknown:
                 raise RuntimeError(f"schema {entry.name} names formats no validator here "
@@ -225,6 +226,14 @@ def _plain(value: Any) -> bool:
     return kind is int and -(2**63) <= value < 2**64
 
 
+def prepare(*obj_types: str) -> None:
+    """Load the schema documents and build the validators of ``obj_types`` now, so that
+    the first object a process validates does not pay for them (a worker that is started
+    ahead of its work)."""
+    for obj_type in obj_types:
+        _validators(obj_type)
+
+
 def known_types() -> list[str]:
     """Every object type that has a schema."""
     return sorted(t for t in _load() if t != "common")
@@ -323,5 +332,5 @@ def validate_envelope(obj_type: str, envelope: Any) -> None:
     validate(obj_type, envelope["signed"])
 
 
-__all__ = ["validate", "validate_def", "validate_envelope", "known_types", "schema_of",
+__all__ = ["validate", "validate_def", "validate_envelope", "prepare", "known_types", "schema_of",
            "schema_documents", "problems", "json_path", "BASE_URI"]

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 from schakel.protocol import schema
@@ -109,6 +110,13 @@ def test_a_value_changed_after_it_was_validated_is_checked_again() -> None:
     event["seq"] = 0
     with pytest.raises(MalformedError):
         schema.validate("event", event)
+
+
+@pytest.mark.parametrize("name", sorted(schema.schema_documents()))
+def test_every_schema_document_is_a_valid_draft_2020_12_schema(name: str) -> None:
+    """The shipped schema files against the draft 2020-12 meta-schema (checked here, once,
+    rather than by every process that loads them)."""
+    jsonschema.Draft202012Validator.check_schema(schema.schema_documents()[name])
 
 
 def test_no_schema_is_fetched_from_anywhere() -> None:
