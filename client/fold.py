@@ -149,6 +149,7 @@ class Verifier:
     #: The sync page being verified (for telling a reordered event from a missing one).
     page: list[Any] = field(default_factory=list)
     _keys: dict[str, VerifyKey] | None = None
+    _case_keys: dict[tuple[str, int], CaseKey] = field(default_factory=dict)
 
     def _verify_keys(self) -> dict[str, VerifyKey]:
         if self._keys is None:
@@ -366,7 +367,7 @@ class Verifier:
 
     def _unwrap_header(self, header: CaseHeader) -> None:
         keys = epoch_keys(self.state, self.network, header.epoch)
-        if keys is None or case_key(self.state, self.network, header.case,
+        if keys is None or self._case_key(header.case,
                                     header.case_key_version) is not None:
             return
         try:
@@ -444,7 +445,7 @@ class Verifier:
         if seq != last_seq + 1 or event.prev != info.get("last_hash"):
             raise self.fail("event-reordered", "an event's prev is not the hash of the event "
                             "before it", case=case, seq=seq)
-        key = case_key(self.state, self.network, case, event.case_key_version)
+        key = self._case_key(case, event.case_key_version)
         if key is not None:
             self._decrypt(event, key)
         # The envelope verified (schema and signature): its canonical bytes, serialised
@@ -507,6 +508,19 @@ class Verifier:
     def _got_key(self, case: str, version: int, key: CaseKey) -> None:
         self._check_version(case, version, key)
         self.state.put_secret("case-key", (self.network, case, str(version)), key.export())
+        self._case_keys[(case, version)] = key
+
+    def _case_key(self, case: str, version: int) -> CaseKey | None:
+        """The case key this partner holds, remembered for this verifier's life (one
+        sync: a page reads the keys of the cases its events name, and the next page the
+        same keys again).  Keys are only ever added while a verifier runs; one that a
+        later page's refusal rolls back dies with the verifier, which the refusal ends."""
+        held = self._case_keys.get((case, version))
+        if held is None:
+            held = case_key(self.state, self.network, case, version)
+            if held is not None:
+                self._case_keys[(case, version)] = held
+        return held
 
     # ------------------------------------------------------------------ shares
 
@@ -533,7 +547,7 @@ class Verifier:
             except (ContextMismatchError, MalformedError):
                 raise self.fail("context-mismatch", "a share's sealed case key was made for "
                                 "another case, version or partner", case=case) from None
-            if case_key(self.state, self.network, case, share.case_key_version) is None:
+            if self._case_key(case, share.case_key_version) is None:
                 self._got_key(case, share.case_key_version, key)
         self.state.put_doc("share", ref, envelope)
 
@@ -584,7 +598,7 @@ class Verifier:
 
     def _unwrap_rekey(self, rekey: CaseRekey) -> None:
         keys = epoch_keys(self.state, self.network, rekey.epoch)
-        if keys is None or case_key(self.state, self.network, rekey.case,
+        if keys is None or self._case_key(rekey.case,
                                     rekey.case_key_version) is not None:
             return
         try:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
+import subprocess
 import sys
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from schakel.protocol.crypto import VerifyKey
@@ -51,18 +53,20 @@ class PageChecker:
 
     The worker is started by the first page of a long feed (one with pages after it), or
     by :meth:`start`; pages go to it once it has answered a first, empty page, and are
-    checked here until then, so its start-up never holds a sync up.  One page at a time
-    is with the worker; another page asked for meanwhile is checked here.  A worker that
-    fails is not used again (its page is checked here); one left with a page that was
-    not waited for (a sync that stopped) is ended and a new one started when needed.
-    :meth:`close` ends it."""
+    checked here until then, so its start-up never holds a sync up.  The exchanges with
+    it run on a thread of their own, one at a time, so a page travels to the worker and
+    back while this process folds the page before it (blocking pipe I/O lets the event
+    loop's thread run meanwhile).  A page asked for while another is with the worker is
+    checked here.  A sync that stops while its page is with the worker leaves the
+    exchange to finish on that thread (the answer is dropped).  A worker that fails is
+    not used again; its page is checked here.  :meth:`close` ends it."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._proc: asyncio.subprocess.Process | None = None
-        self._ready: asyncio.Future[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._busy = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._ready: Future[Verdicts] | None = None
+        self._last: Future[Verdicts] | None = None
         self._failed = False
         #: Pages checked by the worker so far.
         self.pages_in_worker = 0
@@ -70,60 +74,61 @@ class PageChecker:
     # ------------------------------------------------------------------ the worker
 
     def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._ready is not None and self._loop is not loop:
-            self._discard()                     # made under another event loop
-        if self._ready is None and self.enabled and not self._failed:
-            self._loop = loop
-            self._ready = asyncio.ensure_future(self._launch())
+        if self._thread is None and self.enabled and not self._failed:
+            self._thread = ThreadPoolExecutor(max_workers=1,
+                                              thread_name_prefix="schakel-pagecheck")
+            self._ready = self._thread.submit(self._launch)
 
-    async def _launch(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WORKER, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        await self._ask([], {})                 # the worker has imported what it needs
+    def _launch(self) -> Verdicts:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        return self._exchange([], {})           # the worker has imported what it needs
+
+    def _exchange(self, items: list[Any], keys: dict[str, bytes]) -> Verdicts:
+        """One page to the worker and its verdicts back (on the exchange thread)."""
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            raise EOFError("no worker")
+        data = pickle.dumps((items, keys), protocol=pickle.HIGHEST_PROTOCOL)
+        proc.stdin.write(len(data).to_bytes(8, "big"))
+        proc.stdin.write(data)
+        proc.stdin.flush()
+        head = proc.stdout.read(8)
+        if len(head) != 8:
+            raise EOFError("the worker ended")
+        size = int.from_bytes(head, "big")
+        answer = proc.stdout.read(size)
+        if len(answer) != size:
+            raise EOFError("the worker ended")
+        verdicts: Verdicts = pickle.loads(answer)
+        return verdicts
 
     async def start(self) -> None:
         """Start the worker and wait until it answers (for a partner that knows a long
         catch-up is coming; :meth:`submit` starts it on its own otherwise)."""
         self._start()
         if self._ready is not None:
-            with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError):
-                await self._ready
+            with contextlib.suppress(*_WORKER_FAILURES):
+                await asyncio.wrap_future(self._ready)
             self._worker_ready()
 
     def _worker_ready(self) -> bool:
-        ready = self._ready
-        if ready is None or not ready.done() or self._busy or \
-                self._loop is not asyncio.get_running_loop():
+        ready, last = self._ready, self._last
+        if ready is None or not ready.done() or self._failed or \
+                (last is not None and not last.done()):
             return False
-        if ready.cancelled() or ready.exception() is not None:
+        if ready.exception() is not None:
             self._give_up()
             return False
         return True
 
-    async def _ask(self, items: list[Any], keys: dict[str, bytes]) -> Verdicts:
-        proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdout is None:
-            raise EOFError("no worker")
-        data = pickle.dumps((items, keys), protocol=pickle.HIGHEST_PROTOCOL)
-        proc.stdin.write(len(data).to_bytes(8, "big") + data)
-        await proc.stdin.drain()
-        size = int.from_bytes(await proc.stdout.readexactly(8), "big")
-        verdicts: Verdicts = pickle.loads(await proc.stdout.readexactly(size))
-        return verdicts
-
     def _give_up(self) -> None:
         """The worker failed: end it, and check every page here from now on."""
         self._failed = True
-        self._discard()
-
-    def _discard(self) -> None:
-        proc, ready = self._proc, self._ready
-        self._proc, self._ready, self._loop = None, None, None
-        _settle(ready)
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, RuntimeError):
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
                 proc.kill()
 
     # ------------------------------------------------------------------ pages
@@ -134,53 +139,50 @@ class PageChecker:
         raw = {key_id: key.raw for key_id, key in keys.items()}
         if more:
             self._start()
-        if self._worker_ready():
+        if self._thread is not None and self._worker_ready():
             self.pages_in_worker += 1
-            self._busy = True
-            return asyncio.ensure_future(self._from_worker(items, raw))
+            self._last = self._thread.submit(self._exchange, items, raw)
+            return asyncio.ensure_future(self._from_worker(self._last, items, raw))
         done: asyncio.Future[Verdicts] = asyncio.get_running_loop().create_future()
         done.set_result(check_page(items, raw))
         return done
 
-    async def _from_worker(self, items: list[Any], raw: dict[str, bytes]) -> Verdicts:
+    async def _from_worker(self, exchange: Future[Verdicts], items: list[Any],
+                           raw: dict[str, bytes]) -> Verdicts:
         try:
-            return await self._ask(items, raw)
-        except (OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError):
+            return await asyncio.wrap_future(exchange)
+        except _WORKER_FAILURES:
             self._give_up()
             return check_page(items, raw)
-        except asyncio.CancelledError:
-            self._discard()                     # its answer would be read as the next's
-            raise
-        finally:
-            self._busy = False
 
     async def close(self) -> None:
         """End the worker: its input closed, it exits (killed after
-        :data:`CLOSE_TIMEOUT` seconds)."""
-        proc, ready = self._proc, self._ready
-        if proc is None or self._loop is not asyncio.get_running_loop():
-            self._discard()
+        :data:`CLOSE_TIMEOUT` seconds); the exchange thread ends with it."""
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
-        self._proc, self._ready, self._loop = None, None, None
-        _settle(ready)
-        if proc.stdin is not None:
-            proc.stdin.close()
+        await asyncio.wrap_future(thread.submit(self._end))
+        thread.shutdown(wait=False)
+        self._proc = self._ready = self._last = None
+
+    def _end(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
         try:
-            await asyncio.wait_for(proc.wait(), CLOSE_TIMEOUT)
-        except asyncio.TimeoutError:
+            proc.wait(CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            await proc.wait()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
-def _settle(ready: asyncio.Future[None] | None) -> None:
-    """Cancel a start that is still under way; take the error of one that failed (it was
-    answered by checking here)."""
-    if ready is None:
-        return
-    if not ready.done():
-        ready.cancel()
-    elif not ready.cancelled():
-        ready.exception()
+#: What a worker that died, ended or answered nonsense raises in an exchange.
+_WORKER_FAILURES = (OSError, EOFError, pickle.UnpicklingError)
 
 
 __all__ = ["PageChecker", "WORKER", "CLOSE_TIMEOUT"]

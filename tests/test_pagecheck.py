@@ -112,7 +112,7 @@ async def test_a_dead_worker_leaves_the_page_to_this_process() -> None:
         proc = checker._proc
         assert proc is not None
         proc.kill()
-        await proc.wait()
+        proc.wait()
         verdicts = await checker.submit(_page(), keys, more=True)
         assert checker.pages_in_worker == 1
         again = await checker.submit(_page(), keys, more=True)
@@ -122,28 +122,39 @@ async def test_a_dead_worker_leaves_the_page_to_this_process() -> None:
     assert checker.pages_in_worker == 1
 
 
-async def test_a_page_left_with_the_worker_ends_it_and_the_next_sync_starts_another() -> None:
-    """A sync that stops while the worker holds a page (its answer is not waited for):
-    that worker is ended, so its answer is never read as another page's, and the next
-    long feed starts a new one."""
+async def test_a_page_left_with_the_worker_is_not_read_as_the_next_one() -> None:
+    """A sync that stops while the worker holds its page (the answer is not waited for):
+    the exchange finishes on its own thread, and the next page the worker checks gets its
+    own verdicts, not the page left behind."""
+    keys = {AUTHOR.key_id: AUTHOR.verify_key}
+    left, next_page = _page()[:3], _page()[3:]
+    checker = PageChecker()
+    try:
+        await checker.start()
+        pending = checker.submit(left, keys, more=True)
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        while not checker._worker_ready():           # the left page's exchange ends
+            await asyncio.sleep(0.01)
+        verdicts = await checker.submit(next_page, keys, more=True)
+    finally:
+        await checker.close()
+    assert checker.pages_in_worker == 2
+    assert verdicts == check_page(next_page, {AUTHOR.key_id: AUTHOR.verify_key.raw})
+
+
+async def test_a_page_asked_for_while_the_worker_is_busy_is_checked_here() -> None:
     keys = {AUTHOR.key_id: AUTHOR.verify_key}
     checker = PageChecker()
     try:
         await checker.start()
-        first = checker._proc
-        assert first is not None
-        pending = checker.submit(_page(), keys, more=True)
-        await asyncio.sleep(0)
-        pending.cancel()
-        await asyncio.gather(pending, return_exceptions=True)
-        assert await first.wait() is not None, "the worker holding the page still runs"
-        await checker.start()
-        assert checker._proc is not None and checker._proc is not first
-        verdicts = await checker.submit(_page(), keys, more=True)
+        first = checker.submit(_page(), keys, more=True)
+        second = checker.submit(_page(), keys, more=True)
+        assert second.done(), "the second page waited for the worker"
+        assert await first == await second
     finally:
         await checker.close()
-    assert checker.pages_in_worker == 2
-    assert verdicts == check_page(_page(), {AUTHOR.key_id: AUTHOR.verify_key.raw})
+    assert checker.pages_in_worker == 1
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1,
