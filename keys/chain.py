@@ -321,14 +321,13 @@ def verify_network_policy(envelope: Mapping[str, Any], genesis: VerifiedGenesis)
     """Verify a ``network-policy`` of ``genesis``'s network (protocol.md §N.3).
 
     It must name this network, be signed by a coordinator key allowed to sign an object
-    dated ``issued`` (§4.6.3), be dated after the genesis, hold a version up to
+    dated ``issued`` (§4.6.3), not be dated before the genesis, hold a version up to
     :data:`MAX_POLICY_VERSION`, enable bemoeizorg only in an oggz network and leave the
     fixed parts (``classes``, ``blind_index``) as the genesis set them.
     """
     if not isinstance(genesis, VerifiedGenesis):
         raise MalformedError("verify_network_policy needs a VerifiedGenesis")
     signed = NetworkPolicy.peek(envelope)
-    _same_network(signed, genesis)
     issued = parse_timestamp(signed["issued"])
     issuer = _verify_coordinator_signature(envelope, NETWORK_POLICY, genesis, issued,
                                            f"network-policy version {signed['version']}")
@@ -337,8 +336,8 @@ def verify_network_policy(envelope: Mapping[str, Any], genesis: VerifiedGenesis)
     if update.version > MAX_POLICY_VERSION:
         raise MalformedError(f"a network has at most {MAX_POLICY_VERSION} policy versions",
                              details={"type": NETWORK_POLICY, "field": "version"})
-    if issued <= genesis.created:
-        raise MalformedError("network-policy is not dated after the network's genesis",
+    if issued < genesis.created:
+        raise MalformedError("network-policy is dated before the network's genesis",
                              details={"type": NETWORK_POLICY, "field": "issued"})
     return VerifiedPolicy(network=update.network, version=update.version, issued=issued,
                           policy=update.policy, issuer=issuer)
@@ -348,7 +347,7 @@ def follow_policies(genesis: VerifiedGenesis,
                     envelopes: Iterable[Mapping[str, Any]]) -> tuple[VerifiedPolicy, ...]:
     """The network's policy versions in order, the genesis's first: each envelope is
     verified (:func:`verify_network_policy`), no version appears twice, and a higher
-    version is dated later.  The last one is the policy in force."""
+    version is not dated before a lower one.  The last one is the policy in force."""
     out = [genesis_policy(genesis)]
     for update in sorted((verify_network_policy(env, genesis) for env in envelopes),
                          key=lambda p: p.version):
@@ -356,8 +355,8 @@ def follow_policies(genesis: VerifiedGenesis,
         if update.version == last.version:
             raise MalformedError(f"two network-policy objects with version {update.version}",
                                  details={"type": NETWORK_POLICY, "field": "version"})
-        if update.issued <= last.issued:
-            raise MalformedError(f"network-policy version {update.version} is not dated after "
+        if update.issued < last.issued:
+            raise MalformedError(f"network-policy version {update.version} is dated before "
                                  f"version {last.version}",
                                  details={"type": NETWORK_POLICY, "field": "issued"})
         out.append(update)

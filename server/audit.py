@@ -38,7 +38,7 @@ from schakel.server.errors import NotFound
 from schakel.server.storage import Db
 
 if TYPE_CHECKING:
-    from schakel.keys import Member, Revocation
+    from schakel.keys import Member, Revocation, VerifiedPolicy
     from schakel.server.auth import Caller
     from schakel.server.context import AppContext
     from schakel.server.data.cases import NewShare
@@ -212,6 +212,13 @@ def revocation_note(ctx: "AppContext", caller: "Caller", revocation: "Revocation
                 subject=revocation.member,
                 reason=f"memberships up to serial {revocation.serial} revoked from "
                        f"{format_timestamp(revocation.at)}")
+
+
+def policy_note(ctx: "AppContext", caller: "Caller", policy: "VerifiedPolicy",
+                ref: str) -> AuditNote:
+    return note(ctx, caller, role="coordinator", action="policy", basis="none", ref=ref,
+                reason=f"network policy version {policy.version} in force from "
+                       f"{format_timestamp(policy.issued)}")
 
 
 def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditNote:
