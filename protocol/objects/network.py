@@ -566,6 +566,6 @@ __all__ = [
     "ClassFields", "BemoeizorgSettings", "RetentionSettings", "BlindIndexSettings", "Policy",
     "MAX_ALLOW_ENTRIES", "MAX_ALLOW_CHARS", "allow_entry_problem", "default_policy",
     "check_policy_for_kind",
-    "NetworkGenesis", "PolicyAnchor", "FIXED_POLICY_PARTS", "NetworkPolicy", "Membership", "MembershipRevocation", "KeyRotation",
-    "KeyBundle", "CovenantAcceptance", "SealedEpochKey", "EpochKeyDistribution", "EpochKeyPayload",
+    "NetworkGenesis", "PolicyAnchor", "FIXED_POLICY_PARTS", "NetworkPolicy", "Membership",
+    "MembershipRevocation", "KeyRotation", "KeyBundle", "CovenantAcceptance", "SealedEpochKey", "EpochKeyDistribution", "EpochKeyPayload",
 ]
