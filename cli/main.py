@@ -120,6 +120,8 @@ REASONS: dict[str, str] = {
                     "website or leaflet",
     "notifications-coordinator-only": "the notification feed is the coördinator's "
                                       "(docs/protocol.md §15.2)",
+    "policy-dated-in-future": "a policy version is in force from its date: sign it dated "
+                              "now (check this computer's clock)",
 }
 
 EPILOG = """\b

@@ -663,13 +663,34 @@ def names(state: LocalState, network: str) -> dict[str, str]:
     return out
 
 
-def network_rules(state: LocalState, network: str) -> Rules:
-    """The network's rules from the genesis this partner verified and kept (a header is
-    stored only after its network's genesis verified, so a held case always has one)."""
+@dataclass(frozen=True)
+class RulesOverTime:
+    """A network's rules under each policy version this partner verified (protocol.md
+    §N.3): ``versions`` is ``(in force from, rules)``, the genesis's first."""
+
+    versions: tuple[tuple[datetime, Rules], ...]
+
+    def at(self, moment: datetime) -> Rules:
+        """The rules in force at ``moment`` (the genesis's for anything earlier)."""
+        current = self.versions[0][1]
+        for since, rules in self.versions[1:]:
+            if since <= moment:
+                current = rules
+        return current
+
+
+def network_rules(state: LocalState, network: str) -> RulesOverTime:
+    """The network's rules from the genesis and the policy versions this partner verified
+    and kept (a header is stored only after its network's genesis verified, so a held case
+    always has one; a policy version only after it verified, trust.py)."""
     genesis = state.get_doc("genesis", (network,))
     if genesis is None:
         raise NotFound(f"network {network} was never synced", details={"network": network})
-    return rules_of(genesis["signed"]["policy"], genesis["signed"]["kind"])
+    kind = genesis["signed"]["kind"]
+    versions = [(when(genesis["signed"]["created"]), rules_of(genesis["signed"]["policy"], kind))]
+    for _, env in state.docs("policy", (network,)):        # by version (the ref sorts so)
+        versions.append((when(env["signed"]["issued"]), rules_of(env["signed"]["policy"], kind)))
+    return RulesOverTime(tuple(versions))
 
 
 def judge_action(action: Action, *, case_complex: bool, rules: Rules) -> Decision:
@@ -703,11 +724,11 @@ def _readable(key: CaseKey | None, network: str, case: str, ev: dict[str, Any],
 
 def case_view(state: LocalState, network: str, case: str,
               member_names: dict[str, str] | None = None,
-              rules: Rules | None = None) -> CaseView | None:
+              rules: Rules | RulesOverTime | None = None) -> CaseView | None:
     """The case as this partner verified it; events decrypted with the keys it holds.
     Every readable action is judged against the network's rules (``rules``, default:
-    those of the held genesis); one that breaks them is marked and listed in
-    ``breaches``, never left out (docs/protocol.md §7)."""
+    those of the policy version in force when the action was written); one that breaks
+    them is marked and listed in ``breaches``, never left out (docs/protocol.md §7)."""
     header = state.get_doc("header", (network, case))
     info = summary(state, network, case)
     if header is None or info is None:
@@ -730,8 +751,9 @@ def case_view(state: LocalState, network: str, case: str,
                          created=ev["created"], plaintext=plaintext,
                          case_key_version=version, status=ev.get("status"))
         if parsed is not None:
+            in_force = rules.at(when(view.created)) if isinstance(rules, RulesOverTime) else rules
             decision = judge_action(parsed, case_complex=bool(folded.get("complex")),
-                                    rules=rules)
+                                    rules=in_force)
             if not decision.allowed:
                 view.breach = decision.reason
                 breaches.append(PolicyBreach(seq=view.seq, event=view.event,
@@ -753,4 +775,4 @@ def when(value: str) -> datetime:
 
 __all__ = ["Verifier", "case_view", "fold_event", "epoch_keys", "epochs_held", "store_epoch",
            "latest_epoch", "case_key", "summary", "versions", "seq_ref", "version_ref", "names",
-           "network_rules", "judge_action"]
+           "RulesOverTime", "network_rules", "judge_action"]

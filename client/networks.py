@@ -11,6 +11,10 @@ docs/protocol.md §4, §15.2).
   of the core starts a new epoch and rotates every open case
   (:class:`~schakel.client.casekeys.CaseKeys`); a shell partner's removal rotates the cases
   shared with it.
+* The coordinator changes the network's policy after it started
+  (:meth:`Networks.change_policy`): a ``network-policy`` signed with its key, the next
+  version, in force from now (protocol.md §N.3).  Every partner follows it at its next
+  sync (``schakel.client.trust``).
 * :meth:`Networks.members`, :meth:`Networks.verified` and :meth:`Networks.pii_allow` read
   what this partner verified before, without a request.
 """
@@ -22,8 +26,9 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from schakel.keys import issue_membership, make_genesis, new_network_id, revoke_membership
-from schakel.keys import verify_key_bundle
+from schakel.keys import issue_membership, issue_policy, make_genesis, new_network_id
+from schakel.keys import revoke_membership, verify_key_bundle
+from schakel.keys.chain import follow_policies
 from schakel.keys.fingerprint import Fingerprint
 from schakel.protocol.crypto import BoxPublicKey, VerifyKey
 from schakel.protocol.encoding import b64e
@@ -133,6 +138,26 @@ class Networks:
                          roles=("coordinator",))
         await self.accept_covenant(network, covenant)
         return network
+
+    async def change_policy(self, network: str, policy: Mapping[str, Any]) -> int:
+        """Put ``policy`` (the complete policy, not a change to it) in force as the
+        network's next policy version, signed with this coordinator's key and dated now;
+        its version.  Checked here first as every partner will check it (signature,
+        classes and blind index as the genesis set them, bemoeizorg only in oggz): a
+        policy they would refuse is never sent."""
+        s = self.session
+        tv = await s.trusted(network)
+        if not tv.is_coordinator(s.key_id):
+            raise MalformedError("only the network's coordinator changes its policy",
+                                 details={"field": "network"})
+        version = tv.policy_version + 1
+        envelope = issue_policy(s.keys, network=network, version=version, issued=s.now(),
+                                policy=dict(policy))
+        held = [env for _, env in s.state.docs("policy", (network,))]
+        follow_policies(tv.verified, [*held, envelope])
+        await s.conn.post(s.path(network, "/policies"), {"policy": envelope})
+        await s.trusted(network)          # verify and keep it as every partner does
+        return version
 
     async def _server_keys(self, expected: Fingerprint) -> tuple[VerifyKey, BoxPublicKey]:
         """The server's log and gate keys, believed only with the ``expected`` server

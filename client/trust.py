@@ -9,7 +9,12 @@ ceremony:
 * every revocation and every membership must verify against the genesis's coordinator
   key chain (``schakel.keys.chain.verify_revocation`` / ``verify_membership``), and a
   membership must be the same object this partner saw before for that (member, serial)
-  -- else ``member-key-substituted``.
+  -- else ``member-key-substituted``;
+* every policy version (``network-policy``, protocol.md §N.3) must verify against the same
+  key chain and follow the versions before it (``schakel.keys.chain.follow_policies``), and
+  be the same object this partner saw before for that version -- else ``policy-untrusted``.
+  The highest version held is the policy in force (:attr:`TrustView.policy`): a server
+  that serves an older one, or stops serving the newest, cannot roll a partner back.
 
 Verified objects are kept in the local state and *unioned* with what the server serves
 next time: a server that stops serving a revocation cannot make the client encrypt to
@@ -25,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schakel.keys.chain import Member, Revocation, VerifiedGenesis, verify_genesis, verify_membership
-from schakel.keys.chain import verify_revocation
+from schakel.keys.chain import Member, Revocation, VerifiedGenesis, VerifiedPolicy, follow_policies
+from schakel.keys.chain import policy_at, verify_genesis, verify_membership, verify_revocation
 from schakel.keys.fingerprint import Fingerprint
 from schakel.protocol import signing
 from schakel.protocol.canonical import canonical_json
@@ -79,11 +84,14 @@ class TrustView:
     network: str
     kind: str
     name: str
+    #: The policy in force (the highest version verified), in its JSON form.
     policy: dict[str, Any]
     genesis: dict[str, Any]
     verified: VerifiedGenesis
     now: datetime
     tree_head: dict[str, Any] | None = None
+    #: Every policy version verified, the genesis's (version 1) first.
+    policies: tuple[VerifiedPolicy, ...] = ()
     _memberships: dict[str, list[tuple[Member, dict[str, Any]]]] = field(default_factory=dict)
     _revocations: list[Revocation] = field(default_factory=list)
     acceptances: dict[str, list[str]] = field(default_factory=dict)
@@ -105,6 +113,15 @@ class TrustView:
     @property
     def covenant(self) -> bytes:
         return self.verified.covenant
+
+    @property
+    def policy_version(self) -> int:
+        """The version of :attr:`policy` (1: the genesis's)."""
+        return self.policies[-1].version if self.policies else 1
+
+    def policy_at(self, when: datetime) -> dict[str, Any]:
+        """The policy in force at ``when`` (protocol.md §N.3), in its JSON form."""
+        return policy_at(self.policies, when).policy.to_json() if self.policies else self.policy
 
     @property
     def pii_allow(self) -> tuple[str, ...]:
@@ -215,8 +232,10 @@ async def load_trust(*, network: str, anchor: str, get: Callable[[str], Awaitabl
     if not isinstance(answer, dict):
         raise misbehaving(network, "genesis-untrusted", "the network answer is not an object")
     served = await get(f"/v1/networks/{network}/members")
+    served = dict(served) if isinstance(served, dict) else {}
+    served["policies"] = answer.get("policies", [])
     return build_view(network=network, anchor=anchor, genesis=answer.get("genesis"),
-                      served=served if isinstance(served, dict) else {}, state=state, now=now,
+                      served=served, state=state, now=now,
                       misbehaving=misbehaving, tree_head=answer.get("tree_head"))
 
 
@@ -234,8 +253,8 @@ def local_view(*, network: str, anchor: str, state: LocalState, now: datetime,
 def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any],
                state: LocalState, now: datetime, misbehaving: Misbehaving,
                tree_head: Any) -> TrustView:
-    """Verify ``genesis`` and the served ``memberships``/``revocations``/``acceptances``
-    (united with those held) and keep the new ones."""
+    """Verify ``genesis`` and the served ``policies``/``memberships``/``revocations``/
+    ``acceptances`` (united with those held) and keep the new ones."""
     envelope = genesis
     try:
         verified = verify_genesis(envelope, Fingerprint.parse(anchor))
@@ -253,9 +272,19 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
     if held is None:
         state.put_doc("genesis", (network,), envelope)
     assert envelope is not None
+    held_policies, new_policies = _union(state, network, "policy", served.get("policies", []),
+                                         key=_policy_key, misbehaving=misbehaving,
+                                         what="policy-untrusted")
+    try:
+        policies = follow_policies(verified, held_policies.values())
+    except (ProtocolError, KeyError, TypeError) as exc:
+        code = exc.code if isinstance(exc, ProtocolError) else "malformed"
+        raise misbehaving(network, "policy-untrusted",
+                          f"a network policy does not verify against the coordinator or "
+                          f"does not follow the versions before it ({code})") from None
     view = TrustView(network=network, kind=verified.kind, name=verified.name,
-                     policy=verified.policy.to_json(), genesis=envelope, verified=verified,
-                     now=now, tree_head=tree_head)
+                     policy=policies[-1].policy.to_json(), genesis=envelope, verified=verified,
+                     now=now, tree_head=tree_head, policies=policies)
 
     revocations, new_revocations = _union(state, network, "revocation",
                                           served.get("revocations", []))
@@ -292,7 +321,8 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
             continue          # an acceptance that does not verify counts for nothing
         view.acceptances.setdefault(acceptance.member, []).append(acceptance.covenant)
     # Only now, with every object verified, are the new ones kept.
-    for kind, new in (("revocation", new_revocations), ("membership", new_memberships)):
+    for kind, new in (("policy", new_policies), ("revocation", new_revocations),
+                      ("membership", new_memberships)):
         for ref, env in new.items():
             state.put_doc(kind, (network, *ref), env)
     return view
@@ -306,9 +336,16 @@ def _membership_key(env: Any) -> tuple[str, ...] | None:
         return None
 
 
+def _policy_key(env: Any) -> tuple[str, ...] | None:
+    try:
+        return (f"{int(env['signed']['version']):08d}",)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _union(state: LocalState, network: str, kind: str, served: Iterable[Any], *,
            key: Callable[[Any], tuple[str, ...] | None] | None = None,
-           misbehaving: Misbehaving | None = None,
+           misbehaving: Misbehaving | None = None, what: str = "member-key-substituted",
            ) -> tuple[dict[tuple[str, ...], Any], dict[tuple[str, ...], Any]]:
     """(the objects held before plus the ones served now, the new ones), by ``key``
     (default: a digest).  The caller verifies all of them and stores the new ones only
@@ -321,10 +358,10 @@ def _union(state: LocalState, network: str, kind: str, served: Iterable[Any], *,
             ref = (_digest(env),)
         if ref in held and held[ref] != env:
             assert misbehaving is not None
-            raise misbehaving(network, "member-key-substituted",
-                              "the server answered another membership than the one verified "
-                              "before for the same member and serial",
-                              member=ref[0])
+            raise misbehaving(network, what,
+                              f"the server answered another {kind} than the one verified "
+                              f"before under the same key ({'/'.join(ref)})",
+                              **{"member" if kind == "membership" else kind: ref[0]})
         out[ref] = env
     return out, {r: e for r, e in out.items() if r not in held}
 

@@ -13,12 +13,16 @@ This package never imports ``nacl``; all primitives come from :mod:`schakel.prot
 """
 
 from schakel.keys.bundle import KeyBundle, make_key_bundle, verify_key_bundle
-from schakel.keys.certify import issue_membership, make_genesis, new_network_id, revoke_membership
+from schakel.keys.certify import (
+    issue_membership, issue_policy, make_genesis, new_network_id, revoke_membership,
+)
 from schakel.keys.chain import (
     CoordinatorKey,
     Member,
     Revocation,
     VerifiedGenesis,
+    VerifiedPolicy,
+    follow_policies,
     verify_genesis,
     verify_membership,
     verify_revocation,
@@ -49,7 +53,7 @@ __all__ = [
     "Fingerprint", "fingerprint",
     "KeyBundle", "make_key_bundle", "verify_key_bundle",
     "Rotation", "rotate", "verify_rotation", "verify_rotation_record",
-    "CoordinatorKey", "VerifiedGenesis", "Member", "Revocation",
-    "verify_genesis", "verify_membership", "verify_revocation",
-    "new_network_id", "make_genesis", "issue_membership", "revoke_membership",
+    "CoordinatorKey", "VerifiedGenesis", "VerifiedPolicy", "Member", "Revocation",
+    "verify_genesis", "verify_membership", "verify_revocation", "follow_policies",
+    "new_network_id", "make_genesis", "issue_membership", "issue_policy", "revoke_membership",
 ]

@@ -19,7 +19,7 @@ from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.base import format_timestamp
 from schakel.protocol.objects.network import (
-    Membership, MembershipRevocation, NetworkGenesis, Policy, ServerKeys,
+    Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy, ServerKeys,
 )
 
 from schakel.keys.chain import check_grants
@@ -80,6 +80,16 @@ def issue_membership(coordinator: PartnerKeys, *, network: str, kind: str, membe
     return membership.sign(coordinator.signer)
 
 
+def issue_policy(coordinator: PartnerKeys, *, network: str, version: int, issued: datetime,
+                 policy: Policy | Mapping[str, Any]) -> dict[str, Any]:
+    """A ``network-policy`` envelope signed by the coordinator: the network's complete
+    policy from ``issued`` on, as version ``version`` (the genesis is version 1)."""
+    update = NetworkPolicy(network=network, version=version,
+                           issued=format_timestamp(issued, "issued"),
+                           policy=policy if isinstance(policy, Policy) else Policy.from_json(policy))
+    return update.sign(coordinator.signer)
+
+
 def revoke_membership(coordinator: PartnerKeys, *, network: str, member: str, serial: int,
                       at: datetime, reason: str) -> dict[str, Any]:
     """A ``membership-revocation``: ``member``'s memberships with serial <=
@@ -89,4 +99,5 @@ def revoke_membership(coordinator: PartnerKeys, *, network: str, member: str, se
     return revocation.sign(coordinator.signer)
 
 
-__all__ = ["new_network_id", "make_genesis", "issue_membership", "revoke_membership"]
+__all__ = ["new_network_id", "make_genesis", "issue_membership", "issue_policy",
+           "revoke_membership"]

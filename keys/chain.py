@@ -38,7 +38,7 @@ from schakel.protocol.encoding import b64d
 from schakel.protocol.errors import MalformedError, ProtocolError, SignatureError, UntrustedKeyError
 from schakel.protocol.objects.base import format_timestamp, parse_timestamp, utc
 from schakel.protocol.objects.network import (
-    KINDS, Membership, MembershipRevocation, NetworkGenesis, Policy,
+    KINDS, Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy,
 )
 
 from schakel.keys.fingerprint import Fingerprint
@@ -48,6 +48,10 @@ from schakel.keys.rotation import verify_rotation_record
 GENESIS = NetworkGenesis.TYPE
 MEMBERSHIP = Membership.TYPE
 REVOCATION = MembershipRevocation.TYPE
+NETWORK_POLICY = NetworkPolicy.TYPE
+#: Most policy versions a network may have (the genesis is version 1): what the server
+#: serves in one answer (protocol.md §N.3).
+MAX_POLICY_VERSION = 1000
 #: Longest validity period of one membership certificate (protocol.md §4.6.4).
 MAX_MEMBERSHIP_VALIDITY = timedelta(days=400)
 #: Most coordinator key rotations a genesis chain may have.
@@ -292,6 +296,83 @@ def verify_revocation(envelope: Mapping[str, Any], genesis: VerifiedGenesis) -> 
                       serial=revocation.serial, at=at, reason=revocation.reason, issuer=issuer)
 
 
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedPolicy:
+    """A verified ``network-policy``: ``policy`` is the network's policy from ``issued`` on,
+    until a higher version's ``issued``."""
+
+    network: str
+    version: int
+    issued: datetime
+    policy: Policy
+    issuer: str
+
+
+def genesis_policy(genesis: VerifiedGenesis) -> VerifiedPolicy:
+    """The genesis's policy as version 1, in force from the genesis's ``created``."""
+    return VerifiedPolicy(network=genesis.network, version=1, issued=genesis.created,
+                          policy=genesis.policy, issuer=genesis.genesis_coordinator.key_id)
+
+
+def verify_network_policy(envelope: Mapping[str, Any], genesis: VerifiedGenesis) -> VerifiedPolicy:
+    """Verify a ``network-policy`` of ``genesis``'s network (protocol.md §N.3).
+
+    It must name this network, be signed by a coordinator key allowed to sign an object
+    dated ``issued`` (§4.6.3), not be dated before the genesis, hold a version up to
+    :data:`MAX_POLICY_VERSION`, enable bemoeizorg only in an oggz network and leave the
+    fixed parts (``classes``, ``blind_index``) as the genesis set them.
+    """
+    if not isinstance(genesis, VerifiedGenesis):
+        raise MalformedError("verify_network_policy needs a VerifiedGenesis")
+    signed = NetworkPolicy.peek(envelope)
+    issued = parse_timestamp(signed["issued"])
+    issuer = _verify_coordinator_signature(envelope, NETWORK_POLICY, genesis, issued,
+                                           f"network-policy version {signed['version']}")
+    update = NetworkPolicy.from_json(signed)
+    update.check_for(genesis)
+    if update.version > MAX_POLICY_VERSION:
+        raise MalformedError(f"a network has at most {MAX_POLICY_VERSION} policy versions",
+                             details={"type": NETWORK_POLICY, "field": "version"})
+    if issued < genesis.created:
+        raise MalformedError("network-policy is dated before the network's genesis",
+                             details={"type": NETWORK_POLICY, "field": "issued"})
+    return VerifiedPolicy(network=update.network, version=update.version, issued=issued,
+                          policy=update.policy, issuer=issuer)
+
+
+def follow_policies(genesis: VerifiedGenesis,
+                    envelopes: Iterable[Mapping[str, Any]]) -> tuple[VerifiedPolicy, ...]:
+    """The network's policy versions in order, the genesis's first: each envelope is
+    verified (:func:`verify_network_policy`), no version appears twice, and a higher
+    version is not dated before a lower one.  The last one is the policy in force."""
+    out = [genesis_policy(genesis)]
+    for update in sorted((verify_network_policy(env, genesis) for env in envelopes),
+                         key=lambda p: p.version):
+        last = out[-1]
+        if update.version == last.version:
+            raise MalformedError(f"two network-policy objects with version {update.version}",
+                                 details={"type": NETWORK_POLICY, "field": "version"})
+        if update.issued < last.issued:
+            raise MalformedError(f"network-policy version {update.version} is dated before "
+                                 f"version {last.version}",
+                                 details={"type": NETWORK_POLICY, "field": "issued"})
+        out.append(update)
+    return tuple(out)
+
+
+def policy_at(policies: Sequence[VerifiedPolicy], when: datetime) -> VerifiedPolicy:
+    """The version in force at ``when`` in :func:`follow_policies`' order: the highest
+    one issued at or before it (the genesis's for anything earlier)."""
+    current = policies[0]
+    for p in policies[1:]:
+        if p.issued <= when:
+            current = p
+    return current
+
+
 # --------------------------------------------------------------------------- membership
 
 
@@ -346,7 +427,9 @@ def verify_membership(membership_envelope: Mapping[str, Any], genesis: VerifiedG
 
 
 __all__ = [
-    "GENESIS", "MEMBERSHIP", "REVOCATION", "KINDS", "MAX_MEMBERSHIP_VALIDITY", "MAX_ROTATIONS",
-    "CoordinatorKey", "VerifiedGenesis", "Member", "Revocation",
+    "GENESIS", "MEMBERSHIP", "REVOCATION", "NETWORK_POLICY", "KINDS", "MAX_MEMBERSHIP_VALIDITY",
+    "MAX_ROTATIONS", "MAX_POLICY_VERSION",
+    "CoordinatorKey", "VerifiedGenesis", "VerifiedPolicy", "Member", "Revocation",
     "check_grants", "verify_genesis", "verify_membership", "verify_revocation",
+    "genesis_policy", "verify_network_policy", "follow_policies", "policy_at",
 ]

@@ -41,7 +41,7 @@ from schakel.server.errors import NotFound
 from schakel.server.storage import Db
 
 if TYPE_CHECKING:
-    from schakel.keys import Member, Revocation
+    from schakel.keys import Member, Revocation, VerifiedPolicy
     from schakel.server.auth import Caller
     from schakel.server.context import AppContext
     from schakel.server.data.cases import NewShare
@@ -261,6 +261,13 @@ def read_note(ctx: "AppContext", caller: "Caller", *, cases: Sequence[str], serv
     return note(ctx, caller, role="coordinator" if caller.is_coordinator else "member",
                 action="read", basis="policy", reason=served, cases=tuple(dict.fromkeys(cases)),
                 classes=classes)
+
+
+def policy_note(ctx: "AppContext", caller: "Caller", policy: "VerifiedPolicy",
+                ref: str) -> AuditNote:
+    return note(ctx, caller, role="coordinator", action="policy", basis="none", ref=ref,
+                reason=f"network policy version {policy.version} in force from "
+                       f"{format_timestamp(policy.issued)}")
 
 
 def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditNote:

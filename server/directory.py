@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schakel.keys import Member, Revocation, VerifiedGenesis, fingerprint
-from schakel.keys.chain import verify_genesis, verify_membership, verify_revocation
+from schakel.keys import Member, Revocation, VerifiedGenesis, VerifiedPolicy, fingerprint
+from schakel.keys.chain import (
+    follow_policies, genesis_policy, verify_genesis, verify_membership, verify_revocation,
+)
 from schakel.protocol.crypto import VerifyKey
 from schakel.protocol.errors import UntrustedKeyError
 from schakel.protocol.objects.base import parse_timestamp
-from schakel.protocol.objects.network import NetworkGenesis
+from schakel.protocol.objects.network import NetworkGenesis, Policy
 from schakel.server.data.networks import all_networks
 from schakel.server.errors import Forbidden, NotFound, UnknownKey
 from schakel.server.storage import Store
@@ -51,10 +53,27 @@ class NetworkState:
     envelope: dict[str, Any]
     memberships: dict[str, dict[int, Member]] = field(default_factory=dict)
     revocations: dict[str, list[Revocation]] = field(default_factory=dict)
+    #: Every policy version accepted, the genesis's (version 1) first (protocol.md §N.3).
+    policies: tuple[VerifiedPolicy, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            self.policies = (genesis_policy(self.genesis),)
 
     @property
     def network(self) -> str:
         return self.genesis.network
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force: the highest version accepted.  Every decision the server
+        makes from the policy reads it here, so a new version applies from the request
+        after it was committed."""
+        return self.policies[-1].policy
+
+    @property
+    def policy_version(self) -> int:
+        return self.policies[-1].version
 
     @property
     def coordinator_key(self) -> VerifyKey:
@@ -164,6 +183,12 @@ class MemberDirectory:
         state.memberships.setdefault(member.member, {})[member.serial] = member
         self._keys[member.member] = member.sign
 
+    def add_policy(self, policy: VerifiedPolicy) -> None:
+        """Follow a policy version just committed (the next one; a retry changes nothing)."""
+        state = self.network(policy.network)
+        if policy.version == state.policy_version + 1:
+            state.policies = (*state.policies, policy)
+
     def add_revocation(self, revocation: Revocation) -> None:
         state = self.network(revocation.network)
         known = state.revocations.setdefault(revocation.member, [])
@@ -183,6 +208,8 @@ async def load_directory(store: Store, directory: MemberDirectory) -> None:
         for envelope in record.memberships:
             at = parse_timestamp(envelope["signed"]["valid_from"])
             directory.add_member(verify_membership(envelope, genesis, now=at))
+        # Verified again as a sequence (schakel.keys.chain.follow_policies).
+        directory.network(genesis.network).policies = follow_policies(genesis, record.policies)
 
 
 __all__ = ["genesis_key", "verify_registered_genesis", "NetworkState", "MemberDirectory",

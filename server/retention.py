@@ -184,8 +184,14 @@ def plan(network: str, periods: Periods, cases: Iterable[CaseFacts],
 
 
 def network_periods(db: Db) -> list[tuple[str, Periods]]:
-    return [(r["network"], Periods.of_policy(json.loads(r["genesis"])["signed"]["policy"]))
-            for r in db.execute("SELECT network, genesis FROM networks ORDER BY rowid")]
+    """Each network's periods under its policy in force: the highest policy version
+    stored, else the genesis's (protocol.md §N.3)."""
+    rows = db.execute(
+        "SELECT n.network, coalesce((SELECT p.envelope FROM network_policies p"
+        " WHERE p.network = n.network ORDER BY p.version DESC LIMIT 1), n.genesis) AS envelope"
+        " FROM networks n ORDER BY n.rowid")
+    return [(r["network"], Periods.of_policy(json.loads(r["envelope"])["signed"]["policy"]))
+            for r in rows]
 
 
 def _closed_at(db: Db, network: str, case: str) -> datetime | None:

@@ -288,10 +288,21 @@ def _migration_8(db: sqlite_utils.Database) -> None:
                " idx INTEGER NOT NULL, PRIMARY KEY (network, [case], idx)) WITHOUT ROWID")
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """Policy versions (protocol.md §N.3; docs/protocol.md §14.3, ``POST .../policies``): one
+    row per accepted ``network-policy``, keyed by (network, version); ``digest`` makes an
+    identical retry the same write.  The genesis (``networks.genesis``) is version 1."""
+    db.execute("CREATE TABLE network_policies (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, version INTEGER NOT NULL, issued TEXT NOT NULL,"
+               " envelope TEXT NOT NULL, digest BLOB NOT NULL, received TEXT NOT NULL,"
+               " acting_user TEXT NOT NULL)")
+    db["network_policies"].create_index(["network", "version"], unique=True)
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8)
+    _migration_7, _migration_8, _migration_9)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -9,14 +9,21 @@ from typing import Any
 
 import pytest
 
-from schakel.keys.certify import issue_membership, make_genesis, new_network_id, revoke_membership
-from schakel.keys.chain import VerifiedGenesis, verify_genesis, verify_membership, verify_revocation
+from schakel.keys.certify import (
+    issue_membership, issue_policy, make_genesis, new_network_id, revoke_membership,
+)
+from schakel.keys.chain import (
+    VerifiedGenesis, follow_policies, policy_at, verify_genesis, verify_membership,
+    verify_network_policy, verify_revocation,
+)
 from schakel.keys.fingerprint import Fingerprint, fingerprint
 from schakel.keys.partner import PartnerKeys
 from schakel.keys.rotation import rotate
 from schakel.protocol import signing
 from schakel.protocol.crypto import BoxSecretKey, Signer, sha256
-from schakel.protocol.errors import MalformedError, SignatureError, UntrustedKeyError
+from schakel.protocol.errors import (
+    ContextMismatchError, MalformedError, SignatureError, UntrustedKeyError,
+)
 from schakel.protocol.objects.network import default_policy
 
 CREATED = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
@@ -414,3 +421,80 @@ def test_revocation_for_other_network_refused() -> None:
 def test_revocation_verifies() -> None:
     r = verify_revocation(revocation(), genesis())
     assert (r.member, r.serial, r.at, r.issuer) == (MEMBER.key_id, 2, NOW, COORDINATOR.key_id)
+
+
+# --------------------------------------------------------------------------- policy updates
+# protocol.md §N.3: a network's policy changes after it starts by a network-policy signed by
+# the coordinator; the highest version is in force.
+
+
+def policy_update(version: int = 2, issued: datetime = NOW, *, coordinator: PartnerKeys = COORDINATOR,
+                  network: str = NETWORK, **changes: Any) -> dict[str, Any]:
+    policy = default_policy("oggz").to_json()
+    policy.update(changes)
+    return issue_policy(coordinator, network=network, version=version, issued=issued, policy=policy)
+
+
+def test_policy_update_signed_by_the_coordinator_is_in_force_from_its_date() -> None:
+    g = genesis()
+    update = policy_update(2, NOW, intake_rate_per_hour=7)
+    policies = follow_policies(g, [update])
+    assert [p.version for p in policies] == [1, 2] and policies[-1].policy.intake_rate_per_hour == 7
+    assert policy_at(policies, NOW - timedelta(seconds=1)).version == 1
+    assert policy_at(policies, NOW).version == 2
+    assert verify_network_policy(update, g).issuer == COORDINATOR.key_id
+
+
+def test_policy_update_not_signed_by_the_coordinator_is_refused() -> None:
+    g = genesis()
+    with pytest.raises(SignatureError):
+        verify_network_policy(policy_update(coordinator=ATTACKER), g)
+    forged = resigned(policy_update(), ATTACKER.signer)          # names nothing, attacker signs
+    with pytest.raises(SignatureError):
+        follow_policies(g, [forged])
+    tampered = copy.deepcopy(policy_update())
+    tampered["signed"]["intake_rate_per_hour"] = 9999            # changed after signing
+    with pytest.raises((SignatureError, MalformedError)):
+        verify_network_policy(tampered, g)
+
+
+def test_policy_update_by_a_retired_coordinator_key_dated_after_retirement_is_refused() -> None:
+    g = genesis(rotations=(rotate(COORDINATOR, new=COORDINATOR_2, at=ROTATED, reason="rotation")[1],))
+    verify_network_policy(policy_update(issued=ROTATED + timedelta(days=1),
+                                        coordinator=COORDINATOR_2), g)
+    with pytest.raises(UntrustedKeyError):
+        verify_network_policy(policy_update(issued=ROTATED + timedelta(days=1)), g)
+
+
+def test_policy_update_of_another_network_is_refused() -> None:
+    with pytest.raises(ContextMismatchError):
+        verify_network_policy(policy_update(network=new_network_id()), genesis())
+
+
+def test_policy_update_may_not_change_classes_or_blind_index() -> None:
+    g = genesis()
+    classes = {**default_policy("oggz").to_json()["classes"], "extra": {"fields": ["note"]}}
+    with pytest.raises(MalformedError, match=r"policy\.classes"):
+        verify_network_policy(policy_update(classes=classes), g)
+    with pytest.raises(MalformedError, match=r"policy\.blind_index"):
+        verify_network_policy(policy_update(blind_index={"opslimit": 1, "memlimit": 8192,
+                                                         "token_bytes": 4}), g)
+
+
+def test_policy_update_dated_before_the_genesis_or_an_earlier_version_is_refused() -> None:
+    g = genesis()
+    with pytest.raises(MalformedError, match="before the network's genesis"):
+        verify_network_policy(policy_update(issued=CREATED - timedelta(seconds=1)), g)
+    with pytest.raises(MalformedError, match="dated before version 2"):
+        follow_policies(g, [policy_update(2, NOW), policy_update(3, NOW - timedelta(seconds=1))])
+    same_second = follow_policies(g, [policy_update(2, CREATED), policy_update(3, CREATED)])
+    assert policy_at(same_second, CREATED).version == 3
+    with pytest.raises(MalformedError, match="two network-policy objects with version 2"):
+        follow_policies(g, [policy_update(2, NOW), policy_update(2, NOW + timedelta(days=1))])
+
+
+def test_an_older_policy_served_again_is_not_in_force_over_a_newer_one() -> None:
+    g = genesis()
+    newer, older = policy_update(3, NOW + timedelta(days=1)), policy_update(2, NOW)
+    policies = follow_policies(g, [newer, older])                # order served does not matter
+    assert policies[-1].version == 3

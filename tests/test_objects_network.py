@@ -753,3 +753,13 @@ def test_mutated_examples_raise_only_malformed(case: tuple[type, Any]) -> None:
     except MalformedError:
         return
     assert cls.from_json(obj.to_json()) == obj
+
+
+def test_default_oggz_grounds_cover_domestic_violence_and_child_abuse_as_the_meldcode_does() -> None:
+    """The report's oggz networks handle huiselijk geweld (§4.2.1); the meldcode covers
+    huiselijk geweld en kindermishandeling.  Both are default grounds of an oggz network,
+    next to the report's other acute problems; a neighbourhood network has none."""
+    grounds = default_policy("oggz").bemoeizorg.grounds
+    assert {"domestic-violence", "child-abuse", "severe-self-neglect", "housing-pollution",
+            "nuisance"} <= set(grounds)
+    assert default_policy("neighbourhood").bemoeizorg.grounds == ()

@@ -22,6 +22,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schakel.keys import issue_policy
 from schakel.protocol.crypto import random_bytes
 from schakel.protocol.encoding import b64e
 from schakel.protocol.objects.disclosure import PurgeAck, Referral, ReferralBasis
@@ -152,6 +153,10 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return a.coordinator, {"revocation": a.revocation(w["core-informal"])}, ("revocation",)
     if t.endswith("/covenant"):
         return w["core-formal"], {"acceptance": a.acceptance(w["core-formal"])}, ("acceptance",)
+    if t.endswith("/policies"):
+        return a.coordinator, {"policy": issue_policy(
+            a.coordinator.keys, network=a.id, version=2, issued=a.now(), policy=a.policy)}, (
+            "policy",)
     if t.endswith("/epochs"):
         return a.coordinator, {"distribution": a.distribution()}, ("distribution",)
     if t.endswith("/cases"):
@@ -212,7 +217,8 @@ def signer_for(w: World, template: str) -> Actor:
     """A member the route admits, so a refusal is about the input, not the caller."""
     t = _norm(template)
     if any(t.endswith(s) for s in ("/signals", "/hints", "/feedback", "/notifications",
-                                   "/access-report", "/bemoeizorg/{}", "/referrals")) \
+                                   "/access-report", "/bemoeizorg/{}", "/referrals",
+                                   "/policies")) \
             or t == "/v1/networks":
         return w.a.coordinator
     return w["core-formal"]

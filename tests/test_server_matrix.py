@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from schakel.keys import issue_policy
 from schakel.protocol.objects.disclosure import Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
@@ -72,6 +73,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "POST members":         (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "GET members":          (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "POST revocations":     (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    "POST policies":        (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "POST covenant":        (NEW, NEW, NEW, NEW, NEW, NEW, F,   U,   *SIGNED),
     "POST epochs":          (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "GET epochs/mine":      (OK,  OK,  F,   F,   OK,  F,   F,   U,   *SIGNED),
@@ -183,6 +185,15 @@ async def post_members(w: World, kind: str, actor: Actor) -> Req:
 async def post_revocations(w: World, kind: str, actor: Actor) -> Req:
     spare = await enrol(w.caller, w.a, f"spare-{next(_spares)}", ring="shell")
     return Req(actor, w.a.path("/revocations"), {"revocation": w.a.revocation(spare)})
+
+
+async def post_policies(w: World, kind: str, actor: Actor) -> Req:
+    """The network's next policy version (protocol.md §N.3), its content unchanged."""
+    served = assert_status(await w.caller.get(w.a.path(), w.a.coordinator), 200)
+    policy = issue_policy(w.a.coordinator.keys, network=w.a.id,
+                          version=len(served["policies"]) + 2, issued=w.a.now(),
+                          policy=w.a.policy)
+    return Req(actor, w.a.path("/policies"), {"policy": policy})
 
 
 async def post_covenant(w: World, kind: str, actor: Actor) -> Req:
@@ -403,6 +414,8 @@ ROUTES = [
           get(lambda w: w.a.path("/members"))),
     Route("POST revocations", "POST", "/v1/networks/{network}/revocations", "coordinator",
           post_revocations),
+    Route("POST policies", "POST", "/v1/networks/{network}/policies", "coordinator",
+          post_policies),
     Route("POST covenant", "POST", "/v1/networks/{network}/covenant", "core-formal",
           post_covenant),
     Route("POST epochs", "POST", "/v1/networks/{network}/epochs", "coordinator", post_epochs),

@@ -34,9 +34,13 @@ def bemoeizorg() -> None:
 @network_argument
 @click.argument("case_id", metavar="CASE")
 @click.option("--ground", required=True,
-              help="A ground from the network policy's list, e.g. severe-self-neglect "
-                   "(ernstige zelfverwaarlozing), housing-pollution, danger-to-self, "
-                   "danger-to-others, nuisance (`schakel network show` lists them).")
+              help="A ground from the network policy's list; the defaults: "
+                   "severe-self-neglect (ernstige zelfverwaarlozing), housing-pollution "
+                   "(woningvervuiling), danger-to-self (gevaar voor zichzelf), "
+                   "danger-to-others (gevaar voor anderen), nuisance (overlast), "
+                   "domestic-violence (huiselijk geweld) and child-abuse "
+                   "(kindermishandeling), the last two as the meldcode frames them "
+                   "(`schakel network show` lists the network's own).")
 @click.option("--justification", required=True,
               help="Why there is no other way; sealed to the auditors, who read it at review.")
 @click.option("--class", "classes", multiple=True, metavar="CLASS",

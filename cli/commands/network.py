@@ -70,8 +70,8 @@ def create(home: Path, server: str | None, name: str, kind: str, covenant_file: 
     it to `schakel network trust`.
 
     The policy's allow-list (--allow-word, --allow-file, or pii_allow in
-    --policy-file) is signed with the genesis and cannot be changed afterwards:
-    this version has no policy update.
+    --policy-file) is signed with the genesis as policy version 1; `schakel network
+    policy` puts a later version in force.
     """
     Fingerprint.parse(server_fingerprint)   # a misheard digit count, before the passphrase
     covenant = read_text_file(covenant_file, "covenant")
@@ -254,6 +254,52 @@ async def sync_if_admitted(partner: "Partner", network_id: str) -> None:
             raise
 
 
+@network.command("policy")
+@partner_options
+@network_argument
+@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The complete new JSON network policy; default: the policy in force, "
+                   "with the --allow-word/--allow-file words added.")
+@click.option("--allow-word", "allow_words", multiple=True, metavar="TEXT",
+              help="A word or phrase the PII guard never reports as a name or street "
+                   "address (pii_allow), added to the policy; repeatable.")
+@click.option("--allow-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A UTF-8 file with one such word or phrase per line.")
+@json_option
+def policy(home: Path, server: str | None, network_id: str, policy_file: Path | None,
+           allow_words: tuple[str, ...], allow_file: Path | None, as_json: bool) -> None:
+    """Put a new version of the network's policy in force (coördinator).
+
+    The whole policy is signed with your key as the next version, in force from
+    now: the server enforces it from the next request and every partner follows
+    it at its next sync. Its disclosure classes and blind index stay as the
+    network was founded with (cases are sealed under them); anything else may
+    change: bemoeizorg grounds, informal classes, anonymous signals, intake
+    rate, retention, the allow-list.
+
+    JSON: {"network", "version"}.
+    """
+    given = read_object_file(policy_file, "network policy") if policy_file else None
+    words = [*allow_words, *(allow_lines(allow_file) if allow_file else [])]
+    if given is None and not words:
+        raise click.UsageError("give the new policy (--policy-file) or words to add "
+                               "(--allow-word, --allow-file)")
+
+    async def put(partner: "Partner") -> dict[str, Any]:
+        await partner.sync(network_id)
+        new = dict(given) if given is not None else dict(partner.networks.verified(network_id).policy)
+        if words:
+            new = with_allow_list(new, words)
+        version = await partner.networks.change_policy(network_id, new)
+        return {"network": network_id, "version": version}
+
+    info = with_partner(home, server, put)
+    emit(info, as_json=as_json, rows=[
+        ("network", network_id), ("policy version", info["version"]),
+        ("next", "every partner follows it at its next `schakel sync`"),
+    ])
+
+
 @network.command("show")
 @partner_options
 @network_argument
@@ -263,7 +309,8 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
     """Show a network: name, kind, policy, its members (verified) and how many
     cases this home holds.
 
-    JSON keys: network, name, kind, policy, members, cases, open_cases.
+    JSON keys: network, name, kind, policy, policy_version, members, cases,
+    open_cases.
     """
     async def look(partner: "Partner") -> dict[str, Any]:
         if not offline:
@@ -272,7 +319,8 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
         # TrustView is the library's verified view of the genesis (name, kind, policy).
         view = partner.networks.verified(network_id)
         return {"network": network_id, "name": view.name, "kind": view.kind,
-                "policy": plain(view.policy), "members": plain(partner.networks.members(network_id)),
+                "policy": plain(view.policy), "policy_version": view.policy_version,
+                "members": plain(partner.networks.members(network_id)),
                 "cases": len(cases), "open_cases": sum(1 for c in cases if c.status == "open")}
 
     info = with_partner(home, server, look)
@@ -283,6 +331,7 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
     bemoeizorg = (policy.get("bemoeizorg") or {}).get("enabled")
     emit({}, as_json=False, rows=[
         ("network", network_id), ("name", info["name"]), ("kind", info["kind"]),
+        ("policy version", info["policy_version"]),
         ("informal classes", cell(policy.get("informal_classes"))),
         ("anonymous signals", cell(policy.get("anonymous_signals"))),
         ("PII allow-list", cell(policy.get("pii_allow")) if policy.get("pii_allow")

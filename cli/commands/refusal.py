@@ -41,11 +41,11 @@ _MEMBERSHIP = {
                    "--party … --role … --fingerprint …`)",
     "*": "the coördinator decides on memberships (ring, party, roles): ask them",
 }
-#: The network policy is signed into the genesis; this version cannot change it.
+#: The network policy is the coördinator's: version 1 in the genesis, later versions by
+#: `schakel network policy`.
 _POLICY = {
-    "coordinator": "the policy was signed into the network when you founded it and this "
-                   "version cannot change it; a network with another policy is a new network "
-                   "(`schakel network create --policy-file …`)",
+    "coordinator": "you answer for the network's policy: put a new version in force if it "
+                   "should allow this (`schakel network policy NETWORK --policy-file …`)",
     "*": "the coördinator answers for the network's policy: ask them if you think it "
          "should allow this",
 }

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from schakel.protocol import envelopes, signing
 from schakel.protocol.crypto import (
@@ -93,8 +93,13 @@ DEFAULT_CLASSES: Mapping[str, tuple[str, ...]] = FrozenMap({
 })
 DEFAULT_INFORMAL_CLASSES = ("name", "address", "contact")
 DEFAULT_RESTRICTED: Mapping[str, str] = FrozenMap({"official": "professional-secrecy"})
+#: The default grounds of the bemoeizorg exception (protocol.md §N.2), in the report's
+#: words (§4.2.1: "vervuiling, ernstige zelfverwaarlozing, overlast, huiselijk geweld") and,
+#: for the last two, the meldcode's ("Meldcode huiselijk geweld en kindermishandeling"):
+#: ernstige zelfverwaarlozing, woningvervuiling, gevaar voor zichzelf, gevaar voor anderen,
+#: overlast, huiselijk geweld, kindermishandeling.
 DEFAULT_BEMOEIZORG_GROUNDS = ("severe-self-neglect", "housing-pollution", "danger-to-self",
-                              "danger-to-others", "nuisance")
+                              "danger-to-others", "nuisance", "domestic-violence", "child-abuse")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,6 +298,22 @@ class NetworkGenesis(SignedObject):
         check_policy_for_kind(self.kind, self.policy)
 
 
+class PolicyAnchor(Protocol):
+    """What a policy update is checked against: a genesis, verified or not."""
+
+    @property
+    def network(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def policy(self) -> Policy: ...
+
+
+#: The parts of a policy that stay as the genesis set them (protocol.md §N.3): every case's
+#: sealed identity, gated envelopes and blind-index tokens were made under them.
+FIXED_POLICY_PARTS = ("classes", "blind_index")
+
+
 @dataclass(frozen=True, kw_only=True)
 class NetworkPolicy(SignedObject):
     """A new policy version (≥ 2; the genesis holds version 1), signed by the coordinator."""
@@ -304,12 +325,18 @@ class NetworkPolicy(SignedObject):
     issued: Timestamp
     policy: Policy = nested(Policy)
 
-    def check_for(self, genesis: NetworkGenesis) -> None:
-        """Checks needing the genesis: same network, and bemoeizorg only in oggz."""
+    def check_for(self, genesis: PolicyAnchor) -> None:
+        """Checks needing the genesis: same network, bemoeizorg only in oggz, and the
+        :data:`FIXED_POLICY_PARTS` unchanged."""
         if self.network != genesis.network:
             raise ContextMismatchError("network-policy belongs to another network",
                                        details={"field": "network"})
         check_policy_for_kind(genesis.kind, self.policy, where=self.TYPE)
+        for part in FIXED_POLICY_PARTS:
+            if getattr(self.policy, part) != getattr(genesis.policy, part):
+                raise invalid(self.TYPE, f"policy.{part}",
+                              "must stay as the genesis set it: cases are sealed and "
+                              "indexed under it")
 
 
 # --------------------------------------------------------------------------- membership
@@ -539,6 +566,6 @@ __all__ = [
     "ClassFields", "BemoeizorgSettings", "RetentionSettings", "BlindIndexSettings", "Policy",
     "MAX_ALLOW_ENTRIES", "MAX_ALLOW_CHARS", "allow_entry_problem", "default_policy",
     "check_policy_for_kind",
-    "NetworkGenesis", "NetworkPolicy", "Membership", "MembershipRevocation", "KeyRotation",
-    "KeyBundle", "CovenantAcceptance", "SealedEpochKey", "EpochKeyDistribution", "EpochKeyPayload",
+    "NetworkGenesis", "PolicyAnchor", "FIXED_POLICY_PARTS", "NetworkPolicy", "Membership",
+    "MembershipRevocation", "KeyRotation", "KeyBundle", "CovenantAcceptance", "SealedEpochKey", "EpochKeyDistribution", "EpochKeyPayload",
 ]

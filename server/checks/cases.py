@@ -40,7 +40,7 @@ from schakel.server.errors import Conflict, Forbidden
 
 def check_tokens(values: list[Any], state: NetworkState) -> tuple[Token, ...]:
     """Blind-index tokens of the policy's length, without repeats."""
-    size = state.genesis.policy.blind_index.token_bytes
+    size = state.policy.blind_index.token_bytes
     out: list[Token] = []
     for value in values:
         token = BlindIndexToken.from_json(value)
@@ -105,7 +105,7 @@ def check_case(body: Mapping[str, Any], caller: Caller, *, received: str, now: d
     if len({e.event for e in events}) != len(events):
         raise MalformedError("two events of the case have the same id", details={"field": "events"})
     classes = set(header.classes or ())
-    if not classes <= set(state.genesis.policy.classes):
+    if not classes <= set(state.policy.classes):
         raise PolicyViolation("the header lists a disclosure class the network's policy does "
                               "not define", details={"reason": "class-not-in-policy"})
     records: dict[str, tuple[str, int, str]] = {}
@@ -192,7 +192,7 @@ def check_header(body: Mapping[str, Any], caller: Caller, case: str, held_envelo
     same("case", header.case, case)
     check_replacement(held, header)
     classes = set(header.classes or ())
-    if not classes <= set(caller.network.genesis.policy.classes):
+    if not classes <= set(caller.network.policy.classes):
         raise PolicyViolation("the header lists a disclosure class the network's policy does "
                               "not define", details={"reason": "class-not-in-policy"})
     records: dict[str, tuple[str, int, str]] = {}

@@ -8,11 +8,11 @@ only.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from schakel.keys import Member, Revocation, VerifiedGenesis
-from schakel.keys.chain import verify_membership, verify_revocation
+from schakel.keys import Member, Revocation, VerifiedGenesis, VerifiedPolicy
+from schakel.keys.chain import verify_membership, verify_network_policy, verify_revocation
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import ContextMismatchError, PolicyViolation, UntrustedKeyError
 from schakel.protocol.objects.network import CovenantAcceptance, EpochKeyDistribution
@@ -46,6 +46,19 @@ def check_revocation(envelope: Any, state: NetworkState) -> Revocation:
     return verify_revocation(envelope, state.genesis)
 
 
+def check_policy(envelope: Any, state: NetworkState, now: datetime, *, skew: int) -> VerifiedPolicy:
+    """protocol.md §N.3 (``schakel.keys.chain.verify_network_policy``), and not dated later
+    than the server's time plus the request skew: a version is in force from ``issued``,
+    and the server enforces the one it holds now.  Whether it is the next version, not dated
+    before the one in force, is decided in the write transaction (``add_policy_txn``)."""
+    policy = verify_network_policy(envelope, state.genesis)
+    if policy.issued > now + timedelta(seconds=skew):
+        raise PolicyViolation("a network-policy takes effect when it is put on the server: "
+                              "it may not be dated in the future",
+                              details={"reason": "policy-dated-in-future", "field": "issued"})
+    return policy
+
+
 def check_acceptance(envelope: Any, state: NetworkState, caller: Caller) -> CovenantAcceptance:
     """Signed by the accepting member, who is the caller, for this network's covenant."""
     if CovenantAcceptance.peek(envelope)["member"] != caller.keyid:
@@ -71,5 +84,5 @@ def check_distribution(envelope: Any, state: NetworkState, now: datetime) -> Epo
     return distribution
 
 
-__all__ = ["check_genesis", "check_membership", "check_revocation",
+__all__ = ["check_genesis", "check_membership", "check_revocation", "check_policy",
            "check_acceptance", "check_distribution"]

@@ -29,7 +29,7 @@ def check_signal(value: Any, state: NetworkState, caller: Caller | None, *, rece
                                  details={"field": "signal"})
         signal = Signal.from_submission(value, [caller.key])
     else:
-        if not state.genesis.policy.anonymous_signals:
+        if not state.policy.anonymous_signals:
             raise PolicyViolation("this network accepts signals from its shell partners only",
                                   details={"reason": "anonymous-signals-disabled"})
         signal = Signal.from_submission(value, [])

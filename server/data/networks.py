@@ -10,6 +10,7 @@ from typing import Any
 
 from schakel.server.audit import AuditNote
 from schakel.server.data import Written, insert, insert_once
+from schakel.server.errors import Conflict
 from schakel.server.storage import Db
 
 
@@ -68,6 +69,27 @@ def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int, audit: 
     return Written(created, {"member": member, "serial": serial})
 
 
+def add_policy_txn(db: Db, obj: Stored, *, version: int, issued: str, audit: AuditNote) -> Written:
+    """Register policy ``version``; it must be the next version, not dated before the one
+    in force (protocol.md §N.3), else :class:`Conflict`.  A new one is audited (``policy``)
+    in the same savepoint; the same envelope again answers the same."""
+    row = db.execute("SELECT version, issued, digest FROM network_policies WHERE network = ?"
+                     " ORDER BY version DESC LIMIT 1", (obj.network,)).fetchone()
+    last_version, last_issued = (1, None) if row is None else (int(row["version"]), row["issued"])
+    if not (row is not None and version <= last_version):
+        if version != last_version + 1:
+            raise Conflict(f"the next policy version of this network is {last_version + 1}",
+                           details={"field": "version", "expected": last_version + 1})
+        if last_issued is not None and issued < last_issued:
+            raise Conflict(f"policy version {version} is dated before version {last_version}",
+                           details={"field": "issued"})
+    created, _ = insert_once(db, "network_policies", {"network": obj.network, "version": version},
+                             {**obj.row(), "issued": issued}, what=f"policy version {version}")
+    if created:
+        audit.append_txn(db)
+    return Written(created, {"network": obj.network, "version": version})
+
+
 def add_acceptance_txn(db: Db, obj: Stored, *, member: str, covenant: str) -> Written:
     created, _ = insert_once(db, "acceptances", {"network": obj.network, "digest": obj.digest},
                              {**obj.row(), "member": member, "covenant": covenant},
@@ -98,6 +120,7 @@ class NetworkRecord:
     genesis: dict[str, Any]
     memberships: list[dict[str, Any]]
     revocations: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
 
 
 def _envelopes(db: Db, table: str, network: str) -> list[dict[str, Any]]:
@@ -105,10 +128,17 @@ def _envelopes(db: Db, table: str, network: str) -> list[dict[str, Any]]:
             db.execute(f"SELECT envelope FROM {table} WHERE network = ? ORDER BY id", (network,))]
 
 
+def network_policies(db: Db, network: str) -> list[dict[str, Any]]:
+    """The network's accepted ``network-policy`` envelopes, by version (the genesis, version
+    1, is not among them)."""
+    return _envelopes(db, "network_policies", network)
+
+
 def all_networks(db: Db) -> list[NetworkRecord]:
     return [NetworkRecord(network=r["network"], genesis=json.loads(r["genesis"]),
                           memberships=_envelopes(db, "memberships", r["network"]),
-                          revocations=_envelopes(db, "revocations", r["network"]))
+                          revocations=_envelopes(db, "revocations", r["network"]),
+                          policies=network_policies(db, r["network"]))
             for r in db.execute("SELECT network, genesis FROM networks ORDER BY rowid")]
 
 
@@ -127,5 +157,5 @@ def epoch_entries(db: Db, network: str, recipient: str) -> list[dict[str, Any]]:
 
 
 __all__ = ["Stored", "NetworkRecord", "register_network_txn", "add_membership_txn",
-           "add_revocation_txn", "add_acceptance_txn", "add_epoch_txn", "all_networks",
-           "member_documents", "epoch_entries"]
+           "add_revocation_txn", "add_policy_txn", "add_acceptance_txn", "add_epoch_txn",
+           "all_networks", "network_policies", "member_documents", "epoch_entries"]

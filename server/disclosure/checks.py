@@ -62,7 +62,7 @@ def check_consent(envelope: Any, caller: Caller, owner: str) -> NewConsent:
     role = _recorder_role(caller, owner)
     consent = Consent.from_envelope(envelope, [caller.key])
     same("network", consent.network, caller.network.network)
-    unknown = sorted(set(consent.classes) - set(caller.network.genesis.policy.classes))
+    unknown = sorted(set(consent.classes) - set(caller.network.policy.classes))
     if unknown:
         raise PolicyViolation("the consent names a class the network's policy does not define",
                               details={"reason": "class-not-in-policy", "classes": unknown})

@@ -1,5 +1,5 @@
 """The facts ``schakel.protocol.policy.decide`` needs that the server holds in memory: the
-network's rules (its verified genesis policy), the would-be grantee's current membership
+network's rules (its verified policy in force), the would-be grantee's current membership
 (the member directory) and the network's auditors, plus the server itself as the actor of
 the audit entries it writes on its own (``schakel.server.audit.actor_of`` makes a caller's).  The
 facts that live in the database (consent, revocation, share, invocations, co-signs) are
@@ -25,8 +25,8 @@ SERVER_ORGANISATION = "Schakel server"
 
 
 def rules_of(state: NetworkState) -> Rules:
-    """The release rules of the network's verified genesis policy (``Rules.of``)."""
-    return Rules.of(state.genesis.policy, state.genesis.kind)
+    """The release rules of the network's policy in force (``Rules.of``; protocol.md §N.3)."""
+    return Rules.of(state.policy, state.genesis.kind)
 
 
 def current_member(state: NetworkState, keyid: str, now: datetime) -> Member | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from schakel.protocol.crypto import VerifyKey
-from schakel.server.audit import latest_head
+from schakel.protocol.encoding import b64e
+from schakel.server.audit import latest_head, policy_note
 from schakel.server.auth import authenticate
 from schakel.server.checks import stored
-from schakel.server.checks.network import check_distribution, check_genesis
-from schakel.server.data.networks import add_epoch_txn, epoch_entries, register_network_txn
+from schakel.server.checks.network import check_distribution, check_genesis, check_policy
+from schakel.server.data.networks import (
+    add_epoch_txn, add_policy_txn, epoch_entries, network_policies, register_network_txn,
+)
 from schakel.server.directory import genesis_key
 from schakel.server.errors import Forbidden
 from schakel.server.registry import ID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj
@@ -58,20 +61,57 @@ async def register_network(call: Call) -> web.Response:
                            policies=array(envelope_of("network-policy"), 1000),
                            tree_head={"anyOf": [envelope_of("tree-head"), {"type": "null"}]}))
 async def get_network(call: Call) -> web.Response:
-    """The network's genesis and the latest signed tree head of its audit log (null while
-    the log is empty; ``GET .../audit/head``).  Policy updates are not served by this
-    version (``policies`` is empty).
+    """The network's genesis, every policy version after it in version order (protocol.md
+    §N.3; the highest is in force) and the latest signed tree head of its audit log (null
+    while the log is empty; ``GET .../audit/head``).
 
     Example::
 
         GET /v1/networks/q5dH3n1Nf0e8iS6vVx0cYA
-        200 {"genesis": {...}, "policies": [], "tree_head": {"signed": {"type":
+        200 {"genesis": {...}, "policies": [{"signed": {"type": "network-policy",
+             "version": 2, ...}, "signatures": [...]}], "tree_head": {"signed": {"type":
              "tree-head", "size": 7, ...}, "signatures": [...]}}
     """
     network = call.id("network")
     caller = call.member(network)
     head = await call.ctx.store.read(latest_head, network)
-    return call.json({"genesis": caller.network.envelope, "policies": [], "tree_head": head})
+    policies = await call.ctx.store.read(network_policies, network)
+    return call.json({"genesis": caller.network.envelope, "policies": policies,
+                      "tree_head": head})
+
+
+@routes.route("POST", "/v1/networks/{network}/policies", auth="signed", who="coordinator",
+              status=201, body=Body((Field("policy", envelope_of("network-policy")),)),
+              response=obj(["network", "version"], network=ID, version=VERSION),
+              errors=("conflict", "context_mismatch", "policy_violation"))
+async def add_policy(call: Call) -> web.Response:
+    """Put a new policy version in force (protocol.md §N.3): a ``network-policy`` signed by
+    the coordinator key, for this network, the next version (the genesis is version 1),
+    not dated before the version in force nor after the server's time plus the request
+    skew, with the genesis's classes and blind index.  A ``policy`` entry is appended to
+    the audit log.  The same envelope again answers 200; another version number or an
+    older date is 409.
+
+    Example::
+
+        POST /v1/networks/{network}/policies  {"policy": {"signed": {"type":
+              "network-policy", "network": "...", "version": 2, "issued": "...",
+              "policy": {...}}, "signatures": [...]}}
+        201 {"network": "q5dH3n1Nf0e8iS6vVx0cYA", "version": 2}
+    """
+    network = call.id("network")
+    caller = call.member(network, coordinator=True)
+    body = await call.body()
+    policy = check_policy(body["policy"], caller.network, call.ctx.now(),
+                          skew=call.ctx.config.limits.max_skew)
+    record = stored(network, body["policy"], received=call.ctx.timestamp(),
+                    acting_user=caller.acting_user)
+    written = await call.ctx.store.write(
+        add_policy_txn, record, version=policy.version,
+        issued=body["policy"]["signed"]["issued"],
+        audit=policy_note(call.ctx, caller, policy, ref=b64e(record.digest[:16])))
+    call.ctx.directory.add_policy(policy)
+    return call.written(written.created, written.answer)
 
 
 @routes.route("POST", "/v1/networks/{network}/epochs", auth="signed", who="coordinator",

@@ -63,7 +63,7 @@ async def submit_signal(call: Call) -> web.Response:
                        receipt_hash=sha256(token))
     if caller is None:
         call.ctx.intake.take(network, call.request.remote or "unknown",
-                             state.genesis.policy.intake_rate_per_hour)
+                             state.policy.intake_rate_per_hour)
     limits = call.ctx.config.limits
     written = await call.ctx.store.write(add_signal_txn, new, max_receipts=limits.max_receipts,
                                          hint_limit=limits.max_hints_per_token)
