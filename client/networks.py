@@ -109,7 +109,9 @@ class Networks:
                                     {"after": cursor, "limit": PAGE})
             batch, cursor_next = page_of(page)
             items.extend(batch)
-            if len(batch) < PAGE or cursor_next is None:
+            # Read to an empty page: a server may serve fewer than PAGE items a page
+            # (its max_page), so a short page is not the end.
+            if not batch or cursor_next is None:
                 return items
             cursor = cursor_next
 

@@ -17,6 +17,7 @@ from schakel.client import ServerMisbehaviour, ServerRefused
 from schakel.client.wire import new_id
 from schakel.client.partner import Partner
 from schakel.protocol.errors import PolicyViolation
+from schakel.server.config import Limits
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, network_policy, running_server, server_fingerprint,
     standard_network,
@@ -323,5 +324,27 @@ async def test_a_referral_the_consent_does_not_cover_leaves_no_open_case_behind(
             await coordinator.sync(oggz)
             left = coordinator.cases.all(oggz)
             assert len(left) == 1 and left[0].status == "closed"
+        finally:
+            await cast.close()
+
+
+async def test_notifications_are_read_past_a_server_page_smaller_than_the_clients(
+        tmp_path: Path) -> None:
+    """A server may serve fewer notifications per page than the client asks (its
+    ``max_page``): the coordinator's client reads on to an empty page and misses none."""
+    async with running_server(tmp_path, limits=Limits(max_page=1)) as url:
+        cast = await standard_network(tmp_path, url, kind="oggz")
+        try:
+            network = cast.network
+            arts = await cast.join(tmp_path, url, "ggd-arts", roles=("bemoeizorg",))
+            await cast.formal.sync(network)
+            cases = [await cast.formal.cases.create(network, INTAKE, identity=IDENTITY)
+                     for _ in range(3)]
+            await arts.sync(network)
+            invocations = [await arts.disclosure.invoke_bemoeizorg(
+                network, case, ground="severe-self-neglect", justification=JUSTIFICATION,
+                classes=["name"]) for case in cases]
+            feed = await cast.coordinator.networks.notifications(network)
+            assert [n["invocation"] for n in feed if n["kind"] == "bemoeizorg"] == invocations
         finally:
             await cast.close()
