@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from schakel.protocol.pagecheck import CheckedEvent
+
 from schakel.client.progress import ProgressCallback, SyncMeter, tell
 from schakel.client.session import Session
 from schakel.client.trust import TrustView
@@ -69,7 +71,7 @@ class Feed:
         meter = SyncMeter(network, cursor, clock=self.timer)
         count, head = 0, int(cursor)
         page = await self._page(network, cursor, max(0, min(30, int(wait))))
-        checks: asyncio.Future[Any] | None = None
+        checks: asyncio.Future[list[CheckedEvent | None]] | None = None
         fetching: asyncio.Task[_Page] | None = None
         if page.items:
             head = max(head, int(page.head))

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from schakel.protocol.canonical import canonical_json
+from schakel.protocol.canonical import canonical_json, parse_json
 from schakel.protocol.crypto import SIGNATURE_BYTES, Signer, VerifyKey
 from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import MalformedError, SignatureError
@@ -110,23 +110,37 @@ def verify(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey]
     ignored; a signature by a counted key that does not verify is an error, not
     something to skip (a forged co-signature is an attack worth reporting).
     """
-    return verify_canonical(envelope, obj_type, keys, None, threshold=threshold)
-
-
-def verify_canonical(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey],
-                     canonical_signed: bytes | None, *, threshold: int = 1) -> dict[str, Any]:
-    """:func:`verify`, given the canonical JSON of ``envelope["signed"]`` when the caller
-    already made it (None: made here), so that a reader that also stores or hashes the
-    envelope serialises the signed part once."""
     _check_type(obj_type)
     signed, signatures, raw = _split_decoded(envelope)
     if signed.get("type") != obj_type:
         raise SignatureError(f"expected a {obj_type!r} object, got {signed.get('type')!r}")
+    _check_signatures(obj_type, signing_input(obj_type, signed), signatures, raw, keys,
+                      threshold)
+    return signed
+
+
+def verify_canonical(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[VerifyKey],
+                     canonical_signed: bytes, *, threshold: int = 1) -> dict[str, Any]:
+    """:func:`verify` for a reader that already holds the canonical JSON of the signed
+    part (it stores or hashes the envelope too): the signatures of ``envelope`` are
+    checked over ``canonical_signed``, and the answer is parsed from those very bytes --
+    what was verified, whatever ``envelope["signed"]`` holds."""
+    _check_type(obj_type)
+    _, signatures, raw = _split_decoded(envelope)
+    signed = parse_json(canonical_signed, max_bytes=len(canonical_signed))
+    if not isinstance(signed, dict) or signed.get("type") != obj_type:
+        got = signed.get("type") if isinstance(signed, dict) else None
+        raise SignatureError(f"expected a {obj_type!r} object, got {got!r}")
+    _check_signatures(obj_type, DOMAIN_PREFIX + obj_type.encode("ascii") + canonical_signed,
+                      signatures, raw, keys, threshold)
+    return signed
+
+
+def _check_signatures(obj_type: str, message: bytes, signatures: list[dict[str, str]],
+                      raw: list[bytes], keys: Iterable[VerifyKey], threshold: int) -> None:
     by_id = {k.key_id: k for k in keys}
     if threshold < 1 or threshold > len(by_id):
         raise MalformedError("threshold must be between 1 and the number of keys")
-    message = signing_input(obj_type, signed) if canonical_signed is None else \
-        DOMAIN_PREFIX + obj_type.encode("ascii") + canonical_signed
     valid = 0
     for s, sig in zip(signatures, raw):
         key = by_id.get(s["keyid"])
@@ -137,7 +151,6 @@ def verify_canonical(envelope: Mapping[str, Any], obj_type: str, keys: Iterable[
     if valid < threshold:
         raise SignatureError(f"{obj_type} needs {threshold} valid signature(s) from the "
                              f"expected keys, found {valid}")
-    return signed
 
 
 __all__ = ["DOMAIN_PREFIX", "MAX_SIGNATURES", "signing_input", "sign", "add_signature",

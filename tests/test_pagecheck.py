@@ -173,3 +173,15 @@ def test_the_envelope_bytes_made_from_the_signed_bytes_are_its_canonical_json(
     unverified = Event.unverified(envelope)
     assert unverified.canonical() == canonical_json(envelope)
     assert unverified.canonical_signed() == canonical_json(envelope["signed"])
+
+
+def test_a_change_to_the_envelope_after_its_schema_passed_is_not_believed() -> None:
+    """The signature is checked over the bytes made when the schemas passed, and the event
+    is built from them: a dict changed in between (by the program holding it) changes
+    neither what is verified nor what is built."""
+    envelope = _event(2)
+    unverified = Event.unverified(envelope)
+    envelope["signed"]["acting_user"] = "iemand-anders"
+    event = unverified.verify([AUTHOR.verify_key])
+    assert event.acting_user == "wijkteam-1"
+    assert unverified.canonical() != canonical_json(envelope)

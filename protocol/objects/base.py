@@ -437,19 +437,20 @@ _S = TypeVar("_S", bound=SignedObject)
 class Unverified(Generic[_S]):
     """An envelope of ``kind`` whose envelope and ``signed`` schemas passed, not yet
     verified (:meth:`SignedObject.unverified`).  ``signed`` is only for finding the key
-    that must verify it."""
+    that must verify it.  The canonical JSON of the signed part is made when the schemas
+    passed; the signatures are checked over those bytes and the object is built from
+    them, so a change to the envelope's dict afterwards changes nothing that is
+    believed."""
 
     __slots__ = ("kind", "envelope", "_canonical_signed")
 
     def __init__(self, kind: type[_S], envelope: Any) -> None:
         self.kind, self.envelope = kind, envelope
-        self._canonical_signed: bytes | None = None
+        self._canonical_signed = canonical_json(envelope["signed"])
 
     def canonical_signed(self) -> bytes:
-        """The canonical JSON of the ``signed`` part: what the signatures cover (after
-        the type's domain prefix), made once."""
-        if self._canonical_signed is None:
-            self._canonical_signed = canonical_json(self.envelope["signed"])
+        """The canonical JSON of the ``signed`` part that passed the schema: what the
+        signatures must cover (after the type's domain prefix)."""
         return self._canonical_signed
 
     def canonical(self) -> bytes:
@@ -457,7 +458,7 @@ class Unverified(Generic[_S]):
         from :meth:`canonical_signed`: an envelope is exactly ``signatures`` and
         ``signed``, which sort in that order (RFC 8785 §3.2.3)."""
         return (b'{"signatures":' + canonical_json(self.envelope["signatures"]) +
-                b',"signed":' + self.canonical_signed() + b"}")
+                b',"signed":' + self._canonical_signed + b"}")
 
     @property
     def signed(self) -> dict[str, Any]:
@@ -471,7 +472,7 @@ class Unverified(Generic[_S]):
         keys = list(keys)
         self.kind._before_verify(self.envelope)
         signed = signing.verify_canonical(self.envelope, self.kind.TYPE, keys,
-                                          self.canonical_signed(), threshold=threshold)
+                                          self._canonical_signed, threshold=threshold)
         obj = self.kind._from_valid_json(signed)
         obj._after_verify(self.envelope, keys)
         return obj
