@@ -320,7 +320,7 @@ COMMANDS: dict[str, Lazy] = {
                  "refer."),
     "consent": Lazy(_C + "consent:consent", "A person's consent (toestemming) to release "
                     "identity: record, revoke."),
-    "demo": Lazy(_C + "demo:demo", "Play two networks from the report against a real "
+    "demo": Lazy(_C + "demo:demo", "Play the report's practices against a real "
                  "`schakel serve`."),
     "duties": Lazy(_C + "duties:duties", "Do this home's duties for a network now (also done "
                    "at every sync)."),

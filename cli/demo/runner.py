@@ -2,9 +2,10 @@
 
 :func:`run` makes a workspace (a temporary folder, or ``--keep DIR``), starts ``schakel
 server init`` and ``schakel serve`` there through :class:`schakel.cli.serverprocess.ServerProcess`,
-plays :mod:`schakel.cli.demo.story` against it, prints the summary, and with ``--serve``
-leaves the server running with instructions until Ctrl-C.  SIGTERM ends the demo as
-Ctrl-C does; either way the server is stopped and a temporary workspace removed.
+plays the chosen practices (:mod:`schakel.cli.demo.story`) against it, prints the summary,
+and with ``--serve`` leaves the server running with the instructions of the practices
+that played until Ctrl-C.  SIGTERM ends the demo as Ctrl-C does; either way the server is
+stopped and a temporary workspace removed.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from schakel.cli.demo import story
-from schakel.cli.demo.stage import PASSPHRASE, Stage
+from schakel.cli.demo.practices import load
+from schakel.cli.demo.stage import PASSPHRASE, Practice, Scene, Stage
 from schakel.cli.demo.tally import Tally, describe, marks_for, printer
 from schakel.cli.serverprocess import ServerProcess
 
@@ -56,29 +58,27 @@ class Workspace:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-async def perform(stage: Stage) -> None:
-    """Play the story on ``stage`` and recap it.  An unexpected exception stops the
-    story; it is a failed check, never a silent success."""
+async def perform(stage: Stage, practices: Sequence[Practice]) -> list[tuple[Practice, Scene]]:
+    """Play ``practices`` on ``stage`` and recap them; an unexpected exception in one is a
+    failed check, never a silent success (:func:`schakel.cli.demo.story.play`)."""
     try:
-        await story.play(stage)
-    except Exception as exc:  # noqa: BLE001 -- reported as a failure with its traceback
-        stage.t.check(False, "the scenario ran to its end", why=describe(exc))
-        traceback.print_exc(file=sys.stderr)
-    else:
+        played = await story.play(stage, practices)
         stage.t.section("Summary")
-        for line in story.recap(stage):
+        for line in story.recap(stage, played):
             stage.t.note(line)
+        return played
     finally:
         await stage.close()
 
 
-def instructions(stage: Stage, url: str) -> str:
-    """Copy-pasteable commands for trying the CLI against the running server."""
-    homes = "\n".join(f"    {o.name:<42} {stage.homes / o.slug}" for o in stage.c.all())
-    nb, oggz, case = stage.nb, stage.oggz, stage.man_case
+def instructions(stage: Stage, played: Sequence[tuple[Practice, Scene]], url: str) -> str:
+    """Copy-pasteable commands for trying the CLI against the running server: the homes
+    of every organisation, then each practice's own commands."""
+    homes = "\n".join(f"    {o.name:<44} {o.home}" for o in stage.orgs)
     scripts = Path(sys.executable).parent
     path = ("" if shutil.which("schakel") == str(scripts / "schakel")
             else f"    export PATH={scripts}:$PATH\n")
+    tries = "".join(_instructions(practice, scene) for practice, scene in played)
     return f"""
 The server keeps running at {url}, with every organisation's home:
 {homes}
@@ -89,42 +89,33 @@ Its server fingerprint, for founding another network on it
 Try the command line in another terminal (one passphrase for all the demo's homes):
 
 {path}    export SCHAKEL_PASSPHRASE='{PASSPHRASE}'
-
-    # the neighbourhood coordinator
-    export SCHAKEL_HOME={stage.homes / 'welzijn'}
-    schakel whoami
-    schakel member list {nb}
-    schakel case list {nb}
-    schakel case show {nb} {case}
-    schakel signal list {nb}
-    schakel audit verify {nb}
-    schakel audit report {nb} {case}
-    schakel report {nb}
-
-    # the church visiting service: the name and address released to it
-    export SCHAKEL_HOME={stage.homes / 'bezoekwerk'}
-    schakel case identity {nb} {case}
-
-    # the GP's practice (shell): only the consult shared with it
-    export SCHAKEL_HOME={stage.homes / 'huisarts'}
-    schakel case list {nb}
-
-    # the privacy officer (auditor) of the oggz network
-    export SCHAKEL_HOME={stage.homes / 'privacy'}
-    schakel audit verify {oggz}
-    schakel audit log {oggz}
-
+{tries}
 Ctrl-C stops the server."""
+
+
+def _instructions(practice: Practice, scene: Scene) -> str:
+    try:
+        return practice.instructions(scene)
+    except Exception as exc:  # noqa: BLE001 -- a practice that failed early has fewer ids
+        return f"\n    # {practice.name}: no commands, it did not play to its end ({describe(exc)})\n"
+
+
+def _practices_said(practices: Sequence[Practice]) -> str:
+    names = [p.name.capitalize() for p in practices]
+    said = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"the practice{'s' if len(names) > 1 else ''} of {said}"
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run(*, serve: bool = False, keep: Path | None = None,
-        out: TextIO | None = None) -> int:
-    """Play the demo; returns the process exit code (0 only if every check held)."""
+def run(*, practices: Sequence[Practice] | None = None, serve: bool = False,
+        keep: Path | None = None, out: TextIO | None = None) -> int:
+    """Play ``practices`` (default: every registered one); returns the process exit code
+    (0 only if every check held)."""
     out = out or sys.stdout
+    chosen = list(practices) if practices is not None else load()
     tally = Tally(say=printer(out), marks=marks_for(out))
     # SIGTERM ends the demo like Ctrl-C does: through the `finally` below, which stops the
     # server (it runs in its own session, so no signal reaches it by itself).
@@ -132,7 +123,8 @@ def run(*, serve: bool = False, keep: Path | None = None,
     workspace = Workspace.make(keep)
     server = ServerProcess(workspace.server_data, log_file=workspace.root / "server.log")
     started = time.monotonic()
-    tally.say("Schakel demo: two networks from the report, a real server, real keys.")
+    tally.say(f"Schakel demo: {_practices_said(chosen)} from the report, a real server, "
+              f"real keys.")
     tally.say(f"Each {tally.marks.ok} is a check that held, {tally.marks.fail} one that did not; "
               f"{tally.marks.note} lines say what a party does or reads.")
     try:
@@ -142,13 +134,13 @@ def run(*, serve: bool = False, keep: Path | None = None,
         url = server.start()
         tally.note(f"schakel serve is up at {url} (data in {workspace.server_data})")
         stage = Stage(tally, url, server.fingerprint, workspace.homes, workspace.server_data)
-        asyncio.run(perform(stage))
+        played = asyncio.run(perform(stage, chosen))
         tally.summary(time.monotonic() - started)
         if tally.failures:
             print(f"The server's log (requests only, never content), last lines:\n"
                   f"{server.tail(2000)}", file=sys.stderr)
         if serve and server.running:
-            tally.say(instructions(stage, url))
+            tally.say(instructions(stage, played, url))
             try:
                 server.wait()
             except KeyboardInterrupt:

@@ -1,75 +1,66 @@
-"""The demo's story, act by act, in the report's order (../shared/seed, chapter 4).
+"""The demo's story: the practices chosen, each opening with what the report says of it,
+then the oversight acts on everything they founded.
 
-Two networks share one server.  In the Buurtnetwerk 55+ Soesterkwartier
-(:mod:`~schakel.cli.demo.neighbourhood`) a coordinator founds the network, a nurse asks an
-anonymous question, a volunteer driver signals a concern, and an isolated man's name and
-address reach a church visiting service with his consent while his BSN does not.  In the
-Lokaal Zorgnetwerk Woningvervuiling (:mod:`~schakel.cli.demo.oggz`) a polluted house
-calls for bemoeizorg, with four eyes and the auditor's review, and the case is then
-referred to the neighbourhood for aftercare.  Finally (:mod:`~schakel.cli.demo.oversight`)
-an auditor verifies both logs from scratch, and the server's database is searched for
-anything it should not hold.
-
-Every act narrates what each party reads and what it cannot, and every such claim is a
-check in the :class:`~schakel.cli.demo.tally.Tally`.
+Every practice plays on the same server with its own homes, networks and cast
+(:mod:`schakel.cli.demo.practices` lists them); every act narrates what each party reads
+and what it cannot, and every such claim is a check in the
+:class:`~schakel.cli.demo.tally.Tally`.  A practice that stops on an unexpected exception
+is a failed check; the next practice still plays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from schakel.cli.demo import neighbourhood, oggz, oversight
-from schakel.cli.demo.stage import PASSPHRASE, Stage
-from schakel.client.partner import Partner
-from schakel.keys import KdfParams
-
-
-async def create_homes(s: Stage) -> None:
-    """Act 0: every organisation creates its own home: its key pair, its keystore under
-    the passphrase, its local state.  Nobody holds anyone else's keys."""
-    s.t.section("0. Every organisation creates its own home: keys, keystore, local state")
-    for org in s.c.all():
-        org.partner = await Partner.create(
-            s.homes / org.slug, PASSPHRASE, name=org.name, server=s.server,
-            acting_user=org.acting_user, kdf=KdfParams.INTERACTIVE)
-    s.t.check(len({o.p.key_id for o in s.c.all()}) == len(s.c.all()),
-              f"{len(s.c.all())} organisations, each with its own key pair in its own "
-              f"home ({s.homes})")
+from schakel.cli.demo import oversight
+from schakel.cli.demo.stage import Practice, Scene, Stage
+from schakel.cli.demo.tally import describe
 
 
-#: The acts in the order they are played.
-ACTS: tuple[Callable[[Stage], Awaitable[None]], ...] = (
-    create_homes,
-    neighbourhood.found_neighbourhood,      # 1. Buurtnetwerk 55+ Soesterkwartier
-    neighbourhood.consult,                  # 2. an anonymous consult
-    neighbourhood.driver_signal,            # 3. a volunteer driver's anonymous signal
-    neighbourhood.elderly_man,              # 4. the isolated man, with his consent
-    oggz.found_oggz,                        # 5. Lokaal Zorgnetwerk Woningvervuiling
-    oggz.housing_pollution,                 # 6. bemoeizorg, four eyes, the review
-    oggz.referral,                          # 7. aftercare in the neighbourhood network
-    oversight.audit,                        # 8. the auditor verifies both logs
-    oversight.server_holds_no_plaintext,    # 9. what the server holds
-)
+async def _play(s: Stage, what: str, acts: Sequence[Callable[[Any], Awaitable[None]]],
+                on: Any) -> None:
+    try:
+        for act in acts:
+            await act(on)
+    except Exception as exc:  # noqa: BLE001 -- reported as a failure with its traceback
+        s.t.check(False, f"{what} ran to its end", why=describe(exc))
+        traceback.print_exc(file=sys.stderr)
 
 
-async def play(s: Stage) -> None:
-    """Play every act on ``s``; an exception stops the story (the caller reports it)."""
-    for act in ACTS:
-        await act(s)
+async def play(s: Stage, practices: Sequence[Practice]) -> list[tuple[Practice, Scene]]:
+    """Play each practice on ``s``, then the oversight acts; the scenes played."""
+    played: list[tuple[Practice, Scene]] = []
+    for practice in practices:
+        s.t.part(practice.title)
+        for line in practice.report:
+            s.t.narrate(line)
+        scene = practice.scene(s)
+        played.append((practice, scene))
+        await _play(s, f"the {practice.name} practice", practice.acts, scene)
+    await _play(s, "the oversight", oversight.ACTS, s)
+    return played
 
 
-def recap(s: Stage) -> list[str]:
+def recap(s: Stage, played: Sequence[tuple[Practice, Scene]]) -> list[str]:
     """What the run showed, in numbers (printed before the check count)."""
-    pairs = ((s.c.welzijn, s.nb), (s.c.ggd, s.oggz))
-    cases = sum(len(o.p.cases.all(n)) for o, n in pairs if o.partner is not None and n)
+    lines = []
+    for practice, scene in played:
+        try:
+            lines += practice.recap(scene)
+        except Exception as exc:  # noqa: BLE001 -- a recap after a failure says so
+            lines.append(f"{practice.name}: no recap ({describe(exc)})")
     logs = ", ".join(f"{name} {size}" for name, size in s.logs.items()) or "none"
     return [
-        f"{len(s.c.all())} organisations, each with its own home and keys; 2 networks; "
-        f"{cases} cases and consults",
+        *lines,
+        f"{len(s.orgs)} organisations, each with its own home and keys; "
+        f"{len(s.networks)} network{'' if len(s.networks) == 1 else 's'}",
         f"identity released {len(s.releases)}x ({', '.join(s.releases) or '-'}), "
         f"each after its audit entry; {s.t.refusals} attempts refused, each with its reason",
         f"audit entries verified from scratch: {logs}",
     ]
 
 
-__all__ = ["ACTS", "create_homes", "play", "recap"]
+__all__ = ["play", "recap"]

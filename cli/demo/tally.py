@@ -9,6 +9,7 @@ printable on any terminal.
 from __future__ import annotations
 
 import inspect
+import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
@@ -87,6 +88,16 @@ class Tally:
     def section(self, title: str) -> None:
         self.say("")
         self.say(f"{self.marks.rule * 2} {title}")
+
+    def part(self, title: str) -> None:
+        """The heading of one practice."""
+        self.say("")
+        self.say(f"{self.marks.rule * 4} {title} {self.marks.rule * max(4, 84 - len(title))}")
+
+    def narrate(self, text: str, width: int = 92) -> None:
+        """A paragraph of narration (what the report says), wrapped; not a check."""
+        for line in textwrap.wrap(text, width=width):
+            self.say(f"  | {line}")
 
     def note(self, text: str, who: str | None = None) -> None:
         """A line of narration that is not a check (what a party does or reads)."""

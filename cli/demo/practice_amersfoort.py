@@ -1,21 +1,21 @@
-"""Acts 1 to 4: the Buurtnetwerk 55+ Soesterkwartier (report §4.2, §4.3.2, §4.4, §4.5.2).
+"""Amersfoort: the Buurtnetwerk 55+ Soesterkwartier (report §4.1 schema 2, §4.2.2, §4.2.3,
+§4.3, §4.4, §4.5.2), played by ``schakel demo --practice amersfoort``.
 
 An open network: volunteers sit in its core next to professionals, a GP's practice and a
 housing corporation in its shell, and consent is what lets a name travel.  The
 coordinator founds it, a home care nurse asks an anonymous question, a volunteer driver
-sends a signal without an account, and social work brings in an isolated man whose name
-and address reach the church visiting service, and whose BSN does not.
+sends a signal without an account, social work brings in an isolated man whose name and
+address reach the church visiting service, and whose BSN does not; the privacy officer
+reads his subject access report.  Every person, address and phone number is invented.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from schakel.cli.demo.cast import (
-    CONSULT_INTAKE, COVENANTS, DRAFT_SUMMARY, DRIVER_CONCERN, MAN, MAN_INTAKE, NEIGHBOURHOOD, Org,
-)
-from schakel.cli.demo.stage import PASSPHRASE, Stage
+from schakel.cli.demo.stage import PASSPHRASE, Cast, Org, Practice, Scene, Stage, org
 from schakel.cli.demo.tally import short
 from schakel.client.card import anonymous_signal, anonymous_status, read_card
 from schakel.client.partner import Partner
@@ -26,8 +26,80 @@ from schakel.protocol.errors import ProtocolError
 from schakel.protocol.objects.base import format_timestamp
 from schakel.protocol.objects.disclosure import Grant, GrantBasis
 
+NEIGHBOURHOOD = "Buurtnetwerk 55+ Soesterkwartier"
+COVENANT = ("Convenant Buurtnetwerk 55+ Soesterkwartier. Wij bespreken casussen anoniem; namen "
+            "delen wij alleen met toestemming van de bewoner, en alleen met wie ze nodig heeft.")
 
-async def found_neighbourhood(s: Stage) -> None:
+#: The isolated elderly man (invented).
+MAN = {"name": {"given_names": "Hendrik", "family_name": "de Vries"},
+       "address": {"street": "Soesterweg", "house_number": "12", "postcode": "3812 AB",
+                   "city": "Amersfoort"},
+       "official": {"bsn": "111222333", "date_of_birth": "1946-05-04"}}
+MAN_INTAKE = {"kind": "intake", "age_band": "75-84", "neighbourhood": "Soesterkwartier",
+              "domains": ["loneliness", "self-care"], "severity": "medium",
+              "care_status": "avoids-care", "source": "anonymous-signal", "complex": False,
+              "summary": "Woont alleen sinds zijn vrouw overleed, komt de deur nauwelijks uit "
+                         "en eet slecht. Wil wel bezoek, geen 'instanties'."}
+CONSULT_INTAKE = {"kind": "intake", "age_band": "85+", "neighbourhood": "Soesterkwartier",
+                  "domains": ["self-care"], "severity": "low", "care_status": "misses-care",
+                  "source": "partner", "complex": False,
+                  "summary": "Consultatieve vraag: een mevrouw vergeet haar medicijnen en wil "
+                             "geen hulp van buiten. Hoe krijgen we haar in beeld zonder haar "
+                             "te overvallen?"}
+#: Social work's first draft of the man's intake: his name and his daughter's number in it.
+DRAFT_SUMMARY = ("Meneer de Vries woont alleen sinds zijn vrouw overleed en eet slecht. "
+                 "Dochter: 06-12345678.")
+DRIVER_CONCERN = ("Ik rij voor de vrijwillige vervoersdienst. Een oudere meneer aan de "
+                  "Soesterweg laat al weken niemand binnen, de brievenbus puilt uit en hij "
+                  "zegt dat hij niet meer eet.")
+
+
+@dataclass
+class AmersfoortCast(Cast):
+    """The network's organisations: the coordinator, five core partners (two of them
+    informal), a housing corporation, a GP's practice and the municipality's privacy
+    officer in the shell."""
+
+    welzijn: Org = org("welzijn", "Welzijn Amersfoort", "opbouwwerker-soesterkwartier")
+    maatschappelijk_werk: Org = org("maatschappelijk-werk", "Maatschappelijk Werk Amersfoort",
+                                    "mw-casemanager-1")
+    thuiszorg: Org = org("thuiszorg", "Thuiszorg Amersfoort", "wijkverpleging-1")
+    mee: Org = org("mee", "MEE Amersfoort", "clientondersteuner-1")
+    bezoekwerk: Org = org("bezoekwerk", "Kerkelijk Bezoekwerk Soesterkwartier",
+                          "bezoekwerk-coordinator")
+    vrijwilligers: Org = org("vrijwilligers", "Vrijwilligerscentrale Amersfoort",
+                             "vrijwilligers-1")
+    woningcorporatie: Org = org("woningcorporatie", "Woningcorporatie Eemland Wonen",
+                                "huismeester-1")
+    huisarts: Org = org("huisarts", "Huisartsenpraktijk Soesterkwartier",
+                        "praktijkondersteuner-1")
+    privacy: Org = org("privacy", "Privacyfunctionaris Gemeente Amersfoort",
+                       "privacy-officer-1")
+
+
+@dataclass
+class Soesterkwartier(Scene):
+    """The Amersfoort practice as it is played: its cast and the ids its acts make."""
+
+    c: AmersfoortCast = field(default_factory=AmersfoortCast)
+    nb: str = ""
+    consult_case: str = ""
+    man_case: str = ""
+
+
+async def create_homes(s: Soesterkwartier) -> None:
+    """Every organisation creates its own home: its key pair, its keystore under the
+    passphrase, its local state.  Nobody holds anyone else's keys."""
+    s.t.section("0. Every organisation creates its own home: keys, keystore, local state")
+    await s.stage.create_homes("amersfoort", s.c.all())
+    s.stage.keep_secret("the man's name, street or BSN",
+                        "Hendrik", "de Vries", "Soesterweg", "111222333")
+    s.stage.keep_secret("the anonymous layer's text or the driver's concern",
+                        str(MAN_INTAKE["summary"])[:30], str(CONSULT_INTAKE["summary"])[:30],
+                        DRIVER_CONCERN[:30])
+
+
+async def found_neighbourhood(s: Soesterkwartier) -> None:
     """Act 1: Welzijn Amersfoort founds the network on the server fingerprint the operator
     gave it, and admits eight partners: five to its core, three to its shell (report
     §4.2.2, §4.2.3).
@@ -43,12 +115,13 @@ async def found_neighbourhood(s: Stage) -> None:
                     "(another server's keys would not have it either)",
                     lambda: w.p.networks.create(
                         name=NEIGHBOURHOOD, kind="neighbourhood",
-                        covenant=COVENANTS[NEIGHBOURHOOD],
+                        covenant=COVENANT,
                         server_fingerprint=_one_digit_off(s.server_fingerprint)),
                     code="untrusted_key")
     s.nb = await w.p.networks.create(name=NEIGHBOURHOOD, kind="neighbourhood",
-                                    covenant=COVENANTS[NEIGHBOURHOOD],
+                                    covenant=COVENANT,
                                     server_fingerprint=s.server_fingerprint)
+    s.stage.founded(s.nb, NEIGHBOURHOOD, COVENANT, coordinator=w, auditor=s.c.privacy)
     t.note(f"network {s.nb}: the server's log and gate keys, checked against the "
            f"server fingerprint, are in its signed genesis", w.name)
     t.note(f"reads its fingerprint aloud at the covenant ceremony: {w.p.fingerprint}", w.name)
@@ -81,7 +154,7 @@ async def found_neighbourhood(s: Stage) -> None:
                                          f"{shell} shell partners")
     await t.refused("the volunteer centre tries to accept an older covenant text",
                     lambda: s.c.vrijwilligers.p.networks.accept_covenant(
-                        s.nb, COVENANTS[NEIGHBOURHOOD] + " (concept 2012)"),
+                        s.nb, COVENANT + " (concept 2012)"),
                     code="context_mismatch")
 
 
@@ -90,19 +163,19 @@ def _one_digit_off(fingerprint: str) -> str:
     return fingerprint[:-1] + str((int(fingerprint[-1]) + 1) % 10)
 
 
-async def _wrong_fingerprint(s: Stage) -> None:
+async def _wrong_fingerprint(s: Soesterkwartier) -> None:
     """A second workstation of the GP's practice (a copy of its home, before it trusted
-    the network) is configured with the wrong fingerprint — the GGD's, a real one of
-    another coordinator.  Its client must refuse the genesis the server hands it, and
+    the network) is configured with the wrong fingerprint — MEE's, a real one of
+    another organisation.  Its client must refuse the genesis the server hands it, and
     must refuse to swap the anchor afterwards."""
     t = s.t
-    copy = s.homes / "huisarts-tweede-werkplek"
-    shutil.copytree(s.homes / s.c.huisarts.slug, copy)
+    copy = s.homes / "amersfoort" / "huisarts-tweede-werkplek"
+    shutil.copytree(s.c.huisarts.home, copy)
     second = await Partner.open(copy, PASSPHRASE)
     try:
-        second.trust(s.nb, s.c.ggd.p.fingerprint)
-        await t.refused("a workstation configured with another coordinator's fingerprint "
-                        "syncs the network", lambda: second.sync(s.nb),
+        second.trust(s.nb, s.c.mee.p.fingerprint)
+        await t.refused("a workstation configured with a wrong fingerprint (MEE's, a real "
+                        "one of another organisation) syncs the network", lambda: second.sync(s.nb),
                         reason="genesis-untrusted")
         await t.refused("...nor can it quietly replace the anchor afterwards",
                         lambda: second.trust(s.nb, s.c.welzijn.p.fingerprint),
@@ -112,7 +185,7 @@ async def _wrong_fingerprint(s: Stage) -> None:
         shutil.rmtree(copy, ignore_errors=True)
 
 
-async def consult(s: Stage) -> None:
+async def consult(s: Soesterkwartier) -> None:
     """Act 2: home care asks a consultative question, naming nobody (report §4.3.2).
 
     Every core partner reads it, the informal church visiting service too; MEE answers.
@@ -144,7 +217,7 @@ async def consult(s: Stage) -> None:
             "the GP's practice now reads the consult and MEE's note")
 
 
-async def driver_signal(s: Stage) -> None:
+async def driver_signal(s: Soesterkwartier) -> None:
     """Act 3: a volunteer driver, with no account and no keys, signals a concern with the
     network's card and the coordinator's fingerprint on its flyer (report §4.5.2).
 
@@ -192,7 +265,7 @@ async def driver_signal(s: Stage) -> None:
                 f"he sees \"{status.status}\" and the coordinator's message")
 
 
-async def elderly_man(s: Stage) -> None:
+async def elderly_man(s: Soesterkwartier) -> None:
     """Act 4: social work brings in an isolated man, and with his consent his name and
     address reach the church visiting service that will visit him (report §4.3.2, §4.4.1).
 
@@ -271,7 +344,7 @@ async def elderly_man(s: Stage) -> None:
         await _server_refuses_official(s, consent)
 
 
-def _show_where(s: Stage, refusal: BaseException | None, text: str, org: Org) -> None:
+def _show_where(s: Soesterkwartier, refusal: BaseException | None, text: str, org: Org) -> None:
     """What the refusal shows the writer: each finding's kind and place, and the
     summary with placeholders (docs/protocol.md §8.2)."""
     details = getattr(refusal, "details", None) or {}
@@ -285,14 +358,14 @@ def _show_where(s: Stage, refusal: BaseException | None, text: str, org: Org) ->
               f"the refusal says where and what, and suggests: \"{short(rewrite, 90)}\"")
 
 
-async def _church_action(s: Stage) -> int:
+async def _church_action(s: Soesterkwartier) -> int:
     return await s.c.bezoekwerk.p.cases.add_event(s.nb, s.man_case, {
         "kind": "action", "description": "Wekelijks bezoek door een vrijwilliger.",
         "help_type": "informal", "relation": "complementary",
         "by": s.c.bezoekwerk.p.key_id})
 
 
-async def _formal_help(s: Stage, care: Org) -> None:
+async def _formal_help(s: Soesterkwartier, care: Org) -> None:
     """Informal where possible, professional where necessary: a formal action says why
     informal help is not possible, in words, and every member's client judges it again
     when it reads the case (docs/protocol.md §7)."""
@@ -315,7 +388,7 @@ async def _formal_help(s: Stage, care: Org) -> None:
             "informal and formal help combined, no policy breach")
 
 
-async def _server_refuses_official(s: Stage, consent: str) -> None:
+async def _server_refuses_official(s: Soesterkwartier, consent: str) -> None:
     """The client refused early and sent nothing.  A client that skips the check (an
     old version, a hostile one) meets the server's own ``policy.decide``, which
     writes the denial to the audit log before it answers."""
@@ -339,4 +412,85 @@ async def _server_refuses_official(s: Stage, consent: str) -> None:
             f"informal-class-not-allowed, written before the answer")
 
 
-__all__ = ["found_neighbourhood", "consult", "driver_signal", "elderly_man"]
+async def access_report(s: Soesterkwartier) -> None:
+    """Act 5: the privacy officer reads the man's subject access report (the visiting
+    service's release, the refused BSN); the visiting service's own state file keeps the
+    name it was given encrypted."""
+    t, a = s.t, s.c.privacy
+    t.section("5. The privacy officer reads the man's subject access report")
+    report = await t.holds("the subject access report of the man's case",
+                           lambda: a.p.reports.access(s.nb, s.man_case))
+    if report is not None:
+        for line in str(report.get("text", "")).splitlines()[:24]:
+            t.say(f"      | {line}")
+        releases, denials = report.get("releases", []), report.get("denials", [])
+        t.check(any(r.get("partner") == s.c.bezoekwerk.p.key_id for r in releases)
+                and any(d.get("reason") == "informal-class-not-allowed" for d in denials),
+                "it lists the visiting service's release and the refused BSN")
+    state = b"".join(p.read_bytes() for p in s.c.bezoekwerk.home.glob("state.db*"))
+    held = s.c.bezoekwerk.p.identity.get(s.nb, s.man_case)
+    t.check(bool(held) and b"Hendrik" not in state,
+            "the visiting service's own state file keeps his name encrypted too")
+
+
+def instructions(s: Soesterkwartier) -> str:
+    """Commands to try against the Amersfoort network the demo left running."""
+    nb, case = s.nb, s.man_case
+    return f"""
+    # Amersfoort, {NEIGHBOURHOOD}: the coordinator
+    export SCHAKEL_HOME={s.c.welzijn.home}
+    schakel whoami
+    schakel member list {nb}
+    schakel case list {nb}
+    schakel case show {nb} {case}
+    schakel signal list {nb}
+    schakel audit verify {nb}
+    schakel audit report {nb} {case}
+    schakel report {nb}
+
+    # the church visiting service: the name and address released to it
+    export SCHAKEL_HOME={s.c.bezoekwerk.home}
+    schakel case identity {nb} {case}
+
+    # the GP's practice (shell): only the consult shared with it
+    export SCHAKEL_HOME={s.c.huisarts.home}
+    schakel case list {nb}
+"""
+
+
+def recap(s: Soesterkwartier) -> list[str]:
+    cases = len(s.c.welzijn.p.cases.all(s.nb)) if s.nb and s.c.welzijn.partner else 0
+    return [f"Amersfoort: {len(s.c.all())} organisations, 1 network, {cases} cases and "
+            f"consults"]
+
+
+#: What the report says of the Buurtnetwerken 55+ Amersfoort, narrated.
+REPORT = (
+    "Amersfoort has three Buurtnetwerken 55+ (Soesterkwartier, Randenbroek/Schuilenburg, "
+    "Liendert/Rustenburg), neighbourhood networks for residents over 55 (report §4.1, "
+    "schema 2). Welfare work coordinates; social work, elderly advisers, home care and "
+    "volunteer organisations form an open core.",
+    "The report calls Amersfoort the exception for the many volunteers in its core: "
+    "\"ruime vertegenwoordiging van dit type vrijwilligers in het kernoverleg\" (§4.2.3); "
+    "a church's diaconal worker and a visiting service sit at the table with professionals.",
+    "Cases are discussed by a format, \"niet met naam en toenaam\"; informal helpers ask "
+    "anonymous consultative questions (§4.3.1, §4.3.2). The problems are silent ones, of people "
+    "who miss or avoid care, and their consent is decisive (§4.2.1).",
+    "Played here: the Soesterkwartier network with a consult, a volunteer driver's "
+    "signal and the feedback he reads back, an isolated man brought in with his consent, "
+    "his name and address to the church visiting service and his BSN refused to it.",
+)
+
+PRACTICE = Practice(
+    name="amersfoort",
+    title=f"Amersfoort: {NEIGHBOURHOOD}",
+    report=REPORT,
+    scene=Soesterkwartier,
+    acts=(create_homes, found_neighbourhood, consult, driver_signal, elderly_man,
+          access_report),
+    instructions=instructions,
+    recap=recap,
+)
+
+
+__all__ = ["PRACTICE", "AmersfoortCast", "Soesterkwartier", "NEIGHBOURHOOD", "MAN"]

@@ -1,0 +1,51 @@
+"""The practices ``schakel demo`` can play: one line each, in the order it plays them.
+
+A practice is one module, ``cli/demo/practice_<name>.py``, whose ``PRACTICE`` is a
+:class:`schakel.cli.demo.stage.Practice`: the report's description of that practice
+(narrated when it opens), a :class:`~schakel.cli.demo.stage.Scene` with its own cast and
+networks, its acts (each narrating and checking through the
+:class:`~schakel.cli.demo.tally.Tally`), and the lines ``--serve`` and the summary print
+for it.  To add one, write that module (``practice_amersfoort.py`` is the model: homes,
+founding, acts, ``instructions``, ``recap``, ``REPORT``, ``PRACTICE``) and add its line
+to :data:`REGISTRY`; ``schakel demo --practice NAME`` offers it, ``schakel demo`` plays it
+with the others, and the oversight acts verify its networks' audit logs and search the
+server's database for the texts it registered with ``Stage.keep_secret``.
+
+The registry names modules rather than importing them, so that ``schakel demo --help``
+stays as light as the rest of the command line (tests/test_cli_help.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schakel.cli.demo.stage import Practice
+
+#: ``--practice`` name -> the module that plays it.  The report's schema 2 names three
+#: more (almere, utrecht, breda); each comes with the module that plays it.
+REGISTRY: dict[str, str] = {
+    "amersfoort": "schakel.cli.demo.practice_amersfoort",
+    "rotterdam": "schakel.cli.demo.practice_rotterdam",
+}
+
+
+def load(names: Iterable[str] = ()) -> list["Practice"]:
+    """The practices named (every registered one when none is), in the registry's order."""
+    wanted = set(names) or set(REGISTRY)
+    unknown = wanted - set(REGISTRY)
+    if unknown:
+        raise KeyError(f"no practice {sorted(unknown)}; registered: {list(REGISTRY)}")
+    loaded = []
+    for name, module in REGISTRY.items():
+        if name in wanted:
+            practice = importlib.import_module(module).PRACTICE
+            if practice.name != name:
+                raise ValueError(f"{module} plays {practice.name!r}, registered as {name!r}")
+            loaded.append(practice)
+    return loaded
+
+
+__all__ = ["REGISTRY", "load"]
