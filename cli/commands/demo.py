@@ -33,6 +33,10 @@ def demo(practices: tuple[str, ...], serve: bool, keep: Path | None) -> None:
                 and the auditor's review; domestic violence, the meldcode's
                 grounds put in force as a new policy version, a referral to
                 Veilig Thuis (shell); aftercare in a neighbourhood network.
+    zeist       Steunpunt Eenzaamheid Zeist: a neighbour (with the command
+                line) and a volunteer driver (with the library) signal without
+                keys, using the network's card; the Steunpunt answers and each
+                reads the answer back with a receipt.
     Then each network's auditor verifies its audit log from scratch, and the demo
     shows that the server's database holds no name.
 

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from schakel.cli.demo.stage import PASSPHRASE, Cast, Org, Practice, Scene, Stage, org
+from schakel.cli.demo.stage import PASSPHRASE, Cast, Org, Practice, Scene, org
 from schakel.cli.demo.tally import short
 from schakel.client.card import anonymous_signal, anonymous_status, read_card
 from schakel.client.partner import Partner
@@ -133,7 +133,7 @@ async def found_neighbourhood(s: Soesterkwartier) -> None:
                                       party="formal",
                                       fingerprint=s.c.thuiszorg.p.fingerprint),
                     code="untrusted_key")
-    for org, ring, party, roles in (
+    for o, ring, party, roles in (
             (s.c.maatschappelijk_werk, "core", "formal", ("professional-secrecy",)),
             (s.c.thuiszorg, "core", "formal", ()),
             (s.c.mee, "core", "formal", ()),
@@ -141,7 +141,7 @@ async def found_neighbourhood(s: Soesterkwartier) -> None:
             (s.c.vrijwilligers, "core", "informal", ()),
             (s.c.woningcorporatie, "shell", "formal", ()),
             (s.c.privacy, "shell", "formal", ("auditor",))):
-        await s.join(s.nb, w, org, ring=ring, party=party, roles=roles)
+        await s.join(s.nb, w, o, ring=ring, party=party, roles=roles)
     await s.join(s.nb, w, s.c.huisarts, ring="shell", party="formal",
                  before_trust=lambda: _wrong_fingerprint(s))
     await w.p.sync(s.nb)
@@ -344,7 +344,7 @@ async def elderly_man(s: Soesterkwartier) -> None:
         await _server_refuses_official(s, consent)
 
 
-def _show_where(s: Soesterkwartier, refusal: BaseException | None, text: str, org: Org) -> None:
+def _show_where(s: Soesterkwartier, refusal: BaseException | None, text: str, writer: Org) -> None:
     """What the refusal shows the writer: each finding's kind and place, and the
     summary with placeholders (docs/protocol.md §8.2)."""
     details = getattr(refusal, "details", None) or {}
@@ -352,7 +352,7 @@ def _show_where(s: Soesterkwartier, refusal: BaseException | None, text: str, or
              for f in details.get("findings") or [] if f.get("path") == "summary"]
     for f in found:
         s.t.note(f"is shown: {f.label} at \"{text[f.start:f.end]}\" \u2192 "
-                 f"{f.placeholder}", org.name)
+                 f"{f.placeholder}", writer.name)
     rewrite = pii.redact(text, found) if found else text
     s.t.check(bool(found) and "06-12345678" not in rewrite and "[telefoon]" in rewrite,
               f"the refusal says where and what, and suggests: \"{short(rewrite, 90)}\"")

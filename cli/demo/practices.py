@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "amersfoort": "schakel.cli.demo.practice_amersfoort",
     "rotterdam": "schakel.cli.demo.practice_rotterdam",
+    "zeist": "schakel.cli.demo.practice_zeist",
 }
 
 
