@@ -1,11 +1,15 @@
-"""`schakel demo` (make demo): the mission against a real server, and every check holds.
+"""`schakel demo` (make demo): the report's practices against a real server, and every
+check holds.
 
-One module-scoped run of ``python -m schakel.cli demo --serve --keep DIR`` as a
-subprocess serves all the end-to-end assertions: its narration, its exit code, the
-refusals it must show, the copy-pasteable instructions of ``--serve`` (one of them is run
-against the still-running server), Ctrl-C, and what ``--keep`` leaves behind.  The
-check-counting helper is unit-tested separately, with failing checks: a demo that
-printed "all checks held" after a failure would be worse than no demo.
+One module-scoped run of ``python -m schakel.cli demo --serve --keep DIR`` (every
+practice) as a subprocess serves most end-to-end assertions: its narration, its exit
+code, the refusals it must show, the copy-pasteable instructions of ``--serve`` (one of
+them is run against the still-running server), Ctrl-C, and what ``--keep`` leaves behind.
+Each registered practice is also played alone (``--practice NAME``), and a practice
+whose check fails, or which stops on an exception, is played through the runner to show
+that the exit code says so.  The check-counting helper is unit-tested separately, with
+failing checks: a demo that printed "all checks held" after a failure would be worse
+than no demo.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from schakel.cli.demo.practices import REGISTRY, load
+from schakel.cli.demo.stage import Practice, Scene
 from schakel.cli.demo.tally import ASCII, UNICODE, Tally, marks_for
 from schakel.protocol.errors import PolicyViolation
 
@@ -150,16 +156,23 @@ def test_every_check_holds_and_the_exit_code_says_so(demo: DemoRun) -> None:
     assert "Traceback" not in demo.stderr
 
 
-def test_the_story_covers_both_networks_and_the_auditor(demo: DemoRun) -> None:
-    for heading in ("Buurtnetwerk 55+ Soesterkwartier", "Lokaal Zorgnetwerk Woningvervuiling",
-                    "anonymous signal", "consent", "bemoeizorg", "referral",
-                    "verifies both logs from scratch", "What the server holds"):
+def test_the_story_plays_every_practice_then_the_auditors(demo: DemoRun) -> None:
+    titles = [p.title for p in load()]
+    positions = [demo.stdout.find(f" {title} ") for title in titles]
+    assert -1 not in positions and positions == sorted(positions), titles
+    for heading in ("anonymous signal", "consent", "bemoeizorg", "referral", "policy version 2",
+                    "Veilig Thuis", "network's card", "verify every audit log from scratch",
+                    "What the server holds"):
         assert heading in demo.stdout, heading
+    assert demo.stdout.index("verify every audit log") > positions[-1]
     assert "Hendrik de Vries, Soesterweg 12" in demo.stdout      # what the visiting service reads
+    for practice in load():                                      # every network's log verified
+        assert re.search(rf"{re.escape(practice.title.split(': ', 1)[1])}: .* recomputes "
+                         rf"every entry", demo.stdout), practice.name
 
 
 @pytest.mark.parametrize(("who", "refusal"), [
-    ("another coordinator's fingerprint", "genesis-untrusted"),
+    ("wrong fingerprint (MEE's", "genesis-untrusted"),
     ("server fingerprint of one wrong digit", "untrusted_key"),
     ("'nvt' as the reason", "formal-action-reason-says-nothing"),
     ("grants the visiting service his BSN", "informal-class-not-allowed"),   # its own client
@@ -169,6 +182,12 @@ def test_the_story_covers_both_networks_and_the_auditor(demo: DemoRun) -> None:
     ("police try to invoke bemoeizorg", "bemoeizorg-role-required"),
     ("before anyone co-signed", "bemoeizorg-four-eyes-required"),
     ("co-sign its own invocation", "bemoeizorg-same-person-cosign"),
+    ("domestic-violence (not in policy version 1)", "bemoeizorg-ground-invalid"),
+    ("police put a policy version 2 of their own making", "forbidden"),
+    ("version 3 signed by the police", "bad_signature"),               # a client's own check
+    ("a case not shared with it", "shell-without-share"),              # Veilig Thuis
+    ("a kind the card does not ask for", "signaller-kind-not-on-card"),
+    ("receipt of their own making", "not_found"),
 ])
 def test_the_key_refusals_are_shown(demo: DemoRun, who: str, refusal: str) -> None:
     refused = [line for line in demo.passed if who in line and refusal in line]
@@ -195,7 +214,8 @@ def test_the_servers_database_holds_no_name(demo: DemoRun) -> None:
     assert "no trace of the man's name, street or BSN" in "\n".join(demo.passed)
     database = b"".join(p.read_bytes() for p in (demo.keep / "server").glob("schakel.db*"))
     assert len(database) > 10_000
-    for needle in (b"Hendrik", b"de Vries", b"111222333", b"Brouwer"):
+    for needle in (b"Hendrik", b"de Vries", b"111222333", b"Brouwer", b"Verbeek",
+                   b"Pretorialaan", b"Vogelweide"):
         assert needle not in database
 
 
@@ -220,10 +240,15 @@ def test_the_developers_example_runs_against_the_demo(demo: DemoRun) -> None:
 
 def test_keep_leaves_the_homes_and_the_server_data(demo: DemoRun) -> None:
     assert (demo.keep / "server" / "schakel.db").is_file()
-    homes = sorted(p.name for p in (demo.keep / "homes").iterdir())
-    assert {"welzijn", "bezoekwerk", "ggd", "privacy"} <= set(homes)
+    folders = sorted(p.name for p in (demo.keep / "homes").iterdir())
+    assert folders == sorted(REGISTRY)                          # one folder per practice
+    homes = {f"{p.parent.name}/{p.name}" for p in (demo.keep / "homes").glob("*/*")
+             if p.is_dir()}
+    assert {"amersfoort/welzijn", "amersfoort/bezoekwerk", "rotterdam/ggd",
+            "rotterdam/veilig-thuis", "zeist/steunpunt"} <= homes
     for home in homes:
         assert (demo.keep / "homes" / home / "keystore.json").is_file()
+    assert (demo.keep / "homes" / "zeist" / "kaart-steunpunt.json").is_file()   # the card
     assert f"Kept the server data and the homes in {demo.keep}" in demo.stdout
 
 
@@ -233,6 +258,69 @@ def test_keep_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
                             env=_env(), text=True, capture_output=True, timeout=60)
     assert result.returncode == 2 and "not empty" in result.stderr
     assert (tmp_path / "something").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- one practice
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_each_practice_plays_alone_and_every_check_holds(name: str) -> None:
+    """``schakel demo --practice NAME``: its own homes and networks, the report's words
+    first, the oversight on its networks only, exit 0 and no failed check."""
+    result = subprocess.run([sys.executable, "-m", "schakel.cli", "demo", "--practice", name],
+                            env=_env(), text=True, encoding="utf-8", capture_output=True,
+                            timeout=DEMO_TIMEOUT)
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:] + result.stderr[-4000:]
+    assert not [line for line in out.splitlines() if line.lstrip().startswith(UNICODE.fail)]
+    assert "Traceback" not in result.stderr
+    (practice,) = load([name])
+    assert f" {practice.title} " in out
+    assert out.index(practice.report[0][:40]) < out.index("── 0. ")   # the report opens it
+    others = [p.title for p in load() if p.name != name]
+    assert not [title for title in others if title in out]
+    assert re.search(r"All (\d+) checks held", out)
+    assert "verify every audit log from scratch" in out and "What the server holds" in out
+
+
+def test_an_unknown_practice_is_a_usage_error() -> None:
+    result = subprocess.run([sys.executable, "-m", "schakel.cli", "demo", "--practice", "almere"],
+                            env=_env(), text=True, capture_output=True, timeout=60)
+    assert result.returncode == 2 and "almere" in result.stderr
+
+
+def _practice(name: str, *acts: object) -> Practice:
+    return Practice(name=name, title=f"Test: {name}", report=(f"What the report says of {name}.",),
+                    scene=Scene, acts=acts, instructions=lambda scene: "")  # type: ignore[arg-type]
+
+
+def test_a_failing_check_in_a_practice_makes_the_exit_code_non_zero(tmp_path: Path) -> None:
+    """Through the runner against a real server: one practice whose check fails and one
+    that stops on an exception; the next practice still plays, the oversight still runs,
+    the summary names both failures and the exit code is 1."""
+    from schakel.cli.demo.runner import run
+
+    async def fails(scene: Scene) -> None:
+        scene.t.check(True, "a claim that holds")
+        scene.t.check(False, "a claim that does not hold")
+
+    async def raises(scene: Scene) -> None:
+        raise RuntimeError("the act broke")
+
+    async def holds(scene: Scene) -> None:
+        scene.t.check(True, "the next practice still plays")
+
+    out = io.StringIO()                                          # no encoding: ASCII marks
+    code = run(practices=[_practice("failing", fails), _practice("broken", raises, holds),
+                          _practice("next", holds)], keep=tmp_path / "kept", out=out)
+    text = out.getvalue()
+    assert code == 1, text
+    assert f"{ASCII.fail} a claim that does not hold" in text
+    assert f"{ASCII.fail} the broken practice ran to its end" in text and "the act broke" in text
+    assert text.count("the next practice still plays") == 1     # broken stopped before it
+    assert " Test: next " in text and "What the server holds" in text
+    assert re.search(r"2 of \d+ checks FAILED", text)
+    assert "checks held" not in text
 
 
 # --------------------------------------------------------------------------- the tally
