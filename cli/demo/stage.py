@@ -161,9 +161,10 @@ class Stage:
 
 @dataclass
 class Scene:
-    """One practice being played on a :class:`Stage`: the practice's own cast and the ids
-    its acts bring into being.  Acts are functions of their practice's scene; the stage's
-    moves are at hand on it (``s.t``, ``s.join``, ``s.sync``, ...)."""
+    """One practice being played on a :class:`Stage`.  A practice's scene adds its own
+    cast (a :class:`Cast` named ``c``) and the ids its acts bring into being.  Acts are
+    functions of their practice's scene; the stage's moves are at hand on it (``s.t``,
+    ``s.join``, ``s.sync``, ...)."""
 
     stage: Stage
 
@@ -182,13 +183,6 @@ class Scene:
     @property
     def releases(self) -> list[str]:
         return self.stage.releases
-
-    def cast(self) -> Cast:
-        """The practice's organisations (a scene names its cast ``c``)."""
-        cast = getattr(self, "c", None)
-        if not isinstance(cast, Cast):
-            raise TypeError(f"{type(self).__name__} has no cast `c`")
-        return cast
 
     async def join(self, network: str, coordinator: Org, o: Org, **kwargs: Any) -> None:
         await self.stage.join(network, coordinator, o, **kwargs)
