@@ -283,6 +283,18 @@ def test_each_practice_plays_alone_and_every_check_holds(name: str) -> None:
     assert "verify every audit log from scratch" in out and "What the server holds" in out
 
 
+def test_the_help_lists_every_registered_practice() -> None:
+    from click.testing import CliRunner
+
+    from schakel.cli.main import main
+
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    for name, entry in REGISTRY.items():
+        assert re.search(rf"^  {name} +{re.escape(entry.summary.split()[0])}", result.output,
+                         re.MULTILINE), name
+
+
 def test_an_unknown_practice_is_a_usage_error() -> None:
     result = subprocess.run([sys.executable, "-m", "schakel.cli", "demo", "--practice", "almere"],
                             env=_env(), text=True, capture_output=True, timeout=60)

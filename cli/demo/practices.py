@@ -6,8 +6,8 @@ A practice is one module, ``cli/demo/practice_<name>.py``, whose ``PRACTICE`` is
 networks, its acts (each narrating and checking through the
 :class:`~schakel.cli.demo.tally.Tally`), and the lines ``--serve`` and the summary print
 for it.  To add one, write that module (``practice_amersfoort.py`` is the model: homes,
-founding, acts, ``instructions``, ``recap``, ``REPORT``, ``PRACTICE``) and add its line
-to :data:`REGISTRY`; ``schakel demo --practice NAME`` offers it, ``schakel demo`` plays it
+founding, acts, ``instructions``, ``recap``, ``REPORT``, ``PRACTICE``) and add its entry
+(module and a one-line summary for ``--help``) to :data:`REGISTRY`; ``schakel demo --practice NAME`` offers it, ``schakel demo`` plays it
 with the others, and the oversight acts verify its networks' audit logs and search the
 server's database for the texts it registered with ``Stage.keep_secret``.
 
@@ -19,17 +19,36 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from schakel.cli.demo.stage import Practice
 
+class Entry(NamedTuple):
+    """A registered practice: the module that plays it, and the line ``schakel demo
+    --help`` shows for it."""
+
+    module: str
+    summary: str
+
+
 #: ``--practice`` name -> the module that plays it.  The report's schema 2 names three
 #: more (almere, utrecht, breda); each comes with the module that plays it.
-REGISTRY: dict[str, str] = {
-    "amersfoort": "schakel.cli.demo.practice_amersfoort",
-    "rotterdam": "schakel.cli.demo.practice_rotterdam",
-    "zeist": "schakel.cli.demo.practice_zeist",
+REGISTRY: dict[str, Entry] = {
+    "amersfoort": Entry("schakel.cli.demo.practice_amersfoort",
+                        "Buurtnetwerk 55+ Soesterkwartier: a consult, a volunteer driver's "
+                        "signal and the feedback he reads back, an isolated man's name and "
+                        "address to a church visiting service with his consent, his BSN "
+                        "refused."),
+    "rotterdam": Entry("schakel.cli.demo.practice_rotterdam",
+                       "Lokaal Zorgnetwerk Woningvervuiling: bemoeizorg with four eyes and "
+                       "the auditor's review; domestic violence, the meldcode's grounds put "
+                       "in force as a new policy version, a referral to Veilig Thuis (shell); "
+                       "aftercare in a neighbourhood network."),
+    "zeist": Entry("schakel.cli.demo.practice_zeist",
+                   "Steunpunt Eenzaamheid Zeist: a neighbour (with the command line) and a "
+                   "volunteer driver (with the library) signal without keys, with the "
+                   "network's card; the Steunpunt answers and each reads it back."),
 }
 
 
@@ -40,8 +59,9 @@ def load(names: Iterable[str] = ()) -> list["Practice"]:
     if unknown:
         raise KeyError(f"no practice {sorted(unknown)}; registered: {list(REGISTRY)}")
     loaded = []
-    for name, module in REGISTRY.items():
+    for name, entry in REGISTRY.items():
         if name in wanted:
+            module = entry.module
             practice = importlib.import_module(module).PRACTICE
             if practice.name != name:
                 raise ValueError(f"{module} plays {practice.name!r}, registered as {name!r}")
@@ -49,4 +69,4 @@ def load(names: Iterable[str] = ()) -> list["Practice"]:
     return loaded
 
 
-__all__ = ["REGISTRY", "load"]
+__all__ = ["Entry", "REGISTRY", "load"]
