@@ -67,10 +67,12 @@ def actor_agrees(tv: TrustView, entry: AuditEntry) -> bool:
     as the membership has it, and the party absent or the acting user's
     (``Member.party_of``).  Any of them will do: a new membership may be backdated over an
     act written under the one before.  An actor with no membership valid then (the
-    server, the coordinator key without one, a former member) is not judged here."""
+    server, a former member) is not judged here, nor the coordinator key acting before
+    its own membership was registered (no party: the membership that is valid at that
+    time by its backdated ``valid_from`` was not yet in force)."""
     actor = entry.actor
     held = tv.memberships_at(actor.partner, parse_timestamp(entry.time))
-    if not held:
+    if not held or (actor.party is None and tv.is_coordinator(actor.partner)):
         return True
     return any((actor.on_behalf_of or ()) == m.on_behalf_of
                and actor.party in (None, m.party_of(actor.acting_user)) for m in held)
