@@ -81,17 +81,20 @@ class Identity:
 
     def withheld(self, network: str, case: str) -> list[str]:
         """The classes of ``case`` this partner holds that this session's acting user may
-        not read (protocol.md §N.4, "Users"): the partner's keys hold what was released
-        to the organisation, and the acting user's party decides what it sees -- an
-        informal acting user the policy's informal classes only, an unlisted one none.
-        Enforced by this library, not by the keys (ADR 0032)."""
+        not read (protocol.md §N.4, "Users"): when the partner's membership lists its
+        users, its keys hold what was released to (or sealed by) the organisation, and
+        the acting user's party decides what it sees -- an informal acting user the
+        policy's informal classes only, an unlisted one none.  A membership without users
+        withholds nothing: the organisation is one party, and what it holds beyond that
+        party's classes it sealed itself as the case's owner.  Enforced by this library,
+        not by the keys (ADR 0032)."""
         s = self.session
         held = sorted({ref[2] for ref in s.state.secret_refs("identity", (network, case))})
         if not held:
             return []
         tv = s.local_trust(network)
         me = tv.member(s.key_id)
-        if me is None:
+        if me is None or me.users is None:
             return []
         party = me.party_of(s.acting_user)
         if party == "formal":
