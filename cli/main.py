@@ -81,6 +81,8 @@ REASONS: dict[str, str] = {
     "informal-class-not-allowed": "volunteers (informal parties) may receive only the network "
                                   "policy's informal classes (by default name, address and "
                                   "contact), never 'official'",
+    "acting-user-not-listed": "your organisation's membership lists the users who act for it "
+                              "(beroepskrachten and vrijwilligers), and you are not one of them",
     "class-requires-role": "this class needs a role the partner does not hold (official needs "
                            "professional-secrecy, beroepsgeheim)",
     "consent-missing": "record the person's consent first (`schakel consent record`)",

@@ -26,6 +26,11 @@ genesis).  The monitor keeps the heads it verified in the local state (doc ``tre
 * a reader of part of the log remembers every entry naming it that it verified, and
   every entry it holds a receipt for (doc ``audit-leaf`` (n, index)): each must come back,
   with the same commitment (``audit-entry-missing`` / ``audit-entry-rewritten``);
+* the actor of every entry by a member states what a membership of that member valid at
+  the entry's time says (protocol.md §A.1, §N.4): its ``on_behalf_of`` list, and the
+  party of its acting user -- else ``audit-entry-rewritten``.  The server fills both in
+  from the membership in force; a log that moves an act to other organisations, or
+  shows a volunteer as a professional, is caught here;
 * a body may be missing only below the ``erased_below`` of an ``erase`` entry written by
   the server's log key, and only if the last entry it erased was older than the policy's
   ``retention.audit_days`` by :func:`schakel.protocol.objects.audit.erase_cutoff` (its time is the
@@ -54,6 +59,23 @@ from schakel.client.trust import TrustView
 from schakel.client.views import AuditVerification
 
 PAGE = 500
+
+
+def actor_agrees(tv: TrustView, entry: AuditEntry) -> bool:
+    """Whether ``entry``'s actor states ``on_behalf_of`` and ``party`` as some verified
+    membership of its partner valid at the entry's time does (protocol.md §A.1): the list
+    as the membership has it, and the party absent or the acting user's
+    (``Member.party_of``).  Any of them will do: a new membership may be backdated over an
+    act written under the one before.  An actor with no membership valid then (the
+    server, a former member) is not judged here, nor the coordinator key acting before
+    its own membership was registered (no party: the membership that is valid at that
+    time by its backdated ``valid_from`` was not yet in force)."""
+    actor = entry.actor
+    held = tv.memberships_at(actor.partner, parse_timestamp(entry.time))
+    if not held or (actor.party is None and tv.is_coordinator(actor.partner)):
+        return True
+    return any((actor.on_behalf_of or ()) == m.on_behalf_of
+               and actor.party in (None, m.party_of(actor.acting_user)) for m in held)
 #: Local doc kind of a remembered leaf: (network, index) -> {"commitment"}.
 LEAF_DOC = "audit-leaf"
 
@@ -307,6 +329,11 @@ class AuditMonitor:
             if leaf.entry is None and leaf.index >= erased_below:
                 raise self.fail("audit-entry-missing", f"entry {leaf.index} has no body and "
                                 f"no erase entry covers it", index=leaf.index)
+        for leaf in leaves:
+            if leaf.entry is not None and not actor_agrees(tv, leaf.entry):
+                raise self.fail("audit-entry-rewritten", f"entry {leaf.index} states another "
+                                f"party or on-behalf-of list for its actor than the actor's "
+                                f"membership", index=leaf.index)
         root = _root(head)
         for n, leaf in enumerate(leaves, 1):
             try:

@@ -37,7 +37,7 @@ from schakel.protocol.objects.disclosure import (
 from schakel.protocol.objects.network import Policy
 from schakel.protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
 
-from schakel.client.errors import ServerRefused
+from schakel.client.errors import NotFound, ServerRefused
 from schakel.client import ledger
 from schakel.client.views import GrantSummary, InvocationSummary, Released
 from schakel.client.wire import new_id, refuse
@@ -233,6 +233,7 @@ class Disclosure:
         second release (ADR 0009).  Once stored, the id is forgotten: a later call is a
         new release."""
         s = self.session
+        await self._refuse_unlisted(network)
         doc = s.state.get_doc("pending-release", (network, grant))
         release_id = doc["release"] if doc else new_id()
         if doc is None:
@@ -243,6 +244,22 @@ class Disclosure:
                                               release_id=release_id)
         s.state.delete_doc("pending-release", (network, grant))
         return released
+
+    async def _refuse_unlisted(self, network: str) -> None:
+        """Row R2 for this session's acting user: when this partner's verified membership
+        lists its users, the acting user must be one of them (protocol.md §N.4).  Judged
+        on what this home verified before -- the server refuses such a user every request,
+        the member list too -- or, when it holds nothing yet, on what the server shows."""
+        s = self.session
+        try:
+            tv = s.local_trust(network)
+        except NotFound:
+            tv = await s.trusted(network)
+        me = tv.member(s.key_id)
+        if me is not None and me.party_of(s.acting_user) is None:
+            raise refuse("acting-user-not-listed",
+                         "the acting user is not one of the users this partner's membership "
+                         "lists", acting_user=s.acting_user)
 
     async def _accept_release(self, network: str, answer: Any, *, action: str, ref: str,
                               release_id: str | None = None, basis: str = "consent",
@@ -273,6 +290,23 @@ class Disclosure:
                                     index=entry.index)
             if release_id is not None and answer["release"] != release_id:
                 raise ContextMismatchError("the server answered another release")
+        tv, rules = await self._rules(network)
+        me = tv.member(s.key_id)
+        party = me.party_of(s.acting_user) if me is not None else None
+        # protocol.md §A.1, §N.4: the entry records this session's acting user in the
+        # party its membership gives it, and the policy's rows for that party hold (R6:
+        # an informal acting user receives at most the informal classes).
+        if me is not None and (entry.actor.acting_user != s.acting_user
+                               or entry.actor.party != party
+                               or (entry.actor.on_behalf_of or ()) != me.on_behalf_of):
+            raise s.misbehaving(network, "receipt-invalid", "the receipt's audit entry states "
+                                "another acting user, party or on-behalf-of list",
+                                index=entry.index)
+        if party == "informal" and basis == "consent" and \
+                set(entry.classes or ()) - rules.informal_classes:
+            raise s.misbehaving(network, "receipt-invalid", "the server released a class the "
+                                "policy refuses to an informal acting user",
+                                index=entry.index)
         case = entry.case
         entry_classes = set(entry.classes or ())
         header = s.header(network, case)
@@ -331,7 +365,13 @@ class Disclosure:
         if not rules.bemoeizorg_enabled:
             raise refuse("bemoeizorg-disabled", "this network's policy does not allow bemoeizorg")
         me = tv.member(s.key_id)
-        if me is None or not me.current or me.party != "formal" or "bemoeizorg" not in me.roles:
+        if me is not None and me.party_of(s.acting_user) is None:
+            raise refuse("acting-user-not-listed",
+                         "the acting user is not one of the users this partner's membership "
+                         "lists", acting_user=s.acting_user)
+        # R9 for this acting user: its own party and roles (protocol.md §N.4).
+        if me is None or not me.current or me.party_of(s.acting_user) != "formal" \
+                or "bemoeizorg" not in me.roles_of(s.acting_user):
             raise refuse("bemoeizorg-role-required",
                          "only formal parties holding the bemoeizorg role may invoke it")
         if ground not in rules.bemoeizorg_grounds:
@@ -428,7 +468,7 @@ class Disclosure:
                                  "partner cannot look it up", details={"field": "case"})
         tv = await s.trusted(network)
         me = tv.member(s.key_id)
-        if me is None or not me.current or "bemoeizorg" not in me.roles:
+        if me is None or not me.current or "bemoeizorg" not in me.roles_of(s.acting_user):
             raise refuse("bemoeizorg-cosigner-without-role",
                          "the co-signer does not hold the bemoeizorg role")
         own = s.state.get_doc("invocation", (network, invocation))
@@ -451,6 +491,7 @@ class Disclosure:
         after the invocation: the purge duty (:class:`schakel.client.purge.Purges`)
         destroys it then, even before the server's purge instruction arrives."""
         s = self.session
+        await self._refuse_unlisted(network)
         doc = s.state.get_doc("pending-release", (network, invocation))
         release_id = doc["release"] if doc else new_id()
         if doc is None:

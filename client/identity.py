@@ -68,14 +68,39 @@ class Identity:
 
     def get(self, network: str, case: str) -> dict[str, dict[str, Any]]:
         """The identity this partner holds for ``case`` (as owner or through a
-        release): class -> plaintext.  Purged or expired classes are gone."""
+        release) that this session's acting user may read: class -> plaintext.  Purged
+        or expired classes are gone; the classes :meth:`withheld` names are left out."""
         state = self.session.state
+        hidden = set(self.withheld(network, case))
         out: dict[str, dict[str, Any]] = {}
         for ref in state.secret_refs("identity", (network, case)):
             value = state.get_secret("identity", ref)
-            if value is not None:
+            if value is not None and ref[2] not in hidden:
                 out[ref[2]] = parse_json(value)
         return out
+
+    def withheld(self, network: str, case: str) -> list[str]:
+        """The classes of ``case`` this partner holds that this session's acting user may
+        not read (protocol.md §N.4, "Users"): when the partner's membership lists its
+        users, its keys hold what was released to (or sealed by) the organisation, and
+        the acting user's party decides what it sees -- an informal acting user the
+        policy's informal classes only, an unlisted one none.  A membership without users
+        withholds nothing: the organisation is one party, and what it holds beyond that
+        party's classes it sealed itself as the case's owner.  Enforced by this library,
+        not by the keys (ADR 0032)."""
+        s = self.session
+        held = sorted({ref[2] for ref in s.state.secret_refs("identity", (network, case))})
+        if not held:
+            return []
+        tv = s.local_trust(network)
+        me = tv.member(s.key_id)
+        if me is None or me.users is None:
+            return []
+        party = me.party_of(s.acting_user)
+        if party == "formal":
+            return []
+        allowed = set(tv.policy.get("informal_classes", [])) if party == "informal" else set()
+        return [cls for cls in held if cls not in allowed]
 
     # ------------------------------------------------------------------ sealing
 

@@ -182,10 +182,16 @@ class Networks:
 
     async def admit(self, network: str, bundle: Mapping[str, Any], *, ring: str, party: str,
                     roles: Iterable[str] = (), days: int = 365,
-                    fingerprint: str | None = None) -> str:
+                    fingerprint: str | None = None, on_behalf_of: Iterable[str] = (),
+                    users: Mapping[str, str] | None = None) -> str:
         """Certify the partner of ``bundle`` (its self-signature checked; with
         ``fingerprint``, the one read aloud).  A core member gets a new epoch (sealed to
-        the whole current core) and every open case is rotated to it."""
+        the whole current core) and every open case is rotated to it.
+
+        ``on_behalf_of``: the organisations the partner represents in the network;
+        ``users``: acting user -> ``formal``/``informal``, the only users that may act for
+        it, each in its own party (protocol.md §N.4).  To change either, admit the
+        partner again: the new membership (next serial) replaces the old one."""
         s = self.session
         expected = Fingerprint.parse(fingerprint) if fingerprint else None
         kb = verify_key_bundle(bundle, expected=expected)
@@ -194,7 +200,8 @@ class Networks:
         membership = issue_membership(
             s.keys, network=network, kind=tv.kind, member=kb.public, name=kb.name,
             ring=ring, party=party, roles=roles, serial=tv.next_serial(kb.key_id),
-            valid_from=now - VALID_FROM_SLACK, valid_until=now + timedelta(days=days))
+            valid_from=now - VALID_FROM_SLACK, valid_until=now + timedelta(days=days),
+            on_behalf_of=on_behalf_of, users=users)
         await s.conn.post(s.path(network, "/members"), {"membership": membership})
         if ring == "core":
             await self.case_keys.rotate(network, reason="member joined", new_epoch=True)

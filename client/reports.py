@@ -156,7 +156,8 @@ def _mismatch(index: int, item: Mapping[str, Any], entry: Mapping[str, Any] | No
         return [f"entry {index} is a {entry.get('action')}, not what the report lists"]
     actor = entry.get("actor") or {}
     claims = {"partner": actor.get("partner"), "acting_user": actor.get("acting_user"),
-              "organisation": actor.get("organisation"), "time": entry.get("time"),
+              "organisation": actor.get("organisation"), "party": actor.get("party"),
+              "on_behalf_of": actor.get("on_behalf_of"), "time": entry.get("time"),
               "basis": entry.get("basis"), "ref": entry.get("ref"),
               "classes": sorted(entry.get("classes") or [])}
     wrong = []

@@ -39,7 +39,7 @@ from schakel.protocol.crypto import BoxPublicKey, VerifyKey, sha256
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import ProtocolError
 from schakel.protocol.objects.base import parse_timestamp
-from schakel.protocol.objects.network import CovenantAcceptance
+from schakel.protocol.objects.network import CovenantAcceptance, acting_party, acting_roles
 
 from schakel.client.errors import ServerMisbehaviour
 from schakel.client.state import LocalState
@@ -63,14 +63,33 @@ class MemberInfo:
     serial: int
     valid_from: datetime
     valid_until: datetime
+    #: The organisations the member acts on behalf of (protocol.md §N.4); () for none.
+    on_behalf_of: tuple[str, ...] = ()
+    #: Acting user -> party, or None when the membership lists no users.
+    users: Mapping[str, str] | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
+    def party_of(self, acting_user: str) -> str | None:
+        """The party ``acting_user`` acts in for this member; None when the membership
+        lists its users and not this one (``acting_party``)."""
+        return acting_party(self.party, self.users, acting_user)
+
+    def roles_of(self, acting_user: str) -> frozenset[str]:
+        """The roles ``acting_user`` holds (``acting_roles``: none of the formal-only
+        roles outside the formal party)."""
+        return acting_roles(frozenset(self.roles), self.party_of(acting_user))
+
     def to_json(self) -> dict[str, Any]:
-        return {"key_id": self.key_id, "name": self.name, "ring": self.ring,
-                "party": self.party, "roles": list(self.roles), "current": self.current,
-                "serial": self.serial}
+        out = {"key_id": self.key_id, "name": self.name, "ring": self.ring,
+               "party": self.party, "roles": list(self.roles), "current": self.current,
+               "serial": self.serial}
+        if self.on_behalf_of:
+            out["on_behalf_of"] = list(self.on_behalf_of)
+        if self.users is not None:
+            out["users"] = dict(sorted(self.users.items()))
+        return out
 
 
 def _digest(envelope: Any) -> str:
@@ -147,7 +166,11 @@ class TrustView:
         return MemberInfo(key_id=m.member, name=m.name, ring=m.ring, party=m.party,
                           roles=tuple(sorted(m.roles)), sign=m.sign, box=m.box,
                           current=bool(valid), serial=m.serial, valid_from=m.valid_from,
-                          valid_until=m.valid_until)
+                          valid_until=m.valid_until, on_behalf_of=m.on_behalf_of, users=m.users)
+
+    def memberships_at(self, key_id: str, when: datetime) -> list[Member]:
+        """Every verified membership of ``key_id`` valid (and not revoked) at ``when``."""
+        return [m for m, _ in self._memberships.get(key_id, []) if self._valid_at(m, when)]
 
     def verify_keys(self) -> dict[str, VerifyKey]:
         """The verify key of every membership this view holds, past ones included, by

@@ -19,7 +19,7 @@ from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.base import format_timestamp
 from schakel.protocol.objects.network import (
-    Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy, ServerKeys,
+    MemberUser, Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy, ServerKeys,
 )
 
 from schakel.keys.chain import check_grants
@@ -65,17 +65,25 @@ def _sorted(values: Iterable[str]) -> tuple[str, ...]:
 
 def issue_membership(coordinator: PartnerKeys, *, network: str, kind: str, member: PublicKeys,
                      name: str, ring: str, party: str, roles: Iterable[str], serial: int,
-                     valid_from: datetime, valid_until: datetime) -> dict[str, Any]:
+                     valid_from: datetime, valid_until: datetime,
+                     on_behalf_of: Iterable[str] = (),
+                     users: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A ``membership`` envelope for ``member`` signed by the coordinator.
 
     ``kind`` is the network's kind (from its genesis): it decides whether the
-    ``bemoeizorg`` role may be granted.  Roles are written sorted.
+    ``bemoeizorg`` role may be granted.  Roles are written sorted.  ``on_behalf_of``
+    (the organisations the member represents, in the order given) and ``users`` (acting
+    user -> party, written sorted by user) are left out when empty or None.
     """
+    behalf = tuple(on_behalf_of)
     membership = Membership(
         network=network, member=member.key_id, name=name, sign_key=member.sign.b64(),
         box_key=member.box.b64(), ring=ring, party=party, roles=_sorted(roles), serial=serial,
         valid_from=format_timestamp(valid_from, "valid_from"),
-        valid_until=format_timestamp(valid_until, "valid_until"))
+        valid_until=format_timestamp(valid_until, "valid_until"),
+        on_behalf_of=behalf or None,
+        users=None if users is None else tuple(
+            MemberUser(user=u, party=p) for u, p in sorted(users.items())))
     check_grants(membership, kind=kind)
     return membership.sign(coordinator.signer)
 

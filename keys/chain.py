@@ -38,7 +38,8 @@ from schakel.protocol.encoding import b64d
 from schakel.protocol.errors import MalformedError, ProtocolError, SignatureError, UntrustedKeyError
 from schakel.protocol.objects.base import format_timestamp, parse_timestamp, utc
 from schakel.protocol.objects.network import (
-    KINDS, Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy,
+    KINDS, Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy, acting_party,
+    acting_roles,
 )
 
 from schakel.keys.fingerprint import Fingerprint
@@ -121,6 +122,11 @@ class Member:
     valid_from: datetime
     valid_until: datetime
     issuer: str
+    #: The organisations the member acts on behalf of (protocol.md §N.4); () for none.
+    on_behalf_of: tuple[str, ...] = ()
+    #: Acting user -> party; None when the membership lists no users (any acting user,
+    #: in ``party``).
+    users: Mapping[str, str] | None = None
 
     @property
     def public(self) -> PublicKeys:
@@ -132,6 +138,16 @@ class Member:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    def party_of(self, acting_user: str) -> str | None:
+        """The party ``acting_user`` acts in for this member; None for a user the
+        membership's ``users`` list does not name (``acting_party``)."""
+        return acting_party(self.party, self.users, acting_user)
+
+    def roles_of(self, acting_user: str) -> frozenset[str]:
+        """The roles ``acting_user`` holds for this member (``acting_roles``: the
+        formal-only roles only in the formal party)."""
+        return acting_roles(self.roles, self.party_of(acting_user))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -423,7 +439,8 @@ def verify_membership(membership_envelope: Mapping[str, Any], genesis: VerifiedG
     return Member(network=membership.network, member=member, name=membership.name,
                   sign=keys.sign, box=keys.box, ring=membership.ring, party=membership.party,
                   roles=frozenset(membership.roles), serial=serial, valid_from=valid_from,
-                  valid_until=valid_until, issuer=issuer)
+                  valid_until=valid_until, issuer=issuer,
+                  on_behalf_of=membership.on_behalf_of or (), users=membership.user_parties())
 
 
 __all__ = [

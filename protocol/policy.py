@@ -13,7 +13,8 @@ Rows of the policy (each a test in tests/test_policy.py):
 
 ==  =====================================================================
 R1  identity is never released on a consult
-R2  the grantee must be a current member of the case's network
+R2  the grantee must be a current member of the case's network and, when its
+    membership lists its users, the acting user must be one of them
 R3  a shell partner needs a share of the case
 R4  every requested class must exist in the network's policy
 R5  consent basis: the consent must exist, be for this case, be in force
@@ -112,7 +113,14 @@ class Person:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Grantee:
-    """The verified membership of the party that would receive identity."""
+    """The verified membership of the party that would receive identity.
+
+    When a person of the partner acts (a release, an invocation), ``party`` and ``roles``
+    are that acting user's (``schakel.protocol.objects.network.acting_party`` and
+    ``acting_roles``: a volunteer of a mixed organisation acts in the informal party,
+    without the formal-only roles), and ``listed`` is False for an acting user the
+    membership's ``users`` list does not name.  When the partner as a whole is decided on
+    (a grant), they are the membership's own."""
 
     partner: str
     network: str
@@ -120,6 +128,7 @@ class Grantee:
     party: Literal["formal", "informal"]
     roles: frozenset[str] = frozenset()
     active: bool = True
+    listed: bool = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -204,6 +213,9 @@ def decide(request: Request, rules: Rules, *, now: datetime) -> Decision:
                      "a consult is anonymous: it has no identity to release")
     if grantee.network != request.network or not grantee.active:                   # R2
         return _deny("not-a-member", "the grantee is not a current member of this network")
+    if not grantee.listed:                                                          # R2
+        return _deny("acting-user-not-listed",
+                     "the acting user is not one of the users the grantee's membership lists")
     if grantee.ring == "shell" and not request.shared_with_grantee:                # R3
         return _deny("shell-without-share",
                      "a shell partner receives identity only for a case shared with it")

@@ -207,16 +207,19 @@ class AuditNote:
 def actor_of(caller: "Caller", role: str, *, organisation: str | None = None) -> AuditActor:
     """The audit actor for an authenticated caller: its key id, acting user, ``role`` and
     organisation -- the name in its membership; for the coordinator key acting without a
-    current membership, the name of any membership it holds, else ``organisation``, else
-    "coordinator of <network name>"."""
-    if caller.member is not None:
-        name = caller.member.name
-    else:
+    current membership (or a former member), the name of its latest membership, else
+    ``organisation``, else "coordinator of <network name>".  ``on_behalf_of`` comes from
+    that same membership and ``party`` is the acting user's party in the membership in
+    force (protocol.md §A.1): the server's verified directory, never the request."""
+    source = caller.member
+    if source is None:
         held = caller.network.memberships.get(caller.keyid)
-        name = (max(held.items())[1].name if held else
-                organisation or f"coordinator of {caller.network.genesis.name}"[:200])
+        source = max(held.items())[1] if held else None
+    name = (source.name if source is not None else
+            organisation or f"coordinator of {caller.network.genesis.name}"[:200])
+    behalf = source.on_behalf_of if source is not None else ()
     return AuditActor(partner=caller.keyid, acting_user=caller.acting_user, role=role,
-                      organisation=name)
+                      organisation=name, party=caller.party, on_behalf_of=behalf or None)
 
 
 def note(ctx: "AppContext", caller: "Caller", *, role: str, action: str, basis: str,
@@ -242,7 +245,12 @@ def membership_note(ctx: "AppContext", caller: "Caller", member: "Member") -> Au
                 subject=member.member,
                 organisation=member.name if member.member == caller.keyid else None,
                 reason=f"membership serial {member.serial}: {member.ring} ring, "
-                       f"{member.party} party, roles {roles}")
+                       f"{member.party} party, roles {roles}"
+                       + (f", on behalf of {len(member.on_behalf_of)} organisation(s)"
+                          if member.on_behalf_of else "")
+                       + (f", {len(member.users)} listed user(s) "
+                          f"({sum(p == 'formal' for p in member.users.values())} formal)"
+                          if member.users is not None else ""))
 
 
 def revocation_note(ctx: "AppContext", caller: "Caller", revocation: "Revocation") -> AuditNote:

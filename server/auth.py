@@ -114,8 +114,23 @@ class Caller:
         return "shell" if self.former else "core"
 
     @property
+    def party(self) -> str | None:
+        """The party the acting user acts in (protocol.md §N.4, "Users"): from the
+        membership in force -- its ``users`` list, else its ``party``; None for the
+        coordinator key without a membership, a former member and an unlisted user."""
+        return None if self.member is None else self.member.party_of(self.acting_user)
+
+    @property
+    def listed(self) -> bool:
+        """Whether the acting user may act for the member: always, unless the membership
+        in force lists its users and this one is not among them."""
+        return self.member is None or self.member.party_of(self.acting_user) is not None
+
+    @property
     def roles(self) -> frozenset[str]:
-        roles = self.member.roles if self.member is not None else frozenset()
+        """The acting user's roles: the membership's, without the formal-only roles for
+        an acting user outside the formal party (``acting_roles``)."""
+        roles = self.member.roles_of(self.acting_user) if self.member is not None else frozenset()
         return roles | ({"coordinator"} if self.is_coordinator else set())
 
     @property
@@ -130,7 +145,7 @@ class Caller:
 def require_member(request: web.Request, ctx: "AppContext", network: str, *,
                    ring: str | None = None, roles: Iterable[str] = (),
                    coordinator: bool = False, membership: bool = False,
-                   former: bool = False) -> Caller:
+                   former: bool = False, unlisted: bool = False) -> Caller:
     """The authenticated caller as a member of ``network``, or a refusal.
 
     ``ring``: the caller must be in that ring; ``roles``: it must hold all of them;
@@ -140,7 +155,10 @@ def require_member(request: web.Request, ctx: "AppContext", network: str, *,
     ``former``: a partner whose memberships all ended is admitted too, as a caller with
     ``former`` set and no rights beyond its own key (protocol.md §N.5: a removed member
     fetches and acknowledges its purge instructions; §15.2: its release attempts are
-    decided and audited as ``not-a-member`` denials), and nothing else.
+    decided and audited as ``not-a-member`` denials), and nothing else.  An acting user
+    that the caller's membership does not list (§N.4, "Users") is refused (403
+    ``forbidden``, ``details.reason`` ``acting-user-not-listed``) unless ``unlisted``: the
+    disclosure routes that decide and audit its act instead (§15.2).
     """
     verified = request[VERIFIED]
     state = ctx.directory.member_or_forbidden(network, verified.keyid)
@@ -156,6 +174,10 @@ def require_member(request: web.Request, ctx: "AppContext", network: str, *,
         else:
             raise
     caller = Caller(verified.keyid, verified.acting_user, state, member, ended)
+    if not (unlisted or caller.listed):
+        raise Forbidden("the acting user is not one of the users this member's membership "
+                        "lists; the coordinator lists the member's users",
+                        details={"reason": "acting-user-not-listed"})
     if membership and member is None:
         raise Forbidden("this needs a current membership of the network")
     if ring is not None and caller.ring != ring:

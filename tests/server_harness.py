@@ -146,6 +146,9 @@ class Actor:
     party: str = "formal"
     roles: tuple[str, ...] = ()
     serial: int = 1
+    #: The membership's ``on_behalf_of`` and ``users`` (protocol.md §N.4); none by default.
+    on_behalf_of: tuple[str, ...] = ()
+    users: dict[str, str] | None = None
 
     @classmethod
     def fresh(cls, label: str, *, ring: str | None = None, party: str = "formal",
@@ -329,7 +332,8 @@ class Network:
             self.coordinator.keys, network=self.id, kind=self.kind, member=actor.keys.public,
             name=actor.name, ring=actor.ring, party=actor.party, roles=actor.roles,
             serial=actor.serial, valid_from=self.now() - timedelta(minutes=5),
-            valid_until=self.now() + timedelta(days=days))
+            valid_until=self.now() + timedelta(days=days), on_behalf_of=actor.on_behalf_of,
+            users=actor.users)
 
     def revocation(self, actor: Actor, *, reason: str = "left the network") -> dict[str, Any]:
         return revoke_membership(self.coordinator.keys, network=self.id, member=actor.key_id,

@@ -132,6 +132,33 @@ def test_member_add_without_fingerprint_is_refused_unless_explicitly_unchecked(c
     assert '"fingerprint_checked": false' in unchecked.stdout
 
 
+def test_member_add_on_behalf_of_and_users_are_signed_and_listed(cast: Cast) -> None:
+    """`member add --on-behalf-of NAME --user ID=PARTY` puts both in the signed membership
+    (protocol.md §N.4); `member list` shows them; a malformed --user is a usage error."""
+    wij = Org("wij", cast.root / "wij")
+    init(cast, wij, "Stichting WIJ Breda")
+    bundle = cast.root / "wij-bundle.json"
+    wij.ok("keys", "bundle", "--out", str(bundle))
+    bad = cast.coord.run("member", "add", cast.network, str(bundle), "--ring", "core",
+                         "--party", "informal", "--user", "wij-1=formal",
+                         "--fingerprint", wij.fingerprint)
+    assert bad.returncode == 2 and "--party formal" in bad.stderr, bad.stderr
+    added = cast.coord.json("member", "add", cast.network, str(bundle), "--ring", "core",
+                            "--party", "formal", "--on-behalf-of", "Stichting Present",
+                            "--on-behalf-of", "Handje Helpen", "--user", "wij-1=formal",
+                            "--user", "wij-vrijwilliger-7=informal",
+                            "--fingerprint", wij.fingerprint)
+    assert added["on_behalf_of"] == ["Stichting Present", "Handje Helpen"]
+    listed = {m["key_id"]: m for m in cast.coord.json("member", "list",
+                                                       cast.network)["members"]}
+    assert listed[wij.key_id]["on_behalf_of"] == ["Stichting Present", "Handje Helpen"]
+    assert listed[wij.key_id]["users"] == {"wij-1": "formal",
+                                           "wij-vrijwilliger-7": "informal"}
+    table = cast.coord.ok("member", "list", cast.network)
+    assert "ON BEHALF OF" in table and "Stichting Present, Handje Helpen" in table
+    assert "wij-vrijwilliger-7=informal" in table
+
+
 def test_init_next_steps_fit_a_founder_and_a_joiner(cast: Cast) -> None:
     """`schakel init` cannot know who runs it: it tells a founding coördinator and a
     joining partner each their next step, not "read it to your coordinator"."""

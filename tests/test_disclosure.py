@@ -374,7 +374,9 @@ async def test_subject_access_report_lists_exactly_the_releases(world: World) ->
                      "organisation": r["entry"]["actor"]["organisation"],
                      "acting_user": r["entry"]["actor"]["acting_user"],
                      "classes": r["entry"]["classes"], "basis": "consent",
-                     "ref": r["entry"]["ref"]} for r in receipts]
+                     "ref": r["entry"]["ref"],
+                     **{k: v for k, v in r["entry"]["actor"].items()
+                        if k in ("party", "on_behalf_of")}} for r in receipts]
         assert report["releases"] == expected
         assert [d["index"] for d in report["denials"]] == [denial_index]
         assert report["denials"][0]["reason"] == "consent-revoked"

@@ -30,7 +30,7 @@ from schakel.protocol.objects.base import SignedObject
 from schakel.protocol.objects.network import (
     BemoeizorgSettings, CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, KeyBundle,
     KeyRotation, Membership, MembershipRevocation, NetworkGenesis, NetworkPolicy, Policy,
-    PublicKeys, ServerKeys, check_policy_for_kind, default_policy,
+    PublicKeys, ServerKeys, acting_party, acting_roles, check_policy_for_kind, default_policy,
 )
 
 # --------------------------------------------------------------------------- fixtures
@@ -78,6 +78,19 @@ def membership() -> Membership:
                       valid_from=T0, valid_until=T1)
 
 
+#: A mixed organisation acting on behalf of volunteer organisations (protocol.md §N.4).
+USERS = ({"user": "wij-beroepskracht-1", "party": "formal"},
+         {"user": "wij-vrijwilliger-7", "party": "informal"})
+BEHALF = ("Stichting Present", "Handje Helpen")
+
+
+def membership_mixed() -> Membership:
+    return Membership(network=NET, member=MEMBER.key_id, name="Stichting WIJ",
+                      sign_key=MEMBER.verify_key.b64(), box_key=MEMBER_BOX.public_key.b64(),
+                      ring="core", party="formal", roles=["professional-secrecy"], serial=2,
+                      valid_from=T0, valid_until=T1, on_behalf_of=BEHALF, users=USERS)
+
+
 def distribution() -> EpochKeyDistribution:
     sealed = [EpochKeyPayload.create(network=NET, epoch=1, recipient=k.key_id, epoch_key=EPOCH_KEY,
                                      match_key=MATCH_KEY).seal(box.public_key)
@@ -109,6 +122,7 @@ EXAMPLES: dict[str, Callable[[], Any]] = {
     "network-genesis-neighbourhood": lambda: genesis("neighbourhood"),
     "network-policy": lambda: NetworkPolicy(network=NET, version=2, issued=T1,
                                             policy=allow_policy()),
+    "membership-mixed": membership_mixed,
     "membership": membership,
     "membership-revocation": lambda: MembershipRevocation(
         network=NET, member=MEMBER.key_id, serial=1, at=T1, reason="left the network"),
@@ -123,6 +137,9 @@ EXAMPLES: dict[str, Callable[[], Any]] = {
     "epoch-key-distribution": distribution,
     "epoch-key-payload": payload,
     "audit-entry": audit_entry,
+    "audit-entry-behalf": lambda: audit_entry(actor=AuditActor(
+        partner=MEMBER.key_id, acting_user="wij-vrijwilliger-7", role="member",
+        organisation="Stichting WIJ", party="informal", on_behalf_of=BEHALF)),
     "audit-entry-minimal": lambda: audit_entry(case=None, classes=None, ref=None,
                                                action="membership", basis="policy"),
     "audit-entry-erase": lambda: audit_entry(
@@ -259,6 +276,20 @@ MALFORMED = [
     ("membership", "member", OTHER.key_id, "member"),
     ("membership", "valid_until", T0, "valid_until"),
     ("membership", "box", b64e(bytes(31)), "box"),
+    ("membership-mixed", "party", "informal", "users[0].party"),
+    ("membership-mixed", "users.1.user", "wij-beroepskracht-1", "users"),
+    ("membership-mixed", "users.0.user", "m jansen", "users"),
+    ("membership-mixed", "users.0.party", "vrijwillig", "users"),
+    ("membership-mixed", "users", [], "users"),
+    ("membership-mixed", "users", [{"user": f"u{i}", "party": "formal"} for i in range(2001)],
+     "users"),
+    ("membership-mixed", "on_behalf_of.1", "stichting present", "on_behalf_of"),
+    ("membership-mixed", "on_behalf_of", [], "on_behalf_of"),
+    ("membership-mixed", "on_behalf_of", [f"organisatie {i}" for i in range(33)],
+     "on_behalf_of"),
+    ("membership-mixed", "on_behalf_of.0", "Present\nUtrecht", "on_behalf_of"),
+    ("audit-entry-behalf", "actor.party", "volunteer", "actor.party"),
+    ("audit-entry-behalf", "actor.on_behalf_of", [], "actor.on_behalf_of"),
     ("membership-revocation", "reason", "", "reason"),
     ("membership-revocation", "reason", "x" * 201, "reason"),
     ("key-rotation", "new.sign", MEMBER.verify_key.b64(), "new.sign"),
@@ -329,7 +360,7 @@ def test_malformed_table(name: str, path: str, bad: Any, field: str) -> None:
 def test_generic_malformed_per_field(example: Any) -> None:
     """Every top-level field: missing, wrong type; plus an unknown field."""
     cls, wire = type(example), example.to_json()
-    optional = {"case", "classes", "ref", "invocation", "entry"}
+    optional = {"case", "classes", "ref", "invocation", "entry", "on_behalf_of", "users"}
     for key, value in wire.items():
         if key not in optional:
             with pytest.raises(MalformedError) as info:
@@ -763,3 +794,32 @@ def test_default_oggz_grounds_cover_domestic_violence_and_child_abuse_as_the_mel
     assert {"domestic-violence", "child-abuse", "severe-self-neglect", "housing-pollution",
             "nuisance"} <= set(grounds)
     assert default_policy("neighbourhood").bemoeizorg.grounds == ()
+
+
+# --------------------------------------------------------------------------- acting users
+
+
+def test_acting_party_of_a_mixed_member_is_the_listed_users_and_none_for_the_unlisted() -> None:
+    """protocol.md §N.4, "Users": the listed user's party; an unlisted user has none (it is
+    refused); a membership without users gives every acting user the member's party."""
+    m = membership_mixed()
+    users = m.user_parties()
+    assert acting_party(m.party, users, "wij-beroepskracht-1") == "formal"
+    assert acting_party(m.party, users, "wij-vrijwilliger-7") == "informal"
+    assert acting_party(m.party, users, "wij-onbekend-3") is None
+    assert acting_party("informal", None, "anyone") == "informal"
+    assert acting_party("informal", {"x": "formal"}, "x") == "informal"   # never above
+
+
+def test_formal_only_roles_are_held_by_formal_acting_users_only() -> None:
+    roles = frozenset({"professional-secrecy", "bemoeizorg", "auditor"})
+    assert acting_roles(roles, "formal") == roles
+    assert acting_roles(roles, "informal") == {"auditor"}
+    assert acting_roles(roles, None) == {"auditor"}
+
+
+def test_membership_round_trips_its_on_behalf_of_and_users() -> None:
+    m = membership_mixed()
+    assert Membership.from_json(m.to_json()) == m
+    assert m.to_json()["on_behalf_of"] == list(BEHALF)
+    assert "on_behalf_of" not in membership().to_json() and "users" not in membership().to_json()

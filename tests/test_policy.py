@@ -77,6 +77,8 @@ ROWS = [
      NEIGHBOURHOOD, "not-a-member"),
     ("R2-removed-member", consent_request(replace(SOCIAL_WORK, active=False), {"name"}),
      NEIGHBOURHOOD, "not-a-member"),
+    ("R2-acting-user-not-listed", consent_request(replace(SOCIAL_WORK, listed=False), {"name"}),
+     NEIGHBOURHOOD, "acting-user-not-listed"),
     ("R3-shell-without-share", consent_request(HOUSING_SHELL, {"name"}), NEIGHBOURHOOD,
      "shell-without-share"),
     ("R3-shell-with-share", consent_request(HOUSING_SHELL, {"name"}, shared_with_grantee=True),

@@ -90,7 +90,8 @@ async def test_sync_page_is_logged_as_one_read_entry_naming_the_reader_and_its_c
     assert [i["case"] for i in page] == [one.case, one.case, two.case, two.case, one.case]
     assert entry["cases"] == [one.case, two.case]
     assert entry["actor"] == {"partner": reader.key_id, "acting_user": reader.acting_user,
-                              "role": "member", "organisation": reader.name}
+                              "role": "member", "organisation": reader.name,
+                              "party": reader.party}
     assert (entry["basis"], entry["outcome"]) == ("policy", "allow")
     assert "case" not in entry and "subject" not in entry and "classes" not in entry
     assert entry["reason"] == (f"sync {page[0]['cursor']}..{page[-1]['cursor']}: "

@@ -534,16 +534,24 @@ def identity(home: Path, server: str | None, network_id: str, case_id: str, as_j
     """Show the identity this home holds for a case (its own, or released to it).
 
     Nothing is fetched: identity only arrives through `schakel grant release`
-    or `schakel bemoeizorg release`. JSON: {"network", "case", "identity": {class: fields}}.
+    or `schakel bemoeizorg release`. A class your own party may not read (a
+    vrijwilliger of an organisation that also employs beroepskrachten) is not
+    shown, only named. JSON: {"network", "case", "identity": {class: fields},
+    "withheld": [class]}.
     """
-    async def look(partner: "Partner") -> dict[str, Any]:
-        return plain(partner.identity.get(network_id, case_id))
+    async def look(partner: "Partner") -> tuple[dict[str, Any], list[str]]:
+        return (plain(partner.identity.get(network_id, case_id)),
+                partner.identity.withheld(network_id, case_id))
 
-    held = with_partner(home, server, look)
+    held, withheld = with_partner(home, server, look)
     if as_json:
-        emit({"network": network_id, "case": case_id, "identity": held}, as_json=True)
+        emit({"network": network_id, "case": case_id, "identity": held, "withheld": withheld},
+             as_json=True)
         return
     print_identity(held)
+    if withheld:
+        click.echo(f"niet getoond / withheld for your party (informal: vrijwilliger): "
+                   f"{', '.join(withheld)}")
 
 
 def print_identity(held: dict[str, Any]) -> None:

@@ -13,12 +13,15 @@ from schakel.cli.commands.common import (
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.network import MEMBER_COLUMNS
-from schakel.cli.commands.output import emit, plain, table
+from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.keys import Fingerprint, verify_key_bundle
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
+
+#: What ``member list`` shows beyond the members' table of ``network show``.
+BEHALF_COLUMNS = [("on_behalf_of", "on behalf of"), ("users", "users")]
 
 #: The opt-out of the fingerprint comparison: long and plain, so a script shows it.
 UNCHECKED = "--without-fingerprint-check"
@@ -47,6 +50,14 @@ def member() -> None:
 @click.option("--role", "roles", multiple=True, metavar="ROLE",
               help="A role, repeatable: professional-secrecy (beroepsgeheim: may receive "
                    "'official'), bemoeizorg, auditor.")
+@click.option("--on-behalf-of", "on_behalf_of", multiple=True, metavar="NAME",
+              help="An organisation this partner represents (namens), repeatable: e.g. the "
+                   "volunteer organisations a Vrijwilligerscentrale speaks for. Every audit "
+                   "entry of its acts names them.")
+@click.option("--user", "users", multiple=True, metavar="ID=formal|informal",
+              help="An acting user of this partner and its party, repeatable: beroepskracht "
+                   "formal, vrijwilliger informal. With --user, only the listed users may act "
+                   "for the partner, each with what its own party may receive.")
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
               help="How long the membership is valid.")
 @click.option("--fingerprint", "expected", default=None,
@@ -58,16 +69,18 @@ def member() -> None:
                    "swap the file on its way is then a member.")
 @json_option
 def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring: str, party: str,
-        roles: tuple[str, ...], days: int, expected: str | None, unchecked: bool,
-        as_json: bool) -> None:
+        roles: tuple[str, ...], on_behalf_of: tuple[str, ...], users: tuple[str, ...],
+        days: int, expected: str | None, unchecked: bool, as_json: bool) -> None:
     """Admit a partner from its key bundle (coordinator).
 
     Verifies the bundle's signature and that its key has the fingerprint the
     partner read aloud (--fingerprint), signs the membership and registers it.
     Admitting a core member starts a new key epoch and rotates every open case,
     so the newcomer reads new work but not history until someone re-shares it
-    (`schakel case reshare`).
+    (`schakel case reshare`).  Admitting a member again replaces its membership:
+    that is how its --on-behalf-of list and --user list change.
     """
+    user_parties = parse_users(users, party)
     if expected is None and not unchecked:
         raise click.UsageError(
             "give --fingerprint with the fingerprint the partner read aloud to you (they "
@@ -83,17 +96,43 @@ def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring
                    err=True)
 
     async def admit(partner: "Partner") -> str:
-        return await partner.networks.admit(network_id, bundle, ring=ring, party=party, roles=roles, days=days)
+        return await partner.networks.admit(network_id, bundle, ring=ring, party=party,
+                                            roles=roles, days=days, on_behalf_of=on_behalf_of,
+                                            users=user_parties)
 
     key_id = with_partner(home, server, admit)
     emit({"network": network_id, "member": key_id, "name": verified.name, "ring": ring,
           "party": party, "roles": sorted(roles), "days": days,
+          "on_behalf_of": list(on_behalf_of), "users": user_parties,
           "fingerprint_checked": expected is not None}, as_json=as_json, rows=[
         ("member", key_id), ("organisation", verified.name), ("ring", ring), ("party", party),
-        ("roles", ", ".join(sorted(roles)) or "-"), ("valid", f"{days} days"),
+        ("roles", ", ".join(sorted(roles)) or "-"),
+        ("on behalf of", ", ".join(on_behalf_of) or "-"),
+        ("users", cell(user_parties) if user_parties else "any (in the member's party)"),
+        ("valid", f"{days} days"),
         ("fingerprint", "matches what was read aloud" if expected else
          f"NOT compared ({UNCHECKED})"),
     ])
+
+
+def parse_users(values: tuple[str, ...], party: str) -> dict[str, str] | None:
+    """``--user ID=formal|informal`` values as acting user -> party (None for none); a
+    malformed value, a user named twice, or a formal user of an informal partner is a
+    usage error naming it."""
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for value in values:
+        user, sep, user_party = value.rpartition("=")
+        if not sep or not user or user_party not in ("formal", "informal"):
+            raise click.UsageError(f"--user {value!r}: write ID=formal or ID=informal")
+        if user in out:
+            raise click.UsageError(f"--user names {user!r} twice")
+        if user_party == "formal" and party == "informal":
+            raise click.UsageError(f"--user {value!r}: an informal partner has no formal users "
+                                   f"(admit it with --party formal)")
+        out[user] = user_party
+    return out
 
 
 @member.command("remove", epilog=GUARD_EPILOG)
@@ -127,7 +166,9 @@ def list_members(home: Path, server: str | None, network_id: str, everyone: bool
                  as_json: bool) -> None:
     """List a network's members, verified against the coordinator's key.
 
-    JSON: {"network", "members": [{"key_id", "name", "ring", "party", "roles", "current"}]}.
+    JSON: {"network", "members": [{"key_id", "name", "ring", "party", "roles", "current"}]},
+    with "on_behalf_of" (the organisations a member represents) and "users" (acting user
+    -> party) for a member whose membership names them.
     """
     async def look(partner: "Partner") -> list[dict[str, Any]]:
         if not offline:
@@ -138,4 +179,5 @@ def list_members(home: Path, server: str | None, network_id: str, everyone: bool
     if as_json:
         emit({"network": network_id, "members": members}, as_json=True)
         return
-    table(members, MEMBER_COLUMNS, empty="no members (did you sync, and are you a member?)")
+    table(members, MEMBER_COLUMNS + BEHALF_COLUMNS,
+          empty="no members (did you sync, and are you a member?)")

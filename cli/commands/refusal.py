@@ -68,6 +68,12 @@ WHO: dict[str, Mapping[str, str]] = {
     "bemoeizorg-cosigner-without-role": _MEMBERSHIP,
     "class-requires-role": _MEMBERSHIP,
     "informal-class-not-allowed": _MEMBERSHIP,
+    "acting-user-not-listed": {
+        "coordinator": "you list an organisation's users: admit it again with --user "
+                       "ID=formal|informal for each (`schakel member admit`)",
+        "*": "the coördinator lists your organisation's users (beroepskrachten formal, "
+             "vrijwilligers informal): ask them to add you",
+    },
     "recipient-not-core": _MEMBERSHIP,
     "untrusted_key": {
         "coordinator": "you admit members yourself: if a membership expired or was revoked, "

@@ -42,7 +42,10 @@ def new_salt() -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class AuditActor(Part):
-    """Who acted (NEN 7513): partner key id, acting user, role and organisation."""
+    """Who acted (NEN 7513): partner key id, acting user, role and organisation; for a
+    member, the party its acting user acted in and the organisations it acts on behalf
+    of -- both as the membership in force said, filled in by the server, never taken from
+    the request (protocol.md §A.1, §N.4)."""
 
     TYPE = "audit-entry"
     DEF = "actor"
@@ -51,6 +54,8 @@ class AuditActor(Part):
     acting_user: str
     role: str
     organisation: str
+    party: str | None = None
+    on_behalf_of: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -341,10 +341,38 @@ class NetworkPolicy(SignedObject):
 
 # --------------------------------------------------------------------------- membership
 
+#: Bounds of a membership's ``on_behalf_of`` and ``users`` (protocol.md §N.4).
+MAX_ON_BEHALF_OF, MAX_USERS = 32, 2000
+#: The parties in order of what they may receive: a listed user's party never exceeds
+#: its organisation's (protocol.md §N.4, "Users").
+PARTIES = ("informal", "formal")
+#: Roles that act only through a formal party (design §5: ``professional-secrecy`` for
+#: restricted classes, ``bemoeizorg`` for the exception; protocol.md §6 R7, R9): an
+#: informal acting user of a member holding one does not hold it.
+FORMAL_ONLY_ROLES = frozenset({"bemoeizorg", "professional-secrecy"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberUser(Part):
+    """One acting user of a member organisation and that user's party (``formal``: a
+    paid professional; ``informal``: a volunteer)."""
+
+    TYPE = "membership"
+    DEF = "user"
+
+    user: str
+    party: str
+
 
 @dataclass(frozen=True, kw_only=True)
 class Membership(SignedObject):
-    """A partner's certificate in one network, signed by the coordinator."""
+    """A partner's certificate in one network, signed by the coordinator.
+
+    ``on_behalf_of`` names the organisations the member represents in the network (a
+    volunteer centre's professional for the volunteer organisations it speaks for);
+    ``users`` lists the acting users that may act for the member, each with its party
+    (one organisation with paid professionals and volunteers).  Both are optional; a
+    membership without ``users`` admits any acting user with the member's ``party``."""
 
     TYPE = "membership"
 
@@ -360,12 +388,25 @@ class Membership(SignedObject):
     serial: int
     valid_from: Timestamp
     valid_until: Timestamp
+    on_behalf_of: tuple[str, ...] | None = None
+    users: tuple[MemberUser, ...] | None = nested(MemberUser, many=True, default=None)
 
     def check(self) -> None:
         if self.keys.key_id != self.member:
             raise self._fail("member", "must be the key id of sign")
         if self.valid_until <= self.valid_from:
             raise self._fail("valid_until", "must be after valid_from")
+        folded = [name.casefold() for name in self.on_behalf_of or ()]
+        if len(set(folded)) != len(folded):
+            raise self._fail("on_behalf_of", "names an organisation twice (compared ignoring "
+                                             "case)")
+        users = [u.user for u in self.users or ()]
+        if len(set(users)) != len(users):
+            raise self._fail("users", "names an acting user twice")
+        for i, u in enumerate(self.users or ()):
+            if PARTIES.index(u.party) > PARTIES.index(self.party):
+                raise self._fail(f"users[{i}].party", "a user's party cannot exceed the "
+                                                      "member's party")
 
     @property
     def keys(self) -> PublicKeys:
@@ -373,6 +414,32 @@ class Membership(SignedObject):
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    def user_parties(self) -> Mapping[str, str] | None:
+        """``users`` as acting user -> party, or None when the membership lists none."""
+        if self.users is None:
+            return None
+        return FrozenMap((u.user, u.party) for u in self.users)
+
+
+def acting_party(party: str, users: Mapping[str, str] | None, acting_user: str) -> str | None:
+    """The party an acting user of a member acts in (protocol.md §N.4, "Users"): the
+    member's ``party`` when its membership lists no users; the listed user's party
+    (never above the member's); None for a user the list does not name -- who is
+    refused."""
+    if users is None:
+        return party
+    listed = users.get(acting_user)
+    if listed is None:
+        return None
+    return min(listed, party, key=PARTIES.index)
+
+
+def acting_roles(roles: frozenset[str], party: str | None) -> frozenset[str]:
+    """The roles an acting user holds of its member's ``roles``: all of them in the
+    formal party, none of :data:`FORMAL_ONLY_ROLES` otherwise (an informal user, or an
+    unlisted one)."""
+    return roles if party == "formal" else roles - FORMAL_ONLY_ROLES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -566,6 +633,8 @@ __all__ = [
     "ClassFields", "BemoeizorgSettings", "RetentionSettings", "BlindIndexSettings", "Policy",
     "MAX_ALLOW_ENTRIES", "MAX_ALLOW_CHARS", "allow_entry_problem", "default_policy",
     "check_policy_for_kind",
-    "NetworkGenesis", "PolicyAnchor", "FIXED_POLICY_PARTS", "NetworkPolicy", "Membership",
+    "NetworkGenesis", "PolicyAnchor", "FIXED_POLICY_PARTS", "NetworkPolicy",
+    "MAX_ON_BEHALF_OF", "MAX_USERS", "PARTIES", "FORMAL_ONLY_ROLES", "MemberUser", "Membership",
+    "acting_party", "acting_roles",
     "MembershipRevocation", "KeyRotation", "KeyBundle", "CovenantAcceptance", "SealedEpochKey", "EpochKeyDistribution", "EpochKeyPayload",
 ]

@@ -19,6 +19,7 @@ from schakel.protocol.errors import MalformedError, PolicyViolation
 from schakel.protocol.objects.disclosure import (
     BemoeizorgCosign, BemoeizorgInvocation, Consent, ConsentRevocation, Grant, PurgeAck, Review,
 )
+from schakel.protocol.objects.network import PARTIES, acting_roles
 from schakel.protocol.policy import Person
 from schakel.server.audit import actor_of
 from schakel.server.auth import Caller
@@ -110,7 +111,8 @@ def new_release(caller: Caller, ref: str, release: str, role: str,
     """The caller asks for a release under ``ref`` (grant or invocation)."""
     return NewRelease(network=caller.network.network, release=release, ref=ref,
                       actor=actor_of(caller, role),
-                      grantee=grantee_of(caller.network, caller.keyid, now))
+                      grantee=grantee_of(caller.network, caller.keyid, now,
+                                         (caller.acting_user,)))
 
 
 def bemoeizorg_role(caller: Caller) -> str:
@@ -135,9 +137,16 @@ def check_cosign(envelope: Any, caller: Caller, invocation: str) -> NewCosign:
     cosign = BemoeizorgCosign.from_envelope(envelope, [caller.key])
     same("network", cosign.network, caller.network.network)
     same("invocation", cosign.invocation, invocation)
+    # The co-signer's roles are those of the lowest party of the request's acting user and
+    # the one the co-sign names (protocol.md §N.4): a volunteer of a mixed organisation,
+    # or an unlisted user, holds no bemoeizorg role to co-sign with.
+    person_party = caller.member.party_of(cosign.acting_user) if caller.member else None
+    roles = caller.roles if caller.member is None else acting_roles(
+        caller.roles, None if person_party is None or caller.party is None
+        else min(person_party, caller.party, key=PARTIES.index))
     return NewCosign(network=cosign.network, invocation=cosign.invocation, case=cosign.case,
                      person=Person(partner=caller.keyid, acting_user=cosign.acting_user),
-                     roles=caller.roles, at=cosign.at,
+                     roles=roles, at=cosign.at,
                      signed=signed(envelope, caller, bemoeizorg_role(caller)))
 
 

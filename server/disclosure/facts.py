@@ -15,6 +15,7 @@ from datetime import datetime
 from schakel.keys import Member
 from schakel.protocol.errors import UntrustedKeyError
 from schakel.protocol.objects.audit import AuditActor
+from schakel.protocol.objects.network import PARTIES, acting_roles
 from schakel.protocol.policy import Grantee, Request, Rules, decide
 from schakel.server.directory import NetworkState
 from schakel.server.disclosure.data import GrantFacts
@@ -37,16 +38,27 @@ def current_member(state: NetworkState, keyid: str, now: datetime) -> Member | N
         return None
 
 
-def grantee_of(state: NetworkState, keyid: str, now: datetime) -> Grantee:
+def grantee_of(state: NetworkState, keyid: str, now: datetime,
+               acting_users: Iterable[str] = ()) -> Grantee:
     """Row R2's facts: the partner's current membership.  The coordinator key without a
     membership counts as a formal core member; anyone else without a current membership
-    is not active (``not-a-member``)."""
+    is not active (``not-a-member``).
+
+    ``acting_users``: the persons the act names (the request's acting user, and the one an
+    invocation or co-sign carries).  The grantee then has the lowest of their parties and
+    the roles that party holds (``Member.party_of``, ``acting_roles``; protocol.md §N.4),
+    and is not ``listed`` when the membership lists its users and one of them is not."""
     member = current_member(state, keyid, now)
     if member is not None:
+        party: str | None = member.party
+        for user in acting_users:
+            own = member.party_of(user)
+            party = None if own is None or party is None else min(own, party,
+                                                                  key=PARTIES.index)
         return Grantee(partner=keyid, network=state.network,
                        ring="core" if member.ring == "core" else "shell",
-                       party="formal" if member.party == "formal" else "informal",
-                       roles=member.roles)
+                       party="formal" if party == "formal" else "informal",
+                       roles=acting_roles(member.roles, party), listed=party is not None)
     if state.is_coordinator_key(keyid):
         return Grantee(partner=keyid, network=state.network, ring="core", party="formal",
                        roles=frozenset({"coordinator"}))

@@ -25,9 +25,28 @@ BASIS_TEXT = {"consent": "toestemming / consent",
 def _who(index: int, entry: dict[str, Any]) -> dict[str, Any]:
     """Who acted when, and on which classes: the fields every line of the report has."""
     actor = entry["actor"]
-    return {"index": index, "time": entry["time"], "partner": actor["partner"],
-            "organisation": actor["organisation"], "acting_user": actor["acting_user"],
-            "classes": list(entry.get("classes", []))}
+    who = {"index": index, "time": entry["time"], "partner": actor["partner"],
+           "organisation": actor["organisation"], "acting_user": actor["acting_user"],
+           "classes": list(entry.get("classes", []))}
+    for optional in ("party", "on_behalf_of"):       # protocol.md §A.1: as the entry has them
+        if optional in actor:
+            who[optional] = actor[optional]
+    return who
+
+
+PARTY_TEXT = {"formal": "formeel / formal", "informal": "informeel / informal"}
+
+
+def _actor_line(n: int, item: dict[str, Any]) -> str:
+    """``n. time  organisation (key id), user <acting user>`` and, when the entry has
+    them, the user's party and the organisations acted on behalf of."""
+    line = (f"  {n}. {item['time']}  {item['organisation']} ({item['partner']}), "
+            f"medewerker / user {item['acting_user']}")
+    if "party" in item:
+        line += f" ({PARTY_TEXT.get(item['party'], item['party'])})"
+    if item.get("on_behalf_of"):
+        line += f", namens / on behalf of: {', '.join(item['on_behalf_of'])}"
+    return line
 
 
 def _read(index: int, entry: dict[str, Any]) -> dict[str, Any]:
@@ -55,8 +74,7 @@ def _lines(title: str, items: list[dict[str, Any]], *, denials: bool) -> Iterabl
         yield "  geen / none"
     for n, item in enumerate(items, start=1):
         classes = ", ".join(item["classes"]) or "-"
-        yield (f"  {n}. {item['time']}  {item['organisation']} ({item['partner']}), "
-               f"medewerker / user {item['acting_user']}")
+        yield _actor_line(n, item)
         yield (f"     klassen / classes: {classes}; grondslag / basis: "
                f"{BASIS_TEXT.get(item['basis'], item['basis'])}"
                + (f" ({item['ref']})" if item["ref"] else "") + f"; logregel / entry #{item['index']}")
@@ -70,8 +88,7 @@ def _read_lines(reads: list[dict[str, Any]]) -> Iterable[str]:
         yield "  geen / none"
     for n, item in enumerate(reads, start=1):
         identity = ", ".join(item["classes"])
-        yield (f"  {n}. {item['time']}  {item['organisation']} ({item['partner']}), "
-               f"medewerker / user {item['acting_user']}")
+        yield _actor_line(n, item)
         yield (f"     opgehaald / served: {item['served']}"
                + (f"; identiteit / identity: {identity}" if identity else "")
                + f"; logregel / entry #{item['index']}")

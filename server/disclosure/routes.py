@@ -58,9 +58,11 @@ RELEASED = obj(["release", "envelopes", "receipt"], release=ID, receipt=RECEIPT,
                                    identity=envelope_of("identity-record")), 16, 1))
 RELEASE_ID = Field("release", ID, scalar=True)
 RELEASE_ERRORS = ("conflict", "context_mismatch", "policy_violation", "not_found")
+ON_BEHALF_OF = array(def_ref("common", "printable_text"), 32, 1)
 REPORT_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "classes",
                    "basis", "ref"], index=INDEX, time=TIMESTAMP, partner=def_ref("common", "keyid"),
                   organisation={"type": "string"}, acting_user=def_ref("common", "acting_user"),
+                party=def_ref("common", "party"), on_behalf_of=ON_BEHALF_OF,
                   classes=array({"type": "string"}, 16), basis={"type": "string"},
                   ref={"anyOf": [ID, {"type": "null"}]}, action={"type": "string"},
                   reason={"type": "string"})
@@ -68,6 +70,7 @@ PURPOSE_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "
                     "action", "subject", "ref", "purpose"],
                    index=INDEX, time=TIMESTAMP, partner=def_ref("common", "keyid"),
                    organisation={"type": "string"}, acting_user=def_ref("common", "acting_user"),
+                   party=def_ref("common", "party"), on_behalf_of=ON_BEHALF_OF,
                    classes=array({"type": "string"}, 16), action={"type": "string"},
                    subject={"anyOf": [def_ref("common", "keyid"), {"type": "null"}]},
                    ref={"anyOf": [ID, {"type": "null"}]},
@@ -75,6 +78,7 @@ PURPOSE_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "
 READ_ITEM = obj(["index", "time", "partner", "organisation", "acting_user", "classes", "served"],
                 index=INDEX, time=TIMESTAMP, partner=def_ref("common", "keyid"),
                 organisation={"type": "string"}, acting_user=def_ref("common", "acting_user"),
+                party=def_ref("common", "party"), on_behalf_of=ON_BEHALF_OF,
                 classes=array({"type": "string"}, 16), served={"type": "string"})
 
 
@@ -210,7 +214,7 @@ async def release(call: Call) -> web.Response:
              "details": {"reason": "consent-revoked", "audit_index": 9}}}
     """
     network = call.id("network")
-    caller = call.member(network, former=True)
+    caller = call.member(network, former=True, unlisted=True)
     body = await call.body()
     new = checks.new_release(caller, checks.object_id(body["grant"], "grant"),
                              checks.object_id(body["release"], "release"), "member",
@@ -244,12 +248,14 @@ async def invoke_bemoeizorg(call: Call) -> web.Response:
         201 {"invocation": "<id>", "audit_index": 9}
     """
     network = call.id("network")
-    caller = call.member(network)
+    caller = call.member(network, unlisted=True)
     new = checks.check_invocation((await call.body())["invocation"], caller)
     now = call.ctx.now()
     return answer(call, await call.ctx.store.write(
         invoke_txn, new, log_for(call, network), rules_of(caller.network),
-        grantee_of(caller.network, caller.keyid, now), auditors(caller.network, now),
+        grantee_of(caller.network, caller.keyid, now,
+                   (caller.acting_user, new.person.acting_user)),
+        auditors(caller.network, now),
         server_actor(call.ctx.keys)))
 
 
@@ -298,7 +304,7 @@ async def cosign_bemoeizorg(call: Call) -> web.Response:
         201 {"invocation": "<id>", "audit_index": 10}
     """
     network, invocation = call.id("network"), call.id("invocation")
-    caller = call.member(network)
+    caller = call.member(network, unlisted=True)
     new = checks.check_cosign((await call.body())["cosign"], caller, invocation)
     return answer(call, await call.ctx.store.write(cosign_txn, new, log_for(call, network)))
 
@@ -321,7 +327,7 @@ async def release_bemoeizorg(call: Call) -> web.Response:
         201 {"release": "<id>", "envelopes": [...], "receipt": {...}}
     """
     network, invocation = call.id("network"), call.id("invocation")
-    caller = call.member(network, former=True)
+    caller = call.member(network, former=True, unlisted=True)
     body = await call.body()
     new = checks.new_release(caller, invocation, checks.object_id(body["release"], "release"),
                              checks.bemoeizorg_role(caller), call.ctx.now())
