@@ -240,7 +240,7 @@ class Access:
             elif e.action == "lookup":
                 item["lookups"].append(line)
             elif e.action == "consent" and e.ref:
-                consents[e.ref] = self._consent(network, e, purposes.get(e.index))
+                consents[e.ref] = self._consent(network, e.ref, e, purposes.get(e.index))
             elif e.action == "consent-revoke" and e.ref in consents:
                 consents[e.ref].update(state="revoked", revoked=e.time)
             else:
@@ -255,12 +255,13 @@ class Access:
         with s.verifying(network, malformed="audit-entry-rewritten", index=entry.index):
             return entry.open_purpose(s.key_id, s.keys.box_secret)
 
-    def _consent(self, network: str, entry: AuditEntry, purpose: str | None) -> dict[str, Any]:
+    def _consent(self, network: str, consent: str, entry: AuditEntry,
+                 purpose: str | None) -> dict[str, Any]:
         """A consent as the log records it, with its validity from the signed consent
         when this partner holds it (it recorded it): ``in-force``, ``expired``,
         ``not-yet-valid``, ``revoked`` (set by its revocation entry), or ``recorded``
         (the validity is the recorder's; the log says only that it was not revoked)."""
-        out: dict[str, Any] = {"consent": entry.ref, "index": entry.index,
+        out: dict[str, Any] = {"consent": consent, "index": entry.index,
                                "recorded": entry.time,
                                "by": {"organisation": entry.actor.organisation,
                                       "acting_user": entry.actor.acting_user},
@@ -268,7 +269,7 @@ class Access:
                                "valid_until": None, "revoked": None}
         if purpose is not None:
             out["purpose"] = purpose
-        doc = self.session.state.get_doc("consent", (network, entry.ref))
+        doc = self.session.state.get_doc("consent", (network, consent))
         if doc is not None:
             signed = doc["envelope"]["signed"]
             now = self.session.now()
