@@ -108,6 +108,11 @@ REASONS: dict[str, str] = {
     "bemoeizorg-same-person-cosign": "the co-signer must be a different person",
     "bemoeizorg-cosigner-without-role": "the co-signer lacks the bemoeizorg role",
     "bemoeizorg-rate-limit": "the daily limit of invocations per person is reached",
+    "lookup-requires-coordinator": "only the network's coördinator answers access requests "
+                                   "(the one contact point); ask them",
+    "lookup-rate-limit": "the daily limit of searches by blind index in this network is "
+                         "reached (every search is audited); try again tomorrow or ask the "
+                         "server's operator about lookups_per_day",
     "bemoeizorg-expired": "bemoeizorg access has expired; invoke again if still needed",
     "formal-action-needs-reason": "say why informal help is not possible (--informal-not-possible)",
     "formal-action-reason-says-nothing": "write out in a few words why informal help is not "
@@ -338,8 +343,8 @@ COMMANDS: dict[str, Lazy] = {
                     "one, look at one.", extra=(_C + "covenant:covenant_example",)),
     "notifications": Lazy(_C + "notifications:notifications", "The coördinator's "
                           "notifications (meldingen), oldest first."),
-    "report": Lazy(_C + "report:report", "Aggregate report of the network's cases "
-                   "(rapportage) for the municipality."),
+    "report": Lazy(_C + "report:report", "Reports (rapportage): figures for the "
+                   "municipality, a person's access request."),
     "review": Lazy(_C + "review:review", "Review a bemoeizorg invocation as auditor: "
                    "--approve or --question."),
     "serve": Lazy(_C + "serve:serve", "Run the Schakel server until Ctrl-C or SIGTERM."),

@@ -22,7 +22,9 @@ service gets in its constructor together with the services it builds on:
   (:class:`~schakel.client.referral.Referrals`);
 * ``partner.audit`` -- the verified audit logs (:class:`~schakel.client.audit.Audit`);
 * ``partner.reports`` -- subject access reports and aggregate figures
-  (:class:`~schakel.client.reports.Reports`).
+  (:class:`~schakel.client.reports.Reports`);
+* ``partner.access`` -- a person's access request answered over every network this
+  partner coordinates, found by blind index (:class:`~schakel.client.access.Access`).
 
 :meth:`Partner.sync` verifies and stores what is new and then runs :meth:`Partner.duties`:
 the work this partner owes the network, each part done by the service that owns it.
@@ -36,6 +38,7 @@ from typing import Any
 from schakel.keys import KdfParams, KeystoreKey, PartnerKeys, load_keystore, save_keystore
 from schakel.protocol.errors import UntrustedKeyError
 
+from schakel.client.access import Access
 from schakel.client.audit import Audit
 from schakel.client.card import Cards
 from schakel.client.casekeys import CaseKeys
@@ -76,6 +79,7 @@ class Partner:
         self.disclosure = Disclosure(session, self.audit)
         self.referrals = Referrals(session, self.cases, self.audit)
         self.reports = Reports(session, self.cases, self.audit)
+        self.access = Access(session, self._feed, self.audit)
 
     # ------------------------------------------------------------------ opening
 

@@ -31,6 +31,9 @@ class Limits:
     max_page: int = 500                #: items in one sync page (<= 500)
     max_receipts: int = 16             #: receipt tokens per signal (identical retries)
     max_hints_per_token: int = 20      #: cases one new token is compared against
+    #: Lookups by blind index one partner may make in one network per 24 hours
+    #: (docs/protocol.md §15.7); each is audited, one more is an audited denial (429).
+    lookups_per_day: int = 50
     write_batch: int = 64              #: writes committed together (group commit)
     readers: int = 4                   #: reader threads (own SQLite connections)
     intake_buckets: int = 100_000      #: source addresses the intake limiter remembers

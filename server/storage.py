@@ -299,10 +299,21 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db["network_policies"].create_index(["network", "version"], unique=True)
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Lookups by blind index (docs/protocol.md §15.7, the person's right of access): one
+    row per lookup a partner made, with the index of its ``lookup`` audit entry, so the
+    per-day limit counts a partner's lookups of the last 24 hours by an index range scan.
+    No token and no matched case is kept here: the log entry says what was found."""
+    db.execute("CREATE TABLE lookups (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, partner TEXT NOT NULL, acting_user TEXT NOT NULL,"
+               " at TEXT NOT NULL, idx INTEGER NOT NULL)")
+    db["lookups"].create_index(["network", "partner", "at"])
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9)
+    _migration_7, _migration_8, _migration_9, _migration_10)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

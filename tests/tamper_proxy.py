@@ -72,6 +72,10 @@ class Exchange:
     body: Any = None
     rewritten: bool = False
     match: re.Match[str] | None = None
+    #: What the client sent: the raw target (path and query), header fields and body.
+    request_target: str = ""
+    request_headers: tuple[tuple[str, str], ...] = ()
+    request_body: bytes = b""
 
 
 @dataclass
@@ -136,7 +140,9 @@ class TamperProxy:
             raw = await resp.read()
             status = resp.status
             out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP]
-        ex = Exchange(request.method, request.path, dict(request.query), status)
+        ex = Exchange(request.method, request.path, dict(request.query), status,
+                      request_target=request.raw_path,
+                      request_headers=tuple(request.headers.items()), request_body=body)
         parsed: Any = None
         if raw and resp.content_type == "application/json":
             with contextlib.suppress(ValueError):

@@ -486,6 +486,39 @@ def test_aggregate_report_suppresses_small_cells(world: World, case: str) -> Non
     assert world.coord.ok("report", world.network)
 
 
+def test_report_access_answers_the_person_without_sending_the_bsn(world: World,
+                                                                  case: str) -> None:
+    """`schakel report access`: the coordinator's one report over its networks, as HTML
+    in a file only its user reads and as JSON of the access-report schema; a BSN that
+    fails the 11-proef is refused before the passphrase is asked; the BSN reaches
+    neither the server's database nor its log."""
+    from schakel.protocol import schema
+
+    bsn, born = IDENTITY["official"]["bsn"], IDENTITY["official"]["date_of_birth"]
+    out = world.root / "inzage.html"
+    world.coord.ok("report", "access", "--bsn", bsn, "--birth-date", born, "--out", str(out))
+    page = out.read_text(encoding="utf-8")
+    assert "Inzageverslag" in page and case in page and bsn not in page
+    assert out.stat().st_mode & 0o077 == 0
+    data = world.coord.json("report", "access", "--bsn", bsn, "--birth-date", born,
+                            "--lang", "en")
+    schema.validate("access-report", data)
+    assert [c["case"] for c in data["cases"]] == [case] and data["lang"] == "en"
+    assert "Subject access report" in world.coord.ok(
+        "report", "access", "--bsn", bsn, "--birth-date", born, "--lang", "en")
+    refused = world.coord.run("report", "access", "--bsn", "111222334", "--birth-date", born,
+                              passphrase=None)
+    assert refused.returncode == 2 and "11-proef" in refused.stderr
+    assert "111222334" not in refused.stderr and "Passphrase" not in refused.stderr
+    refused = world.social.run("report", "access", "--bsn", bsn, "--birth-date", born,
+                               "--network", world.network)
+    assert refused.returncode == 1 and "lookup-requires-coordinator" in refused.stderr
+    assert bsn not in refused.stderr
+    for path in [world.server.log_file, *world.server.data.rglob("*")]:
+        if path.is_file():
+            assert bsn.encode() not in path.read_bytes(), path
+
+
 def test_duties_run(world: World) -> None:
     done = world.coord.json("duties", world.network)
     assert done["network"] == world.network and done["misbehaviours"] == []

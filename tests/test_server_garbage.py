@@ -179,6 +179,9 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return w["shell"], a.signal(w["shell"]).body, ("signal",)
     if t.endswith("/card"):
         return a.coordinator, {"card": a.card()}, ("card",)
+    if t.endswith("/lookups"):
+        return a.coordinator, {"tokens": [a.token("bsn", "111222333")],
+                               "purpose": "access-request"}, ("tokens", "purpose")
     disclosure = disclosure_body(w, t)
     if disclosure is not None:
         return disclosure
@@ -218,6 +221,7 @@ def signer_for(w: World, template: str) -> Actor:
     t = _norm(template)
     if any(t.endswith(s) for s in ("/signals", "/hints", "/feedback", "/notifications",
                                    "/access-report", "/bemoeizorg/{}", "/referrals",
+                                   "/lookups",
                                    "/policies")) \
             or t == "/v1/networks":
         return w.a.coordinator

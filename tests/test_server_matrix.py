@@ -125,6 +125,8 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET purge/owned":      (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "POST purge-acks":      (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
     "GET access-report":    (F,   F,   F,   F,   OK,  OK,  F,   U,   *SIGNED),
+    # lookups by blind index (§15.7): the coordinator; any other member an audited denial
+    "POST lookups":         (P,   P,   P,   P,   NEW, P,   F,   U,   *SIGNED),
     # referrals (§15.5): the coordinator of the sending network only
     "POST referrals":       (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "GET referrals":        (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
@@ -221,6 +223,11 @@ async def post_events(w: World, kind: str, actor: Actor) -> Req:
     envelope = w.a.event(w.case, actor)
     return Req(actor, w.a.path(f"/cases/{w.case.case}/events"), {"event": envelope},
                on_success=lambda: w.case.commit(envelope))
+
+
+async def post_lookups(w: World, kind: str, actor: Actor) -> Req:
+    return Req(actor, w.a.path("/lookups"), {"tokens": [w.a.token("bsn", "111222333")],
+                                             "purpose": "access-request"})
 
 
 async def post_shares(w: World, kind: str, actor: Actor) -> Req:
@@ -484,6 +491,8 @@ ROUTES = [
           "core-formal", get(lambda w: w.a.path("/purge-instructions/owned?after=0"))),
     Route("POST purge-acks", "POST", "/v1/networks/{network}/purge-acks", "core-formal",
           post_purge_acks),
+    Route("POST lookups", "POST", "/v1/networks/{network}/lookups", "coordinator",
+          post_lookups),
     Route("GET access-report", "GET", "/v1/networks/{network}/cases/{case}/access-report",
           "coordinator", get(lambda w: w.a.path(f"/cases/{w.case.case}/access-report"))),
     Route("POST referrals", "POST", "/v1/networks/{network}/referrals", "coordinator",

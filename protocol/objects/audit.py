@@ -30,7 +30,9 @@ SALT_BYTES = 16
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
-           "purge-ack", "membership", "membership-revoke", "erase", "read", "policy")
+           "purge-ack", "membership", "membership-revoke", "erase", "read", "policy", "lookup")
+#: Actions whose entry may name several cases in ``cases`` (and then names no ``case``).
+CASES_ACTIONS = ("read", "lookup")
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
 BASES = ("consent", "bemoeizorg", "policy", "none")
 
@@ -107,12 +109,15 @@ class AuditEntry(WireObject):
             raise self._fail("emergency", "must be true when the basis is bemoeizorg")
         if self.action == "deny" and self.outcome != "deny":
             raise self._fail("outcome", "must be deny for a deny action")
-        if (self.action == "read") != (self.cases is not None):
-            raise self._fail("cases", "must be present exactly on a read entry")
-        if self.action == "read" and (self.case is not None or self.subject is not None
-                                      or (self.basis, self.outcome) != ("policy", "allow")):
-            raise self._fail("action", "a read names its cases in cases, no case or subject,"
-                                       " on basis policy, allowed")
+        if self.action == "read" and self.cases is None:
+            raise self._fail("cases", "must be present on a read entry")
+        if self.cases is not None and self.action not in CASES_ACTIONS:
+            raise self._fail("cases", "is present only on a read or lookup entry")
+        if self.action in CASES_ACTIONS and (
+                self.case is not None or self.subject is not None
+                or (self.basis, self.outcome) != ("policy", "allow")):
+            raise self._fail("action", f"a {self.action} names its cases in cases, no case "
+                                       f"or subject, on basis policy, allowed")
         if (self.action == "erase") != (self.erased_below is not None):
             raise self._fail("erased_below", "must be present exactly on an erase entry")
         if self.action == "erase":
@@ -209,7 +214,7 @@ class ErrorResponse(WireObject):
 
 
 __all__ = [
-    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
+    "COMMITMENT_PREFIX", "SALT_BYTES", "ACTIONS", "CASES_ACTIONS", "ACTOR_ROLES", "BASES", "new_salt",
     "AuditActor", "SealedPurpose", "AuditEntry", "entry_commitment", "erase_cutoff", "TreeHead", "ErrorBody",
     "ErrorResponse",
 ]

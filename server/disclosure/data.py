@@ -65,6 +65,7 @@ class Log:
 
     def append(self, db: Db, *, actor: AuditActor, action: str, basis: str, reason: str,
                outcome: str = "allow", case: str | None = None, subject: str | None = None,
+               cases: Sequence[str] | None = None,
                classes: Sequence[str] | None = None, ref: str | None = None,
                review_required: bool = False, emergency: bool = False,
                erased_below: int | None = None, purpose: str | None = None) -> dict[str, Any]:
@@ -73,7 +74,7 @@ class Log:
         ``purpose`` is sealed to this log's ``readers``."""
         receipt = append_txn(
             db, network=self.network, log_key=self.log_key, now=self.now, actor=actor,
-            action=action, basis=basis, outcome=outcome, reason=reason, case=case,
+            action=action, basis=basis, outcome=outcome, reason=reason, case=case, cases=cases,
             subject=subject if subject != actor.partner else None,
             classes=sorted(classes) if classes else None, ref=ref,
             review_required=review_required, emergency=emergency, erased_below=erased_below,
