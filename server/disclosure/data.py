@@ -186,6 +186,13 @@ def case_row(db: Db, network: str, case: str) -> Any:
     return row
 
 
+def identity_erased(db: Db, network: str, case: str) -> bool:
+    """The case's identity was erased (an ``identity-purge`` of kind erasure, §C.12;
+    release row R14): no version of it is sealed, backfilled or released again."""
+    return db.execute("SELECT 1 FROM identity_purges WHERE network = ? AND [case] = ?"
+                      " AND kind = 'erasure' LIMIT 1", (network, case)).fetchone() is not None
+
+
 def shared_with(db: Db, network: str, case: str, partner: str) -> bool:
     return db.execute("SELECT 1 FROM shares WHERE network = ? AND partner = ? AND [case] = ?"
                       " LIMIT 1", (network, partner, case)).fetchone() is not None
@@ -354,7 +361,8 @@ def _consent_request(db: Db, network: str, case: str, classes: Sequence[str],
                    else "case",
                    classes=frozenset(classes), grantee=grantee, basis="consent",
                    shared_with_grantee=shared_with(db, network, case, grantee.partner),
-                   consent=_consent_facts(db, network, consent))
+                   consent=_consent_facts(db, network, consent),
+                   identity_erased=identity_erased(db, network, case))
 
 
 #: A grant signed by a member that is not the coordinator (protocol.md §D.3).
@@ -607,7 +615,7 @@ def case_owner(db: Db, network: str, case: str) -> str:
 
 
 __all__ = ["new_object_id", "Log", "Denied", "deny", "Signed", "NewConsent", "NewRevocation",
-           "NewGrant", "NewRelease", "NewAck", "case_row", "shared_with", "record_consent_txn",
+           "NewGrant", "NewRelease", "NewAck", "case_row", "identity_erased", "shared_with", "record_consent_txn",
            "revoke_consent_txn", "released", "released_under_consent",
            "purge_instruction_txn", "purged_cases", "revocation_ref", "membership_removed_txn",
            "NOT_THE_COORDINATOR", "non_coordinator_grant_txn", "grant_txn", "GRANT_NOT_HELD",
