@@ -38,6 +38,7 @@ from schakel.protocol.objects.network import Policy
 from schakel.protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
 
 from schakel.client.errors import ServerRefused
+from schakel.client.shred import purged, refuse_purged
 from schakel.client import ledger
 from schakel.client.views import GrantSummary, InvocationSummary, Released
 from schakel.client.wire import new_id, refuse
@@ -203,7 +204,9 @@ class Disclosure:
         request = Request(network=network, case=case, case_kind=self._case_kind(network, case),
                           classes=wanted, grantee=who, basis="consent",
                           shared_with_grantee=self._shared_with(network, case, grantee),
-                          consent=self._consent_fact(network, consent, case, wanted, who))
+                          consent=self._consent_fact(network, consent, case, wanted, who),
+                          identity_erased=bool((purged(s.state, network, case) or {})
+                                               .get("erased")))
         decision = decide(request, rules, now=s.now())
         if not decision.allowed:
             raise refuse(decision.reason, decision.message, grantee=grantee)
@@ -300,6 +303,12 @@ class Disclosure:
                 if (record.network, record.case, record.class_, record.version) != (
                         network, case, cls, version):
                     raise ContextMismatchError("the identity record belongs elsewhere")
+                why = refuse_purged(s.state, network, case, version)
+                if why is not None:
+                    # protocol.md §C.12: a purged version is never believed again.
+                    raise s.misbehaving(network, "event-replayed", f"the server released "
+                                        f"purged identity: {why}", case=case,
+                                        identity_version=version)
                 opened[cls] = envelopes.decrypt_json(
                     key, record.ciphertext,
                     envelopes.identity_context(network, case, cls, version=version))
