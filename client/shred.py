@@ -55,6 +55,7 @@ def destroy(state: LocalState, network: str, case: str, up_to: int, *, erased: b
     if erased:
         for kind in ("identity-rotation", "identity-rotation-due"):
             state.delete_doc(kind, (network, case))
+    state.shred()
     held = purged(state, network, case) or {"version": 0, "erased": False}
     state.put_doc("identity-purged", (network, case),
                   {"version": max(int(held["version"]), up_to),
