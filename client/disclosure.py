@@ -264,8 +264,12 @@ class Disclosure:
            version, and decrypts under ``identity_context``.
         5. Exactly the entry's classes were delivered.
 
+        Before all of these, an answer that delivers a version of a case's identity that a
+        verified purge destroyed (:meth:`_refuse_purged`) is refused as ``event-replayed``.
+
         Any failure is recorded server misbehaviour and nothing is stored."""
         s = self.session
+        self._refuse_purged(network, answer)
         receipt = answer.get("receipt") if isinstance(answer, Mapping) else None
         entry = await self.audit.monitor(network).check_receipt(receipt)
         with s.verifying(network, malformed="receipt-invalid", index=entry.index):
@@ -303,12 +307,6 @@ class Disclosure:
                 if (record.network, record.case, record.class_, record.version) != (
                         network, case, cls, version):
                     raise ContextMismatchError("the identity record belongs elsewhere")
-                why = refuse_purged(s.state, network, case, version)
-                if why is not None:
-                    # protocol.md §C.12: a purged version is never believed again.
-                    raise s.misbehaving(network, "event-replayed", f"the server released "
-                                        f"purged identity: {why}", case=case,
-                                        identity_version=version)
                 opened[cls] = envelopes.decrypt_json(
                     key, record.ciphertext,
                     envelopes.identity_context(network, case, cls, version=version))
@@ -323,6 +321,25 @@ class Disclosure:
             "case": case, "classes": sorted(opened), "basis": basis, "ref": ref,
             "index": entry.index, "at": s.stamp(), **dict(extra or {})})
         return Released(network=network, case=case, classes=opened, receipt_index=entry.index)
+
+    def _refuse_purged(self, network: str, answer: Any) -> None:
+        """protocol.md §C.12: a purged identity version is never believed again, however
+        well the answer verifies (an old release answer served again, a server that kept
+        what it should have deleted): ``event-replayed``.  Only what the answer names is
+        read here; everything else is verified afterwards."""
+        s = self.session
+        items = answer.get("envelopes") if isinstance(answer, Mapping) else None
+        for item in items if isinstance(items, list) else ():
+            signed = (item.get("identity") or {}).get("signed") if isinstance(item, Mapping) \
+                else None
+            if not isinstance(signed, Mapping) or not isinstance(signed.get("case"), str) or \
+                    type(item.get("version")) is not int:
+                continue
+            case, version = signed["case"], item["version"]
+            why = refuse_purged(s.state, network, case, version)
+            if why is not None:
+                raise s.misbehaving(network, "event-replayed", f"the server released purged "
+                                    f"identity: {why}", case=case, identity_version=version)
 
     # ------------------------------------------------------------------ bemoeizorg
 

@@ -252,6 +252,9 @@ class Identity:
         if held.is_consult:
             raise refuse("consult-has-no-identity",
                          "a consult is anonymous: it has no identity to rotate")
+        if (purged(s.state, network, case) or {}).get("erased"):
+            raise refuse("identity-erased", "the identity of this case was erased: it is never "
+                         "sealed again (ADR 0034)")
         if (summary(s.state, network, case) or {}).get("status") == "closed":
             raise refuse("case-closed", "a closed case's identity waits for retention; it is "
                          "not sealed again")
