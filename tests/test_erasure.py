@@ -36,6 +36,9 @@ from tests.tamper_proxy import TamperedServer, tampered_server
 
 EVIDENCE = b"%PDF- ondertekend toestemmingsformulier"
 REASON = "verzoek betrokkene via regie, AVG art. 17"
+OTHER = {"name": {"given_names": "Aaltje", "family_name": "Bakker"},
+         "address": {"street": "Kampstraat", "house_number": "3", "postcode": "3811 KK",
+                     "city": "Amersfoort"}}
 #: Strings of IDENTITY that must be found nowhere once it is erased.
 PLAINTEXTS = ("de Vries", "Hendrik", "Soesterweg", "3812 AB", "111222333", "1946-05-04")
 
@@ -87,12 +90,18 @@ def class_keys(partner: Partner, network: str, case: str) -> dict[tuple[str, int
     return out
 
 
-def secret_rows(partner: Partner) -> list[bytes]:
-    """The encrypted rows of the identity secrets (class keys, plaintext) a partner holds,
-    as stored in its ``state.db``."""
+def secret_rows(partner: Partner, network: str, case: str) -> list[bytes]:
+    """The encrypted rows of the identity secrets (class keys, plaintext) of ``case`` a
+    partner holds, as stored in its ``state.db``."""
     path = partner.session.state.path
     return [bytes(r[0]) for r in db_rows(path, "SELECT value FROM secrets WHERE kind IN"
-                                         " ('class-key', 'identity')")]
+                                         " ('class-key', 'identity') AND ref LIKE ?",
+                                         f"{network}\x1f{case}\x1f%")]
+
+
+def HOMES(tmp_path: Path) -> list[Path]:
+    return [tmp_path / label for label in ("coordinator", "core-formal", "core-informal",
+                                           "shell", "auditor")]
 
 
 def files_under(*roots: Path) -> list[Path]:
@@ -163,26 +172,34 @@ async def test_after_erasure_no_decryptable_identity_is_left_anywhere(tmp_path: 
             grant = await granted(cast, case, grantee)
             await grantee.disclosure.release(network, grant)
             assert grantee.identity.get(network, case)["name"] == IDENTITY["name"]
+            # Another person's case stays: its rows share the pages the erased ones leave.
+            other = await owner.cases.create(network, INTAKE, identity=OTHER)
+            await grantee.disclosure.release(network, await granted(cast, other, grantee))
 
             recs = records(env, network, case)
             keys = {**class_keys(owner, network, case), **class_keys(grantee, network, case)}
             assert opens(keys.values(), recs, network, case)          # they did open
-            rows = [row for p in cast.partners for row in secret_rows(p)]
+            rows = [row for p in cast.partners for row in secret_rows(p, network, case)]
             needles = [s.encode() for s in PLAINTEXTS]
             needles += [k for k in keys.values()] + [b64e(k).encode() for k in keys.values()]
             needles += [r.ciphertext.encode() for r in recs]
             needles += [b.encode() for b in gated_blobs(env, network, case)]
             needles += rows
             assert len(rows) >= 8                                      # what there was to find
+            assert leftovers([tmp_path / "server", *HOMES(tmp_path)], needles)
+            # As in a database that has run a while: what was written is in the main files,
+            # not only in their write-ahead logs, when the erasure deletes it.
+            for path in files_under(tmp_path / "server", *HOMES(tmp_path)):
+                if path.suffix == ".db":
+                    with sqlite3.connect(path) as db:
+                        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
             done = await cast.coordinator.erasure.erase(network, case, reason=REASON)
             assert (done.kind, done.identity_version) == ("erasure", 1)
             for p in cast.partners:
                 await p.sync(network)
 
-            homes = [tmp_path / label for label in ("coordinator", "core-formal",
-                                                    "core-informal", "shell", "auditor")]
-            assert leftovers([tmp_path / "server", *homes], needles) == []
+            assert leftovers([tmp_path / "server", *HOMES(tmp_path)], needles) == []
             for p in cast.partners:
                 assert p.identity.get(network, case) == {}
                 assert class_keys(p, network, case) == {}
@@ -199,6 +216,7 @@ async def test_after_erasure_no_decryptable_identity_is_left_anywhere(tmp_path: 
                 case, done.purge, "coordinator")
             assert entry["subject"] == owner.key_id and REASON not in json.dumps(entry)
             assert {p["reader"] for p in entry["purpose"]} >= {cast.coordinator.key_id}
+            assert grantee.identity.get(network, other)["name"] == OTHER["name"]
             # The anonymous layer stays until retention (ADR 0034).
             assert owner.cases.get(network, case).state["age_band"] == "75-84"
         finally:
