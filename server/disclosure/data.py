@@ -465,12 +465,12 @@ def _redeliver(db: Db, log: Log, r: NewRelease, earlier: Any, *, case: str,
                classes: Sequence[str], action: str, basis: Basis, reason: str) -> Written:
     """A retry under a stored release id, allowed again: its own entry (``reason`` names
     the first release's entry) and the first answer's envelopes with the new receipt.
-    409 when those envelopes were emptied (the identity was shredded after retention:
-    nothing is left to deliver, and nothing is audited)."""
+    409 when those envelopes were emptied (the identity was shredded after retention, or
+    the released version purged: nothing is left to deliver, and nothing is audited)."""
     stored: dict[str, Any] = json.loads(earlier["answer"])
     if not stored["envelopes"]:
-        raise Conflict("the identity of this release was shredded after retention: nothing "
-                       "to deliver again", details={"classes": sorted(classes)})
+        raise Conflict("the identity of this release was shredded after retention, erased or "
+                       "rectified: nothing to deliver again", details={"classes": sorted(classes)})
     receipt = _release_entry(db, log, r, case=case, classes=classes, action=action,
                              basis=basis,
                              reason=f"{reason}; re-delivery of entry {earlier['audit_index']}")

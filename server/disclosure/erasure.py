@@ -67,13 +67,13 @@ def _current_version(db: Db, network: str, case: str) -> tuple[str, str, int]:
 
 def _strip_release_answers(db: Db, network: str, case: str, version: int) -> None:
     """A release's stored answer (for retries) holds the released inner envelopes and
-    identity records: drop those of the purged versions, so no retry hands them out."""
+    identity records: an answer that holds one of a purged version is emptied, so no retry
+    hands it out (a retry then answers 409, as after retention's shred)."""
     for row in db.execute("SELECT id, answer FROM releases WHERE network = ? AND [case] = ?",
                           (network, case)).fetchall():
         answer = json.loads(row["answer"])
-        kept = [e for e in answer["envelopes"] if int(e["version"]) > version]
-        if len(kept) != len(answer["envelopes"]):
-            answer["envelopes"] = kept
+        if any(int(e["version"]) <= version for e in answer["envelopes"]):
+            answer["envelopes"] = []
             db.execute("UPDATE releases SET answer = ? WHERE id = ?",
                        (json.dumps(answer), row["id"]))
 
