@@ -70,6 +70,8 @@ SERVER_HINTS: dict[str, str] = {
 #: the server's own in §15.2).
 REASONS: dict[str, str] = {
     "consult-has-no-identity": "a consult never carries identity; create a case instead",
+    "identity-erased": "the person's identity in this case was erased (AVG art. 17); it is never "
+                       "released or sealed again — if the person comes back, bring in a new case",
     "not-a-member": "the receiving partner is not a current member of this network",
     "partner-not-member": "the receiving partner is not a current member of this network",
     "recipient-not-member": "a recipient is not a current member of this network",

@@ -38,6 +38,7 @@ from schakel.protocol.objects.network import Policy
 from schakel.protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
 
 from schakel.client.errors import NotFound, ServerRefused
+from schakel.client.shred import purged, refuse_purged
 from schakel.client import ledger
 from schakel.client.views import GrantSummary, InvocationSummary, Released
 from schakel.client.wire import new_id, refuse
@@ -203,7 +204,9 @@ class Disclosure:
         request = Request(network=network, case=case, case_kind=self._case_kind(network, case),
                           classes=wanted, grantee=who, basis="consent",
                           shared_with_grantee=self._shared_with(network, case, grantee),
-                          consent=self._consent_fact(network, consent, case, wanted, who))
+                          consent=self._consent_fact(network, consent, case, wanted, who),
+                          identity_erased=bool((purged(s.state, network, case) or {})
+                                               .get("erased")))
         decision = decide(request, rules, now=s.now())
         if not decision.allowed:
             raise refuse(decision.reason, decision.message, grantee=grantee)
@@ -278,8 +281,12 @@ class Disclosure:
            version, and decrypts under ``identity_context``.
         5. Exactly the entry's classes were delivered.
 
+        Before all of these, an answer that delivers a version of a case's identity that a
+        verified purge destroyed (:meth:`_refuse_purged`) is refused as ``event-replayed``.
+
         Any failure is recorded server misbehaviour and nothing is stored."""
         s = self.session
+        self._refuse_purged(network, answer)
         receipt = answer.get("receipt") if isinstance(answer, Mapping) else None
         entry = await self.audit.monitor(network).check_receipt(receipt)
         with s.verifying(network, malformed="receipt-invalid", index=entry.index):
@@ -348,6 +355,25 @@ class Disclosure:
             "case": case, "classes": sorted(opened), "basis": basis, "ref": ref,
             "index": entry.index, "at": s.stamp(), **dict(extra or {})})
         return Released(network=network, case=case, classes=opened, receipt_index=entry.index)
+
+    def _refuse_purged(self, network: str, answer: Any) -> None:
+        """protocol.md §C.12: a purged identity version is never believed again, however
+        well the answer verifies (an old release answer served again, a server that kept
+        what it should have deleted): ``event-replayed``.  Only what the answer names is
+        read here; everything else is verified afterwards."""
+        s = self.session
+        items = answer.get("envelopes") if isinstance(answer, Mapping) else None
+        for item in items if isinstance(items, list) else ():
+            signed = (item.get("identity") or {}).get("signed") if isinstance(item, Mapping) \
+                else None
+            if not isinstance(signed, Mapping) or not isinstance(signed.get("case"), str) or \
+                    type(item.get("version")) is not int:
+                continue
+            case, version = signed["case"], item["version"]
+            why = refuse_purged(s.state, network, case, version)
+            if why is not None:
+                raise s.misbehaving(network, "event-replayed", f"the server released purged "
+                                    f"identity: {why}", case=case, identity_version=version)
 
     # ------------------------------------------------------------------ bemoeizorg
 

@@ -20,7 +20,11 @@ before it verified:
 * **shares** -- signed by the coordinator; the sealed case key opens only for its
   recipient;
 * **rekeys** -- signed by the case owner or the coordinator; the new version follows the
-  last one and its wrap opens under the epoch it names.
+  last one and its wrap opens under the epoch it names;
+* **purges** -- an erasure signed by the held header's owner or the coordinator, a
+  rectification by the owner only; an erasure names the held header's identity version,
+  a rectification one below it.  Then it is executed: the class keys and plaintext of the
+  purged versions are destroyed (:func:`schakel.client.shred.destroy`; ADR 0034).
 
 A ciphertext whose key this partner does not hold yet (a late member's history, a
 shell partner before its share) is stored with its signature and chain verified; it is
@@ -52,7 +56,8 @@ from schakel.protocol.errors import (
 )
 from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.cases import (
-    CaseHeader, CaseRekey, Event, check_event_status, check_replacement, event_hash_of,
+    CaseHeader, CaseRekey, Event, IdentityPurge, check_event_status, check_replacement,
+    event_hash_of,
 )
 from schakel.protocol.objects.disclosure import Share
 from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
@@ -62,6 +67,7 @@ from schakel.protocol.policy import Decision, Rules, check_action
 
 from schakel.client.disclosure import rules_of
 from schakel.client.errors import NotFound, ServerMisbehaviour
+from schakel.client.shred import destroy
 from schakel.client.state import LocalState
 from schakel.client.trust import TrustView
 from schakel.client.views import CaseView, EventView, PolicyBreach
@@ -262,6 +268,8 @@ class Verifier:
             await self.share(envelope, case)
         elif kind == "rekey":
             await self.rekey(envelope, case)
+        elif kind == "purge":
+            await self.purge(envelope, case)
         else:
             raise self.fail("context-mismatch", f"a sync item of unknown kind {kind!r}")
         self.touched.add(case)
@@ -590,6 +598,40 @@ class Verifier:
             self._epochs_refetched = True
             await self.fetch_epochs()            # opens it (and this rekey) if it is ours
         self._unwrap_rekey(rekey)
+
+    # ------------------------------------------------------------------ purges
+
+    async def purge(self, envelope: Any, case: str) -> None:
+        """An ``identity-purge`` (protocol.md §C.12): verified against the held header --
+        signed by its owner, or for an erasure by a coordinator key (``bad-signature``
+        otherwise); an erasure of the held ``identity_version``, a rectification of one
+        below it (``context-mismatch``) -- then executed on this partner's local state,
+        whoever it is: the owner destroys its own source keys too."""
+        signed = self._peek(IdentityPurge, envelope, "identity purge")
+        self._context(signed, case, "identity purge")
+        await self.ensure_case(case)
+        held = self.state.get_doc("header", (self.network, case))
+        if held is None:
+            raise self.fail("context-mismatch", "a purge of a case without a header", case=case)
+        header = CaseHeader.from_json(held["signed"])
+        owner = self.tv.member(header.owner)
+        keys = [owner.sign] if owner is not None else []
+        if signed.get("kind") == "erasure":
+            keys += self.tv.coordinator_keys()
+        try:
+            purge = IdentityPurge.from_envelope(envelope, keys)
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"an identity purge signed by neither the case's "
+                            f"owner nor, for an erasure, the coordinator ({exc.code})",
+                            case=case) from None
+        current = header.identity_version or 0
+        if (purge.is_erasure and purge.identity_version != current) or (
+                not purge.is_erasure and purge.identity_version >= current):
+            raise self.fail("context-mismatch", f"a {purge.kind} of identity version "
+                            f"{purge.identity_version} does not fit the held version {current}",
+                            case=case)
+        destroy(self.state, self.network, case, purge.identity_version,
+                erased=purge.is_erasure)
 
     def _core(self) -> bool:
         me = self.tv.member(self.me)

@@ -45,6 +45,7 @@ from schakel.client.feed import Feed
 from schakel.client.fold import summary, version_ref
 from schakel.client.purge import purge_pages
 from schakel.client.session import Session
+from schakel.client.shred import purged
 from schakel.client.trust import MemberInfo, TrustView
 from schakel.client.views import DutyReport
 from schakel.client.wire import refuse
@@ -276,6 +277,9 @@ class Identity:
         if held.is_consult:
             raise refuse("consult-has-no-identity",
                          "a consult is anonymous: it has no identity to rotate")
+        if (purged(s.state, network, case) or {}).get("erased"):
+            raise refuse("identity-erased", "the identity of this case was erased: it is never "
+                         "sealed again (ADR 0034)")
         if (summary(s.state, network, case) or {}).get("status") == "closed":
             raise refuse("case-closed", "a closed case's identity waits for retention; it is "
                          "not sealed again")
@@ -372,7 +376,8 @@ class Identity:
                 s.state.set_cursor(network, "owned-purge-instructions", cursor)
         for ref, _ in s.state.docs("identity-rotation-due", (network,)):
             case = ref[1]
-            if (summary(s.state, network, case) or {}).get("status") == "open":
+            erased = (purged(s.state, network, case) or {}).get("erased")
+            if (summary(s.state, network, case) or {}).get("status") == "open" and not erased:
                 await self._rotate_identity(network, tv, case)
                 report.rotated.append(case)
             s.state.delete_doc("identity-rotation-due", ref)

@@ -18,6 +18,8 @@ service gets in its constructor together with the services it builds on:
   (:class:`~schakel.client.disclosure.Disclosure`);
 * ``partner.identity`` -- the identity this partner holds, and its rotation
   (:class:`~schakel.client.identity.Identity`);
+* ``partner.erasure`` -- the person's erasure and rectification of a case's identity
+  (:class:`~schakel.client.erasure.Erasure`);
 * ``partner.referrals`` -- referral of a case to another network
   (:class:`~schakel.client.referral.Referrals`);
 * ``partner.audit`` -- the verified audit logs (:class:`~schakel.client.audit.Audit`);
@@ -44,6 +46,7 @@ from schakel.client.card import Cards
 from schakel.client.casekeys import CaseKeys
 from schakel.client.cases import Cases
 from schakel.client.disclosure import Disclosure
+from schakel.client.erasure import Erasure
 from schakel.client.errors import ServerRefused
 from schakel.client.feed import Feed
 from schakel.client.home import ClientConfig, Home
@@ -72,6 +75,7 @@ class Partner:
         self._case_keys = CaseKeys(session, self._feed)
         self._purges = Purges(session)
         self.identity = Identity(session, self._feed)
+        self.erasure = Erasure(session, self._feed, self.identity)
         self.cases = Cases(session, self._feed, self.identity, self._case_keys)
         self.networks = Networks(session, self._case_keys)
         self.signals = Signals(session)

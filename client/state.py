@@ -144,6 +144,8 @@ class LocalState:
         self._secret_cache: dict[tuple[str, str], bytes | None] = {}
         #: Documents put (text) or deleted (None) in the open transaction, not yet written.
         self._unwritten: dict[tuple[str, str], str | None] = {}
+        #: :meth:`shred` was asked in the open transaction.
+        self._shred = False
 
     # ------------------------------------------------------------------ opening
 
@@ -165,6 +167,9 @@ class LocalState:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        # A deleted secret is overwritten, not left in a free page where the state key
+        # would still open it (crypto-shredding, ADR 0034).
+        conn.execute("PRAGMA secure_delete=ON")
         db = sqlite_utils.Database(conn)
         try:
             if create:
@@ -227,6 +232,22 @@ class LocalState:
                 self._unwritten.clear()
                 conn.execute("COMMIT" if ok else "ROLLBACK")
                 self._flush_misbehaviours()
+                shred, self._shred = self._shred and ok, False
+                if shred:
+                    self._checkpoint()
+
+    def shred(self) -> None:
+        """Secrets deleted now must leave no copy in the file: after the commit (at once
+        outside a transaction) the write-ahead log, which still holds the pages as they
+        were written, is checkpointed and truncated (deleted rows are overwritten in the
+        database itself: ``secure_delete``)."""
+        if self._depth:
+            self._shred = True
+        else:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # ------------------------------------------------------------------ secrets
 

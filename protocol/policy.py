@@ -30,6 +30,8 @@ R11 bemoeizorg: four-eyes co-sign by a *different person* holding the role,
     when the policy asks for it
 R12 bemoeizorg: at most ``max_per_user_per_day`` invocations per person
 R13 bemoeizorg: access expires ``access_hours`` after the invocation
+R14 identity that was erased (AVG art. 17) is never released again;
+    checked right after R1 (ADR 0034)
 ==  =====================================================================
 
 :func:`check_action` applies design §5's "informal where possible,
@@ -171,6 +173,8 @@ class Request:
     shared_with_grantee: bool = False
     consent: ConsentFacts | None = None
     bemoeizorg: BemoeizorgFacts | None = None
+    #: the case's identity was erased (an ``identity-purge`` of kind erasure, §C.12)
+    identity_erased: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +205,8 @@ def _aware(moment: datetime, what: str) -> datetime:
 
 
 def decide(request: Request, rules: Rules, *, now: datetime) -> Decision:
-    """Decide one release.  Rows R1–R13 of the module docstring, in order; the
-    first row that fails names the denial."""
+    """Decide one release.  Rows R1, R14, R2–R13 of the module docstring, in that
+    order; the first row that fails names the denial."""
     now = _aware(now, "now")
     grantee = request.grantee
     classes = request.classes
@@ -211,6 +215,9 @@ def decide(request: Request, rules: Rules, *, now: datetime) -> Decision:
     if request.case_kind == "consult":                                              # R1
         return _deny("consult-has-no-identity",
                      "a consult is anonymous: it has no identity to release")
+    if request.identity_erased:                                                    # R14
+        return _deny("identity-erased",
+                     "the person's identity in this case was erased: nothing is released")
     if grantee.network != request.network or not grantee.active:                   # R2
         return _deny("not-a-member", "the grantee is not a current member of this network")
     if not grantee.listed:                                                          # R2

@@ -10,7 +10,8 @@ Five kinds of step, all taken by the server on its own (actor: the server, its l
   appended (basis ``policy``).  Without the class keys nothing released stays readable:
   crypto-shredding.
 * **shred-anonymous** -- closed longer than ``retention.anonymous_days``: the case row, its
-  header, events, shares, feed items and duplicate hints are deleted; ``shred-anonymous``.
+  header, events, shares, identity purges, feed items and duplicate hints are deleted;
+  ``shred-anonymous``.
 * **bemoeizorg-expired** -- an invocation whose ``access_hours`` (from the moment the
   server accepted it) have passed: one ``purge-instruction`` (reason
   ``bemoeizorg-expired``, ref = the invocation) to the invoker, audited.
@@ -348,7 +349,8 @@ def shred_anonymous_txn(db: Db, step: Step, periods: Periods, log: Log,
     receipt = log.append(db, actor=server, action="shred-anonymous", basis="policy",
                          reason=f"retention: closed more than {periods.anonymous_days} days",
                          case=case)
-    for table in ("feed", "events", "shares", "case_rekeys", "header_versions", "cases"):
+    for table in ("feed", "events", "shares", "case_rekeys", "header_versions",
+                  "identity_purges", "cases"):
         db.execute(f"DELETE FROM {table} WHERE network = ? AND [case] = ?", (net, case))
     db.execute("DELETE FROM hints WHERE network = ? AND ((subject_kind = 'case'"
                " AND subject = ?) OR may_concern = ?)", (net, case, case))
@@ -428,7 +430,8 @@ async def run_pass(ctx: "AppContext") -> list[dict[str, Any]]:
     for step, periods in await ctx.store.read(due, now, standing):
         log = Log(network=step.network, log_key=ctx.keys.log_signer, now=now)
         result = await ctx.store.write(STEP_TXN[step.kind], step, periods, log, server,
-                                       notify=step.network)
+                                       notify=step.network,
+                                       shred=step.kind.startswith("shred-"))
         if result is not None:
             done.append(result)
     return done

@@ -310,10 +310,25 @@ def _migration_10(db: sqlite_utils.Database) -> None:
     db["lookups"].create_index(["network", "partner", "at"])
 
 
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """Erasure and rectification (protocol.md §C.12; docs/protocol.md §14.3, ``POST
+    .../cases/{case}/purges``; ADR 0034): one row per accepted ``identity-purge``, keyed by
+    (network, purge) and by (network, case, identity_version) -- a version is purged once;
+    ``digest`` makes an identical retry the same write.  ``kind`` = ``erasure`` marks the
+    case's identity as erased for good (release row R14); ``cursor`` is its feed row."""
+    db.execute("CREATE TABLE identity_purges (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, [case] TEXT NOT NULL, purge TEXT NOT NULL,"
+               " kind TEXT NOT NULL, identity_version INTEGER NOT NULL, digest BLOB NOT NULL,"
+               " cursor INTEGER NOT NULL, answer TEXT NOT NULL, received TEXT NOT NULL,"
+               " acting_user TEXT NOT NULL)")
+    db["identity_purges"].create_index(["network", "purge"], unique=True)
+    db["identity_purges"].create_index(["network", "case", "identity_version"], unique=True)
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9, _migration_10)
+    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:
@@ -325,6 +340,9 @@ def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     if writer:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        # Deleted rows are overwritten, not left in free pages: a shredded identity record
+        # or gated envelope must not stay readable in the file (ADR 0034).
+        conn.execute("PRAGMA secure_delete = ON")
     else:
         conn.execute("PRAGMA query_only = ON")
     return conn
@@ -372,6 +390,7 @@ class _Write:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     notify: str | None
+    shred: bool = False
 
 
 _STOP = object()
@@ -491,15 +510,18 @@ class Store:
     # writes -------------------------------------------------------------------------
 
     async def write(self, fn: Callable[..., T], *args: Any, notify: str | None = None,
-                    **kwargs: Any) -> T:
+                    shred: bool = False, **kwargs: Any) -> T:
         """Run ``fn(db, *args, **kwargs)`` on the writer thread; returns its result once
         the transaction holding it has committed.  ``notify`` names a network whose
-        long-poll waiters are woken after that commit."""
+        long-poll waiters are woken after that commit.  ``shred``: the write deletes
+        identity material, so after its commit the write-ahead log is checkpointed and
+        truncated (best effort: a reader holding an older snapshot delays it to the next
+        shredding write), and no earlier page image of the deleted rows stays in it."""
         if self._writer is None or self._closing:
             raise Unavailable("the server is shutting down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        item = _Write(fn, args, kwargs, future, loop, notify)
+        item = _Write(fn, args, kwargs, future, loop, notify, shred)
         pending = self._pending.get(loop)
         if pending is None:
             # The writes of one pass of the loop go to the writer together, at the end of
@@ -564,6 +586,8 @@ class Store:
                 outcomes.append(self._run_one(conn, item))
             conn.execute("COMMIT")
             self.commits += 1
+            if any(item.shred for item in batch):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except Exception as exc:  # the transaction itself failed: nothing of it is durable
             conn = _roll_back(conn)
             _log_error("write batch failed", exc, size=len(batch))

@@ -21,6 +21,7 @@ from schakel.protocol.objects.cases import (
     CaseRekey,
     Event,
     GatedEnvelope,
+    IdentityPurge,
     IdentityRecord,
     check_link,
     event_hash,
@@ -86,6 +87,15 @@ def rekey_json(**over: Any) -> dict[str, Any]:
     return value
 
 
+def purge_json(**over: Any) -> dict[str, Any]:
+    value = {"type": "identity-purge", "network": NETWORK, "case": CASE,
+             "purge": b64e(b"p" * 16), "kind": "erasure", "identity_version": 1,
+             "classes": ["address", "name"], "acting_user": "regie-01", "at": T0,
+             "reason": "verzoek betrokkene, AVG art. 17"}
+    value.update(over)
+    return value
+
+
 def signal_json(**over: Any) -> dict[str, Any]:
     value = {"type": "signal", "network": NETWORK, "signal": SIGNAL, "source": "shell",
              "created": T0, "sealed": b64e(b"s" * 400), "reply_key": REPLY,
@@ -129,6 +139,7 @@ EXAMPLES = {
     "identity-record": (IdentityRecord, record_json),
     "gated-envelope": (GatedEnvelope, gated_json),
     "case-rekey": (CaseRekey, rekey_json),
+    "identity-purge": (IdentityPurge, purge_json),
     "signal": (Signal, signal_json),
     "signal-content": (SignalContent, content_json),
     "signal-feedback": (SignalFeedback, feedback_json),
@@ -250,6 +261,11 @@ BAD: list[tuple[str, str, Any]] = [
     ("case-rekey", "wrapped_case_key", "SENTINEL" * 60),
     ("case-rekey", "reason", ""),
     ("case-rekey", "at", "SENTINEL-at"),
+    ("identity-purge", "kind", "SENTINEL-kind"),
+    ("identity-purge", "identity_version", 0),
+    ("identity-purge", "classes", []),
+    ("identity-purge", "reason", ""),
+    ("identity-purge", "purge", "SENTINEL-purge"),
     ("signal", "source", "SENTINEL-source"),
     ("signal", "reply_key", "SENTINEL-reply-key"),
     ("signal", "reply_key", b64e(b"k" * 31)),

@@ -145,6 +145,10 @@ ROWS = [
      bz_request(bemoeizorg=replace(BZ, invoked_at=NOW + timedelta(minutes=1))), OGGZ,
      "bemoeizorg-expired"),
     ("R1-consult-before-bemoeizorg", bz_request(case_kind="consult"), OGGZ, "consult-has-no-identity"),
+    ("R14-identity-erased", consent_request(SOCIAL_WORK, {"name"}, identity_erased=True),
+     NEIGHBOURHOOD, "identity-erased"),
+    ("R14-identity-erased-under-bemoeizorg", bz_request(identity_erased=True), OGGZ,
+     "identity-erased"),
 ]
 
 
@@ -157,7 +161,7 @@ def test_policy_row(request_: Request, rules: Rules, reason: str) -> None:
 
 def test_every_rule_has_a_denying_row() -> None:
     rows = {r[0].split("-")[0] for r in ROWS if r[3] != "allowed"}
-    assert rows >= {f"R{i}" for i in range(1, 14)}
+    assert rows >= {f"R{i}" for i in range(1, 15)}
 
 
 def test_denial_require_raises_policy_violation_with_reason() -> None:

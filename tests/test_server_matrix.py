@@ -31,6 +31,7 @@ import pytest
 import pytest_asyncio
 
 from schakel.keys import issue_policy
+from schakel.protocol.objects.cases import IdentityPurge
 from schakel.protocol.objects.disclosure import Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
@@ -90,6 +91,9 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     # reads who holds a basis for its identity.
     "POST header":          (NEW, F,   F,   F,   F,   F,   F,   U,   *SIGNED),
     "GET holders":          (OK,  F,   F,   F,   F,   F,   F,   U,   *SIGNED),
+    # ADR 0034: the owner or the coordinator erases a case's identity (a rectification is
+    # the owner's only, tests/test_erasure.py).
+    "POST purges":          (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     # optional signature: shell partners sign; anyone may send a bare anonymous signal
     # when the policy allows it (network A's does).
     "POST signals":         (F,   F,   NEW, NEW, F,   NEW, F,   U,   R, S, D, NEW),
@@ -257,6 +261,15 @@ async def post_header(w: World, kind: str, actor: Actor) -> Req:
     body = w.a.replacement(state, signer=actor, owner=actor.key_id)
     return Req(actor, w.a.path(f"/cases/{state.case}/header"), body,
                on_success=lambda: state.commit_replacement(body))
+
+
+async def post_purges(w: World, kind: str, actor: Actor) -> Req:
+    """The erasure of a fresh case owned by core-formal, signed by ``actor``."""
+    state = await create_case(w.caller, w.a, w["core-formal"])
+    purge = IdentityPurge(network=w.a.id, case=state.case, purge=new_id(), kind="erasure",
+                          identity_version=1, classes=("name",), acting_user=actor.acting_user,
+                          at=w.a.stamp(), reason="verzoek betrokkene").sign(actor.signer)
+    return Req(actor, w.a.path(f"/cases/{state.case}/purges"), {"purge": purge})
 
 
 async def post_signals(w: World, kind: str, actor: Actor) -> Req:
@@ -442,6 +455,8 @@ ROUTES = [
           post_gated),
     Route("POST header", "POST", "/v1/networks/{network}/cases/{case}/header", "core-formal",
           post_header),
+    Route("POST purges", "POST", "/v1/networks/{network}/cases/{case}/purges", "core-formal",
+          post_purges),
     Route("GET holders", "GET", "/v1/networks/{network}/cases/{case}/holders", "core-formal",
           get(lambda w: w.a.path(f"/cases/{w.case.case}/holders"))),
     Route("POST signals", "POST", "/v1/networks/{network}/signals", "shell", post_signals),

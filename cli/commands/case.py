@@ -448,6 +448,80 @@ case.add_command(_status_command(
 case.add_command(_status_command("reopen", "reopen", "Reopen a closed case (owner or coordinator)."))
 
 
+# ------------------------------------------------------------------ erasure, rectification
+
+@case.command("erase", epilog=GUARD_EPILOG)
+@partner_options
+@network_argument
+@click.argument("case_id", metavar="CASE")
+@click.option("--reason", required=True,
+              help="Why (reden), e.g. 'verzoek betrokkene, AVG art. 17', without identifying "
+                   "data. Sealed for the coördinator and the auditors.")
+@json_option
+def erase(home: Path, server: str | None, network_id: str, case_id: str, reason: str,
+          as_json: bool) -> None:
+    """Erase the person's identity in a case (AVG art. 17, recht op vergetelheid).
+
+    The case's owner or the coördinator (the network's contact point for the
+    person). The server deletes the sealed identity, its gated envelopes and
+    blind-index tokens and logs an 'erasure' entry; every partner holding class
+    keys or identity of the case destroys them when it syncs. The anonymous
+    layer stays until retention. This cannot be undone.
+    """
+    async def run(partner: "Partner") -> Any:
+        await partner.sync(network_id)
+        return await partner.erasure.erase(network_id, case_id, reason=reason)
+
+    done = with_partner(home, server, run, guard={"reason": reason})
+    _emit_purge(done, as_json)
+
+
+@case.command("rectify", epilog=GUARD_EPILOG)
+@partner_options
+@network_argument
+@click.argument("case_id", metavar="CASE")
+@_identity_options
+@click.option("--reason", required=True,
+              help="Why (reden), e.g. 'verzoek betrokkene, AVG art. 16', without identifying "
+                   "data. Sealed for the coördinator and the auditors.")
+@json_option
+def rectify(home: Path, server: str | None, network_id: str, case_id: str,
+            identity_file: Path | None, reason: str, as_json: bool, **fields: Any) -> None:
+    """Correct the person's identity in a case (AVG art. 16, rectificatie).
+
+    The case's owner only. The identity is sealed as a new identity version:
+    each class you give fields of (name, address, ...) is replaced by those
+    fields, the classes you do not name stay as they are. Every partner
+    holding the old version destroys it when it syncs, and partners that hold
+    a basis get the new version on their next release.
+    """
+    identity = _identity(identity_file, **fields)
+    if not identity:
+        raise MalformedError("name the corrected fields (--family-name, --street, ... or "
+                             "--identity-file)", details={"field": "identity"})
+
+    async def run(partner: "Partner") -> Any:
+        await partner.sync(network_id)
+        return await partner.erasure.rectify(network_id, case_id, identity, reason=reason)
+
+    done = with_partner(home, server, run, guard={"reason": reason})
+    _emit_purge(done, as_json, classes=sorted(identity))
+
+
+def _emit_purge(done: Any, as_json: bool, classes: list[str] | None = None) -> None:
+    value = {"network": done.network, "case": done.case, "purge": done.purge,
+             "kind": done.kind, "identity_version": done.identity_version,
+             "audit_index": done.audit_index}
+    if classes is not None:
+        value["classes"] = classes
+    what = ("erased: no partner can open this identity any more" if done.kind == "erasure"
+            else f"rectified: version {done.identity_version} destroyed, version "
+                 f"{done.identity_version + 1} holds the corrected fields")
+    emit(value, as_json=as_json, rows=[("case", done.case), ("purge", done.purge),
+                                       ("identity", what),
+                                       ("audit entry", str(done.audit_index))])
+
+
 @case.command("share", epilog=GUARD_EPILOG)
 @partner_options
 @network_argument

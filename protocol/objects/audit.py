@@ -30,7 +30,8 @@ SALT_BYTES = 16
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
-           "purge-ack", "membership", "membership-revoke", "erase", "read", "policy", "lookup")
+           "purge-ack", "membership", "membership-revoke", "erase", "read", "policy", "lookup",
+           "erasure", "rectification")
 #: Actions whose entry may name several cases in ``cases`` (and then names no ``case``).
 CASES_ACTIONS = ("read", "lookup")
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")

@@ -302,7 +302,47 @@ class CaseRekey(SignedObject):
                                          version=self.case_key_version)
 
 
+#: What an ``identity-purge`` follows: the person's erasure (AVG art. 17) or
+#: rectification (AVG art. 16) of the case's identity (ADR 0034).
+PURGE_KINDS = ("erasure", "rectification")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityPurge(SignedObject):
+    """Every holder destroys the class keys and identity plaintext of ``case`` up to and
+    including ``identity_version`` (protocol.md §C.12; ADR 0034).
+
+    ``kind: erasure`` -- the case's identity is erased for good: signed by the case owner
+    or the coordinator, ``identity_version`` is the case's current one, and no version
+    is ever sealed or released again.  ``kind: rectification`` -- the owner sealed the
+    corrected identity as a newer version (a replacement header); this one destroys the
+    versions before it, and is signed by the owner only.  The verifier passes the keys
+    allowed to sign (the owner's from the verified header, and for an erasure the
+    coordinator's) and accepts any of them.
+    """
+
+    TYPE = "identity-purge"
+
+    network: str
+    case: str
+    purge: str
+    kind: str
+    identity_version: int
+    classes: tuple[str, ...]
+    acting_user: str
+    at: Timestamp
+    reason: str
+
+    def check(self) -> None:
+        if self.kind not in PURGE_KINDS:
+            raise self._fail("kind", f"must be one of {list(PURGE_KINDS)}")
+
+    @property
+    def is_erasure(self) -> bool:
+        return self.kind == "erasure"
+
+
 __all__ = [
     "BlindIndexToken", "CaseHeader", "REPLACEABLE", "check_replacement", "Event",
-    "IdentityRecord", "GatedEnvelope", "CaseRekey", "event_hash", "event_hash_of", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
+    "IdentityRecord", "GatedEnvelope", "CaseRekey", "IdentityPurge", "PURGE_KINDS", "event_hash", "event_hash_of", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
 ]

@@ -27,13 +27,15 @@ from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import sha256
 from schakel.protocol.objects.cases import (
     EVENT_HASH_DOMAIN, BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope,
-    IdentityRecord, check_link, check_replacement,
+    IdentityPurge, IdentityRecord, check_link, check_replacement,
 )
 from schakel.protocol.objects.disclosure import Share
+from schakel.server.audit import actor_of
 from schakel.server.auth import Caller
 from schakel.server.checks import canonical, same
 from schakel.server.data.cases import NewCase, NewEvent, NewGated, NewHeader, NewRekey, NewShare
 from schakel.server.data.signals import Token
+from schakel.server.disclosure.erasure import NewPurge
 from schakel.server.directory import NetworkState
 from schakel.server.errors import Conflict, Forbidden
 
@@ -227,6 +229,30 @@ def check_rekey(envelope: Any, caller: Caller, case: str, *, received: str) -> N
                     digest=digest, received=received, acting_user=caller.acting_user)
 
 
+def check_purge(envelope: Any, caller: Caller, case: str, owner: str, *,
+                received: str) -> NewPurge:
+    """An ``identity-purge`` signed by the caller, for the path's network and case
+    (protocol.md §C.12; ADR 0034): an erasure by the case's owner or the coordinator, a
+    rectification by the owner only -- it follows the owner's replacement header, which
+    only the owner can seal (anyone else 403 ``forbidden``).  Whether its version fits
+    the case is decided in the writing transaction."""
+    purge = IdentityPurge.from_envelope(envelope, [caller.key])
+    same("network", purge.network, caller.network.network)
+    same("case", purge.case, case)
+    if caller.keyid != owner and not (purge.is_erasure and caller.is_coordinator):
+        raise Forbidden("only the case's owner, or for an erasure the coordinator, purges its "
+                        "identity")
+    if not set(purge.classes) <= set(caller.network.policy.classes):
+        raise PolicyViolation("the purge names a disclosure class the network's policy does "
+                              "not define", details={"reason": "class-not-in-policy"})
+    text, digest = canonical(envelope)
+    role = "coordinator" if caller.is_coordinator and caller.keyid != owner else "member"
+    return NewPurge(network=purge.network, case=purge.case, purge=purge.purge, kind=purge.kind,
+                    identity_version=purge.identity_version, classes=purge.classes,
+                    reason=purge.reason, envelope=text, digest=digest,
+                    actor=actor_of(caller, role), received=received)
+
+
 def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: str,
                 acting_user: str) -> NewShare:
     """A coordinator's share of a case with a current member: a shell partner asked to
@@ -248,4 +274,4 @@ def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: 
 
 
 __all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_gated",
-           "check_header", "check_rekey", "check_share"]
+           "check_header", "check_rekey", "check_purge", "check_share"]

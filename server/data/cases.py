@@ -285,6 +285,10 @@ def replace_header_txn(db: Db, h: NewHeader) -> Written:
         raise NotFound("no such case in this network")
     if case["status"] == "closed":
         raise Conflict("the case is closed: its identity is no longer replaced")
+    if db.execute("SELECT 1 FROM identity_purges WHERE network = ? AND [case] = ?"
+                  " AND kind = 'erasure' LIMIT 1", (h.network, h.case)).fetchone() is not None:
+        # ADR 0034: an erased identity stays erased; a person who comes back is a new case.
+        raise Conflict("the identity of this case was erased: no identity is sealed again")
     current = int(json.loads(case["envelope"])["signed"].get("identity_version", 0))
     if h.identity_version != current + 1:
         raise Conflict("a replacement header must raise identity_version by exactly one",

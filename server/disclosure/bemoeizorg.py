@@ -30,7 +30,7 @@ from schakel.protocol.policy import BemoeizorgFacts, Decision, Grantee, Person, 
 from schakel.server.audit import entry_count
 from schakel.server.data import Written, cursor_text, insert
 from schakel.server.disclosure.data import (
-    Denied, Log, NewRelease, Signed, case_row, deny, earlier_release, not_held,
+    Denied, Log, NewRelease, Signed, case_row, deny, identity_erased, earlier_release, not_held,
     release_envelopes_txn, shared_with,
 )
 from schakel.server.errors import Conflict, NotFound
@@ -109,7 +109,7 @@ def _request(db: Db, network: str, case: str, classes: Any, grantee: Grantee,
                    else "case",
                    classes=frozenset(classes), grantee=grantee, basis="bemoeizorg",
                    shared_with_grantee=shared_with(db, network, case, grantee.partner),
-                   bemoeizorg=facts)
+                   bemoeizorg=facts, identity_erased=identity_erased(db, network, case))
 
 
 def _notify(db: Db, log: Log, kind: str, invocation: str, case: str) -> None:

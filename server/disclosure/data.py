@@ -187,6 +187,13 @@ def case_row(db: Db, network: str, case: str) -> Any:
     return row
 
 
+def identity_erased(db: Db, network: str, case: str) -> bool:
+    """The case's identity was erased (an ``identity-purge`` of kind erasure, §C.12;
+    release row R14): no version of it is sealed, backfilled or released again."""
+    return db.execute("SELECT 1 FROM identity_purges WHERE network = ? AND [case] = ?"
+                      " AND kind = 'erasure' LIMIT 1", (network, case)).fetchone() is not None
+
+
 def shared_with(db: Db, network: str, case: str, partner: str) -> bool:
     return db.execute("SELECT 1 FROM shares WHERE network = ? AND partner = ? AND [case] = ?"
                       " LIMIT 1", (network, partner, case)).fetchone() is not None
@@ -355,7 +362,8 @@ def _consent_request(db: Db, network: str, case: str, classes: Sequence[str],
                    else "case",
                    classes=frozenset(classes), grantee=grantee, basis="consent",
                    shared_with_grantee=shared_with(db, network, case, grantee.partner),
-                   consent=_consent_facts(db, network, consent))
+                   consent=_consent_facts(db, network, consent),
+                   identity_erased=identity_erased(db, network, case))
 
 
 #: A grant signed by a member that is not the coordinator (protocol.md §D.3).
@@ -458,12 +466,12 @@ def _redeliver(db: Db, log: Log, r: NewRelease, earlier: Any, *, case: str,
                classes: Sequence[str], action: str, basis: Basis, reason: str) -> Written:
     """A retry under a stored release id, allowed again: its own entry (``reason`` names
     the first release's entry) and the first answer's envelopes with the new receipt.
-    409 when those envelopes were emptied (the identity was shredded after retention:
-    nothing is left to deliver, and nothing is audited)."""
+    409 when those envelopes were emptied (the identity was shredded after retention, or
+    the released version purged: nothing is left to deliver, and nothing is audited)."""
     stored: dict[str, Any] = json.loads(earlier["answer"])
     if not stored["envelopes"]:
-        raise Conflict("the identity of this release was shredded after retention: nothing "
-                       "to deliver again", details={"classes": sorted(classes)})
+        raise Conflict("the identity of this release was shredded after retention, erased or "
+                       "rectified: nothing to deliver again", details={"classes": sorted(classes)})
     receipt = _release_entry(db, log, r, case=case, classes=classes, action=action,
                              basis=basis,
                              reason=f"{reason}; re-delivery of entry {earlier['audit_index']}")
@@ -608,7 +616,7 @@ def case_owner(db: Db, network: str, case: str) -> str:
 
 
 __all__ = ["new_object_id", "Log", "Denied", "deny", "Signed", "NewConsent", "NewRevocation",
-           "NewGrant", "NewRelease", "NewAck", "case_row", "shared_with", "record_consent_txn",
+           "NewGrant", "NewRelease", "NewAck", "case_row", "identity_erased", "shared_with", "record_consent_txn",
            "revoke_consent_txn", "released", "released_under_consent",
            "purge_instruction_txn", "purged_cases", "revocation_ref", "membership_removed_txn",
            "NOT_THE_COORDINATOR", "non_coordinator_grant_txn", "grant_txn", "GRANT_NOT_HELD",

@@ -10,12 +10,14 @@ from aiohttp import web
 from schakel.server.audit import read_note, share_note
 from schakel.server.auth import Caller
 from schakel.server.checks.cases import (
-    check_case, check_event, check_gated, check_header, check_rekey, check_share,
+    check_case, check_event, check_gated, check_header, check_purge, check_rekey, check_share,
 )
 from schakel.server.data.cases import (
     add_gated_txn, add_rekey_txn, add_share_txn, append_event_txn, case_documents, case_facts,
     case_header, create_case_txn, replace_header_txn,
 )
+from schakel.server.disclosure.erasure import purge_txn
+from schakel.server.disclosure.routes import log_for
 from schakel.server.errors import Forbidden, NotFound
 from schakel.server.registry import (
     CURSOR, ID, KEYID, Body, Call, Field, RouteTable, array, envelope_of, obj, ref,
@@ -296,6 +298,47 @@ async def backfill_gated(call: Call) -> web.Response:
     caller, _, body, header = await _owners_request(call, "backfills its gated envelopes")
     new = check_gated(body, header, caller.network, call.ctx.now())
     written = await call.ctx.store.write(add_gated_txn, new)
+    return call.written(written.created, written.answer)
+
+
+@routes.route("POST", "/v1/networks/{network}/cases/{case}/purges", auth="signed",
+              who="an erasure: the case's owner or the coordinator; a rectification: the "
+                  "case's owner (a core member; the purge is signed by the caller)",
+              status=201, body=Body((Field("purge", envelope_of("identity-purge")),)),
+              response=obj(["case", "purge", "kind", "identity_version", "cursor",
+                            "audit_index"], case=ID, purge=ID,
+                           kind={"enum": ["erasure", "rectification"]},
+                           identity_version=VERSION, cursor=CURSOR,
+                           audit_index={"type": "integer", "minimum": 0}),
+              errors=("conflict", "context_mismatch", "policy_violation"))
+async def purge_identity(call: Call) -> web.Response:
+    """Erase (AVG art. 17) or rectify (art. 16) a case's identity (protocol.md §C.12, ADR
+    0034): an ``identity-purge`` signed by the caller.  An erasure names the case's current
+    ``identity_version``; a rectification a version below it, after the owner's
+    replacement header sealed the corrected fields (else 409 with
+    ``details.identity_version`` = the current).  In one transaction: audited ``erasure``
+    or ``rectification`` (the purge's reason sealed to the coordinator and the auditors),
+    the identity records and gated envelopes of the purged versions deleted (for an
+    erasure also the case's blind-index tokens and hints), the stored release answers
+    stripped of them, and a ``purge`` sync item for every holder.  After an erasure every
+    release is denied (R14) and nothing is sealed again (409).  A consult: 403
+    ``consult-has-no-identity``.  An identical retry answers 200 with the first answer.
+
+    Example::
+
+        POST /v1/networks/{network}/cases/{case}/purges  {"purge": {"signed": {"type":
+              "identity-purge", "kind": "erasure", "identity_version": 1, ...}, ...}}
+        201 {"case": "<id>", "purge": "<id>", "kind": "erasure", "identity_version": 1,
+             "cursor": "61", "audit_index": 14}
+    """
+    network, case = call.id("network"), call.id("case")
+    caller = call.member(network, ring="core")
+    owner = await _case_access(call, caller, case)
+    body = await call.body()
+    new = check_purge(body["purge"], caller, case, owner, received=call.ctx.timestamp())
+    written = await call.ctx.store.write(purge_txn, new,
+                                         log_for(call, network, purposes=caller.network),
+                                         notify=network, shred=True)
     return call.written(written.created, written.answer)
 
 

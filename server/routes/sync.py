@@ -17,7 +17,7 @@ from schakel.server.registry import CURSOR, ID, Call, Query, RouteTable, array, 
 routes = RouteTable("sync")
 
 ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
-           kind={"enum": ["header", "event", "share", "rekey"]}, case=ID, envelope=ref("envelope"))
+           kind={"enum": ["header", "event", "share", "rekey", "purge"]}, case=ID, envelope=ref("envelope"))
 
 
 @routes.route("GET", "/v1/networks/{network}/sync", auth="signed",
@@ -80,7 +80,8 @@ def served(rows: list[FeedRow]) -> str:
     """The reason of a page's ``read`` entry: the items it served, counted by kind, and
     their cursors, e.g. ``sync 18..517: 3 header, 480 event, 17 rekey``."""
     kinds = Counter(r.kind for r in rows)
-    counts = ", ".join(f"{kinds[k]} {k}" for k in ("header", "event", "share", "rekey") if k in kinds)
+    counts = ", ".join(f"{kinds[k]} {k}" for k in ("header", "event", "share", "rekey", "purge")
+                        if k in kinds)
     return f"sync {cursor_text(rows[0].cursor)}..{cursor_text(rows[-1].cursor)}: {counts}"
 
 
