@@ -62,7 +62,7 @@ REMOVED: dict[str, Expected] = {
     "GET audit/head": UK,
     "GET audit/heads": UK, "GET audit/entries": UK, "GET audit/inclusion": UK,
     "GET audit/consistency": UK, "POST consents": UK, "POST revocation": UK,
-    "POST grants": UK, "POST bemoeizorg": UK, "GET bemoeizorg": UK, "POST cosign": UK,
+    "POST grants": UK, "POST lookups": UK, "POST bemoeizorg": UK, "GET bemoeizorg": UK, "POST cosign": UK,
     "GET notifications": UK,
     # a release attempt is a refused disclosure: decided, audited, refused
     "POST releases": PV, "POST bemoeizorg/release": PV,
