@@ -30,7 +30,8 @@ SALT_BYTES = 16
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
            "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
-           "purge-ack", "membership", "membership-revoke", "erase", "read", "policy")
+           "purge-ack", "membership", "membership-revoke", "erase", "read", "policy",
+           "audience-widen")
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")
 BASES = ("consent", "bemoeizorg", "policy", "none")
 
