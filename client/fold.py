@@ -416,7 +416,7 @@ class Verifier:
         return header
 
     def _unwrap_header(self, header: CaseHeader) -> None:
-        if header.is_subset:
+        if header.wrapped_case_key is None:      # a subset case (CaseHeader.check)
             self._open_sealed(header.case, header.keys_for(self.me), "a case header")
             return
         keys = epoch_keys(self.state, self.network, header.epoch)
