@@ -77,6 +77,16 @@ REASONS: dict[str, str] = {
     "recipient-not-member": "a recipient is not a current member of this network",
     "recipient-not-core": "epoch keys go only to current core members",
     "partner-not-shell": "cases are shared only with shell partners; core members see them already",
+    "partner-not-in-audience": "this casus is for part of the kern: its owner adds a kern member "
+                               "with `schakel case widen`, not a share",
+    "audience-not-core": "a casus for part of the kern names current kern (core) members only",
+    "audience-without-coordinator": "a casus for part of the kern always includes the "
+                                    "coördinator",
+    "audience-too-large": "a casus for part of the kern names at most 32 members",
+    "audience-whole-core": "the whole kern reads this casus already",
+    "audience-nothing-added": "every member named reads this casus already",
+    "recipient-not-in-audience": "identity of a casus for part of the kern is sealed to its "
+                                 "audience only",
     "shell-without-share": "a shell partner needs a share of the case first (`schakel case share`)",
     "unknown-class": "the network policy has no such disclosure class",
     "class-not-in-policy": "the network policy has no such disclosure class",

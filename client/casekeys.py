@@ -4,17 +4,21 @@ A network's epoch key is sealed to every current core member; each case key is w
 under an epoch and sealed to the shell partners a case is shared with.  When the core
 changes, :class:`CaseKeys` distributes a new epoch and rotates every open case to it, so
 a removed member's old keys open nothing written after its removal; when a shell partner
-leaves, the cases shared with it are rotated.  The coordinator then re-shares each
+leaves, the cases shared with it are rotated.  A subset case's keys are never wrapped under
+an epoch: each version is sealed to the members of its audience that may still read it
+(:func:`audience_boxes`; ADR 0031).  The coordinator then re-shares each
 rotated case's current version with the shell partners that keep a share.  Writes that
 another writer overtook (409) are re-read and rebuilt, a bounded number of times.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from schakel.protocol import envelopes
-from schakel.protocol.crypto import CaseKey, EpochKey, MatchKey
+from schakel.protocol.crypto import BoxPublicKey, CaseKey, EpochKey, MatchKey
 from schakel.protocol.errors import ProtocolError, UntrustedKeyError
-from schakel.protocol.objects.cases import CaseRekey
+from schakel.protocol.objects.cases import AudienceKey, CaseRekey
 from schakel.protocol.objects.disclosure import Share
 from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPayload
 
@@ -25,6 +29,29 @@ from schakel.client.session import Session
 from schakel.client.trust import MemberInfo, TrustView
 from schakel.client.views import DutyReport
 from schakel.client.wire import CONFLICT_TRIES
+
+
+def audience_boxes(tv: TrustView, members: Any) -> dict[str, BoxPublicKey]:
+    """The box keys of the ``members`` of a subset case's audience that may read it now --
+    current core members and the coordinator -- by key id; the others (a removed member)
+    are left out, so nothing new is sealed to them (ADR 0031)."""
+    out: dict[str, BoxPublicKey] = {}
+    for key_id in members:
+        info = tv.member(key_id)
+        if info is not None and info.current and info.ring == "core":
+            out[key_id] = info.box
+        elif key_id == tv.coordinator_key_id:
+            out[key_id] = tv.verified.coordinator.box
+    return out
+
+
+def seal_audience(boxes: dict[str, BoxPublicKey], key: CaseKey, *, network: str, case: str,
+                  version: int) -> list[AudienceKey]:
+    """Case-key ``version`` sealed to each member in ``boxes`` (protocol.md §C.1)."""
+    return [AudienceKey(member=member, version=version,
+                        sealed=envelopes.seal_case_key(box, key, network=network, case=case,
+                                                       version=version, recipient_id=member))
+            for member, box in sorted(boxes.items())]
 
 
 class CaseKeys:
@@ -101,12 +128,21 @@ class CaseKeys:
                 return False
             version = max(versions(s.state, network, case), default=1) + 1
             new_key = CaseKey.generate()
+            header = s.state.get_doc("header", (network, case)) or {"signed": {}}
+            audience = header["signed"].get("audience")
+            sealing: dict[str, Any]
+            if audience is not None:
+                # ADR 0031: a subset case's new key goes to its remaining audience only.
+                sealing = {"audience_keys": tuple(seal_audience(
+                    audience_boxes(tv, audience), new_key, network=network, case=case,
+                    version=version))}
+            else:
+                sealing = {"wrapped_case_key": envelopes.wrap_case_key(
+                    keys[0], new_key, network=network, case=case, epoch=latest,
+                    version=version)}
             rekey = CaseRekey(
                 network=network, case=case, case_key_version=version, epoch=latest,
-                wrapped_case_key=envelopes.wrap_case_key(keys[0], new_key, network=network,
-                                                         case=case, epoch=latest,
-                                                         version=version),
-                acting_user=s.acting_user, at=s.stamp(), reason=reason,
+                acting_user=s.acting_user, at=s.stamp(), reason=reason, **sealing,
             ).sign(s.keys.signer)
             try:
                 await s.conn.post(s.path(network, f"/cases/{case}/rekeys"), {"rekey": rekey})
@@ -184,4 +220,4 @@ class CaseKeys:
                     report.reshared.append(f"{case}:{partner}")
 
 
-__all__ = ["CaseKeys"]
+__all__ = ["CaseKeys", "audience_boxes", "seal_audience"]

@@ -11,6 +11,10 @@ after the checks it can make locally:
 * a case carries its sealed identity, the gated envelopes for every member the policy
   could ever let receive a class (:class:`~schakel.client.identity.Identity`) and the
   blind-index tokens; a consult carries none of them;
+* a subset case (``audience``) seals its case key to each member of its audience, the
+  owner and the coordinator always among them, instead of wrapping it under the epoch key;
+  its gated envelopes are for its audience only; widening it is the owner's, with a
+  reason (ADR 0031);
 * a write that another writer overtook (409) is rebuilt on top of the newer state.
 
 Reading is local: :meth:`Cases.all` and :meth:`Cases.get` fold what this partner
@@ -19,7 +23,7 @@ verified and stored; ``Partner.sync`` brings it up to date.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from schakel.protocol import envelopes
@@ -27,12 +31,12 @@ from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import CaseKey, MatchKey
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import MalformedError, PolicyViolation, ProtocolError
-from schakel.protocol.objects.cases import CaseHeader, Event
+from schakel.protocol.objects.cases import MAX_AUDIENCE, CaseHeader, Event
 from schakel.protocol.objects.plaintext import (
     Action, Intake, identity_plaintext_for, parse_anonymous_event,
 )
 
-from schakel.client.casekeys import CaseKeys
+from schakel.client.casekeys import CaseKeys, audience_boxes, seal_audience
 from schakel.client.disclosure import rules_of
 from schakel.client.errors import NotFound, ServerRefused
 from schakel.client.feed import Feed
@@ -44,7 +48,7 @@ from schakel.client.identity import GATED_PER_REQUEST, Identity
 from schakel.client.session import Session
 from schakel.client.trust import TrustView
 from schakel.client.views import CaseView
-from schakel.client.wire import CONFLICT_TRIES, new_id
+from schakel.client.wire import CONFLICT_TRIES, new_id, refuse
 
 
 class Cases:
@@ -80,15 +84,38 @@ class Cases:
     # ------------------------------------------------------------------ new cases
 
     async def create(self, network: str, intake: Mapping[str, Any], *,
-                     identity: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                     identity: Mapping[str, Mapping[str, Any]] | None = None,
+                     audience: Iterable[str] | None = None) -> str:
         """A case: anonymous intake (PII-guarded before anything is sent), sealed identity
         per class (class keys kept locally), gated envelopes for every current member
-        the policy could ever let receive a class, and blind-index tokens."""
-        return await self._new_case(network, intake, identity=identity or {}, kind="case")
+        the policy could ever let receive a class, and blind-index tokens.  With
+        ``audience`` (core members' key ids) a subset case: only those members, this
+        partner and the coordinator read it (protocol.md §C.1, "Audience")."""
+        return await self._new_case(network, intake, identity=identity or {}, kind="case",
+                                    audience=audience)
 
-    async def consult(self, network: str, intake: Mapping[str, Any]) -> str:
-        """A consult: a case without identity (no records, envelopes or tokens)."""
-        return await self._new_case(network, intake, identity={}, kind="consult")
+    async def consult(self, network: str, intake: Mapping[str, Any], *,
+                      audience: Iterable[str] | None = None) -> str:
+        """A consult: a case without identity (no records, envelopes or tokens); with
+        ``audience`` read only by those members, this partner and the coordinator."""
+        return await self._new_case(network, intake, identity={}, kind="consult",
+                                    audience=audience)
+
+    def _audience(self, tv: TrustView, chosen: Iterable[str]) -> list[str]:
+        """The audience of a new subset case: the chosen members, this partner and the
+        coordinator (ADR 0031), each a current core member (or the coordinator) --
+        never a key that does not chain to the coordinator."""
+        s = self.session
+        members = sorted({*chosen, s.key_id, tv.coordinator_key_id})
+        boxes = audience_boxes(tv, members)
+        outside = [m for m in members if m not in boxes]
+        if outside:
+            raise refuse("audience-not-core", "a casus for part of the kern names current "
+                         "kern (core) members only", members=outside)
+        if len(members) > MAX_AUDIENCE:
+            raise refuse("audience-too-large",
+                         f"a casus for part of the kern names at most {MAX_AUDIENCE} members")
+        return members
 
     def _intake(self, network: str, intake: Mapping[str, Any]) -> dict[str, Any]:
         value = dict(intake)
@@ -99,7 +126,8 @@ class Cases:
         return value
 
     async def _new_case(self, network: str, intake: Mapping[str, Any], *,
-                        identity: Mapping[str, Mapping[str, Any]], kind: str) -> str:
+                        identity: Mapping[str, Mapping[str, Any]], kind: str,
+                        audience: Iterable[str] | None = None) -> str:
         s = self.session
         plain = self._intake(network, intake)             # before any request
         tv = await s.trusted(network)
@@ -114,6 +142,7 @@ class Cases:
         if not s.is_core(tv):
             raise PolicyViolation("only core members create cases",
                                   details={"reason": "not-core"})
+        members = None if audience is None else self._audience(tv, audience)
         verifier = s.verifier(network, tv)
         with s.state.transaction():
             await verifier.fetch_epochs()          # the newest epoch: never an older one
@@ -125,9 +154,16 @@ class Cases:
         case, ck = new_id(), CaseKey.generate()
         fields: dict[str, Any] = dict(
             network=network, case=case, owner=s.key_id, acting_user=s.acting_user,
-            kind=kind, created=s.stamp(), epoch=epoch, case_key_version=1,
-            wrapped_case_key=envelopes.wrap_case_key(keys[0], ck, network=network, case=case,
-                                                     epoch=epoch, version=1))
+            kind=kind, created=s.stamp(), epoch=epoch, case_key_version=1)
+        if members is None:
+            fields["wrapped_case_key"] = envelopes.wrap_case_key(keys[0], ck, network=network,
+                                                                 case=case, epoch=epoch,
+                                                                 version=1)
+        else:
+            # ADR 0031: sealed to each member, never wrapped under the epoch key.
+            fields["audience"] = tuple(members)
+            fields["audience_keys"] = tuple(seal_audience(
+                audience_boxes(tv, members), ck, network=network, case=case, version=1))
         if kind == "case":
             fields["identity_version"] = 1
             if records:
@@ -136,6 +172,8 @@ class Cases:
         event = self._event(network, case, ck, 1, seq=1, prev=None, plaintext=plain)
         class_keys, identity_envs = self.identity.seal(network, case, records, version=1)
         gated = self.identity.gated(network, tv, case, class_keys, version=1)
+        if members is not None:
+            gated = [g for g in gated if g[0] in members]
         tokens = self._tokens(tv, keys[1], records) if kind == "case" else []
         body: dict[str, Any] = {"header": header, "events": [event]}
         if kind == "case":
@@ -170,6 +208,54 @@ class Cases:
         if plaintext.get("kind") == "status" and plaintext.get("status") in ("open", "closed"):
             fields["status"] = plaintext["status"]
         return Event(**fields).sign(s.keys.signer)
+
+    async def widen(self, network: str, case: str, members: Iterable[str], *,
+                    reason: str) -> list[str]:
+        """Add core members to a subset case's audience (its owner; protocol.md §C.1,
+        "Audience"): a new header, signed by this partner, that seals every case-key
+        version the case has had to each added member, sent with ``reason`` (PII-guarded;
+        the server seals it into one ``audience-widen`` audit entry per added member).
+        Gated envelopes of the case's identity follow for the added members the policy
+        lets receive a class.  Returns the members added."""
+        s = self.session
+        s.refuse_pii(network, {"reason": reason})
+        tv = await s.trusted(network)
+        await self.feed.pull(network, tv)
+        held_env = s.state.get_doc("header", (network, case))
+        if held_env is None:
+            raise NotFound(f"case {case} is not known to this partner", details={"case": case})
+        held = CaseHeader.from_json(held_env["signed"])
+        if held.owner != s.key_id:
+            raise refuse("not-case-owner", "only the casus's owner widens its audience")
+        if held.audience is None:
+            raise refuse("audience-whole-core", "the whole kern reads this casus already")
+        added = [m for m in sorted(set(members)) if m not in held.audience]
+        if not added:
+            raise refuse("audience-nothing-added", "every member named is in the casus's "
+                         "audience already")
+        boxes = audience_boxes(tv, added)
+        outside = [m for m in added if m not in boxes]
+        if outside:
+            raise refuse("audience-not-core", "a casus is widened to current kern (core) "
+                         "members only", members=outside)
+        if len(held.audience) + len(added) > MAX_AUDIENCE:
+            raise refuse("audience-too-large",
+                         f"a casus for part of the kern names at most {MAX_AUDIENCE} members")
+        current = int(self._summary(network, case)["version"])
+        sealed = list(held.audience_keys or ())
+        for version in range(held.case_key_version, current + 1):
+            sealed += seal_audience(boxes, s.case_key(network, case, version), network=network,
+                                    case=case, version=version)
+        fields = {**held_env["signed"], "audience": [*held.audience, *added],
+                  "audience_keys": [k.to_json() for k in sealed]}
+        header = CaseHeader.from_json(fields).sign(s.keys.signer)
+        await s.conn.post(s.path(network, f"/cases/{case}/audience"),
+                          {"header": header, "reason": reason})
+        with s.state.transaction():
+            await s.verifier(network, tv).header(header, case)
+        if not held.is_consult:
+            await self.identity.backfill(network, tv, case)
+        return added
 
     # ------------------------------------------------------------------ blind indexes
 

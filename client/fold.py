@@ -10,7 +10,9 @@ before it verified:
   holds (``context-mismatch`` otherwise): a held epoch key is never replaced (§N.9);
 * **headers** -- signed by their owner, who held a verified *core* membership when the
   case was created; the wrapped case key opens under the epoch key it names; a later
-  header of a held case only as the owner's next identity version (ADR 0011);
+  header of a held case only as the owner's next identity version (ADR 0011) or as a
+  widening of its audience; a subset case's header names this partner when it is a core
+  member, and the key sealed to it opens (ADR 0031);
 * **events** -- signed by their author, a verified member when it wrote the event (a
   shell partner only on a case shared with it); ``network``/``case`` are the item's;
   ``seq``/``prev`` continue the chain this partner holds (``event-replayed``,
@@ -20,7 +22,8 @@ before it verified:
 * **shares** -- signed by the coordinator; the sealed case key opens only for its
   recipient;
 * **rekeys** -- signed by the case owner or the coordinator; the new version follows the
-  last one and its wrap opens under the epoch it names;
+  last one and its wrap opens under the epoch it names; a subset case's rekey seals the
+  new key inside the case's audience only, never under the epoch key;
 * **purges** -- an erasure signed by the held header's owner or the coordinator, a
   rectification by the owner only; an erasure names the held header's identity version,
   a rectification one below it.  Then it is executed: the class keys and plaintext of the
@@ -57,6 +60,7 @@ from schakel.protocol.errors import (
 from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.cases import (
     CaseHeader, CaseRekey, Event, IdentityPurge, check_event_status, check_replacement,
+    check_widening,
     event_hash_of,
 )
 from schakel.protocol.objects.disclosure import Share
@@ -156,6 +160,8 @@ class Verifier:
     page: list[Any] = field(default_factory=list)
     _keys: dict[str, VerifyKey] | None = None
     _case_keys: dict[tuple[str, int], CaseKey] = field(default_factory=dict)
+    #: Cases whose history this verifier fetched (``GET .../cases/{case}``) while it ran.
+    _fetched: set[str] = field(default_factory=set)
 
     def _verify_keys(self) -> dict[str, VerifyKey]:
         if self._keys is None:
@@ -221,7 +227,7 @@ class Verifier:
                 if env["signed"]["epoch"] in new:
                     self._unwrap_rekey(CaseRekey.from_json(env["signed"]))
             for _, env in self.state.docs("header", (self.network,)):
-                if env["signed"]["epoch"] in new:
+                if env["signed"]["epoch"] in new and "audience" not in env["signed"]:
                     self._unwrap_header(CaseHeader.from_json(env["signed"]))
         return new
 
@@ -296,6 +302,7 @@ class Verifier:
         try:
             answer = await self.fetch_case(case)
             await self.case_answer(answer, case)
+            self._fetched.add(case)
         finally:
             self._fetching.discard(case)
 
@@ -319,12 +326,26 @@ class Verifier:
         held = self.state.get_doc("header", (self.network, case))
         if held is not None:
             if held != envelope:
+                if case in self._fetched and self._earlier(held, envelope, case):
+                    return
                 self._replacement(held, envelope, case)
             return
         when = parse_timestamp(signed["created"])
         owner = self.tv.member_at(signed["owner"], when) or self.tv.member(signed["owner"])
         header = self._owners(envelope, owner if owner is not None and owner.ring == "core"
                               else None, case, "a case header")
+        if not header.reads(self.me) and self._core():
+            # ADR 0031: the server serves a subset case to its audience only; a core
+            # member outside it is never served it (a shell partner reads it by a share).
+            raise self.fail("context-mismatch", "a subset case's header served to a core "
+                            "member its audience does not name", case=case)
+        if header.is_subset and header.owner != self.me and case not in self._fetching:
+            # A subset case this partner did not hold: it may have been added to the
+            # audience after the case began, so its history is read first (ADR 0031).
+            await self.ensure_case(case)
+            if self.state.has_doc("header", (self.network, case)):
+                await self.header(envelope, case)
+                return
         self.state.put_doc("header", (self.network, case), envelope)
         self.state.put_doc("case", (self.network, case), {
             "kind": header.kind, "owner": header.owner, "created": header.created,
@@ -332,16 +353,44 @@ class Verifier:
             "version": header.case_key_version, "epoch": header.epoch})
         self._unwrap_header(header)
 
+    def _earlier(self, held_envelope: Any, envelope: Any, case: str) -> bool:
+        """Whether ``envelope`` is a header the case had before the one this partner
+        fetched with its history in this run (a feed item older than the answer of
+        ``GET .../cases/{case}``): signed by the owner, naming this partner, with an
+        identity version and audience the held header has or exceeds.  Only then is it
+        passed over; anything else is judged as a replacement."""
+        held = CaseHeader.from_json(held_envelope["signed"])
+        new = self._owners(envelope, self.tv.member(held.owner), case, "a case header")
+        return ((new.reads(self.me) or not self._core())
+                and (new.identity_version or 0) <= (held.identity_version or 0)
+                and set(new.audience or ()) <= set(held.audience or ())
+                and new.is_subset == held.is_subset)
+
     def _replacement(self, held_envelope: Any, envelope: Any, case: str) -> None:
         """A header for a case this partner holds a header of: believed only as the
         owner's next identity version (protocol.md §C.1 "Header versions") -- signed by
         the held header's owner, ``identity_version`` exactly the held one + 1, every
-        other field but ``classes`` unchanged.  An older version is a header served again
-        after its successor (``event-replayed``: a rollback), a higher one than the next
-        skips a version (``event-missing``); another header of the held version, or one
-        that changes what it may not, is ``context-mismatch``."""
+        other field but ``classes`` unchanged -- or as a widening of a subset case's
+        audience (§C.1 "Audience": every member and sealed key kept, members added).  An
+        older version, or a narrower audience, is a header served again after its
+        successor (``event-replayed``: a rollback, or a member dropped from the audience),
+        a higher one than the next skips a version (``event-missing``); another header of
+        the held version, or one that changes what it may not, is ``context-mismatch``."""
         held = CaseHeader.from_json(held_envelope["signed"])
         new = self._owners(envelope, self.tv.member(held.owner), case, "a replacement header")
+        if held.audience is not None and new.audience is not None and \
+                set(new.audience) != set(held.audience):
+            if not set(held.audience) < set(new.audience):
+                raise self.fail("event-replayed", "a header whose audience lacks members of "
+                                "the held one: an older header served again, or a member "
+                                "dropped from the case's audience", case=case)
+            try:
+                check_widening(held, new)
+            except ContextMismatchError as exc:
+                raise self.fail("context-mismatch", f"the server answered another header for a "
+                                f"case this partner holds: {exc.message}", case=case) from None
+            self.state.put_doc("header", (self.network, case), envelope)
+            return
         version, before = new.identity_version or 0, held.identity_version or 0
         if version == before:
             raise self.fail("context-mismatch", "the server answered another header for an "
@@ -354,7 +403,8 @@ class Verifier:
             raise self.fail("event-missing", f"a header of identity version {version} follows "
                             f"version {before}", case=case, identity_version=version)
         try:
-            check_replacement(held, new)
+            if check_replacement(held, new) != "identity":
+                raise ContextMismatchError("a header that changes its audience as well")
         except ContextMismatchError as exc:
             raise self.fail("context-mismatch", f"the server answered another header for a "
                             f"case this partner holds: {exc.message}", case=case) from None
@@ -374,6 +424,9 @@ class Verifier:
         return header
 
     def _unwrap_header(self, header: CaseHeader) -> None:
+        if header.wrapped_case_key is None:      # a subset case (CaseHeader.check)
+            self._open_sealed(header.case, header.keys_for(self.me), "a case header")
+            return
         keys = epoch_keys(self.state, self.network, header.epoch)
         if keys is None or self._case_key(header.case,
                                     header.case_key_version) is not None:
@@ -386,6 +439,24 @@ class Verifier:
             raise self.fail("ciphertext-swapped", "a case header's wrapped case key does not "
                             "open under its epoch key", case=header.case) from None
         self._got_key(header.case, header.case_key_version, key)
+
+    def _open_sealed(self, case: str, entries: Any, what: str) -> None:
+        """Open the case keys sealed to this partner (a subset case's header or rekey,
+        ADR 0031) that it does not hold yet: ``ciphertext-swapped`` when one does not open
+        with its box key, ``context-mismatch`` when one was made for another case, version
+        or member."""
+        for entry in entries:
+            if self._case_key(case, entry.version) is not None:
+                continue
+            try:
+                key = entry.open(self.box, network=self.network, case=case)
+            except DecryptionError:
+                raise self.fail("ciphertext-swapped", f"{what}'s sealed case key does not open "
+                                f"with this partner's box key", case=case) from None
+            except (ContextMismatchError, MalformedError):
+                raise self.fail("context-mismatch", f"{what}'s sealed case key was made for "
+                                f"another case, version or member", case=case) from None
+            self._got_key(case, entry.version, key)
 
     # ------------------------------------------------------------------ events
 
@@ -589,11 +660,20 @@ class Verifier:
         if version != current + 1:
             raise self.fail("event-missing", f"rekey to version {version} follows version "
                             f"{current}", case=case, version=version)
+        audience = header["signed"].get("audience")
+        if (audience is None) != (rekey.audience_keys is None):
+            raise self.fail("context-mismatch", "a rekey that wraps a subset case's key under "
+                            "the epoch key, or seals a whole-core case's key to members",
+                            case=case, version=version)
+        if audience is not None and not rekey.recipients <= set(audience):
+            raise self.fail("context-mismatch", "a rekey seals a subset case's key to a partner "
+                            "outside its audience", case=case, version=version)
         self.state.put_doc("rekey", (self.network, case, version_ref(version)), envelope)
         info = summary(self.state, self.network, case) or {}
         info.update(version=version, epoch=rekey.epoch)
         self.state.put_doc("case", (self.network, case), info)
-        if epoch_keys(self.state, self.network, rekey.epoch) is None and \
+        if rekey.audience_keys is None and \
+                epoch_keys(self.state, self.network, rekey.epoch) is None and \
                 not self._epochs_refetched and self._core():
             self._epochs_refetched = True
             await self.fetch_epochs()            # opens it (and this rekey) if it is ours
@@ -639,6 +719,10 @@ class Verifier:
             self.tv.is_coordinator(self.me)
 
     def _unwrap_rekey(self, rekey: CaseRekey) -> None:
+        if rekey.audience_keys is not None:
+            mine = rekey.key_for(self.me)
+            self._open_sealed(rekey.case, () if mine is None else (mine,), "a rekey")
+            return
         keys = epoch_keys(self.state, self.network, rekey.epoch)
         if keys is None or self._case_key(rekey.case,
                                     rekey.case_key_version) is not None:
@@ -808,7 +892,8 @@ def case_view(state: LocalState, network: str, case: str,
                     status=str(info.get("status", "open")), created=signed["created"],
                     readable=case_key(state, network, case, current) is not None,
                     state=folded, events=events, case_key_version=current,
-                    epoch=int(info.get("epoch", signed["epoch"])), breaches=breaches)
+                    epoch=int(info.get("epoch", signed["epoch"])), breaches=breaches,
+                    audience=tuple(signed["audience"]) if "audience" in signed else None)
 
 
 def when(value: str) -> datetime:

@@ -137,8 +137,13 @@ class Identity:
               holders: Mapping[str, frozenset[str]] | None = None) -> list[Gated]:
         """(recipient, class, gated-envelope) for every current member that could ever
         receive each class -- with ``holders``, only those of them that hold a basis for
-        it now -- core members first (they fit in the case's own request)."""
+        it now; for a subset case whose header this partner holds, only members of its
+        audience (ADR 0031) -- core members first (they fit in the case's own request)."""
         members = sorted(tv.members(), key=lambda m: (m.ring != "core", m.key_id))
+        header = self.session.state.get_doc("header", (network, case))
+        audience = None if header is None else header["signed"].get("audience")
+        if audience is not None:
+            members = [m for m in members if m.key_id in audience]
         done = set(skip)
         out = []
         for m in members:
@@ -206,18 +211,26 @@ class Identity:
             case = ref[1]
             if info.get("owner") != s.key_id or info.get("kind") != "case":
                 continue
-            version = s.header(network, case).identity_version or 1
-            class_keys = self._class_keys(network, case, version)
-            if not class_keys:
-                continue
-            done = {(r[2], r[3]) for r, _ in s.state.docs("gated", (network, case))
-                    if int(r[4]) == version}
-            holders = await self._holders(network, case) if version > 1 else None
-            missing = self.gated(network, tv, case, class_keys, version=version, skip=done,
-                                 holders=holders)
-            if missing:
-                await self.post_gated(network, case, missing)
+            if await self.backfill(network, tv, case):
                 report.backfilled.append(case)
+
+    async def backfill(self, network: str, tv: TrustView, case: str) -> bool:
+        """Gated envelopes of an owned case's current identity version for the members who
+        should have one and have none yet (e.g. members just added to a subset case's
+        audience); whether any were sent."""
+        s = self.session
+        version = s.header(network, case).identity_version or 1
+        class_keys = self._class_keys(network, case, version)
+        if not class_keys:
+            return False
+        done = {(r[2], r[3]) for r, _ in s.state.docs("gated", (network, case))
+                if int(r[4]) == version}
+        holders = await self._holders(network, case) if version > 1 else None
+        missing = self.gated(network, tv, case, class_keys, version=version, skip=done,
+                             holders=holders)
+        if missing:
+            await self.post_gated(network, case, missing)
+        return bool(missing)
 
     # ------------------------------------------------------------------ rotation
 

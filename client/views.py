@@ -69,7 +69,8 @@ class CaseView(_View):
     ``neighbourhood``, ``domains``, ``severity``, ``care_status``, ``source``,
     ``complex``, ``summary``) and the lists ``analysis``, ``actions``, ``feedback``
     and ``notes``, each entry with its ``seq``, ``author`` and ``created``.
-    ``readable``: this partner holds the case's current case key (it reads new
+    ``audience``: the members of a subset case (ADR 0031), None when the whole core reads
+    it.  ``readable``: this partner holds the case's current case key (it reads new
     events and may write).  ``breaches``: the events this partner could read that
     break the network policy's action rules, in order (each also marked on its
     :class:`EventView`)."""
@@ -86,6 +87,7 @@ class CaseView(_View):
     case_key_version: int
     epoch: int = 1
     breaches: list[PolicyBreach] = field(default_factory=list)
+    audience: tuple[str, ...] | None = None
 
 
 @dataclass

@@ -285,6 +285,17 @@ def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditN
                 purpose=Purpose(share.reason, purpose_readers(caller.network, ctx.now())))
 
 
+def widen_note(ctx: "AppContext", caller: "Caller", *, case: str, member: str, version: int,
+               reason: str) -> AuditNote:
+    """The ``audience-widen`` entry for one member a subset case's owner added to its
+    audience (protocol.md §C.1, "Audience"; ADR 0031): the owner acts, the added member is
+    the subject, the owner's reason travels sealed to the coordinator and the auditors."""
+    return note(ctx, caller, role="member", action="audience-widen", basis="policy",
+                case=case, subject=member,
+                reason=f"audience widened: case key versions 1..{version} sealed to the member",
+                purpose=Purpose(reason, purpose_readers(caller.network, ctx.now())))
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -373,6 +384,6 @@ def consistency_proof(db: Db, network: str, old: int, new: int) -> list[bytes]:
 __all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "Purpose",
            "purpose_readers", "append_txn",
            "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "read_note",
-           "share_note",
+           "share_note", "widen_note",
            "latest_head", "head_at", "entries_page",
            "case_entries", "inclusion_proof", "consistency_proof"]

@@ -325,10 +325,21 @@ def _migration_11(db: sqlite_utils.Database) -> None:
     db["identity_purges"].create_index(["network", "case", "identity_version"], unique=True)
 
 
+def _migration_12(db: sqlite_utils.Database) -> None:
+    """Subset cases (audience; protocol.md §C.1 "Audience", ADR 0031): one row per member
+    of a subset case's audience, with ``since`` = the feed id of the header that first
+    named it.  A case with rows is read only by those members; a member sees the case's
+    header rows from ``since`` on (an earlier header does not name it).  Rows are only
+    inserted (audiences only widen), by the case's creation and by its widenings."""
+    db.execute("CREATE TABLE case_audience (network TEXT NOT NULL, [case] TEXT NOT NULL,"
+               " member TEXT NOT NULL, since INTEGER NOT NULL,"
+               " PRIMARY KEY (network, [case], member)) WITHOUT ROWID")
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11)
+    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

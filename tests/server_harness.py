@@ -52,7 +52,7 @@ from schakel.protocol.errors import MalformedError
 from schakel.protocol.httpsig import DEFAULT_MAX_SKEW, sign_request
 from schakel.protocol.objects.base import format_timestamp
 from schakel.protocol.objects.cases import (
-    CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord, event_hash,
+    AudienceKey, CaseHeader, CaseRekey, Event, GatedEnvelope, IdentityRecord, event_hash,
 )
 from schakel.protocol.objects.disclosure import Share
 from schakel.protocol.objects.network import (
@@ -387,8 +387,12 @@ class Network:
     def new_case(self, owner: Actor, *, kind: str = "case",
                  identity: Mapping[str, Any] | None = None, recipients: Iterable[Actor] | None = None,
                  tokens: list[dict[str, Any]] | None = None, events: int = 1,
-                 case: str | None = None) -> tuple[dict[str, Any], CaseState]:
+                 case: str | None = None, audience: Iterable[Actor] | None = None
+                 ) -> tuple[dict[str, Any], CaseState]:
         """The body of ``POST /v1/networks/{network}/cases`` and the owner's state.
+        With ``audience``, a subset case (protocol.md §C.1 "Audience") read by those
+        actors, the owner and the coordinator, its key sealed to each of them and its
+        gated envelopes for them only.
 
         A case gets sealed identity (default :data:`IDENTITY`), gated envelopes of every
         class key for every core member (or ``recipients``) and a BSN token; a consult
@@ -404,9 +408,21 @@ class Network:
         classes = sorted(identity)
         header_fields: dict[str, Any] = dict(
             network=self.id, case=case, owner=owner.key_id, acting_user=owner.acting_user,
-            kind=kind, created=self.stamp(), epoch=self.epoch, case_key_version=1,
-            wrapped_case_key=envelopes.wrap_case_key(epoch_key, case_key, network=self.id,
-                                                     case=case, epoch=self.epoch, version=1))
+            kind=kind, created=self.stamp(), epoch=self.epoch, case_key_version=1)
+        readers: list[Actor] | None = None
+        if audience is None:
+            header_fields["wrapped_case_key"] = envelopes.wrap_case_key(
+                epoch_key, case_key, network=self.id, case=case, epoch=self.epoch, version=1)
+        else:
+            by_id = {a.key_id: a for a in (owner, self.coordinator, *audience)}
+            readers = [by_id[k] for k in sorted(by_id)]
+            header_fields["audience"] = tuple(sorted(by_id))
+            header_fields["audience_keys"] = tuple(AudienceKey(
+                member=a.key_id, version=1, sealed=envelopes.seal_case_key(
+                    a.box, case_key, network=self.id, case=case, version=1,
+                    recipient_id=a.key_id)) for a in readers)
+            if recipients is None:
+                recipients = readers
         if kind == "case":
             header_fields["identity_version"] = 1
             if classes:

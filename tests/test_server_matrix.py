@@ -31,7 +31,8 @@ import pytest
 import pytest_asyncio
 
 from schakel.keys import issue_policy
-from schakel.protocol.objects.cases import IdentityPurge
+from schakel.protocol import envelopes
+from schakel.protocol.objects.cases import CaseHeader, IdentityPurge
 from schakel.protocol.objects.disclosure import Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
@@ -94,6 +95,9 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     # ADR 0034: the owner or the coordinator erases a case's identity (a rectification is
     # the owner's only, tests/test_erasure.py).
     "POST purges":          (NEW, F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
+    # ADR 0031: only a subset case's owner widens it; a core member outside its audience
+    # is answered as for a missing case.
+    "POST audience":        (NEW, N,   F,   F,   F,   F,   F,   U,   *SIGNED),
     # optional signature: shell partners sign; anyone may send a bare anonymous signal
     # when the policy allows it (network A's does).
     "POST signals":         (F,   F,   NEW, NEW, F,   NEW, F,   U,   R, S, D, NEW),
@@ -270,6 +274,22 @@ async def post_purges(w: World, kind: str, actor: Actor) -> Req:
                           identity_version=1, classes=("name",), acting_user=actor.acting_user,
                           at=w.a.stamp(), reason="verzoek betrokkene").sign(actor.signer)
     return Req(actor, w.a.path(f"/cases/{state.case}/purges"), {"purge": purge})
+
+
+async def post_audience(w: World, kind: str, actor: Actor) -> Req:
+    """A fresh subset case of core-formal (with the coordinator) widened to core-informal,
+    signed by ``actor`` as its owner."""
+    state = await create_case(w.caller, w.a, w["core-formal"], audience=())
+    signed = dict(state.header["signed"])
+    added = w["core-informal"]
+    signed["audience"] = [*signed["audience"], added.key_id]
+    signed["audience_keys"] = [*signed["audience_keys"], {
+        "member": added.key_id, "version": 1, "sealed": envelopes.seal_case_key(
+            added.box, state.case_key, network=w.a.id, case=state.case, version=1,
+            recipient_id=added.key_id)}]
+    header = CaseHeader.from_json(signed).sign(actor.signer)
+    return Req(actor, w.a.path(f"/cases/{state.case}/audience"),
+               {"header": header, "reason": "De wijkverpleging neemt de zorg over."})
 
 
 async def post_signals(w: World, kind: str, actor: Actor) -> Req:
@@ -459,6 +479,8 @@ ROUTES = [
           post_purges),
     Route("GET holders", "GET", "/v1/networks/{network}/cases/{case}/holders", "core-formal",
           get(lambda w: w.a.path(f"/cases/{w.case.case}/holders"))),
+    Route("POST audience", "POST", "/v1/networks/{network}/cases/{case}/audience",
+          "core-formal", post_audience),
     Route("POST signals", "POST", "/v1/networks/{network}/signals", "shell", post_signals),
     Route("GET signals/status", "GET", "/v1/signals/status", "core-formal",
           get(lambda w: "/v1/signals/status",

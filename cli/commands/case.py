@@ -128,20 +128,29 @@ def _identity(identity_file: Path | None, **fields: Any) -> dict[str, Any] | Non
 
 # ------------------------------------------------------------------ create / read
 
+_AUDIENCE_HELP = ("A kern (core) member who may read the case (KEY_ID; repeatable): the case is then "
+                  "for this part of the kern only, you and the coördinator always included "
+                  "(ADR 0031). Without it the whole kern reads the case.")
+
+
 @case.command("create", epilog=GUARD_EPILOG)
 @partner_options
 @network_argument
 @_intake_options
 @_identity_options
+@click.option("--audience", "audience", multiple=True, metavar="MEMBER", help=_AUDIENCE_HELP)
 @json_option
 def create(home: Path, server: str | None, network_id: str, intake_file: Path | None,
-           identity_file: Path | None, as_json: bool, **fields: Any) -> None:
+           identity_file: Path | None, audience: tuple[str, ...], as_json: bool,
+           **fields: Any) -> None:
     """Bring in a case (casus aanmelden): anonymous intake plus sealed identity.
 
     The intake is checked by the PII guard on this computer first: a name,
     phone number, BSN, e-mail or postcode with house number in it is refused
     (exit 1) and nothing is sent. The identity is encrypted per class; only
-    releases under consent or bemoeizorg open it for others.
+    releases under consent or bemoeizorg open it for others. With --audience the
+    case is for part of the kern only: its key is sealed to each member named,
+    and `schakel case widen` adds members later.
     """
     intake_keys = ("age_band", "neighbourhood", "domains", "severity", "care_status", "source",
                    "summary")
@@ -151,13 +160,17 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
 
     async def bring_in(partner: "Partner") -> str:
         await partner.sync(network_id)      # the latest epoch key and members first
-        return await partner.cases.create(network_id, intake, identity=identity)
+        return await partner.cases.create(network_id, intake, identity=identity,
+                                          audience=list(audience) if audience else None)
 
     case_id = with_partner(home, server, bring_in, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "case",
-          "identity_classes": sorted(identity or {})}, as_json=as_json, rows=[
+          "identity_classes": sorted(identity or {}), "audience": sorted(audience) or None},
+         as_json=as_json, rows=[
         ("case", case_id), ("network", network_id),
         ("identity", ", ".join(sorted(identity or {})) or "none (anonymous only)"),
+        ("audience", ", ".join(sorted(audience)) + " (and you, the coördinator)"
+         if audience else "the whole kern"),
     ])
 
 
@@ -165,18 +178,21 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
 @partner_options
 @network_argument
 @_intake_options
+@click.option("--audience", "audience", multiple=True, metavar="MEMBER", help=_AUDIENCE_HELP)
 @json_option
 def consult(home: Path, server: str | None, network_id: str, intake_file: Path | None,
-            as_json: bool, **fields: Any) -> None:
+            audience: tuple[str, ...], as_json: bool, **fields: Any) -> None:
     """Ask the core for advice on an anonymous situation (consultatie).
 
-    A consult never carries identity and can never lead to a release.
+    A consult never carries identity and can never lead to a release. With
+    --audience only the members named (and you, and the coördinator) read it.
     """
     intake = _intake(intake_file, complex=fields.pop("complex_"), **fields)
 
     async def ask(partner: "Partner") -> str:
         await partner.sync(network_id)
-        return await partner.cases.consult(network_id, intake)
+        return await partner.cases.consult(network_id, intake,
+                                           audience=list(audience) if audience else None)
 
     case_id = with_partner(home, server, ask, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "consult"}, as_json=as_json,
@@ -542,6 +558,33 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "partner": partner_id, "shared": True},
          as_json=as_json, rows=[("case", case_id), ("shared with", partner_id), ("reason", reason)])
+
+
+@case.command("widen", epilog=GUARD_EPILOG)
+@partner_options
+@network_argument
+@click.argument("case_id", metavar="CASE")
+@click.option("--member", "members", multiple=True, required=True, metavar="MEMBER",
+              help="A kern (core) member to add to the case's audience (KEY_ID; repeatable).")
+@click.option("--reason", required=True,
+              help="Why these members need the case; sealed into the audit entry for the "
+                   "coördinator and the auditors.")
+@json_option
+def widen(home: Path, server: str | None, network_id: str, case_id: str,
+          members: tuple[str, ...], reason: str, as_json: bool) -> None:
+    """Let more kern members read a case that is for part of the kern (owner only).
+
+    The case key of every version is sealed to each member added; the audit log
+    records one entry per member with your reason. An audience only grows: to
+    take a member out, the coördinator removes it from the network.
+    """
+    async def add(partner: "Partner") -> list[str]:
+        await partner.sync(network_id)
+        return await partner.cases.widen(network_id, case_id, members, reason=reason)
+
+    added = with_partner(home, server, add, guard={"reason": reason})
+    emit({"network": network_id, "case": case_id, "added": added}, as_json=as_json,
+         rows=[("case", case_id), ("added", ", ".join(added)), ("reason", reason)])
 
 
 @case.command("reshare", epilog=GUARD_EPILOG)

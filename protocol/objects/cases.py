@@ -17,10 +17,12 @@ from typing import Any
 
 from schakel.protocol import envelopes, schema, signing
 from schakel.protocol.canonical import canonical_json
-from schakel.protocol.crypto import CaseKey, EpochKey, VerifyKey, sha256
+from schakel.protocol.crypto import BoxSecretKey, CaseKey, EpochKey, VerifyKey, sha256
 from schakel.protocol.encoding import b64e
-from schakel.protocol.errors import ContextMismatchError, SignatureError
-from schakel.protocol.objects.base import SignedObject, Timestamp, WireObject, alias, thaw
+from schakel.protocol.errors import ContextMismatchError, DecryptionError, SignatureError
+from schakel.protocol.objects.base import (
+    Part, SignedObject, Timestamp, WireObject, alias, nested, thaw,
+)
 from schakel.protocol.objects.plaintext import AEAD_OVERHEAD, AnonymousEvent, StatusChange
 
 #: Domain separation of the event hash chain (protocol.md §C.3).
@@ -35,6 +37,10 @@ EVENT_CIPHERTEXT_MAX_BYTES = 64 * 1024
 IDENTITY_CIPHERTEXT_MAX_BYTES = 16 * 1024
 GATED_BLOB_MAX_BYTES = 1024
 MAX_TOKENS = 4
+#: Most members a case's audience names, and most sealed case keys a header or rekey
+#: carries (protocol.md §C.1, "Audience").
+MAX_AUDIENCE = 32
+MAX_AUDIENCE_KEYS = 256
 
 
 def verified_signers(envelope: Mapping[str, Any], keys: Iterable[VerifyKey]) -> set[str]:
@@ -62,11 +68,53 @@ class BlindIndexToken(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AudienceKey(Part):
+    """One version of a case key sealed to one member of the case's audience
+    (protocol.md §C.1, "Audience"): :func:`schakel.protocol.envelopes.seal_case_key`, a
+    ``case-key`` payload bound to the network, the case, ``version`` and ``member``.  Used
+    in a subset case's header and in its rekeys (§C.11)."""
+
+    TYPE = "case-header"
+    DEF = "audience_key"
+
+    member: str
+    version: int
+    sealed: str
+
+    def check(self) -> None:
+        self._binary("sealed", min_bytes=SEAL_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES * 4)
+
+    def open(self, box_secret: BoxSecretKey, *, network: str, case: str) -> CaseKey:
+        """The case key, opened with ``member``'s box key and checked against this entry's
+        context: DecryptionError for another key, ContextMismatchError for a payload made
+        for another network, case, version or member."""
+        return envelopes.open_case_key(box_secret, self.sealed, network=network, case=case,
+                                       version=self.version, recipient_id=self.member)
+
+
+def _check_audience_keys(obj: WireObject, keys: tuple[AudienceKey, ...],
+                         audience: frozenset[str] | None) -> None:
+    """No (member, version) twice; with ``audience``, every key for one of its members."""
+    seen: set[tuple[str, int]] = set()
+    for k in keys:
+        if (k.member, k.version) in seen:
+            raise obj._fail("audience_keys", "seals one version to one member twice")
+        seen.add((k.member, k.version))
+        if audience is not None and k.member not in audience:
+            raise obj._fail("audience_keys", "seals a key to a partner outside the audience")
+
+
+@dataclass(frozen=True, kw_only=True)
 class CaseHeader(SignedObject):
     """The cleartext header of a case or consult, signed by the owning partner.
 
     A consult (``kind == "consult"``) is anonymous: no ``identity_version`` or
-    ``classes``.  A case has an ``identity_version``.  Blind-index tokens are
+    ``classes``.  A case has an ``identity_version``.  A *subset case* names its
+    ``audience`` -- the core members that may read it, the owner among them -- and
+    carries its case key sealed to each of them in ``audience_keys`` instead of
+    ``wrapped_case_key`` under the epoch key, which every core member holds (protocol.md
+    §C.1, "Audience"; ADR 0031).  Without ``audience`` the whole core reads the case.
+    Blind-index tokens are
     never part of the header: every core member syncs headers and holds the
     match key, so tokens there would let any member test whether a person it
     knows is a case (ADR 0004).  They travel beside the header, to the server only.
@@ -82,12 +130,38 @@ class CaseHeader(SignedObject):
     created: str
     epoch: int
     case_key_version: int
-    wrapped_case_key: str
+    wrapped_case_key: str | None = None
     identity_version: int | None = None
     classes: tuple[str, ...] | None = None
+    audience: tuple[str, ...] | None = None
+    audience_keys: tuple[AudienceKey, ...] | None = nested(AudienceKey, many=True, default=None)
 
     def check(self) -> None:
-        self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
+        if self.audience is None:
+            if self.wrapped_case_key is None:
+                raise self._fail("wrapped_case_key", "is required on a case without audience")
+            if self.audience_keys is not None:
+                raise self._fail("audience_keys", "must be absent without audience")
+            self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD,
+                         max_bytes=WRAPPED_KEY_MAX_BYTES)
+        else:
+            # ADR 0031: a subset case is never readable through the epoch key.
+            if self.wrapped_case_key is not None:
+                raise self._fail("wrapped_case_key", "must be absent on a subset case")
+            if self.owner not in self.audience:
+                raise self._fail("audience", "must name the owner")
+            if self.audience_keys is None:
+                raise self._fail("audience_keys", "are required on a subset case")
+            _check_audience_keys(self, self.audience_keys, frozenset(self.audience))
+            for member in self.audience:
+                held = sorted(k.version for k in self.audience_keys if k.member == member)
+                # Each member holds the keys of versions case_key_version..n, no gap: the
+                # first header's members the first version, a member added later every
+                # version the case had by then.
+                if held != list(range(self.case_key_version, self.case_key_version + len(held))) \
+                        or not held:
+                    raise self._fail("audience_keys", "must seal to each member of the "
+                                     "audience every version from the header's on, without gap")
         if self.kind == "consult":
             # design §4.2: a consult carries no identity, so no trace of one either.
             for name in ("identity_version", "classes"):
@@ -100,37 +174,107 @@ class CaseHeader(SignedObject):
     def is_consult(self) -> bool:
         return self.kind == "consult"
 
+    @property
+    def is_subset(self) -> bool:
+        """Whether only the members named in ``audience`` may read the case."""
+        return self.audience is not None
+
+    def reads(self, member: str) -> bool:
+        """Whether ``member`` is in the case's audience (every core member when none)."""
+        return self.audience is None or member in self.audience
+
+    def keys_for(self, member: str) -> tuple[AudienceKey, ...]:
+        """The sealed case keys this header carries for ``member`` (none: not a subset
+        case, or not in its audience)."""
+        return tuple(k for k in self.audience_keys or () if k.member == member)
+
     def _after_verify(self, envelope: Any, keys: list[VerifyKey]) -> None:
         """``owner`` must be among the verified signers."""
         if self.owner not in verified_signers(envelope, keys):
             raise SignatureError("case-header is not signed by its owner")
 
 
-#: The fields a replacement header may change (protocol.md §C.1, "Header versions"):
+#: The fields an identity replacement may change (protocol.md §C.1, "Header versions"):
 #: everything else is the first header's, so the case's key references, owner and
 #: creation stay what every member verified.
 REPLACEABLE = frozenset({"identity_version", "classes"})
+#: The fields a widening may change (protocol.md §C.1, "Audience"): it adds members and
+#: their sealed keys, nothing else.
+WIDENABLE = frozenset({"audience", "audience_keys"})
 
 
-def check_replacement(held: CaseHeader, new: CaseHeader) -> None:
-    """``new`` may replace ``held`` as the case's header (protocol.md §C.1): both are
-    cases, not consults; every field but ``identity_version`` and ``classes`` is
-    unchanged (:class:`ContextMismatchError` naming the first changed field); and
-    ``classes`` is present, since a replacement exists to seal identity under new class
-    keys.  The version is each side's to judge against the one it holds (the server
-    answers 409 for another than current + 1, a client calls a gap or a step back server
-    misbehaviour), and so is the signature (the owner of ``held`` must have signed)."""
-    if held.is_consult or new.is_consult:
-        raise ContextMismatchError("a consult has no identity: its header is never replaced",
-                                   details={"field": "kind"})
+def _changed(held: CaseHeader, new: CaseHeader) -> list[str]:
     before, after = held.to_json(), new.to_json()
-    for name in sorted(before.keys() | after.keys()):
-        if name not in REPLACEABLE and before.get(name) != after.get(name):
+    return [name for name in sorted(before.keys() | after.keys())
+            if before.get(name) != after.get(name)]
+
+
+def check_replacement(held: CaseHeader, new: CaseHeader) -> str:
+    """``new`` may replace ``held`` as the case's header (protocol.md §C.1): either an
+    *identity rotation* or a *widening*, which it returns (``"identity"`` or
+    ``"audience"``); otherwise :class:`ContextMismatchError` naming the field.
+
+    * A widening changes ``audience`` and ``audience_keys`` only (:func:`check_widening`).
+    * An identity rotation is on a case, not a consult; every field but
+      ``identity_version`` and ``classes`` is unchanged; and ``classes`` is present, since
+      a rotation exists to seal identity under new class keys.
+
+    The version is each side's to judge against the one it holds (the server answers 409
+    for another than current + 1, a client calls a gap or a step back server
+    misbehaviour), and so is the signature (the owner of ``held`` must have signed)."""
+    changed = _changed(held, new)
+    if WIDENABLE & set(changed):
+        check_widening(held, new)
+        return "audience"
+    if held.is_consult or new.is_consult:
+        raise ContextMismatchError("a consult has no identity: its header is replaced only to "
+                                   "widen its audience", details={"field": "kind"})
+    for name in changed:
+        if name not in REPLACEABLE:
             raise ContextMismatchError(f"a replacement header changes {name}",
                                        details={"field": name})
     if not new.classes:
         raise ContextMismatchError("a replacement header names the classes it seals",
                                    details={"field": "classes"})
+    return "identity"
+
+
+def added_members(held: CaseHeader, new: CaseHeader) -> tuple[str, ...]:
+    """The members ``new``'s audience names and ``held``'s does not, in ``new``'s order."""
+    before = set(held.audience or ())
+    return tuple(m for m in new.audience or () if m not in before)
+
+
+def check_widening(held: CaseHeader, new: CaseHeader) -> None:
+    """``new`` widens the audience of the subset case ``held`` (protocol.md §C.1,
+    "Audience"; ADR 0031): both are subset headers; nothing but ``audience`` and
+    ``audience_keys`` changes; every member of ``held``'s audience stays, with every key
+    it was sealed; at least one member is added; and every added key is for an added
+    member.  A case without audience is read by the whole core already: it has nothing
+    to widen.  :class:`ContextMismatchError` naming the field otherwise; whether the added
+    members' keys reach the case's current version is the server's to check (it knows the
+    version)."""
+    if held.audience is None or new.audience is None:
+        raise ContextMismatchError("only a subset case's audience is widened, and a widening "
+                                   "keeps an audience", details={"field": "audience"})
+    for name in _changed(held, new):
+        if name not in WIDENABLE:
+            raise ContextMismatchError(f"a widening header changes {name}",
+                                       details={"field": name})
+    if not set(held.audience) < set(new.audience):
+        raise ContextMismatchError("a replacement header only widens the audience: it keeps "
+                                   "every member and adds one", details={"field": "audience"})
+    kept = {k.sealed: k for k in new.audience_keys or ()}
+    for key in held.audience_keys or ():
+        if kept.get(key.sealed) != key:
+            raise ContextMismatchError("a widening header drops or changes a member's sealed "
+                                       "key", details={"field": "audience_keys"})
+    added = set(added_members(held, new))
+    held_sealed = {k.sealed for k in held.audience_keys or ()}
+    for key in new.audience_keys or ():
+        if key.sealed not in held_sealed and key.member not in added:
+            raise ContextMismatchError("a widening header seals a new key to a member it does "
+                                       "not add", details={"field": "audience_keys"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,21 +426,45 @@ class CaseRekey(SignedObject):
     case: str
     case_key_version: int
     epoch: int
-    wrapped_case_key: str
     acting_user: str
     at: Timestamp
     reason: str
+    wrapped_case_key: str | None = None
+    audience_keys: tuple[AudienceKey, ...] | None = nested(AudienceKey, many=True, default=None)
 
     def check(self) -> None:
         # Version 1 is the header's own case key: a rotation always makes version >= 2.
         if self.case_key_version < 2:
             raise self._fail("case_key_version", "must be at least 2 (version 1 is the header's)")
-        self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD, max_bytes=WRAPPED_KEY_MAX_BYTES)
+        # A subset case's rekey seals the new key to its audience, never under the epoch
+        # key (protocol.md §C.11; ADR 0031): exactly one of the two.
+        if (self.wrapped_case_key is None) == (self.audience_keys is None):
+            raise self._fail("wrapped_case_key", "exactly one of wrapped_case_key and "
+                             "audience_keys is present")
+        if self.wrapped_case_key is not None:
+            self._binary("wrapped_case_key", min_bytes=AEAD_OVERHEAD,
+                         max_bytes=WRAPPED_KEY_MAX_BYTES)
+        if self.audience_keys is not None:
+            _check_audience_keys(self, self.audience_keys, None)
+            if any(k.version != self.case_key_version for k in self.audience_keys):
+                raise self._fail("audience_keys", "seal the rekey's own case_key_version")
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        """The members a subset case's rekey seals the new key to (empty otherwise)."""
+        return frozenset(k.member for k in self.audience_keys or ())
+
+    def key_for(self, member: str) -> AudienceKey | None:
+        """The new key sealed to ``member``, if this (subset case's) rekey carries one."""
+        return next((k for k in self.audience_keys or () if k.member == member), None)
 
     def unwrap(self, epoch_key: EpochKey) -> CaseKey:
         """The new case key, opened with the epoch key of ``epoch`` under the context
         ``{layer: case-key, version: case_key_version, object: epoch-<epoch>}``:
-        DecryptionError for a wrong key or a wrap moved from another case or version."""
+        DecryptionError for a wrong key or a wrap moved from another case or version
+        (and for a subset case's rekey, which wraps nothing under the epoch key)."""
+        if self.wrapped_case_key is None:
+            raise DecryptionError("a subset case's rekey is not wrapped under an epoch key")
         return envelopes.unwrap_case_key(epoch_key, self.wrapped_case_key, network=self.network,
                                          case=self.case, epoch=self.epoch,
                                          version=self.case_key_version)
@@ -343,6 +511,8 @@ class IdentityPurge(SignedObject):
 
 
 __all__ = [
-    "BlindIndexToken", "CaseHeader", "REPLACEABLE", "check_replacement", "Event",
+    "BlindIndexToken", "AudienceKey", "CaseHeader", "REPLACEABLE", "WIDENABLE",
+    "check_replacement", "check_widening", "added_members", "MAX_AUDIENCE", "MAX_AUDIENCE_KEYS",
+    "Event",
     "IdentityRecord", "GatedEnvelope", "CaseRekey", "IdentityPurge", "PURGE_KINDS", "event_hash", "event_hash_of", "check_link", "check_event_status", "verified_signers", "EVENT_HASH_DOMAIN",
 ]

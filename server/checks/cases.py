@@ -13,7 +13,11 @@
 * backfilled gated envelopes are for the case's classes at its identity version, each
   for a current member (ADR 0007);
 * a replacement header is the owner's, changes only ``identity_version`` and ``classes``,
-  and carries one identity record per class at its version (ADR 0011).
+  and carries one identity record per class at its version (ADR 0011);
+* a subset case's audience names its owner and the coordinator, all current core
+  members; its gated envelopes and rekeys are for its audience only, a widening adds
+  current core members and only them, and a share never gives a core member outside the
+  audience the case key (ADR 0031).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from schakel.protocol.errors import MalformedError, PolicyViolation, UntrustedKeyError
+from schakel.protocol.errors import (
+    ContextMismatchError, MalformedError, PolicyViolation, UntrustedKeyError,
+)
 from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import sha256
 from schakel.protocol.objects.cases import (
     EVENT_HASH_DOMAIN, BlindIndexToken, CaseHeader, CaseRekey, Event, GatedEnvelope,
-    IdentityPurge, IdentityRecord, check_link, check_replacement,
+    IdentityPurge, IdentityRecord, added_members, check_link, check_replacement, check_widening,
 )
 from schakel.protocol.objects.disclosure import Share
 from schakel.server.audit import actor_of
@@ -52,6 +58,30 @@ def check_tokens(values: list[Any], state: NetworkState) -> tuple[Token, ...]:
         if (token.kind, token.raw) not in out:
             out.append((token.kind, token.raw))
     return tuple(out)
+
+
+def audience_candidates(state: NetworkState, now: datetime) -> set[str]:
+    """Who a subset case's audience may name at ``now``: the current core members and
+    the coordinator (ADR 0031)."""
+    out = {k for k, m in state.current_members(now).items() if m.ring == "core"}
+    out.add(state.genesis.coordinator.key_id)
+    return out
+
+
+def _check_audience(header: CaseHeader, state: NetworkState, now: datetime) -> None:
+    """A new subset case (ADR 0031): its audience names the owner (the header's own
+    check) and the coordinator, and only current core members; each member is sealed the
+    header's case-key version only."""
+    assert header.audience is not None
+    if state.genesis.coordinator.key_id not in header.audience:
+        raise PolicyViolation("a subset case's audience names the coordinator",
+                              details={"reason": "audience-without-coordinator"})
+    if not set(header.audience) <= audience_candidates(state, now):
+        raise PolicyViolation("a subset case's audience names current core members only",
+                              details={"reason": "audience-not-core"})
+    if any(k.version != header.case_key_version for k in header.audience_keys or ()):
+        raise MalformedError("a new subset case seals its first case-key version only",
+                             details={"field": "audience_keys"})
 
 
 def _authored(cls: type[CaseHeader] | type[Event], field: str, envelope: Any, caller: Caller) -> Any:
@@ -87,6 +117,8 @@ def check_case(body: Mapping[str, Any], caller: Caller, *, received: str, now: d
     state = caller.network
     header: CaseHeader = _authored(CaseHeader, "owner", body["header"], caller)
     same("network", header.network, state.network)
+    if header.is_subset:
+        _check_audience(header, state, now)
     identity, gated, tokens = body.get("identity", []), body.get("gated", []), body.get("tokens", [])
     if header.is_consult and (identity or gated or tokens):
         raise PolicyViolation("a consult is anonymous: no identity records, gated envelopes "
@@ -123,7 +155,8 @@ def check_case(body: Mapping[str, Any], caller: Caller, *, received: str, now: d
                    case_key_version=header.case_key_version, header=canonical(body["header"])[0],
                    digest=digest, events=tuple(events), identity=tuple(records.values()),
                    gated=wrapped, tokens=check_tokens(tokens, state),
-                   received=received, acting_user=caller.acting_user)
+                   received=received, acting_user=caller.acting_user,
+                   audience=header.audience or ())
 
 
 def _for_header(network: str, case: str, cls: str, version: int, header: CaseHeader,
@@ -153,6 +186,10 @@ def _gated(values: list[Any], header: CaseHeader, classes: set[str], state: Netw
             # A revoked or expired member must not get envelopes it could later have released.
             raise PolicyViolation("gated envelopes are for current members of the network",
                                   details={"reason": "recipient-not-member"})
+        if not header.reads(g.recipient):
+            # ADR 0031: identity of a subset case goes to its audience only.
+            raise PolicyViolation("a subset case's gated envelopes are for its audience",
+                                  details={"reason": "recipient-not-in-audience"})
         key = (g.class_, g.version, g.recipient)
         if key in wrapped:
             raise MalformedError("two gated envelopes for one class and recipient",
@@ -192,7 +229,9 @@ def check_header(body: Mapping[str, Any], caller: Caller, case: str, held_envelo
     header: CaseHeader = _authored(CaseHeader, "owner", body["header"], caller)
     same("network", header.network, caller.network.network)
     same("case", header.case, case)
-    check_replacement(held, header)
+    if check_replacement(held, header) != "identity":
+        raise ContextMismatchError("a header that widens the audience is sent to "
+                                   ".../cases/{case}/audience", details={"field": "audience"})
     classes = set(header.classes or ())
     if not classes <= set(caller.network.policy.classes):
         raise PolicyViolation("the header lists a disclosure class the network's policy does "
@@ -217,12 +256,28 @@ def check_header(body: Mapping[str, Any], caller: Caller, case: str, held_envelo
                      acting_user=caller.acting_user)
 
 
-def check_rekey(envelope: Any, caller: Caller, case: str, *, received: str) -> NewRekey:
+def check_rekey(envelope: Any, caller: Caller, case: str, *, received: str,
+                audience: tuple[str, ...] = (), now: datetime | None = None) -> NewRekey:
     """A case-key rotation signed by the caller (the route has checked that the caller is
-    the case's owner or the coordinator), for the path's network and case."""
+    the case's owner or the coordinator), for the path's network and case.  For a subset
+    case (``audience``, with ``now``) the new key is sealed to exactly the members of the
+    audience that may still read (current core members and the coordinator), never wrapped
+    under the epoch key (400 ``context_mismatch`` otherwise; ADR 0031); for any other case
+    it is wrapped under the epoch key."""
     rekey = CaseRekey.from_envelope(envelope, [caller.key])
     same("network", rekey.network, caller.network.network)
     same("case", rekey.case, case)
+    if audience:
+        assert now is not None
+        expected = set(audience) & audience_candidates(caller.network, now)
+        if rekey.audience_keys is None or rekey.recipients != expected:
+            raise ContextMismatchError("a subset case's rekey seals the new key to exactly the "
+                                       "current members of its audience",
+                                       details={"field": "audience_keys",
+                                                "audience": sorted(expected)})
+    elif rekey.audience_keys is not None:
+        raise ContextMismatchError("only a subset case's rekey seals to an audience",
+                                   details={"field": "audience_keys"})
     text, digest = canonical(envelope)
     return NewRekey(network=rekey.network, case=rekey.case,
                     case_key_version=rekey.case_key_version, epoch=rekey.epoch, envelope=text,
@@ -254,10 +309,12 @@ def check_purge(envelope: Any, caller: Caller, case: str, owner: str, *,
 
 
 def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: str,
-                acting_user: str) -> NewShare:
+                acting_user: str, audience: tuple[str, ...] = ()) -> NewShare:
     """A coordinator's share of a case with a current member: a shell partner asked to
     help (flow 6), or a core member that joined after the case was rekeyed, to read its
-    history (a re-share of an earlier version, ADR 0007)."""
+    history (a re-share of an earlier version, ADR 0007).  A subset case (``audience``)
+    is shared with no core member outside its audience: that is a widening, made by the
+    owner and audited as one (403 ``policy_violation`` ``partner-not-in-audience``)."""
     share = Share.from_envelope(envelope, [state.coordinator_key])
     same("network", share.network, state.network)
     try:
@@ -267,11 +324,37 @@ def check_share(envelope: Any, state: NetworkState, now: datetime, *, received: 
     if partner is None:
         raise PolicyViolation("a case is shared with a current member of the network",
                               details={"reason": "partner-not-member"})
+    if audience and partner.ring == "core" and share.partner not in audience:
+        raise PolicyViolation("a subset case is widened by its owner, not shared with a core "
+                              "member outside its audience",
+                              details={"reason": "partner-not-in-audience"})
     text, digest = canonical(envelope)
     return NewShare(network=share.network, case=share.case, partner=share.partner,
                     case_key_version=share.case_key_version, envelope=text, digest=digest,
                     received=received, acting_user=acting_user, reason=share.reason)
 
 
+def check_widen(header_envelope: Any, caller: Caller, case: str, held_envelope: Any,
+                now: datetime) -> tuple[CaseHeader, tuple[str, ...]]:
+    """A widening of ``case``'s audience by its owner, the caller (protocol.md §C.1,
+    "Audience"; the route has checked the caller owns the case): the header signed by the
+    caller for the path's network and case, :func:`check_widening` against the held
+    header (400 ``context_mismatch``), and the members it adds current core members (403
+    ``policy_violation`` ``audience-not-core``).  Returns the header and the added members;
+    whether their keys reach the case's current version is decided in the writing
+    transaction."""
+    held = CaseHeader.from_json(held_envelope["signed"])   # verified when it was stored
+    header: CaseHeader = _authored(CaseHeader, "owner", header_envelope, caller)
+    same("network", header.network, caller.network.network)
+    same("case", header.case, case)
+    check_widening(held, header)
+    added = added_members(held, header)
+    if not set(added) <= audience_candidates(caller.network, now):
+        raise PolicyViolation("a subset case's audience names current core members only",
+                              details={"reason": "audience-not-core"})
+    return header, added
+
+
 __all__ = ["check_tokens", "new_event", "check_event", "check_case", "check_gated",
-           "check_header", "check_rekey", "check_purge", "check_share"]
+           "check_header", "check_rekey", "check_purge", "check_share", "check_widen",
+           "audience_candidates"]

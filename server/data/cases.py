@@ -2,8 +2,9 @@
 the sync feed (docs/protocol.md §14; protocol.md §C; ADR 0007).
 
 The **feed** is the sync stream: one row per header, event, share and rekey, in commit
-order; its row id is the cursor.  A core member reads its network's whole feed; a shell partner
-reads only the rows of cases shared with it, and only its own shares.
+order; its row id is the cursor.  A core member reads its network's whole feed but for the
+subset cases whose audience does not name it (ADR 0031); a shell partner reads only the
+rows of cases shared with it, and only its own shares.
 """
 
 from __future__ import annotations
@@ -54,6 +55,22 @@ class NewCase:
     tokens: tuple[Token, ...]
     received: str
     acting_user: str
+    audience: tuple[str, ...] = ()   #: a subset case's audience (ADR 0031); () the whole core
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewWidening:
+    """A subset case's header widened by its owner (protocol.md §C.1, "Audience"): the new
+    header, the header it replaces (as stored when it was checked), the members it adds
+    and the highest key version it seals to them, with one audit entry per added member."""
+
+    network: str
+    case: str
+    header: str            #: canonical JSON of the new header envelope
+    held: str              #: canonical JSON of the header it replaces
+    added: tuple[str, ...]
+    sealed_version: int    #: the highest case-key version sealed to each added member
+    audit: tuple[AuditNote, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +169,9 @@ def create_case_txn(db: Db, c: NewCase, *, hint_limit: int) -> Written:
         status = event.status or status
     _store_identity(db, c.network, c.case, c.identity, c.gated)
     record_tokens(db, c.network, "case", c.case, c.tokens, at=c.received, limit=hint_limit)
+    for member in c.audience:
+        insert(db, "case_audience", {"network": c.network, "case": c.case, "member": member,
+                                     "since": header_cursor})
     answer = {"case": c.case, "cursor": cursor_text(cursor)}
     last = c.events[-1]
     insert(db, "cases", {"network": c.network, "case": c.case, "owner": c.owner, "kind": c.kind,
@@ -309,6 +329,40 @@ def replace_header_txn(db: Db, h: NewHeader) -> Written:
     return Written(True, answer)
 
 
+def widen_audience_txn(db: Db, w: NewWidening) -> Written:
+    """Widen a subset case's audience (protocol.md §C.1, "Audience"; ADR 0031): the new
+    header becomes the case's (a ``header`` feed item), its added members join the
+    audience from that item on, and one ``audience-widen`` entry per added member is
+    appended in the same transaction.  The same header again answers 200 with the current
+    cursor.  409 when the case's header is no longer the one the widening was checked
+    against (another widening came first; ``details.cursor``), and when the keys sealed to
+    the added members do not reach the case's current key version
+    (``details.case_key_version``): an added member must read every event."""
+    row = db.execute("SELECT c.header, c.case_key_version, f.envelope FROM cases c"
+                     " JOIN feed f ON f.id = c.header WHERE c.network = ? AND c.[case] = ?",
+                     (w.network, w.case)).fetchone()
+    if row is None:
+        raise NotFound("no such case in this network")
+    answer = {"case": w.case, "cursor": cursor_text(row["header"])}
+    if row["envelope"] == w.header:
+        return Written(False, answer)
+    if row["envelope"] != w.held:
+        raise Conflict("the case's header changed since the widening was made",
+                       details={"cursor": cursor_text(row["header"])})
+    if w.sealed_version != row["case_key_version"]:
+        raise Conflict("a widening seals every case-key version the case has had to each "
+                       "added member", details={"case_key_version": row["case_key_version"]})
+    cursor = _feed(db, w.network, w.case, "header", w.header)
+    db.execute("UPDATE cases SET header = ? WHERE network = ? AND [case] = ?",
+               (cursor, w.network, w.case))
+    for member in w.added:
+        insert(db, "case_audience", {"network": w.network, "case": w.case, "member": member,
+                                     "since": cursor})
+    for note in w.audit:
+        note.append_txn(db)
+    return Written(True, {"case": w.case, "cursor": cursor_text(cursor)})
+
+
 def add_gated_txn(db: Db, g: NewGated) -> Written:
     """Store gated envelopes the owner backfilled, in the table releases read (the same
     rows as those stored at creation).  An envelope already held for the same (class,
@@ -345,15 +399,32 @@ def add_gated_txn(db: Db, g: NewGated) -> Written:
 # --------------------------------------------------------------------------- reads
 
 
-def case_facts(db: Db, network: str, case: str, partner: str) -> tuple[str, bool] | None:
-    """``(owner, shared with partner)`` of a case, or None if it does not exist."""
+def case_facts(db: Db, network: str, case: str,
+               partner: str) -> tuple[str, bool, bool, bool] | None:
+    """``(owner, shared with partner, partner in its audience, subset case)`` of a case, or
+    None if it does not exist.  A case without audience is read by the whole core: in its
+    audience is then True for everyone (ADR 0031)."""
     row = db.execute("SELECT owner FROM cases WHERE network = ? AND [case] = ?",
                      (network, case)).fetchone()
     if row is None:
         return None
     shared = db.execute("SELECT 1 FROM shares WHERE network = ? AND partner = ? AND [case] = ?"
                         " LIMIT 1", (network, partner, case)).fetchone() is not None
-    return row["owner"], shared
+    audience = case_audience(db, network, case)
+    return row["owner"], shared, not audience or partner in audience, bool(audience)
+
+
+def case_audience(db: Db, network: str, case: str) -> tuple[str, ...]:
+    """The members of a subset case's audience, () for a case the whole core reads."""
+    return tuple(r[0] for r in db.execute(
+        "SELECT member FROM case_audience WHERE network = ? AND [case] = ? ORDER BY member",
+        (network, case)))
+
+
+def reads_case(db: Db, network: str, case: str, member: str) -> bool:
+    """Whether ``member`` is in the case's audience (always, for a case without one)."""
+    audience = case_audience(db, network, case)
+    return not audience or member in audience
 
 
 def case_documents(db: Db, network: str, case: str, *, with_identity: bool) -> dict[str, Any]:
@@ -396,21 +467,34 @@ class FeedRow:
     envelope: str
 
 
-def _visible(network: str, shell_partner: str | None) -> tuple[str, tuple[Any, ...]]:
-    """The feed rows the caller may read, as a WHERE clause and its parameters: all of
-    the network's for a core member; for a shell partner only those of cases shared with
-    it, and of the shares only its own."""
+#: The rows of subset cases a core member ``?`` may not read (ADR 0031): every row of a
+#: subset case whose audience does not name it, and the header rows of a subset case from
+#: before the header that first named it (an earlier header does not name it).
+_AUDIENCE = ("[case] NOT IN (SELECT [case] FROM case_audience WHERE network = ?"
+             " GROUP BY [case] HAVING MAX(member = ?) = 0)"
+             " AND (kind != 'header' OR id >= COALESCE((SELECT a.since FROM case_audience a"
+             " WHERE a.network = feed.network AND a.[case] = feed.[case] AND a.member = ?), 0))")
+
+
+def _visible(network: str, shell_partner: str | None,
+             reader: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The feed rows the caller may read, as a WHERE clause and its parameters: for a
+    core member ``reader`` all of the network's but those of subset cases it is not in
+    (:data:`_AUDIENCE`); for a shell partner only those of cases shared with it, and of
+    the shares only its own."""
     if shell_partner is None:
-        return "network = ?", (network,)
+        if reader is None:
+            return "network = ?", (network,)
+        return f"network = ? AND {_AUDIENCE}", (network, network, reader, reader)
     return ("network = ? AND [case] IN (SELECT [case] FROM shares WHERE network = ?"
             " AND partner = ?) AND (kind != 'share' OR partner = ?)",
             (network, network, shell_partner, shell_partner))
 
 
 def sync_rows(db: Db, network: str, after: int, limit: int,
-              shell_partner: str | None) -> list[FeedRow]:
+              shell_partner: str | None, reader: str | None = None) -> list[FeedRow]:
     """Feed items after ``after`` that the caller may read (:func:`_visible`)."""
-    where, params = _visible(network, shell_partner)
+    where, params = _visible(network, shell_partner, reader)
     result = db.execute(f"SELECT id, kind, [case], envelope FROM feed WHERE {where}"
                         " AND id > ? ORDER BY id LIMIT ?", (*params, after, limit))
     return [FeedRow(r[0], r[1], r[2], r[3]) for r in result]
@@ -425,31 +509,31 @@ class FeedPage:
 
 
 def sync_read(db: Db, network: str, after: int, limit: int,
-              shell_partner: str | None) -> FeedPage:
+              shell_partner: str | None, reader: str | None = None) -> FeedPage:
     """:func:`sync_rows` and the head (docs/protocol.md §14.3, "Sync"): the position of the
     newest item the caller may read, or the page's cursor when that is larger.  A page
     shorter than ``limit`` holds every item there is, so only a full page looks further,
     down the ``(network, id)`` index from the newest row, with the page's own filter."""
-    rows = sync_rows(db, network, after, limit, shell_partner)
+    rows = sync_rows(db, network, after, limit, shell_partner, reader)
     cursor = rows[-1].cursor if rows else after
     if len(rows) < limit:
         return FeedPage(rows, cursor)
-    where, params = _visible(network, shell_partner)
+    where, params = _visible(network, shell_partner, reader)
     newest = db.execute(f"SELECT id FROM feed WHERE {where} ORDER BY id DESC LIMIT 1",
                         params).fetchone()
     return FeedPage(rows, max(cursor, newest[0] if newest is not None else 0))
 
 
 def sync_page(db: Db, network: str, after: int, limit: int,
-              shell_partner: str | None) -> list[dict[str, Any]]:
+              shell_partner: str | None, reader: str | None = None) -> list[dict[str, Any]]:
     """:func:`sync_rows` as JSON values (the envelopes parsed)."""
     return [{"cursor": cursor_text(r.cursor), "kind": r.kind, "case": r.case,
              "envelope": json.loads(r.envelope)}
-            for r in sync_rows(db, network, after, limit, shell_partner)]
+            for r in sync_rows(db, network, after, limit, shell_partner, reader)]
 
 
-__all__ = ["NewEvent", "NewCase", "NewShare", "NewRekey", "NewGated", "NewHeader",
+__all__ = ["NewEvent", "NewCase", "NewShare", "NewRekey", "NewGated", "NewHeader", "NewWidening",
            "create_case_txn", "append_event_txn", "add_share_txn", "latest_epoch",
-           "add_rekey_txn", "replace_header_txn", "add_gated_txn",
-           "case_facts", "case_documents", "case_header", "FeedRow", "FeedPage", "sync_rows",
+           "add_rekey_txn", "replace_header_txn", "widen_audience_txn", "add_gated_txn",
+           "case_facts", "case_audience", "reads_case", "case_documents", "case_header", "FeedRow", "FeedPage", "sync_rows",
            "sync_read", "sync_page"]

@@ -18,6 +18,7 @@ from aiohttp import web
 from schakel.protocol.errors import PolicyViolation
 from schakel.server.audit import purpose_readers
 from schakel.server.data import Written
+from schakel.server.data.cases import reads_case
 from schakel.server.disclosure import checks
 from schakel.server.disclosure.bemoeizorg import (
     bemoeizorg_release_txn, cosign_txn, invocation_documents, invoke_txn, notifications_page,
@@ -513,7 +514,8 @@ async def subject_access_report(call: Call) -> web.Response:
     person's access request through one contact point): every release of its identity,
     every refused request and every read of its data -- who, when, which classes, on what
     basis, what was served -- built from the audit log only, as JSON and as a readable
-    Dutch/English text.
+    Dutch/English text.  A subset case outside the caller's audience is 404, as a case
+    that does not exist (ADR 0031).
 
     Example::
 
@@ -532,6 +534,9 @@ async def subject_access_report(call: Call) -> web.Response:
     caller = call.member(network)
     if not (caller.is_coordinator or "auditor" in caller.roles):
         raise Forbidden("only the coordinator and auditors produce an access report")
+    if not await call.ctx.store.read(reads_case, network, case, caller.keyid):
+        # ADR 0031: a subset case outside the caller's audience is answered as absent.
+        raise NotFound("no such case in this network")
     return call.json(await call.ctx.store.read(
         access_report, network, case, network_name=caller.network.genesis.name,
         produced=call.ctx.timestamp()))

@@ -1,5 +1,6 @@
-"""Cases, events, shares, case-key rotations, header replacements and backfilled gated
-envelopes (flow 2 and 6; protocol.md §C.1-§C.5, §C.11, §D.7; ADR 0007, ADR 0011)."""
+"""Cases, events, shares, case-key rotations, header replacements, widened audiences and
+backfilled gated envelopes (flow 2 and 6; protocol.md §C.1-§C.5, §C.11, §D.7; ADR 0007,
+ADR 0011, ADR 0031)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from typing import Any
 
 from aiohttp import web
 
-from schakel.server.audit import read_note, share_note
+from schakel.protocol.envelopes import PURPOSE_MAX_CHARS
+from schakel.protocol.errors import MalformedError
+from schakel.protocol.objects.disclosure import Share
+
+from schakel.server.audit import read_note, share_note, widen_note
 from schakel.server.auth import Caller
 from schakel.server.checks.cases import (
     check_case, check_event, check_gated, check_header, check_purge, check_rekey, check_share,
+    check_widen,
 )
 from schakel.server.data.cases import (
-    add_gated_txn, add_rekey_txn, add_share_txn, append_event_txn, case_documents, case_facts,
-    case_header, create_case_txn, replace_header_txn,
+    NewWidening, add_gated_txn, add_rekey_txn, add_share_txn, append_event_txn, case_audience,
+    case_documents, case_facts, case_header, create_case_txn, replace_header_txn,
+    widen_audience_txn,
 )
 from schakel.server.disclosure.erasure import purge_txn
 from schakel.server.disclosure.routes import log_for
@@ -22,6 +29,7 @@ from schakel.server.errors import Forbidden, NotFound
 from schakel.server.registry import (
     CURSOR, ID, KEYID, Body, Call, Field, RouteTable, array, envelope_of, obj, ref,
 )
+from schakel.server.checks import canonical
 
 routes = RouteTable("cases")
 
@@ -33,15 +41,21 @@ _OWNER_CACHE = 100_000
 
 
 async def _case_access(call: Call, caller: Caller, case: str) -> str:
-    """The case's owner, if the caller may see it: core members see every case of their
-    network (404 if there is none), a shell partner only a case shared with it (403
-    otherwise, whether or not the case exists)."""
+    """The case's owner, if the caller may see it (:func:`_case_access_facts`)."""
+    return (await _case_access_facts(call, caller, case))[0]
+
+
+async def _case_access_facts(call: Call, caller: Caller, case: str) -> tuple[str, bool]:
+    """The case's owner and whether it is a subset case, if the caller may see it: core
+    members see every case of their network but the subset cases whose audience does not
+    name them (404 for both, as if the case did not exist: no oracle, ADR 0031), a shell
+    partner only a case shared with it (403 otherwise, whether or not the case exists)."""
     facts = await call.ctx.store.read(case_facts, caller.network.network, case, caller.keyid)
     if caller.ring == "shell" and (facts is None or not facts[1]):
         raise Forbidden("this case is not shared with the caller")
-    if facts is None:
+    if facts is None or (caller.ring != "shell" and not facts[2]):
         raise NotFound("no such case in this network")
-    return facts[0]
+    return facts[0], facts[3]
 
 
 async def _owners_request(call: Call, doing: str) -> tuple[Caller, str, dict[str, Any], Any]:
@@ -115,13 +129,14 @@ async def append_event(call: Call) -> web.Response:
     network, case = call.id("network"), call.id("case")
     caller = call.member(network, membership=True)
     owners = call.ctx.case_owners
-    # A core member sees every case of its network, so the case's owner is all the access
-    # check needs: kept after the first read, and re-checked by the writing transaction
-    # (a case shredded meanwhile is 404 there, and leaves the cache).
+    # A core member sees every case of its network but subset cases, so for any other
+    # case the owner is all the access check needs: kept after the first read, and
+    # re-checked by the writing transaction (a case shredded meanwhile is 404 there, and
+    # leaves the cache).  A subset case is checked against its audience every time.
     owner = owners.get((network, case)) if caller.ring == "core" else None
     if owner is None:
-        owner = await _case_access(call, caller, case)
-        if caller.ring == "core":
+        owner, subset = await _case_access_facts(call, caller, case)
+        if caller.ring == "core" and not subset:
             if len(owners) >= _OWNER_CACHE:
                 owners.clear()
             owners[(network, case)] = owner
@@ -195,8 +210,11 @@ async def share_case(call: Call) -> web.Response:
     network = call.id("network")
     caller = call.member(network, coordinator=True)
     body = await call.body()
+    case = Share.peek(body["share"])["case"]
+    audience = await call.ctx.store.read(case_audience, network, case)
     new = check_share(body["share"], caller.network, call.ctx.now(),
-                      received=call.ctx.timestamp(), acting_user=caller.acting_user)
+                      received=call.ctx.timestamp(), acting_user=caller.acting_user,
+                      audience=audience)
     written = await call.ctx.store.write(add_share_txn, new,
                                          audit=share_note(call.ctx, caller, new), notify=network)
     return call.written(written.created, written.answer)
@@ -213,7 +231,9 @@ async def rekey_case(call: Call) -> web.Response:
     """Rotate a case's anonymous key (ADR 0007): a ``case-rekey`` signed by the caller, the
     case's owner or the coordinator.  ``case_key_version`` must be the case's current
     version + 1, else 409 with ``details.case_key_version`` = the current version; ``epoch``
-    must be the network's latest distributed epoch, else 409 with ``details.epoch``.  Closed
+    must be the network's latest distributed epoch, else 409 with ``details.epoch``.  A
+    subset case's rekey seals the new key to exactly the current members of its audience
+    (400 ``context_mismatch`` with ``details.audience`` otherwise; ADR 0031).  Closed
     cases may be rekeyed too.  The rekey becomes a sync item of kind ``rekey``; events must
     then use the new version.  Idempotent by the envelope's digest: an identical retry
     answers 200 with the first answer.
@@ -230,7 +250,9 @@ async def rekey_case(call: Call) -> web.Response:
     if caller.keyid != owner and not caller.is_coordinator:
         raise Forbidden("only the case's owner or the coordinator rotates its key")
     body = await call.body()
-    new = check_rekey(body["rekey"], caller, case, received=call.ctx.timestamp())
+    audience = await call.ctx.store.read(case_audience, network, case)
+    new = check_rekey(body["rekey"], caller, case, received=call.ctx.timestamp(),
+                      audience=audience, now=call.ctx.now())
     written = await call.ctx.store.write(add_rekey_txn, new, notify=network)
     return call.written(written.created, written.answer)
 
@@ -267,6 +289,50 @@ async def replace_header(call: Call) -> web.Response:
     new = check_header(body, caller, case, held, received=call.ctx.timestamp(),
                        now=call.ctx.now())
     written = await call.ctx.store.write(replace_header_txn, new, notify=caller.network.network)
+    return call.written(written.created, written.answer)
+
+
+@routes.route("POST", "/v1/networks/{network}/cases/{case}/audience", auth="signed",
+              who="the case's owner (a current core member; the header is signed by the caller)",
+              status=201,
+              body=Body((Field("header", envelope_of("case-header")),
+                         Field("reason", {"type": "string", "minLength": 1,
+                                          "maxLength": PURPOSE_MAX_CHARS}, scalar=True))),
+              response=obj(["case", "cursor"], case=ID, cursor=CURSOR),
+              errors=("conflict", "context_mismatch", "policy_violation"))
+async def widen_audience(call: Call) -> web.Response:
+    """Widen a subset case's audience (protocol.md §C.1, "Audience"; ADR 0031): a header
+    signed by the owner that keeps every member and sealed key and adds current core
+    members, each sealed every case-key version the case has had (409 with
+    ``details.case_key_version`` otherwise), with the reason for it.  Each added member
+    gets one ``audience-widen`` audit entry (subject = the member) carrying the reason
+    sealed to the coordinator and the auditors, appended with the new header; a ``header``
+    sync item carries it to the audience, the added members included, who then read the
+    case's history with ``GET .../cases/{case}``.  A changed field is 400
+    ``context_mismatch``, a member that is not a current core member 403
+    ``policy_violation`` ``audience-not-core``, a header that changed meanwhile 409.  The
+    same header again answers 200.
+
+    Example::
+
+        POST /v1/networks/{network}/cases/{case}/audience  {"header": {"signed": {"type":
+              "case-header", "audience": ["<keyid>", "<keyid>", "<keyid>"], ...}, ...},
+              "reason": "wijkverpleging neemt de zorg over"}
+        201 {"case": "<id>", "cursor": "61"}
+    """
+    caller, case, body, held = await _owners_request(call, "widens its audience")
+    if not 1 <= len(body["reason"]) <= PURPOSE_MAX_CHARS:
+        raise MalformedError(f"reason must be 1..{PURPOSE_MAX_CHARS} characters",
+                             details={"field": "reason"})
+    header, added = check_widen(body["header"], caller, case, held, call.ctx.now())
+    sealed_version = max((k.version for k in header.audience_keys or ()
+                          if k.member in added), default=0)
+    notes = tuple(widen_note(call.ctx, caller, case=case, member=member,
+                             version=sealed_version, reason=body["reason"]) for member in added)
+    new = NewWidening(network=caller.network.network, case=case,
+                      header=canonical(body["header"])[0], held=canonical(held)[0],
+                      added=added, sealed_version=sealed_version, audit=notes)
+    written = await call.ctx.store.write(widen_audience_txn, new, notify=caller.network.network)
     return call.written(written.created, written.answer)
 
 

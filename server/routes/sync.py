@@ -21,7 +21,8 @@ ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
 
 
 @routes.route("GET", "/v1/networks/{network}/sync", auth="signed",
-              who="core members: every case of the network; shell partners: shared cases",
+              who="core members: every case of the network but subset cases outside their "
+                  "audience; shell partners: shared cases",
               query=(Query("after", "return items after this cursor", kind="cursor"),
                      Query("limit", "most items to return", low=1, high=500, default=100),
                      Query("wait", "seconds to hold the request while nothing is new",
@@ -30,7 +31,9 @@ ITEM = obj(["cursor", "kind", "case", "envelope"], cursor=CURSOR,
                            head=CURSOR))
 async def sync(call: Call) -> web.Response:
     """Items after ``after`` in commit order: for core members every header, event, share
-    and rekey of the network; for a shell partner those of the cases shared with it and
+    and rekey of the network but those of subset cases whose audience does not name them
+    (and a subset case's headers from before the one that first named them, ADR 0031);
+    for a shell partner those of the cases shared with it and
     its own shares.  A page with items is logged first: one ``read`` audit entry naming
     the caller and the page's cases.  With ``wait`` and nothing new, the request is held until a commit in the
     network brings an item for the caller or ``wait`` seconds pass (no polling: the
@@ -50,6 +53,9 @@ async def sync(call: Call) -> web.Response:
     limit = min(q["limit"], call.ctx.config.limits.max_page)
     wait = min(q["wait"], call.ctx.config.limits.max_wait)
     shell = caller.keyid if caller.ring == "shell" else None
+    # A core member reads every case but the subset cases outside its audience (ADR 0031),
+    # so its page is its own: waiters share a read only with themselves.
+    reader = None if shell is not None else caller.keyid
     ctx, loop = call.ctx, asyncio.get_running_loop()
     deadline = loop.time() + wait
     woken = False
@@ -59,10 +65,10 @@ async def sync(call: Call) -> web.Response:
             # A commit woke every waiter of the network: those asking the same page under the
             # same ticket share one read (server/notifier.py) instead of a hundred.
             page = await ctx.notifier.read_once(
-                ticket, ("sync", network, q["after"], limit, shell),
-                lambda: ctx.store.read(sync_read, network, q["after"], limit, shell))
+                ticket, ("sync", network, q["after"], limit, shell, reader),
+                lambda: ctx.store.read(sync_read, network, q["after"], limit, shell, reader))
         else:
-            page = await ctx.store.read(sync_read, network, q["after"], limit, shell)
+            page = await ctx.store.read(sync_read, network, q["after"], limit, shell, reader)
         remaining = deadline - loop.time()
         if page.rows or remaining <= 0 or ctx.notifier.closed:
             break
