@@ -57,7 +57,7 @@ REMOVED: dict[str, Expected] = {
     "POST policies": UK,
     "POST covenant": UK, "POST epochs": UK, "GET epochs/mine": UK, "POST cases": UK,
     "POST events": UK, "GET case": UK, "GET sync": UK, "POST shares": UK, "POST rekeys": UK,
-    "POST header": UK, "POST gated": UK, "POST purges": UK, "GET holders": UK, "POST signals": UK,
+    "POST header": UK, "POST gated": UK, "POST purges": UK, "POST audience": UK, "GET holders": UK, "POST signals": UK,
     "GET signals": UK, "POST feedback": UK, "GET hints": UK, "POST card": UK, "GET card": OK,
     "GET audit/head": UK,
     "GET audit/heads": UK, "GET audit/entries": UK, "GET audit/inclusion": UK,

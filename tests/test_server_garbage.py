@@ -15,6 +15,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,13 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schakel.keys import issue_policy
+from schakel.protocol import envelopes
 from schakel.protocol.crypto import random_bytes
 from schakel.protocol.encoding import b64e
+from schakel.protocol.objects.cases import CaseHeader, IdentityPurge
 from schakel.protocol.objects.disclosure import PurgeAck, Referral, ReferralBasis
 from tests import disclosure_harness as dh
 from tests.server_harness import (
-    Actor, FakeClock, InProcessServer, Network, Reply, World, append, assert_status,
-    build_world, error_shape_problems,
+    Actor, CaseState, FakeClock, InProcessServer, Network, Reply, World, append, assert_status,
+    build_world, create_case, error_shape_problems, new_id,
 )
 from tests.strategies import JSON, json_paths
 
@@ -42,12 +45,22 @@ ONE_MIB = 1 << 20
 # ------------------------------------------------------------------ the world and its snapshot
 
 
+@dataclass
+class GarbageWorld(World):
+    """The standard world and a subset case of core-formal (with the coordinator), whose
+    audience ``POST .../audience`` widens (ADR 0031)."""
+
+    subset: CaseState | None = None
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server = InProcessServer(tmp_path_factory.mktemp("garbage"), FakeClock())
     caller = await server.start()
     try:
-        yield await build_world(caller)
+        w = await build_world(caller)
+        subset = await create_case(caller, w.a, w["core-formal"], audience=())
+        yield GarbageWorld(**vars(w), subset=subset)
     finally:
         await server.stop()
 
@@ -119,7 +132,7 @@ def fill(w: World, template: str) -> str:
         if "network" in name:
             return w.a.id
         if "case" in name:
-            return w.case.case
+            return subset_of(w).case if _norm(template).endswith("/audience") else w.case.case
         if "signal" in name:
             return w.shell_signal.signal
         if name == "size":
@@ -179,6 +192,16 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
         return w["shell"], a.signal(w["shell"]).body, ("signal",)
     if t.endswith("/card"):
         return a.coordinator, {"card": a.card()}, ("card",)
+    if t.endswith("/audience"):
+        # ``reason`` is free text (1..500 characters): "x" in its place is a valid reason,
+        # so the walker varies the header; the hypothesis tests vary the whole body.
+        return w["core-formal"], widening(w), ("header",)
+    if t.endswith("/purges"):
+        owner = w["core-formal"]
+        return owner, {"purge": IdentityPurge(
+            network=a.id, case=w.case.case, purge=new_id(), kind="erasure", identity_version=1,
+            classes=("name",), acting_user=owner.acting_user, at=a.stamp(),
+            reason="verzoek betrokkene").sign(owner.signer)}, ("purge",)
     if t.endswith("/lookups"):
         return a.coordinator, {"tokens": [a.token("bsn", "111222333")],
                                "purpose": "access-request"}, ("tokens", "purpose")
@@ -186,6 +209,24 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
     if disclosure is not None:
         return disclosure
     raise AssertionError(f"the garbage walker has no legitimate body for POST {template}")
+
+
+def subset_of(w: World) -> CaseState:
+    assert isinstance(w, GarbageWorld) and w.subset is not None, "the world has a subset case"
+    return w.subset
+
+
+def widening(w: World) -> dict[str, Any]:
+    """The subset case's header widened to core-informal, signed by its owner."""
+    state, owner, added = subset_of(w), w["core-formal"], w["core-informal"]
+    signed = dict(state.header["signed"])
+    signed["audience"] = [*signed["audience"], added.key_id]
+    signed["audience_keys"] = [*signed["audience_keys"], {
+        "member": added.key_id, "version": 1, "sealed": envelopes.seal_case_key(
+            added.box, state.case_key, network=w.a.id, case=state.case, version=1,
+            recipient_id=added.key_id)}]
+    return {"header": CaseHeader.from_json(signed).sign(owner.signer),
+            "reason": "De wijkverpleging neemt de zorg over."}
 
 
 def disclosure_body(w: World, t: str) -> tuple[Actor, dict[str, Any], tuple[str, ...]] | None:

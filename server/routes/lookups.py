@@ -15,7 +15,7 @@ from schakel.server.audit import actor_of
 from schakel.server.disclosure.data import Denied
 from schakel.server.disclosure.lookups import Limited, NewLookup, lookup_txn
 from schakel.server.disclosure.routes import RECEIPT, log_for
-from schakel.server.errors import RateLimited
+from schakel.server.errors import Conflict, RateLimited
 from schakel.server.registry import ID, Body, Call, Field, RouteTable, array, obj, ref
 
 routes = RouteTable("lookups")
@@ -25,13 +25,15 @@ PURPOSE = {"enum": list(LOOKUP_PURPOSES)}
 
 def _tokens(values: list[Any], size: int) -> tuple[tuple[str, bytes], ...]:
     """The request's tokens in order (a match names them by position), each of the
-    network policy's length."""
+    network policy's length: a token of another length was made under another policy and
+    can match nothing here: 409 with the length this network's tokens have, as a stale
+    key version is answered with the current one."""
     out = []
     for value in values:
         token = BlindIndexToken.from_json(value)
         if len(token.raw) != size:
-            raise MalformedError(f"blind-index tokens of this network are {size} bytes",
-                                 details={"field": "tokens"})
+            raise Conflict(f"blind-index tokens of this network are {size} bytes",
+                           details={"field": "tokens", "token_bytes": size})
         out.append((token.kind, token.raw))
     return tuple(out)
 
@@ -47,7 +49,7 @@ def _tokens(values: list[Any], size: int) -> tuple[tuple[str, bytes], ...]:
                                 "maximum": MAX_LOOKUP_TOKENS - 1}, MAX_LOOKUP_TOKENS, 1)),
                                MAX_LOOKUP_CASES),
                            complete={"type": "boolean"}, receipt=RECEIPT),
-              errors=("policy_violation", "rate_limited"))
+              errors=("conflict", "policy_violation", "rate_limited"))
 async def lookup(call: Call) -> web.Response:
     """Which cases of the network carry one of these blind-index tokens (a person's, made
     by the coordinator's client from a BSN and a date of birth under every match key it
