@@ -32,8 +32,8 @@ class Entry(NamedTuple):
     summary: str
 
 
-#: ``--practice`` name -> the module that plays it.  The report's schema 2 names three
-#: more (almere, utrecht, breda); each comes with the module that plays it.
+#: ``--practice`` name -> the module that plays it, in the report's schema 2 order.  The
+#: report names two more (utrecht, breda); each comes with the module that plays it.
 REGISTRY: dict[str, Entry] = {
     "amersfoort": Entry("schakel.cli.demo.practice_amersfoort",
                         "Buurtnetwerk 55+ Soesterkwartier: a consult, a volunteer driver's "
@@ -49,6 +49,10 @@ REGISTRY: dict[str, Entry] = {
                    "Steunpunt Eenzaamheid Zeist: a neighbour (with the command line) and a "
                    "volunteer driver (with the library) signal without keys, with the "
                    "network's card; the Steunpunt answers and each reads it back."),
+    "almere": Entry("schakel.cli.demo.practice_almere",
+                    "Integraal Netwerk Stedenwijk: korte lijnen, a case for the coordinator "
+                    "and one partner only, invisible to the rest of the kern; widened by its "
+                    "owner with an audited reason; rekeyed without a partner that left."),
 }
 
 
