@@ -21,7 +21,9 @@ from typing import Any
 
 from schakel.cli.demo.stage import Cast, Org, Practice, Scene, org
 from schakel.client.errors import ServerRefused
+from schakel.client.fold import epoch_keys, latest_epoch
 from schakel.protocol import envelopes
+from schakel.protocol.crypto import BoxSecretKey
 from schakel.protocol.errors import DecryptionError, ProtocolError
 from schakel.protocol.objects.audit import AuditEntry
 from schakel.protocol.objects.cases import AudienceKey, CaseHeader, CaseRekey
@@ -154,7 +156,8 @@ async def short_line(s: Stedenwijk) -> None:
                f"\"{view.state['summary']}\"", debt.name)
     t.check(s.readable_case(co, s.network, s.arrears_case) is not None,
             "De Schoor, the coordinator, reads it")
-    t.check(not debt.p.identity.get(s.network, s.arrears_case),
+    t.check(not debt.p.identity.get(s.network, s.arrears_case)
+            and not co.p.identity.get(s.network, s.arrears_case),
             "...neither holds who she is: her name needs her consent and a release")
 
 
@@ -183,7 +186,7 @@ async def outside(s: Stedenwijk) -> None:
     t.check(answers[0] is not None and answers[0] == answers[1],
             "both answers are the same 404, word for word: no oracle for what exists",
             why=f"{answers}")
-    await t.refused("the volunteer point adds a note to the case anyway",
+    await t.refused("the volunteer point appends an event to the case anyway",
                     lambda: volunteers.p.session.conn.post(
                         f"/v1/networks/{s.network}/cases/{s.arrears_case}/events",
                         {"event": {"signed": {}, "signatures": []}}), code="not_found")
@@ -194,11 +197,15 @@ async def outside(s: Stedenwijk) -> None:
             f"the figures the volunteer point computes count {mine} case; De Schoor's count "
             f"{theirs}", why=f"{mine} and {theirs}")
     header = await _served_header(s)
+    state = volunteers.p.session.state
+    epoch = latest_epoch(state, s.network)
+    held = epoch > 0 and epoch_keys(state, s.network, epoch) is not None
     boxes = volunteers.p.session.keys.box_secret
     opened = [k for k in (header.audience_keys if header else ()) if _opens(k, boxes, s)]
-    t.check(header is not None and header.wrapped_case_key is None
+    t.check(held and header is not None and header.wrapped_case_key is None
             and len(header.audience_keys or ()) == 3 and not opened,
-            "were the server to serve it anyway: the volunteer point holds every epoch key, "
+            "were the server to serve it anyway: the volunteer point holds the network's epoch "
+            "key, "
             "and none of the case's three sealed keys opens with its own")
     await t.refused("the privacy officer (outside the audience) asks for the case's access "
                     "report", lambda: s.c.privacy.p.reports.access(s.network, s.arrears_case),
@@ -226,9 +233,10 @@ async def _served_header(s: Stedenwijk) -> CaseHeader | None:
     return CaseHeader.from_json(served["header"]["signed"])
 
 
-def _opens(key: AudienceKey, box_secret: object, s: Stedenwijk) -> bool:
+def _opens(key: AudienceKey, box_secret: BoxSecretKey, s: Stedenwijk) -> bool:
+    """Whether ``box_secret`` opens ``key``, one sealed case key of the Almere case."""
     try:
-        key.open(box_secret, network=s.network, case=s.arrears_case)  # type: ignore[arg-type]
+        key.open(box_secret, network=s.network, case=s.arrears_case)
     except (DecryptionError, ProtocolError):
         return False
     return True
