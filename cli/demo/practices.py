@@ -40,6 +40,11 @@ REGISTRY: dict[str, Entry] = {
                         "signal and the feedback he reads back, an isolated man's name and "
                         "address to a church visiting service with his consent, his BSN "
                         "refused."),
+    "utrecht": Entry("schakel.cli.demo.practice_utrecht",
+                     "Signaleringsnetwerk Sociaal Kwetsbaren Hoograven/Lunetten: the "
+                     "Vrijwilligerscentrale in the core on behalf of volunteer organisations; "
+                     "a man's name to it with his consent; every entry of its acts says on "
+                     "whose behalf."),
     "rotterdam": Entry("schakel.cli.demo.practice_rotterdam",
                        "Lokaal Zorgnetwerk Woningvervuiling: bemoeizorg with four eyes and "
                        "the auditor's review; domestic violence, the meldcode's grounds put "
