@@ -54,6 +54,10 @@ REGISTRY: dict[str, Entry] = {
                    "Steunpunt Eenzaamheid Zeist: a neighbour (with the command line) and a "
                    "volunteer driver (with the library) signal without keys, with the "
                    "network's card; the Steunpunt answers and each reads it back."),
+    "breda": Entry("schakel.cli.demo.practice_breda",
+                   "Stichting WIJ Breda: one member with formal and informal users; the "
+                   "volunteer's session is refused a BSN its professional receives, an "
+                   "unlisted user is refused; the access report names each user's party."),
 }
 
 
