@@ -196,8 +196,8 @@ async def per_user(s: Wij) -> None:
             f"the volunteer's session shows {name.get('given_names')} {name.get('family_name')}, "
             f"{address.get('street')} {address.get('house_number')}: the informal classes")
     t.check(withheld == ["official"],
-            f"...and says: \"niet getoond / withheld for your party (informal: "
-            f"vrijwilliger): {', '.join(withheld)}\"")
+            f"...and withholds the rest, as the command line says it: \"niet getoond / "
+            f"withheld for your party (informal: vrijwilliger): {', '.join(withheld)}\"")
 
 
 async def unlisted(s: Wij) -> None:
