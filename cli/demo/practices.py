@@ -32,8 +32,9 @@ class Entry(NamedTuple):
     summary: str
 
 
-#: ``--practice`` name -> the module that plays it.  The report's schema 2 names three
-#: more (almere, utrecht, breda); each comes with the module that plays it.
+#: ``--practice`` name -> the module that plays it, in the order of the report's schema 2
+#: read row by row (Amersfoort, Utrecht, Rotterdam, Zeist, Almere, Breda); almere comes
+#: with the module that plays it, between zeist and breda.
 REGISTRY: dict[str, Entry] = {
     "amersfoort": Entry("schakel.cli.demo.practice_amersfoort",
                         "Buurtnetwerk 55+ Soesterkwartier: a consult, a volunteer driver's "
