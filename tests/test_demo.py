@@ -161,7 +161,8 @@ def test_the_story_plays_every_practice_then_the_auditors(demo: DemoRun) -> None
     positions = [demo.stdout.find(f" {title} ") for title in titles]
     assert -1 not in positions and positions == sorted(positions), titles
     for heading in ("anonymous signal", "consent", "bemoeizorg", "referral", "policy version 2",
-                    "Veilig Thuis", "network's card", "verify every audit log from scratch",
+                    "Veilig Thuis", "network's card", "on behalf of others",
+                    "the acting user's party decides", "verify every audit log from scratch",
                     "What the server holds"):
         assert heading in demo.stdout, heading
     assert demo.stdout.index("verify every audit log") > positions[-1]
@@ -188,6 +189,13 @@ def test_the_story_plays_every_practice_then_the_auditors(demo: DemoRun) -> None
     ("a case not shared with it", "shell-without-share"),              # Veilig Thuis
     ("a kind the card does not ask for", "signaller-kind-not-on-card"),
     ("receipt of their own making", "not_found"),
+    ("asks the server for the case by its id", "not_found"),   # outside a subset case
+    ("let the volunteer point in by a share", "partner-not-in-audience"),
+    ("De Schoor widens it itself", "not-case-owner"),
+    ("volunteer's session asks for the grant", "informal-class-not-allowed"),   # WIJ, server
+    ("intern's session (wij-stagiair-2) asks", "acting-user-not-listed"),      # its own client
+    ("intern's session syncs", "acting-user-not-listed"),                      # the server
+    ("skips the check sends the release", "acting-user-not-listed"),           # audited
 ])
 def test_the_key_refusals_are_shown(demo: DemoRun, who: str, refusal: str) -> None:
     refused = [line for line in demo.passed if who in line and refusal in line]
@@ -206,6 +214,49 @@ def test_the_pii_refusal_names_the_man_and_suggests_naam(demo: DemoRun) -> None:
     assert 'is shown: name of a person at "' in demo.stdout
 
 
+def test_the_subset_case_stays_inside_its_audience(demo: DemoRun) -> None:
+    """Almere: the rest of the kern neither lists, fetches nor counts the case; the widening
+    is one audit entry whose sealed reason the privacy officer opens; the rekey after a
+    removal leaves the removed partner out."""
+    passed = "\n".join(demo.passed)
+    for claim in ("Wijkverpleging Stedenwijk syncs: its list holds the whole-kern case, not "
+                  "the rent arrears",
+                  "Vrijwilligerspunt Almere syncs: its list holds the whole-kern case, not the "
+                  "rent arrears",
+                  "both answers are the same 404, word for word",
+                  "the figures the volunteer point computes count 1 case; De Schoor's count 2",
+                  "none of the case's three sealed keys opens with its own",
+                  "the district nurses read the whole history",
+                  "the privacy officer opens the reason sealed to it",
+                  "key version 2 is sealed to social work, De Schoor and the district nurses: "
+                  "not to debt counselling",
+                  "opens what was written before it left, not the note written after"):
+        assert claim in passed, claim
+    assert re.search(r"one audience-widen entry \(\d+\): the case, the district nurses", passed)
+    assert "reads: \"Zij spuit haar insuline niet meer" in demo.stdout
+
+
+def test_every_entry_of_the_centrales_acts_says_on_whose_behalf(demo: DemoRun) -> None:
+    passed = "\n".join(demo.passed)
+    assert re.search(r"all \d+ entries of the centrale's acts \(read, release\) say \"namens "
+                     r"Buurtmaatjes Hoograven, Klushulp Lunetten, Boodschappenkring Tolsteeg\"",
+                     passed)
+    assert "names the membership's organisations and the informal party, not the claim" in passed
+    assert ("namens / on behalf of: Buurtmaatjes Hoograven, Klushulp Lunetten, "
+            "Boodschappenkring Tolsteeg") in demo.stdout               # the access report's text
+
+
+def test_the_acting_users_party_is_shown_in_the_log_and_the_access_report(
+        demo: DemoRun) -> None:
+    passed = "\n".join(demo.passed)
+    assert re.search(r"the refusal is audit entry \d+: deny, wij-vrijwilliger-7, party informal",
+                     passed)
+    assert "the professional's session reads her name, address and BSN" in passed
+    assert "withheld for your party (informal: vrijwilliger): official" in passed
+    assert "medewerker / user wij-vrijwilliger-7 (informeel / informal)" in demo.stdout
+    assert "ask them to add you" in demo.stdout                        # the unlisted intern
+
+
 def test_the_denial_is_shown_in_the_audit_log(demo: DemoRun) -> None:
     assert re.search(r"the refusal is audit entry \d+: action deny", demo.stdout)
 
@@ -215,7 +266,9 @@ def test_the_servers_database_holds_no_name(demo: DemoRun) -> None:
     database = b"".join(p.read_bytes() for p in (demo.keep / "server").glob("schakel.db*"))
     assert len(database) > 10_000
     for needle in (b"Hendrik", b"de Vries", b"111222333", b"Brouwer", b"Verbeek",
-                   b"Pretorialaan", b"Vogelweide"):
+                   b"Pretorialaan", b"Vogelweide", b"Koopmans", b"Baljuwstraat",
+                   b"Kamphuis", b"Zwanenvechtlaan",
+                   b"Hoogendijk", b"Haagweg", b"123456782"):
         assert needle not in database
 
 
@@ -245,7 +298,9 @@ def test_keep_leaves_the_homes_and_the_server_data(demo: DemoRun) -> None:
     homes = {f"{p.parent.name}/{p.name}" for p in (demo.keep / "homes").glob("*/*")
              if p.is_dir()}
     assert {"amersfoort/welzijn", "amersfoort/bezoekwerk", "rotterdam/ggd",
-            "rotterdam/veilig-thuis", "zeist/steunpunt"} <= homes
+            "rotterdam/veilig-thuis", "zeist/steunpunt", "almere/schoor",
+            "utrecht/vrijwilligerscentrale",
+            "breda/wij"} <= homes
     for home in homes:
         assert (demo.keep / "homes" / home / "keystore.json").is_file()
     assert (demo.keep / "homes" / "zeist" / "kaart-steunpunt.json").is_file()   # the card
@@ -296,9 +351,9 @@ def test_the_help_lists_every_registered_practice() -> None:
 
 
 def test_an_unknown_practice_is_a_usage_error() -> None:
-    result = subprocess.run([sys.executable, "-m", "schakel.cli", "demo", "--practice", "almere"],
-                            env=_env(), text=True, capture_output=True, timeout=60)
-    assert result.returncode == 2 and "almere" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "schakel.cli", "demo", "--practice",
+                             "groningen"], env=_env(), text=True, capture_output=True, timeout=60)
+    assert result.returncode == 2 and "groningen" in result.stderr
 
 
 def _practice(name: str, *acts: object) -> Practice:

@@ -70,7 +70,7 @@ WHO: dict[str, Mapping[str, str]] = {
     "informal-class-not-allowed": _MEMBERSHIP,
     "acting-user-not-listed": {
         "coordinator": "you list an organisation's users: admit it again with --user "
-                       "ID=formal|informal for each (`schakel member admit`)",
+                       "ID=formal|informal for each (`schakel member add`)",
         "*": "the coördinator lists your organisation's users (beroepskrachten formal, "
              "vrijwilligers informal): ask them to add you",
     },

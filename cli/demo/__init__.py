@@ -11,8 +11,9 @@ a newcomer can read.
 
 * :mod:`~schakel.cli.demo.practices` -- the registry: one line per practice; read its
   docstring to add one;
-* :mod:`~schakel.cli.demo.practice_amersfoort`, :mod:`~schakel.cli.demo.practice_rotterdam`,
-  :mod:`~schakel.cli.demo.practice_zeist` -- one module per practice: what the report says
+* :mod:`~schakel.cli.demo.practice_amersfoort`, :mod:`~schakel.cli.demo.practice_utrecht`,
+  :mod:`~schakel.cli.demo.practice_rotterdam`, :mod:`~schakel.cli.demo.practice_zeist`,
+  :mod:`~schakel.cli.demo.practice_breda` -- one module per practice: what the report says
   of it, its cast, its acts;
 * :mod:`~schakel.cli.demo.story` -- the practices in order, then
   :mod:`~schakel.cli.demo.oversight` on every network they founded;

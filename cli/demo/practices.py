@@ -32,14 +32,19 @@ class Entry(NamedTuple):
     summary: str
 
 
-#: ``--practice`` name -> the module that plays it.  The report's schema 2 names three
-#: more (almere, utrecht, breda); each comes with the module that plays it.
+#: ``--practice`` name -> the module that plays it, in the order of the report's schema 2
+#: read row by row (Amersfoort, Utrecht, Rotterdam, Zeist, Almere, Breda).
 REGISTRY: dict[str, Entry] = {
     "amersfoort": Entry("schakel.cli.demo.practice_amersfoort",
                         "Buurtnetwerk 55+ Soesterkwartier: a consult, a volunteer driver's "
                         "signal and the feedback he reads back, an isolated man's name and "
                         "address to a church visiting service with his consent, his BSN "
                         "refused."),
+    "utrecht": Entry("schakel.cli.demo.practice_utrecht",
+                     "Signaleringsnetwerk Sociaal Kwetsbaren Hoograven/Lunetten: the "
+                     "Vrijwilligerscentrale in the core on behalf of volunteer organisations; "
+                     "a man's name to it with his consent; every entry of its acts says on "
+                     "whose behalf."),
     "rotterdam": Entry("schakel.cli.demo.practice_rotterdam",
                        "Lokaal Zorgnetwerk Woningvervuiling: bemoeizorg with four eyes and "
                        "the auditor's review; domestic violence, the meldcode's grounds put "
@@ -49,6 +54,14 @@ REGISTRY: dict[str, Entry] = {
                    "Steunpunt Eenzaamheid Zeist: a neighbour (with the command line) and a "
                    "volunteer driver (with the library) signal without keys, with the "
                    "network's card; the Steunpunt answers and each reads it back."),
+    "almere": Entry("schakel.cli.demo.practice_almere",
+                    "Integraal Netwerk Stedenwijk: korte lijnen, a case for the coordinator "
+                    "and one partner only, invisible to the rest of the kern; widened by its "
+                    "owner with an audited reason; rekeyed without a partner that left."),
+    "breda": Entry("schakel.cli.demo.practice_breda",
+                   "Stichting WIJ Breda: one member with formal and informal users; the "
+                   "volunteer's session is refused a BSN its professional receives, an "
+                   "unlisted user is refused; the access report names each user's party."),
 }
 
 

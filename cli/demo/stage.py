@@ -117,18 +117,24 @@ class Stage:
                      f"({self.homes / folder})")
 
     async def join(self, network: str, coordinator: Org, o: Org, *, ring: str, party: str,
-                   roles: tuple[str, ...] = (),
+                   roles: tuple[str, ...] = (), on_behalf_of: tuple[str, ...] = (),
+                   users: dict[str, str] | None = None,
                    before_trust: Callable[[], Awaitable[None]] | None = None) -> None:
         """The covenant ceremony for one partner: the coordinator checks the partner's
-        bundle and admits it; the partner configures the coordinator's fingerprint it
-        heard aloud, accepts the covenant and syncs (verifying the genesis and the chain)."""
+        bundle and admits it (with ``on_behalf_of`` and ``users`` signed into its
+        membership when given, protocol.md §N.4); the partner configures the
+        coordinator's fingerprint it heard aloud, accepts the covenant and syncs
+        (verifying the genesis and the chain)."""
         kind = "shell" if ring == "shell" else "core"
         what = (f"{o.name} joins as {kind}, {party}"
-                f"{', roles: ' + ', '.join(roles) if roles else ''}")
+                f"{', roles: ' + ', '.join(roles) if roles else ''}"
+                f"{f', on behalf of {len(on_behalf_of)} organisations' if on_behalf_of else ''}"
+                f"{f', {len(users)} listed users' if users else ''}")
 
         async def ceremony() -> None:
             await coordinator.p.networks.admit(network, o.p.bundle(), ring=ring, party=party,
-                                               roles=roles, fingerprint=o.p.fingerprint)
+                                               roles=roles, fingerprint=o.p.fingerprint,
+                                               on_behalf_of=on_behalf_of, users=users)
             if before_trust is not None:
                 await before_trust()
             o.p.trust(network, coordinator.p.fingerprint)
