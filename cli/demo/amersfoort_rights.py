@@ -159,7 +159,7 @@ async def access_request(s: Soesterkwartier) -> None:
     for network, case in ((s.nb, s.man_case), (s.rb, s.former_case)):
         entries = await t.holds(f"the privacy officer reads the log of "
                                 f"{s.stage.network(network).name}",
-                                lambda network=network: s.c.privacy.p.audit.entries(network))
+                                s.c.privacy.p.audit.entries(network))
         lookups = [e["entry"] for e in entries or ()
                    if e["entry"].get("action") == "lookup"]
         t.check(any(e.get("cases") == [case] and e["actor"]["partner"] == w.p.key_id
@@ -235,8 +235,7 @@ async def erasure(s: Soesterkwartier) -> None:
                                               "as its owner")):
         done = await t.holds(f"the regie erases his identity in "
                              f"{s.stage.network(network).name} ({whose})",
-                             lambda network=network, case=case: w.p.erasure.erase(
-                                 network, case, reason=reason))
+                             w.p.erasure.erase(network, case, reason=reason))
         t.check(done is not None and done.kind == "erasure",
                 f"erasure accepted: audit entry {getattr(done, 'audit_index', '?')}")
     await s.sync(s.nb, *s.c.all())
