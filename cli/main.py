@@ -72,6 +72,9 @@ REASONS: dict[str, str] = {
     "consult-has-no-identity": "a consult never carries identity; create a case instead",
     "identity-erased": "the person's identity in this case was erased (AVG art. 17); it is never "
                        "released or sealed again — if the person comes back, bring in a new case",
+    "not-case-owner": "the organisation that brought the casus in (its owner) seals, corrects "
+                      "and widens it; a person's erasure (AVG art. 17) the coördinator may "
+                      "also do, as the network's contact point",
     "not-a-member": "the receiving partner is not a current member of this network",
     "partner-not-member": "the receiving partner is not a current member of this network",
     "recipient-not-member": "a recipient is not a current member of this network",

@@ -196,6 +196,8 @@ def test_the_story_plays_every_practice_then_the_auditors(demo: DemoRun) -> None
     ("intern's session (wij-stagiair-2) asks", "acting-user-not-listed"),      # its own client
     ("intern's session syncs", "acting-user-not-listed"),                      # the server
     ("skips the check sends the release", "acting-user-not-listed"),           # audited
+    ("the regie corrects it itself", "not-case-owner"),                # only the owner seals
+    ("releases again under its grant", "identity-erased"),             # after the erasure
 ])
 def test_the_key_refusals_are_shown(demo: DemoRun, who: str, refusal: str) -> None:
     refused = [line for line in demo.passed if who in line and refusal in line]
@@ -270,6 +272,27 @@ def test_the_servers_database_holds_no_name(demo: DemoRun) -> None:
                    b"Kamphuis", b"Zwanenvechtlaan",
                    b"Hoogendijk", b"Haagweg", b"123456782"):
         assert needle not in database
+
+
+def test_the_persons_rights_are_answered_through_one_contact_point(demo: DemoRun) -> None:
+    """Amersfoort's regie answers the man's access request once for its two networks with
+    the command line, his address is corrected for the visiting service, and after his
+    erasure no file of the server or of a home holds his identity (the report's page
+    included: it was handed over)."""
+    passed = "\n".join(demo.passed)
+    for claim in ("it covers both networks the regie coordinates and finds his case in each",
+                  "social work, the case's owner, confirms it",
+                  "it now reads: Soesterweg 12A",
+                  "no case is found in either network",
+                  "after: no file of the server's data"):
+        assert claim in passed, claim
+    files = [p for p in (demo.keep / "server").rglob("*") if p.is_file()]
+    files += [p for p in (demo.keep / "homes").rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name == "inzageverslag.html"]
+    for path in files:
+        data = path.read_bytes()
+        assert not [n for n in (b"Hendrik", b"Kolkakkerweg", b"111222333", b"1946-05-04")
+                    if n in data], path
 
 
 def test_serve_prints_instructions_that_work(demo: DemoRun) -> None:

@@ -513,8 +513,8 @@ def rectify(home: Path, server: str | None, network_id: str, case_id: str,
     """
     identity = _identity(identity_file, **fields)
     if not identity:
-        raise MalformedError("name the corrected fields (--family-name, --street, ... or "
-                             "--identity-file)", details={"field": "identity"})
+        raise click.UsageError("name the corrected fields (--family-name, --street, ... or "
+                               "--identity-file)")
 
     async def run(partner: "Partner") -> Any:
         await partner.sync(network_id)

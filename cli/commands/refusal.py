@@ -91,6 +91,13 @@ WHO: dict[str, Mapping[str, str]] = {
     "grant-requires-coordinator": {
         "*": "only the coördinator grants identity: ask them, naming the case and the consent",
     },
+    "not-case-owner": {
+        "coordinator": "the casus's owner (`schakel case show` names it) does this: pass the "
+                       "person's request on to them; an erasure you may do yourself "
+                       "(`schakel case erase`)",
+        "*": "the casus's owner (`schakel case show` names it) does this, and a person's "
+             "erasure also the coördinator: pass the request on to them",
+    },
     "shell-without-share": {
         "coordinator": "share the case yourself (`schakel case share NETWORK CASE PARTNER`)",
         "*": "the coördinator shares it (`schakel case share`)",

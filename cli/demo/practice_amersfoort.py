@@ -6,7 +6,11 @@ housing corporation in its shell, and consent is what lets a name travel.  The
 coordinator founds it, a home care nurse asks an anonymous question, a volunteer driver
 sends a signal without an account, social work brings in an isolated man whose name and
 address reach the church visiting service, and whose BSN does not; the privacy officer
-reads his subject access report.  Every person, address and phone number is invented.
+reads his subject access report.  Then the man exercises his rights through the regie,
+which also coordinates the Buurtnetwerk 55+ Randenbroek/Schuilenburg
+(:mod:`schakel.cli.demo.amersfoort_rights`): one access report over both networks, a
+rectification of his address, and in the end the erasure of his identity.  Every person,
+address and phone number is invented.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from schakel.cli.demo import amersfoort_rights
 from schakel.cli.demo.stage import PASSPHRASE, Cast, Org, Practice, Scene, org
 from schakel.cli.demo.tally import short
 from schakel.client.card import anonymous_signal, anonymous_status, read_card
@@ -85,6 +90,9 @@ class Soesterkwartier(Scene):
     nb: str = ""
     consult_case: str = ""
     man_case: str = ""
+    church_grant: str = ""          # the visiting service's grant of his name and address
+    rb: str = ""                    # the Buurtnetwerk 55+ Randenbroek/Schuilenburg
+    former_case: str = ""           # his case there, from before he moved
 
 
 async def create_homes(s: Soesterkwartier) -> None:
@@ -322,6 +330,7 @@ async def elderly_man(s: Soesterkwartier) -> None:
                               s.nb, s.man_case, consent=consent,
                               grantee=church.p.key_id, classes=("name", "address"),
                               reason="wekelijks bezoek"))
+    s.church_grant = grant or ""
     released = await t.holds("the visiting service releases them (audit entry first, "
                              "receipt verified)", lambda: church.p.disclosure.release(s.nb, grant))
     if released is not None:
@@ -448,7 +457,15 @@ def instructions(s: Soesterkwartier) -> str:
     schakel audit report {nb} {case}
     schakel report {nb}
 
-    # the church visiting service: the name and address released to it
+    # ...which also coordinates {amersfoort_rights.RANDENBROEK}
+    schakel case list {s.rb}
+    schakel audit log {s.rb}
+    # his access request again (the BSN at the prompt: {MAN["official"]["bsn"]}): after the
+    # erasure no case is found in either network
+    schakel report access --birth-date {MAN["official"]["date_of_birth"]}
+
+    # the church visiting service: his name and address were released to it, corrected,
+    # and erased at his request; it holds none now
     export SCHAKEL_HOME={s.c.bezoekwerk.home}
     schakel case identity {nb} {case}
 
@@ -459,8 +476,11 @@ def instructions(s: Soesterkwartier) -> str:
 
 
 def recap(s: Soesterkwartier) -> list[str]:
-    cases = len(s.c.welzijn.p.cases.all(s.nb)) if s.nb and s.c.welzijn.partner else 0
-    return [f"Amersfoort: {len(s.c.all())} organisations, 1 network, {cases} cases and "
+    w = s.c.welzijn
+    networks = [n for n in (s.nb, s.rb) if n]
+    cases = sum(len(w.p.cases.all(n)) for n in networks) if w.partner else 0
+    return [f"Amersfoort: {len(s.c.all())} organisations, {len(networks)} "
+            f"network{'' if len(networks) == 1 else 's'} with one regie, {cases} cases and "
             f"consults"]
 
 
@@ -479,6 +499,11 @@ REPORT = (
     "Played here: the Soesterkwartier network with a consult, a volunteer driver's "
     "signal and the feedback he reads back, an isolated man brought in with his consent, "
     "his name and address to the church visiting service and his BSN refused to it.",
+    "Two opbouwwerkers of Stichting Welzijn Amersfoort coordinate the Soesterkwartier and "
+    "Randenbroek/Schuilenburg networks (appendix 1): one regie, so one contact point for "
+    "the man's rights since March 2025 (Besluit gegevensverwerking door "
+    "samenwerkingsverbanden). He asks it what both networks hold about him, has his "
+    "address corrected, and in the end has his identity erased.",
 )
 
 PRACTICE = Practice(
@@ -487,7 +512,7 @@ PRACTICE = Practice(
     report=REPORT,
     scene=Soesterkwartier,
     acts=(create_homes, found_neighbourhood, consult, driver_signal, elderly_man,
-          access_report),
+          access_report, *amersfoort_rights.ACTS),
     instructions=instructions,
     recap=recap,
 )
