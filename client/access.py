@@ -203,7 +203,7 @@ class Access:
         for cls in header.classes or ():
             raw = s.state.get_secret("identity", (network, case, cls))
             if raw is not None:
-                values[cls] = {k: _text(v) for k, v in json.loads(raw).items()}
+                values[cls] = {k: _shown(k, v) for k, v in json.loads(raw).items()}
         anonymous: dict[str, Any] = {}
         events: dict[str, int] = {}
         status = "open"
@@ -281,6 +281,17 @@ class Access:
             else:
                 out["state"] = "in-force"
         return out
+
+
+def _shown(name: str, value: Any) -> str:
+    """An identity field as the report shows it: a BSN masked as the report's subject is
+    (ADR 0033 §5: a lost printout does not carry the full number), anything else as text."""
+    if name == "bsn" and isinstance(value, str):
+        try:
+            return rules.mask_bsn(value)
+        except MalformedError:
+            return "*" * len(value)
+    return _text(value)
 
 
 def _text(value: Any) -> str:

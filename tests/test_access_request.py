@@ -240,7 +240,7 @@ async def test_held_identity_confirms_a_match_and_rejects_another_persons(
             report = await coordinator.access.report(bsn=BSN, birth_date=BORN)
             case = next(c for c in report["cases"] if c["case"] == own)
             assert case["match"] == "confirmed"
-            assert case["held"]["values"]["official"]["bsn"] == BSN
+            assert case["held"]["values"]["official"]["bsn"] == "******" + BSN[-3:]
             later = {**IDENTITY, "official": {"bsn": BSN, "date_of_birth": "1990-01-01"}}
             namesake = await coordinator.cases.create(network, INTAKE, identity=later)
             report = await coordinator.access.report(bsn=BSN, birth_date=BORN)
@@ -381,3 +381,24 @@ async def test_an_invalid_bsn_is_refused_before_anything_is_sent(tmp_path: Path)
         finally:
             await world.cast.close()
 
+
+
+
+async def test_the_report_masks_a_held_bsn_as_it_masks_the_subject(tmp_path: Path) -> None:
+    """ADR 0033 §5: the BSN is shown masked everywhere in the report, among the values the
+    contact point holds itself too, so a lost printout carries no full number."""
+    async with running_server(tmp_path) as url:
+        world = await build(tmp_path, url)
+        try:
+            coordinator, network = world.coordinator, world.cast.network
+            await coordinator.sync(network)
+            own = await coordinator.cases.create(network, INTAKE, identity=IDENTITY)
+            for lang in ("nl", "en"):
+                report = await coordinator.access.report(bsn=BSN, birth_date=BORN, lang=lang)
+                case = next(c for c in report["cases"] if c["case"] == own)
+                assert case["match"] == "confirmed"
+                assert case["held"]["values"]["official"]["bsn"] == "******" + BSN[-3:]
+                assert BSN not in json.dumps(report)
+                assert BSN not in render_html(report) and BSN not in render_text(report)
+        finally:
+            await world.cast.close()
