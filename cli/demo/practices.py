@@ -39,7 +39,8 @@ REGISTRY: dict[str, Entry] = {
                         "Buurtnetwerk 55+ Soesterkwartier: a consult, a volunteer driver's "
                         "signal and the feedback he reads back, an isolated man's name and "
                         "address to a church visiting service with his consent, his BSN "
-                        "refused."),
+                        "refused; then his access request answered once for the two networks "
+                        "of one regie, his address corrected and his identity erased."),
     "utrecht": Entry("schakel.cli.demo.practice_utrecht",
                      "Signaleringsnetwerk Sociaal Kwetsbaren Hoograven/Lunetten: the "
                      "Vrijwilligerscentrale in the core on behalf of volunteer organisations; "
