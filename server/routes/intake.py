@@ -31,9 +31,10 @@ routes = RouteTable("intake")
 STATIC = "schakel.server.static"
 
 #: The Content-Security-Policy of every intake answer.  ``'wasm-unsafe-eval'`` lets
-#: libsodium.js compile its WebAssembly (it runs no JavaScript ``eval``); without it the
-#: library falls back to its far slower asm.js build.  ``form-action 'none'``: should the
-#: script not run, the form cannot send its plaintext anywhere.
+#: libsodium.js compile its WebAssembly and allows no JavaScript ``eval``; without it the
+#: library does not start under this policy (Chromium), and the page cannot seal.
+#: ``form-action 'none'``: should the script not run, the form cannot send its plaintext
+#: anywhere.
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self' 'wasm-unsafe-eval'",
