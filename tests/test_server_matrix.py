@@ -138,6 +138,13 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     # referrals (§15.5): the coordinator of the sending network only
     "POST referrals":       (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "GET referrals":        (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+    # the resident's intake page of network A (its policy takes anonymous signals) and
+    # its files: static, for anyone
+    "GET intake":           (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET intake.css":       (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET intake.js":        (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET libsodium.js":     (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
+    "GET libsodium-wrappers.js": (OK, OK, OK, OK, OK, OK,  OK,  OK,  *UNSIGNED),
 }
 
 
@@ -536,6 +543,16 @@ ROUTES = [
           post_referrals),
     Route("GET referrals", "GET", "/v1/networks/{network}/referrals", "coordinator",
           get(lambda w: w.a.path("/referrals?after=0"))),
+    Route("GET intake", "GET", "/intake/{network}", "core-formal",
+          get(lambda w: f"/intake/{w.a.id}")),
+    Route("GET intake.css", "GET", "/intake/static/intake.css", "core-formal",
+          get(lambda w: "/intake/static/intake.css")),
+    Route("GET intake.js", "GET", "/intake/static/intake.js", "core-formal",
+          get(lambda w: "/intake/static/intake.js")),
+    Route("GET libsodium.js", "GET", "/intake/static/vendor/libsodium.js", "core-formal",
+          get(lambda w: "/intake/static/vendor/libsodium.js")),
+    Route("GET libsodium-wrappers.js", "GET", "/intake/static/vendor/libsodium-wrappers.js",
+          "core-formal", get(lambda w: "/intake/static/vendor/libsodium-wrappers.js")),
 ]
 BY_NAME = {r.name: r for r in ROUTES}
 ROWS = [(route, kind, TABLE[route.name][i]) for route in ROUTES for i, kind in enumerate(CALLERS)]

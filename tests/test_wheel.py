@@ -90,7 +90,8 @@ def test_the_wheel_has_every_module_and_data_file_of_the_mapped_folders(wheel: P
     for package in PACKAGES:
         folder = folder_of(package)
         for path in folder.iterdir():
-            if path.suffix in (".py", ".json", ".typed", ".txt"):
+            if path.suffix in (".py", ".json", ".typed", ".txt", ".html", ".css", ".js", ".md") \
+                    or path.name == "LICENSE":
                 expected.add(package.replace(".", "/") + "/" + path.name)
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel (add the package to pyproject.toml): {missing}"

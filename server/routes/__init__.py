@@ -6,11 +6,14 @@ from __future__ import annotations
 from schakel.server.disclosure import routes as disclosure
 from schakel.server.referrals import routes as referrals
 from schakel.server.registry import RouteTable
-from schakel.server.routes import audit, cases, lookups, members, networks, ops, signals, sync
+from schakel.server.routes import (
+    audit, cases, intake, lookups, members, networks, ops, signals, sync,
+)
 
 #: Every route table, in the order the OpenAPI document lists them.
 TABLES: tuple[RouteTable, ...] = (ops.routes, networks.routes, members.routes, cases.routes,
                                   sync.routes, signals.routes, audit.routes,
-                                  disclosure.routes, lookups.routes, referrals.routes)
+                                  disclosure.routes, lookups.routes, referrals.routes,
+                                  intake.routes)
 
 __all__ = ["TABLES"]
