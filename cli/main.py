@@ -13,6 +13,10 @@ a traceback.  Exit codes (also in ``schakel --help``):
 
 Every error is mapped here, in :class:`SchakelGroup`, so the commands in
 ``cli/commands/`` stay a thin shell over the library (ADR 0007).
+
+The refusals are Dutch unless English is asked for (``--lang``, ``SCHAKEL_LANG``,
+``LANG``; :mod:`schakel.cli.i18n`, ADR 0037): the tables below hold the English msgids,
+marked with ``N_``, and each line is translated with ``_`` when it is printed.
 """
 
 from __future__ import annotations

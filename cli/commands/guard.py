@@ -189,5 +189,5 @@ def advise(value: Mapping[str, Any], *, with_text: bool) -> tuple[list[dict[str,
                                              with_text=with_text)
 
 
-__all__ = ["EPILOG", "KINDS", "TextRefusal", "advise", "explain", "findings_of", "marked", "refuse_early",
-           "showing", "texts_of"]
+__all__ = ["EPILOG", "KINDS", "TextRefusal", "advise", "explain", "findings_of", "marked",
+           "refuse_early", "showing", "texts_of"]

@@ -7,6 +7,9 @@ last line is chosen by the caller's place in the network: when a command fails,
 :func:`note_caller` records that place (read from what this home verified, without a
 request) and :func:`who_can_act` picks the sentence.  The roles are those of
 :class:`schakel.client.views.NetworkPlace`.
+
+The tables hold English msgids marked with ``N_``; :func:`who_can_act` and
+:func:`not_trusted` return them in the language spoken now (:mod:`schakel.cli.i18n`).
 """
 
 from __future__ import annotations
