@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench vectors lint clean
+.PHONY: test demo bench vectors catalogs lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Schakel needs Python 3.11 or newer")'
@@ -30,6 +30,20 @@ bench: $(STAMP)
 vectors: $(STAMP)
 	for g in tests/vectors_*.py; do $(BIN)/python $$g || exit 1; done
 	$(BIN)/python tests/test_httpsig.py --regenerate
+
+# The message catalog (ADR 0037): extract the msgids of cli/ into build/schakel.pot, bring
+# the Dutch catalog up to date (new messages arrive empty: translate them in
+# cli/locale/nl/LC_MESSAGES/schakel.po), and compile it to the .mo beside it.
+# tests/test_i18n.py fails until every message has its Dutch and the .mo matches the .po.
+LOCALES := cli/locale
+catalogs: $(STAMP)
+	@mkdir -p build
+	$(BIN)/pybabel -q extract --project=schakel --add-location=file --sort-output \
+		--no-wrap --omit-header -o build/schakel.pot cli
+	$(BIN)/pybabel -q update --no-fuzzy-matching --ignore-obsolete \
+		--ignore-pot-creation-date --no-wrap --init-missing -l nl -D schakel \
+		-i build/schakel.pot -d $(LOCALES)
+	$(BIN)/pybabel compile --statistics -D schakel -d $(LOCALES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

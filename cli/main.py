@@ -13,6 +13,10 @@ a traceback.  Exit codes (also in ``schakel --help``):
 
 Every error is mapped here, in :class:`SchakelGroup`, so the commands in
 ``cli/commands/`` stay a thin shell over the library (ADR 0007).
+
+The refusals are Dutch unless English is asked for (``--lang``, ``SCHAKEL_LANG``,
+``LANG``; :mod:`schakel.cli.i18n`, ADR 0037): the tables below hold the English msgids,
+marked with ``N_``, and each line is translated with ``_`` when it is printed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, NoReturn
 
 import click
 
+from schakel.cli.i18n import LANGUAGES, N_, _, use
 from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
@@ -36,114 +41,114 @@ EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2
 
 #: What a person can do about each kind of refusal (by wire error code).
 HINTS: dict[str, str] = {
-    "keystore_error": "check the passphrase (or SCHAKEL_PASSPHRASE) and the --home / --keystore path",
-    "untrusted_key": "compare the fingerprint again with the owner of the key, aloud",
-    "bad_signature": "the file was changed or signed by another key; ask the sender for a new copy",
-    "malformed": "the input is not a valid Schakel object; check that you used the right file "
-                 "and the values --help lists",
-    "policy_violation": "the network's policy does not allow this (docs/protocol.md §7)",
-    "not_found": "check the id (copy it from `schakel case list`, `signal list` or the command "
-                 "that printed it) and the network; run `schakel sync` first",
-    "forbidden": "your organisation's membership does not allow this",
-    "conflict": "someone changed the same thing at the same time, or it exists with other "
-                "content; run `schakel sync` and try again",
-    "stale_request": "this computer's clock is more than 5 minutes off; correct it and retry",
-    "replayed_request": "try again; if it keeps happening, tell the server's operator",
-    "rate_limited": "too many requests; wait a while and try again",
-    "too_large": "the input is too large; shorten it",
-    "unavailable": "the server cannot take this now (busy, shutting down, or its storage is "
-                   "full or failing); try again in a minute",
-    "internal_error": "the server failed; ask its operator to look at its log",
-    "server_misbehaviour": "do not trust this server's answers",
-    "context_mismatch": "the object belongs to another network or case than the one you named",
-    "decryption_failed": "this home does not hold the key, or the data was altered",
-    "bad_proof": "the audit log does not verify; do not trust this server's answers",
+    "keystore_error": N_("check the passphrase (or SCHAKEL_PASSPHRASE) and the --home / --keystore path"),
+    "untrusted_key": N_("compare the fingerprint again with the owner of the key, aloud"),
+    "bad_signature": N_("the file was changed or signed by another key; ask the sender for a new copy"),
+    "malformed": N_("the input is not a valid Schakel object; check that you used the right file "
+                    "and the values --help lists"),
+    "policy_violation": N_("the network's policy does not allow this (docs/protocol.md §7)"),
+    "not_found": N_("check the id (copy it from `schakel case list`, `signal list` or the command "
+                    "that printed it) and the network; run `schakel sync` first"),
+    "forbidden": N_("your organisation's membership does not allow this"),
+    "conflict": N_("someone changed the same thing at the same time, or it exists with other "
+                   "content; run `schakel sync` and try again"),
+    "stale_request": N_("this computer's clock is more than 5 minutes off; correct it and retry"),
+    "replayed_request": N_("try again; if it keeps happening, tell the server's operator"),
+    "rate_limited": N_("too many requests; wait a while and try again"),
+    "too_large": N_("the input is too large; shorten it"),
+    "unavailable": N_("the server cannot take this now (busy, shutting down, or its storage is "
+                      "full or failing); try again in a minute"),
+    "internal_error": N_("the server failed; ask its operator to look at its log"),
+    "server_misbehaviour": N_("do not trust this server's answers"),
+    "context_mismatch": N_("the object belongs to another network or case than the one you named"),
+    "decryption_failed": N_("this home does not hold the key, or the data was altered"),
+    "bad_proof": N_("the audit log does not verify; do not trust this server's answers"),
 }
 
 #: Where the server's refusal means something else than the same code raised locally.
 SERVER_HINTS: dict[str, str] = {
-    "untrusted_key": "the server does not know your key as a member of this network: were "
-                     "you added (`schakel member add`), and is the membership still valid?",
+    "untrusted_key": N_("the server does not know your key as a member of this network: were "
+                        "you added (`schakel member add`), and is the membership still valid?"),
 }
 
 #: Policy refusals (details.reason) explained for a coordinator (docs/protocol.md §7, and
 #: the server's own in §15.2).
 REASONS: dict[str, str] = {
-    "consult-has-no-identity": "a consult never carries identity; create a case instead",
-    "identity-erased": "the person's identity in this case was erased (AVG art. 17); it is never "
-                       "released or sealed again — if the person comes back, bring in a new case",
-    "not-case-owner": "the organisation that brought the casus in (its owner) seals, corrects "
-                      "and widens it; a person's erasure (AVG art. 17) the coördinator may "
-                      "also do, as the network's contact point",
-    "not-a-member": "the receiving partner is not a current member of this network",
-    "partner-not-member": "the receiving partner is not a current member of this network",
-    "recipient-not-member": "a recipient is not a current member of this network",
-    "recipient-not-core": "epoch keys go only to current core members",
-    "partner-not-shell": "cases are shared only with shell partners; core members see them already",
-    "partner-not-in-audience": "this casus is for part of the kern: its owner adds a kern member "
-                               "with `schakel case widen`, not a share",
-    "audience-not-core": "a casus for part of the kern names current kern (core) members only",
-    "audience-without-coordinator": "a casus for part of the kern always includes the "
-                                    "coördinator",
-    "audience-too-large": "a casus for part of the kern names at most 32 members",
-    "audience-whole-core": "the whole kern reads this casus already",
-    "audience-nothing-added": "every member named reads this casus already",
-    "recipient-not-in-audience": "identity of a casus for part of the kern is sealed to its "
-                                 "audience only",
-    "shell-without-share": "a shell partner needs a share of the case first (`schakel case share`)",
-    "unknown-class": "the network policy has no such disclosure class",
-    "class-not-in-policy": "the network policy has no such disclosure class",
-    "informal-class-not-allowed": "volunteers (informal parties) may receive only the network "
-                                  "policy's informal classes (by default name, address and "
-                                  "contact), never 'official'",
-    "acting-user-not-listed": "your organisation's membership lists the users who act for it "
-                              "(beroepskrachten and vrijwilligers), and you are not one of them",
-    "class-requires-role": "this class needs a role the partner does not hold (official needs "
-                           "professional-secrecy, beroepsgeheim)",
-    "consent-missing": "record the person's consent first (`schakel consent record`)",
-    "consent-wrong-case": "the consent was given for another case",
-    "consent-revoked": "the person revoked this consent; ask for a new one",
-    "consent-not-yet-valid": "the consent is not in force yet",
-    "consent-expired": "the consent has expired; ask for a new one",
-    "consent-not-in-force": "the consent is not in force (expired or not yet valid)",
-    "consent-does-not-cover-grantee": "the consent does not name this partner or its party type",
-    "consent-not-for-receiver": "a referral's consent must name the receiving network's "
-                                "coordinator (--partner KEY_ID or its party type); record one that does",
-    "consent-does-not-cover-class": "the person did not consent to one of these classes",
-    "bemoeizorg-not-in-oggz": "bemoeizorg exists only in OGGZ networks",
-    "bemoeizorg-disabled": "this network's policy does not allow bemoeizorg",
-    "bemoeizorg-role-required": "only formal partners with the bemoeizorg role may invoke it",
-    "bemoeizorg-missing": "there is no bemoeizorg invocation by you for this",
-    "grant-not-held": "there is no grant with this id to you in this network; check the id",
-    "grant-requires-coordinator": "only the network's coordinator grants access to identity",
-    "bemoeizorg-ground-invalid": "use one of the grounds in the network policy",
-    "bemoeizorg-justification-missing": "write why there is no other way (--justification)",
-    "bemoeizorg-four-eyes-required": "a colleague with the bemoeizorg role must co-sign first "
-                                     "(`schakel bemoeizorg cosign`)",
-    "bemoeizorg-same-person-cosign": "the co-signer must be a different person",
-    "bemoeizorg-cosigner-without-role": "the co-signer lacks the bemoeizorg role",
-    "bemoeizorg-rate-limit": "the daily limit of invocations per person is reached",
-    "lookup-requires-coordinator": "only the network's coördinator answers access requests "
-                                   "(the one contact point); ask them",
-    "lookup-rate-limit": "the daily limit of searches by blind index in this network is "
-                         "reached (every search is audited); try again tomorrow or ask the "
-                         "server's operator about lookups_per_day",
-    "bemoeizorg-expired": "bemoeizorg access has expired; invoke again if still needed",
-    "formal-action-needs-reason": "say why informal help is not possible (--informal-not-possible)",
-    "formal-action-reason-says-nothing": "write out in a few words why informal help is not "
-                                         "possible (--informal-not-possible), not a placeholder",
-    "informal-action-needs-professional": "name the professional who supports the volunteer "
-                                          "(--supporting-professional KEY_ID)",
-    "anonymous-signals-disabled": "this network does not accept anonymous signals",
-    "anonymous-tokens": "an anonymous signal cannot carry matching tokens",
-    "signaller-kind-not-on-card": "the network's card lists who may signal with it; choose "
-                                  "one of them (--signaller-kind)",
-    "card-expired": "the network's card has expired; get the current card from the network's "
-                    "website or leaflet",
-    "notifications-coordinator-only": "the notification feed is the coördinator's "
-                                      "(docs/protocol.md §15.2)",
-    "policy-dated-in-future": "a policy version is in force from its date: sign it dated "
-                              "now (check this computer's clock)",
+    "consult-has-no-identity": N_("a consult never carries identity; create a case instead"),
+    "identity-erased": N_("the person's identity in this case was erased (AVG art. 17); it is never "
+                          "released or sealed again — if the person comes back, bring in a new case"),
+    "not-case-owner": N_("the organisation that brought the casus in (its owner) seals, corrects "
+                         "and widens it; a person's erasure (AVG art. 17) the coördinator may "
+                         "also do, as the network's contact point"),
+    "not-a-member": N_("the receiving partner is not a current member of this network"),
+    "partner-not-member": N_("the receiving partner is not a current member of this network"),
+    "recipient-not-member": N_("a recipient is not a current member of this network"),
+    "recipient-not-core": N_("epoch keys go only to current core members"),
+    "partner-not-shell": N_("cases are shared only with shell partners; core members see them already"),
+    "partner-not-in-audience": N_("this casus is for part of the kern: its owner adds a kern member "
+                                  "with `schakel case widen`, not a share"),
+    "audience-not-core": N_("a casus for part of the kern names current kern (core) members only"),
+    "audience-without-coordinator": N_("a casus for part of the kern always includes the "
+                                       "coördinator"),
+    "audience-too-large": N_("a casus for part of the kern names at most 32 members"),
+    "audience-whole-core": N_("the whole kern reads this casus already"),
+    "audience-nothing-added": N_("every member named reads this casus already"),
+    "recipient-not-in-audience": N_("identity of a casus for part of the kern is sealed to its "
+                                    "audience only"),
+    "shell-without-share": N_("a shell partner needs a share of the case first (`schakel case share`)"),
+    "unknown-class": N_("the network policy has no such disclosure class"),
+    "class-not-in-policy": N_("the network policy has no such disclosure class"),
+    "informal-class-not-allowed": N_("volunteers (informal parties) may receive only the network "
+                                     "policy's informal classes (by default name, address and "
+                                     "contact), never 'official'"),
+    "acting-user-not-listed": N_("your organisation's membership lists the users who act for it "
+                                 "(beroepskrachten and vrijwilligers), and you are not one of them"),
+    "class-requires-role": N_("this class needs a role the partner does not hold (official needs "
+                              "professional-secrecy, beroepsgeheim)"),
+    "consent-missing": N_("record the person's consent first (`schakel consent record`)"),
+    "consent-wrong-case": N_("the consent was given for another case"),
+    "consent-revoked": N_("the person revoked this consent; ask for a new one"),
+    "consent-not-yet-valid": N_("the consent is not in force yet"),
+    "consent-expired": N_("the consent has expired; ask for a new one"),
+    "consent-not-in-force": N_("the consent is not in force (expired or not yet valid)"),
+    "consent-does-not-cover-grantee": N_("the consent does not name this partner or its party type"),
+    "consent-not-for-receiver": N_("a referral's consent must name the receiving network's "
+                                   "coordinator (--partner KEY_ID or its party type); record one that does"),
+    "consent-does-not-cover-class": N_("the person did not consent to one of these classes"),
+    "bemoeizorg-not-in-oggz": N_("bemoeizorg exists only in OGGZ networks"),
+    "bemoeizorg-disabled": N_("this network's policy does not allow bemoeizorg"),
+    "bemoeizorg-role-required": N_("only formal partners with the bemoeizorg role may invoke it"),
+    "bemoeizorg-missing": N_("there is no bemoeizorg invocation by you for this"),
+    "grant-not-held": N_("there is no grant with this id to you in this network; check the id"),
+    "grant-requires-coordinator": N_("only the network's coordinator grants access to identity"),
+    "bemoeizorg-ground-invalid": N_("use one of the grounds in the network policy"),
+    "bemoeizorg-justification-missing": N_("write why there is no other way (--justification)"),
+    "bemoeizorg-four-eyes-required": N_("a colleague with the bemoeizorg role must co-sign first "
+                                        "(`schakel bemoeizorg cosign`)"),
+    "bemoeizorg-same-person-cosign": N_("the co-signer must be a different person"),
+    "bemoeizorg-cosigner-without-role": N_("the co-signer lacks the bemoeizorg role"),
+    "bemoeizorg-rate-limit": N_("the daily limit of invocations per person is reached"),
+    "lookup-requires-coordinator": N_("only the network's coördinator answers access requests "
+                                      "(the one contact point); ask them"),
+    "lookup-rate-limit": N_("the daily limit of searches by blind index in this network is "
+                            "reached (every search is audited); try again tomorrow or ask the "
+                            "server's operator about lookups_per_day"),
+    "bemoeizorg-expired": N_("bemoeizorg access has expired; invoke again if still needed"),
+    "formal-action-needs-reason": N_("say why informal help is not possible (--informal-not-possible)"),
+    "formal-action-reason-says-nothing": N_("write out in a few words why informal help is not "
+                                            "possible (--informal-not-possible), not a placeholder"),
+    "informal-action-needs-professional": N_("name the professional who supports the volunteer "
+                                             "(--supporting-professional KEY_ID)"),
+    "anonymous-signals-disabled": N_("this network does not accept anonymous signals"),
+    "anonymous-tokens": N_("an anonymous signal cannot carry matching tokens"),
+    "signaller-kind-not-on-card": N_("the network's card lists who may signal with it; choose "
+                                     "one of them (--signaller-kind)"),
+    "card-expired": N_("the network's card has expired; get the current card from the network's "
+                       "website or leaflet"),
+    "notifications-coordinator-only": N_("the notification feed is the coördinator's "
+                                         "(docs/protocol.md §15.2)"),
+    "policy-dated-in-future": N_("a policy version is in force from its date: sign it dated "
+                                 "now (check this computer's clock)"),
 }
 
 EPILOG = """\b
@@ -158,7 +163,8 @@ Exit codes:
 \b
 Start: schakel init --home H --name ORG --server URL --acting-user USER
 Environment: SCHAKEL_HOME (the --home), SCHAKEL_PASSPHRASE (else a hidden prompt),
-  SCHAKEL_AGENT (the key agent's socket: `schakel agent start`)
+  SCHAKEL_AGENT (the key agent's socket: `schakel agent start`),
+  SCHAKEL_LANG (nl or en, as --lang; messages are Dutch unless it or LANG asks for English)
 """
 
 
@@ -188,9 +194,9 @@ def exit_code(error: ProtocolError) -> int:
     return EXIT_REFUSED
 
 
-PII_HINT = ("replace each identifier by its placeholder ([naam], [telefoon], …) as "
-            "suggested, or leave it out; who the person is belongs in the sealed identity "
-            "(--identity-file, --given-names …), which only releases open")
+PII_HINT = N_("replace each identifier by its placeholder ([naam], [telefoon], …) as "
+              "suggested, or leave it out; who the person is belongs in the sealed identity "
+              "(--identity-file, --given-names …), which only releases open")
 EARLY = "refused before sending: "
 
 
@@ -213,49 +219,59 @@ def fail(error: ProtocolError, *, as_json: bool = False, role: str | None = None
         print_json(error.to_wire())
     pii_refusal = isinstance(error, PolicyViolation) and details.get("findings") is not None
     if pii_refusal:
-        _say("schakel: refused: the PII guard found identifying data in the text "
-             "(docs/protocol.md §8)")
+        _say("schakel: " + _("refused: the PII guard found identifying data in the text "
+                             "(docs/protocol.md §8)"))
         for line in explain(error, with_text=not as_json):
             _say(line)
     elif isinstance(error, ServerMisbehaviour):
         if message.startswith(f"{error.what}: "):
             message = message[len(error.what) + 2:]
-        _say(f"schakel: the server misbehaved ({error.what}): {message}")
-        _say("  this was recorded in your home; nothing from this answer was believed")
+        _say("schakel: " + _("the server misbehaved ({what}): {message}").format(
+            what=error.what, message=message))
+        _say("  " + _("this was recorded in your home; nothing from this answer was believed"))
     elif isinstance(error, ServerRefused):
-        _say(f"schakel: the server refused: {message} ({error.code}, HTTP {error.status})")
+        _say("schakel: " + _("the server refused: {message} ({code}, HTTP {status})").format(
+            message=message, code=error.code, status=error.status))
     else:
-        _say(f"schakel: refused: {message}")
+        _say("schakel: " + _("refused: {message}").format(message=message))
     reason = details.get("reason")
     if isinstance(reason, str):
-        _say(f"  reason: {reason}" + (f": {REASONS[reason]}" if reason in REASONS else ""))
-    hint = PII_HINT if pii_refusal else HINTS.get(error.code)
+        _say("  " + (_("reason: {reason}: {explanation}").format(
+            reason=reason, explanation=_(REASONS[reason])) if reason in REASONS
+            else _("reason: {reason}").format(reason=reason)))
+    hint: str | None = PII_HINT if pii_refusal else HINTS.get(error.code)
     if early or pii_refusal:
-        _say("  nothing was sent to the server")
+        _say("  " + _("nothing was sent to the server"))
     if isinstance(error, ServerRefused) and error.code in SERVER_HINTS:
         hint = SERVER_HINTS[error.code]
-    hint = not_trusted(error) or hint
+    hint = not_trusted(error) or (_(hint) if hint else None)
     if hint:
-        _say(f"  what to do: {hint}")
+        _say("  " + _("what to do: {hint}").format(hint=hint))
     who = who_can_act(error, role)
     if who:
-        _say(f"  who can act: {who}")
+        _say("  " + _("who can act: {who}").format(who=who))
     sys.exit(exit_code(error))
 
 
 def unreachable(url: str | None, error: BaseException) -> NoReturn:
-    where = url or "the configured address"
-    _say(f"schakel: cannot reach the server at {where}: is `schakel serve` running?")
+    where = url or _("the configured address")
+    _say("schakel: " + _("cannot reach the server at {where}: is `schakel serve` "
+                         "running?").format(where=where))
     detail = getattr(error, "message", None) or str(error).strip() or type(error).__name__
     _say(f"  ({detail})")
-    _say("  what to do: check the address (`schakel whoami`; override with --server URL) "
-         "and your network connection")
+    _say("  " + _("what to do: {hint}").format(hint=_(
+        "check the address (`schakel whoami`; override with --server URL) and your network "
+        "connection")))
     sys.exit(EXIT_UNREACHABLE)
 
 
 #: Schakel ids are base64url: 16 bytes (22 characters) for objects, 32 bytes (43) for keys
 #: and receipts.  One in 64 starts with "-", which a parser takes for an option.
 DASH_ID = re.compile(r"-[A-Za-z0-9_-]{21}|-[A-Za-z0-9_-]{42}")
+
+
+#: The options of ``schakel`` itself that take a value, before the subcommand's name.
+GROUP_OPTIONS = ("--lang",)
 
 
 def protect_ids(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
@@ -268,6 +284,8 @@ def protect_ids(group: click.Group, ctx: click.Context, args: list[str]) -> list
     """
     command: click.Command = group
     depth = 0
+    while depth < len(args) and args[depth].split("=", 1)[0] in GROUP_OPTIONS:
+        depth += 1 if "=" in args[depth] else 2      # ``schakel --lang en case show …``
     while isinstance(command, click.Group) and depth < len(args):
         sub = command.get_command(ctx, args[depth])
         if sub is None:
@@ -319,7 +337,7 @@ class Lazy:
 
 
 def _load(target: str) -> click.Command:
-    module, _, attribute = target.partition(":")
+    module, _sep, attribute = target.partition(":")
     command = getattr(importlib.import_module(module), attribute)
     if not isinstance(command, click.Command):
         raise TypeError(f"{target} is not a click command")
@@ -445,32 +463,42 @@ def refuse(ctx: click.Context, error: Exception) -> NoReturn:
         if isinstance(error, (aiohttp.ClientConnectionError, aiohttp.InvalidURL)):
             unreachable(ctx.meta.get(SERVER_META), error)
         if isinstance(error, aiohttp.ClientResponseError):
-            _say(f"schakel: the server answered HTTP {error.status} ({error.message}) at "
-                 f"{ctx.meta.get(SERVER_META) or 'the configured address'}")
-            _say("  what to do: check that the address is a Schakel server (`schakel whoami`)")
+            _say("schakel: " + _("the server answered HTTP {status} ({message}) at "
+                                 "{where}").format(
+                status=error.status, message=error.message,
+                where=ctx.meta.get(SERVER_META) or _("the configured address")))
+            _say("  " + _("what to do: {hint}").format(hint=_(
+                "check that the address is a Schakel server (`schakel whoami`)")))
             sys.exit(EXIT_REFUSED)
     if isinstance(error, TimeoutError):     # asyncio.TimeoutError is TimeoutError
         unreachable(ctx.meta.get(SERVER_META), error)
     if isinstance(error, OSError):
-        _say(f"schakel: refused: {error.strerror or error}"
-             f"{f' ({error.filename})' if error.filename else ''}")
+        _say("schakel: " + _("refused: {message}").format(
+            message=f"{error.strerror or error}"
+                    f"{f' ({error.filename})' if error.filename else ''}"))
         sys.exit(EXIT_REFUSED)
     if isinstance(error, LexiconUnavailable):
-        _say(f"schakel: refused: {error}; nothing was sent")
-        _say("  what to do: this installation lacks the PII guard's word lists; reinstall "
-             "schakel with its dependencies")
+        _say("schakel: " + _("refused: {message}").format(message=error) + "; "
+             + _("nothing was sent to the server"))
+        _say("  " + _("what to do: {hint}").format(hint=_(
+            "this installation lacks the PII guard's word lists; reinstall schakel with its "
+            "dependencies")))
         sys.exit(EXIT_REFUSED)
     if os.environ.get("SCHAKEL_DEBUG"):
         raise error
-    _say(f"schakel: internal error ({type(error).__name__}): {error}")
-    _say("  this is a bug in schakel; run again with SCHAKEL_DEBUG=1 for the traceback "
-         "and report it")
+    _say("schakel: " + _("internal error ({kind}): {error}").format(
+        kind=type(error).__name__, error=error))
+    _say("  " + _("this is a bug in schakel; run again with SCHAKEL_DEBUG=1 for the "
+                  "traceback and report it"))
     sys.exit(EXIT_REFUSED)
 
 
 @click.group(cls=SchakelGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="schakel")
-def main() -> None:
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None, metavar="nl|en",
+              help="The language of messages and refusals: nl (the default) or en. "
+                   "Also SCHAKEL_LANG, or LANG/LC_MESSAGES/LANGUAGE set to English.")
+def main(lang: str | None) -> None:
     """Schakel: privacy-preserving case sharing for care and signalling networks.
 
     Partners keep their own keys; the server never reads a case. Identity is
@@ -480,6 +508,8 @@ def main() -> None:
     Commands that act for your organisation take --home (SCHAKEL_HOME) and
     --json; start with `schakel init`.
     """
+    if lang is not None:
+        use(lang)
     ctx = click.get_current_context()
     if ctx.invoked_subcommand not in ("serve", "server"):
         _client_logging()

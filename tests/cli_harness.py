@@ -6,7 +6,10 @@
   demo's too); its output goes to a file shown when it fails to start.
 * :func:`schakel` -- one CLI run in a subprocess with a clean environment: no
   ``SCHAKEL_*`` variable leaks in from the developer's shell; the passphrase is passed
-  in ``SCHAKEL_PASSPHRASE`` unless the test wants the prompt.
+  in ``SCHAKEL_PASSPHRASE`` unless the test wants the prompt.  The messages are English
+  (``SCHAKEL_LANG=en``, :data:`ENGLISH`), which the tests assert; a test of the language
+  itself passes its own (tests/test_cli_i18n.py).  Dutch is the default of the command
+  line (ADR 0037).
 * :class:`Org` -- one organisation's home directory, with a ``run`` that passes
   ``--home``, and ``ok`` / ``json`` helpers that assert the exit code.
 """
@@ -25,10 +28,15 @@ from schakel.cli.serverprocess import ServerProcess, free_port
 
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT = 120
+#: The language the tests read the command line's messages in (ADR 0037).
+ENGLISH = {"SCHAKEL_LANG": "en"}
+#: No language asked for anywhere (a fresh Dutch desktop, or LANG=C): Dutch, the default.
+NO_LANGUAGE = {name: "" for name in ("SCHAKEL_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
 
 
 def _env(passphrase: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
+    env.update(ENGLISH)
     if passphrase is not None:
         env["SCHAKEL_PASSPHRASE"] = passphrase
     env.update(extra or {})
@@ -90,4 +98,4 @@ class Org:
         return result
 
 
-__all__ = ["PASSPHRASE", "Org", "free_port", "live_server", "schakel"]
+__all__ = ["ENGLISH", "NO_LANGUAGE", "PASSPHRASE", "Org", "free_port", "live_server", "schakel"]

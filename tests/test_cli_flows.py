@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from schakel.cli.main import main
 from schakel.cli.serverprocess import ServerProcess
 from schakel.protocol.objects.network import default_policy
-from tests.cli_harness import PASSPHRASE, Org, free_port, live_server, schakel
+from tests.cli_harness import NO_LANGUAGE, PASSPHRASE, Org, free_port, live_server, schakel
 from tests.server_harness import IDENTITY, INTAKE
 
 COVENANT = "Convenant Buurtnetwerk 55+ Soesterkwartier: wij delen alleen wat nodig is.\n"
@@ -456,6 +456,25 @@ def test_a_volunteer_asking_official_is_refused_with_the_reason(world: World, ca
                                   "--reason", "controle")
     assert "informal-class-not-allowed" in result.stderr
     assert "volunteers" in result.stderr
+
+
+def test_a_volunteer_asking_official_is_refused_in_dutch_unless_english_is_asked(
+        world: World, case: str, consent: str) -> None:
+    """The same refusal as a coördinator reads it with no language set (ADR 0037), and
+    with LANG asking for English."""
+    ask = ("grant", "create", world.network, case, "--consent", consent, "--to",
+           world.visit.key_id, "--class", "official", "--reason", "controle")
+    dutch = world.coord.refused(1, *ask, env=NO_LANGUAGE).stderr.splitlines()
+    assert ("  reden: informal-class-not-allowed: vrijwilligers (informele partijen) mogen "
+            "alleen de informele klassen van het netwerkbeleid ontvangen (standaard naam, "
+            "adres en contact), nooit 'official'") in dutch
+    assert any(line.startswith("  wie dit kan regelen: u bent de coördinator (regie) van dit "
+                               "netwerk: u beslist over lidmaatschappen") for line in dutch)
+    english = world.coord.refused(1, *ask, env={**NO_LANGUAGE, "LANG": "en_GB.UTF-8"})
+    assert ("  reason: informal-class-not-allowed: volunteers (informal parties) may receive "
+            "only") in english.stderr
+    assert "  who can act: you are this network's coördinator: you decide on memberships" \
+        in english.stderr
 
 
 # --------------------------------------------------------------------------- audit and reports

@@ -16,6 +16,7 @@ import pytest
 def schakel(*args: str, cwd: Path, passphrase: str | None = "correct horse battery",
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
+    env["SCHAKEL_LANG"] = "en"          # the tests read English (tests/cli_harness.py)
     if passphrase is not None:
         env["SCHAKEL_PASSPHRASE"] = passphrase
     return subprocess.run([sys.executable, "-m", "schakel.cli", *args], cwd=cwd, env=env, text=True,

@@ -16,6 +16,7 @@ from schakel.protocol.crypto import BoxPublicKey, VerifyKey
 
 def schakel(*args: str, passphrase: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
+    env["SCHAKEL_LANG"] = "en"          # the tests read English (tests/cli_harness.py)
     if passphrase is not None:
         env["SCHAKEL_SERVER_PASSPHRASE"] = passphrase
     return subprocess.run([sys.executable, "-m", "schakel.cli", *args], env=env, text=True,

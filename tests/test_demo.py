@@ -44,6 +44,7 @@ SERVING = "Ctrl-C stops the server"
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
     env["PYTHONIOENCODING"] = "utf-8"
+    env["SCHAKEL_LANG"] = "en"          # the tests read English (tests/cli_harness.py)
     return env
 
 

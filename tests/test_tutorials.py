@@ -46,7 +46,7 @@ import pytest
 from schakel.cli.commands.covenant import covenant_text
 from schakel.cli.serverprocess import ServerProcess
 
-from tests.cli_harness import PASSPHRASE, TIMEOUT, Org, live_server
+from tests.cli_harness import ENGLISH, PASSPHRASE, TIMEOUT, Org, live_server
 from tests.server_harness import IDENTITY, INTAKE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -615,7 +615,7 @@ def follow_tutorial(name: str, root: Path, shared: ServerProcess) -> None:
     script = SCRIPTS[name]
     blocks = [block for block in all_blocks() if block.tutorial == name]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHAKEL_")}
-    env.update(SCHAKEL_PASSPHRASE=PASSPHRASE, HOME=str(root),
+    env.update(ENGLISH, SCHAKEL_PASSPHRASE=PASSPHRASE, HOME=str(root),
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
     run = Run(root=root, env=env, server=shared if script.shared_server else None)
     try:

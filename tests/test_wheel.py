@@ -12,6 +12,7 @@ so the editable install of the checkout stays invisible there.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,11 @@ def test_the_wheel_has_every_module_and_data_file_of_the_mapped_folders(wheel: P
             if path.suffix in (".py", ".json", ".typed", ".txt", ".html", ".css", ".js", ".md") \
                     or path.name == "LICENSE":
                 expected.add(package.replace(".", "/") + "/" + path.name)
+        for path in folder.glob("locale/*/LC_MESSAGES/*"):     # the message catalog
+            if path.suffix in (".po", ".mo"):
+                expected.add(package.replace(".", "/") + "/"
+                             + path.relative_to(folder).as_posix())
+    assert any(name.endswith("/locale/nl/LC_MESSAGES/schakel.mo") for name in expected)
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel (add the package to pyproject.toml): {missing}"
     # Every folder with Python files is a listed package.
@@ -124,6 +130,24 @@ def test_the_installed_wheel_puts_no_layer_at_the_top_level(
     result = run(fresh_python, f"import {name}", tmp_path)
     assert result.returncode != 0
     assert "ModuleNotFoundError" in result.stderr
+
+
+def test_the_installed_command_line_speaks_dutch_by_default(fresh_python: Path,
+                                                           tmp_path: Path) -> None:
+    """The compiled catalog is package data: a refusal reads Dutch from the installed
+    wheel with no language asked for, and English with LANG (ADR 0037)."""
+    schakel = fresh_python.parent / "schakel"
+    note = [str(schakel), "case", "note", "A" * 22, "B" * 22, "--text", "bel 0612345678",
+            "--home", str(tmp_path)]
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SCHAKEL_") and k not in ("LANG", "LANGUAGE", "LC_ALL",
+                                                             "LC_MESSAGES")}
+    dutch = subprocess.run(note, capture_output=True, text=True, cwd=tmp_path, env=clean)
+    assert dutch.returncode == 1 and dutch.stderr.startswith(
+        "schakel: geweigerd: de PII-controle"), dutch.stderr
+    english = subprocess.run(note, capture_output=True, text=True, cwd=tmp_path,
+                             env={**clean, "LANG": "en_GB.UTF-8"})
+    assert english.stderr.startswith("schakel: refused: the PII guard"), english.stderr
 
 
 def test_the_installed_command_line_starts(fresh_python: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from schakel.cli.demo.practices import REGISTRY
+from schakel.cli.i18n import use
 
 
 def _help() -> str:
@@ -44,6 +45,9 @@ def _help() -> str:
               help="Put the server's data and the homes in DIR (new or empty) and keep them "
                    "afterwards, instead of a temporary folder that is removed.")
 def demo(practices: tuple[str, ...], serve: bool, keep: Path | None) -> None:
+    # The narration and its checks are English, and so are the refusals and advice the
+    # demo quotes from the command line: one language on the screen (ADR 0037).
+    use("en")
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise click.UsageError(f"--keep {keep}: the folder is not empty")
     from schakel.cli.demo.practices import load

@@ -13,6 +13,7 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, plain, table
+from schakel.cli.i18n import _
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -129,7 +130,8 @@ def list_grants(home: Path, server: str | None, network_id: str, as_json: bool) 
     waiting = [g["grant"] for g in grants if g["direction"] == "to-you" and g["status"] != "released"]
     if waiting:
         click.echo("")
-        click.echo(f"receive one with `schakel grant release {network_id} {waiting[0]}`")
+        click.echo(_("receive one with `schakel grant release {network} {grant}`").format(
+            network=network_id, grant=waiting[0]))
 
 
 DIRECTIONS = {"to-you": "to you", "by-you": "by you", "other": "-"}

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from schakel.cli.i18n import N_, _
 from schakel.protocol import pii
 from schakel.protocol.errors import MalformedError, PolicyViolation
 
@@ -61,6 +62,17 @@ underlined, and the text rewritten with placeholders: [naam], [straat], [telefoo
 [e-mail], [BSN], [postcode], [IBAN], [datum]. With --json the findings are data (path,
 kind, start, end, placeholder) and the text is never printed.
 """
+#: Each kind of finding in words (the protocol's labels are English, for developers).
+KINDS: dict[str, str] = {
+    pii.Kind.BSN: N_("BSN"),
+    pii.Kind.PHONE: N_("phone number"),
+    pii.Kind.EMAIL: N_("e-mail address"),
+    pii.Kind.POSTCODE_HOUSE_NUMBER: N_("postcode with house number"),
+    pii.Kind.IBAN: N_("IBAN"),
+    pii.Kind.BIRTH_DATE: N_("full date (possible date of birth)"),
+    pii.Kind.PERSON_NAME: N_("name of a person"),
+    pii.Kind.STREET_ADDRESS: N_("street address"),
+}
 #: Characters of context shown on each side of a span.
 CONTEXT = 40
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -147,17 +159,20 @@ def explain(error: PolicyViolation, *, with_text: bool) -> list[str]:
     for path, f in found:
         text = texts.get(path)
         fits = text is not None and f.end <= len(text)
-        lines.append(f"  {path or '(top level)'}: {f.label}, characters "
-                     f"{f.start}\u2013{f.end}" + ("" if fits else f" (write {f.placeholder})"))
+        where = _("{field}: {kind}, characters {start}\u2013{end}").format(
+            field=path or _("(top level)"), kind=_(KINDS[f.kind]) if f.kind in KINDS else f.label,
+            start=f.start, end=f.end)
+        lines.append("  " + where + ("" if fits else " " + _("(write {placeholder})").format(
+            placeholder=f.placeholder)))
         if text is not None and fits:
             line, carets = marked(text, f)
             lines += [f"      {line}", f"      {carets}"]
             by_path.setdefault(path, []).append(f)
     count = error.details.get("count")
     if isinstance(count, int) and count > len(found):
-        lines.append(f"  … and {count - len(found)} more")
+        lines.append("  " + _("… and {count} more").format(count=count - len(found)))
     for path, findings in by_path.items():
-        lines.append(f"  suggested {path}:")
+        lines.append("  " + _("suggested {field}:").format(field=path))
         lines += [f"      {row}" for row in pii.redact(texts[path], findings).splitlines()]
     return lines
 
@@ -174,5 +189,5 @@ def advise(value: Mapping[str, Any], *, with_text: bool) -> tuple[list[dict[str,
                                              with_text=with_text)
 
 
-__all__ = ["EPILOG", "TextRefusal", "advise", "explain", "findings_of", "marked", "refuse_early",
-           "showing", "texts_of"]
+__all__ = ["EPILOG", "KINDS", "TextRefusal", "advise", "explain", "findings_of", "marked",
+           "refuse_early", "showing", "texts_of"]

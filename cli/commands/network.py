@@ -16,6 +16,7 @@ from schakel.cli.commands.common import (
 from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.cli.commands.syncbar import sync_bar
+from schakel.cli.i18n import _
 from schakel.keys import Fingerprint
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
@@ -394,7 +395,7 @@ def sync(home: Path, server: str | None, network_id: str | None, wait: float,
         networks = [network_id] if network_id else list(partner.networks.trusted())
         results = []
         for name in networks:
-            with sync_bar(f"sync {name[:8]}", progress) as bar:
+            with sync_bar(_("sync {network}").format(network=name[:8]), progress) as bar:
                 result = await partner.sync(name, wait=wait, progress=bar)
             results.append({"network": name, **plain(result)})
         return results
@@ -404,14 +405,15 @@ def sync(home: Path, server: str | None, network_id: str | None, wait: float,
         emit({"networks": results}, as_json=True)
         return
     if not results:
-        click.echo("no networks to sync yet: `schakel network trust` or `schakel network create`")
+        click.echo(_("no networks to sync yet: `schakel network trust` or `schakel network "
+                     "create`"))
     for result in results:
         emit({}, as_json=False, rows=[
-            ("network", result["network"]),
-            ("new items", str(result.get("items", 0))),
-            ("cases updated", str(len(result.get("cases") or []))),
-            ("new key epochs", ", ".join(map(str, result.get("epochs") or [])) or "-"),
-            ("duties", duty_summary(result.get("duties"))),
+            (_("network"), result["network"]),
+            (_("new items"), str(result.get("items", 0))),
+            (_("cases updated"), str(len(result.get("cases") or []))),
+            (_("new key epochs"), ", ".join(map(str, result.get("epochs") or [])) or "-"),
+            (_("duties"), duty_summary(result.get("duties"))),
         ])
 
 
@@ -419,4 +421,4 @@ def duty_summary(duties: dict[str, Any] | None) -> str:
     """"rekeyed 2, backfilled 1", or "nothing to do": what a sync or `duties` did."""
     done = [f"{name} {len(ids)}" for name, ids in (duties or {}).items()
             if isinstance(ids, list) and ids]
-    return ", ".join(done) or "nothing to do"
+    return ", ".join(done) or _("nothing to do")

@@ -15,6 +15,7 @@ from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, remember_server, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
+from schakel.cli.i18n import _
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import emit, plain, table
 from schakel.protocol.errors import MalformedError
@@ -99,10 +100,10 @@ def send(home: Path, server: str | None, network_id: str | None, concern: str, u
         raise MalformedError(f"{ticket_file} already exists; choose another --ticket-file")
     noted, lines = advise({"concern": concern}, with_text=not as_json)
     if lines:
-        click.echo("schakel: note: the concern holds what the PII guard reads as identifying "
-                   "data; it goes sealed to the coordinator only, so it is sent as written",
-                   err=True)
-        for line in [*lines, "  who it is about may go in --identity-file instead"]:
+        click.echo("schakel: " + _(
+            "note: the concern holds what the PII guard reads as identifying data; it goes "
+            "sealed to the coördinator only, so it is sent as written"), err=True)
+        for line in [*lines, "  " + _("who it is about may go in --identity-file instead")]:
             click.echo(line, err=True)
 
     if card_file is not None:
@@ -156,7 +157,7 @@ def _ticket_in_home(partner: "Partner", wanted: str) -> Any:
     """The ticket this home kept for a signal id (or a receipt token)."""
     from schakel.client.views import SignalTicket
 
-    for _, doc in partner.session.state.docs("ticket"):
+    for _kind, doc in partner.session.state.docs("ticket"):
         if wanted in (doc.get("signal"), doc.get("receipt")):
             return SignalTicket.from_file(doc)
     raise MalformedError(f"this home sent no signal {wanted!r}; give the signal id that "

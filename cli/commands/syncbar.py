@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
+from schakel.cli.i18n import _, number
+
 if TYPE_CHECKING:  # the library is imported when a command runs, so --help stays fast
     from schakel.client.progress import SyncProgress
 
@@ -32,14 +34,15 @@ def duration(seconds: float) -> str:
 
 def describe(label: str, p: SyncProgress) -> str:
     """``sync 1a2b3c4d [########--------]  50%  2,500/~5,000 items  1,850 items/s  ~0:02
-    left``; when done, the items without an estimate and ``0:00 left``."""
+    left``; when done, the items without an estimate and ``0:00 left``.  In Dutch
+    (:mod:`schakel.cli.i18n`): ``… 2.500/~5.000 items  1.850 items/s  nog ~0:02``."""
     percent = int(p.fraction * 100)
     filled = int(p.fraction * WIDTH)
-    count = f"{p.items:,}" if p.done else f"{p.items:,}/~{p.items + p.remaining:,}"
-    rate = "-" if p.items_per_s is None else f"{p.items_per_s:,.0f}"
+    count = number(p.items) if p.done else f"{number(p.items)}/~{number(p.items + p.remaining)}"
+    rate = "-" if p.items_per_s is None else number(p.items_per_s)
     left = "--:--" if p.eta_s is None else ("" if p.done else "~") + duration(p.eta_s)
-    return (f"{label} [{'#' * filled}{'-' * (WIDTH - filled)}] {percent:3d}%  {count} items  "
-            f"{rate} items/s  {left} left")
+    return f"{label} [{'#' * filled}{'-' * (WIDTH - filled)}] {percent:3d}%  " + _(
+        "{count} items  {rate} items/s  {left} left").format(count=count, rate=rate, left=left)
 
 
 class SyncBar:

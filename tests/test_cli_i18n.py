@@ -1,0 +1,128 @@
+"""The command line speaks Dutch unless asked for English (ADR 0037): its refusals --
+what was refused, why, what to do, who can act -- and the sync bar, run as a person runs
+them (``python -m schakel.cli`` in a subprocess, tests/cli_harness.py).  A refusal of the
+server's policy in both languages, on a real network: tests/test_cli_flows.py
+(``test_a_volunteer_asking_official_is_refused_in_dutch_unless_english_is_asked``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from schakel.cli.commands.syncbar import describe
+from schakel.cli.i18n import use
+from schakel.client import SyncProgress
+from tests.cli_harness import NO_LANGUAGE, schakel
+
+NETWORK, CASE = "A" * 22, "B" * 22
+#: A note with a phone number: the PII guard refuses it on this computer, before any home,
+#: passphrase or server is needed.
+NOTE = ("case", "note", NETWORK, CASE, "--text", "bel haar op 0612345678")
+
+
+def run(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return schakel(*args, "--home", str(tmp_path / "home"), cwd=tmp_path,
+                   env={**NO_LANGUAGE, **env})
+
+
+def test_a_pii_refusal_is_dutch_when_no_language_is_asked_for(tmp_path: Path) -> None:
+    result = run(*NOTE, tmp_path=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("schakel: geweigerd: de PII-controle vond identificerende gegevens in "
+                        "de tekst (docs/protocol.md §8)")
+    assert "  text: telefoonnummer, tekens 12–22" in lines
+    assert "  voorstel voor text:" in lines and "      bel haar op [telefoon]" in lines
+    assert "  er is niets naar de server gestuurd" in lines
+    assert any(line.startswith("  wat u kunt doen: vervang elk gegeven door zijn "
+                               "plaatshouder") for line in lines)
+    assert any(line.startswith("  wie dit kan regelen: de coördinator") for line in lines)
+    assert "refused" not in result.stderr and "what to do" not in result.stderr
+
+
+@pytest.mark.parametrize("env", [{"LANG": "en_GB.UTF-8"}, {"LC_MESSAGES": "en_US.UTF-8"},
+                                 {"LANGUAGE": "en", "LANG": "nl_NL.UTF-8"},
+                                 {"SCHAKEL_LANG": "en", "LANG": "nl_NL.UTF-8"}],
+                         ids=["LANG", "LC_MESSAGES", "LANGUAGE", "SCHAKEL_LANG"])
+def test_a_pii_refusal_is_english_when_the_environment_asks(tmp_path: Path,
+                                                            env: dict[str, str]) -> None:
+    result = run(*NOTE, tmp_path=tmp_path, **env)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("schakel: refused: the PII guard found identifying data in the text "
+                        "(docs/protocol.md §8)")
+    assert "  text: phone number, characters 12–22" in lines
+    assert "  nothing was sent to the server" in lines
+    assert "geweigerd" not in result.stderr and "wat u kunt doen" not in result.stderr
+
+
+def test_the_lang_option_wins_over_the_environment(tmp_path: Path) -> None:
+    english = schakel("--lang", "en", *NOTE, "--home", str(tmp_path), cwd=tmp_path,
+                      env={**NO_LANGUAGE, "SCHAKEL_LANG": "nl"})
+    assert english.stderr.startswith("schakel: refused: the PII guard"), english.stderr
+    dutch = schakel("--lang", "nl", *NOTE, "--home", str(tmp_path), cwd=tmp_path,
+                    env={**NO_LANGUAGE, "LANG": "en_GB.UTF-8"})
+    assert dutch.stderr.startswith("schakel: geweigerd: de PII-controle"), dutch.stderr
+    wrong = schakel("--lang", "de", *NOTE, cwd=tmp_path, env=NO_LANGUAGE)
+    assert wrong.returncode == 2 and "'de' is not one of 'nl', 'en'" in wrong.stderr
+
+
+def test_an_id_that_starts_with_a_dash_stays_an_argument_after_the_lang_option(
+        tmp_path: Path) -> None:
+    result = schakel("--lang", "en", "case", "note", NETWORK, "-" + "B" * 21, "--text",
+                     "bel haar op 0612345678", "--home", str(tmp_path), cwd=tmp_path,
+                     env=NO_LANGUAGE)
+    assert result.returncode == 1 and "No such option" not in result.stderr, result.stderr
+    assert result.stderr.startswith("schakel: refused: the PII guard")
+
+
+def test_a_home_that_does_not_open_is_explained_in_dutch_by_default(tmp_path: Path) -> None:
+    result = run("case", "list", NETWORK, tmp_path=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("schakel: geweigerd: ")
+    assert ("  wat u kunt doen: controleer de wachtzin (of SCHAKEL_PASSPHRASE) en het pad van "
+            "--home / --keystore") in result.stderr.splitlines()
+    english = run("case", "list", NETWORK, tmp_path=tmp_path, LANG="en_GB.UTF-8")
+    assert "  what to do: check the passphrase" in english.stderr
+
+
+def test_an_untrusted_network_is_explained_in_dutch_by_default(tmp_path: Path) -> None:
+    """An id of the right shape this home holds no trust anchor for: the advice to trust it
+    with the fingerprint the coördinator reads aloud."""
+    home = str(tmp_path / "h")
+    made = schakel("init", "--home", home, "--name", "Buurtkerk", "--server",
+                   "http://127.0.0.1:9", "--acting-user", "u-1", "--kdf", "interactive",
+                   cwd=tmp_path, env=NO_LANGUAGE)
+    assert made.returncode == 0, made.stderr
+    result = schakel("network", "show", NETWORK, "--home", home, cwd=tmp_path, env=NO_LANGUAGE)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.startswith("schakel: geweigerd: ")
+    assert (f"  wat u kunt doen: `schakel network list` toont de netwerken die deze thuismap "
+            f"vertrouwt. Als u {NETWORK} had opgericht") in result.stderr
+    # The server is not running: the refusal of a sync says so, in Dutch.
+    schakel("network", "trust", NETWORK, "--fingerprint", " ".join(["12345"] * 8),
+            "--home", home, cwd=tmp_path, env=NO_LANGUAGE)
+    unreachable = schakel("sync", NETWORK, "--home", home, cwd=tmp_path, env=NO_LANGUAGE)
+    assert unreachable.returncode == 5, unreachable.stderr
+    assert unreachable.stderr.startswith("schakel: kan de server op http://127.0.0.1:9 niet "
+                                         "bereiken: draait `schakel serve`?")
+    assert "  wat u kunt doen: controleer het adres" in unreachable.stderr
+
+
+def progress(items: int, remaining: int) -> SyncProgress:
+    return SyncProgress(network="n", items=items, cursor=str(items),
+                        head=str(items + remaining), remaining=remaining, items_per_s=1850.0,
+                        eta_s=3.2, done=not remaining)
+
+
+def test_the_sync_bar_speaks_dutch_with_dutch_numbers() -> None:
+    use("nl")
+    assert describe("bijwerken abcd1234", progress(2500, 2500)) == (
+        "bijwerken abcd1234 [########--------]  50%  2.500/~5.000 items  1.850 items/s  "
+        "nog ~0:04")
+    use("en")
+    assert describe("sync abcd1234", progress(2500, 2500)).endswith(
+        "2,500/~5,000 items  1,850 items/s  ~0:04 left")
