@@ -51,6 +51,9 @@ PV = (403, "policy_violation")    # decided and audited as a denial (not-a-membe
 REMOVED: dict[str, Expected] = {
     "GET healthz": OK, "GET metrics": OK, "GET openapi": OK, "GET server": OK,
     "GET signals/status": OK,
+    # the resident's intake page and its files are public (ADR 0038)
+    "GET intake": OK, "GET intake.css": OK, "GET intake.js": OK, "GET libsodium.js": OK,
+    "GET libsodium-wrappers.js": OK,
     # registering a network takes the genesis's own coordinator key, whoever else signs
     "POST networks": F,
     "GET network": UK, "POST members": UK, "GET members": UK, "POST revocations": UK,
