@@ -167,3 +167,11 @@ def schema_free_key_id(raw: bytes) -> str:
     import hashlib
     digest = hashlib.blake2b(raw, digest_size=32, key=b"schakel/v1/key-id").digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def test_the_audit_actions_are_the_schemas() -> None:
+    """The library's list of audit actions and the audit-entry schema's enum are one list,
+    so code that walks every action (reports, docs) misses none."""
+    from schakel.protocol.objects.audit import ACTIONS
+    enum = schema.schema_of("audit-entry")["properties"]["action"]["enum"]
+    assert sorted(ACTIONS) == sorted(enum)

@@ -27,8 +27,10 @@ from schakel.protocol.objects.base import Part, SignedObject, Timestamp, WireObj
 #: Domain separation of audit-entry commitments (design §3: a prefix per hashed object).
 COMMITMENT_PREFIX = b"schakel/v1/audit-entry"
 SALT_BYTES = 16
+#: Every ``action`` an audit entry may have: exactly the schema's enum
+#: (tests/test_schema.py::test_the_audit_actions_are_the_schemas).
 ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-invoke",
-           "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
+           "bemoeizorg-release", "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
            "purge-ack", "membership", "membership-revoke", "erase", "read", "policy", "lookup",
            "erasure", "rectification", "audience-widen")
