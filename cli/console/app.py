@@ -193,7 +193,7 @@ async def inbox(request: web.Request) -> web.Response:
         return page(request, "refused.html", http_status=403, network=network,
                     refusal=explain(error))
     return page(request, "inbox.html", network=network, signals=signals,
-                count=ngettext("{n} signal", "{n} signals", len(signals)).format(n=len(signals)))
+                count=_("Signals: {n}").format(n=len(signals)))
 
 
 async def _one_signal(request: web.Request, network: str, wanted: str) -> Any:
