@@ -186,7 +186,7 @@ async def test_every_answer_carries_the_strict_security_headers(bare: Console) -
             assert part in csp
         assert "unsafe-inline" not in csp
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
-        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert answer.headers["Referrer-Policy"] == "same-origin"
         assert answer.headers["Cache-Control"] == "no-store"
     assert "<script" not in await shown.text() and "style=" not in await shown.text()
 

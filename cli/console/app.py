@@ -72,6 +72,23 @@ def _choice(form: Any, name: str, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+#: The protocol's codes a screen shows, as words (the ``word`` filter of the templates).
+WORDS = {
+    "low": N_("low"), "medium": N_("medium"), "high": N_("high"), "acute": N_("acute"),
+    "received": N_("received"), "taken-up": N_("taken up"), "referred": N_("referred"),
+    "closed": N_("closed"), "not-taken-up": N_("not taken up"), "open": N_("open"),
+    "resident": N_("resident"), "volunteer": N_("volunteer"),
+    "volunteer-driver": N_("volunteer driver"), "gp": N_("GP"), "neighbour": N_("neighbour"),
+    "family": N_("family"), "shell-partner": N_("shell partner"),
+    "professional": N_("professional"), "other": N_("other"),
+}
+
+
+def word(code: Any) -> str:
+    """A code shown as a word in the language spoken now (the code itself if unknown)."""
+    return _(WORDS[code]) if isinstance(code, str) and code in WORDS else str(code)
+
+
 def label(name: str) -> str:
     """The label of the form field ``name``, in the language spoken now."""
     return _(FIELD_LABELS[name])
@@ -375,6 +392,7 @@ def make_app(home: Path, server: str | None, gate: Gate) -> web.Application:
                                autoescape=jinja2.select_autoescape(["html"], default=True),
                                extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
     env.install_gettext_callables(_, ngettext, newstyle=True)    # type: ignore[attr-defined]
+    env.filters["word"] = word
     app.on_response_prepare.append(headers)
     app.on_cleanup.append(_close)
     app.router.add_get("/", index)

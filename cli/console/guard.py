@@ -13,7 +13,8 @@ prove that it comes from the browser the console was opened in:
   the console itself (a foreign or missing Origin is refused);
 * every answer, a refusal too, carries a strict Content-Security-Policy (no script at
   all, no inline style, nothing from elsewhere, no framing, forms to the console only),
-  ``nosniff`` and no referrer.
+  ``nosniff``, and a referrer for the console itself only (``same-origin``: the
+  console's own forms must carry its Origin, which ``no-referrer`` would blank).
 
 A refusal is 403 with a short Dutch-first page saying what was refused and what to do;
 it never says which check a guessed token or cookie failed beyond that.
@@ -53,7 +54,10 @@ CONTENT_SECURITY_POLICY = "; ".join((
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": under it Chromium sends ``Origin: null`` with every form POST,
+    # and the Origin check could not tell the console's own forms from a foreign page's.
+    # "same-origin" sends nothing to any other origin, which is what no-referrer is for.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
