@@ -292,3 +292,47 @@ async def test_note_with_identifying_data_is_refused_showing_the_span_and_nothin
     assert "<mark>06-12345678</mark>" in text
     await cast.formal.sync(console.network)
     assert len(cast.formal.cases.get(console.network, case).events) == before
+
+
+async def test_a_signals_sealed_identity_becomes_the_cases_and_stays_out_of_the_kern(
+        network: tuple[Any, Console]) -> None:
+    cast, console = network
+    who = {"name": {"given_names": "Aaltje", "family_name": "Verhoef"}}
+    ticket = await cast.shell.signals.send(console.network, "Mevrouw Verhoef valt vaak.",
+                                           signaller_kind="shell-partner", identity_hint=who)
+    await console.enter()
+    await console.unlock()
+    one = f"/n/{console.network}/signals/{ticket.signal}"
+    answer = await console.post(one + "/case", {
+        "summary": "Oudere vrouw valt vaak thuis.", "age_band": "75-84",
+        "neighbourhood": "Soesterkwartier", "domains": "self-care", "severity": "high",
+        "care_status": "known"}, page=one)
+    assert answer.status == 200, await answer.text()
+    case = str(answer.url).rsplit("/", 1)[1]
+    await cast.formal.sync(console.network)
+    view = cast.formal.cases.get(console.network, case)
+    assert view.state["source"] == "shell-partner"
+    assert "Verhoef" not in repr(view.state)
+    await cast.coordinator.sync(console.network)
+    held = cast.coordinator.identity.get(console.network, case)
+    assert dict(held["name"])["family_name"] == "Verhoef"
+
+
+async def test_a_case_is_closed_with_a_reason_the_pii_guard_checked(
+        network: tuple[Any, Console]) -> None:
+    cast, console = network
+    case = await cast.coordinator.cases.create(console.network, {
+        "kind": "intake", "summary": "Zorgen om een oudere man.", "age_band": "75-84",
+        "neighbourhood": "Soesterkwartier", "domains": ["loneliness"], "severity": "low",
+        "care_status": "known", "source": "partner", "complex": False})
+    await console.enter()
+    await console.unlock()
+    page = f"/n/{console.network}/cases/{case}"
+    refused = await console.post(page + "/close", {"reason": "Verhuisd naar 06-12345678."},
+                                 page=page)
+    assert refused.status == 422 and "<mark>06-12345678</mark>" in await refused.text()
+    answer = await console.post(page + "/close", {"reason": "Hulp loopt via de huisarts."},
+                                page=page)
+    assert answer.status == 200
+    await cast.formal.sync(console.network)
+    assert cast.formal.cases.get(console.network, case).status == "closed"

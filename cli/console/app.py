@@ -1,6 +1,6 @@
 """The console's screens (ADR 0040): unlock the home and choose a network, the
 coördinator's signals inbox (read, feedback, turn into a case) and the cases (list with
-a filter, one case's anonymous layer, add a note).
+a filter, one case's anonymous layer, add a note, close).
 
 One :class:`~schakel.client.Partner` is opened by the unlock form and kept in this process
 until the console stops; every screen calls the same library as the commands, one call at
@@ -103,7 +103,7 @@ FIELD_LABELS = {
     "summary": N_("Summary (without names, addresses or numbers)"), "age_band": N_("Age band"),
     "neighbourhood": N_("Neighbourhood (wijk)"), "domains": N_("Problem domains"),
     "severity": N_("Severity"), "care_status": N_("Care status"), "complex": N_("Complex case"),
-    "text": N_("Note"),
+    "text": N_("Note"), "reason": N_("Reason for closing (without identifying data)"),
 }
 
 
@@ -373,6 +373,28 @@ async def note(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}#notes")
 
 
+async def close(request: web.Request) -> web.StreamResponse:
+    """Close a case (its owner or the coördinator), with a reason the PII guard checked."""
+    from schakel.cli.commands.guard import refuse_early, showing
+
+    network, wanted = _id(request, "network"), _id(request, "case")
+    try:
+        reason = _text(request[FORM], "reason")
+    except FormError as error:
+        return await case(request, http_status=422, form_error=str(error))
+    checked = {"reason": reason}
+    partner = _partner(request)
+    try:
+        refuse_early(checked)
+        with showing(checked):
+            async with request.app[HELD].lock:
+                await partner.sync(network)
+                await partner.cases.close(network, wanted, reason=reason or "")
+    except ProtocolError as error:
+        return await case(request, http_status=422, refusal=explain(error), reason=reason)
+    raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}")
+
+
 # ------------------------------------------------------------------ the app
 
 async def _close(app: web.Application) -> None:
@@ -404,6 +426,7 @@ def make_app(home: Path, server: str | None, gate: Gate) -> web.Application:
     app.router.add_get("/n/{network}/cases", cases)
     app.router.add_get("/n/{network}/cases/{case}", case)
     app.router.add_post("/n/{network}/cases/{case}/note", note)
+    app.router.add_post("/n/{network}/cases/{case}/close", close)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
 
