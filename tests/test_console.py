@@ -336,3 +336,15 @@ async def test_a_case_is_closed_with_a_reason_the_pii_guard_checked(
     assert answer.status == 200
     await cast.formal.sync(console.network)
     assert cast.formal.cases.get(console.network, case).status == "closed"
+
+
+def test_the_browser_is_started_with_a_private_file_not_with_the_token(tmp_path: Path) -> None:
+    """Other users of the computer see a process's arguments: the browser gets the name of
+    a 0600 page that forwards to the start address, never the address itself."""
+    from schakel.cli.commands.console import opener
+
+    gate = Gate(port=_port())
+    page = opener(gate.address(), tmp_path)
+    assert gate.token not in page.as_uri()
+    assert page.stat().st_mode & 0o077 == 0
+    assert gate.address() in page.read_text(encoding="utf-8")

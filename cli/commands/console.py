@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import os
+import signal
 import socket
+import tempfile
 import webbrowser
 from pathlib import Path
 
@@ -32,6 +36,20 @@ def check_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def opener(address: str, folder: Path) -> Path:
+    """A page only this user can read (mode 0600, in ``folder``) that sends the browser
+    on to ``address``.  The browser is started with this file's name, not the address:
+    the arguments of a process are visible to every user of the computer, and the
+    address holds the start token."""
+    fd, name = tempfile.mkstemp(prefix="schakel-console-", suffix=".html", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        target = html.escape(address, quote=True)
+        out.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" '
+                  f'content="0;url={target}"><title>Schakel</title>'
+                  f'<p><a href="{target}">Schakel-console</a></p>\n')
+    return Path(name)
+
+
 @click.command()
 @partner_options
 @click.option("--bind", default="127.0.0.1", show_default=True, callback=check_bind,
@@ -43,7 +61,7 @@ def check_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def console(home: Path, server: str | None, bind: str, port: int, browser: bool) -> None:
     """Open the console: your home's signals and cases in your browser, in Dutch.
 
-    The console runs on this computer (127.0.0.1) until Ctrl-C; the keys and what you
+    The console runs on this computer (127.0.0.1) until Ctrl-C (or SIGTERM); the keys and what you
     read stay in it, and the Schakel server sees only ciphertext. It prints an address
     with a one-time token: open it in your browser (it opens by itself unless
     --no-browser). The token is exchanged for a session at once; start the console
@@ -67,11 +85,16 @@ def console(home: Path, server: str | None, bind: str, port: int, browser: bool)
         address = gate.address()
         click.echo(_("The console is at {address}").format(address=address))
         click.echo(_("(the address works once; stop with Ctrl-C)"), err=True)
-        if browser:
-            webbrowser.open(address)
+        page = opener(address, home) if browser else None
         try:
-            await asyncio.Event().wait()
+            if page is not None:
+                webbrowser.open(page.as_uri())
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()
         finally:
+            if page is not None:
+                page.unlink(missing_ok=True)
             await runner.cleanup()
 
     try:
