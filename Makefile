@@ -31,7 +31,8 @@ vectors: $(STAMP)
 	for g in tests/vectors_*.py; do $(BIN)/python $$g || exit 1; done
 	$(BIN)/python tests/test_httpsig.py --regenerate
 
-# The message catalog (ADR 0037): extract the msgids of cli/ into build/schakel.pot, bring
+# The message catalog (ADR 0037): extract the msgids of cli/ (its Python, and the
+# console's Jinja templates through Jinja's Babel extractor: babel.cfg) into build/schakel.pot, bring
 # the Dutch catalog up to date (new messages arrive empty: translate them in
 # cli/locale/nl/LC_MESSAGES/schakel.po), and compile it to the .mo beside it.
 # tests/test_i18n.py fails until every message has its Dutch and the .mo matches the .po.
@@ -39,7 +40,7 @@ LOCALES := cli/locale
 catalogs: $(STAMP)
 	@mkdir -p build
 	$(BIN)/pybabel -q extract --project=schakel --add-location=file --sort-output \
-		--no-wrap --omit-header -o build/schakel.pot cli
+		--no-wrap --omit-header -F babel.cfg -o build/schakel.pot cli
 	$(BIN)/pybabel -q update --no-fuzzy-matching --ignore-obsolete \
 		--ignore-pot-creation-date --no-wrap --init-missing -l nl -D schakel \
 		-i build/schakel.pot -d $(LOCALES)

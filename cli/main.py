@@ -360,6 +360,8 @@ COMMANDS: dict[str, Lazy] = {
                  "refer."),
     "consent": Lazy(_C + "consent:consent", "A person's consent (toestemming) to release "
                     "identity: record, revoke."),
+    "console": Lazy(_C + "console:console", "Open the console: your home's signals and cases "
+                    "in your browser, in Dutch."),
     "demo": Lazy(_C + "demo:demo", "Play the report's practices against a real "
                  "`schakel serve`."),
     "duties": Lazy(_C + "duties:duties", "Do this home's duties for a network now (also done "

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "cli"
 PO = CLI / "locale" / "nl" / "LC_MESSAGES" / "schakel.po"
 MO = PO.with_suffix(".mo")
-#: Messages that are the same word in Dutch (names of identifiers, not English).
-SAME_IN_DUTCH = frozenset({"BSN", "IBAN"})
+#: Messages that are the same word in Dutch (names of identifiers, and the console's
+#: "Status" and "open", which Dutch writes as English does).
+SAME_IN_DUTCH = frozenset({"BSN", "IBAN", "Status", "open"})
 #: The names under which the code marks a message (cli/i18n.py).
 MARKERS = frozenset({"_", "N_", "ngettext"})
 
@@ -39,10 +40,13 @@ def catalog() -> Catalog:
 
 
 def in_code() -> dict[str, str]:
-    """msgid -> the first file that marks it, as Babel extracts them from cli/."""
+    """msgid -> the first file that marks it, as Babel extracts them from cli/: its Python
+    and the console's Jinja templates (babel.cfg, what ``make catalogs`` reads)."""
     found: dict[str, str] = {}
     for filename, _lineno, message, _comments, _context in extract_from_dir(
-            str(CLI), method_map=[("**.py", "python")], keywords=DEFAULT_KEYWORDS):
+            str(CLI), method_map=[("**.py", "python"), ("console/templates/**.html", "jinja2")],
+            options_map={"console/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+            keywords=DEFAULT_KEYWORDS):
         for msgid in (message if isinstance(message, tuple) else (message,)):
             if msgid:
                 found.setdefault(msgid, filename)
@@ -59,6 +63,17 @@ def test_the_code_marks_the_refusals_for_the_catalog() -> None:
     found = in_code()
     assert len(found) >= 100
     assert "what to do: {hint}" in found and "refused: {message}" in found
+    assert "Signals inbox" in found          # a console template's message
+
+
+def test_every_console_page_is_dutch_by_default() -> None:
+    """A msgid of the console's templates reads Dutch unless English is asked for."""
+    use("nl")
+    try:
+        assert _("Unlock your home") == "Ontgrendel uw omgeving"
+        assert _("Turn into a case") != "Turn into a case"
+    finally:
+        use(None)
 
 
 def test_every_message_in_the_code_has_its_dutch() -> None:

@@ -1,0 +1,170 @@
+"""The console in a real browser (cli/console/, ADR 0040): a coördinator runs
+``schakel console`` as a child process over its home, against a real ``schakel serve``
+(cli/serverprocess.py), and handles a signal end to end in headless Chromium driven by
+Selenium through Debian's chromedriver (the pattern of tests/test_intake_browser.py).
+
+Set ``SCHAKEL_SCREENSHOTS=<folder>`` to keep the screenshots (docs/screenshots/
+console-inbox.png was made so).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schakel.cli.serverprocess import ServerProcess
+from schakel.client import Partner
+from schakel.client.card import anonymous_signal, anonymous_status, read_card
+from tests.client_harness import COVENANT, PASSPHRASE, make_partner, network_policy
+from tests.test_intake_browser import (  # noqa: F401  (browser: the shared fixture)
+    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, screenshot, wait_for,
+)
+
+pytestmark = pytest.mark.skipif(not BROWSER and not IN_CI, reason=MISSING)
+
+CONCERN = ("Mevrouw De Wit van de Kruiskamp haalt haar post niet meer op en de buren zien "
+           "haar al een week niet.")
+MESSAGE = "Dank u wel, we gaan deze week bij haar langs."
+SUMMARY = "Oudere vrouw lijkt zich terug te trekken; post blijft liggen."
+NOTE = "Buurtvrijwilliger gaat donderdag langs met de koffiekar."
+
+
+@dataclass
+class Buurtnetwerk:
+    server: ServerProcess
+    home: Path
+    network: str
+    card: Any
+    console: subprocess.Popen[str] | None = None
+    address: str = ""
+
+
+def start_console(home: Path) -> tuple[subprocess.Popen[str], str]:
+    """``schakel console --no-browser`` over ``home``; returns it and the address it printed."""
+    env = {**os.environ, "SCHAKEL_LANG": "nl", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "schakel.cli", "console", "--home", str(home),
+                             "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() else "")
+    return proc, line[line.index("http://"):].strip()
+
+
+@pytest.fixture
+async def buurtnetwerk(tmp_path: Path) -> AsyncIterator[Buurtnetwerk]:
+    server = ServerProcess(tmp_path / "server")
+    server.init()
+    url = server.start()
+    coordinator: Partner | None = None
+    b: Buurtnetwerk | None = None
+    try:
+        coordinator = await make_partner(tmp_path, url, "welzijn",
+                                         name="Welzijn Amersfoort (regie)")
+        network = await coordinator.networks.create(
+            name="Buurtnetwerk 55+ Kruiskamp", kind="neighbourhood", covenant=COVENANT,
+            server_fingerprint=server.fingerprint,
+            policy=network_policy("neighbourhood", anonymous_signals=True))
+        card = read_card(await coordinator.cards.publish(
+            network, valid_until=datetime.now(UTC) + timedelta(days=30)),
+            fingerprint=str(coordinator.fingerprint))
+        await coordinator.close()
+        coordinator = None
+        b = Buurtnetwerk(server=server, home=tmp_path / "welzijn", network=network, card=card)
+        b.console, b.address = start_console(b.home)
+        yield b
+    finally:
+        if coordinator is not None:
+            await coordinator.close()
+        if b is not None and b.console is not None:
+            b.console.terminate()
+            b.console.wait(10)
+        server.stop()
+
+
+def _then_next_page(driver: Any, element: Any) -> None:
+    """Click ``element`` and wait until the browser has left the page it was on, so
+    that what the test reads next is the answer (a form answers with a redirect)."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, WAIT).until(ec.staleness_of(old))
+    wait_for(driver, "main")
+
+
+def submit(driver: Any, button_text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    _then_next_page(driver, driver.find_element(
+        By.XPATH, f"//button[normalize-space()='{button_text}']"))
+
+
+def link(driver: Any, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    _then_next_page(driver, driver.find_element(By.PARTIAL_LINK_TEXT, text))
+
+
+async def test_a_coordinator_handles_a_signal_end_to_end_in_the_console(
+        buurtnetwerk: Buurtnetwerk, browser: Any, tmp_path: Path) -> None:
+    """Unlock, choose the network, read the signal in the inbox, answer the signaller,
+    turn the signal into a case, find it in the list and add a note; every screen in
+    Dutch, the start token gone from the address bar, and no CSP violation."""
+    from selenium.webdriver.support.ui import Select
+
+    b = buurtnetwerk
+    ticket = await anonymous_signal(b.card, CONCERN, signaller_kind="neighbour")
+
+    browser.get(b.address)
+    wait_for(browser, "passphrase")
+    assert "token=" not in browser.current_url
+    assert "Ontgrendel uw omgeving" in browser.page_source
+    by_id(browser, "passphrase").send_keys(PASSPHRASE)
+    submit(browser, "Ontgrendelen")
+
+    assert "Buurtnetwerk 55+ Kruiskamp" in browser.find_element("tag name", "main").text
+    link(browser, "Signalen")
+    assert "Signalen: 1" in browser.page_source
+    screenshot(browser, "console-inbox", tmp_path)
+    link(browser, f"Signaal {ticket.signal[:8]}")
+    assert by_id(browser, "concern").text == CONCERN
+
+    Select(by_id(browser, "status")).select_by_value("received")
+    by_id(browser, "message").send_keys(MESSAGE)
+    submit(browser, "Terugkoppeling versturen")
+    wait_for(browser, "concern")
+    status = await anonymous_status(ticket, b.card)
+    assert status.messages == [MESSAGE]
+
+    by_id(browser, "summary").send_keys(SUMMARY)
+    Select(by_id(browser, "age_band")).select_by_value("75-84")
+    by_id(browser, "neighbourhood").send_keys("Kruiskamp")
+    browser.find_element("css selector", "input[name=domains][value=loneliness]").click()
+    Select(by_id(browser, "care_status")).select_by_value("misses-care")
+    submit(browser, "Casus aanmaken")
+    wait_for(browser, "summary-text")
+    assert by_id(browser, "summary-text").text == SUMMARY
+    case = browser.current_url.rsplit("/", 1)[1]
+    assert (await anonymous_status(ticket, b.card)).status == "taken-up"
+
+    link(browser, "Casussen")
+    assert case[:8] in browser.find_element("tag name", "table").text
+    link(browser, case[:8])
+    by_id(browser, "text").send_keys(NOTE)
+    submit(browser, "Aantekening toevoegen")
+    wait_for(browser, "summary-text")
+    assert NOTE in browser.find_element("css selector", "ol.events").text
+    assert console_errors(browser) == []
+    stored = b"".join(p.read_bytes() for p in b.server.data.glob("schakel.db*"))
+    for word in ("De Wit", "koffiekar", "post blijft liggen"):
+        assert word.encode() not in stored, word
