@@ -347,3 +347,62 @@ def test_the_browser_is_started_with_a_private_file_not_with_the_token(tmp_path:
     assert gate.token not in page.as_uri()
     assert page.stat().st_mode & 0o077 == 0
     assert gate.address() in page.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ audit
+
+
+async def _verified_page(console: Console) -> str:
+    """Start a verification from the audit screen and follow the page until it is done
+    (it refreshes itself while the background verification runs)."""
+    import asyncio
+
+    audit = f"/n/{console.network}/audit"
+    answer = await console.post(audit + "/verify", {}, page=audit)
+    assert answer.status == 200
+    for _ in range(200):
+        text = await (await console.client.get(audit)).text()
+        if 'http-equiv="refresh"' not in text:
+            return text
+        assert "entries checked so far" in text
+        await asyncio.sleep(0.05)
+    raise AssertionError("the verification did not finish")
+
+
+async def test_audit_screen_verifies_the_log_and_shows_head_and_entries_newest_first(
+        network: tuple[Any, Console]) -> None:
+    cast, console = network
+    await console.enter()
+    await console.unlock()
+    text = await _verified_page(console)
+    verified = await cast.auditor.audit.verify(console.network)
+    assert "The audit log verifies" in text
+    assert f"<dd>{verified.size}</dd>" in text and verified.root in text
+    rows = re.findall(r"<tr><td>(\d+)</td>", text)
+    assert len(rows) >= 2
+    assert [int(r) for r in rows] == sorted((int(r) for r in rows), reverse=True)
+    assert int(rows[0]) == verified.size - 1
+
+
+async def test_audit_screen_shows_a_rewritten_entry_as_a_failure_and_what_it_means(
+        tmp_path: Path) -> None:
+    from tests.tamper_proxy import rewrite_audit_entry, tampered_server
+
+    async with tampered_server(tmp_path) as ts:
+        cast = await standard_network(tmp_path, ts.url)
+        try:
+            home = Path(cast.coordinator.session.home.path)
+            async for console in _console(home):
+                console.network = cast.network
+                await console.enter()
+                await console.unlock()
+                rewrite_audit_entry(ts.proxy, cast.network, 0)
+                text = await _verified_page(console)
+                assert ts.proxy.hits() >= 1
+                assert "The audit log does not verify" in text
+                assert "audit-entry-rewritten" in text
+                assert "someone changed who did what" in text
+                assert "this was recorded in your home" in text
+                assert "The audit log verifies" not in text
+        finally:
+            await cast.close()

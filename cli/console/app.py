@@ -41,6 +41,21 @@ class Held:
     server: str | None
     partner: Any = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    audits: dict[str, "Verification"] = field(default_factory=dict)
+
+
+@dataclass
+class Verification:
+    """One verification of a network's audit log running in the background: how many
+    entries' inclusion proofs were checked so far, then the verified head and entries
+    (newest first), or the refusal that ended it."""
+
+    checked: int = 0
+    done: bool = False
+    result: dict[str, Any] | None = None
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    refusal: dict[str, Any] | None = None
+    task: "asyncio.Task[None] | None" = None
 
 
 HELD = web.AppKey("held", Held)
@@ -113,10 +128,11 @@ def explain(error: ProtocolError) -> dict[str, Any]:
     from schakel.cli.commands.guard import TextRefusal, findings_of, marked
     from schakel.cli.commands.refusal import not_trusted
     from schakel.cli.main import HINTS, PII_HINT, REASONS, SERVER_HINTS
-    from schakel.client.errors import ServerRefused
+    from schakel.client.errors import ServerMisbehaviour, ServerRefused
 
     details = error.details or {}
     spans: list[dict[str, str]] = []
+    recorded: str | None = None
     if isinstance(error, PolicyViolation) and details.get("findings") is not None:
         what = _("refused: the PII guard found identifying data in the text "
                  "(docs/protocol.md §8)")
@@ -132,6 +148,15 @@ def explain(error: ProtocolError) -> dict[str, Any]:
                 spans.append({"field": path, "kind": finding.label, "before": "",
                               "span": finding.placeholder, "after": ""})
         hint: str | None = _(PII_HINT)
+    elif isinstance(error, ServerMisbehaviour):
+        message = error.message
+        if message.startswith(f"{error.what}: "):
+            message = message[len(error.what) + 2:]
+        what = _("the server misbehaved ({what}): {message}").format(what=error.what,
+                                                                      message=message)
+        recorded = _("this was recorded in your home; nothing from this answer was believed")
+        advice = HINTS["server_misbehaviour"]
+        hint = _(advice)
     else:
         what = _("refused: {message}").format(message=error.message)
         hint = HINTS.get(error.code)
@@ -144,7 +169,7 @@ def explain(error: ProtocolError) -> dict[str, Any]:
         why = (_("reason: {reason}: {explanation}").format(reason=reason,
                                                             explanation=_(REASONS[reason]))
                if reason in REASONS else _("reason: {reason}").format(reason=reason))
-    return {"what": what, "why": why, "todo": hint, "spans": spans}
+    return {"what": what, "why": why, "todo": hint, "spans": spans, "recorded": recorded}
 
 
 def page(request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
@@ -395,10 +420,89 @@ async def close(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}")
 
 
+# ------------------------------------------------------------------ audit
+
+#: What each way the audit log can fail verification means for the person reading it.
+AUDIT_MEANINGS = {
+    "audit-rollback": N_("The server showed an older, shorter log than it showed this home "
+                         "before: entries that were in the log are being hidden."),
+    "audit-fork": N_("The server showed a log that does not continue the one it showed this "
+                     "home before: it shows different histories to different readers."),
+    "audit-entry-rewritten": N_("An entry differs from what the server signed: someone "
+                                "changed who did what, when or why after the fact."),
+    "audit-entry-missing": N_("Entries the signed log holds were not handed over: a release "
+                              "or a refusal may be hidden from you."),
+}
+#: What to do when the audit log fails verification.
+AUDIT_TODO = N_("Stop sharing identity through this server, tell the coördinator and the "
+                "network's auditor, and keep this home as it is: it holds the evidence "
+                "(the signed heads) that `schakel audit verify` shows again.")
+
+#: Entries on one page of the audit screen.
+AUDIT_PAGE = 50
+
+
+async def _verify(held: Held, network: str, run: Verification) -> None:
+    """Verify the whole log as ``schakel audit verify`` does, then read the verified
+    entries; the outcome (or the refusal) is kept in ``run`` for the page to show."""
+    from schakel.cli.commands.audit import entry_row
+    from schakel.cli.commands.output import plain
+
+    def progress(n: int) -> None:
+        run.checked = n
+
+    try:
+        async with held.lock:
+            result = plain(await held.partner.audit.verify(network, progress=progress))
+            items = plain(await held.partner.audit.entries(network))
+        run.entries = [entry_row(item) for item in reversed(items)]
+        run.result = result
+    except ProtocolError as error:
+        run.refusal = explain(error)
+        what = (error.details or {}).get("what")
+        if isinstance(what, str) and what in AUDIT_MEANINGS:
+            run.refusal["meaning"] = _(AUDIT_MEANINGS[what])
+            run.refusal["todo"] = _(AUDIT_TODO)
+    finally:
+        run.done = True
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    """The verified head and entries (newest first, paged), the progress of a
+    verification still running (the page refreshes itself), or what a failure means."""
+    network = _id(request, "network")
+    _partner(request)
+    run = request.app[HELD].audits.get(network)
+    try:
+        at = max(0, int(request.query.get("page", "0")))
+    except ValueError:
+        at = 0
+    shown = run.entries[at * AUDIT_PAGE:(at + 1) * AUDIT_PAGE] if run else []
+    more = bool(run) and len(run.entries) > (at + 1) * AUDIT_PAGE
+    return page(request, "audit.html", network=network, run=run, shown=shown, at=at,
+                more=more, refusal=None)
+
+
+async def audit_verify(request: web.Request) -> web.StreamResponse:
+    """Start verifying the log from scratch in the background (one at a time per network)."""
+    network = _id(request, "network")
+    _partner(request)
+    held = request.app[HELD]
+    running = held.audits.get(network)
+    if running is None or running.done:
+        run = Verification()
+        held.audits[network] = run
+        run.task = asyncio.create_task(_verify(held, network, run))
+    raise web.HTTPSeeOther(f"/n/{network}/audit")
+
+
 # ------------------------------------------------------------------ the app
 
 async def _close(app: web.Application) -> None:
     held = app[HELD]
+    for run in held.audits.values():
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
     if held.partner is not None:
         await held.partner.close()
         held.partner = None
@@ -427,6 +531,8 @@ def make_app(home: Path, server: str | None, gate: Gate) -> web.Application:
     app.router.add_get("/n/{network}/cases/{case}", case)
     app.router.add_post("/n/{network}/cases/{case}/note", note)
     app.router.add_post("/n/{network}/cases/{case}/close", close)
+    app.router.add_get("/n/{network}/audit", audit_page)
+    app.router.add_post("/n/{network}/audit/verify", audit_verify)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
 
