@@ -5,7 +5,8 @@ app, with the aiohttp test client, over a real partner home talking to a real se
 The first tests are the console's refusals (ADR 0040 §2, threat rows CO-1..CO-6): each
 is one rule, named after it.  The last ones are its screens: the coördinator reads a
 signal, answers it, turns it into a case, and adds a note; the PII guard's refusal shows
-the span it refuses and sends nothing.
+the span it refuses and sends nothing; the audit screen verifies the log, and behind the
+tamper proxy (tests/tamper_proxy.py) shows a rewritten entry as a failure (CO-7).
 """
 
 from __future__ import annotations

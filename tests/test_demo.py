@@ -57,6 +57,7 @@ class DemoRun:
     cli_after: subprocess.CompletedProcess[str] | None
     example: subprocess.CompletedProcess[str] | None
     seconds: float
+    console_visit: dict[str, str] | None = None
 
     @property
     def passed(self) -> list[str]:
@@ -82,6 +83,41 @@ def _cli_from_instructions(stdout: str) -> subprocess.CompletedProcess[str]:
     env = {**_env(), "SCHAKEL_PASSPHRASE": passphrase[1], "SCHAKEL_HOME": gp[1]}
     return subprocess.run([sys.executable, "-m", "schakel.cli", *gp[2].split(), "--json"],
                           env=env, text=True, capture_output=True, timeout=120)
+
+
+CONSOLE_LINE = re.compile(r"^    (\S.*?)\s+(http://127\.0\.0\.1:(\d+)/\?token=\S+)$", re.MULTILINE)
+
+
+def _consoles(stdout: str) -> list[tuple[str, str]]:
+    """The (organisation, start address) pairs the --serve instructions print."""
+    return [(m[1], m[2]) for m in CONSOLE_LINE.finditer(stdout)]
+
+
+def _visit_console(stdout: str) -> dict[str, str] | None:
+    """Open the welfare organisation's console as its printed address says, as a browser
+    would: the start address, then the unlock form with the printed passphrase."""
+    import asyncio
+
+    import aiohttp
+
+    passphrase = re.search(r"export SCHAKEL_PASSPHRASE='([^']+)'", stdout)
+    found = [a for name, a in _consoles(stdout) if name.startswith("Welzijn")]
+    if not passphrase or not found:
+        return None                        # the test of the console addresses says so
+    address = found[0]
+    origin = address.split("/?", 1)[0]
+
+    async def visit() -> dict[str, str]:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(address) as answer:
+                start = await answer.text()
+            csrf = re.search(r'name="csrf" value="([^"]+)"', start)
+            assert csrf, start
+            async with http.post(origin + "/unlock", headers={"Origin": origin},
+                                 data={"csrf": csrf[1], "passphrase": passphrase[1]}) as answer:
+                return {"start": start, "unlocked": await answer.text(),
+                        "status": str(answer.status)}
+    return asyncio.run(visit())
 
 
 def _developer_example(stdout: str) -> subprocess.CompletedProcess[str]:
@@ -114,6 +150,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
     out: list[str] = []
     cli_after = example = None
+    visit: dict[str, str] | None = None
     ended = False
     try:
         deadline = time.monotonic() + DEMO_TIMEOUT
@@ -129,6 +166,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         if not ended:
             cli_after = _cli_from_instructions("".join(out))
             example = _developer_example("".join(out))
+            visit = _visit_console("".join(out))
             proc.send_signal(signal.SIGINT)              # what Ctrl-C sends
         proc.wait(timeout=60)
         while not ended and (line := lines.get(timeout=10)) is not None:
@@ -142,7 +180,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
                 proc.kill()
                 proc.wait()
     yield DemoRun(stdout="".join(out), stderr=proc.stderr.read(), returncode=proc.returncode,
-                  keep=keep, cli_after=cli_after, example=example, seconds=seconds)
+                  keep=keep, cli_after=cli_after, example=example, seconds=seconds,
+                  console_visit=visit)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -303,6 +342,21 @@ def test_serve_prints_instructions_that_work(demo: DemoRun) -> None:
     cases = listed["cases"] if isinstance(listed, dict) else listed
     assert [c["kind"] for c in cases] == ["consult"]        # the shell GP sees only what was shared
     assert "SCHAKEL_HOME=" in demo.stdout and "SCHAKEL_PASSPHRASE=" in demo.stdout
+
+
+def test_serve_prints_a_console_address_for_every_organisation_that_opens_its_home(
+        demo: DemoRun) -> None:
+    homes = re.search(r"with every organisation's home:\n(.*?)\n\n", demo.stdout, re.DOTALL)
+    assert homes, demo.stdout[-3000:]
+    organisations = [line.strip().rsplit(" ", 1)[0].strip() for line in homes[1].splitlines()]
+    consoles = _consoles(demo.stdout)
+    assert [name for name, _address in consoles] == organisations
+    assert len({address.split("/?")[0] for _name, address in consoles}) == len(organisations)
+    assert demo.console_visit is not None, "the demo did not reach --serve"
+    assert 'name="passphrase"' in demo.console_visit["start"]
+    assert demo.console_visit["status"] == "200", demo.console_visit["unlocked"]
+    unlocked = demo.console_visit["unlocked"]
+    assert 'href="/n/' in unlocked and "Welzijn" in unlocked
 
 
 def test_the_developers_example_runs_against_the_demo(demo: DemoRun) -> None:

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from schakel.cli.demo import story
 from schakel.cli.demo.practices import load
-from schakel.cli.demo.stage import PASSPHRASE, Practice, Scene, Stage
+from schakel.cli.demo.stage import PASSPHRASE, Org, Practice, Scene, Stage
 from schakel.cli.demo.tally import Tally, describe, marks_for, printer
 from schakel.cli.serverprocess import ServerProcess
 
@@ -71,10 +71,18 @@ async def perform(stage: Stage, practices: Sequence[Practice]) -> list[tuple[Pra
         await stage.close()
 
 
-def instructions(stage: Stage, played: Sequence[tuple[Practice, Scene]], url: str) -> str:
+def instructions(stage: Stage, played: Sequence[tuple[Practice, Scene]], url: str,
+                 consoles: Sequence[tuple[Org, str]] = ()) -> str:
     """Copy-pasteable commands for trying the CLI against the running server: the homes
-    of every organisation, then each practice's own commands."""
+    of every organisation, each organisation's console address (when ``consoles`` are
+    running), then each practice's own commands."""
     homes = "\n".join(f"    {o.name:<44} {o.home}" for o in stage.orgs)
+    windows = "\n".join(f"    {o.name:<44} {address}" for o, address in consoles)
+    console_part = (f"""
+A console for every organisation, in Dutch, in your browser (each address works once;
+unlock with the passphrase below):
+{windows}
+""" if consoles else "")
     scripts = Path(sys.executable).parent
     path = ("" if shutil.which("schakel") == str(scripts / "schakel")
             else f"    export PATH={scripts}:$PATH\n")
@@ -85,12 +93,42 @@ The server keeps running at {url}, with every organisation's home:
 
 Its server fingerprint, for founding another network on it
 (`schakel network create ... --server-fingerprint "..."`): {stage.server_fingerprint}
-
+{console_part}
 Try the command line in another terminal (one passphrase for all the demo's homes):
 
 {path}    export SCHAKEL_PASSPHRASE='{PASSPHRASE}'
 {tries}
 Ctrl-C stops the server."""
+
+
+async def serve_consoles(stage: Stage, played: Sequence[tuple[Practice, Scene]], url: str,
+                         server: ServerProcess, tally: Tally) -> None:
+    """Serve a console (ADR 0040) for every organisation's home, all in this process,
+    each on its own loopback port with its own one-time start address; print the
+    instructions with those addresses; run until the server ends (or Ctrl-C / SIGTERM).
+    A console opens its home only when its unlock form is sent."""
+    from aiohttp import web
+
+    from schakel.cli.commands.console import free_port
+    from schakel.cli.console.app import make_app
+    from schakel.cli.console.guard import LOOPBACK, Gate
+
+    runners: list[web.AppRunner] = []
+    consoles: list[tuple[Org, str]] = []
+    try:
+        for org in stage.orgs:
+            gate = Gate(port=free_port(LOOPBACK))
+            runner = web.AppRunner(make_app(org.home, url, gate), access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, LOOPBACK, gate.port, reuse_address=False).start()
+            consoles.append((org, gate.address()))
+        tally.say(instructions(stage, played, url, consoles))
+        while server.running:
+            await asyncio.sleep(0.5)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def _instructions(practice: Practice, scene: Scene) -> str:
@@ -140,11 +178,10 @@ def run(*, practices: Sequence[Practice] | None = None, serve: bool = False,
             print(f"The server's log (requests only, never content), last lines:\n"
                   f"{server.tail(2000)}", file=sys.stderr)
         if serve and server.running:
-            tally.say(instructions(stage, played, url))
             try:
-                server.wait()
+                asyncio.run(serve_consoles(stage, played, url, server, tally))
             except KeyboardInterrupt:
-                tally.say("\nStopping the server.")
+                tally.say("\nStopping the consoles and the server.")
         return tally.exit_code()
     except KeyboardInterrupt:
         tally.say("\nInterrupted; stopping the server.")
