@@ -168,3 +168,26 @@ async def test_a_coordinator_handles_a_signal_end_to_end_in_the_console(
     stored = b"".join(p.read_bytes() for p in b.server.data.glob("schakel.db*"))
     for word in ("De Wit", "koffiekar", "post blijft liggen"):
         assert word.encode() not in stored, word
+
+
+async def test_the_audit_log_is_verified_in_the_console_while_the_page_refreshes_itself(
+        buurtnetwerk: Buurtnetwerk, browser: Any, tmp_path: Path) -> None:
+    """The coördinator verifies the network's audit log from the console: the page says
+    how far the check got and refreshes itself (a meta refresh: no script, no CSP
+    violation), then shows the verified head and the entries, in Dutch."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    b = buurtnetwerk
+    browser.get(b.address)
+    wait_for(browser, "passphrase")
+    by_id(browser, "passphrase").send_keys(PASSPHRASE)
+    submit(browser, "Ontgrendelen")
+    link(browser, "Signalen")
+    link(browser, "Auditlog")
+    submit(browser, "Controleer het auditlog")
+    WebDriverWait(browser, WAIT).until(lambda d: "Het auditlog klopt" in d.page_source)
+    main = browser.find_element("tag name", "main").text
+    assert "Omvang" in main and "Wortel" in main
+    assert "gecontroleerd" in browser.find_element("tag name", "table").text
+    screenshot(browser, "console-audit", tmp_path)
+    assert console_errors(browser) == []

@@ -96,6 +96,7 @@ WORDS = {
     "volunteer-driver": N_("volunteer driver"), "gp": N_("GP"), "neighbour": N_("neighbour"),
     "family": N_("family"), "shell-partner": N_("shell partner"),
     "professional": N_("professional"), "other": N_("other"),
+    "allow": N_("allowed"), "deny": N_("refused"),
 }
 
 
