@@ -191,3 +191,57 @@ async def test_the_audit_log_is_verified_in_the_console_while_the_page_refreshes
     assert "gecontroleerd" in browser.find_element("tag name", "table").text
     screenshot(browser, "console-audit", tmp_path)
     assert console_errors(browser) == []
+
+
+async def test_an_auditor_sees_a_tampered_audit_log_fail_in_the_console(
+        browser: Any, tmp_path: Path) -> None:
+    """Behind the tamper proxy (tests/tamper_proxy.py) the server rewrites an audit entry;
+    the auditor's console, served in this process, shows in Chromium that the log does not
+    verify, which misbehaviour it is and what it means, and no verified head."""
+    import asyncio
+
+    from aiohttp import web
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from schakel.cli.commands.console import free_port
+    from schakel.cli.console.app import make_app
+    from schakel.cli.console.guard import LOOPBACK, Gate
+    from tests.client_harness import standard_network
+    from tests.tamper_proxy import rewrite_audit_entry, tampered_server
+
+    async with tampered_server(tmp_path) as ts:
+        cast = await standard_network(tmp_path, ts.url)
+        gate = Gate(port=free_port(LOOPBACK))
+        runner = web.AppRunner(make_app(Path(cast.auditor.session.home.path), None, gate),
+                               access_log=None)
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, LOOPBACK, gate.port).start()
+            rewrite_audit_entry(ts.proxy, cast.network, 0)
+
+            def drive() -> tuple[str, str]:
+                browser.get(gate.address())
+                wait_for(browser, "passphrase")
+                by_id(browser, "passphrase").send_keys(PASSPHRASE)
+                browser.find_element("css selector", "form[action='/unlock'] button").click()
+                wait_for(browser, "main")
+                browser.get(f"{gate.origin}/n/{cast.network}/audit")
+                old = browser.find_element("tag name", "html")
+                browser.find_element(
+                    "css selector", f"form[action='/n/{cast.network}/audit/verify'] button").click()
+                WebDriverWait(browser, WAIT).until(lambda d: old != d.find_element(
+                    "tag name", "html") and "failed-title" in d.page_source)
+                return by_id(browser, "failed-title").text, browser.find_element(
+                    "css selector", "section.refusal").text
+
+            title, failure = await asyncio.to_thread(drive)
+            assert ts.proxy.hits() >= 1
+            assert title
+            assert "audit-entry-rewritten" in failure
+            assert by_id(browser, "main").text.count(title) == 1
+            assert "head-title" not in browser.page_source      # no verified head is shown
+            screenshot(browser, "console-audit-failed", tmp_path)
+            assert console_errors(browser) == []
+        finally:
+            await runner.cleanup()
+            await cast.close()
