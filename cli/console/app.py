@@ -41,7 +41,7 @@ class Held:
     server: str | None
     partner: Any = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    audits: dict[str, "Verification"] = field(default_factory=dict)
+    audits: dict[str, Verification] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Verification:
     result: dict[str, Any] | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
     refusal: dict[str, Any] | None = None
-    task: "asyncio.Task[None] | None" = None
+    task: asyncio.Task[None] | None = None
 
 
 HELD = web.AppKey("held", Held)
