@@ -741,6 +741,9 @@ def test_an_id_that_starts_with_a_dash_is_an_argument(world: World) -> None:
     assert "not known to this partner" in result.stderr
     typo = world.coord.run("case", "show", world.network, "B" * 22, "--no-sinc")
     assert typo.returncode == 2 and "No such option" in typo.stderr
+    # ``schakel report NETWORK`` is ``schakel report figures NETWORK``: the same holds there
+    figures = world.coord.run("report", "-" + "A" * 21, "--min-cell", "5", "--json")
+    assert figures.returncode != 2 and "No such option" not in figures.stderr, figures.stderr
 
 
 def test_help_as_a_user_runs_it(tmp_path: Path) -> None:

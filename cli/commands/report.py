@@ -37,7 +37,10 @@ class ReportGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and (
                 not args[0].startswith("-") or _DASH_ID.fullmatch(args[0])):
-            args = ["figures", *args]
+            from schakel.cli.main import protect_ids
+
+            # ``figures -x7… --json``: the dash id is put behind ``--`` as everywhere else.
+            args = protect_ids(self, ctx, ["figures", *args])
         return super().parse_args(ctx, args)
 
 
