@@ -28,6 +28,12 @@ from schakel.cli.main import main
 from tests.client_harness import PASSPHRASE, running_server, standard_network
 
 
+#: The anonymous intake of the cases the console's tests add notes to and close.
+OLDER_MAN = {"kind": "intake", "summary": "Zorgen om een oudere man.", "age_band": "75-84",
+             "neighbourhood": "Soesterkwartier", "domains": ["loneliness"], "severity": "low",
+             "care_status": "known", "source": "partner", "complex": False}
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -277,10 +283,7 @@ async def test_coordinator_reads_a_signal_answers_it_and_turns_it_into_a_case(
 async def test_note_with_identifying_data_is_refused_showing_the_span_and_nothing_is_sent(
         network: tuple[Any, Console]) -> None:
     cast, console = network
-    case = await cast.coordinator.cases.create(console.network, {
-        "kind": "intake", "summary": "Zorgen om een oudere man.", "age_band": "75-84",
-        "neighbourhood": "Soesterkwartier", "domains": ["loneliness"], "severity": "low",
-        "care_status": "known", "source": "partner", "complex": False})
+    case = await cast.coordinator.cases.create(console.network, OLDER_MAN)
     await console.enter()
     await console.unlock()
     page = f"/n/{console.network}/cases/{case}"
@@ -321,10 +324,7 @@ async def test_a_signals_sealed_identity_becomes_the_cases_and_stays_out_of_the_
 async def test_a_case_is_closed_with_a_reason_the_pii_guard_checked(
         network: tuple[Any, Console]) -> None:
     cast, console = network
-    case = await cast.coordinator.cases.create(console.network, {
-        "kind": "intake", "summary": "Zorgen om een oudere man.", "age_band": "75-84",
-        "neighbourhood": "Soesterkwartier", "domains": ["loneliness"], "severity": "low",
-        "care_status": "known", "source": "partner", "complex": False})
+    case = await cast.coordinator.cases.create(console.network, OLDER_MAN)
     await console.enter()
     await console.unlock()
     page = f"/n/{console.network}/cases/{case}"
