@@ -67,15 +67,16 @@ def path_id(request: web.Request, name: str) -> str:
     return value
 
 
-def field_text(form: Any, name: str, *, required: bool = True) -> str | None:
+def field_text(form: Any, name: str, *, required: bool = True,
+               limit: int = MAX_TEXT) -> str | None:
     value = form.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise FormError(_("Fill in the field “{field}”.").format(field=label(name)))
         return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
+    if not isinstance(value, str) or len(value) > limit:
         raise FormError(_("The field “{field}” is too long (at most {n} characters).").format(
-            field=label(name), n=MAX_TEXT))
+            field=label(name), n=limit))
     return value.strip()
 
 
