@@ -349,6 +349,36 @@ class AuditMonitor:
                     self._remember(leaf.index, leaf.commitment)
         return leaves
 
+    async def proof(self, index: int) -> dict[str, Any] | None:
+        """Entry ``index`` with its inclusion proof in the tree of the latest verified
+        head (refreshed first, so consistent with the heads held), both checked as
+        :meth:`verify_all` checks them: the body hashes to its commitment and the proof
+        leads from the leaf hash to the signed root (protocol.md §15.1, §16.5).  One
+        ``GET .../audit/entries`` of one item; None when the entry is not below the head
+        or not one this partner may read.  A proof that does not verify is
+        ``audit-entry-rewritten``, recorded.  ``{"index", "entry" (None once erased),
+        "commitment", "leaf_hash", "proof", "head": {"size", "root", "time"}}``."""
+        head = await self.refresh()
+        if head is None or not 0 <= index < head.size:
+            return None
+        page = await self.conn.get(self._path("/entries"),
+                                   {"after": index, "limit": 1, "size": head.size})
+        batch = page.get("items") if isinstance(page, dict) else None
+        if not batch:
+            return None
+        leaf = self._leaf(batch[0])
+        if leaf.index != index:
+            return None
+        try:
+            merkle.verify_inclusion(leaf.commitment, index, head.size, leaf.proof, _root(head))
+        except ProtocolError:
+            raise self.fail("audit-entry-rewritten", f"entry {index} is not included in the "
+                            f"signed log", index=index) from None
+        return {"index": index, "entry": leaf.body, "commitment": b64e(leaf.commitment),
+                "leaf_hash": b64e(merkle.leaf_hash(leaf.commitment)),
+                "proof": [b64e(p) for p in leaf.proof],
+                "head": {"size": head.size, "root": head.root, "time": head.time}}
+
     def _leaf(self, item: Any) -> Leaf:
         """A served item with its commitment recomputed from the body (equal to the one
         the server states), or the stated one for an erased body; its proof decoded."""
@@ -441,6 +471,20 @@ class Audit:
         """The audit entries this partner may read, each verified (commitment and
         inclusion): ``{"index", "entry"}`` in log order."""
         return await self.monitor(network).entries()
+
+    async def proof(self, network: str, index: int) -> dict[str, Any] | None:
+        """Entry ``index`` of ``network``'s log with its inclusion proof against the
+        latest verified head, checked (:meth:`AuditMonitor.proof`)."""
+        return await self.monitor(network).proof(index)
+
+    def purpose(self, network: str, entry: Any) -> str | None:
+        """The purpose sealed to this partner in a verified entry (its JSON), opened
+        (protocol.md §15.6); None when the entry seals none to this partner -- it is then
+        sealed to the coordinator and the auditors only.  A sealed purpose that does not
+        open is recorded server misbehaviour."""
+        s = self.session
+        with s.verifying(network, malformed="audit-entry-rewritten"):
+            return AuditEntry.from_json(entry).open_purpose(s.key_id, s.keys.box_secret)
 
 
 __all__ = ["Audit", "AuditMonitor", "Leaf", "LEAF_DOC", "reads_whole_log"]

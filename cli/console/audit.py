@@ -1,16 +1,22 @@
-"""The audit screen (ADR 0040): verify a network's log in the background with progress,
-show the verified head and entries, and what a failure means."""
+"""The audit screens (ADR 0040, ADR 0043): verify a network's log in the background with
+progress, show the verified head and entries and what a failure means; the signed tree
+heads this home holds; one entry with its inclusion proof against the verified head and
+its sealed purpose (opened for the coördinator and auditors); and a case's subject access
+report as a printable page."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from typing import Any
 
 from aiohttp import web
 
 from schakel.cli.console.screen import (
-    HELD, Held, Verification, explain, page, path_id, unlocked,
+    HELD, ID, Held, Verification, explain, page, path_id, unlocked,
 )
-from schakel.cli.i18n import N_, _
+from schakel.cli.i18n import N_, _, language
+from schakel.client.errors import ServerMisbehaviour
 from schakel.protocol.errors import ProtocolError
 
 #: What each way the audit log can fail verification means for the person reading it.
@@ -31,6 +37,10 @@ AUDIT_TODO = N_("Stop sharing identity through this server, tell the coördinato
 
 #: Entries on one page of the audit screen.
 AUDIT_PAGE = 50
+#: Signed tree heads the audit screen lists (the newest; every sync may keep one).
+HEADS_SHOWN = 20
+#: An entry's index in an address: digits, below the largest tree size (2^53).
+INDEX = re.compile(r"[0-9]{1,16}")
 
 
 async def _verify(held: Held, network: str, run: Verification) -> None:
@@ -46,14 +56,12 @@ async def _verify(held: Held, network: str, run: Verification) -> None:
         async with held.lock:
             result = plain(await held.partner.audit.verify(network, progress=progress))
             items = plain(await held.partner.audit.entries(network))
-        run.entries = [entry_row(item) for item in reversed(items)]
+        run.entries = [{**entry_row(item),
+                        "sealed": bool((item.get("entry") or {}).get("purpose"))}
+                       for item in reversed(items)]
         run.result = result
     except ProtocolError as error:
-        run.refusal = explain(error)
-        what = (error.details or {}).get("what")
-        if isinstance(what, str) and what in AUDIT_MEANINGS:
-            run.refusal["meaning"] = _(AUDIT_MEANINGS[what])
-            run.refusal["todo"] = _(AUDIT_TODO)
+        run.refusal = failure(error)
     finally:
         run.done = True
 
@@ -71,7 +79,108 @@ async def audit_page(request: web.Request) -> web.Response:
     shown = run.entries[at * AUDIT_PAGE:(at + 1) * AUDIT_PAGE] if run else []
     more = bool(run) and len(run.entries) > (at + 1) * AUDIT_PAGE
     return page(request, "audit.html", network=network, run=run, shown=shown, at=at,
-                more=more, refusal=None)
+                more=more, refusal=None, **held_heads(request, network))
+
+
+def held_heads(request: web.Request, network: str) -> dict[str, Any]:
+    """The signed tree heads this home verified and keeps (newest first, at most
+    :data:`HEADS_SHOWN`) and how many it keeps: read from the local state only, without
+    the lock, so the page shows them while a verification runs."""
+    heads = request.app[HELD].partner.audit.monitor(network).heads()
+    newest = [heads[size] for size in sorted(heads, reverse=True)[:HEADS_SHOWN]]
+    return {"heads": [{"size": h.size, "root": h.root, "time": h.time} for h in newest],
+            "heads_held": len(heads)}
+
+
+def failure(error: ProtocolError) -> dict[str, Any]:
+    """A refusal explained as the CLI does, with what an audit failure means and what
+    to do when it is one."""
+    refusal = explain(error)
+    what = (error.details or {}).get("what")
+    if isinstance(what, str) and what in AUDIT_MEANINGS:
+        refusal["meaning"] = _(AUDIT_MEANINGS[what])
+        refusal["todo"] = _(AUDIT_TODO)
+    return refusal
+
+
+async def audit_entry(request: web.Request) -> web.Response:
+    """One entry of the log: its fields, its leaf hash and its inclusion proof against
+    the latest verified head (checked by the library, one request), and its purpose:
+    opened when it is sealed to this partner, else said to be sealed."""
+    from schakel.cli.commands.output import plain
+
+    network = path_id(request, "network")
+    raw = request.match_info["index"]
+    if not INDEX.fullmatch(raw):
+        raise web.HTTPNotFound()
+    index = int(raw)
+    partner = unlocked(request)
+    held = request.app[HELD]
+    purpose: str | None = None
+    try:
+        async with held.lock:
+            proof = plain(await partner.audit.proof(network, index))
+            entry = proof.get("entry") if proof else None
+            if entry and entry.get("purpose"):
+                purpose = partner.audit.purpose(network, entry)
+    except ServerMisbehaviour as error:
+        return page(request, "audit_entry.html", http_status=409, network=network, index=index,
+                    proof=None, entry=None, purpose=None, failed=failure(error), refusal=None)
+    except ProtocolError as error:
+        return page(request, "refused.html", http_status=403, network=network,
+                    refusal=explain(error))
+    if proof is None:
+        return page(request, "refused.html", http_status=404, network=network, refusal={
+            "what": _("refused: entry {index} is not in the signed log, or not one you may "
+                      "read").format(index=index),
+            "why": _("reason: members read the entries about themselves; the coördinator "
+                     "and auditors read every entry."),
+            "todo": _("Verify the audit log and open an entry from its list."), "spans": []})
+    return page(request, "audit_entry.html", network=network, index=index, proof=proof,
+                entry=entry, purpose=purpose, failed=None, refusal=None)
+
+
+async def report_of(request: web.Request) -> web.StreamResponse:
+    """The audit screen's form: the access report of the case it names."""
+    network = path_id(request, "network")
+    unlocked(request)
+    case = request.query.get("case", "").strip()
+    if not ID.fullmatch(case):
+        return page(request, "refused.html", http_status=422, network=network, refusal={
+            "what": _("refused: that is not a case id"),
+            "why": None, "spans": [],
+            "todo": _("Copy the case id from the case list or from an entry of the audit "
+                      "log.")})
+    raise web.HTTPSeeOther(f"/n/{network}/cases/{case}/report")
+
+
+async def access_report(request: web.Request) -> web.Response:
+    """A case's subject access report (inzageverzoek; coördinator or auditor) as one
+    printable page: the server's report, believed only after the library matched it
+    against the verified log, the purposes sealed to this partner opened."""
+    from schakel.cli.commands.output import plain
+    from schakel.cli.main import REASONS
+    from schakel.client.access_render import code
+
+    network, case = path_id(request, "network"), path_id(request, "case")
+    partner = unlocked(request)
+    try:
+        async with request.app[HELD].lock:
+            report = plain(await partner.reports.access(network, case))
+    except ProtocolError as error:
+        return page(request, "refused.html", network=network, refusal=failure(error),
+                    http_status=409 if isinstance(error, ServerMisbehaviour) else 403)
+    lang = language() if language() in ("nl", "en") else "nl"
+    for kind in ("releases", "denials", "reads", "purposes"):
+        for item in report.get(kind) or []:
+            item["classes_text"] = ", ".join(code(str(c), lang) for c in item.get("classes") or ())
+            for name in ("basis", "action"):
+                item[f"{name}_text"] = code(str(item.get(name) or ""), lang)
+            reason = item.get("reason")
+            item["reason_text"] = (f"{reason}: {_(REASONS[reason])}"
+                                   if isinstance(reason, str) and reason in REASONS else reason)
+    return page(request, "access_report.html", network=network, case=case, report=report,
+                produced=plain(partner.session.now()))
 
 
 async def audit_verify(request: web.Request) -> web.StreamResponse:
@@ -87,8 +196,9 @@ async def audit_verify(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/n/{network}/audit")
 
 
-
-
 def routes(router: web.UrlDispatcher) -> None:
     router.add_get("/n/{network}/audit", audit_page)
     router.add_post("/n/{network}/audit/verify", audit_verify)
+    router.add_get("/n/{network}/audit/report", report_of)
+    router.add_get(r"/n/{network}/audit/{index:[0-9]+}", audit_entry)
+    router.add_get("/n/{network}/cases/{case}/report", access_report)
