@@ -35,13 +35,13 @@ MAX_BUNDLE = 16 * 1024
 FIELD_LABELS.update({
     "bundle": N_("Key bundle (the JSON file the organisation handed over)"),
     "fingerprint": N_("Fingerprint as the partner read it aloud to you"),
-    "ring": N_("Ring"), "party": N_("Party"),
+    "ring": N_("Ring (core or shell)"), "party": N_("Party"),
     "removal": N_("Reason for removal (without identifying data)"),
 })
 WORDS.update({
-    "core": N_("kern"), "shell": N_("schil"), "formal": N_("formal (professional)"),
+    "core": N_("core (kern)"), "shell": N_("shell (schil)"), "formal": N_("formal (professional)"),
     "informal": N_("informal (volunteer)"), "professional-secrecy": N_("professional secrecy"),
-    "bemoeizorg": N_("bemoeizorg"), "auditor": N_("auditor"), "coordinator": N_("coordinator"),
+    "bemoeizorg": N_("bemoeizorg (outreach care)"), "auditor": N_("auditor (reviewer)"), "coordinator": N_("coordinator"),
 })
 
 
