@@ -152,3 +152,17 @@ async def test_the_members_forms_require_the_sessions_csrf_token(
     assert answer.status == 403
     await cast.formal.sync(console.network)
     assert cast.informal.name in _names(cast.formal, console.network)
+
+
+async def test_only_the_coordinator_is_offered_admitting_and_removing(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as url:
+        cast = await standard_network(tmp_path, url)
+        try:
+            async for console in _console(Path(cast.formal.session.home.path)):
+                await console.enter()
+                await console.unlock()
+                text = await (await console.client.get(f"/n/{cast.network}/members")).text()
+                assert cast.informal.name in text
+                assert "/members/admit" not in text and "/remove" not in text
+        finally:
+            await cast.close()
