@@ -21,7 +21,7 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, WORDS, FormError, explain, field_choice, field_text, page, path_id,
+    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, page, path_id,
     unlocked,
 )
 from schakel.cli.i18n import N_, _
@@ -37,11 +37,6 @@ FIELD_LABELS.update({
     "fingerprint": N_("Fingerprint as the partner read it aloud to you"),
     "ring": N_("Ring (core or shell)"), "party": N_("Party"),
     "removal": N_("Reason for removal (without identifying data)"),
-})
-WORDS.update({
-    "core": N_("core (kern)"), "shell": N_("shell (schil)"), "formal": N_("formal (professional)"),
-    "informal": N_("informal (volunteer)"), "professional-secrecy": N_("professional secrecy"),
-    "bemoeizorg": N_("bemoeizorg (outreach care)"), "auditor": N_("auditor (reviewer)"), "coordinator": N_("coordinator"),
 })
 
 

@@ -46,8 +46,7 @@ FIELD_LABELS.update({
 })
 WORDS.update({"neighbourhood": N_("neighbourhood network (buurtnetwerk)"),
               "oggz": N_("OGGZ network (bemoeizorg possible)"),
-              "coordinator": N_("coordinator"), "core": N_("core"), "shell": N_("shell"),
-              "auditor": N_("auditor"), "not-synced": N_("not synced yet"),
+              "not-synced": N_("not synced yet"),
               "not-admitted": N_("not admitted"), "former": N_("former member")})
 
 

@@ -97,6 +97,11 @@ WORDS = {
     "family": N_("family"), "shell-partner": N_("shell partner"),
     "professional": N_("professional"), "other": N_("other"),
     "allow": N_("allowed"), "deny": N_("refused"),
+    # a member's place: ring, party, roles, and the role a partner has in a network
+    "core": N_("core (kern)"), "shell": N_("shell (schil)"), "formal": N_("formal (professional)"),
+    "informal": N_("informal (volunteer)"), "professional-secrecy": N_("professional secrecy"),
+    "bemoeizorg": N_("bemoeizorg (outreach care)"), "auditor": N_("auditor (reviewer)"),
+    "coordinator": N_("coordinator"),
 }
 
 

@@ -13,14 +13,13 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, WORDS, FormError, explain, field_text, label, page, path_id, unlocked,
+    FIELD_LABELS, HELD, FormError, explain, field_text, label, page, path_id, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
 
 FIELD_LABELS.update({"partner": N_("Share with"),
                      "share_reason": N_("Reason for sharing (without identifying data)")})
-WORDS.update({"formal": N_("formal"), "informal": N_("informal")})
 
 
 async def share_page(request: web.Request, **context: Any) -> web.Response:
