@@ -10,7 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from schakel.cli.console import audit, cases, signals
+from schakel.cli.console import audit, cases, consent, signals
 from schakel.cli.console.guard import FORM, Gate, headers, middleware
 from schakel.cli.console.screen import (
     HELD, STATIC, TEMPLATES, FormError, Held, field_text, page, word,
@@ -19,7 +19,7 @@ from schakel.cli.i18n import _, ngettext
 from schakel.protocol.errors import KeystoreError
 
 #: The modules of screens, each adding its routes to the console.
-SCREENS = (signals, cases, audit)
+SCREENS = (signals, cases, audit, consent)
 
 async def index(request: web.Request) -> web.Response:
     partner = request.app[HELD].partner
