@@ -113,6 +113,22 @@ async def test_consent_is_recorded_and_only_the_forms_sha256_is_sent(
     assert [c["evidence_sha256"] for c in held] == [hashlib.sha256(EVIDENCE).hexdigest()]
 
 
+async def test_a_recorded_consent_answers_with_a_redirect_so_a_reload_records_nothing(
+        network: tuple[Any, Console, str]) -> None:
+    cast, console, case = network
+    form = aiohttp.FormData()
+    form.add_field("csrf", await console.csrf(_page(console, case)))
+    for name, value in (("classes", "name"), ("parties", "formal"), ("purpose", PURPOSE),
+                        ("days", "30")):
+        form.add_field(name, value)
+    form.add_field("evidence", EVIDENCE, filename="toestemming.pdf")
+    answer = await console.client.post(_page(console, case), data=form, headers=console.origin,
+                                       allow_redirects=False)
+    assert answer.status == 303
+    assert answer.headers["Location"].startswith(f"{_page(console, case)}?recorded=")
+    assert len(cast.coordinator.disclosure.consents(cast.network, case)) == 1
+
+
 async def test_a_consent_without_the_signed_form_is_refused_and_nothing_is_sent(
         network: tuple[Any, Console, str]) -> None:
     cast, console, case = network

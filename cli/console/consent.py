@@ -12,14 +12,13 @@ makes before it sends.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from aiohttp import web
 
 from schakel.cli.console.guard import FORM, MAX_UPLOAD, upload
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_text, label, page, path_id, unlocked,
+    FIELD_LABELS, HELD, ID, FormError, explain, field_text, label, page, path_id, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import PolicyViolation, ProtocolError
@@ -132,6 +131,14 @@ async def consent_page(request: web.Request, **context: Any) -> web.Response:
                             "purpose": "", "grant_classes": [], "grantee": "",
                             "grant_consent": "", "grant_reason": ""}
     form.update(context.pop("form", {}))
+    done = request.query.get("recorded")
+    if done and ID.fullmatch(done):
+        for c in shown["consents"]:
+            if c["consent"] == done:
+                context["recorded"] = {"consent": done, "sha256": c["evidence_sha256"]}
+    done = request.query.get("granted")
+    if done and ID.fullmatch(done):
+        context["granted"] = done
     return page(request, "consent.html", http_status=context.pop("http_status", 200),
                 **shown, form=form, **context)
 
@@ -177,8 +184,8 @@ async def record(request: web.Request) -> web.StreamResponse:
                     purpose=purpose, valid_days=days, evidence=evidence)
     except ProtocolError as error:
         return await consent_page(request, http_status=422, refusal=explain(error), form=kept)
-    digest = hashlib.sha256(evidence).hexdigest()
-    return await consent_page(request, recorded={"consent": consent, "sha256": digest})
+    # Redirected, so that reloading the answer does not record the consent again.
+    raise web.HTTPSeeOther(f"/n/{network}/cases/{case}/consent?recorded={consent}")
 
 
 async def revoke(request: web.Request) -> web.StreamResponse:
@@ -264,7 +271,7 @@ async def grant(request: web.Request) -> web.StreamResponse:
                                                       reason=reason)
     except ProtocolError as error:
         return await consent_page(request, http_status=422, refusal=explain(error), form=kept)
-    return await consent_page(request, granted=made)
+    raise web.HTTPSeeOther(f"/n/{network}/cases/{case}/consent?granted={made}")
 
 
 async def grants(request: web.Request, **context: Any) -> web.Response:
