@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from schakel.protocol import envelopes, signing
 from schakel.protocol.canonical import canonical_json
 from schakel.protocol.crypto import ClassKey
-from schakel.protocol.encoding import b64e
+from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import (
     ContextMismatchError, MalformedError, PolicyViolation, ProtocolError, SignatureError,
 )
@@ -35,7 +35,7 @@ from schakel.protocol.objects.disclosure import (
     Grantees, Review, SealedJustification,
 )
 from schakel.protocol.objects.network import Policy
-from schakel.protocol.policy import ConsentFacts, Grantee, Request, Rules, decide
+from schakel.protocol.policy import ConsentFacts, Decision, Grantee, Request, Rules, decide
 
 from schakel.client.errors import NotFound, ServerRefused
 from schakel.client.shred import purged, refuse_purged
@@ -116,7 +116,8 @@ class Disclosure:
                              reason: str) -> list[str]:
         """Revoke a consent (§D.2): later releases under it are denied at once, and the
         server sends a purge instruction to every partner that received classes under
-        it.  Returns the ids of those instructions."""
+        it.  Returns the ids of those instructions, which this home keeps with the consent
+        (:meth:`consents`)."""
         s = self.session
         s.refuse_pii(network, {"reason": reason})
         envelope = ConsentRevocation(network=network, consent=consent, case=case,
@@ -131,8 +132,29 @@ class Disclosure:
             ids = [str(i) for i in answer["purge_instructions"]]
         doc = s.state.get_doc("consent", (network, consent))
         if doc is not None:
-            s.state.put_doc("consent", (network, consent), {**doc, "revoked": True})
+            s.state.put_doc("consent", (network, consent), {**doc, "revoked": True,
+                                                            "purge_instructions": ids})
         return ids
+
+    def consents(self, network: str, case: str) -> list[dict[str, Any]]:
+        """The consents this home recorded for ``case``, oldest first, as signed: id,
+        classes, who may receive them (``partners``, ``parties``), purpose, validity,
+        the consent form's SHA-256 (hex), and whether it was revoked here with the purge
+        instructions that caused.  A consent recorded elsewhere is not in this home."""
+        out = []
+        for _ref, doc in self.session.state.docs("consent", (network,)):
+            signed = doc["envelope"]["signed"]
+            if signed["case"] != case:
+                continue
+            out.append({"consent": signed["consent"], "classes": list(signed["classes"]),
+                        "partners": list(signed["grantees"].get("partners", ())),
+                        "parties": list(signed["grantees"].get("parties", ())),
+                        "purpose": signed["purpose"], "at": signed["at"],
+                        "valid_from": signed["valid_from"], "valid_until": signed["valid_until"],
+                        "evidence_sha256": b64d(signed["evidence"]).hex(),
+                        "revoked": bool(doc.get("revoked")),
+                        "purge_instructions": list(doc.get("purge_instructions") or ())})
+        return sorted(out, key=lambda c: (c["at"], c["consent"]))
 
     # ------------------------------------------------------------------ grants
 
@@ -187,15 +209,19 @@ class Disclosure:
         the network, and the coordinator's own shares are stored when made)."""
         return bool(self.session.state.docs("share", (network, case, partner)))
 
-    async def grant(self, network: str, case: str, *, consent: str, grantee: str,
-                    classes: Iterable[str], reason: str) -> str:
-        """Grant ``grantee`` the ``classes`` of ``case`` under ``consent`` (§D.3; the
-        coordinator).  :func:`schakel.protocol.policy.decide` runs first with what this client
-        verified — the grantee's membership, the case kind, the consent — and a request
-        it would deny is refused here (``PolicyViolation``, ``details.reason``, the
-        policy's explanation) and never sent."""
+    async def rules(self, network: str) -> Rules:
+        """The release rules of the network's verified policy: its disclosure classes,
+        the ones an informal party may receive, the restricted ones and their roles."""
+        return (await self._rules(network))[1]
+
+    async def judge_grant(self, network: str, case: str, *, consent: str, grantee: str,
+                          classes: Iterable[str]) -> Decision:
+        """What the network policy decides on granting ``grantee`` the ``classes`` of
+        ``case`` under ``consent`` (:func:`schakel.protocol.policy.decide`), judged on
+        what this client verified: the grantee's membership, the case kind, the consent
+        as this home recorded it, the shares it holds.  Nothing is sent; :meth:`grant`
+        sends only what this allows."""
         s = self.session
-        s.refuse_pii(network, {"reason": reason})
         tv, rules = await self._rules(network)
         wanted = frozenset(classes)
         if not wanted:
@@ -207,7 +233,19 @@ class Disclosure:
                           consent=self._consent_fact(network, consent, case, wanted, who),
                           identity_erased=bool((purged(s.state, network, case) or {})
                                                .get("erased")))
-        decision = decide(request, rules, now=s.now())
+        return decide(request, rules, now=s.now())
+
+    async def grant(self, network: str, case: str, *, consent: str, grantee: str,
+                    classes: Iterable[str], reason: str) -> str:
+        """Grant ``grantee`` the ``classes`` of ``case`` under ``consent`` (§D.3; the
+        coordinator).  :meth:`judge_grant` runs first, and a request the policy would
+        deny is refused here (``PolicyViolation``, ``details.reason``, the policy's
+        explanation) and never sent."""
+        s = self.session
+        s.refuse_pii(network, {"reason": reason})
+        wanted = frozenset(classes)
+        decision = await self.judge_grant(network, case, consent=consent, grantee=grantee,
+                                          classes=wanted)
         if not decision.allowed:
             raise refuse(decision.reason, decision.message, grantee=grantee)
         grant_id = new_id()

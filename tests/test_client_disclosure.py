@@ -92,11 +92,16 @@ async def test_grant_refused_early_for_an_informal_party_asking_official(tmp_pat
                 purpose="Aanvraag bij de gemeente.", evidence=EVIDENCE)
             size = (await coordinator.audit.verify(network)).size
 
+            judged = await coordinator.disclosure.judge_grant(
+                network, case, consent=consent, grantee=cast.informal.key_id,
+                classes=["name", "official"])
+            assert (judged.allowed, judged.reason) == (False, "informal-class-not-allowed")
             with pytest.raises(PolicyViolation) as refused:
                 await coordinator.disclosure.grant(network, case, consent=consent,
                                         grantee=cast.informal.key_id,
                                         classes=["name", "official"], reason="aanvraag")
-            assert refused.value.details["reason"] == "informal-class-not-allowed"
+            assert refused.value.details["reason"] == judged.reason
+            assert refused.value.message == f"refused before sending: {judged.message}"
             assert refused.value.details["early"] is True
             assert "informal parties may receive at most" in refused.value.message
             assert "official" in refused.value.message
@@ -105,6 +110,9 @@ async def test_grant_refused_early_for_an_informal_party_asking_official(tmp_pat
             assert (await coordinator.audit.verify(network)).size == size
             assert not [e for e in after.values() if e["action"] in ("deny", "grant")]
             # The allowed part of the same request goes through.
+            assert (await coordinator.disclosure.judge_grant(
+                network, case, consent=consent, grantee=cast.informal.key_id,
+                classes=["name"])).allowed
             await coordinator.disclosure.grant(network, case, consent=consent, grantee=cast.informal.key_id,
                                     classes=["name"], reason="aanvraag")
         finally:

@@ -10,7 +10,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from schakel.cli.console import audit, bemoeizorg, cases, members, network, sharing, signals
+from schakel.cli.console import (
+    audit, bemoeizorg, cases, consent, members, network, sharing, signals,
+)
 from schakel.cli.console.guard import FORM, Gate, headers, middleware
 from schakel.cli.console.screen import (
     HELD, STATIC, TEMPLATES, FormError, Held, field_text, page, word,
@@ -19,7 +21,7 @@ from schakel.cli.i18n import _, ngettext
 from schakel.protocol.errors import KeystoreError
 
 #: The modules of screens, each adding its routes to the console.
-SCREENS = (network, signals, cases, sharing, members, bemoeizorg, audit)
+SCREENS = (network, signals, cases, sharing, consent, members, bemoeizorg, audit)
 
 async def index(request: web.Request) -> web.Response:
     partner = request.app[HELD].partner

@@ -9,6 +9,8 @@ prove that it comes from the browser the console was opened in:
 * the one-time start token (in the address the console printed) is exchanged on the
   first visit for a session cookie (HttpOnly, SameSite=Strict) and removed from the
   address by a redirect; every later request without that session is refused;
+* a POST's body has a length, of at most 64 KiB (16 MiB on the routes whose form carries
+  a file: :func:`upload`), before any of it is read;
 * every POST carries the session's CSRF token in its form and an ``Origin`` header of
   the console itself (a foreign or missing Origin is refused);
 * every answer, a refusal too, carries a strict Content-Security-Policy (no script at
@@ -38,6 +40,9 @@ COOKIE = "schakel_console"
 CSRF_FIELD = "csrf"
 #: Largest request body the console reads (its forms are short texts).
 MAX_BODY = 64 * 1024
+#: Largest body of a form that carries a file (the signed consent form, ADR 0041): a
+#: scan or PDF of a few pages.  Only the routes marked with :func:`upload` accept it.
+MAX_UPLOAD = 16 * 1024 * 1024
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
@@ -72,6 +77,20 @@ CSRF = web.RequestKey("csrf", str)
 FORM = web.RequestKey("form", object)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def upload(limit: int) -> Callable[[Handler], Handler]:
+    """Mark a POST handler whose form carries a file: the guard reads a body of up to
+    ``limit`` bytes for it (every other route stays at :data:`MAX_BODY`)."""
+    def mark(handler: Handler) -> Handler:
+        handler.max_body = limit            # type: ignore[attr-defined]
+        return handler
+    return mark
+
+
+def body_limit(request: web.Request) -> int:
+    """The largest body the matched route reads (:func:`upload`, else :data:`MAX_BODY`)."""
+    return int(getattr(request.match_info.handler, "max_body", MAX_BODY))
 
 
 @dataclass
@@ -150,10 +169,14 @@ def middleware(gate: Gate) -> Callable[[web.Request, Handler], Awaitable[web.Str
             if request.headers.get("Origin") != gate.origin:
                 return refusal(_("A form was sent from another page than the console's "
                                  "own (Origin)."), _("Use the console's own pages."))
-            if request.content_length is None or request.content_length > MAX_BODY:
+            limit = body_limit(request)
+            if request.content_length is None or request.content_length > limit:
                 return refusal(_("The form is too large or has no length."),
-                               _("Send shorter texts."))
-            form = await request.post()
+                               _("Send shorter texts.") if limit == MAX_BODY else
+                               _("Send a smaller file (at most {mib} MiB).").format(
+                                   mib=limit // (1024 * 1024)))
+            reader = request if limit == MAX_BODY else request.clone(client_max_size=limit)
+            form = await reader.post()
             sent = form.get(CSRF_FIELD)
             if not isinstance(sent, str) or not secrets.compare_digest(sent.encode(),
                                                                        csrf.encode()):
@@ -171,4 +194,5 @@ async def headers(request: web.Request, response: web.StreamResponse) -> None:
 
 
 __all__ = ["COOKIE", "CSRF", "FORM", "CONTENT_SECURITY_POLICY", "CSRF_FIELD", "Gate", "LOOPBACK", "MAX_BODY",
-           "SECURITY_HEADERS", "headers", "middleware", "refusal"]
+           "MAX_UPLOAD", "SECURITY_HEADERS", "body_limit", "headers", "middleware", "refusal",
+           "upload"]
