@@ -581,6 +581,12 @@ class Disclosure:
         with whether it was released (:func:`schakel.client.ledger.grants`)."""
         return ledger.grants(await self.audit.entries(network), self.session.key_id)
 
+    async def logged_consents(self, network: str, case: str) -> list[dict[str, Any]]:
+        """The consents the verified audit log shows this partner for ``case``, whoever
+        recorded them (:func:`schakel.client.ledger.consents`): how a coordinator learns
+        of a consent the case's owner recorded, to grant under it."""
+        return ledger.consents(await self.audit.entries(network), case)
+
     async def invocations(self, network: str) -> list[InvocationSummary]:
         """The bemoeizorg invocations the verified audit log shows this partner, oldest
         first, each with its state (:func:`schakel.client.ledger.invocations`): every

@@ -59,6 +59,26 @@ def grants(items: Iterable[Mapping[str, Any]], me: str) -> list[GrantSummary]:
     return list(found.values())
 
 
+def consents(items: Iterable[Mapping[str, Any]], case: str) -> list[dict[str, Any]]:
+    """The consents the entries record for ``case``, in the order they were recorded:
+    id (``ref``), classes, when, who recorded it, and whether a ``consent-revoke``
+    entry followed.  Who may receive under a consent and until when are in the signed
+    consent the server keeps, not in the log: the server judges them (release row R5)."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in _entries(items):
+        ref, action = entry.get("ref"), entry.get("action")
+        if not isinstance(ref, str) or entry.get("case") != case:
+            continue
+        if action == "consent" and entry.get("outcome") == "allow":
+            recorder, name = _actor(entry)
+            found[ref] = {"consent": ref, "classes": list(entry.get("classes") or []),
+                          "recorded": str(entry.get("time")), "recorder": recorder,
+                          "recorder_name": name, "revoked": False}
+        elif action == "consent-revoke" and ref in found:
+            found[ref]["revoked"] = True
+    return list(found.values())
+
+
 def invocations(items: Iterable[Mapping[str, Any]]) -> list[InvocationSummary]:
     """The bemoeizorg invocations the entries name, in the order they first appear."""
     found: dict[str, InvocationSummary] = {}

@@ -284,3 +284,41 @@ async def test_the_consent_screens_post_routes_require_the_csrf_token(
     assert answer.status == 403
     assert "CSRF" in await answer.text()
     assert await audit_size(cast) == before
+
+
+async def test_the_coordinator_grants_under_a_consent_the_cases_owner_recorded(
+        network: tuple[Any, Console, str]) -> None:
+    """The case's owner records the consent in its own home; the coördinator's grant form
+    offers it from the verified audit log (who recorded it, which classes), and the grant
+    under it goes through and is released."""
+    cast, console, case = network
+    consent = await cast.formal.disclosure.record_consent(
+        cast.network, case, classes=("name", "address"), parties=("informal",),
+        purpose=PURPOSE, evidence=EVIDENCE)
+    text = await (await console.client.get(_page(console, case))).text()
+    option = re.search(rf'<option value="{consent}"[^>]*>([^<]*)</option>', text)
+    assert option and "Wijkteam Noord" in option.group(1)
+    answer = await send_grant(console, case, do="grant", consent=consent,
+                              grantee=cast.informal.key_id, classes=("name",))
+    assert answer.status == 200, await answer.text()
+    granted = [g for g in await cast.informal.disclosure.grants(cast.network) if g.case == case]
+    assert len(granted) == 1
+    await cast.informal.sync(cast.network)
+    released = await cast.informal.disclosure.release(cast.network, granted[0].grant)
+    assert released.classes["name"] == IDENTITY["name"]
+
+
+async def test_a_consent_its_owner_revoked_is_no_longer_offered_for_a_grant(
+        network: tuple[Any, Console, str]) -> None:
+    cast, console, case = network
+    consent = await cast.formal.disclosure.record_consent(
+        cast.network, case, classes=("name",), parties=("informal",), purpose=PURPOSE,
+        evidence=EVIDENCE)
+    await cast.formal.disclosure.revoke_consent(cast.network, case, consent,
+                                                reason="bewoner trekt toestemming in")
+    text = await (await console.client.get(_page(console, case))).text()
+    assert f'<option value="{consent}"' not in text
+    answer = await send_grant(console, case, do="grant", consent=consent,
+                              grantee=cast.informal.key_id, classes=("name",))
+    assert answer.status == 422
+    assert not [g for g in await cast.informal.disclosure.grants(cast.network) if g.case == case]

@@ -104,15 +104,23 @@ async def _context(request: web.Request, network: str, case: str) -> dict[str, A
         members = [m for m in partner.networks.members(network)
                    if m["current"] and m["key_id"] != partner.key_id]
         consents = partner.disclosure.consents(network, case)
-        grants = [g for g in await partner.disclosure.grants(network) if g.case == case]
         role = partner.networks.place(network).role
+        logged = (await partner.disclosure.logged_consents(network, case)
+                  if role == "coordinator" else [])
+        grants = [g for g in await partner.disclosure.grants(network) if g.case == case]
     names = {m["key_id"]: m["name"] for m in members}
     names[partner.key_id] = getattr(partner, "name", None) or partner.key_id
     for c in consents:
         c["class_words"] = [_word(x) for x in c["classes"]]
         c["receivers"] = [_("all {parties}").format(parties=_word(p)) for p in c["parties"]] + [
             names.get(p, p) for p in c["partners"]]
+    here = {c["consent"] for c in consents}
+    elsewhere = [c for c in logged if c["consent"] not in here]
+    for c in elsewhere:
+        c["class_words"] = [_word(x) for x in c["classes"]]
+        c["recorder_name"] = c["recorder_name"] or names.get(c["recorder"], c["recorder"])
     return {"network": network, "case": case, "classes": sorted(rules.classes),
+            "elsewhere": elsewhere,
             "informal_classes": sorted(rules.informal_classes),
             "restricted": dict(rules.restricted), "members": members, "names": names,
             "consents": consents, "grants": grants, "coordinator": role == "coordinator",
@@ -231,6 +239,9 @@ async def grant(request: web.Request) -> web.StreamResponse:
             rules = await partner.disclosure.rules(network)
             members = [m["key_id"] for m in partner.networks.members(network) if m["current"]]
             consents = [c["consent"] for c in partner.disclosure.consents(network, case)]
+            consents += [c["consent"] for c in
+                         await partner.disclosure.logged_consents(network, case)
+                         if not c["revoked"]]
         classes = _checked(data, "grant_classes", sorted(rules.classes))
         if not classes:
             raise FormError(_("Tick at least one class to grant."))
