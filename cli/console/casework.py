@@ -43,7 +43,7 @@ FIELD_LABELS.update({
     "help_type": N_("Kind of help"), "relation": N_("Relation to the other help"),
     "by": N_("Carried out by"), "supporting_professional": N_("Supporting professional"),
     "informal_not_possible": N_("Why informal help is not possible"),
-    "action": N_("Action"), "outcome": N_("Outcome"),
+    "action": N_("Which action"), "outcome": N_("Outcome"),
     "outcome_text": N_("How it worked out (without identifying data)"),
 })
 
