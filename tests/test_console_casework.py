@@ -152,9 +152,12 @@ async def test_analysis_with_identifying_data_is_refused_showing_the_span_and_no
     cast, console, case, page = await opened_case(world)
     before = await events_seen_by_the_kern(cast, console.network, case)
     answer = await console.post(page + "/analysis", {
-        "analysis": "Zoon belt vaak vanaf 06-12345678 over de zorgen."}, page=page)
+        "analysis": "Zoon belt vaak vanaf 06-12345678 over de zorgen.", "domains": "self-care"},
+        page=page)
     assert answer.status == 422
-    assert "<mark>06-12345678</mark>" in await answer.text()
+    text = await answer.text()
+    assert "<mark>06-12345678</mark>" in text
+    assert 'value="self-care" checked' in text          # what was chosen is kept
     assert await events_seen_by_the_kern(cast, console.network, case) == before
 
 
@@ -198,3 +201,15 @@ async def test_informal_help_on_a_complex_case_names_its_supporting_professional
     actions = [e for e in await events_seen_by_the_kern(cast, console.network, case)
                if e["kind"] == "action"]
     assert [a["supporting_professional"] for a in actions] == [cast.formal.key_id]
+
+
+async def test_the_action_rule_and_its_refusal_are_explained_in_dutch(
+        world: tuple[Any, Console], monkeypatch: pytest.MonkeyPatch) -> None:
+    _cast, console, _case, page = await opened_case(world)
+    monkeypatch.setenv("SCHAKEL_LANG", "nl")
+    answer = await console.post(page + "/action", nursing(informal_not_possible="nvt"),
+                                page=page)
+    assert answer.status == 422
+    text = await answer.text()
+    assert "Informeel waar mogelijk, professioneel waar nodig" in text
+    assert "formal-action-reason-says-nothing" in text and "geen opvulling zoals" in text

@@ -201,7 +201,8 @@ async def analysis(request: web.Request) -> web.StreamResponse:
     from schakel.protocol.objects.plaintext import PROBLEM_DOMAINS, SEVERITIES
 
     form = request[FORM]
-    kept = {"analysis": form.get("analysis", "")}
+    kept = {"analysis": form.get("analysis", ""), "domains": form.getall("domains", []),
+            "severity": form.get("severity", "")}
     try:
         text = field_text(form, "analysis")
         domains = form.getall("domains", [])
@@ -247,6 +248,10 @@ async def action(request: web.Request) -> web.StreamResponse:
                                         tuple(k for k, _name in chosen["professionals"]))
     except FormError as error:
         return await _form_refused(request, error, kept)
+    except ProtocolError as error:
+        from schakel.cli.console.cases import case
+
+        return await case(request, http_status=404, refusal=explain(error))
     plaintext: dict[str, Any] = {"kind": "action", "description": description,
                                  "help_type": help_type, "relation": relation, "by": by}
     if reason is not None:
