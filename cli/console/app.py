@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from schakel.cli.console import (
-    audit, bemoeizorg, cases, consent, members, network, sharing, signals,
+    audit, bemoeizorg, cases, casework, consent, members, network, sharing, signals,
 )
 from schakel.cli.console.guard import FORM, Gate, headers, middleware
 from schakel.cli.console.screen import (
@@ -21,7 +21,7 @@ from schakel.cli.i18n import _, ngettext
 from schakel.protocol.errors import KeystoreError
 
 #: The modules of screens, each adding its routes to the console.
-SCREENS = (network, signals, cases, sharing, consent, members, bemoeizorg, audit)
+SCREENS = (network, signals, cases, casework, sharing, consent, members, bemoeizorg, audit)
 
 async def index(request: web.Request) -> web.Response:
     partner = request.app[HELD].partner
@@ -76,6 +76,7 @@ def make_app(home: Path, server: str | None, gate: Gate) -> web.Application:
                                extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
     env.install_gettext_callables(_, ngettext, newstyle=True)    # type: ignore[attr-defined]
     env.filters["word"] = word
+    env.globals.update(casework.GLOBALS)
     app.on_response_prepare.append(headers)
     app.on_cleanup.append(_close)
     app.router.add_get("/", index)
