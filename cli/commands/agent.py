@@ -21,6 +21,7 @@ import click
 
 from schakel.cli.commands.common import check_home, home_option, json_option
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Group
 
 if TYPE_CHECKING:
     from schakel.keys import KeystoreKey
@@ -98,7 +99,7 @@ def keystore_secret(home: Path) -> "str | KeystoreKey":
         return passphrase_from()
 
 
-@click.group()
+@click.group(cls=Group)
 def agent() -> None:
     """Keep your home's unlocked key for a session (sleutelagent), as ssh-agent does.
 

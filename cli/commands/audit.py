@@ -13,12 +13,13 @@ from schakel.cli.commands.common import (
 )
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.cli.helptext import Group
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.group()
+@click.group(cls=Group)
 def audit() -> None:
     """The audit log (auditlog): every release, refusal and membership change,
     in an append-only Merkle tree signed by the server.

@@ -12,13 +12,14 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.grant import receive_release
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, table
+from schakel.cli.helptext import Group
 from schakel.protocol.errors import MalformedError
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.group()
+@click.group(cls=Group)
 def bemoeizorg() -> None:
     """Bemoeizorg (outreach care without consent, OGGZ networks only).
 

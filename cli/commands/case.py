@@ -20,6 +20,8 @@ from schakel.cli.commands.common import (
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.cli.helptext import Command, Group
+from schakel.cli.i18n import N_
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
 
@@ -32,7 +34,7 @@ HELP_TYPES = ("informal", "formal", "combined")
 RELATIONS = ("preceding", "complementary", "co-partner", "follow-up")
 
 
-@click.group()
+@click.group(cls=Group)
 def case() -> None:
     """Cases (casussen): create, read, work on, close, share, refer.
 
@@ -437,7 +439,7 @@ def action(home: Path, server: str | None, network_id: str, case_id: str, descri
 
 
 def _status_command(name: str, verb: str, doc: str) -> click.Command:
-    @click.command(name, help=doc, epilog=GUARD_EPILOG)
+    @click.command(name, cls=Command, help=doc, epilog=GUARD_EPILOG)
     @partner_options
     @network_argument
     @click.argument("case_id", metavar="CASE")
@@ -459,9 +461,10 @@ def _status_command(name: str, verb: str, doc: str) -> click.Command:
 
 case.add_command(_status_command(
     "close", "close",
-    "Close a case (owner or coordinator). Retention starts counting; the identity is "
-    "crypto-shredded after the policy's period."))
-case.add_command(_status_command("reopen", "reopen", "Reopen a closed case (owner or coordinator)."))
+    N_("Close a case (owner or coordinator). Retention starts counting; the identity is "
+       "crypto-shredded after the policy's period.")))
+case.add_command(_status_command("reopen", "reopen",
+                                 N_("Reopen a closed case (owner or coordinator).")))
 
 
 # ------------------------------------------------------------------ erasure, rectification

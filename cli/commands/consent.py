@@ -12,6 +12,7 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Group
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
 
 
-@click.group()
+@click.group(cls=Group)
 def consent() -> None:
     """A person's consent (toestemming) to release identity: record, revoke.
 

@@ -12,12 +12,13 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.init import MISBEHAVIOUR_COLUMNS
 from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.cli.helptext import Command
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @network_argument
 @json_option

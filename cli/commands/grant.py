@@ -13,13 +13,14 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, plain, table
+from schakel.cli.helptext import Group
 from schakel.cli.i18n import _
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.group()
+@click.group(cls=Group)
 def grant() -> None:
     """Identity releases under consent (vrijgave): create a grant, receive it.
 

@@ -13,6 +13,7 @@ from schakel.cli.commands.common import (
     check_url, json_option, partner_options, remember_server, run, with_partner,
 )
 from schakel.cli.commands.output import emit, heading, plain, table
+from schakel.cli.helptext import Command
 from schakel.keys import KdfParams, passphrase_from
 from schakel.protocol.errors import KeystoreError
 
@@ -30,7 +31,7 @@ def _acting_user(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default="schakel-home",
               envvar="SCHAKEL_HOME", show_default=True, show_envvar=True,
               help="The new home directory; it must not hold a keystore yet.")
@@ -101,7 +102,7 @@ MISBEHAVIOUR_COLUMNS = [("at", "when"), ("network", "network"), ("what", "what")
                         ("message", "message")]
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @json_option
 def whoami(home: Path, server: str | None, as_json: bool) -> None:
@@ -134,7 +135,7 @@ def whoami(home: Path, server: str | None, as_json: bool) -> None:
         table(recorded, MISBEHAVIOUR_COLUMNS, empty="none", limits={"message": 80})
 
 
-@click.command("bundle")
+@click.command("bundle", cls=Command)
 @partner_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the bundle to this file instead of standard output.")

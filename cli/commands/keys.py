@@ -12,6 +12,7 @@ import click
 
 from schakel.cli.commands.common import HOME_ENV
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Group
 from schakel.keys import (
     Fingerprint, KdfParams, PartnerKeys, load_keystore, make_key_bundle, passphrase_from,
     read_keystore_info, rotate, save_keystore, verify_key_bundle,
@@ -61,7 +62,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-@click.group()
+@click.group(cls=Group)
 def keys() -> None:
     """Your organisation's keys (sleutels): create, show, hand over, rotate.
 

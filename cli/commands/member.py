@@ -14,6 +14,7 @@ from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.network import MEMBER_COLUMNS
 from schakel.cli.commands.output import cell, emit, plain, table
+from schakel.cli.helptext import Group
 from schakel.keys import Fingerprint, verify_key_bundle
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ BEHALF_COLUMNS = [("on_behalf_of", "on behalf of"), ("users", "users")]
 UNCHECKED = "--without-fingerprint-check"
 
 
-@click.group()
+@click.group(cls=Group)
 def member() -> None:
     """Members of a network (deelnemers): add, remove, list.
 

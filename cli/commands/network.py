@@ -16,6 +16,7 @@ from schakel.cli.commands.common import (
 from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.cli.commands.syncbar import sync_bar
+from schakel.cli.helptext import Command, Group
 from schakel.cli.i18n import _
 from schakel.keys import Fingerprint
 from schakel.protocol.errors import MalformedError
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 KINDS = ("neighbourhood", "oggz")
 
 
-@click.group()
+@click.group(cls=Group)
 def network() -> None:
     """Networks (netwerken): found one, trust and join one, look at one.
 
@@ -374,7 +375,7 @@ MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring
                   ("party", "party"), ("roles", "roles"), ("current", "current")]
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @optional_network_argument
 @click.option("--wait", type=click.FloatRange(0, 30), default=0, show_default=True,

@@ -10,6 +10,7 @@ import click
 from schakel.cli.commands.common import json_option, partner_options, with_partner
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, table
+from schakel.cli.helptext import Command
 from schakel.protocol.errors import PolicyViolation
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ COLUMNS = [("cursor", "#"), ("at", "when"), ("what", "what"), ("case", "case"),
            ("ref", "invocation / referral")]
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @network_argument
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True,

@@ -11,12 +11,13 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Command
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.command(epilog=GUARD_EPILOG)
+@click.command(cls=Command, epilog=GUARD_EPILOG)
 @partner_options
 @network_argument
 @click.argument("invocation", metavar="INVOCATION")

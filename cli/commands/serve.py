@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Command, Group
 from schakel.server import serverkeys
 from schakel.server.app import serve as run_server
 from schakel.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, load_or_create
@@ -36,7 +37,7 @@ def _passphrase_note(data_dir: Path) -> str:
     return f"from {serverkeys.PASSPHRASE_ENV}"
 
 
-@click.group()
+@click.group(cls=Group)
 def server() -> None:
     """Prepare and inspect a Schakel server's data directory."""
 
@@ -122,7 +123,7 @@ def retention(data_dir: Path, as_json: bool) -> None:
     click.echo(f"{len(done)} retention step(s) taken")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--data", "data_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
 @click.option("--host", default=None,

@@ -18,6 +18,7 @@ from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
 from schakel.cli.i18n import _
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import emit, plain, table
+from schakel.cli.helptext import Group
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import SEVERITIES
 
@@ -30,7 +31,7 @@ SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour
 FEEDBACK_STATUSES = ("received", "taken-up", "referred", "closed", "not-taken-up")
 
 
-@click.group()
+@click.group(cls=Group)
 def signal() -> None:
     """Signals of concern (signalen): send, follow, read, answer.
 
