@@ -13,6 +13,7 @@ from schakel.cli.commands.grant import receive_release
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, table
 from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError
 
 if TYPE_CHECKING:
@@ -152,10 +153,10 @@ def release(home: Path, server: str | None, network_id: str, invocation: str, as
                     as_json=as_json)
 
 
-INVOCATION_COLUMNS = [("invocation", "invocation"), ("case", "case"), ("invoker", "invoker"),
-                      ("ground", "ground"), ("classes", "classes"), ("invoked", "invoked"),
-                      ("status", "status"), ("cosigners", "co-signed by"),
-                      ("reviews", "reviews")]
+INVOCATION_COLUMNS = [("invocation", N_("invocation")), ("case", N_("case")), ("invoker", N_("invoker")),
+                      ("ground", N_("ground")), ("classes", N_("classes")), ("invoked", N_("invoked")),
+                      ("status", N_("status")), ("cosigners", N_("co-signed by")),
+                      ("reviews", N_("reviews"))]
 
 
 @bemoeizorg.command("list")
@@ -183,5 +184,5 @@ def list_invocations(home: Path, server: str | None, network_id: str, as_json: b
     rows = [{**i, "invoker": i.get("invoker_name") or i.get("invoker"),
              "status": i["status"] + (f" ({i['refusal']})" if i.get("refusal") else "")}
             for i in invocations]
-    table(rows, INVOCATION_COLUMNS, empty="no bemoeizorg invocations you may see in this network",
+    table(rows, INVOCATION_COLUMNS, empty=_("no bemoeizorg invocations you may see in this network"),
           limits={"invoker": 24})

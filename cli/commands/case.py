@@ -21,7 +21,7 @@ from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
 from schakel.cli.helptext import Command, Group
-from schakel.cli.i18n import N_
+from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
 
@@ -130,9 +130,9 @@ def _identity(identity_file: Path | None, **fields: Any) -> dict[str, Any] | Non
 
 # ------------------------------------------------------------------ create / read
 
-_AUDIENCE_HELP = ("A kern (core) member who may read the case (KEY_ID; repeatable): the case is then "
-                  "for this part of the kern only, you and the coördinator always included "
-                  "(ADR 0031). Without it the whole kern reads the case.")
+_AUDIENCE_HELP = N_("A kern (core) member who may read the case (KEY_ID; repeatable): the case "
+                     "is then for this part of the kern only, you and the coördinator always "
+                     "included (ADR 0031). Without it the whole kern reads the case.")
 
 
 @case.command("create", epilog=GUARD_EPILOG)
@@ -201,10 +201,10 @@ def consult(home: Path, server: str | None, network_id: str, intake_file: Path |
          rows=[("consult", case_id), ("network", network_id)])
 
 
-CASE_COLUMNS = [("case", "case"), ("kind", "kind"), ("status", "status"), ("owner_name", "owner"),
-                ("created", "created"), ("severity", "severity"),
-                ("neighbourhood", "neighbourhood"), ("breaches", "policy breaches"),
-                ("summary", "summary")]
+CASE_COLUMNS = [("case", N_("case")), ("kind", N_("kind")), ("status", N_("status")), ("owner_name", N_("owner")),
+                ("created", N_("created")), ("severity", N_("severity")),
+                ("neighbourhood", N_("neighbourhood")), ("breaches", N_("policy breaches")),
+                ("summary", N_("summary"))]
 
 
 def case_summary(view: Any, names: dict[str, str]) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def list_cases(home: Path, server: str | None, network_id: str, status: str, off
     rows = [{**c, "summary": c["summary"] or "(history not readable: `schakel case show` "
                                              "says who can share it)"}
             if c["unreadable_events"] else c for c in cases]
-    table(rows, CASE_COLUMNS, empty="no cases", limits={"summary": 50, "owner_name": 24})
+    table(rows, CASE_COLUMNS, empty=_("no cases"), limits={"summary": 50, "owner_name": 24})
 
 
 @case.command("show")
@@ -308,14 +308,14 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
         ("policy", f"{len(breaches)} breach(es) of the network policy: see below" if breaches
          else "no breaches seen"),
     ])
-    heading("events")
+    heading(_("events"))
     table([_event_row(e, names) for e in view.get("events") or []],
-          [("seq", "seq"), ("created", "when"), ("author_name", "by"), ("kind", "kind"),
-           ("text", "content")], empty="no events", limits={"text": 80, "author_name": 24})
+          [("seq", N_("seq")), ("created", N_("when")), ("author_name", N_("by")), ("kind", N_("kind")),
+           ("text", N_("content"))], empty=_("no events"), limits={"text": 80, "author_name": 24})
     if breaches:
-        heading("policy breaches (informal where possible, professional where necessary)")
-        table(breaches, [("seq", "seq"), ("author_name", "by"), ("reason", "reason"),
-                         ("message", "what is wrong")], empty="",
+        heading(_("policy breaches (informal where possible, professional where necessary)"))
+        table(breaches, [("seq", N_("seq")), ("author_name", N_("by")), ("reason", N_("reason")),
+                         ("message", N_("what is wrong"))], empty="",
               limits={"author_name": 24})
 
 

@@ -14,7 +14,7 @@ from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, plain, table
 from schakel.cli.helptext import Group
-from schakel.cli.i18n import _
+from schakel.cli.i18n import N_, _
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -98,9 +98,9 @@ def release(home: Path, server: str | None, network_id: str, grant_id: str, as_j
                     lambda partner: partner.disclosure.release(network_id, grant_id), as_json=as_json)
 
 
-GRANT_COLUMNS = [("grant", "grant"), ("direction", "direction"), ("case", "case"),
-                 ("grantee", "to"), ("classes", "classes"), ("granted", "granted"),
-                 ("status", "status")]
+GRANT_COLUMNS = [("grant", N_("grant")), ("direction", N_("direction")), ("case", N_("case")),
+                 ("grantee", N_("to")), ("classes", N_("classes")), ("granted", N_("granted")),
+                 ("status", N_("status"))]
 
 
 @grant.command("list")
@@ -127,7 +127,7 @@ def list_grants(home: Path, server: str | None, network_id: str, as_json: bool) 
     rows = [{**g, "direction": DIRECTIONS.get(g["direction"], g["direction"]),
              "status": g["status"] + (f" ({g['refusal']})" if g.get("refusal") else "")}
             for g in grants]
-    table(rows, GRANT_COLUMNS, empty="no grants to you or by you in this network")
+    table(rows, GRANT_COLUMNS, empty=_("no grants to you or by you in this network"))
     waiting = [g["grant"] for g in grants if g["direction"] == "to-you" and g["status"] != "released"]
     if waiting:
         click.echo("")

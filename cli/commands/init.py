@@ -14,6 +14,7 @@ from schakel.cli.commands.common import (
 )
 from schakel.cli.commands.output import emit, heading, plain, table
 from schakel.cli.helptext import Command
+from schakel.cli.i18n import N_, _
 from schakel.keys import KdfParams, passphrase_from
 from schakel.protocol.errors import KeystoreError
 
@@ -98,8 +99,8 @@ def _identity(partner: "Partner", home: Path, server: str | None) -> dict[str, A
             "acting_user": partner.acting_user}
 
 
-MISBEHAVIOUR_COLUMNS = [("at", "when"), ("network", "network"), ("what", "what"),
-                        ("message", "message")]
+MISBEHAVIOUR_COLUMNS = [("at", N_("when")), ("network", N_("network")), ("what", N_("what")),
+                        ("message", N_("message"))]
 
 
 @click.command(cls=Command)
@@ -131,8 +132,8 @@ def whoami(home: Path, server: str | None, as_json: bool) -> None:
         ("server misbehaviour", f"{len(recorded)} recorded" if recorded else "none recorded"),
     ])
     if recorded:
-        heading("server misbehaviour recorded by this home")
-        table(recorded, MISBEHAVIOUR_COLUMNS, empty="none", limits={"message": 80})
+        heading(_("server misbehaviour recorded by this home"))
+        table(recorded, MISBEHAVIOUR_COLUMNS, empty=_("none"), limits={"message": 80})
 
 
 @click.command("bundle", cls=Command)

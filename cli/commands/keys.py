@@ -36,8 +36,8 @@ def _read_keystore(f: F) -> F:
     (a keystore made by `schakel keys generate`; kept for the scripts that use it)."""
     f = click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="SCHAKEL_KEYSTORE", show_envvar=True,
-                     help=f"A keystore file made by `schakel keys generate` [default: "
-                          f"{DEFAULT_KEYSTORE} when no --home is given].")(f)
+                     help="A keystore file made by `schakel keys generate` [default: "
+                          "schakel-keystore.json when no --home is given].")(f)   # DEFAULT_KEYSTORE
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
                         envvar=HOME_ENV, show_envvar=True,
                         help="Your organisation's Schakel home: its keystore.json is read.")(f)

@@ -15,6 +15,7 @@ from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.network import MEMBER_COLUMNS
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_, _
 from schakel.keys import Fingerprint, verify_key_bundle
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 #: What ``member list`` shows beyond the members' table of ``network show``.
-BEHALF_COLUMNS = [("on_behalf_of", "on behalf of"), ("users", "users")]
+BEHALF_COLUMNS = [("on_behalf_of", N_("on behalf of")), ("users", N_("users"))]
 
 #: The opt-out of the fingerprint comparison: long and plain, so a script shows it.
 UNCHECKED = "--without-fingerprint-check"
@@ -181,4 +182,4 @@ def list_members(home: Path, server: str | None, network_id: str, everyone: bool
         emit({"network": network_id, "members": members}, as_json=True)
         return
     table(members, MEMBER_COLUMNS + BEHALF_COLUMNS,
-          empty="no members (did you sync, and are you a member?)")
+          empty=_("no members (did you sync, and are you a member?)"))

@@ -17,7 +17,7 @@ from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.cli.commands.syncbar import sync_bar
 from schakel.cli.helptext import Command, Group
-from schakel.cli.i18n import _
+from schakel.cli.i18n import N_, _
 from schakel.keys import Fingerprint
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
@@ -206,7 +206,7 @@ def join(home: Path, server: str | None, network_id: str, covenant_file: Path, a
                                       ("synced", "yes")])
 
 
-PLACE_COLUMNS = [("network", "network"), ("name", "name"), ("kind", "kind"), ("role", "your role")]
+PLACE_COLUMNS = [("network", N_("network")), ("name", N_("name")), ("kind", N_("kind")), ("role", N_("your role"))]
 
 #: A role as `network list` shows it.
 ROLE_TEXT = {"coordinator": "coördinator (regie)", "auditor": "auditor", "core": "kern (core)",
@@ -240,8 +240,8 @@ def list_networks(home: Path, server: str | None, offline: bool, as_json: bool) 
     rows = [{**n, "role": ROLE_TEXT.get(n["role"], n["role"])
              + (f" ({', '.join(n['roles'])})" if n.get("roles") else "")} for n in networks]
     table(rows, PLACE_COLUMNS,
-          empty="no networks yet: found one (`schakel network create`) or trust one "
-                "(`schakel network trust NETWORK --fingerprint \"…\"`)")
+          empty=_("no networks yet: found one (`schakel network create`) or trust one "
+                  "(`schakel network trust NETWORK --fingerprint \"…\"`)"))
 
 
 async def sync_if_admitted(partner: "Partner", network_id: str) -> None:
@@ -343,7 +343,7 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
         ("cases", f"{info['cases']} ({info['open_cases']} open)"),
     ])
     click.echo("")
-    table(info["members"], MEMBER_COLUMNS, empty="no members yet")
+    table(info["members"], MEMBER_COLUMNS, empty=_("no members yet"))
 
 
 def allow_lines(path: Path) -> list[str]:
@@ -371,8 +371,8 @@ def with_allow_list(policy: dict[str, Any], words: list[str]) -> dict[str, Any]:
     return {**policy, "pii_allow": merged}
 
 
-MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring"),
-                  ("party", "party"), ("roles", "roles"), ("current", "current")]
+MEMBER_COLUMNS = [("key_id", N_("key id")), ("name", N_("organisation")), ("ring", N_("ring")),
+                  ("party", N_("party")), ("roles", N_("roles")), ("current", N_("current"))]
 
 
 @click.command(cls=Command)

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from schakel.cli.i18n import _ as translated
 from schakel.protocol.encoding import b64e
 
 
@@ -91,16 +92,21 @@ def table(items: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
           empty: str, limits: Mapping[str, int] | None = None) -> None:
     """Print ``items`` as a table of ``columns`` ((key, heading) pairs), or ``empty``.
 
-    Ids are never shortened (people copy them into the next command); only the
+    The headings are English msgids (marked with ``N_`` where the columns are defined)
+    and shown in the language spoken now; ``empty`` is shown as given (translate it with
+    ``_`` at the call).  Ids are never shortened (people copy them into the next command); only the
     columns named in ``limits`` are cut to that many characters.
     """
     if not items:
         click.echo(empty)
         return
     limits = limits or {}
-    cells = [[cell(item.get(key), limit=limits.get(key)) for key, _ in columns] for item in items]
-    widths = [max(len(heading), *(len(row[i]) for row in cells)) for i, (_, heading) in enumerate(columns)]
-    click.echo("  ".join(h.upper().ljust(w) for (_, h), w in zip(columns, widths)).rstrip())
+    headings = [translated(heading) for _key, heading in columns]
+    cells = [[cell(item.get(key), limit=limits.get(key)) for key, _heading in columns]
+             for item in items]
+    widths = [max(len(heading), *(len(row[i]) for row in cells))
+              for i, heading in enumerate(headings)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headings, widths)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 

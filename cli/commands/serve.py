@@ -12,14 +12,15 @@ import click
 
 from schakel.cli.commands.output import emit
 from schakel.cli.helptext import Command, Group
+from schakel.cli.i18n import N_
 from schakel.server import serverkeys
 from schakel.server.app import serve as run_server
-from schakel.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, load_or_create
+from schakel.server.config import ServerConfig, load_or_create
 from schakel.server.context import AppContext
 from schakel.server.logconfig import configure_logging
 
-DATA_HELP = ("the server's data directory: database, server keys and config.json; created "
-             "on first use, reused after")
+DATA_HELP = N_("the server's data directory: database, server keys and config.json; created "
+                "on first use, reused after")
 
 
 def _config(data_dir: Path, host: str | None, port: int | None,
@@ -127,10 +128,10 @@ def retention(data_dir: Path, as_json: bool) -> None:
 @click.option("--data", "data_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
 @click.option("--host", default=None,
-              help=f"address to listen on [default: {DEFAULT_HOST}, this machine only; "
-                   "put a TLS proxy in front to serve partners]")
+              help="address to listen on [default: 127.0.0.1, this machine only; "
+                   "put a TLS proxy in front to serve partners]")     # server.config.DEFAULT_HOST
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help=f"port to listen on [default: {DEFAULT_PORT}]")
+              help="port to listen on [default: 8470]")     # server.config.DEFAULT_PORT
 @click.option("--public-url", default=None,
               help="the address partners use, e.g. https://schakel.gemeente.nl, when a proxy "
                    "sits in front; requests are signed for it [default: http://HOST:PORT]")

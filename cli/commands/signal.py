@@ -15,7 +15,7 @@ from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, remember_server, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
-from schakel.cli.i18n import _
+from schakel.cli.i18n import N_, _
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import emit, plain, table
 from schakel.cli.helptext import Group
@@ -240,10 +240,10 @@ def list_signals(home: Path, server: str | None, network_id: str, as_json: bool)
              "kind": s["content"].get("signaller_kind"), "concern": s["content"].get("concern"),
              "identity": sorted(s["content"].get("identity") or {}),
              "from": s.get("sender") or s["source"]} for s in signals]
-    table(rows, [("signal", "signal"), ("received", "received"), ("from", "from"),
-                 ("kind", "signaller"), ("urgency", "urgency"), ("status", "status"),
-                 ("concern", "concern"), ("identity", "identity"), ("hints", "may concern")],
-          empty="no signals", limits={"concern": 60})
+    table(rows, [("signal", N_("signal")), ("received", N_("received")), ("from", N_("from")),
+                 ("kind", N_("signaller")), ("urgency", N_("urgency")), ("status", N_("status")),
+                 ("concern", N_("concern")), ("identity", N_("identity")), ("hints", N_("may concern"))],
+          empty=_("no signals"), limits={"concern": 60})
 
 
 @signal.command("feedback")
