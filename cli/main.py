@@ -16,7 +16,8 @@ Every error is mapped here, in :class:`SchakelGroup`, so the commands in
 
 The refusals are Dutch unless English is asked for (``--lang``, ``SCHAKEL_LANG``,
 ``LANG``; :mod:`schakel.cli.i18n`, ADR 0037): the tables below hold the English msgids,
-marked with ``N_``, and each line is translated with ``_`` when it is printed.
+marked with ``N_``, and each line is translated with ``_`` when it is printed.  So are
+every ``--help`` and click's own usage errors (:mod:`schakel.cli.helptext`).
 """
 
 from __future__ import annotations
