@@ -247,3 +247,23 @@ def test_a_tables_headings_are_dutch_by_default_and_english_when_asked(
         assert header[:5] == ["CASE", "KIND", "STATUS", "OWNER", "CREATED"], header
     finally:
         use(None)
+
+
+def test_the_dutch_help_line_schakel_help_shows_is_the_commands_own() -> None:
+    """``COMMANDS`` repeats each command's first help line (tests/test_cli_help.py); its
+    Dutch must be the Dutch of the command's own first line too."""
+    from schakel.cli.i18n import _
+    from schakel.cli.main import COMMANDS
+
+    different = []
+    try:
+        use("nl")
+        for name, lazy in sorted(COMMANDS.items()):
+            command = main.get_command(click.Context(main), name)
+            assert command is not None
+            if f"schakel {name}" not in ENGLISH_ONLY and \
+                    command.get_short_help_str(limit=10**6) != _(lazy.help):
+                different.append(name)
+    finally:
+        use(None)
+    assert not different, different
