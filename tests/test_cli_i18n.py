@@ -267,3 +267,22 @@ def test_the_dutch_help_line_schakel_help_shows_is_the_commands_own() -> None:
     finally:
         use(None)
     assert not different, different
+
+
+def test_a_commands_labels_and_yes_no_are_dutch_by_default(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from schakel.cli.commands.output import cell, emit
+    from schakel.cli.i18n import N_
+
+    def rows() -> list[tuple[str, str]]:
+        return [(N_("member"), "K" * 43), (N_("removed"), cell(True))]
+
+    try:
+        use("nl")
+        emit({}, as_json=False, rows=rows())
+        assert capsys.readouterr().out.split() == ["deelnemer", "K" * 43, "verwijderd", "ja"]
+        use("en")
+        emit({}, as_json=False, rows=rows())
+        assert capsys.readouterr().out.split() == ["member", "K" * 43, "removed", "yes"]
+    finally:
+        use(None)

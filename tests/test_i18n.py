@@ -29,8 +29,8 @@ CLI = ROOT / "cli"
 PO = CLI / "locale" / "nl" / "LC_MESSAGES" / "schakel.po"
 MO = PO.with_suffix(".mo")
 #: Messages that are the same word in Dutch (names of identifiers, and the console's
-#: "Status" and "open", and the tables' "status" column, which Dutch writes as English does).
-SAME_IN_DUTCH = frozenset({"BSN", "IBAN", "Status", "status", "open"})
+#: "Status" and "open", the tables' "status" and the word "bemoeizorg", which Dutch writes as English does).
+SAME_IN_DUTCH = frozenset({"BSN", "IBAN", "Status", "status", "open", "bemoeizorg"})
 #: The names under which the code marks a message (cli/i18n.py).
 MARKERS = frozenset({"_", "N_", "ngettext"})
 

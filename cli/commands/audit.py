@@ -95,11 +95,11 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
         emit(result, as_json=True)
         return
     emit({}, as_json=False, rows=[
-        ("network", network_id), ("result", "the audit log verifies"),
-        ("size", cell(result.get("size"))), ("root", cell(result.get("root"))),
-        ("head signed", cell(result.get("head_time"))),
-        ("entries checked", cell(result.get("checked"))),
-        ("erased (retention)", cell(result.get("erased"))),
+        (N_("network"), network_id), (N_("result"), "the audit log verifies"),
+        (N_("size"), cell(result.get("size"))), (N_("root"), cell(result.get("root"))),
+        (N_("head signed"), cell(result.get("head_time"))),
+        (N_("entries checked"), cell(result.get("checked"))),
+        (N_("erased (retention)"), cell(result.get("erased"))),
     ])
 
 
@@ -130,9 +130,9 @@ def access_report(home: Path, server: str | None, network_id: str, case_id: str,
     releases, denials = report.get("releases") or [], report.get("denials") or []
     verified = report.get("verified") or {}
     emit({}, as_json=False, rows=[
-        ("case", case_id), ("releases", str(len(releases))), ("denials", str(len(denials))),
-        ("erased (retention)", cell(report.get("erased"))),
-        ("verified", f"{cell(verified.get('entries'))} listed entries match the verified audit "
+        (N_("case"), case_id), (N_("releases"), str(len(releases))), (N_("denials"), str(len(denials))),
+        (N_("erased (retention)"), cell(report.get("erased"))),
+        (N_("verified"), f"{cell(verified.get('entries'))} listed entries match the verified audit "
                      f"log ({cell(verified.get('log_entries'))} entries read)"),
     ])
     heading(_("releases (who received identity)"))

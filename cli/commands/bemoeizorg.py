@@ -68,9 +68,9 @@ def invoke(home: Path, server: str | None, network_id: str, case_id: str, ground
     invocation, asked = with_partner(home, server, ask)
     emit({"network": network_id, "case": case_id, "invocation": invocation, "ground": ground,
           "classes": asked}, as_json=as_json, rows=[
-        ("invocation", invocation), ("case", case_id), ("ground", ground),
-        ("classes", ", ".join(asked)),
-        ("next", f"a colleague with the bemoeizorg role runs `schakel bemoeizorg cosign "
+        (N_("invocation"), invocation), (N_("case"), case_id), (N_("ground"), ground),
+        (N_("classes"), ", ".join(asked)),
+        (N_("next"), f"a colleague with the bemoeizorg role runs `schakel bemoeizorg cosign "
                  f"{network_id} {invocation} --case {case_id}`; then `schakel bemoeizorg "
                  f"release {network_id} {invocation}`"),
     ])
@@ -109,8 +109,8 @@ def cosign(home: Path, server: str | None, network_id: str, invocation: str, cas
 
     with_partner(home, server, sign)
     emit({"network": network_id, "invocation": invocation, "cosigned": True}, as_json=as_json,
-         rows=[("invocation", invocation), ("co-signed", "yes"),
-               ("next", f"the invoker runs `schakel bemoeizorg release {network_id} {invocation}`")])
+         rows=[(N_("invocation"), invocation), (N_("co-signed"), "yes"),
+               (N_("next"), f"the invoker runs `schakel bemoeizorg release {network_id} {invocation}`")])
 
 
 @bemoeizorg.command("justification")

@@ -169,9 +169,9 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
     emit({"network": network_id, "case": case_id, "kind": "case",
           "identity_classes": sorted(identity or {}), "audience": sorted(audience) or None},
          as_json=as_json, rows=[
-        ("case", case_id), ("network", network_id),
-        ("identity", ", ".join(sorted(identity or {})) or "none (anonymous only)"),
-        ("audience", ", ".join(sorted(audience)) + " (and you, the coördinator)"
+        (N_("case"), case_id), (N_("network"), network_id),
+        (N_("identity"), ", ".join(sorted(identity or {})) or "none (anonymous only)"),
+        (N_("audience"), ", ".join(sorted(audience)) + " (and you, the coördinator)"
          if audience else "the whole kern"),
     ])
 
@@ -198,7 +198,7 @@ def consult(home: Path, server: str | None, network_id: str, intake_file: Path |
 
     case_id = with_partner(home, server, ask, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "consult"}, as_json=as_json,
-         rows=[("consult", case_id), ("network", network_id)])
+         rows=[(N_("consult"), case_id), (N_("network"), network_id)])
 
 
 CASE_COLUMNS = [("case", N_("case")), ("kind", N_("kind")), ("status", N_("status")), ("owner_name", N_("owner")),
@@ -293,19 +293,19 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
     state = view.get("state") or {}
     breaches = view.get("breaches") or []
     emit({}, as_json=False, rows=[
-        ("case", view["case"]), ("kind", view["kind"]), ("status", view["status"]),
-        ("owner", f"{names.get(view['owner'], '?')} ({view['owner']})"),
-        ("created", cell(view.get("created"))),
-        ("readable", "yes" if view.get("readable") else "no: the coördinator shares it with "
+        (N_("case"), view["case"]), (N_("kind"), view["kind"]), (N_("status"), view["status"]),
+        (N_("owner"), f"{names.get(view['owner'], '?')} ({view['owner']})"),
+        (N_("created"), cell(view.get("created"))),
+        (N_("readable"), "yes" if view.get("readable") else "no: the coördinator shares it with "
                                                         "you (`schakel case share`)"),
         *[(k.replace("_", " "), cell(state.get(k))) for k in
           ("age_band", "neighbourhood", "domains", "severity", "care_status", "source", "complex")
           if k in state],
-        ("summary", cell(state.get("summary"))
+        (N_("summary"), cell(state.get("summary"))
          + (" (in the history you cannot read)" if view["history"] and not state.get("summary")
             else "")),
-        *([("history", view["history"])] if view["history"] else []),
-        ("policy", f"{len(breaches)} breach(es) of the network policy: see below" if breaches
+        *([(N_("history"), view["history"])] if view["history"] else []),
+        (N_("policy"), f"{len(breaches)} breach(es) of the network policy: see below" if breaches
          else "no breaches seen"),
     ])
     heading(_("events"))
@@ -369,7 +369,7 @@ def _add(home: Path, server: str | None, network_id: str, case_id: str, plaintex
 
     seq = with_partner(home, server, write, guard=plaintext)
     emit({"network": network_id, "case": case_id, "seq": seq, "kind": plaintext["kind"]},
-         as_json=as_json, rows=[("case", case_id), ("event", f"#{seq} ({plaintext['kind']})")])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("event"), f"#{seq} ({plaintext['kind']})")])
 
 
 @case.command("note", epilog=GUARD_EPILOG)
@@ -455,7 +455,7 @@ def _status_command(name: str, verb: str, doc: str) -> click.Command:
         with_partner(home, server, change, guard={"reason": reason})
         status = "closed" if verb == "close" else "open"
         emit({"network": network_id, "case": case_id, "status": status, "reason": reason},
-             as_json=as_json, rows=[("case", case_id), ("status", status), ("reason", reason)])
+             as_json=as_json, rows=[(N_("case"), case_id), (N_("status"), status), (N_("reason"), reason)])
     return command
 
 
@@ -536,9 +536,9 @@ def _emit_purge(done: Any, as_json: bool, classes: list[str] | None = None) -> N
     what = ("erased: no partner can open this identity any more" if done.kind == "erasure"
             else f"rectified: version {done.identity_version} destroyed, version "
                  f"{done.identity_version + 1} holds the corrected fields")
-    emit(value, as_json=as_json, rows=[("case", done.case), ("purge", done.purge),
-                                       ("identity", what),
-                                       ("audit entry", str(done.audit_index))])
+    emit(value, as_json=as_json, rows=[(N_("case"), done.case), (N_("purge"), done.purge),
+                                       (N_("identity"), what),
+                                       (N_("audit entry"), str(done.audit_index))])
 
 
 @case.command("share", epilog=GUARD_EPILOG)
@@ -560,7 +560,7 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
 
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "partner": partner_id, "shared": True},
-         as_json=as_json, rows=[("case", case_id), ("shared with", partner_id), ("reason", reason)])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("shared with"), partner_id), (N_("reason"), reason)])
 
 
 @case.command("widen", epilog=GUARD_EPILOG)
@@ -587,7 +587,7 @@ def widen(home: Path, server: str | None, network_id: str, case_id: str,
 
     added = with_partner(home, server, add, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "added": added}, as_json=as_json,
-         rows=[("case", case_id), ("added", ", ".join(added)), ("reason", reason)])
+         rows=[(N_("case"), case_id), (N_("added"), ", ".join(added)), (N_("reason"), reason)])
 
 
 @case.command("reshare", epilog=GUARD_EPILOG)
@@ -610,7 +610,7 @@ def reshare(home: Path, server: str | None, network_id: str, case_id: str, membe
 
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "member": member_id, "reshared": True},
-         as_json=as_json, rows=[("case", case_id), ("history shared with", member_id)])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("history shared with"), member_id)])
 
 
 @case.command("refer", epilog=GUARD_EPILOG)
@@ -641,8 +641,8 @@ def refer(home: Path, server: str | None, network_id: str, case_id: str, to_netw
 
     new_case = with_partner(home, server, move, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "to_network": to_network, "new_case": new_case},
-         as_json=as_json, rows=[("case", case_id), ("referred to", to_network),
-                                ("new case", new_case)])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("referred to"), to_network),
+                                (N_("new case"), new_case)])
 
 
 @case.command("identity")

@@ -57,8 +57,8 @@ def create(home: Path, server: str | None, network_id: str, case_id: str, consen
     grant_id = with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "grant": grant_id, "grantee": grantee,
           "classes": list(classes)}, as_json=as_json, rows=[
-        ("grant", grant_id), ("case", case_id), ("to", grantee), ("classes", ", ".join(classes)),
-        ("next", f"the partner runs `schakel grant release {network_id} {grant_id}`"),
+        (N_("grant"), grant_id), (N_("case"), case_id), (N_("to"), grantee), (N_("classes"), ", ".join(classes)),
+        (N_("next"), f"the partner runs `schakel grant release {network_id} {grant_id}`"),
     ])
 
 
@@ -75,8 +75,8 @@ def receive_release(home: Path, server: str | None, network_id: str,
         emit(released, as_json=True)
         return
     emit({}, as_json=False, rows=[
-        ("case", released["case"]),
-        ("audit entry", f"#{released['receipt_index']} (receipt verified)"),
+        (N_("case"), released["case"]),
+        (N_("audit entry"), f"#{released['receipt_index']} (receipt verified)"),
     ])
     click.echo("")
     print_identity(released["classes"])

@@ -74,9 +74,9 @@ def init(home: Path, name: str, server: str, acting_user: str, kdf: str, as_json
 
     info = run(create())
     emit(info, as_json=as_json, rows=[
-        ("home", info["home"]), ("organisation", info["name"]), ("key id", info["key_id"]),
-        ("fingerprint", info["fingerprint"]), ("server", info["server"]),
-        ("acting user", info["acting_user"]),
+        (N_("home"), info["home"]), (N_("organisation"), info["name"]), (N_("key id"), info["key_id"]),
+        (N_("fingerprint"), info["fingerprint"]), (N_("server"), info["server"]),
+        (N_("acting user"), info["acting_user"]),
         *next_steps(home),
     ])
 
@@ -125,11 +125,11 @@ def whoami(home: Path, server: str | None, as_json: bool) -> None:
         return
     recorded = info["misbehaviours"]
     emit(info, as_json=False, rows=[
-        ("organisation", info["name"]), ("key id", info["key_id"]),
-        ("fingerprint", info["fingerprint"]), ("server", info["server"] or "-"),
-        ("acting user", info["acting_user"]), ("home", info["home"]),
-        ("networks", ", ".join(info["networks"]) or "none yet (schakel network trust / create)"),
-        ("server misbehaviour", f"{len(recorded)} recorded" if recorded else "none recorded"),
+        (N_("organisation"), info["name"]), (N_("key id"), info["key_id"]),
+        (N_("fingerprint"), info["fingerprint"]), (N_("server"), info["server"] or "-"),
+        (N_("acting user"), info["acting_user"]), (N_("home"), info["home"]),
+        (N_("networks"), ", ".join(info["networks"]) or "none yet (schakel network trust / create)"),
+        (N_("server misbehaviour"), f"{len(recorded)} recorded" if recorded else "none recorded"),
     ])
     if recorded:
         heading(_("server misbehaviour recorded by this home"))

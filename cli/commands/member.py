@@ -107,12 +107,12 @@ def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring
           "party": party, "roles": sorted(roles), "days": days,
           "on_behalf_of": list(on_behalf_of), "users": user_parties,
           "fingerprint_checked": expected is not None}, as_json=as_json, rows=[
-        ("member", key_id), ("organisation", verified.name), ("ring", ring), ("party", party),
-        ("roles", ", ".join(sorted(roles)) or "-"),
-        ("on behalf of", ", ".join(on_behalf_of) or "-"),
-        ("users", cell(user_parties) if user_parties else "any (in the member's party)"),
-        ("valid", f"{days} days"),
-        ("fingerprint", "matches what was read aloud" if expected else
+        (N_("member"), key_id), (N_("organisation"), verified.name), (N_("ring"), ring), (N_("party"), party),
+        (N_("roles"), ", ".join(sorted(roles)) or "-"),
+        (N_("on behalf of"), ", ".join(on_behalf_of) or "-"),
+        (N_("users"), cell(user_parties) if user_parties else "any (in the member's party)"),
+        (N_("valid"), f"{days} days"),
+        (N_("fingerprint"), "matches what was read aloud" if expected else
          f"NOT compared ({UNCHECKED})"),
     ])
 
@@ -155,7 +155,7 @@ def remove(home: Path, server: str | None, network_id: str, key_id: str, reason:
 
     with_partner(home, server, revoke, guard={"reason": reason})
     emit({"network": network_id, "member": key_id, "removed": True, "reason": reason},
-         as_json=as_json, rows=[("member", key_id), ("removed", "yes"), ("reason", reason)])
+         as_json=as_json, rows=[(N_("member"), key_id), (N_("removed"), "yes"), (N_("reason"), reason)])
 
 
 @member.command("list")

@@ -64,15 +64,15 @@ def init(data_dir: Path, as_json: bool) -> None:
     keys, created = serverkeys.load_or_create(data_dir)
     info = keys.fingerprints()
     emit({**info, "created": created}, as_json=as_json, rows=[
-        ("server keys", "created now" if created else "already existed"),
-        ("server fingerprint", info["fingerprint"]),
-        ("log key (Ed25519)", info["log"]),
-        ("log key id", info["log_key_id"]),
-        ("gate key (X25519)", info["gate"]),
-        ("gate key id", info["gate_key_id"]),
-        ("keystore", str(data_dir / serverkeys.KEYSTORE_FILE)),
-        ("passphrase", _passphrase_note(data_dir)),
-        ("next", "give the server fingerprint to the coordinator, who passes it to `schakel "
+        (N_("server keys"), "created now" if created else "already existed"),
+        (N_("server fingerprint"), info["fingerprint"]),
+        (N_("log key (Ed25519)"), info["log"]),
+        (N_("log key id"), info["log_key_id"]),
+        (N_("gate key (X25519)"), info["gate"]),
+        (N_("gate key id"), info["gate_key_id"]),
+        (N_("keystore"), str(data_dir / serverkeys.KEYSTORE_FILE)),
+        (N_("passphrase"), _passphrase_note(data_dir)),
+        (N_("next"), "give the server fingerprint to the coordinator, who passes it to `schakel "
                  "network create --server-fingerprint`"),
     ])
 

@@ -132,9 +132,9 @@ def send(home: Path, server: str | None, network_id: str | None, concern: str, u
           "sent": ticket.sent, "ticket_file": str(ticket_file) if ticket_file else None,
           "pii_findings": noted},
          as_json=as_json, rows=[
-        ("signal", ticket.signal), ("network", network_id),
-        ("sent", f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),
-        ("ticket", kept), ("next", follow),
+        (N_("signal"), ticket.signal), (N_("network"), network_id),
+        (N_("sent"), f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),
+        (N_("ticket"), kept), (N_("next"), follow),
     ])
 
 
@@ -211,8 +211,8 @@ def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path
         emit(result, as_json=True)
         return
     emit({}, as_json=False, rows=[
-        ("signal", result.get("signal") or "-"), ("status", result["status"]),
-        ("updated", result["updated"]),
+        (N_("signal"), result.get("signal") or "-"), (N_("status"), result["status"]),
+        (N_("updated"), result["updated"]),
         *[("message" if i == 0 else "", m) for i, m in enumerate(result.get("messages") or [])],
     ])
 
@@ -263,6 +263,6 @@ def feedback(home: Path, server: str | None, network_id: str, signal_id: str, ne
     with_partner(home, server, answer)
     emit({"network": network_id, "signal": signal_id, "status": new_status,
           "message_sent": message is not None}, as_json=as_json, rows=[
-        ("signal", signal_id), ("status", new_status),
-        ("message", "sealed to the signaller" if message else "-"),
+        (N_("signal"), signal_id), (N_("status"), new_status),
+        (N_("message"), "sealed to the signaller" if message else "-"),
     ])
