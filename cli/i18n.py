@@ -18,6 +18,10 @@ The language is Dutch unless the person asks for English:
    language of it that Schakel speaks.  ``C``, ``POSIX`` or a language Schakel does not
    speak leave Dutch.
 
+The command line's ``--help`` and click's own messages go through the same catalog
+(:mod:`schakel.cli.helptext`); the console switches the process's language with
+:func:`use` (its language form).
+
 Only this module reads the catalog files; the library below the command line speaks in
 stable codes (``error.code``, ``details.reason``) and English developer messages, and
 the command line chooses the words.

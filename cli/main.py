@@ -16,7 +16,8 @@ Every error is mapped here, in :class:`SchakelGroup`, so the commands in
 
 The refusals are Dutch unless English is asked for (``--lang``, ``SCHAKEL_LANG``,
 ``LANG``; :mod:`schakel.cli.i18n`, ADR 0037): the tables below hold the English msgids,
-marked with ``N_``, and each line is translated with ``_`` when it is printed.
+marked with ``N_``, and each line is translated with ``_`` when it is printed.  So are
+every ``--help`` and click's own usage errors (:mod:`schakel.cli.helptext`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, NoReturn
 
 import click
 
+from schakel.cli.helptext import SpokenGroup, speak_for_click
 from schakel.cli.i18n import LANGUAGES, N_, _, use
 from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
@@ -151,7 +153,7 @@ REASONS: dict[str, str] = {
                                  "now (check this computer's clock)"),
 }
 
-EPILOG = """\b
+EPILOG = N_("""\b
 Exit codes:
   0  done
   1  refused: a check failed, or the protocol or the server refused
@@ -164,8 +166,7 @@ Exit codes:
 Start: schakel init --home H --name ORG --server URL --acting-user USER
 Environment: SCHAKEL_HOME (the --home), SCHAKEL_PASSPHRASE (else a hidden prompt),
   SCHAKEL_AGENT (the key agent's socket: `schakel agent start`),
-  SCHAKEL_LANG (nl or en, as --lang; messages are Dutch unless it or LANG asks for English)
-"""
+  SCHAKEL_LANG (nl or en, as --lang; messages are Dutch unless it or LANG asks for English)""")
 
 
 def _say(line: str) -> None:
@@ -274,6 +275,23 @@ DASH_ID = re.compile(r"-[A-Za-z0-9_-]{21}|-[A-Za-z0-9_-]{42}")
 GROUP_OPTIONS = ("--lang",)
 
 
+def asked_language(args: list[str]) -> str | None:
+    """The language ``--lang`` asks for among ``schakel``'s own options (before the
+    subcommand's name), or None.  A value Schakel does not speak is left to click,
+    which refuses it."""
+    asked = None
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        name, equals, value = args[i].partition("=")
+        if name == "--lang":
+            if not equals and i + 1 < len(args):
+                value = args[i + 1]
+                i += 1
+            asked = value if value in LANGUAGES else asked
+        i += 1
+    return asked
+
+
 def protect_ids(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
     """Let an id that starts with "-" be the argument it is (``case show N -x7…``).
 
@@ -350,61 +368,67 @@ _C = "schakel.cli.commands."
 #: the server and the PII guard's word lists) took most of a second before any help was
 #: printed; now only the command that runs is imported.
 COMMANDS: dict[str, Lazy] = {
-    "agent": Lazy(_C + "agent:agent", "Keep your home's unlocked key for a session "
-                  "(sleutelagent), as ssh-agent does."),
-    "audit": Lazy(_C + "audit:audit", "The audit log (auditlog): every release, refusal and "
-                  "membership change, in an append-only Merkle tree signed by the server."),
-    "bemoeizorg": Lazy(_C + "bemoeizorg:bemoeizorg", "Bemoeizorg (outreach care without "
-                       "consent, OGGZ networks only)."),
-    "case": Lazy(_C + "case:case", "Cases (casussen): create, read, work on, close, share, "
-                 "refer."),
-    "consent": Lazy(_C + "consent:consent", "A person's consent (toestemming) to release "
-                    "identity: record, revoke."),
-    "console": Lazy(_C + "console:console", "Open the console: your home's signals and cases "
-                    "in your browser, in Dutch."),
-    "demo": Lazy(_C + "demo:demo", "Play the report's practices against a real "
-                 "`schakel serve`."),
-    "duties": Lazy(_C + "duties:duties", "Do this home's duties for a network now (also done "
-                   "at every sync)."),
-    "grant": Lazy(_C + "grant:grant", "Identity releases under consent (vrijgave): create a "
-                  "grant, receive it."),
-    "init": Lazy(_C + "init:init", "Create your organisation's Schakel home: keys, server "
-                 "address, local state."),
-    "keys": Lazy(_C + "keys:keys", "Your organisation's keys (sleutels): create, show, hand "
-                 "over, rotate.", extra=(_C + "init:keys_bundle",)),
-    "member": Lazy(_C + "member:member", "Members of a network (deelnemers): add, remove, "
-                   "list."),
-    "network": Lazy(_C + "network:network", "Networks (netwerken): found one, trust and join "
-                    "one, look at one.", extra=(_C + "covenant:covenant_example",)),
-    "notifications": Lazy(_C + "notifications:notifications", "The coördinator's "
-                          "notifications (meldingen), oldest first."),
-    "report": Lazy(_C + "report:report", "Reports (rapportage): figures for the "
-                   "municipality, a person's access request."),
-    "review": Lazy(_C + "review:review", "Review a bemoeizorg invocation as auditor: "
-                   "--approve or --question."),
-    "serve": Lazy(_C + "serve:serve", "Run the Schakel server until Ctrl-C or SIGTERM."),
-    "server": Lazy(_C + "serve:server", "Prepare and inspect a Schakel server's data "
-                   "directory."),
-    "signal": Lazy(_C + "signal:signal", "Signals of concern (signalen): send, follow, read, "
-                   "answer."),
-    "sync": Lazy(_C + "network:sync", "Fetch, verify and decrypt what is new (bijwerken), "
-                 "then do this home's duties."),
-    "whoami": Lazy(_C + "init:whoami", "Show who this home acts as: organisation, key id, "
+    "agent": Lazy(_C + "agent:agent", N_("Keep your home's unlocked key for a session "
+                  "(sleutelagent), as ssh-agent does.")),
+    "audit": Lazy(_C + "audit:audit", N_("The audit log (auditlog): every release, refusal and "
+                  "membership change, in an append-only Merkle tree signed by the server.")),
+    "bemoeizorg": Lazy(_C + "bemoeizorg:bemoeizorg", N_("Bemoeizorg (outreach care without "
+                       "consent, OGGZ networks only).")),
+    "case": Lazy(_C + "case:case", N_("Cases (casussen): create, read, work on, close, share, "
+                 "refer.")),
+    "consent": Lazy(_C + "consent:consent", N_("A person's consent (toestemming) to release "
+                    "identity: record, revoke.")),
+    "console": Lazy(_C + "console:console", N_("Open the console: your home's signals and cases "
+                    "in your browser, in Dutch.")),
+    "demo": Lazy(_C + "demo:demo", N_("Play the report's practices against a real "
+                 "`schakel serve`.")),
+    "duties": Lazy(_C + "duties:duties", N_("Do this home's duties for a network now (also done "
+                   "at every sync).")),
+    "grant": Lazy(_C + "grant:grant", N_("Identity releases under consent (vrijgave): create a "
+                  "grant, receive it.")),
+    "init": Lazy(_C + "init:init", N_("Create your organisation's Schakel home: keys, server "
+                 "address, local state.")),
+    "keys": Lazy(_C + "keys:keys", N_("Your organisation's keys (sleutels): create, show, hand "
+                 "over, rotate."), extra=(_C + "init:keys_bundle",)),
+    "member": Lazy(_C + "member:member", N_("Members of a network (deelnemers): add, remove, "
+                   "list.")),
+    "network": Lazy(_C + "network:network", N_("Networks (netwerken): found one, trust and join "
+                    "one, look at one."), extra=(_C + "covenant:covenant_example",)),
+    "notifications": Lazy(_C + "notifications:notifications", N_("The coördinator's "
+                          "notifications (meldingen), oldest first.")),
+    "report": Lazy(_C + "report:report", N_("Reports (rapportage): figures for the "
+                   "municipality, a person's access request.")),
+    "review": Lazy(_C + "review:review", N_("Review a bemoeizorg invocation as auditor: "
+                   "--approve or --question.")),
+    "serve": Lazy(_C + "serve:serve", N_("Run the Schakel server until Ctrl-C or SIGTERM.")),
+    "server": Lazy(_C + "serve:server", N_("Prepare and inspect a Schakel server's data "
+                   "directory.")),
+    "signal": Lazy(_C + "signal:signal", N_("Signals of concern (signalen): send, follow, read, "
+                   "answer.")),
+    "sync": Lazy(_C + "network:sync", N_("Fetch, verify and decrypt what is new (bijwerken), "
+                 "then do this home's duties.")),
+    "whoami": Lazy(_C + "init:whoami", N_("Show who this home acts as: organisation, key id, "
                    "fingerprint, server, networks, and any server misbehaviour this home "
-                   "caught and recorded."),
+                   "caught and recorded.")),
 }
 
 
-class SchakelGroup(click.Group):
+class SchakelGroup(SpokenGroup, click.Group):
     """Turns every error into a readable refusal with a meaningful exit code
     instead of a traceback (SCHAKEL_DEBUG=1 shows the traceback of a bug).
 
     Commands in :data:`COMMANDS` are imported on first use (a lazy group); a command
-    added with ``add_command`` works as in any click group.
+    added with ``add_command`` works as in any click group.  Its help, and every
+    command's, is read in the language spoken now (:mod:`schakel.cli.helptext`), which
+    ``--lang`` decides before click parses anything (:func:`asked_language`), so that
+    ``schakel --lang en --help`` and click's usage errors are English too.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
+            asked = asked_language(args)
+            if asked is not None:
+                use(asked)
             args = protect_ids(self, ctx, args)
         return super().parse_args(ctx, args)
 
@@ -432,9 +456,9 @@ class SchakelGroup(click.Group):
                     continue
                 rows.append((name, command.get_short_help_str(limit)))
             else:
-                placeholder = click.Command(name, help=COMMANDS[name].help)    # shortened as click does
+                placeholder = click.Command(name, help=_(COMMANDS[name].help))  # shortened as click does
                 rows.append((name, placeholder.get_short_help_str(limit)))
-        with formatter.section("Commands"):
+        with formatter.section(_("Commands")):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -495,8 +519,11 @@ def refuse(ctx: click.Context, error: Exception) -> NoReturn:
     sys.exit(EXIT_REFUSED)
 
 
+speak_for_click()
+
+
 @click.group(cls=SchakelGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="schakel")
+@click.version_option(package_name="schakel", help=N_("Show the version and exit."))
 @click.option("--lang", type=click.Choice(LANGUAGES), default=None, metavar="nl|en",
               help="The language of messages and refusals: nl (the default) or en. "
                    "Also SCHAKEL_LANG, or LANG/LC_MESSAGES/LANGUAGE set to English.")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from schakel.cli import i18n
@@ -28,8 +29,10 @@ CLI = ROOT / "cli"
 PO = CLI / "locale" / "nl" / "LC_MESSAGES" / "schakel.po"
 MO = PO.with_suffix(".mo")
 #: Messages that are the same word in Dutch (names of identifiers, and the console's
-#: "Status" and "open", which Dutch writes as English does).
-SAME_IN_DUTCH = frozenset({"BSN", "IBAN", "Status", "open", "Bemoeizorg", "auditor"})
+#: "Status" and "open", the tables' "status", the words "bemoeizorg" and "auditor", which
+#: Dutch writes as English does).
+SAME_IN_DUTCH = frozenset({"BSN", "IBAN", "Status", "status", "open", "Bemoeizorg",
+                           "bemoeizorg", "auditor"})
 #: The names under which the code marks a message (cli/i18n.py).
 MARKERS = frozenset({"_", "N_", "ngettext"})
 
@@ -40,17 +43,25 @@ def catalog() -> Catalog:
 
 
 def in_code() -> dict[str, str]:
-    """msgid -> the first file that marks it, as Babel extracts them from cli/: its Python
-    and the console's Jinja templates (babel.cfg, what ``make catalogs`` reads)."""
+    """msgid -> the first file that marks it, as Babel extracts them from cli/ with the
+    mapping of babel.cfg (what ``make catalogs`` reads): its Python, the help texts click
+    shows (schakel.cli.helptext) and the console's Jinja templates.  A message with a
+    plural is named by its singular, as :func:`key` names the catalog's."""
+    with open(ROOT / "babel.cfg", encoding="utf-8") as f:
+        method_map, options_map = parse_mapping_cfg(f)
     found: dict[str, str] = {}
     for filename, _lineno, message, _comments, _context in extract_from_dir(
-            str(CLI), method_map=[("**.py", "python"), ("console/templates/**.html", "jinja2")],
-            options_map={"console/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+            str(CLI), method_map=method_map, options_map=options_map,
             keywords=DEFAULT_KEYWORDS):
-        for msgid in (message if isinstance(message, tuple) else (message,)):
-            if msgid:
-                found.setdefault(msgid, filename)
+        msgid = message[0] if isinstance(message, tuple) else message
+        if msgid:
+            found.setdefault(msgid, filename)
     return found
+
+
+def key(msgid: str | tuple[str, ...]) -> str:
+    """A catalog entry's msgid, by its singular when it has a plural."""
+    return msgid[0] if isinstance(msgid, tuple) else msgid
 
 
 def fields(text: str) -> set[str]:
@@ -77,7 +88,7 @@ def test_every_console_page_is_dutch_by_default() -> None:
 
 
 def test_every_message_in_the_code_has_its_dutch() -> None:
-    translated = {m.id: m for m in catalog() if m.id}
+    translated = {key(m.id): m for m in catalog() if m.id}
     missing = sorted(f"{where}: {msgid!r}" for msgid, where in in_code().items()
                      if msgid not in translated)
     assert not missing, "run `make catalogs` and translate in " \
@@ -91,7 +102,7 @@ def test_every_message_in_the_code_has_its_dutch() -> None:
 
 def test_the_catalog_holds_no_message_the_code_no_longer_marks() -> None:
     used = in_code()
-    stale = sorted(m.id for m in catalog() if m.id and m.id not in used)
+    stale = sorted(key(m.id) for m in catalog() if m.id and key(m.id) not in used)
     assert not stale, f"run `make catalogs`: no longer in the code: {stale}"
 
 

@@ -21,6 +21,8 @@ import click
 
 from schakel.cli.commands.common import check_home, home_option, json_option
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_
 
 if TYPE_CHECKING:
     from schakel.keys import KeystoreKey
@@ -98,7 +100,7 @@ def keystore_secret(home: Path) -> "str | KeystoreKey":
         return passphrase_from()
 
 
-@click.group()
+@click.group(cls=Group)
 def agent() -> None:
     """Keep your home's unlocked key for a session (sleutelagent), as ssh-agent does.
 
@@ -208,16 +210,16 @@ def status(home: Path, as_json: bool) -> None:
         _give_up(f"no agent: {error}")
     data = {"socket": str(path), **state.to_json()}
     emit(data, as_json=as_json, rows=[
-        ("socket", str(path)), ("pid", str(state.pid)), ("home", state.home),
-        ("key id", state.key_id),
-        ("key", "kept" if state.unlocked else "forgotten (the next command asks the passphrase)"),
-        ("forgets at", state.forgets_at or "-"),
-        ("unlocks", f"{state.unlocks} (Argon2id runs that armed this agent)"),
-        ("keys served", f"{state.keys_served} (commands that skipped Argon2id)"),
-        ("refused peers", str(state.refused_peers)),
-        ("forgets", f"after {duration_text(state.ttl_seconds)} unused, at the latest "
+        (N_("socket"), str(path)), (N_("pid"), str(state.pid)), (N_("home"), state.home),
+        (N_("key id"), state.key_id),
+        (N_("key"), "kept" if state.unlocked else "forgotten (the next command asks the passphrase)"),
+        (N_("forgets at"), state.forgets_at or "-"),
+        (N_("unlocks"), f"{state.unlocks} (Argon2id runs that armed this agent)"),
+        (N_("keys served"), f"{state.keys_served} (commands that skipped Argon2id)"),
+        (N_("refused peers"), str(state.refused_peers)),
+        (N_("forgets"), f"after {duration_text(state.ttl_seconds)} unused, at the latest "
                     f"{duration_text(state.max_ttl_seconds)} after the unlock"),
-        ("started at", state.started_at),
+        (N_("started at"), state.started_at),
     ])
 
 

@@ -13,12 +13,14 @@ from schakel.cli.commands.common import (
 )
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_, _
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.group()
+@click.group(cls=Group)
 def audit() -> None:
     """The audit log (auditlog): every release, refusal and membership change,
     in an append-only Merkle tree signed by the server.
@@ -29,9 +31,9 @@ def audit() -> None:
     """
 
 
-ENTRY_COLUMNS = [("index", "#"), ("time", "when"), ("actor", "who"), ("action", "action"),
-                 ("basis", "basis"), ("outcome", "outcome"), ("case", "case"),
-                 ("subject", "subject"), ("classes", "classes"), ("reason", "reason")]
+ENTRY_COLUMNS = [("index", "#"), ("time", N_("when")), ("actor", N_("who")), ("action", N_("action")),
+                 ("basis", N_("basis")), ("outcome", N_("outcome")), ("case", N_("case")),
+                 ("subject", N_("subject")), ("classes", N_("classes")), ("reason", N_("reason"))]
 
 
 def entry_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +68,7 @@ def log(home: Path, server: str | None, network_id: str, as_json: bool) -> None:
     if as_json:
         emit({"network": network_id, "entries": entries}, as_json=True)
         return
-    table([entry_row(e) for e in entries], ENTRY_COLUMNS, empty="no entries you may read",
+    table([entry_row(e) for e in entries], ENTRY_COLUMNS, empty=_("no entries you may read"),
           limits={"reason": 50, "actor": 40})
 
 
@@ -93,11 +95,11 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
         emit(result, as_json=True)
         return
     emit({}, as_json=False, rows=[
-        ("network", network_id), ("result", "the audit log verifies"),
-        ("size", cell(result.get("size"))), ("root", cell(result.get("root"))),
-        ("head signed", cell(result.get("head_time"))),
-        ("entries checked", cell(result.get("checked"))),
-        ("erased (retention)", cell(result.get("erased"))),
+        (N_("network"), network_id), (N_("result"), "the audit log verifies"),
+        (N_("size"), cell(result.get("size"))), (N_("root"), cell(result.get("root"))),
+        (N_("head signed"), cell(result.get("head_time"))),
+        (N_("entries checked"), cell(result.get("checked"))),
+        (N_("erased (retention)"), cell(result.get("erased"))),
     ])
 
 
@@ -128,27 +130,27 @@ def access_report(home: Path, server: str | None, network_id: str, case_id: str,
     releases, denials = report.get("releases") or [], report.get("denials") or []
     verified = report.get("verified") or {}
     emit({}, as_json=False, rows=[
-        ("case", case_id), ("releases", str(len(releases))), ("denials", str(len(denials))),
-        ("erased (retention)", cell(report.get("erased"))),
-        ("verified", f"{cell(verified.get('entries'))} listed entries match the verified audit "
+        (N_("case"), case_id), (N_("releases"), str(len(releases))), (N_("denials"), str(len(denials))),
+        (N_("erased (retention)"), cell(report.get("erased"))),
+        (N_("verified"), f"{cell(verified.get('entries'))} listed entries match the verified audit "
                      f"log ({cell(verified.get('log_entries'))} entries read)"),
     ])
-    heading("releases (who received identity)")
-    table(releases, [("index", "#"), ("time", "when"), ("organisation", "organisation"),
-                     ("acting_user", "user"), ("classes", "classes"), ("basis", "basis"),
-                     ("ref", "grant / invocation")], empty="none")
-    heading("denials")
-    table(denials, [("index", "#"), ("time", "when"), ("organisation", "organisation"),
-                    ("action", "action"), ("reason", "reason")], empty="none")
-    heading("reads (who fetched the case's data)")
-    table(report.get("reads") or [], [("index", "#"), ("time", "when"),
-                                      ("organisation", "organisation"), ("acting_user", "user"),
-                                      ("classes", "identity"), ("served", "served")],
-          empty="none")
-    heading("purposes (sealed to the coordinator and auditors)")
-    table(report.get("purposes") or [], [("index", "#"), ("time", "when"), ("action", "action"),
-                                         ("organisation", "organisation"),
-                                         ("purpose_text", "purpose")], empty="none")
+    heading(_("releases (who received identity)"))
+    table(releases, [("index", "#"), ("time", N_("when")), ("organisation", N_("organisation")),
+                     ("acting_user", N_("user")), ("classes", N_("classes")), ("basis", N_("basis")),
+                     ("ref", N_("grant / invocation"))], empty=_("none"))
+    heading(_("denials"))
+    table(denials, [("index", "#"), ("time", N_("when")), ("organisation", N_("organisation")),
+                    ("action", N_("action")), ("reason", N_("reason"))], empty=_("none"))
+    heading(_("reads (who fetched the case's data)"))
+    table(report.get("reads") or [], [("index", "#"), ("time", N_("when")),
+                                      ("organisation", N_("organisation")), ("acting_user", N_("user")),
+                                      ("classes", N_("identity")), ("served", N_("served"))],
+          empty=_("none"))
+    heading(_("purposes (sealed to the coordinator and auditors)"))
+    table(report.get("purposes") or [], [("index", "#"), ("time", N_("when")), ("action", N_("action")),
+                                         ("organisation", N_("organisation")),
+                                         ("purpose_text", N_("purpose"))], empty=_("none"))
     if report.get("text"):
-        heading("text for the person")
+        heading(_("text for the person"))
         click.echo(str(report["text"]).rstrip())

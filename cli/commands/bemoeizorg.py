@@ -12,13 +12,15 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.grant import receive_release
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, table
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.group()
+@click.group(cls=Group)
 def bemoeizorg() -> None:
     """Bemoeizorg (outreach care without consent, OGGZ networks only).
 
@@ -66,9 +68,9 @@ def invoke(home: Path, server: str | None, network_id: str, case_id: str, ground
     invocation, asked = with_partner(home, server, ask)
     emit({"network": network_id, "case": case_id, "invocation": invocation, "ground": ground,
           "classes": asked}, as_json=as_json, rows=[
-        ("invocation", invocation), ("case", case_id), ("ground", ground),
-        ("classes", ", ".join(asked)),
-        ("next", f"a colleague with the bemoeizorg role runs `schakel bemoeizorg cosign "
+        (N_("invocation"), invocation), (N_("case"), case_id), (N_("ground"), ground),
+        (N_("classes"), ", ".join(asked)),
+        (N_("next"), f"a colleague with the bemoeizorg role runs `schakel bemoeizorg cosign "
                  f"{network_id} {invocation} --case {case_id}`; then `schakel bemoeizorg "
                  f"release {network_id} {invocation}`"),
     ])
@@ -107,8 +109,8 @@ def cosign(home: Path, server: str | None, network_id: str, invocation: str, cas
 
     with_partner(home, server, sign)
     emit({"network": network_id, "invocation": invocation, "cosigned": True}, as_json=as_json,
-         rows=[("invocation", invocation), ("co-signed", "yes"),
-               ("next", f"the invoker runs `schakel bemoeizorg release {network_id} {invocation}`")])
+         rows=[(N_("invocation"), invocation), (N_("co-signed"), "yes"),
+               (N_("next"), f"the invoker runs `schakel bemoeizorg release {network_id} {invocation}`")])
 
 
 @bemoeizorg.command("justification")
@@ -151,10 +153,10 @@ def release(home: Path, server: str | None, network_id: str, invocation: str, as
                     as_json=as_json)
 
 
-INVOCATION_COLUMNS = [("invocation", "invocation"), ("case", "case"), ("invoker", "invoker"),
-                      ("ground", "ground"), ("classes", "classes"), ("invoked", "invoked"),
-                      ("status", "status"), ("cosigners", "co-signed by"),
-                      ("reviews", "reviews")]
+INVOCATION_COLUMNS = [("invocation", N_("invocation")), ("case", N_("case")), ("invoker", N_("invoker")),
+                      ("ground", N_("ground")), ("classes", N_("classes")), ("invoked", N_("invoked")),
+                      ("status", N_("status")), ("cosigners", N_("co-signed by")),
+                      ("reviews", N_("reviews"))]
 
 
 @bemoeizorg.command("list")
@@ -182,5 +184,5 @@ def list_invocations(home: Path, server: str | None, network_id: str, as_json: b
     rows = [{**i, "invoker": i.get("invoker_name") or i.get("invoker"),
              "status": i["status"] + (f" ({i['refusal']})" if i.get("refusal") else "")}
             for i in invocations]
-    table(rows, INVOCATION_COLUMNS, empty="no bemoeizorg invocations you may see in this network",
+    table(rows, INVOCATION_COLUMNS, empty=_("no bemoeizorg invocations you may see in this network"),
           limits={"invoker": 24})

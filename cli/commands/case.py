@@ -20,6 +20,8 @@ from schakel.cli.commands.common import (
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.cli.helptext import Command, Group
+from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import AGE_BANDS, PROBLEM_DOMAINS, SEVERITIES
 
@@ -32,7 +34,7 @@ HELP_TYPES = ("informal", "formal", "combined")
 RELATIONS = ("preceding", "complementary", "co-partner", "follow-up")
 
 
-@click.group()
+@click.group(cls=Group)
 def case() -> None:
     """Cases (casussen): create, read, work on, close, share, refer.
 
@@ -128,9 +130,9 @@ def _identity(identity_file: Path | None, **fields: Any) -> dict[str, Any] | Non
 
 # ------------------------------------------------------------------ create / read
 
-_AUDIENCE_HELP = ("A kern (core) member who may read the case (KEY_ID; repeatable): the case is then "
-                  "for this part of the kern only, you and the coördinator always included "
-                  "(ADR 0031). Without it the whole kern reads the case.")
+_AUDIENCE_HELP = N_("A kern (core) member who may read the case (KEY_ID; repeatable): the case "
+                     "is then for this part of the kern only, you and the coördinator always "
+                     "included (ADR 0031). Without it the whole kern reads the case.")
 
 
 @case.command("create", epilog=GUARD_EPILOG)
@@ -167,9 +169,9 @@ def create(home: Path, server: str | None, network_id: str, intake_file: Path | 
     emit({"network": network_id, "case": case_id, "kind": "case",
           "identity_classes": sorted(identity or {}), "audience": sorted(audience) or None},
          as_json=as_json, rows=[
-        ("case", case_id), ("network", network_id),
-        ("identity", ", ".join(sorted(identity or {})) or "none (anonymous only)"),
-        ("audience", ", ".join(sorted(audience)) + " (and you, the coördinator)"
+        (N_("case"), case_id), (N_("network"), network_id),
+        (N_("identity"), ", ".join(sorted(identity or {})) or "none (anonymous only)"),
+        (N_("audience"), ", ".join(sorted(audience)) + " (and you, the coördinator)"
          if audience else "the whole kern"),
     ])
 
@@ -196,13 +198,13 @@ def consult(home: Path, server: str | None, network_id: str, intake_file: Path |
 
     case_id = with_partner(home, server, ask, guard=intake)
     emit({"network": network_id, "case": case_id, "kind": "consult"}, as_json=as_json,
-         rows=[("consult", case_id), ("network", network_id)])
+         rows=[(N_("consult"), case_id), (N_("network"), network_id)])
 
 
-CASE_COLUMNS = [("case", "case"), ("kind", "kind"), ("status", "status"), ("owner_name", "owner"),
-                ("created", "created"), ("severity", "severity"),
-                ("neighbourhood", "neighbourhood"), ("breaches", "policy breaches"),
-                ("summary", "summary")]
+CASE_COLUMNS = [("case", N_("case")), ("kind", N_("kind")), ("status", N_("status")), ("owner_name", N_("owner")),
+                ("created", N_("created")), ("severity", N_("severity")),
+                ("neighbourhood", N_("neighbourhood")), ("breaches", N_("policy breaches")),
+                ("summary", N_("summary"))]
 
 
 def case_summary(view: Any, names: dict[str, str]) -> dict[str, Any]:
@@ -254,7 +256,7 @@ def list_cases(home: Path, server: str | None, network_id: str, status: str, off
     rows = [{**c, "summary": c["summary"] or "(history not readable: `schakel case show` "
                                              "says who can share it)"}
             if c["unreadable_events"] else c for c in cases]
-    table(rows, CASE_COLUMNS, empty="no cases", limits={"summary": 50, "owner_name": 24})
+    table(rows, CASE_COLUMNS, empty=_("no cases"), limits={"summary": 50, "owner_name": 24})
 
 
 @case.command("show")
@@ -291,29 +293,29 @@ def show(home: Path, server: str | None, network_id: str, case_id: str, offline:
     state = view.get("state") or {}
     breaches = view.get("breaches") or []
     emit({}, as_json=False, rows=[
-        ("case", view["case"]), ("kind", view["kind"]), ("status", view["status"]),
-        ("owner", f"{names.get(view['owner'], '?')} ({view['owner']})"),
-        ("created", cell(view.get("created"))),
-        ("readable", "yes" if view.get("readable") else "no: the coördinator shares it with "
+        (N_("case"), view["case"]), (N_("kind"), view["kind"]), (N_("status"), view["status"]),
+        (N_("owner"), f"{names.get(view['owner'], '?')} ({view['owner']})"),
+        (N_("created"), cell(view.get("created"))),
+        (N_("readable"), "yes" if view.get("readable") else "no: the coördinator shares it with "
                                                         "you (`schakel case share`)"),
         *[(k.replace("_", " "), cell(state.get(k))) for k in
           ("age_band", "neighbourhood", "domains", "severity", "care_status", "source", "complex")
           if k in state],
-        ("summary", cell(state.get("summary"))
+        (N_("summary"), cell(state.get("summary"))
          + (" (in the history you cannot read)" if view["history"] and not state.get("summary")
             else "")),
-        *([("history", view["history"])] if view["history"] else []),
-        ("policy", f"{len(breaches)} breach(es) of the network policy: see below" if breaches
+        *([(N_("history"), view["history"])] if view["history"] else []),
+        (N_("policy"), f"{len(breaches)} breach(es) of the network policy: see below" if breaches
          else "no breaches seen"),
     ])
-    heading("events")
+    heading(_("events"))
     table([_event_row(e, names) for e in view.get("events") or []],
-          [("seq", "seq"), ("created", "when"), ("author_name", "by"), ("kind", "kind"),
-           ("text", "content")], empty="no events", limits={"text": 80, "author_name": 24})
+          [("seq", N_("seq")), ("created", N_("when")), ("author_name", N_("by")), ("kind", N_("kind")),
+           ("text", N_("content"))], empty=_("no events"), limits={"text": 80, "author_name": 24})
     if breaches:
-        heading("policy breaches (informal where possible, professional where necessary)")
-        table(breaches, [("seq", "seq"), ("author_name", "by"), ("reason", "reason"),
-                         ("message", "what is wrong")], empty="",
+        heading(_("policy breaches (informal where possible, professional where necessary)"))
+        table(breaches, [("seq", N_("seq")), ("author_name", N_("by")), ("reason", N_("reason")),
+                         ("message", N_("what is wrong"))], empty="",
               limits={"author_name": 24})
 
 
@@ -367,7 +369,7 @@ def _add(home: Path, server: str | None, network_id: str, case_id: str, plaintex
 
     seq = with_partner(home, server, write, guard=plaintext)
     emit({"network": network_id, "case": case_id, "seq": seq, "kind": plaintext["kind"]},
-         as_json=as_json, rows=[("case", case_id), ("event", f"#{seq} ({plaintext['kind']})")])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("event"), f"#{seq} ({plaintext['kind']})")])
 
 
 @case.command("note", epilog=GUARD_EPILOG)
@@ -437,7 +439,7 @@ def action(home: Path, server: str | None, network_id: str, case_id: str, descri
 
 
 def _status_command(name: str, verb: str, doc: str) -> click.Command:
-    @click.command(name, help=doc, epilog=GUARD_EPILOG)
+    @click.command(name, cls=Command, help=doc, epilog=GUARD_EPILOG)
     @partner_options
     @network_argument
     @click.argument("case_id", metavar="CASE")
@@ -453,15 +455,16 @@ def _status_command(name: str, verb: str, doc: str) -> click.Command:
         with_partner(home, server, change, guard={"reason": reason})
         status = "closed" if verb == "close" else "open"
         emit({"network": network_id, "case": case_id, "status": status, "reason": reason},
-             as_json=as_json, rows=[("case", case_id), ("status", status), ("reason", reason)])
+             as_json=as_json, rows=[(N_("case"), case_id), (N_("status"), status), (N_("reason"), reason)])
     return command
 
 
 case.add_command(_status_command(
     "close", "close",
-    "Close a case (owner or coordinator). Retention starts counting; the identity is "
-    "crypto-shredded after the policy's period."))
-case.add_command(_status_command("reopen", "reopen", "Reopen a closed case (owner or coordinator)."))
+    N_("Close a case (owner or coordinator). Retention starts counting; the identity is "
+       "crypto-shredded after the policy's period.")))
+case.add_command(_status_command("reopen", "reopen",
+                                 N_("Reopen a closed case (owner or coordinator).")))
 
 
 # ------------------------------------------------------------------ erasure, rectification
@@ -533,9 +536,9 @@ def _emit_purge(done: Any, as_json: bool, classes: list[str] | None = None) -> N
     what = ("erased: no partner can open this identity any more" if done.kind == "erasure"
             else f"rectified: version {done.identity_version} destroyed, version "
                  f"{done.identity_version + 1} holds the corrected fields")
-    emit(value, as_json=as_json, rows=[("case", done.case), ("purge", done.purge),
-                                       ("identity", what),
-                                       ("audit entry", str(done.audit_index))])
+    emit(value, as_json=as_json, rows=[(N_("case"), done.case), (N_("purge"), done.purge),
+                                       (N_("identity"), what),
+                                       (N_("audit entry"), str(done.audit_index))])
 
 
 @case.command("share", epilog=GUARD_EPILOG)
@@ -557,7 +560,7 @@ def share(home: Path, server: str | None, network_id: str, case_id: str, partner
 
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "partner": partner_id, "shared": True},
-         as_json=as_json, rows=[("case", case_id), ("shared with", partner_id), ("reason", reason)])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("shared with"), partner_id), (N_("reason"), reason)])
 
 
 @case.command("widen", epilog=GUARD_EPILOG)
@@ -584,7 +587,7 @@ def widen(home: Path, server: str | None, network_id: str, case_id: str,
 
     added = with_partner(home, server, add, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "added": added}, as_json=as_json,
-         rows=[("case", case_id), ("added", ", ".join(added)), ("reason", reason)])
+         rows=[(N_("case"), case_id), (N_("added"), ", ".join(added)), (N_("reason"), reason)])
 
 
 @case.command("reshare", epilog=GUARD_EPILOG)
@@ -607,7 +610,7 @@ def reshare(home: Path, server: str | None, network_id: str, case_id: str, membe
 
     with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "member": member_id, "reshared": True},
-         as_json=as_json, rows=[("case", case_id), ("history shared with", member_id)])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("history shared with"), member_id)])
 
 
 @case.command("refer", epilog=GUARD_EPILOG)
@@ -638,8 +641,8 @@ def refer(home: Path, server: str | None, network_id: str, case_id: str, to_netw
 
     new_case = with_partner(home, server, move, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "to_network": to_network, "new_case": new_case},
-         as_json=as_json, rows=[("case", case_id), ("referred to", to_network),
-                                ("new case", new_case)])
+         as_json=as_json, rows=[(N_("case"), case_id), (N_("referred to"), to_network),
+                                (N_("new case"), new_case)])
 
 
 @case.command("identity")

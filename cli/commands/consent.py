@@ -12,6 +12,8 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
 
 
-@click.group()
+@click.group(cls=Group)
 def consent() -> None:
     """A person's consent (toestemming) to release identity: record, revoke.
 
@@ -73,9 +75,9 @@ def record(home: Path, server: str | None, network_id: str, case_id: str, classe
     emit({"network": network_id, "case": case_id, "consent": consent_id, "classes": list(classes),
           "partners": list(partners), "parties": list(parties), "days": days,
           "evidence_sha256": digest}, as_json=as_json, rows=[
-        ("consent", consent_id), ("case", case_id), ("classes", ", ".join(classes)),
-        ("may receive", ", ".join([*partners, *(f"all {p} parties" for p in parties)])),
-        ("valid", f"{days} days"), ("evidence", f"{evidence_file} (sha-256 {digest}; keep the file)"),
+        (N_("consent"), consent_id), (N_("case"), case_id), (N_("classes"), ", ".join(classes)),
+        (N_("may receive"), ", ".join([*partners, *(f"all {p} parties" for p in parties)])),
+        (N_("valid"), f"{days} days"), (N_("evidence"), f"{evidence_file} (sha-256 {digest}; keep the file)"),
     ])
 
 
@@ -100,6 +102,6 @@ def revoke(home: Path, server: str | None, network_id: str, case_id: str, consen
     purges = with_partner(home, server, withdraw, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "consent": consent_id, "revoked": True,
           "purge_instructions": purges}, as_json=as_json, rows=[
-        ("consent", consent_id), ("revoked", "yes"),
-        ("purge instructions", ", ".join(purges) or "none (nobody held identity under it)"),
+        (N_("consent"), consent_id), (N_("revoked"), "yes"),
+        (N_("purge instructions"), ", ".join(purges) or "none (nobody held identity under it)"),
     ])

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from schakel.cli.commands.common import check_home, partner_options, remember_server
+from schakel.cli.helptext import Command
 from schakel.cli.i18n import _
 
 
@@ -50,7 +51,7 @@ def opener(address: str, folder: Path) -> Path:
     return Path(name)
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @click.option("--bind", default="127.0.0.1", show_default=True, callback=check_bind,
               help="The address to listen on; only 127.0.0.1 is accepted.")

@@ -7,6 +7,8 @@ from importlib import resources
 
 import click
 
+from schakel.cli.helptext import Command
+
 #: The package data folder and file of the sample covenant (Dutch).
 EXAMPLES = "schakel.cli.examples"
 COVENANT = "convenant.txt"
@@ -17,7 +19,7 @@ def covenant_text() -> str:
     return resources.files(EXAMPLES).joinpath(COVENANT).read_text(encoding="utf-8")
 
 
-@click.command("covenant-example")
+@click.command("covenant-example", cls=Command)
 def covenant_example() -> None:
     """Print a sample covenant (voorbeeldconvenant) in Dutch.
 

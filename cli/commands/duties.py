@@ -12,12 +12,14 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.init import MISBEHAVIOUR_COLUMNS
 from schakel.cli.commands.output import cell, emit, heading, plain, table
+from schakel.cli.helptext import Command
+from schakel.cli.i18n import _
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @network_argument
 @json_option
@@ -45,8 +47,8 @@ def duties(home: Path, server: str | None, network_id: str, as_json: bool) -> No
     emit({}, as_json=False, rows=[(k.replace("_", " "), _count(v)) for k, v in done.items()
                                   if k != "network"])
     if result["misbehaviours"]:
-        heading("server misbehaviour recorded by this home")
-        table(result["misbehaviours"], MISBEHAVIOUR_COLUMNS, empty="none", limits={"message": 80})
+        heading(_("server misbehaviour recorded by this home"))
+        table(result["misbehaviours"], MISBEHAVIOUR_COLUMNS, empty=_("none"), limits={"message": 80})
 
 
 def _count(value: Any) -> str:

@@ -13,13 +13,14 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, plain, table
-from schakel.cli.i18n import _
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_, _
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.group()
+@click.group(cls=Group)
 def grant() -> None:
     """Identity releases under consent (vrijgave): create a grant, receive it.
 
@@ -56,8 +57,8 @@ def create(home: Path, server: str | None, network_id: str, case_id: str, consen
     grant_id = with_partner(home, server, give, guard={"reason": reason})
     emit({"network": network_id, "case": case_id, "grant": grant_id, "grantee": grantee,
           "classes": list(classes)}, as_json=as_json, rows=[
-        ("grant", grant_id), ("case", case_id), ("to", grantee), ("classes", ", ".join(classes)),
-        ("next", f"the partner runs `schakel grant release {network_id} {grant_id}`"),
+        (N_("grant"), grant_id), (N_("case"), case_id), (N_("to"), grantee), (N_("classes"), ", ".join(classes)),
+        (N_("next"), f"the partner runs `schakel grant release {network_id} {grant_id}`"),
     ])
 
 
@@ -74,8 +75,8 @@ def receive_release(home: Path, server: str | None, network_id: str,
         emit(released, as_json=True)
         return
     emit({}, as_json=False, rows=[
-        ("case", released["case"]),
-        ("audit entry", f"#{released['receipt_index']} (receipt verified)"),
+        (N_("case"), released["case"]),
+        (N_("audit entry"), f"#{released['receipt_index']} (receipt verified)"),
     ])
     click.echo("")
     print_identity(released["classes"])
@@ -97,9 +98,9 @@ def release(home: Path, server: str | None, network_id: str, grant_id: str, as_j
                     lambda partner: partner.disclosure.release(network_id, grant_id), as_json=as_json)
 
 
-GRANT_COLUMNS = [("grant", "grant"), ("direction", "direction"), ("case", "case"),
-                 ("grantee", "to"), ("classes", "classes"), ("granted", "granted"),
-                 ("status", "status")]
+GRANT_COLUMNS = [("grant", N_("grant")), ("direction", N_("direction")), ("case", N_("case")),
+                 ("grantee", N_("to")), ("classes", N_("classes")), ("granted", N_("granted")),
+                 ("status", N_("status"))]
 
 
 @grant.command("list")
@@ -126,7 +127,7 @@ def list_grants(home: Path, server: str | None, network_id: str, as_json: bool) 
     rows = [{**g, "direction": DIRECTIONS.get(g["direction"], g["direction"]),
              "status": g["status"] + (f" ({g['refusal']})" if g.get("refusal") else "")}
             for g in grants]
-    table(rows, GRANT_COLUMNS, empty="no grants to you or by you in this network")
+    table(rows, GRANT_COLUMNS, empty=_("no grants to you or by you in this network"))
     waiting = [g["grant"] for g in grants if g["direction"] == "to-you" and g["status"] != "released"]
     if waiting:
         click.echo("")

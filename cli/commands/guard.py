@@ -33,7 +33,7 @@ from schakel.protocol.errors import MalformedError, PolicyViolation
 
 #: What every command that sends free text says about the guard under its --help
 #: (docs/protocol.md §8.5 and §8.7 are the exact rules).
-EPILOG = """\
+EPILOG = N_("""\
 The PII guard runs on this computer before anything is sent and refuses (exit 1) a text
 that holds: a BSN (one that passes the 11-proef), a phone number, an e-mail address, a
 postcode with house number, an IBAN (with valid check digits), a full date from 1900 to
@@ -60,8 +60,7 @@ list once the passphrase is given; the other kinds before it is asked.
 A refusal shows each finding's field, kind and place, the text with the span
 underlined, and the text rewritten with placeholders: [naam], [straat], [telefoon],
 [e-mail], [BSN], [postcode], [IBAN], [datum]. With --json the findings are data (path,
-kind, start, end, placeholder) and the text is never printed.
-"""
+kind, start, end, placeholder) and the text is never printed.""")
 #: Each kind of finding in words (the protocol's labels are English, for developers).
 KINDS: dict[str, str] = {
     pii.Kind.BSN: N_("BSN"),

@@ -13,6 +13,8 @@ from schakel.cli.commands.common import (
     check_url, json_option, partner_options, remember_server, run, with_partner,
 )
 from schakel.cli.commands.output import emit, heading, plain, table
+from schakel.cli.helptext import Command
+from schakel.cli.i18n import N_, _
 from schakel.keys import KdfParams, passphrase_from
 from schakel.protocol.errors import KeystoreError
 
@@ -30,7 +32,7 @@ def _acting_user(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default="schakel-home",
               envvar="SCHAKEL_HOME", show_default=True, show_envvar=True,
               help="The new home directory; it must not hold a keystore yet.")
@@ -72,9 +74,9 @@ def init(home: Path, name: str, server: str, acting_user: str, kdf: str, as_json
 
     info = run(create())
     emit(info, as_json=as_json, rows=[
-        ("home", info["home"]), ("organisation", info["name"]), ("key id", info["key_id"]),
-        ("fingerprint", info["fingerprint"]), ("server", info["server"]),
-        ("acting user", info["acting_user"]),
+        (N_("home"), info["home"]), (N_("organisation"), info["name"]), (N_("key id"), info["key_id"]),
+        (N_("fingerprint"), info["fingerprint"]), (N_("server"), info["server"]),
+        (N_("acting user"), info["acting_user"]),
         *next_steps(home),
     ])
 
@@ -97,11 +99,11 @@ def _identity(partner: "Partner", home: Path, server: str | None) -> dict[str, A
             "acting_user": partner.acting_user}
 
 
-MISBEHAVIOUR_COLUMNS = [("at", "when"), ("network", "network"), ("what", "what"),
-                        ("message", "message")]
+MISBEHAVIOUR_COLUMNS = [("at", N_("when")), ("network", N_("network")), ("what", N_("what")),
+                        ("message", N_("message"))]
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @json_option
 def whoami(home: Path, server: str | None, as_json: bool) -> None:
@@ -123,18 +125,18 @@ def whoami(home: Path, server: str | None, as_json: bool) -> None:
         return
     recorded = info["misbehaviours"]
     emit(info, as_json=False, rows=[
-        ("organisation", info["name"]), ("key id", info["key_id"]),
-        ("fingerprint", info["fingerprint"]), ("server", info["server"] or "-"),
-        ("acting user", info["acting_user"]), ("home", info["home"]),
-        ("networks", ", ".join(info["networks"]) or "none yet (schakel network trust / create)"),
-        ("server misbehaviour", f"{len(recorded)} recorded" if recorded else "none recorded"),
+        (N_("organisation"), info["name"]), (N_("key id"), info["key_id"]),
+        (N_("fingerprint"), info["fingerprint"]), (N_("server"), info["server"] or "-"),
+        (N_("acting user"), info["acting_user"]), (N_("home"), info["home"]),
+        (N_("networks"), ", ".join(info["networks"]) or "none yet (schakel network trust / create)"),
+        (N_("server misbehaviour"), f"{len(recorded)} recorded" if recorded else "none recorded"),
     ])
     if recorded:
-        heading("server misbehaviour recorded by this home")
-        table(recorded, MISBEHAVIOUR_COLUMNS, empty="none", limits={"message": 80})
+        heading(_("server misbehaviour recorded by this home"))
+        table(recorded, MISBEHAVIOUR_COLUMNS, empty=_("none"), limits={"message": 80})
 
 
-@click.command("bundle")
+@click.command("bundle", cls=Command)
 @partner_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the bundle to this file instead of standard output.")

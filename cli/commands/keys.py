@@ -12,6 +12,8 @@ import click
 
 from schakel.cli.commands.common import HOME_ENV
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_
 from schakel.keys import (
     Fingerprint, KdfParams, PartnerKeys, load_keystore, make_key_bundle, passphrase_from,
     read_keystore_info, rotate, save_keystore, verify_key_bundle,
@@ -35,8 +37,8 @@ def _read_keystore(f: F) -> F:
     (a keystore made by `schakel keys generate`; kept for the scripts that use it)."""
     f = click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="SCHAKEL_KEYSTORE", show_envvar=True,
-                     help=f"A keystore file made by `schakel keys generate` [default: "
-                          f"{DEFAULT_KEYSTORE} when no --home is given].")(f)
+                     help="A keystore file made by `schakel keys generate` [default: "
+                          "schakel-keystore.json when no --home is given].")(f)   # DEFAULT_KEYSTORE
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
                         envvar=HOME_ENV, show_envvar=True,
                         help="Your organisation's Schakel home: its keystore.json is read.")(f)
@@ -61,7 +63,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-@click.group()
+@click.group(cls=Group)
 def keys() -> None:
     """Your organisation's keys (sleutels): create, show, hand over, rotate.
 
@@ -87,8 +89,8 @@ def generate(name: str, keystore: Path, kdf: str, as_json: bool) -> None:
     info = save_keystore(keystore, PartnerKeys.generate(), passphrase, name=name, kdf=KDF_CHOICES[kdf])
     emit({"keystore": str(keystore), "name": info.name, "key_id": info.key_id,
           "fingerprint": str(info.fingerprint)}, as_json=as_json,
-         rows=[("keystore", str(keystore)), ("organisation", info.name), ("key id", info.key_id),
-               ("fingerprint", str(info.fingerprint))])
+         rows=[(N_("keystore"), str(keystore)), (N_("organisation"), info.name), (N_("key id"), info.key_id),
+               (N_("fingerprint"), str(info.fingerprint))])
 
 
 @keys.command()
@@ -102,10 +104,10 @@ def show(home: Path | None, keystore: Path | None, as_json: bool) -> None:
           "public": info.public.to_json(),
           "kdf": {"opslimit": info.kdf.opslimit, "memlimit": info.kdf.memlimit}},
          as_json=as_json,
-         rows=[("organisation", info.name), ("key id", info.key_id),
-               ("fingerprint", str(info.fingerprint)), ("signing key", info.public.sign.b64()),
-               ("box key", info.public.box.b64()),
-               ("passphrase cost", f"Argon2id, {info.kdf.opslimit} passes, "
+         rows=[(N_("organisation"), info.name), (N_("key id"), info.key_id),
+               (N_("fingerprint"), str(info.fingerprint)), (N_("signing key"), info.public.sign.b64()),
+               (N_("box key"), info.public.box.b64()),
+               (N_("passphrase cost"), f"Argon2id, {info.kdf.opslimit} passes, "
                                    f"{info.kdf.memlimit // (1 << 20)} MiB")])
 
 
@@ -149,9 +151,9 @@ def verify_bundle(bundle: Path, expected: str | None, as_json: bool) -> None:
     verified = verify_key_bundle(parse_json(data, max_bytes=16384), expected=anchor)
     emit({"name": verified.name, "key_id": verified.key_id, "fingerprint": str(verified.fingerprint),
           "fingerprint_checked": anchor is not None}, as_json=as_json,
-         rows=[("organisation", verified.name), ("key id", verified.key_id),
-               ("fingerprint", str(verified.fingerprint)),
-               ("result", "signature valid; fingerprint matches" if anchor else
+         rows=[(N_("organisation"), verified.name), (N_("key id"), verified.key_id),
+               (N_("fingerprint"), str(verified.fingerprint)),
+               (N_("result"), "signature valid; fingerprint matches" if anchor else
                 "signature valid; fingerprint NOT checked (use --fingerprint)")])
 
 

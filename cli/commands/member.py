@@ -14,6 +14,8 @@ from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.network import MEMBER_COLUMNS
 from schakel.cli.commands.output import cell, emit, plain, table
+from schakel.cli.helptext import Group
+from schakel.cli.i18n import N_, _
 from schakel.keys import Fingerprint, verify_key_bundle
 
 if TYPE_CHECKING:
@@ -21,13 +23,13 @@ if TYPE_CHECKING:
 
 
 #: What ``member list`` shows beyond the members' table of ``network show``.
-BEHALF_COLUMNS = [("on_behalf_of", "on behalf of"), ("users", "users")]
+BEHALF_COLUMNS = [("on_behalf_of", N_("on behalf of")), ("users", N_("users"))]
 
 #: The opt-out of the fingerprint comparison: long and plain, so a script shows it.
 UNCHECKED = "--without-fingerprint-check"
 
 
-@click.group()
+@click.group(cls=Group)
 def member() -> None:
     """Members of a network (deelnemers): add, remove, list.
 
@@ -105,12 +107,12 @@ def add(home: Path, server: str | None, network_id: str, bundle_file: Path, ring
           "party": party, "roles": sorted(roles), "days": days,
           "on_behalf_of": list(on_behalf_of), "users": user_parties,
           "fingerprint_checked": expected is not None}, as_json=as_json, rows=[
-        ("member", key_id), ("organisation", verified.name), ("ring", ring), ("party", party),
-        ("roles", ", ".join(sorted(roles)) or "-"),
-        ("on behalf of", ", ".join(on_behalf_of) or "-"),
-        ("users", cell(user_parties) if user_parties else "any (in the member's party)"),
-        ("valid", f"{days} days"),
-        ("fingerprint", "matches what was read aloud" if expected else
+        (N_("member"), key_id), (N_("organisation"), verified.name), (N_("ring"), ring), (N_("party"), party),
+        (N_("roles"), ", ".join(sorted(roles)) or "-"),
+        (N_("on behalf of"), ", ".join(on_behalf_of) or "-"),
+        (N_("users"), cell(user_parties) if user_parties else "any (in the member's party)"),
+        (N_("valid"), f"{days} days"),
+        (N_("fingerprint"), "matches what was read aloud" if expected else
          f"NOT compared ({UNCHECKED})"),
     ])
 
@@ -153,7 +155,7 @@ def remove(home: Path, server: str | None, network_id: str, key_id: str, reason:
 
     with_partner(home, server, revoke, guard={"reason": reason})
     emit({"network": network_id, "member": key_id, "removed": True, "reason": reason},
-         as_json=as_json, rows=[("member", key_id), ("removed", "yes"), ("reason", reason)])
+         as_json=as_json, rows=[(N_("member"), key_id), (N_("removed"), "yes"), (N_("reason"), reason)])
 
 
 @member.command("list")
@@ -180,4 +182,4 @@ def list_members(home: Path, server: str | None, network_id: str, everyone: bool
         emit({"network": network_id, "members": members}, as_json=True)
         return
     table(members, MEMBER_COLUMNS + BEHALF_COLUMNS,
-          empty="no members (did you sync, and are you a member?)")
+          empty=_("no members (did you sync, and are you a member?)"))

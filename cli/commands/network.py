@@ -16,7 +16,8 @@ from schakel.cli.commands.common import (
 from schakel.cli.commands.ids import network_argument, optional_network_argument
 from schakel.cli.commands.output import cell, emit, plain, table
 from schakel.cli.commands.syncbar import sync_bar
-from schakel.cli.i18n import _
+from schakel.cli.helptext import Command, Group
+from schakel.cli.i18n import N_, _
 from schakel.keys import Fingerprint
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 KINDS = ("neighbourhood", "oggz")
 
 
-@click.group()
+@click.group(cls=Group)
 def network() -> None:
     """Networks (netwerken): found one, trust and join one, look at one.
 
@@ -91,10 +92,10 @@ def create(home: Path, server: str | None, name: str, kind: str, covenant_file: 
 
     info = with_partner(home, server, found)
     emit(info, as_json=as_json, rows=[
-        ("network", info["network"]), ("name", name), ("kind", kind),
-        ("server", f"keys checked against fingerprint {info['server_fingerprint']}"),
-        ("coordinator", info["coordinator"]), ("fingerprint", info["fingerprint"]),
-        ("next", "partners run `schakel network trust NETWORK --fingerprint \"…\"`; you add them "
+        (N_("network"), info["network"]), (N_("name"), name), (N_("kind"), kind),
+        (N_("server"), f"keys checked against fingerprint {info['server_fingerprint']}"),
+        (N_("coordinator"), info["coordinator"]), (N_("fingerprint"), info["fingerprint"]),
+        (N_("next"), "partners run `schakel network trust NETWORK --fingerprint \"…\"`; you add them "
                  "with `schakel member add NETWORK BUNDLE_FILE`"),
     ])
 
@@ -120,8 +121,8 @@ def trust(home: Path, server: str | None, network_id: str, fingerprint: str, as_
 
     info = with_partner(home, server, anchor)
     emit(info, as_json=as_json, rows=[
-        ("network", info["network"]), ("trusted coordinator", info["fingerprint"]),
-        ("next", "once the coordinator added you: `schakel network join NETWORK --covenant-file F`"),
+        (N_("network"), info["network"]), (N_("trusted coordinator"), info["fingerprint"]),
+        (N_("next"), "once the coordinator added you: `schakel network join NETWORK --covenant-file F`"),
     ])
 
 
@@ -173,10 +174,10 @@ def card(home: Path, server: str | None, network_id: str, out: Path, kinds: tupl
     emit({"network": network_id, "serial": signed["serial"], "card_file": str(out),
           "valid_until": signed["valid_until"], "signaller_kinds": signed["signaller_kinds"],
           "origin": signed["server"]["origin"]}, as_json=as_json, rows=[
-        ("network", f"{signed['name']} ({network_id})"), ("card", f"{out} (serial {signed['serial']})"),
-        ("who may signal", ", ".join(signed["signaller_kinds"])),
-        ("server", signed["server"]["origin"]), ("valid until", signed["valid_until"]),
-        ("next", "publish the file with your fingerprint (`schakel keys show`)"),
+        (N_("network"), f"{signed['name']} ({network_id})"), (N_("card"), f"{out} (serial {signed['serial']})"),
+        (N_("who may signal"), ", ".join(signed["signaller_kinds"])),
+        (N_("server"), signed["server"]["origin"]), (N_("valid until"), signed["valid_until"]),
+        (N_("next"), "publish the file with your fingerprint (`schakel keys show`)"),
     ])
 
 
@@ -201,11 +202,11 @@ def join(home: Path, server: str | None, network_id: str, covenant_file: Path, a
         return {"network": network_id, "accepted": True, "sync": plain(result)}
 
     info = with_partner(home, server, accept)
-    emit(info, as_json=as_json, rows=[("network", network_id), ("covenant", "accepted"),
-                                      ("synced", "yes")])
+    emit(info, as_json=as_json, rows=[(N_("network"), network_id), (N_("covenant"), "accepted"),
+                                      (N_("synced"), "yes")])
 
 
-PLACE_COLUMNS = [("network", "network"), ("name", "name"), ("kind", "kind"), ("role", "your role")]
+PLACE_COLUMNS = [("network", N_("network")), ("name", N_("name")), ("kind", N_("kind")), ("role", N_("your role"))]
 
 #: A role as `network list` shows it.
 ROLE_TEXT = {"coordinator": "coördinator (regie)", "auditor": "auditor", "core": "kern (core)",
@@ -239,8 +240,8 @@ def list_networks(home: Path, server: str | None, offline: bool, as_json: bool) 
     rows = [{**n, "role": ROLE_TEXT.get(n["role"], n["role"])
              + (f" ({', '.join(n['roles'])})" if n.get("roles") else "")} for n in networks]
     table(rows, PLACE_COLUMNS,
-          empty="no networks yet: found one (`schakel network create`) or trust one "
-                "(`schakel network trust NETWORK --fingerprint \"…\"`)")
+          empty=_("no networks yet: found one (`schakel network create`) or trust one "
+                  "(`schakel network trust NETWORK --fingerprint \"…\"`)"))
 
 
 async def sync_if_admitted(partner: "Partner", network_id: str) -> None:
@@ -296,8 +297,8 @@ def policy(home: Path, server: str | None, network_id: str, policy_file: Path | 
 
     info = with_partner(home, server, put)
     emit(info, as_json=as_json, rows=[
-        ("network", network_id), ("policy version", info["version"]),
-        ("next", "every partner follows it at its next `schakel sync`"),
+        (N_("network"), network_id), (N_("policy version"), info["version"]),
+        (N_("next"), "every partner follows it at its next `schakel sync`"),
     ])
 
 
@@ -331,18 +332,18 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
     policy = info["policy"] or {}
     bemoeizorg = (policy.get("bemoeizorg") or {}).get("enabled")
     emit({}, as_json=False, rows=[
-        ("network", network_id), ("name", info["name"]), ("kind", info["kind"]),
-        ("policy version", info["policy_version"]),
-        ("informal classes", cell(policy.get("informal_classes"))),
-        ("anonymous signals", cell(policy.get("anonymous_signals"))),
-        ("PII allow-list", cell(policy.get("pii_allow")) if policy.get("pii_allow")
+        (N_("network"), network_id), (N_("name"), info["name"]), (N_("kind"), info["kind"]),
+        (N_("policy version"), info["policy_version"]),
+        (N_("informal classes"), cell(policy.get("informal_classes"))),
+        (N_("anonymous signals"), cell(policy.get("anonymous_signals"))),
+        (N_("PII allow-list"), cell(policy.get("pii_allow")) if policy.get("pii_allow")
          else "none"),
-        ("bemoeizorg", "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
+        (N_("bemoeizorg"), "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
          if bemoeizorg else "not enabled"),
-        ("cases", f"{info['cases']} ({info['open_cases']} open)"),
+        (N_("cases"), f"{info['cases']} ({info['open_cases']} open)"),
     ])
     click.echo("")
-    table(info["members"], MEMBER_COLUMNS, empty="no members yet")
+    table(info["members"], MEMBER_COLUMNS, empty=_("no members yet"))
 
 
 def allow_lines(path: Path) -> list[str]:
@@ -370,11 +371,11 @@ def with_allow_list(policy: dict[str, Any], words: list[str]) -> dict[str, Any]:
     return {**policy, "pii_allow": merged}
 
 
-MEMBER_COLUMNS = [("key_id", "key id"), ("name", "organisation"), ("ring", "ring"),
-                  ("party", "party"), ("roles", "roles"), ("current", "current")]
+MEMBER_COLUMNS = [("key_id", N_("key id")), ("name", N_("organisation")), ("ring", N_("ring")),
+                  ("party", N_("party")), ("roles", N_("roles")), ("current", N_("current"))]
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @optional_network_argument
 @click.option("--wait", type=click.FloatRange(0, 30), default=0, show_default=True,

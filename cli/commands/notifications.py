@@ -10,6 +10,8 @@ import click
 from schakel.cli.commands.common import json_option, partner_options, with_partner
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit, table
+from schakel.cli.helptext import Command
+from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import PolicyViolation
 
 if TYPE_CHECKING:
@@ -24,11 +26,11 @@ KINDS = {"bemoeizorg": "bemoeizorg invoked",
          "bemoeizorg-alert": "bemoeizorg refused: daily limit reached",
          "referral-closed": "a referred case was closed by the receiving network"}
 
-COLUMNS = [("cursor", "#"), ("at", "when"), ("what", "what"), ("case", "case"),
-           ("ref", "invocation / referral")]
+COLUMNS = [("cursor", "#"), ("at", N_("when")), ("what", N_("what")), ("case", N_("case")),
+           ("ref", N_("invocation / referral"))]
 
 
-@click.command()
+@click.command(cls=Command)
 @partner_options
 @network_argument
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True,
@@ -61,7 +63,8 @@ def notifications(home: Path, server: str | None, network_id: str, after: int,
         return
     rows = [{**item, "what": KINDS.get(str(item.get("kind")), item.get("kind")),
              "ref": item.get("invocation") or item.get("referral")} for item in items]
-    table(rows, COLUMNS, empty="no notifications" + (f" after #{after}" if after else ""))
+    table(rows, COLUMNS, empty=(_("no notifications after #{after}").format(after=after) if after
+                                else _("no notifications")))
     if items:
         click.echo("")
         click.echo(f"newer ones only: `schakel notifications {network_id} --after {cursor}`")

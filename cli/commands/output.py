@@ -18,7 +18,13 @@ from typing import Any
 
 import click
 
+from schakel.cli.i18n import N_
+from schakel.cli.i18n import _ as translated
 from schakel.protocol.encoding import b64e
+
+
+#: A true and a false value in a table, in the language spoken now.
+YES, NO = N_("yes"), N_("no")
 
 
 def plain(value: Any) -> Any:
@@ -55,13 +61,16 @@ def print_json(data: Any) -> None:
 
 
 def emit(data: dict[str, Any], *, as_json: bool, rows: Sequence[tuple[str, str]] | None = None) -> None:
-    """Print ``data`` as JSON, or ``rows`` (label, value) as an aligned table."""
+    """Print ``data`` as JSON, or ``rows`` (label, value) as an aligned table.  The labels
+    are English msgids (marked with ``N_`` at the call) shown in the language spoken now;
+    a label no catalog holds (a JSON key) is shown as it is."""
     if as_json:
         print_json(data)
         return
     rows = rows if rows is not None else [(k, cell(v)) for k, v in data.items()]
     if not rows:
         return
+    rows = [(translated(label), value) for label, value in rows]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label.ljust(width)}  {value}".rstrip())
@@ -72,7 +81,7 @@ def cell(value: Any, *, limit: int | None = None) -> str:
     if value is None or value == "" or value == [] or value == ():
         text = "-"
     elif isinstance(value, bool):
-        text = "yes" if value else "no"
+        text = translated(YES if value else NO)
     elif isinstance(value, (list, tuple, set, frozenset)):
         text = ", ".join(cell(v) for v in value)
     elif isinstance(value, datetime):
@@ -91,16 +100,21 @@ def table(items: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
           empty: str, limits: Mapping[str, int] | None = None) -> None:
     """Print ``items`` as a table of ``columns`` ((key, heading) pairs), or ``empty``.
 
-    Ids are never shortened (people copy them into the next command); only the
+    The headings are English msgids (marked with ``N_`` where the columns are defined)
+    and shown in the language spoken now; ``empty`` is shown as given (translate it with
+    ``_`` at the call).  Ids are never shortened (people copy them into the next command); only the
     columns named in ``limits`` are cut to that many characters.
     """
     if not items:
         click.echo(empty)
         return
     limits = limits or {}
-    cells = [[cell(item.get(key), limit=limits.get(key)) for key, _ in columns] for item in items]
-    widths = [max(len(heading), *(len(row[i]) for row in cells)) for i, (_, heading) in enumerate(columns)]
-    click.echo("  ".join(h.upper().ljust(w) for (_, h), w in zip(columns, widths)).rstrip())
+    headings = [translated(heading) for _key, heading in columns]
+    cells = [[cell(item.get(key), limit=limits.get(key)) for key, _heading in columns]
+             for item in items]
+    widths = [max(len(heading), *(len(row[i]) for row in cells))
+              for i, heading in enumerate(headings)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headings, widths)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 

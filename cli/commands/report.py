@@ -22,6 +22,7 @@ import click
 from schakel.cli.commands.common import json_option, partner_options, sync_option, with_partner
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import cell, emit, heading, plain
+from schakel.cli.helptext import SpokenGroup
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 _DASH_ID = re.compile(r"-[A-Za-z0-9_-]{21}")
 
 
-class ReportGroup(click.Group):
+class ReportGroup(SpokenGroup, click.Group):
     """A group whose first argument may also be a NETWORK: ``schakel report NETWORK`` is
     ``schakel report figures NETWORK``, as it was before the group had subcommands."""
 

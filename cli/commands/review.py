@@ -11,12 +11,14 @@ from schakel.cli.commands.common import json_option, partner_options, with_partn
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG
 from schakel.cli.commands.ids import network_argument
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Command
+from schakel.cli.i18n import N_
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
 
 
-@click.command(epilog=GUARD_EPILOG)
+@click.command(cls=Command, epilog=GUARD_EPILOG)
 @partner_options
 @network_argument
 @click.argument("invocation", metavar="INVOCATION")
@@ -43,4 +45,4 @@ def review(home: Path, server: str | None, network_id: str, invocation: str, out
 
     with_partner(home, server, judge, guard={"note": note})
     emit({"network": network_id, "invocation": invocation, "outcome": outcome, "note": note},
-         as_json=as_json, rows=[("invocation", invocation), ("outcome", outcome), ("note", note)])
+         as_json=as_json, rows=[(N_("invocation"), invocation), (N_("outcome"), outcome), (N_("note"), note)])

@@ -11,14 +11,16 @@ from pathlib import Path
 import click
 
 from schakel.cli.commands.output import emit
+from schakel.cli.helptext import Command, Group
+from schakel.cli.i18n import N_
 from schakel.server import serverkeys
 from schakel.server.app import serve as run_server
-from schakel.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, load_or_create
+from schakel.server.config import ServerConfig, load_or_create
 from schakel.server.context import AppContext
 from schakel.server.logconfig import configure_logging
 
-DATA_HELP = ("the server's data directory: database, server keys and config.json; created "
-             "on first use, reused after")
+DATA_HELP = N_("the server's data directory: database, server keys and config.json; created "
+                "on first use, reused after")
 
 
 def _config(data_dir: Path, host: str | None, port: int | None,
@@ -36,7 +38,7 @@ def _passphrase_note(data_dir: Path) -> str:
     return f"from {serverkeys.PASSPHRASE_ENV}"
 
 
-@click.group()
+@click.group(cls=Group)
 def server() -> None:
     """Prepare and inspect a Schakel server's data directory."""
 
@@ -62,15 +64,15 @@ def init(data_dir: Path, as_json: bool) -> None:
     keys, created = serverkeys.load_or_create(data_dir)
     info = keys.fingerprints()
     emit({**info, "created": created}, as_json=as_json, rows=[
-        ("server keys", "created now" if created else "already existed"),
-        ("server fingerprint", info["fingerprint"]),
-        ("log key (Ed25519)", info["log"]),
-        ("log key id", info["log_key_id"]),
-        ("gate key (X25519)", info["gate"]),
-        ("gate key id", info["gate_key_id"]),
-        ("keystore", str(data_dir / serverkeys.KEYSTORE_FILE)),
-        ("passphrase", _passphrase_note(data_dir)),
-        ("next", "give the server fingerprint to the coordinator, who passes it to `schakel "
+        (N_("server keys"), "created now" if created else "already existed"),
+        (N_("server fingerprint"), info["fingerprint"]),
+        (N_("log key (Ed25519)"), info["log"]),
+        (N_("log key id"), info["log_key_id"]),
+        (N_("gate key (X25519)"), info["gate"]),
+        (N_("gate key id"), info["gate_key_id"]),
+        (N_("keystore"), str(data_dir / serverkeys.KEYSTORE_FILE)),
+        (N_("passphrase"), _passphrase_note(data_dir)),
+        (N_("next"), "give the server fingerprint to the coordinator, who passes it to `schakel "
                  "network create --server-fingerprint`"),
     ])
 
@@ -122,14 +124,14 @@ def retention(data_dir: Path, as_json: bool) -> None:
     click.echo(f"{len(done)} retention step(s) taken")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--data", "data_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)
 @click.option("--host", default=None,
-              help=f"address to listen on [default: {DEFAULT_HOST}, this machine only; "
-                   "put a TLS proxy in front to serve partners]")
+              help="address to listen on [default: 127.0.0.1, this machine only; "
+                   "put a TLS proxy in front to serve partners]")     # server.config.DEFAULT_HOST
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help=f"port to listen on [default: {DEFAULT_PORT}]")
+              help="port to listen on [default: 8470]")     # server.config.DEFAULT_PORT
 @click.option("--public-url", default=None,
               help="the address partners use, e.g. https://schakel.gemeente.nl, when a proxy "
                    "sits in front; requests are signed for it [default: http://HOST:PORT]")

@@ -15,9 +15,10 @@ from schakel.cli.commands.common import (
     json_option, partner_options, read_object_file, remember_server, with_partner,
 )
 from schakel.cli.commands.guard import EPILOG as GUARD_EPILOG, advise
-from schakel.cli.i18n import _
+from schakel.cli.i18n import N_, _
 from schakel.cli.commands.ids import check_network_id, network_argument
 from schakel.cli.commands.output import emit, plain, table
+from schakel.cli.helptext import Group
 from schakel.protocol.errors import MalformedError
 from schakel.protocol.objects.plaintext import SEVERITIES
 
@@ -30,7 +31,7 @@ SIGNALLER_KINDS = ("resident", "volunteer", "volunteer-driver", "gp", "neighbour
 FEEDBACK_STATUSES = ("received", "taken-up", "referred", "closed", "not-taken-up")
 
 
-@click.group()
+@click.group(cls=Group)
 def signal() -> None:
     """Signals of concern (signalen): send, follow, read, answer.
 
@@ -131,9 +132,9 @@ def send(home: Path, server: str | None, network_id: str | None, concern: str, u
           "sent": ticket.sent, "ticket_file": str(ticket_file) if ticket_file else None,
           "pii_findings": noted},
          as_json=as_json, rows=[
-        ("signal", ticket.signal), ("network", network_id),
-        ("sent", f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),
-        ("ticket", kept), ("next", follow),
+        (N_("signal"), ticket.signal), (N_("network"), network_id),
+        (N_("sent"), f"{ticket.sent} ({'anonymously' if anonymous else 'signed'})"),
+        (N_("ticket"), kept), (N_("next"), follow),
     ])
 
 
@@ -210,8 +211,8 @@ def status(home: Path, server: str | None, wanted: str | None, ticket_file: Path
         emit(result, as_json=True)
         return
     emit({}, as_json=False, rows=[
-        ("signal", result.get("signal") or "-"), ("status", result["status"]),
-        ("updated", result["updated"]),
+        (N_("signal"), result.get("signal") or "-"), (N_("status"), result["status"]),
+        (N_("updated"), result["updated"]),
         *[("message" if i == 0 else "", m) for i, m in enumerate(result.get("messages") or [])],
     ])
 
@@ -239,10 +240,10 @@ def list_signals(home: Path, server: str | None, network_id: str, as_json: bool)
              "kind": s["content"].get("signaller_kind"), "concern": s["content"].get("concern"),
              "identity": sorted(s["content"].get("identity") or {}),
              "from": s.get("sender") or s["source"]} for s in signals]
-    table(rows, [("signal", "signal"), ("received", "received"), ("from", "from"),
-                 ("kind", "signaller"), ("urgency", "urgency"), ("status", "status"),
-                 ("concern", "concern"), ("identity", "identity"), ("hints", "may concern")],
-          empty="no signals", limits={"concern": 60})
+    table(rows, [("signal", N_("signal")), ("received", N_("received")), ("from", N_("from")),
+                 ("kind", N_("signaller")), ("urgency", N_("urgency")), ("status", N_("status")),
+                 ("concern", N_("concern")), ("identity", N_("identity")), ("hints", N_("may concern"))],
+          empty=_("no signals"), limits={"concern": 60})
 
 
 @signal.command("feedback")
@@ -262,6 +263,6 @@ def feedback(home: Path, server: str | None, network_id: str, signal_id: str, ne
     with_partner(home, server, answer)
     emit({"network": network_id, "signal": signal_id, "status": new_status,
           "message_sent": message is not None}, as_json=as_json, rows=[
-        ("signal", signal_id), ("status", new_status),
-        ("message", "sealed to the signaller" if message else "-"),
+        (N_("signal"), signal_id), (N_("status"), new_status),
+        (N_("message"), "sealed to the signaller" if message else "-"),
     ])

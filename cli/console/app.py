@@ -17,7 +17,7 @@ from schakel.cli.console.guard import FORM, Gate, headers, middleware
 from schakel.cli.console.screen import (
     HELD, STATIC, TEMPLATES, FormError, Held, field_text, page, word,
 )
-from schakel.cli.i18n import _, ngettext
+from schakel.cli.i18n import LANGUAGES, _, ngettext, use
 from schakel.protocol.errors import KeystoreError
 
 #: The modules of screens, each adding its routes to the console.
@@ -53,6 +53,20 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/")
 
 
+async def choose_language(request: web.Request) -> web.StreamResponse:
+    """Speak the language the header's form chose (ADR 0037): for the whole process, as
+    ``--lang`` does for one run of the command line, since the console serves one person.
+    Locked or unlocked alike: the words are no secret, and the form carries the CSRF token
+    (the middleware checks it)."""
+    chosen = request[FORM].get("lang")
+    if chosen not in LANGUAGES:
+        return page(request, "refused.html", http_status=422,
+                    form_error=_("Choose a language the console speaks: Nederlands or "
+                                 "English."))
+    use(chosen)
+    raise web.HTTPSeeOther("/")
+
+
 # ------------------------------------------------------------------ the app
 
 async def _close(app: web.Application) -> None:
@@ -81,6 +95,7 @@ def make_app(home: Path, server: str | None, gate: Gate) -> web.Application:
     app.on_cleanup.append(_close)
     app.router.add_get("/", index)
     app.router.add_post("/unlock", unlock)
+    app.router.add_post("/language", choose_language)
     for screen in SCREENS:
         screen.routes(app.router)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
