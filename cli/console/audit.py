@@ -34,19 +34,31 @@ AUDIT_PAGE = 50
 
 
 async def _verify(held: Held, network: str, run: Verification) -> None:
-    """Verify the whole log as ``schakel audit verify`` does, then read the verified
-    entries; the outcome (or the refusal) is kept in ``run`` for the page to show."""
+    """Verify the whole log as ``schakel audit verify`` does, and keep the entries that
+    verification read and checked; the outcome (or the refusal) is kept in ``run`` for
+    the page to show.  One pass: the same checks as ``AuditMonitor.verify_all`` (and
+    ``entries``, which would fetch and check the whole log a second time), the leaves
+    kept for the table."""
     from schakel.cli.commands.audit import entry_row
     from schakel.cli.commands.output import plain
+    from schakel.client.views import AuditVerification
+    from schakel.protocol.encoding import b64e
 
     def progress(n: int) -> None:
         run.checked = n
 
     try:
         async with held.lock:
-            result = plain(await held.partner.audit.verify(network, progress=progress))
-            items = plain(await held.partner.audit.entries(network))
-        run.entries = [entry_row(item) for item in reversed(items)]
+            monitor = held.partner.audit.monitor(network)
+            head = await monitor.refresh()
+            leaves = await monitor._verified(head, progress) if head is not None else []
+        erased = sum(1 for leaf in leaves if leaf.entry is None)
+        result = plain(AuditVerification(
+            network=network, size=head.size if head else 0,
+            root=head.root if head else b64e(bytes(32)), checked=len(leaves) - erased,
+            erased=erased, head_time=head.time if head else None))
+        run.entries = [entry_row({"index": leaf.index, "entry": leaf.body})
+                       for leaf in reversed(leaves) if leaf.body is not None]
         run.result = result
     except ProtocolError as error:
         run.refusal = explain(error)
