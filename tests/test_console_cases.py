@@ -111,3 +111,20 @@ async def test_update_now_on_the_case_list_asks_the_server_at_once(
     text = await (await console.client.get(
         link.group(1).replace("&amp;", "&").replace("page=1", "domain=addiction&page=1"))).text()
     assert shown(text) == [added[:8]]
+
+
+async def test_case_list_shows_a_case_the_console_just_made_from_a_signal(
+        many: tuple[Any, Console, list[str]]) -> None:
+    cast, console, _made = many
+    listed = f"/n/{console.network}/cases?domain=parenting"
+    assert shown(await (await console.client.get(listed)).text()) == []
+    ticket = await cast.informal.signals.send(console.network, "Zorgen om een gezin.",
+                                              anonymous=True, signaller_kind="volunteer")
+    one = f"/n/{console.network}/signals/{ticket.signal}"
+    answer = await console.post(one + "/case", {
+        "summary": "Gezin met jonge kinderen heeft hulp nodig.", "age_band": "30-44",
+        "neighbourhood": "Soesterkwartier", "domains": "parenting", "severity": "medium",
+        "care_status": "misses-care"}, page=one)
+    assert answer.status == 200, await answer.text()
+    case = str(answer.url).rsplit("/", 1)[1]
+    assert shown(await (await console.client.get(listed)).text()) == [case[:8]]

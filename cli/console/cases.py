@@ -3,8 +3,8 @@ in pages of :data:`CASES_PAGE`; one case's anonymous layer, adding a note, closi
 
 The list filters every case the home holds, then shows one page of the result.  Its rows
 are kept in this process between requests (:class:`Listed`), each with the case's summary
-document in the local state it was built from: after each sync the summary documents are
-read (one query) and a row is built again only for a case that is new, whose summary
+document in the local state it was built from: after each sync (and after a case page
+showed a case the list does not hold) the summary documents are read (one query) and a row is built again only for a case that is new, whose summary
 changed (an event, a status, a rekey), that the sync touched, or when the member names or
 the epoch keys changed; so a network of 10,000 cases is not decrypted and folded again on
 every page, and what another process wrote into the home (``schakel case note``) shows
@@ -54,23 +54,27 @@ class Listed:
     rows: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
     #: The rows in the list's order, as last built.
     ordered: list[dict[str, Any]] = field(default_factory=list)
+    #: The home may have changed since: a sync ran (``pending``: the cases it touched),
+    #: or a case page showed a case the list does not hold yet.
+    dirty: bool = False
+    pending: set[str] = field(default_factory=set)
 
 
 #: The lists of each unlocked partner, by network (gone with the partner).
 _LISTED: weakref.WeakKeyDictionary[Any, dict[str, Listed]] = weakref.WeakKeyDictionary()
 
 
-def listed_rows(partner: Any, network: str, touched: list[str] | None = ()
+def listed_rows(partner: Any, network: str, touched: list[str] | None = None
                 ) -> list[dict[str, Any]]:
     """Every case ``partner`` holds in ``network`` as a row of the list (oldest first, as
     ``schakel case list``), built again only where the home changed (module docstring);
-    ``touched`` are the cases the sync just made touched, None when there was no sync
-    (then the rows built after the last one are shown as they are).  Call it under the
-    console's lock."""
+    ``touched``: the cases the sync just done touched, or None when there was none (then
+    the rows as last built are returned, if there are any).  Call it under the console's
+    lock."""
     from schakel.cli.commands.case import case_summary, member_names
 
     known = _LISTED.get(partner, {}).get(network)
-    if touched is None and known is not None:
+    if touched is None and known is not None and not known.dirty:
         return known.ordered
     names = member_names(partner, network)
     state = partner.session.state
@@ -80,9 +84,10 @@ def listed_rows(partner: Any, network: str, touched: list[str] | None = ()
     if listed is None or listed.names != names or listed.epochs != epochs:
         listed = by_network[network] = Listed(names=names, epochs=epochs)
     docs = {ref[1]: doc for ref, doc in state.docs("case", (network,))}
-    touched = set(touched or ())
+    redo = set(touched or ()) | (known.pending if known is not None else set())
+    listed.dirty, listed.pending = False, set()
     stale = [case for case, doc in docs.items()
-             if case in touched or case not in listed.rows or listed.rows[case][0] != doc]
+             if case in redo or case not in listed.rows or listed.rows[case][0] != doc]
     if len(stale) > REBUILD_ALL:
         listed.rows = {v.case: (docs.get(v.case), case_summary(v, names))
                        for v in partner.cases.all(network)}
@@ -112,6 +117,10 @@ async def synced(partner: Any, network: str, *, now: bool = False) -> list[str] 
         return None
     result = await partner.sync(network)
     done[network] = time.monotonic()
+    listed = _LISTED.get(partner, {}).get(network)
+    if listed is not None:
+        listed.dirty = True
+        listed.pending.update(result.cases)
     return list(result.cases)
 
 
@@ -188,6 +197,9 @@ async def case(request: web.Request, **context: Any) -> web.Response:
                 found = partner.cases.get(network, wanted)
             view = plain(found)
             names = member_names(partner, network)
+            listed = _LISTED.get(partner, {}).get(network)
+            if listed is not None and wanted not in listed.rows:
+                listed.dirty = True         # e.g. made from a signal a moment ago
     except ProtocolError as error:
         return page(request, "refused.html", http_status=404, network=network, refusal=explain(error))
     events = [_event_row(e, names) for e in view.get("events") or []]
