@@ -29,11 +29,16 @@ verification reads the log through the running server either way.
 **Pages.** ``schakel console --no-browser`` runs as a process over that home (the start
 token exchanged for a session, the unlock form sent as a browser sends it); an aiohttp
 client asks each page :data:`REQUESTS` times one after the other (after two warm-ups):
-the case list unfiltered and filtered on one problem domain, one case, the signals inbox
+the case list unfiltered and filtered on one problem domain, the case list with "update
+now" (``?sync=1``: a sync first, as every case page does once :data:`SYNC_EVERY
+<schakel.cli.console.cases.SYNC_EVERY>` seconds have passed), one case, the signals inbox
 and the networks page.  Each answer is read whole; ``first_ms`` is the first warm-up (for
-the case list: the first one after the unlock, which builds every row once).  Per page: p50, p95 and max, and the
-console's and the server's CPU per request (``/proc``).  Every page syncs first, as it
-does for a user.  Target: **p95 < 200 ms** on every page.
+the case list: the first one after the unlock, which builds every row once).  Per page:
+p50, p95 and max, and the console's and the server's CPU per request (``/proc``).  The
+signals inbox asks the server on every request; the other case pages within
+``SYNC_EVERY`` of the last sync do not, so their figures are those of a user clicking
+through the list, and ``cases_synced`` is the page a user gets once per ``SYNC_EVERY``.
+Target: **p95 < 200 ms** on every page.
 
 **Audit verification.** In alternating rounds on the same home and log: ``schakel audit
 verify --json NETWORK`` as a process (wall time from start to exit, the unlock and the
@@ -333,6 +338,7 @@ async def pages(console: Console, fixture: dict[str, Any], requests: int, warm_u
     n = fixture["network"]
     paths = {"cases": f"/n/{n}/cases",
              "cases_filtered": f"/n/{n}/cases?status=open&domain={fixture['domain']}",
+             "cases_synced": f"/n/{n}/cases?sync=1",
              "case": f"/n/{n}/cases/{fixture['case']}",
              "signals": f"/n/{n}/signals",
              "networks": "/"}
@@ -341,6 +347,7 @@ async def pages(console: Console, fixture: dict[str, Any], requests: int, warm_u
         out[name] = await time_page(console, path, requests, warm_up, server_pid)
         out[name]["rows_shown"] = rows_shown(await console.text(path)) if name.startswith(
             "cases") else None
+        out[name]["p95_target_met"] = out[name]["p95_ms"] < TARGET_P95_MS
         row = out[name]
         print(f"  {name:<15} p50 {row['p50_ms']:>7.1f} ms  p95 {row['p95_ms']:>7.1f} ms  "
               f"max {row['max_ms']:>7.1f} ms  console CPU {row['console_cpu_ms_per_request']} "
@@ -415,7 +422,8 @@ async def measure(work: Path, server: ServerProcess, fixture: dict[str, Any], re
     assert server.proc is not None
     async with Console(work / "home", server.url) as console:
         measured = await pages(console, fixture, requests, warm_up, server.proc.pid)
-        verified = await audit(console, fixture, work / "home", server.url, rounds)
+        verified = await audit(console, fixture, work / "home", server.url, rounds) \
+            if rounds else None
     return {"pages": measured, "audit": verified}
 
 
@@ -429,7 +437,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--warm-up", type=int, default=WARM_UP,
                         help="requests of each page before the measured ones")
-    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of the audit verification (0: pages only)")
     parser.add_argument("--data", type=Path, default=None,
                         help="keep the fixture in DIR, or reuse the one there")
     parser.add_argument("--name", default="console", help="bench/results/<name>.json")
@@ -438,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     options = parser.parse_args(argv)
     cases = options.cases or (QUICK["cases"] if options.quick else CASES)
     entries = options.entries or (QUICK["entries"] if options.quick else ENTRIES)
-    rounds = options.rounds or (1 if options.quick else ROUNDS)
+    rounds = options.rounds if options.rounds is not None else (1 if options.quick else ROUNDS)
     with tempfile.TemporaryDirectory(prefix="schakel-bench-console-") as tmp:
         work = options.data or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -28,10 +28,11 @@ def test_console_bench_runs_at_a_tiny_size_and_reports_every_page_and_both_verif
     result = json.loads(out.read_text())
     assert result["fixture"]["held"] == CASES
     pages = result["pages"]
-    assert set(pages) == {"cases", "cases_filtered", "case", "signals", "networks"}
+    assert set(pages) == {"cases", "cases_filtered", "cases_synced", "case", "signals",
+                          "networks"}
     for row in pages.values():
         assert row["requests"] == 2 and row["p95_ms"] > 0 and row["bytes"] > 0
-    assert pages["cases"]["rows_shown"] == CASES
+    assert pages["cases"]["rows_shown"] == pages["cases_synced"]["rows_shown"] == CASES
     # The filter asks for the first of the rotating problem domains: cases 0, 2, 5, 7, ...
     matching = sum(1 for i in range(CASES) if bench_console.DOMAINS[0][0] in
                    bench_console.DOMAINS[i % len(bench_console.DOMAINS)])
