@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench vectors catalogs lint clean
+.PHONY: test demo bench bench-console vectors catalogs lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Schakel needs Python 3.11 or newer")'
@@ -25,6 +25,11 @@ bench: $(STAMP)
 	@if [ -d bench ] && ls bench/*.py >/dev/null 2>&1; then \
 		for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done; \
 	else echo "no benchmarks in bench/"; fi
+
+# The console alone (bench/bench_console.py, also run by `make bench`): 10,000 cases and a
+# 10^5-entry audit log, about 10 minutes; writes bench/results/console.json.
+bench-console: $(STAMP)
+	$(BIN)/python bench/bench_console.py
 
 # Rebuild protocol/vectors/*.json from their generators in tests/ (review the diff!).
 vectors: $(STAMP)

@@ -282,15 +282,24 @@ class AuditMonitor:
         """Check every entry this partner may read against the latest head (module
         docstring); ``progress(n)`` after each entry's inclusion proof.  Entries newer
         than the head are left for next time."""
+        return (await self.verify_and_read(progress))[0]
+
+    async def verify_and_read(self, progress: Callable[[int], Any] | None = None
+                              ) -> tuple[AuditVerification, list[dict[str, Any]]]:
+        """:meth:`verify_all` and :meth:`entries` in one pass over the log: the
+        verification and the entries it checked (``{"index", "entry"}`` in log order,
+        erased bodies left out), for a reader that shows what it verified."""
         head = await self.refresh()
         if head is None:
             return AuditVerification(network=self.network, size=0, root=b64e(bytes(32)),
-                                     checked=0, erased=0, head_time=None)
+                                     checked=0, erased=0, head_time=None), []
         leaves = await self._verified(head, progress)
         erased = sum(1 for leaf in leaves if leaf.entry is None)
-        return AuditVerification(network=self.network, size=head.size, root=head.root,
-                                 checked=len(leaves) - erased, erased=erased,
-                                 head_time=head.time)
+        return (AuditVerification(network=self.network, size=head.size, root=head.root,
+                                  checked=len(leaves) - erased, erased=erased,
+                                  head_time=head.time),
+                [{"index": leaf.index, "entry": leaf.body}
+                 for leaf in leaves if leaf.body is not None])
 
     async def entries(self) -> list[dict[str, Any]]:
         """Every entry this partner may read, checked as :meth:`verify_all` does:
@@ -466,6 +475,13 @@ class Audit:
         """Verify every audit entry this partner may read against the latest signed
         head, which must be consistent with the heads held."""
         return await self.monitor(network).verify_all(progress=progress)
+
+    async def verify_and_read(self, network: str, *,
+                              progress: Callable[[int], Any] | None = None
+                              ) -> tuple[AuditVerification, list[dict[str, Any]]]:
+        """:meth:`verify` and :meth:`entries` in one pass over the log
+        (:meth:`AuditMonitor.verify_and_read`)."""
+        return await self.monitor(network).verify_and_read(progress=progress)
 
     async def entries(self, network: str) -> list[dict[str, Any]]:
         """The audit entries this partner may read, each verified (commitment and

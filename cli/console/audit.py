@@ -44,8 +44,9 @@ INDEX = re.compile(r"[0-9]{1,16}")
 
 
 async def _verify(held: Held, network: str, run: Verification) -> None:
-    """Verify the whole log as ``schakel audit verify`` does, then read the verified
-    entries; the outcome (or the refusal) is kept in ``run`` for the page to show."""
+    """Verify the whole log as ``schakel audit verify`` does, and keep the entries that
+    verification read and checked (one pass: ``Audit.verify_and_read``); the outcome (or
+    the refusal) is kept in ``run`` for the page to show."""
     from schakel.cli.commands.audit import entry_row
     from schakel.cli.commands.output import plain
 
@@ -54,11 +55,12 @@ async def _verify(held: Held, network: str, run: Verification) -> None:
 
     try:
         async with held.lock:
-            result = plain(await held.partner.audit.verify(network, progress=progress))
-            items = plain(await held.partner.audit.entries(network))
+            verified, items = await held.partner.audit.verify_and_read(
+                network, progress=progress)
+        result = plain(verified)
         run.entries = [{**entry_row(item),
                         "sealed": bool((item.get("entry") or {}).get("purpose"))}
-                       for item in reversed(items)]
+                       for item in reversed(plain(items))]
         run.result = result
     except ProtocolError as error:
         run.refusal = failure(error)

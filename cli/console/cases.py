@@ -1,9 +1,30 @@
 """The cases of a network (ADR 0040): the list with a filter (status, problem domain),
-one case's anonymous layer, adding a note, closing a case."""
+in pages of :data:`CASES_PAGE`; one case's anonymous layer, adding a note, closing a case.
+
+The list filters every case the home holds, then shows one page of the result.  Its rows
+are kept in this process between requests (:class:`Listed`), each with the case's summary
+document in the local state it was built from: after each sync (and after a case page
+showed a case the list does not hold) the summary documents are read (one query) and a row is built again only for a case that is new, whose summary
+changed (an event, a status, a rekey), that the sync touched, or when the member names or
+the epoch keys changed; so a network of 10,000 cases is not decrypted and folded again on
+every page, and what another process wrote into the home (``schakel case note``) shows
+after the next sync.
+
+A case page asks the server for what is new (``Partner.sync``) when this console last did
+so for the network more than :data:`SYNC_EVERY` seconds ago, after the console wrote to it,
+or when the list's "update now" link asks; in between it shows the home's state as it
+is.  A sync of a coördinator's home also runs the coördinator's duties over every open
+case, so on a network of 10,000 cases it costs about a second, which every click would
+otherwise pay.
+"""
 
 from __future__ import annotations
 
+import time
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -12,11 +33,118 @@ from schakel.cli.console.screen import (
     HELD, FormError, explain, field_text, page, path_id, unlocked,
 )
 from schakel.cli.console.signals import form_choices
+from schakel.client.errors import NotFound
 from schakel.protocol.errors import ProtocolError
 
-async def cases(request: web.Request) -> web.Response:
+#: Cases on one page of the list.
+CASES_PAGE = 50
+#: Above this many rows to build again, the whole list is built in one pass
+#: (``Cases.all`` reads the member names and the policy's rules once for all cases).
+REBUILD_ALL = 200
+
+
+@dataclass
+class Listed:
+    """The rows of one network's case list, each with the summary document (the local
+    state's ``case`` document) it was built from, and the member names and epochs they
+    were built under."""
+
+    names: dict[str, str]
+    epochs: int = 0
+    rows: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
+    #: The rows in the list's order, as last built.
+    ordered: list[dict[str, Any]] = field(default_factory=list)
+    #: The home may have changed since: a sync ran (``pending``: the cases it touched),
+    #: or a case page showed a case the list does not hold yet.
+    dirty: bool = False
+    pending: set[str] = field(default_factory=set)
+
+
+#: The lists of each unlocked partner, by network (gone with the partner).
+_LISTED: weakref.WeakKeyDictionary[Any, dict[str, Listed]] = weakref.WeakKeyDictionary()
+
+
+def listed_rows(partner: Any, network: str, touched: list[str] | None = None
+                ) -> list[dict[str, Any]]:
+    """Every case ``partner`` holds in ``network`` as a row of the list (oldest first, as
+    ``schakel case list``), built again only where the home changed (module docstring);
+    ``touched``: the cases the sync just done touched, or None when there was none (then
+    the rows as last built are returned, if there are any).  Call it under the console's
+    lock."""
     from schakel.cli.commands.case import case_summary, member_names
 
+    known = _LISTED.get(partner, {}).get(network)
+    if touched is None and known is not None and not known.dirty:
+        return known.ordered
+    names = member_names(partner, network)
+    state = partner.session.state
+    epochs = len(state.docs("epoch", (network,)))
+    by_network = _LISTED.setdefault(partner, {})
+    listed = by_network.get(network)
+    if listed is None or listed.names != names or listed.epochs != epochs:
+        listed = by_network[network] = Listed(names=names, epochs=epochs)
+    docs = {ref[1]: doc for ref, doc in state.docs("case", (network,))}
+    redo = set(touched or ()) | (known.pending if known is not None else set())
+    listed.dirty, listed.pending = False, set()
+    stale = [case for case, doc in docs.items()
+             if case in redo or case not in listed.rows or listed.rows[case][0] != doc]
+    if len(stale) > REBUILD_ALL:
+        listed.rows = {v.case: (docs.get(v.case), case_summary(v, names))
+                       for v in partner.cases.all(network)}
+    else:
+        for case in stale:
+            listed.rows[case] = (docs[case], case_summary(partner.cases.get(network, case), names))
+        for case in set(listed.rows) - set(docs):
+            del listed.rows[case]
+    listed.ordered = sorted((row for _, row in listed.rows.values()),
+                            key=lambda r: (r["created"], r["case"]))
+    return listed.ordered
+
+
+#: Seconds a case page shows the home's state without asking the server what is new.
+SYNC_EVERY = 15.0
+#: When this console last synced each network, per unlocked partner (monotonic seconds).
+_SYNCED: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+
+
+async def synced(partner: Any, network: str, *, now: bool = False) -> list[str] | None:
+    """Sync ``network`` unless this console did within :data:`SYNC_EVERY` seconds (``now``:
+    sync anyway); the cases the sync touched, None when it did not sync.  Call it under
+    the console's lock."""
+    done = _SYNCED.setdefault(partner, {})
+    last = done.get(network)
+    if not now and last is not None and time.monotonic() - last < SYNC_EVERY:
+        return None
+    result = await partner.sync(network)
+    done[network] = time.monotonic()
+    listed = _LISTED.get(partner, {}).get(network)
+    if listed is not None:
+        listed.dirty = True
+        listed.pending.update(result.cases)
+    return list(result.cases)
+
+
+def wrote(partner: Any, network: str) -> None:
+    """The console changed ``network``: its next case page syncs first."""
+    _SYNCED.get(partner, {}).pop(network, None)
+
+
+def last_synced(partner: Any, network: str) -> str | None:
+    """When this console last synced ``network``, as local wall-clock time (HH:MM:SS)."""
+    last = _SYNCED.get(partner, {}).get(network)
+    if last is None:
+        return None
+    return time.strftime("%H:%M:%S", time.localtime(time.time() - (time.monotonic() - last)))
+
+
+def _page_number(value: str | None) -> int:
+    """The page asked for (1-based); anything that is not a small positive number is 1."""
+    if value is None or not value.isdigit() or len(value) > 6:
+        return 1
+    return max(1, int(value))
+
+
+async def cases(request: web.Request) -> web.Response:
     network = path_id(request, "network")
     status = request.query.get("status", "all")
     domain = request.query.get("domain", "")
@@ -28,15 +156,27 @@ async def cases(request: web.Request) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
-            names = member_names(partner, network)
-            rows = [case_summary(v, names) for v in partner.cases.all(network)]
+            touched = await synced(partner, network, now=request.query.get("sync") == "1")
+            rows = listed_rows(partner, network, touched)
     except ProtocolError as error:
         return page(request, "refused.html", http_status=403, network=network, refusal=explain(error))
+    held = len(rows)
     rows = [r for r in rows if (status == "all" or r["status"] == status)
             and (not domain or domain in (r["domains"] or []))]
-    return page(request, "cases.html", network=network, cases=rows, status=status,
-                domain=domain, choices=choices)
+    pages = max(1, -(-len(rows) // CASES_PAGE))
+    at = min(_page_number(request.query.get("page")), pages)
+    first = (at - 1) * CASES_PAGE
+
+    def link(number: int) -> str:
+        query = {k: v for k, v in (("status", status), ("domain", domain)) if v and v != "all"}
+        return f"/n/{network}/cases?" + urlencode({**query, "page": number})
+
+    return page(request, "cases.html", network=network, cases=rows[first:first + CASES_PAGE],
+                updated=last_synced(partner, network), refresh=link(at) + "&sync=1",
+                status=status, domain=domain, choices=choices, held=held, matched=len(rows),
+                first=first + 1, last=min(first + CASES_PAGE, len(rows)), at=at, pages=pages,
+                previous=link(at - 1) if at > 1 else None,
+                next=link(at + 1) if at < pages else None)
 
 
 async def case(request: web.Request, **context: Any) -> web.Response:
@@ -47,9 +187,19 @@ async def case(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
-            view = plain(partner.cases.get(network, wanted))
+            fresh = await synced(partner, network) is not None
+            try:
+                found = partner.cases.get(network, wanted)
+            except NotFound:
+                if fresh:
+                    raise
+                await synced(partner, network, now=True)      # a case new since the last sync
+                found = partner.cases.get(network, wanted)
+            view = plain(found)
             names = member_names(partner, network)
+            listed = _LISTED.get(partner, {}).get(network)
+            if listed is not None and wanted not in listed.rows:
+                listed.dirty = True         # e.g. made from a signal a moment ago
     except ProtocolError as error:
         return page(request, "refused.html", http_status=404, network=network, refusal=explain(error))
     events = [_event_row(e, names) for e in view.get("events") or []]
@@ -74,6 +224,7 @@ async def note(request: web.Request) -> web.StreamResponse:
             async with request.app[HELD].lock:
                 await partner.sync(network)
                 await partner.cases.add_event(network, wanted, plaintext)
+                wrote(partner, network)
     except ProtocolError as error:
         return await case(request, http_status=422, refusal=explain(error), text=text)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}#notes")
@@ -96,6 +247,7 @@ async def close(request: web.Request) -> web.StreamResponse:
             async with request.app[HELD].lock:
                 await partner.sync(network)
                 await partner.cases.close(network, wanted, reason=reason or "")
+                wrote(partner, network)
     except ProtocolError as error:
         return await case(request, http_status=422, refusal=explain(error), reason=reason)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}")
