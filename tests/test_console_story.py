@@ -203,6 +203,7 @@ async def test_the_coordinator_plays_the_buurtnetwerk_story_entirely_in_the_cons
     await p["huisarts"].sync(network)
     assert not p["huisarts"].cases.all(network)
     follow(d, "Casussen")
+    follow(d, "Nu bijwerken")            # the list asks the server at most every 15 s
     follow(d, consult[:8])
     assert by_id(d, "summary-text").text == CONSULT_INTAKE["summary"]
     follow(d, "Delen met een deelnemer")
@@ -239,6 +240,7 @@ async def test_the_coordinator_plays_the_buurtnetwerk_story_entirely_in_the_cons
         purpose="bezoek en afstemming van zorg", valid_days=365,
         evidence=b"toestemmingsformulier, ondertekend 2026")
     follow(d, "Casussen")
+    follow(d, "Nu bijwerken")
     follow(d, man[:8])
     assert by_id(d, "summary-text").text == MAN_INTAKE["summary"]
     assert "Hendrik" not in main_text(d)                    # the kern holds no name

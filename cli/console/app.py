@@ -13,9 +13,9 @@ from aiohttp import web
 from schakel.cli.console import (
     audit, bemoeizorg, cases, casework, consent, members, network, sharing, signals,
 )
-from schakel.cli.console.guard import FORM, Gate, headers, middleware
+from schakel.cli.console.guard import FORM, Gate, Handler, headers, middleware
 from schakel.cli.console.screen import (
-    HELD, STATIC, TEMPLATES, FormError, Held, field_text, page, word,
+    HELD, STATIC, TEMPLATES, FormError, Held, field_text, page, word, wrote,
 )
 from schakel.cli.i18n import LANGUAGES, _, ngettext, use
 from schakel.protocol.errors import KeystoreError
@@ -79,11 +79,25 @@ async def _close(app: web.Application) -> None:
         held.partner = None
 
 
+@web.middleware
+async def writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A form sent for a network (``POST /n/NETWORK/…``) may have changed it: the next
+    case page asks the server first (:func:`~schakel.cli.console.screen.wrote`), whatever
+    the answer was."""
+    try:
+        return await handler(request)
+    finally:
+        network = request.match_info.get("network")
+        partner = request.app[HELD].partner
+        if request.method == "POST" and network and partner is not None:
+            wrote(partner, network)
+
+
 def make_app(home: Path, server: str | None, gate: Gate) -> web.Application:
     """The console for ``home`` behind ``gate`` (its port and start token)."""
     from schakel.cli.console.guard import MAX_BODY
 
-    app = web.Application(middlewares=[middleware(gate)], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[middleware(gate), writes], client_max_size=MAX_BODY)
     app[HELD] = Held(home=home, server=server)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                                autoescape=jinja2.select_autoescape(["html"], default=True),

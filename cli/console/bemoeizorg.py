@@ -18,8 +18,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, ID, WORDS, FormError, explain, field_choice, field_text, page, path_id,
-    unlocked,
+    FIELD_LABELS, HELD, ID, WORDS, FormError, explain, field_choice, field_text, page,
+    path_id, sync, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError, ProtocolError
@@ -82,7 +82,7 @@ async def overview(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             where = await _situation(partner, network)
             invocations = [] if where["unavailable"] else [
                 i.to_json() for i in await partner.disclosure.invocations(network)]
@@ -106,7 +106,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             where = await _situation(partner, network)
     except ProtocolError as error:
         return await overview(request, http_status=422, refusal=explain(error))
@@ -140,7 +140,7 @@ async def cosign(request: web.Request) -> web.StreamResponse:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             await partner.disclosure.cosign(network, invocation or "", case=case)
     except MalformedError as error:
         if case is None and (error.details or {}).get("field") == "case":
@@ -162,7 +162,7 @@ async def release(request: web.Request) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             where = await _situation(partner, network)
             released = await partner.disclosure.bemoeizorg_release(network, invocation)
     except ProtocolError as error:
@@ -188,7 +188,7 @@ async def examine(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             item = await _listed(partner, network, invocation)
             text = await partner.disclosure.justification(network, invocation)
     except ProtocolError as error:
@@ -216,7 +216,7 @@ async def review(request: web.Request) -> web.StreamResponse:
         refuse_early(checked)
         with showing(checked):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 await partner.disclosure.review(network, invocation,
                                                 approved=outcome == "approved", note=note or "")
     except ProtocolError as error:

@@ -30,7 +30,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    HELD, FormError, explain, field_text, page, path_id, unlocked,
+    HELD, SYNC_LISTENERS, FormError, explain, field_text, page, path_id, since_sync, sync,
+    unlocked,
 )
 from schakel.cli.console.signals import form_choices
 from schakel.client.errors import NotFound
@@ -103,38 +104,35 @@ def listed_rows(partner: Any, network: str, touched: list[str] | None = None
 
 #: Seconds a case page shows the home's state without asking the server what is new.
 SYNC_EVERY = 15.0
-#: When this console last synced each network, per unlocked partner (monotonic seconds).
-_SYNCED: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
-async def synced(partner: Any, network: str, *, now: bool = False) -> list[str] | None:
-    """Sync ``network`` unless this console did within :data:`SYNC_EVERY` seconds (``now``:
-    sync anyway); the cases the sync touched, None when it did not sync.  Call it under
-    the console's lock."""
-    done = _SYNCED.setdefault(partner, {})
-    last = done.get(network)
-    if not now and last is not None and time.monotonic() - last < SYNC_EVERY:
-        return None
-    result = await partner.sync(network)
-    done[network] = time.monotonic()
+def _heard(partner: Any, network: str, touched: list[str]) -> None:
+    """A screen synced ``network``: the list builds the touched cases' rows again."""
     listed = _LISTED.get(partner, {}).get(network)
     if listed is not None:
         listed.dirty = True
-        listed.pending.update(result.cases)
-    return list(result.cases)
+        listed.pending.update(touched)
 
 
-def wrote(partner: Any, network: str) -> None:
-    """The console changed ``network``: its next case page syncs first."""
-    _SYNCED.get(partner, {}).pop(network, None)
+SYNC_LISTENERS.append(_heard)
+
+
+async def synced(partner: Any, network: str, *, now: bool = False) -> list[str] | None:
+    """Sync ``network`` unless this console did within :data:`SYNC_EVERY` seconds and
+    sent nothing since (``now``: sync anyway); the cases the sync touched, None when it
+    did not sync.  Call it under the console's lock."""
+    age = since_sync(partner, network)
+    if not now and age is not None and age < SYNC_EVERY:
+        return None
+    return await sync(partner, network)
 
 
 def last_synced(partner: Any, network: str) -> str | None:
     """When this console last synced ``network``, as local wall-clock time (HH:MM:SS)."""
-    last = _SYNCED.get(partner, {}).get(network)
-    if last is None:
+    age = since_sync(partner, network)
+    if age is None:
         return None
-    return time.strftime("%H:%M:%S", time.localtime(time.time() - (time.monotonic() - last)))
+    return time.strftime("%H:%M:%S", time.localtime(time.time() - age))
 
 
 def _page_number(value: str | None) -> int:
@@ -222,9 +220,8 @@ async def note(request: web.Request) -> web.StreamResponse:
         refuse_early(plaintext)
         with showing(plaintext):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 await partner.cases.add_event(network, wanted, plaintext)
-                wrote(partner, network)
     except ProtocolError as error:
         return await case(request, http_status=422, refusal=explain(error), text=text)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}#notes")
@@ -245,9 +242,8 @@ async def close(request: web.Request) -> web.StreamResponse:
         refuse_early(checked)
         with showing(checked):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 await partner.cases.close(network, wanted, reason=reason or "")
-                wrote(partner, network)
     except ProtocolError as error:
         return await case(request, http_status=422, refusal=explain(error), reason=reason)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}")

@@ -25,7 +25,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, label, path_id, unlocked,
+    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, label, path_id, sync,
+    unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
@@ -174,7 +175,7 @@ async def _write(request: web.Request, plaintext: dict[str, Any], anchor: str,
         refuse_early(texts)
         with showing(texts):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 await partner.cases.add_event(network, wanted, plaintext)
     except ProtocolError as error:
         refusal = explain(error)

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM, MAX_UPLOAD, upload
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, ID, FormError, explain, field_text, label, page, path_id, unlocked,
+    FIELD_LABELS, HELD, ID, FormError, explain, field_text, label, page, path_id, sync,
+    unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import PolicyViolation, ProtocolError
@@ -99,7 +100,7 @@ async def _context(request: web.Request, network: str, case: str) -> dict[str, A
     log shows this partner."""
     partner = unlocked(request)
     async with request.app[HELD].lock:
-        await partner.sync(network)
+        await sync(partner, network)
         rules = await partner.disclosure.rules(network)
         members = [m for m in partner.networks.members(network)
                    if m["current"] and m["key_id"] != partner.key_id]
@@ -186,7 +187,7 @@ async def record(request: web.Request) -> web.StreamResponse:
         refuse_early(checked)
         with showing(checked):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 consent = await partner.disclosure.record_consent(
                     network, case, classes=classes, partners=partners, parties=parties,
                     purpose=purpose, valid_days=days, evidence=evidence)
@@ -212,7 +213,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         refuse_early(checked)
         with showing(checked):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 await partner.disclosure.revoke_consent(network, case, consent, reason=reason)
     except ProtocolError as error:
         return await consent_page(request, http_status=422, refusal=explain(error))
@@ -276,7 +277,7 @@ async def grant(request: web.Request) -> web.StreamResponse:
         refuse_early(checked)
         with showing(checked):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 made = await partner.disclosure.grant(network, case, consent=str(chosen),
                                                       grantee=str(grantee), classes=classes,
                                                       reason=reason)
@@ -292,7 +293,7 @@ async def grants(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             shown = await partner.disclosure.grants(network)
             names = {m["key_id"]: m["name"] for m in partner.networks.members(network)}
     except ProtocolError as error:
@@ -314,7 +315,7 @@ async def release(request: web.Request) -> web.StreamResponse:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             released = await partner.disclosure.release(network, grant_id)
     except ProtocolError as error:
         return await grants(request, http_status=422, refusal=explain(error))

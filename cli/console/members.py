@@ -21,7 +21,7 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, page, path_id,
+    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, page, path_id, sync,
     unlocked,
 )
 from schakel.cli.i18n import N_, _
@@ -92,7 +92,7 @@ async def members(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             rows = _rows(partner, network)
             epoch = _epoch(partner, network)
             coordinator = _is_coordinator(partner, network)
@@ -158,7 +158,7 @@ async def admit(request: web.Request) -> web.StreamResponse:
             {"heard": h, "bundle": b, "same": h == b} for h, b in zip(heard, theirs)]}
         comparison["differ"] = sum(not g["same"] for g in comparison["groups"])
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             key_id = await partner.networks.admit(network, bundle, ring=ring, party=party,
                                                   roles=roles, fingerprint=typed)
     except ProtocolError as error:
@@ -173,7 +173,7 @@ async def confirm_removal(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             rows = _rows(partner, network)
             epoch = _epoch(partner, network)
     except ProtocolError as error:
@@ -202,11 +202,11 @@ async def remove(request: web.Request) -> web.StreamResponse:
         refuse_early(checked)
         with showing(checked):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 info = partner.networks.verified(network).member(key_id)
                 before = _epoch(partner, network)
                 await partner.networks.remove(network, key_id, reason=reason or "")
-                await partner.sync(network)
+                await sync(partner, network)
                 after = _epoch(partner, network)
     except ProtocolError as error:
         return await confirm_removal(request, http_status=422, refusal=explain(error),

@@ -19,7 +19,7 @@ from aiohttp import web
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
     FIELD_LABELS, HELD, WORDS, FormError, explain, field_choice, field_text, label, page,
-    path_id, unlocked,
+    path_id, sync, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
@@ -107,7 +107,7 @@ async def overview(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             view = partner.networks.verified(network)
             place = partner.networks.place(network)
             members = [m for m in partner.networks.members(network) if m.get("current")]

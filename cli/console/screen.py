@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,3 +194,35 @@ def unlocked(request: web.Request) -> Any:
     if partner is None:
         raise web.HTTPSeeOther("/")
     return partner
+
+
+# ------------------------------------------------------------------ syncing
+
+#: When this console last synced each network, per unlocked partner (monotonic seconds).
+SYNCED: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+#: Called after every sync a screen makes, with the partner, the network and the cases
+#: the sync touched (the case list keeps its rows by them).
+SYNC_LISTENERS: list[Callable[[Any, str, list[str]], None]] = []
+
+
+async def sync(partner: Any, network: str) -> list[str]:
+    """Ask the server what is new in ``network`` (``Partner.sync``), as every screen does
+    through this one function: the time is kept and the listeners hear which cases it
+    touched.  Call it under the console's lock."""
+    result = await partner.sync(network)
+    SYNCED.setdefault(partner, {})[network] = time.monotonic()
+    touched = list(result.cases)
+    for listener in SYNC_LISTENERS:
+        listener(partner, network, touched)
+    return touched
+
+
+def since_sync(partner: Any, network: str) -> float | None:
+    """Seconds since this console last synced ``network`` (None: not since a write)."""
+    last = SYNCED.get(partner, {}).get(network)
+    return None if last is None else time.monotonic() - last
+
+
+def wrote(partner: Any, network: str) -> None:
+    """The console sent something for ``network``: the next case page syncs first."""
+    SYNCED.get(partner, {}).pop(network, None)

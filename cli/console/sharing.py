@@ -13,7 +13,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_text, label, page, path_id, unlocked,
+    FIELD_LABELS, HELD, FormError, explain, field_text, label, page, path_id, sync,
+    unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
@@ -28,7 +29,7 @@ async def share_page(request: web.Request, **context: Any) -> web.Response:
     partner = unlocked(request)
     try:
         async with request.app[HELD].lock:
-            await partner.sync(network)
+            await sync(partner, network)
             view = partner.cases.get(network, case)
             members = [m for m in partner.networks.members(network)
                        if m.get("current") and m.get("key_id") != partner.key_id]

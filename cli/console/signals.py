@@ -9,7 +9,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    HELD, FormError, explain, field_choice, field_text, label, page, path_id, unlocked,
+    HELD, FormError, explain, field_choice, field_text, label, page, path_id, sync,
+    unlocked,
 )
 from schakel.cli.i18n import _
 from schakel.protocol.errors import ProtocolError
@@ -116,7 +117,7 @@ async def to_case(request: web.Request) -> web.StreamResponse:
                     for cls, fields in plain(item.content.get("identity") or {}).items()}
         with showing(intake):
             async with request.app[HELD].lock:
-                await partner.sync(network)
+                await sync(partner, network)
                 case = await partner.cases.create(network, intake, identity=identity or None)
                 await partner.signals.feedback(network, wanted, "taken-up", None)
     except ProtocolError as error:
