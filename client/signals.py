@@ -211,6 +211,8 @@ class Signals:
                     network=network, signal=signal.signal, source=signal.source,
                     received=received, status=fb["status"] if fb else "received",
                     content=body, sender=sender, hints=hints.get(signal.signal, [])))
+            if len(items) < PAGE:
+                break          # a short page is the last one: no request for an empty one
         return out
 
     def _open_signal(self, network: str, tv: TrustView,
@@ -257,8 +259,8 @@ class Signals:
                         cases = out.setdefault(item["subject"]["id"], [])
                         if item["may_concern"] not in cases:
                             cases.append(item["may_concern"])
-            if not items:
-                return out
+            if len(items) < PAGE:
+                return out      # a short page is the last one: no request for an empty one
 
     async def feedback(self, network: str, signal: str, status: str,
                        message: str | None = None) -> None:
