@@ -19,7 +19,7 @@ from aiohttp import web
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
     FIELD_LABELS, HELD, ID, WORDS, FormError, explain, field_choice, field_text, page,
-    path_id, sync, unlocked,
+    path_id, sending, sync, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError, ProtocolError
@@ -201,8 +201,6 @@ async def examine(request: web.Request, **context: Any) -> web.Response:
 
 async def review(request: web.Request) -> web.StreamResponse:
     """The auditor's verdict, approved or questioned, with a note the PII guard checked."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, invocation = path_id(request, "network"), path_id(request, "invocation")
     form = request[FORM]
     try:
@@ -213,12 +211,9 @@ async def review(request: web.Request) -> web.StreamResponse:
     checked = {"note": note}
     partner = unlocked(request)
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                await partner.disclosure.review(network, invocation,
-                                                approved=outcome == "approved", note=note or "")
+        async with sending(request, network, checked):
+            await partner.disclosure.review(network, invocation,
+                                            approved=outcome == "approved", note=note or "")
     except ProtocolError as error:
         return await examine(request, http_status=422, refusal=explain(error), note=note,
                              outcome=outcome)

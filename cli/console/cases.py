@@ -30,8 +30,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    HELD, SYNC_LISTENERS, FormError, explain, field_text, page, path_id, since_sync, sync,
-    unlocked,
+    HELD, SYNC_LISTENERS, FormError, explain, field_text, page, path_id, sending,
+    since_sync, sync, unlocked,
 )
 from schakel.cli.console.signals import form_choices
 from schakel.client.errors import NotFound
@@ -207,8 +207,6 @@ async def case(request: web.Request, **context: Any) -> web.Response:
 
 
 async def note(request: web.Request) -> web.StreamResponse:
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, wanted = path_id(request, "network"), path_id(request, "case")
     try:
         text = field_text(request[FORM], "text")
@@ -217,11 +215,8 @@ async def note(request: web.Request) -> web.StreamResponse:
     plaintext = {"kind": "note", "text": text}
     partner = unlocked(request)
     try:
-        refuse_early(plaintext)
-        with showing(plaintext):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                await partner.cases.add_event(network, wanted, plaintext)
+        async with sending(request, network, plaintext):
+            await partner.cases.add_event(network, wanted, plaintext)
     except ProtocolError as error:
         return await case(request, http_status=422, refusal=explain(error), text=text)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}#notes")
@@ -229,8 +224,6 @@ async def note(request: web.Request) -> web.StreamResponse:
 
 async def close(request: web.Request) -> web.StreamResponse:
     """Close a case (its owner or the coördinator), with a reason the PII guard checked."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, wanted = path_id(request, "network"), path_id(request, "case")
     try:
         reason = field_text(request[FORM], "reason")
@@ -239,11 +232,8 @@ async def close(request: web.Request) -> web.StreamResponse:
     checked = {"reason": reason}
     partner = unlocked(request)
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                await partner.cases.close(network, wanted, reason=reason or "")
+        async with sending(request, network, checked):
+            await partner.cases.close(network, wanted, reason=reason or "")
     except ProtocolError as error:
         return await case(request, http_status=422, refusal=explain(error), reason=reason)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}")

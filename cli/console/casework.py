@@ -4,7 +4,7 @@ report §4.4.1, protocol.md §7) and how an action worked out (an outcome, plain
 ``feedback``).
 
 Each form writes one event with ``partner.cases.add_event`` after the PII guard
-(``refuse_early`` before anything else, ``showing`` for the library's own check), and a
+(``screen.sending``: the guard before anything else, and its spans shown), and a
 refusal is shown on the case page as the CLI explains it.  The library checks an action
 against the network policy before it sends it (a formal action says in words why
 informal help is not possible) and every member's client judges it again when it reads
@@ -25,8 +25,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, label, path_id, sync,
-    unlocked,
+    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, label, path_id,
+    sending, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
@@ -162,7 +162,6 @@ async def _write(request: web.Request, plaintext: dict[str, Any], anchor: str,
                  kept: dict[str, Any]) -> web.StreamResponse:
     """Write one event to the case after the PII guard; on a refusal the case page again,
     with the refusal explained and what was typed kept in ``kept``."""
-    from schakel.cli.commands.guard import refuse_early, showing
     from schakel.cli.console.cases import case
     from schakel.protocol.objects.plaintext import ANONYMOUS_EVENT_KINDS
 
@@ -172,11 +171,8 @@ async def _write(request: web.Request, plaintext: dict[str, Any], anchor: str,
     texts = {k: plaintext[k] for k in ANONYMOUS_EVENT_KINDS[plaintext["kind"]].FREE_TEXT
              if k in plaintext}
     try:
-        refuse_early(texts)
-        with showing(texts):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                await partner.cases.add_event(network, wanted, plaintext)
+        async with sending(request, network, texts):
+            await partner.cases.add_event(network, wanted, plaintext)
     except ProtocolError as error:
         refusal = explain(error)
         reason = (error.details or {}).get("reason")

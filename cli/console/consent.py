@@ -18,8 +18,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM, MAX_UPLOAD, upload
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, ID, FormError, explain, field_text, label, page, path_id, sync,
-    unlocked,
+    FIELD_LABELS, HELD, ID, FormError, explain, field_text, label, page, path_id, sending,
+    sync, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import PolicyViolation, ProtocolError
@@ -156,8 +156,6 @@ async def consent_page(request: web.Request, **context: Any) -> web.Response:
 async def record(request: web.Request) -> web.StreamResponse:
     """Record the person's consent: classes, who may receive them, purpose, validity,
     and the signed form, of which only the SHA-256 is sent."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, case = path_id(request, "network"), path_id(request, "case")
     partner = unlocked(request)
     data = request[FORM]
@@ -184,13 +182,10 @@ async def record(request: web.Request) -> web.StreamResponse:
         return await consent_page(request, http_status=422, refusal=explain(error), form=kept)
     checked = {"purpose": purpose}
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                consent = await partner.disclosure.record_consent(
-                    network, case, classes=classes, partners=partners, parties=parties,
-                    purpose=purpose, valid_days=days, evidence=evidence)
+        async with sending(request, network, checked):
+            consent = await partner.disclosure.record_consent(
+                network, case, classes=classes, partners=partners, parties=parties,
+                purpose=purpose, valid_days=days, evidence=evidence)
     except ProtocolError as error:
         return await consent_page(request, http_status=422, refusal=explain(error), form=kept)
     # Redirected, so that reloading the answer does not record the consent again.
@@ -199,8 +194,6 @@ async def record(request: web.Request) -> web.StreamResponse:
 
 async def revoke(request: web.Request) -> web.StreamResponse:
     """Revoke a consent this home recorded, with a reason the PII guard checked."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, case = path_id(request, "network"), path_id(request, "case")
     consent = path_id(request, "consent")
     partner = unlocked(request)
@@ -210,11 +203,8 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         return await consent_page(request, http_status=422, form_error=str(error))
     checked = {"reason": reason}
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                await partner.disclosure.revoke_consent(network, case, consent, reason=reason)
+        async with sending(request, network, checked):
+            await partner.disclosure.revoke_consent(network, case, consent, reason=reason)
     except ProtocolError as error:
         return await consent_page(request, http_status=422, refusal=explain(error))
     raise web.HTTPSeeOther(f"/n/{network}/cases/{case}/consent#consents")
@@ -224,8 +214,6 @@ async def grant(request: web.Request) -> web.StreamResponse:
     """The coördinator's grant: ``do=check`` shows the policy's decision and sends
     nothing; ``do=grant`` sends it, after the same judgement (the library refuses early
     what the policy denies)."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, case = path_id(request, "network"), path_id(request, "case")
     partner = unlocked(request)
     data = request[FORM]
@@ -274,13 +262,10 @@ async def grant(request: web.Request) -> web.StreamResponse:
         return await consent_page(request, judged=judged, form=kept)
     checked = {"reason": reason}
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                made = await partner.disclosure.grant(network, case, consent=str(chosen),
-                                                      grantee=str(grantee), classes=classes,
-                                                      reason=reason)
+        async with sending(request, network, checked):
+            made = await partner.disclosure.grant(network, case, consent=str(chosen),
+                                                  grantee=str(grantee), classes=classes,
+                                                  reason=reason)
     except ProtocolError as error:
         return await consent_page(request, http_status=422, refusal=explain(error), form=kept)
     raise web.HTTPSeeOther(f"/n/{network}/cases/{case}/consent?granted={made}")

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, page, path_id, sync,
-    unlocked,
+    FIELD_LABELS, HELD, FormError, explain, field_choice, field_text, page, path_id,
+    sending, sync, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
@@ -189,8 +189,6 @@ async def confirm_removal(request: web.Request, **context: Any) -> web.Response:
 async def remove(request: web.Request) -> web.StreamResponse:
     """Revoke a membership with a reason the PII guard checked; show the epoch before and
     after (a core member's removal seals a new epoch key to the remaining core)."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, key_id = path_id(request, "network"), path_id(request, "member")
     try:
         reason = field_text(request[FORM], "removal")
@@ -199,15 +197,12 @@ async def remove(request: web.Request) -> web.StreamResponse:
     checked = {"reason": reason}
     partner = unlocked(request)
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await sync(partner, network)
-                info = partner.networks.verified(network).member(key_id)
-                before = _epoch(partner, network)
-                await partner.networks.remove(network, key_id, reason=reason or "")
-                await sync(partner, network)
-                after = _epoch(partner, network)
+        async with sending(request, network, checked):
+            info = partner.networks.verified(network).member(key_id)
+            before = _epoch(partner, network)
+            await partner.networks.remove(network, key_id, reason=reason or "")
+            await sync(partner, network)
+            after = _epoch(partner, network)
     except ProtocolError as error:
         return await confirm_removal(request, http_status=422, refusal=explain(error),
                                      reason=reason)

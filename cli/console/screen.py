@@ -14,7 +14,8 @@ import asyncio
 import re
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,20 @@ def since_sync(partner: Any, network: str) -> float | None:
 def wrote(partner: Any, network: str) -> None:
     """The console sent something for ``network``: the next case page syncs first."""
     SYNCED.get(partner, {}).pop(network, None)
+
+
+@asynccontextmanager
+async def sending(request: web.Request, network: str, texts: dict[str, Any]
+                  ) -> AsyncIterator[Any]:
+    """The frame of every form that writes: the PII guard reads ``texts`` (the free texts
+    the server or the kern would see) before anything else, a refusal shows the span in
+    them (``showing``), and the library call runs under the console's lock after a sync,
+    as a command would.  Yields the unlocked partner."""
+    from schakel.cli.commands.guard import refuse_early, showing
+
+    partner = unlocked(request)
+    refuse_early(texts)
+    with showing(texts):
+        async with request.app[HELD].lock:
+            await sync(partner, network)
+            yield partner

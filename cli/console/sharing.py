@@ -13,8 +13,8 @@ from aiohttp import web
 
 from schakel.cli.console.guard import FORM
 from schakel.cli.console.screen import (
-    FIELD_LABELS, HELD, FormError, explain, field_text, label, page, path_id, sync,
-    unlocked,
+    FIELD_LABELS, HELD, FormError, explain, field_text, label, page, path_id, sending,
+    sync, unlocked,
 )
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import ProtocolError
@@ -43,8 +43,6 @@ async def share_page(request: web.Request, **context: Any) -> web.Response:
 
 async def share(request: web.Request) -> web.StreamResponse:
     """Share the case's key with the chosen member, with the reason the PII guard read."""
-    from schakel.cli.commands.guard import refuse_early, showing
-
     network, case = path_id(request, "network"), path_id(request, "case")
     form = request[FORM]
     partner = unlocked(request)
@@ -59,10 +57,8 @@ async def share(request: web.Request) -> web.StreamResponse:
         return await share_page(request, http_status=422, form_error=str(error))
     checked = {"reason": reason}
     try:
-        refuse_early(checked)
-        with showing(checked):
-            async with request.app[HELD].lock:
-                await partner.cases.share(network, case, chosen, reason=reason)
+        async with sending(request, network, checked):
+            await partner.cases.share(network, case, chosen, reason=reason)
     except ProtocolError as error:
         return await share_page(request, http_status=422, refusal=explain(error),
                                 reason=reason)
