@@ -313,11 +313,20 @@ def test_a_case_from_before_membership_says_it_predates_it_and_who_can_share(cas
 PYTHON_ARGUMENT = re.compile(r"\b[a-z_]+=(?=\s|$|[\"'),.;:])")
 
 
+#: aiohttp's redirects: raised with an address, not a message.
+REDIRECTS = frozenset({"HTTPSeeOther", "HTTPFound", "HTTPTemporaryRedirect"})
+
+
 def _raised_texts(path: Path) -> Iterator[tuple[int, str]]:
     """The literal text of every message a raise in ``path`` builds: the string and
-    f-string parts of the exception's first argument."""
+    f-string parts of the exception's first argument.  A redirect's first argument is
+    the address it sends the browser to (the console's ``HTTPSeeOther``), no message."""
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+            called = node.exc.func
+            name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", "")
+            if name in REDIRECTS:
+                continue
             for part in ast.walk(node.exc.args[0]):
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     yield node.lineno, part.value

@@ -25,7 +25,7 @@ from schakel.client import Partner
 from schakel.client.card import anonymous_signal, anonymous_status, read_card
 from tests.client_harness import COVENANT, PASSPHRASE, make_partner, network_policy
 from tests.test_intake_browser import (  # noqa: F401  (browser: the shared fixture)
-    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, screenshot, wait_for,
+    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, gone, screenshot, wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not BROWSER and not IN_CI, reason=MISSING)
@@ -93,12 +93,11 @@ async def buurtnetwerk(tmp_path: Path) -> AsyncIterator[Buurtnetwerk]:
 def _then_next_page(driver: Any, element: Any) -> None:
     """Click ``element`` and wait until the browser has left the page it was on, so
     that what the test reads next is the answer (a form answers with a redirect)."""
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, WAIT).until(ec.staleness_of(old))
+    WebDriverWait(driver, WAIT).until(gone(old))
     wait_for(driver, "main")
 
 

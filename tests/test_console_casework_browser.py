@@ -16,7 +16,7 @@ import pytest
 from tests.client_harness import PASSPHRASE, running_server, standard_network
 from tests.test_console import OLDER_MAN
 from tests.test_intake_browser import (  # noqa: F401  (browser: the shared fixture)
-    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, screenshot, wait_for,
+    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, gone, screenshot, wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not BROWSER and not IN_CI, reason=MISSING)
@@ -27,7 +27,6 @@ REASON_IN_WORDS = "Open been vraagt wondzorg door een verpleegkundige."
 async def test_formal_help_with_a_placeholder_reason_is_refused_then_added_in_the_browser(
         browser: Any, tmp_path: Path) -> None:
     from aiohttp import web
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from schakel.cli.commands.console import free_port
@@ -52,7 +51,7 @@ async def test_formal_help_with_a_placeholder_reason_is_refused_then_added_in_th
             browser.find_element(
                 "css selector", f"form[action='/n/{cast.network}/cases/{case}/action'] button"
             ).click()
-            WebDriverWait(browser, WAIT).until(ec.staleness_of(old))
+            WebDriverWait(browser, WAIT).until(gone(old))
             wait_for(browser, "main")
 
         def drive() -> tuple[str, str, str]:

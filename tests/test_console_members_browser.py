@@ -16,7 +16,7 @@ import pytest
 
 from tests.client_harness import PASSPHRASE, make_partner, running_server, standard_network
 from tests.test_intake_browser import (  # noqa: F401  (browser: the shared fixture)
-    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, screenshot, wait_for,
+    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, gone, screenshot, wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not BROWSER and not IN_CI, reason=MISSING)
@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(not BROWSER and not IN_CI, reason=MISSING)
 async def test_a_coordinator_admits_a_partner_comparing_the_fingerprint_in_the_browser(
         browser: Any, tmp_path: Path) -> None:
     from aiohttp import web
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from schakel.cli.commands.console import free_port
@@ -54,7 +53,7 @@ async def test_a_coordinator_admits_a_partner_comparing_the_fingerprint_in_the_b
             old = browser.find_element("tag name", "html")
             browser.find_element(
                 "css selector", f"form[action='/n/{cast.network}/members/admit'] button").click()
-            WebDriverWait(browser, WAIT).until(ec.staleness_of(old))
+            WebDriverWait(browser, WAIT).until(gone(old))
             wait_for(browser, "main")
 
         def drive() -> tuple[str, list[str], str]:

@@ -34,7 +34,7 @@ from schakel.client.card import anonymous_signal, anonymous_status, fetch_card
 from tests.client_harness import PASSPHRASE, make_partner
 from tests.test_console_browser import start_console
 from tests.test_intake_browser import (  # noqa: F401  (browser: the shared fixture)
-    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, screenshot, wait_for,
+    BROWSER, IN_CI, MISSING, WAIT, browser, by_id, console_errors, gone, screenshot, wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not BROWSER and not IN_CI, reason=MISSING)
@@ -94,12 +94,11 @@ async def soesterkwartier(tmp_path: Path) -> AsyncIterator[Soesterkwartier]:
 
 def _next_page(driver: Any, element: Any) -> None:
     """Click ``element`` and wait for the page that answers (forms answer with a redirect)."""
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, WAIT).until(ec.staleness_of(old))
+    WebDriverWait(driver, WAIT).until(gone(old))
     wait_for(driver, "main")
 
 

@@ -87,6 +87,27 @@ def wait_for(driver: Any, element_id: str) -> Any:
     return WebDriverWait(driver, WAIT).until(ec.visibility_of_element_located((By.ID, element_id)))
 
 
+def gone(old: Any) -> Any:
+    """A wait condition: the element ``old`` (the page's ``<html>`` before a click) has
+    left the document, so the page now shown is the answer.  Chromium may answer a
+    question about an element of a page being replaced with "does not belong to the
+    document" instead of "stale"; both mean it is gone."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def left(_driver: Any) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
+
+    return left
+
+
 def by_id(driver: Any, element_id: str) -> Any:
     from selenium.webdriver.common.by import By
     return driver.find_element(By.ID, element_id)
