@@ -239,8 +239,6 @@ async def close(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/n/{network}/cases/{wanted}")
 
 
-
-
 def routes(router: web.UrlDispatcher) -> None:
     router.add_get("/n/{network}/cases", cases)
     router.add_get("/n/{network}/cases/{case}", case)

@@ -125,8 +125,6 @@ async def to_case(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/n/{network}/cases/{case}")
 
 
-
-
 def routes(router: web.UrlDispatcher) -> None:
     router.add_get("/n/{network}/signals", inbox)
     router.add_get("/n/{network}/signals/{signal}", signal)
