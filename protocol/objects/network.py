@@ -25,6 +25,7 @@ from schakel.protocol.crypto import (
 )
 from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import ContextMismatchError, MalformedError, SignatureError
+from schakel.protocol.note import COSIGNATURE_V1, NoteVerifier, parse_vkey
 from schakel.protocol.objects.base import (
     FrozenMap, Part, SignedObject, Timestamp, WireObject, alias, invalid, nested, thaw,
 )
@@ -161,6 +162,55 @@ class BlindIndexSettings(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WitnessRef(Part):
+    """One witness of the network's logs: its C2SP verifier key and where the server
+    submits checkpoints to it (protocol.md §17.5)."""
+
+    TYPE = "policy"
+    DEF = "witness"
+
+    vkey: str
+    url: str
+
+    def check(self) -> None:
+        try:
+            verifier = parse_vkey(self.vkey)
+        except MalformedError:
+            raise self._fail("vkey", "is not a C2SP verifier key") from None
+        if verifier.sig_type != COSIGNATURE_V1:
+            raise self._fail("vkey", "is not a v1 cosignature key (signature type 0x04)")
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return parse_vkey(self.vkey)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WitnessSettings(Part):
+    """The witnesses that cosign the network's checkpoints and the quorum a client requires,
+    each cosignature at most ``max_age_hours`` old (protocol.md §17.5)."""
+
+    TYPE = "policy"
+    DEF = "witnesses"
+
+    quorum: int
+    max_age_hours: int
+    witnesses: tuple[WitnessRef, ...] = nested(WitnessRef, many=True)
+
+    def check(self) -> None:
+        if self.quorum > len(self.witnesses):
+            raise self._fail("quorum", "is more than the witnesses named")
+        names = [parse_vkey(w.vkey).name for w in self.witnesses]
+        keys = [parse_vkey(w.vkey).key for w in self.witnesses]
+        if len(set(names)) != len(names) or len(set(keys)) != len(keys):
+            raise self._fail("witnesses", "names a witness, or a witness key, twice")
+
+    @property
+    def verifiers(self) -> tuple[NoteVerifier, ...]:
+        return tuple(w.verifier for w in self.witnesses)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Policy(WireObject):
     """A network's policy (not signed on its own: embedded in genesis and network-policy)."""
 
@@ -178,6 +228,9 @@ class Policy(WireObject):
     #: Words and phrases the PII guard never reports as a name or street address
     #: (protocol.md §N.2, §8.2); None (absent on the wire) means none.
     pii_allow: tuple[str, ...] | None = None
+    #: The witnesses whose cosignatures a client requires on the network's checkpoints
+    #: (protocol.md §17.5); None (absent on the wire) means none are required.
+    witnesses: WitnessSettings | None = nested(WitnessSettings, default=None)
 
     def _normalise(self) -> None:
         classes = FrozenMap(
