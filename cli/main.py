@@ -38,6 +38,7 @@ from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
+from schakel.protocol.witnessing import NotWitnessedError
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
@@ -190,7 +191,7 @@ def exit_code(error: ProtocolError) -> int:
     if isinstance(error, KeystoreError):
         return EXIT_KEYSTORE
     if isinstance(error, (UntrustedKeyError, SignatureError, ProofError, ContextMismatchError,
-                          DecryptionError)):
+                          DecryptionError, NotWitnessedError)):
         return EXIT_UNTRUSTED
     return EXIT_REFUSED
 

@@ -50,6 +50,8 @@ from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
 from schakel.protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
 from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.network import WitnessSettings
+from schakel.protocol.witnessing import AUDIT, VerifiedCheckpoint, verify_network_checkpoint
 
 from schakel.client.errors import ServerMisbehaviour, ServerRefused
 from schakel.client.session import Session
@@ -218,7 +220,73 @@ class AuditMonitor:
             raise self.fail("audit-rollback", f"the server's head has {head.size} entries; "
                             f"this partner holds one of {latest.size}", size=head.size)
         await self.accept(head, envelope)
+        await self.witnessed()
         return head
+
+    # ------------------------------------------------------------------ witnesses
+
+    async def _witnesses(self) -> WitnessSettings | None:
+        tv = await self._trusted()
+        return tv.policies[-1].policy.witnesses if tv.policies else None
+
+    @property
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The newest witnessed checkpoint this partner verified: ``{"size", "root",
+        "note"}``, or None."""
+        return self.state.get_doc("checkpoint", (self.network, AUDIT))
+
+    async def witnessed(self) -> TreeHead | None:
+        """The signed head of the newest checkpoint the policy's witnesses cosigned
+        (protocol.md §17.5), or None when the policy names no witnesses or the log is empty.
+
+        The checkpoint must be signed by the log key and cosigned by the quorum, recently
+        enough (``NotWitnessedError`` otherwise: nothing newer is believed), no smaller than
+        the one held (``audit-rollback``), and its root must be that of the signed head of
+        its size, which must be consistent with every head held (``audit-fork``): a server
+        that shows this partner another history than the one the witnesses saw is caught
+        here.  A cosignature line of a named witness that does not verify is
+        ``bad-signature``."""
+        settings = await self._witnesses()
+        if settings is None:
+            return None
+        held = self.checkpoint
+        try:
+            answer = await self.conn.get(self._path("/checkpoint"))
+        except ServerRefused as exc:
+            if exc.status == 404 and exc.code == "not_found":
+                if held is not None or self.latest is not None:
+                    raise self.fail("audit-rollback", "the server says the log is empty; this "
+                                    "partner holds a head of it") from None
+                return None
+            raise
+        text = answer.get("checkpoint") if isinstance(answer, dict) else None
+        tv = await self._trusted()
+        try:
+            checkpoint = verify_network_checkpoint(
+                text if isinstance(text, str) else "", log=AUDIT, network=self.network,
+                log_key=await self._key(), witnesses=settings, now=int(tv.now.timestamp()))
+        except (SignatureError, MalformedError) as exc:
+            raise self.fail("bad-signature", f"the log's checkpoint does not verify: "
+                            f"{exc.message}") from None
+        if held is not None and checkpoint.size < int(held["size"]):
+            raise self.fail("audit-rollback", f"the witnessed checkpoint has {checkpoint.size} "
+                            f"entries; this partner holds one of {held['size']}",
+                            size=checkpoint.size)
+        head = self.heads().get(checkpoint.size) or await self.head_at(checkpoint.size)
+        if _root(head) != checkpoint.root:
+            raise self.fail("audit-fork", f"the witnesses cosigned another root for "
+                            f"{checkpoint.size} entries than the head this partner holds: "
+                            f"the server shows it another log than the witnesses saw",
+                            size=checkpoint.size)
+        self._keep_checkpoint(checkpoint, text)
+        return head
+
+    def _keep_checkpoint(self, checkpoint: VerifiedCheckpoint, note: Any) -> None:
+        held = self.checkpoint
+        if held is None or int(held["size"]) <= checkpoint.size:
+            self.state.put_doc("checkpoint", (self.network, AUDIT),
+                               {"size": checkpoint.size, "root": b64e(checkpoint.root),
+                                "note": note})
 
     async def head_at(self, size: int) -> TreeHead:
         answer = await self.conn.get(self._path(f"/heads/{size}"))
@@ -289,7 +357,7 @@ class AuditMonitor:
         """:meth:`verify_all` and :meth:`entries` in one pass over the log: the
         verification and the entries it checked (``{"index", "entry"}`` in log order,
         erased bodies left out), for a reader that shows what it verified."""
-        head = await self.refresh()
+        head = await self._head_to_verify()
         if head is None:
             return AuditVerification(network=self.network, size=0, root=b64e(bytes(32)),
                                      checked=0, erased=0, head_time=None), []
@@ -304,11 +372,20 @@ class AuditMonitor:
     async def entries(self) -> list[dict[str, Any]]:
         """Every entry this partner may read, checked as :meth:`verify_all` does:
         ``{"index", "entry"}`` in log order (erased bodies are left out)."""
-        head = await self.refresh()
+        head = await self._head_to_verify()
         if head is None:
             return []
         return [{"index": leaf.index, "entry": leaf.body}
                 for leaf in await self._verified(head) if leaf.body is not None]
+
+    async def _head_to_verify(self) -> TreeHead | None:
+        """The latest head, or where the policy names witnesses, the head of the newest
+        checkpoint they cosigned: a reader verifies the log the witnesses saw."""
+        head = await self.refresh()     # observes the witnessed checkpoint too
+        held = self.checkpoint
+        if head is None or held is None or await self._witnesses() is None:
+            return head
+        return self.heads()[int(held["size"])]
 
     async def _verified(self, head: TreeHead, progress: Callable[[int], Any] | None = None
                         ) -> list[Leaf]:

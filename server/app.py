@@ -4,9 +4,10 @@ registry, the middleware (``observe``, which maps errors too) and the lifecycle;
 and body timeouts, parser refusals as the error object).
 
 Lifecycle: on start-up the store opens (schema, writer and reader threads) and the member
-directory is rebuilt from it. A background task runs a retention pass
-(server/retention.py) every ``limits.retention_interval`` seconds; it is cancelled
-before the store closes.  On SIGTERM or SIGINT the server stops accepting connections
+directory is rebuilt from it. Two background tasks run: a retention pass
+(server/retention.py) every ``limits.retention_interval`` seconds, and a pass that submits
+each network's newest checkpoints to its witnesses (server/witnessing.py) every
+``limits.witness_interval`` seconds; both are cancelled before the store closes.  On SIGTERM or SIGINT the server stops accepting connections
 and runs ``on_shutdown`` (long-poll waiters are released at once), gives in-flight
 requests ``shutdown_timeout`` seconds to finish, then runs the cleanup, which closes the
 store: the writer commits every write already queued before it stops.  A shutdown that
@@ -33,6 +34,7 @@ from schakel.server.middleware import observe
 from schakel.server.openapi import build_openapi
 from schakel.server.registry import Route
 from schakel.server.retention import retention_task
+from schakel.server.witnessing import witness_task
 from schakel.server.routes import TABLES
 from schakel.server.routes.ops import OPENAPI
 
@@ -47,17 +49,20 @@ def _handler(route: Route) -> Callable[[web.Request], Any]:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[CTX]
     await ctx.store.start()
-    retention: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         await load_directory(ctx.store, ctx.directory)
-        retention = asyncio.create_task(
-            retention_task(ctx, ctx.config.limits.retention_interval), name="retention")
+        limits = ctx.config.limits
+        tasks.append(asyncio.create_task(
+            retention_task(ctx, limits.retention_interval), name="retention"))
+        tasks.append(asyncio.create_task(
+            witness_task(ctx, limits.witness_interval), name="witnesses"))
         yield
     finally:
-        if retention is not None:
-            retention.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await retention
+                await task
         await ctx.store.close()
         ctx.log.info("stopped", commits=ctx.store.commits)
 

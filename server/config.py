@@ -39,6 +39,12 @@ class Limits:
     intake_buckets: int = 100_000      #: source addresses the intake limiter remembers
     shutdown_timeout: float = 30.0     #: seconds in-flight requests get on SIGTERM
     retention_interval: float = 300.0  #: seconds between retention passes (server/retention.py)
+    #: Seconds between passes that submit each network's newest checkpoints to its policy's
+    #: witnesses (server/witnessing.py, docs/protocol.md §17.5).
+    witness_interval: float = 5.0
+    #: Seconds after which a cosignature of an unchanged checkpoint is asked for again, so
+    #: clients that count only recent ones (the policy's max_age_hours, at least 1) find it.
+    witness_refresh: float = 900.0
     #: Seconds a connection has to deliver a whole request head (request line and header
     #: fields), counted from the connection opening or the previous response; an idle
     #: keep-alive connection is closed after as long (server/connections.py).

@@ -336,10 +336,19 @@ def _migration_12(db: sqlite_utils.Database) -> None:
                " PRIMARY KEY (network, [case], member)) WITHOUT ROWID")
 
 
+def _migration_13(db: sqlite_utils.Database) -> None:
+    """Witness cosignatures (docs/protocol.md §17.5, server/witnessing.py): per network, log
+    and witness the newest checkpoint size that witness cosigned, its POSIX time and its
+    signature line.  A row only moves to a larger size (or the same size, cosigned later)."""
+    db.execute("CREATE TABLE witness_cosignatures (network TEXT NOT NULL, log TEXT NOT NULL,"
+               " witness TEXT NOT NULL, size INTEGER NOT NULL, time INTEGER NOT NULL,"
+               " line TEXT NOT NULL, PRIMARY KEY (network, log, witness)) WITHOUT ROWID")
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12)
+    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12, _migration_13)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -78,6 +78,15 @@ class Exchange:
     request_body: bytes = b""
 
 
+_KEYID = re.compile(r';keyid="([A-Za-z0-9_-]+)"')
+
+
+def _signer_of(signature_input: str) -> str | None:
+    """The ``keyid`` parameter of a signed request's ``Signature-Input`` (protocol.md §10)."""
+    m = _KEYID.search(signature_input)
+    return m.group(1) if m else None
+
+
 @dataclass
 class _Rule:
     method: str
@@ -85,6 +94,8 @@ class _Rule:
     fn: Rewriter
     times: int | None  # None: every matching answer; else how many more
     hits: int = 0
+    #: Only answers to requests signed by this key id (one partner's view); None: everyone's.
+    partner: str | None = None
 
 
 @dataclass
@@ -107,9 +118,11 @@ class TamperProxy:
         return self.on_exchange(method, path_regex, lambda body, _ex: fn(body), times=times)
 
     def on_exchange(self, method: str, path_regex: str, fn: Rewriter, *,
-                    times: int | None = None) -> _Rule:
-        """Like :meth:`on`, for rewriters that need the request (query, path groups)."""
-        rule = _Rule(method.upper(), re.compile(path_regex), fn, times)
+                    times: int | None = None, partner: str | None = None) -> _Rule:
+        """Like :meth:`on`, for rewriters that need the request (query, path groups).
+        With ``partner`` (a key id) only the answers to that partner's signed requests are
+        rewritten: a server that shows one partner another view than the others."""
+        rule = _Rule(method.upper(), re.compile(path_regex), fn, times, partner=partner)
         self.rules.append(rule)
         return rule
 
@@ -148,9 +161,12 @@ class TamperProxy:
             with contextlib.suppress(ValueError):
                 parsed = json.loads(raw)
         ex.body = parsed
+        signer = _signer_of(request.headers.get("Signature-Input", ""))
         if parsed is not None and 200 <= status < 300:
             for rule in self.rules:
                 if rule.method != request.method or (rule.times is not None and rule.times <= 0):
+                    continue
+                if rule.partner is not None and rule.partner != signer:
                     continue
                 m = rule.pattern.fullmatch(request.path)
                 if m is None:
@@ -381,7 +397,9 @@ class ForgedLog:
         time = self.times.get(size) or self.times[max(self.times)]
         return TreeHead(network=self.network, size=size, root=b64e(root), time=time).sign(self.signer)
 
-    def install(self, proxy: TamperProxy) -> None:
+    def install(self, proxy: TamperProxy, partner: str | None = None) -> None:
+        """Show the forged log to every client, or only to ``partner`` (a key id): a split
+        view, where the other partners see the real log."""
         n = re.escape(self.network)
         base = rf"/v1/networks/{n}"
 
@@ -425,12 +443,14 @@ class ForgedLog:
                 body["proof"] = [b64e(h) for h in merkle.consistency_proof(self.leaves[:new], old)]
             return body
 
-        proxy.on_exchange("GET", base, network_info)
-        proxy.on_exchange("GET", base + "/audit/head", head)
-        proxy.on_exchange("GET", base + r"/audit/heads/(?P<size>[0-9]+)", head_at)
-        proxy.on_exchange("GET", base + "/audit/entries", entries)
-        proxy.on_exchange("GET", base + "/audit/proof/inclusion", inclusion)
-        proxy.on_exchange("GET", base + "/audit/proof/consistency", consistency)
+        proxy.on_exchange("GET", base, network_info, partner=partner)
+        proxy.on_exchange("GET", base + "/audit/head", head, partner=partner)
+        proxy.on_exchange("GET", base + r"/audit/heads/(?P<size>[0-9]+)", head_at,
+                          partner=partner)
+        proxy.on_exchange("GET", base + "/audit/entries", entries, partner=partner)
+        proxy.on_exchange("GET", base + "/audit/proof/inclusion", inclusion, partner=partner)
+        proxy.on_exchange("GET", base + "/audit/proof/consistency", consistency,
+                          partner=partner)
 
 
 def rewrite_audit_entry(proxy: TamperProxy, network: str, index: int) -> _Rule:
@@ -527,6 +547,9 @@ class TamperedServer:
     data_dir: Path
     upstream: str
     log_signer: Signer
+    #: The real server's context (its store, directory and keys), for tests that run one
+    #: of its background passes on the spot (server/witnessing.py ``collect``).
+    ctx: Any = None
 
     @property
     def url(self) -> str:
@@ -537,16 +560,20 @@ class TamperedServer:
         from schakel.server.config import DATABASE_FILE
         return self.data_dir / DATABASE_FILE
 
-    def fork_audit_log(self, network: str, index: int) -> ForgedLog:
+    def fork_audit_log(self, network: str, index: int, partner: str | None = None) -> ForgedLog:
+        """Serve a forked log (entry ``index`` replaced, heads re-signed with the real log
+        key) to every client, or only to ``partner``."""
         forged = ForgedLog(self.db_path, network, self.log_signer, index)
-        forged.install(self.proxy)
+        forged.install(self.proxy, partner)
         return forged
 
 
 @contextlib.asynccontextmanager
-async def tampered_server(tmp_path: Path) -> AsyncIterator[TamperedServer]:
+async def tampered_server(tmp_path: Path, *, limits: Any = None
+                          ) -> AsyncIterator[TamperedServer]:
     """Start the proxy on a free loopback port, then the real server (data in
-    ``tmp_path/server``) configured with the proxy's URL as its public origin."""
+    ``tmp_path/server``, with ``limits`` or the defaults) configured with the proxy's URL as
+    its public origin."""
     from aiohttp.test_utils import TestServer
 
     from schakel.server.app import make_app
@@ -564,7 +591,8 @@ async def tampered_server(tmp_path: Path) -> AsyncIterator[TamperedServer]:
 
     data_dir = tmp_path / "server"
     keys, _created = load_or_create(data_dir, environ={})
-    config = ServerConfig(data_dir=data_dir, public_url=proxy.url)
+    config = ServerConfig(data_dir=data_dir, public_url=proxy.url,
+                          **({"limits": limits} if limits is not None else {}))
     ctx = AppContext.create(config, keys)
     upstream = TestServer(make_app(ctx), host="127.0.0.1")
     await upstream.start_server()
@@ -573,7 +601,7 @@ async def tampered_server(tmp_path: Path) -> AsyncIterator[TamperedServer]:
     try:
         with announced(proxy.url, keys):
             yield TamperedServer(proxy=proxy, data_dir=data_dir, upstream=proxy.upstream,
-                                 log_signer=keys.log_signer)
+                                 log_signer=keys.log_signer, ctx=ctx)
     finally:
         await proxy._session.close()
         await proxy_server.close()

@@ -6,8 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from schakel.protocol.encoding import b64e
+from schakel.protocol.note import MAX_NOTE_BYTES
+from schakel.protocol.witnessing import AUDIT
 from schakel.server.audit import consistency_proof, entries_page, head_at, inclusion_proof, latest_head
 from schakel.server.errors import NotFound
+from schakel.server.witnessing import served_checkpoint
 from schakel.server.registry import (
     CURSOR, MAX_INT, Call, Query, RouteTable, array, def_ref, envelope_of, obj, ref,
 )
@@ -46,6 +49,35 @@ async def audit_head(call: Call) -> web.Response:
     if head is None:
         raise NotFound("the audit log of this network is empty")
     return call.json({"tree_head": head})
+
+
+@routes.route("GET", "/v1/networks/{network}/audit/checkpoint", auth="signed",
+              who="any member",
+              response=obj(["checkpoint"], checkpoint={
+                  "type": "string", "maxLength": MAX_NOTE_BYTES,
+                  "description": "a C2SP checkpoint note (c2sp.org/tlog-checkpoint): origin "
+                                 "schakel/audit/<network>, size, base64 root, signed by the "
+                                 "log key, with the witnesses' cosignatures the server holds "
+                                 "for that size"}),
+              errors=("not_found",))
+async def audit_checkpoint(call: Call) -> web.Response:
+    """The audit log as a C2SP checkpoint for the witnesses of the policy in force
+    (protocol.md §17.5): the largest size that the policy's quorum of witnesses cosigned,
+    with their cosignatures; without a quorum, the largest size any of them cosigned; with no
+    witnesses, the latest size.  Its size and root are those of the signed ``tree-head`` of
+    that size.  404 while the log is empty.
+
+    Example::
+
+        GET /v1/networks/{network}/audit/checkpoint
+        200 {"checkpoint": "schakel/audit/<network>\n42\n<base64 root>\n\n— schakel/audit/<network> <base64>\n— witness.example/w1 <base64>\n"}
+    """
+    network = call.id("network")
+    state = call.member(network).network
+    ctx = call.ctx
+    text = await ctx.store.read(served_checkpoint, network, AUDIT, ctx.keys.log_signer,
+                                state.policy.witnesses)
+    return call.json({"checkpoint": text})
 
 
 @routes.route("GET", "/v1/networks/{network}/audit/heads/{size}", auth="signed",

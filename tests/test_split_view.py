@@ -1,0 +1,264 @@
+"""A split view of a network's audit log is caught once its policy requires a witness quorum
+(docs/protocol.md §17.5; threat model LS-19, LS-54).
+
+The real server sits behind the tampering proxy (tests/tamper_proxy.py); two real witnesses
+(tests/witness_harness.py) cosign its checkpoints.  The server collects their cosignatures
+(server/witnessing.py ``collect``, run on the spot here instead of waiting for the background
+task).  The coordinator sees the real log; the proxy shows the victim, and only the victim, a
+forked log re-signed with the server's real log key, with each way a server could then answer
+for the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from schakel.client import Partner, ServerMisbehaviour
+from schakel.protocol.crypto import VerifyKey
+from schakel.protocol.encoding import b64d
+from schakel.protocol.note import parse_note
+from schakel.protocol.witnessing import (
+    AUDIT, NotWitnessedError, sign_checkpoint, verify_network_checkpoint,
+)
+from schakel.server.audit import entry_count
+from schakel.server.witnessing import collect, cosignatures, submission
+from tests.client_harness import COVENANT, make_partner, network_policy, server_fingerprint
+from tests.tamper_proxy import TamperedServer, tampered_server
+from tests.witness_harness import Witness, running_witnesses, witness_policy
+
+
+@dataclass
+class Watched:
+    env: TamperedServer
+    witnesses: list[Witness]
+    coord: Partner
+    victim: Partner
+    network: str
+    log_key: VerifyKey
+
+    async def collect(self) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http:
+            return await collect(self.env.ctx, http)
+
+    async def checkpoint(self, partner: Partner) -> str:
+        answer = await partner.session.conn.get(f"/v1/networks/{self.network}/audit/checkpoint")
+        return str(answer["checkpoint"])
+
+
+async def watched_network(tmp_path: Path, env: TamperedServer, witnesses: list[Witness], *,
+                          quorum: int, add_to: list[Witness] | None = None) -> Watched:
+    """A network whose policy names ``witnesses`` with ``quorum``; ``add_to`` (default all)
+    are told to witness its audit log; a core member, the victim, admitted and synced."""
+    coord = await make_partner(tmp_path, env.url, "coordinator")
+    victim = await make_partner(tmp_path, env.url, "victim")
+    policy = network_policy(**({"witnesses": witness_policy(witnesses, quorum=quorum)}
+                                if witnesses else {}))
+    network = await coord.networks.create(name="Buurtnetwerk Soesterkwartier",
+                                          kind="neighbourhood", covenant=COVENANT,
+                                          server_fingerprint=server_fingerprint(env.url),
+                                          policy=policy)
+    log_key = env.log_signer.verify_key
+    for w in witnesses if add_to is None else add_to:
+        w.add_network(network, log_key)
+    await coord.networks.admit(network, victim.bundle(), ring="core", party="formal",
+                               fingerprint=victim.fingerprint)
+    victim.trust(network, coord.fingerprint)
+    await victim.networks.accept_covenant(network, COVENANT)
+    # One more member after the victim: the newest entries are ones the victim has not yet
+    # seen a head of, so a fork of them is what only the witnesses can show it.
+    extra = await make_partner(tmp_path, env.url, "extra")
+    try:
+        await coord.networks.admit(network, extra.bundle(), ring="shell", party="formal",
+                                   fingerprint=extra.fingerprint)
+    finally:
+        await extra.close()
+    watched = Watched(env, witnesses, coord, victim, network, log_key)
+    await watched.collect()
+    return watched
+
+
+@pytest.fixture
+async def two_witnesses(tmp_path: Path) -> AsyncIterator[list[Witness]]:
+    async with running_witnesses(tmp_path, 2) as witnesses:
+        yield witnesses
+
+
+@pytest.fixture
+async def watched(tmp_path: Path, two_witnesses: list[Witness]) -> AsyncIterator[Watched]:
+    async with tampered_server(tmp_path) as env:
+        w = await watched_network(tmp_path, env, two_witnesses, quorum=2)
+        try:
+            await w.coord.sync(w.network)
+            yield w
+        finally:
+            await w.victim.close()
+            await w.coord.close()
+
+
+# =========================================================================== the server
+
+
+async def test_the_server_collects_the_quorums_cosignatures_into_the_checkpoint(
+        watched: Watched) -> None:
+    """After a pass, both witnesses cosigned the newest size; the checkpoint the server
+    serves is signed by its log key under ``schakel/audit/<network>``, carries both
+    cosignatures, and has the size and root of the signed tree head of that size."""
+    w = watched
+    text = await w.checkpoint(w.coord)
+    checked = verify_network_checkpoint(text, log=AUDIT, network=w.network, log_key=w.log_key,
+                                        witnesses=None, now=0)
+    assert parse_note(text).text.startswith(f"schakel/audit/{w.network}\n")
+    held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
+    assert {c.witness for c in held.values()} == {x.name for x in w.witnesses}
+    assert {c.size for c in held.values()} == {checked.size}
+    head = await w.coord.session.conn.get(f"/v1/networks/{w.network}/audit/heads/{checked.size}")
+    assert b64d(head["tree_head"]["signed"]["root"], length=32) == checked.root
+    witnessed = await w.coord.audit.monitor(w.network).witnessed()
+    assert witnessed is not None and witnessed.size == checked.size
+
+
+async def test_a_grown_log_is_cosigned_again_from_the_size_each_witness_holds(
+        watched: Watched) -> None:
+    """Entries appended after a pass: the next pass submits the new size with a consistency
+    proof from the size each witness cosigned, and both cosign it."""
+    w = watched
+    before = {c.witness: c.size for c in
+              (await w.env.ctx.store.read(cosignatures, w.network, AUDIT)).values()}
+    extra = await make_partner(w.env.data_dir.parent, w.env.url, "extra-2")
+    try:
+        await w.coord.networks.admit(w.network, extra.bundle(), ring="shell", party="formal",
+                                     fingerprint=extra.fingerprint)
+        outcomes = await w.collect()
+    finally:
+        await extra.close()
+    assert outcomes and all(o["status"] == 200 for o in outcomes), outcomes
+    after = {c.witness: c.size for c in
+             (await w.env.ctx.store.read(cosignatures, w.network, AUDIT)).values()}
+    assert all(after[name] > before[name] for name in before)
+
+
+async def test_a_forked_checkpoint_submitted_to_a_witness_is_refused_and_recorded(
+        watched: Watched) -> None:
+    """A server that submits the checkpoint of another history of the same size (signed
+    with its real log key) after the real one is refused with 422, and the witness records
+    the refusal with its reason."""
+    w = watched
+    forged = w.env.fork_audit_log(w.network, index=1, partner="nobody")
+    size = forged.size
+    held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
+    witness = w.witnesses[0]
+    assert held[witness.name].size == size, "the real log of this size was cosigned first"
+    root = b64d(forged.head()["signed"]["root"], length=32)
+    note = sign_checkpoint(AUDIT, w.network, size, root, w.env.log_signer)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(witness.url + "/add-checkpoint",
+                             data=submission(size, [], note)) as answer:
+            status, reason = answer.status, await answer.text()
+    assert status == 422, reason
+    assert reason.strip(), "the witness says why"
+    refused = witness.refused()
+    assert refused and refused[-1]["size"] == size if "size" in refused[-1] else refused
+
+
+# =========================================================================== the client
+
+
+async def test_a_client_refuses_a_checkpoint_without_the_quorum(
+        tmp_path: Path, two_witnesses: list[Witness]) -> None:
+    """Quorum 2, but only one witness was told about the network: its sync refuses
+    (``not_witnessed``) until the second witness cosigns too, then succeeds."""
+    async with tampered_server(tmp_path) as env:
+        w = await watched_network(tmp_path, env, two_witnesses, quorum=2,
+                                  add_to=two_witnesses[:1])
+        try:
+            with pytest.raises(NotWitnessedError) as caught:
+                await w.victim.sync(w.network)
+            assert caught.value.details["cosigned"] == 1
+            two_witnesses[1].add_network(w.network, w.log_key)
+            await w.collect()
+            await w.victim.sync(w.network)
+            assert w.victim.misbehaviours() == []
+        finally:
+            await w.victim.close()
+            await w.coord.close()
+
+
+def _strip_cosignatures(text: str) -> str:
+    note = parse_note(text)
+    return type(note)(note.text, note.signatures[:1]).format()
+
+
+async def _expect(call: Any) -> BaseException:
+    try:
+        await call
+    except (ServerMisbehaviour, NotWitnessedError) as exc:
+        return exc
+    pytest.fail("the forked log was believed")
+
+
+async def _fork_for_the_victim(w: Watched) -> Any:
+    """Show the victim (only) the log with its newest entry replaced, every head re-signed
+    with the real log key: a history it has no head of yet, the same size as the real one."""
+    size = await w.env.ctx.store.read(entry_count, w.network)
+    return w.env.fork_audit_log(w.network, index=size - 1, partner=w.victim.key_id)
+
+
+async def test_without_witnesses_a_partner_shown_a_forked_log_cannot_tell(
+        tmp_path: Path, two_witnesses: list[Witness]) -> None:
+    """The limitation the witnesses close (LS-19): with no witness quorum in the policy, a
+    partner shown another history than the others, re-signed with the real log key, verifies
+    it as the log."""
+    async with tampered_server(tmp_path) as env:
+        w = await watched_network(tmp_path, env, [], quorum=0)
+        try:
+            forged = await _fork_for_the_victim(w)
+            verified = await w.victim.audit.verify(w.network)
+            assert verified.root == forged.head()["signed"]["root"]
+            assert w.victim.misbehaviours() == []
+        finally:
+            await w.victim.close()
+            await w.coord.close()
+
+
+@pytest.mark.parametrize("checkpoint", ["the-real-one", "the-forks-with-the-real-cosignatures",
+                                        "the-forks-without-cosignatures"])
+async def test_a_log_forked_between_two_partners_is_caught(watched: Watched,
+                                                           checkpoint: str) -> None:
+    """The victim is shown another history of the log (its newest entry replaced, every
+    head re-signed with the real log key) while the coordinator sees the real one.  However
+    the server answers for the checkpoint, the victim catches it: the witnessed checkpoint's
+    root is not the forked head's (``audit-fork``); a checkpoint of the fork carries
+    cosignatures that do not verify over it (``bad-signature``); without them it lacks the
+    quorum (``not_witnessed``).  The coordinator's view verifies throughout."""
+    w = watched
+    await w.coord.audit.verify(w.network)
+    forged = await _fork_for_the_victim(w)
+    real = await w.checkpoint(w.coord)
+    assert verify_network_checkpoint(real, log=AUDIT, network=w.network, log_key=w.log_key,
+                                     witnesses=None, now=0).size == forged.size
+    if checkpoint != "the-real-one":
+        root = b64d(forged.head()["signed"]["root"], length=32)
+        fork = sign_checkpoint(AUDIT, w.network, forged.size, root, w.env.log_signer)
+        lines = parse_note(real).signatures[1:]
+        text = fork.with_signatures(
+            lines if checkpoint == "the-forks-with-the-real-cosignatures" else []).format()
+        w.env.proxy.on_exchange("GET", rf"/v1/networks/{w.network}/audit/checkpoint",
+                                lambda body, _ex: {**body, "checkpoint": text},
+                                partner=w.victim.key_id)
+    caught = await _expect(w.victim.audit.verify(w.network))
+    expected = {"the-real-one": "audit-fork",
+                "the-forks-with-the-real-cosignatures": "bad-signature"}.get(checkpoint)
+    if expected is None:
+        assert isinstance(caught, NotWitnessedError)
+    else:
+        assert isinstance(caught, ServerMisbehaviour) and caught.what == expected, caught
+        assert expected in [m.get("what") for m in w.victim.misbehaviours()]
+    assert w.env.proxy.hits() > 0
+    verified = await w.coord.audit.verify(w.network)
+    assert verified.size == forged.size and w.coord.misbehaviours() == []
