@@ -408,6 +408,8 @@ COMMANDS: dict[str, Lazy] = {
                    "answer.")),
     "sync": Lazy(_C + "network:sync", N_("Fetch, verify and decrypt what is new (bijwerken), "
                  "then do this home's duties.")),
+    "witness": Lazy(_C + "witness:witness", N_("Run a witness that cosigns networks' audit logs "
+                    "and refuses split views.")),
     "whoami": Lazy(_C + "init:whoami", N_("Show who this home acts as: organisation, key id, "
                    "fingerprint, server, networks, and any server misbehaviour this home "
                    "caught and recorded.")),

@@ -232,7 +232,8 @@ def parse_vkey(text: object) -> NoteVerifier:
     must be the one the name, type and key give."""
     if not isinstance(text, str) or len(text) > MAX_NAME + 80:
         raise MalformedError("a verifier key is a short string")
-    parts = text.split("+")
+    # The name has no "+", but the base64 key may (golang.org/x/mod's "TEST+7997405c+AQcC+…").
+    parts = text.split("+", 2)
     if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
         raise MalformedError("a verifier key is <name>+<8 hex digits>+<base64 key>")
     name, hex_hash, b64 = parts
