@@ -197,7 +197,7 @@ async def submit(ctx: "AppContext", http: aiohttp.ClientSession, network: str, l
             if verifier.matches(sig):
                 timestamp = verifier.verify(note.text, sig)
                 assert timestamp is not None
-                return Cosigned(verifier.name, size, timestamp, line + "\n")
+                return Cosigned(verifier.name, size, timestamp, line)
         raise WitnessAnswer(200, "the answer holds no cosignature of this witness")
     raise AssertionError("unreachable")
 

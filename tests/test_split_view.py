@@ -162,8 +162,9 @@ async def test_a_forked_checkpoint_submitted_to_a_witness_is_refused_and_recorde
             status, reason = answer.status, await answer.text()
     assert status == 422, reason
     assert reason.strip(), "the witness says why"
-    refused = witness.refused()
-    assert refused and refused[-1]["size"] == size if "size" in refused[-1] else refused
+    [record] = witness.refused()
+    assert (record["origin"], int(record["size"])) == (f"schakel/audit/{w.network}", size)
+    assert record["reason"] and record["checkpoint"] == note.format()
 
 
 # =========================================================================== the client

@@ -1,6 +1,7 @@
 """What can be checked after the practices played, by someone who took part in nothing.
 
-Each network's auditor verifies its audit log from scratch; then the server's own
+Each network's auditor verifies its audit log from scratch; a witness cosigns the first two
+networks' logs and refuses a forked one (:mod:`schakel.cli.demo.witnessed`); then the server's own
 database is searched for every text the practices registered as never to be held there
 (``Stage.keep_secret``): names, addresses, BSNs, the anonymous layers' words, concerns,
 justifications.
@@ -43,7 +44,15 @@ async def server_holds_no_plaintext(s: Stage) -> None:
         t.check(not found, f"no trace of {what}", why=f"found {found}")
 
 
+async def witnesses(s: Stage) -> None:
+    """A witness cosigns the first two networks' logs; a forked log is caught
+    (:mod:`schakel.cli.demo.witnessed`)."""
+    from schakel.cli.demo.witnessed import witnessed
+
+    await witnessed(s)
+
+
 #: Played after the practices, on what they founded.
-ACTS = (audit, server_holds_no_plaintext)
+ACTS = (audit, witnesses, server_holds_no_plaintext)
 
 __all__ = ["ACTS", "audit", "server_holds_no_plaintext"]
