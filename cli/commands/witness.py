@@ -24,8 +24,15 @@ def _when(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _identity(data_dir: Path) -> dict[str, str]:
+    if not (data_dir / witness_keys.IDENTITY_FILE).exists():
+        raise click.UsageError(_("{dir} holds no witness: run `schakel witness init --dir "
+                                 "{dir} --name NAME` first").format(dir=data_dir))
+    return witness_keys.identity(data_dir)
+
+
 def _store(data_dir: Path) -> WitnessStore:
-    witness_keys.identity(data_dir)          # a KeystoreError when no witness is there
+    _identity(data_dir)
     return WitnessStore.open(data_dir)
 
 
@@ -54,6 +61,9 @@ def init(data_dir: Path, name: str, as_json: bool) -> None:
 
     JSON keys: name, vkey.
     """
+    if (data_dir / witness_keys.KEYSTORE_FILE).exists():
+        raise click.UsageError(_("{dir} holds a witness already (`schakel witness show --dir "
+                                 "{dir}`)").format(dir=data_dir))
     try:
         key = witness_keys.create(data_dir, name)
     except MalformedError:
@@ -106,9 +116,12 @@ def serve(data_dir: Path, host: str, port: int) -> None:
     from schakel.server.witness.app import WitnessContext
     from schakel.server.witness.app import serve as run_witness
 
+    _identity(data_dir)
     key = witness_keys.load(data_dir)
-    run_witness(WitnessContext(_store(data_dir), key), host=host, port=port,
-                announce=click.echo)
+    ctx = WitnessContext(_store(data_dir), key)
+    click.echo(_("Schakel witness {name} on http://{host}:{port}").format(
+        name=key.name, host=host, port=port), nl=True)
+    run_witness(ctx, host=host, port=port)
 
 
 @witness.command("show")
@@ -120,7 +133,7 @@ def show(data_dir: Path, as_json: bool) -> None:
     JSON keys: name, vkey, logs (origin, vkey), checkpoints (origin, size, root,
     cosigned_at).
     """
-    public = witness_keys.identity(data_dir)
+    public = _identity(data_dir)
     store = _store(data_dir)
     try:
         logs, latest = store.logs(), store.all_latest()

@@ -126,10 +126,9 @@ def make_app(ctx: WitnessContext) -> web.Application:
     return app
 
 
-def serve(ctx: WitnessContext, *, host: str, port: int,
-          announce: Callable[[str], None] = print) -> None:
-    """Run the witness until Ctrl-C or SIGTERM."""
-    announce(f"Schakel witness {ctx.key.name} on http://{host}:{port}")
+def serve(ctx: WitnessContext, *, host: str, port: int) -> None:
+    """Run the witness until Ctrl-C or SIGTERM (no access log: a witness logs nothing of
+    what it is sent; what it refuses as evidence is in its database)."""
     web.run_app(make_app(ctx), host=host, port=port, print=None, access_log=None)
 
 
