@@ -465,3 +465,29 @@ def test_the_cli_inits_adds_a_log_serves_and_cosigns(tmp_path: Path) -> None:
         "fork-at-same-size"]
     text = _schakel("witness", "refused", "--dir", str(data), env=env)
     assert "fork-at-same-size" in text.stdout
+
+
+async def test_a_chunked_body_above_64_kib_is_refused_413(aiohttp_client: Any,
+                                                          tmp_path: Path) -> None:
+    client, ctx = await start(aiohttp_client, tmp_path, Log.new())
+
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield b"A" * 4096
+
+    resp = await client.post("/add-checkpoint", data=chunks())
+    assert resp.status == 413
+
+
+async def test_a_chunked_body_is_read_whole(aiohttp_client: Any, tmp_path: Path) -> None:
+    log = Log.new().grow(3)
+    client, ctx = await start(aiohttp_client, tmp_path, log)
+    data = body(0, [], log.checkpoint())
+
+    async def chunks() -> Any:
+        for i in range(0, len(data), 7):
+            yield data[i:i + 7]
+            await asyncio.sleep(0)
+
+    resp = await client.post("/add-checkpoint", data=chunks())
+    assert resp.status == 200, await resp.text()

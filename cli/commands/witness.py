@@ -4,9 +4,10 @@ c2sp.org/tlog-witness, and show what it cosigned and what it refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -36,7 +37,10 @@ def _store(data_dir: Path) -> WitnessStore:
     return WitnessStore.open(data_dir)
 
 
-def _dir_option() -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _dir_option() -> Callable[[F], F]:
     return click.option("--dir", "data_dir", required=True,
                         type=click.Path(file_okay=False, path_type=Path), help=DIR_HELP)
 
@@ -139,7 +143,7 @@ def show(data_dir: Path, as_json: bool) -> None:
         logs, latest = store.logs(), store.all_latest()
     finally:
         store.close()
-    checkpoints = [{"origin": c.origin, "size": c.size, "root": c.root.hex(),
+    checkpoints: list[dict[str, Any]] = [{"origin": c.origin, "size": c.size, "root": c.root.hex(),
                     "cosigned_at": c.cosigned_at} for c in latest]
     if as_json:
         print_json({**public, "logs": [{"origin": r["origin"], "vkey": r["vkey"]} for r in logs],

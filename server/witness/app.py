@@ -81,9 +81,13 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     answers ``200`` with ``— <witness name> <base64 cosignature>\\n``.
     """
     ctx = request.app[CONTEXT]
+    too_large = Refusal(413, "too-large", f"the body is larger than {MAX_BODY} bytes")
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return _refused(Refusal(413, "too-large", f"the body is larger than {MAX_BODY} bytes"))
-    body = await request.content.read(MAX_BODY + 1)
+        return _refused(too_large)
+    try:
+        body = await request.read()          # bounded by client_max_size (MAX_BODY)
+    except web.HTTPRequestEntityTooLarge:
+        return _refused(too_large)
     try:
         parsed = parse_add_checkpoint(body)
         log = await ctx.run(ctx.store.log, parsed.checkpoint.origin)
