@@ -19,13 +19,27 @@ import nacl.signing
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from schakel.protocol.crypto import Signer
 from schakel.protocol.errors import MalformedError, SignatureError
 from schakel.protocol.note import (
-    COSIGNATURE_V1, ED25519, MAX_NOTE_BYTES, MAX_SIGNATURES, Checkpoint, Note, NoteSignature,
-    NoteVerifier, cosign, cosigned_message, key_hash, parse_checkpoint, parse_note,
-    parse_signature_line, parse_vkey, sign_note, verify_checkpoint, verify_note,
+    COSIGNATURE_V1,
+    ED25519,
+    MAX_NOTE_BYTES,
+    MAX_SIGNATURES,
+    Checkpoint,
+    Note,
+    NoteSignature,
+    NoteVerifier,
+    cosign,
+    cosigned_message,
+    key_hash,
+    parse_checkpoint,
+    parse_note,
+    parse_signature_line,
+    parse_vkey,
+    sign_note,
+    verify_checkpoint,
+    verify_note,
 )
 
 VECTORS: dict[str, Any] = json.loads(

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-
 from schakel.cli.commands.output import emit, print_json
 from schakel.cli.helptext import Group
 from schakel.cli.i18n import N_, _

@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
-
 from schakel.server.witness.keys import WitnessKey
 from schakel.server.witness.rules import (
-    MAX_BODY, SIZE_CONTENT_TYPE, Refusal, check_signature, monitoring_note,
+    MAX_BODY,
+    SIZE_CONTENT_TYPE,
+    Refusal,
+    check_signature,
+    monitoring_note,
     parse_add_checkpoint,
 )
 from schakel.server.witness.store import WitnessStore

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
 from schakel.protocol.note import NoteVerifier, b64_std, parse_vkey
-from schakel.server.witness.rules import AddCheckpoint, Latest, Refusal, check_consistency
+from schakel.server.witness.rules import (
+    AddCheckpoint,
+    Latest,
+    Refusal,
+    check_consistency,
+)
 
 DB_FILE = "witness.db"
 
@@ -68,7 +72,7 @@ class WitnessStore:
         self._migrate()
 
     @classmethod
-    def open(cls, data_dir: Path) -> "WitnessStore":
+    def open(cls, data_dir: Path) -> WitnessStore:
         return cls(data_dir / DB_FILE)
 
     def close(self) -> None:
@@ -182,4 +186,4 @@ class WitnessStore:
             return [dict(row) for row in self._conn.execute(sql + " ORDER BY id", args)]
 
 
-__all__ = ["Cosigned", "DB_FILE", "WitnessStore"]
+__all__ = ["DB_FILE", "Cosigned", "WitnessStore"]
