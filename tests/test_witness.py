@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from schakel.protocol.crypto import Signer
 from schakel.protocol.errors import SignatureError
 from schakel.protocol.merkle import EMPTY_ROOT, consistency_proof, root_hash
@@ -38,6 +40,7 @@ from schakel.protocol.note import (
 )
 from schakel.server.witness import keys as witness_keys
 from schakel.server.witness.app import WitnessContext, make_app
+from schakel.server.witness.rules import Refusal, parse_add_checkpoint
 from schakel.server.witness.store import WitnessStore
 
 ORIGIN = "schakel/audit/netwerk-noord"
@@ -497,3 +500,16 @@ async def test_a_chunked_body_is_read_whole(aiohttp_client: Any, tmp_path: Path)
 
     resp = await client.post("/add-checkpoint", data=chunks())
     assert resp.status == 200, await resp.text()
+
+
+@given(st.binary(max_size=600), st.binary(max_size=64))
+@settings(max_examples=300, deadline=None)
+def test_parse_add_checkpoint_raises_only_refusals(head: bytes, tail: bytes) -> None:
+    """Arbitrary bytes, and arbitrary bytes around a real request, are a 400 or 413 refusal
+    or a request; nothing else escapes the parser."""
+    real = body(0, [b"\1" * 32], Log.new().grow(2).checkpoint())
+    for data in (head, head + real, real[: len(head) % len(real)] + tail, real + tail):
+        try:
+            parse_add_checkpoint(data)
+        except Refusal as refusal:
+            assert refusal.status in (400, 413)
