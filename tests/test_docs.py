@@ -271,7 +271,8 @@ STATUS = re.compile(
 #: it runs real partners against the real server when it imports the client harness (which
 #: starts the real server for them) or the tampering proxy. What a module imports says what
 #: its tests can show, whatever the module is called.
-SERVER_HARNESS = re.compile(r"^from (?:tests\.server_harness|schakel\.server\.app) import", re.MULTILINE)
+SERVER_HARNESS = re.compile(r"^from (?:tests\.server_harness|schakel\.server\.app"
+                            r"|schakel\.server\.witness\.app) import", re.MULTILINE)
 CLIENT_HARNESS = re.compile(r"^from tests\.(?:client_harness|tamper_proxy) import", re.MULTILINE)
 
 

@@ -22,16 +22,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from schakel.protocol.crypto import Signer
-from schakel.protocol.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
-from schakel.protocol.note import (
-    COSIGNATURE_V1, ED25519, Checkpoint, Note, NoteVerifier, b64_std, parse_note,
-    sign_note, verify_checkpoint,
-)
 from schakel.protocol.errors import SignatureError
+from schakel.protocol.merkle import EMPTY_ROOT, consistency_proof, root_hash
+from schakel.protocol.note import (
+    COSIGNATURE_V1,
+    ED25519,
+    Checkpoint,
+    Note,
+    NoteVerifier,
+    b64_std,
+    parse_note,
+    sign_note,
+    verify_checkpoint,
+)
 from schakel.server.witness import keys as witness_keys
 from schakel.server.witness.app import WitnessContext, make_app
+from schakel.server.witness.rules import Refusal, parse_add_checkpoint
 from schakel.server.witness.store import WitnessStore
 
 ORIGIN = "schakel/audit/netwerk-noord"
@@ -56,14 +65,14 @@ class Log:
     entries: list[bytes]
 
     @classmethod
-    def new(cls, origin: str = ORIGIN) -> "Log":
+    def new(cls, origin: str = ORIGIN) -> Log:
         return cls(origin, Signer.generate(), [])
 
     @property
     def verifier(self) -> NoteVerifier:
         return NoteVerifier(self.origin, ED25519, self.signer.verify_key)
 
-    def grow(self, n: int) -> "Log":
+    def grow(self, n: int) -> Log:
         self.entries += [f"entry {len(self.entries) + i}".encode() for i in range(n)]
         return self
 
@@ -152,7 +161,7 @@ async def test_the_monitoring_endpoint_serves_the_latest_cosigned_checkpoint(
 async def test_an_unknown_key_line_on_the_submission_is_ignored(
         aiohttp_client: Any, tmp_path: Path) -> None:
     log = Log.new().grow(3)
-    client, ctx = await start(aiohttp_client, tmp_path, log)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
     other = Signer.generate()
     note = parse_note(log.checkpoint())
     extra = sign_note(note.text, "someone.else/log", other)
@@ -180,7 +189,7 @@ async def test_an_empty_log_is_cosigned_with_the_empty_root(
 
 async def test_unknown_origin_is_refused_404(aiohttp_client: Any, tmp_path: Path) -> None:
     known, unknown = Log.new().grow(2), Log.new("schakel/audit/elders").grow(2)
-    client, ctx = await start(aiohttp_client, tmp_path, known)
+    client, _ctx = await start(aiohttp_client, tmp_path, known)
     status, text, ctype = await submit(client, 0, [], unknown.checkpoint())
     assert status == 404 and text.startswith("unknown-origin: ") and ctype.startswith("text/plain")
 
@@ -188,7 +197,7 @@ async def test_unknown_origin_is_refused_404(aiohttp_client: Any, tmp_path: Path
 async def test_no_signature_of_the_log_key_is_refused_403(
         aiohttp_client: Any, tmp_path: Path) -> None:
     log = Log.new().grow(2)
-    client, ctx = await start(aiohttp_client, tmp_path, log)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
     impostor = log.checkpoint(signer=Signer.generate())     # same name, other key hash
     status, text, _ = await submit(client, 0, [], impostor)
     assert status == 403 and text.startswith("bad-signature: ")
@@ -209,7 +218,7 @@ async def test_a_bad_signature_of_the_log_key_is_refused_403(
 
 async def test_old_above_size_is_refused_400(aiohttp_client: Any, tmp_path: Path) -> None:
     log = Log.new().grow(2)
-    client, ctx = await start(aiohttp_client, tmp_path, log)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
     status, text, _ = await submit(client, 3, [], log.checkpoint())
     assert status == 400 and text.startswith("old-above-size: ")
 
@@ -223,7 +232,7 @@ async def test_old_above_size_is_refused_400(aiohttp_client: Any, tmp_path: Path
         "proof-not-base64", "proof-short-hash", "not-a-note", "short-root"])
 async def test_a_malformed_request_is_refused_400(aiohttp_client: Any, tmp_path: Path,
                                                   raw: bytes) -> None:
-    client, ctx = await start(aiohttp_client, tmp_path, Log.new())
+    client, _ctx = await start(aiohttp_client, tmp_path, Log.new())
     resp = await client.post("/add-checkpoint", data=raw)
     assert resp.status == 400
     assert (await resp.text()).startswith("malformed: ")
@@ -232,13 +241,13 @@ async def test_a_malformed_request_is_refused_400(aiohttp_client: Any, tmp_path:
 async def test_more_than_63_proof_lines_are_refused_400(aiohttp_client: Any,
                                                         tmp_path: Path) -> None:
     log = Log.new().grow(2)
-    client, ctx = await start(aiohttp_client, tmp_path, log)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
     status, text, _ = await submit(client, 1, [b"\0" * 32] * 64, log.checkpoint())
     assert status == 400 and "63" in text
 
 
 async def test_a_body_above_64_kib_is_refused_413(aiohttp_client: Any, tmp_path: Path) -> None:
-    client, ctx = await start(aiohttp_client, tmp_path, Log.new())
+    client, _ctx = await start(aiohttp_client, tmp_path, Log.new())
     resp = await client.post("/add-checkpoint", data=b"old 0\n" + b"A" * (64 * 1024))
     assert resp.status == 413
 
@@ -258,7 +267,7 @@ async def test_old_other_than_the_cosigned_size_is_refused_409_with_the_size(
 
 async def test_a_proof_with_old_zero_is_refused_422(aiohttp_client: Any, tmp_path: Path) -> None:
     log = Log.new().grow(4)
-    client, ctx = await start(aiohttp_client, tmp_path, log)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
     status, text, _ = await submit(client, 0, log.proof(2), log.checkpoint())
     assert status == 422 and text.startswith("proof-with-old-zero: ")
 
@@ -266,7 +275,7 @@ async def test_a_proof_with_old_zero_is_refused_422(aiohttp_client: Any, tmp_pat
 async def test_a_size_zero_checkpoint_without_the_empty_root_is_refused_422(
         aiohttp_client: Any, tmp_path: Path) -> None:
     log = Log.new()
-    client, ctx = await start(aiohttp_client, tmp_path, log)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
     status, text, _ = await submit(client, 0, [], log.checkpoint(0, root=b"\x07" * 32))
     assert status == 422 and text.startswith("empty-root-mismatch: ")
 
@@ -318,7 +327,7 @@ async def test_two_inconsistent_checkpoints_the_second_is_refused_and_recorded(
     view_a = Log(log.origin, log.signer, list(log.entries)).grow(2)
     view_b = Log(log.origin, log.signer, list(log.entries) + [b"b3", b"b4"])
     assert (await submit(client, 3, view_a.proof(3), view_a.checkpoint()))[0] == 200
-    status, text, _ = await submit(client, 5, [], view_b.checkpoint())
+    status, _text, _ = await submit(client, 5, [], view_b.checkpoint())
     assert status == 422
     [row] = ctx.store.refused()
     assert row["reason"] == "fork-at-same-size" and row["checkpoint"] == view_b.checkpoint()
@@ -389,7 +398,7 @@ async def test_two_witness_processes_on_one_file_never_roll_back(aiohttp_client:
     """Two apps (two connections) on the same SQLite file: BEGIN IMMEDIATE serialises them."""
     log = Log.new().grow(30)
     a, ctx_a = await start(aiohttp_client, tmp_path, log)
-    b, ctx_b = await start(aiohttp_client, tmp_path)
+    b, _ctx_b = await start(aiohttp_client, tmp_path)
     answers = await asyncio.gather(*(
         submit(client, 0, [], log.checkpoint(n)) for n, client in
         zip(range(10, 30, 2), [a, b] * 5)))
@@ -408,7 +417,7 @@ def _free_port() -> int:
 
 def _schakel(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "schakel.cli", "--lang", "en", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_the_cli_inits_adds_a_log_serves_and_cosigns(tmp_path: Path) -> None:
@@ -418,8 +427,8 @@ def test_the_cli_inits_adds_a_log_serves_and_cosigns(tmp_path: Path) -> None:
                     "--json", env=env)
     assert done.returncode == 0, done.stderr
     vkey = json.loads(done.stdout)["vkey"]
-    witness = NoteVerifier(**{"name": "ggd.example/w1", "sig_type": COSIGNATURE_V1,
-                              "key": witness_keys.load(data, environ={}).signer.verify_key})
+    witness = NoteVerifier("ggd.example/w1", COSIGNATURE_V1,
+                           witness_keys.load(data, environ={}).signer.verify_key)
     assert vkey == witness.vkey()
     log = Log.new().grow(7)
     done = _schakel("witness", "add-log", "--dir", str(data), "--vkey", log.verifier.vkey(),
@@ -465,3 +474,42 @@ def test_the_cli_inits_adds_a_log_serves_and_cosigns(tmp_path: Path) -> None:
         "fork-at-same-size"]
     text = _schakel("witness", "refused", "--dir", str(data), env=env)
     assert "fork-at-same-size" in text.stdout
+
+
+async def test_a_chunked_body_above_64_kib_is_refused_413(aiohttp_client: Any,
+                                                          tmp_path: Path) -> None:
+    client, _ctx = await start(aiohttp_client, tmp_path, Log.new())
+
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield b"A" * 4096
+
+    resp = await client.post("/add-checkpoint", data=chunks())
+    assert resp.status == 413
+
+
+async def test_a_chunked_body_is_read_whole(aiohttp_client: Any, tmp_path: Path) -> None:
+    log = Log.new().grow(3)
+    client, _ctx = await start(aiohttp_client, tmp_path, log)
+    data = body(0, [], log.checkpoint())
+
+    async def chunks() -> Any:
+        for i in range(0, len(data), 7):
+            yield data[i:i + 7]
+            await asyncio.sleep(0)
+
+    resp = await client.post("/add-checkpoint", data=chunks())
+    assert resp.status == 200, await resp.text()
+
+
+@given(st.binary(max_size=600), st.binary(max_size=64))
+@settings(max_examples=300, deadline=None)
+def test_parse_add_checkpoint_raises_only_refusals(head: bytes, tail: bytes) -> None:
+    """Arbitrary bytes, and arbitrary bytes around a real request, are a 400 or 413 refusal
+    or a request; nothing else escapes the parser."""
+    real = body(0, [b"\1" * 32], Log.new().grow(2).checkpoint())
+    for data in (head, head + real, real[: len(head) % len(real)] + tail, real + tail):
+        try:
+            parse_add_checkpoint(data)
+        except Refusal as refusal:
+            assert refusal.status in (400, 413)

@@ -4,12 +4,12 @@ c2sp.org/tlog-witness, and show what it cosigned and what it refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
-
 from schakel.cli.commands.output import emit, print_json
 from schakel.cli.helptext import Group
 from schakel.cli.i18n import N_, _
@@ -24,12 +24,22 @@ def _when(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _identity(data_dir: Path) -> dict[str, str]:
+    if not (data_dir / witness_keys.IDENTITY_FILE).exists():
+        raise click.UsageError(_("{dir} holds no witness: run `schakel witness init --dir "
+                                 "{dir} --name NAME` first").format(dir=data_dir))
+    return witness_keys.identity(data_dir)
+
+
 def _store(data_dir: Path) -> WitnessStore:
-    witness_keys.identity(data_dir)          # a KeystoreError when no witness is there
+    _identity(data_dir)
     return WitnessStore.open(data_dir)
 
 
-def _dir_option() -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _dir_option() -> Callable[[F], F]:
     return click.option("--dir", "data_dir", required=True,
                         type=click.Path(file_okay=False, path_type=Path), help=DIR_HELP)
 
@@ -54,6 +64,9 @@ def init(data_dir: Path, name: str, as_json: bool) -> None:
 
     JSON keys: name, vkey.
     """
+    if (data_dir / witness_keys.KEYSTORE_FILE).exists():
+        raise click.UsageError(_("{dir} holds a witness already (`schakel witness show --dir "
+                                 "{dir}`)").format(dir=data_dir))
     try:
         key = witness_keys.create(data_dir, name)
     except MalformedError:
@@ -106,9 +119,12 @@ def serve(data_dir: Path, host: str, port: int) -> None:
     from schakel.server.witness.app import WitnessContext
     from schakel.server.witness.app import serve as run_witness
 
+    _identity(data_dir)
     key = witness_keys.load(data_dir)
-    run_witness(WitnessContext(_store(data_dir), key), host=host, port=port,
-                announce=click.echo)
+    ctx = WitnessContext(_store(data_dir), key)
+    click.echo(_("Schakel witness {name} on http://{host}:{port}").format(
+        name=key.name, host=host, port=port), nl=True)
+    run_witness(ctx, host=host, port=port)
 
 
 @witness.command("show")
@@ -120,13 +136,13 @@ def show(data_dir: Path, as_json: bool) -> None:
     JSON keys: name, vkey, logs (origin, vkey), checkpoints (origin, size, root,
     cosigned_at).
     """
-    public = witness_keys.identity(data_dir)
+    public = _identity(data_dir)
     store = _store(data_dir)
     try:
         logs, latest = store.logs(), store.all_latest()
     finally:
         store.close()
-    checkpoints = [{"origin": c.origin, "size": c.size, "root": c.root.hex(),
+    checkpoints: list[dict[str, Any]] = [{"origin": c.origin, "size": c.size, "root": c.root.hex(),
                     "cosigned_at": c.cosigned_at} for c in latest]
     if as_json:
         print_json({**public, "logs": [{"origin": r["origin"], "vkey": r["vkey"]} for r in logs],

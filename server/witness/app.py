@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
-
 from schakel.server.witness.keys import WitnessKey
 from schakel.server.witness.rules import (
-    MAX_BODY, SIZE_CONTENT_TYPE, Refusal, check_signature, monitoring_note,
+    MAX_BODY,
+    SIZE_CONTENT_TYPE,
+    Refusal,
+    check_signature,
+    monitoring_note,
     parse_add_checkpoint,
 )
 from schakel.server.witness.store import WitnessStore
@@ -81,9 +84,13 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     answers ``200`` with ``— <witness name> <base64 cosignature>\\n``.
     """
     ctx = request.app[CONTEXT]
+    too_large = Refusal(413, "too-large", f"the body is larger than {MAX_BODY} bytes")
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return _refused(Refusal(413, "too-large", f"the body is larger than {MAX_BODY} bytes"))
-    body = await request.content.read(MAX_BODY + 1)
+        return _refused(too_large)
+    try:
+        body = await request.read()          # bounded by client_max_size (MAX_BODY)
+    except web.HTTPRequestEntityTooLarge:
+        return _refused(too_large)
     try:
         parsed = parse_add_checkpoint(body)
         log = await ctx.run(ctx.store.log, parsed.checkpoint.origin)
@@ -126,10 +133,9 @@ def make_app(ctx: WitnessContext) -> web.Application:
     return app
 
 
-def serve(ctx: WitnessContext, *, host: str, port: int,
-          announce: Callable[[str], None] = print) -> None:
-    """Run the witness until Ctrl-C or SIGTERM."""
-    announce(f"Schakel witness {ctx.key.name} on http://{host}:{port}")
+def serve(ctx: WitnessContext, *, host: str, port: int) -> None:
+    """Run the witness until Ctrl-C or SIGTERM (no access log: a witness logs nothing of
+    what it is sent; what it refuses as evidence is in its database)."""
     web.run_app(make_app(ctx), host=host, port=port, print=None, access_log=None)
 
 

@@ -23,7 +23,11 @@ from schakel.protocol.crypto import Signer, random_bytes
 from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import KeystoreError
 from schakel.protocol.note import (
-    COSIGNATURE_V1, NoteSignature, NoteVerifier, check_name, cosign,
+    COSIGNATURE_V1,
+    NoteSignature,
+    NoteVerifier,
+    check_name,
+    cosign,
 )
 
 KEYSTORE_FILE = "witness-keys.json"

@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from schakel.protocol.errors import MalformedError, ProofError, SignatureError
 from schakel.protocol.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from schakel.protocol.note import (
-    Checkpoint, Note, NoteVerifier, b64_std_decode, parse_checkpoint, parse_note, verify_note,
+    Checkpoint,
+    Note,
+    NoteVerifier,
+    b64_std_decode,
+    parse_checkpoint,
+    parse_note,
+    verify_note,
 )
 
 #: The most bytes an add-checkpoint body may have: 64 proof lines and a full note fit.
@@ -164,6 +170,15 @@ def monitoring_note(request: AddCheckpoint, log: NoteVerifier, cosignature: str)
     return request.note.text + "\n" + own + cosignature
 
 
-__all__ = ["AddCheckpoint", "Latest", "MAX_BODY", "MAX_PROOF_LINES", "Refusal",
-           "SIZE_CONTENT_TYPE", "check_consistency", "check_signature", "monitoring_note",
-           "parse_add_checkpoint"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_PROOF_LINES",
+    "SIZE_CONTENT_TYPE",
+    "AddCheckpoint",
+    "Latest",
+    "Refusal",
+    "check_consistency",
+    "check_signature",
+    "monitoring_note",
+    "parse_add_checkpoint",
+]

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
 from schakel.protocol.note import NoteVerifier, b64_std, parse_vkey
-from schakel.server.witness.rules import AddCheckpoint, Latest, Refusal, check_consistency
+from schakel.server.witness.rules import (
+    AddCheckpoint,
+    Latest,
+    Refusal,
+    check_consistency,
+)
 
 DB_FILE = "witness.db"
 
@@ -40,13 +44,13 @@ class Cosigned:
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
-    db["logs"].create({"origin": str, "vkey": str, "added": int}, pk="origin")
-    db["checkpoints"].create({"origin": str, "size": str, "root": bytes, "note": str,
+    db.table("logs").create({"origin": str, "vkey": str, "added": int}, pk="origin")
+    db.table("checkpoints").create({"origin": str, "size": str, "root": bytes, "note": str,
                               "cosigned_at": int}, pk="origin")
-    db["refused"].create({"id": int, "time": int, "origin": str, "reason": str,
+    db.table("refused").create({"id": int, "time": int, "origin": str, "reason": str,
                           "message": str, "old_size": str, "size": str, "checkpoint": str,
                           "proof": str}, pk="id")
-    db["refused"].create_index(["origin", "time"])
+    db.table("refused").create_index(["origin", "time"])
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
@@ -68,7 +72,7 @@ class WitnessStore:
         self._migrate()
 
     @classmethod
-    def open(cls, data_dir: Path) -> "WitnessStore":
+    def open(cls, data_dir: Path) -> WitnessStore:
         return cls(data_dir / DB_FILE)
 
     def close(self) -> None:
@@ -101,7 +105,7 @@ class WitnessStore:
         if log.sig_type != 0x01:
             raise ValueError("a log's key is an Ed25519 note key (type 0x01)")
         with self._txn() as db:
-            db["logs"].upsert({"origin": log.name, "vkey": log.vkey(), "added": now},
+            db.table("logs").upsert({"origin": log.name, "vkey": log.vkey(), "added": now},
                               pk="origin")
         return log
 
@@ -152,7 +156,7 @@ class WitnessStore:
                     self._conn.execute("COMMIT")
                     raise
                 line, note = cosign()
-                self._db["checkpoints"].upsert(
+                self._db.table("checkpoints").upsert(
                     {"origin": origin, "size": str(request.checkpoint.size),
                      "root": request.checkpoint.root, "note": note, "cosigned_at": now},
                     pk="origin")
@@ -167,7 +171,7 @@ class WitnessStore:
     # -- refusals ---------------------------------------------------------------------
 
     def _record(self, request: AddCheckpoint, refusal: Refusal, now: int) -> None:
-        self._db["refused"].insert({
+        self._db.table("refused").insert({
             "time": now, "origin": request.checkpoint.origin, "reason": refusal.reason,
             "message": refusal.message, "old_size": str(request.old),
             "size": str(request.checkpoint.size), "checkpoint": request.note.format(),
@@ -182,4 +186,4 @@ class WitnessStore:
             return [dict(row) for row in self._conn.execute(sql + " ORDER BY id", args)]
 
 
-__all__ = ["Cosigned", "DB_FILE", "WitnessStore"]
+__all__ = ["DB_FILE", "Cosigned", "WitnessStore"]
