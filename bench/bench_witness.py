@@ -1,5 +1,5 @@
 """Audit append throughput with a witness quorum of 2, against the same server without
-witnesses, in one run (issue 16; docs/protocol.md §17.5).
+witnesses, in one run (docs/protocol.md §17.5).
 
 A real ``schakel serve`` process (``witness_interval`` 1 s, so that its background task
 submits checkpoints to the witnesses all through the load) and two real ``schakel witness
