@@ -236,6 +236,11 @@ def fail(error: ProtocolError, *, as_json: bool = False, role: str | None = None
             message=message, code=error.code, status=error.status))
     else:
         _say("schakel: " + _("refused: {message}").format(message=message))
+    if isinstance(error, NotWitnessedError):
+        _say("  " + _("the network's policy requires cosignatures of its witnesses on the "
+                      "log (docs/protocol.md §17.5); nothing newer was believed. Ask the "
+                      "coördinator whether the witnesses run; if they do, this is a split "
+                      "view: tell the network's auditor"))
     reason = details.get("reason")
     if isinstance(reason, str):
         _say("  " + (_("reason: {reason}: {explanation}").format(

@@ -179,3 +179,28 @@ def test_a_policy_without_witnesses_keeps_its_canonical_form() -> None:
 def test_a_policy_with_a_bad_witness_part_is_refused(change: Any, why: str) -> None:
     with pytest.raises(MalformedError):
         Policy.from_json(policy_with(change(settings().to_json())))
+
+
+# --------------------------------------------------------------------------- shown to people
+
+
+def test_a_missing_quorum_is_shown_in_the_console_as_what_it_means() -> None:
+    """The console's audit screen explains ``not_witnessed`` (not a misbehaviour: the
+    witnesses may be down) with what it means and what to do, in Dutch."""
+    from schakel.cli.console.audit import NOT_WITNESSED, NOT_WITNESSED_TODO, failure
+    from schakel.cli.i18n import _, use
+
+    use("nl")
+    try:
+        error = NotWitnessedError("cosigned by 1 of the 2", details={"cosigned": 1, "quorum": 2})
+        shown = failure(error)
+        assert shown["meaning"] == _(NOT_WITNESSED) != NOT_WITNESSED
+        assert shown["todo"] == _(NOT_WITNESSED_TODO) and "getuigen" in shown["todo"]
+    finally:
+        use(None)
+
+
+def test_a_missing_quorum_exits_the_command_line_as_untrusted() -> None:
+    from schakel.cli.main import EXIT_UNTRUSTED, exit_code
+
+    assert exit_code(NotWitnessedError("cosigned by 0 of the 2")) == EXIT_UNTRUSTED

@@ -18,6 +18,7 @@ from schakel.cli.console.screen import (
 from schakel.cli.i18n import N_, _, language
 from schakel.client.errors import ServerMisbehaviour
 from schakel.protocol.errors import ProtocolError
+from schakel.protocol.witnessing import NotWitnessedError
 
 #: What each way the audit log can fail verification means for the person reading it.
 AUDIT_MEANINGS = {
@@ -30,6 +31,15 @@ AUDIT_MEANINGS = {
     "audit-entry-missing": N_("Entries the signed log holds were not handed over: a release "
                               "or a refusal may be hidden from you."),
 }
+#: What a checkpoint without the policy's witness quorum means, and what to do (§17.5).
+NOT_WITNESSED = N_("The witnesses the network's policy names have not cosigned the server's "
+                   "newest checkpoint of this log recently enough: either the server cannot "
+                   "reach them, or it keeps this home from the log the witnesses saw. "
+                   "Nothing newer is believed until they have.")
+NOT_WITNESSED_TODO = N_("Ask the coördinator whether the witnesses are running (`schakel "
+                        "witness show` at each of them); if they are and the server still "
+                        "serves no cosigned checkpoint, treat it as a split view: tell the "
+                        "network's auditor and keep this home as it is.")
 #: What to do when the audit log fails verification.
 AUDIT_TODO = N_("Stop sharing identity through this server, tell the coördinator and the "
                 "network's auditor, and keep this home as it is: it holds the evidence "
@@ -99,7 +109,10 @@ def failure(error: ProtocolError) -> dict[str, Any]:
     to do when it is one."""
     refusal = explain(error)
     what = (error.details or {}).get("what")
-    if isinstance(what, str) and what in AUDIT_MEANINGS:
+    if isinstance(error, NotWitnessedError):
+        refusal["meaning"] = _(NOT_WITNESSED)
+        refusal["todo"] = _(NOT_WITNESSED_TODO)
+    elif isinstance(what, str) and what in AUDIT_MEANINGS:
         refusal["meaning"] = _(AUDIT_MEANINGS[what])
         refusal["todo"] = _(AUDIT_TODO)
     return refusal
