@@ -20,7 +20,10 @@ from schakel.cli.helptext import Command, Group
 from schakel.cli.i18n import N_, _
 from schakel.keys import Fingerprint
 from schakel.protocol.errors import MalformedError
-from schakel.protocol.objects.network import MAX_ALLOW_ENTRIES, allow_entry_problem, default_policy
+from schakel.protocol.objects.network import (
+    MAX_ALLOW_ENTRIES, WitnessSettings, allow_entry_problem, default_policy,
+)
+from schakel.protocol.witnessing import LOGS, log_verifier
 
 if TYPE_CHECKING:
     from schakel.client.partner import Partner
@@ -267,9 +270,21 @@ async def sync_if_admitted(partner: "Partner", network_id: str) -> None:
                    "address (pii_allow), added to the policy; repeatable.")
 @click.option("--allow-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A UTF-8 file with one such word or phrase per line.")
+@click.option("--witness", "witnesses", multiple=True, type=(str, str), metavar="VKEY URL",
+              help="A witness that cosigns the network's logs: its verifier key (from "
+                   "`schakel witness init`) and its address; repeatable. Replaces the "
+                   "witnesses of the policy (docs/protocol.md §17.5).")
+@click.option("--quorum", type=click.IntRange(1, 16), default=None,
+              help="How many of the --witness witnesses must have cosigned a checkpoint; "
+                   "default: all of them.")
+@click.option("--witness-max-age", type=click.IntRange(1, 720), default=24, show_default=True,
+              metavar="HOURS", help="A partner counts a cosignature only when it is at most "
+                                    "this many hours old.")
 @json_option
 def policy(home: Path, server: str | None, network_id: str, policy_file: Path | None,
-           allow_words: tuple[str, ...], allow_file: Path | None, as_json: bool) -> None:
+           allow_words: tuple[str, ...], allow_file: Path | None,
+           witnesses: tuple[tuple[str, str], ...], quorum: int | None, witness_max_age: int,
+           as_json: bool) -> None:
     """Put a new version of the network's policy in force (coördinator).
 
     The whole policy is signed with your key as the next version, in force from
@@ -277,21 +292,36 @@ def policy(home: Path, server: str | None, network_id: str, policy_file: Path | 
     it at its next sync. Its disclosure classes and blind index stay as the
     network was founded with (cases are sealed under them); anything else may
     change: bemoeizorg grounds, informal classes, anonymous signals, intake
-    rate, retention, the allow-list.
+    rate, retention, the allow-list, the witnesses (--witness, --quorum): once
+    they are in the policy, partners believe the server's audit log only on a
+    checkpoint the quorum cosigned.
 
     JSON: {"network", "version"}.
     """
     given = read_object_file(policy_file, "network policy") if policy_file else None
     words = [*allow_words, *(allow_lines(allow_file) if allow_file else [])]
-    if given is None and not words:
-        raise click.UsageError("give the new policy (--policy-file) or words to add "
-                               "(--allow-word, --allow-file)")
+    witness_part = None
+    if witnesses:
+        witness_part = {"quorum": quorum if quorum is not None else len(witnesses),
+                        "max_age_hours": witness_max_age,
+                        "witnesses": [{"vkey": v, "url": u} for v, u in witnesses]}
+        try:
+            WitnessSettings.from_json(witness_part)
+        except MalformedError as exc:
+            raise click.BadParameter(exc.message, param_hint="--witness/--quorum") from None
+    elif quorum is not None:
+        raise click.UsageError("--quorum needs the witnesses (--witness VKEY URL)")
+    if given is None and not words and witness_part is None:
+        raise click.UsageError("give the new policy (--policy-file), words to add "
+                               "(--allow-word, --allow-file) or witnesses (--witness)")
 
     async def put(partner: "Partner") -> dict[str, Any]:
         await partner.sync(network_id)
         new = dict(given) if given is not None else dict(partner.networks.verified(network_id).policy)
         if words:
             new = with_allow_list(new, words)
+        if witness_part is not None:
+            new["witnesses"] = witness_part
         version = await partner.networks.change_policy(network_id, new)
         return {"network": network_id, "version": version}
 
@@ -311,8 +341,9 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
     """Show a network: name, kind, policy, its members (verified) and how many
     cases this home holds.
 
-    JSON keys: network, name, kind, policy, policy_version, members, cases,
-    open_cases.
+    JSON keys: network, name, kind, policy, policy_version, log_vkeys (the
+    verifier keys of the network's logs, for witnesses: `schakel witness add-log`),
+    members, cases, open_cases.
     """
     async def look(partner: "Partner") -> dict[str, Any]:
         if not offline:
@@ -322,6 +353,8 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
         view = partner.networks.verified(network_id)
         return {"network": network_id, "name": view.name, "kind": view.kind,
                 "policy": plain(view.policy), "policy_version": view.policy_version,
+                "log_vkeys": [log_verifier(log, network_id, view.server_log).vkey()
+                              for log in LOGS],
                 "members": plain(partner.networks.members(network_id)),
                 "cases": len(cases), "open_cases": sum(1 for c in cases if c.status == "open")}
 
@@ -330,6 +363,7 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
         emit(info, as_json=True)
         return
     policy = info["policy"] or {}
+    witnessing = policy.get("witnesses")
     bemoeizorg = (policy.get("bemoeizorg") or {}).get("enabled")
     emit({}, as_json=False, rows=[
         (N_("network"), network_id), (N_("name"), info["name"]), (N_("kind"), info["kind"]),
@@ -340,6 +374,11 @@ def show(home: Path, server: str | None, network_id: str, offline: bool, as_json
          else "none"),
         (N_("bemoeizorg"), "grounds: " + cell((policy.get("bemoeizorg") or {}).get("grounds"))
          if bemoeizorg else "not enabled"),
+        (N_("witnesses"), _("{quorum} of {names}, cosignatures at most {hours} h old").format(
+            quorum=witnessing["quorum"], hours=witnessing["max_age_hours"],
+            names=cell([w["vkey"].split("+", 1)[0] for w in witnessing["witnesses"]]))
+         if witnessing else _("none")),
+        (N_("log keys for witnesses"), cell(info["log_vkeys"])),
         (N_("cases"), f"{info['cases']} ({info['open_cases']} open)"),
     ])
     click.echo("")
