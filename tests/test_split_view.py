@@ -263,3 +263,35 @@ async def test_a_log_forked_between_two_partners_is_caught(watched: Watched,
     assert w.env.proxy.hits() > 0
     verified = await w.coord.audit.verify(w.network)
     assert verified.size == forged.size and w.coord.misbehaviours() == []
+
+
+async def test_a_server_that_lost_its_record_of_a_witness_resubmits_from_the_size_it_names(
+        watched: Watched) -> None:
+    """The server's record of what a witness cosigned is gone (a restored backup): it submits
+    from size 0, the witness answers 409 with the size it holds, and the server proves
+    consistency from that size and gets the cosignature."""
+    w = watched
+    await w.env.ctx.store.write(lambda db: db.execute("DELETE FROM witness_cosignatures"))
+    outcomes = await w.collect()
+    assert [o["status"] for o in outcomes] == [200, 200], outcomes
+    held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
+    assert len(held) == 2
+
+
+async def test_a_witness_that_holds_a_larger_tree_than_the_log_is_reported_not_cosigned(
+        watched: Watched) -> None:
+    """A witness that cosigned a larger size than the log now has (the server's database
+    was rolled back) answers 409 with that size; the server cannot prove consistency
+    backwards, keeps no cosignature and reports it."""
+    w = watched
+    witness = w.witnesses[0]
+    origin = f"schakel/audit/{w.network}"
+    latest = witness.ctx.store.latest(origin)
+    assert latest is not None
+    witness.ctx.store._conn.execute("UPDATE checkpoints SET size = ? WHERE origin = ?",
+                                    (str(int(latest.size) + 5), origin))
+    await w.env.ctx.store.write(lambda db: db.execute("DELETE FROM witness_cosignatures"))
+    outcomes = {o["witness"]: o for o in await w.collect()}
+    assert outcomes[witness.name]["status"] == 409, outcomes
+    held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
+    assert witness.name not in held and w.witnesses[1].name in held
