@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from schakel.protocol import merkle
@@ -49,7 +50,7 @@ from schakel.protocol.crypto import VerifyKey
 from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import MalformedError, ProofError, ProtocolError, SignatureError
 from schakel.protocol.objects.audit import AuditEntry, TreeHead, entry_commitment, erase_cutoff
-from schakel.protocol.objects.base import parse_timestamp
+from schakel.protocol.objects.base import format_timestamp, parse_timestamp
 from schakel.protocol.objects.network import WitnessSettings
 from schakel.protocol.witnessing import AUDIT, VerifiedCheckpoint, verify_network_checkpoint
 
@@ -286,7 +287,7 @@ class AuditMonitor:
         if held is None or int(held["size"]) <= checkpoint.size:
             self.state.put_doc("checkpoint", (self.network, AUDIT),
                                {"size": checkpoint.size, "root": b64e(checkpoint.root),
-                                "note": note})
+                                "note": note, "cosigned": dict(checkpoint.cosigned)})
 
     async def head_at(self, size: int) -> TreeHead:
         answer = await self.conn.get(self._path(f"/heads/{size}"))
@@ -363,9 +364,15 @@ class AuditMonitor:
                                      checked=0, erased=0, head_time=None), []
         leaves = await self._verified(head, progress)
         erased = sum(1 for leaf in leaves if leaf.entry is None)
+        held = self.checkpoint
+        witnessed_by: tuple[tuple[str, str], ...] = ()
+        if held is not None and int(held["size"]) == head.size:
+            witnessed_by = tuple(sorted(
+                (name, format_timestamp(datetime.fromtimestamp(int(t), UTC)))
+                for name, t in (held.get("cosigned") or {}).items()))
         return (AuditVerification(network=self.network, size=head.size, root=head.root,
                                   checked=len(leaves) - erased, erased=erased,
-                                  head_time=head.time),
+                                  head_time=head.time, witnessed_by=witnessed_by),
                 [{"index": leaf.index, "entry": leaf.body}
                  for leaf in leaves if leaf.body is not None])
 

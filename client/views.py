@@ -186,7 +186,9 @@ class SyncResult(_View):
 class AuditVerification(_View):
     """The audit log as verified up to the latest head: ``size`` entries under
     ``root`` (base64url), ``checked`` entries recomputed and proven included,
-    ``erased`` entries whose body was erased after retention (commitment proven)."""
+    ``erased`` entries whose body was erased after retention (commitment proven).
+    ``witnessed_by``: where the policy names witnesses, each witness that cosigned the
+    checkpoint of ``size`` and when (RFC 3339), in name order; empty otherwise."""
 
     network: str
     size: int
@@ -194,6 +196,7 @@ class AuditVerification(_View):
     checked: int
     erased: int
     head_time: str | None
+    witnessed_by: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

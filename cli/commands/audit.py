@@ -83,8 +83,9 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
     in the signed tree, and consistency with the head this home held before.
 
     Exits 0 when everything verifies, 4 when the server rewrote, dropped or
-    forked the log (recorded in this home). JSON: {"network", "size", "root",
-    "checked", "erased", "head_time"}.
+    forked the log (recorded in this home), or when the network's policy names
+    witnesses and too few of them cosigned the log recently. JSON: {"network",
+    "size", "root", "checked", "erased", "head_time", "witnessed_by": [[name, time]]}.
     """
     async def check(partner: "Partner") -> dict[str, Any]:
         with progress_bar(f"verify {network_id[:8]}", progress) as bar:
@@ -100,6 +101,9 @@ def verify(home: Path, server: str | None, network_id: str, progress: bool | Non
         (N_("head signed"), cell(result.get("head_time"))),
         (N_("entries checked"), cell(result.get("checked"))),
         (N_("erased (retention)"), cell(result.get("erased"))),
+        *([(N_("cosigned by"), cell([f"{name} ({when})" for name, when
+                                    in result["witnessed_by"]]))]
+          if result.get("witnessed_by") else []),
     ])
 
 

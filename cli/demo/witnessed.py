@@ -141,8 +141,11 @@ async def _witness_networks(s: Stage, networks: list[Founded], data_dir: Path, v
                           f"head only with the witness's cosignature",
                           f.auditor.p.audit.verify(f.network))
         if v is not None:
-            t.check(v.checked + v.erased == v.size, f"size {v.size}: every entry checked "
-                    f"against the witnessed head")
+            t.check(v.checked + v.erased == v.size and
+                    [name for name, _ in v.witnessed_by] == [NAME],
+                    f"size {v.size}: every entry checked against the head the witness "
+                    f"cosigned ({', '.join(when for _, when in v.witnessed_by)})",
+                    why=f"witnessed by {v.witnessed_by}")
     f = networks[0]
     real = texts.get(f.network)
     if real is None:
