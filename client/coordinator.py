@@ -11,7 +11,7 @@ home holds:
    not sign after its retirement), checked here as every partner will check it;
 2. the new keys written to ``<keystore>.next-<key id>`` before the server hears of them;
 3. ``POST .../rotations``, signed by the current key: from its commit on the new key is
-   the coordinator key;
+   the coordinator key (refused: the pending keystore is removed, nothing changed);
 4. the home switches: the old keystore kept as ``<keystore>.retired-<key id>`` (what was
    sealed to the old box key opens only with it), the new one in its place, the local
    state sealed to the new box key, ``client.json`` naming the new key id;
@@ -40,7 +40,7 @@ from schakel.protocol.errors import MalformedError, UntrustedKeyError
 from schakel.protocol.objects.network import CovenantAcceptance
 
 from schakel.client.casekeys import CaseKeys
-from schakel.client.errors import NotFound
+from schakel.client.errors import NotFound, ServerRefused
 from schakel.client.networks import VALID_FROM_SLACK
 from schakel.client.session import Session
 from schakel.client.trust import TrustView
@@ -93,7 +93,11 @@ async def rotate_coordinator(session: Session, case_keys: CaseKeys, network: str
     info = read_keystore_info(keystore)
     pending = keystore.with_name(f"{keystore.name}.next-{new.key_id[:8]}")
     save_keystore(pending, new, passphrase, name=info.name, kdf=info.kdf, overwrite=True)
-    answer = await s.conn.post(s.path(network, "/rotations"), {"rotation": envelope})
+    try:
+        answer = await s.conn.post(s.path(network, "/rotations"), {"rotation": envelope})
+    except ServerRefused:
+        pending.unlink()     # refused: the old key stays the coordinator key
+        raise                # (unreachable: it may have landed; the new keys stay on disk)
 
     retired = keystore.with_name(f"{keystore.name}.retired-{old.key_id[:8]}")
     os.replace(keystore, retired)

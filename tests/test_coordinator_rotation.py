@@ -25,6 +25,7 @@ from schakel.client.partner import Partner
 from schakel.client.transport import Connection
 from schakel.keys import Fingerprint, PartnerKeys, issue_membership, load_keystore
 from schakel.keys.rotation import rotate
+from schakel.protocol.errors import MalformedError
 from tests.client_harness import (
     COVENANT, PASSPHRASE, admit, make_partner, network_policy, server_fingerprint,
 )
@@ -201,6 +202,28 @@ async def test_the_retired_coordinator_key_cannot_act_as_coordinator(net: Net) -
         assert refusal.status == 403
     finally:
         await retired.close()
+
+
+async def test_a_home_that_takes_part_in_another_network_is_not_rotated(
+        net: Net, tmp_path: Path) -> None:
+    """The coordinator is also a member of another network: its key there belongs to
+    that network's coordinator, so the rotation is refused before anything is sent."""
+    other = await make_partner(tmp_path, net.url, "ggd", name="GGD regio Utrecht (regie)")
+    try:
+        second = await other.networks.create(
+            name="OGGZ-netwerk Amersfoort", kind="oggz", covenant=COVENANT,
+            server_fingerprint=server_fingerprint(net.url), policy=network_policy("oggz"))
+        await admit(other, second, net.regie, ring="shell", party="formal")
+        await net.regie.sync(second)
+        with pytest.raises(MalformedError) as caught:
+            await net.regie.rotate_coordinator_key(net.network, reason="laptop gestolen",
+                                                   passphrase=PASSPHRASE)
+        assert caught.value.details == {"network": second}
+    finally:
+        await other.close()
+    assert net.regie.key_id == net.genesis_keys.key_id
+    assert (await net.core.session.conn.get(net.path()))["rotations"] == []
+    assert not list((tmp_path / "regie").glob("keystore.json.*"))
 
 
 # =========================================================================== a lying server (LS-51)
