@@ -29,7 +29,7 @@ MISBEHAVIOURS: frozenset[str] = frozenset({
     "genesis-untrusted", "member-key-substituted", "bad-signature", "context-mismatch",
     "ciphertext-swapped", "event-replayed", "event-reordered", "event-missing",
     "audit-rollback", "audit-fork", "audit-entry-rewritten", "audit-entry-missing",
-    "receipt-missing", "receipt-invalid", "policy-untrusted",
+    "receipt-missing", "receipt-invalid", "policy-untrusted", "rotation-untrusted",
 })
 
 

@@ -44,6 +44,7 @@ from schakel.client.access import Access
 from schakel.client.audit import Audit
 from schakel.client.card import Cards
 from schakel.client.casekeys import CaseKeys
+from schakel.client.coordinator import rotate_coordinator
 from schakel.client.cases import Cases
 from schakel.client.disclosure import Disclosure
 from schakel.client.erasure import Erasure
@@ -176,6 +177,17 @@ class Partner:
         aloud).  Changing an anchor already set is refused: it is the one thing that
         makes every other check mean something."""
         self.session.set_anchor(network, coordinator_fingerprint)
+
+    async def rotate_coordinator_key(self, network: str, *, reason: str,
+                                     passphrase: str | bytes) -> dict[str, Any]:
+        """Rotate this home's key, the current coordinator key of ``network``, after a
+        suspected compromise (:mod:`schakel.client.coordinator`, ADR 0046): the
+        ``key-rotation`` put on the server, the home moved to the new keys (the old
+        keystore kept as ``<keystore>.retired-<key id>``), the coordinator's membership
+        reissued under the new key and the old one revoked, a new epoch for the core.
+        ``passphrase`` encrypts the new keystore."""
+        return await rotate_coordinator(self.session, self._case_keys, network, reason=reason,
+                                        passphrase=passphrase)
 
     def misbehaviours(self) -> list[dict[str, Any]]:
         """The server misbehaviour this partner recorded, oldest first (the evidence

@@ -44,7 +44,7 @@ import sqlite_utils
 
 from schakel.protocol.canonical import canonical_json, parse_json
 from schakel.protocol.crypto import (
-    BoxSecretKey, SymmetricKey, aead_decrypt, aead_encrypt,
+    BoxPublicKey, BoxSecretKey, SymmetricKey, aead_decrypt, aead_encrypt,
 )
 from schakel.protocol.encoding import b64d, b64e
 from schakel.protocol.errors import DecryptionError, MalformedError
@@ -206,6 +206,13 @@ class LocalState:
 
     def close(self) -> None:
         self._db.conn.close()
+
+    def reseal(self, box_public: BoxPublicKey) -> None:
+        """Seal the state key to ``box_public`` instead (the partner's keys were rotated,
+        ADR 0046): from now on the file opens with the new keys' box secret only."""
+        sealed = box_public.seal(self._key.export())
+        self._db.conn.execute("UPDATE meta SET value = ? WHERE name = 'state_key'",
+                              (b64e(sealed),))
 
     # ------------------------------------------------------------------ transactions
 

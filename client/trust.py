@@ -6,6 +6,13 @@ ceremony:
 
 * the genesis must verify against the anchor (``schakel.keys.chain.verify_genesis``) and be the
   same genesis this partner saw before -- else ``genesis-untrusted``;
+* the coordinator's key rotations (``rotations``, protocol.md §4.6.2) are followed link by
+  link from the genesis key, together with every rotation this partner verified before
+  (held by position: a server that stops serving one cannot take it back); another
+  rotation at a held position, or a chain that does not verify, is ``rotation-untrusted``.
+  The anchor stays the genesis fingerprint; the current coordinator key is the chain's
+  last (:attr:`TrustView.coordinator_key_id`), and a retired key signs only objects dated
+  before its retirement (§4.6.3);
 * every revocation and every membership must verify against the genesis's coordinator
   key chain (``schakel.keys.chain.verify_revocation`` / ``verify_membership``), and a
   membership must be the same object this partner saw before for that (member, serial)
@@ -199,7 +206,8 @@ class TrustView:
         return [m for m in self.members() if m.has_role("auditor")]
 
     def is_coordinator(self, key_id: str) -> bool:
-        """The genesis's (current) coordinator key, or a current member with the role."""
+        """The current coordinator key (the last of the genesis's verified rotation
+        chain), or a current member with the role."""
         if key_id == self.coordinator_key_id:
             return True
         info = self.member(key_id)
@@ -245,6 +253,16 @@ class TrustView:
     def revocations(self) -> list[Revocation]:
         return list(self._revocations)
 
+    def last_signed_by(self, key_id: str) -> datetime | None:
+        """The latest date of a coordinator object signed by ``key_id`` that this view
+        holds (a membership's ``valid_from``, a revocation's ``at``, a policy's
+        ``issued``): a rotation away from ``key_id`` must be dated after it (§4.6.3)."""
+        dated = [m.valid_from for entries in self._memberships.values() for m, _ in entries
+                 if m.issuer == key_id]
+        dated += [r.at for r in self._revocations if r.issuer == key_id]
+        dated += [p.issued for p in self.policies[1:] if p.issuer == key_id]
+        return max(dated, default=None)
+
 
 async def load_trust(*, network: str, anchor: str, get: Callable[[str], Awaitable[Any]],
                      state: LocalState, now: datetime, misbehaving: Misbehaving) -> TrustView:
@@ -257,6 +275,7 @@ async def load_trust(*, network: str, anchor: str, get: Callable[[str], Awaitabl
     served = await get(f"/v1/networks/{network}/members")
     served = dict(served) if isinstance(served, dict) else {}
     served["policies"] = answer.get("policies", [])
+    served["rotations"] = answer.get("rotations", [])
     return build_view(network=network, anchor=anchor, genesis=answer.get("genesis"),
                       served=served, state=state, now=now,
                       misbehaving=misbehaving, tree_head=answer.get("tree_head"))
@@ -276,15 +295,27 @@ def local_view(*, network: str, anchor: str, state: LocalState, now: datetime,
 def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any],
                state: LocalState, now: datetime, misbehaving: Misbehaving,
                tree_head: Any) -> TrustView:
-    """Verify ``genesis`` and the served ``policies``/``memberships``/``revocations``/
-    ``acceptances`` (united with those held) and keep the new ones."""
+    """Verify ``genesis``, the served ``rotations`` and ``policies``/``memberships``/
+    ``revocations``/``acceptances`` (united with those held) and keep the new ones."""
     envelope = genesis
     try:
-        verified = verify_genesis(envelope, Fingerprint.parse(anchor))
+        verify_genesis(envelope, Fingerprint.parse(anchor))
     except ProtocolError as exc:
         raise misbehaving(network, "genesis-untrusted",
                           f"the network's genesis does not chain to the configured "
                           f"coordinator fingerprint ({exc.code})") from None
+    # By position in the chain (1 = the first rotation after the genesis): the served list
+    # is the chain in order, so the union of two prefixes of one chain is the longer one.
+    held_rotations, new_rotations = _union(state, network, "rotation",
+                                           served.get("rotations", []), positions=True,
+                                           misbehaving=misbehaving, what="rotation-untrusted")
+    chain = [held_rotations[ref] for ref in sorted(held_rotations)]
+    try:
+        verified = verify_genesis(envelope, Fingerprint.parse(anchor), chain)
+    except ProtocolError as exc:
+        raise misbehaving(network, "rotation-untrusted",
+                          f"the coordinator's key rotations do not chain from the genesis "
+                          f"key ({exc.code})") from None
     if verified.network != network:
         raise misbehaving(network, "genesis-untrusted",
                           "the server answered the genesis of another network")
@@ -344,8 +375,8 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
             continue          # an acceptance that does not verify counts for nothing
         view.acceptances.setdefault(acceptance.member, []).append(acceptance.covenant)
     # Only now, with every object verified, are the new ones kept.
-    for kind, new in (("policy", new_policies), ("revocation", new_revocations),
-                      ("membership", new_memberships)):
+    for kind, new in (("rotation", new_rotations), ("policy", new_policies),
+                      ("revocation", new_revocations), ("membership", new_memberships)):
         for ref, env in new.items():
             state.put_doc(kind, (network, *ref), env)
     return view
@@ -369,14 +400,16 @@ def _policy_key(env: Any) -> tuple[str, ...] | None:
 def _union(state: LocalState, network: str, kind: str, served: Iterable[Any], *,
            key: Callable[[Any], tuple[str, ...] | None] | None = None,
            misbehaving: Misbehaving | None = None, what: str = "member-key-substituted",
+           positions: bool = False,
            ) -> tuple[dict[tuple[str, ...], Any], dict[tuple[str, ...], Any]]:
     """(the objects held before plus the ones served now, the new ones), by ``key``
-    (default: a digest).  The caller verifies all of them and stores the new ones only
-    then, so only verified objects are ever held."""
+    (default: a digest; ``positions``: the object's place in the served list, from 1).
+    The caller verifies all of them and stores the new ones only then, so only verified
+    objects are ever held."""
     held = {ref[1:]: env for ref, env in state.docs(kind, (network,))}
     out = dict(held)
-    for env in served if isinstance(served, list) else []:
-        ref = key(env) if key else (_digest(env),)
+    for i, env in enumerate(served if isinstance(served, list) else []):
+        ref = (f"{i + 1:04d}",) if positions else key(env) if key else (_digest(env),)
         if ref is None:
             ref = (_digest(env),)
         if ref in held and held[ref] != env:

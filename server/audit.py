@@ -41,7 +41,7 @@ from schakel.server.errors import NotFound
 from schakel.server.storage import Db
 
 if TYPE_CHECKING:
-    from schakel.keys import Member, Revocation, VerifiedPolicy
+    from schakel.keys import Member, Revocation, VerifiedGenesis, VerifiedPolicy
     from schakel.server.auth import Caller
     from schakel.server.context import AppContext
     from schakel.server.data.cases import NewShare
@@ -278,6 +278,19 @@ def policy_note(ctx: "AppContext", caller: "Caller", policy: "VerifiedPolicy",
                        f"{format_timestamp(policy.issued)}")
 
 
+def rotation_note(ctx: "AppContext", caller: "Caller", genesis: "VerifiedGenesis",
+                  ref: str) -> AuditNote:
+    """The ``key-rotation`` entry of a coordinator key rotation (protocol.md §4.6.2, ADR
+    0046): the coordinator (its retiring key) acts, the new key is the subject."""
+    old, new = genesis.coordinator_keys[-2], genesis.coordinator_keys[-1]
+    return note(ctx, caller, role="coordinator", action="key-rotation", basis="none", ref=ref,
+                subject=new.keys.key_id,
+                reason=f"coordinator key {old.keys.key_id} retired; key "
+                       f"{new.keys.key_id} is the coordinator key from "
+                       f"{format_timestamp(new.since)} (rotation "
+                       f"{len(genesis.coordinator_keys) - 1})")
+
+
 def share_note(ctx: "AppContext", caller: "Caller", share: "NewShare") -> AuditNote:
     return note(ctx, caller, role="coordinator", action="share", basis="policy",
                 case=share.case, subject=share.partner,
@@ -383,7 +396,7 @@ def consistency_proof(db: Db, network: str, old: int, new: int) -> list[bytes]:
 
 __all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "Purpose",
            "purpose_readers", "append_txn",
-           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "read_note",
+           "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "rotation_note", "read_note",
            "share_note", "widen_note",
            "latest_head", "head_at", "entries_page",
            "case_entries", "inclusion_proof", "consistency_proof"]

@@ -14,6 +14,7 @@ handlers right after each trust object is committed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,11 +39,13 @@ def genesis_key(envelope: Any) -> VerifyKey:
     return VerifyKey.from_b64(signed["coordinator"]["sign"], "coordinator.sign")
 
 
-def verify_registered_genesis(envelope: Any) -> VerifiedGenesis:
+def verify_registered_genesis(envelope: Any,
+                              rotations: Sequence[Mapping[str, Any]] = ()) -> VerifiedGenesis:
     """``schakel.keys.chain.verify_genesis`` with the genesis's own coordinator key as the anchor
-    (``schakel.keys.fingerprint`` of it): the server trusts the genesis it registers, and every
-    membership it accepts must chain to that key."""
-    return verify_genesis(envelope, fingerprint(genesis_key(envelope)))
+    (``schakel.keys.fingerprint`` of it), followed along the coordinator's ``rotations`` in
+    order: the server trusts the genesis it registers, and every membership it accepts must
+    chain to that key through the rotations it accepted (protocol.md §4.6.2, §4.6.3)."""
+    return verify_genesis(envelope, fingerprint(genesis_key(envelope)), rotations)
 
 
 @dataclass
@@ -55,6 +58,9 @@ class NetworkState:
     revocations: dict[str, list[Revocation]] = field(default_factory=dict)
     #: Every policy version accepted, the genesis's (version 1) first (protocol.md §N.3).
     policies: tuple[VerifiedPolicy, ...] = ()
+    #: The coordinator's key rotations accepted, in chain order (protocol.md §4.6.2);
+    #: ``genesis`` is verified along them, so its last coordinator key is the current one.
+    rotations: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -77,11 +83,14 @@ class NetworkState:
 
     @property
     def coordinator_key(self) -> VerifyKey:
-        """The coordinator's current signing key: it signs memberships, revocations,
-        shares, epoch distributions and signal feedback."""
+        """The coordinator's current signing key (the last of its rotation chain): it signs
+        memberships, revocations, shares, epoch distributions and signal feedback, and
+        only it authenticates as the coordinator key."""
         return self.genesis.coordinator.sign
 
     def is_coordinator_key(self, keyid: str) -> bool:
+        """Whether ``keyid`` is the *current* coordinator key; a retired one is not (it
+        keeps only the standing a membership of its own gives it, protocol.md §4.6.3)."""
         return keyid == self.genesis.coordinator.key_id
 
     def revoked(self, member: Member, now: datetime) -> bool:
@@ -178,6 +187,10 @@ class MemberDirectory:
             self._keys[key.key_id] = key
         return state
 
+    def learn_key(self, key: VerifyKey) -> None:
+        """Resolve ``key`` for request signatures (a coordinator key of the chain)."""
+        self._keys[key.key_id] = key
+
     def add_member(self, member: Member) -> None:
         state = self.network(member.network)
         state.memberships.setdefault(member.member, {})[member.serial] = member
@@ -188,6 +201,19 @@ class MemberDirectory:
         state = self.network(policy.network)
         if policy.version == state.policy_version + 1:
             state.policies = (*state.policies, policy)
+
+    def add_rotation(self, genesis: VerifiedGenesis, envelope: dict[str, Any]) -> None:
+        """Follow a coordinator key rotation just committed: ``genesis`` is the network's
+        genesis verified along every rotation held plus ``envelope`` (a retry, or a
+        rotation already followed, changes nothing)."""
+        state = self.network(genesis.network)
+        if envelope in state.rotations or \
+                len(genesis.coordinator_keys) != len(state.genesis.coordinator_keys) + 1:
+            return
+        state.genesis = genesis
+        state.rotations = (*state.rotations, envelope)
+        key = genesis.coordinator.sign
+        self._keys[key.key_id] = key
 
     def add_revocation(self, revocation: Revocation) -> None:
         state = self.network(revocation.network)
@@ -201,8 +227,11 @@ async def load_directory(store: Store, directory: MemberDirectory) -> None:
     (signatures and structure); a membership is checked at its own ``valid_from``, since
     whether it is current is decided per request."""
     for record in await store.read(all_networks):
-        genesis = verify_registered_genesis(record.genesis)
+        genesis = verify_registered_genesis(record.genesis, record.rotations)
         directory.add_network(genesis, record.genesis)
+        directory.network(genesis.network).rotations = tuple(record.rotations)
+        for link in genesis.coordinator_keys:
+            directory.learn_key(link.keys.sign)
         for envelope in record.revocations:
             directory.add_revocation(verify_revocation(envelope, genesis))
         for envelope in record.memberships:

@@ -337,6 +337,20 @@ def _migration_12(db: sqlite_utils.Database) -> None:
 
 
 def _migration_13(db: sqlite_utils.Database) -> None:
+    """Coordinator key rotations (protocol.md §4.6.2, §N.6; docs/protocol.md §14.3, ``POST
+    .../rotations``; ADR 0046): one row per accepted ``key-rotation`` of a network's
+    coordinator key, ``position`` 1, 2, ... in chain order (the genesis key is position 0);
+    ``old`` and ``new`` are the key ids it links, ``at`` its date.  ``digest`` makes an
+    identical retry the same write.  Rows are only inserted: a rotation is never undone."""
+    db.execute("CREATE TABLE coordinator_rotations (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " network TEXT NOT NULL, position INTEGER NOT NULL, old TEXT NOT NULL,"
+               " new TEXT NOT NULL, at TEXT NOT NULL, envelope TEXT NOT NULL,"
+               " digest BLOB NOT NULL, received TEXT NOT NULL, acting_user TEXT NOT NULL)")
+    db["coordinator_rotations"].create_index(["network", "position"], unique=True)
+    db["coordinator_rotations"].create_index(["network", "digest"], unique=True)
+
+
+def _migration_14(db: sqlite_utils.Database) -> None:
     """Witness cosignatures (docs/protocol.md §17.5, server/witnessing.py): per network, log
     and witness the newest checkpoint size that witness cosigned, its POSIX time and its
     signature line.  A row only moves to a larger size (or the same size, cosigned later)."""
@@ -348,7 +362,8 @@ def _migration_13(db: sqlite_utils.Database) -> None:
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12, _migration_13)
+    _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
+    _migration_13, _migration_14)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -257,6 +257,30 @@ def test_sync_reports_and_shows_progress_when_asked(world: World, case: str) -> 
     assert [n["network"] for n in synced["networks"]] == [world.network]
 
 
+def test_the_coordinator_rotates_its_key_and_a_member_follows(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`schakel network rotate-coordinator` (ADR 0046), on a network of its own (the shared
+    one keeps its coordinator key): the home moves to the new key, the old keystore is
+    kept, the anchor stays the genesis fingerprint, and a member that syncs lists the new
+    key as the coordinator and the old one as no longer current."""
+    with served(tmp_path_factory, "rotation") as w:
+        init_all(w, (w.coord, "Gemeente Amersfoort, regie"), (w.social, "Welzijn Amersfoort"))
+        w.network = create_network(w)["network"]
+        admit(w, w.social, "--ring", "core", "--party", "formal")
+        rotated = w.coord.json("network", "rotate-coordinator", w.network,
+                               "--reason", "laptop kwijt")
+        assert rotated["old"] == w.coord.key_id and rotated["new"] != w.coord.key_id
+        assert rotated["position"] == 1 and Path(rotated["retired"]).is_file()
+        assert rotated["anchor"].replace(" ", "") == w.coord.fingerprint.replace(" ", "")
+        assert w.coord.json("whoami")["key_id"] == rotated["new"]
+        members = {m["key_id"]: m for m in w.social.json("network", "show", w.network)["members"]}
+        assert "coordinator" in members[rotated["new"]]["roles"]
+        assert members[rotated["old"]]["current"] is False
+        refused = w.social.refused(4, "network", "rotate-coordinator", w.network,
+                                   "--reason", "niet van mij")
+        assert "coordinator key" in refused.stderr
+
+
 # --------------------------------------------------------------------------- cases
 
 

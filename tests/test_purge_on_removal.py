@@ -57,7 +57,7 @@ REMOVED: dict[str, Expected] = {
     # registering a network takes the genesis's own coordinator key, whoever else signs
     "POST networks": F,
     "GET network": UK, "POST members": UK, "GET members": UK, "POST revocations": UK,
-    "POST policies": UK,
+    "POST policies": UK, "POST rotations": UK,
     "POST covenant": UK, "POST epochs": UK, "GET epochs/mine": UK, "POST cases": UK,
     "POST events": UK, "GET case": UK, "GET sync": UK, "POST shares": UK, "POST rekeys": UK,
     "POST header": UK, "POST gated": UK, "POST purges": UK, "POST audience": UK, "GET holders": UK, "POST signals": UK,

@@ -25,12 +25,14 @@ import itertools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from schakel.keys import issue_policy
+from schakel.keys.rotation import rotate
 from schakel.protocol import envelopes
 from schakel.protocol.objects.cases import CaseHeader, IdentityPurge
 from schakel.protocol.objects.disclosure import Referral, ReferralBasis
@@ -128,6 +130,10 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "POST cosign":          (N,   N,   N,   N,   N,   N,   F,   U,   *SIGNED),
     "POST bemoeizorg/release": (P, P,  P,   P,   P,   P,   F,   U,   *SIGNED),
     "GET notifications":    (F,   F,   F,   F,   OK,  F,   F,   U,   *SIGNED),
+    # ADR 0046: only the current coordinator key rotates itself (a member with the
+    # coordinator role may not).  The last rows of the matrix: a rotation moves the
+    # coordinator to a new key.
+    "POST rotations":       (F,   F,   F,   F,   NEW, F,   F,   U,   *SIGNED),
     "POST reviews":         (F,   F,   F,   F,   F,   NEW, F,   U,   *SIGNED),
     "GET purge/mine":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET purge/owned":      (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
@@ -211,6 +217,23 @@ async def post_policies(w: World, kind: str, actor: Actor) -> Req:
                           version=len(served["policies"]) + 2, issued=w.a.now(),
                           policy=w.a.policy)
     return Req(actor, w.a.path("/policies"), {"policy": policy})
+
+
+_later = itertools.count(1)
+
+
+async def post_rotations(w: World, kind: str, actor: Actor) -> Req:
+    """A rotation of network A's current coordinator key to fresh keys (ADR 0046), dated
+    after everything the key signed at the (fake) clock's now; once accepted, the
+    coordinator signs with the new key."""
+    coordinator = w.a.coordinator
+    new_keys, rotation = rotate(coordinator.keys, reason="matrix",
+                                at=w.a.now() + timedelta(seconds=next(_later)))
+
+    def adopt() -> None:
+        coordinator.keys = new_keys
+
+    return Req(actor, w.a.path("/rotations"), {"rotation": rotation}, on_success=adopt)
 
 
 async def post_covenant(w: World, kind: str, actor: Actor) -> Req:
@@ -553,6 +576,9 @@ ROUTES = [
           get(lambda w: "/intake/static/vendor/libsodium.js")),
     Route("GET libsodium-wrappers.js", "GET", "/intake/static/vendor/libsodium-wrappers.js",
           "core-formal", get(lambda w: "/intake/static/vendor/libsodium-wrappers.js")),
+    # Last: a rotation that is accepted moves the coordinator to its new key.
+    Route("POST rotations", "POST", "/v1/networks/{network}/rotations", "coordinator",
+          post_rotations),
 ]
 BY_NAME = {r.name: r for r in ROUTES}
 ROWS = [(route, kind, TABLE[route.name][i]) for route in ROUTES for i, kind in enumerate(CALLERS)]

@@ -125,7 +125,7 @@ def check_home(home: Path) -> None:
 
 
 def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awaitable[T]],
-                 *, guard: Mapping[str, Any] | None = None) -> T:
+                 *, guard: Mapping[str, Any] | None = None, secret: str | None = None) -> T:
     """Open the partner in ``home``, run ``work`` on it, close it always; return the result.
 
     The key comes from the agent when one keeps it for this home (ADR 0023), else
@@ -133,6 +133,7 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
     touches the network.  ``guard``: the free text ``work`` sends
     (``{field: text}``), checked by the PII guard before the passphrase and shown back
     with its findings when the guard refuses it (:mod:`schakel.cli.commands.guard`).
+    ``secret``: the passphrase the command already asked for (it writes a keystore too).
     """
     if guard is not None:
         refuse_early(guard)
@@ -140,12 +141,12 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
     remember_server(server or _configured_server(home))
     from schakel.cli.commands.agent import keystore_secret
 
-    secret = keystore_secret(home)
+    key = secret if secret is not None else keystore_secret(home)
 
     async def main() -> T:
         from schakel.client import Partner
 
-        partner = await Partner.open(home, secret, server=server)
+        partner = await Partner.open(home, key, server=server)
         try:
             return await work(partner)
         except ProtocolError:

@@ -332,6 +332,51 @@ def policy(home: Path, server: str | None, network_id: str, policy_file: Path | 
     ])
 
 
+@network.command("rotate-coordinator")
+@partner_options
+@network_argument
+@click.option("--reason", required=True,
+              help='Why, e.g. "laptop lost" or "key possibly copied". It goes into the signed '
+                   'rotation every partner sees: no names.')
+@json_option
+def rotate_coordinator(home: Path, server: str | None, network_id: str, reason: str,
+                       as_json: bool) -> None:
+    """Replace your coordinator key, e.g. after a suspected compromise (coördinator).
+
+    Your old key signs the hand-over to a new key and the server takes the new key
+    as the network's coordinator key; the old key signs nothing dated after it. This
+    home moves to the new key: the old keystore is kept as
+    keystore.json.retired-<key id> (what was sealed to it opens only with it). Your
+    own membership is issued again under the new key, the old key's is revoked, and
+    the core gets a new epoch. Every partner follows at its next `schakel sync`.
+
+    The network's anchor stays the fingerprint partners configured: give new
+    partners that one, not your new key's. Only a home that takes part in this one
+    network can rotate this way.
+
+    JSON: {"network", "old", "new", "retired", "position", "anchor"}.
+    """
+    from schakel.cli.commands.guard import refuse_early
+    from schakel.keys import passphrase_from
+
+    refuse_early({"reason": reason})
+    passphrase = passphrase_from()
+
+    async def run(partner: "Partner") -> dict[str, Any]:
+        await partner.sync(network_id)
+        result = await partner.rotate_coordinator_key(network_id, reason=reason,
+                                                      passphrase=passphrase)
+        return {**result, "anchor": partner.session.anchor(network_id)}
+
+    info = with_partner(home, server, run, secret=passphrase)
+    emit(info, as_json=as_json, rows=[
+        (N_("network"), network_id), (N_("old key id"), info["old"]),
+        (N_("new key id"), info["new"]), (N_("retired keystore"), info["retired"]),
+        (N_("anchor"), info["anchor"]),
+        (N_("next"), "every partner follows at its next `schakel sync`"),
+    ])
+
+
 @network.command("show")
 @partner_options
 @network_argument

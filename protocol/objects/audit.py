@@ -33,7 +33,7 @@ ACTIONS = ("release", "deny", "consent", "consent-revoke", "grant", "bemoeizorg-
            "bemoeizorg-release", "bemoeizorg-cosign", "bemoeizorg-alert", "review", "share", "referral-out",
            "referral-in", "shred-identity", "shred-anonymous", "purge-instruction",
            "purge-ack", "membership", "membership-revoke", "erase", "read", "policy", "lookup",
-           "erasure", "rectification", "audience-widen")
+           "erasure", "rectification", "audience-widen", "key-rotation")
 #: Actions whose entry may name several cases in ``cases`` (and then names no ``case``).
 CASES_ACTIONS = ("read", "lookup")
 ACTOR_ROLES = ("member", "coordinator", "auditor", "bemoeizorg", "server")

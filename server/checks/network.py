@@ -19,7 +19,7 @@ from schakel.protocol.objects.network import CovenantAcceptance, EpochKeyDistrib
 from schakel.server.auth import Caller
 from schakel.server.checks import same
 from schakel.server.directory import NetworkState, verify_registered_genesis
-from schakel.server.errors import Forbidden
+from schakel.server.errors import Conflict, Forbidden
 from schakel.server.serverkeys import ServerKeys
 
 
@@ -59,6 +59,37 @@ def check_policy(envelope: Any, state: NetworkState, now: datetime, *, skew: int
     return policy
 
 
+def check_rotation(envelope: Any, state: NetworkState, now: datetime, *,
+                   skew: int) -> VerifiedGenesis:
+    """A ``key-rotation`` of the network's *current* coordinator key (protocol.md §4.6.2,
+    ADR 0046): the network's genesis is verified again along every rotation held plus this
+    one (``schakel.keys.chain.verify_genesis``), so it must rotate the current key
+    (``untrusted_key``), carry the valid signatures of the old and the new key
+    (``bad_signature``), be dated strictly after the previous link and not return to an
+    earlier coordinator key (``untrusted_key``).  It takes effect when it is put on the
+    server: not dated later than the server's time plus the request skew
+    (``policy_violation``, ``rotation-dated-in-future``), and not dated at or before an
+    object the current key signed that the server accepted -- that object would then be
+    signed by a retired key after its retirement (409 ``conflict``).  Returns the genesis
+    verified along the new chain."""
+    genesis = verify_registered_genesis(state.envelope, (*state.rotations, envelope))
+    link = genesis.coordinator_keys[-1]
+    if link.since > now + timedelta(seconds=skew):
+        raise PolicyViolation("a coordinator key rotation takes effect when it is put on the "
+                              "server: it may not be dated in the future",
+                              details={"reason": "rotation-dated-in-future", "field": "at"})
+    current = state.genesis.coordinator.key_id
+    dated = [m.valid_from for held in state.memberships.values() for m in held.values()
+             if m.issuer == current]
+    dated += [r.at for held in state.revocations.values() for r in held if r.issuer == current]
+    dated += [p.issued for p in state.policies[1:] if p.issuer == current]
+    if any(when >= link.since for when in dated):
+        raise Conflict("the rotation is dated at or before an object the current coordinator "
+                       "key signed and this server holds; date it later",
+                       details={"field": "at"})
+    return genesis
+
+
 def check_acceptance(envelope: Any, state: NetworkState, caller: Caller) -> CovenantAcceptance:
     """Signed by the accepting member, who is the caller, for this network's covenant."""
     if CovenantAcceptance.peek(envelope)["member"] != caller.keyid:
@@ -85,4 +116,4 @@ def check_distribution(envelope: Any, state: NetworkState, now: datetime) -> Epo
 
 
 __all__ = ["check_genesis", "check_membership", "check_revocation", "check_policy",
-           "check_acceptance", "check_distribution"]
+           "check_rotation", "check_acceptance", "check_distribution"]

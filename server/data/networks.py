@@ -90,6 +90,29 @@ def add_policy_txn(db: Db, obj: Stored, *, version: int, issued: str, audit: Aud
     return Written(created, {"network": obj.network, "version": version})
 
 
+def add_rotation_txn(db: Db, obj: Stored, *, position: int, old: str, new: str, at: str,
+                     audit: AuditNote) -> Written:
+    """Register coordinator key rotation ``position`` (1 for the first after the genesis).
+    The same envelope again answers the same; a rotation at a position already taken, or
+    not the next one (another rotation was registered meanwhile), is :class:`Conflict`.  A
+    new one is audited (``key-rotation``) in the same savepoint."""
+    answer = {"network": obj.network, "position": position}
+    found = db.execute("SELECT position FROM coordinator_rotations WHERE network = ? AND digest = ?",
+                       (obj.network, obj.digest)).fetchone()
+    if found is not None:
+        return Written(False, {"network": obj.network, "position": int(found["position"])})
+    row = db.execute("SELECT MAX(position) AS last FROM coordinator_rotations WHERE network = ?",
+                     (obj.network,)).fetchone()
+    last = int(row["last"]) if row is not None and row["last"] is not None else 0
+    if position != last + 1:
+        raise Conflict("the coordinator key was rotated meanwhile; fetch the network again",
+                       details={"field": "old", "expected": last + 1})
+    insert(db, "coordinator_rotations", {"network": obj.network, "position": position,
+                                         "old": old, "new": new, "at": at, **obj.row()})
+    audit.append_txn(db)
+    return Written(True, answer)
+
+
 def add_acceptance_txn(db: Db, obj: Stored, *, member: str, covenant: str) -> Written:
     created, _ = insert_once(db, "acceptances", {"network": obj.network, "digest": obj.digest},
                              {**obj.row(), "member": member, "covenant": covenant},
@@ -121,6 +144,8 @@ class NetworkRecord:
     memberships: list[dict[str, Any]]
     revocations: list[dict[str, Any]]
     policies: list[dict[str, Any]]
+    #: The coordinator's key rotations in chain order (protocol.md §4.6.2).
+    rotations: list[dict[str, Any]]
 
 
 def _envelopes(db: Db, table: str, network: str) -> list[dict[str, Any]]:
@@ -134,11 +159,19 @@ def network_policies(db: Db, network: str) -> list[dict[str, Any]]:
     return _envelopes(db, "network_policies", network)
 
 
+def network_rotations(db: Db, network: str) -> list[dict[str, Any]]:
+    """The network's accepted coordinator ``key-rotation`` envelopes, in chain order."""
+    return [json.loads(r["envelope"]) for r in db.execute(
+        "SELECT envelope FROM coordinator_rotations WHERE network = ? ORDER BY position",
+        (network,))]
+
+
 def all_networks(db: Db) -> list[NetworkRecord]:
     return [NetworkRecord(network=r["network"], genesis=json.loads(r["genesis"]),
                           memberships=_envelopes(db, "memberships", r["network"]),
                           revocations=_envelopes(db, "revocations", r["network"]),
-                          policies=network_policies(db, r["network"]))
+                          policies=network_policies(db, r["network"]),
+                          rotations=network_rotations(db, r["network"]))
             for r in db.execute("SELECT network, genesis FROM networks ORDER BY rowid")]
 
 
@@ -157,5 +190,5 @@ def epoch_entries(db: Db, network: str, recipient: str) -> list[dict[str, Any]]:
 
 
 __all__ = ["Stored", "NetworkRecord", "register_network_txn", "add_membership_txn",
-           "add_revocation_txn", "add_policy_txn", "add_acceptance_txn", "add_epoch_txn",
-           "all_networks", "network_policies", "member_documents", "epoch_entries"]
+           "add_revocation_txn", "add_policy_txn", "add_rotation_txn", "add_acceptance_txn",
+           "add_epoch_txn", "all_networks", "network_policies", "network_rotations", "member_documents", "epoch_entries"]
