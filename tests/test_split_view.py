@@ -27,10 +27,16 @@ from schakel.protocol.witnessing import (
     AUDIT, NotWitnessedError, sign_checkpoint, verify_network_checkpoint,
 )
 from schakel.server.audit import entry_count
+from schakel.server.config import Limits
 from schakel.server.witnessing import collect, cosignatures, submission
 from tests.client_harness import COVENANT, make_partner, network_policy, server_fingerprint
 from tests.tamper_proxy import TamperedServer, tampered_server
 from tests.witness_harness import Witness, running_witnesses, witness_policy
+
+
+#: The server's own witness pass is left for an hour: each test runs ``collect`` itself, so
+#: no background pass races the states a test sets up.
+QUIET = Limits(witness_interval=3600.0)
 
 
 @dataclass
@@ -91,7 +97,7 @@ async def two_witnesses(tmp_path: Path) -> AsyncIterator[list[Witness]]:
 
 @pytest.fixture
 async def watched(tmp_path: Path, two_witnesses: list[Witness]) -> AsyncIterator[Watched]:
-    async with tampered_server(tmp_path) as env:
+    async with tampered_server(tmp_path, limits=QUIET) as env:
         w = await watched_network(tmp_path, env, two_witnesses, quorum=2)
         try:
             await w.coord.sync(w.network)
@@ -174,7 +180,7 @@ async def test_a_client_refuses_a_checkpoint_without_the_quorum(
         tmp_path: Path, two_witnesses: list[Witness]) -> None:
     """Quorum 2, but only one witness was told about the network: its sync refuses
     (``not_witnessed``) until the second witness cosigns too, then succeeds."""
-    async with tampered_server(tmp_path) as env:
+    async with tampered_server(tmp_path, limits=QUIET) as env:
         w = await watched_network(tmp_path, env, two_witnesses, quorum=2,
                                   add_to=two_witnesses[:1])
         try:
@@ -215,7 +221,7 @@ async def test_without_witnesses_a_partner_shown_a_forked_log_cannot_tell(
     """The limitation the witnesses close (LS-19): with no witness quorum in the policy, a
     partner shown another history than the others, re-signed with the real log key, verifies
     it as the log."""
-    async with tampered_server(tmp_path) as env:
+    async with tampered_server(tmp_path, limits=QUIET) as env:
         w = await watched_network(tmp_path, env, [], quorum=0)
         try:
             forged = await _fork_for_the_victim(w)
@@ -295,3 +301,21 @@ async def test_a_witness_that_holds_a_larger_tree_than_the_log_is_reported_not_c
     assert outcomes[witness.name]["status"] == 409, outcomes
     held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
     assert witness.name not in held and w.witnesses[1].name in held
+
+
+async def test_an_unchanged_checkpoint_is_cosigned_again_before_its_cosignatures_age(
+        watched: Watched) -> None:
+    """Nothing was appended, but the witnesses' cosignatures are older than
+    ``witness_refresh``: the next pass submits the same checkpoint again (old = size, an
+    empty proof) and keeps the newer cosignatures; a pass with fresh ones submits nothing."""
+    w = watched
+    refresh = int(w.env.ctx.config.limits.witness_refresh)
+    assert await w.collect() == [], "fresh cosignatures of the newest size: nothing is due"
+    await w.env.ctx.store.write(lambda db: db.execute(
+        "UPDATE witness_cosignatures SET time = time - ?", (refresh + 1,)))
+    aged = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
+    outcomes = await w.collect()
+    assert sorted(o["status"] for o in outcomes) == [200, 200], outcomes
+    renewed = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
+    for name, before in aged.items():
+        assert renewed[name].size == before.size and renewed[name].time > before.time
