@@ -10,7 +10,12 @@ genesis).  The monitor keeps the heads it verified in the local state (doc ``tre
   was rolled back or forked (``audit-rollback`` / ``audit-fork``); a consistency proof
   that does not verify is ``audit-fork`` too;
 * a release's inclusion receipt is checked against a head that must itself be consistent
-  with the held ones (``receipt-missing`` / ``receipt-invalid``).
+  with the held ones (``receipt-missing`` / ``receipt-invalid``);
+* where the policy in force names witnesses, every head the server serves as its latest is
+  followed by the log's checkpoint (protocol.md §17.5): cosigned by the quorum recently
+  (``NotWitnessedError`` otherwise), no smaller than the one held, and with the root of
+  this partner's own head of its size (``audit-fork`` otherwise: the server shows it
+  another log than the witnesses saw).  The log is then verified up to that head.
 
 **Entries.**  Every entry this partner may read below the latest head is checked:
 
@@ -233,7 +238,7 @@ class AuditMonitor:
     @property
     def checkpoint(self) -> dict[str, Any] | None:
         """The newest witnessed checkpoint this partner verified: ``{"size", "root",
-        "note"}``, or None."""
+        "note", "cosigned": {witness: POSIX time}}``, or None."""
         return self.state.get_doc("checkpoint", (self.network, AUDIT))
 
     async def witnessed(self) -> TreeHead | None:

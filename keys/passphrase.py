@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
+from schakel.protocol.crypto import random_bytes
+from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import KeystoreError
 
 #: The default environment variable holding a passphrase.
@@ -49,4 +53,29 @@ def passphrase_from(env: str | None = DEFAULT_ENV, prompt: str | None = "Passphr
     return value
 
 
-__all__ = ["DEFAULT_ENV", "passphrase_from"]
+def service_passphrase(path: Path, env: str, environ: Mapping[str, str], *, create: bool,
+                       who: str) -> str:
+    """The passphrase of a service's keystore (the server's, a witness's): ``environ[env]``
+    when set, else the text of ``path``; with ``create``, 256 random bits written to a new
+    ``path`` (mode 0600, fsynced) when neither exists.  ``who`` names the service in
+    errors ("server", "witness")."""
+    value = environ.get(env)
+    if value:
+        return value
+    if path.exists():
+        text = path.read_text(encoding="ascii").strip()
+        if not text:
+            raise KeystoreError(f"{path} is empty")
+        return text
+    if not create:
+        raise KeystoreError(f"no {who} passphrase: set {env} or restore {path}")
+    text = b64e(random_bytes(32))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return text
+
+
+__all__ = ["DEFAULT_ENV", "passphrase_from", "service_passphrase"]

@@ -13,15 +13,13 @@ into the network genesis only when they have the server fingerprint
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from schakel.keys import Fingerprint, KdfParams, PartnerKeys, load_keystore, save_keystore
-from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey, random_bytes
-from schakel.protocol.encoding import b64e
-from schakel.protocol.errors import KeystoreError
+from schakel.keys.passphrase import service_passphrase
+from schakel.protocol.crypto import BoxPublicKey, BoxSecretKey, Signer, VerifyKey
 
 KEYSTORE_FILE = "server-keys.json"
 PASSPHRASE_FILE = "server-passphrase"
@@ -74,24 +72,8 @@ class ServerKeys:
 
 
 def _passphrase(data_dir: Path, environ: Mapping[str, str], *, create: bool) -> str:
-    value = environ.get(PASSPHRASE_ENV)
-    if value:
-        return value
-    path = data_dir / PASSPHRASE_FILE
-    if path.exists():
-        text = path.read_text(encoding="ascii").strip()
-        if not text:
-            raise KeystoreError(f"{path} is empty")
-        return text
-    if not create:
-        raise KeystoreError(f"no server passphrase: set {PASSPHRASE_ENV} or restore {path}")
-    text = b64e(random_bytes(32))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return text
+    return service_passphrase(data_dir / PASSPHRASE_FILE, PASSPHRASE_ENV, environ,
+                              create=create, who="server")
 
 
 def load_or_create(data_dir: Path, *, environ: Mapping[str, str] | None = None,

@@ -41,7 +41,7 @@ from schakel.protocol.note import (
 from schakel.server.witness import keys as witness_keys
 from schakel.server.witness.app import WitnessContext, make_app
 from schakel.server.witness.rules import Refusal, parse_add_checkpoint
-from schakel.server.witness.store import WitnessStore
+from schakel.server.witness.store import KeyReplaced, WitnessStore
 
 ORIGIN = "schakel/audit/netwerk-noord"
 T0 = 1_790_000_000
@@ -513,3 +513,23 @@ def test_parse_add_checkpoint_raises_only_refusals(head: bytes, tail: bytes) -> 
             parse_add_checkpoint(data)
         except Refusal as refusal:
             assert refusal.status in (400, 413)
+
+
+def test_a_log_witnessed_under_one_key_is_not_given_another_silently(tmp_path: Path) -> None:
+    """`add-log` of an origin the witness knows under another key is refused: a witness
+    that took any key for an origin it witnesses would cosign whatever the new key signs
+    (a server that swapped its log key, or a coordinator tricked into passing one on).
+    With ``replace`` (the operator confirmed the new key out of band) it is taken."""
+    store = WitnessStore.open(tmp_path)
+    try:
+        first, second = Log.new(), Log.new()
+        assert first.verifier.name == second.verifier.name
+        store.add_log(first.verifier.vkey(), T0)
+        store.add_log(first.verifier.vkey(), T0)              # the same key again: fine
+        with pytest.raises(KeyReplaced):
+            store.add_log(second.verifier.vkey(), T0)
+        assert store.log(ORIGIN) == first.verifier
+        store.add_log(second.verifier.vkey(), T0, replace=True)
+        assert store.log(ORIGIN) == second.verifier
+    finally:
+        store.close()

@@ -15,7 +15,7 @@ from schakel.cli.helptext import Group
 from schakel.cli.i18n import N_, _
 from schakel.protocol.errors import MalformedError
 from schakel.server.witness import keys as witness_keys
-from schakel.server.witness.store import WitnessStore
+from schakel.server.witness.store import KeyReplaced, WitnessStore
 
 DIR_HELP = N_("the witness's data directory: its key, witness.json and witness.db")
 
@@ -86,15 +86,23 @@ def init(data_dir: Path, name: str, as_json: bool) -> None:
 @click.option("--vkey", required=True,
               help="the log's verifier key, schakel/audit/<network>+<key hash>+<key>; its "
                    "name is the log's origin")
-def add_log(data_dir: Path, vkey: str) -> None:
+@click.option("--replace", is_flag=True,
+              help="take this key for a log already witnessed under another key (after the "
+                   "server's operator replaced the log key, confirmed out of band)")
+def add_log(data_dir: Path, vkey: str, replace: bool) -> None:
     """Witness a network's audit log: cosign its checkpoints from now on.
 
     The network's coordinator gives the log's verifier key (the server's log key under
-    the origin schakel/audit/<network-id>); compare it with them out of band.
+    the origin schakel/audit/<network-id>); compare it with them out of band. A log this
+    witness already witnesses under another key is refused without --replace.
     """
     store = _store(data_dir)
     try:
-        log = store.add_log(vkey, int(datetime.now(UTC).timestamp()))
+        log = store.add_log(vkey, int(datetime.now(UTC).timestamp()), replace=replace)
+    except KeyReplaced as exc:
+        raise click.UsageError(_("--vkey: the log {origin} is witnessed under another key; "
+                                 "confirm the new key with the network's coördinator and "
+                                 "give --replace").format(origin=exc.origin)) from None
     except (MalformedError, ValueError):
         raise click.UsageError(_("--vkey: not an Ed25519 verifier key "
                                  "(<name>+<8 hex digits>+<base64 key>)")) from None

@@ -56,6 +56,14 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
 
 
+class KeyReplaced(Exception):
+    """``add_log`` of an origin the witness knows under another key, without ``replace``."""
+
+    def __init__(self, origin: str) -> None:
+        super().__init__(f"the log {origin} is witnessed under another key")
+        self.origin = origin
+
+
 class WitnessStore:
     """The witness database at ``DIR/witness.db``."""
 
@@ -98,13 +106,19 @@ class WitnessStore:
 
     # -- logs -------------------------------------------------------------------------
 
-    def add_log(self, vkey: str, now: int) -> NoteVerifier:
-        """Witness the log of ``vkey`` (an Ed25519 note key; its name is the origin).
-        Replaces the key of a log already known under that origin."""
+    def add_log(self, vkey: str, now: int, *, replace: bool = False) -> NoteVerifier:
+        """Witness the log of ``vkey`` (an Ed25519 note key; its name is the origin).  A
+        log already known under that origin with another key is refused
+        (:class:`KeyReplaced`) unless ``replace``: a witness that took any key for an
+        origin it witnesses would cosign whatever a new key signs."""
         log = parse_vkey(vkey)
         if log.sig_type != 0x01:
             raise ValueError("a log's key is an Ed25519 note key (type 0x01)")
         with self._txn() as db:
+            held = self._conn.execute("SELECT vkey FROM logs WHERE origin = ?",
+                                      (log.name,)).fetchone()
+            if held is not None and held[0] != log.vkey() and not replace:
+                raise KeyReplaced(log.name)
             db.table("logs").upsert({"origin": log.name, "vkey": log.vkey(), "added": now},
                               pk="origin")
         return log
