@@ -29,7 +29,7 @@ from schakel.protocol.crypto import sha256
 from schakel.protocol.errors import SignatureError
 from schakel.protocol.note import parse_note
 from schakel.protocol.witnessing import (
-    AUDIT, log_verifier, sign_checkpoint, verify_network_checkpoint,
+    AUDIT, LOGS, log_verifier, sign_checkpoint, verify_network_checkpoint,
 )
 from schakel.server.serverkeys import load_or_create
 from schakel.server.witnessing import submission
@@ -61,12 +61,12 @@ async def _up(url: str, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-async def _cosigned(f: Founded, deadline: float) -> str | None:
-    """The network's checkpoint once it carries a cosignature (the server's background task
-    submits every few seconds), else None at ``deadline``."""
+async def _cosigned(f: Founded, log: str, deadline: float) -> str | None:
+    """The checkpoint of the network's ``log`` once it carries a cosignature (the server's
+    background task submits every few seconds), else None at ``deadline``."""
     conn = f.coordinator.p.session.conn
     while time.monotonic() < deadline:
-        text = (await conn.get(f"/v1/networks/{f.network}/audit/checkpoint"))["checkpoint"]
+        text = (await conn.get(f"/v1/networks/{f.network}/{log}/checkpoint"))["checkpoint"]
         if len(parse_note(text).signatures) > 1:
             return str(text)
         await asyncio.sleep(0.5)
@@ -114,11 +114,12 @@ async def _witness_networks(s: Stage, networks: list[Founded], data_dir: Path, v
     t = s.t
     log_key = networks[0].coordinator.p.networks.verified(networks[0].network).server_log
     for f in networks:
-        added = _witness(data_dir, "add-log", "--vkey",
-                         log_verifier(AUDIT, f.network, log_key).vkey())
-        t.check(added.returncode == 0, f"{f.name}: the witness adds the network's audit log "
-                f"(origin schakel/audit/{f.network[:8]}…, the server's log key)",
-                why=added.stderr)
+        for log in LOGS:
+            added = _witness(data_dir, "add-log", "--vkey",
+                             log_verifier(log, f.network, log_key).vkey())
+            t.check(added.returncode == 0, f"{f.name}: the witness adds the network's {log} "
+                    f"log (origin schakel/{log}/{f.network[:8]}…, the server's log key)",
+                    why=added.stderr)
         policy = dict(f.coordinator.p.networks.verified(f.network).policy)
         policy["witnesses"] = {"quorum": 1, "max_age_hours": 24,
                                "witnesses": [{"vkey": vkey, "url": url}]}
@@ -131,12 +132,14 @@ async def _witness_networks(s: Stage, networks: list[Founded], data_dir: Path, v
     deadline = time.monotonic() + 60
     texts = {}
     for f in networks:
-        text = await _cosigned(f, deadline)
-        texts[f.network] = text
-        if t.check(text is not None, f"{f.name}: the server submitted the log's checkpoint "
-                   f"with a consistency proof and keeps the witness's cosignature"):
-            assert text is not None
-            t.note(text.split("\n\n")[0].replace("\n", " | "), who="checkpoint")
+        for log in LOGS:
+            text = await _cosigned(f, log, deadline)
+            if log == AUDIT:
+                texts[f.network] = text
+            if t.check(text is not None, f"{f.name}: the server submitted the {log} log's "
+                       f"checkpoint and keeps the witness's cosignature"):
+                assert text is not None
+                t.note(text.split("\n\n")[0].replace("\n", " | "), who="checkpoint")
         v = await t.holds(f"{f.name}: {f.auditor.name} verifies the log and believes its "
                           f"head only with the witness's cosignature",
                           f.auditor.p.audit.verify(f.network))
