@@ -736,8 +736,12 @@ TABLE: dict[str, tuple[Tampering, dict[str, set[str]]]] = {
     "swap-node": (_swap_node, _row(REWRITTEN)),
     "change-head": (_change_head, _row(FORK, READERS)),
     "truncate": (_truncate_to_targets, _row(ROLLBACK, READERS)),
-    "roll-back": (_roll_back, _row(ROLLBACK, READERS)),
-    "roll-back-and-regrow": (_roll_back_and_regrow, _row(FORK, READERS)),
+    # A restored backup rolls the trust log back too (a member was admitted after it), which
+    # the client's trust view catches before its audit read (protocol.md §15.8, §16.3).
+    "roll-back": (_roll_back, _row({ROLLBACK, "trust-log-rollback"}, READERS)),
+    # (The trust log regrows more slowly than the audit log: it may still be below the held size.)
+    "roll-back-and-regrow": (_roll_back_and_regrow,
+                             _row({FORK, "trust-log-fork", "trust-log-rollback"}, READERS)),
     "rewrite-and-resign": (_rewrite_and_resign, _row(FORK, READERS)),
 }
 
