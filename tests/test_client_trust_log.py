@@ -1,5 +1,5 @@
 """The client's checks of the trust log (docs/protocol.md §15.8, §16.3; ADR 0048; threat model
-LS-24, CS-21): the chain a server serves must be the chain it logged, under a checkpoint
+LS-24, LS-36, LS-51): the chain a server serves must be the chain it logged, under a checkpoint
 signed by its log key and consistent with the one the client holds.
 
 Real partners (``schakel.client.Partner``) against the real server behind the tampering
@@ -192,10 +192,28 @@ async def test_ls24_a_shortened_chain_served_to_a_newcomer_under_the_latest_chec
         await newcomer.close()
 
 
-# =========================================================================== CS-21
+async def test_ls36_a_policy_version_withheld_from_a_newcomer_is_chain_withheld(
+        world: World) -> None:
+    """The coordinator puts a new policy version in force; a partner that joins after it is
+    served only the genesis's policy, but the trust log holds the new version:
+    ``chain-withheld``, and no policy version is kept."""
+    w = world
+    await w.coord.networks.change_policy(
+        w.network, {**network_policy("neighbourhood"), "anonymous_signals": False})
+    newcomer = await w.newcomer("newcomer")
+    try:
+        w.proxy.on("GET", w.path(), lambda body: {**body, "policies": []})
+        exc = await caught(w, newcomer, newcomer.sync(w.network), "chain-withheld")
+        assert exc.details["kind"] == "network-policy"
+        assert not newcomer.session.state.docs("policy", (w.network,))
+    finally:
+        await newcomer.close()
 
 
-async def test_cs21_a_rewritten_trust_entry_is_trust_log_rewritten(world: World) -> None:
+# =========================================================================== LS-51
+
+
+async def test_ls51_a_rewritten_trust_entry_is_trust_log_rewritten(world: World) -> None:
     """The server changes a logged entry (another acceptance in place of one logged): the
     leaves no longer hash to the checkpoint's root."""
     w = world
@@ -215,7 +233,7 @@ async def test_cs21_a_rewritten_trust_entry_is_trust_log_rewritten(world: World)
         await newcomer.close()
 
 
-async def test_cs21_a_trust_checkpoint_not_signed_by_the_log_key_is_refused(world: World) -> None:
+async def test_ls51_a_trust_checkpoint_not_signed_by_the_log_key_is_refused(world: World) -> None:
     """The same checkpoint text signed by another key under the trust origin is
     ``bad-signature``; the checkpoint held stays the one verified before."""
     w = world
@@ -234,7 +252,7 @@ async def test_cs21_a_trust_checkpoint_not_signed_by_the_log_key_is_refused(worl
 
 @pytest.mark.parametrize(("how", "what"), [("smaller", "trust-log-rollback"),
                                            ("same-size", "trust-log-fork")])
-async def test_cs21_a_trust_checkpoint_behind_or_beside_the_one_held(
+async def test_ls51_a_trust_checkpoint_behind_or_beside_the_one_held(
         world: World, how: str, what: str) -> None:
     """Signed with the server's own log key: a checkpoint of fewer entries than the one held
     is a rollback; one of the same size with another root a fork."""
@@ -254,7 +272,7 @@ async def test_cs21_a_trust_checkpoint_behind_or_beside_the_one_held(
     assert held_checkpoint(w.victim, w.network) == held
 
 
-async def test_cs21_a_served_membership_that_is_not_logged_is_chain_not_logged(
+async def test_ls51_a_served_membership_that_is_not_logged_is_chain_not_logged(
         world: World) -> None:
     """A membership signed with the coordinator's real key but never accepted by the server
     (so not in its log) is served with the members: ``chain-not-logged``, and the partner
