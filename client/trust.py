@@ -400,7 +400,8 @@ def _verify(*, network: str, anchor: str, genesis: Any, served: dict[str, Any],
             continue          # an acceptance that does not verify counts for nothing
         view.acceptances.setdefault(acceptance.member, []).append(acceptance.covenant)
     # Only with every object verified are the new ones kept (by the caller).
-    new = [("genesis", (network,), envelope)] if held is None else []
+    new: list[tuple[str, tuple[str, ...], Any]] = \
+        [("genesis", (network,), envelope)] if held is None else []
     new += [(kind, (network, *ref), env)
             for kind, objs in (("policy", new_policies), ("revocation", new_revocations),
                                ("membership", new_memberships))

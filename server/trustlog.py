@@ -41,10 +41,10 @@ def trust_size(db: Db, network: str) -> int:
 
 def append_trust_txn(db: Db, network: str, envelope: Mapping[str, Any] | str) -> int:
     """Append one accepted chain object to ``network``'s trust log inside the caller's write
-    transaction; returns its index.  ``envelope`` is the object, or its RFC 8785 canonical
-    JSON text as ``schakel.server.checks.stored`` made it (``Stored.envelope``; the entry
-is the canonical JSON of the value either way).  Call it
-    exactly when the object is newly stored (an identical retry appends nothing).
+    transaction; returns its index.  ``envelope`` is the object, or its JSON text as
+    ``schakel.server.checks.stored`` made it (``Stored.envelope``); the entry is its RFC 8785
+    canonical JSON either way.  Call it exactly when the object is newly stored (an identical
+    retry appends nothing).
 
     The key-rotation route calls this too, for each ``key-rotation`` it accepts, in the
     same ``*_txn`` that stores it (docs/protocol.md §15.8)."""
