@@ -16,6 +16,12 @@ ceremony:
   The highest version held is the policy in force (:attr:`TrustView.policy`): a server
   that serves an older one, or stops serving the newest, cannot roll a partner back.
 
+Then the chain must be the one in the network's **trust log** (protocol.md §15.8, §16.3;
+``schakel.client.trustlog``): the log's checkpoint verified with the genesis's log key and
+consistent with the one held, its entries hashing to the checkpoint's root, and every
+logged policy, membership, revocation and acceptance among those served or held
+(``chain-withheld``), every one of those logged (``chain-not-logged``).
+
 Verified objects are kept in the local state and *unioned* with what the server serves
 next time: a server that stops serving a revocation cannot make the client encrypt to
 the removed member again.  Whether a member is **current** is decided at the client's
