@@ -30,6 +30,9 @@ MISBEHAVIOURS: frozenset[str] = frozenset({
     "ciphertext-swapped", "event-replayed", "event-reordered", "event-missing",
     "audit-rollback", "audit-fork", "audit-entry-rewritten", "audit-entry-missing",
     "receipt-missing", "receipt-invalid", "policy-untrusted", "rotation-untrusted",
+    # The trust log (docs/protocol.md §15.8, §16.3; ADR 0048).
+    "trust-log-rollback", "trust-log-fork", "trust-log-rewritten", "chain-withheld",
+    "chain-not-logged",
 })
 
 

@@ -23,6 +23,12 @@ ceremony:
   The highest version held is the policy in force (:attr:`TrustView.policy`): a server
   that serves an older one, or stops serving the newest, cannot roll a partner back.
 
+Then the chain must be the one in the network's **trust log** (protocol.md §15.8, §16.3;
+``schakel.client.trustlog``): the log's checkpoint verified with the genesis's log key and
+consistent with the one held, its entries hashing to the checkpoint's root, and every
+logged policy, membership, revocation and acceptance among those served or held
+(``chain-withheld``), every one of those logged (``chain-not-logged``).
+
 Verified objects are kept in the local state and *unioned* with what the server serves
 next time: a server that stops serving a revocation cannot make the client encrypt to
 the removed member again.  Whether a member is **current** is decided at the client's
@@ -47,9 +53,11 @@ from schakel.protocol.encoding import b64e
 from schakel.protocol.errors import ProtocolError
 from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.network import CovenantAcceptance, acting_party, acting_roles
+from schakel.protocol.trustlog import GENESIS, compare_chain, entry_data
 
 from schakel.client.errors import ServerMisbehaviour
 from schakel.client.state import LocalState
+from schakel.client.trustlog import fetch_trust_log
 
 Misbehaving = Callable[..., ServerMisbehaviour]
 
@@ -268,17 +276,47 @@ async def load_trust(*, network: str, anchor: str, get: Callable[[str], Awaitabl
                      state: LocalState, now: datetime, misbehaving: Misbehaving) -> TrustView:
     """Fetch and verify a network (module docstring).  ``anchor`` is the configured
     coordinator fingerprint; ``misbehaving(network, what, message, **details)`` records
-    and returns the :class:`ServerMisbehaviour` this raises."""
-    answer = await get(f"/v1/networks/{network}")
-    if not isinstance(answer, dict):
-        raise misbehaving(network, "genesis-untrusted", "the network answer is not an object")
-    served = await get(f"/v1/networks/{network}/members")
-    served = dict(served) if isinstance(served, dict) else {}
-    served["policies"] = answer.get("policies", [])
-    served["rotations"] = answer.get("rotations", [])
-    return build_view(network=network, anchor=anchor, genesis=answer.get("genesis"),
-                      served=served, state=state, now=now,
-                      misbehaving=misbehaving, tree_head=answer.get("tree_head"))
+    and returns the :class:`ServerMisbehaviour` this raises.
+
+    The chain is read first, then the trust log's checkpoint (§15.8, §16.3), so an honest
+    server's log holds everything it served.  It may also hold an object accepted between
+    the two reads: when logged objects are missing from what was served, the chain and the
+    log are read once more before that counts as ``chain-withheld``."""
+    for attempt in (1, 2):
+        answer = await get(f"/v1/networks/{network}")
+        if not isinstance(answer, dict):
+            raise misbehaving(network, "genesis-untrusted", "the network answer is not an object")
+        served = await get(f"/v1/networks/{network}/members")
+        served = dict(served) if isinstance(served, dict) else {}
+        served["policies"] = answer.get("policies", [])
+        served["rotations"] = answer.get("rotations", [])
+        checked = _verify(network=network, anchor=anchor, genesis=answer.get("genesis"),
+                          served=served, state=state, now=now, misbehaving=misbehaving,
+                          tree_head=answer.get("tree_head"))
+        view = checked.view
+        log = await fetch_trust_log(network=network, get=get, state=state,
+                                    log_key=view.server_log,
+                                    witnesses=view.policies[-1].policy.witnesses, now=now,
+                                    misbehaving=misbehaving)
+        mismatch = compare_chain(log.leaves, checked.chain)
+        if mismatch.withheld and attempt == 1:
+            continue
+        if mismatch.withheld:
+            index, kind = mismatch.withheld[0]
+            raise misbehaving(network, "chain-withheld",
+                              f"the trust log holds a {kind} (entry {index}) that the server "
+                              f"does not serve", index=index, kind=kind,
+                              withheld=len(mismatch.withheld))
+        if mismatch.not_logged:
+            raise misbehaving(network, "chain-not-logged",
+                              f"the server serves a {mismatch.not_logged[0]} that is not in its "
+                              f"trust log", kind=mismatch.not_logged[0],
+                              not_logged=len(mismatch.not_logged))
+        with state.transaction():
+            checked.keep(state)
+            log.keep(state)
+        return view
+    raise AssertionError("unreachable")
 
 
 def local_view(*, network: str, anchor: str, state: LocalState, now: datetime,
@@ -296,7 +334,33 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
                state: LocalState, now: datetime, misbehaving: Misbehaving,
                tree_head: Any) -> TrustView:
     """Verify ``genesis``, the served ``rotations`` and ``policies``/``memberships``/
-    ``revocations``/``acceptances`` (united with those held) and keep the new ones."""
+    ``revocations``/``acceptances`` (united with those held) and keep the new ones.  No trust log is read
+    here: :func:`load_trust` compares the chain with it before it keeps anything."""
+    checked = _verify(network=network, anchor=anchor, genesis=genesis, served=served,
+                      state=state, now=now, misbehaving=misbehaving, tree_head=tree_head)
+    checked.keep(state)
+    return checked.view
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A verified view, the objects to keep (kind, ref, envelope) and the chain it rests on
+    as ``(type, trust-log leaf data)``: the genesis, every policy, revocation and membership
+    held or served, and every acceptance served."""
+
+    view: TrustView
+    new: tuple[tuple[str, tuple[str, ...], Any], ...]
+    chain: tuple[tuple[str, bytes], ...]
+
+    def keep(self, state: LocalState) -> None:
+        for kind, ref, env in self.new:
+            state.put_doc(kind, ref, env)
+
+
+def _verify(*, network: str, anchor: str, genesis: Any, served: dict[str, Any],
+            state: LocalState, now: datetime, misbehaving: Misbehaving,
+            tree_head: Any) -> _Checked:
+    """Verify as :func:`build_view` does; nothing is kept (:meth:`_Checked.keep`)."""
     envelope = genesis
     try:
         verify_genesis(envelope, Fingerprint.parse(anchor))
@@ -309,9 +373,9 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
     held_rotations, new_rotations = _union(state, network, "rotation",
                                            served.get("rotations", []), positions=True,
                                            misbehaving=misbehaving, what="rotation-untrusted")
-    chain = [held_rotations[ref] for ref in sorted(held_rotations)]
+    rotations = [held_rotations[ref] for ref in sorted(held_rotations)]
     try:
-        verified = verify_genesis(envelope, Fingerprint.parse(anchor), chain)
+        verified = verify_genesis(envelope, Fingerprint.parse(anchor), rotations)
     except ProtocolError as exc:
         raise misbehaving(network, "rotation-untrusted",
                           f"the coordinator's key rotations do not chain from the genesis "
@@ -323,8 +387,6 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
     if held is not None and held != envelope:
         raise misbehaving(network, "genesis-untrusted",
                           "the server answered another genesis than the one verified before")
-    if held is None:
-        state.put_doc("genesis", (network,), envelope)
     assert envelope is not None
     held_policies, new_policies = _union(state, network, "policy", served.get("policies", []),
                                          key=_policy_key, misbehaving=misbehaving,
@@ -374,12 +436,22 @@ def build_view(*, network: str, anchor: str, genesis: Any, served: dict[str, Any
         except ProtocolError:
             continue          # an acceptance that does not verify counts for nothing
         view.acceptances.setdefault(acceptance.member, []).append(acceptance.covenant)
-    # Only now, with every object verified, are the new ones kept.
-    for kind, new in (("rotation", new_rotations), ("policy", new_policies),
-                      ("revocation", new_revocations), ("membership", new_memberships)):
-        for ref, env in new.items():
-            state.put_doc(kind, (network, *ref), env)
-    return view
+    # Only with every object verified are the new ones kept (by the caller).
+    new: list[tuple[str, tuple[str, ...], Any]] = \
+        [("genesis", (network,), envelope)] if held is None else []
+    new += [(kind, (network, *ref), env)
+            for kind, objs in (("rotation", new_rotations), ("policy", new_policies),
+                               ("revocation", new_revocations), ("membership", new_memberships))
+            for ref, env in objs.items()]
+    # The chain as the trust log must hold it (§15.8): what is held and served, by type.
+    chain = [(GENESIS, entry_data(envelope))]
+    for kind, objs in (("key-rotation", held_rotations), ("network-policy", held_policies),
+                       ("membership-revocation", revocations), ("membership", memberships)):
+        chain += [(kind, entry_data(env)) for env in objs.values()]
+    acceptances = served.get("acceptances", [])
+    chain += [("covenant-acceptance", entry_data(env))
+              for env in (acceptances if isinstance(acceptances, list) else [])]
+    return _Checked(view, tuple(new), tuple(chain))
 
 
 def _membership_key(env: Any) -> tuple[str, ...] | None:

@@ -3,9 +3,10 @@
 
 The server's log key (``genesis.server.log``) signs, besides its JSON ``tree-head`` objects,
 a checkpoint note for each log of a network: the origin ``schakel/<log>/<network>`` (``log``
-is ``audit``), the size and the root of the same RFC 6962 tree.  The note text starts with
-the origin, never with ``schakel/v1/``, so no note is a message the key signs for the
-protocol's JSON objects (§2.2).  A network whose policy names witnesses is believed only on
+is ``audit``, or ``trust`` for the trust log, which has no JSON head: §15.8), the size and
+the root of the same RFC 6962 tree.  The note text starts with the origin, never with
+``schakel/v1/``, so no note is a message the key signs for the protocol's JSON objects
+(§2.2).  A network whose policy names witnesses is believed only on
 a checkpoint that at least ``quorum`` of them cosigned at most ``max_age_hours`` ago.
 
 Pure: the caller passes the time (POSIX seconds).
@@ -23,9 +24,11 @@ from schakel.protocol.note import (
 )
 from schakel.protocol.objects.network import WitnessSettings
 
-#: The log whose checkpoints the network's witnesses cosign.
+#: The logs of a network: the audit log (§15.1) and the trust log of its chain objects
+#: (§15.8), whose checkpoints the network's witnesses cosign.
 AUDIT = "audit"
-LOGS = (AUDIT,)
+TRUST = "trust"
+LOGS = (AUDIT, TRUST)
 #: Seconds a cosignature's time may lie ahead of the verifier's clock (as a request's, §10.8).
 MAX_FUTURE = 300
 
@@ -112,6 +115,6 @@ def cosignatures_of(lines: str, witnesses: WitnessSettings) -> list[NoteSignatur
     return [s for s in sigs if any(v.matches(s) for v in known)]
 
 
-__all__ = ["AUDIT", "LOGS", "MAX_FUTURE", "NotWitnessedError", "VerifiedCheckpoint",
+__all__ = ["AUDIT", "TRUST", "LOGS", "MAX_FUTURE", "NotWitnessedError", "VerifiedCheckpoint",
            "checkpoint_text", "cosignatures_of", "log_verifier", "origin", "sign_checkpoint",
            "verify_network_checkpoint"]

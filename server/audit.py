@@ -51,27 +51,33 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- the node store
 
 
+#: The node table of each log of a network (the audit log, §15.1; the trust log, §15.8).
+NODE_TABLES = {"audit": "audit_nodes", "trust": "trust_nodes"}
+
+
 class SqliteNodeStore:
-    """:class:`schakel.protocol.merkle.NodeStore` over ``audit_nodes`` for one network, on the
-    connection it is given (the writer's inside a transaction, or a reader's).  Nodes are
-    only ever inserted: a second put of one node is an integrity error, never an update."""
+    """:class:`schakel.protocol.merkle.NodeStore` over the node table of one ``log`` of one
+    network (:data:`NODE_TABLES`; ``audit_nodes`` by default), on the connection it is given
+    (the writer's inside a transaction, or a reader's).  Nodes are only ever inserted: a
+    second put of one node is an integrity error, never an update."""
 
-    __slots__ = ("_db", "_network")
+    __slots__ = ("_db", "_network", "_get", "_put")
 
-    def __init__(self, db: Db, network: str) -> None:
+    def __init__(self, db: Db, network: str, log: str = "audit") -> None:
+        table = NODE_TABLES[log]
         self._db = db
         self._network = network
+        self._get = f"SELECT hash FROM {table} WHERE network = ? AND level = ? AND idx = ?"
+        self._put = f"INSERT INTO {table} (network, level, idx, hash) VALUES (?, ?, ?, ?)"
 
     def get(self, level: int, index: int) -> bytes:
-        row = self._db.execute("SELECT hash FROM audit_nodes WHERE network = ? AND level = ?"
-                               " AND idx = ?", (self._network, level, index)).fetchone()
+        row = self._db.execute(self._get, (self._network, level, index)).fetchone()
         if row is None:
             raise LookupError((level, index))
         return bytes(row[0])
 
     def put(self, level: int, index: int, node: bytes) -> None:
-        self._db.execute("INSERT INTO audit_nodes (network, level, idx, hash) VALUES (?, ?, ?, ?)",
-                         (self._network, level, index, node))
+        self._db.execute(self._put, (self._network, level, index, node))
 
 
 def entry_count(db: Db, network: str) -> int:
@@ -394,7 +400,7 @@ def consistency_proof(db: Db, network: str, old: int, new: int) -> list[bytes]:
     return _signed_log(db, network, new).consistency_proof(old, new)
 
 
-__all__ = ["SqliteNodeStore", "entry_count", "signed_size", "Receipt", "Purpose",
+__all__ = ["NODE_TABLES", "SqliteNodeStore", "entry_count", "signed_size", "Receipt", "Purpose",
            "purpose_readers", "append_txn",
            "AuditNote", "actor_of", "note", "membership_note", "revocation_note", "rotation_note", "read_note",
            "share_note", "widen_note",

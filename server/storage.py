@@ -351,6 +351,22 @@ def _migration_13(db: sqlite_utils.Database) -> None:
 
 
 def _migration_14(db: sqlite_utils.Database) -> None:
+    """The trust log (docs/protocol.md §15.8; server/trustlog.py): every chain object the
+    server accepted, in acceptance order, leaf 0 the genesis (``trust_entries``), and the
+    Merkle nodes of its RFC 6962 tree (``trust_nodes``, as ``audit_nodes``).  A database that
+    holds networks already gets each one's log built from the stored objects
+    (:func:`schakel.server.trustlog.build_trust_logs`)."""
+    db.execute("CREATE TABLE trust_entries (network TEXT NOT NULL, idx INTEGER NOT NULL,"
+               " type TEXT NOT NULL, envelope TEXT NOT NULL, PRIMARY KEY (network, idx))"
+               " WITHOUT ROWID")
+    db.execute("CREATE TABLE trust_nodes (network TEXT NOT NULL, level INTEGER NOT NULL,"
+               " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (network, level, idx))"
+               " WITHOUT ROWID")
+    from schakel.server.trustlog import build_trust_logs    # it imports this module
+    build_trust_logs(db.conn)
+
+
+def _migration_15(db: sqlite_utils.Database) -> None:
     """Witness cosignatures (docs/protocol.md §17.5, server/witnessing.py): per network, log
     and witness the newest checkpoint size that witness cosigned, its POSIX time and its
     signature line.  A row only moves to a larger size (or the same size, cosigned later)."""
@@ -363,7 +379,7 @@ def _migration_14(db: sqlite_utils.Database) -> None:
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
-    _migration_13, _migration_14)
+    _migration_13, _migration_14, _migration_15)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:

@@ -33,10 +33,11 @@ from schakel.protocol.encoding import b64d
 from schakel.protocol.errors import MalformedError, SignatureError
 from schakel.protocol.note import Note, NoteSignature, b64_std, parse_signature_line
 from schakel.protocol.objects.network import WitnessRef, WitnessSettings
-from schakel.protocol.witnessing import AUDIT, sign_checkpoint
+from schakel.protocol.witnessing import AUDIT, TRUST, sign_checkpoint
 from schakel.server.audit import consistency_proof, head_at, latest_head
 from schakel.server.errors import NotFound
 from schakel.server.storage import Db
+from schakel.server.trustlog import trust_consistency, trust_root, trust_size
 
 if TYPE_CHECKING:
     from schakel.server.context import AppContext
@@ -71,9 +72,16 @@ def _audit_root_at(db: Db, network: str, size: int) -> bytes:
     return _head_root(head_at(db, network, size))[1]
 
 
+def _trust_latest(db: Db, network: str) -> tuple[int, bytes] | None:
+    size = trust_size(db, network)
+    return None if size == 0 else (size, trust_root(db, network, size))
+
+
 #: The logs whose checkpoints witnesses cosign, by name.
 SOURCES: dict[str, LogSource] = {
     AUDIT: LogSource(_audit_latest, _audit_root_at, consistency_proof),
+    TRUST: LogSource(_trust_latest, lambda db, network, size: trust_root(db, network, size),
+                     trust_consistency),
 }
 
 

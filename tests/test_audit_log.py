@@ -697,15 +697,17 @@ async def _roll_back(s: Scene) -> None:
 
 
 async def _roll_back_and_regrow(s: Scene) -> None:
-    """Roll back, then let the log grow past the size the readers hold (joins, and the
-    reads their syncs log, until the server's signed size is beyond every held head)."""
+    """Roll back, then let the log grow past the size the readers hold: the coordinator
+    reads the case until the server's signed size is beyond every held head (each answer
+    is logged as a ``read`` entry, §15.6).  The reads go straight through the coordinator's
+    connection: its client would refuse the rolled-back trust log (protocol.md §16.3)
+    before it admitted anyone, so the log is not regrown by joins."""
     held = max(head.size for p in s.readers.values()
                if (head := p.audit.monitor(s.network).latest) is not None)
     await _roll_back(s)
-    n = 0
+    conn = s.cast.coordinator.session.conn
     while _signed_size(s) <= held:
-        await s.cast.join(s.tmp_path, s.url, f"regrown-{n}", ring="shell")
-        n += 1
+        await conn.get(f"/v1/networks/{s.network}/cases/{s.case}")
 
 
 def _signed_size(s: Scene) -> int:
@@ -736,8 +738,12 @@ TABLE: dict[str, tuple[Tampering, dict[str, set[str]]]] = {
     "swap-node": (_swap_node, _row(REWRITTEN)),
     "change-head": (_change_head, _row(FORK, READERS)),
     "truncate": (_truncate_to_targets, _row(ROLLBACK, READERS)),
-    "roll-back": (_roll_back, _row(ROLLBACK, READERS)),
-    "roll-back-and-regrow": (_roll_back_and_regrow, _row(FORK, READERS)),
+    # A restored backup rolls the trust log back too (a member was admitted after it), which
+    # the client's trust view catches before its audit read (protocol.md §15.8, §16.3).
+    "roll-back": (_roll_back, _row({ROLLBACK, "trust-log-rollback"}, READERS)),
+    # (The audit log regrows; the trust log stays rolled back.)
+    "roll-back-and-regrow": (_roll_back_and_regrow,
+                             _row({FORK, "trust-log-rollback"}, READERS)),
     "rewrite-and-resign": (_rewrite_and_resign, _row(FORK, READERS)),
 }
 

@@ -116,6 +116,10 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET audit/entries":    (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/inclusion":  (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/consistency": (OK, OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    # the trust log (§15.8): every member reads it whole
+    "GET trust":            (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET trust/checkpoint": (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET trust/consistency": (OK, OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     # disclosure (§15.2).  Network A is a neighbourhood network: every bemoeizorg
     # invocation there is an audited denial, and no invocation exists to co-sign (404)
     # or to release under (an audited denial, as for a grant the caller does not hold
@@ -533,6 +537,12 @@ ROUTES = [
           "core-formal", get(lambda w: w.a.path("/audit/proof/inclusion?index=0&size=2"))),
     Route("GET audit/consistency", "GET", "/v1/networks/{network}/audit/proof/consistency",
           "core-formal", get(lambda w: w.a.path("/audit/proof/consistency?old=1&new=2"))),
+    Route("GET trust", "GET", "/v1/networks/{network}/trust", "core-formal",
+          get(lambda w: w.a.path("/trust?after=0&limit=100"))),
+    Route("GET trust/checkpoint", "GET", "/v1/networks/{network}/trust/checkpoint",
+          "core-formal", get(lambda w: w.a.path("/trust/checkpoint"))),
+    Route("GET trust/consistency", "GET", "/v1/networks/{network}/trust/proof/consistency",
+          "core-formal", get(lambda w: w.a.path("/trust/proof/consistency?old=1&new=2"))),
     Route("POST consents", "POST", "/v1/networks/{network}/consents", "core-formal",
           post_consents),
     Route("POST revocation", "POST", "/v1/networks/{network}/consents/{consent}/revocation",

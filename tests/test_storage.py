@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from schakel.server.data import Written
 from schakel.server.data.networks import Stored, add_membership_txn, register_network_txn
 from schakel.server.errors import Conflict, Unavailable
 from schakel.server.storage import MIGRATIONS, Db, Store, migrate
+from schakel.server.trustlog import trust_size
 
 
 def put_txn(db: Db, key: str, value: str) -> str:
@@ -118,9 +120,12 @@ async def test_on_commit_names_the_networks_after_the_commit(tmp_path: Path) -> 
 NET = "N" * 21 + "A"
 
 
-def _stored(digest: bytes) -> Stored:
-    return Stored(network=NET, envelope="{}", digest=digest, received="2026-01-01T00:00:00Z",
-                  acting_user="u")
+def _stored(digest: bytes, kind: str = "network-genesis") -> Stored:
+    """A stored chain object of ``kind`` (the store checks no signature; the trust log
+    takes only chain objects, protocol.md §15.8)."""
+    envelope = json.dumps({"signatures": [], "signed": {"type": kind}}, separators=(",", ":"))
+    return Stored(network=NET, envelope=envelope, digest=digest,
+                  received="2026-01-01T00:00:00Z", acting_user="u")
 
 
 def _audit() -> AuditNote:
@@ -138,13 +143,15 @@ async def test_identical_retry_is_the_same_write_and_other_content_conflicts(sto
     assert again == Written(False, {"network": NET})
     with pytest.raises(Conflict):
         await store.write(register_network_txn, _stored(b"2"), coordinator="c", kind="oggz")
-    m1 = await store.write(add_membership_txn, _stored(b"m"), member="k", serial=1, audit=_audit())
-    m2 = await store.write(add_membership_txn, _stored(b"m"), member="k", serial=1, audit=_audit())
+    member = _stored(b"m", "membership")
+    m1 = await store.write(add_membership_txn, member, member="k", serial=1, audit=_audit())
+    m2 = await store.write(add_membership_txn, member, member="k", serial=1, audit=_audit())
     assert (m1.created, m2.created) == (True, False)
     with pytest.raises(Conflict):
-        await store.write(add_membership_txn, _stored(b"other"), member="k", serial=1,
-                          audit=_audit())
+        await store.write(add_membership_txn, _stored(b"other", "membership"), member="k",
+                          serial=1, audit=_audit())
     assert await store.read(entry_count, NET) == 1      # only the new membership is audited
+    assert await store.read(trust_size, NET) == 2       # and logged, after the genesis
 
 
 async def test_close_commits_queued_writes_and_refuses_new_ones(tmp_path: Path) -> None:

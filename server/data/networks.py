@@ -12,6 +12,7 @@ from schakel.server.audit import AuditNote
 from schakel.server.data import Written, insert, insert_once
 from schakel.server.errors import Conflict
 from schakel.server.storage import Db
+from schakel.server.trustlog import append_trust_txn
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,35 +35,41 @@ class Stored:
 
 
 def register_network_txn(db: Db, obj: Stored, *, coordinator: str, kind: str) -> Written:
-    """Register a network from its genesis; the same genesis again answers the same."""
+    """Register a network from its genesis, which becomes leaf 0 of its trust log
+    (§15.8); the same genesis again answers the same."""
     created, _ = insert_once(db, "networks", {"network": obj.network},
                              {"genesis": obj.envelope, "digest": obj.digest,
                               "coordinator": coordinator, "kind": kind,
                               "received": obj.received, "acting_user": obj.acting_user},
                              what="network")
+    if created:
+        append_trust_txn(db, obj.network, obj.envelope)
     return Written(created, {"network": obj.network})
 
 
 def add_membership_txn(db: Db, obj: Stored, *, member: str, serial: int,
                        audit: AuditNote) -> Written:
-    """Register a membership; a new one is audited (``membership``) in the same savepoint."""
+    """Register a membership; a new one is audited (``membership``) and appended to the
+    trust log in the same savepoint."""
     created, _ = insert_once(db, "memberships",
                              {"network": obj.network, "member": member, "serial": serial},
                              obj.row(), what="membership with this serial")
     if created:
+        append_trust_txn(db, obj.network, obj.envelope)
         audit.append_txn(db)
     return Written(created, {"member": member, "serial": serial})
 
 
 def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int, audit: AuditNote,
                        purge: Callable[[Db], object] | None = None) -> Written:
-    """Register a revocation; a new one is audited (``membership-revoke``) and, when it
-    removes the member at once, followed in the same savepoint by ``purge`` (the
-    ``membership-removed`` instructions it owes, protocol.md §N.5)."""
+    """Register a revocation; a new one is audited (``membership-revoke``), appended to
+    the trust log and, when it removes the member at once, followed in the same savepoint by
+    ``purge`` (the ``membership-removed`` instructions it owes, protocol.md §N.5)."""
     created, _ = insert_once(db, "revocations", {"network": obj.network, "digest": obj.digest},
                              {**obj.row(), "member": member, "serial": serial},
                              what="revocation")
     if created:
+        append_trust_txn(db, obj.network, obj.envelope)
         audit.append_txn(db)
         if purge is not None:
             purge(db)
@@ -72,7 +79,8 @@ def add_revocation_txn(db: Db, obj: Stored, *, member: str, serial: int, audit: 
 def add_policy_txn(db: Db, obj: Stored, *, version: int, issued: str, audit: AuditNote) -> Written:
     """Register policy ``version``; it must be the next version, not dated before the one
     in force (protocol.md §N.3), else :class:`Conflict`.  A new one is audited (``policy``)
-    in the same savepoint; the same envelope again answers the same."""
+    and appended to the trust log in the same savepoint; the same envelope again answers
+    the same."""
     row = db.execute("SELECT version, issued, digest FROM network_policies WHERE network = ?"
                      " ORDER BY version DESC LIMIT 1", (obj.network,)).fetchone()
     last_version, last_issued = (1, None) if row is None else (int(row["version"]), row["issued"])
@@ -86,6 +94,7 @@ def add_policy_txn(db: Db, obj: Stored, *, version: int, issued: str, audit: Aud
     created, _ = insert_once(db, "network_policies", {"network": obj.network, "version": version},
                              {**obj.row(), "issued": issued}, what=f"policy version {version}")
     if created:
+        append_trust_txn(db, obj.network, obj.envelope)
         audit.append_txn(db)
     return Written(created, {"network": obj.network, "version": version})
 
@@ -95,7 +104,8 @@ def add_rotation_txn(db: Db, obj: Stored, *, position: int, old: str, new: str, 
     """Register coordinator key rotation ``position`` (1 for the first after the genesis).
     The same envelope again answers the same; a rotation at a position already taken, or
     not the next one (another rotation was registered meanwhile), is :class:`Conflict`.  A
-    new one is audited (``key-rotation``) in the same savepoint."""
+    new one is appended to the trust log and audited (``key-rotation``) in the same
+    savepoint."""
     answer = {"network": obj.network, "position": position}
     found = db.execute("SELECT position FROM coordinator_rotations WHERE network = ? AND digest = ?",
                        (obj.network, obj.digest)).fetchone()
@@ -109,14 +119,18 @@ def add_rotation_txn(db: Db, obj: Stored, *, position: int, old: str, new: str, 
                        details={"field": "old", "expected": last + 1})
     insert(db, "coordinator_rotations", {"network": obj.network, "position": position,
                                          "old": old, "new": new, "at": at, **obj.row()})
+    append_trust_txn(db, obj.network, obj.envelope)
     audit.append_txn(db)
     return Written(True, answer)
 
 
 def add_acceptance_txn(db: Db, obj: Stored, *, member: str, covenant: str) -> Written:
+    """Store a covenant acceptance; a new one is appended to the trust log."""
     created, _ = insert_once(db, "acceptances", {"network": obj.network, "digest": obj.digest},
                              {**obj.row(), "member": member, "covenant": covenant},
                              what="covenant acceptance")
+    if created:
+        append_trust_txn(db, obj.network, obj.envelope)
     return Written(created, {"member": member, "covenant": covenant})
 
 
