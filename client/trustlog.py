@@ -4,10 +4,13 @@ The trust log holds every chain object the server accepted, in acceptance order;
 member reads it whole.  :func:`fetch_trust_log` believes the server's log only as far as
 it can check it:
 
-* the checkpoint (``GET .../trust/checkpoint``) is a C2SP note signed by the log key of the
-  verified genesis under the origin ``schakel/trust/<network>``, cosigned as the policy in
-  force asks (``schakel.protocol.witnessing.verify_network_checkpoint``) -- a note that does
-  not verify is ``bad-signature``;
+* the checkpoints (``GET .../trust/checkpoint``) are C2SP notes signed by the log key of the
+  verified genesis under the origin ``schakel/trust/<network>`` -- a note that does not
+  verify is ``bad-signature``: ``latest``, the log's latest size, which the chain is
+  compared with, and ``checkpoint``, which the policy in force's witnesses must have
+  cosigned (``schakel.protocol.witnessing.verify_network_checkpoint``; ``NotWitnessedError``
+  otherwise) and which ``latest`` must continue (``trust-log-fork``): an object accepted
+  after the witnesses last cosigned is in the log before it is witnessed;
 * it is consistent with the checkpoint this partner holds: a smaller size is
   ``trust-log-rollback``, the same size with another root, or a consistency proof that does
   not verify, ``trust-log-fork``;
@@ -87,16 +90,35 @@ async def fetch_trust_log(*, network: str, get: Callable[[str], Awaitable[Any]],
 
     base = f"/v1/networks/{network}/trust"
     answer = await get(f"{base}/checkpoint")
-    note = answer.get("checkpoint") if isinstance(answer, dict) else None
-    if not isinstance(note, str):
+    notes = [answer.get(k) if isinstance(answer, dict) else None for k in ("latest", "checkpoint")]
+    if not all(isinstance(n, str) for n in notes):
         raise fail("bad-signature", "the server answered no trust checkpoint")
+    note, witnessed_note = str(notes[0]), str(notes[1])
     try:
         checked = verify_network_checkpoint(note, log=TRUST, network=network, log_key=log_key,
-                                            witnesses=witnesses, now=int(now.timestamp()))
+                                            witnesses=None, now=int(now.timestamp()))
+        witnessed = verify_network_checkpoint(
+            witnessed_note, log=TRUST, network=network, log_key=log_key,
+            witnesses=witnesses, now=int(now.timestamp())) if witnesses is not None else checked
     except (SignatureError, MalformedError) as exc:
         raise fail("bad-signature", f"a trust checkpoint not signed by the server's log key "
                    f"for this network ({exc.code})") from None
     size, root = checked.size, checked.root
+    if witnessed.size > size or (witnessed.size == size and witnessed.root != root):
+        raise fail("trust-log-fork", f"the witnessed trust checkpoint ({witnessed.size} "
+                   f"entries) does not lie on the log's latest ({size})", size=size)
+    if witnessed.size < size:
+        try:
+            proof = await get(f"{base}/proof/consistency?old={witnessed.size}&new={size}")
+            merkle.verify_consistency(witnessed.size, size, witnessed.root, root,
+                                      [b64d(p, length=32) for p in proof["proof"]])
+        except (ProofError, MalformedError, KeyError, TypeError) as exc:
+            raise fail("trust-log-fork", f"the log's latest trust checkpoint does not continue "
+                       f"the one the witnesses cosigned ({type(exc).__name__})",
+                       size=size) from None
+        except ServerRefused as exc:
+            raise fail("trust-log-fork", f"the server refused a consistency proof of the "
+                       f"trust log ({exc.code})", size=size) from None
 
     held = state.get_doc(CHECKPOINT_DOC, (network,))
     leaves = held_leaves(state, network)

@@ -210,14 +210,18 @@ async def submit(ctx: "AppContext", http: aiohttp.ClientSession, network: str, l
     raise AssertionError("unreachable")
 
 
-async def collect(ctx: "AppContext", http: aiohttp.ClientSession) -> list[dict[str, Any]]:
-    """One pass: every network whose policy in force names witnesses, every log, every
-    witness whose cosignature is of an older size or older than ``witness_refresh``.
-    Returns what happened per submission (for the log and for tests)."""
+async def collect(ctx: "AppContext", http: aiohttp.ClientSession,
+                  only: str | None = None) -> list[dict[str, Any]]:
+    """One pass: every network whose policy in force names witnesses (or only the network
+    ``only``), every log, every witness whose cosignature is of an older size or older than
+    ``witness_refresh``.  Returns what happened per submission (for the log and for
+    tests)."""
     now = int(ctx.now().timestamp())
     refresh = ctx.config.limits.witness_refresh
     done: list[dict[str, Any]] = []
     for network, state in ctx.directory.networks():
+        if only is not None and network != only:
+            continue
         settings = state.policy.witnesses
         if settings is None:
             continue
@@ -264,6 +268,17 @@ async def collect(ctx: "AppContext", http: aiohttp.ClientSession) -> list[dict[s
     return done
 
 
+async def collect_now(ctx: "AppContext", network: str) -> list[dict[str, Any]]:
+    """A pass for ``network`` alone, at once (when a policy that names witnesses is put in
+    force); what fails is logged as in a background pass and never fails the caller."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            return await collect(ctx, http, only=network)
+    except Exception:
+        ctx.log.exception("witness pass failed", network=network)
+        return []
+
+
 async def witness_task(ctx: "AppContext", interval: float) -> None:
     """Run :func:`collect` every ``interval`` seconds until cancelled; a failing pass is
     logged and the next one runs as usual."""
@@ -280,5 +295,5 @@ async def witness_task(ctx: "AppContext", interval: float) -> None:
 
 
 __all__ = ["SOURCES", "Cosigned", "LogSource", "MAX_ANSWER", "WitnessAnswer", "collect",
-           "cosignatures", "served_checkpoint", "store_cosignature_txn", "submission", "submit",
-           "witness_task"]
+           "collect_now", "cosignatures", "served_checkpoint", "store_cosignature_txn",
+           "submission", "submit", "witness_task"]

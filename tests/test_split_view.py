@@ -11,6 +11,7 @@ for the checkpoint.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,16 +60,16 @@ class Watched:
 
 async def watched_network(tmp_path: Path, env: TamperedServer, witnesses: list[Witness], *,
                           quorum: int, add_to: list[Witness] | None = None) -> Watched:
-    """A network whose policy names ``witnesses`` with ``quorum``; ``add_to`` (default all)
-    are told to witness its audit log; a core member, the victim, admitted and synced."""
+    """A network founded without witnesses, as a coordinator does: a core member (the
+    victim) and a shell member admitted; ``add_to`` (default all of ``witnesses``) are told
+    to witness its logs; then a policy version names ``witnesses`` with ``quorum`` (the
+    server asks them at once), and one more pass is run."""
     coord = await make_partner(tmp_path, env.url, "coordinator")
     victim = await make_partner(tmp_path, env.url, "victim")
-    policy = network_policy(**({"witnesses": witness_policy(witnesses, quorum=quorum)}
-                                if witnesses else {}))
     network = await coord.networks.create(name="Buurtnetwerk Soesterkwartier",
                                           kind="neighbourhood", covenant=COVENANT,
                                           server_fingerprint=server_fingerprint(env.url),
-                                          policy=policy)
+                                          policy=network_policy())
     log_key = env.log_signer.verify_key
     for w in witnesses if add_to is None else add_to:
         w.add_network(network, log_key)
@@ -85,6 +86,15 @@ async def watched_network(tmp_path: Path, env: TamperedServer, witnesses: list[W
     finally:
         await extra.close()
     watched = Watched(env, witnesses, coord, victim, network, log_key)
+    if witnesses:
+        policy = {**coord.networks.verified(network).policy,
+                  "witnesses": witness_policy(witnesses, quorum=quorum)}
+        cosigning = len(witnesses if add_to is None else add_to)
+        if cosigning >= quorum:
+            await coord.networks.change_policy(network, policy)
+        else:
+            with pytest.raises(NotWitnessedError):
+                await coord.networks.change_policy(network, policy)
     await watched.collect()
     return watched
 
@@ -279,7 +289,7 @@ async def test_a_server_that_lost_its_record_of_a_witness_resubmits_from_the_siz
     w = watched
     await w.env.ctx.store.write(lambda db: db.execute("DELETE FROM witness_cosignatures"))
     outcomes = await w.collect()
-    assert [o["status"] for o in outcomes] == [200, 200], outcomes
+    assert [o["status"] for o in outcomes] == [200] * 4, outcomes     # 2 logs, 2 witnesses
     held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
     assert len(held) == 2
 
@@ -297,7 +307,7 @@ async def test_a_witness_that_holds_a_larger_tree_than_the_log_is_reported_not_c
     witness.ctx.store._conn.execute("UPDATE checkpoints SET size = ? WHERE origin = ?",
                                     (str(int(latest.size) + 5), origin))
     await w.env.ctx.store.write(lambda db: db.execute("DELETE FROM witness_cosignatures"))
-    outcomes = {o["witness"]: o for o in await w.collect()}
+    outcomes = {o["witness"]: o for o in await w.collect() if o["log"] == AUDIT}
     assert outcomes[witness.name]["status"] == 409, outcomes
     held = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
     assert witness.name not in held and w.witnesses[1].name in held
@@ -315,7 +325,79 @@ async def test_an_unchanged_checkpoint_is_cosigned_again_before_its_cosignatures
         "UPDATE witness_cosignatures SET time = time - ?", (refresh + 1,)))
     aged = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
     outcomes = await w.collect()
-    assert sorted(o["status"] for o in outcomes) == [200, 200], outcomes
+    assert sorted(o["status"] for o in outcomes) == [200] * 4, outcomes   # 2 logs, 2 witnesses
     renewed = await w.env.ctx.store.read(cosignatures, w.network, AUDIT)
     for name, before in aged.items():
         assert renewed[name].size == before.size and renewed[name].time > before.time
+
+
+# =========================================================================== the trust log
+
+
+async def test_a_member_admitted_since_the_witnesses_last_cosigned_is_no_misbehaviour(
+        watched: Watched) -> None:
+    """A membership accepted after the witnesses last cosigned the trust log is served and
+    logged, not yet witnessed: the client compares the chain with the log's latest
+    checkpoint, which continues the witnessed one, and believes it."""
+    w = watched
+    late = await make_partner(w.env.data_dir.parent, w.env.url, "late")
+    try:
+        await w.coord.networks.admit(w.network, late.bundle(), ring="shell", party="formal",
+                                     fingerprint=late.fingerprint)
+        answer = await w.victim.session.conn.get(f"/v1/networks/{w.network}/trust/checkpoint")
+        witnessed = parse_note(answer["checkpoint"]).text.split("\n")[1]
+        latest = parse_note(answer["latest"]).text.split("\n")[1]
+        assert int(witnessed) < int(latest), "the new membership is not witnessed yet"
+        await w.victim.sync(w.network)
+        assert w.victim.misbehaviours() == []
+        assert late.key_id in {m.key_id for m in w.victim.networks.verified(w.network).members()}
+    finally:
+        await late.close()
+
+
+async def test_a_revocation_withheld_behind_an_old_witnessed_checkpoint_is_caught_once_it_ages(
+        watched: Watched) -> None:
+    """A member is removed; the server keeps showing the victim the chain and the trust
+    log from before, under the checkpoint the witnesses cosigned then.  The witnesses
+    cosign only the newest checkpoint, so that one's cosignatures only age: once they are
+    older than the policy's ``max_age_hours`` the victim refuses it (``not_witnessed``).
+    (Here the old cosignatures are made two hours back, by the witnesses' own clocks.)"""
+    w = watched
+    late = await make_partner(w.env.data_dir.parent, w.env.url, "late")
+    try:
+        await w.coord.networks.admit(w.network, late.bundle(), ring="shell", party="formal",
+                                     fingerprint=late.fingerprint)
+        for witness in w.witnesses:
+            witness.ctx.clock = lambda: int(time.time()) - 7200
+        await w.env.ctx.store.write(lambda db: db.execute("DELETE FROM witness_cosignatures"))
+        assert all(o["status"] == 200 for o in await w.collect())
+        path = f"/v1/networks/{w.network}"
+        before = await w.coord.session.conn.get(f"{path}/trust/checkpoint")
+        size = int(parse_note(before["latest"]).text.split("\n")[1])
+        for witness in w.witnesses:
+            witness.ctx.clock = lambda: int(time.time())
+        assert all(o["status"] == 200 for o in await w.collect())     # fresh ones again
+        await w.coord.networks.remove(w.network, late.key_id, reason="vertrokken uit de wijk")
+        assert all(o["status"] == 200 for o in await w.collect())
+    finally:
+        await late.close()
+
+    def no_revocation(body: Any) -> Any:
+        body["revocations"] = [r for r in body.get("revocations", [])
+                               if r["signed"]["member"] != late.key_id]
+        return body
+
+    def old_entries(body: Any) -> Any:
+        body["items"] = [i for i in body.get("items", []) if i["index"] < size]
+        return body
+
+    proxy, victim = w.env.proxy, w.victim.key_id
+    proxy.on_exchange("GET", rf"{path}/members", lambda b, _: no_revocation(b), partner=victim)
+    proxy.on_exchange("GET", rf"{path}/trust/checkpoint", lambda b, _: dict(before),
+                      partner=victim)
+    proxy.on_exchange("GET", rf"{path}/trust", lambda b, _: old_entries(b), partner=victim)
+    with pytest.raises(NotWitnessedError) as caught:
+        await w.victim.sync(w.network)
+    assert caught.value.details["size"] == int(parse_note(before["checkpoint"]).text.split("\n")[1])
+    assert proxy.hits() > 0
+    assert late.key_id not in {m.key_id for m in w.victim.networks.verified(w.network).members()}

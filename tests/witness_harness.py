@@ -4,7 +4,7 @@
 the app a third party runs with ``schakel witness serve``), each with its own data directory,
 Ed25519 key and SQLite file, on real loopback sockets.  :func:`witness_policy` is the
 ``witnesses`` part of a network policy that names them; :meth:`Witness.add_network` is the
-operator adding a network's log (``schakel witness add-log``) once the network exists.
+operator adding a network's logs (``schakel witness add-log``) once the network exists.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from schakel.keys import KdfParams
 from schakel.protocol.crypto import VerifyKey
-from schakel.protocol.witnessing import AUDIT, log_verifier
+from schakel.protocol.witnessing import LOGS, log_verifier
 from schakel.server.witness.app import WitnessContext, make_app
 from schakel.server.witness.keys import PASSPHRASE_ENV, create
 from schakel.server.witness.store import WitnessStore
@@ -33,9 +33,11 @@ class Witness:
     url: str
     ctx: WitnessContext
 
-    def add_network(self, network: str, log_key: VerifyKey, log: str = AUDIT) -> None:
-        """Witness ``log`` of ``network``, signed by the server's ``log_key``."""
-        self.ctx.store.add_log(log_verifier(log, network, log_key).vkey(), int(time.time()))
+    def add_network(self, network: str, log_key: VerifyKey) -> None:
+        """Witness every log of ``network`` (its audit and trust logs), signed by the
+        server's ``log_key``."""
+        for log in LOGS:
+            self.ctx.store.add_log(log_verifier(log, network, log_key).vkey(), int(time.time()))
 
     def refused(self) -> list[dict[str, Any]]:
         return self.ctx.store.refused()

@@ -21,6 +21,7 @@ from schakel.server.errors import Forbidden
 from schakel.server.registry import (
     ID, Body, Call, Field, RouteTable, array, def_ref, envelope_of, obj,
 )
+from schakel.server.witnessing import collect_now
 
 routes = RouteTable("networks")
 
@@ -156,7 +157,8 @@ async def add_policy(call: Call) -> web.Response:
     the coordinator key, for this network, the next version (the genesis is version 1),
     not dated before the version in force nor after the server's time plus the request
     skew, with the genesis's classes and blind index.  A ``policy`` entry is appended to
-    the audit log.  The same envelope again answers 200; another version number or an
+    the audit log.  A policy that names witnesses has the network's newest checkpoints
+    submitted to them before it answers (protocol.md §17.5).  The same envelope again answers 200; another version number or an
     older date is 409.
 
     Example::
@@ -178,6 +180,10 @@ async def add_policy(call: Call) -> web.Response:
         issued=body["policy"]["signed"]["issued"],
         audit=policy_note(call.ctx, caller, policy, ref=b64e(record.digest[:16])))
     call.ctx.directory.add_policy(policy)
+    if written.created and policy.policy.witnesses is not None:
+        # The policy's witnesses are asked at once, before the answer: from this version
+        # on clients believe the logs only on checkpoints they cosigned (protocol.md §17.5).
+        await collect_now(call.ctx, network)
     return call.written(written.created, written.answer)
 
 

@@ -55,26 +55,31 @@ async def trust_entries(call: Call) -> web.Response:
 
 
 @routes.route("GET", "/v1/networks/{network}/trust/checkpoint", auth="signed", who=WHO,
-              response=obj(["checkpoint"], checkpoint=CHECKPOINT))
+              response=obj(["checkpoint", "latest"], checkpoint=CHECKPOINT, latest=CHECKPOINT))
 async def trust_checkpoint_route(call: Call) -> web.Response:
-    """The checkpoint of the trust log, signed by the server's log key (a C2SP signed note,
-    origin ``schakel/trust/<network>``), as the audit log's (protocol.md §17.5): of the
-    largest size the policy's witness quorum cosigned, with their cosignatures; without
-    witnesses, the latest size.  Clients keep the last one they verified and ask for a
-    consistency proof from it to every newer one.
+    """The trust log's checkpoints, signed by the server's log key (C2SP signed notes, origin
+    ``schakel/trust/<network>``): ``checkpoint`` as the audit log's (protocol.md §17.5), of
+    the largest size the policy's witness quorum cosigned, with their cosignatures (without
+    witnesses, the latest size); ``latest``, of the log's latest size, with no cosignature.
+    A client compares the chain with the log up to ``latest`` and requires ``checkpoint``,
+    witnessed, to be consistent with it: an object accepted since the witnesses last
+    cosigned is logged, not yet witnessed.  Clients keep the last one they verified and ask
+    for a consistency proof from it to every newer one.
 
     Example::
 
         GET /v1/networks/{network}/trust/checkpoint
         200 {"checkpoint": "schakel/trust/<network>\\n7\\n<base64 root>\\n\\n— schakel/trust/
-             <network> <base64 key hash and signature>\\n"}
+             <network> <base64 key hash and signature>\\n— witness.example/w1 <base64>\\n",
+             "latest": "schakel/trust/<network>\\n8\\n<base64 root>\\n\\n— ...\\n"}
     """
     network = call.id("network")
     state = call.member(network, former=True).network
     ctx = call.ctx
     text = await ctx.store.read(served_checkpoint, network, TRUST, ctx.keys.log_signer,
                                 state.policy.witnesses)
-    return call.json({"checkpoint": text})
+    latest = await ctx.store.read(served_checkpoint, network, TRUST, ctx.keys.log_signer, None)
+    return call.json({"checkpoint": text, "latest": latest})
 
 
 @routes.route("GET", "/v1/networks/{network}/trust/proof/consistency", auth="signed", who=WHO,
