@@ -213,7 +213,7 @@ async def test_ls36_a_policy_version_withheld_from_a_newcomer_is_chain_withheld(
 # =========================================================================== LS-54
 
 
-async def test_ls51_a_rewritten_trust_entry_is_trust_log_rewritten(world: World) -> None:
+async def test_ls54_a_rewritten_trust_entry_is_trust_log_rewritten(world: World) -> None:
     """The server changes a logged entry (another acceptance in place of one logged): the
     leaves no longer hash to the checkpoint's root."""
     w = world
@@ -243,7 +243,7 @@ async def test_ls54_a_trust_checkpoint_not_signed_by_the_log_key_is_refused(worl
     def resign(body: Any) -> Any:
         checkpoint = parse_checkpoint(parse_note(body["checkpoint"]).text)
         forged = sign_checkpoint(TRUST, w.network, checkpoint.size, checkpoint.root, other)
-        return {"checkpoint": forged.format()}
+        return {"checkpoint": forged.format(), "latest": forged.format()}
 
     w.proxy.on("GET", w.path("/trust/checkpoint"), resign)
     await caught(w, w.victim, w.victim.sync(w.network), "bad-signature")
@@ -264,15 +264,15 @@ async def test_ls54_a_trust_checkpoint_behind_or_beside_the_one_held(
     root = merkle.root_hash(log[:size]) if how == "smaller" else merkle.root_hash(log[::-1])
 
     def replace(body: Any) -> Any:
-        return {"checkpoint": sign_checkpoint(TRUST, w.network, size, root,
-                                              w.env.log_signer).format()}
+        note = sign_checkpoint(TRUST, w.network, size, root, w.env.log_signer).format()
+        return {"checkpoint": note, "latest": note}
 
     w.proxy.on("GET", w.path("/trust/checkpoint"), replace)
     await caught(w, w.victim, w.victim.sync(w.network), what)
     assert held_checkpoint(w.victim, w.network) == held
 
 
-async def test_ls51_a_served_membership_that_is_not_logged_is_chain_not_logged(
+async def test_ls54_a_served_membership_that_is_not_logged_is_chain_not_logged(
         world: World) -> None:
     """A membership signed with the coordinator's real key but never accepted by the server
     (so not in its log) is served with the members: ``chain-not-logged``, and the partner

@@ -401,3 +401,22 @@ async def test_a_revocation_withheld_behind_an_old_witnessed_checkpoint_is_caugh
     assert caught.value.details["size"] == int(parse_note(before["checkpoint"]).text.split("\n")[1])
     assert proxy.hits() > 0
     assert late.key_id not in {m.key_id for m in w.victim.networks.verified(w.network).members()}
+
+
+async def test_a_latest_trust_checkpoint_that_does_not_continue_the_witnessed_one_is_a_fork(
+        watched: Watched) -> None:
+    """The server signs a latest trust checkpoint, one entry past the witnessed one, of
+    another history (its real log key, another root): the consistency proof from the
+    witnessed checkpoint does not lead to it, ``trust-log-fork``."""
+    w = watched
+    path = f"/v1/networks/{w.network}"
+    answer = await w.victim.session.conn.get(f"{path}/trust/checkpoint")
+    witnessed = int(parse_note(answer["checkpoint"]).text.split("\n")[1])
+    other = sign_checkpoint("trust", w.network, witnessed + 1, b"\x07" * 32,
+                            w.env.log_signer).format()
+    w.env.proxy.on_exchange("GET", rf"{path}/trust/checkpoint",
+                            lambda body, _ex: {**body, "latest": other},
+                            partner=w.victim.key_id)
+    caught = await _expect(w.victim.sync(w.network))
+    assert isinstance(caught, ServerMisbehaviour) and caught.what == "trust-log-fork", caught
+    assert w.env.proxy.hits() > 0
