@@ -79,7 +79,7 @@ async def witnessed(s: Stage) -> None:
     networks = s.networks[:2]
     if not networks:
         return
-    t.section("A witness cosigns the networks' audit logs; a forked log is caught")
+    t.section("A witness cosigns the networks' audit and trust logs; a forked log is caught")
     data_dir = s.homes.parent / "witness"
     made = _witness(data_dir, "init", "--name", NAME, "--json")
     if not t.check(made.returncode == 0, "the municipality creates its witness: its own "
