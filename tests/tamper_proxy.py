@@ -608,5 +608,21 @@ async def tampered_server(tmp_path: Path, *, limits: Any = None
         await upstream.close()
 
 
-__all__ = ["TamperProxy", "TamperedServer", "Exchange", "ForgedLog", "tampered_server",
-           "rewrite_audit_entry", "roll_back_head", "stored_events", "stored_feed", "audit_size"]
+__all__ = ["TamperProxy", "TamperedServer", "Exchange", "ForgedLog", "caught_by",
+           "tampered_server", "rewrite_audit_entry", "roll_back_head", "stored_events", "stored_feed", "audit_size"]
+
+
+async def caught_by(proxy: TamperProxy, p: Any, call: Any, what: str) -> Any:
+    """``call`` raises ServerMisbehaviour ``what`` after the proxy rewrote an answer, and
+    the partner ``p`` recorded it; returns the exception."""
+    from schakel.client.errors import ServerMisbehaviour
+
+    try:
+        await call
+    except ServerMisbehaviour as exc:
+        assert proxy.hits() > 0, "the proxy rewrote nothing: the attack never reached p"
+        assert exc.what == what, f"caught as {exc.what!r} ({exc.message}), want {what!r}"
+        assert what in [m.get("what") for m in p.misbehaviours()], "not recorded"
+        return exc
+    raise AssertionError(f"no ServerMisbehaviour: the proxy rewrote {proxy.hits()} answer(s) "
+                         f"and the client accepted them")

@@ -35,7 +35,7 @@ from schakel.protocol.objects.network import EpochKeyDistribution, EpochKeyPaylo
 from tests.client_harness import (
     COVENANT, IDENTITY, INTAKE, admit, make_partner, network_policy, server_fingerprint,
 )
-from tests.tamper_proxy import TamperedServer, tampered_server
+from tests.tamper_proxy import TamperedServer, caught_by, tampered_server
 
 NOTE = {"kind": "note", "text": "Huisbezoek gepland met de wijkverpleging."}
 CONCERN = "Mevrouw op de hoek komt al weken niet buiten en de post stapelt zich op."
@@ -86,17 +86,10 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 
 async def caught(w: World, p: Partner, call: Awaitable[Any], what: str) -> ServerMisbehaviour:
-    """``call`` raises ServerMisbehaviour ``what``, after the proxy rewrote an answer, and
+    """``call`` raises ServerMisbehaviour ``what`` after the proxy rewrote an answer, and
     ``p`` recorded it."""
-    try:
-        await call
-    except ServerMisbehaviour as exc:
-        assert w.proxy.hits() > 0, "the proxy rewrote nothing: the attack never reached p"
-        assert exc.what == what, f"caught as {exc.what!r} ({exc.message}), want {what!r}"
-        assert what in [m.get("what") for m in p.misbehaviours()], "not recorded"
-        return exc
-    pytest.fail(f"no ServerMisbehaviour: the proxy rewrote {w.proxy.hits()} answer(s) and "
-                f"the client accepted them")
+    exc: ServerMisbehaviour = await caught_by(w.proxy, p, call, what)
+    return exc
 
 
 def append_to_sync(w: World, make: Callable[[], dict[str, Any]]) -> None:

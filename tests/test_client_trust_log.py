@@ -30,7 +30,7 @@ from schakel.protocol.note import parse_checkpoint, parse_note
 from schakel.protocol.trustlog import entry_data
 from schakel.protocol.witnessing import TRUST, sign_checkpoint
 from tests.client_harness import COVENANT, admit, make_partner, network_policy, server_fingerprint
-from tests.tamper_proxy import TamperedServer, tampered_server
+from tests.tamper_proxy import TamperedServer, caught_by, tampered_server
 
 
 @dataclass
@@ -94,15 +94,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 async def caught(w: World, p: Partner, call: Awaitable[Any], what: str) -> ServerMisbehaviour:
     """``call`` raises ServerMisbehaviour ``what`` after the proxy rewrote an answer, and
     ``p`` recorded it."""
-    try:
-        await call
-    except ServerMisbehaviour as exc:
-        assert w.proxy.hits() > 0, "the proxy rewrote nothing: the attack never reached p"
-        assert exc.what == what, f"caught as {exc.what!r} ({exc.message}), want {what!r}"
-        assert what in [m.get("what") for m in p.misbehaviours()], "not recorded"
-        return exc
-    pytest.fail(f"no ServerMisbehaviour: the proxy rewrote {w.proxy.hits()} answer(s) and "
-                f"the client accepted them")
+    exc: ServerMisbehaviour = await caught_by(w.proxy, p, call, what)
+    return exc
 
 
 def held_checkpoint(p: Partner, network: str) -> Any:
