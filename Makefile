@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
+# One pytest-xdist worker per core, a whole test file to a worker (its module fixtures --
+# a server, a browser, a mypy run -- start once); tests/conftest.py orders the longest files
+# first, and --no-loadscope-reorder keeps that order (xdist would put the files with the
+# most tests first).  `$(BIN)/python -m pytest tests/test_x.py` runs one file in one process.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	$(BIN)/schakel demo

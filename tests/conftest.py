@@ -10,10 +10,18 @@ on stderr).  Tests that invoke the command in-process (click's ``CliRunner``) wo
 that process-global configuration behind, and later tests that capture the server's
 request log would see nothing.  Every test starts and ends with the configuration it
 found.
+
+``make test`` runs the files on pytest-xdist workers, a whole file to a worker
+(``--dist loadfile``: a file's module fixtures start once).  The workers take files in
+collection order (``--no-loadscope-reorder`` in the Makefile), so the files that take
+longest go first (:data:`LONGEST_FIRST`): a long file begun last would leave the other
+worker idle at the end.  Only the order of whole files
+under xdist changes; a run in one process keeps pytest's order.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +44,20 @@ def _structlog_configuration_is_restored() -> Iterator[None]:
         yield
     finally:
         structlog.configure(**saved)
+
+
+#: The longest files of the suite (``--durations``), longest first: under xdist they are
+#: handed out before the rest.  A file missing here only runs in its usual place.
+LONGEST_FIRST = (
+    "test_tutorials.py", "test_openapi.py", "test_cli_erasure.py", "test_cli_lists.py",
+    "test_demo.py", "test_openapi_fuzz.py", "test_schema_verdicts.py", "test_cli_flows.py",
+    "test_cli_pii.py", "test_cli_i18n.py", "test_agent.py", "test_sfv_fast.py",
+    "test_cli_serve.py", "test_types.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))    # stable: files stay whole

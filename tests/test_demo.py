@@ -141,10 +141,18 @@ def _developer_example(stdout: str) -> subprocess.CompletedProcess[str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     keep = tmp_path_factory.mktemp("demo") / "kept"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "schakel.cli", "demo", "--serve", "--keep",
-                             str(keep)], cwd=tmp_path_factory.getbasetemp(), env=_env(),
-                            text=True, encoding="utf-8", stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    # The demo starts with SIGINT as a terminal's Ctrl-C finds it: a run started in the
+    # background of a script ignores SIGINT, and a child would inherit that (the SIGINT
+    # below would then be lost and the demo left to SIGTERM).
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "schakel.cli", "demo", "--serve",
+                                 "--keep", str(keep)], cwd=tmp_path_factory.getbasetemp(),
+                                env=_env(), text=True, encoding="utf-8",
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert proc.stdout is not None and proc.stderr is not None
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()

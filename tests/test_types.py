@@ -7,10 +7,16 @@ folders, and checks ``schakel.protocol``, ``schakel.keys`` and ``schakel.client`
 settings of ``[tool.mypy]`` in pyproject.toml.  Every ```python block of README.md and
 docs/roles/*.md is written out as a module of its own and checked in the same run, so an
 example that calls the library wrongly fails here.
+
+The folder and mypy's cache (``build/mypy-cache``) are shared by every run in the checkout:
+the examples are rewritten and mypy runs while holding ``build/typecheck.lock``, so two runs
+at once (two pytest-xdist workers, or a targeted run beside ``make test``) take turns
+instead of deleting each other's files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import re
 import subprocess
 import sys
@@ -39,8 +45,15 @@ def examples() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def mypy_output() -> str:
     base = ROOT / "build" / "typecheck"
+    base.mkdir(parents=True, exist_ok=True)
+    with open(ROOT / "build" / "typecheck.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_mypy(base)
+
+
+def _run_mypy(base: Path) -> str:
     links = base / "schakel"
-    links.mkdir(parents=True, exist_ok=True)
+    links.mkdir(exist_ok=True)
     for layer in LAYERS:
         link = links / layer
         if not link.is_symlink():
