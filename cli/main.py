@@ -38,7 +38,6 @@ from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
-from schakel.protocol.witnessing import NotWitnessedError
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
@@ -177,6 +176,7 @@ def _say(line: str) -> None:
 def exit_code(error: ProtocolError) -> int:
     """The exit code of a refusal: what kind of trouble it is, not who noticed it."""
     from schakel.client.errors import ServerMisbehaviour, ServerRefused, ServerUnreachable
+    from schakel.protocol.witnessing import NotWitnessedError
 
     if isinstance(error, ServerUnreachable):
         return EXIT_UNREACHABLE
@@ -211,6 +211,7 @@ def fail(error: ProtocolError, *, as_json: bool = False, role: str | None = None
     from schakel.cli.commands.output import print_json
     from schakel.cli.commands.refusal import not_trusted, who_can_act
     from schakel.client.errors import ServerMisbehaviour, ServerRefused
+    from schakel.protocol.witnessing import NotWitnessedError
 
     details = error.details or {}
     message = error.message

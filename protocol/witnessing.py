@@ -15,6 +15,7 @@ Pure: the caller passes the time (POSIX seconds).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from schakel.protocol.crypto import Signer, VerifyKey
 from schakel.protocol.errors import MalformedError, ProtocolError
@@ -22,7 +23,9 @@ from schakel.protocol.note import (
     ED25519, Checkpoint, Note, NoteSignature, NoteVerifier, parse_note, parse_signature_line,
     sign_note, verify_checkpoint,
 )
-from schakel.protocol.objects.network import WitnessSettings
+
+if TYPE_CHECKING:        # the policy part; importing it would load the schemas (jsonschema)
+    from schakel.protocol.objects.network import WitnessSettings
 
 #: The logs of a network: the audit log (§15.1) and the trust log of its chain objects
 #: (§15.8), whose checkpoints the network's witnesses cosign.

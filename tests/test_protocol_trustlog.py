@@ -41,9 +41,12 @@ def test_compare_chain_finds_withheld_and_unlogged_objects() -> None:
                                    _env("membership-revocation", serial=1))
     rotation, stranger = _env("key-rotation"), _env("membership", serial=9)
     logged = [(chain_type(e) or "", entry_data(e)) for e in (genesis, member, revocation, rotation)]
-    served = [(chain_type(e) or "", entry_data(e)) for e in (genesis, member, revocation)]
-    assert not compare_chain(logged, served)          # a key rotation is not compared here
+    served = [(chain_type(e) or "", entry_data(e)) for e in (genesis, member, revocation,
+                                                              rotation)]
+    assert not compare_chain(logged, served)
     withheld = compare_chain(logged, served[:2])
-    assert withheld.withheld == ((2, "membership-revocation"),) and not withheld.not_logged
+    assert withheld.withheld == ((2, "membership-revocation"), (3, "key-rotation"))
+    assert not withheld.not_logged
+    assert compare_chain(logged, served[:3]).withheld == ((3, "key-rotation"),)
     extra = compare_chain(logged, [*served, ("membership", entry_data(stranger))])
     assert extra.not_logged == ("membership",) and not extra.withheld

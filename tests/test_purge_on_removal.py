@@ -62,7 +62,9 @@ REMOVED: dict[str, Expected] = {
     "POST events": UK, "GET case": UK, "GET sync": UK, "POST shares": UK, "POST rekeys": UK,
     "POST header": UK, "POST gated": UK, "POST purges": UK, "POST audience": UK, "GET holders": UK, "POST signals": UK,
     "GET signals": UK, "POST feedback": UK, "GET hints": UK, "POST card": UK, "GET card": OK,
-    "GET audit/head": UK,
+    "GET audit/head": UK, "GET audit/checkpoint": UK,
+    # the trust log: a former member reads it whole (protocol.md §15.8), as every member
+    "GET trust": OK, "GET trust/checkpoint": OK, "GET trust/consistency": OK,
     "GET audit/heads": UK, "GET audit/entries": UK, "GET audit/inclusion": UK,
     "GET audit/consistency": UK, "POST consents": UK, "POST revocation": UK,
     "POST grants": UK, "POST lookups": UK, "POST bemoeizorg": UK, "GET bemoeizorg": UK, "POST cosign": UK,

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schakel.keys import issue_policy
+from schakel.keys.rotation import rotate
 from schakel.protocol import envelopes
 from schakel.protocol.crypto import random_bytes
 from schakel.protocol.encoding import b64e
@@ -172,6 +174,11 @@ def valid_body(w: World, template: str) -> tuple[Actor, dict[str, Any], tuple[st
             "policy",)
     if t.endswith("/epochs"):
         return a.coordinator, {"distribution": a.distribution()}, ("distribution",)
+    if t.endswith("/rotations"):
+        # Never sent as is (the garbage is): the coordinator key stays the same.
+        _, rotation = rotate(a.coordinator.keys, reason="garbage walker",
+                             at=a.now() + timedelta(minutes=1))
+        return a.coordinator, {"rotation": rotation}, ("rotation",)
     if t.endswith("/cases"):
         body, _ = a.new_case(w["core-formal"])
         return w["core-formal"], body, ("header", "events")
@@ -263,7 +270,7 @@ def signer_for(w: World, template: str) -> Actor:
     if any(t.endswith(s) for s in ("/signals", "/hints", "/feedback", "/notifications",
                                    "/access-report", "/bemoeizorg/{}", "/referrals",
                                    "/lookups",
-                                   "/policies")) \
+                                   "/policies", "/rotations")) \
             or t == "/v1/networks":
         return w.a.coordinator
     return w["core-formal"]

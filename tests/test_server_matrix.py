@@ -112,6 +112,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "GET card":             (OK,  OK,  OK,  OK,  OK,  OK,  OK,  OK,  *UNSIGNED),
     # the audit log: every member reads heads and proofs, and the entries it may see
     "GET audit/head":       (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
+    "GET audit/checkpoint": (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/heads":      (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/entries":    (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
     "GET audit/inclusion":  (OK,  OK,  OK,  OK,  OK,  OK,  F,   U,   *SIGNED),
@@ -529,6 +530,8 @@ ROUTES = [
     Route("GET card", "GET", "/v1/networks/{network}/card", "core-formal", get_card),
     Route("GET audit/head", "GET", "/v1/networks/{network}/audit/head", "core-formal",
           get(lambda w: w.a.path("/audit/head"))),
+    Route("GET audit/checkpoint", "GET", "/v1/networks/{network}/audit/checkpoint",
+          "core-formal", get(lambda w: w.a.path("/audit/checkpoint"))),
     Route("GET audit/heads", "GET", "/v1/networks/{network}/audit/heads/{size}", "core-formal",
           get(lambda w: w.a.path("/audit/heads/1"))),
     Route("GET audit/entries", "GET", "/v1/networks/{network}/audit/entries", "core-formal",
