@@ -166,6 +166,7 @@ def test_a_policy_without_witnesses_keeps_its_canonical_form() -> None:
 
 @pytest.mark.parametrize("change, why", [
     (lambda w: {**w, "quorum": 4}, "a quorum above the witnesses named"),
+    (lambda w: {**w, "witnesses": []}, "no witness at all"),
     (lambda w: {**w, "witnesses": w["witnesses"] + w["witnesses"][:1]}, "a witness twice"),
     (lambda w: {**w, "witnesses": [{**w["witnesses"][0], "vkey": NoteVerifier(
         NAMES[0], ED25519, WITNESSES[0].verify_key).vkey()}]}, "a note key, not a cosigner"),

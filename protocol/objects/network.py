@@ -198,6 +198,8 @@ class WitnessSettings(Part):
     witnesses: tuple[WitnessRef, ...] = nested(WitnessRef, many=True)
 
     def check(self) -> None:
+        if not self.witnesses:
+            raise self._fail("witnesses", "names no witness")
         if self.quorum > len(self.witnesses):
             raise self._fail("quorum", "is more than the witnesses named")
         names = [parse_vkey(w.vkey).name for w in self.witnesses]
