@@ -12,11 +12,11 @@ request log would see nothing.  Every test starts and ends with the configuratio
 found.
 
 ``make test`` runs the files on pytest-xdist workers, a whole file to a worker
-(``--dist loadfile``: a file's module fixtures start once).  The workers take files in
-collection order (``--no-loadscope-reorder`` in the Makefile), so the files that take
-longest go first (:data:`LONGEST_FIRST`): a long file begun last would leave the other
-worker idle at the end.  Only the order of whole files
-under xdist changes; a run in one process keeps pytest's order.
+(``--dist loadfile``: a file's module fixtures start once), in xdist's order (the files
+with most tests first).  Under xdist the collection puts the files that take longest first
+(:data:`LONGEST_FIRST`), which the workers follow only when given
+``--no-loadscope-reorder``; the Makefile does not give it (see the Makefile).  A run in
+one process keeps pytest's order.
 """
 
 from __future__ import annotations
