@@ -15,12 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # One pytest-xdist worker per core, a whole test file to a worker (its module fixtures --
-# a server, a browser, a mypy run -- start once), files in xdist's order (most tests first).
-# The longest-first order of tests/conftest.py is not used: with it, one schemathesis test
-# failed to generate a request in three full runs while passing alone (see the closing note
-# of issue 16).  `$(BIN)/python -m pytest tests/test_x.py` runs one file in one process.
+# a server, a browser, a mypy run -- start once), the longest files first (tests/conftest.py)
+# so that no long file starts last.  `$(BIN)/python -m pytest tests/test_x.py` runs one file
+# in one process.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	$(BIN)/schakel demo

@@ -12,11 +12,10 @@ request log would see nothing.  Every test starts and ends with the configuratio
 found.
 
 ``make test`` runs the files on pytest-xdist workers, a whole file to a worker
-(``--dist loadfile``: a file's module fixtures start once), in xdist's order (the files
-with most tests first).  Under xdist the collection puts the files that take longest first
-(:data:`LONGEST_FIRST`), which the workers follow only when given
-``--no-loadscope-reorder``; the Makefile does not give it (see the Makefile).  A run in
-one process keeps pytest's order.
+(``--dist loadfile``: a file's module fixtures start once).  Under xdist the collection
+puts the files that take longest first (:data:`LONGEST_FIRST`), so that no long file starts
+last; the workers follow that order when given ``--no-loadscope-reorder`` (the Makefile
+gives it), else xdist's own (most tests first).  A run in one process keeps pytest's order.
 """
 
 from __future__ import annotations
