@@ -408,8 +408,9 @@ COMMANDS: dict[str, Lazy] = {
     "review": Lazy(_C + "review:review", N_("Review a bemoeizorg invocation as auditor: "
                    "--approve or --question.")),
     "serve": Lazy(_C + "serve:serve", N_("Run the Schakel server until Ctrl-C or SIGTERM.")),
-    "server": Lazy(_C + "serve:server", N_("Prepare and inspect a Schakel server's data "
-                   "directory.")),
+    "server": Lazy(_C + "serve:server", N_("Prepare, inspect, back up and restore a Schakel "
+                   "server's data directory."), extra=(_C + "backup:backup_command",
+                                                       _C + "backup:restore_command")),
     "signal": Lazy(_C + "signal:signal", N_("Signals of concern (signalen): send, follow, read, "
                    "answer.")),
     "sync": Lazy(_C + "network:sync", N_("Fetch, verify and decrypt what is new (bijwerken), "

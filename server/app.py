@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from schakel.server import datalock
 from schakel.server.connections import Edge
 from schakel.server.context import CTX, AppContext
 from schakel.server.directory import load_directory
@@ -93,11 +94,14 @@ EXIT_FORCED = 1
 
 
 def serve(ctx: AppContext, *, announce: Callable[[str], None] = print) -> None:
-    """Run the server until SIGTERM or SIGINT (graceful shutdown, see the module doc)."""
+    """Run the server until SIGTERM or SIGINT (graceful shutdown, see the module doc),
+    holding the data directory's lock all along (server/datalock.py:
+    :class:`~schakel.server.datalock.DataDirBusy` at once when another process holds it)."""
     config = ctx.config
-    announce(f"Schakel server on http://{config.host}:{config.port} "
-             f"(requests are signed for {config.public_origin}); data in {config.data_dir}")
-    asyncio.run(_run(ctx))
+    with datalock.hold(config.data_dir):
+        announce(f"Schakel server on http://{config.host}:{config.port} "
+                 f"(requests are signed for {config.public_origin}); data in {config.data_dir}")
+        asyncio.run(_run(ctx))
 
 
 async def _run(ctx: AppContext) -> None:

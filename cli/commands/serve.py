@@ -12,8 +12,9 @@ import click
 
 from schakel.cli.commands.output import emit
 from schakel.cli.helptext import Command, Group
-from schakel.cli.i18n import N_
+from schakel.cli.i18n import N_, _
 from schakel.server import serverkeys
+from schakel.server.datalock import DataDirBusy
 from schakel.server.app import serve as run_server
 from schakel.server.config import ServerConfig, load_or_create
 from schakel.server.context import AppContext
@@ -40,7 +41,7 @@ def _passphrase_note(data_dir: Path) -> str:
 
 @click.group(cls=Group)
 def server() -> None:
-    """Prepare and inspect a Schakel server's data directory."""
+    """Prepare, inspect, back up and restore a Schakel server's data directory."""
 
 
 @server.command("init")
@@ -86,11 +87,11 @@ def fingerprint(data_dir: Path) -> None:
     Read from the server's own keystore (unlocked, so the fingerprint is that of the
     keys the server uses); nothing is created.
     """
-    keys = _existing_keys(data_dir)
+    keys = existing_keys(data_dir)
     click.echo(str(keys.fingerprint))
 
 
-def _existing_keys(data_dir: Path) -> serverkeys.ServerKeys:
+def existing_keys(data_dir: Path) -> serverkeys.ServerKeys:
     if not (data_dir / serverkeys.KEYSTORE_FILE).exists():
         raise click.UsageError(f"{data_dir} holds no server keys (schakel server init)")
     keys, _ = serverkeys.load_or_create(data_dir)
@@ -113,7 +114,7 @@ def retention(data_dir: Path, as_json: bool) -> None:
     """
     from schakel.server.retention import run_once
 
-    keys = _existing_keys(data_dir)
+    keys = existing_keys(data_dir)
     config = _config(data_dir, None, None, None)
     done = asyncio.run(run_once(AppContext.create(config, keys)))
     if as_json:
@@ -156,7 +157,12 @@ def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | 
                    f"the coordinator; schakel server fingerprint --data {data_dir} shows it "
                    f"again).")
     configure_logging()
-    run_server(AppContext.create(config, keys), announce=click.echo)
+    try:
+        run_server(AppContext.create(config, keys), announce=click.echo)
+    except DataDirBusy as exc:
+        raise click.ClickException(_("another process ({pid}) uses {dir}: a server runs on it "
+                                     "already, or a restore; stop it first").format(
+                                         pid=exc.pid or "?", dir=data_dir)) from None
 
 
-__all__ = ["server", "serve"]
+__all__ = ["server", "serve", "existing_keys", "DATA_HELP"]
