@@ -308,6 +308,8 @@ class Cases:
                 await s.conn.post(s.path(network, f"/cases/{case}/events"),
                                   {"event": event})
             except ServerRefused as exc:
+                if exc.code == "conflict":
+                    self._behind(network, case, exc, held=seq - 1)
                 if exc.code == "conflict" and attempt + 1 < CONFLICT_TRIES:
                     await self.feed.pull(network, tv)
                     continue
@@ -316,6 +318,18 @@ class Cases:
                 await s.verifier(network, tv).event(event, case)
             return seq
         raise ProtocolError("the case kept changing while writing")  # pragma: no cover
+
+    def _behind(self, network: str, case: str, refused: ServerRefused, *, held: int) -> None:
+        """A ``conflict`` whose ``details.last_seq`` is below the last event this partner
+        holds of the case, verified from this server's feed: the server lost events it had
+        served (a restored backup, protocol.md §16.5), ``event-missing``; a rebuild on top
+        of it would fork the case's chain."""
+        last = refused.details.get("last_seq") if refused.details else None
+        if isinstance(last, int) and not isinstance(last, bool) and last < held:
+            raise self.session.misbehaving(
+                network, "event-missing", f"the server's case ends at event {last}; this "
+                f"partner holds it up to event {held}: the server lost events it served",
+                case=case, last_seq=last, held=held)
 
     def _check_action(self, network: str, case: str, tv: TrustView, action: Action) -> None:
         """The writer's side of §7's action rules (every reader judges the action again

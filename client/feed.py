@@ -5,7 +5,9 @@ feed positions only grow, and hands every item to the network's
 :class:`~schakel.client.fold.Verifier`, which verifies and folds it; a page is stored in
 one local transaction with the cursor after it, until the cursor reaches the head the
 server names (or a page is empty); a :class:`~schakel.client.progress.SyncMeter` turns
-each page into a progress report.  A core member first opens the epoch keys sealed to
+each page into a progress report.  A pull that stored items ends with the audit log's
+latest head, checked against the held ones (protocol.md §16.5: a rolled-back server is
+``audit-rollback``, ADR 0050).  A core member first opens the epoch keys sealed to
 it.  :meth:`schakel.client.partner.Partner.sync` is this plus the audit head check before
 it and the duties after it; the services that must hold a case's latest events before
 they write (cases, identity, case keys) pull on their own.
@@ -20,6 +22,7 @@ from typing import Any, NamedTuple
 
 from schakel.protocol.pagecheck import CheckedEvent
 
+from schakel.client.audit import Audit
 from schakel.client.progress import ProgressCallback, SyncMeter, tell
 from schakel.client.session import Session
 from schakel.client.trust import TrustView
@@ -43,9 +46,10 @@ class _Page(NamedTuple):
 class Feed:
     """The sync feed of every network this partner syncs (module docstring)."""
 
-    def __init__(self, session: Session, *,
+    def __init__(self, session: Session, *, audit: Audit | None = None,
                  timer: Callable[[], float] = time.monotonic) -> None:
         self.session = session
+        self.audit = audit
         self.timer = timer
 
     async def pull(self, network: str, tv: TrustView | None = None, *, wait: float = 0,
@@ -122,6 +126,14 @@ class Feed:
             for pending in (checks, fetching):
                 if pending is not None:
                     pending.cancel()
+        if count and self.audit is not None:
+            # Each page with items was logged (a ``read`` entry) before it was served
+            # (protocol.md §15.6), so the latest head now covers every page stored: a
+            # partner whose cursor is past some point of the feed holds a head past that
+            # point of the log too, and a server rolled back behind it (a restored backup)
+            # is ``audit-rollback`` at its next look, not a cursor that silently skips the
+            # positions written again (§16.5; ADR 0050).
+            await self.audit.monitor(network).refresh()
         return SyncResult(network=network, items=count, cursor=cursor,
                           cases=sorted(verifier.touched), epochs=sorted(verifier.new_epochs))
 

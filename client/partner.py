@@ -72,7 +72,7 @@ class Partner:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.audit = Audit(session)
-        self._feed = Feed(session)
+        self._feed = Feed(session, audit=self.audit)
         self._case_keys = CaseKeys(session, self._feed)
         self._purges = Purges(session)
         self.identity = Identity(session, self._feed)
