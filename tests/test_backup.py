@@ -10,7 +10,9 @@ The scenario of the first tests (module fixture :func:`restored`): a network wit
 writer, two core members and an auditor; the writer sends a burst of events to four cases
 while ``schakel server backup`` copies the database; after the burst one member (``ahead``)
 syncs everything, then the server is stopped and the backup restored.  ``behind`` and the
-auditor last looked before the burst.
+auditor last looked before the burst.  The tests of the scenario run in file order: the
+ones that only read come before those that let the restored log grow (an audit
+verification writes no entry; a sync that finds items does).
 """
 
 from __future__ import annotations
