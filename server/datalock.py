@@ -7,6 +7,10 @@ instead of corrupting the database.
 ``os._exit``), so a crashed server never leaves a stale lock behind; the file itself stays
 and means nothing on its own.  It holds the holder's process id, for the operator's
 message only.
+
+The lock belongs to the SQLite backend, whose database is a file of the directory.  Several
+processes that share one data directory for their keys against PostgreSQL (issue 17) must
+not take it; a PostgreSQL restore has to find running servers by its own means (ADR 0050).
 """
 
 from __future__ import annotations
