@@ -9,7 +9,7 @@ and means nothing on its own.  It holds the holder's process id, for the operato
 message only.
 
 The lock belongs to the SQLite backend, whose database is a file of the directory.  Several
-processes that share one data directory for their keys against PostgreSQL (issue 17) must
+processes that share one data directory for their keys against PostgreSQL must
 not take it; a PostgreSQL restore has to find running servers by its own means (ADR 0050).
 """
 
