@@ -48,8 +48,8 @@ def _structlog_configuration_is_restored() -> Iterator[None]:
 #: The longest files of the suite (``--durations``), longest first: under xdist they are
 #: handed out before the rest.  A file missing here only runs in its usual place.
 LONGEST_FIRST = (
-    "test_tutorials.py", "test_openapi.py", "test_cli_erasure.py", "test_cli_lists.py",
-    "test_demo.py", "test_openapi_fuzz.py", "test_schema_verdicts.py", "test_cli_flows.py",
+    "test_tutorials.py", "test_schema_verdicts.py", "test_cli_erasure.py", "test_cli_lists.py",
+    "test_demo.py", "test_openapi_fuzz.py", "test_openapi.py", "test_cli_flows.py",
     "test_cli_pii.py", "test_cli_i18n.py", "test_agent.py", "test_sfv_fast.py",
     "test_cli_serve.py", "test_types.py",
 )

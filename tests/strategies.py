@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -28,10 +29,23 @@ def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
 
 
 def set_at(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    """A deep copy of ``value`` with the member or item at ``path`` replaced by ``new``."""
-    out = copy.deepcopy(value)
+    """``value`` with the member or item at ``path`` replaced by ``new``: each object and
+    array on the path is a copy, everything off it (and ``new``) is shared with the
+    originals.  A candidate to read -- validate, serialise -- not to change: copying the
+    whole value for each of some 100,000 candidates cost the verdict tests half their time."""
+    return _along(value, path, lambda node, last: node.__setitem__(last, new))
+
+
+def _along(value: Any, path: tuple[Any, ...], change: Callable[[Any, Any], None]) -> Any:
+    out = copy.copy(value)
     node = out
     for step in path[:-1]:
+        node[step] = copy.copy(node[step])
         node = node[step]
-    node[path[-1]] = new
+    change(node, path[-1])
     return out
+
+
+def delete_at(value: Any, path: tuple[Any, ...]) -> Any:
+    """``value`` without the member or item at ``path``, shared as :func:`set_at` shares."""
+    return _along(value, path, lambda node, last: node.__delitem__(last))

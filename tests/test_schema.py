@@ -18,7 +18,7 @@ import pytest
 from schakel.protocol import schema
 from schakel.protocol.crypto import Signer, key_id
 from schakel.protocol.errors import MalformedError
-from tests.strategies import json_paths, set_at
+from tests.strategies import delete_at, json_paths, set_at
 from tests.vectors_objects import VECTOR_PATH
 
 #: Values a member is replaced by in the broken variants.
@@ -47,22 +47,13 @@ def _examples() -> list[tuple[str, Any]]:
 EXAMPLES = _examples()
 
 
-def _delete(value: Any, path: tuple[Any, ...]) -> Any:
-    out = copy.deepcopy(value)
-    node = out
-    for step in path[:-1]:
-        node = node[step]
-    del node[path[-1]]
-    return out
-
-
 def variants(value: Any) -> Iterator[Any]:
     """``value``, and versions of it with one member removed, replaced or added."""
     yield value
     for path in json_paths(value):
         for new in REPLACEMENTS:
             yield set_at(value, path, new)
-        yield _delete(value, path)
+        yield delete_at(value, path)
     for path in [(), *json_paths(value)]:
         node = value
         for step in path:
