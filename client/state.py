@@ -1,4 +1,6 @@
-"""A partner's local state: one SQLite file (``state.db``) through sqlite-utils (ADR 0007).
+"""A partner's local state: one SQLite file (``state.db``), through the standard library's
+``sqlite3`` (ADR 0007; the schema below is the one sqlite-utils once made, so older files
+open unchanged, and a command need not import sqlite-utils and what it imports).
 
 Two kinds of rows:
 
@@ -40,8 +42,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from schakel.protocol.canonical import canonical_json, parse_json
 from schakel.protocol.crypto import (
     BoxPublicKey, BoxSecretKey, SymmetricKey, aead_decrypt, aead_encrypt,
@@ -55,6 +55,16 @@ AD_PREFIX = b"schakel/v1/local-state/"
 #: Separator of ref components inside the ``ref`` column (sorts before every printable).
 _SEP = "\x1f"
 SCHEMA_VERSION = 1
+#: The tables of a new state file.
+SCHEMA = """
+CREATE TABLE "meta" ("name" TEXT PRIMARY KEY, "value" TEXT);
+CREATE TABLE "secrets" ("kind" TEXT, "ref" TEXT, "value" BLOB, PRIMARY KEY ("kind", "ref"));
+CREATE TABLE "docs" ("kind" TEXT, "ref" TEXT, "value" TEXT, PRIMARY KEY ("kind", "ref"));
+CREATE TABLE "cursors" ("network" TEXT, "feed" TEXT, "cursor" TEXT,
+                        PRIMARY KEY ("network", "feed"));
+CREATE TABLE "misbehaviours" ("id" INTEGER PRIMARY KEY, "network" TEXT, "what" TEXT,
+                              "message" TEXT, "details" TEXT, "at" TEXT);
+"""
 #: Refs per query of :meth:`LocalState.prefetch_docs` (well under SQLite's bound on
 #: the parameters of one statement).
 _PREFETCH_CHUNK = 500
@@ -134,8 +144,8 @@ def associated_data(kind: str, ref: tuple[str, ...]) -> bytes:
 class LocalState:
     """The state of one partner (module docstring).  Open with :meth:`open`."""
 
-    def __init__(self, path: Path, db: sqlite_utils.Database, key: StateKey) -> None:
-        self.path, self._db, self._key = path, db, key
+    def __init__(self, path: Path, conn: sqlite3.Connection, key: StateKey) -> None:
+        self.path, self._conn, self._key = path, conn, key
         self._depth = 0
         self._pending_misbehaviour: list[tuple[str, tuple[Any, ...]]] = []
         #: (kind, joined ref) -> stored text or None, while a transaction is open.
@@ -170,10 +180,9 @@ class LocalState:
         # A deleted secret is overwritten, not left in a free page where the state key
         # would still open it (crypto-shredding, ADR 0034).
         conn.execute("PRAGMA secure_delete=ON")
-        db = sqlite_utils.Database(conn)
         try:
             if create:
-                cls._create_schema(db)
+                conn.executescript(SCHEMA)
                 key = StateKey.generate()
                 sealed = box_secret.public_key.seal(key.export())
                 conn.execute("INSERT INTO meta(name, value) VALUES (?, ?), (?, ?)",
@@ -190,28 +199,16 @@ class LocalState:
         except BaseException:
             conn.close()
             raise
-        return cls(path, db, key)
-
-    @staticmethod
-    def _create_schema(db: sqlite_utils.Database) -> None:
-        db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
-        db.table("secrets").create({"kind": str, "ref": str, "value": bytes}, pk=("kind", "ref"),
-                             if_not_exists=True)
-        db.table("docs").create({"kind": str, "ref": str, "value": str}, pk=("kind", "ref"),
-                          if_not_exists=True)
-        db.table("cursors").create({"network": str, "feed": str, "cursor": str},
-                             pk=("network", "feed"), if_not_exists=True)
-        db.table("misbehaviours").create({"id": int, "network": str, "what": str, "message": str,
-                                    "details": str, "at": str}, pk="id", if_not_exists=True)
+        return cls(path, conn, key)
 
     def close(self) -> None:
-        self._db.conn.close()
+        self._conn.close()
 
     def reseal(self, box_public: BoxPublicKey) -> None:
         """Seal the state key to ``box_public`` instead (the partner's keys were rotated,
         ADR 0046): from now on the file opens with the new keys' box secret only."""
         sealed = box_public.seal(self._key.export())
-        self._db.conn.execute("UPDATE meta SET value = ? WHERE name = 'state_key'",
+        self._conn.execute("UPDATE meta SET value = ? WHERE name = 'state_key'",
                               (b64e(sealed),))
 
     # ------------------------------------------------------------------ transactions
@@ -221,7 +218,7 @@ class LocalState:
         """One commit for everything inside (nested calls join the outer one); on an
         exception nothing inside is kept -- except misbehaviour records, which are
         written after the transaction ends, whatever its outcome."""
-        conn = self._db.conn
+        conn = self._conn
         if self._depth == 0:
             conn.execute("BEGIN IMMEDIATE")
         self._depth += 1
@@ -254,7 +251,7 @@ class LocalState:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        self._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # ------------------------------------------------------------------ secrets
 
@@ -264,7 +261,7 @@ class LocalState:
         ref = _row(ref)
         blob = aead_encrypt(self._key, value, associated_data(kind, ref))
         joined = _SEP.join(ref)
-        self._db.conn.execute("INSERT OR REPLACE INTO secrets(kind, ref, value) VALUES (?, ?, ?)",
+        self._conn.execute("INSERT OR REPLACE INTO secrets(kind, ref, value) VALUES (?, ?, ?)",
                               (kind, joined, blob))
         if self._depth:
             self._secret_cache[(kind, joined)] = value
@@ -275,7 +272,7 @@ class LocalState:
         key = _key(kind, ref)
         if self._depth and key in self._secret_cache:
             return self._secret_cache[key]
-        row = self._db.conn.execute("SELECT value FROM secrets WHERE kind = ? AND ref = ?",
+        row = self._conn.execute("SELECT value FROM secrets WHERE kind = ? AND ref = ?",
                                     key).fetchone()
         value = None if row is None else \
             aead_decrypt(self._key, bytes(row[0]), associated_data(kind, _row(ref)))
@@ -285,7 +282,7 @@ class LocalState:
 
     def delete_secret(self, kind: str, ref: tuple[str, ...]) -> None:
         key = _key(kind, ref)
-        self._db.conn.execute("DELETE FROM secrets WHERE kind = ? AND ref = ?", key)
+        self._conn.execute("DELETE FROM secrets WHERE kind = ? AND ref = ?", key)
         if self._depth:
             self._secret_cache[key] = None
 
@@ -308,7 +305,7 @@ class LocalState:
             self._doc_cache[key] = text
             self._unwritten[key] = text
             return
-        self._db.conn.execute("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
+        self._conn.execute("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
                               (*key, text))
 
     def get_doc(self, kind: str, ref: tuple[str, ...]) -> Any | None:
@@ -322,7 +319,7 @@ class LocalState:
     def _doc_text(self, key: tuple[str, str]) -> str | None:
         if self._depth and key in self._doc_cache:
             return self._doc_cache[key]
-        row = self._db.conn.execute("SELECT value FROM docs WHERE kind = ? AND ref = ?",
+        row = self._conn.execute("SELECT value FROM docs WHERE kind = ? AND ref = ?",
                                     key).fetchone()
         text = None if row is None else str(row[0])
         if self._depth:
@@ -346,7 +343,7 @@ class LocalState:
                 wanted.append(key[1])
         for start in range(0, len(wanted), _PREFETCH_CHUNK):
             chunk = wanted[start:start + _PREFETCH_CHUNK]
-            found = dict(self._db.conn.execute(
+            found = dict(self._conn.execute(
                 f"SELECT ref, value FROM docs WHERE kind = ? AND ref IN "
                 f"({', '.join('?' * len(chunk))})", (kind, *chunk)).fetchall())
             for joined in chunk:
@@ -363,7 +360,7 @@ class LocalState:
             self._doc_cache[key] = None
             self._unwritten[key] = None
             return
-        self._db.conn.execute("DELETE FROM docs WHERE kind = ? AND ref = ?", key)
+        self._conn.execute("DELETE FROM docs WHERE kind = ? AND ref = ?", key)
 
     def _write_docs(self) -> None:
         """Write the documents put and deleted in the open transaction since the last
@@ -371,7 +368,7 @@ class LocalState:
         if not self._unwritten:
             return
         pending, self._unwritten = self._unwritten, {}
-        conn = self._db.conn
+        conn = self._conn
         conn.executemany("INSERT OR REPLACE INTO docs(kind, ref, value) VALUES (?, ?, ?)",
                          [(*key, text) for key, text in pending.items() if text is not None])
         conn.executemany("DELETE FROM docs WHERE kind = ? AND ref = ?",
@@ -384,25 +381,25 @@ class LocalState:
         kind = _check_part(kind, "kind")
         prefix = _ref(prefix)
         if not prefix:
-            return self._db.conn.execute(
+            return self._conn.execute(
                 f"SELECT {columns} FROM {table} WHERE kind = ? ORDER BY ref", (kind,)).fetchall()
         # Every ref that starts with the prefix components lies in [p + SEP, p + SEP + 1).
         low = _SEP.join(prefix) + _SEP
         high = low[:-1] + chr(ord(_SEP) + 1)
         exact = _SEP.join(prefix)
-        return self._db.conn.execute(
+        return self._conn.execute(
             f"SELECT {columns} FROM {table} WHERE kind = ? AND (ref = ? OR (ref >= ? AND ref < ?)) "
             f"ORDER BY ref", (kind, exact, low, high)).fetchall()
 
     # ------------------------------------------------------------------ cursors
 
     def cursor(self, network: str, feed: str) -> str:
-        row = self._db.conn.execute("SELECT cursor FROM cursors WHERE network = ? AND feed = ?",
+        row = self._conn.execute("SELECT cursor FROM cursors WHERE network = ? AND feed = ?",
                                     (network, feed)).fetchone()
         return "0" if row is None else str(row[0])
 
     def set_cursor(self, network: str, feed: str, cursor: str) -> None:
-        self._db.conn.execute("INSERT OR REPLACE INTO cursors(network, feed, cursor) "
+        self._conn.execute("INSERT OR REPLACE INTO cursors(network, feed, cursor) "
                               "VALUES (?, ?, ?)", (network, feed, str(cursor)))
 
     # ------------------------------------------------------------------ misbehaviour
@@ -416,7 +413,7 @@ class LocalState:
         sql = ("INSERT INTO misbehaviours(network, what, message, details, at) "
                "VALUES (?, ?, ?, ?, ?)")
         if self._depth == 0:
-            self._db.conn.execute(sql, row)
+            self._conn.execute(sql, row)
             return
         # Inside a transaction the write lock is ours: keep the row in memory and write
         # it once the transaction ends, whatever its outcome.
@@ -425,10 +422,10 @@ class LocalState:
     def _flush_misbehaviours(self) -> None:
         pending, self._pending_misbehaviour = self._pending_misbehaviour, []
         for sql, row in pending:
-            self._db.conn.execute(sql, row)
+            self._conn.execute(sql, row)
 
     def misbehaviours(self) -> list[dict[str, Any]]:
-        rows = self._db.conn.execute("SELECT id, network, what, message, details, at FROM "
+        rows = self._conn.execute("SELECT id, network, what, message, details, at FROM "
                                      "misbehaviours ORDER BY id").fetchall()
         return [{"id": r[0], "network": r[1], "what": r[2], "message": r[3],
                  "details": parse_json(r[4]), "at": r[5]} for r in rows]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,45 @@ def test_state_secret_is_bound_to_its_row(tmp_path: Path) -> None:
     state.close()
 
 
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                            " ORDER BY name")]
+        return {n: conn.execute(f"PRAGMA table_info({n})").fetchall() for n in names}
+    finally:
+        conn.close()
+
+
+def test_a_new_state_file_has_the_tables_the_older_releases_made(tmp_path: Path) -> None:
+    """state.db files made by earlier releases (through sqlite-utils) open unchanged: a new
+    file has the same tables, columns, types and keys as sqlite-utils creates."""
+    import sqlite_utils
+
+    state, _ = fresh(tmp_path)
+    state.close()
+    reference = sqlite_utils.Database(tmp_path / "reference.db")
+    reference["meta"].create({"name": str, "value": str}, pk="name")
+    reference["secrets"].create({"kind": str, "ref": str, "value": bytes}, pk=("kind", "ref"))
+    reference["docs"].create({"kind": str, "ref": str, "value": str}, pk=("kind", "ref"))
+    reference["cursors"].create({"network": str, "feed": str, "cursor": str},
+                                pk=("network", "feed"))
+    reference["misbehaviours"].create({"id": int, "network": str, "what": str, "message": str,
+                                       "details": str, "at": str}, pk="id")
+    reference.close()
+    assert _tables(tmp_path / "state.db") == _tables(tmp_path / "reference.db")
+
+
+def test_the_client_library_imports_neither_sqlite_utils_nor_numpy() -> None:
+    """Every ``schakel`` command imports the client library; sqlite-utils (and numpy, which it
+    imports when installed) cost a command a quarter of a second and are not needed."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, schakel.client, schakel.cli.main\n"
+         "print(sorted(m for m in ('sqlite_utils', 'numpy') if m in sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.strip() == "[]"
+
+
 def test_state_associated_data_names_kind_and_ref() -> None:
     assert associated_data("class-key", ("n", "c", "name", "2")) == \
         b"schakel/v1/local-state/class-key/n/c/name/2"
@@ -83,7 +124,7 @@ def test_state_docs_are_canonical_json_and_select_by_prefix(tmp_path: Path) -> N
     state.put_doc("event", ("n", "c", "0000000001"), {"x": None})
     state.put_doc("event", ("n", "cc", "0000000001"), {"other": True})
     state.put_doc("event", ("n2", "c", "0000000001"), {"other": True})
-    raw = state._db.conn.execute("SELECT value FROM docs WHERE ref = ?",
+    raw = state._conn.execute("SELECT value FROM docs WHERE ref = ?",
                                  ("n\x1fc\x1f0000000002",)).fetchone()[0]
     assert raw == '{"a":[1,"é"],"b":1}'
     assert [ref for ref, _ in state.docs("event", ("n", "c"))] == [
@@ -138,7 +179,7 @@ def test_state_secret_round_trip_property(tmp_path_factory: pytest.TempPathFacto
     assert state.get_secret(kind, ref) == value
     assert state.get_secret(kind, (*ref, "sibling")) == other
     assert ref in state.secret_refs(kind, ref[:1])
-    blob = state._db.conn.execute("SELECT value FROM secrets WHERE kind = ? AND ref = ?",
+    blob = state._conn.execute("SELECT value FROM secrets WHERE kind = ? AND ref = ?",
                                   (kind, "\x1f".join(ref))).fetchone()[0]
     assert len(value) < 8 or value not in bytes(blob)
     state.close()
