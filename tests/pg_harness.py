@@ -164,4 +164,68 @@ class Cluster:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-__all__ = ["Cluster", "IN_CI", "MISSING", "find_bindir", "free_port", "require_bindir"]
+
+
+# --------------------------------------------------------------------------- the backend
+#
+# The server tests run on SQLite and on PostgreSQL (tests/conftest.py collects each file of
+# ON_POSTGRESQL a second time, as ``test_x.py[postgresql]``).  While such a file runs,
+# :data:`ACTIVE` is set, and ``tests.server_harness.build_app`` puts each server it builds
+# on a database of its own in this process's cluster (:func:`database_url_for`): the same
+# data directory gets the same database again (a restart), a new one a new database.
+
+#: Whether the tests running now put their servers on PostgreSQL.
+ACTIVE = False
+_cluster: Cluster | None = None
+_template: str | None = None
+_databases: dict[Path, str] = {}
+
+
+def cluster() -> Cluster:
+    """This process's cluster, started on first use (skips, or fails under CI, without
+    the binaries)."""
+    global _cluster
+    if _cluster is None:
+        c = Cluster(require_bindir())
+        c.start()
+        _cluster = c
+    return _cluster
+
+
+def template() -> str:
+    """A database migrated to the current schema, which each test database copies."""
+    global _template
+    if _template is None:
+        from schakel.server.pgstore import connect, migrate
+        c = cluster()
+        name = c.create_database()
+        with connect(c.url(name)) as conn:
+            migrate(conn)
+        _template = name
+    return _template
+
+
+def new_database_url() -> str:
+    """A fresh database with the current schema."""
+    c = cluster()
+    return c.url(c.create_database(template=template()))
+
+
+def database_url_for(data_dir: Path) -> str | None:
+    """The PostgreSQL URL for a server on ``data_dir`` while :data:`ACTIVE`, else None
+    (SQLite in the data directory)."""
+    if not ACTIVE:
+        return None
+    key = data_dir.resolve()
+    if key not in _databases:
+        c = cluster()
+        _databases[key] = c.create_database(template=template())
+    return cluster().url(_databases[key])
+
+
+def stop() -> None:
+    global _cluster, _template
+    if _cluster is not None:
+        _cluster.stop()
+    _cluster, _template = None, None
+    _databases.clear()
