@@ -1,4 +1,9 @@
-"""The one module that owns SQLite (style.md, "Server and storage"; ADR 0006).
+"""The storage seam, and the one module that owns SQLite (style.md, "Server and storage";
+ADR 0006, ADR 0051).
+
+:class:`BaseStore` is the seam: what follows holds for both backends, :class:`Store` on
+SQLite (the default) and :class:`schakel.server.pgstore.PgStore` on PostgreSQL; only the
+schema's DDL, the transaction commands and the faults differ between them.
 
 * **Schema** through ``sqlite_utils``, versioned with ``PRAGMA user_version``
   (:data:`MIGRATIONS`).  The database runs in WAL mode.
@@ -24,8 +29,9 @@
 
 Write functions are named ``*_txn`` (Synapse) and live in ``server/data/``; they receive
 the writer's connection and must not commit or roll back themselves.  Nothing else in the
-server imports ``sqlite3`` or ``sqlite_utils``: the data modules type their connection
-as :data:`Db` from here.
+server imports ``sqlite3`` or ``sqlite_utils`` (or ``psycopg``, but ``server/pgstore.py``):
+the data modules type their connection as :class:`Db` from here, and write SQL that both
+engines accept (ADR 0051).
 """
 
 from __future__ import annotations

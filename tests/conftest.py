@@ -39,12 +39,20 @@ from tests import pg_harness
 #: The files whose tests also run with their servers on PostgreSQL: every file that drives
 #: the server's behaviour in-process (through ``tests.server_harness.build_app``).  Not the
 #: client, CLI, console and protocol files (the server under them is the same code, already
-#: run on both here), nor the files whose subject is SQLite's own behaviour or a ``schakel
-#: serve`` subprocess (test_storage.py, test_server_disk.py, test_server_crash.py).
+#: run on both here), nor the files whose subject is SQLite's own file: its storage faults
+#: (test_storage.py, test_server_disk.py under libfiu) or its rows edited on disk
+#: (test_audit_log.py, test_erasure.py, test_trust_log.py, test_access_request.py,
+#: test_identity_rotation.py).  test_server_crash.py kills a ``schakel serve --database``
+#: subprocess on PostgreSQL as on SQLite.
 ON_POSTGRESQL = frozenset({
     "test_server_app.py", "test_server_attacks.py", "test_server_garbage.py",
     "test_server_matrix.py", "test_server_rekey.py", "test_server_rotation.py",
-    "test_server_threats.py", "test_server_traffic.py",
+    "test_server_threats.py", "test_server_traffic.py", "test_server_crash.py",
+    "test_audience.py", "test_behalf.py", "test_coordinator_rotation.py", "test_disclosure.py",
+    "test_disclosure_atomicity.py", "test_disclosure_basis.py", "test_network_policy.py",
+    "test_purge_on_removal.py", "test_reads.py", "test_referrals.py", "test_retention.py",
+    "test_split_view.py", "test_sync_progress.py", "test_veilig_thuis.py",
+    "test_intake_page.py",
 })
 
 

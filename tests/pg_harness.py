@@ -90,7 +90,9 @@ class Cluster:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="schakel-pg-"))
+        # In /tmp, which the unprivileged user can reach (a TMPDIR under /root it cannot).
+        self.root = Path(tempfile.mkdtemp(prefix="schakel-pg-",
+                                          dir="/tmp" if os.path.isdir("/tmp") else None))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = 0
