@@ -80,6 +80,20 @@ def _server_backend(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         pg_harness.ACTIVE = False
+        pg_harness.release(list(pg_harness.databases()))
+
+
+@pytest.fixture(autouse=True)
+def _server_databases_recycled() -> Iterator[None]:
+    """The databases of the servers a test built are emptied for the next test when it
+    ends (its function-scoped servers are closed by then; a module's stay until the end of
+    the module, :func:`_server_backend`)."""
+    if not pg_harness.ACTIVE:
+        yield
+        return
+    before = set(pg_harness.databases())
+    yield
+    pg_harness.release(set(pg_harness.databases()) - before)
 
 
 def pytest_sessionfinish() -> None:

@@ -34,6 +34,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,10 @@ ACTIVE = False
 _cluster: Cluster | None = None
 _template: str | None = None
 _databases: dict[Path, str] = {}
+#: Databases of finished tests, emptied (:func:`release`): the next test takes one of these
+#: first.  Recycling keeps a worker's cluster at a few databases, where a new one per test
+#: would fill the disk and make every checkpoint fsync hundreds of databases' files.
+_pool: list[str] = []
 
 
 def cluster() -> Cluster:
@@ -207,10 +212,17 @@ def template() -> str:
     return _template
 
 
+def _fresh_database() -> str:
+    """An empty database with the current schema: a recycled one, else a new copy of the
+    template."""
+    if _pool:
+        return _pool.pop()
+    return cluster().create_database(template=template())
+
+
 def new_database_url() -> str:
     """A fresh database with the current schema."""
-    c = cluster()
-    return c.url(c.create_database(template=template()))
+    return cluster().url(_fresh_database())
 
 
 def database_url_for(data_dir: Path) -> str | None:
@@ -220,13 +232,43 @@ def database_url_for(data_dir: Path) -> str | None:
         return None
     key = data_dir.resolve()
     if key not in _databases:
-        c = cluster()
-        _databases[key] = c.create_database(template=template())
+        _databases[key] = _fresh_database()
     return cluster().url(_databases[key])
+
+
+def databases() -> list[Path]:
+    """The data directories whose servers have a database now."""
+    return list(_databases)
+
+
+def release(data_dirs: Iterable[Path]) -> None:
+    """The servers on ``data_dirs`` are gone: empty their databases for the next tests
+    (every row deleted, every identity sequence restarted: as new; ``DELETE`` of a few
+    rows is one small commit, where ``TRUNCATE`` would make and fsync new files for every
+    table and index).  A database still in use (a server left running) is not reused."""
+    import psycopg
+    for key in data_dirs:
+        name = _databases.pop(key, None)
+        if name is None or _cluster is None:
+            continue
+        try:
+            with psycopg.connect(_cluster.url(name)) as conn:    # one transaction
+                conn.execute("SET LOCAL lock_timeout = '5s'")
+                tables = [r[0] for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename <> 'schakel_schema'")]
+                for table in tables:
+                    conn.execute(f'DELETE FROM "{table}"'.encode())
+                conn.execute("SELECT setval(format('%I.%I', schemaname, sequencename), 1, false)"
+                             " FROM pg_sequences WHERE schemaname = 'public'")
+        except psycopg.Error:
+            continue
+        _pool.append(name)
 
 
 def stop() -> None:
     global _cluster, _template
+    _pool.clear()
     if _cluster is not None:
         _cluster.stop()
     _cluster, _template = None, None
