@@ -528,6 +528,10 @@ class PgStore(BaseStore):
         """Nothing: PostgreSQL has no ``secure_delete``; what a shredding write deleted
         stays in dead row versions until VACUUM reuses their space (ADR 0051)."""
 
+    def _broken(self, conn: Any) -> bool:
+        return bool(conn.closed) or \
+            conn.info.transaction_status == pq.TransactionStatus.UNKNOWN
+
     def _roll_back(self, conn: Any) -> Any:
         if conn is None:
             return None

@@ -568,6 +568,10 @@ class BaseStore:
         with contextlib.suppress(Exception):
             conn.close()
 
+    def _broken(self, conn: Any) -> bool:
+        """Whether ``conn`` can serve no more reads (a reader's is then opened anew)."""
+        return False
+
     def _fault(self, exc: BaseException) -> bool:
         """Whether ``exc`` is a fault of the storage (503, retry later)."""
         raise NotImplementedError
@@ -641,6 +645,8 @@ class BaseStore:
             try:
                 if self._in_transaction(conn):
                     conn.execute("ROLLBACK")
+                if self._broken(conn):
+                    self._drop_reader(conn)
             except self._Error:
                 # Never in place of the read's own outcome; the next read opens afresh.
                 self._drop_reader(conn)

@@ -267,3 +267,21 @@ def test_serve_refuses_a_database_that_is_not_a_postgresql_url(tmp_path: Path) -
         result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path / "d"), *args], env=env)
         assert result.exit_code == 2, result.output
         assert "postgresql://" in result.output
+
+
+def test_a_reader_whose_connection_was_lost_is_a_503_and_reads_resume(url: str) -> None:
+    async def run() -> None:
+        s = PgStore(url, readers=1)
+        await s.start()
+        try:
+            def whoami(db: Any) -> int:
+                return int(db.execute("SELECT pg_backend_pid()").fetchone()[0])
+            pid = await s.read(whoami)
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(Unavailable):
+                await s.read(whoami)
+            assert await s.read(whoami) != pid       # the reader opened a new connection
+        finally:
+            await s.close()
+    asyncio.run(run())
