@@ -55,15 +55,18 @@ class ServerProcess:
     The server's standard output and error are appended to ``log_file`` (by default
     ``server.log`` next to the data directory) over every start.  ``limits`` go into the
     data directory's ``config.json`` when it has none yet; ``wrapper`` is a command the
-    server runs under (``fiu-run -x``, to inject faults).
+    server runs under (``fiu-run -x``, to inject faults); ``database_url`` puts its data in
+    that PostgreSQL database (``--database``) instead of the data directory's SQLite file.
 
     ``proc`` is the running :class:`subprocess.Popen`, for those who signal it
     themselves (crash tests send SIGKILL in the middle of a burst of writes).
     """
 
     def __init__(self, data: Path, *, log_file: Path | None = None, port: int = 0,
-                 limits: Mapping[str, float] | None = None, wrapper: Sequence[str] = ()) -> None:
+                 limits: Mapping[str, float] | None = None, wrapper: Sequence[str] = (),
+                 database_url: str | None = None) -> None:
         self.data = data
+        self.database_url = database_url
         self.log_file = log_file if log_file is not None else data.parent / "server.log"
         self.port = port
         self.limits = dict(limits) if limits is not None else None
@@ -125,7 +128,8 @@ class ServerProcess:
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen(
                 [*self.wrapper, sys.executable, "-m", "schakel.cli", "serve",
-                 "--data", str(self.data), "--host", HOST, "--port", str(self.port)],
+                 "--data", str(self.data), "--host", HOST, "--port", str(self.port),
+                 *(("--database", self.database_url) if self.database_url else ())],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=_environment(), start_new_session=True)
 

@@ -38,7 +38,7 @@ from schakel.protocol.objects.audit import (
 )
 from schakel.protocol.objects.base import format_timestamp
 from schakel.server.errors import NotFound
-from schakel.server.storage import Db
+from schakel.server.storage import Db, lock_network
 
 if TYPE_CHECKING:
     from schakel.keys import Member, Revocation, VerifiedGenesis, VerifiedPolicy
@@ -154,6 +154,7 @@ def append_txn(db: Db, *, network: str, log_key: Signer, now: datetime, actor: A
     the entry and the tree head for the new size signed by ``log_key``.
     Raises ``MalformedError`` for an entry that breaks the audit-entry rules; the caller's
     savepoint then rolls back its own change as well."""
+    lock_network(db, network, "audit")
     index = entry_count(db, network)
     sealed = None if purpose is None else tuple(
         SealedPurpose(reader=keyid, sealed=seal_purpose(box, purpose.text, network=network,

@@ -19,6 +19,8 @@ CONFIG_FILE = "config.json"
 DATABASE_FILE = "schakel.db"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
+#: The URL schemes of ``--database`` (PostgreSQL's own two).
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +78,10 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     public_url: str | None = None
     limits: Limits = field(default_factory=Limits)
+    #: A PostgreSQL URL (``--database``, ``SCHAKEL_DATABASE``; ADR 0051): the server's
+    #: data live there instead of in ``DIR/schakel.db``.  Never written to config.json
+    #: (it may hold a password); given again on every start.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -85,6 +91,10 @@ class ServerConfig:
             if parts.scheme not in ("http", "https") or not parts.netloc or \
                     parts.path not in ("", "/") or parts.query or parts.fragment:
                 raise ValueError("public URL must be http(s)://host[:port] without a path")
+        if self.database_url is not None and \
+                not self.database_url.startswith(DATABASE_SCHEMES):
+            raise ValueError("the database must be a postgresql:// URL (without one the "
+                             "server keeps its data in DIR/schakel.db)")
 
     @property
     def database(self) -> Path:
@@ -122,7 +132,8 @@ class ServerConfig:
 
 
 def load_or_create(data_dir: Path, *, host: str | None = None, port: int | None = None,
-                   public_url: str | None = None) -> ServerConfig:
+                   public_url: str | None = None,
+                   database_url: str | None = None) -> ServerConfig:
     """Read ``DIR/config.json``, creating the directory and the file on first start.
 
     Options that are not None override the file for this run (and are what a new file
@@ -136,7 +147,7 @@ def load_or_create(data_dir: Path, *, host: str | None = None, port: int | None 
     overrides: dict[str, Any] = {k: v for k, v in
                                  (("host", host), ("port", port), ("public_url", public_url))
                                  if v is not None}
-    config = replace(config, **overrides)
+    config = replace(config, **overrides, database_url=database_url)
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(config.to_json(), indent=2) + "\n", encoding="utf-8")

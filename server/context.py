@@ -23,7 +23,7 @@ from schakel.server.metrics import Metrics
 from schakel.server.notifier import Notifier
 from schakel.server.ratelimit import IntakeLimiter
 from schakel.server.serverkeys import ServerKeys
-from schakel.server.storage import Store
+from schakel.server.storage import BaseStore, Store
 
 #: The server's clock: an aware UTC datetime.  Tests pass a fake one.
 Clock = Callable[[], datetime]
@@ -36,7 +36,7 @@ def utc_now() -> datetime:
 @dataclass(eq=False, kw_only=True)
 class AppContext:
     config: ServerConfig
-    store: Store
+    store: BaseStore
     keys: ServerKeys
     clock: Clock
     directory: MemberDirectory
@@ -57,8 +57,7 @@ class AppContext:
         cache's start time is now: requests signed earlier are refused (protocol.md §14)."""
         notifier = Notifier()
         limits = config.limits
-        store = Store(config.database, readers=limits.readers, batch=limits.write_batch,
-                      on_commit=notifier.wake)
+        store = open_store(config, on_commit=notifier.wake)
         started = int(clock().timestamp())
         return cls(config=config, store=store, keys=keys, clock=clock,
                    directory=MemberDirectory(), notifier=notifier, metrics=Metrics(),
@@ -75,6 +74,19 @@ class AppContext:
         return format_timestamp(self.clock())
 
 
+def open_store(config: ServerConfig, *, on_commit: Callable[[frozenset[str]], None] | None = None
+               ) -> BaseStore:
+    """The configured backend (ADR 0051), not yet started: PostgreSQL at
+    ``config.database_url`` when set, else SQLite in ``DIR/schakel.db``."""
+    limits = config.limits
+    if config.database_url is not None:
+        from schakel.server.pgstore import PgStore    # psycopg only when PostgreSQL is used
+        return PgStore(config.database_url, readers=limits.readers, batch=limits.write_batch,
+                       on_commit=on_commit)
+    return Store(config.database, readers=limits.readers, batch=limits.write_batch,
+                 on_commit=on_commit)
+
+
 CTX: web.AppKey[AppContext] = web.AppKey("schakel", AppContext)
 
 
@@ -82,4 +94,4 @@ def context_of(request: web.Request) -> AppContext:
     return request.app[CTX]
 
 
-__all__ = ["Clock", "utc_now", "AppContext", "CTX", "context_of"]
+__all__ = ["Clock", "utc_now", "AppContext", "CTX", "context_of", "open_store"]

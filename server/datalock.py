@@ -8,9 +8,11 @@ instead of corrupting the database.
 and means nothing on its own.  It holds the holder's process id, for the operator's
 message only.
 
-The lock belongs to the SQLite backend, whose database is a file of the directory.  Several
-processes that share one data directory for their keys against PostgreSQL must
-not take it; a PostgreSQL restore has to find running servers by its own means (ADR 0050).
+The lock is taken on PostgreSQL too (``--database``): a server process still keeps its
+replay cache and member directory in memory, so two processes must not serve one network
+yet.  Once those are shared through the database, processes that share one data directory
+for their keys must stop taking it, and a PostgreSQL restore has to find running servers by
+its own means (ADR 0050).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.network import NetworkGenesis, Policy
 from schakel.server.data.networks import all_networks
 from schakel.server.errors import Forbidden, NotFound, UnknownKey
-from schakel.server.storage import Store
+from schakel.server.storage import BaseStore
 
 
 def genesis_key(envelope: Any) -> VerifyKey:
@@ -222,7 +222,7 @@ class MemberDirectory:
             known.append(revocation)
 
 
-async def load_directory(store: Store, directory: MemberDirectory) -> None:
+async def load_directory(store: BaseStore, directory: MemberDirectory) -> None:
     """Fill ``directory`` from the database.  Every stored object is verified again
     (signatures and structure); a membership is checked at its own ``valid_from``, since
     whether it is current is decided per request."""

@@ -1,4 +1,9 @@
-"""The one module that owns SQLite (style.md, "Server and storage"; ADR 0006).
+"""The storage seam, and the one module that owns SQLite (style.md, "Server and storage";
+ADR 0006, ADR 0051).
+
+:class:`BaseStore` is the seam: what follows holds for both backends, :class:`Store` on
+SQLite (the default) and :class:`schakel.server.pgstore.PgStore` on PostgreSQL; only the
+schema's DDL, the transaction commands and the faults differ between them.
 
 * **Schema** through ``sqlite_utils``, versioned with ``PRAGMA user_version``
   (:data:`MIGRATIONS`).  The database runs in WAL mode.
@@ -24,8 +29,9 @@
 
 Write functions are named ``*_txn`` (Synapse) and live in ``server/data/``; they receive
 the writer's connection and must not commit or roll back themselves.  Nothing else in the
-server imports ``sqlite3`` or ``sqlite_utils``: the data modules type their connection
-as :data:`Db` from here.
+server imports ``sqlite3`` or ``sqlite_utils`` (or ``psycopg``, but ``server/pgstore.py``):
+the data modules type their connection as :class:`Db` from here, and write SQL that both
+engines accept (ADR 0051).
 """
 
 from __future__ import annotations
@@ -36,22 +42,49 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 import structlog
 
 from schakel.server.errors import Unavailable
 
-#: What a query function receives: a connection whose rows are ``sqlite3.Row``.
-Db = sqlite3.Connection
+class Cursor(Protocol):
+    """What :meth:`Db.execute` returns: rows are read by index and by column name."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Db(Protocol):
+    """What a query function receives: on SQLite the ``sqlite3.Connection`` itself (rows
+    are ``sqlite3.Row``); on PostgreSQL :class:`schakel.server.pgstore.PgDb`, which takes
+    the same SQL (``?`` placeholders; ADR 0051) and gives rows read the same ways."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
 T = TypeVar("T")
 OnCommit = Callable[[frozenset[str]], None]
 
 _log = structlog.get_logger("schakel.storage")
+
+#: The tables declared ``WITHOUT ROWID`` on SQLite (their rows live in the primary key's
+#: B-tree): no ``rowid`` to order by or return, on either backend.
+WITHOUT_ROWID = frozenset({"audit_nodes", "tree_heads", "audit_cases", "case_audience",
+                           "trust_entries", "trust_nodes", "witness_cosignatures"})
 
 #: SQLite's primary result codes for a fault of the storage rather than of the request or
 #: of the code: busy or locked, out of memory, read-only, an I/O error, the disk full, the
@@ -69,11 +102,12 @@ def storage_fault(exc: BaseException) -> bool:
         code & 0xFF in _STORAGE_FAULTS
 
 
-def _refusal(exc: Exception, event: str | None) -> Exception:
+def _refusal(exc: Exception, event: str | None,
+             fault: Callable[[BaseException], bool] = storage_fault) -> Exception:
     """What the caller of a failed read or write gets: 503 ``unavailable`` (retry later)
-    for a fault of the storage, which is logged as ``event`` (None: the caller logged it);
-    the error itself otherwise."""
-    if not storage_fault(exc):
+    for a fault of the storage (``fault``), which is logged as ``event`` (None: the caller
+    logged it); the error itself otherwise."""
+    if not fault(exc):
         return exc
     if event is not None:
         _log_error(event, exc)
@@ -88,6 +122,17 @@ def _log_error(event: str, exc: BaseException, **fields: Any) -> None:
     with contextlib.suppress(Exception):
         _log.error(event, error=getattr(exc, "sqlite_errorname", None) or type(exc).__name__,
                    **fields)
+
+
+def lock_network(db: Db, network: str, what: str) -> None:
+    """Serialise the writers of ``what`` (``audit``, ``trust``) in ``network`` until the
+    transaction ends, before reading the size they append at.  On PostgreSQL a
+    transaction-scoped advisory lock, which also holds between server processes sharing
+    the database (ADR 0051); on SQLite nothing: the writer's ``BEGIN IMMEDIATE`` already
+    holds the whole database's write lock, for every process."""
+    lock = getattr(db, "advisory_lock", None)
+    if lock is not None:
+        lock(f"schakel:{what}:{network}")
 
 
 # --------------------------------------------------------------------------- schema
@@ -456,14 +501,22 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-class Store:
-    """The server's database: async :meth:`read` and :meth:`write` of plain functions."""
+class BaseStore:
+    """The server's database: async :meth:`read` and :meth:`write` of plain functions.
 
-    def __init__(self, path: Path, *, readers: int = 4, batch: int = 64,
+    This class holds what both backends share -- the reader pool, the writer thread with
+    its group commit and a savepoint per write, the wake-ups after a commit, a storage
+    fault refused with 503 -- and leaves to a backend the few hooks below (``_open`` ...
+    ``_fault``): :class:`Store` runs it on SQLite, :class:`schakel.server.pgstore.PgStore`
+    on PostgreSQL (ADR 0051)."""
+
+    #: The database error type of the backend: what a read or write catches.
+    _Error: type[Exception] = Exception
+
+    def __init__(self, *, readers: int = 4, batch: int = 64,
                  on_commit: OnCommit | None = None) -> None:
         if readers < 1 or batch < 1:
             raise ValueError("readers and batch must be positive")
-        self.path = path
         self._batch = batch
         self._n_readers = readers
         self.on_commit = on_commit
@@ -474,11 +527,57 @@ class Store:
         self._writer: threading.Thread | None = None
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_conns: list[Any] = []
         self._lock = threading.Lock()
         self._closing = False
         #: Transactions committed by the writer (one per group of writes).
         self.commits = 0
+
+    # the backend's hooks --------------------------------------------------------------
+
+    def _open(self, *, writer: bool) -> Any:
+        """A new connection: the writer's (read-write) or a reader's (read-only)."""
+        raise NotImplementedError
+
+    def _migrate(self, conn: Any) -> None:
+        """Bring the schema up to date on the writer's new connection."""
+        raise NotImplementedError
+
+    def _db(self, conn: Any) -> Any:
+        """What a query function receives for ``conn``."""
+        return conn
+
+    def _begin_read(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def _begin_write(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def _in_transaction(self, conn: Any) -> bool:
+        raise NotImplementedError
+
+    def _after_commit_batch(self, conn: Any, batch: list[_Write]) -> None:
+        """After ``batch`` committed (``shred`` writes: see :meth:`write`)."""
+
+    def _roll_back(self, conn: Any) -> Any:
+        """End a failed transaction: the connection to go on with, or None when it could
+        not be rolled back (it is closed; the next batch opens a new one)."""
+        raise NotImplementedError
+
+    def _close_conn(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _broken(self, conn: Any) -> bool:
+        """Whether ``conn`` can serve no more reads (a reader's is then opened anew)."""
+        return False
+
+    def _fault(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a fault of the storage (503, retry later)."""
+        raise NotImplementedError
+
+    def _refusal(self, exc: Exception, event: str | None) -> Exception:
+        return _refusal(exc, event, self._fault)
 
     # lifecycle --------------------------------------------------------------------
 
@@ -509,45 +608,46 @@ class Store:
             await loop.run_in_executor(None, self._readers.shutdown)
         with self._lock:
             for conn in self._reader_conns:
-                conn.close()
+                self._close_conn(conn)
             self._reader_conns.clear()
 
     # reads --------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
+    def _reader(self) -> Any:
         """This reader thread's connection, opened on its first read (and again after
         :meth:`_drop_reader`)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: Any = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path, writer=False)
+            conn = self._open(writer=False)
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)
         return conn
 
-    def _drop_reader(self, conn: sqlite3.Connection) -> None:
+    def _drop_reader(self, conn: Any) -> None:
         self._local.conn = None
         with self._lock:
             if conn in self._reader_conns:
                 self._reader_conns.remove(conn)
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+        self._close_conn(conn)
 
     def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         try:
             conn = self._reader()
-        except sqlite3.Error as exc:
-            raise _refusal(exc, "read failed")
+        except self._Error as exc:
+            raise self._refusal(exc, "read failed")
         try:
-            conn.execute("BEGIN")
-            return fn(conn, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise _refusal(exc, "read failed")
+            self._begin_read(conn)
+            return fn(self._db(conn), *args, **kwargs)
+        except self._Error as exc:
+            raise self._refusal(exc, "read failed")
         finally:
             try:
-                if conn.in_transaction:
+                if self._in_transaction(conn):
                     conn.execute("ROLLBACK")
-            except sqlite3.Error:
+                if self._broken(conn):
+                    self._drop_reader(conn)
+            except self._Error:
                 # Never in place of the read's own outcome; the next read opens afresh.
                 self._drop_reader(conn)
 
@@ -591,13 +691,17 @@ class Store:
 
     def _writer_main(self, ready: concurrent.futures.Future[None]) -> None:
         try:
-            opened = _connect(self.path, writer=True)
-            migrate(opened)
+            opened = self._open(writer=True)
+            try:
+                self._migrate(opened)
+            except BaseException:
+                self._close_conn(opened)
+                raise
         except BaseException as exc:
             ready.set_exception(exc)
             return
         ready.set_result(None)
-        conn: sqlite3.Connection | None = opened
+        conn: Any = opened
         try:
             stop = False
             waiting: list[_Write] = []          # handed off, beyond the last batch's size
@@ -620,29 +724,26 @@ class Store:
                 conn = self._run_batch(conn, batch)
         finally:
             if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+                self._close_conn(conn)
 
-    def _run_batch(self, conn: sqlite3.Connection | None,
-                   batch: list[_Write]) -> sqlite3.Connection | None:
+    def _run_batch(self, conn: Any, batch: list[_Write]) -> Any:
         """Run ``batch`` in one transaction and settle its futures.  Never raises: the
         writer thread must outlive any failure.  Returns the connection for the next batch,
         None when this one had to be dropped (the next batch opens a new one)."""
         outcomes: list[tuple[_Write, Any, BaseException | None]] = []
         try:
             if conn is None:
-                conn = _connect(self.path, writer=True)
-            conn.execute("BEGIN IMMEDIATE")
+                conn = self._open(writer=True)
+            self._begin_write(conn)
             for item in batch:
                 outcomes.append(self._run_one(conn, item))
             conn.execute("COMMIT")
             self.commits += 1
-            if any(item.shred for item in batch):
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            self._after_commit_batch(conn, batch)
         except Exception as exc:  # the transaction itself failed: nothing of it is durable
-            conn = _roll_back(conn)
+            conn = self._roll_back(conn)
             _log_error("write batch failed", exc, size=len(batch))
-            refusal = _refusal(exc, None)
+            refusal = self._refusal(exc, None)
             outcomes = [(item, None, refusal) for item in batch]
         # One hand-off per event loop for the whole batch (not one per write): each
         # call_soon_threadsafe writes to the loop's self-pipe and wakes it.
@@ -666,18 +767,17 @@ class Store:
             for item, result, error in settled:
                 _settle(item.future, result, error)
 
-    @staticmethod
-    def _run_one(conn: sqlite3.Connection, item: _Write) -> tuple[_Write, Any, BaseException | None]:
+    def _run_one(self, conn: Any, item: _Write) -> tuple[_Write, Any, BaseException | None]:
         conn.execute("SAVEPOINT write")
         try:
-            result = item.fn(conn, *item.args, **item.kwargs)
+            result = item.fn(self._db(conn), *item.args, **item.kwargs)
         except Exception as exc:
-            if not conn.in_transaction:
+            if not self._in_transaction(conn):
                 raise  # the error ended the whole transaction: fail the batch
-            conn.execute("ROLLBACK TO write")
-            conn.execute("RELEASE write")
-            return item, None, _refusal(exc, "write refused")
-        conn.execute("RELEASE write")
+            conn.execute("ROLLBACK TO SAVEPOINT write")
+            conn.execute("RELEASE SAVEPOINT write")
+            return item, None, self._refusal(exc, "write refused")
+        conn.execute("RELEASE SAVEPOINT write")
         return item, result, None
 
     @staticmethod
@@ -688,4 +788,41 @@ class Store:
             pass
 
 
-__all__ = ["Db", "MIGRATIONS", "Store", "migrate", "storage_fault"]
+class Store(BaseStore):
+    """:class:`BaseStore` on one SQLite file in WAL mode (the default backend)."""
+
+    _Error = sqlite3.Error
+
+    def __init__(self, path: Path, *, readers: int = 4, batch: int = 64,
+                 on_commit: OnCommit | None = None) -> None:
+        super().__init__(readers=readers, batch=batch, on_commit=on_commit)
+        self.path = path
+
+    def _open(self, *, writer: bool) -> sqlite3.Connection:
+        return _connect(self.path, writer=writer)
+
+    def _migrate(self, conn: Any) -> None:
+        migrate(conn)
+
+    def _begin_read(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+
+    def _begin_write(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def _in_transaction(self, conn: Any) -> bool:
+        return bool(conn.in_transaction)
+
+    def _after_commit_batch(self, conn: Any, batch: list[_Write]) -> None:
+        if any(item.shred for item in batch):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def _roll_back(self, conn: Any) -> Any:
+        return _roll_back(conn)
+
+    def _fault(self, exc: BaseException) -> bool:
+        return storage_fault(exc)
+
+
+__all__ = ["WITHOUT_ROWID", "BaseStore", "Cursor", "Db", "MIGRATIONS", "Store", "lock_network", "migrate",
+           "storage_fault"]

@@ -28,7 +28,7 @@ from schakel.protocol.trustlog import chain_type, entry_data_of
 from schakel.protocol.witnessing import TRUST
 from schakel.server.audit import SqliteNodeStore
 from schakel.server.errors import NotFound
-from schakel.server.storage import Db
+from schakel.server.storage import Db, lock_network
 
 
 def trust_size(db: Db, network: str) -> int:
@@ -52,6 +52,7 @@ def append_trust_txn(db: Db, network: str, envelope: Mapping[str, Any] | str) ->
     kind = chain_type(value)
     if kind is None:
         raise MalformedError("only a chain object is a trust-log entry")
+    lock_network(db, network, "trust")
     index = trust_size(db, network)
     if (index == 0) != (kind == "network-genesis"):
         raise MalformedError("the genesis is the first trust-log entry, and only it")

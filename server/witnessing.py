@@ -112,8 +112,9 @@ def store_cosignature_txn(db: Db, network: str, log: str, cosigned: Cosigned) ->
                       " AND witness = ?", (network, log, cosigned.witness)).fetchone()
     if held is not None and int(held[0]) > cosigned.size:
         return False
-    db.execute("INSERT OR REPLACE INTO witness_cosignatures (network, log, witness, size, time,"
-               " line) VALUES (?, ?, ?, ?, ?, ?)",
+    db.execute("INSERT INTO witness_cosignatures (network, log, witness, size, time, line)"
+               " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (network, log, witness) DO UPDATE SET"
+               " size = excluded.size, time = excluded.time, line = excluded.line",
                (network, log, cosigned.witness, cosigned.size, cosigned.time, cosigned.line))
     return True
 

@@ -16,16 +16,88 @@ found.
 puts the files that take longest first (:data:`LONGEST_FIRST`), so that no long file starts
 last; the workers follow that order when given ``--no-loadscope-reorder`` (the Makefile
 gives it), else xdist's own (most tests first).  A run in one process keeps pytest's order.
+
+The server tests run on both backends (ADR 0051): each file of :data:`ON_POSTGRESQL` is
+collected twice, as itself (SQLite) and as ``test_x.py[postgresql]``, whose tests build
+their servers on databases of a throw-away PostgreSQL cluster (tests/pg_harness.py; one
+cluster per xdist worker, stopped at the end of the session).  ``-k postgresql`` runs only
+those, ``-k "not postgresql"`` only the SQLite ones.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
 from schakel.cli.i18n import use
+
+from tests import pg_harness
+
+#: The files whose tests also run with their servers on PostgreSQL: every file that drives
+#: the server's behaviour in-process (through ``tests.server_harness.build_app``).  Not the
+#: client, CLI, console and protocol files (the server under them is the same code, already
+#: run on both here), nor the files whose subject is SQLite's own file: its storage faults
+#: (test_storage.py, test_server_disk.py under libfiu) or its rows edited on disk
+#: (test_audit_log.py, test_erasure.py, test_trust_log.py, test_access_request.py,
+#: test_identity_rotation.py).  test_server_crash.py kills a ``schakel serve --database``
+#: subprocess on PostgreSQL as on SQLite.
+ON_POSTGRESQL = frozenset({
+    "test_server_app.py", "test_server_attacks.py", "test_server_garbage.py",
+    "test_server_matrix.py", "test_server_rekey.py", "test_server_rotation.py",
+    "test_server_threats.py", "test_server_traffic.py", "test_server_crash.py",
+    "test_audience.py", "test_behalf.py", "test_coordinator_rotation.py", "test_disclosure.py",
+    "test_disclosure_atomicity.py", "test_disclosure_basis.py", "test_network_policy.py",
+    "test_purge_on_removal.py", "test_reads.py", "test_referrals.py", "test_retention.py",
+    "test_split_view.py", "test_sync_progress.py", "test_veilig_thuis.py",
+    "test_intake_page.py",
+})
+
+
+class PostgresqlModule(pytest.Module):
+    """A test file collected a second time, its servers on PostgreSQL."""
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if file_path.name not in ON_POSTGRESQL:
+        return None
+    name = f"{file_path.name}[postgresql]"
+    return PostgresqlModule.from_parent(parent, path=file_path, name=name,
+                                        nodeid=f"{parent.nodeid}/{name}".lstrip("/"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_backend(request: pytest.FixtureRequest) -> Iterator[None]:
+    """While a ``[postgresql]`` file runs, its servers are built on PostgreSQL."""
+    if not isinstance(request.node, PostgresqlModule):
+        yield
+        return
+    pg_harness.cluster()
+    pg_harness.ACTIVE = True
+    try:
+        yield
+    finally:
+        pg_harness.ACTIVE = False
+        pg_harness.release(list(pg_harness.databases()))
+
+
+@pytest.fixture(autouse=True)
+def _server_databases_recycled() -> Iterator[None]:
+    """The databases of the servers a test built are emptied for the next test when it
+    ends (its function-scoped servers are closed by then; a module's stay until the end of
+    the module, :func:`_server_backend`)."""
+    if not pg_harness.ACTIVE:
+        yield
+        return
+    before = set(pg_harness.databases())
+    yield
+    pg_harness.release(set(pg_harness.databases()) - before)
+
+
+def pytest_sessionfinish() -> None:
+    pg_harness.stop()
 
 
 @pytest.fixture(autouse=True)

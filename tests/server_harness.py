@@ -2,7 +2,8 @@
 
 Like h11's connection pairs and python-tuf's ``RepositorySimulator``: the tests drive
 the *real* application (``schakel.server.app.make_app``) on a real SQLite file in a temporary
-directory, with real keys and real protocol objects, and sign every request with
+directory (or, in a ``[postgresql]`` run of a file, a database of its own in a throw-away
+PostgreSQL cluster: tests/pg_harness.py, tests/conftest.py), with real keys and real protocol objects, and sign every request with
 ``schakel.protocol.httpsig.sign_request`` exactly as a partner's client would.  Nothing is
 mocked; the only thing the harness controls is the server's clock (:class:`FakeClock`).
 
@@ -59,6 +60,7 @@ from schakel.protocol.objects.network import (
     CovenantAcceptance, EpochKeyDistribution, EpochKeyPayload, default_policy,
 )
 from schakel.protocol.objects.signals import Signal, SignalContent, SignalFeedback
+from tests import pg_harness
 
 #: The public origin the in-process server is configured with; requests are signed for it
 #: (docs/protocol.md §14, Authentication step 1: the server's own origin, not the Host header).
@@ -853,7 +855,8 @@ def build_app(data_dir: Path, clock: Clock, *, origin: str = ORIGIN, keys: Any =
     from schakel.server.serverkeys import ServerKeys as ServerKeyPair
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = ServerConfig(data_dir=data_dir, public_url=origin, limits=limits or Limits())
+    config = ServerConfig(data_dir=data_dir, public_url=origin, limits=limits or Limits(),
+                          database_url=pg_harness.database_url_for(data_dir))
     ctx = AppContext.create(config, keys or ServerKeyPair.generate(), clock=clock)
     return make_app(ctx)
 

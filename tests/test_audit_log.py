@@ -55,6 +55,7 @@ from schakel.server.context import AppContext
 from schakel.server.errors import Conflict, NotFound
 from schakel.server.serverkeys import ServerKeys as ServerKeyPair
 from schakel.server.storage import Db, Store, migrate
+from tests import pg_harness
 from tests.client_harness import (
     IDENTITY, INTAKE, PASSPHRASE, Cast, network_policy, running_server, standard_network,
 )
@@ -782,7 +783,8 @@ async def _retention_pass_in(s: Scene, days: int) -> list[dict[str, Any]]:
     done: list[dict[str, Any]] = []
 
     async def retain() -> None:
-        config = ServerConfig(data_dir=s.tmp_path / "server", public_url=s.url)
+        config = ServerConfig(data_dir=s.tmp_path / "server", public_url=s.url,
+                              database_url=pg_harness.database_url_for(s.tmp_path / "server"))
         later = FakeClock(datetime.now(UTC) + timedelta(days=days))
         done.extend(await retention.run_once(AppContext.create(config, s.keys, clock=later)))
     await s.restart(retain)

@@ -35,6 +35,7 @@ from schakel.protocol.envelopes import open_gate
 from schakel.server.audit import append_txn
 from schakel.server.data import insert
 from schakel.server.disclosure import data as disclosure_data
+from tests import pg_harness
 from tests.disclosure_harness import audit_log, consent_and_grant, open_release, release
 from tests.server_harness import (
     IDENTITY, Caller, FakeClock, InProcessServer, Network, RealClock, SessionTransport, World,
@@ -123,7 +124,8 @@ KILL_AFTER = 40            # acknowledged releases before the SIGKILL
 
 async def test_sigkill_during_a_burst_of_releases_leaves_every_release_with_its_entry(
         tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data")
+    server = ServerProcess(tmp_path / "data",
+                           database_url=pg_harness.database_url_for(tmp_path / "data"))
     clock = RealClock()
     try:
         server.start(timeout=STEP_TIMEOUT)

@@ -16,7 +16,7 @@ ALL_CODE = sorted(p for d in ("protocol", "keys", "server", "client", "cli")
                   for p in (ROOT / d).rglob("*.py"))
 
 FORBIDDEN_IN_PROTOCOL = {
-    "aiohttp", "sqlite3", "sqlite_utils", "structlog", "socket", "asyncio", "os", "pathlib",
+    "aiohttp", "sqlite3", "sqlite_utils", "psycopg", "structlog", "socket", "asyncio", "os", "pathlib",
     "shutil", "subprocess", "time", "random", "urllib.request", "http.client", "tempfile", "io",
 }
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
@@ -60,3 +60,16 @@ def test_only_protocol_crypto_imports_nacl() -> None:
     importers = sorted(str(p.relative_to(ROOT)) for p in ALL_CODE
                        if any(m == "nacl" or m.startswith("nacl.") for m in imported_modules(p)))
     assert importers == ["protocol/crypto.py"]
+
+
+def test_only_the_storage_backends_import_a_database_driver() -> None:
+    """The seam (ADR 0051): ``server/storage.py`` owns SQLite and ``server/pgstore.py``
+    PostgreSQL; every query function types its connection as ``storage.Db``."""
+    drivers = {"sqlite3", "sqlite_utils", "psycopg"}
+    allowed = {"server/storage.py": {"sqlite3", "sqlite_utils"}, "server/pgstore.py": {"psycopg"}}
+    for path in sorted((ROOT / "server").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        if name.startswith("server/witness/"):     # the witness service keeps its own SQLite
+            continue
+        found = {m.split(".")[0] for m in imported_modules(path)} & drivers
+        assert found <= allowed.get(name, set()), f"{name} imports {found}"

@@ -38,6 +38,7 @@ from schakel.server.config import ServerConfig
 from schakel.server.context import AppContext
 from schakel.server.openapi import ERROR_STATUS
 from schakel.server.serverkeys import ServerKeys
+from tests import pg_harness
 
 T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
 COVENANT = hashlib.sha256(b"Convenant Buurtnetwerk: wij delen alleen wat nodig is.").digest()
@@ -147,8 +148,8 @@ async def start(aiohttp_client: Any, tmp_path: Path, *, clock: FakeClock | None 
                 extra: tuple[tuple[str, Any], ...] = ()) -> tuple[Any, AppContext, FakeClock]:
     """The real app on ``tmp_path``; ``extra`` adds (path, handler) GET routes to it."""
     clock = clock or FakeClock(T0)
-    ctx = AppContext.create(ServerConfig(data_dir=tmp_path), keys or ServerKeys.generate(),
-                            clock=clock)
+    config = ServerConfig(data_dir=tmp_path, database_url=pg_harness.database_url_for(tmp_path))
+    ctx = AppContext.create(config, keys or ServerKeys.generate(), clock=clock)
     app = make_app(ctx)
     for path, handler in extra:
         app.router.add_get(path, handler)

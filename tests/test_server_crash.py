@@ -23,6 +23,7 @@ import aiohttp
 
 from schakel.cli.serverprocess import ServerProcess
 from schakel.protocol.objects.cases import Event, check_link
+from tests import pg_harness
 from tests.server_harness import (
     Caller, CaseState, Network, RealClock, Reply, SessionTransport, create_case,
     register, server_keys, sync_all,
@@ -57,7 +58,8 @@ async def test_sigterm_during_a_burst_shuts_down_cleanly_and_loses_nothing(tmp_p
 
 
 async def crash_and_recover(tmp_path: Path, how: signal.Signals, *, exit_code: int) -> None:
-    server = ServerProcess(tmp_path / "data")
+    server = ServerProcess(tmp_path / "data",
+                           database_url=pg_harness.database_url_for(tmp_path / "data"))
     clock = RealClock()
     try:
         server.start(timeout=STEP_TIMEOUT)

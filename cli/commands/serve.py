@@ -24,10 +24,16 @@ DATA_HELP = N_("the server's data directory: database, server keys and config.js
                 "on first use, reused after")
 
 
+DATABASE_HELP = N_("keep the server's data in PostgreSQL at this URL "
+                   "(postgresql://USER@HOST/DB) instead of in the data directory's SQLite "
+                   "file; the keys stay in the data directory")
+
+
 def _config(data_dir: Path, host: str | None, port: int | None,
-            public_url: str | None) -> ServerConfig:
+            public_url: str | None, database_url: str | None = None) -> ServerConfig:
     try:
-        return load_or_create(data_dir, host=host, port=port, public_url=public_url)
+        return load_or_create(data_dir, host=host, port=port, public_url=public_url,
+                              database_url=database_url)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -101,8 +107,10 @@ def existing_keys(data_dir: Path) -> serverkeys.ServerKeys:
 @server.command("retention")
 @click.option("--data", "data_dir", required=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path), help=DATA_HELP)
+@click.option("--database", "database_url", envvar="SCHAKEL_DATABASE", default=None,
+              help=DATABASE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print the steps taken as JSON")
-def retention(data_dir: Path, as_json: bool) -> None:
+def retention(data_dir: Path, database_url: str | None, as_json: bool) -> None:
     """Run one retention pass now and print what it did.
 
     Crypto-shreds the identity of cases closed longer than the policy's
@@ -115,7 +123,7 @@ def retention(data_dir: Path, as_json: bool) -> None:
     from schakel.server.retention import run_once
 
     keys = existing_keys(data_dir)
-    config = _config(data_dir, None, None, None)
+    config = _config(data_dir, None, None, None, database_url)
     done = asyncio.run(run_once(AppContext.create(config, keys)))
     if as_json:
         emit({"steps": done}, as_json=True)
@@ -136,7 +144,10 @@ def retention(data_dir: Path, as_json: bool) -> None:
 @click.option("--public-url", default=None,
               help="the address partners use, e.g. https://schakel.gemeente.nl, when a proxy "
                    "sits in front; requests are signed for it [default: http://HOST:PORT]")
-def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | None) -> None:
+@click.option("--database", "database_url", envvar="SCHAKEL_DATABASE", default=None,
+              help=DATABASE_HELP)
+def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | None,
+          database_url: str | None) -> None:
     """Run the Schakel server until Ctrl-C or SIGTERM.
 
     On first start it creates the data directory with the database, the server's keys
@@ -150,7 +161,7 @@ def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | 
     max_connections_per_address (raise it behind a reverse proxy, whose address all
     connections share).
     """
-    config = _config(data_dir, host, port, public_url)
+    config = _config(data_dir, host, port, public_url, database_url)
     keys, created = serverkeys.load_or_create(data_dir)
     if created:
         click.echo(f"Created server keys. Server fingerprint: {keys.fingerprint} (give it to "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schakel.server.errors import Conflict
-from schakel.server.storage import Db
+from schakel.server.storage import WITHOUT_ROWID, Db
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,15 @@ class Written:
 
 def insert(db: Db, table: str, row: Mapping[str, Any]) -> int:
     """Insert ``row`` (column names are this package's constants, never input); returns
-    the rowid."""
+    the rowid (0 for a table without one: :data:`~schakel.server.storage.WITHOUT_ROWID`).
+    ``RETURNING rowid`` asks both backends alike (ADR 0051)."""
     columns = ", ".join(f"[{c}]" for c in row)
     marks = ", ".join("?" for _ in row)
-    cursor = db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+    if table in WITHOUT_ROWID:
+        db.execute(sql, tuple(row.values()))
+        return 0
+    return int(db.execute(f"{sql} RETURNING rowid", tuple(row.values())).fetchall()[0][0])
 
 
 def insert_once(db: Db, table: str, key: Mapping[str, Any], row: Mapping[str, Any], *,

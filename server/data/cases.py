@@ -471,7 +471,7 @@ class FeedRow:
 #: subset case whose audience does not name it, and the header rows of a subset case from
 #: before the header that first named it (an earlier header does not name it).
 _AUDIENCE = ("[case] NOT IN (SELECT [case] FROM case_audience WHERE network = ?"
-             " GROUP BY [case] HAVING MAX(member = ?) = 0)"
+             " GROUP BY [case] HAVING SUM(CASE WHEN member = ? THEN 1 ELSE 0 END) = 0)"
              " AND (kind != 'header' OR id >= COALESCE((SELECT a.since FROM case_audience a"
              " WHERE a.network = feed.network AND a.[case] = feed.[case] AND a.member = ?), 0))")
 

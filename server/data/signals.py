@@ -66,8 +66,9 @@ def record_tokens(db: Db, network: str, subject_kind: str, subject: str,
     case, every earlier signal) that carries an equal token in the same network."""
     for kind, token in tokens:
         matches = db.execute(
-            "SELECT DISTINCT subject_kind, subject FROM tokens WHERE network = ? AND kind = ?"
-            " AND token = ? AND NOT (subject_kind = ? AND subject = ?) ORDER BY id LIMIT ?",
+            "SELECT subject_kind, subject FROM tokens WHERE network = ? AND kind = ?"
+            " AND token = ? AND NOT (subject_kind = ? AND subject = ?)"
+            " GROUP BY subject_kind, subject ORDER BY MIN(id) LIMIT ?",
             (network, kind, token, subject_kind, subject, limit)).fetchall()
         for match in matches:
             if match["subject_kind"] == "case":
