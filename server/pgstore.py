@@ -57,8 +57,10 @@ def is_postgresql_url(value: str) -> bool:
 
 
 def pg_sql(sql: str) -> str:
-    """``sql`` as psycopg takes it: ``?`` -> ``%s``, ``%`` -> ``%%``, ``[name]`` ->
-    ``"name"``, except inside string literals ``'...'`` and quoted identifiers ``"..."``.
+    """``sql`` as psycopg takes it: ``?`` -> ``%s`` and ``[name]`` -> ``"name"``, except
+    inside string literals ``'...'`` and quoted identifiers ``"..."``; ``%`` -> ``%%``
+    everywhere (psycopg reads every ``%`` as a placeholder's, inside literals too, so a query
+    is always run with parameters, if only an empty tuple).
     A ``[`` that does not close on the same identifier is an error (never guessed)."""
     out: list[str] = []
     i, n = 0, len(sql)
@@ -74,7 +76,7 @@ def pg_sql(sql: str) -> str:
                     end += 2
                     continue
                 break
-            out.append(sql[i:end + 1])
+            out.append(sql[i:end + 1].replace("%", "%%"))
             i = end + 1
         elif c == "?":
             out.append("%s")
@@ -171,7 +173,7 @@ class PgDb:
 
     def execute(self, sql: str, parameters: Any = (), /) -> PgCursor:
         cursor = self.conn.cursor(row_factory=_row_factory)
-        cursor.execute(_query(sql), parameters if parameters else None)
+        cursor.execute(_query(sql), parameters if parameters else ())
         return PgCursor(cursor)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> PgCursor:

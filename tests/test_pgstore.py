@@ -27,9 +27,10 @@ from tests import pg_harness
 # --------------------------------------------------------------------------- pg_sql
 
 
-def test_placeholders_become_percent_s_and_a_literal_percent_is_doubled() -> None:
+def test_placeholders_become_percent_s_and_every_percent_is_doubled() -> None:
+    """psycopg reads every ``%`` of a query as a placeholder's, inside literals too."""
     assert pg_sql("SELECT a FROM t WHERE b = ? AND c LIKE 'x%' AND d = ?") == \
-        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%' AND d = %s"
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%' AND d = %s"
     assert pg_sql("SELECT a % 2 FROM t") == "SELECT a %% 2 FROM t"
 
 
@@ -155,6 +156,13 @@ def test_rows_read_by_index_and_by_name_like_sqlite(store: PgStore) -> None:
         "SELECT id, [case] AS Kase, rowid FROM feed WHERE network = ?", ("n",)).fetchone()))
     assert row[0] == row["id"] == row["ID"] == first == row["rowid"]
     assert row["kase"] == "c" and dict(row) == {"id": first, "kase": "c", "rowid": first}
+
+
+def test_a_percent_means_itself_with_and_without_parameters(store: PgStore) -> None:
+    def both(db: Any) -> tuple[Any, ...]:
+        return (db.execute("SELECT 'x%' || ?, 7 % 4", ("y",)).fetchone()[:],
+                db.execute("SELECT 'x%', 7 % 4").fetchone()[:])
+    assert _run(store, store.read(both)) == (("x%y", 3), ("x%", 3))
 
 
 def test_a_failing_write_rolls_back_only_itself_in_its_group(store: PgStore) -> None:
