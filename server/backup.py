@@ -173,6 +173,19 @@ def _read_info(conn: sqlite3.Connection) -> BackupInfo:
         raise BackupRefused("not-a-backup", f"the backup does not name its {exc}") from None
 
 
+def _copy_into(source: sqlite3.Connection, tmp: Path, what: str) -> None:
+    """Every page of ``source`` into the new file ``tmp`` (mode 0600) in one step: one read
+    transaction, so the copy is one commit's state; ``corrupt`` when ``what`` cannot be read."""
+    copy = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        os.chmod(tmp, 0o600)
+        source.backup(copy, pages=-1)
+    except sqlite3.DatabaseError as exc:
+        raise BackupRefused("corrupt", f"{what} cannot be read: {exc}") from None
+    finally:
+        copy.close()
+
+
 def _open_copy(path: Path) -> sqlite3.Connection:
     """A connection to a file that must be a SQLite database (``not-a-database``)."""
     if not path.is_file():
@@ -202,15 +215,7 @@ def backup_sqlite(data_dir: Path, target: Path, keys: ServerKeys, *,
         source = sqlite3.connect(source_path, isolation_level=None, timeout=30.0)
         try:
             source.execute("PRAGMA busy_timeout = 30000")
-            copy = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                os.chmod(tmp, 0o600)
-                # Every page in one step: one read transaction, one commit's state.
-                source.backup(copy, pages=-1)
-            except sqlite3.DatabaseError as exc:
-                raise BackupRefused("corrupt", f"the database cannot be read: {exc}") from None
-            finally:
-                copy.close()
+            _copy_into(source, tmp, "the database")
         finally:
             source.close()
         conn = _open_copy(tmp)
@@ -281,14 +286,7 @@ def _restore_locked(data_dir: Path, source: Path, keys: ServerKeys, *,
     try:
         conn = _open_copy(source)
         try:
-            copy = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                os.chmod(tmp, 0o600)
-                conn.backup(copy, pages=-1)
-            except sqlite3.DatabaseError as exc:
-                raise BackupRefused("corrupt", f"the backup cannot be read: {exc}") from None
-            finally:
-                copy.close()
+            _copy_into(conn, tmp, "the backup")
         finally:
             conn.close()
         conn = _open_copy(tmp)
