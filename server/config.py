@@ -80,8 +80,9 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     #: A PostgreSQL URL (``--database``, ``SCHAKEL_DATABASE``; ADR 0051): the server's
     #: data live there instead of in ``DIR/schakel.db``.  Never written to config.json
-    #: (it may hold a password); given again on every start.
-    database_url: str | None = None
+    #: (it may hold a password), nor shown in the configuration's repr (a traceback that
+    #: prints it); given again on every start.
+    database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

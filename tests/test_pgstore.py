@@ -259,6 +259,13 @@ def test_the_server_chooses_postgresql_by_url_and_sqlite_without(tmp_path: Path,
         ServerConfig(data_dir=tmp_path, database_url="mysql://x")
 
 
+def test_the_database_url_and_its_password_stay_out_of_the_configurations_repr(
+        tmp_path: Path) -> None:
+    config = ServerConfig(data_dir=tmp_path,
+                          database_url="postgresql://schakel:geheim-wachtwoord@127.0.0.1/db")
+    assert "geheim-wachtwoord" not in repr(config)
+
+
 def test_the_tables_without_rowid_are_sqlites(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     migrate(conn)
