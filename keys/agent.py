@@ -572,14 +572,26 @@ def run(listener: socket.socket, path: Path, agent: Agent) -> None:
                 continue
             threading.Thread(target=serve, args=(conn,), daemon=True).start()
     finally:
+        listener.close()
+        _drain(peers)
         with agent.locked():
             agent.forget()
-        listener.close()
         try:
             if os.stat(path).st_ino == inode:
                 os.unlink(path)
         except OSError:
             pass
+
+
+
+def _drain(peers: threading.BoundedSemaphore) -> None:
+    """Wait (at most :data:`IO_TIMEOUT`) until every connection taken is answered: the
+    one that asked the agent to stop is still sending its ``ok`` when the loop ends, and
+    the process must not exit under it."""
+    deadline = time.monotonic() + IO_TIMEOUT
+    for _ in range(MAX_PEERS):
+        if not peers.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return
 
 
 __all__ = ["AGENT_ENV", "Agent", "AgentError", "AgentLocked", "AgentStale",

@@ -30,6 +30,7 @@ from schakel.cli.commands.agent import parse_duration
 from schakel.keys import KdfParams, KeystoreKey, PartnerKeys, load_keystore, save_keystore
 from schakel.keys.agent import (
     MAX_MESSAGE_BYTES, AgentLocked, AgentStatus, AgentUnreachable, agent_status, fetch_key,
+    stop_agent,
 )
 from schakel.keys.keystore import read_keystore_info, unlock_keystore_key
 from schakel.protocol.encoding import b64e
@@ -360,6 +361,44 @@ def test_agent_start_in_the_background_prints_shell_syntax_for_eval(
 
 
 # --------------------------------------------------------------------------- the wire
+
+
+SLOW_STOP = """
+import sys, time
+from pathlib import Path
+from schakel.keys.agent import POLL, Agent, bind, run
+from schakel.keys.keystore import read_keystore_info
+
+class SlowToAnswerStop(Agent):
+    def answer(self, request):
+        answer = super().answer(request)
+        if request.op == "stop":
+            time.sleep(5 * POLL)     # the loop sees `stopping` before this thread sends
+        return answer
+
+keystore = Path(sys.argv[1])
+listener, _ = bind(Path(sys.argv[2]))
+print("listening", flush=True)
+run(listener, Path(sys.argv[2]), SlowToAnswerStop(home=keystore.parent, keystore=keystore,
+    info=read_keystore_info(keystore), ttl=60, max_ttl=60))
+"""
+
+
+def test_the_agent_answers_stop_before_it_exits(home: Org, runtime: dict[str, str]) -> None:
+    path = Path(runtime["XDG_RUNTIME_DIR"]) / "schakel" / "slow.sock"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_STOP, str(home.home / "keystore.json"),
+                                str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout and process.stdout.readline() == "listening\n"
+        stop_agent(path)             # raises when the process exits under the answer
+        assert process.wait(timeout=BOUND) == 0
+        assert not path.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
 
 
 def test_malformed_or_oversized_requests_are_refused_and_the_agent_keeps_serving(
