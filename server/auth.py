@@ -7,7 +7,9 @@ protocol.md §10).
    member directory (unknown key: 401 ``untrusted_key``);
 2. :class:`ReplayCache` refuses a ``(keyid, nonce)`` seen within the skew window, and --
    because it lives in memory -- every request signed before the server started
-   (``stale_request``), so nothing seen before a restart can be replayed after it;
+   (``stale_request``), so nothing seen before a restart can be replayed after it; on
+   PostgreSQL :class:`SharedReplayCache` keeps the pairs in the database, for every
+   process that serves it (ADR 0052);
 3. :func:`require_member` checks that the caller holds a current membership of the
    network in the path (or is that network's coordinator key), with the ring and roles
    the route needs.  A member of another network gets 403 ``forbidden``; a membership
@@ -28,11 +30,13 @@ from schakel.protocol import httpsig
 from schakel.protocol.crypto import VerifyKey
 from schakel.protocol.errors import ReplayError, StaleRequestError, UntrustedKeyError
 from schakel.server.connections import read_body
+from schakel.server.data.shared import forget_nonces, remember_nonce
 from schakel.server.directory import NetworkState
 from schakel.server.errors import Forbidden
 
 if TYPE_CHECKING:
     from schakel.server.context import AppContext
+    from schakel.server.pgstore import PgStore
 
 VERIFIED: web.RequestKey[httpsig.VerifiedRequest] = web.RequestKey(
     "schakel.verified", httpsig.VerifiedRequest)
@@ -40,7 +44,8 @@ VERIFIED: web.RequestKey[httpsig.VerifiedRequest] = web.RequestKey(
 
 class ReplayCache:
     """``(keyid, nonce)`` of every accepted request until ``created + max_skew``
-    (``schakel.protocol.httpsig.replay_key``), and the start-time rule."""
+    (``schakel.protocol.httpsig.replay_key``), in this process's memory, and the start-time
+    rule.  The cache of the one process that serves a SQLite database."""
 
     def __init__(self, *, started_at: int) -> None:
         self.started_at = started_at
@@ -50,11 +55,9 @@ class ReplayCache:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def check(self, verified: httpsig.VerifiedRequest, now: int) -> None:
+    async def check(self, verified: httpsig.VerifiedRequest, now: int) -> None:
         """Refuse a replay or a request older than the server; else remember it."""
-        if verified.created < self.started_at:
-            raise StaleRequestError("request was signed before the server started; sign it "
-                                    "again", details={"max_skew": verified.max_skew})
+        _check_start(verified, self.started_at)
         while self._expiry and self._expiry[0][0] < now:
             _, keyid, nonce = heapq.heappop(self._expiry)
             self._seen.discard((keyid, nonce))
@@ -63,6 +66,38 @@ class ReplayCache:
             raise ReplayError("this request was already received (nonce seen before)")
         self._seen.add((entry.keyid, entry.nonce))
         heapq.heappush(self._expiry, (entry.remember_until, entry.keyid, entry.nonce))
+
+
+class SharedReplayCache:
+    """The replay cache of server processes sharing a PostgreSQL database (ADR 0052): each
+    accepted ``(keyid, nonce)`` is a row of ``replay_nonces`` until ``created + max_skew``,
+    inserted by one atomic statement, so a request replayed to *another* process is refused
+    too.  The start-time rule stays (a request signed before this process started is
+    refused; the client signs again).  Entries whose time passed are deleted at most every
+    :data:`FORGET_EVERY` seconds by each process."""
+
+    FORGET_EVERY = 60
+
+    def __init__(self, store: "PgStore", *, started_at: int) -> None:
+        self.store = store
+        self.started_at = started_at
+        self._forgot_at = 0
+
+    async def check(self, verified: httpsig.VerifiedRequest, now: int) -> None:
+        _check_start(verified, self.started_at)
+        entry = httpsig.replay_key(verified)
+        if now - self._forgot_at >= self.FORGET_EVERY:
+            self._forgot_at = now
+            await self.store.record(forget_nonces, now)
+        if not await self.store.record(remember_nonce, entry.keyid, entry.nonce,
+                                       entry.remember_until, now):
+            raise ReplayError("this request was already received (nonce seen before)")
+
+
+def _check_start(verified: httpsig.VerifiedRequest, started_at: int) -> None:
+    if verified.created < started_at:
+        raise StaleRequestError("request was signed before the server started; sign it "
+                                "again", details={"max_skew": verified.max_skew})
 
 
 def is_signed(request: web.Request) -> bool:
@@ -81,7 +116,7 @@ async def authenticate(request: web.Request, ctx: "AppContext", *,
         request.method, ctx.config.public_origin + request.raw_path,
         list(request.headers.items()), body, resolve_key=resolve or ctx.directory.resolve,
         now=now, max_skew=ctx.config.limits.max_skew)
-    ctx.replay.check(verified, now)
+    await ctx.replay.check(verified, now)
     request[VERIFIED] = verified
     return verified
 

@@ -9,12 +9,14 @@ revocation of its member with ``serial >=`` its serial and ``at <= now``
 (protocol.md §4.6.4 steps 7-8), without verifying signatures again per request.
 
 It is rebuilt from the database at start-up (:func:`load_directory`) and updated by the
-handlers right after each trust object is committed.
+handlers right after each trust object is committed.  Processes sharing a PostgreSQL
+database follow each other's trust objects (:func:`follow_networks`) when one announces a
+trust-log append (ADR 0052).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +29,7 @@ from schakel.protocol.crypto import VerifyKey
 from schakel.protocol.errors import UntrustedKeyError
 from schakel.protocol.objects.base import parse_timestamp
 from schakel.protocol.objects.network import NetworkGenesis, Policy
-from schakel.server.data.networks import all_networks
+from schakel.server.data.networks import NetworkRecord, all_networks
 from schakel.server.errors import Forbidden, NotFound, UnknownKey
 from schakel.server.storage import BaseStore
 
@@ -166,6 +168,10 @@ class MemberDirectory:
             raise NotFound("no such network")
         return state
 
+    def known(self, network: str) -> NetworkState | None:
+        """The network, or None when this directory does not hold it."""
+        return self._networks.get(network)
+
     def networks(self) -> list[tuple[str, NetworkState]]:
         return list(self._networks.items())
 
@@ -227,19 +233,48 @@ async def load_directory(store: BaseStore, directory: MemberDirectory) -> None:
     (signatures and structure); a membership is checked at its own ``valid_from``, since
     whether it is current is decided per request."""
     for record in await store.read(all_networks):
+        follow_record(directory, record)
+
+
+async def follow_networks(store: BaseStore, directory: MemberDirectory,
+                          networks: Iterable[str] | None = None) -> None:
+    """Bring ``directory`` up to what the database holds for ``networks`` (None: every
+    network): what another server process sharing the database committed (ADR 0052)."""
+    only = None if networks is None else sorted(networks)
+    for record in await store.read(all_networks, only):
+        follow_record(directory, record)
+
+
+def follow_record(directory: MemberDirectory, record: NetworkRecord) -> None:
+    """Add to ``directory`` whatever of ``record`` it does not hold yet, each object verified
+    as :func:`load_directory` verifies it.  The chain only grows (objects are added, never
+    removed), so following an older record than the directory holds changes nothing:
+    records read at different moments may be followed in any order."""
+    known = directory.known(record.network)
+    if known is None:
         genesis = verify_registered_genesis(record.genesis, record.rotations)
-        directory.add_network(genesis, record.genesis)
-        directory.network(genesis.network).rotations = tuple(record.rotations)
+        state = directory.add_network(genesis, record.genesis)
+        state.rotations = tuple(record.rotations)
         for link in genesis.coordinator_keys:
             directory.learn_key(link.keys.sign)
-        for envelope in record.revocations:
-            directory.add_revocation(verify_revocation(envelope, genesis))
-        for envelope in record.memberships:
-            at = parse_timestamp(envelope["signed"]["valid_from"])
-            directory.add_member(verify_membership(envelope, genesis, now=at))
+    else:
+        state = known
+        for position in range(len(state.rotations), len(record.rotations)):
+            rotated = verify_registered_genesis(record.genesis, record.rotations[:position + 1])
+            directory.add_rotation(rotated, record.rotations[position])
+    genesis = state.genesis
+    for envelope in record.revocations:
+        directory.add_revocation(verify_revocation(envelope, genesis))
+    for envelope in record.memberships:
+        signed = envelope["signed"]
+        if signed["serial"] in state.memberships.get(signed["member"], {}):
+            continue
+        at = parse_timestamp(signed["valid_from"])
+        directory.add_member(verify_membership(envelope, genesis, now=at))
+    if len(record.policies) + 1 > len(state.policies):
         # Verified again as a sequence (schakel.keys.chain.follow_policies).
-        directory.network(genesis.network).policies = follow_policies(genesis, record.policies)
+        state.policies = follow_policies(genesis, record.policies)
 
 
 __all__ = ["genesis_key", "verify_registered_genesis", "NetworkState", "MemberDirectory",
-           "load_directory"]
+           "follow_networks", "follow_record", "load_directory"]

@@ -4,7 +4,8 @@ A waiting request takes a *ticket* for its network **before** it reads, so a com
 lands between its read and its wait still wakes it.  The store's writer calls
 :meth:`Notifier.wake` (through the event loop) after each commit with the networks it
 touched; every ticket of those networks fires and the next :meth:`ticket` is a fresh
-one.  No polling loop: a waiter sleeps until a commit or its deadline.
+one.  Processes sharing a PostgreSQL database hear each other's commits through the store
+(``LISTEN``/``NOTIFY``) and wake their own waiters the same way (ADR 0052).  No polling loop: a waiter sleeps until a commit or its deadline.
 
 A commit wakes every waiter of its network at once, and they all read again.
 :meth:`Notifier.read_once` lets waiters that hold the *same* ticket and ask the same
@@ -67,10 +68,14 @@ class Notifier:
             return False
         return True
 
+    def wake_all(self) -> None:
+        """Fire every ticket (commits may have been missed: waiters read again)."""
+        self.wake(list(self._events))
+
     def close(self) -> None:
         """Release every waiter (graceful shutdown); later tickets fire at once."""
         self.closed = True
-        self.wake(list(self._events))
+        self.wake_all()
 
 
 __all__ = ["Notifier"]

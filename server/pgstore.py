@@ -31,17 +31,22 @@ synchronous API in those threads:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
 from psycopg import pq
 from psycopg.adapt import Dumper
 
-from schakel.server.storage import BaseStore, OnCommit, _Write
+from schakel.server.errors import Unavailable
+from schakel.server.storage import BaseStore, Contended, OnCommit, _log_error, _Write
+
+T = TypeVar("T")
 
 __all__ = ["MIGRATIONS", "PgDb", "PgStore", "is_postgresql_url", "migrate", "pg_fault", "pg_sql"]
 
@@ -165,11 +170,37 @@ class PgCursor:
         return iter(self.fetchall())
 
 
-class PgDb:
-    """A psycopg connection as the query functions use it (:class:`~schakel.server.storage.Db`)."""
+class _Txn:
+    """What the writer's transaction holds: the networks whose lock it took, and the
+    networks whose trust log it appended to (announced at the commit)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.trust: set[str] = set()
+        self.may_wait = True
+        self._mark: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+    def start_write(self, *, first: bool) -> None:
+        self.may_wait = first
+        self._mark = (frozenset(self.held), frozenset(self.trust))
+
+    def undo_write(self) -> None:
+        """A write rolled back to its savepoint: the locks it took are released with it."""
+        held, trust = self._mark
+        self.held, self.trust = set(held), set(trust)
+
+
+def _lock_key(network: str) -> str:
+    return f"schakel:network:{network}"
+
+
+class PgDb:
+    """A psycopg connection as the query functions use it (:class:`~schakel.server.storage.Db`);
+    ``txn`` is the writer's transaction state (None on a reader, or while migrating)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], txn: _Txn | None = None) -> None:
         self.conn = conn
+        self.txn = txn
 
     def execute(self, sql: str, parameters: Any = (), /) -> PgCursor:
         cursor = self.conn.cursor(row_factory=_row_factory)
@@ -181,9 +212,29 @@ class PgDb:
         cursor.executemany(_query(sql), list(parameters))
         return PgCursor(cursor)
 
-    def advisory_lock(self, name: str) -> None:
-        """A transaction-scoped advisory lock on ``name`` (:func:`~schakel.server.storage.lock_network`)."""
-        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+    def lock_network(self, network: str, what: str) -> None:
+        """The transaction-scoped advisory lock of ``network``
+        (:func:`~schakel.server.storage.lock_network`).  The first write of a transaction
+        waits for it; a later one only tries, and raises :class:`Contended` when another
+        process holds it (waiting while holding other locks could deadlock)."""
+        txn = self.txn
+        if txn is None:
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                              (_lock_key(network),))
+            return
+        if what == "trust":
+            txn.trust.add(network)
+        if network in txn.held:
+            return
+        if txn.may_wait:
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                              (_lock_key(network),))
+        else:
+            taken = self.conn.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                                      (_lock_key(network),)).fetchone()
+            if not (taken and taken[0]):
+                raise Contended(f"network {network} is being written by another process")
+        txn.held.add(network)
 
 
 # --------------------------------------------------------------------------- faults
@@ -423,6 +474,15 @@ _MIGRATION_15 = [
     " PRIMARY KEY (network, log, witness))",
 ]
 
+_MIGRATION_16 = [
+    "CREATE TABLE replay_nonces (keyid TEXT NOT NULL, nonce TEXT NOT NULL, until BIGINT NOT NULL,"
+    " PRIMARY KEY (keyid, nonce))",
+    "CREATE INDEX idx_replay_nonces_until ON replay_nonces (until)",
+    "CREATE TABLE intake_buckets (network TEXT NOT NULL, source TEXT NOT NULL,"
+    " tokens DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (network, source))",
+]
+
 
 def _c_collation(statement: str) -> str:
     """Every text column of a table compares and sorts by its bytes (UTF-8), as SQLite's
@@ -455,7 +515,8 @@ MIGRATIONS: tuple[Callable[[PgDb], None], ...] = (
     _steps(_MIGRATION_1), _steps(_MIGRATION_2), _steps(_MIGRATION_3), _steps(_MIGRATION_4),
     _steps(_MIGRATION_5), _steps(_MIGRATION_6), _steps(_MIGRATION_7), _steps(_MIGRATION_8),
     _steps(_MIGRATION_9), _steps(_MIGRATION_10), _steps(_MIGRATION_11), _steps(_MIGRATION_12),
-    _steps(_MIGRATION_13), _steps(_MIGRATION_14, _build_trust_logs), _steps(_MIGRATION_15))
+    _steps(_MIGRATION_13), _steps(_MIGRATION_14, _build_trust_logs), _steps(_MIGRATION_15),
+    _steps(_MIGRATION_16))
 
 #: The advisory lock key under which migrations run (any fixed 64-bit number).
 _MIGRATION_LOCK = 0x5C4A_6B65_6C00_0001
@@ -497,30 +558,88 @@ def connect(url: str) -> psycopg.Connection[Any]:
     return conn
 
 
+#: The channel on which server processes sharing a database announce their commits
+#: (``NOTIFY``): the payload is ``f:NETWORK`` (the network's feed grew: wake its long-polls)
+#: or ``t:NETWORK`` (its trust log grew: follow it in the member directory).
+CHANNEL = "schakel"
+#: Seconds the listener waits for notifications before it looks whether it must stop.
+LISTEN_POLL = 0.5
+#: Seconds between attempts to reconnect a listener whose connection was lost.
+LISTEN_RETRY = 1.0
+
+#: ``on_remote(feeds, trusts)``: networks whose feed or trust log another process changed.
+OnRemote = Callable[[frozenset[str], frozenset[str]], None]
+
+
 class PgStore(BaseStore):
-    """:class:`~schakel.server.storage.BaseStore` on PostgreSQL at ``url``."""
+    """:class:`~schakel.server.storage.BaseStore` on PostgreSQL at ``url``.
+
+    Besides the writer and the readers, a store started with ``on_remote`` runs a
+    **listener**: a connection that ``LISTEN``s on :data:`CHANNEL` and hands what other
+    processes committed to the event loop (``on_remote``, coalesced); after it (re)connects
+    it calls ``on_resync``, because notifications sent while it was away are lost.  Every
+    write transaction announces, just before its ``COMMIT``, the networks whose feed
+    (``notify``) or trust log it changed; PostgreSQL delivers the notifications only if it
+    commits.  The process's own notifications are recognised by its writer's backend pid
+    and skipped (it woke its own waiters already).
+    """
 
     _Error = psycopg.Error
 
     def __init__(self, url: str, *, readers: int = 4, batch: int = 64,
-                 on_commit: OnCommit | None = None) -> None:
+                 on_commit: OnCommit | None = None, on_remote: OnRemote | None = None,
+                 on_resync: Callable[[], None] | None = None) -> None:
         super().__init__(readers=readers, batch=batch, on_commit=on_commit)
         self.url = url
+        self.on_remote = on_remote
+        self.on_resync = on_resync
+        self._txn = _Txn()
+        self._writer_pid: int | None = None
+        self._listener: threading.Thread | None = None
+        self._stop_listening = threading.Event()
+        self._heard: tuple[set[str], set[str]] | None = None
+        self._heard_lock = threading.Lock()
+        self._leader: psycopg.Connection[Any] | None = None
+        self._leads: set[str] = set()
+        #: Notifications of other processes handed to the event loop (for tests and metrics).
+        self.heard = 0
 
     def _open(self, *, writer: bool) -> psycopg.Connection[Any]:
-        return connect(self.url)
+        conn = connect(self.url)
+        if writer:
+            self._writer_pid = conn.info.backend_pid
+        else:
+            # A reader's only writes are :meth:`record`'s, which may be lost in a crash of
+            # the database (ADR 0052): no wait for the disk.
+            conn.execute("SET synchronous_commit TO off")
+        return conn
 
     def _migrate(self, conn: Any) -> None:
         migrate(conn)
 
     def _db(self, conn: Any) -> PgDb:
-        return PgDb(conn)
+        return PgDb(conn, self._txn if self._writer_pid == conn.info.backend_pid else None)
 
     def _begin_read(self, conn: Any) -> None:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def _begin_write(self, conn: Any) -> None:
+        self._txn = _Txn()
         conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+
+    def _start_write(self, *, first: bool) -> None:
+        self._txn.start_write(first=first)
+
+    def _undo_write(self) -> None:
+        self._txn.undo_write()
+
+    def _before_commit(self, conn: Any, done: list[tuple[_Write, Any, BaseException | None]]
+                       ) -> None:
+        feeds = {item.notify for item, _, error in done
+                 if error is None and item.notify is not None}
+        payloads = [f"f:{n}" for n in sorted(feeds)] + [f"t:{n}" for n in sorted(self._txn.trust)]
+        for payload in payloads:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
     def _in_transaction(self, conn: Any) -> bool:
         return conn.info.transaction_status in (pq.TransactionStatus.INTRANS,
@@ -546,6 +665,116 @@ class PgStore(BaseStore):
         except psycopg.Error:
             self._close_conn(conn)
             return None
+
+    # several processes ------------------------------------------------------------
+
+    async def start(self) -> None:
+        await super().start()
+        if self.on_remote is not None:
+            loop = asyncio.get_running_loop()
+            self._listener = threading.Thread(target=self._listen, args=(loop,),
+                                              name="schakel-listener", daemon=True)
+            self._listener.start()
+
+    async def close(self) -> None:
+        self._stop_listening.set()
+        await super().close()
+        loop = asyncio.get_running_loop()
+        if self._listener is not None:
+            await loop.run_in_executor(None, self._listener.join)
+        if self._leader is not None:
+            leader, self._leader = self._leader, None
+            await loop.run_in_executor(None, self._close_conn, leader)
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The listener thread: ``LISTEN``, hand over what is heard, reconnect when lost."""
+        while not self._stop_listening.is_set():
+            conn = None
+            try:
+                conn = connect(self.url)
+                conn.execute(f"LISTEN {CHANNEL}")
+                if self.on_resync is not None:
+                    self._call(loop, self.on_resync)
+                while not self._stop_listening.is_set():
+                    for note in conn.notifies(timeout=LISTEN_POLL):
+                        if note.pid != self._writer_pid:
+                            self._hear(loop, note.payload)
+            except psycopg.Error as exc:
+                _log_error("listener lost", exc)
+                self._stop_listening.wait(LISTEN_RETRY)
+            finally:
+                if conn is not None:
+                    self._close_conn(conn)
+
+    def _hear(self, loop: asyncio.AbstractEventLoop, payload: str) -> None:
+        kind, _, network = payload.partition(":")
+        with self._heard_lock:
+            first = self._heard is None
+            if first:
+                self._heard = (set(), set())
+            assert self._heard is not None
+            (self._heard[0] if kind == "f" else self._heard[1]).add(network)
+        if first:
+            self._call(loop, self._deliver)
+
+    def _deliver(self) -> None:
+        """On the event loop: everything heard since the last delivery, at once."""
+        with self._heard_lock:
+            heard, self._heard = self._heard, None
+        if heard is None or self.on_remote is None:
+            return
+        self.heard += 1
+        self.on_remote(frozenset(heard[0]), frozenset(heard[1]))
+
+    async def record(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)`` on a reader's connection outside any transaction: each
+        statement commits on its own, without waiting for the disk
+        (``synchronous_commit`` off).  For state several processes share that a crash of
+        the database may lose its last moments of without harm (the replay cache, the
+        intake buckets: ADR 0052); never for protocol data."""
+        if self._readers is None or self._closing:
+            raise Unavailable("the server is shutting down")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._run_record, fn, args)
+
+    def _run_record(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = None
+        try:
+            conn = self._reader()
+            return fn(PgDb(conn), *args)
+        except psycopg.Error as exc:
+            if conn is not None and self._broken(conn):
+                self._drop_reader(conn)
+            raise self._refusal(exc, "record failed") from exc
+
+    async def leads(self, task: str) -> bool:
+        """Whether this process runs ``task`` (a background pass) now: the one that holds
+        its session-level advisory lock on a connection of its own.  A process that loses
+        that connection loses the lock, and another one takes the task over."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._try_lead, task)
+
+    def _try_lead(self, task: str) -> bool:
+        key = f"schakel:lead:{task}"
+        try:
+            if self._leader is None or self._broken(self._leader):
+                if self._leader is not None:
+                    self._close_conn(self._leader)
+                self._leader, self._leads = connect(self.url), set()
+            if key in self._leads:
+                self._leader.execute("SELECT 1")        # still connected: still the lock's
+                return True
+            taken = self._leader.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                                         (key,)).fetchone()
+            if taken is not None and taken[0]:
+                self._leads.add(key)
+                return True
+            return False
+        except psycopg.Error as exc:
+            _log_error("leader connection lost", exc)
+            if self._leader is not None:
+                self._close_conn(self._leader)
+            self._leader, self._leads = None, set()
+            return False
 
     def _fault(self, exc: BaseException) -> bool:
         return pg_fault(exc)

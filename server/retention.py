@@ -449,10 +449,14 @@ async def run_once(ctx: "AppContext") -> list[dict[str, Any]]:
 
 async def retention_task(ctx: "AppContext", interval: float) -> None:
     """Run :func:`run_pass` every ``interval`` seconds until cancelled; a failing pass is
-    logged and the next one runs as usual (it never stops the server)."""
+    logged and the next one runs as usual (it never stops the server).  Of several
+    processes sharing a PostgreSQL database only the one that leads ``retention`` runs it
+    (:meth:`~schakel.server.storage.BaseStore.leads`)."""
     while True:
         await asyncio.sleep(interval)
         try:
+            if not await ctx.store.leads("retention"):
+                continue
             done = await run_pass(ctx)
         except asyncio.CancelledError:
             raise

@@ -84,7 +84,8 @@ _log = structlog.get_logger("schakel.storage")
 #: The tables declared ``WITHOUT ROWID`` on SQLite (their rows live in the primary key's
 #: B-tree): no ``rowid`` to order by or return, on either backend.
 WITHOUT_ROWID = frozenset({"audit_nodes", "tree_heads", "audit_cases", "case_audience",
-                           "trust_entries", "trust_nodes", "witness_cosignatures"})
+                           "trust_entries", "trust_nodes", "witness_cosignatures",
+                           "replay_nonces", "intake_buckets"})
 
 #: SQLite's primary result codes for a fault of the storage rather than of the request or
 #: of the code: busy or locked, out of memory, read-only, an I/O error, the disk full, the
@@ -125,14 +126,23 @@ def _log_error(event: str, exc: BaseException, **fields: Any) -> None:
 
 
 def lock_network(db: Db, network: str, what: str) -> None:
-    """Serialise the writers of ``what`` (``audit``, ``trust``) in ``network`` until the
-    transaction ends, before reading the size they append at.  On PostgreSQL a
-    transaction-scoped advisory lock, which also holds between server processes sharing
-    the database (ADR 0051); on SQLite nothing: the writer's ``BEGIN IMMEDIATE`` already
-    holds the whole database's write lock, for every process."""
-    lock = getattr(db, "advisory_lock", None)
+    """Serialise the writers of ``network`` until the transaction ends, before a write reads
+    a size it appends at (the audit and trust logs) or draws a row id that serves as a
+    cursor (``what`` names the table or log).  On PostgreSQL one transaction-scoped advisory
+    lock per network, which also holds between server processes sharing the database: a
+    cursor committed later is then never smaller than one a reader was already given, and
+    a trust-log append is announced to the other processes (ADR 0052).  On SQLite nothing:
+    the writer's ``BEGIN IMMEDIATE`` already holds the whole database's write lock."""
+    lock = getattr(db, "lock_network", None)
     if lock is not None:
-        lock(f"schakel:{what}:{network}")
+        lock(network, what)
+
+
+class Contended(Exception):
+    """A write of a group-commit batch needs a network's lock that another process holds.
+    Waiting for it while this transaction holds other locks could deadlock, so the writer
+    commits the writes before it and runs this one first in the next transaction, where it
+    may wait (:meth:`BaseStore._run_batch`)."""
 
 
 # --------------------------------------------------------------------------- schema
@@ -420,11 +430,25 @@ def _migration_15(db: sqlite_utils.Database) -> None:
                " line TEXT NOT NULL, PRIMARY KEY (network, log, witness)) WITHOUT ROWID")
 
 
+def _migration_16(db: sqlite_utils.Database) -> None:
+    """What several server processes on one PostgreSQL database share (ADR 0052): the
+    ``(keyid, nonce)`` of every accepted request until it may be forgotten, and the token
+    buckets of anonymous signal intake.  The same tables on both backends keep one schema;
+    a SQLite database is served by one process, which keeps both in memory, so here they
+    stay empty."""
+    db.execute("CREATE TABLE replay_nonces (keyid TEXT NOT NULL, nonce TEXT NOT NULL,"
+               " until INTEGER NOT NULL, PRIMARY KEY (keyid, nonce)) WITHOUT ROWID")
+    db.execute("CREATE INDEX idx_replay_nonces_until ON replay_nonces (until)")
+    db.execute("CREATE TABLE intake_buckets (network TEXT NOT NULL, source TEXT NOT NULL,"
+               " tokens REAL NOT NULL, at REAL NOT NULL, PRIMARY KEY (network, source))"
+               " WITHOUT ROWID")
+
+
 #: Schema versions, applied in order; ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8, _migration_9, _migration_10, _migration_11, _migration_12,
-    _migration_13, _migration_14, _migration_15)
+    _migration_13, _migration_14, _migration_15, _migration_16)
 
 
 def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:
@@ -559,6 +583,17 @@ class BaseStore:
     def _after_commit_batch(self, conn: Any, batch: list[_Write]) -> None:
         """After ``batch`` committed (``shred`` writes: see :meth:`write`)."""
 
+    def _start_write(self, *, first: bool) -> None:
+        """Before each write of a transaction; ``first``: no write ran before it in this
+        transaction (only such a write may wait for a lock: :class:`Contended`)."""
+
+    def _undo_write(self) -> None:
+        """After a write was rolled back to its savepoint."""
+
+    def _before_commit(self, conn: Any, done: list[tuple[_Write, Any, BaseException | None]]
+                       ) -> None:
+        """Just before the ``COMMIT`` of the writes ``done``."""
+
     def _roll_back(self, conn: Any) -> Any:
         """End a failed transaction: the connection to go on with, or None when it could
         not be rolled back (it is closed; the next batch opens a new one)."""
@@ -658,6 +693,12 @@ class BaseStore:
         return await asyncio.get_running_loop().run_in_executor(
             self._readers, self._run_read, fn, args, kwargs)
 
+    async def leads(self, task: str) -> bool:
+        """Whether this process runs the background ``task`` now.  One process serves a
+        SQLite database, so it always does; on PostgreSQL one process of those sharing
+        the database does (:meth:`schakel.server.pgstore.PgStore.leads`)."""
+        return True
+
     # writes -------------------------------------------------------------------------
 
     async def write(self, fn: Callable[..., T], *args: Any, notify: str | None = None,
@@ -729,30 +770,45 @@ class BaseStore:
     def _run_batch(self, conn: Any, batch: list[_Write]) -> Any:
         """Run ``batch`` in one transaction and settle its futures.  Never raises: the
         writer thread must outlive any failure.  Returns the connection for the next batch,
-        None when this one had to be dropped (the next batch opens a new one)."""
-        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
-        try:
-            if conn is None:
-                conn = self._open(writer=True)
-            self._begin_write(conn)
-            for item in batch:
-                outcomes.append(self._run_one(conn, item))
-            conn.execute("COMMIT")
-            self.commits += 1
-            self._after_commit_batch(conn, batch)
-        except Exception as exc:  # the transaction itself failed: nothing of it is durable
-            conn = self._roll_back(conn)
-            _log_error("write batch failed", exc, size=len(batch))
-            refusal = self._refusal(exc, None)
-            outcomes = [(item, None, refusal) for item in batch]
-        # One hand-off per event loop for the whole batch (not one per write): each
+        None when this one had to be dropped (the next batch opens a new one).
+
+        A write that meets :class:`Contended` ends the transaction early: the writes before
+        it commit (and are settled), and it runs first in the next transaction with the
+        rest of the batch."""
+        pending = list(batch)
+        while pending:
+            done: list[tuple[_Write, Any, BaseException | None]] = []
+            try:
+                if conn is None:
+                    conn = self._open(writer=True)
+                self._begin_write(conn)
+                while pending:
+                    try:
+                        done.append(self._run_one(conn, pending[0], first=not done))
+                    except Contended:
+                        break           # rolled back to its savepoint; first in the next
+                    pending.pop(0)
+                self._before_commit(conn, done)
+                conn.execute("COMMIT")
+                self.commits += 1
+                self._after_commit_batch(conn, [item for item, _, _ in done])
+            except Exception as exc:  # the transaction itself failed: nothing of it is durable
+                conn = self._roll_back(conn)
+                _log_error("write batch failed", exc, size=len(done) + len(pending))
+                refusal = self._refusal(exc, None)
+                done = [(item, None, refusal) for item in [*(d[0] for d in done), *pending]]
+                pending = []
+            self._settle_all(done)
+        return conn
+
+    def _settle_all(self, outcomes: list[tuple[_Write, Any, BaseException | None]]) -> None:
+        # One hand-off per event loop for the whole transaction (not one per write): each
         # call_soon_threadsafe writes to the loop's self-pipe and wakes it.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Write, Any, BaseException | None]]] = {}
         for outcome in outcomes:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)
         for loop, settled in by_loop.items():
             self._call(loop, self._after_commit, settled)
-        return conn
 
     def _after_commit(self, settled: list[tuple[_Write, Any, BaseException | None]]) -> None:
         """On the event loop, after the commit: wake the long-poll waiters of the networks
@@ -767,7 +823,9 @@ class BaseStore:
             for item, result, error in settled:
                 _settle(item.future, result, error)
 
-    def _run_one(self, conn: Any, item: _Write) -> tuple[_Write, Any, BaseException | None]:
+    def _run_one(self, conn: Any, item: _Write, *, first: bool
+                 ) -> tuple[_Write, Any, BaseException | None]:
+        self._start_write(first=first)
         conn.execute("SAVEPOINT write")
         try:
             result = item.fn(self._db(conn), *item.args, **item.kwargs)
@@ -776,6 +834,9 @@ class BaseStore:
                 raise  # the error ended the whole transaction: fail the batch
             conn.execute("ROLLBACK TO SAVEPOINT write")
             conn.execute("RELEASE SAVEPOINT write")
+            self._undo_write()
+            if isinstance(exc, Contended):
+                raise
             return item, None, self._refusal(exc, "write refused")
         conn.execute("RELEASE SAVEPOINT write")
         return item, result, None
@@ -824,5 +885,5 @@ class Store(BaseStore):
         return storage_fault(exc)
 
 
-__all__ = ["WITHOUT_ROWID", "BaseStore", "Cursor", "Db", "MIGRATIONS", "Store", "lock_network", "migrate",
+__all__ = ["WITHOUT_ROWID", "BaseStore", "Contended", "Cursor", "Db", "MIGRATIONS", "Store", "lock_network", "migrate",
            "storage_fault"]

@@ -282,13 +282,16 @@ async def collect_now(ctx: "AppContext", network: str) -> list[dict[str, Any]]:
 
 async def witness_task(ctx: "AppContext", interval: float) -> None:
     """Run :func:`collect` every ``interval`` seconds until cancelled; a failing pass is
-    logged and the next one runs as usual."""
+    logged and the next one runs as usual.  Of several processes sharing a PostgreSQL
+    database only the one that leads ``witnesses`` runs it (a witness is asked once per
+    checkpoint, not once per process)."""
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         while True:
             await asyncio.sleep(interval)
             try:
-                await collect(ctx, http)
+                if await ctx.store.leads("witnesses"):
+                    await collect(ctx, http)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schakel.server.errors import Conflict
-from schakel.server.storage import WITHOUT_ROWID, Db
+from schakel.server.storage import WITHOUT_ROWID, Db, lock_network
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,11 @@ class Written:
 def insert(db: Db, table: str, row: Mapping[str, Any]) -> int:
     """Insert ``row`` (column names are this package's constants, never input); returns
     the rowid (0 for a table without one: :data:`~schakel.server.storage.WITHOUT_ROWID`).
-    ``RETURNING rowid`` asks both backends alike (ADR 0051)."""
+    ``RETURNING rowid`` asks both backends alike (ADR 0051).  A row of a network is
+    inserted under the network's lock (:func:`~schakel.server.storage.lock_network`):
+    row ids serve as cursors, and none may commit below one already read."""
+    if "network" in row:
+        lock_network(db, row["network"], table)
     columns = ", ".join(f"[{c}]" for c in row)
     marks = ", ".join("?" for _ in row)
     sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
@@ -44,7 +48,11 @@ def insert_once(db: Db, table: str, key: Mapping[str, Any], row: Mapping[str, An
                 what: str) -> tuple[bool, int]:
     """Insert ``row`` unless a row matching ``key`` exists.  An existing row with the same
     ``digest`` is the same write again: ``(False, its rowid)``; another digest is a
-    :class:`Conflict`.  A new row: ``(True, rowid)``."""
+    :class:`Conflict`.  A new row: ``(True, rowid)``.  The network's lock is taken before
+    the look-up, so two processes never both find the key free."""
+    network = key.get("network", row.get("network"))
+    if network is not None:
+        lock_network(db, network, table)
     where = " AND ".join(f"[{k}] = ?" for k in key)
     found = db.execute(f"SELECT rowid, digest FROM {table} WHERE {where}",
                        tuple(key.values())).fetchone()

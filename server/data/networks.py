@@ -180,13 +180,15 @@ def network_rotations(db: Db, network: str) -> list[dict[str, Any]]:
         (network,))]
 
 
-def all_networks(db: Db) -> list[NetworkRecord]:
+def all_networks(db: Db, only: list[str] | None = None) -> list[NetworkRecord]:
+    """Every network's record (``only``: these networks'), in registration order."""
+    rows = db.execute("SELECT network, genesis FROM networks ORDER BY rowid").fetchall()
     return [NetworkRecord(network=r["network"], genesis=json.loads(r["genesis"]),
                           memberships=_envelopes(db, "memberships", r["network"]),
                           revocations=_envelopes(db, "revocations", r["network"]),
                           policies=network_policies(db, r["network"]),
                           rotations=network_rotations(db, r["network"]))
-            for r in db.execute("SELECT network, genesis FROM networks ORDER BY rowid")]
+            for r in rows if only is None or r["network"] in only]
 
 
 def member_documents(db: Db, network: str) -> dict[str, list[dict[str, Any]]]:

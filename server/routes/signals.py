@@ -62,8 +62,8 @@ async def submit_signal(call: Call) -> web.Response:
     new = check_signal(body["signal"], state, caller, received=call.ctx.timestamp(),
                        receipt_hash=sha256(token))
     if caller is None:
-        call.ctx.intake.take(network, call.request.remote or "unknown",
-                             state.policy.intake_rate_per_hour)
+        await call.ctx.intake.take(network, call.request.remote or "unknown",
+                                   state.policy.intake_rate_per_hour)
     limits = call.ctx.config.limits
     written = await call.ctx.store.write(add_signal_txn, new, max_receipts=limits.max_receipts,
                                          hint_limit=limits.max_hints_per_token)
