@@ -133,6 +133,8 @@ class Follower:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if self.notifier.closed:
+            return                          # shutting down: the store refuses reads now
         if not task.cancelled() and task.exception() is not None:
             self.log.error("following another server process failed",
                            error=type(task.exception()).__name__)
