@@ -56,7 +56,8 @@ class ServerProcess:
     ``server.log`` next to the data directory) over every start.  ``limits`` go into the
     data directory's ``config.json`` when it has none yet; ``wrapper`` is a command the
     server runs under (``fiu-run -x``, to inject faults); ``database_url`` puts its data in
-    that PostgreSQL database (``--database``) instead of the data directory's SQLite file.
+    that PostgreSQL database (``--database``) instead of the data directory's SQLite file,
+    and ``workers`` runs that many server processes on the port (``--workers``).
 
     ``proc`` is the running :class:`subprocess.Popen`, for those who signal it
     themselves (crash tests send SIGKILL in the middle of a burst of writes).
@@ -64,9 +65,10 @@ class ServerProcess:
 
     def __init__(self, data: Path, *, log_file: Path | None = None, port: int = 0,
                  limits: Mapping[str, float] | None = None, wrapper: Sequence[str] = (),
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, workers: int = 1) -> None:
         self.data = data
         self.database_url = database_url
+        self.workers = workers
         self.log_file = log_file if log_file is not None else data.parent / "server.log"
         self.port = port
         self.limits = dict(limits) if limits is not None else None
@@ -129,9 +131,20 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [*self.wrapper, sys.executable, "-m", "schakel.cli", "serve",
                  "--data", str(self.data), "--host", HOST, "--port", str(self.port),
-                 *(("--database", self.database_url) if self.database_url else ())],
+                 *(("--database", self.database_url) if self.database_url else ()),
+                 *(("--workers", str(self.workers)) if self.workers > 1 else ())],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=_environment(), start_new_session=True)
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of ``--workers N`` now (the supervisor's children)."""
+        if self.proc is None:
+            return []
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
 
     def healthy(self) -> bool:
         """Whether ``/healthz`` answers 200 now."""

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -94,17 +95,28 @@ EXIT_FORCED = 1
 
 
 def serve(ctx: AppContext, *, announce: Callable[[str], None] = print) -> None:
-    """Run the server until SIGTERM or SIGINT (graceful shutdown, see the module doc),
-    holding the data directory's lock all along (server/datalock.py:
-    :class:`~schakel.server.datalock.DataDirBusy` at once when another process holds it)."""
+    """Run the server until SIGTERM or SIGINT (graceful shutdown, see the module doc).  On
+    SQLite it holds the data directory's lock all along (server/datalock.py:
+    :class:`~schakel.server.datalock.DataDirBusy` at once when another process holds it);
+    on PostgreSQL other processes may serve the same database (ADR 0052)."""
     config = ctx.config
-    with datalock.hold(config.data_dir):
+    where = config.data_dir if config.database_url is None else "PostgreSQL"
+    with datalock.hold(config.data_dir) if config.database_url is None \
+            else contextlib.nullcontext():
         announce(f"Schakel server on http://{config.host}:{config.port} "
-                 f"(requests are signed for {config.public_origin}); data in {config.data_dir}")
+                 f"(requests are signed for {config.public_origin}); data in {where}")
         asyncio.run(_run(ctx))
 
 
-async def _run(ctx: AppContext) -> None:
+def run_on(ctx: AppContext, sock: socket.socket) -> int:
+    """Serve ``sock`` (a listening socket other processes serve too) until SIGTERM or
+    SIGINT, as :func:`serve` does: one worker of ``schakel serve --workers``
+    (server/workers.py).  Returns the process's exit status."""
+    asyncio.run(_run(ctx, sock))
+    return 0
+
+
+async def _run(ctx: AppContext, sock: socket.socket | None = None) -> None:
     config, limits = ctx.config, ctx.config.limits
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -122,8 +134,9 @@ async def _run(ctx: AppContext) -> None:
     await runner.setup()
     try:
         assert runner.server is not None
-        listener = await loop.create_server(Edge(ctx).serve_on(runner.server),
-                                            config.host, config.port, backlog=128)
+        factory = Edge(ctx).serve_on(runner.server)
+        listener = await (loop.create_server(factory, sock=sock) if sock is not None else
+                          loop.create_server(factory, config.host, config.port, backlog=128))
         try:
             await stopping.wait()
         finally:
@@ -147,4 +160,4 @@ def _exit_now(ctx: AppContext, why: str) -> None:
     os._exit(EXIT_FORCED)
 
 
-__all__ = ["STOP_GRACE", "EXIT_FORCED", "make_app", "serve"]
+__all__ = ["STOP_GRACE", "EXIT_FORCED", "make_app", "run_on", "serve"]

@@ -6,6 +6,7 @@ genesis (docs/protocol.md §4.3, §14.6)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import click
@@ -146,8 +147,11 @@ def retention(data_dir: Path, database_url: str | None, as_json: bool) -> None:
                    "sits in front; requests are signed for it [default: http://HOST:PORT]")
 @click.option("--database", "database_url", envvar="SCHAKEL_DATABASE", default=None,
               help=DATABASE_HELP)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="server processes on the one address (PostgreSQL only: one SQLite file "
+                   "is written by one process)")
 def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | None,
-          database_url: str | None) -> None:
+          database_url: str | None, workers: int) -> None:
     """Run the Schakel server until Ctrl-C or SIGTERM.
 
     On first start it creates the data directory with the database, the server's keys
@@ -160,7 +164,15 @@ def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | 
     body_timeout (seconds for a request head and body to arrive) and
     max_connections_per_address (raise it behind a reverse proxy, whose address all
     connections share).
+
+    With --workers N (PostgreSQL only) N processes serve the address; one that ends is
+    replaced, and SIGTERM stops them all.  Processes on other machines may serve the
+    same database too, each with a copy of this data directory's keys and config.json,
+    behind one proxy (docs/roles/operator.md).
     """
+    if workers > 1 and database_url is None:
+        raise click.UsageError(_("--workers {n} needs --database (PostgreSQL): one SQLite "
+                                 "database is written by one server process").format(n=workers))
     config = _config(data_dir, host, port, public_url, database_url)
     keys, created = serverkeys.load_or_create(data_dir)
     if created:
@@ -168,12 +180,36 @@ def serve(data_dir: Path, host: str | None, port: int | None, public_url: str | 
                    f"the coordinator; schakel server fingerprint --data {data_dir} shows it "
                    f"again).")
     configure_logging()
+    if workers > 1:
+        raise SystemExit(_serve_workers(config, keys, workers))
     try:
         run_server(AppContext.create(config, keys), announce=click.echo)
     except DataDirBusy as exc:
         raise click.ClickException(_("another process ({pid}) uses {dir}: a server runs on it "
                                      "already, or a restore; stop it first").format(
                                          pid=exc.pid or "?", dir=data_dir)) from None
+
+
+def _serve_workers(config: ServerConfig, keys: serverkeys.ServerKeys, workers: int) -> int:
+    """``schakel serve --workers N`` (server/workers.py): bind, fork, supervise."""
+    import structlog
+
+    from schakel.server.app import run_on
+    from schakel.server.workers import bind, supervise
+
+    try:
+        sock = bind(config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: "
+                                   f"{exc.strerror or exc}") from None
+
+    def worker(slot: int, listening: socket.socket) -> int:
+        log = structlog.get_logger("schakel").bind(worker=slot + 1)
+        return run_on(AppContext.create(config, keys, log=log), listening)
+
+    click.echo(f"Schakel server on http://{config.host}:{config.port} with {workers} workers "
+               f"(requests are signed for {config.public_origin}); data in PostgreSQL")
+    return supervise(workers, worker, sock, announce=click.echo)
 
 
 __all__ = ["server", "serve", "existing_keys", "DATA_HELP"]
