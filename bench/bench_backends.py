@@ -1,5 +1,5 @@
 """The storage backends side by side: signed appends on SQLite and on PostgreSQL, and the CPU
-each costs, next to the same run's ceiling (issue 17, ADR 0008).
+each costs, next to the same run's ceiling (ADR 0008).
 
 One run, one machine state.  Three servers run side by side, each its own process:
 
@@ -25,7 +25,7 @@ machine.  For every round, from ``/proc`` before and after:
   autovacuum), plus the postmaster's ``cutime`` + ``cstime`` (children that ended and were
   reaped during the round).
 
-Two targets of issue 17 (ADR 0008), each the ratio of medians over the rounds:
+The two targets of ADR 0008, each the ratio of medians over the rounds:
 
 1. **total CPU per signed append on PostgreSQL** (server + PostgreSQL) over the SQLite
    server's CPU per signed append: at most 1.5;
@@ -164,7 +164,7 @@ def schakel_server(name: str, tmp: Path, cluster: pg_harness.Cluster | None = No
 
 
 def serve_offers_workers() -> bool:
-    """Whether this tree's ``schakel serve`` has ``--workers`` (issue 17: being added)."""
+    """Whether this tree's ``schakel serve`` has ``--workers`` (pre-forked workers)."""
     done = subprocess.run([sys.executable, "-m", "schakel.cli", "serve", "--help"],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -177,7 +177,7 @@ def targets_for(tmp: Path, ceiling: Ceiling, ceiling_port: int, cluster: pg_harn
                schakel_server("sqlite", tmp),
                schakel_server("postgresql", tmp, cluster)]
     if with_workers:
-        # ---- issue 17, item 3: two server processes on PostgreSQL (`serve --workers 2`).
+        # ---- The hook: two server processes on PostgreSQL (`serve --workers 2`).
         targets.append(schakel_server("postgresql-2-workers", tmp, cluster, workers=2))
     return targets
 
@@ -330,7 +330,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def targets_and_projection(levels: dict[str, dict[str, Any]],
                            pg_commit: dict[str, float]) -> dict[str, Any]:
-    """The two targets of issue 17 per level (ratio of medians, and the same ratio per
+    """The two targets of ADR 0008 per level (ratio of medians, and the same ratio per
     round), and the projection of appends/s per core."""
     total: dict[str, Any] = {"target": f"<= {TARGET_TOTAL_OVER_SQLITE}x", "measured": {},
                              "per_round": {}, "met": {}}

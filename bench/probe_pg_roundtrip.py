@@ -1,5 +1,5 @@
-"""What one statement round trip to PostgreSQL costs the client's thread in CPU (ADR 0008,
-issue 17): the writer of ``schakel serve --database`` pays it for every statement.
+"""What one statement round trip to PostgreSQL costs the client's thread in CPU (ADR 0008):
+the writer of ``schakel serve --database`` pays it for every statement.
 
 One process, one psycopg connection (autocommit, as :mod:`schakel.server.pgstore` opens
 them) to a throw-away cluster (``tests/pg_harness.py``), and the shape of a signed append's
