@@ -32,12 +32,12 @@ import psycopg  # noqa: E402
 from schakel.server.pgstore import PgDb  # noqa: E402
 from tests import pg_harness  # noqa: E402
 
-SCHEMA = ("CREATE TABLE cases (network text, \"case\" text, last_seq bigint, last_hash bytea,"
-          " PRIMARY KEY (network, \"case\"))",
-          "CREATE TABLE feed (rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-          " network text, \"case\" text, envelope text)",
-          "CREATE TABLE events (rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-          " network text, \"case\" text, event text, seq bigint, cursor bigint)")
+SCHEMA = (("CREATE TABLE cases (network text, \"case\" text, last_seq bigint, last_hash bytea,"
+           " PRIMARY KEY (network, \"case\"))"),
+          ("CREATE TABLE feed (rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+           " network text, \"case\" text, envelope text)"),
+          ("CREATE TABLE events (rowid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+           " network text, \"case\" text, event text, seq bigint, cursor bigint)"))
 ENVELOPE = "x" * 1400
 
 
