@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pstats
 import signal
@@ -46,12 +47,23 @@ from bench.common import (closed_loop_workers, free_port, loop_cpu_seconds,  # n
                           process_cpu_seconds, server_process)  # noqa: E402
 
 
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a live process, by thread id, from /proc."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
                spy: Path | None = None, gil: bool = False,
-               idle: bool = False) -> tuple[int, float, float, str]:
+               idle: bool = False, database: str | None = None) -> tuple[int, float, float, str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port)]
+    serve = ["serve", "--data", str(tmp / "schakel"), "--port", str(port),
+             *(["--database", database] if database else [])]
     args = ([str(ROOT / "bench" / "profile_serve.py"), str(out.resolve()), *serve]
             if out is not None else ["-m", "schakel.cli", *serve])
     env = {"SCHAKEL_SERVER_PASSPHRASE": "", "SCHAKEL_PROFILE_ON_SIGNAL": "1",
@@ -80,10 +92,17 @@ async def _run(tmp: Path, out: Path | None, partners: int, appends: int,
                      "--output", str(spy)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(1.0)
             loop0, all0 = loop_cpu_seconds(proc.pid), process_cpu_seconds(proc.pid)
+            threads0 = _thread_cpu(proc.pid)
             r = await closed_loop_workers(b.append, concurrency=partners, per_worker=appends,
                                           server_pid=proc.pid)
             loop_cpu = loop_cpu_seconds(proc.pid) - loop0
             all_cpu = process_cpu_seconds(proc.pid) - all0
+            threads = {tid: cpu - threads0.get(tid, 0.0)
+                       for tid, cpu in _thread_cpu(proc.pid).items()}
+            print("CPU ms/append by thread (the loop first, then the busiest): " + ", ".join(
+                f"{'loop' if tid == proc.pid else tid} {cpu / max(r.requests, 1) * 1000:.3f}"
+                for tid, cpu in sorted(threads.items(), key=lambda x: (x[0] != proc.pid, -x[1]))
+                if cpu > 0), flush=True)
             if sampler is not None:
                 sampler.send_signal(signal.SIGINT)
                 sampler.wait(timeout=30)
@@ -115,15 +134,26 @@ def main() -> None:
                              "epoll, the writer on its queue), to see how much of the time each "
                              "thread is busy; they include about a second before the load "
                              "starts, while py-spy attaches")
+    parser.add_argument("--postgresql", action="store_true",
+                        help="store in PostgreSQL: a throw-away cluster (tests/pg_harness.py) "
+                             "and schakel serve --database on it")
     parser.add_argument("--no-profile", action="store_true",
                         help="run the server without cProfile; print the loop thread's and the "
                              "whole process's CPU per append (/proc), the rate and the cores "
                              "each side used")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="schakel-profile-") as tmp, \
+            contextlib.ExitStack() as stack:
+        database = None
+        if args.postgresql:
+            from tests import pg_harness
+            cluster = pg_harness.Cluster(pg_harness.require_bindir())
+            cluster.start()
+            stack.callback(cluster.stop)
+            database = cluster.url(cluster.create_database())
         n, loop_cpu, all_cpu, rate = asyncio.run(_run(
             Path(tmp), None if args.no_profile else args.out, args.partners, args.appends,
-            args.spy if args.no_profile else None, args.gil, args.idle))
+            args.spy if args.no_profile else None, args.gil, args.idle, database))
     if args.no_profile:
         print(f"appends {n}; loop thread CPU ms/append {loop_cpu / n * 1000:.3f}; "
               f"server process CPU ms/append {all_cpu / n * 1000:.3f} (no profiler); {rate}")
