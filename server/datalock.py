@@ -8,11 +8,9 @@ instead of corrupting the database.
 and means nothing on its own.  It holds the holder's process id, for the operator's
 message only.
 
-The lock is taken on PostgreSQL too (``--database``): a server process still keeps its
-replay cache and member directory in memory, so two processes must not serve one network
-yet.  Once those are shared through the database, processes that share one data directory
-for their keys must stop taking it, and a PostgreSQL restore has to find running servers by
-its own means (ADR 0050).
+The lock guards a SQLite database.  On PostgreSQL (``--database``) several server processes
+may serve one database and share one data directory for their keys (ADR 0052), so
+``schakel serve`` does not take it there.
 """
 
 from __future__ import annotations
