@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.adapt import Dumper
 
 from schakel.server.errors import Unavailable
@@ -633,13 +633,24 @@ class PgStore(BaseStore):
     def _undo_write(self) -> None:
         self._txn.undo_write()
 
-    def _before_commit(self, conn: Any, done: list[tuple[_Write, Any, BaseException | None]]
-                       ) -> None:
+    def _savepoint(self, conn: Any, *, first: bool) -> None:
+        # The previous write's savepoint is released here, in the same round trip.
+        conn.execute("SAVEPOINT write" if first else "RELEASE SAVEPOINT write; SAVEPOINT write")
+
+    def _release(self, conn: Any) -> None:
+        """Deferred to the next write's savepoint, or to the ``COMMIT``, which releases it."""
+
+    def _commit(self, conn: Any, done: list[tuple[_Write, Any, BaseException | None]]) -> None:
+        """Announce the networks whose feed (the writes' ``notify``) or trust log this
+        transaction changed, and commit, in one round trip: PostgreSQL delivers the
+        notifications only if the ``COMMIT`` succeeds."""
         feeds = {item.notify for item, _, error in done
                  if error is None and item.notify is not None}
         payloads = [f"f:{n}" for n in sorted(feeds)] + [f"t:{n}" for n in sorted(self._txn.trust)]
-        for payload in payloads:
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        statements = [sql.SQL("SELECT pg_notify({}, {})").format(sql.Literal(CHANNEL),
+                                                                  sql.Literal(payload))
+                      for payload in payloads]
+        conn.execute(sql.SQL("; ").join([*statements, sql.SQL("COMMIT")]))
 
     def _in_transaction(self, conn: Any) -> bool:
         return conn.info.transaction_status in (pq.TransactionStatus.INTRANS,

@@ -590,9 +590,17 @@ class BaseStore:
     def _undo_write(self) -> None:
         """After a write was rolled back to its savepoint."""
 
-    def _before_commit(self, conn: Any, done: list[tuple[_Write, Any, BaseException | None]]
-                       ) -> None:
-        """Just before the ``COMMIT`` of the writes ``done``."""
+    def _savepoint(self, conn: Any, *, first: bool) -> None:
+        """Open the savepoint of the next write (``first``: the transaction's first)."""
+        conn.execute("SAVEPOINT write")
+
+    def _release(self, conn: Any) -> None:
+        """Close the savepoint of the write that just ended."""
+        conn.execute("RELEASE SAVEPOINT write")
+
+    def _commit(self, conn: Any, done: list[tuple[_Write, Any, BaseException | None]]) -> None:
+        """Commit the transaction of the writes ``done``."""
+        conn.execute("COMMIT")
 
     def _roll_back(self, conn: Any) -> Any:
         """End a failed transaction: the connection to go on with, or None when it could
@@ -788,8 +796,7 @@ class BaseStore:
                     except Contended:
                         break           # rolled back to its savepoint; first in the next
                     pending.pop(0)
-                self._before_commit(conn, done)
-                conn.execute("COMMIT")
+                self._commit(conn, done)
                 self.commits += 1
                 self._after_commit_batch(conn, [item for item, _, _ in done])
             except Exception as exc:  # the transaction itself failed: nothing of it is durable
@@ -826,19 +833,19 @@ class BaseStore:
     def _run_one(self, conn: Any, item: _Write, *, first: bool
                  ) -> tuple[_Write, Any, BaseException | None]:
         self._start_write(first=first)
-        conn.execute("SAVEPOINT write")
+        self._savepoint(conn, first=first)
         try:
             result = item.fn(self._db(conn), *item.args, **item.kwargs)
         except Exception as exc:
             if not self._in_transaction(conn):
                 raise  # the error ended the whole transaction: fail the batch
             conn.execute("ROLLBACK TO SAVEPOINT write")
-            conn.execute("RELEASE SAVEPOINT write")
+            self._release(conn)
             self._undo_write()
             if isinstance(exc, Contended):
                 raise
             return item, None, self._refusal(exc, "write refused")
-        conn.execute("RELEASE SAVEPOINT write")
+        self._release(conn)
         return item, result, None
 
     @staticmethod
