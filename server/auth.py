@@ -32,7 +32,7 @@ from schakel.protocol.errors import ReplayError, StaleRequestError, UntrustedKey
 from schakel.server.connections import read_body
 from schakel.server.data.shared import forget_nonces, remember_nonce
 from schakel.server.directory import NetworkState
-from schakel.server.errors import Forbidden
+from schakel.server.errors import Forbidden, UnknownKey
 
 if TYPE_CHECKING:
     from schakel.server.context import AppContext
@@ -112,10 +112,22 @@ async def authenticate(request: web.Request, ctx: "AppContext", *,
     the result is also kept as ``request[VERIFIED]``."""
     body = await read_body(request, ctx.config.limits)  # bounded in size (413) and time (408)
     now = int(ctx.clock().timestamp())
-    verified = httpsig.verify_request(
-        request.method, ctx.config.public_origin + request.raw_path,
-        list(request.headers.items()), body, resolve_key=resolve or ctx.directory.resolve,
-        now=now, max_skew=ctx.config.limits.max_skew)
+
+    def verify() -> httpsig.VerifiedRequest:
+        return httpsig.verify_request(
+            request.method, ctx.config.public_origin + request.raw_path,
+            list(request.headers.items()), body, resolve_key=resolve or ctx.directory.resolve,
+            now=now, max_skew=ctx.config.limits.max_skew)
+    try:
+        verified = verify()
+    except UnknownKey:
+        # Another process sharing the database may have admitted the key a moment ago
+        # (ADR 0052): follow the network in the path if its trust log grew, and look again.
+        network = request.match_info.get("network")
+        if resolve is not None or ctx.follower is None or network is None or \
+                not await ctx.follower.catch_up(network):
+            raise
+        verified = verify()
     await ctx.replay.check(verified, now)
     request[VERIFIED] = verified
     return verified

@@ -25,6 +25,7 @@ from schakel.server.notifier import Notifier
 from schakel.server.ratelimit import IntakeLimiter, SharedIntakeLimiter
 from schakel.server.serverkeys import ServerKeys
 from schakel.server.storage import BaseStore, Store
+from schakel.server.trustlog import trust_size
 
 #: The server's clock: an aware UTC datetime.  Tests pass a fake one.
 Clock = Callable[[], datetime]
@@ -46,6 +47,8 @@ class AppContext:
     replay: ReplayCache | SharedReplayCache
     intake: IntakeLimiter | SharedIntakeLimiter
     log: Any
+    #: What this process hears of others sharing its PostgreSQL database; None on SQLite.
+    follower: "Follower | None" = None
     #: ``(network, case) -> owner`` of cases a core member appended to: the append route's
     #: access check without a read on every event (``server/routes/cases.py``).  A hint
     #: only: ``append_event_txn`` re-checks the owner in the writing transaction.
@@ -69,16 +72,19 @@ class AppContext:
         follower.store = store
         replay: ReplayCache | SharedReplayCache
         intake: IntakeLimiter | SharedIntakeLimiter
+        shared: Follower | None = None
         if isinstance(store, Store):
             replay = ReplayCache(started_at=started)
             intake = IntakeLimiter(seconds, max_buckets=limits.intake_buckets)
         else:
+            shared = follower
             from schakel.server.pgstore import PgStore
             assert isinstance(store, PgStore)
             replay = SharedReplayCache(store, started_at=started)
             intake = SharedIntakeLimiter(store, seconds)
         return cls(config=config, store=store, keys=keys, clock=clock, directory=directory,
-                   notifier=notifier, metrics=Metrics(), replay=replay, intake=intake, log=log)
+                   notifier=notifier, metrics=Metrics(), replay=replay, intake=intake, log=log,
+                   follower=shared)
 
     def now(self) -> datetime:
         return self.clock()
@@ -115,6 +121,7 @@ class Follower:
         self.notifier, self.directory, self.log = notifier, directory, log
         self.store: BaseStore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._catching_up: dict[str, asyncio.Future[bool]] = {}
 
     def heard(self, feeds: frozenset[str], trusts: frozenset[str]) -> None:
         self.notifier.wake(feeds)
@@ -124,6 +131,28 @@ class Follower:
     def resync(self) -> None:
         self.notifier.wake_all()
         self._follow(None)
+
+    async def catch_up(self, network: str) -> bool:
+        """Follow ``network`` now if the database's trust log holds more than this
+        process followed (a request signed by a key that another process admitted a moment
+        ago, before its notification arrived); whether anything was followed.  One read of
+        the log's size; concurrent callers for a network share one."""
+        assert self.store is not None
+        pending = self._catching_up.get(network)
+        if pending is None:
+            pending = asyncio.ensure_future(self._catch_up(network))
+            self._catching_up[network] = pending
+            pending.add_done_callback(lambda _: self._catching_up.pop(network, None))
+        return await asyncio.shield(pending)
+
+    async def _catch_up(self, network: str) -> bool:
+        assert self.store is not None
+        size = await self.store.read(trust_size, network)
+        state = self.directory.known(network)
+        if size == 0 or (state is not None and size <= state.followed):
+            return False
+        await follow_networks(self.store, self.directory, [network])
+        return True
 
     def _follow(self, networks: frozenset[str] | None) -> None:
         assert self.store is not None

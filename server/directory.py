@@ -63,6 +63,10 @@ class NetworkState:
     #: The coordinator's key rotations accepted, in chain order (protocol.md §4.6.2);
     #: ``genesis`` is verified along them, so its last coordinator key is the current one.
     rotations: tuple[dict[str, Any], ...] = ()
+    #: The trust-log size of the last record followed (:func:`follow_record`): the
+    #: objects logged below it are held.  Objects this process committed itself are held
+    #: too, without moving it.
+    followed: int = 0
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -274,6 +278,7 @@ def follow_record(directory: MemberDirectory, record: NetworkRecord) -> None:
     if len(record.policies) + 1 > len(state.policies):
         # Verified again as a sequence (schakel.keys.chain.follow_policies).
         state.policies = follow_policies(genesis, record.policies)
+    state.followed = max(state.followed, record.trust_size)
 
 
 __all__ = ["genesis_key", "verify_registered_genesis", "NetworkState", "MemberDirectory",

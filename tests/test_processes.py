@@ -85,6 +85,10 @@ async def test_a_request_replayed_to_another_process_is_refused(
         on_postgresql: None, tmp_path: Path) -> None:
     async with two_servers(tmp_path / "server") as (a, b):
         net = await founded(a)
+
+        async def known() -> bool:
+            return (await b.get(net.path("/members"), net.coordinator)).status == 200
+        await eventually("learnt the network", known)
         prepared = a.prepare("GET", net.path("/members"), net.coordinator)
         assert_status(await a.send(prepared), 200)
         assert_error(await b.send(prepared), 401, "replayed_request")
@@ -103,6 +107,25 @@ async def test_a_member_admitted_through_one_process_is_known_to_the_other(
         await eventually("learnt the new member", known)
         assert store_of(b).heard >= 1
 
+
+
+async def test_a_key_admitted_through_one_process_is_accepted_by_the_other_before_it_hears(
+        on_postgresql: None, tmp_path: Path) -> None:
+    """A partner admitted a moment ago whose first request reaches another process: that
+    process follows the network when the key is unknown to it and the network's trust log
+    has grown, instead of refusing ``untrusted_key`` until the notification arrives."""
+    async with two_servers(tmp_path / "server") as (a, b):
+        deaf = store_of(b)
+        deaf._stop_listening.set()                   # b hears nothing from now on
+        assert deaf._listener is not None
+        await asyncio.get_running_loop().run_in_executor(None, deaf._listener.join, 5)
+        assert not deaf._listener.is_alive()
+        net = await founded(a)
+        late = await enrol(a, net, "Buurtteam", ring="core")
+        assert_status(await b.get(net.path("/members"), late), 200)
+        assert_status(await b.get(net.path("/members"), net.coordinator), 200)
+        stranger = Actor.fresh("Onbekend", ring="core")
+        assert_error(await b.get(net.path("/members"), stranger), 401, "untrusted_key")
 
 async def test_a_revocation_through_one_process_is_enforced_by_the_other(
         on_postgresql: None, tmp_path: Path) -> None:

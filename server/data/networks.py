@@ -12,7 +12,7 @@ from schakel.server.audit import AuditNote
 from schakel.server.data import Written, insert, insert_once
 from schakel.server.errors import Conflict
 from schakel.server.storage import Db
-from schakel.server.trustlog import append_trust_txn
+from schakel.server.trustlog import append_trust_txn, trust_size
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +160,9 @@ class NetworkRecord:
     policies: list[dict[str, Any]]
     #: The coordinator's key rotations in chain order (protocol.md §4.6.2).
     rotations: list[dict[str, Any]]
+    #: The size of the network's trust log when the record was read: every chain object
+    #: above is logged below it (docs/protocol.md §15.8).
+    trust_size: int = 0
 
 
 def _envelopes(db: Db, table: str, network: str) -> list[dict[str, Any]]:
@@ -187,7 +190,8 @@ def all_networks(db: Db, only: list[str] | None = None) -> list[NetworkRecord]:
                           memberships=_envelopes(db, "memberships", r["network"]),
                           revocations=_envelopes(db, "revocations", r["network"]),
                           policies=network_policies(db, r["network"]),
-                          rotations=network_rotations(db, r["network"]))
+                          rotations=network_rotations(db, r["network"]),
+                          trust_size=trust_size(db, r["network"]))
             for r in rows if only is None or r["network"] in only]
 
 
