@@ -128,6 +128,12 @@ async def authenticate(request: web.Request, ctx: "AppContext", *,
                 not await ctx.follower.catch_up(network):
             raise
         verified = verify()
+    else:
+        network = request.match_info.get("network")
+        if ctx.follower is not None and network is not None:
+            state = ctx.directory.known(network)
+            if state is None or not state.knows(verified.keyid):
+                await ctx.follower.catch_up(network)   # a key of another network, admitted here
     await ctx.replay.check(verified, now)
     request[VERIFIED] = verified
     return verified

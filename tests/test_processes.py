@@ -126,6 +126,11 @@ async def test_a_key_admitted_through_one_process_is_accepted_by_the_other_befor
         assert_status(await b.get(net.path("/members"), net.coordinator), 200)
         stranger = Actor.fresh("Onbekend", ring="core")
         assert_error(await b.get(net.path("/members"), stranger), 401, "untrusted_key")
+        other = await founded(a)                    # the same partner, admitted to another
+        other.members[late.label] = late            # network through a: b knows its key
+        assert_status(await a.post(other.path("/members"), other.coordinator,
+                                   {"membership": other.membership(late)}), 201)
+        assert_status(await b.get(other.path("/members"), late), 200)
 
 async def test_a_revocation_through_one_process_is_enforced_by_the_other(
         on_postgresql: None, tmp_path: Path) -> None:
