@@ -72,9 +72,8 @@ def _connect(url: str, application: str) -> psycopg.Connection[Any]:
         return psycopg.connect(url, autocommit=True, connect_timeout=10,
                                application_name=application)
     except psycopg.Error as exc:
-        raise BackupRefused("unreachable", f"cannot connect to the database: "
-                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
-                            detail=type(exc).__name__) from None
+        lines = str(exc).strip().splitlines()
+        raise BackupRefused("unreachable", lines[0] if lines else type(exc).__name__) from None
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:

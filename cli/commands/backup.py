@@ -33,7 +33,7 @@ REFUSALS: dict[str, str] = {
                      "all the same. Nothing was restored"),
     "server-running": N_("a Schakel server is running on {dir} (process {pid}): stop it first "
                          "(SIGTERM or Ctrl-C), then restore; nothing was restored"),
-    "unreachable": N_("{detail}; nothing was done"),
+    "unreachable": N_("cannot connect to the database ({detail}); nothing was done"),
     # PostgreSQL (--database) words some refusals its own way.
     "no-database@postgresql": N_("the database holds no Schakel data (no schakel_schema "
                                  "table): nothing to back up"),
