@@ -271,6 +271,29 @@ def test_a_postgresql_backup_restores_into_a_sqlite_data_directory(
         server.stop()
 
 
+def test_a_sqlite_backup_restores_into_an_empty_postgresql_database(tmp_path: Path) -> None:
+    """The other way: a SQLite server's backup restores into a database that holds no
+    Schakel tables yet, and a server starts on it with the same networks count."""
+    server = ServerProcess(tmp_path / "data")
+    server.init()
+    server.start()
+    server.stop()
+    made = schakel_server("backup", "--data", str(server.data), "--to", str(tmp_path / "b.db"),
+                          "--json")
+    assert made.returncode == 0, made.stderr
+    cluster = pg_harness.cluster()
+    url = cluster.url(cluster.create_database())
+    result = restore(server.data, url, tmp_path / "b.db", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["networks"] == json.loads(made.stdout)["networks"]
+    on_postgresql = ServerProcess(server.data, database_url=url)
+    on_postgresql.start()
+    try:
+        assert on_postgresql.healthy()
+    finally:
+        on_postgresql.stop()
+
+
 def test_backup_of_a_postgresql_database_without_schakel_data_is_refused(
         made: Made, tmp_path: Path) -> None:
     cluster = pg_harness.cluster()
