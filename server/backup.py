@@ -26,9 +26,9 @@ opens, then ``-wal`` and ``-shm`` removed: a stale log must never be replayed on
 restored file) and renames the copy over ``schakel.db``.  The next ``schakel serve``
 migrates the schema forward if the backup is older.
 
-**Backends.**  :func:`backend` chooses the functions for a data location; SQLite (a data
-directory) is the only one so far.  A PostgreSQL backend adds its own pair (pg_dump and
-pg_restore, or the equivalent) behind the same two signatures and refusal codes.
+**Backends.**  :func:`backend` chooses the functions for a data location: a data
+directory's SQLite file (here), or a PostgreSQL database by URL (server/pgbackup.py), which
+writes and reads backup files of this same kind (ADR 0050, section "PostgreSQL").
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ FORMAT = "schakel-backup/v1"
 #: Why a backup or restore was refused (``BackupRefused.reason``); the command line
 #: words each one (cli/commands/backup.py).
 REASONS = frozenset({"no-database", "not-a-database", "corrupt", "not-a-backup",
-                     "newer-schema", "other-keys", "server-running", "unreachable"})
+                     "newer-schema", "other-keys", "server-running", "unreachable",
+                     "database-error"})
 
 
 class BackupRefused(RuntimeError):

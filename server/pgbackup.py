@@ -76,6 +76,19 @@ def _connect(url: str, application: str) -> psycopg.Connection[Any]:
         raise BackupRefused("unreachable", lines[0] if lines else type(exc).__name__) from None
 
 
+def _refusal(exc: psycopg.Error, doing: str) -> BackupRefused:
+    """What a fault of PostgreSQL while ``doing`` is refused as: ``unreachable`` when the
+    connection failed, ``corrupt`` when it refused a value of the backup, else
+    ``database-error`` (a missing privilege, the disk full, ...)."""
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else type(exc).__name__
+    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+        return BackupRefused("unreachable", detail)
+    if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
+        return BackupRefused("corrupt", f"{doing}: {detail}")
+    return BackupRefused("database-error", detail, backend="postgresql")
+
+
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
     with contextlib.suppress(psycopg.Error):
         if conn.info.transaction_status in (pq.TransactionStatus.INTRANS,
@@ -233,7 +246,7 @@ def backup_postgresql(data_dir: Path, target: Path, keys: ServerKeys, *, now: da
             return describe_and_place(tmp, target, keys, now=now)
         except psycopg.Error as exc:
             remove_copy(tmp)
-            raise BackupRefused("corrupt", f"the database cannot be read: {exc}") from None
+            raise _refusal(exc, "the database cannot be read") from None
         except BaseException:
             remove_copy(tmp)
             raise
@@ -373,8 +386,7 @@ def restore_postgresql(data_dir: Path, source: Path, keys: ServerKeys, *,
                 try:
                     _restore_into(conn, backup, info.schema)
                 except psycopg.Error as exc:
-                    raise BackupRefused("corrupt", f"the backup could not be restored, "
-                                        f"nothing was changed: {exc}") from None
+                    raise _refusal(exc, "PostgreSQL refused a value of the backup") from None
                 finally:
                     _roll_back(conn)
                     conn.close()

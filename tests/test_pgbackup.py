@@ -38,15 +38,23 @@ def _database(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
+#: A row the copied databases hold and their backup does not (copy_of): a restore that
+#: went through, even in part, would take it away.
+MARKER = ("INSERT INTO witness_cosignatures (network, log, witness, size, time, line)"
+          " VALUES ('merkteken', 'l', 'w', 1, 1, 'x')")
+
+
 def contents(url: str) -> dict[str, Any]:
-    """What a restore must leave alone when it is refused: the schema version, every
-    table's row count, and the schemas of the database."""
+    """What a restore must leave alone when it is refused: every table (by its object id:
+    a table dropped and made again has another) with its row count, and the database's
+    schemas."""
     with psycopg.connect(url, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
-        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"'.encode()).fetchone()
-                  for t in tables}
+        tables = conn.execute("SELECT relname, oid FROM pg_class WHERE relkind = 'r' AND"
+                              " relnamespace = 'public'::regnamespace ORDER BY relname").fetchall()
+        counts = {(t, int(oid)): conn.execute(f'SELECT count(*) FROM "{t}"'.encode()).fetchone()
+                  for t, oid in tables}
         schemas = sorted(r[0] for r in conn.execute("SELECT nspname FROM pg_namespace"))
+    assert counts and schemas
     return {"counts": counts, "schemas": schemas}
 
 
@@ -235,7 +243,10 @@ def copy_of(made: Made, tmp: Path) -> tuple[Path, str, Path]:
     shutil.copytree(made.data, data)
     shutil.copy(made.backup, backup)
     cluster = pg_harness.cluster()
-    return data, cluster.url(cluster.create_database(template=made.template)), backup
+    url = cluster.url(cluster.create_database(template=made.template))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(MARKER)
+    return data, url, backup
 
 
 def restore(data: Path, url: str, backup: Path, *extra: str) -> Any:
@@ -406,3 +417,20 @@ def test_postgresql_restore_refuses_a_backup_taken_under_other_server_keys(
     forced = restore(other.data, url, backup, "--other-keys", "--json")
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["schema"] == len(MIGRATIONS)
+
+
+def test_postgresql_restore_by_a_role_without_the_rights_is_refused_and_changes_nothing(
+        made: Made, tmp_path: Path) -> None:
+    """A role that may connect but owns nothing: the database refuses the work
+    (`database-error`), the restore changes nothing."""
+    data, url, backup = copy_of(made, tmp_path)
+    database = _database(url)
+    role = f"zonder_rechten_{database}"
+    cluster = pg_harness.cluster()
+    cluster.execute(f'CREATE ROLE "{role}" LOGIN', database)
+    limited = url.replace(f"{pg_harness.SUPERUSER}@", f"{role}@", 1)
+    before = contents(url)
+    result = restore(data, limited, backup)
+    assert result.returncode == 1
+    assert "de database weigerde het" in result.stderr and "er is niets gedaan" in result.stderr
+    assert contents(url) == before

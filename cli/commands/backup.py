@@ -34,6 +34,7 @@ REFUSALS: dict[str, str] = {
     "server-running": N_("a Schakel server is running on {dir} (process {pid}): stop it first "
                          "(SIGTERM or Ctrl-C), then restore; nothing was restored"),
     "unreachable": N_("cannot connect to the database ({detail}); nothing was done"),
+    "database-error": N_("the database refused it ({detail}); nothing was done"),
     # PostgreSQL (--database) words some refusals its own way.
     "no-database@postgresql": N_("the database holds no Schakel data (no schakel_schema "
                                  "table): nothing to back up"),
@@ -112,7 +113,10 @@ def backup_command(data_dir: Path, target: Path, database_url: str | None,
         (N_("backup written"), str(target)), *_rows(info),
         (N_("next"), _("keep server-keys.json and its passphrase safe apart from the backups; "
                        "restore with `schakel server restore --data DIR --from FILE` while the "
-                       "server is stopped"))])
+                       "server is stopped") if database_url is None else
+         _("keep server-keys.json and its passphrase safe apart from the backups; restore "
+           "with `schakel server restore --data DIR --database URL --from FILE` while every "
+           "server on the database is stopped"))])
 
 
 @click.command("restore", cls=Command)
