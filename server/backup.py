@@ -26,14 +26,15 @@ opens, then ``-wal`` and ``-shm`` removed: a stale log must never be replayed on
 restored file) and renames the copy over ``schakel.db``.  The next ``schakel serve``
 migrates the schema forward if the backup is older.
 
-**Backends.**  :func:`backend` chooses the functions for a data location; SQLite (a data
-directory) is the only one so far.  A PostgreSQL backend adds its own pair (pg_dump and
-pg_restore, or the equivalent) behind the same two signatures and refusal codes.
+**Backends.**  :func:`backend` chooses the functions for a data location: a data
+directory's SQLite file (here), or a PostgreSQL database by URL (server/pgbackup.py), which
+writes and reads backup files of this same kind (ADR 0050, section "PostgreSQL").
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 from collections.abc import Callable
@@ -55,7 +56,8 @@ FORMAT = "schakel-backup/v1"
 #: Why a backup or restore was refused (``BackupRefused.reason``); the command line
 #: words each one (cli/commands/backup.py).
 REASONS = frozenset({"no-database", "not-a-database", "corrupt", "not-a-backup",
-                     "newer-schema", "other-keys", "server-running"})
+                     "newer-schema", "other-keys", "server-running", "unreachable",
+                     "database-error"})
 
 
 class BackupRefused(RuntimeError):
@@ -202,22 +204,24 @@ def _open_copy(path: Path) -> sqlite3.Connection:
 # --------------------------------------------------------------------------- SQLite
 
 
-def backup_sqlite(data_dir: Path, target: Path, keys: ServerKeys, *,
-                  now: datetime) -> BackupInfo:
-    """Copy ``data_dir``'s database to ``target`` (module docstring), safe while the
-    server runs and writes; returns what the backup holds."""
-    source_path = data_dir / DATABASE_FILE
-    if not source_path.is_file():
-        raise BackupRefused("no-database", f"{source_path} does not exist")
+def new_copy_file(target: Path) -> Path:
+    """The temporary file beside ``target`` a backup is built in (nothing there yet)."""
     tmp = _temporary(target)
     _remove(tmp)
+    return tmp
+
+
+def remove_copy(tmp: Path) -> None:
+    """Remove an unfinished copy (and any journal of it)."""
+    _remove(tmp)
+
+
+def describe_and_place(tmp: Path, target: Path, keys: ServerKeys, *,
+                       now: datetime) -> BackupInfo:
+    """Finish the copy ``tmp`` as a backup: check it (intact, a schema this code knows),
+    add the ``schakel_backup`` table, and rename it atomically over ``target``; returns
+    what it holds.  The copy is removed when any of it fails."""
     try:
-        source = sqlite3.connect(source_path, isolation_level=None, timeout=30.0)
-        try:
-            source.execute("PRAGMA busy_timeout = 30000")
-            _copy_into(source, tmp, "the database")
-        finally:
-            source.close()
         conn = _open_copy(tmp)
         try:
             _intact(conn)
@@ -232,6 +236,7 @@ def backup_sqlite(data_dir: Path, target: Path, keys: ServerKeys, *,
             info = _read_info(conn)
         finally:
             conn.close()
+        os.chmod(tmp, 0o600)
         _fsync(tmp)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
@@ -239,6 +244,27 @@ def backup_sqlite(data_dir: Path, target: Path, keys: ServerKeys, *,
     except BaseException:
         _remove(tmp)
         raise
+
+
+def backup_sqlite(data_dir: Path, target: Path, keys: ServerKeys, *,
+                  now: datetime) -> BackupInfo:
+    """Copy ``data_dir``'s database to ``target`` (module docstring), safe while the
+    server runs and writes; returns what the backup holds."""
+    source_path = data_dir / DATABASE_FILE
+    if not source_path.is_file():
+        raise BackupRefused("no-database", f"{source_path} does not exist")
+    tmp = new_copy_file(target)
+    try:
+        source = sqlite3.connect(source_path, isolation_level=None, timeout=30.0)
+        try:
+            source.execute("PRAGMA busy_timeout = 30000")
+            _copy_into(source, tmp, "the database")
+        finally:
+            source.close()
+    except BaseException:
+        _remove(tmp)
+        raise
+    return describe_and_place(tmp, target, keys, now=now)
 
 
 def inspect_backup(source: Path) -> BackupInfo:
@@ -267,6 +293,16 @@ def _retire_wal(database: Path) -> None:
             os.unlink(f"{database}{suffix}")
 
 
+def check_keys(info: BackupInfo, keys: ServerKeys, *, other_keys: bool) -> None:
+    """``other-keys`` when the backup was taken under other server keys than ``keys``
+    (unless ``other_keys``)."""
+    mine = keys.fingerprints()
+    if (info.log, info.gate) != (mine["log"], mine["gate"]) and not other_keys:
+        raise BackupRefused("other-keys", "the backup was taken under other server "
+                            "keys than this data directory's",
+                            backup=info.fingerprint, here=mine["fingerprint"])
+
+
 def restore_sqlite(data_dir: Path, source: Path, keys: ServerKeys, *,
                    other_keys: bool = False) -> BackupInfo:
     """Replace ``data_dir``'s database with the backup ``source`` (module docstring).
@@ -293,11 +329,7 @@ def _restore_locked(data_dir: Path, source: Path, keys: ServerKeys, *,
         try:
             _intact(conn)
             info = _read_info(conn)
-            mine = keys.fingerprints()
-            if (info.log, info.gate) != (mine["log"], mine["gate"]) and not other_keys:
-                raise BackupRefused("other-keys", "the backup was taken under other server "
-                                    "keys than this data directory's",
-                                    backup=info.fingerprint, here=mine["fingerprint"])
+            check_keys(info, keys, other_keys=other_keys)
             conn.execute(f"DROP TABLE {INFO_TABLE}")
             conn.execute("PRAGMA journal_mode = DELETE")
         finally:
@@ -325,12 +357,18 @@ SQLITE = Backend("sqlite", backup_sqlite, restore_sqlite)
 
 
 def backend(database: str | None = None) -> Backend:
-    """The backend of a data location: None (the data directory's SQLite file) for now;
-    a PostgreSQL URL will choose its own."""
+    """The backend of a data location: None for the data directory's SQLite file, a
+    ``postgresql://`` URL for that database (server/pgbackup.py)."""
     if database is None:
         return SQLITE
-    raise ValueError(f"no backup backend for {database.split(':', 1)[0]!r} yet")
+    if database.startswith(("postgresql://", "postgres://")):
+        from schakel.server import pgbackup     # psycopg only when PostgreSQL is used
+        return Backend("postgresql",
+                       functools.partial(pgbackup.backup_postgresql, database=database),
+                       functools.partial(pgbackup.restore_postgresql, database=database))
+    raise ValueError(f"no backup backend for {database.split(':', 1)[0]!r}")
 
 
 __all__ = ["INFO_TABLE", "FORMAT", "REASONS", "BackupRefused", "BackupInfo", "Backend",
-           "SQLITE", "backend", "backup_sqlite", "restore_sqlite", "inspect_backup"]
+           "SQLITE", "backend", "backup_sqlite", "restore_sqlite", "inspect_backup",
+           "check_keys", "describe_and_place", "new_copy_file", "remove_copy"]
