@@ -8,9 +8,15 @@ synchronous API in those threads:
 * **Connections** are psycopg connections in autocommit mode that issue their own
   ``BEGIN``/``COMMIT`` like the SQLite ones.  A read runs in one ``REPEATABLE READ READ
   ONLY`` transaction (one snapshot, as SQLite's read transaction; a read-only transaction
-  never fails to serialise); the writer's transactions are ``READ COMMITTED`` and the
-  writes that must be serialised per network take a transaction-scoped advisory lock
-  (:func:`schakel.server.storage.lock_network`), which also holds between processes sharing the database.
+  never fails to serialise); the writer's transactions are ``READ COMMITTED``, each write
+  in pipeline mode (a statement whose answer it does not read travels with the next), and
+  every insert of a network's row first takes that network's transaction-scoped advisory
+  lock (:func:`schakel.server.storage.lock_network`), which also holds between processes
+  sharing the database.
+* **Several processes** on one database (ADR 0052): commits are announced with ``NOTIFY``
+  and heard by each process's listener; :meth:`PgStore.record` writes the state they share
+  outside the group commit; :meth:`PgStore.leads` elects the process that runs a
+  background pass.
 * **The same SQL** as on SQLite.  The query functions are written in the SQL both engines
   accept (``ON CONFLICT``, ``RETURNING``, a ``rowid`` column in every PostgreSQL table
   whose SQLite twin has a rowid); :func:`pg_sql` makes the two lexical changes at the
