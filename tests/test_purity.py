@@ -66,10 +66,12 @@ def test_only_the_storage_backends_import_a_database_driver() -> None:
     """The seam (ADR 0051): ``server/storage.py`` owns SQLite and ``server/pgstore.py``
     PostgreSQL; every query function types its connection as ``storage.Db``.  The backup of
     the SQLite file (``server/backup.py``, ADR 0050) copies it with SQLite's own online
-    backup API."""
+    backup API, and the backup of a PostgreSQL database (``server/pgbackup.py``) copies it
+    into a SQLite backup file and back."""
     drivers = {"sqlite3", "sqlite_utils", "psycopg"}
     allowed = {"server/storage.py": {"sqlite3", "sqlite_utils"}, "server/pgstore.py": {"psycopg"},
-               "server/backup.py": {"sqlite3"}}
+               "server/backup.py": {"sqlite3"},
+               "server/pgbackup.py": {"sqlite3", "sqlite_utils", "psycopg"}}
     for path in sorted((ROOT / "server").rglob("*.py")):
         name = str(path.relative_to(ROOT))
         if name.startswith("server/witness/"):     # the witness service keeps its own SQLite
