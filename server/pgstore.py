@@ -546,11 +546,13 @@ _MIGRATION_LOCK = 0x5C4A_6B65_6C00_0001
 def migrate(conn: psycopg.Connection[Any]) -> int:
     """Bring the schema up to date (one transaction per step); returns the version."""
     db = PgDb(conn)
-    conn.execute("CREATE TABLE IF NOT EXISTS schakel_schema (version BIGINT NOT NULL)")
     while True:
         conn.execute("BEGIN")
         try:
+            # Under the lock even the version table's creation: two processes starting on a
+            # new database would both create it otherwise (a unique violation of the catalog).
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schakel_schema (version BIGINT NOT NULL)")
             row = conn.execute("SELECT version FROM schakel_schema").fetchone()
             version = 0 if row is None else int(row[0])
             if version >= len(MIGRATIONS):

@@ -302,3 +302,27 @@ def test_a_reader_whose_connection_was_lost_is_a_503_and_reads_resume(url: str) 
         finally:
             await s.close()
     asyncio.run(run())
+
+
+def test_servers_starting_together_on_a_new_database_migrate_it_once() -> None:
+    """Every step, the version table's creation included, runs under the migration lock:
+    processes that start at once on an empty database neither fail nor migrate twice."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from schakel.server.pgstore import MIGRATIONS as PG_MIGRATIONS
+    from schakel.server.pgstore import migrate as pg_migrate
+    cluster = pg_harness.cluster()
+    for _ in range(3):
+        name = cluster.create_database()
+        try:
+            together = threading.Barrier(4)
+
+            def start(_: int) -> int:
+                with connect(cluster.url(name)) as conn:
+                    together.wait()
+                    return pg_migrate(conn)
+            with ThreadPoolExecutor(4) as pool:
+                assert list(pool.map(start, range(4))) == [len(PG_MIGRATIONS)] * 4
+        finally:
+            cluster.drop_database(name)
