@@ -101,7 +101,7 @@ class Restored:
     network: str
     cases: list[str]
     backup: dict[str, Any]          # what `schakel server backup --json` printed
-    backup_output: str              # what the restore printed (Dutch)
+    restore_output: str              # what the restore printed (Dutch)
     heads: dict[str, int]           # the audit head size each partner held before the restore
     cursors: dict[str, int]         # the feed cursor each partner held before the restore
 
@@ -180,7 +180,7 @@ async def _play(server: ServerProcess, tmp: Path) -> Restored:
     assert restore.returncode == 0, restore.stderr
     server.start()
     return Restored(server=server, tmp=tmp, network=network, cases=cases, backup=backup,
-                    backup_output=restore.stdout, heads=heads,
+                    restore_output=restore.stdout, heads=heads,
                     cursors=cursors)
 
 
@@ -283,7 +283,7 @@ async def test_a_client_that_saw_past_the_backup_still_refuses_once_the_restored
 def test_restore_prints_what_it_restored_in_dutch(restored: Restored) -> None:
     """What the operator reads after a restore: the backup's time, and what to tell the
     coordinators (the rollback their partners' clients will report)."""
-    out = restored.backup_output
+    out = restored.restore_output
     assert "teruggezet uit" in out and "gemaakt op" in out
     assert "audit-rollback" in out and "coördinator" in out
 

@@ -27,9 +27,9 @@ from schakel.client.errors import ServerMisbehaviour
 from schakel.client.partner import Partner
 from schakel.server.storage import MIGRATIONS
 from tests import pg_harness
-from tests.client_harness import IDENTITY, INTAKE, PASSPHRASE
+from tests.client_harness import IDENTITY, INTAKE
 from tests.test_backup import (
-    BACKUP_AFTER, CASES, EVENTS_AFTER, TIMEOUT, found_network, schakel_server,
+    BACKUP_AFTER, CASES, EVENTS_AFTER, TIMEOUT, Restored, found_network, schakel_server,
     schakel_server_async,
 )
 
@@ -59,21 +59,6 @@ def contents(url: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the scenario
-
-
-@dataclass
-class Restored:
-    server: ServerProcess
-    tmp: Path
-    network: str
-    cases: list[str]
-    backup: dict[str, Any]          # what `schakel server backup --json` printed
-    restore_output: str             # what the restore printed (Dutch)
-    heads: dict[str, int]           # the audit head size each partner held before the restore
-    cursors: dict[str, int]         # the feed cursor each partner held before the restore
-
-    async def open(self, label: str) -> Partner:
-        return await Partner.open(self.tmp / label, PASSPHRASE, sync_worker=False)
 
 
 async def _burst(writer: Partner, network: str, cases: list[str], server: ServerProcess,

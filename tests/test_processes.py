@@ -74,6 +74,18 @@ async def eventually(what: str, attempt: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(0.02)
 
 
+async def answered(b: Caller, net: Network, actor: Actor) -> None:
+    """Until ``b`` answers ``actor``'s request in ``net`` (it followed what ``a`` did)."""
+    async def known() -> bool:
+        return (await b.get(net.path("/members"), actor)).status == 200
+    await eventually(f"answered {actor.label}", known)
+
+
+def directory_of(caller: Caller) -> Any:
+    from schakel.server.context import CTX
+    return caller.transport.client.server.app[CTX].directory    # type: ignore[attr-defined]
+
+
 async def founded(a: Caller, *members: Actor, policy: dict[str, Any] | None = None
                   ) -> Network:
     net = Network(await server_keys(a), a.clock, policy=policy)
@@ -85,10 +97,7 @@ async def test_a_request_replayed_to_another_process_is_refused(
         on_postgresql: None, tmp_path: Path) -> None:
     async with two_servers(tmp_path / "server") as (a, b):
         net = await founded(a)
-
-        async def known() -> bool:
-            return (await b.get(net.path("/members"), net.coordinator)).status == 200
-        await eventually("learnt the network", known)
+        await answered(b, net, net.coordinator)
         prepared = a.prepare("GET", net.path("/members"), net.coordinator)
         assert_status(await a.send(prepared), 200)
         assert_error(await b.send(prepared), 401, "replayed_request")
@@ -101,11 +110,12 @@ async def test_a_member_admitted_through_one_process_is_known_to_the_other(
         net = await founded(a)
         late = await enrol(a, net, "Buurtteam", ring="core")
 
-        async def known() -> bool:
-            reply = await b.get(net.path("/members"), late)
-            return reply.status == 200
-        await eventually("learnt the new member", known)
+        async def followed() -> bool:        # without a request to b: b heard it
+            state = directory_of(b).known(net.id)
+            return state is not None and state.knows(late.key_id)
+        await eventually("followed the new member", followed)
         assert store_of(b).heard >= 1
+        assert_status(await b.get(net.path("/members"), late), 200)
 
 
 
@@ -132,15 +142,13 @@ async def test_a_key_admitted_through_one_process_is_accepted_by_the_other_befor
                                    {"membership": other.membership(late)}), 201)
         assert_status(await b.get(other.path("/members"), late), 200)
 
+
 async def test_a_revocation_through_one_process_is_enforced_by_the_other(
         on_postgresql: None, tmp_path: Path) -> None:
     async with two_servers(tmp_path / "server") as (a, b):
         net = await founded(a)
         member = await enrol(a, net, "Kerk", ring="core")
-
-        async def known() -> bool:
-            return (await b.get(net.path("/members"), member)).status == 200
-        await eventually("learnt the member", known)
+        await answered(b, net, member)
         assert_status(await a.post(net.path("/revocations"), net.coordinator,
                                    {"revocation": net.revocation(member)}), 201)
 
@@ -171,10 +179,7 @@ async def test_anonymous_signals_through_two_processes_spend_one_bucket(
     rate = 4
     async with two_servers(tmp_path / "server") as (a, b):
         net = await founded(a, policy=network_policy("neighbourhood", intake_rate_per_hour=rate))
-
-        async def visible() -> bool:
-            return (await b.get(net.path("/members"), net.coordinator)).status == 200
-        await eventually("learnt the network", visible)
+        await answered(b, net, net.coordinator)
         replies: list[Reply] = []
         for n in range(rate + 4):
             caller = (a, b)[n % 2]
@@ -191,10 +196,7 @@ async def test_a_reader_paging_while_two_processes_append_to_one_network_misses_
         net = await founded(a)
         owners = [await enrol(a, net, f"partner-{n}", ring="core") for n in range(6)]
         cases = [await create_case(a, net, o) for o in owners]
-
-        async def known() -> bool:
-            return (await b.get(net.path("/members"), owners[-1])).status == 200
-        await eventually("learnt the partners", known)
+        await answered(b, net, owners[-1])
         reader, after = net.coordinator, "0"
         seen: list[str] = []
         stop = asyncio.Event()
