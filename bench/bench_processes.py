@@ -1,0 +1,290 @@
+"""Long-poll across server processes: 100 waiters on one ``schakel serve``, the append that
+answers them sent to another process on the same PostgreSQL database (ADR 0052, issue 17).
+
+Two ``schakel serve --database URL`` processes, **A** and **B**, on two loopback ports, on one
+database of a throw-away cluster started here by ``tests/pg_harness.py`` (127.0.0.1 only,
+``fsync=on``, ``synchronous_commit=on``).  They share one data directory -- the same server
+keys and config.json; on PostgreSQL a server does not take the data directory's lock -- and B
+runs with ``--public-url`` A's origin, so one signed request is valid at either, as behind
+one proxy.  A network of 101 core members is bootstrapped through A (each member one case); B
+learns the members from the database (A's trust-log commits are announced with ``NOTIFY``).
+
+Then, in ``REPS`` repetitions of each of two modes, alternating (same, across, across, same,
+same, across, ...) so that each pair is taken moments apart:
+
+* **across** -- 100 members long-poll A (``GET .../sync?after=END&wait=25``, each signed
+  freshly); once A's ``schakel_sync_waiters`` gauge shows all 100 waiting, a 101st member
+  appends one event **through B**.  B commits, its ``NOTIFY`` reaches A's listener, A wakes its
+  waiters and each reads the new page from the database;
+* **same** -- the same, with the append sent to A itself (the single-process path, as
+  ``bench/bench_server.py`` measures it, on PostgreSQL): the control.
+
+The latency of each waiter is the time from the append's send (and from its acknowledgement)
+to that waiter's answer, which must hold exactly the appended event.  Target (issue 3, for
+several processes in issue 17): **p99 from the send < 100 ms**, across processes.
+
+    .venv/bin/python bench/bench_processes.py           # writes bench/results/processes.json
+    .venv/bin/python bench/bench_processes.py --quick   # 3 repetitions each; writes nothing
+
+Skipped where PostgreSQL's binaries are not installed (a failure under CI), as
+``bench/bench_backends.py``.  Everything talks to 127.0.0.1 only; every request is bounded in
+time, and a mode whose waiters are not woken twice in a row is stopped and reported (about 40
+seconds in all when nothing is wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+
+from bench import bench_server  # noqa: E402
+from bench.bench_backends import log_problems, postmaster_pid, tree_cpu_seconds  # noqa: E402
+from bench.bench_server import PAGE, Bench, _send  # noqa: E402
+from bench.common import (free_port, machine_busy_seconds, percentiles,  # noqa: E402
+                          process_cpu_seconds, server_process, write_result)
+from tests import pg_harness  # noqa: E402
+
+WAITERS = 100
+PARTNERS = WAITERS + 1          # members 0..99 wait, the last one appends
+WAIT = 25                       # the long-poll's wait (seconds), as a partner asks it
+TARGET_P99_MS = 100.0
+MODES = ("same", "across")
+
+
+class NotWoken(RuntimeError):
+    """A repetition whose waiters were not all answered with the appended event."""
+
+
+async def feed_end(b: Bench) -> str:
+    """The cursor at the end of the network's feed (read from A)."""
+    assert b.net is not None
+    after = "0"
+    while True:
+        p = b.caller.prepare("GET", b.net.path(f"/sync?after={after}&limit={PAGE}&wait=0"),
+                             b.partners[0])
+        status, raw = await _send(b.session, b.base, p)
+        if status != 200:
+            raise RuntimeError(f"sync from A: {status} {raw[:200]!r}")
+        page = json.loads(raw)
+        if not page["items"]:
+            return after
+        after = page["cursor"]
+
+
+async def until_known(b: Bench, base: str, member: int, seconds: float = 20.0) -> float:
+    """Until the process at ``base`` accepts a request signed by ``member`` (it follows the
+    network's members from the database); the seconds that took."""
+    assert b.net is not None
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    while True:
+        p = b.caller.prepare("GET", b.net.path("/sync?after=0&limit=1&wait=0"),
+                             b.partners[member])
+        status, raw = await _send(b.session, base, p)
+        if status == 200:
+            return round(time.perf_counter() - started, 2)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"B did not know member {member} within {seconds} s: {status} "
+                               f"{raw[:200]!r}")
+        await asyncio.sleep(0.1)
+
+
+async def one_repetition(b: Bench, after: str, append_to: str) -> dict[str, Any]:
+    """100 waiters on A, one append through ``append_to``; each waiter's answer time."""
+    assert b.net is not None
+    net = b.net
+    author = PARTNERS - 1
+    answers: list[float] = []
+    cursors: set[str] = set()
+    problems: list[str] = []
+
+    async def wait(member: int) -> None:
+        p = b.caller.prepare("GET", net.path(f"/sync?after={after}&limit={PAGE}&wait={WAIT}"),
+                             b.partners[member])
+        try:
+            status, raw = await _send(b.session, b.base, p, timeout=WAIT + 15)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            answers.append(time.perf_counter())
+            problems.append(f"waiter {member}: {type(exc).__name__}")
+            return
+        answers.append(time.perf_counter())
+        page = json.loads(raw) if status == 200 else {"items": []}
+        if status != 200 or len(page["items"]) != 1:
+            problems.append(f"waiter {member}: {status}, {len(page['items'])} items")
+        else:
+            cursors.add(page["cursor"])
+
+    tasks = [asyncio.create_task(wait(m)) for m in range(WAITERS)]
+    deadline = time.monotonic() + 15
+    while await b.waiters_now() < WAITERS:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the 100 waiters did not all start waiting on A within 15 s")
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
+    prepared = b.append_request(author)
+    sent = time.perf_counter()
+    status, raw = await _send(b.session, append_to, prepared)
+    acked = time.perf_counter()
+    if status != 201:
+        raise RuntimeError(f"the append through {append_to} failed: {status} {raw[:200]!r}")
+    b.next[author] += 1
+    await asyncio.wait_for(asyncio.gather(*tasks), WAIT + 20)
+    from_send = [t - sent for t in answers]
+    return {"from_send": from_send, "from_ack": [t - acked for t in answers],
+            "append_ms": round((acked - sent) * 1000, 2), "problems": problems,
+            "after": cursors.pop() if len(cursors) == 1 else after,
+            "p99_from_send_ms": percentiles(from_send)["p99_ms"],
+            "max_from_send_ms": percentiles(from_send)["max_ms"]}
+
+
+async def run(tmp: Path, reps: int, cluster: pg_harness.Cluster) -> dict[str, Any]:
+    url = cluster.url(cluster.create_database())
+    data = tmp / "server"
+    port_a, port_b = free_port(), free_port()
+    origin_a, base_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    serve = ["-m", "schakel.cli", "serve", "--data", str(data), "--database", url]
+    env = {"SCHAKEL_SERVER_PASSPHRASE": ""}
+    logs = {"A": tmp / "a.log", "B": tmp / "b.log"}
+    pg_pid = postmaster_pid(cluster)
+    out: dict[str, Any] = {}
+    # A first: it creates the data directory's keys and config.json; B reads them.
+    with server_process([*serve, "--port", str(port_a)], port_a, env=env, log=logs["A"],
+                        stdout_to_log=True) as proc_a, \
+            server_process([*serve, "--port", str(port_b), "--public-url", origin_a], port_b,
+                           env=env, log=logs["B"], stdout_to_log=True) as proc_b:
+        connector = aiohttp.TCPConnector(limit=WAITERS + 16)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            bench_server.PARTNERS = PARTNERS
+            b = Bench(session, origin_a, proc_a.pid)
+            started = time.perf_counter()
+            await b.bootstrap()
+            out["bootstrap_seconds"] = round(time.perf_counter() - started, 1)
+            b.prebuild([0] * (PARTNERS - 1) + [2 * reps + 2])
+            gc.collect()
+            gc.freeze()
+            out["b_knew_the_author_after_seconds"] = await until_known(b, base_b, PARTNERS - 1)
+            after = await feed_end(b)
+            bases = {"same": origin_a, "across": base_b}
+            reps_of: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+            stopped: dict[str, str] = {}
+            cpu: dict[str, dict[str, float]] = {m: {"A": 0.0, "B": 0.0, "postgresql": 0.0,
+                                                    "client": 0.0, "busy": 0.0, "seconds": 0.0}
+                                                for m in MODES}
+            for i in range(reps):
+                # same, across, across, same, same, across, ...: neither mode always first.
+                order = MODES if i % 2 == 0 else MODES[::-1]
+                for mode in order:
+                    if mode in stopped:
+                        continue
+                    a0, b0 = process_cpu_seconds(proc_a.pid), process_cpu_seconds(proc_b.pid)
+                    pg0, busy0, client0 = (tree_cpu_seconds(pg_pid), machine_busy_seconds(),
+                                           time.process_time())
+                    t0 = time.perf_counter()
+                    rep = await one_repetition(b, after, bases[mode])
+                    c = cpu[mode]
+                    c["seconds"] += time.perf_counter() - t0
+                    c["A"] += process_cpu_seconds(proc_a.pid) - a0
+                    c["B"] += process_cpu_seconds(proc_b.pid) - b0
+                    c["postgresql"] += tree_cpu_seconds(pg_pid) - pg0
+                    c["busy"] += machine_busy_seconds() - busy0
+                    c["client"] += time.process_time() - client0
+                    after = rep["after"]
+                    reps_of[mode].append(rep)
+                    print(f"{mode:<7} rep {i + 1:>2}: append {rep['append_ms']:6.2f} ms; from "
+                          f"send p99 {rep['p99_from_send_ms']:7.2f} max "
+                          f"{rep['max_from_send_ms']:7.2f} ms"
+                          + (f"; PROBLEMS {rep['problems'][:3]}" if rep["problems"] else ""),
+                          flush=True)
+                    failing = [r for r in reps_of[mode][-2:] if r["problems"]]
+                    if len(failing) == 2:
+                        stopped[mode] = "two repetitions in a row were not all answered"
+            out["modes"] = {m: summary(reps_of[m], cpu[m]) for m in MODES}
+            out["stopped"] = stopped
+    out["server_logs"] = log_problems(logs)
+    return out
+
+
+def summary(reps: list[dict[str, Any]], cpu: dict[str, float]) -> dict[str, Any]:
+    from_send = [x for r in reps for x in r["from_send"]]
+    from_ack = [x for r in reps for x in r["from_ack"]]
+    seconds = max(cpu["seconds"], 1e-9)
+    return {
+        "repetitions": len(reps),
+        "failed_answers": sum(len(r["problems"]) for r in reps),
+        "problems": [p for r in reps for p in r["problems"]][:10],
+        "from_send": percentiles(from_send) if from_send else None,
+        "from_ack": percentiles(from_ack) if from_ack else None,
+        "median_of_repetition_p99_from_send_ms":
+            round(statistics.median(r["p99_from_send_ms"] for r in reps), 2) if reps else None,
+        "append_ms_median": round(statistics.median(r["append_ms"] for r in reps), 2)
+        if reps else None,
+        "per_repetition": [{k: r[k] for k in ("append_ms", "p99_from_send_ms",
+                                              "max_from_send_ms")} for r in reps],
+        # CPU over the repetitions (100 waits, their answers and one append each): per
+        # repetition, in ms, and the machine's busy cores meanwhile.
+        "cpu_ms_per_repetition": {k: round(cpu[k] / max(len(reps), 1) * 1000, 1)
+                                  for k in ("A", "B", "postgresql", "client")},
+        "other_processes_cores": round(max(cpu["busy"] - cpu["A"] - cpu["B"] - cpu["postgresql"]
+                                           - cpu["client"], 0.0) / seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repetitions of each mode; nothing written")
+    args = parser.parse_args()
+    bindir = pg_harness.find_bindir()
+    if bindir is None:
+        print(f"bench_processes: skipped: {pg_harness.MISSING}", flush=True)
+        raise SystemExit(1 if pg_harness.IN_CI else 0)
+    reps = 3 if args.quick else 20
+    started = time.perf_counter()
+    cluster = pg_harness.Cluster(bindir)
+    cluster.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="schakel-processes-") as tmp_name:
+            real = asyncio.run(run(Path(tmp_name), reps, cluster))
+    finally:
+        cluster.stop()
+    across = real["modes"]["across"]
+    p99 = across["from_send"]["p99_ms"] if across["from_send"] else None
+    targets = {"long_poll_across_processes_p99_ms": {
+        "target": f"< {TARGET_P99_MS:g} ms from the append's send (100 waiters on A, the append "
+                  f"through B), every waiter answered with the appended event",
+        "measured_from_send": p99,
+        "measured_from_ack": across["from_ack"]["p99_ms"] if across["from_ack"] else None,
+        "met": p99 is not None and p99 < TARGET_P99_MS and across["failed_answers"] == 0
+        and "across" not in real["stopped"]}}
+    result = {
+        "what": "long-poll delivery across two `schakel serve` processes on one PostgreSQL "
+                "database (a throw-away local cluster): 100 waiters on process A, one append "
+                "through process B ('across') or through A ('same', the control), alternating "
+                "repetitions; loopback; client, both servers and PostgreSQL share the "
+                "machine's cores",
+        "waiters": WAITERS, "wait_seconds": WAIT, "repetitions_per_mode": reps,
+        **real, "targets": targets, "run_seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps({"targets": targets,
+                      "modes": {m: {k: v for k, v in s.items() if k != "per_repetition"}
+                                for m, s in real["modes"].items()},
+                      "server_logs": real["server_logs"]}, indent=2))
+    if not args.quick:
+        print("written to", write_result("processes", result))
+
+
+if __name__ == "__main__":
+    main()
