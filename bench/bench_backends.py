@@ -53,8 +53,8 @@ machine has a core to spare.
     .venv/bin/python bench/bench_backends.py           # writes bench/results/backends.json
     .venv/bin/python bench/bench_backends.py --quick   # a smaller smoke run (not written)
 
-Everything talks to 127.0.0.1 only and every load is bounded in count and time (about two
-and a half minutes in all with the 2-worker server).
+Everything talks to 127.0.0.1 only and every load is bounded in count and time (two to three
+minutes in all with the 2-worker server).
 """
 
 from __future__ import annotations
@@ -83,9 +83,16 @@ import aiohttp  # noqa: E402
 
 from bench import bench_server  # noqa: E402
 from bench.bench_server import Bench, Ceiling, _event_payload  # noqa: E402
-from bench.common import (closed_loop_workers, commit_latency_ms, free_port,  # noqa: E402
-                          loop_cpu_seconds, machine_busy_seconds, percentiles, server_process,
-                          write_result)
+from bench.common import (  # noqa: E402
+    closed_loop_workers,
+    commit_latency_ms,
+    free_port,
+    loop_cpu_seconds,
+    machine_busy_seconds,
+    percentiles,
+    server_process,
+    write_result,
+)
 from tests import pg_harness  # noqa: E402
 from tests.server_harness import Caller, SessionTransport  # noqa: E402
 
@@ -251,7 +258,8 @@ async def measure(t: Target, c: int, per_worker: int, max_seconds: float,
     pg = (tree_cpu_seconds(pg_pid) - pg0) if pg_pid is not None else 0.0
     busy = machine_busy_seconds() - busy0
     n = max(r.requests, 1)
-    row = {"per_second": r.per_second, "requests": r.requests, "seconds": r.seconds,
+    row: dict[str, Any] = {
+           "per_second": r.per_second, "requests": r.requests, "seconds": r.seconds,
            "errors": r.errors, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
            "server_cpu_ms": round(server / n * 1000, 3),
            "server_main_thread_cpu_ms": round(loop / n * 1000, 3) if t.workers == 1 else None,
@@ -338,7 +346,8 @@ async def run(tmp: Path, plan: dict[int, int], rounds: int, max_seconds: float,
                 gc.collect()
                 gc.freeze()    # the prebuilt objects never die: keep the client's GC off them
                 for t in targets:                                               # warm-up
-                    await closed_loop_workers(t.append, concurrency=PARTNERS,  # type: ignore[arg-type]
+                    assert t.append is not None
+                    await closed_loop_workers(t.append, concurrency=PARTNERS,
                                               per_worker=WARM, max_seconds=max_seconds)
                 for c in LEVELS:
                     for t in targets:
