@@ -47,15 +47,19 @@ def wait_until_up(port: int, timeout: float = 30.0) -> None:
 
 @contextmanager
 def server_process(args: list[str], port: int, env: dict[str, str] | None = None,
-                   log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+                   log: Path | None = None, *, stdout_to_log: bool = False
+                   ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server as a child process for the duration of the block.
 
     Its stderr (the Schakel server logs one JSON line per request there) goes to ``log``,
-    or is discarded: a pipe nobody reads would fill up and stall the server."""
+    or is discarded: a pipe nobody reads would fill up and stall the server.  With
+    ``stdout_to_log`` its stdout goes there too (``serve --workers`` announces a worker
+    that ended and its replacement on stdout)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     err = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    out = err if stdout_to_log and log is not None else subprocess.DEVNULL
     try:
-        proc = subprocess.Popen([sys.executable, *args], env=full_env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, *args], env=full_env, stdout=out,
                                 stderr=err)
     finally:
         if log is not None:
