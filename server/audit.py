@@ -59,9 +59,12 @@ class SqliteNodeStore:
     """:class:`schakel.protocol.merkle.NodeStore` over the node table of one ``log`` of one
     network (:data:`NODE_TABLES`; ``audit_nodes`` by default), on the connection it is given
     (the writer's inside a transaction, or a reader's).  Nodes are only ever inserted: a
-    second put of one node is an integrity error, never an update."""
+    second put of one node is an integrity error, never an update.  So each node read or
+    written is kept for the store's lifetime (one append, or one read): the root and the
+    proof an append returns read again the nodes its append just read or wrote, and on
+    PostgreSQL every read is a round trip."""
 
-    __slots__ = ("_db", "_network", "_get", "_put")
+    __slots__ = ("_db", "_network", "_get", "_put", "_known")
 
     def __init__(self, db: Db, network: str, log: str = "audit") -> None:
         table = NODE_TABLES[log]
@@ -69,15 +72,21 @@ class SqliteNodeStore:
         self._network = network
         self._get = f"SELECT hash FROM {table} WHERE network = ? AND level = ? AND idx = ?"
         self._put = f"INSERT INTO {table} (network, level, idx, hash) VALUES (?, ?, ?, ?)"
+        self._known: dict[tuple[int, int], bytes] = {}
 
     def get(self, level: int, index: int) -> bytes:
+        node = self._known.get((level, index))
+        if node is not None:
+            return node
         row = self._db.execute(self._get, (self._network, level, index)).fetchone()
         if row is None:
             raise LookupError((level, index))
-        return bytes(row[0])
+        node = self._known[(level, index)] = bytes(row[0])
+        return node
 
     def put(self, level: int, index: int, node: bytes) -> None:
         self._db.execute(self._put, (self._network, level, index, node))
+        self._known[(level, index)] = node
 
 
 def entry_count(db: Db, network: str) -> int:
