@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from schakel.cli.commands.guard import refuse_early, showing
 from schakel.cli.commands.refusal import note_caller
 from schakel.protocol.canonical import parse_json
 from schakel.protocol.errors import KeystoreError, MalformedError, ProtocolError
@@ -136,6 +135,8 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
     ``secret``: the passphrase the command already asked for (it writes a keystore too).
     """
     if guard is not None:
+        from schakel.cli.commands.guard import refuse_early   # the PII guard's word lists
+
         refuse_early(guard)
     check_home(home)
     remember_server(server or _configured_server(home))
@@ -157,6 +158,8 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
 
     if guard is None:
         return asyncio.run(main())
+    from schakel.cli.commands.guard import showing
+
     with showing(guard):
         return asyncio.run(main())
 
