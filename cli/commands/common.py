@@ -10,7 +10,6 @@ codes and advice in one place.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -140,6 +139,8 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
         refuse_early(guard)
     check_home(home)
     remember_server(server or _configured_server(home))
+    import asyncio
+
     from schakel.cli.commands.agent import keystore_secret
 
     key = secret if secret is not None else keystore_secret(home)
@@ -223,6 +224,8 @@ def progress_bar(label: str, wanted: bool | None) -> Iterator[Progress | None]:
 
 def run(coro: Awaitable[T]) -> T:
     """Run one coroutine that needs no partner (e.g. creating a home)."""
+    import asyncio
+
     async def main() -> T:
         return await coro
     return asyncio.run(main())
