@@ -43,6 +43,7 @@ from schakel.cli.i18n import use
 
 from tests import pg_harness
 
+
 def _bytecode_cached() -> None:
     """Let the subprocesses of the tests (and the xdist workers) cache their bytecode, in
     a directory of this user's under the temporary directory, never in the source tree."""
