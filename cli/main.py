@@ -23,7 +23,6 @@ every ``--help`` and click's own usage errors (:mod:`schakel.cli.helptext`).
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.util
 import logging
 import os
@@ -33,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
@@ -43,6 +42,9 @@ from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
@@ -574,9 +576,11 @@ def _client_logging() -> None:
         sys.meta_path.insert(0, _WhenImported("structlog", _configure))
 
 
-class _WhenImported(importlib.abc.MetaPathFinder):
+class _WhenImported:
     """Runs ``then`` on the module ``name`` right after its first import has executed it,
-    before the importer gets it (a post-import hook), and then leaves the import system."""
+    before the importer gets it (a post-import hook), and then leaves the import system.
+    A meta path finder, and :class:`_ThenLoader` a loader, by their methods: importing
+    :mod:`importlib.abc` for their base classes would cost every start of the command line."""
 
     def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
         self.name, self.then = name, then
@@ -588,12 +592,12 @@ class _WhenImported(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)       # by the finders after this one
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenLoader(spec.loader, self.then)
+            spec.loader = cast("Loader", _ThenLoader(spec.loader, self.then))
         return spec
 
 
-class _ThenLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader, then: Callable[[ModuleType], None]) -> None:
+class _ThenLoader:
+    def __init__(self, loader: Loader, then: Callable[[ModuleType], None]) -> None:
         self.loader, self.then = loader, then
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
