@@ -23,12 +23,16 @@ every ``--help`` and click's own usage errors (:mod:`schakel.cli.helptext`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
@@ -38,6 +42,9 @@ from schakel.protocol.errors import (
     ContextMismatchError, DecryptionError, KeystoreError, PolicyViolation, ProofError,
     ProtocolError, SignatureError, UntrustedKeyError,
 )
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_KEYSTORE, EXIT_UNTRUSTED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5
 
@@ -556,9 +563,55 @@ def main(lang: str | None) -> None:
 
 def _client_logging() -> None:
     """The library logs retries at info level; a person needs only warnings, on stderr,
-    so standard output stays clean for --json (SCHAKEL_DEBUG=1 shows everything)."""
-    import structlog
+    so standard output stays clean for --json (SCHAKEL_DEBUG=1 shows everything).
 
+    structlog is configured so when it is first imported -- the client library imports it
+    at its first retry or refusal -- or now, when it is loaded already: a command that
+    logs nothing never loads it (with the console printers it loads, a tenth of a second
+    of every start)."""
+    structlog = sys.modules.get("structlog")
+    if structlog is not None:
+        _configure(structlog)
+    elif not any(isinstance(finder, _WhenImported) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WhenImported("structlog", _configure))
+
+
+class _WhenImported:
+    """Runs ``then`` on the module ``name`` right after its first import has executed it,
+    before the importer gets it (a post-import hook), and then leaves the import system.
+    A meta path finder, and :class:`_ThenLoader` a loader, by their methods: importing
+    :mod:`importlib.abc` for their base classes would cost every start of the command line."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)       # by the finders after this one
+        if spec is not None and spec.loader is not None:
+            spec.loader = cast("Loader", _ThenLoader(spec.loader, self.then))
+        return spec
+
+
+class _ThenLoader:
+    def __init__(self, loader: Loader, then: Callable[[ModuleType], None]) -> None:
+        self.loader, self.then = loader, then
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        self.then(module)
+
+    def __getattr__(self, name: str) -> Any:      # get_source, get_resource_reader, ...
+        return getattr(self.loader, name)
+
+
+def _configure(structlog: Any) -> None:
     level = logging.DEBUG if os.environ.get("SCHAKEL_DEBUG") else logging.WARNING
     structlog.configure(
         processors=[structlog.processors.add_log_level,

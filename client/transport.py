@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-import structlog
 from yarl import URL
 
 from schakel.keys import PartnerKeys
@@ -40,7 +39,16 @@ from schakel.protocol.httpsig import sign_request
 
 from schakel.client.errors import ServerRefused, ServerUnreachable
 
-log = structlog.get_logger("schakel.client")
+
+def _log() -> Any:
+    """The library's logger.  structlog is imported at the first retry or refusal, not
+    with the library: with the console printers it loads on import it cost each start of
+    the command line a tenth of a second.  An application configures structlog as before;
+    the command line does it when structlog is first imported (:mod:`schakel.cli.main`)."""
+    import structlog
+
+    return structlog.get_logger("schakel.client")
+
 
 JSON_TYPE = "application/json"
 #: Largest answer the client parses (a sync page of 500 events of up to 64 KiB each).
@@ -158,14 +166,14 @@ class Connection:
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                     asyncio.TimeoutError) as exc:
                 last = exc
-                log.info("request failed, retrying", method=method, attempt=attempt,
+                _log().info("request failed, retrying", method=method, attempt=attempt,
                          error=type(exc).__name__)
                 await self._sleep(attempt)
                 continue
             if 200 <= status < 300:
                 return parse_json(raw, max_bytes=MAX_ANSWER_BYTES) if raw else None
             refused = _refusal(status, raw)
-            log.info("request refused", method=method, status=status, code=refused.code,
+            _log().info("request refused", method=method, status=status, code=refused.code,
                      attempt=attempt)
             if attempt < self.attempts:
                 if status in RETRY_STATUSES:

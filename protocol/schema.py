@@ -5,7 +5,9 @@ one per object type, sharing ``common.json``.  They are package data, loaded
 once through :mod:`importlib.resources`; no reference is ever retrieved from
 anywhere else.
 
-Two validators, each built once per schema on first use (ADR 0020):
+Two validators, each built once per schema on first use (ADR 0020; the reference
+only when a process first needs it, so that one that meets only good JSON never
+imports jsonschema):
 
 * **jsonschema-rs** gives the verdict.  It is a compiled draft 2020-12 validator,
   9 to 56 times faster here than :mod:`jsonschema`, and runs on every value
@@ -28,20 +30,19 @@ import copy
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
-from jsonschema import validators
-from jsonschema.protocols import Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from schakel.protocol.errors import MalformedError
+
+if TYPE_CHECKING:   # jsonschema is imported when a refusal is worded (_reference_class)
+    import jsonschema
+    from jsonschema.protocols import Validator
+    from referencing import Registry
 
 BASE_URI = "https://schakel.invalid/v1/"
 #: Maximum number of schema violations reported in one error's details.
@@ -65,6 +66,8 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    import jsonschema
+
     if not isinstance(instance, str):
         return
     match = re.search(pattern, instance)
@@ -93,25 +96,35 @@ def _is_timestamp(instance: str) -> bool:
 #: The asserted formats, by name: each a test of a string (any other value passes).
 _FORMAT_TESTS: dict[str, Callable[[str], bool]] = {"date-time": _is_timestamp,
                                                    "printable": str.isprintable}
-_FORMATS = jsonschema.FormatChecker(formats=())
 
 
-@_FORMATS.checks("date-time")
 def _is_date_time(instance: object) -> bool:
     return not isinstance(instance, str) or _is_timestamp(instance)
 
 
-@_FORMATS.checks("printable")
 def _is_printable(instance: object) -> bool:
     return not isinstance(instance, str) or instance.isprintable()
 
 
-# (types-jsonschema leaves ``extend`` untyped; it returns a validator class.)
-_StrictValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator,
-    validators={"pattern": _pattern},
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
+@cache
+def _reference_class() -> tuple[type[Validator], jsonschema.FormatChecker]:
+    """jsonschema's validator class with the strict semantics above, and its format
+    checker.  Built when a process first words a refusal or judges a value that is not
+    plain JSON: a process that only validates good JSON never imports jsonschema (it and
+    what it brings cost a tenth of a second of every command line start)."""
+    import jsonschema
+    from jsonschema import validators
+
+    formats = jsonschema.FormatChecker(formats=())
+    formats.checks("date-time")(_is_date_time)
+    formats.checks("printable")(_is_printable)
+    # (types-jsonschema leaves ``extend`` untyped; it returns a validator class.)
+    strict: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator,
+        validators={"pattern": _pattern},
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
+    return strict, formats
 
 
 @cache
@@ -150,38 +163,53 @@ def _no_retrieval(uri: str) -> Any:
 
 
 @cache
-def _registries() -> tuple[jsonschema_rs.Registry, Registry[Any]]:
-    """The schema documents, for jsonschema-rs and for jsonschema.  jsonschema's copies
-    lack ``$schema``: with it, jsonschema would switch to its stock draft 2020-12 class
-    inside a referenced document (``policy.json``, ``signal-feedback.json``), where the
-    strict rules above would then not hold."""
-    documents = _load().values()
-    fast = jsonschema_rs.Registry([(d["$id"], d) for d in documents],
+def _fast_registry() -> jsonschema_rs.Registry:
+    """The schema documents, for jsonschema-rs."""
+    return jsonschema_rs.Registry([(d["$id"], d) for d in _load().values()],
                                   draft=jsonschema_rs.Draft202012, retriever=_no_retrieval)
+
+
+@cache
+def _reference_registry() -> Registry[Any]:
+    """The schema documents, for jsonschema.  Its copies lack ``$schema``: with it,
+    jsonschema would switch to its stock draft 2020-12 class inside a referenced document
+    (``policy.json``, ``signal-feedback.json``), where the strict rules above would then
+    not hold."""
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     reference: Registry[Any] = Registry().with_resources(
         (d["$id"], Resource.from_contents({k: v for k, v in d.items() if k != "$schema"},
                                           default_specification=DRAFT202012))
-        for d in documents)
-    return fast, reference
+        for d in _load().values())
+    return reference
 
 
-@dataclass(frozen=True)
 class _Validators:
     """One schema's two validators: ``fast`` decides plain JSON, ``reference`` the rest
-    and words every refusal."""
+    and words every refusal.  The reference is built on first use (:func:`_reference_class`)."""
 
-    fast: jsonschema_rs.Validator
-    reference: Validator
+    __slots__ = ("fast", "_root", "_reference")
+
+    def __init__(self, fast: jsonschema_rs.Validator, root: dict[str, Any]) -> None:
+        self.fast = fast
+        self._root = root
+        self._reference: Validator | None = None
+
+    @property
+    def reference(self) -> Validator:
+        if self._reference is None:
+            strict, formats = _reference_class()
+            self._reference = strict({k: v for k, v in self._root.items() if k != "$schema"},
+                                     registry=_reference_registry(), format_checker=formats)
+        return self._reference
 
 
 def _build(root: dict[str, Any]) -> _Validators:
-    fast_registry, reference_registry = _registries()
     fast = jsonschema_rs.Draft202012Validator(
-        root, registry=fast_registry, retriever=_no_retrieval,
+        root, registry=_fast_registry(), retriever=_no_retrieval,
         validate_formats=True, formats=dict(_FORMAT_TESTS))
-    reference = _StrictValidator({k: v for k, v in root.items() if k != "$schema"},
-                                 registry=reference_registry, format_checker=_FORMATS)
-    return _Validators(fast, reference)
+    return _Validators(fast, root)
 
 
 @cache

@@ -22,11 +22,18 @@ collected twice, as itself (SQLite) and as ``test_x.py[postgresql]``, whose test
 their servers on databases of a throw-away PostgreSQL cluster (tests/pg_harness.py; one
 cluster per xdist worker, stopped at the end of the session).  ``-k postgresql`` runs only
 those, ``-k "not postgresql"`` only the SQLite ones.
+
+The suite starts hundreds of Python subprocesses (``schakel`` commands, servers, the
+tutorials' shells).  Where the environment says ``PYTHONDONTWRITEBYTECODE`` (a container's
+default), each of them compiled every Schakel module again, a fifth of a second of each
+command's start: the tests' children keep their bytecode in a cache of their own outside
+the source tree (``PYTHONPYCACHEPREFIX``, :func:`_bytecode_cached`).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +42,17 @@ import structlog
 from schakel.cli.i18n import use
 
 from tests import pg_harness
+
+
+def _bytecode_cached() -> None:
+    """Let the subprocesses of the tests (and the xdist workers) cache their bytecode, in
+    a directory of this user's under the temporary directory, never in the source tree."""
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        os.environ.setdefault("PYTHONPYCACHEPREFIX",
+                              os.path.join(tempfile.gettempdir(), f"schakel-pycache-{os.getuid()}"))
+
+
+_bytecode_cached()
 
 #: The files whose tests also run with their servers on PostgreSQL: every file that drives
 #: the server's behaviour in-process (through ``tests.server_harness.build_app``).  Not the

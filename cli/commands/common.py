@@ -10,7 +10,6 @@ codes and advice in one place.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from schakel.cli.commands.guard import refuse_early, showing
 from schakel.cli.commands.refusal import note_caller
 from schakel.protocol.canonical import parse_json
 from schakel.protocol.errors import KeystoreError, MalformedError, ProtocolError
@@ -136,9 +134,13 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
     ``secret``: the passphrase the command already asked for (it writes a keystore too).
     """
     if guard is not None:
+        from schakel.cli.commands.guard import refuse_early   # the PII guard's word lists
+
         refuse_early(guard)
     check_home(home)
     remember_server(server or _configured_server(home))
+    import asyncio
+
     from schakel.cli.commands.agent import keystore_secret
 
     key = secret if secret is not None else keystore_secret(home)
@@ -157,6 +159,8 @@ def with_partner(home: Path, server: str | None, work: Callable[["Partner"], Awa
 
     if guard is None:
         return asyncio.run(main())
+    from schakel.cli.commands.guard import showing
+
     with showing(guard):
         return asyncio.run(main())
 
@@ -220,6 +224,8 @@ def progress_bar(label: str, wanted: bool | None) -> Iterator[Progress | None]:
 
 def run(coro: Awaitable[T]) -> T:
     """Run one coroutine that needs no partner (e.g. creating a home)."""
+    import asyncio
+
     async def main() -> T:
         return await coro
     return asyncio.run(main())
