@@ -124,9 +124,9 @@ async def authenticate(request: web.Request, ctx: "AppContext", *,
         # Another process sharing the database may have admitted the key a moment ago
         # (ADR 0052): follow the network in the path if its trust log grew, and look again.
         network = request.match_info.get("network")
-        if resolve is not None or ctx.follower is None or network is None or \
-                not await ctx.follower.catch_up(network):
+        if resolve is not None or ctx.follower is None or network is None:
             raise
+        await ctx.follower.catch_up(network)   # (or a follow under way meanwhile learnt it)
         verified = verify()
     else:
         network = request.match_info.get("network")

@@ -121,7 +121,7 @@ class Follower:
         self.notifier, self.directory, self.log = notifier, directory, log
         self.store: BaseStore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._catching_up: dict[str, asyncio.Future[bool]] = {}
+        self._catching_up = asyncio.Lock()
 
     def heard(self, feeds: frozenset[str], trusts: frozenset[str]) -> None:
         self.notifier.wake(feeds)
@@ -136,23 +136,16 @@ class Follower:
         """Follow ``network`` now if the database's trust log holds more than this
         process followed (a request signed by a key that another process admitted a moment
         ago, before its notification arrived); whether anything was followed.  One read of
-        the log's size; concurrent callers for a network share one."""
+        the log's size.  Catch-ups take turns, and each reads the size after the one before
+        it ended: a caller never relies on a read that began before its key was admitted."""
         assert self.store is not None
-        pending = self._catching_up.get(network)
-        if pending is None:
-            pending = asyncio.ensure_future(self._catch_up(network))
-            self._catching_up[network] = pending
-            pending.add_done_callback(lambda _: self._catching_up.pop(network, None))
-        return await asyncio.shield(pending)
-
-    async def _catch_up(self, network: str) -> bool:
-        assert self.store is not None
-        size = await self.store.read(trust_size, network)
-        state = self.directory.known(network)
-        if size == 0 or (state is not None and size <= state.followed):
-            return False
-        await follow_networks(self.store, self.directory, [network])
-        return True
+        async with self._catching_up:
+            size = await self.store.read(trust_size, network)
+            state = self.directory.known(network)
+            if size == 0 or (state is not None and size <= state.followed):
+                return False
+            await follow_networks(self.store, self.directory, [network])
+            return True
 
     def _follow(self, networks: frozenset[str] | None) -> None:
         assert self.store is not None
@@ -162,11 +155,10 @@ class Follower:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if self.notifier.closed:
-            return                          # shutting down: the store refuses reads now
-        if not task.cancelled() and task.exception() is not None:
+        failed = None if task.cancelled() else task.exception()
+        if failed is not None and not self.notifier.closed:   # closed: the store refuses now
             self.log.error("following another server process failed",
-                           error=type(task.exception()).__name__)
+                           error=type(failed).__name__)
 
 
 CTX: web.AppKey[AppContext] = web.AppKey("schakel", AppContext)

@@ -8,9 +8,8 @@ synchronous API in those threads:
 * **Connections** are psycopg connections in autocommit mode that issue their own
   ``BEGIN``/``COMMIT`` like the SQLite ones.  A read runs in one ``REPEATABLE READ READ
   ONLY`` transaction (one snapshot, as SQLite's read transaction; a read-only transaction
-  never fails to serialise); the writer's transactions are ``READ COMMITTED``, each write
-  in pipeline mode (a statement whose answer it does not read travels with the next), and
-  every insert of a network's row first takes that network's transaction-scoped advisory
+  never fails to serialise); the writer's transactions are ``READ COMMITTED``, and every
+  insert of a network's row first takes that network's transaction-scoped advisory
   lock (:func:`schakel.server.storage.lock_network`), which also holds between processes
   sharing the database.
 * **Several processes** on one database (ADR 0052): commits are announced with ``NOTIFY``
@@ -38,7 +37,6 @@ synchronous API in those threads:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import re
 import threading
@@ -154,36 +152,24 @@ class _BoolAsInteger(Dumper):
 
 
 class PgCursor:
-    """What :meth:`PgDb.execute` returns (:class:`schakel.server.storage.Cursor`).  In a
-    write's pipeline (:meth:`PgStore._write_scope`) the statement was only queued: reading
-    its result first sends everything queued and waits for the answers."""
+    """What :meth:`PgDb.execute` returns (:class:`schakel.server.storage.Cursor`)."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any],
-                 pipeline: psycopg.Pipeline | None = None) -> None:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
-        self._pipeline = pipeline
-
-    def _ready(self) -> psycopg.Cursor[Any]:
-        if self._pipeline is not None:
-            self._pipeline.sync()
-            self._pipeline = None
-        return self._cursor
 
     @property
     def rowcount(self) -> int:
-        return self._ready().rowcount
+        return self._cursor.rowcount
 
     @property
     def lastrowid(self) -> int | None:
         return None     # PostgreSQL has none; insert() asks with RETURNING rowid
 
     def fetchone(self) -> Any:
-        cursor = self._ready()
-        return cursor.fetchone() if cursor.description is not None else None
+        return self._cursor.fetchone() if self._cursor.description is not None else None
 
     def fetchall(self) -> list[Any]:
-        cursor = self._ready()
-        return cursor.fetchall() if cursor.description is not None else []
+        return self._cursor.fetchall() if self._cursor.description is not None else []
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
@@ -217,21 +203,19 @@ class PgDb:
     """A psycopg connection as the query functions use it (:class:`~schakel.server.storage.Db`);
     ``txn`` is the writer's transaction state (None on a reader, or while migrating)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], txn: _Txn | None = None,
-                 pipeline: psycopg.Pipeline | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], txn: _Txn | None = None) -> None:
         self.conn = conn
         self.txn = txn
-        self.pipeline = pipeline
 
     def execute(self, sql: str, parameters: Any = (), /) -> PgCursor:
         cursor = self.conn.cursor(row_factory=_row_factory)
         cursor.execute(_query(sql), parameters if parameters else ())
-        return PgCursor(cursor, self.pipeline)
+        return PgCursor(cursor)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> PgCursor:
         cursor = self.conn.cursor(row_factory=_row_factory)
         cursor.executemany(_query(sql), list(parameters))
-        return PgCursor(cursor, self.pipeline)
+        return PgCursor(cursor)
 
     def lock_network(self, network: str, what: str) -> None:
         """The transaction-scoped advisory lock of ``network``
@@ -617,7 +601,6 @@ class PgStore(BaseStore):
         self.on_remote = on_remote
         self.on_resync = on_resync
         self._txn = _Txn()
-        self._pipeline: psycopg.Pipeline | None = None
         self._writer_pid: int | None = None
         self._listener: threading.Thread | None = None
         self._stop_listening = threading.Event()
@@ -643,7 +626,7 @@ class PgStore(BaseStore):
 
     def _db(self, conn: Any) -> PgDb:
         if self._writer_pid == conn.info.backend_pid:
-            return PgDb(conn, self._txn, self._pipeline)
+            return PgDb(conn, self._txn)
         return PgDb(conn)
 
     def _begin_read(self, conn: Any) -> None:
@@ -659,25 +642,9 @@ class PgStore(BaseStore):
     def _undo_write(self) -> None:
         self._txn.undo_write()
 
-    @contextlib.contextmanager
-    def _write_scope(self, conn: Any) -> Iterator[None]:
-        """One write in pipeline mode: a statement whose result the write does not read
-        (its savepoint, an ``UPDATE``, an ``INSERT`` without ``RETURNING``) is sent with
-        the next one it reads, or when the write ends, instead of waiting for its answer
-        on its own.  An error of a queued statement is raised at the latest when the write
-        ends, so it is still that write's error, rolled back to its savepoint."""
-        with conn.pipeline() as pipeline:
-            self._pipeline = pipeline
-            try:
-                yield
-            finally:
-                self._pipeline = None
-
     def _savepoint(self, conn: Any, *, first: bool) -> None:
-        # The previous write's savepoint is released here (queued: no round trip of its own).
-        if not first:
-            conn.execute("RELEASE SAVEPOINT write")
-        conn.execute("SAVEPOINT write")
+        # The previous write's savepoint is released here, in the same round trip.
+        conn.execute("SAVEPOINT write" if first else "RELEASE SAVEPOINT write; SAVEPOINT write")
 
     def _release(self, conn: Any) -> None:
         """Deferred to the next write's savepoint, or to the ``COMMIT``, which releases it."""

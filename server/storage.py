@@ -590,10 +590,6 @@ class BaseStore:
     def _undo_write(self) -> None:
         """After a write was rolled back to its savepoint."""
 
-    def _write_scope(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
-        """What one write (its savepoint and its function) runs inside."""
-        return contextlib.nullcontext()
-
     def _savepoint(self, conn: Any, *, first: bool) -> None:
         """Open the savepoint of the next write (``first``: the transaction's first)."""
         conn.execute("SAVEPOINT write")
@@ -837,10 +833,9 @@ class BaseStore:
     def _run_one(self, conn: Any, item: _Write, *, first: bool
                  ) -> tuple[_Write, Any, BaseException | None]:
         self._start_write(first=first)
+        self._savepoint(conn, first=first)
         try:
-            with self._write_scope(conn):
-                self._savepoint(conn, first=first)
-                result = item.fn(self._db(conn), *item.args, **item.kwargs)
+            result = item.fn(self._db(conn), *item.args, **item.kwargs)
         except Exception as exc:
             if not self._in_transaction(conn):
                 raise  # the error ended the whole transaction: fail the batch

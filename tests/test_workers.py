@@ -39,6 +39,7 @@ OPERATIONS = 320           # appends and releases tried in the burst
 KILL_AFTER = 80            # acknowledged operations before the SIGKILL
 STEP_TIMEOUT = 30.0        # seconds for any one step
 RETRY_FOR = 20.0           # seconds one operation is sent again after connection errors
+REDELIVERY = "allowed; re-delivery of entry "
 
 
 async def resent(send: Callable[[], Awaitable[Reply]]) -> Reply | None:
@@ -159,14 +160,13 @@ async def check_releases(caller: Caller, world: dict[str, Any],
     released = {e["index"] for e in log if e["action"] == "release"}
     answered: set[int] = set()
     for answer in acked.values():
-        index = answer["receipt"]["index"]
-        assert log[index] == answer["receipt"]["entry"], "an acknowledged release lost its entry"
-        if answer["receipt"]["entry"]["action"] == "release":
-            answered.add(index)
-        else:           # a retry after a lost answer: re-delivered under an entry of its own
-            first = int(answer["receipt"]["entry"]["reason"].removeprefix(
-                "allowed; re-delivery of entry "))
-            answered.add(first)
+        index, entry = answer["receipt"]["index"], answer["receipt"]["entry"]
+        assert log[index] == entry, "an acknowledged release lost its entry"
+        answered.add(index)
+        # A release whose answer the dead worker took with it: its retry is answered 200,
+        # re-delivered under an entry of its own that names the first.
+        if entry.get("reason", "").startswith(REDELIVERY):
+            answered.add(int(entry["reason"].removeprefix(REDELIVERY)))
     assert released <= answered, \
         f"release entries without an acknowledged release: {sorted(released - answered)}"
     assert set(tried) == set(acked)          # each was sent again until it was answered
