@@ -235,6 +235,8 @@ async def test_the_migration_builds_the_trust_log_of_an_existing_database(
         db.execute("DROP TABLE trust_entries")
         db.execute("DROP TABLE trust_nodes")
         db.execute("DROP TABLE witness_cosignatures")
+        db.execute("DROP TABLE replay_nonces")
+        db.execute("DROP TABLE intake_buckets")
         db.execute(f"PRAGMA user_version = {TRUST_LOG_MIGRATION - 1}")
     restarted = server.restarted()
     try:
