@@ -109,11 +109,13 @@ class Restored:
         return await Partner.open(self.tmp / label, PASSPHRASE, sync_worker=False)
 
 
-async def _burst(writer: Partner, network: str, cases: list[str], data: Path,
-                 target: Path) -> dict[str, Any]:
-    """The writer appends to every case at once, one task per case, until the backup taken
-    after :data:`BACKUP_AFTER` acknowledged appends is written, then
-    :data:`EVENTS_AFTER` more per case; returns what the backup printed."""
+async def burst_until_backup(writer: Partner, network: str, cases: list[str],
+                             server: ServerProcess, target: Path) -> dict[str, Any]:
+    """The writer appends to every case at once, one task per case, until the backup of
+    ``server`` (its data directory, or its PostgreSQL database) taken after
+    :data:`BACKUP_AFTER` acknowledged appends is written, then :data:`EVENTS_AFTER` more per
+    case; returns what the backup printed."""
+    database = ("--database", server.database_url) if server.database_url else ()
     acked = 0
     started, done = asyncio.Event(), asyncio.Event()
 
@@ -131,8 +133,8 @@ async def _burst(writer: Partner, network: str, cases: list[str], data: Path,
     async def take_backup() -> dict[str, Any]:
         await started.wait()
         try:
-            code, out, err = await schakel_server_async("backup", "--data", str(data),
-                                                        "--to", str(target), "--json")
+            code, out, err = await schakel_server_async(
+                "backup", "--data", str(server.data), *database, "--to", str(target), "--json")
         finally:
             done.set()
         assert code == 0, err
@@ -162,7 +164,8 @@ async def _play(server: ServerProcess, tmp: Path) -> Restored:
             await p[label].sync(network)
         await p["auditor"].audit.verify(network)
         backup = await asyncio.wait_for(
-            _burst(p["writer"], network, cases, server.data, tmp / "schakel.backup"), TIMEOUT)
+            burst_until_backup(p["writer"], network, cases, server, tmp / "schakel.backup"),
+            TIMEOUT)
         heads, cursors = {}, {}
         for label in ("ahead", "ahead-later", "behind", "auditor"):
             if label.startswith("ahead"):

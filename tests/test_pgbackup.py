@@ -24,13 +24,11 @@ import pytest
 
 from schakel.cli.serverprocess import ServerProcess
 from schakel.client.errors import ServerMisbehaviour
-from schakel.client.partner import Partner
 from schakel.server.storage import MIGRATIONS
 from tests import pg_harness
 from tests.client_harness import IDENTITY, INTAKE
 from tests.test_backup import (
-    BACKUP_AFTER, CASES, EVENTS_AFTER, TIMEOUT, Restored, found_network, schakel_server,
-    schakel_server_async,
+    CASES, TIMEOUT, Restored, burst_until_backup, found_network, schakel_server,
 )
 
 
@@ -61,41 +59,6 @@ def contents(url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the scenario
 
 
-async def _burst(writer: Partner, network: str, cases: list[str], server: ServerProcess,
-                 target: Path) -> dict[str, Any]:
-    """The writer appends to every case at once until the backup, taken after
-    :data:`BACKUP_AFTER` acknowledged appends, is written, then :data:`EVENTS_AFTER` more
-    per case; returns what the backup printed."""
-    assert server.database_url is not None
-    acked = 0
-    started, done = asyncio.Event(), asyncio.Event()
-
-    async def write(case: str) -> None:
-        nonlocal acked
-        n = after = 0
-        while after < EVENTS_AFTER:
-            await writer.cases.add_event(network, case, {"kind": "note",
-                                                         "text": f"Bezoek {n} afgelegd."})
-            n, acked = n + 1, acked + 1
-            after += done.is_set()
-            if acked >= BACKUP_AFTER:
-                started.set()
-
-    async def take_backup() -> dict[str, Any]:
-        await started.wait()
-        try:
-            code, out, err = await schakel_server_async(
-                "backup", "--data", str(server.data), "--database", str(server.database_url),
-                "--to", str(target), "--json")
-        finally:
-            done.set()
-        assert code == 0, err
-        return dict(json.loads(out))
-
-    *_, taken = await asyncio.gather(*(write(c) for c in cases), take_backup())
-    return taken
-
-
 async def _play(server: ServerProcess, tmp: Path) -> Restored:
     server.init()
     server.start()
@@ -107,7 +70,8 @@ async def _play(server: ServerProcess, tmp: Path) -> Restored:
             await p[label].sync(network)
         await p["auditor"].audit.verify(network)
         backup = await asyncio.wait_for(
-            _burst(p["writer"], network, cases, server, tmp / "schakel.backup"), TIMEOUT)
+            burst_until_backup(p["writer"], network, cases, server, tmp / "schakel.backup"),
+            TIMEOUT)
         heads, cursors = {}, {}
         for label in ("ahead", "behind", "auditor"):
             if label == "ahead":
