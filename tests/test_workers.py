@@ -177,3 +177,17 @@ async def check_releases(caller: Caller, world: dict[str, Any],
 def test_several_workers_need_postgresql(tmp_path: Path) -> None:
     result = schakel("serve", "--data", str(tmp_path / "data"), "--workers", "2", cwd=tmp_path)
     assert result.returncode == 2 and "--database" in result.stderr
+
+
+def test_workers_on_an_address_in_use_are_refused_before_any_starts(tmp_path: Path) -> None:
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = schakel("serve", "--data", str(tmp_path / "data"), "--port", str(port),
+                         "--database", "postgresql://schakel@127.0.0.1:9/unused",
+                         "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "started (pid" not in result.stdout

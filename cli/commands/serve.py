@@ -200,8 +200,8 @@ def _serve_workers(config: ServerConfig, keys: serverkeys.ServerKeys, workers: i
     try:
         sock = bind(config)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: "
-                                   f"{exc.strerror or exc}") from None
+        raise click.ClickException(_("cannot listen on {host}:{port}: {why}").format(
+            host=config.host, port=config.port, why=exc.strerror or exc)) from None
 
     def worker(slot: int, listening: socket.socket) -> int:
         log = structlog.get_logger("schakel").bind(worker=slot + 1)
